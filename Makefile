@@ -1,0 +1,57 @@
+# Gozer: the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+CONFIG ?= conf/gozer.yaml
+DEMO_ADDR ?= 127.0.0.1:9000
+FUZZTIME ?= 30s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: run build test test-short bench fuzz lint deps clean
+
+## build: compile gozer and the demo origin into bin/
+build:
+	$(GO) build -o $(BIN)/gozer ./gateway/cmd/gozer
+	$(GO) build -o $(BIN)/demo-origin ./gateway/cmd/demo-origin
+
+## run: start the demo origin and Gozer on the default config (Ctrl-C stops both)
+run: build
+	@$(BIN)/demo-origin -addr $(DEMO_ADDR) & demo=$$!; \
+	trap 'kill $$demo 2>/dev/null' EXIT; \
+	echo "gozer: proxy on :8080, admin on :8081 (try: curl -i localhost:8080/)"; \
+	$(BIN)/gozer -config $(CONFIG)
+
+## deps: what the test suite needs on a fresh machine (pinned Go modules, curl)
+deps:
+	$(GO) mod download
+	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+
+## test: the whole suite (unit tests, end-to-end tests over real sockets), race detector on
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+## test-short: the suite without the 1 GiB transfers
+test-short:
+	$(GO) test -race -count=1 -short ./...
+
+## bench: Gozer side by side with nginx, HAProxy and Caddy (prints ratios)
+bench:
+	bash bench/run.sh
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## lint: gofmt, go vet, staticcheck (pinned)
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,167 @@
+# shellcheck shell=bash
+# Helpers shared by bench/run.sh and the target files: logging, installing tools,
+# starting/stopping background processes, and reading CPU time and RSS from /proc.
+# Sourced, never run.
+
+log()  { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+warn() { log "WARNING: $*"; }
+die()  { log "FATAL: $*"; exit 1; }
+
+# ensure_cmds CMD:PKG... installs the Debian packages of the commands that are missing.
+# apt-get update runs at most once, and only if something has to be installed.
+APT_UPDATED=0
+ensure_cmds() {
+  local spec cmd pkg missing=()
+  for spec in "$@"; do
+    cmd=${spec%%:*} pkg=${spec#*:}
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  [[ $(id -u) -eq 0 ]] || die "missing ${missing[*]} and not root: install them first"
+  if ((APT_UPDATED == 0)); then
+    log "apt-get update (to install ${missing[*]})"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  log "apt-get install -y ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+    die "apt-get install ${missing[*]} failed"
+  # The Debian packages start their system services; those listen on :80 and would only
+  # add noise on the cores we measure. Stop them (ignore errors: no init system here).
+  local svc
+  for svc in nginx haproxy caddy; do
+    if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
+  done
+}
+
+# raise_nofile N raises the open-file limit towards N; sandboxes often forbid raising the
+# hard limit, so fall back to the hard limit and say what we got.
+raise_nofile() {
+  local want=$1
+  if ! ulimit -n "$want" 2>/dev/null; then
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    warn "could not raise open files to $want; using $(ulimit -n) (hard limit)"
+  fi
+}
+
+# --- processes ---------------------------------------------------------------------------
+
+# Every process we start is recorded here so that the EXIT trap can stop it.
+STARTED_PIDS=()
+
+# bg_start LOGFILE CMD... starts CMD in the background with output to LOGFILE and sets BG_PID.
+# CMD is usually "taskset -c N prog ...": taskset execs prog, so BG_PID is prog's pid.
+bg_start() {
+  local logfile=$1; shift
+  "$@" >"$logfile" 2>&1 </dev/null &
+  BG_PID=$!
+  STARTED_PIDS+=("$BG_PID")
+}
+
+# proc_tree PID prints PID and all its descendants (nginx master + workers, etc.).
+# /proc/PID/task/*/children is not always compiled in, so walk with pgrep -P.
+proc_tree() {
+  local pid=$1 child
+  [[ -d /proc/$pid ]] || return 0
+  echo "$pid"
+  for child in $(pgrep -P "$pid" 2>/dev/null); do proc_tree "$child"; done
+}
+
+alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+
+# stop_pid PID: TERM the process tree, wait up to 5 s, then KILL whatever is left.
+stop_pid() {
+  local pid=$1 pids p i
+  alive "$pid" || return 0
+  mapfile -t pids < <(proc_tree "$pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_all_started() {
+  local i
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${STARTED_PIDS[i]}"; done
+  STARTED_PIDS=()
+}
+
+# --- /proc accounting --------------------------------------------------------------------
+
+# shellcheck disable=SC2034 # used by measure.sh
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks PID prints utime+stime (clock ticks) summed over PID and its descendants.
+# /proc/PID/stat of a process already sums all of its threads. Fields 14 and 15 count
+# from the start of the line; the command name (field 2) may hold spaces, so cut the
+# line after its closing parenthesis first: then utime and stime are fields 12 and 13.
+cpu_ticks() {
+  local total=0 p rest
+  local -a f
+  for p in $(proc_tree "$1"); do
+    rest=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    rest=${rest##*) }
+    read -r -a f <<<"$rest"
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+
+# cores_busy_ticks CPU... prints the busy ticks (user nice system irq softirq steal) of
+# those cores from /proc/stat: compared with our processes' own ticks it shows CPU time
+# that something else (another job on a shared machine) took from the measured cores.
+cores_busy_ticks() {
+  local want=" $* "
+  awk -v want="$want" '$1 ~ /^cpu[0-9]+$/ && index(want, " " substr($1, 4) " ") {
+      s += $2 + $3 + $4 + $7 + $8 + $9 } END { print s + 0 }' /proc/stat
+}
+
+# rss_kib PID prints VmRSS (KiB) summed over PID and its descendants.
+rss_kib() {
+  local total=0 p kb
+  for p in $(proc_tree "$1"); do
+    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+
+# --- readiness ---------------------------------------------------------------------------
+
+# wait_http NAME PID URL DEADLINE_SECONDS [LOG] polls URL until it answers 200. Fails early
+# if the process died, and after the deadline; prints the tail of its log either way and
+# leaves a one-line reason in WAIT_FAIL_REASON.
+WAIT_FAIL_REASON=""
+wait_http() {
+  local name=$1 pid=$2 url=$3 secs=$4 logfile=${5:-} rc last=""
+  local end=$((SECONDS + secs))
+  while ((SECONDS < end)); do
+    if ! alive "$pid"; then
+      rc=0
+      wait "$pid" 2>/dev/null || rc=$?
+      if [[ -n $logfile ]]; then
+        tail -n 20 "$logfile" >&2
+        last=$(tail -n 1 "$logfile" | cut -c1-200)
+      fi
+      WAIT_FAIL_REASON="exited with status $rc before it was ready${last:+; last log line: $last}"
+      warn "$name $WAIT_FAIL_REASON"
+      return 1
+    fi
+    if [[ $(curl -s -o /dev/null -m 1 -w '%{http_code}' "$url" 2>/dev/null) == 200 ]]; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  WAIT_FAIL_REASON="not ready at $url after ${secs}s"
+  warn "$name $WAIT_FAIL_REASON"
+  if [[ -n $logfile ]]; then tail -n 20 "$logfile" >&2; fi
+  return 1
+}
+
+# port_in_use PORT: is anything listening on 127.0.0.1:PORT (or the wildcard)?
+port_in_use() {
+  ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}

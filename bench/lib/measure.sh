@@ -1,0 +1,202 @@
+# shellcheck shell=bash
+# Measurements: one wrk run against a target (throughput, latency, proxy CPU per request,
+# CPU shares of the load-generator core), idle keep-alive memory per connection, and the
+# summary tables. Sourced by run.sh, never run.
+
+# Columns of $RUNS_TSV, one line per wrk run.
+# shellcheck disable=SC2034 # used by run.sh
+RUNS_HEADER=$'kind\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\torigin_cpu_pct\twrk_cpu_pct\terrors\trequests\tother_cpu_pct\tdisturbed'
+
+# to_us converts a wrk latency ("812.00us", "1.23ms", "1.01s") to microseconds.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
+    else if (v ~ /m$/) print n * 60e6; else if (v ~ /s$/) print n * 1e6; else print "nan" }'
+}
+
+# wrk_run KIND TARGET ROUND URL PID: one wrk run of WRK_DURATION (default BENCH_DURATION) seconds, pinned to the load-generator core, while
+# reading the CPU time the proxy (PID and its children) and the origin spend. Appends a
+# line to $RUNS_TSV and returns non-zero if wrk could not run or completed nothing.
+wrk_run() {
+  local kind=$1 name=$2 round=$3 url=$4 pid=$5
+  local out=$WORK/wrk-$kind-$name-$round.txt
+  local c0 c1 o0 o1 t0 t1 b0 b1
+
+  b0=$(cores_busy_ticks "${BENCH_CORES[@]}")
+  c0=$(cpu_ticks "$pid"); o0=$(cpu_ticks "$ORIGIN_PID"); t0=$(date +%s%N)
+  # The subshell's "times" prints the CPU time of its children, i.e. of wrk: that is how we
+  # know wrk's share of the load-generator core without another tool.
+  (
+    taskset -c "$LOADGEN_CPU" wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${WRK_DURATION:-$BENCH_DURATION}s" --latency "$url" >"$out" 2>&1
+    rc=$?
+    times >"$out.times"
+    exit "$rc"
+  ) || warn "wrk exited non-zero against $name (see below)"
+  t1=$(date +%s%N); c1=$(cpu_ticks "$pid"); o1=$(cpu_ticks "$ORIGIN_PID")
+  b1=$(cores_busy_ticks "${BENCH_CORES[@]}")
+
+  local requests rps p50 p99 errors wall wrk_s
+  requests=$(awk '/ requests in / {print $1; exit}' "$out")
+  rps=$(awk '/^Requests\/sec:/ {print $2; exit}' "$out")
+  p50=$(awk '$1 == "50%" {print $2; exit}' "$out")
+  p99=$(awk '$1 == "99%" {print $2; exit}' "$out")
+  # Socket errors (connect/read/write/timeout) plus non-2xx/3xx answers.
+  errors=$(awk '/Socket errors:/ {gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i}
+                /Non-2xx or 3xx responses:/ {s += $NF} END {print s + 0}' "$out")
+  if [[ -z $requests || -z $rps || $requests -eq 0 ]]; then
+    warn "wrk against $name produced no result:"
+    sed 's/^/    /' "$out" >&2
+    return 1
+  fi
+  wall=$(((t1 - t0) / 1000)) # µs
+  wrk_s=$(awk 'NR == 2 {
+    split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$out.times")
+
+  local line
+  line=$(awk -v kind="$kind" -v name="$name" -v round="$round" -v req="$requests" -v rps="$rps" \
+    -v p50="$(to_us "$p50")" -v p99="$(to_us "$p99")" -v dc=$((c1 - c0)) -v dor=$((o1 - o0)) \
+    -v tck="$CLK_TCK" -v wall="$wall" -v wrk_s="$wrk_s" -v err="$errors" -v busy=$((b1 - b0)) \
+    -v max_other="$BENCH_OTHER_CPU_MAX" 'BEGIN {
+      cpu_us = dc * 1e6 / tck
+      # What the measured cores did beyond the proxy, the origin and wrk, in % of one core.
+      other = 100 * (busy * 1e6 / tck - cpu_us - dor * 1e6 / tck - wrk_s * 1e6) / wall
+      printf "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%s\n", kind, name, round, rps, p50, p99,
+        cpu_us / req, 100 * cpu_us / wall, 100 * (dor * 1e6 / tck) / wall, 100 * wrk_s * 1e6 / wall, err, req,
+        other, (other > max_other ? "yes" : "no") }')
+  printf '%s\n' "$line" >>"$RUNS_TSV"
+  # kind target round req_s p50 p99 cpu/req proxy% origin% wrk% errors
+  awk -F'\t' '{ printf "    %-8s %-8s r%-2s %8s req/s  p50 %6sus  p99 %6sus  %6s us/req  proxy %5s%%  origin %5s%%  wrk %5s%%  other %5s%%%s  errors %s\n",
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, ($14 == "yes" ? " (DISTURBED)" : ""), $11 }' <<<"$line" >&2
+}
+
+# idle_mem TARGET ADDR PID: RSS of the target with BENCH_IDLE_CONNS idle keep-alive client
+# connections, less its RSS before; appends "target rss_before_kib rss_after_kib bytes_per_conn dropped" to $MEM_TSV.
+idle_mem() {
+  local name=$1 addr=$2 pid=$3 n=$BENCH_IDLE_CONNS
+  local out=$WORK/idle-$name.txt rss0 rss1 ipid
+  rss0=$(rss_kib "$pid")
+  bg_start "$out" "$WORK/idleconns" -addr "$addr" -n "$n" -sources "$IDLE_SOURCES" -hold 300s
+  ipid=$BG_PID
+  # Wait for "ready" (all connections open, each has had its response): with a deadline.
+  local end=$((SECONDS + 120))
+  while ! grep -qs '^ready ' "$out"; do
+    if ! alive "$ipid" || ((SECONDS >= end)); then
+      warn "idleconns against $name did not get ready: $(tail -n 3 "$out" | tr '\n' ' ')"
+      stop_pid "$ipid"
+      return 1
+    fi
+    sleep 0.1
+  done
+  rss1=$(rss_kib "$pid")
+  kill -TERM "$ipid" 2>/dev/null
+  end=$((SECONDS + 30))
+  while alive "$ipid" && ((SECONDS < end)); do sleep 0.1; done
+  stop_pid "$ipid"
+  local dropped
+  dropped=$(awk '/^closed / {print $3}' "$out")
+  [[ ${dropped:-0} -eq 0 ]] || warn "$name closed $dropped idle connections while they were held"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$rss0" "$rss1" "$(((rss1 - rss0) * 1024 / n))" "${dropped:-?}" >>"$MEM_TSV"
+  log "  $name: RSS ${rss0} KiB -> ${rss1} KiB with $n idle connections: $(((rss1 - rss0) * 1024 / n)) B/conn"
+}
+
+# median reads numbers, one a line, and prints their median ("-" if none).
+median() {
+  sort -g | awk '{ a[NR] = $1 } END {
+    if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# column_of KIND TARGET COL prints one column of $RUNS_TSV for a target's runs of a kind,
+# leaving out the runs that other load on the machine disturbed (unless all of them were).
+column_of() {
+  awk -F'\t' -v k="$1" -v t="$2" -v c="$3" '
+    NR == FNR { if ($1 == k && $2 == t && $14 == "no") clean++; next }
+    $1 == k && $2 == t && (!clean || $14 == "no") { print $c }' "$RUNS_TSV" "$RUNS_TSV"
+}
+
+# runs_used KIND TARGET prints "used/all": how many runs the medians are taken over.
+runs_used() {
+  awk -F'\t' -v k="$1" -v t="$2" '$1 == k && $2 == t { n++; if ($14 == "no") clean++ }
+    END { printf "%d/%d", (clean ? clean : n), n }' "$RUNS_TSV"
+}
+
+# ratio A B prints A/B with two decimals, or "-".
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+
+# num FORMAT VALUE prints VALUE with a printf FORMAT, or "-" when there is no value.
+num() {
+  awk -v f="$1" -v v="$2" 'BEGIN { if (v == "" || v == "-") print "-"; else printf f, v }'
+}
+
+# print_throughput_table TARGET...: medians over the measured rounds, and ratios to nginx.
+print_throughput_table() {
+  local t base=nginx
+  declare -A RPS P50 P99 CPU PCT ERR MIN MAX
+  for t in "$@"; do
+    RPS[$t]=$(column_of run "$t" 4 | median)
+    P50[$t]=$(column_of run "$t" 5 | median)
+    P99[$t]=$(column_of run "$t" 6 | median)
+    CPU[$t]=$(column_of run "$t" 7 | median)
+    PCT[$t]=$(column_of run "$t" 8 | median)
+    ERR[$t]=$(column_of run "$t" 11 | awk '{ s += $1 } END { print s + 0 }')
+    MIN[$t]=$(column_of run "$t" 4 | sort -g | head -n 1)
+    MAX[$t]=$(column_of run "$t" 4 | sort -g | tail -n 1)
+  done
+  printf '| target | runs used | req/s | req/s min–max | p50 µs | p99 µs | CPU µs/req | proxy core busy | errors | req/s vs nginx | p99 vs nginx | CPU/req vs nginx |\n'
+  printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+  for t in "$@"; do
+    printf '| %s | %s | %s | %s–%s | %s | %s | %s | %s%% | %s | %s | %s | %s |\n' "$t" "$(runs_used run "$t")" "$(num %.0f "${RPS[$t]}")" \
+      "${MIN[$t]}" "${MAX[$t]}" "$(num %.0f "${P50[$t]}")" "$(num %.0f "${P99[$t]}")" "$(num %.2f "${CPU[$t]}")" \
+      "$(num %.1f "${PCT[$t]}")" "${ERR[$t]}" \
+      "$(ratio "${RPS[$t]}" "${RPS[$base]:--}")" "$(ratio "${P99[$t]}" "${P99[$base]:--}")" \
+      "$(ratio "${CPU[$t]}" "${CPU[$base]:--}")"
+  done
+}
+
+# print_loadgen_table TARGET...: how busy the load-generator core was (origin + wrk), and
+# which side limited the throughput: an event-loop proxy that is ~100% busy was the limit.
+print_loadgen_table() {
+  local t o w p total verdict
+  printf '| target | origin CPU (core %s) | wrk CPU (core %s) | core %s total | proxy core %s | limited by |\n' \
+    "$LOADGEN_CPU" "$LOADGEN_CPU" "$LOADGEN_CPU" "$PROXY_CPU"
+  printf '|---|---:|---:|---:|---:|---|\n'
+  for t in "$@"; do
+    o=$(column_of run "$t" 9 | median)
+    w=$(column_of run "$t" 10 | median)
+    p=$(column_of run "$t" 8 | median)
+    total=$(awk -v a="$o" -v b="$w" 'BEGIN { printf "%.1f", a + b }')
+    verdict=$(awk -v p="$p" -v l="$total" 'BEGIN {
+      if (p >= 95) print "the proxy (its core is saturated)";
+      else if (l >= 95) print "the load-generator core: compare CPU µs/req, not req/s";
+      else print "neither core is saturated: latency-bound" }')
+    printf '| %s | %s%% | %s%% | %s%% | %s%% | %s |\n' "$t" "$(num %.1f "$o")" "$(num %.1f "$w")" "$total" \
+      "$(num %.1f "$p")" "$verdict"
+  done
+}
+
+# print_runs_table: every run, in the order it ran.
+print_runs_table() {
+  printf '| kind | target | round | req/s | p50 µs | p99 µs | CPU µs/req | proxy core | origin | wrk | other load | disturbed | errors | requests |\n'
+  printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n'
+  awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s%% | %s | %s | %s |\n",
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $14, $11, $12 }' "$RUNS_TSV"
+}
+
+# print_mem_table TARGET...: bytes per idle keep-alive connection, and the ratio to nginx.
+print_mem_table() {
+  local t base row
+  base=$(awk -F'\t' '$1 == "nginx" { print $4 }' "$MEM_TSV")
+  printf '| target | RSS before (KiB) | RSS with %s idle conns (KiB) | bytes/conn | vs nginx | closed by server while held |\n' "$BENCH_IDLE_CONNS"
+  printf '|---|---:|---:|---:|---:|---:|\n'
+  for t in "$@"; do
+    row=$(awk -F'\t' -v t="$t" '$1 == t' "$MEM_TSV")
+    if [[ -z $row ]]; then
+      printf '| %s | - | - | not measured | - | - |\n' "$t"
+      continue
+    fi
+    awk -F'\t' -v r="$(ratio "$(cut -f4 <<<"$row")" "${base:--}")" \
+      '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, r, $5 }' <<<"$row"
+  done
+}

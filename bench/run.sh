@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# Gozer vs its peers (nginx, HAProxy, Caddy) as reverse proxies, on loopback, side by side.
+#
+#   bash bench/run.sh            (what `make bench` runs)
+#
+# Every proxy runs pinned to core 0 with one worker/thread/event loop; wrk and the one
+# shared origin (an nginx of our own) are pinned to core 1. wrk runs against each target
+# in interleaved rounds (gozer nginx haproxy caddy gozer nginx ...) so that drift of the
+# machine hits all targets alike; figures are medians over rounds, with ratios to nginx.
+# Then each target holds BENCH_IDLE_CONNS idle keep-alive connections and we report the
+# RSS each one costs. Results go to stdout and bench/results/latest.txt.
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=5          measured rounds per target
+#   BENCH_DURATION=8        seconds per wrk run
+#   BENCH_WARMUP=3          seconds of warm-up per target (not reported)
+#   BENCH_CONNS=64          wrk connections
+#   BENCH_IDLE_CONNS=10000  idle keep-alive connections for the memory figure (0 skips it)
+#   BENCH_TARGETS="gozer nginx haproxy caddy"
+#   BENCH_GOZER_GOMAXPROCS  "default" or a number: skip the GOMAXPROCS trial and use this
+#   BENCH_STRICT=1          exit non-zero when Gozer could not be measured
+#   BENCH_KEEP_TMP=1        keep the temp dir (configs, logs, raw wrk output)
+#   BENCH_OTHER_CPU_MAX=10  a run during which something else used more than this % of a
+#                           core on the bench cores is marked disturbed and left out of the
+#                           medians (unless all runs of a target were disturbed)
+#
+# Adding a target: write bench/targets/NAME.sh with a function target_NAME_start that starts
+# the proxy pinned to $PROXY_CPU, forwarding to 127.0.0.1:$ORIGIN_PORT, via bg_start, and sets
+# T_PID, T_URL (what wrk hits), T_READY_URL, T_LOG and T_DESC; then add NAME to BENCH_TARGETS.
+#
+# Exit status: non-zero only when the harness failed (a tool missing, the origin or a peer
+# not starting). A target slower than nginx is a result; so is a Gozer that does not build.
+# shellcheck source-path=SCRIPTDIR/..
+set -euo pipefail
+
+BENCH_ROUNDS=${BENCH_ROUNDS:-5}
+BENCH_DURATION=${BENCH_DURATION:-8}
+BENCH_WARMUP=${BENCH_WARMUP:-3}
+BENCH_CONNS=${BENCH_CONNS:-64}
+BENCH_THREADS=1
+BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+BENCH_TARGETS=${BENCH_TARGETS:-gozer nginx haproxy caddy}
+BENCH_GOZER_GOMAXPROCS=${BENCH_GOZER_GOMAXPROCS:-}
+BENCH_STRICT=${BENCH_STRICT:-0}
+BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
+BENCH_OTHER_CPU_MAX=${BENCH_OTHER_CPU_MAX:-10}
+ORIGIN_PORT=${ORIGIN_PORT:-18090}
+IDLE_SOURCES=10 # idle connections come from 127.0.0.2 .. 127.0.0.11
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+# shellcheck source=bench/lib/common.sh
+source bench/lib/common.sh
+# shellcheck source=bench/lib/measure.sh
+source bench/lib/measure.sh
+for f in bench/targets/*.sh; do
+  # shellcheck source=/dev/null
+  source "$f"
+done
+
+COMMAND="BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONNS=$BENCH_CONNS BENCH_IDLE_CONNS=$BENCH_IDLE_CONNS BENCH_TARGETS=\"$BENCH_TARGETS\" bash bench/run.sh"
+RESULTS_DIR=$REPO/bench/results
+WORK=$(mktemp -d /tmp/gozer-bench.XXXXXX)
+RUNS_TSV=$WORK/runs.tsv
+MEM_TSV=$WORK/mem.tsv
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_all_started
+  if ((rc == 0)) && [[ $BENCH_KEEP_TMP != 1 ]]; then
+    rm -rf "$WORK"
+  else
+    log "configs and logs kept in $WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- 1. tools, limits, cores -------------------------------------------------------------
+
+command -v go >/dev/null || die "go is not installed"
+ensure_cmds nginx:nginx haproxy:haproxy caddy:caddy wrk:wrk curl:curl taskset:util-linux \
+  pgrep:procps ss:iproute2
+raise_nofile 200000
+NOFILE=$(ulimit -n)
+# The idle-connection client and the proxy each need one fd per connection.
+if ((BENCH_IDLE_CONNS > NOFILE - 1000)); then
+  warn "BENCH_IDLE_CONNS=$BENCH_IDLE_CONNS does not fit in $NOFILE open files; using $((NOFILE - 1000))"
+  BENCH_IDLE_CONNS=$((NOFILE - 1000))
+fi
+
+if (($(nproc) >= 2)); then
+  PROXY_CPU=0 LOADGEN_CPU=1
+  BENCH_CORES=(0 1)
+else
+  PROXY_CPU=0 LOADGEN_CPU=0
+  BENCH_CORES=(0)
+  warn "one core only: proxies, origin and wrk share it; ratios still mean something, absolute figures do not"
+fi
+
+read -r -a TARGETS <<<"$BENCH_TARGETS"
+for t in "${TARGETS[@]}"; do
+  declare -F "target_${t}_start" >/dev/null || die "unknown target $t (no target_${t}_start in bench/targets/)"
+done
+for p in "$ORIGIN_PORT" "$GOZER_PORT" "$GOZER_ADMIN_PORT" "$NGINX_PORT" "$HAPROXY_PORT" "$CADDY_PORT"; do
+  if port_in_use "$p"; then die "port $p is already in use (a previous run still up?)"; fi
+done
+
+log "building bench/idleconns"
+go build -o "$WORK/idleconns" ./bench/idleconns || die "bench/idleconns does not build"
+
+# --- 2. origin, 3. targets ---------------------------------------------------------------
+
+declare -A TARGET_PID TARGET_URL TARGET_DESC
+PROBLEMS=()      # what went wrong with a target (printed in the report)
+HARNESS_FAILED=0 # a peer or the origin failed: that is our failure, not a result
+GOZER_PROBLEM=""
+
+log "starting origin (nginx) on 127.0.0.1:$ORIGIN_PORT, core $LOADGEN_CPU"
+origin_start || die "origin did not start"
+
+# start_target NAME runs target_NAME_start, waits until it is ready and until a request
+# through it reaches the origin, and records it.
+start_target() {
+  local name=$1
+  T_PID="" T_URL="" T_READY_URL="" T_LOG="" T_DESC=""
+  WAIT_FAIL_REASON="target_${name}_start failed"
+  "target_${name}_start" || return 1
+  if ! wait_http "$name" "$T_PID" "$T_READY_URL" 30 "$T_LOG" ||
+    ! wait_http "$name (through to the origin)" "$T_PID" "$T_URL" 10 "$T_LOG"; then
+    stop_pid "$T_PID"
+    return 1
+  fi
+  TARGET_PID[$name]=$T_PID TARGET_URL[$name]=$T_URL TARGET_DESC[$name]=$T_DESC
+}
+
+# target_failed NAME REASON drops a target from the runs; a peer failing fails the harness.
+target_failed() {
+  local name=$1 reason=$2 t keep=()
+  warn "$name: $reason"
+  PROBLEMS+=("$name: $reason")
+  if [[ $name == gozer ]]; then GOZER_PROBLEM=$reason; else HARNESS_FAILED=1; fi
+  for t in "${TARGETS[@]}"; do
+    if [[ $t != "$name" ]]; then keep+=("$t"); fi
+  done
+  TARGETS=("${keep[@]}")
+  if [[ -n ${TARGET_PID[$name]:-} ]]; then stop_pid "${TARGET_PID[$name]}"; fi
+  unset "TARGET_PID[$name]"
+}
+
+printf '%s\n' "$RUNS_HEADER" >"$RUNS_TSV"
+: >"$MEM_TSV"
+
+# Gozer: build it, then try GOMAXPROCS unset (Go's default, which follows the taskset
+# affinity) against GOMAXPROCS=1 once, and keep the faster.
+GOZER_TRIAL=""
+start_gozer() {
+  if ! gozer_build; then
+    target_failed gozer "$GOZER_PROBLEM"
+    return 0
+  fi
+  local variants=(default 1) v best="" best_rps=0 rps
+  if [[ -n $BENCH_GOZER_GOMAXPROCS ]]; then variants=("$BENCH_GOZER_GOMAXPROCS"); fi
+  if ((${#variants[@]} > 1)); then
+    for v in "${variants[@]}"; do
+      GOZER_GOMAXPROCS=${v/default/}
+      log "gozer trial: GOMAXPROCS=$v"
+      if ! start_target gozer; then
+        target_failed gozer "does not start (GOMAXPROCS=$v): $WAIT_FAIL_REASON"
+        return 0
+      fi
+      WRK_DURATION=$BENCH_WARMUP wrk_run warm gozer "gmp-$v" "${TARGET_URL[gozer]}" "${TARGET_PID[gozer]}" || true
+      if ! wrk_run trial gozer "gmp-$v" "${TARGET_URL[gozer]}" "${TARGET_PID[gozer]}"; then
+        target_failed gozer "no result in the GOMAXPROCS=$v trial"
+        return 0
+      fi
+      stop_pid "${TARGET_PID[gozer]}"
+      rps=$(awk -F'\t' -v r="gmp-$v" '$1 == "trial" && $3 == r { print $4 }' "$RUNS_TSV")
+      GOZER_TRIAL+="GOMAXPROCS=$v: $rps req/s; "
+      if ((rps > best_rps)); then best=$v best_rps=$rps; fi
+    done
+    GOZER_TRIAL+="kept GOMAXPROCS=$best"
+  else
+    best=${variants[0]}
+    GOZER_TRIAL="GOMAXPROCS=$best set by BENCH_GOZER_GOMAXPROCS (no trial)"
+  fi
+  # shellcheck disable=SC2034 # read by target_gozer_start
+  GOZER_GOMAXPROCS=${best/default/}
+  start_target gozer || target_failed gozer "does not start (GOMAXPROCS=$best): $WAIT_FAIL_REASON"
+}
+
+for t in "${TARGETS[@]}"; do
+  if [[ $t == gozer ]]; then
+    start_gozer
+    continue
+  fi
+  log "starting $t on core $PROXY_CPU"
+  start_target "$t" || target_failed "$t" "does not start: $WAIT_FAIL_REASON"
+done
+((${#TARGETS[@]})) || die "no target could be started"
+
+# --- 4. throughput rounds ----------------------------------------------------------------
+
+# measure_one KIND NAME ROUND: a wrk run; a target that dies or gives no result is dropped.
+measure_one() {
+  local kind=$1 name=$2 round=$3
+  if ! wrk_run "$kind" "$name" "$round" "${TARGET_URL[$name]}" "${TARGET_PID[$name]}" ||
+    ! alive "${TARGET_PID[$name]}"; then
+    alive "${TARGET_PID[$name]}" || tail -n 20 "$WORK/$name"*/*.log >&2 2>/dev/null || true
+    target_failed "$name" "failed during $kind run $round (died or no result)"
+  fi
+}
+
+log "warm-up: ${BENCH_WARMUP}s per target"
+for t in "${TARGETS[@]}"; do WRK_DURATION=$BENCH_WARMUP measure_one warm "$t" 0; done
+
+for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+  log "round $r/$BENCH_ROUNDS: ${TARGETS[*]}"
+  for t in "${TARGETS[@]}"; do measure_one run "$t" "$r"; done
+done
+
+# --- 6. idle keep-alive memory -----------------------------------------------------------
+
+if ((BENCH_IDLE_CONNS > 0)); then
+  log "idle keep-alive memory: $BENCH_IDLE_CONNS connections per target"
+  for t in "${TARGETS[@]}"; do
+    addr=${TARGET_URL[$t]#http://}
+    addr=${addr%%/*}
+    idle_mem "$t" "$addr" "${TARGET_PID[$t]}" || {
+      PROBLEMS+=("$t: idle-connection memory not measured (see log)")
+      [[ $t == gozer ]] || HARNESS_FAILED=1
+    }
+    alive "${TARGET_PID[$t]}" || target_failed "$t" "died while holding idle connections"
+  done
+fi
+
+# --- 5./8. report ------------------------------------------------------------------------
+
+ALL_TARGETS=()
+read -r -a ALL_TARGETS <<<"$BENCH_TARGETS"
+MEASURED=()
+for t in "${ALL_TARGETS[@]}"; do
+  [[ -n $(column_of run "$t" 4) ]] && MEASURED+=("$t")
+done
+
+report() {
+  local t
+  printf '# Gozer reverse-proxy bench, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  # shellcheck disable=SC2016 # the backticks are Markdown
+  printf 'Command: `%s`\n\n' "$COMMAND"
+  printf 'Machine: %s cores, %s, kernel %s, %s\n\n' "$(nproc)" \
+    "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$(uname -r)" \
+    "$(. /etc/os-release && echo "$PRETTY_NAME")"
+  # shellcheck disable=SC2016 # the backticks are Markdown
+  printf 'Setup: each proxy pinned to core %s with one worker/thread/event loop; wrk (`wrk -t%s -c%s -d%ss --latency`) and the one origin (nginx, one worker, %s-byte body, keep-alive) pinned to core %s. ' \
+    "$PROXY_CPU" "$BENCH_THREADS" "$BENCH_CONNS" "$BENCH_DURATION" "$ORIGIN_BODY_BYTES" "$LOADGEN_CPU"
+  printf 'Every proxy keeps upstream connections alive and sends X-Forwarded-For. **Access logs are off for every target.** '
+  printf '%s warm-up of %ss per target, then %s interleaved rounds (%s); figures are medians over rounds. ' \
+    "One" "$BENCH_WARMUP" "$BENCH_ROUNDS" "${ALL_TARGETS[*]}"
+  printf 'CPU µs/req = the proxy'"'"'s utime+stime (all its processes, /proc/PID/stat, %s ticks/s) during the run / requests wrk completed. Open files: %s.\n\n' "$CLK_TCK" "$NOFILE"
+  printf 'Targets:\n'
+  for t in "${ALL_TARGETS[@]}"; do
+    if [[ -n ${TARGET_DESC[$t]:-} ]]; then printf -- '- %s\n' "${TARGET_DESC[$t]}"; fi
+  done
+  if [[ -n $GOZER_TRIAL ]]; then printf -- '- Gozer GOMAXPROCS trial (one %ss run each): %s\n' "$BENCH_DURATION" "$GOZER_TRIAL"; fi
+  for t in "${PROBLEMS[@]}"; do printf -- '- **NOT MEASURED / PROBLEM** %s\n' "$t"; done
+  printf '\n## Throughput and latency (median of %s rounds)\n\n' "$BENCH_ROUNDS"
+  if ((${#MEASURED[@]})); then print_throughput_table "${MEASURED[@]}"; fi
+  printf '\n"proxy core busy" is the proxy'"'"'s CPU time over wall time: near 100%% means the proxy was the bottleneck.\n'
+  printf '\n## Load-generator core (origin + wrk), median per target run\n\n'
+  if ((${#MEASURED[@]})); then print_loadgen_table "${MEASURED[@]}"; fi
+  printf '\nCore %s runs both wrk and the origin. A proxy whose own core is ~100%% busy was the limit of its run; ' "$LOADGEN_CPU"
+  printf 'when core %s is near 100%% as well, the load side was saturated too and req/s understates the gap between fast targets: CPU µs/req is the fairer comparison there.\n' "$LOADGEN_CPU"
+  if ((BENCH_IDLE_CONNS > 0)); then
+    printf '\n## Memory of %s idle keep-alive connections (RSS, all processes of the target)\n\n' "$BENCH_IDLE_CONNS"
+    print_mem_table "${ALL_TARGETS[@]}"
+  fi
+  printf '\n## Every run\n\n'
+  print_runs_table
+  printf '\nHarness runtime: %ss.\n' "$SECONDS"
+}
+
+mkdir -p "$RESULTS_DIR"
+report >"$WORK/report.md"
+cp "$WORK/report.md" "$RESULTS_DIR/latest.txt"
+cp "$WORK/report.md" "$RESULTS_DIR/$(date -u +%Y%m%d-%H%M%S).txt"
+cp "$RUNS_TSV" "$RESULTS_DIR/latest-runs.tsv"
+echo
+cat "$WORK/report.md"
+echo
+log "written to bench/results/latest.txt"
+
+stop_all_started
+for p in "$ORIGIN_PORT" "$GOZER_PORT" "$GOZER_ADMIN_PORT" "$NGINX_PORT" "$HAPROXY_PORT" "$CADDY_PORT"; do
+  if port_in_use "$p"; then
+    warn "port $p still has a listener after cleanup"
+    HARNESS_FAILED=1
+  fi
+done
+
+if ((HARNESS_FAILED)); then
+  log "harness failure: ${PROBLEMS[*]}"
+  exit 1
+fi
+if [[ -n $GOZER_PROBLEM && $BENCH_STRICT == 1 ]]; then
+  log "BENCH_STRICT=1 and Gozer was not measured: $GOZER_PROBLEM"
+  exit 1
+fi
+exit 0

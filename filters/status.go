@@ -1,0 +1,66 @@
+// Package filters holds the filter model shared by the core and the filter runtimes:
+// the request's route decision and the status categories a request can end with.
+// The Lua runtime and the filter chains (inbound → endpoint → outbound) build on it.
+package filters
+
+// Category says who a request's outcome is attributed to, as Zuul's StatusCategory does.
+type Category uint8
+
+// The categories a request can end with.
+const (
+	CategorySuccess Category = iota
+	CategoryLocalFailure
+	CategoryClientFailure
+	CategoryOriginFailure
+)
+
+// Cause is why a request ended: shown in the access log, in X-Gozer-Status and in
+// counters. A Cause is a constant; compare causes by value.
+type Cause struct {
+	Name     string
+	Category Category
+	Status   int // HTTP status the client gets when the gateway answers itself (0: origin's)
+}
+
+// The causes the core produces. Names are stable: operators alert on them.
+var (
+	Success = Cause{"SUCCESS", CategorySuccess, 0}
+
+	ClientBadRequest     = Cause{"FAILURE_CLIENT_BAD_REQUEST", CategoryClientFailure, 400}
+	ClientSmuggling      = Cause{"FAILURE_CLIENT_SMUGGLING", CategoryClientFailure, 400}
+	ClientTimeout        = Cause{"FAILURE_CLIENT_TIMEOUT", CategoryClientFailure, 408}
+	ClientBodyTooLarge   = Cause{"FAILURE_CLIENT_BODY_TOO_LARGE", CategoryClientFailure, 413}
+	ClientURITooLong     = Cause{"FAILURE_CLIENT_URI_TOO_LONG", CategoryClientFailure, 414}
+	ClientHeadersTooLong = Cause{"FAILURE_CLIENT_HEADERS_TOO_LARGE", CategoryClientFailure, 431}
+	ClientClosed         = Cause{"FAILURE_CLIENT_CLOSED", CategoryClientFailure, 499}
+
+	LocalNoRoute         = Cause{"FAILURE_LOCAL_NO_ROUTE", CategoryLocalFailure, 404}
+	LocalMaxConnections  = Cause{"FAILURE_LOCAL_MAX_CONNECTIONS", CategoryLocalFailure, 503}
+	LocalOriginConnLimit = Cause{"FAILURE_LOCAL_THROTTLED_ORIGIN_CONNECTIONS", CategoryLocalFailure, 503}
+	LocalShuttingDown    = Cause{"FAILURE_LOCAL_SHUTTING_DOWN", CategoryLocalFailure, 503}
+	LocalInternal        = Cause{"FAILURE_LOCAL_INTERNAL", CategoryLocalFailure, 500}
+	OriginConnectivity   = Cause{"FAILURE_ORIGIN_CONNECTIVITY", CategoryOriginFailure, 502}
+	OriginReset          = Cause{"FAILURE_ORIGIN_RESET", CategoryOriginFailure, 502}
+	OriginBadResponse    = Cause{"FAILURE_ORIGIN_BAD_RESPONSE", CategoryOriginFailure, 502}
+	OriginReadTimeout    = Cause{"FAILURE_ORIGIN_READ_TIMEOUT", CategoryOriginFailure, 504}
+	OriginClosedMidBody  = Cause{"FAILURE_ORIGIN_CLOSED_MID_RESPONSE", CategoryOriginFailure, 502}
+	OriginStalledRequest = Cause{"FAILURE_ORIGIN_STALLED_REQUEST_BODY", CategoryOriginFailure, 504}
+)
+
+// CauseByName maps the causes a codec error names to their Cause, so a decoding
+// error carrying only a name is counted in the right category.
+func CauseByName(name string) (Cause, bool) {
+	for _, c := range all {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Cause{}, false
+}
+
+var all = []Cause{
+	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
+	ClientHeadersTooLong, ClientClosed, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit,
+	LocalShuttingDown, LocalInternal, OriginConnectivity, OriginReset, OriginBadResponse,
+	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,
+}

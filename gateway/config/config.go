@@ -1,0 +1,260 @@
+// Package config loads and validates Gozer's YAML configuration.
+//
+// A Config is built once (at start or on reload) and then only read: it is safe to
+// share between goroutines as long as nobody writes to it after Load returns.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"gozer/conf"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Listeners Listeners          `yaml:"listeners"`
+	Server    Server             `yaml:"server"`
+	Log       Log                `yaml:"log"`
+	Origins   map[string]*Origin `yaml:"origins"`
+	Routes    []Route            `yaml:"routes"`
+}
+
+// Listeners names the ports Gozer accepts on.
+type Listeners struct {
+	Proxy ProxyListener `yaml:"proxy"`
+	Admin AdminListener `yaml:"admin"`
+}
+
+// ProxyListener is the public listener.
+type ProxyListener struct {
+	Addr           string `yaml:"addr"`
+	TrustForwarded bool   `yaml:"trust_forwarded"`
+}
+
+// AdminListener is the internal listener (health check, admin API).
+type AdminListener struct {
+	Addr string `yaml:"addr"`
+}
+
+// Server holds the limits and timeouts of client connections.
+type Server struct {
+	EventLoops         int           `yaml:"event_loops"`
+	MaxConnections     int           `yaml:"max_connections"`
+	HeaderReadTimeout  time.Duration `yaml:"header_read_timeout"`
+	IdleTimeout        time.Duration `yaml:"idle_timeout"`
+	DrainTimeout       time.Duration `yaml:"drain_timeout"`
+	MaxRequestLine     Size          `yaml:"max_request_line"`
+	MaxHeaderBytes     Size          `yaml:"max_header_bytes"`
+	MaxRequestBody     Size          `yaml:"max_request_body"`
+	MaxBufferedPerConn Size          `yaml:"max_buffered_per_conn"`
+	Via                string        `yaml:"via"`
+}
+
+// Log configures the process log and the access log.
+type Log struct {
+	Level     string `yaml:"level"`
+	AccessLog string `yaml:"access_log"`
+}
+
+// Origin is a named group of servers.
+type Origin struct {
+	Servers                 []string      `yaml:"servers"`
+	ConnectTimeout          time.Duration `yaml:"connect_timeout"`
+	ReadTimeout             time.Duration `yaml:"read_timeout"`
+	Retries                 int           `yaml:"retries"`
+	MaxConnectionsPerServer int           `yaml:"max_connections_per_server"`
+	MaxIdlePerServer        int           `yaml:"max_idle_per_server"`
+	IdleTimeout             time.Duration `yaml:"idle_timeout"`
+}
+
+// Route maps a host and a path prefix to an origin.
+type Route struct {
+	Host       string `yaml:"host"`
+	PathPrefix string `yaml:"path_prefix"`
+	Origin     string `yaml:"origin"`
+}
+
+// Default returns the embedded conf/gozer.yaml, parsed and validated.
+func Default() (*Config, error) {
+	return Parse(conf.Default, "embedded conf/gozer.yaml")
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes YAML over the built-in defaults and validates the result.
+// Unknown keys are errors: a typo must not silently fall back to a default.
+func Parse(data []byte, name string) (*Config, error) {
+	c := defaults()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %w", name, keyErrors(data, err))
+	}
+	for _, o := range c.Origins {
+		if o != nil {
+			o.fillDefaults()
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+func defaults() *Config {
+	return &Config{
+		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080"}, Admin: AdminListener{Addr: ":8081"}},
+		Server: Server{
+			MaxConnections:     100000,
+			HeaderReadTimeout:  10 * time.Second,
+			IdleTimeout:        60 * time.Second,
+			DrainTimeout:       15 * time.Second,
+			MaxRequestLine:     8 << 10,
+			MaxHeaderBytes:     32 << 10,
+			MaxRequestBody:     1 << 30,
+			MaxBufferedPerConn: 256 << 10,
+			Via:                "1.1 gozer",
+		},
+		Log: Log{Level: "info", AccessLog: "stdout"},
+	}
+}
+
+func (o *Origin) fillDefaults() {
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = time.Second
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = 15 * time.Second
+	}
+	if o.MaxConnectionsPerServer == 0 {
+		o.MaxConnectionsPerServer = 1024
+	}
+	if o.MaxIdlePerServer == 0 {
+		o.MaxIdlePerServer = 64
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+}
+
+// Validate checks every value and names the key of the first bad one.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	checkAddr := func(key, addr string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "%q is not host:port", addr)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad(key, "%q has no valid port", addr)
+		}
+	}
+	checkAddr("listeners.proxy.addr", c.Listeners.Proxy.Addr)
+	checkAddr("listeners.admin.addr", c.Listeners.Admin.Addr)
+
+	s := c.Server
+	if s.EventLoops < 0 {
+		bad("server.event_loops", "must be 0 (one per core) or more, got %d", s.EventLoops)
+	}
+	if s.MaxConnections <= 0 {
+		bad("server.max_connections", "must be positive, got %d", s.MaxConnections)
+	}
+	positive := map[string]time.Duration{
+		"server.header_read_timeout": s.HeaderReadTimeout,
+		"server.idle_timeout":        s.IdleTimeout,
+		"server.drain_timeout":       s.DrainTimeout,
+	}
+	for _, k := range []string{"server.header_read_timeout", "server.idle_timeout", "server.drain_timeout"} {
+		if positive[k] <= 0 {
+			bad(k, "must be a positive duration, got %v", positive[k])
+		}
+	}
+	if s.MaxRequestLine < 64 {
+		bad("server.max_request_line", "must be at least 64 bytes, got %d", s.MaxRequestLine)
+	}
+	if s.MaxHeaderBytes < s.MaxRequestLine {
+		bad("server.max_header_bytes", "must be at least server.max_request_line (%d), got %d", s.MaxRequestLine, s.MaxHeaderBytes)
+	}
+	if s.MaxBufferedPerConn < 4<<10 {
+		bad("server.max_buffered_per_conn", "must be at least 4KiB, got %d", s.MaxBufferedPerConn)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	if c.Log.AccessLog == "" {
+		bad("log.access_log", `must be "stdout", "stderr", "off" or a file path`)
+	}
+
+	if len(c.Origins) == 0 {
+		bad("origins", "at least one origin is needed")
+	}
+	names := make([]string, 0, len(c.Origins))
+	for name := range c.Origins {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		o := c.Origins[name]
+		key := "origins." + name
+		if o == nil {
+			bad(key, "is empty")
+			continue
+		}
+		if len(o.Servers) == 0 {
+			bad(key+".servers", "at least one host:port is needed")
+		}
+		for i, srv := range o.Servers {
+			k := fmt.Sprintf("%s.servers[%d]", key, i)
+			if host, port, err := net.SplitHostPort(srv); err != nil || host == "" {
+				bad(k, "%q is not host:port", srv)
+			} else if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+				bad(k, "%q has no valid port", srv)
+			}
+		}
+		if o.ConnectTimeout < 0 || o.ReadTimeout < 0 || o.IdleTimeout < 0 {
+			bad(key, "timeouts must be positive")
+		}
+		if o.Retries < 0 || o.Retries > 10 {
+			bad(key+".retries", "must be between 0 and 10, got %d", o.Retries)
+		}
+		if o.MaxConnectionsPerServer < 0 {
+			bad(key+".max_connections_per_server", "must be positive, got %d", o.MaxConnectionsPerServer)
+		}
+		if o.MaxIdlePerServer < 0 || o.MaxIdlePerServer > o.MaxConnectionsPerServer {
+			bad(key+".max_idle_per_server", "must be between 0 and max_connections_per_server, got %d", o.MaxIdlePerServer)
+		}
+	}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if r.Origin == "" {
+			bad(key+".origin", "is required")
+		} else if _, ok := c.Origins[r.Origin]; !ok {
+			bad(key+".origin", "names unknown origin %q", r.Origin)
+		}
+		if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
+			bad(key+".path_prefix", "must start with /, got %q", r.PathPrefix)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,124 @@
+package httpcodec
+
+import "testing"
+
+// A typical ~400-byte browser request.
+var benchRequest = []byte("GET /api/v1/catalog/titles?page=2&sort=popular HTTP/1.1\r\n" +
+	"Host: api.example.com\r\n" +
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n" +
+	"Accept: application/json, text/plain, */*\r\n" +
+	"Accept-Language: en-US,en;q=0.9\r\n" +
+	"Accept-Encoding: gzip, deflate, br\r\n" +
+	"Referer: https://www.example.com/browse\r\n" +
+	"Cookie: session=3f9a7c1e2b; theme=dark\r\n" +
+	"Connection: keep-alive\r\n" +
+	"\r\n")
+
+var benchResponse = []byte("HTTP/1.1 200 OK\r\n" +
+	"Content-Type: application/json; charset=utf-8\r\n" +
+	"Content-Length: 5120\r\n" +
+	"Date: Mon, 01 Jan 2024 00:00:00 GMT\r\n" +
+	"Cache-Control: private, max-age=0\r\n" +
+	"Vary: Accept-Encoding\r\n" +
+	"Server: origin\r\n" +
+	"X-Origin-Id: api-7\r\n" +
+	"\r\n")
+
+func BenchmarkScanParseForward(b *testing.B) {
+	var (
+		s   HeadScanner
+		r   Request
+		dst = make([]byte, 0, 4096)
+		fi  = ForwardInfo{ClientIP: []byte("203.0.113.7"), Proto: "http", RequestID: []byte("0c3b1f0e-5c1d-4e0a-9d5e-1b2c3d4e5f60"), Via: "1.1 gozer"}
+		lim = Limits{MaxRequestLine: 8 << 10, MaxHeaderBytes: 32 << 10}
+	)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchRequest)))
+	for b.Loop() {
+		s.Reset()
+		n, err := s.Scan(benchRequest, lim)
+		if err != nil || n != len(benchRequest) {
+			b.Fatal(n, err)
+		}
+		r.Reset()
+		if err := r.Parse(benchRequest[:n]); err != nil {
+			b.Fatal(err)
+		}
+		dst = AppendForwardRequest(dst[:0], &r, &fi)
+	}
+}
+
+func BenchmarkResponseParse(b *testing.B) {
+	var (
+		s   HeadScanner
+		r   Response
+		lim Limits
+	)
+	s.Response = true
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchResponse)))
+	for b.Loop() {
+		s.Reset()
+		n, err := s.Scan(benchResponse, lim)
+		if err != nil || n != len(benchResponse) {
+			b.Fatal(n, err)
+		}
+		r.Reset()
+		if err := r.Parse(benchResponse[:n], false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkClientResponse(b *testing.B) {
+	var r Response
+	if err := r.Parse(benchResponse, false); err != nil {
+		b.Fatal(err)
+	}
+	ri := ResponseInfo{RequestID: []byte("0c3b1f0e-5c1d-4e0a-9d5e-1b2c3d4e5f60"), Via: "1.1 gozer"}
+	dst := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = AppendClientResponse(dst[:0], &r, &ri)
+	}
+}
+
+func BenchmarkChunkedDecoder(b *testing.B) {
+	body := make([]byte, 0, 70000)
+	chunk := make([]byte, 4096)
+	for i := 0; i < 16; i++ {
+		body = AppendChunkHeader(body, len(chunk))
+		body = append(body, chunk...)
+		body = append(body, "\r\n"...)
+	}
+	body = append(body, FinalChunk...)
+	var d ChunkedDecoder
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		d.Reset()
+		in := body
+		for {
+			n, _, done, err := d.Next(in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in = in[n:]
+			if done || n == 0 {
+				break
+			}
+		}
+		if !d.Done() {
+			b.Fatal("not done")
+		}
+	}
+}
+
+func BenchmarkAppendError(b *testing.B) {
+	dst := make([]byte, 0, 512)
+	id := []byte("0c3b1f0e-5c1d-4e0a-9d5e-1b2c3d4e5f60")
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = AppendError(dst[:0], 431, CauseHeadersTooLarge, "request head too large", id, true)
+	}
+}

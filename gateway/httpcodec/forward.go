@@ -1,0 +1,373 @@
+package httpcodec
+
+import (
+	"strconv"
+)
+
+// hdrKind classifies a header name for forwarding.
+type hdrKind uint8
+
+const (
+	kOther         hdrKind = iota
+	kHopByHop              // Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*
+	kConnection            // Connection (also hop-by-hop)
+	kContentLength         // re-emitted from framing
+	kExpect                // answered by the gateway
+	kHost
+	kVia
+	kXFF
+	kXFProto
+	kXFHost
+	kForwarded
+	kXRequestID
+)
+
+// kindOf classifies name case-insensitively.
+func kindOf(name []byte) hdrKind {
+	switch len(name) {
+	case 2:
+		if eqFold(name, "te") {
+			return kHopByHop
+		}
+	case 3:
+		if eqFold(name, "via") {
+			return kVia
+		}
+	case 4:
+		if eqFold(name, "host") {
+			return kHost
+		}
+	case 6:
+		if eqFold(name, "expect") {
+			return kExpect
+		}
+	case 7:
+		if eqFold(name, "trailer") || eqFold(name, "upgrade") {
+			return kHopByHop
+		}
+	case 9:
+		if eqFold(name, "forwarded") {
+			return kForwarded
+		}
+	case 10:
+		if eqFold(name, "connection") {
+			return kConnection
+		}
+		if eqFold(name, "keep-alive") {
+			return kHopByHop
+		}
+	case 12:
+		if eqFold(name, "x-request-id") {
+			return kXRequestID
+		}
+	case 14:
+		if eqFold(name, "content-length") {
+			return kContentLength
+		}
+	case 15:
+		if eqFold(name, "x-forwarded-for") {
+			return kXFF
+		}
+	case 16:
+		if eqFold(name, "x-forwarded-host") {
+			return kXFHost
+		}
+	case 17:
+		if eqFold(name, "transfer-encoding") {
+			return kHopByHop
+		}
+		if eqFold(name, "x-forwarded-proto") {
+			return kXFProto
+		}
+	}
+	if hasPrefixFold(name, "proxy-") {
+		return kHopByHop
+	}
+	return kOther
+}
+
+// addConnTokens appends to toks the header names listed in a Connection
+// value, leaving out the connection options close, keep-alive and upgrade
+// (which name no header we would forward anyway).
+func addConnTokens(toks [][]byte, value []byte) [][]byte {
+	for len(value) > 0 {
+		var t []byte
+		t, value = nextToken(value)
+		if len(t) == 0 || eqFold(t, "close") || eqFold(t, "keep-alive") {
+			continue
+		}
+		toks = append(toks, t)
+	}
+	return toks
+}
+
+// nominated reports whether name is one of the Connection tokens.
+func nominated(toks [][]byte, name []byte) bool {
+	for _, t := range toks {
+		if eqFoldBytes(t, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// hline indexes one serialized header line "Name: value\r\n" in a buffer.
+type hline struct {
+	start, colon, end, next int32 // end: before CRLF; colon: -1 when none; next: after LF
+	kind                    hdrKind
+}
+
+func (l *hline) name(b []byte) []byte {
+	if l.colon < 0 {
+		return b[l.start:l.end]
+	}
+	return b[l.start:l.colon]
+}
+
+func (l *hline) value(b []byte) []byte {
+	if l.colon < 0 {
+		return nil
+	}
+	v := b[l.colon+1 : l.end]
+	if len(v) > 0 && v[0] == ' ' {
+		v = v[1:]
+	}
+	return v
+}
+
+// raw returns the line with its CRLF.
+func (l *hline) raw(b []byte) []byte { return b[l.start:l.next] }
+
+// ForwardInfo says how to build the request sent to the origin.
+type ForwardInfo struct {
+	ClientIP []byte // peer IP of the client connection
+	Proto    string // scheme the client used: "http" (the default when empty) or "https"
+	// TrustForwarded: when false, the client's X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded are dropped, and
+	// X-Forwarded-* are set from the connection. When true, the client's
+	// X-Forwarded-For values are kept and ClientIP appended ("a, b,
+	// clientip"), and X-Forwarded-Proto / X-Forwarded-Host / Forwarded are
+	// kept when present (else set).
+	TrustForwarded bool
+	// RequestID is the X-Request-Id to send when the client sent none (see
+	// Request.RequestID); when the client sent one, the client's is kept.
+	RequestID []byte
+	// Via is appended to the client's Via values with ", ", or set: e.g.
+	// "1.1 gozer". Empty: Via is passed through unchanged.
+	Via string
+	// Path optionally replaces the request-target (nil keeps the original;
+	// an absolute-form original is sent in origin-form). Control characters,
+	// spaces and DEL in it are percent-encoded.
+	Path []byte
+}
+
+// AppendForwardRequest appends the request head to send to the origin:
+//
+//   - "METHOD target HTTP/1.1": always HTTP/1.1, keep-alive, no Connection
+//     header. The target is fi.Path when set, else the client's target, in
+//     origin-form (an absolute-form "http://h/p?q" is sent as "/p?q").
+//   - every current header of r.Header in order, except the hop-by-hop ones
+//     (Connection and every header named in a Connection value, Keep-Alive,
+//     TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Connection and any
+//     "Proxy-*"), Expect (the gateway answers 100-continue) and
+//     Content-Length (re-framed). Host, X-Request-Id and X-Forwarded-* are
+//     never dropped because a Connection value names them. A Host header is
+//     always sent (empty for an HTTP/1.0 request without one).
+//   - X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host (the client's
+//     Host) per fi.TrustForwarded; X-Request-Id (the client's first one is
+//     kept in place, or fi.RequestID is added); Via.
+//   - the framing: "Content-Length: N" for FramingLength, "Transfer-Encoding:
+//     chunked" for FramingChunked (the core re-encodes the body), and
+//     "Content-Length: 0" for a POST, PUT or PATCH without a body.
+//
+// It ends with the empty line. It does not allocate after warm-up when dst
+// has room; it uses r's scratch buffers, so r must not be used concurrently.
+func AppendForwardRequest(dst []byte, r *Request, fi *ForwardInfo) []byte {
+	b := r.indexHeaders()
+	reqID := r.RequestID()
+	trust := fi.TrustForwarded
+
+	var hostSeen, ridSeen, viaSeen, xfpSeen, xfhSeen, xffSeen bool
+	r.connToks = r.connToks[:0]
+	for i := range r.idx {
+		switch l := &r.idx[i]; l.kind {
+		case kConnection:
+			r.connToks = addConnTokens(r.connToks, l.value(b))
+		case kVia:
+			viaSeen = true
+		case kXFF:
+			xffSeen = true
+		}
+	}
+
+	method := r.Header.Method()
+	dst = append(dst, method...)
+	dst = append(dst, ' ')
+	if fi.Path != nil {
+		dst = appendTarget(dst, fi.Path)
+	} else {
+		dst = appendOriginForm(dst, r.Header.RequestURI())
+	}
+	dst = append(dst, " HTTP/1.1\r\n"...)
+
+	var host []byte
+	for i := range r.idx {
+		l := &r.idx[i]
+		switch l.kind {
+		case kHopByHop, kConnection, kContentLength, kExpect, kVia, kXFF:
+			continue
+		case kHost:
+			if hostSeen {
+				continue
+			}
+			hostSeen, host = true, l.value(b)
+		case kXRequestID:
+			if reqID == nil || ridSeen {
+				continue
+			}
+			ridSeen = true
+		case kXFProto:
+			if !trust || xfpSeen {
+				continue
+			}
+			xfpSeen = true
+		case kXFHost:
+			if !trust || xfhSeen {
+				continue
+			}
+			xfhSeen = true
+		case kForwarded:
+			if !trust {
+				continue
+			}
+		default:
+			if l.colon <= l.start || (len(r.connToks) > 0 && nominated(r.connToks, l.name(b))) {
+				continue
+			}
+		}
+		dst = append(dst, l.raw(b)...)
+	}
+	if !hostSeen {
+		dst = append(dst, "Host: \r\n"...)
+	}
+
+	// X-Forwarded-For: the trusted chain, then the client's address.
+	if trust && xffSeen || len(fi.ClientIP) > 0 {
+		dst = append(dst, "X-Forwarded-For: "...)
+		first := true
+		if trust && xffSeen {
+			dst, first = r.appendValues(dst, b, kXFF)
+		}
+		if len(fi.ClientIP) > 0 {
+			if !first {
+				dst = append(dst, ", "...)
+			}
+			dst = appendSafe(dst, fi.ClientIP)
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	if !xfpSeen {
+		dst = append(dst, "X-Forwarded-Proto: "...)
+		if fi.Proto == "" {
+			dst = append(dst, "http"...)
+		} else {
+			dst = appendSafeString(dst, fi.Proto)
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	if !xfhSeen && len(host) > 0 {
+		dst = append(dst, "X-Forwarded-Host: "...)
+		dst = append(dst, host...)
+		dst = append(dst, "\r\n"...)
+	}
+	if reqID == nil && len(fi.RequestID) > 0 {
+		dst = append(dst, "X-Request-Id: "...)
+		dst = appendSafe(dst, fi.RequestID)
+		dst = append(dst, "\r\n"...)
+	}
+	if viaSeen || fi.Via != "" {
+		dst = append(dst, "Via: "...)
+		first := true
+		if viaSeen {
+			dst, first = r.appendValues(dst, b, kVia)
+		}
+		if fi.Via != "" {
+			if !first {
+				dst = append(dst, ", "...)
+			}
+			dst = appendSafeString(dst, fi.Via)
+		}
+		dst = append(dst, "\r\n"...)
+	}
+
+	switch r.Framing {
+	case FramingLength:
+		dst = appendContentLength(dst, r.ContentLength)
+	case FramingChunked:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	default:
+		switch string(method) {
+		case "POST", "PUT", "PATCH":
+			dst = append(dst, "Content-Length: 0\r\n"...)
+		}
+	}
+	return append(dst, "\r\n"...)
+}
+
+// appendValues appends the non-empty values of the indexed lines of kind k,
+// joined with ", ". first is false when something was appended.
+func (r *Request) appendValues(dst, b []byte, k hdrKind) (_ []byte, first bool) {
+	first = true
+	for i := range r.idx {
+		l := &r.idx[i]
+		if l.kind != k {
+			continue
+		}
+		v := l.value(b)
+		if len(v) == 0 {
+			continue
+		}
+		if !first {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, v...)
+		first = false
+	}
+	return dst, first
+}
+
+func appendContentLength(dst []byte, n int64) []byte {
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, n, 10)
+	return append(dst, "\r\n"...)
+}
+
+// appendOriginForm appends target in origin-form: an absolute-form target
+// loses its scheme and authority ("/" when its path is empty).
+func appendOriginForm(dst, target []byte) []byte {
+	if _, rest, ok := splitAbsolute(target); ok {
+		if len(rest) == 0 || rest[0] != '/' {
+			dst = append(dst, '/')
+		}
+		return appendTarget(dst, rest)
+	}
+	return appendTarget(dst, target)
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// appendTarget appends a request-target, percent-encoding the bytes that
+// cannot appear in one (controls, SP, DEL). An empty target is "/".
+func appendTarget(dst, t []byte) []byte {
+	if len(t) == 0 {
+		return append(dst, '/')
+	}
+	for _, c := range t {
+		if c <= ' ' || c == 0x7f {
+			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

@@ -1,0 +1,540 @@
+package httpcodec
+
+import (
+	"bufio"
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Framing says how a message body is delimited.
+type Framing uint8
+
+const (
+	// FramingNone: no body.
+	FramingNone Framing = iota
+	// FramingLength: exactly ContentLength bytes (possibly 0).
+	FramingLength
+	// FramingChunked: chunked transfer coding; decode with ChunkedDecoder.
+	FramingChunked
+	// FramingUntilClose: the body runs until the origin closes the
+	// connection (responses only).
+	FramingUntilClose
+)
+
+// String returns "none", "length", "chunked" or "until-close".
+func (f Framing) String() string {
+	switch f {
+	case FramingNone:
+		return "none"
+	case FramingLength:
+		return "length"
+	case FramingChunked:
+		return "chunked"
+	case FramingUntilClose:
+		return "until-close"
+	}
+	return "invalid"
+}
+
+// maxRequestIDLen bounds a client's X-Request-Id: a longer one is ignored
+// (dropped and replaced by the gateway's), so that it cannot bloat log lines.
+const maxRequestIDLen = 200
+
+var (
+	errIncompleteHead   = badRequest("incomplete head")
+	errTrailingBytes    = badRequest("bytes after end of head")
+	errRequestLine      = badRequest("malformed request line")
+	errMethod           = badRequest("invalid method")
+	errNoVersion        = badRequest("missing http version")
+	errBadVersion       = badRequest("invalid http version")
+	errVersion          = &Error{Status: 505, Cause: CauseBadRequest, Reason: "http version not supported"}
+	errTarget           = badRequest("invalid request target")
+	errAsterisk         = badRequest("asterisk target on a method other than options")
+	errConnect          = badRequest("connect method not supported")
+	errObsFold          = badRequest("obsolete line folding")
+	errNoColon          = badRequest("header line without colon")
+	errSpaceBeforeColon = badRequest("whitespace between header name and colon")
+	errHeaderName       = badRequest("invalid header name")
+	errHeaderValue      = badRequest("control character in header value")
+	errNoHost           = badRequest("missing host")
+	errDupHost          = badRequest("more than one host header")
+	errBadHost          = badRequest("invalid host")
+	errHostMismatch     = badRequest("host does not match absolute-form target")
+	errExpect           = &Error{Status: 417, Cause: CauseBadRequest, Reason: "unsupported expect value"}
+	errMalformed        = badRequest("malformed head")
+	errDupCL            = smuggling("more than one content-length")
+	errBadCL            = smuggling("invalid content-length")
+	errDupTE            = smuggling("more than one transfer-encoding")
+	errBadTE            = smuggling("transfer-encoding other than chunked")
+	errTE10             = smuggling("transfer-encoding in http/1.0")
+	errCLTE             = smuggling("content-length and transfer-encoding together")
+)
+
+// Request is a parsed request head.
+//
+// Parse validates the raw head strictly (see Parse) and then lets fasthttp
+// parse it into Header, in fasthttp's "special headers disabled" mode: every
+// header, Host, Cookie, Content-Length and Connection included, stays in
+// Header's ordinary list in the client's order, so AppendForwardRequest can
+// preserve that order. Use Header.Peek / PeekAll / Set / Add / Del (names
+// match case-insensitively; fasthttp normalizes them to Canonical-Case) and
+// VisitHeaders. Do not call Header.Cookie, CookieBytes, VisitAllCookie,
+// Cookies, All, VisitAll or PeekKeys: fasthttp then moves Cookie headers out
+// of the list and they would not be forwarded. Header.ContentLength is
+// meaningless in this mode: use Framing and ContentLength.
+//
+// Parse copies what it keeps: the head buffer may be reused as soon as Parse
+// returns. Slices obtained from Header (and RequestID) stay valid until the
+// header is modified, Reset or the next Parse.
+//
+// Concurrency: a Request belongs to one connection and is used on that
+// connection's event loop goroutine only; it is not safe for concurrent use.
+// Keep one per connection and Reset it between requests: after warm-up,
+// Parse, VisitHeaders and AppendForwardRequest do not allocate.
+type Request struct {
+	// Header is the parsed header, valid until Reset or the next Parse.
+	Header fasthttp.RequestHeader
+
+	Framing       Framing
+	ContentLength int64 // body length when Framing == FramingLength (may be 0)
+
+	// KeepAlive: HTTP/1.1 without "Connection: close", or HTTP/1.0 with
+	// "Connection: keep-alive" (and without "close").
+	KeepAlive bool
+	HTTP10    bool
+	// ExpectContinue: "Expect: 100-continue" (case-insensitive) on an
+	// HTTP/1.1 request; the gateway answers it. Any other Expect value is
+	// rejected with 417. On HTTP/1.0, 100-continue is ignored (RFC 9110
+	// §10.1.1) and ExpectContinue stays false.
+	ExpectContinue bool
+	// Upgrade: the request asks for a protocol upgrade (a "Connection:
+	// upgrade" token and an Upgrade header). AppendForwardRequest strips the
+	// upgrade headers: upgraded connections are not proxied by this codec.
+	Upgrade bool
+	// IsHead: the method is HEAD (pass it to Response.Parse).
+	IsHead bool
+	// Skipped: bytes of leading empty lines skipped before the request line.
+	Skipped int
+
+	src      bytes.Reader
+	br       *bufio.Reader
+	scratch  []byte   // serialized header for VisitHeaders / forwarding
+	idx      []hline  // lines of scratch
+	connToks [][]byte // header names listed in Connection, while forwarding
+}
+
+// Reset clears r for the next request, keeping its buffers.
+func (r *Request) Reset() {
+	r.Header.Reset()
+	r.resetFields()
+}
+
+func (r *Request) resetFields() {
+	r.Framing = FramingNone
+	r.ContentLength = 0
+	r.KeepAlive = false
+	r.HTTP10 = false
+	r.ExpectContinue = false
+	r.Upgrade = false
+	r.IsHead = false
+	r.Skipped = 0
+}
+
+// Parse validates and parses a complete request head, as found by
+// HeadScanner: optional leading empty lines (at most two), the request line,
+// header lines and the final empty line; head must end with CRLFCRLF and
+// contain nothing after it. Parse resets r first.
+//
+// Rejected with a 400 and CauseSmuggling (framing): a bare LF; more than one
+// Content-Length, even with equal values; a Content-Length that is not
+// 1*DIGIT (a list "5, 6", a sign, spaces inside, overflow of int64); more
+// than one Transfer-Encoding; a Transfer-Encoding value other than exactly
+// "chunked" (case-insensitive, at most one SP after the colon, nothing
+// after it: "chunked, x", "xchunked", "chunked\t", "  chunked", "identity"
+// are all rejected); Transfer-Encoding on HTTP/1.0; Content-Length together
+// with Transfer-Encoding.
+//
+// Rejected with a 400 and CauseBadRequest: whitespace between a header name
+// and its colon; a line starting with whitespace (obs-fold); a header name
+// that is not a token; control characters other than HTAB in a value; a
+// missing Host on HTTP/1.1, a malformed Host, more than one Host (an empty
+// Host is valid, RFC 9112 §3.2);
+// a malformed request line (method not a token, not exactly two single SPs,
+// missing or malformed HTTP-version, a target with control characters or
+// spaces); a target that is not origin-form ("/..."), absolute-form
+// ("http://host/...", "https://..."; its authority must then equal Host) or
+// "*" with OPTIONS; the CONNECT method (not supported); more than two leading
+// empty lines. An HTTP-version "HTTP/x.y" other than 1.0 and 1.1 is a 505.
+// An Expect value other than 100-continue is a 417.
+func (r *Request) Parse(head []byte) error {
+	r.resetFields()
+	skip := 0
+	for len(head)-skip >= 2 && head[skip] == '\r' && head[skip+1] == '\n' {
+		skip += 2
+		if skip > maxLeadingEmpty {
+			return errLeadingEmpty
+		}
+	}
+	r.Skipped = skip
+	h := head[skip:]
+	if len(h) < 4 || !bytes.HasSuffix(h, crlfcrlf) {
+		return errIncompleteHead
+	}
+
+	eol := bytes.IndexByte(h, '\n')
+	if eol == 0 || h[eol-1] != '\r' {
+		return errBareLF
+	}
+	authority, err := r.parseRequestLine(h[:eol-1])
+	if err != nil {
+		return err
+	}
+
+	var (
+		hosts, teCount int
+		host           []byte
+		clSeen         bool
+		connClose      bool
+		connKeepAlive  bool
+		connUpgrade    bool
+		upgradeHdr     bool
+		expectContinue bool
+		contentLength  int64
+		pos            = eol + 1
+	)
+	for {
+		i := bytes.IndexByte(h[pos:], '\n') // found: h ends with LF
+		lf := pos + i
+		if h[lf-1] != '\r' {
+			return errBareLF
+		}
+		line := h[pos : lf-1]
+		pos = lf + 1
+		if len(line) == 0 {
+			if pos != len(h) {
+				return errTrailingBytes
+			}
+			break
+		}
+		name, rawValue, err := splitHeaderLine(line)
+		if err != nil {
+			return err
+		}
+		value := trimOWS(rawValue)
+		switch len(name) {
+		case 4:
+			if eqFold(name, "host") {
+				hosts++
+				if hosts > 1 {
+					return errDupHost
+				}
+				if len(value) > 0 && !validHost(value) {
+					return errBadHost
+				}
+				host = value
+			}
+		case 6:
+			if eqFold(name, "expect") {
+				if !eqFold(value, "100-continue") {
+					return errExpect
+				}
+				expectContinue = true
+			}
+		case 7:
+			if eqFold(name, "upgrade") {
+				upgradeHdr = true
+			}
+		case 10:
+			if eqFold(name, "connection") {
+				for v := value; len(v) > 0; {
+					var tok []byte
+					tok, v = nextToken(v)
+					switch {
+					case eqFold(tok, "close"):
+						connClose = true
+					case eqFold(tok, "keep-alive"):
+						connKeepAlive = true
+					case eqFold(tok, "upgrade"):
+						connUpgrade = true
+					}
+				}
+			}
+		case 14:
+			if eqFold(name, "content-length") {
+				if clSeen {
+					return errDupCL
+				}
+				clSeen = true
+				n, ok := parseDecimal(value)
+				if !ok {
+					return errBadCL
+				}
+				contentLength = n
+			}
+		case 17:
+			if eqFold(name, "transfer-encoding") {
+				if r.HTTP10 {
+					return errTE10
+				}
+				teCount++
+				if teCount > 1 {
+					return errDupTE
+				}
+				v := rawValue
+				if len(v) > 0 && v[0] == ' ' {
+					v = v[1:]
+				}
+				if !eqFold(v, "chunked") {
+					return errBadTE
+				}
+			}
+		}
+	}
+
+	if teCount > 0 && clSeen {
+		return errCLTE
+	}
+	if hosts == 0 && !r.HTTP10 {
+		return errNoHost
+	}
+	if authority != nil {
+		if hosts > 0 && !eqFoldBytes(authority, host) {
+			return errHostMismatch
+		}
+	}
+
+	// Let fasthttp parse the validated head into Header.
+	r.Header.Reset()
+	r.Header.DisableSpecialHeader()
+	r.src.Reset(h)
+	if r.br == nil || r.br.Size() < len(h) {
+		size := 4096
+		for size < len(h) {
+			size *= 2
+		}
+		r.br = bufio.NewReaderSize(&r.src, size)
+	} else {
+		r.br.Reset(&r.src)
+	}
+	if err := r.Header.Read(r.br); err != nil {
+		return errMalformed
+	}
+	if hosts == 0 && authority != nil {
+		// HTTP/1.0 absolute-form without Host: the target names the host.
+		r.Header.SetBytesV(fasthttp.HeaderHost, authority)
+	}
+
+	switch {
+	case teCount > 0:
+		r.Framing = FramingChunked
+	case clSeen:
+		r.Framing = FramingLength
+		r.ContentLength = contentLength
+	}
+	if r.HTTP10 {
+		r.KeepAlive = connKeepAlive && !connClose
+	} else {
+		r.KeepAlive = !connClose
+		r.ExpectContinue = expectContinue
+	}
+	r.Upgrade = connUpgrade && upgradeHdr
+	return nil
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// parseRequestLine validates the request line (without CRLF) and sets HTTP10
+// and IsHead. For an absolute-form target it returns its authority (a
+// subslice of line).
+func (r *Request) parseRequestLine(line []byte) (authority []byte, err error) {
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 < 0 {
+		return nil, errRequestLine
+	}
+	method := line[:sp1]
+	if len(method) == 0 {
+		return nil, errRequestLine
+	}
+	for _, c := range method {
+		if !isTchar(c) {
+			return nil, errMethod
+		}
+	}
+	rest := line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 < 0 {
+		return nil, errNoVersion
+	}
+	target, version := rest[:sp2], rest[sp2+1:]
+	switch {
+	case string(version) == "HTTP/1.1":
+	case string(version) == "HTTP/1.0":
+		r.HTTP10 = true
+	case len(version) == 8 && string(version[:5]) == "HTTP/" && isDigit(version[5]) &&
+		version[6] == '.' && isDigit(version[7]):
+		return nil, errVersion
+	default:
+		return nil, errBadVersion
+	}
+	if len(target) == 0 {
+		return nil, errRequestLine
+	}
+	for _, c := range target {
+		if class[c]&classTarget == 0 {
+			return nil, errTarget
+		}
+	}
+	if string(method) == "CONNECT" {
+		return nil, errConnect
+	}
+	r.IsHead = string(method) == "HEAD"
+	switch {
+	case target[0] == '/':
+		return nil, nil
+	case len(target) == 1 && target[0] == '*':
+		if string(method) != "OPTIONS" {
+			return nil, errAsterisk
+		}
+		return nil, nil
+	}
+	authority, _, ok := splitAbsolute(target)
+	if !ok || len(authority) == 0 || !validHost(authority) {
+		return nil, errTarget
+	}
+	return authority, nil
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// splitAbsolute splits an absolute-form target "http://authority/path?q"
+// (scheme http or https, any case) into its authority and the rest ("/path?q",
+// "?q" or ""). ok is false when target is not absolute-form.
+func splitAbsolute(target []byte) (authority, rest []byte, ok bool) {
+	var after []byte
+	switch {
+	case hasPrefixFold(target, "http://"):
+		after = target[len("http://"):]
+	case hasPrefixFold(target, "https://"):
+		after = target[len("https://"):]
+	default:
+		return nil, nil, false
+	}
+	end := len(after)
+	for i, c := range after {
+		if c == '/' || c == '?' || c == '#' {
+			end = i
+			break
+		}
+	}
+	return after[:end], after[end:], true
+}
+
+// validHost reports whether b is a non-empty uri-host [":" port]: only
+// unreserved, pct-encoded, sub-delims, ":" and "[" "]" characters; no "@",
+// "/", whitespace or control characters.
+func validHost(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if class[c]&classHostCh == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// splitHeaderLine validates one header line (without CRLF) and returns its
+// name and raw value (everything after the colon).
+func splitHeaderLine(line []byte) (name, value []byte, err *Error) {
+	if line[0] == ' ' || line[0] == '\t' {
+		return nil, nil, errObsFold
+	}
+	i := 0
+	for i < len(line) && isTchar(line[i]) {
+		i++
+	}
+	switch {
+	case i == len(line):
+		return nil, nil, errNoColon
+	case line[i] == ':':
+		if i == 0 {
+			return nil, nil, errHeaderName
+		}
+	case line[i] == ' ' || line[i] == '\t':
+		return nil, nil, errSpaceBeforeColon
+	default:
+		return nil, nil, errHeaderName
+	}
+	value = line[i+1:]
+	for _, c := range value {
+		if class[c]&classVchar == 0 && c != ' ' && c != '\t' {
+			return nil, nil, errHeaderValue
+		}
+	}
+	return line[:i], value, nil
+}
+
+// RequestID returns the client's X-Request-Id value, or nil when the client
+// sent none, an empty one or one longer than 200 bytes (such a value is
+// dropped by AppendForwardRequest and replaced). The slice stays valid until
+// Header is modified, Reset or the next Parse.
+func (r *Request) RequestID() []byte {
+	v := r.Header.Peek("X-Request-Id")
+	if len(v) == 0 || len(v) > maxRequestIDLen {
+		return nil
+	}
+	return v
+}
+
+// VisitHeaders calls f for each header of the current Header, in order (the
+// client's order, then headers added since), until f returns false. name and
+// value are valid only during the call. It does not allocate after warm-up.
+func (r *Request) VisitHeaders(f func(name, value []byte) bool) {
+	b := r.indexHeaders()
+	for i := range r.idx {
+		l := &r.idx[i]
+		if !f(l.name(b), l.value(b)) {
+			return
+		}
+	}
+}
+
+// indexHeaders serializes Header into r.scratch with fasthttp's AppendBytes
+// (request line, "Name: value\r\n" lines, final CRLF) and indexes its header
+// lines into r.idx. It returns r.scratch.
+func (r *Request) indexHeaders() []byte {
+	r.scratch = r.Header.AppendBytes(r.scratch[:0])
+	b := r.scratch
+	r.idx = r.idx[:0]
+	pos := bytes.IndexByte(b, '\n') + 1 // skip the request line
+	if pos == 0 {
+		return b
+	}
+	for pos < len(b) {
+		i := bytes.IndexByte(b[pos:], '\n')
+		if i < 0 {
+			break
+		}
+		next := pos + i + 1
+		end := pos + i
+		if end > pos && b[end-1] == '\r' {
+			end--
+		}
+		if end == pos {
+			break // the final empty line
+		}
+		l := hline{start: int32(pos), colon: -1, end: int32(end), next: int32(next)}
+		for j := pos; j < end; j++ { // names are short: a plain loop beats IndexByte
+			if b[j] == ':' {
+				l.colon = int32(j)
+				break
+			}
+		}
+		l.kind = kindOf(l.name(b))
+		r.idx = append(r.idx, l)
+		pos = next
+	}
+	return b
+}

@@ -1,0 +1,252 @@
+package httpcodec
+
+import (
+	"bufio"
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+var (
+	errRespIncomplete = badResponse("incomplete response head")
+	errRespTrailing   = badResponse("bytes after end of response head")
+	errRespStatusLine = badResponse("malformed status line")
+	errRespVersion    = badResponse("unsupported http version in response")
+	errRespStatus     = badResponse("invalid status code")
+	errRespHeaderLine = badResponse("malformed response header line")
+	errRespDupCL      = badResponse("more than one content-length in response")
+	errRespBadCL      = badResponse("invalid content-length in response")
+	errRespDupTE      = badResponse("more than one transfer-encoding in response")
+	errRespBadTE      = badResponse("transfer-encoding other than chunked in response")
+	errRespTE10       = badResponse("transfer-encoding in http/1.0 response")
+	errRespCLTE       = badResponse("content-length and transfer-encoding together in response")
+	errRespMalformed  = badResponse("malformed response head")
+)
+
+// Response is a parsed response head from an origin.
+//
+// Parse validates the raw head (less strictly than requests, but never
+// accepting ambiguous framing) and then lets fasthttp parse it into Header
+// (with fasthttp's default Content-Type disabled). Parse copies what it
+// keeps: the head buffer may be reused as soon as Parse returns. Slices
+// obtained from Header stay valid until the header is modified, Reset or the
+// next Parse.
+//
+// Concurrency: a Response belongs to one origin connection (or one request)
+// and is used on its event loop goroutine only; it is not safe for concurrent
+// use. Keep one and Reset it between responses: after warm-up, Parse and
+// AppendClientResponse do not allocate.
+type Response struct {
+	// Header is the parsed header, valid until Reset or the next Parse.
+	Header fasthttp.ResponseHeader
+	// Status is the status code. AppendClientResponse writes Status, not
+	// Header.StatusCode(): set Status to change it.
+	Status int
+	// Framing: FramingNone for a response to HEAD, 1xx, 204 and 304
+	// whatever the headers say; else FramingChunked for "Transfer-Encoding:
+	// chunked", FramingLength for a Content-Length, else FramingUntilClose.
+	Framing Framing
+	// ContentLength: the Content-Length value when HasContentLength (also
+	// kept when Framing is FramingNone, e.g. for HEAD). AppendClientResponse
+	// writes it for FramingLength: update it if the body is changed.
+	ContentLength    int64
+	HasContentLength bool
+	// KeepAlive: the origin connection can be reused after this response:
+	// HTTP/1.1 without "Connection: close" (HTTP/1.0 with "Connection:
+	// keep-alive"), framing not FramingUntilClose, status not 101.
+	KeepAlive bool
+	HTTP10    bool
+	// Skipped: bytes of leading empty lines skipped before the status line.
+	Skipped int
+
+	headReq  bool
+	src      bytes.Reader
+	br       *bufio.Reader
+	connToks [][]byte // header names listed in Connection, while writing
+}
+
+// Reset clears r for the next response, keeping its buffers.
+func (r *Response) Reset() {
+	r.Header.Reset()
+	r.resetFields()
+}
+
+func (r *Response) resetFields() {
+	r.Status = 0
+	r.Framing = FramingNone
+	r.ContentLength = 0
+	r.HasContentLength = false
+	r.KeepAlive = false
+	r.HTTP10 = false
+	r.Skipped = 0
+	r.headReq = false
+}
+
+// Parse parses an origin's complete response head (as found by a HeadScanner
+// with Response set). requestWasHEAD says whether the request was HEAD.
+// Every problem is an *Error with Status 502 and CauseOriginBadResponse:
+// a bare LF, a status line other than "HTTP/1.x NNN [reason]" (version 1.0
+// or 1.1, status 100-599), a malformed header line (as for requests:
+// whitespace before the colon, obs-fold, bad name, control characters),
+// more than one Content-Length, a Content-Length that is not 1*DIGIT, more
+// than one Transfer-Encoding or one other than "chunked" (OWS and case
+// ignored), Transfer-Encoding on HTTP/1.0, Content-Length together with
+// Transfer-Encoding. Parse resets r first.
+func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
+	r.resetFields()
+	r.headReq = requestWasHEAD
+	skip := 0
+	for len(head)-skip >= 2 && head[skip] == '\r' && head[skip+1] == '\n' {
+		skip += 2
+		if skip > maxLeadingEmpty {
+			return errRespLeadingEmpty
+		}
+	}
+	r.Skipped = skip
+	h := head[skip:]
+	if len(h) < 4 || !bytes.HasSuffix(h, crlfcrlf) {
+		return errRespIncomplete
+	}
+	eol := bytes.IndexByte(h, '\n')
+	if eol == 0 || h[eol-1] != '\r' {
+		return errRespBareLF
+	}
+	if err := r.parseStatusLine(h[:eol-1]); err != nil {
+		return err
+	}
+
+	var (
+		teCount, clCount int
+		contentLength    int64
+		connClose        bool
+		connKeepAlive    bool
+		pos              = eol + 1
+	)
+	for {
+		i := bytes.IndexByte(h[pos:], '\n')
+		lf := pos + i
+		if h[lf-1] != '\r' {
+			return errRespBareLF
+		}
+		line := h[pos : lf-1]
+		pos = lf + 1
+		if len(line) == 0 {
+			if pos != len(h) {
+				return errRespTrailing
+			}
+			break
+		}
+		name, rawValue, err := splitHeaderLine(line)
+		if err != nil {
+			return errRespHeaderLine
+		}
+		value := trimOWS(rawValue)
+		switch len(name) {
+		case 10:
+			if eqFold(name, "connection") {
+				connClose = connClose || listHasToken(value, "close")
+				connKeepAlive = connKeepAlive || listHasToken(value, "keep-alive")
+			}
+		case 14:
+			if eqFold(name, "content-length") {
+				clCount++
+				if clCount > 1 {
+					return errRespDupCL
+				}
+				n, ok := parseDecimal(value)
+				if !ok {
+					return errRespBadCL
+				}
+				contentLength = n
+			}
+		case 17:
+			if eqFold(name, "transfer-encoding") {
+				if r.HTTP10 {
+					return errRespTE10
+				}
+				teCount++
+				if teCount > 1 {
+					return errRespDupTE
+				}
+				if !eqFold(value, "chunked") {
+					return errRespBadTE
+				}
+			}
+		}
+	}
+	if teCount > 0 && clCount > 0 {
+		return errRespCLTE
+	}
+
+	r.Header.Reset()
+	r.Header.SetNoDefaultContentType(true)
+	r.src.Reset(h)
+	if r.br == nil || r.br.Size() < len(h) {
+		size := 4096
+		for size < len(h) {
+			size *= 2
+		}
+		r.br = bufio.NewReaderSize(&r.src, size)
+	} else {
+		r.br.Reset(&r.src)
+	}
+	if err := r.Header.Read(r.br); err != nil {
+		return errRespMalformed
+	}
+
+	r.HasContentLength = clCount > 0
+	r.ContentLength = contentLength
+	switch {
+	case requestWasHEAD || r.Status < 200 || r.Status == 204 || r.Status == 304:
+		r.Framing = FramingNone
+	case teCount > 0:
+		r.Framing = FramingChunked
+	case clCount > 0:
+		r.Framing = FramingLength
+	default:
+		r.Framing = FramingUntilClose
+	}
+	if r.HTTP10 {
+		r.KeepAlive = connKeepAlive && !connClose
+	} else {
+		r.KeepAlive = !connClose
+	}
+	if r.Framing == FramingUntilClose || r.Status == 101 {
+		r.KeepAlive = false
+	}
+	return nil
+}
+
+// parseStatusLine validates "HTTP/1.x NNN [reason]" and sets Status and
+// HTTP10.
+func (r *Response) parseStatusLine(line []byte) error {
+	if len(line) < 12 || line[8] != ' ' {
+		return errRespStatusLine
+	}
+	switch string(line[:8]) {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		r.HTTP10 = true
+	default:
+		return errRespVersion
+	}
+	code := line[9:12]
+	if !isDigit(code[0]) || !isDigit(code[1]) || !isDigit(code[2]) {
+		return errRespStatus
+	}
+	r.Status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
+	if r.Status < 100 || r.Status > 599 {
+		return errRespStatus
+	}
+	if len(line) > 12 {
+		if line[12] != ' ' {
+			return errRespStatusLine
+		}
+		for _, c := range line[13:] {
+			if class[c]&classVchar == 0 && c != ' ' && c != '\t' {
+				return errRespStatusLine
+			}
+		}
+	}
+	return nil
+}

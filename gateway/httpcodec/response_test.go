@@ -1,0 +1,133 @@
+package httpcodec
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestResponseFraming(t *testing.T) {
+	tests := []struct {
+		name      string
+		head      string
+		head2     bool // request was HEAD
+		status    int
+		framing   Framing
+		cl        int64
+		hasCL     bool
+		keepAlive bool
+	}{
+		{name: "length", head: req("HTTP/1.1 200 OK", "Content-Length: 12"), status: 200,
+			framing: FramingLength, cl: 12, hasCL: true, keepAlive: true},
+		{name: "length zero", head: req("HTTP/1.1 200 OK", "Content-Length: 0"), status: 200,
+			framing: FramingLength, hasCL: true, keepAlive: true},
+		{name: "chunked", head: req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked"), status: 200,
+			framing: FramingChunked, keepAlive: true},
+		{name: "chunked ows case", head: req("HTTP/1.1 200 OK", "transfer-encoding:  Chunked "), status: 200,
+			framing: FramingChunked, keepAlive: true},
+		{name: "until close", head: req("HTTP/1.1 200 OK", "Content-Type: text/plain"), status: 200,
+			framing: FramingUntilClose},
+		{name: "close", head: req("HTTP/1.1 200 OK", "Content-Length: 1", "Connection: close"), status: 200,
+			framing: FramingLength, cl: 1, hasCL: true},
+		{name: "http10", head: req("HTTP/1.0 200 OK", "Content-Length: 1"), status: 200,
+			framing: FramingLength, cl: 1, hasCL: true},
+		{name: "http10 keep-alive", head: req("HTTP/1.0 200 OK", "Content-Length: 1", "Connection: keep-alive"),
+			status: 200, framing: FramingLength, cl: 1, hasCL: true, keepAlive: true},
+		{name: "head with cl", head: req("HTTP/1.1 200 OK", "Content-Length: 5000"), head2: true, status: 200,
+			framing: FramingNone, cl: 5000, hasCL: true, keepAlive: true},
+		{name: "head with chunked", head: req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked"), head2: true,
+			status: 200, framing: FramingNone, keepAlive: true},
+		{name: "head without framing", head: req("HTTP/1.1 200 OK"), head2: true, status: 200,
+			framing: FramingNone, keepAlive: true},
+		{name: "204 with cl", head: req("HTTP/1.1 204 No Content", "Content-Length: 10"), status: 204,
+			framing: FramingNone, cl: 10, hasCL: true, keepAlive: true},
+		{name: "304", head: req("HTTP/1.1 304 Not Modified", "ETag: \"x\""), status: 304,
+			framing: FramingNone, keepAlive: true},
+		{name: "100 continue", head: req("HTTP/1.1 100 Continue"), status: 100,
+			framing: FramingNone, keepAlive: true},
+		{name: "101", head: req("HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade"),
+			status: 101, framing: FramingNone},
+		{name: "no reason", head: req("HTTP/1.1 404", "Content-Length: 0"), status: 404,
+			framing: FramingLength, hasCL: true, keepAlive: true},
+		{name: "empty reason", head: req("HTTP/1.1 503 ", "Content-Length: 0"), status: 503,
+			framing: FramingLength, hasCL: true, keepAlive: true},
+		{name: "leading crlf", head: "\r\n" + req("HTTP/1.1 200 OK", "Content-Length: 0"), status: 200,
+			framing: FramingLength, hasCL: true, keepAlive: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := HeadScanner{Response: true}
+			n, err := s.Scan([]byte(tc.head), Limits{})
+			if err != nil || n != len(tc.head) {
+				t.Fatalf("scan %d %v", n, err)
+			}
+			var r Response
+			if err := r.Parse([]byte(tc.head), tc.head2); err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != tc.status || r.Framing != tc.framing || r.ContentLength != tc.cl ||
+				r.HasContentLength != tc.hasCL || r.KeepAlive != tc.keepAlive {
+				t.Fatalf("got status %d framing %v cl %d/%v keepAlive %v, want %d %v %d/%v %v",
+					r.Status, r.Framing, r.ContentLength, r.HasContentLength, r.KeepAlive,
+					tc.status, tc.framing, tc.cl, tc.hasCL, tc.keepAlive)
+			}
+		})
+	}
+}
+
+func TestResponseRejections(t *testing.T) {
+	tests := []struct{ name, head string }{
+		{"cl and te", req("HTTP/1.1 200 OK", "Content-Length: 5", "Transfer-Encoding: chunked")},
+		{"duplicate cl", req("HTTP/1.1 200 OK", "Content-Length: 5", "Content-Length: 5")},
+		{"cl list", req("HTTP/1.1 200 OK", "Content-Length: 5, 5")},
+		{"cl negative", req("HTTP/1.1 200 OK", "Content-Length: -1")},
+		{"cl garbage", req("HTTP/1.1 200 OK", "Content-Length: 1x")},
+		{"cl overflow", req("HTTP/1.1 200 OK", "Content-Length: 99999999999999999999")},
+		{"te gzip", req("HTTP/1.1 200 OK", "Transfer-Encoding: gzip")},
+		{"te list", req("HTTP/1.1 200 OK", "Transfer-Encoding: gzip, chunked")},
+		{"te twice", req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked")},
+		{"te on 1.0", req("HTTP/1.0 200 OK", "Transfer-Encoding: chunked")},
+		{"garbage", req("garbage")},
+		{"html", "<html><body>oops</body></html>\r\n\r\n"},
+		{"http2", req("HTTP/2 200", "Content-Length: 0")},
+		{"version 1.2", req("HTTP/1.2 200 OK", "Content-Length: 0")},
+		{"status two digits", req("HTTP/1.1 20 OK", "Content-Length: 0")},
+		{"status letters", req("HTTP/1.1 2x0 OK", "Content-Length: 0")},
+		{"status 600", req("HTTP/1.1 600 OK", "Content-Length: 0")},
+		{"status 099", req("HTTP/1.1 099 OK", "Content-Length: 0")},
+		{"status four digits", req("HTTP/1.1 2000 OK", "Content-Length: 0")},
+		{"control in reason", req("HTTP/1.1 200 O\x01K", "Content-Length: 0")},
+		{"space before colon", req("HTTP/1.1 200 OK", "Content-Length : 5")},
+		{"obs-fold", req("HTTP/1.1 200 OK", "X: a", " b", "Content-Length: 0")},
+		{"bare lf", "HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n"},
+		{"incomplete", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"},
+		{"nul in value", req("HTTP/1.1 200 OK", "X: a\x00", "Content-Length: 0")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r Response
+			wantError(t, r.Parse([]byte(tc.head), false), 502, CauseOriginBadResponse)
+		})
+	}
+}
+
+func TestResponseReuse(t *testing.T) {
+	var r Response
+	if err := r.Parse([]byte(req("HTTP/1.1 200 OK", "Content-Length: 5", "X-A: 1")), false); err != nil {
+		t.Fatal(err)
+	}
+	r.Reset()
+	if err := r.Parse([]byte(req("HTTP/1.1 404 Not Found", "Transfer-Encoding: chunked")), false); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != 404 || r.Framing != FramingChunked || r.HasContentLength || len(r.Header.Peek("X-A")) != 0 {
+		t.Fatalf("state leaked: %+v", r.Framing)
+	}
+	// No default Content-Type is invented.
+	if ct := r.Header.ContentType(); len(ct) != 0 {
+		t.Fatalf("content-type %q", ct)
+	}
+	out := string(AppendClientResponse(nil, &r, &ResponseInfo{Chunked: true}))
+	if strings.Contains(out, "Content-Type") {
+		t.Fatalf("invented content-type:\n%s", out)
+	}
+}

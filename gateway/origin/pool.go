@@ -1,0 +1,154 @@
+package origin
+
+// Pool holds one event loop's connections to one server: how many are open, and the
+// idle ones ready for reuse, most recently used last. Reusing the newest connection
+// keeps the fewest connections warm and lets the oldest age out.
+//
+// A Pool belongs to one event loop; use it only on that loop's goroutine.
+type Pool[C comparable] struct {
+	idle    []idleConn[C]
+	open    int
+	maxOpen int
+	maxIdle int
+}
+
+type idleConn[C comparable] struct {
+	c     C
+	since int64 // unix nanoseconds when it went idle
+}
+
+// NewPool returns a pool that allows maxOpen connections, maxIdle of them idle.
+func NewPool[C comparable](maxOpen, maxIdle int) *Pool[C] {
+	return &Pool[C]{maxOpen: maxOpen, maxIdle: maxIdle}
+}
+
+// Get takes the most recently used idle connection.
+func (p *Pool[C]) Get() (c C, ok bool) {
+	n := len(p.idle)
+	if n == 0 {
+		return c, false
+	}
+	c = p.idle[n-1].c
+	p.idle[n-1] = idleConn[C]{}
+	p.idle = p.idle[:n-1]
+	return c, true
+}
+
+// Put parks an open connection as idle. It returns false when the pool keeps
+// enough idle connections already: the caller closes c then.
+func (p *Pool[C]) Put(c C, now int64) bool {
+	if len(p.idle) >= p.maxIdle {
+		return false
+	}
+	p.idle = append(p.idle, idleConn[C]{c, now})
+	return true
+}
+
+// Remove drops c from the idle list (it was closed by its peer); it reports whether c was idle.
+func (p *Pool[C]) Remove(c C) bool {
+	for i := range p.idle {
+		if p.idle[i].c == c {
+			copy(p.idle[i:], p.idle[i+1:])
+			p.idle[len(p.idle)-1] = idleConn[C]{}
+			p.idle = p.idle[:len(p.idle)-1]
+			return true
+		}
+	}
+	return false
+}
+
+// EvictIdle removes the connections idle since before cutoff (oldest first) and
+// hands each to closeFn.
+func (p *Pool[C]) EvictIdle(cutoff int64, closeFn func(C)) {
+	n := 0
+	for n < len(p.idle) && p.idle[n].since < cutoff {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	evicted := make([]C, n)
+	for i := 0; i < n; i++ {
+		evicted[i] = p.idle[i].c
+	}
+	rest := copy(p.idle, p.idle[n:])
+	clear(p.idle[rest:])
+	p.idle = p.idle[:rest]
+	for _, c := range evicted {
+		closeFn(c)
+	}
+}
+
+// Reserve counts a new connection about to be opened; false when the server's
+// per-loop connection cap is reached.
+func (p *Pool[C]) Reserve() bool {
+	if p.open >= p.maxOpen {
+		return false
+	}
+	p.open++
+	return true
+}
+
+// Release uncounts a connection that closed (or failed to open).
+func (p *Pool[C]) Release() {
+	if p.open > 0 {
+		p.open--
+	}
+}
+
+// Open is the number of counted connections; Idle the number parked.
+func (p *Pool[C]) Open() int { return p.open }
+
+// Idle is the number of idle connections.
+func (p *Pool[C]) Idle() int { return len(p.idle) }
+
+// LoopState is one event loop's view of all origins: a pool per server and a
+// round-robin cursor per origin.
+type LoopState[C comparable] struct {
+	pools  [][]*Pool[C] // [origin.Index][server.Index]
+	cursor []uint32
+}
+
+// NewLoopState builds the per-loop state for every origin of t.
+func NewLoopState[C comparable](t *Table) *LoopState[C] {
+	s := &LoopState[C]{pools: make([][]*Pool[C], len(t.List)), cursor: make([]uint32, len(t.List))}
+	for _, o := range t.List {
+		s.pools[o.Index] = make([]*Pool[C], len(o.Servers))
+		for _, srv := range o.Servers {
+			s.pools[o.Index][srv.Index] = NewPool[C](o.MaxConnsPerServer, o.MaxIdlePerServer)
+		}
+	}
+	return s
+}
+
+// Pool returns the pool of server srv of origin o.
+func (s *LoopState[C]) Pool(o *Origin, srv *Server) *Pool[C] {
+	return s.pools[o.Index][srv.Index]
+}
+
+// Next picks the next server of o round robin, skipping the servers whose bit is
+// set in tried (bit i = Servers[i]), unless every server was tried: then a retry
+// goes to the next one in turn anyway (a fresh connection to a server that reset
+// a pooled one is still worth a try).
+func (s *LoopState[C]) Next(o *Origin, tried uint64) *Server {
+	n := uint32(len(o.Servers))
+	for i := uint32(0); i < n; i++ {
+		s.cursor[o.Index]++
+		srv := o.Servers[s.cursor[o.Index]%n]
+		if srv.Index >= 64 || tried&(1<<uint(srv.Index)) == 0 {
+			return srv
+		}
+	}
+	s.cursor[o.Index]++
+	return o.Servers[s.cursor[o.Index]%n]
+}
+
+// EvictIdle closes, in every pool, the connections idle since before cutoff.
+func (s *LoopState[C]) EvictIdle(t *Table, now int64, closeFn func(C)) {
+	for _, o := range t.List {
+		cutoff := now - int64(o.IdleTimeout)
+		for _, p := range s.pools[o.Index] {
+			p.EvictIdle(cutoff, closeFn)
+		}
+	}
+}

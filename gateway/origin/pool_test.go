@@ -1,0 +1,73 @@
+package origin
+
+import (
+	"testing"
+	"time"
+
+	"gozer/gateway/config"
+)
+
+func TestPoolReuseNewestAndEvictOldest(t *testing.T) {
+	p := NewPool[int](3, 2)
+	for i := 1; i <= 3; i++ {
+		if !p.Reserve() {
+			t.Fatalf("reserve %d refused under the cap", i)
+		}
+	}
+	if p.Reserve() {
+		t.Fatal("reserve over maxOpen accepted")
+	}
+	if !p.Put(1, 100) || !p.Put(2, 200) {
+		t.Fatal("put under maxIdle refused")
+	}
+	if p.Put(3, 300) {
+		t.Fatal("put over maxIdle accepted")
+	}
+	if c, ok := p.Get(); !ok || c != 2 {
+		t.Fatalf("Get = %d, %v; want the newest (2)", c, ok)
+	}
+	p.Put(2, 200)
+	var closed []int
+	p.EvictIdle(150, func(c int) { closed = append(closed, c) })
+	if len(closed) != 1 || closed[0] != 1 || p.Idle() != 1 {
+		t.Fatalf("evicted %v, idle %d; want [1] and 1 left", closed, p.Idle())
+	}
+	if !p.Remove(2) || p.Remove(2) || p.Idle() != 0 {
+		t.Fatal("Remove of an idle conn misbehaved")
+	}
+	p.Release()
+	if !p.Reserve() {
+		t.Fatal("reserve after release refused")
+	}
+}
+
+func TestRoundRobinSkipsTriedServers(t *testing.T) {
+	tab, err := NewTable(map[string]*config.Origin{
+		"api": {Servers: []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}, MaxConnectionsPerServer: 4, MaxIdlePerServer: 2, IdleTimeout: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := tab.Get("api")
+	ls := NewLoopState[int](tab)
+	seen := map[string]int{}
+	for i := 0; i < 6; i++ {
+		seen[ls.Next(o, 0).Addr]++
+	}
+	for _, s := range o.Servers {
+		if seen[s.Addr] != 2 {
+			t.Fatalf("round robin uneven: %v", seen)
+		}
+	}
+	for i := 0; i < 6; i++ {
+		if s := ls.Next(o, 1<<1); s.Index == 1 {
+			t.Fatal("Next returned a server already tried")
+		}
+	}
+	if s := ls.Next(o, 0b111); s == nil {
+		t.Fatal("Next with every server tried returned nil")
+	}
+	if _, err := NewTable(map[string]*config.Origin{"x": {Servers: []string{"no-such-host.invalid:80"}}}); err == nil {
+		t.Fatal("unresolvable server accepted")
+	}
+}

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// epollProbe records what loopEpollFD finds from inside a real gnet loop.
+type epollProbe struct {
+	gnet.BuiltinEventEngine
+	got chan error
+}
+
+func (p *epollProbe) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	epfd, err := loopEpollFD(c)
+	if err == nil {
+		var link string
+		link, err = os.Readlink("/proc/self/fd/" + strconv.Itoa(epfd))
+		if err == nil && link != "anon_inode:[eventpoll]" {
+			err = &net.AddrError{Err: "fd is " + link + ", not an epoll instance"}
+		}
+		if err == nil {
+			// Pausing and resuming must be accepted by the kernel for a live connection.
+			if err = setInterest(epfd, c, false); err == nil {
+				err = setInterest(epfd, c, true)
+			}
+		}
+	}
+	p.got <- err
+	return nil, gnet.None
+}
+
+// TestLoopEpollFD guards the one place Gozer reaches into gnet's internals: if a gnet
+// upgrade moves the loop's epoll fd, backpressure would silently stop working.
+func TestLoopEpollFD(t *testing.T) {
+	p := &epollProbe{got: make(chan error, 1)}
+	cli, err := gnet.NewClient(p, gnet.WithNumEventLoop(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cli.Stop() }()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	if _, err := cli.Dial("tcp", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.got:
+		if err != nil {
+			t.Fatalf("loopEpollFD: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("gnet never opened the connection")
+	}
+}
+
+// TestDrainWatcherWakesLoopWork checks the watcher fires once per arm for a writable fd.
+func TestDrainWatcherWakesLoopWork(t *testing.T) {
+	w, err := newDrainWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { w.run(); close(done) }()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	el := &inlineLoop{}
+	fired := make(chan struct{}, 4)
+	if err := w.watch(fds[0], el, func() { fired <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("writable fd never reported")
+	}
+	// Re-arming must work (MOD after the one-shot fired), and unwatch must not fail.
+	if err := w.watch(fds[0], el, func() { fired <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("re-armed watch never reported")
+	}
+	w.unwatch(fds[0])
+	w.stop()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("watcher goroutine did not stop")
+	}
+	w.release()
+}

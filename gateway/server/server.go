@@ -1,0 +1,259 @@
+// Package server is Gozer's proxy core: it accepts client connections, hands each to
+// one gnet event loop for life, decodes HTTP/1.1 on that loop, proxies to origins over
+// connections opened onto the same loop, and streams bodies both ways with bounded
+// buffering.
+//
+// Concurrency: everything that touches a connection (client or upstream) runs on the
+// goroutine of the event loop that owns it. The only other goroutines are the
+// acceptor, the dialers (one per new origin connection, off the request path once
+// pools are warm), the drain watcher, the timer ticker, the admin HTTP server and the
+// log writers; they reach a loop only through EventLoop.Execute.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+
+	"gozer/filters"
+	"gozer/gateway/config"
+	"gozer/gateway/origin"
+	"gozer/gateway/telemetry"
+)
+
+// tickEvery is the resolution of every connection timeout.
+const tickEvery = 100 * time.Millisecond
+
+// Server is one running gateway. Create it with New, start it with Start, stop it with
+// Shutdown; its methods are safe to call from any goroutine.
+type Server struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	origins *origin.Table
+	router  filters.Router
+	access  *telemetry.AccessLog
+
+	engine  *gnet.Client
+	handler *handler
+	watcher *drainWatcher
+
+	proxyLn net.Listener
+	admin   *http.Server
+
+	loopsMu sync.Mutex
+	loops   []*loop // every loop seen so far; read by the ticker under loopsMu
+
+	clients  atomic.Int64 // client connections open (accepted and not yet closed)
+	draining atomic.Bool
+	stopTick chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New validates what the config names (origins resolve, access log opens) but binds nothing.
+func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
+	tab, err := origin.NewTable(cfg.Origins)
+	if err != nil {
+		return nil, err
+	}
+	sink, err := telemetry.OpenSink(cfg.Log.AccessLog)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: log, origins: tab,
+		router:   filters.NewRouteTable(cfg.Routes),
+		access:   telemetry.NewAccessLog(sink),
+		stopTick: make(chan struct{}),
+	}
+	s.handler = &handler{srv: s}
+	return s, nil
+}
+
+// Start binds the listeners and starts the event loops; it returns once Gozer serves.
+func (s *Server) Start() error {
+	w, err := newDrainWatcher()
+	if err != nil {
+		return err
+	}
+	s.watcher = w
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(s.cfg.Server.EventLoops),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithReadBufferCap(64 << 10),
+		gnet.WithLogger(gnetLogger{s.log}),
+	}
+	cli, err := gnet.NewClient(s.handler, opts...)
+	if err != nil {
+		return fmt.Errorf("create event loops: %w", err)
+	}
+	if err := cli.Start(); err != nil {
+		return fmt.Errorf("start event loops: %w", err)
+	}
+	s.engine = cli
+
+	ln, err := net.Listen("tcp", s.cfg.Listeners.Proxy.Addr)
+	if err != nil {
+		_ = cli.Stop()
+		return fmt.Errorf("listen proxy %s: %w", s.cfg.Listeners.Proxy.Addr, err)
+	}
+	s.proxyLn = ln
+	adminLn, err := net.Listen("tcp", s.cfg.Listeners.Admin.Addr)
+	if err != nil {
+		_ = ln.Close()
+		_ = cli.Stop()
+		return fmt.Errorf("listen admin %s: %w", s.cfg.Listeners.Admin.Addr, err)
+	}
+	s.admin = &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.watcher.run() }()
+	go func() { defer s.wg.Done(); s.acceptLoop(ln) }()
+	go func() { defer s.wg.Done(); s.tickLoop() }()
+	go func() {
+		defer s.wg.Done()
+		if err := s.admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Msg("admin listener stopped")
+		}
+	}()
+	s.log.Info().Str("proxy", ln.Addr().String()).Str("admin", adminLn.Addr().String()).
+		Int("origins", len(s.origins.List)).Msg("gozer serving")
+	return nil
+}
+
+// ProxyAddr is the bound address of the proxy listener.
+func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
+
+// acceptLoop hands each accepted connection to an event loop. Accepting outside gnet
+// keeps the listener ours: Shutdown can close it (new clients are refused at once
+// while the loops go on serving), and a full gateway can answer 503 before the
+// connection ever costs a loop anything.
+func (s *Server) acceptLoop(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn().Err(err).Msg("accept failed")
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
+			continue
+		}
+		if s.clients.Load() >= int64(s.cfg.Server.MaxConnections) {
+			s.refuse(c)
+			continue
+		}
+		s.clients.Add(1)
+		if _, err := s.engine.EnrollContext(c, nil); err != nil {
+			s.clients.Add(-1)
+			s.log.Error().Err(err).Msg("cannot hand connection to an event loop")
+		}
+	}
+}
+
+// refuse answers a connection over the limit with a 503 and closes it.
+func (s *Server) refuse(c net.Conn) {
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Write(errorResponse(nil, filters.LocalMaxConnections, nil, true))
+	_ = c.Close()
+	s.log.Warn().Str("client", c.RemoteAddr().String()).Str("cause", filters.LocalMaxConnections.Name).
+		Int("max_connections", s.cfg.Server.MaxConnections).Msg("connection refused: too many client connections")
+}
+
+// tickLoop drives every loop's timers: a loop checks its deadlines on its own goroutine.
+func (s *Server) tickLoop() {
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopTick:
+			return
+		case <-t.C:
+		}
+		s.loopsMu.Lock()
+		loops := s.loops
+		s.loopsMu.Unlock()
+		for _, l := range loops {
+			_ = l.el.Execute(context.Background(), l.tickTask)
+		}
+	}
+}
+
+// Shutdown drains: it stops accepting, closes idle keep-alive connections, lets
+// in-flight requests finish until ctx ends (answering with Connection: close), then
+// stops the loops and flushes the logs.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	_ = s.proxyLn.Close()
+	s.forEachLoop(func(l *loop) { l.drain() })
+	for s.clients.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			s.log.Warn().Int64("connections", s.clients.Load()).Msg("drain deadline reached: closing busy connections")
+			goto stop
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+stop:
+	close(s.stopTick)
+	s.forEachLoop(func(l *loop) { l.log.Flush() })
+	err := s.engine.Stop()
+	actx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.admin.Shutdown(actx)
+	s.watcher.stop()
+	s.wg.Wait()
+	s.watcher.release()
+	_ = s.access.Close()
+	return err
+}
+
+// forEachLoop runs fn on every loop's own goroutine and waits for all of them.
+func (s *Server) forEachLoop(fn func(*loop)) {
+	s.loopsMu.Lock()
+	loops := append([]*loop(nil), s.loops...)
+	s.loopsMu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Add(1)
+		l := l
+		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			defer wg.Done()
+			fn(l)
+			return nil
+		}))
+		if err != nil {
+			wg.Done()
+		}
+	}
+	wg.Wait()
+}
+
+func (s *Server) adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, _ *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "draining\n", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// gnetLogger sends gnet's own log lines to the process log.
+type gnetLogger struct{ l zerolog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug().Msgf("gnet: "+f, a...) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug().Msgf("gnet: "+f, a...) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn().Msgf("gnet: "+f, a...) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error().Msgf("gnet: "+f, a...) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error().Msgf("gnet: "+f, a...) }

@@ -1,0 +1,55 @@
+// Package telemetry owns Gozer's logs: the process log (zerolog, JSON, non-blocking)
+// and the access log (one JSON line per request, buffered per event loop).
+package telemetry
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/diode"
+)
+
+func init() {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+}
+
+// NewProcessLogger returns the process logger. Writes go through a diode (a lock-free
+// ring drained by its own goroutine), so an event loop that logs an error never blocks
+// on a slow stderr; when the ring overflows, lines are dropped and the drop is counted
+// in a later line. The logger is safe for use from any goroutine.
+func NewProcessLogger(level string, out io.Writer) (zerolog.Logger, func(), error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil {
+		return zerolog.Nop(), nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	dw := diode.NewWriter(out, 4096, 10*time.Millisecond, func(missed int) {
+		fmt.Fprintf(out, `{"level":"warn","message":"process log dropped %d lines"}`+"\n", missed)
+	})
+	l := zerolog.New(dw).Level(lvl).With().Timestamp().Logger()
+	return l, func() { _ = dw.Close() }, nil
+}
+
+// OpenSink opens where the access log goes: "stdout", "stderr", "off" (nil, nil) or a file path.
+func OpenSink(spec string) (io.WriteCloser, error) {
+	switch spec {
+	case "off", "":
+		return nil, nil
+	case "stdout":
+		return nopCloser{os.Stdout}, nil
+	case "stderr":
+		return nopCloser{os.Stderr}, nil
+	}
+	f, err := os.OpenFile(spec, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open access log: %w", err)
+	}
+	return f, nil
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

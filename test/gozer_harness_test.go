@@ -1,0 +1,233 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const terminate = syscall.SIGTERM
+
+// config describes a Gozer configuration file; zero fields keep Gozer's defaults,
+// except those set by render for fast tests.
+type config struct {
+	TrustForwarded bool
+	// Server holds server.* keys, written verbatim: {"idle_timeout": "1s"}.
+	Server  map[string]string
+	Origins map[string]originConfig
+	Routes  []route
+}
+
+type originConfig struct {
+	Servers []string
+	// Opts holds origins.NAME.* keys other than servers, written verbatim.
+	Opts map[string]string
+}
+
+type route struct{ Host, PathPrefix, Origin string }
+
+// oneOrigin is the config of a single origin "demo" with a catch-all route.
+func oneOrigin(opts map[string]string, servers ...string) config {
+	return config{
+		Origins: map[string]originConfig{"demo": {Servers: servers, Opts: opts}},
+		Routes:  []route{{PathPrefix: "/", Origin: "demo"}},
+	}
+}
+
+// render writes the YAML file Gozer reads.
+func (c config) render(proxy, admin string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n  admin:\n    addr: %q\n",
+		proxy, c.TrustForwarded, admin)
+	server := map[string]string{
+		"event_loops":   "2",
+		"drain_timeout": "2s", // a test's hung request must not hold up its cleanup
+	}
+	for k, v := range c.Server {
+		server[k] = v
+	}
+	b.WriteString("server:\n")
+	for _, k := range sortedKeys(server) {
+		fmt.Fprintf(&b, "  %s: %s\n", k, server[k])
+	}
+	b.WriteString("log:\n  level: info\n  access_log: stdout\norigins:\n")
+	names := make([]string, 0, len(c.Origins))
+	for n := range c.Origins {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		o := c.Origins[n]
+		quoted := make([]string, len(o.Servers))
+		for i, s := range o.Servers {
+			quoted[i] = fmt.Sprintf("%q", s)
+		}
+		fmt.Fprintf(&b, "  %s:\n    servers: [%s]\n", n, strings.Join(quoted, ", "))
+		opts := map[string]string{"connect_timeout": "1s", "read_timeout": "15s"}
+		for k, v := range o.Opts {
+			opts[k] = v
+		}
+		for _, k := range sortedKeys(opts) {
+			fmt.Fprintf(&b, "    %s: %s\n", k, opts[k])
+		}
+	}
+	b.WriteString("routes:\n")
+	for _, r := range c.Routes {
+		b.WriteString("  - {")
+		if r.Host != "" {
+			fmt.Fprintf(&b, " host: %q,", r.Host)
+		}
+		fmt.Fprintf(&b, " path_prefix: %q, origin: %s }\n", r.PathPrefix, r.Origin)
+	}
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// gozer is a running gateway process.
+type gozer struct {
+	*process
+	ProxyAddr  string
+	AdminAddr  string
+	ConfigPath string
+}
+
+// startGozer writes cfg into a temporary directory, starts gozer on it and waits
+// until the admin health check answers 200 and the proxy port accepts. It stops the
+// process at cleanup and, when the test failed, logs what it printed.
+func startGozer(t testing.TB, cfg config) *gozer {
+	t.Helper()
+	if gozerBuildErr != nil {
+		t.Fatalf("gozer does not build: %v", gozerBuildErr)
+	}
+	var lastErr string
+	for try := 0; try < 3; try++ { // a free port may be taken by someone else meanwhile
+		g := &gozer{ProxyAddr: freePort(t), AdminAddr: freePort(t)}
+		g.ConfigPath = filepath.Join(t.TempDir(), "gozer.yaml")
+		if err := os.WriteFile(g.ConfigPath, []byte(cfg.render(g.ProxyAddr, g.AdminAddr)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := startProcess("gozer", gozerBin, "-config", g.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.process = p
+		t.Cleanup(func() {
+			p.stop(10 * time.Second)
+			if t.Failed() {
+				t.Logf("gozer output:\n%s", tail(p.output(), 6000))
+			}
+		})
+		if g.ready(10 * time.Second) {
+			return g
+		}
+		lastErr = tail(p.output(), 3000)
+		p.stop(5 * time.Second)
+		if !strings.Contains(lastErr, "address already in use") {
+			break
+		}
+	}
+	t.Fatalf("gozer did not become ready (health check 200 and proxy port open) within 10s:\n%s", lastErr)
+	return nil
+}
+
+func (g *gozer) ready(timeout time.Duration) bool {
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	return eventually(timeout, func() bool {
+		if g.exited() {
+			return false
+		}
+		resp, err := client.Get("http://" + g.AdminAddr + "/healthcheck")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+// URL is http://PROXY/path.
+func (g *gozer) URL(path string) string { return "http://" + g.ProxyAddr + path }
+
+// accessLine is one JSON line of the access log.
+type accessLine map[string]any
+
+func (l accessLine) str(k string) string {
+	s, _ := l[k].(string)
+	return s
+}
+
+func (l accessLine) num(k string) (float64, bool) {
+	f, ok := l[k].(float64)
+	return f, ok
+}
+
+// accessLog returns the JSON lines Gozer printed on stdout so far.
+func (g *gozer) accessLog() []accessLine {
+	var lines []accessLine
+	sc := bufio.NewScanner(strings.NewReader(g.stdout.String()))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l accessLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l["request_id"] != nil {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// waitAccessLog waits up to 10 s for the access-log lines matching match and
+// returns them.
+func (g *gozer) waitAccessLog(t testing.TB, what string, match func(accessLine) bool) []accessLine {
+	t.Helper()
+	var found []accessLine
+	if !eventually(10*time.Second, func() bool {
+		found = found[:0]
+		for _, l := range g.accessLog() {
+			if match(l) {
+				found = append(found, l)
+			}
+		}
+		return len(found) > 0
+	}) {
+		t.Fatalf("no access-log line for %s within 10s; stdout:\n%s", what, tail(g.stdout.String(), 3000))
+	}
+	return found
+}
+
+// byRequestID matches the access-log lines of one request.
+func byRequestID(id string) func(accessLine) bool {
+	return func(l accessLine) bool { return l.str("request_id") == id }
+}
+
+// newClient is an HTTP client of its own (no connection shared with other tests).
+func newClient(t testing.TB, timeout time.Duration) *http.Client {
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: timeout}
+}

@@ -1,0 +1,277 @@
+// Package test holds Gozer's end-to-end tests: the real gozer binary in front of real
+// demo-origin processes, driven over loopback sockets by net/http, curl and raw TCP.
+//
+//	go test -race -count=1 ./test/...          # everything (about 4 minutes)
+//	go test -race -count=1 -short ./test/...   # without the 1 GiB transfers
+//
+// TestMain builds gozer and demo-origin once; GOZER_BIN=/path/to/gozer tests a gozer
+// binary built elsewhere instead.
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	// moduleRoot is the directory of go.mod (the tests run in test/).
+	moduleRoot string
+	// gozerBin and originBin are the binaries built once by TestMain.
+	gozerBin, originBin string
+	// gozerBuildErr is set when gozer does not build: every test that needs it fails
+	// with this message, the others still run.
+	gozerBuildErr error
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test setup:", err)
+		os.Exit(2)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return 0, err
+	}
+	if gomod, err := os.ReadFile(filepath.Join(root, "go.mod")); err != nil || !bytes.HasPrefix(gomod, []byte("module gozer")) {
+		return 0, fmt.Errorf("%s is not the gozer module root (run the tests from test/)", root)
+	}
+	moduleRoot = root
+	dir, err := os.MkdirTemp("", "gozer-e2e-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	originBin = filepath.Join(dir, "demo-origin")
+	if err := goBuild(originBin, "./gateway/cmd/demo-origin"); err != nil {
+		return 0, err
+	}
+	gozerBin = filepath.Join(dir, "gozer")
+	if bin := os.Getenv("GOZER_BIN"); bin != "" {
+		gozerBin = bin // test a binary built elsewhere
+	} else {
+		gozerBuildErr = goBuild(gozerBin, "./gateway/cmd/gozer")
+	}
+	if gozerBuildErr != nil {
+		fmt.Fprintln(os.Stderr, "warning:", gozerBuildErr)
+	}
+	return m.Run(), nil
+}
+
+func goBuild(out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = moduleRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// waitFor polls cond every 20 ms until it is true, and fails the test with what when
+// it is still false after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !eventually(timeout, cond) {
+		t.Fatalf("after %v still not true: %s", timeout, what)
+	}
+}
+
+// eventually polls cond every 20 ms until it is true (true) or timeout passes (false).
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes to while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// tail is the end of s, for failure messages.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
+
+// process is a child process whose output is captured.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	stdout syncBuffer
+	stderr syncBuffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // Wait's result, valid after done
+}
+
+func startProcess(name, bin string, args ...string) (*process, error) {
+	p := &process{name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// output is everything the process printed, stdout then stderr.
+func (p *process) output() string {
+	return "stdout:\n" + p.stdout.String() + "\nstderr:\n" + p.stderr.String()
+}
+
+// stop sends SIGTERM, waits up to grace, then kills. It is safe to call twice.
+func (p *process) stop(grace time.Duration) {
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(terminate)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// exitCode waits up to timeout for the process to exit and returns its exit code.
+func (p *process) exitCode(timeout time.Duration) (int, bool) {
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		return 0, false
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode(), true
+	}
+	if p.err != nil {
+		return -1, true
+	}
+	return 0, true
+}
+
+// rss is the resident set size of the process in bytes, from /proc/PID/status.
+func (p *process) rss() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var kb int64
+		if n, _ := fmt.Sscanf(sc.Text(), "VmRSS: %d kB", &kb); n == 1 {
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
+}
+
+// origin is a running demo-origin process.
+type origin struct {
+	*process
+	Name string
+	Addr string // 127.0.0.1:PORT
+}
+
+// startOrigin starts a demo-origin on a free loopback port; it is killed at cleanup.
+func startOrigin(t testing.TB, name string) *origin {
+	t.Helper()
+	p, err := startProcess("demo-origin "+name, originBin, "-addr", "127.0.0.1:0", "-name", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(2 * time.Second) })
+	o := &origin{process: p, Name: name}
+	const banner = "demo-origin listening on "
+	waitFor(t, 10*time.Second, "demo-origin "+name+" prints its address", func() bool {
+		out := p.stdout.String()
+		if i := strings.Index(out, banner); i >= 0 {
+			if line, _, ok := strings.Cut(out[i+len(banner):], "\n"); ok {
+				o.Addr = strings.TrimSpace(line)
+				return true
+			}
+		}
+		if p.exited() {
+			t.Fatalf("demo-origin %s exited: %v\n%s", name, p.err, p.output())
+		}
+		return false
+	})
+	return o
+}
+
+func startOrigins(t testing.TB, names ...string) []*origin {
+	t.Helper()
+	out := make([]*origin, len(names))
+	for i, n := range names {
+		out[i] = startOrigin(t, n)
+	}
+	return out
+}
+
+// URL is http://ADDR/path on the origin itself (bypassing Gozer).
+func (o *origin) URL(path string) string { return "http://" + o.Addr + path }
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// closedPort returns a loopback address where nothing listens (connect is refused).
+func closedPort(t testing.TB) string { return freePort(t) }

@@ -1,0 +1,83 @@
+package test
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGracefulShutdown: on SIGTERM Gozer stops accepting, lets the request in flight
+// finish, closes idle connections and exits 0 within drain_timeout.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	const drain = 10 * time.Second
+	g, o := proxied(t, map[string]string{"drain_timeout": drain.String()}, nil)
+
+	idle := dialRaw(t, g.ProxyAddr)
+	if resp, _ := idle.roundTrip(request("GET", "/counter")); resp.StatusCode != 200 {
+		t.Fatalf("request on the soon idle connection: %d", resp.StatusCode)
+	}
+	inflight := dialRaw(t, g.ProxyAddr)
+	id := uniqueID("inflight")
+	inflight.send(request("GET", "/slow?delay=2s", "X-Test-Id: "+id))
+	waitFor(t, 10*time.Second, "the slow request reaches the origin", func() bool { return seen(t, o, id).Requests > 0 })
+
+	sigterm := time.Now()
+	if err := g.cmd.Process.Signal(terminate); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("new connections refused while draining", func(t *testing.T) {
+		waitFor(t, 10*time.Second, "a new connection is refused while gozer still runs", func() bool {
+			c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second)
+			if err == nil {
+				c.Close()
+				return false
+			}
+			return !g.exited() // refused because it stopped listening, not because it is gone
+		})
+	})
+	t.Run("in-flight request completes", func(t *testing.T) {
+		resp, body := inflight.response("GET")
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "slow answer") {
+			t.Errorf("in-flight request got %d %q, want the origin's 200", resp.StatusCode, body)
+		}
+	})
+	t.Run("idle connection closed", func(t *testing.T) {
+		idle.mustClose("idle keep-alive connection during shutdown")
+	})
+	t.Run("exits 0 within drain_timeout", func(t *testing.T) {
+		code, ok := g.exitCode(time.Until(sigterm.Add(drain + 5*time.Second)))
+		if !ok {
+			t.Fatalf("gozer still running %v after SIGTERM (drain_timeout %v)", time.Since(sigterm).Round(time.Second), drain)
+		}
+		if code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+	})
+}
+
+// TestShutdownDrainTimeout: a request that never finishes does not keep Gozer from
+// exiting once drain_timeout has passed; its client sees the connection closed.
+func TestShutdownDrainTimeout(t *testing.T) {
+	t.Parallel()
+	const drain = time.Second
+	g, o := proxied(t, map[string]string{"drain_timeout": drain.String()}, nil)
+	hung := dialRaw(t, g.ProxyAddr)
+	id := uniqueID("hung")
+	hung.send(request("GET", "/hang", "X-Test-Id: "+id))
+	waitFor(t, 10*time.Second, "the hanging request reaches the origin", func() bool { return seen(t, o, id).Requests > 0 })
+
+	sigterm := time.Now()
+	if err := g.cmd.Process.Signal(terminate); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.exitCode(time.Until(sigterm.Add(drain + 5*time.Second))); !ok {
+		t.Fatalf("gozer still running %v after SIGTERM with drain_timeout %v", time.Since(sigterm).Round(time.Second), drain)
+	}
+	// The client may get an error answer before the close; either way the connection ends.
+	if closed, why := hung.closedBy(10 * time.Second); !closed && !strings.Contains(why, "HTTP/1.1 5") {
+		t.Errorf("client of the hung request: %s", why)
+	}
+}
