@@ -86,6 +86,17 @@ func TestDemoOrigin(t *testing.T) {
 				t.Errorf("sink = %+v", got)
 			}
 		}},
+		{"slow-sink reads late, then hashes", func(t *testing.T) {
+			resp, err := client.Post(o.URL("/slow-sink?delay=50ms"), "application/octet-stream", &patternReader{n: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if s := decodeSink(t, body); s.Bytes != 1000 || s.SHA256 != patternSHA(1000) {
+				t.Errorf("slow-sink = %+v", s)
+			}
+		}},
 		{"echo streams the body back", func(t *testing.T) {
 			body := bytes.Repeat([]byte("echo!"), 50000)
 			resp, err := client.Post(o.URL("/echo"), "text/x-test", bytes.NewReader(body))

@@ -60,12 +60,7 @@ func (c config) render(proxy, admin string) string {
 		fmt.Fprintf(&b, "  %s: %s\n", k, server[k])
 	}
 	b.WriteString("log:\n  level: info\n  access_log: stdout\norigins:\n")
-	names := make([]string, 0, len(c.Origins))
-	for n := range c.Origins {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range sortedKeys(c.Origins) {
 		o := c.Origins[n]
 		quoted := make([]string, len(o.Servers))
 		for i, s := range o.Servers {

@@ -2,9 +2,12 @@ package test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +47,10 @@ func runBadInput(t *testing.T, g *gozer, o *origin, tc badInput) {
 		if closed, why := c.closedBy(10 * time.Second); !closed {
 			t.Errorf("after a %d answer, want the connection closed: %s", resp.StatusCode, tail(why, 300))
 		}
+	}
+	// Bad input must not take the gateway down or wedge it.
+	if resp, err := tryGet(g.ProxyAddr, "/counter", 10*time.Second); err != nil || resp.StatusCode != 200 {
+		t.Errorf("a good request after the bad one: %v %v", resp, err)
 	}
 }
 
@@ -126,7 +133,10 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	}
 	idleSince := time.Now()
-	c.mustClose("idle keep-alive connection with idle_timeout 1s")
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.br.Read(make([]byte, 64)); n != 0 || err != io.EOF {
+		t.Fatalf("idle keep-alive connection with idle_timeout 1s: read %d bytes, %v; want a clean EOF", n, err)
+	}
 	if d := time.Since(idleSince); d < 500*time.Millisecond {
 		t.Errorf("idle connection closed after %v, before idle_timeout 1s", d)
 	}
@@ -169,6 +179,9 @@ func TestMaxConnections(t *testing.T) {
 		_ = c.write(request("GET", "/counter"))
 		resp, _, err := c.readResponse("GET")
 		if resp == nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("4th connection left hanging without an answer or a close: %v", err)
+			}
 			return // closed without an answer: allowed
 		}
 		if resp.StatusCode != 503 {

@@ -51,31 +51,40 @@ func TestOriginFailures(t *testing.T) {
 	}
 }
 
-// TestOriginClosesMidBody: the origin promises 1 MiB, sends half and hangs up. The
-// client must not be handed a short body as if it were whole.
-func TestOriginClosesMidBody(t *testing.T) {
+// TestOriginFailsMidBody: the origin has answered 200 and sent half of a 1 MiB body,
+// then hangs up or goes silent past read_timeout. The client must not be handed a
+// short body as if it were whole, nor be left waiting: its connection is closed.
+func TestOriginFailsMidBody(t *testing.T) {
 	t.Parallel()
-	g, _ := proxied(t, nil, nil)
+	g, _ := proxied(t, nil, map[string]string{"read_timeout": "1s"})
 	client := newClient(t, 20*time.Second)
 	const n = 1 << 20
-	resp, err := client.Get(g.URL(fmt.Sprintf("/close-mid?n=%d", n)))
-	if err != nil {
-		return // no response at all is also not a complete body
+	tests := []struct{ name, path string }{
+		{"origin closes", fmt.Sprintf("/close-mid?n=%d", n)},
+		{"origin silent past read_timeout", fmt.Sprintf("/slow-body?n=%d&delay=8s", n)},
 	}
-	defer resp.Body.Close()
-	got, err := io.Copy(io.Discard, resp.Body)
-	if err == nil {
-		t.Fatalf("read %d bytes and a clean end of body (status %d); want unexpected EOF before %d bytes", got, resp.StatusCode, n)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("after %d bytes the client was left waiting (%v): the connection should have been closed", got, err)
-	}
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Logf("body read error: %v (unexpected EOF was expected; still not a complete body)", err)
-	}
-	if got >= n {
-		t.Errorf("got %d bytes, want fewer than %d", got, n)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := client.Get(g.URL(tc.path))
+			if err != nil {
+				return // no response at all is also not a complete body
+			}
+			defer resp.Body.Close()
+			got, err := io.Copy(io.Discard, resp.Body)
+			if err == nil {
+				t.Fatalf("read %d bytes and a clean end of body (status %d); want unexpected EOF before %d bytes", got, resp.StatusCode, n)
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("after %d bytes the client was left waiting (%v): the connection should have been closed", got, err)
+			}
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Logf("body read error: %v (unexpected EOF was expected; still not a complete body)", err)
+			}
+			if got >= n {
+				t.Errorf("got %d bytes, want fewer than %d", got, n)
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -160,23 +161,62 @@ func TestKeepAliveReuse(t *testing.T) {
 	}
 }
 
+// TestPipelining: several requests in one write, answered in order on the same
+// connection, whatever their bodies and however long each takes.
 func TestPipelining(t *testing.T) {
 	t.Parallel()
 	g, _ := proxied(t, nil, nil)
-	c := dialRaw(t, g.ProxyAddr)
-	// The first answer is the slowest: answers must still come back in request order.
-	c.send(request("GET", "/slow?delay=300ms") + request("GET", "/headers?seq=2") + request("GET", "/status?code=203"))
-	resp, body := c.response("GET")
-	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "slow answer") {
-		t.Fatalf("1st answer: %d %q", resp.StatusCode, body)
+	type answer struct {
+		method string
+		check  func(t *testing.T, resp *http.Response, body []byte)
 	}
-	resp, body = c.response("GET")
-	if v := decodeView(t, body); resp.StatusCode != 200 || v.URI != "/headers?seq=2" {
-		t.Fatalf("2nd answer: %d for %q", resp.StatusCode, v.URI)
+	status := func(code int) answer {
+		return answer{"GET", func(t *testing.T, resp *http.Response, _ []byte) {
+			if resp.StatusCode != code {
+				t.Errorf("status %d, want %d", resp.StatusCode, code)
+			}
+		}}
 	}
-	resp, _ = c.response("GET")
-	if resp.StatusCode != 203 {
-		t.Fatalf("3rd answer: %d, want 203", resp.StatusCode)
+	uri := func(want string) answer {
+		return answer{"GET", func(t *testing.T, resp *http.Response, body []byte) {
+			if v := decodeView(t, body); resp.StatusCode != 200 || v.URI != want {
+				t.Errorf("answer %d for %q, want 200 for %q", resp.StatusCode, v.URI, want)
+			}
+		}}
+	}
+	sink := func(n int64) answer {
+		return answer{"POST", func(t *testing.T, resp *http.Response, body []byte) {
+			if s := decodeSink(t, body); resp.StatusCode != 200 || s.Bytes != n {
+				t.Errorf("answer %d, origin got %d bytes; want 200 and %d", resp.StatusCode, s.Bytes, n)
+			}
+		}}
+	}
+	slow := answer{"GET", func(t *testing.T, resp *http.Response, body []byte) {
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "slow answer") {
+			t.Errorf("answer %d %q, want the slow answer", resp.StatusCode, body)
+		}
+	}}
+	tests := []struct {
+		name    string
+		reqs    string
+		answers []answer
+	}{
+		{"slowest first", request("GET", "/slow?delay=300ms") + request("GET", "/headers?seq=2") + request("GET", "/status?code=203"),
+			[]answer{slow, uri("/headers?seq=2"), status(203)}},
+		{"with bodies", request("POST", "/sink", "Content-Length: 5") + "hello" +
+			request("POST", "/sink", "Transfer-Encoding: chunked") + chunked([]byte("0123456789"), 3) +
+			request("GET", "/headers?seq=3"),
+			[]answer{sink(5), sink(10), uri("/headers?seq=3")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, g.ProxyAddr)
+			c.send(tc.reqs)
+			for i, a := range tc.answers {
+				resp, body := c.response(a.method)
+				t.Run(fmt.Sprintf("answer %d", i+1), func(t *testing.T) { a.check(t, resp, body) })
+			}
+		})
 	}
 }
 
@@ -229,18 +269,38 @@ func TestHTTP10(t *testing.T) {
 	}
 }
 
-func TestHEAD(t *testing.T) {
+// TestBodilessResponses: answers that carry no body whatever their headers say (HEAD,
+// 204, 304) must not leave the connection waiting for one or out of step.
+func TestBodilessResponses(t *testing.T) {
 	t.Parallel()
 	g, _ := proxied(t, nil, nil)
-	c := dialRaw(t, g.ProxyAddr)
-	resp, body := c.roundTrip(request("HEAD", "/bytes?n=12345"))
-	if resp.StatusCode != 200 || resp.ContentLength != 12345 || len(body) != 0 {
-		t.Fatalf("HEAD: status %d, Content-Length %d, %d body bytes; want 200, 12345, 0", resp.StatusCode, resp.ContentLength, len(body))
+	tests := []struct {
+		name, method, path string
+		wantStatus         int
+		wantLength         int64 // Content-Length the client must see; -1 for any
+	}{
+		{"HEAD keeps Content-Length", "HEAD", "/bytes?n=12345", 200, 12345},
+		{"HEAD of a chunked answer", "HEAD", "/bytes?n=5000&chunked=1", 200, -1},
+		{"204 No Content", "GET", "/status?code=204", 204, -1},
+		{"304 Not Modified", "GET", "/status?code=304", 304, -1},
 	}
-	// Had any body byte followed the HEAD answer, this next answer would not parse.
-	resp, body = c.roundTrip(request("GET", "/counter"))
-	if resp.StatusCode != 200 || string(body) != "1\n" {
-		t.Fatalf("GET after HEAD on the same connection: %d %q", resp.StatusCode, body)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, g.ProxyAddr)
+			resp, body := c.roundTrip(request(tc.method, tc.path))
+			if resp.StatusCode != tc.wantStatus || len(body) != 0 {
+				t.Fatalf("status %d with %d body bytes, want %d and none", resp.StatusCode, len(body), tc.wantStatus)
+			}
+			if tc.wantLength >= 0 && resp.ContentLength != tc.wantLength {
+				t.Errorf("Content-Length %d, want %d", resp.ContentLength, tc.wantLength)
+			}
+			// Had any body byte followed, or were Gozer still waiting for one, this next
+			// answer would not come or not parse.
+			resp, body = c.roundTrip(request("GET", "/headers?next=1"))
+			if v := decodeView(t, body); resp.StatusCode != 200 || v.URI != "/headers?next=1" {
+				t.Fatalf("next request on the same connection: %d for %q", resp.StatusCode, v.URI)
+			}
+		})
 	}
 }
 
@@ -387,5 +447,44 @@ func TestHostRouting(t *testing.T) {
 				t.Errorf("status %d from origin %q, want 200 from %q", resp.StatusCode, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestConcurrentClients: many clients at once, each on its own keep-alive connection,
+// each getting back exactly its own body.
+func TestConcurrentClients(t *testing.T) {
+	t.Parallel()
+	g, _ := proxied(t, nil, nil)
+	const clients, perClient = 32, 16
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range perClient {
+				want := []byte(strings.Repeat(fmt.Sprintf("client %d request %d;", i, j), 1+(i*perClient+j)%2000))
+				resp, err := client.Post(g.URL("/echo"), "text/plain", bytes.NewReader(want))
+				if err != nil {
+					errs <- fmt.Errorf("client %d request %d: %w", i, j, err)
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, want) {
+					errs <- fmt.Errorf("client %d request %d: status %d, %d bytes back for %d sent, read error %v",
+						i, j, resp.StatusCode, len(got), len(want), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

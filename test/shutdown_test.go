@@ -2,15 +2,26 @@ package test
 
 import (
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// TestGracefulShutdown: on SIGTERM Gozer stops accepting, lets the request in flight
-// finish, closes idle connections and exits 0 within drain_timeout.
+// TestGracefulShutdown: on SIGTERM (or SIGINT) Gozer stops accepting, lets the
+// request in flight finish, closes idle connections and exits 0 within drain_timeout.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			gracefulShutdown(t, sig)
+		})
+	}
+}
+
+func gracefulShutdown(t *testing.T, sig os.Signal) {
 	const drain = 10 * time.Second
 	g, o := proxied(t, map[string]string{"drain_timeout": drain.String()}, nil)
 
@@ -24,7 +35,7 @@ func TestGracefulShutdown(t *testing.T) {
 	waitFor(t, 10*time.Second, "the slow request reaches the origin", func() bool { return seen(t, o, id).Requests > 0 })
 
 	sigterm := time.Now()
-	if err := g.cmd.Process.Signal(terminate); err != nil {
+	if err := g.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 

@@ -187,3 +187,32 @@ func TestSlowClient(t *testing.T) {
 		t.Errorf("once the client reads: %v", err)
 	}
 }
+
+// TestSlowOriginReader: the origin waits before reading a 512 MiB upload. Gozer must
+// stop reading from the client meanwhile instead of buffering the body, and the
+// upload must then complete whole.
+func TestSlowOriginReader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("512 MiB transfer; runs without -short")
+	}
+	g := streamingGozer(t)
+	client := newClient(t, 5*time.Minute)
+	const n = 512 << 20
+	req, _ := http.NewRequest("POST", g.URL("/slow-sink?delay=3s"), &patternReader{n: n})
+	req.ContentLength = n
+	rss := sampleRSS(g.process)
+	resp, err := client.Do(req)
+	if err != nil {
+		rss.done(t, "origin not reading")
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	rss.done(t, "origin not reading")
+	if resp.StatusCode != 200 || err != nil {
+		t.Fatalf("status %d, body %q, read error %v", resp.StatusCode, tail(string(body), 300), err)
+	}
+	if s, want := decodeSink(t, body), cachedPatternSHA(n); s.Bytes != n || s.SHA256 != want {
+		t.Errorf("origin got %d bytes sha %s, want %d sha %s", s.Bytes, s.SHA256, n, want)
+	}
+}

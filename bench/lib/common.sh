@@ -46,8 +46,10 @@ raise_nofile() {
 
 # --- processes ---------------------------------------------------------------------------
 
-# Every process we start is recorded here so that the EXIT trap can stop it.
+# Every process we start is recorded here so that the EXIT trap can stop it, and in
+# $PIDS_FILE for the guardian (start_guardian) in case the harness dies without its trap.
 STARTED_PIDS=()
+PIDS_FILE=""
 
 # bg_start LOGFILE CMD... starts CMD in the background with output to LOGFILE and sets BG_PID.
 # CMD is usually "taskset -c N prog ...": taskset execs prog, so BG_PID is prog's pid.
@@ -56,6 +58,25 @@ bg_start() {
   "$@" >"$logfile" 2>&1 </dev/null &
   BG_PID=$!
   STARTED_PIDS+=("$BG_PID")
+  if [[ -n $PIDS_FILE ]]; then echo "$BG_PID" >>"$PIDS_FILE"; fi
+}
+
+# start_guardian PIDS_FILE: a watcher that outlives the harness only to stop what it started,
+# should the harness be killed in a way its EXIT trap cannot catch (SIGKILL, a signal that
+# lands while bash is not ready for it). The trap empties PIDS_FILE once it has done the job.
+start_guardian() {
+  PIDS_FILE=$1
+  : >"$PIDS_FILE"
+  local main=$$
+  (
+    trap '' INT TERM HUP
+    while kill -0 "$main" 2>/dev/null; do sleep 0.5; done
+    [[ -s $PIDS_FILE ]] || exit 0
+    while read -r p; do kill -TERM "$p" 2>/dev/null || true; done <"$PIDS_FILE"
+    sleep 2
+    while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$PIDS_FILE"
+    : >"$PIDS_FILE"
+  ) </dev/null >/dev/null 2>&1 &
 }
 
 # proc_tree PID prints PID and all its descendants (nginx master + workers, etc.).
@@ -87,6 +108,7 @@ stop_all_started() {
   local i
   for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${STARTED_PIDS[i]}"; done
   STARTED_PIDS=()
+  if [[ -n $PIDS_FILE && -e $PIDS_FILE ]]; then : >"$PIDS_FILE"; fi
 }
 
 # --- /proc accounting --------------------------------------------------------------------
@@ -111,8 +133,9 @@ cpu_ticks() {
 }
 
 # cores_busy_ticks CPU... prints the busy ticks (user nice system irq softirq steal) of
-# those cores from /proc/stat: compared with our processes' own ticks it shows CPU time
-# that something else (another job on a shared machine) took from the measured cores.
+# those cores from /proc/stat: compared with our processes' own ticks it shows CPU time that
+# something else (another job on a shared machine) took from the measured cores. softirq
+# stays in: a tick that lands in softirq is also charged to the interrupted task's stime.
 cores_busy_ticks() {
   local want=" $* "
   awk -v want="$want" '$1 ~ /^cpu[0-9]+$/ && index(want, " " substr($1, 4) " ") {

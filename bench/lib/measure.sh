@@ -23,18 +23,24 @@ wrk_run() {
   local out=$WORK/wrk-$kind-$name-$round.txt
   local c0 c1 o0 o1 t0 t1 b0 b1
 
-  b0=$(cores_busy_ticks "${BENCH_CORES[@]}")
-  c0=$(cpu_ticks "$pid"); o0=$(cpu_ticks "$ORIGIN_PID"); t0=$(date +%s%N)
+  # Readings closest to the run first, so that the harness's own forks stay out of the window.
+  c0=$(cpu_ticks "$pid"); o0=$(cpu_ticks "$ORIGIN_PID")
+  b0=$(cores_busy_ticks "${BENCH_CORES[@]}"); t0=$(date +%s%N)
   # The subshell's "times" prints the CPU time of its children, i.e. of wrk: that is how we
-  # know wrk's share of the load-generator core without another tool.
+  # know wrk's share of the load-generator core without another tool. It runs in the
+  # background so that "wait" returns at once on Ctrl-C (a foreground child would delay
+  # the trap until wrk ends); the EXIT trap stops WRK_PID.
   (
-    taskset -c "$LOADGEN_CPU" wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${WRK_DURATION:-$BENCH_DURATION}s" --latency "$url" >"$out" 2>&1
-    rc=$?
+    rc=0
+    taskset -c "$LOADGEN_CPU" wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${WRK_DURATION:-$BENCH_DURATION}s" --latency "$url" >"$out" 2>&1 || rc=$?
     times >"$out.times"
     exit "$rc"
-  ) || warn "wrk exited non-zero against $name (see below)"
-  t1=$(date +%s%N); c1=$(cpu_ticks "$pid"); o1=$(cpu_ticks "$ORIGIN_PID")
-  b1=$(cores_busy_ticks "${BENCH_CORES[@]}")
+  ) &
+  WRK_PID=$!
+  wait "$WRK_PID" || warn "wrk exited non-zero against $name (see below)"
+  WRK_PID=""
+  t1=$(date +%s%N); b1=$(cores_busy_ticks "${BENCH_CORES[@]}")
+  c1=$(cpu_ticks "$pid"); o1=$(cpu_ticks "$ORIGIN_PID")
 
   local requests rps p50 p99 errors wall wrk_s
   requests=$(awk '/ requests in / {print $1; exit}' "$out")
@@ -158,21 +164,23 @@ print_throughput_table() {
 # print_loadgen_table TARGET...: how busy the load-generator core was (origin + wrk), and
 # which side limited the throughput: an event-loop proxy that is ~100% busy was the limit.
 print_loadgen_table() {
-  local t o w p total verdict
-  printf '| target | origin CPU (core %s) | wrk CPU (core %s) | core %s total | proxy core %s | limited by |\n' \
+  local t o w p x total verdict
+  printf '| target | origin CPU (core %s) | wrk CPU (core %s) | core %s total | proxy core %s | other load | limited by |\n' \
     "$LOADGEN_CPU" "$LOADGEN_CPU" "$LOADGEN_CPU" "$PROXY_CPU"
-  printf '|---|---:|---:|---:|---:|---|\n'
+  printf '|---|---:|---:|---:|---:|---:|---|\n'
   for t in "$@"; do
     o=$(column_of run "$t" 9 | median)
     w=$(column_of run "$t" 10 | median)
     p=$(column_of run "$t" 8 | median)
+    x=$(column_of run "$t" 13 | median)
     total=$(awk -v a="$o" -v b="$w" 'BEGIN { printf "%.1f", a + b }')
-    verdict=$(awk -v p="$p" -v l="$total" 'BEGIN {
-      if (p >= 95) print "the proxy (its core is saturated)";
+    verdict=$(awk -v p="$p" -v l="$total" -v x="$x" -v max="$BENCH_OTHER_CPU_MAX" 'BEGIN {
+      if (x > max) print "other jobs on the machine (every run disturbed): do not trust req/s";
+      else if (p >= 95) print "the proxy (its core is saturated)";
       else if (l >= 95) print "the load-generator core: compare CPU µs/req, not req/s";
       else print "neither core is saturated: latency-bound" }')
-    printf '| %s | %s%% | %s%% | %s%% | %s%% | %s |\n' "$t" "$(num %.1f "$o")" "$(num %.1f "$w")" "$total" \
-      "$(num %.1f "$p")" "$verdict"
+    printf '| %s | %s%% | %s%% | %s%% | %s%% | %s%% | %s |\n' "$t" "$(num %.1f "$o")" "$(num %.1f "$w")" "$total" \
+      "$(num %.1f "$p")" "$(num %.1f "$x")" "$verdict"
   done
 }
 

@@ -76,11 +76,8 @@ func AppendClientResponse(dst []byte, r *Response, ri *ResponseInfo) []byte {
 
 	replaceID := len(ri.RequestID) > 0
 	for name, value := range r.Header.All() {
-		if len(name) == 0 {
-			continue
-		}
 		switch kindOf(name) {
-		case kHopByHop, kConnection, kContentLength, kVia:
+		case kHopByHop, kConnection, kContentLength, kVia, kInvalid:
 			continue
 		case kXRequestID:
 			if replaceID {

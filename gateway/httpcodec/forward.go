@@ -20,10 +20,19 @@ const (
 	kXFHost
 	kForwarded
 	kXRequestID
+	kInvalid // not a token: a header a filter set with a bad name; never written
 )
 
 // kindOf classifies name case-insensitively.
 func kindOf(name []byte) hdrKind {
+	if len(name) == 0 {
+		return kInvalid
+	}
+	for _, c := range name {
+		if !isTchar(c) {
+			return kInvalid
+		}
+	}
 	switch len(name) {
 	case 2:
 		if eqFold(name, "te") {
@@ -155,6 +164,10 @@ type ForwardInfo struct {
 	// Via is appended to the client's Via values with ", ", or set: e.g.
 	// "1.1 gozer". Empty: Via is passed through unchanged.
 	Via string
+	// DefaultHost is sent as Host when the request has none (an HTTP/1.0
+	// request without Host): set it to the origin server's host[:port], as
+	// HTTP/1.1 origins require a Host. Empty: no Host is sent then.
+	DefaultHost []byte
 	// Path optionally replaces the request-target (nil keeps the original;
 	// an absolute-form original is sent in origin-form). Control characters,
 	// spaces and DEL in it are percent-encoded.
@@ -171,8 +184,8 @@ type ForwardInfo struct {
 //     TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Connection and any
 //     "Proxy-*"), Expect (the gateway answers 100-continue) and
 //     Content-Length (re-framed). Host, X-Request-Id and X-Forwarded-* are
-//     never dropped because a Connection value names them. A Host header is
-//     always sent (empty for an HTTP/1.0 request without one).
+//     never dropped because a Connection value names them. fi.DefaultHost
+//     is sent as Host when the request has none (HTTP/1.0).
 //   - X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host (the client's
 //     Host) per fi.TrustForwarded; X-Request-Id (the client's first one is
 //     kept in place, or fi.RequestID is added); Via.
@@ -214,7 +227,7 @@ func AppendForwardRequest(dst []byte, r *Request, fi *ForwardInfo) []byte {
 	for i := range r.idx {
 		l := &r.idx[i]
 		switch l.kind {
-		case kHopByHop, kConnection, kContentLength, kExpect, kVia, kXFF:
+		case kHopByHop, kConnection, kContentLength, kExpect, kVia, kXFF, kInvalid:
 			continue
 		case kHost:
 			if hostSeen {
@@ -241,14 +254,16 @@ func AppendForwardRequest(dst []byte, r *Request, fi *ForwardInfo) []byte {
 				continue
 			}
 		default:
-			if l.colon <= l.start || (len(r.connToks) > 0 && nominated(r.connToks, l.name(b))) {
+			if l.colon < 0 || (len(r.connToks) > 0 && nominated(r.connToks, l.name(b))) {
 				continue
 			}
 		}
 		dst = append(dst, l.raw(b)...)
 	}
-	if !hostSeen {
-		dst = append(dst, "Host: \r\n"...)
+	if !hostSeen && len(fi.DefaultHost) > 0 {
+		dst = append(dst, "Host: "...)
+		dst = appendSafe(dst, fi.DefaultHost)
+		dst = append(dst, "\r\n"...)
 	}
 
 	// X-Forwarded-For: the trusted chain, then the client's address.
@@ -348,6 +363,9 @@ func appendOriginForm(dst, target []byte) []byte {
 	if _, rest, ok := splitAbsolute(target); ok {
 		if len(rest) == 0 || rest[0] != '/' {
 			dst = append(dst, '/')
+		}
+		if len(rest) == 0 {
+			return dst
 		}
 		return appendTarget(dst, rest)
 	}

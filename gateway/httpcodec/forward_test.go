@@ -103,8 +103,8 @@ func TestAppendForwardRequest(t *testing.T) {
 		{
 			name: "http10 keep-alive upgraded to 1.1 without connection header",
 			head: req("GET / HTTP/1.0", "Connection: keep-alive", "Accept: x"),
-			fi:   ForwardInfo{},
-			want: req("GET / HTTP/1.1", "Accept: x", "Host: ", "X-Forwarded-Proto: http"),
+			fi:   ForwardInfo{DefaultHost: []byte("origin:8080")},
+			want: req("GET / HTTP/1.1", "Accept: x", "Host: origin:8080", "X-Forwarded-Proto: http"),
 		},
 		{
 			name: "filter edits are forwarded",
@@ -164,7 +164,7 @@ func TestAppendClientResponse(t *testing.T) {
 			head: req("HTTP/1.1 200 Fine", "Transfer-Encoding: chunked", "Connection: keep-alive, X-Hop", "X-Hop: 1",
 				"Keep-Alive: timeout=5", "Trailer: X-T", "Proxy-Authenticate: Basic", "Upgrade: h2", "X-Request-Id: origin",
 				"X-B: 2"),
-			ri: ResponseInfo{RequestID: []byte("rid"), Chunked: true},
+			ri:   ResponseInfo{RequestID: []byte("rid"), Chunked: true},
 			want: req("HTTP/1.1 200 Fine", "X-B: 2", "X-Request-Id: rid", "Transfer-Encoding: chunked"),
 		},
 		{

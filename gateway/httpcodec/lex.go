@@ -114,18 +114,6 @@ func listHasToken(list []byte, tok string) bool {
 	return false
 }
 
-// listHasTokenBytes is listHasToken for a token given as bytes, any case.
-func listHasTokenBytes(list, tok []byte) bool {
-	for len(list) > 0 {
-		var t []byte
-		t, list = nextToken(list)
-		if eqFoldBytes(t, tok) {
-			return true
-		}
-	}
-	return false
-}
-
 // parseDecimal parses a non-empty run of ASCII digits as an int64. ok is false
 // for an empty string, any non-digit (including a sign or whitespace) or an
 // overflow.

@@ -39,7 +39,7 @@ func (f Framing) String() string {
 
 // maxRequestIDLen bounds a client's X-Request-Id: a longer one is ignored
 // (dropped and replaced by the gateway's), so that it cannot bloat log lines.
-const maxRequestIDLen = 200
+const maxRequestIDLen = 128
 
 var (
 	errIncompleteHead   = badRequest("incomplete head")
@@ -81,8 +81,10 @@ var (
 // match case-insensitively; fasthttp normalizes them to Canonical-Case) and
 // VisitHeaders. Do not call Header.Cookie, CookieBytes, VisitAllCookie,
 // Cookies, All, VisitAll or PeekKeys: fasthttp then moves Cookie headers out
-// of the list and they would not be forwarded. Header.ContentLength is
-// meaningless in this mode: use Framing and ContentLength.
+// of the list and they would not be forwarded. In this mode
+// Header.ContentLength and Peek("Content-Length") are meaningless (use
+// Framing and ContentLength), and SetHost, SetUserAgent, SetContentType have
+// no effect: use Header.Set("Host", ...) and so on.
 //
 // Parse copies what it keeps: the head buffer may be reused as soon as Parse
 // returns. Slices obtained from Header (and RequestID) stay valid until the
@@ -158,8 +160,8 @@ func (r *Request) resetFields() {
 // Rejected with a 400 and CauseBadRequest: whitespace between a header name
 // and its colon; a line starting with whitespace (obs-fold); a header name
 // that is not a token; control characters other than HTAB in a value; a
-// missing Host on HTTP/1.1, a malformed Host, more than one Host (an empty
-// Host is valid, RFC 9112 §3.2);
+// missing Host on HTTP/1.1, an empty or malformed Host, more than one Host
+// (fasthttp and most origins refuse an empty Host too);
 // a malformed request line (method not a token, not exactly two single SPs,
 // missing or malformed HTTP-version, a target with control characters or
 // spaces); a target that is not origin-form ("/..."), absolute-form
@@ -229,7 +231,7 @@ func (r *Request) Parse(head []byte) error {
 				if hosts > 1 {
 					return errDupHost
 				}
-				if len(value) > 0 && !validHost(value) {
+				if !validHost(value) {
 					return errBadHost
 				}
 				host = value
@@ -477,7 +479,7 @@ func splitHeaderLine(line []byte) (name, value []byte, err *Error) {
 }
 
 // RequestID returns the client's X-Request-Id value, or nil when the client
-// sent none, an empty one or one longer than 200 bytes (such a value is
+// sent none, an empty one or one longer than 128 bytes (such a value is
 // dropped by AppendForwardRequest and replaced). The slice stays valid until
 // Header is modified, Reset or the next Parse.
 func (r *Request) RequestID() []byte {

@@ -91,7 +91,9 @@ func (r *Response) resetFields() {
 // more than one Content-Length, a Content-Length that is not 1*DIGIT, more
 // than one Transfer-Encoding or one other than "chunked" (OWS and case
 // ignored), Transfer-Encoding on HTTP/1.0, Content-Length together with
-// Transfer-Encoding. Parse resets r first.
+// Transfer-Encoding, and a Trailer header naming a field forbidden in
+// trailers (Content-Length, Host ...: fasthttp refuses those). Parse resets r
+// first.
 func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
 	r.resetFields()
 	r.headReq = requestWasHEAD

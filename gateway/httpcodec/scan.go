@@ -113,6 +113,11 @@ func (s *HeadScanner) Scan(buf []byte, lim Limits) (n int, err error) {
 		}
 		lf := s.off + i
 		s.off = lf + 1
+		// First the checks that a Scan of buf[:lf] would have made, so that
+		// the outcome does not depend on how the input was split.
+		if err := s.checkPartial(buf[:lf], lim); err != nil {
+			return 0, err
+		}
 		if lf == 0 || buf[lf-1] != '\r' {
 			return 0, s.fail(errBareLF, errRespBareLF)
 		}
@@ -142,21 +147,32 @@ func (s *HeadScanner) Scan(buf []byte, lim Limits) (n int, err error) {
 			return 0, s.fail(errHeadersTooLarge, errRespHeadTooLarge)
 		}
 	}
+	if err := s.checkPartial(buf, lim); err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// checkPartial applies the limits to buf, which ends inside a line (the
+// line starting at s.lineStart): the request line so far must fit
+// MaxRequestLine (a final CR may be the start of its CRLF), and the head,
+// which is not complete, must already be under MaxHeaderBytes. With
+// MaxHeaderBytes > MaxRequestLine+1, as the configuration ensures, the result
+// is the same whichever prefix of the line buf ends at.
+func (s *HeadScanner) checkPartial(buf []byte, lim Limits) *Error {
 	if !s.firstDone && !s.Response {
 		partial := len(buf) - s.lineStart
 		if partial > 0 && buf[len(buf)-1] == '\r' {
 			partial--
 		}
 		if partial > lim.MaxRequestLine {
-			return 0, s.fail(errURITooLong, nil)
+			return s.fail(errURITooLong, nil)
 		}
 	}
-	// The head is incomplete, so it will be longer than what we have plus the
-	// CRLF of the line in progress.
 	if len(buf)-s.skipped > lim.MaxHeaderBytes {
-		return 0, s.fail(errHeadersTooLarge, errRespHeadTooLarge)
+		return s.fail(errHeadersTooLarge, errRespHeadTooLarge)
 	}
-	return 0, nil
+	return nil
 }
 
 func (s *HeadScanner) fail(req, resp *Error) *Error {

@@ -32,6 +32,7 @@ func (o *origin) handler() http.Handler {
 	mux.HandleFunc("/headers", o.headers)
 	mux.HandleFunc("/echo", o.echo)
 	mux.HandleFunc("/sink", o.sink)
+	mux.HandleFunc("/slow-sink", o.slowSink)
 	mux.HandleFunc("/bytes", o.bytes)
 	mux.HandleFunc("/slow", o.slow)
 	mux.HandleFunc("/slow-body", o.slowBody)
@@ -156,6 +157,22 @@ func (o *origin) sink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"bytes": n, "sha256": hex.EncodeToString(h.Sum(nil))})
+}
+
+// slowSink waits before it reads the body at all, so that the sender has to hold
+// back (backpressure), then answers like /sink.
+func (o *origin) slowSink(w http.ResponseWriter, r *http.Request) {
+	d, err := parseDelay(r, time.Second)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	select {
+	case <-time.After(d):
+	case <-r.Context().Done():
+		return
+	}
+	o.sink(w, r)
 }
 
 // Pattern returns byte i of what /bytes sends.

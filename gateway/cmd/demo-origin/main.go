@@ -15,6 +15,7 @@
 //	/headers              JSON: method, uri, host, proto, content_length, transfer_encoding, headers
 //	/echo                 streams the request body back (Content-Type copied)
 //	/sink                 reads the whole body, answers {"bytes": N, "sha256": "..."}
+//	/slow-sink?delay=D    waits D before reading the body at all, then answers like /sink
 //	/bytes?n=N[&chunked=1] N deterministic bytes (byte i = i*7 mod 251); HEAD supported
 //	/slow?delay=2s        waits, then answers 200
 //	/slow-body?n=N&delay=D sends the head and N/2 bytes, waits D, sends the rest
