@@ -26,7 +26,8 @@
 #
 # Adding a target: write bench/targets/NAME.sh with a function target_NAME_start that starts
 # the proxy pinned to $PROXY_CPU, forwarding to 127.0.0.1:$ORIGIN_PORT, via bg_start, and sets
-# T_PID, T_URL (what wrk hits), T_READY_URL, T_LOG and T_DESC; then add NAME to BENCH_TARGETS.
+# T_PID, T_URL (what wrk hits), T_READY_URL, T_LOG and T_DESC; add its ports to BENCH_PORTS at
+# the top of the file; then add NAME to BENCH_TARGETS (or its default below).
 #
 # Exit status: non-zero only when the harness failed (a tool missing, the origin or a peer
 # not starting). A target slower than nginx is a result; so is a Gozer that does not build.
@@ -46,6 +47,7 @@ BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
 BENCH_OTHER_CPU_MAX=${BENCH_OTHER_CPU_MAX:-15}
 ORIGIN_PORT=${ORIGIN_PORT:-18090}
 IDLE_SOURCES=10 # idle connections come from 127.0.0.2 .. 127.0.0.11
+BENCH_PORTS=()  # every port a target listens on; each bench/targets/*.sh adds its own
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -79,6 +81,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 start_guardian "$WORK/pids"
 
 # --- 1. tools, limits, cores -------------------------------------------------------------
@@ -107,7 +110,7 @@ read -r -a TARGETS <<<"$BENCH_TARGETS"
 for t in "${TARGETS[@]}"; do
   declare -F "target_${t}_start" >/dev/null || die "unknown target $t (no target_${t}_start in bench/targets/)"
 done
-for p in "$ORIGIN_PORT" "$GOZER_PORT" "$GOZER_ADMIN_PORT" "$NGINX_PORT" "$HAPROXY_PORT" "$CADDY_PORT"; do
+for p in "${BENCH_PORTS[@]}"; do
   if port_in_use "$p"; then die "port $p is already in use (a previous run still up?)"; fi
 done
 
@@ -258,15 +261,15 @@ report() {
   printf '# Gozer reverse-proxy bench, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
   # shellcheck disable=SC2016 # the backticks are Markdown
   printf 'Command: `%s`\n\n' "$COMMAND"
-  printf 'Machine: %s cores, %s, kernel %s, %s\n\n' "$(nproc)" \
+  printf 'Machine: %s cores, %s, kernel %s, %s; load average when the bench started: %s\n\n' "$(nproc)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$(uname -r)" \
-    "$(. /etc/os-release && echo "$PRETTY_NAME")"
+    "$(. /etc/os-release && echo "$PRETTY_NAME")" "$LOADAVG_START"
   # shellcheck disable=SC2016 # the backticks are Markdown
   printf 'Setup: each proxy pinned to core %s with one worker/thread/event loop; wrk (`wrk -t%s -c%s -d%ss --latency`) and the one origin (nginx, one worker, %s-byte body, keep-alive) pinned to core %s. ' \
     "$PROXY_CPU" "$BENCH_THREADS" "$BENCH_CONNS" "$BENCH_DURATION" "$ORIGIN_BODY_BYTES" "$LOADGEN_CPU"
   printf 'Every proxy keeps upstream connections alive and sends X-Forwarded-For. **Access logs are off for every target.** '
-  printf '%s warm-up of %ss per target, then %s interleaved rounds (%s); figures are medians over rounds. ' \
-    "One" "$BENCH_WARMUP" "$BENCH_ROUNDS" "${ALL_TARGETS[*]}"
+  printf 'A %ss warm-up per target, then %s interleaved rounds (%s); figures are medians over rounds. ' \
+    "$BENCH_WARMUP" "$BENCH_ROUNDS" "${ALL_TARGETS[*]}"
   printf 'CPU µs/req = the proxy'"'"'s utime+stime (all its processes, /proc/PID/stat, %s ticks/s) during the run / requests wrk completed. Open files: %s.\n\n' "$CLK_TCK" "$NOFILE"
   printf 'Targets:\n'
   for t in "${ALL_TARGETS[@]}"; do
@@ -303,7 +306,7 @@ echo
 log "written to bench/results/latest.txt"
 
 stop_all_started
-for p in "$ORIGIN_PORT" "$GOZER_PORT" "$GOZER_ADMIN_PORT" "$NGINX_PORT" "$HAPROXY_PORT" "$CADDY_PORT"; do
+for p in "${BENCH_PORTS[@]}"; do
   if port_in_use "$p"; then
     warn "port $p still has a listener after cleanup"
     HARNESS_FAILED=1

@@ -3,6 +3,7 @@
 # (Caddy logs requests only with a "log" directive).
 
 CADDY_PORT=${CADDY_PORT:-18084}
+BENCH_PORTS+=("$CADDY_PORT")
 
 target_caddy_start() {
   local dir=$WORK/caddy

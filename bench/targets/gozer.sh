@@ -4,6 +4,7 @@
 
 GOZER_PORT=${GOZER_PORT:-18080}
 GOZER_ADMIN_PORT=${GOZER_ADMIN_PORT:-18081}
+BENCH_PORTS+=("$GOZER_PORT" "$GOZER_ADMIN_PORT")
 GOZER_GOMAXPROCS=${GOZER_GOMAXPROCS:-}
 
 # gozer_build builds the gateway into $WORK/gozer; the gateway is under active work, so

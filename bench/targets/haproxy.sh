@@ -2,6 +2,7 @@
 # HAProxy in HTTP mode: one thread pinned to the proxy core, server connections reused.
 
 HAPROXY_PORT=${HAPROXY_PORT:-18083}
+BENCH_PORTS+=("$HAPROXY_PORT")
 
 target_haproxy_start() {
   local dir=$WORK/haproxy

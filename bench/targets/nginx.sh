@@ -2,6 +2,7 @@
 # nginx as a reverse proxy: one worker pinned to the proxy core, upstream keep-alive.
 
 NGINX_PORT=${NGINX_PORT:-18082}
+BENCH_PORTS+=("$NGINX_PORT")
 
 target_nginx_start() {
   local dir=$WORK/nginx

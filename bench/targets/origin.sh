@@ -5,6 +5,7 @@
 # the proxy; run.sh reports the origin's CPU share so one can see it is not the bottleneck.
 
 ORIGIN_BODY_BYTES=${ORIGIN_BODY_BYTES:-128}
+BENCH_PORTS+=("$ORIGIN_PORT")
 
 origin_start() {
   local dir=$WORK/origin body

@@ -9,7 +9,7 @@ func TestPathOf(t *testing.T) {
 		{"/a?", "/a"},
 		{"http://example.com/p/q?z", "/p/q"},
 		{"http://example.com", "/"},
-		
+
 		{"*", "*"},
 	}
 	for _, c := range cases {

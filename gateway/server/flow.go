@@ -62,7 +62,7 @@ type drainWatcher struct {
 	epfd   int
 	stopFD int
 	mu     sync.Mutex
-	subs map[int32]*drainSub // by fd
+	subs   map[int32]*drainSub // by fd
 }
 
 // drainSub is one connection waiting for writability. onDrain runs on el's goroutine.

@@ -36,7 +36,7 @@ type loop struct {
 	wbuf     []byte      // coalesces a response head and body pieces into one write
 	iov      [][]byte
 	chunkHdr [24]byte
-	limit limits
+	limit    limits
 }
 
 // limits are the config values the loop reads per request, copied once.
