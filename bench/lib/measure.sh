@@ -5,7 +5,7 @@
 
 # Columns of $RUNS_TSV, one line per wrk run.
 # shellcheck disable=SC2034 # used by run.sh
-RUNS_HEADER=$'kind\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\torigin_cpu_pct\twrk_cpu_pct\terrors\trequests\tother_cpu_pct\tdisturbed'
+RUNS_HEADER=$'kind\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\torigin_cpu_pct\twrk_cpu_pct\terrors\trequests\tother_cpu_pct\tdisturbed\terror_detail'
 
 # to_us converts a wrk latency ("812.00us", "1.23ms", "1.01s") to microseconds.
 to_us() {
@@ -42,7 +42,7 @@ wrk_run() {
   t1=$(date +%s%N); b1=$(cores_busy_ticks "${BENCH_CORES[@]}")
   c1=$(cpu_ticks "$pid"); o1=$(cpu_ticks "$ORIGIN_PID")
 
-  local requests rps p50 p99 errors wall wrk_s
+  local requests rps p50 p99 errors detail wall wrk_s
   requests=$(awk '/ requests in / {print $1; exit}' "$out")
   rps=$(awk '/^Requests\/sec:/ {print $2; exit}' "$out")
   p50=$(awk '$1 == "50%" {print $2; exit}' "$out")
@@ -50,6 +50,10 @@ wrk_run() {
   # Socket errors (connect/read/write/timeout) plus non-2xx/3xx answers.
   errors=$(awk '/Socket errors:/ {gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i}
                 /Non-2xx or 3xx responses:/ {s += $NF} END {print s + 0}' "$out")
+  # ...and which kinds, e.g. "connect 0, read 0, write 0, timeout 64; non-2xx 0".
+  detail=$(awk '/Socket errors:/ { sub(/.*Socket errors: /, ""); se = $0 }
+                /Non-2xx or 3xx responses:/ { nx = $NF }
+                END { if (se != "" || nx != "") printf "%s; non-2xx %d", (se == "" ? "no socket errors" : se), nx }' "$out")
   if [[ -z $requests || -z $rps || $requests -eq 0 ]]; then
     warn "wrk against $name produced no result:"
     sed 's/^/    /' "$out" >&2
@@ -63,17 +67,17 @@ wrk_run() {
   line=$(awk -v kind="$kind" -v name="$name" -v round="$round" -v req="$requests" -v rps="$rps" \
     -v p50="$(to_us "$p50")" -v p99="$(to_us "$p99")" -v dc=$((c1 - c0)) -v dor=$((o1 - o0)) \
     -v tck="$CLK_TCK" -v wall="$wall" -v wrk_s="$wrk_s" -v err="$errors" -v busy=$((b1 - b0)) \
-    -v max_other="$BENCH_OTHER_CPU_MAX" 'BEGIN {
+    -v max_other="$BENCH_OTHER_CPU_MAX" -v detail="${detail:--}" 'BEGIN {
       cpu_us = dc * 1e6 / tck
       # What the measured cores did beyond the proxy, the origin and wrk, in % of one core.
       other = 100 * (busy * 1e6 / tck - cpu_us - dor * 1e6 / tck - wrk_s * 1e6) / wall
-      printf "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%s\n", kind, name, round, rps, p50, p99,
+      printf "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%s\t%s\n", kind, name, round, rps, p50, p99,
         cpu_us / req, 100 * cpu_us / wall, 100 * (dor * 1e6 / tck) / wall, 100 * wrk_s * 1e6 / wall, err, req,
-        other, (other > max_other ? "yes" : "no") }')
+        other, (other > max_other ? "yes" : "no"), detail }')
   printf '%s\n' "$line" >>"$RUNS_TSV"
   # kind target round req_s p50 p99 cpu/req proxy% origin% wrk% errors
   awk -F'\t' '{ printf "    %-8s %-8s r%-2s %8s req/s  p50 %6sus  p99 %6sus  %6s us/req  proxy %5s%%  origin %5s%%  wrk %5s%%  other %5s%%%s  errors %s\n",
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, ($14 == "yes" ? " (DISTURBED)" : ""), $11 }' <<<"$line" >&2
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, ($14 == "yes" ? " (DISTURBED)" : ""), $11 ($11 > 0 ? " (" $15 ")" : "") }' <<<"$line" >&2
 }
 
 # idle_mem TARGET ADDR PID: RSS of the target with BENCH_IDLE_CONNS idle keep-alive client
@@ -104,6 +108,11 @@ idle_mem() {
   [[ ${dropped:-0} -eq 0 ]] || warn "$name closed $dropped idle connections while they were held"
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$rss0" "$rss1" "$(((rss1 - rss0) * 1024 / n))" "${dropped:-?}" >>"$MEM_TSV"
   log "  $name: RSS ${rss0} KiB -> ${rss1} KiB with $n idle connections: $(((rss1 - rss0) * 1024 / n)) B/conn"
+}
+
+# last_run_disturbed: was the run wrk_run just recorded disturbed by other load?
+last_run_disturbed() {
+  [[ $(tail -n 1 "$RUNS_TSV" | cut -f14) == yes ]]
 }
 
 # median reads numbers, one a line, and prints their median ("-" if none).
@@ -189,7 +198,7 @@ print_runs_table() {
   printf '| kind | target | round | req/s | p50 µs | p99 µs | CPU µs/req | proxy core | origin | wrk | other load | disturbed | errors | requests |\n'
   printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n'
   awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s%% | %s | %s | %s |\n",
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $14, $11, $12 }' "$RUNS_TSV"
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $14, $11 ($11 > 0 ? " (" $15 ")" : ""), $12 }' "$RUNS_TSV"
 }
 
 # print_mem_table TARGET...: bytes per idle keep-alive connection, and the ratio to nginx.

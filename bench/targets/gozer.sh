@@ -47,5 +47,5 @@ CONF
   T_LOG=$dir/gozer.log
   T_URL="http://127.0.0.1:$GOZER_PORT/"
   T_READY_URL="http://127.0.0.1:$GOZER_ADMIN_PORT/healthcheck"
-  T_DESC="Gozer ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), work tree as built): event_loops 1, GOMAXPROCS=${GOZER_GOMAXPROCS:-unset (Go default)}, access_log off"
+  T_DESC="Gozer ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo 'no git')): event_loops 1, GOMAXPROCS=${GOZER_GOMAXPROCS:-unset (Go default)}, access_log off"
 }

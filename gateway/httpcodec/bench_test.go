@@ -122,3 +122,53 @@ func BenchmarkAppendError(b *testing.B) {
 		dst = AppendError(dst[:0], 431, CauseHeadersTooLarge, "request head too large", id, true)
 	}
 }
+
+func TestHotPathDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	var (
+		s    HeadScanner
+		r    Request
+		resp Response
+		d    ChunkedDecoder
+		dst  = make([]byte, 0, 4096)
+		fi   = ForwardInfo{ClientIP: []byte("203.0.113.7"), RequestID: []byte("id"), Via: "1.1 gozer", TrustForwarded: true}
+		ri   = ResponseInfo{RequestID: []byte("id"), Via: "1.1 gozer", Chunked: true}
+		body = []byte("5;x=y\r\nhello\r\n0\r\nX-T: 1\r\n\r\n")
+		reqs = [][]byte{benchRequest, []byte(req("POST /p HTTP/1.1", "Host: a", "Transfer-Encoding: chunked",
+			"Connection: X-A", "X-A: 1", "X-Forwarded-For: 1.1.1.1", "Via: 1.0 x"))}
+	)
+	allocs := testing.AllocsPerRun(200, func() {
+		for _, h := range reqs {
+			s.Reset()
+			n, err := s.Scan(h, Limits{})
+			if err != nil || n != len(h) {
+				t.Fatal(n, err)
+			}
+			if err := r.Parse(h[:n]); err != nil {
+				t.Fatal(err)
+			}
+			dst = AppendForwardRequest(dst[:0], &r, &fi)
+		}
+		if err := resp.Parse(benchResponse, false); err != nil {
+			t.Fatal(err)
+		}
+		dst = AppendClientResponse(dst[:0], &resp, &ri)
+		d.Reset()
+		for in := body; len(in) > 0; {
+			n, _, done, err := d.Next(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done {
+				break
+			}
+			in = in[n:]
+		}
+		dst = AppendError(dst[:0], 400, CauseSmuggling, "", []byte("id"), true)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per run, want 0", allocs)
+	}
+}

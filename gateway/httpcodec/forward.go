@@ -179,7 +179,9 @@ type ForwardInfo struct {
 //   - "METHOD target HTTP/1.1": always HTTP/1.1, keep-alive, no Connection
 //     header. The target is fi.Path when set, else the client's target, in
 //     origin-form (an absolute-form "http://h/p?q" is sent as "/p?q").
-//   - every current header of r.Header in order, except the hop-by-hop ones
+//   - every current header of r.Header in order (the client's order; headers
+//     a filter Set keep their place, Add appends, and fasthttp's Del moves
+//     the last header into the deleted one's place), except the hop-by-hop ones
 //     (Connection and every header named in a Connection value, Keep-Alive,
 //     TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Connection and any
 //     "Proxy-*"), Expect (the gateway answers 100-continue) and

@@ -37,9 +37,9 @@ func (f Framing) String() string {
 	return "invalid"
 }
 
-// maxRequestIDLen bounds a client's X-Request-Id: a longer one is ignored
+// MaxRequestIDLen bounds a client's X-Request-Id: a longer one is ignored
 // (dropped and replaced by the gateway's), so that it cannot bloat log lines.
-const maxRequestIDLen = 128
+const MaxRequestIDLen = 128
 
 var (
 	errIncompleteHead   = badRequest("incomplete head")
@@ -77,7 +77,8 @@ var (
 // parse it into Header, in fasthttp's "special headers disabled" mode: every
 // header, Host, Cookie, Content-Length and Connection included, stays in
 // Header's ordinary list in the client's order, so AppendForwardRequest can
-// preserve that order. Use Header.Peek / PeekAll / Set / Add / Del (names
+// preserve that order. Use Header.Method, RequestURI, Host, Peek, PeekAll,
+// Set, Add, Del (names
 // match case-insensitively; fasthttp normalizes them to Canonical-Case) and
 // VisitHeaders. Do not call Header.Cookie, CookieBytes, VisitAllCookie,
 // Cookies, All, VisitAll or PeekKeys: fasthttp then moves Cookie headers out
@@ -146,7 +147,8 @@ func (r *Request) resetFields() {
 // Parse validates and parses a complete request head, as found by
 // HeadScanner: optional leading empty lines (at most two), the request line,
 // header lines and the final empty line; head must end with CRLFCRLF and
-// contain nothing after it. Parse resets r first.
+// contain nothing after it. Parse resets r first; after an error Header is
+// empty and the other fields are unspecified.
 //
 // Rejected with a 400 and CauseSmuggling (framing): a bare LF; more than one
 // Content-Length, even with equal values; a Content-Length that is not
@@ -170,7 +172,7 @@ func (r *Request) resetFields() {
 // empty lines. An HTTP-version "HTTP/x.y" other than 1.0 and 1.1 is a 505.
 // An Expect value other than 100-continue is a 417.
 func (r *Request) Parse(head []byte) error {
-	r.resetFields()
+	r.Reset()
 	skip := 0
 	for len(head)-skip >= 2 && head[skip] == '\r' && head[skip+1] == '\n' {
 		skip += 2
@@ -307,7 +309,6 @@ func (r *Request) Parse(head []byte) error {
 	}
 
 	// Let fasthttp parse the validated head into Header.
-	r.Header.Reset()
 	r.Header.DisableSpecialHeader()
 	r.src.Reset(h)
 	if r.br == nil || r.br.Size() < len(h) {
@@ -484,7 +485,7 @@ func splitHeaderLine(line []byte) (name, value []byte, err *Error) {
 // Header is modified, Reset or the next Parse.
 func (r *Request) RequestID() []byte {
 	v := r.Header.Peek("X-Request-Id")
-	if len(v) == 0 || len(v) > maxRequestIDLen {
+	if len(v) == 0 || len(v) > MaxRequestIDLen {
 		return nil
 	}
 	return v

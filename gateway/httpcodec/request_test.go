@@ -280,7 +280,7 @@ func TestRequestIDAndVisit(t *testing.T) {
 	if got := strings.Join(names, ","); got != "Host=a,X-Request-Id=abc,X-Request-Id=def,B=2,A=1" {
 		t.Fatalf("order %s", got)
 	}
-	long := strings.Repeat("x", maxRequestIDLen+1)
+	long := strings.Repeat("x", MaxRequestIDLen+1)
 	if err := r.Parse([]byte(req("GET / HTTP/1.1", "Host: a", "X-Request-Id: "+long))); err != nil {
 		t.Fatal(err)
 	}

@@ -93,9 +93,10 @@ func (r *Response) resetFields() {
 // ignored), Transfer-Encoding on HTTP/1.0, Content-Length together with
 // Transfer-Encoding, and a Trailer header naming a field forbidden in
 // trailers (Content-Length, Host ...: fasthttp refuses those). Parse resets r
-// first.
+// first; after an error Header is empty and the other fields are
+// unspecified.
 func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
-	r.resetFields()
+	r.Reset()
 	r.headReq = requestWasHEAD
 	skip := 0
 	for len(head)-skip >= 2 && head[skip] == '\r' && head[skip+1] == '\n' {
@@ -180,7 +181,6 @@ func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
 		return errRespCLTE
 	}
 
-	r.Header.Reset()
 	r.Header.SetNoDefaultContentType(true)
 	r.src.Reset(h)
 	if r.br == nil || r.br.Size() < len(h) {

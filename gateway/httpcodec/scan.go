@@ -57,7 +57,7 @@ var (
 // requests) are not looked at. It returns n == 0, err == nil when it needs
 // more bytes.
 //
-// Leading empty lines: up to maxLeadingEmpty bytes (two CRLFs) before the
+// Leading empty lines: up to two empty lines (CRLF, 4 bytes) before the
 // request line are accepted (RFC 9112 §2.2); they are part of buf[:n], Skipped
 // reports their length, and Request.Parse and Response.Parse skip them. More
 // is a 400. A bare LF anywhere (an LF not preceded by CR) is a 400 with

@@ -27,6 +27,8 @@ type Origin struct {
 	Retries           int
 	MaxConnsPerServer int
 	MaxIdlePerServer  int
+	// DefaultHost is the Host sent for a request that had none (HTTP/1.0).
+	DefaultHost []byte
 }
 
 // Server is one host:port of an origin.
@@ -64,6 +66,7 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 			}
 			o.Servers = append(o.Servers, &Server{Addr: addr.String(), Index: i})
 		}
+		o.DefaultHost = []byte(o.Servers[0].Addr)
 		t.byName[name] = o
 		t.List = append(t.List, o)
 	}

@@ -91,6 +91,7 @@ func (ex *exchange) begin(cl *client, now int64) {
 	ex.cl = cl
 	ex.started = now
 	ex.respChunks.Response = true
+	ex.respScan.Response = true
 }
 
 // start routes the parsed request and begins the first attempt.
@@ -128,7 +129,7 @@ func (ex *exchange) start() {
 	ex.origin = o
 	fi := httpcodec.ForwardInfo{
 		ClientIP: ex.cl.ip, Proto: "http", TrustForwarded: l.srv.cfg.Listeners.Proxy.TrustForwarded,
-		RequestID: ex.id, Via: l.srv.cfg.Server.Via,
+		RequestID: ex.id, Via: l.srv.cfg.Server.Via, DefaultHost: o.DefaultHost,
 	}
 	ex.fwd = httpcodec.AppendForwardRequest(ex.fwd, req, &fi)
 

@@ -1,0 +1,5 @@
+//go:build !race
+
+package httpcodec
+
+const raceEnabled = false
