@@ -39,6 +39,9 @@ var (
 	LocalOriginConnLimit = Cause{"FAILURE_LOCAL_THROTTLED_ORIGIN_CONNECTIONS", CategoryLocalFailure, 503}
 	LocalShuttingDown    = Cause{"FAILURE_LOCAL_SHUTTING_DOWN", CategoryLocalFailure, 503}
 	LocalInternal        = Cause{"FAILURE_LOCAL_INTERNAL", CategoryLocalFailure, 500}
+	LocalFilterError     = Cause{"FAILURE_LOCAL_FILTER_ERROR", CategoryLocalFailure, 500}
+	LocalFilterTimeout   = Cause{"FAILURE_LOCAL_FILTER_TIMEOUT", CategoryLocalFailure, 500}
+	LocalFilterResponse  = Cause{"SUCCESS_LOCAL_FILTER_RESPONSE", CategorySuccess, 0}
 	OriginConnectivity   = Cause{"FAILURE_ORIGIN_CONNECTIVITY", CategoryOriginFailure, 502}
 	OriginReset          = Cause{"FAILURE_ORIGIN_RESET", CategoryOriginFailure, 502}
 	OriginBadResponse    = Cause{"FAILURE_ORIGIN_BAD_RESPONSE", CategoryOriginFailure, 502}
@@ -61,6 +64,6 @@ func CauseByName(name string) (Cause, bool) {
 var all = []Cause{
 	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
 	ClientHeadersTooLong, ClientClosed, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit,
-	LocalShuttingDown, LocalInternal, OriginConnectivity, OriginReset, OriginBadResponse,
+	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"fmt"
 
 	"gozer/filters"
@@ -116,7 +115,7 @@ func (ex *exchange) start() {
 	}
 
 	host := filters.HostWithoutPort(req.Header.Host())
-	name, ok := l.srv.router.Route(host, pathOf(req.Header.RequestURI()))
+	name, ok := l.srv.router.Route(host, filters.PathOf(req.Header.RequestURI()))
 	if !ok {
 		ex.fail(filters.LocalNoRoute, "no route matches the request")
 		return
@@ -351,7 +350,7 @@ func (ex *exchange) logAccess() {
 	if ex.cl != nil {
 		remote = ex.cl.remote
 	}
-	path := pathOf(ex.req.Header.RequestURI())
+	path := filters.PathOf(ex.req.Header.RequestURI())
 	if e := l.log.Logger.Log(); e != nil {
 		e.Bytes("request_id", ex.id).Str("client", remote).Bytes("method", ex.req.Header.Method()).
 			Bytes("path", path).Int("status", ex.status).Str("cause", ex.cause.Name).
@@ -367,25 +366,6 @@ func (ex *exchange) logAccess() {
 			Int("status", ex.status).Str("cause", ex.cause.Name).Str("origin", originName).
 			Str("server", serverAddr).Str("reason", ex.reason).Msg("request failed")
 	}
-}
-
-// pathOf returns the path of a request-target: origin-form up to '?', or the path
-// part of an absolute-form target.
-func pathOf(uri []byte) []byte {
-	if len(uri) > 0 && uri[0] != '/' {
-		if i := bytes.Index(uri, []byte("://")); i >= 0 {
-			rest := uri[i+3:]
-			if j := bytes.IndexByte(rest, '/'); j >= 0 {
-				uri = rest[j:]
-			} else {
-				return []byte("/")
-			}
-		}
-	}
-	if i := bytes.IndexByte(uri, '?'); i >= 0 {
-		return uri[:i]
-	}
-	return uri
 }
 
 // errorResponse appends the gateway's own answer for cause to dst.

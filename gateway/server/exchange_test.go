@@ -1,6 +1,10 @@
 package server
 
-import "testing"
+import (
+	"testing"
+
+	"gozer/filters"
+)
 
 func TestPathOf(t *testing.T) {
 	cases := []struct{ uri, want string }{
@@ -13,8 +17,8 @@ func TestPathOf(t *testing.T) {
 		{"*", "*"},
 	}
 	for _, c := range cases {
-		if got := string(pathOf([]byte(c.uri))); got != c.want {
-			t.Errorf("pathOf(%q) = %q, want %q", c.uri, got, c.want)
+		if got := string(filters.PathOf([]byte(c.uri))); got != c.want {
+			t.Errorf("filters.PathOf(%q) = %q, want %q", c.uri, got, c.want)
 		}
 	}
 }

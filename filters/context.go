@@ -1,0 +1,184 @@
+package filters
+
+import (
+	"bytes"
+	"net/url"
+
+	"github.com/rs/zerolog"
+
+	"gozer/gateway/httpcodec"
+)
+
+// Phase is where in the chain a filter runs.
+type Phase uint8
+
+// The phases, in the order a request meets them.
+const (
+	Inbound Phase = iota
+	Endpoint
+	Outbound
+)
+
+func (p Phase) String() string {
+	switch p {
+	case Inbound:
+		return "inbound"
+	case Endpoint:
+		return "endpoint"
+	case Outbound:
+		return "outbound"
+	}
+	return "unknown"
+}
+
+// RouteDecision is what inbound filters decide for a request.
+type RouteDecision struct {
+	Origin   string // origin to proxy to ("" = not decided yet)
+	Path     []byte // request-target sent to the origin (nil = the client's)
+	Host     []byte // Host sent to the origin (nil = the client's)
+	Endpoint string // a named endpoint instead of the proxy ("" = proxy; "health" is built in)
+}
+
+// Header is one name/value pair of a filter's own response.
+type Header struct{ Name, Value string }
+
+// Context is the request context that every filter of one request shares, as Zuul's
+// SessionContext: the request, the response once there is one, the route, the
+// per-request variables. It belongs to the request's event loop: filters run on that
+// goroutine, and nothing may keep a Context, or a slice taken from it, after the
+// request has ended (the core recycles it).
+type Context struct {
+	Req        *httpcodec.Request
+	Resp       *httpcodec.Response // set for the outbound phase: the origin's answer or the gateway's own
+	Phase      Phase
+	RemoteAddr string // client ip:port
+	ID         []byte // request id (X-Request-Id)
+	Start      int64  // unix nanoseconds when the head was complete
+	Log        *zerolog.Logger
+
+	Route RouteDecision
+
+	// Set by Respond: the request is answered by the filter, remaining inbound filters
+	// and the proxy are skipped, outbound filters still run.
+	Responded      bool
+	RespondStatus  int
+	RespondBody    []byte
+	RespondHeaders []Header
+
+	// Failed is set when a filter failed fatally (or ran past its budget): the request
+	// gets a 500 with FailCause.
+	Failed     bool
+	FailCause  Cause
+	FailReason string
+
+	// Known in the outbound phase.
+	Cause    Cause
+	Attempts int
+
+	// Body is the whole request body when a filter asked for it buffered (BodyOK).
+	Body   []byte
+	BodyOK bool
+	// RespBody is the whole response body when an outbound filter asked for it
+	// buffered (RespBodyOK); a filter may replace it.
+	RespBody   []byte
+	RespBodyOK bool
+
+	// Vars is the filter runtime's per-request state (the Lua ctx.vars table);
+	// the core only clears it.
+	Vars any
+}
+
+// Reset clears c for the next request, keeping its buffers.
+func (c *Context) Reset() {
+	*c = Context{
+		RespondBody:    c.RespondBody[:0],
+		RespondHeaders: c.RespondHeaders[:0],
+		Body:           c.Body[:0],
+		RespBody:       c.RespBody[:0],
+	}
+}
+
+// Respond short-circuits the request with the filter's own answer.
+func (c *Context) Respond(status int, body []byte, headers []Header) {
+	c.Responded = true
+	c.RespondStatus = status
+	c.RespondBody = append(c.RespondBody[:0], body...)
+	c.RespondHeaders = append(c.RespondHeaders[:0], headers...)
+}
+
+// Fail marks the request as failed by a filter: it is answered with cause's status.
+func (c *Context) Fail(cause Cause, reason string) {
+	c.Failed, c.FailCause, c.FailReason = true, cause, reason
+}
+
+// Method is the request method.
+func (c *Context) Method() []byte { return c.Req.Header.Method() }
+
+// Path is the request path (without the query), as rewritten by a filter if it was.
+func (c *Context) Path() []byte {
+	if c.Route.Path != nil {
+		p, _, _ := bytes.Cut(c.Route.Path, []byte{'?'})
+		return p
+	}
+	return PathOf(c.Req.Header.RequestURI())
+}
+
+// Query is the raw query string (after '?', without it).
+func (c *Context) Query() []byte {
+	uri := c.Req.Header.RequestURI()
+	if c.Route.Path != nil {
+		uri = c.Route.Path
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[i+1:]
+	}
+	return nil
+}
+
+// Arg returns the first value of query parameter name, unescaped.
+func (c *Context) Arg(name string) (string, bool) {
+	q := c.Query()
+	for len(q) > 0 {
+		var pair []byte
+		pair, q, _ = bytes.Cut(q, []byte{'&'})
+		k, v, _ := bytes.Cut(pair, []byte{'='})
+		if ks, err := url.QueryUnescape(string(k)); err == nil && ks == name {
+			vs, err := url.QueryUnescape(string(v))
+			if err != nil {
+				return string(v), true
+			}
+			return vs, true
+		}
+	}
+	return "", false
+}
+
+// Host is the request's host (without port), as rewritten by a filter if it was.
+func (c *Context) Host() []byte {
+	if c.Route.Host != nil {
+		return HostWithoutPort(c.Route.Host)
+	}
+	return HostWithoutPort(c.Req.Header.Host())
+}
+
+// SetPath rewrites the request-target sent to the origin (path and optional query).
+func (c *Context) SetPath(p []byte) { c.Route.Path = append(c.Route.Path[:0], p...) }
+
+// PathOf returns the path of a request-target: origin-form up to '?', or the path
+// part of an absolute-form target.
+func PathOf(uri []byte) []byte {
+	if len(uri) > 0 && uri[0] != '/' {
+		if i := bytes.Index(uri, []byte("://")); i >= 0 {
+			rest := uri[i+3:]
+			if j := bytes.IndexByte(rest, '/'); j >= 0 {
+				uri = rest[j:]
+			} else {
+				return []byte("/")
+			}
+		}
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}
