@@ -77,6 +77,10 @@ func (cl *client) onData() {
 			// The body keeps coming: the client gets header_read_timeout between pieces.
 			cl.deadline = cl.l.now + cl.l.limit.headerTimeout
 		}
+		if ex.collecting {
+			ex.collectBody()
+			return
+		}
 		if !ex.reqDone && ex.up != nil && ex.up.connected {
 			ex.pumpRequestBody()
 			return
@@ -147,6 +151,11 @@ func (cl *client) failRequest(ex *exchange, err error) {
 		ex = cl.l.getExchange()
 		ex.begin(cl, cl.l.now)
 	}
+	// The request could not be read: outbound filters still see the answer, with an
+	// empty request.
+	ex.req.Reset()
+	ex.id = cl.l.nextRequestID(ex.id[:0])
+	ex.initContext()
 	cl.ex = ex
 	cl.state = stProxy
 	ex.closeAfter = true

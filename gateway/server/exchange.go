@@ -40,6 +40,11 @@ type exchange struct {
 	replay     []byte // request body bytes sent so far, while they fit maxReplay
 	replayLost bool   // body bytes were sent that replay no longer holds
 
+	// filters
+	fc         filters.Context
+	chain      chain
+	collecting bool // buffering the request body for an inbound filter
+
 	// request body
 	reqDone      bool
 	reqRemaining int64
@@ -75,6 +80,8 @@ func (ex *exchange) reset() {
 	ex.fwd = ex.fwd[:0]
 	ex.replay = ex.replay[:0]
 	ex.replayLost = false
+	ex.fc.Reset()
+	ex.chain, ex.collecting = nil, false
 	ex.reqDone, ex.reqRemaining, ex.reqBody = false, 0, 0
 	ex.reqChunks.Reset()
 	ex.respScan.Reset()
@@ -114,30 +121,18 @@ func (ex *exchange) start() {
 		ex.reqDone = req.ContentLength == 0
 	}
 
-	host := filters.HostWithoutPort(req.Header.Host())
-	name, ok := l.srv.router.Route(host, filters.PathOf(req.Header.RequestURI()))
-	if !ok {
-		ex.fail(filters.LocalNoRoute, "no route matches the request")
-		return
-	}
-	o, ok := l.srv.origins.Get(name)
-	if !ok {
-		ex.fail(filters.LocalNoRoute, "route names unknown origin "+name)
-		return
-	}
-	ex.origin = o
-	fi := httpcodec.ForwardInfo{
-		ClientIP: ex.cl.ip, Proto: "http", TrustForwarded: l.srv.cfg.Listeners.Proxy.TrustForwarded,
-		RequestID: ex.id, Via: l.srv.cfg.Server.Via, DefaultHost: o.DefaultHost,
-	}
-	ex.fwd = httpcodec.AppendForwardRequest(ex.fwd, req, &fi)
-
 	if req.ExpectContinue && !ex.reqDone && ex.cl.c.InboundBuffered() == 0 {
 		if !ex.cl.write(continue100) {
 			return
 		}
 	}
-	ex.attempt()
+	ex.initContext()
+	if ex.chain != nil && !ex.reqDone && ex.chain.NeedsRequestBody() {
+		ex.collecting = true // an inbound filter reads the body: route once it is all here
+		ex.collectBody()
+		return
+	}
+	ex.route()
 }
 
 // attempt sends the request to the next server: over an idle pooled connection when
@@ -306,14 +301,7 @@ func (ex *exchange) fail(cause filters.Cause, reason string) {
 	if !ex.reqDone {
 		ex.closeAfter = true // the rest of the body is still coming: the stream is lost
 	}
-	ex.status = cause.Status
-	out := errorResponse(ex.l.wbuf[:0], cause, ex.id, ex.closeAfter || cl.drainClose)
-	ex.bytesOut += int64(len(out))
-	ex.logAccess()
-	if !cl.write(out) {
-		return
-	}
-	cl.finishExchange(ex.closeAfter)
+	ex.answer(cause.Status, cause, nil, nil)
 }
 
 // clientGone runs when the client connection closed under a live exchange.

@@ -31,6 +31,8 @@ type loop struct {
 	idPrefix [16]byte // random per loop: request ids are unique across loops and restarts
 	idSeq    uint64
 
+	chain    func() chain // the current filter chain for new requests (nil: no filters)
+	errBody  []byte
 	free     []*exchange // recycled exchanges: their buffers stay warm
 	dead     []*exchange // finished in this callback; recycled when it returns (reap)
 	wbuf     []byte      // coalesces a response head and body pieces into one write
@@ -45,6 +47,7 @@ type limits struct {
 	idleTimeout   int64
 	maxBody       int64
 	maxBuffered   int
+	maxFilterBody int
 }
 
 func newLoop(s *Server, el gnet.EventLoop, epfd int) *loop {
@@ -59,6 +62,7 @@ func newLoop(s *Server, el gnet.EventLoop, epfd int) *loop {
 			idleTimeout:   int64(s.cfg.Server.IdleTimeout),
 			maxBody:       int64(s.cfg.Server.MaxRequestBody),
 			maxBuffered:   int(s.cfg.Server.MaxBufferedPerConn),
+			maxFilterBody: 1 << 20,
 		},
 	}
 	var b [8]byte

@@ -56,6 +56,19 @@ func (ex *exchange) pumpResponse() {
 		}
 		ex.respHeadDone = true
 		ex.status = ex.resp.Status
+		if ex.chain != nil {
+			ex.runOutbound()
+			if ex.fc.Failed {
+				// A fatal outbound filter: the origin's answer is dropped for a 500.
+				_, _ = u.c.Discard(off)
+				ex.up = nil
+				u.abort()
+				ex.chain = nil // the outbound filters already ran on this response
+				ex.closeAfter = ex.closeAfter || !ex.reqDone
+				ex.answer(ex.fc.FailCause.Status, ex.fc.FailCause, nil, nil)
+				return
+			}
+		}
 		switch ex.resp.Framing {
 		case httpcodec.FramingLength:
 			ex.respRemaining = ex.resp.ContentLength
