@@ -26,6 +26,7 @@ type Config struct {
 	Listeners Listeners          `yaml:"listeners"`
 	Server    Server             `yaml:"server"`
 	Log       Log                `yaml:"log"`
+	Filters   Filters            `yaml:"filters"`
 	Origins   map[string]*Origin `yaml:"origins"`
 	Routes    []Route            `yaml:"routes"`
 }
@@ -65,6 +66,14 @@ type Server struct {
 type Log struct {
 	Level     string `yaml:"level"`
 	AccessLog string `yaml:"access_log"`
+}
+
+// Filters configures the Lua filter runtime.
+type Filters struct {
+	Dir          string        `yaml:"dir"`
+	Budget       time.Duration `yaml:"budget"`
+	Disabled     []string      `yaml:"disabled"`
+	MaxBodyBytes Size          `yaml:"max_body_bytes"`
 }
 
 // Origin is a named group of servers.
@@ -133,7 +142,8 @@ func defaults() *Config {
 			MaxBufferedPerConn: 256 << 10,
 			Via:                "1.1 gozer",
 		},
-		Log: Log{Level: "info", AccessLog: "stdout"},
+		Log:     Log{Level: "info", AccessLog: "stdout"},
+		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20},
 	}
 }
 
@@ -206,6 +216,12 @@ func (c *Config) Validate() error {
 		bad("log.access_log", `must be "stdout", "stderr", "off" or a file path`)
 	}
 
+	if c.Filters.Budget <= 0 {
+		bad("filters.budget", "must be a positive duration, got %v", c.Filters.Budget)
+	}
+	if c.Filters.MaxBodyBytes <= 0 {
+		bad("filters.max_body_bytes", "must be positive, got %d", c.Filters.MaxBodyBytes)
+	}
 	if len(c.Origins) == 0 {
 		bad("origins", "at least one origin is needed")
 	}

@@ -172,3 +172,42 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per run, want 0", allocs)
 	}
 }
+
+// BenchmarkProxyResponseLazy is what the proxy path does per response when no
+// filter reads the response headers: scan, ParseLazy, write the client head.
+func BenchmarkProxyResponseLazy(b *testing.B) {
+	benchProxyResponse(b, true)
+}
+
+// BenchmarkProxyResponseParsed is the same with fasthttp's parse (Parse).
+func BenchmarkProxyResponseParsed(b *testing.B) {
+	benchProxyResponse(b, false)
+}
+
+func benchProxyResponse(b *testing.B, lazy bool) {
+	var (
+		s   HeadScanner
+		r   Response
+		lim Limits
+		dst []byte
+	)
+	s.Response = true
+	ri := ResponseInfo{RequestID: []byte("0123456789abcdef0123456789abcdef"), Via: "1.1 gozer"}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Reset()
+		n, err := s.Scan(benchResponse, lim)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if lazy {
+			err = r.ParseLazy(benchResponse[:n], false)
+		} else {
+			err = r.Parse(benchResponse[:n], false)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		dst = AppendClientResponse(dst[:0], &r, &ri)
+	}
+}

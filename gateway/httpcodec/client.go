@@ -48,7 +48,7 @@ type ResponseInfo struct {
 func AppendClientResponse(dst []byte, r *Response, ri *ResponseInfo) []byte {
 	status := r.Status
 	if status == 0 {
-		status = r.Header.StatusCode()
+		status = r.originStatus()
 	}
 	dst = append(dst, "HTTP/1.1 "...)
 	if status < 100 || status > 999 {
@@ -56,16 +56,19 @@ func AppendClientResponse(dst []byte, r *Response, ri *ResponseInfo) []byte {
 	}
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
-	if msg := r.Header.StatusMessage(); len(msg) > 0 && status == r.Header.StatusCode() {
+	if msg := r.statusMessage(); len(msg) > 0 && status == r.originStatus() {
 		dst = appendSafe(dst, msg)
 	} else {
 		dst = append(dst, StatusText(status)...)
 	}
 	dst = append(dst, "\r\n"...)
 
+	if r.lazy {
+		return appendLazyHeaders(dst, r, ri, status)
+	}
 	r.connToks = r.connToks[:0]
 	viaSeen := false
-	for name, value := range r.Header.All() {
+	for name, value := range r.all {
 		switch kindOf(name) {
 		case kConnection:
 			r.connToks = addConnTokens(r.connToks, value)
@@ -75,7 +78,7 @@ func AppendClientResponse(dst []byte, r *Response, ri *ResponseInfo) []byte {
 	}
 
 	replaceID := len(ri.RequestID) > 0
-	for name, value := range r.Header.All() {
+	for name, value := range r.all {
 		switch kindOf(name) {
 		case kHopByHop, kConnection, kContentLength, kVia, kInvalid:
 			continue
@@ -102,7 +105,7 @@ func AppendClientResponse(dst []byte, r *Response, ri *ResponseInfo) []byte {
 	if viaSeen || ri.Via != "" {
 		dst = append(dst, "Via: "...)
 		first := true
-		for name, value := range r.Header.All() {
+		for name, value := range r.all {
 			if len(value) == 0 || kindOf(name) != kVia {
 				continue
 			}
@@ -121,6 +124,11 @@ func AppendClientResponse(dst []byte, r *Response, ri *ResponseInfo) []byte {
 		dst = append(dst, "\r\n"...)
 	}
 
+	return appendFraming(dst, r, ri, status)
+}
+
+// appendFraming ends a client response head: framing, connection, empty line.
+func appendFraming(dst []byte, r *Response, ri *ResponseInfo, status int) []byte {
 	switch r.Framing {
 	case FramingLength:
 		dst = appendContentLength(dst, r.ContentLength)
@@ -139,4 +147,65 @@ func AppendClientResponse(dst []byte, r *Response, ri *ResponseInfo) []byte {
 		dst = append(dst, "Connection: keep-alive\r\n"...)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// appendLazyHeaders is the header part of AppendClientResponse for a head kept raw
+// by ParseLazy: one pass over the recorded lines, whose kinds are already known.
+func appendLazyHeaders(dst []byte, r *Response, ri *ResponseInfo, status int) []byte {
+	r.connToks = r.connToks[:0]
+	viaSeen := false
+	for i := range r.lines {
+		switch r.lines[i].kind {
+		case kConnection:
+			r.connToks = addConnTokens(r.connToks, r.lines[i].value)
+		case kVia:
+			viaSeen = true
+		}
+	}
+	replaceID := len(ri.RequestID) > 0
+	for i := range r.lines {
+		l := &r.lines[i]
+		switch l.kind {
+		case kHopByHop, kConnection, kContentLength, kVia, kInvalid:
+			continue
+		case kXRequestID:
+			if replaceID {
+				continue
+			}
+		default:
+			if len(r.connToks) > 0 && nominated(r.connToks, l.name) {
+				continue
+			}
+		}
+		dst = append(dst, l.name...)
+		dst = append(dst, ": "...)
+		dst = append(dst, l.value...)
+		dst = append(dst, "\r\n"...)
+	}
+	if replaceID {
+		dst = append(dst, "X-Request-Id: "...)
+		dst = appendSafe(dst, ri.RequestID)
+		dst = append(dst, "\r\n"...)
+	}
+	if viaSeen || ri.Via != "" {
+		dst = append(dst, "Via: "...)
+		first := true
+		for i := range r.lines {
+			if l := &r.lines[i]; l.kind == kVia && len(l.value) > 0 {
+				if !first {
+					dst = append(dst, ", "...)
+				}
+				dst = append(dst, l.value...)
+				first = false
+			}
+		}
+		if ri.Via != "" {
+			if !first {
+				dst = append(dst, ", "...)
+			}
+			dst = appendSafeString(dst, ri.Via)
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	return appendFraming(dst, r, ri, status)
 }

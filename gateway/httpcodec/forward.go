@@ -33,6 +33,11 @@ func kindOf(name []byte) hdrKind {
 			return kInvalid
 		}
 	}
+	return kindOfToken(name)
+}
+
+// kindOfToken is kindOf for a name already known to be a token.
+func kindOfToken(name []byte) hdrKind {
 	switch len(name) {
 	case 2:
 		if eqFold(name, "te") {

@@ -60,6 +60,9 @@ type Response struct {
 	Skipped int
 
 	headReq  bool
+	lazy     bool      // Header not filled yet: the head is kept raw (ParseLazy)
+	raw      []byte    // the head after any skipped empty lines, while lazy
+	lines    []rawLine // its header lines, while lazy
 	src      bytes.Reader
 	br       *bufio.Reader
 	connToks [][]byte // header names listed in Connection, while writing
@@ -80,6 +83,16 @@ func (r *Response) resetFields() {
 	r.HTTP10 = false
 	r.Skipped = 0
 	r.headReq = false
+	r.lazy = false
+	r.raw = r.raw[:0]
+	clear(r.lines)
+	r.lines = r.lines[:0]
+}
+
+// rawLine is one header line of a lazily parsed head: slices into Response.raw.
+type rawLine struct {
+	name, value []byte
+	kind        hdrKind
 }
 
 // Parse parses an origin's complete response head (as found by a HeadScanner
@@ -96,6 +109,18 @@ func (r *Response) resetFields() {
 // first; after an error Header is empty and the other fields are
 // unspecified.
 func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
+	if err := r.ParseLazy(head, requestWasHEAD); err != nil {
+		return err
+	}
+	return r.Materialize()
+}
+
+// ParseLazy is Parse without filling Header: it validates the head and sets the
+// status and framing fields, and keeps a copy of the head. AppendClientResponse
+// writes the kept header lines as they came (order and case preserved, hop-by-hop
+// ones dropped), which spares the proxy path fasthttp's parse when no filter looks
+// at the response headers. Call Materialize before using Header.
+func (r *Response) ParseLazy(head []byte, requestWasHEAD bool) error {
 	r.Reset()
 	r.headReq = requestWasHEAD
 	skip := 0
@@ -106,7 +131,9 @@ func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
 		}
 	}
 	r.Skipped = skip
-	h := head[skip:]
+	// Validate the kept copy, so the recorded lines point into it.
+	r.raw = append(r.raw[:0], head[skip:]...)
+	h := r.raw
 	if len(h) < 4 || !bytes.HasSuffix(h, crlfcrlf) {
 		return errRespIncomplete
 	}
@@ -144,6 +171,7 @@ func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
 			return errRespHeaderLine
 		}
 		value := trimOWS(rawValue)
+		r.lines = append(r.lines, rawLine{name: name, value: value, kind: kindOfToken(name)})
 		switch len(name) {
 		case 10:
 			if eqFold(name, "connection") {
@@ -181,21 +209,7 @@ func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
 		return errRespCLTE
 	}
 
-	r.Header.SetNoDefaultContentType(true)
-	r.src.Reset(h)
-	if r.br == nil || r.br.Size() < len(h) {
-		size := 4096
-		for size < len(h) {
-			size *= 2
-		}
-		r.br = bufio.NewReaderSize(&r.src, size)
-	} else {
-		r.br.Reset(&r.src)
-	}
-	if err := r.Header.Read(r.br); err != nil {
-		return errRespMalformed
-	}
-
+	r.lazy = true
 	r.HasContentLength = clCount > 0
 	r.ContentLength = contentLength
 	switch {
@@ -217,6 +231,78 @@ func (r *Response) Parse(head []byte, requestWasHEAD bool) error {
 		r.KeepAlive = false
 	}
 	return nil
+}
+
+// Materialize fills Header from the head kept by ParseLazy (a no-op otherwise).
+// An error (fasthttp refusing what the validation accepted, e.g. a Trailer naming
+// a forbidden field) is an *Error with Status 502.
+func (r *Response) Materialize() error {
+	if !r.lazy {
+		return nil
+	}
+	r.lazy = false
+	h := r.raw
+	r.Header.SetNoDefaultContentType(true)
+	r.src.Reset(h)
+	if r.br == nil || r.br.Size() < len(h) {
+		size := 4096
+		for size < len(h) {
+			size *= 2
+		}
+		r.br = bufio.NewReaderSize(&r.src, size)
+	} else {
+		r.br.Reset(&r.src)
+	}
+	if err := r.Header.Read(r.br); err != nil {
+		r.Header.Reset()
+		return errRespMalformed
+	}
+	return nil
+}
+
+// visitRaw calls yield for each header line of the head kept by ParseLazy.
+func (r *Response) visitRaw(yield func(name, value []byte) bool) {
+	for i := range r.lines {
+		if !yield(r.lines[i].name, r.lines[i].value) {
+			return
+		}
+	}
+}
+
+// statusMessage is the origin's reason phrase.
+func (r *Response) statusMessage() []byte {
+	if !r.lazy {
+		return r.Header.StatusMessage()
+	}
+	eol := bytes.IndexByte(r.raw, '\n')
+	if eol < 14 {
+		return nil
+	}
+	return r.raw[13 : eol-1]
+}
+
+// originStatus is the status the origin sent.
+func (r *Response) originStatus() int {
+	if !r.lazy {
+		return r.Header.StatusCode()
+	}
+	if len(r.raw) < 12 {
+		return 0
+	}
+	return int(r.raw[9]-'0')*100 + int(r.raw[10]-'0')*10 + int(r.raw[11]-'0')
+}
+
+// all iterates the current headers: the kept raw lines while lazy, else Header.
+func (r *Response) all(yield func(name, value []byte) bool) {
+	if r.lazy {
+		r.visitRaw(yield)
+		return
+	}
+	for name, value := range r.Header.All() {
+		if !yield(name, value) {
+			return
+		}
+	}
 }
 
 // parseStatusLine validates "HTTP/1.x NNN [reason]" and sets Status and

@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 
+	"github.com/rs/zerolog"
+
 	"gozer/filters"
 	"gozer/gateway/httpcodec"
 	"gozer/gateway/origin"
@@ -350,7 +352,13 @@ func (ex *exchange) logAccess() {
 		e.Send()
 	}
 	if ex.cause.Category != filters.CategorySuccess {
-		l.srv.log.Warn().Bytes("request_id", ex.id).Str("client", remote).Bytes("path", path).
+		// Clients misbehave all day (and close mid-request at will): info. What the
+		// gateway or an origin did wrong is a warning.
+		lvl := zerolog.WarnLevel
+		if ex.cause.Category == filters.CategoryClientFailure {
+			lvl = zerolog.InfoLevel
+		}
+		l.srv.log.WithLevel(lvl).Bytes("request_id", ex.id).Str("client", remote).Bytes("path", path).
 			Int("status", ex.status).Str("cause", ex.cause.Name).Str("origin", originName).
 			Str("server", serverAddr).Str("reason", ex.reason).Msg("request failed")
 	}

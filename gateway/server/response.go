@@ -26,7 +26,8 @@ func (ex *exchange) pumpResponse() {
 		for {
 			n, err := ex.respScan.Scan(buf[off:], httpcodec.Limits{MaxRequestLine: maxRespHeader, MaxHeaderBytes: maxRespHeader})
 			if err == nil && n > 0 {
-				err = ex.resp.Parse(buf[off:off+n], isHEAD(ex.req.Header.Method()))
+				// Lazily: fasthttp parses the headers only if an outbound filter reads them.
+				err = ex.resp.ParseLazy(buf[off:off+n], ex.req.IsHead)
 			}
 			if err != nil {
 				ex.fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from %s: %v", u.server.Addr, err))
@@ -57,6 +58,10 @@ func (ex *exchange) pumpResponse() {
 		ex.respHeadDone = true
 		ex.status = ex.resp.Status
 		if ex.chain != nil {
+			if err := ex.resp.Materialize(); err != nil {
+				ex.fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from %s: %v", u.server.Addr, err))
+				return
+			}
 			ex.runOutbound()
 			if ex.fc.Failed {
 				// A fatal outbound filter: the origin's answer is dropped for a 500.
@@ -268,6 +273,3 @@ func isIdempotent(m []byte) bool {
 	return false
 }
 
-func isHEAD(method []byte) bool {
-	return len(method) == 4 && string(method) == "HEAD"
-}
