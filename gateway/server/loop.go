@@ -62,13 +62,22 @@ func newLoop(s *Server, el gnet.EventLoop, epfd int) *loop {
 			idleTimeout:   int64(s.cfg.Server.IdleTimeout),
 			maxBody:       int64(s.cfg.Server.MaxRequestBody),
 			maxBuffered:   int(s.cfg.Server.MaxBufferedPerConn),
-			maxFilterBody: 1 << 20,
+			maxFilterBody: int(s.cfg.Filters.MaxBodyBytes),
 		},
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	hex.Encode(l.idPrefix[:], b[:])
 	l.tickTask = func(context.Context) error { l.tick(); return nil }
+	if s.filters != nil {
+		lr := s.filters.NewLoop()
+		l.chain = func() chain {
+			if c := lr.Chain(); c.Len() > 0 {
+				return c
+			}
+			return nil // no filters loaded: skip the chain entirely
+		}
+	}
 	return l
 }
 

@@ -272,4 +272,3 @@ func isIdempotent(m []byte) bool {
 	}
 	return false
 }
-

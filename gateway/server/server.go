@@ -12,11 +12,13 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"gozer/filters"
+	"gozer/filters/lua"
 	"gozer/gateway/config"
 	"gozer/gateway/origin"
 	"gozer/gateway/telemetry"
@@ -41,6 +44,7 @@ type Server struct {
 	origins *origin.Table
 	router  filters.Router
 	access  *telemetry.AccessLog
+	filters *lua.Runtime // nil when no scripts directory
 
 	engine  *gnet.Client
 	handler *handler
@@ -75,6 +79,20 @@ func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 		stopTick: make(chan struct{}),
 	}
 	s.handler = &handler{srv: s}
+	if dir := cfg.Filters.Dir; dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			log.Warn().Str("dir", dir).Msg("filters directory not found: no Lua filters")
+		} else {
+			rt, err := lua.New(lua.Options{
+				Dir: dir, Budget: cfg.Filters.Budget, Disabled: cfg.Filters.Disabled,
+				Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("load filters: %w", err)
+			}
+			s.filters = rt
+		}
+	}
 	return s, nil
 }
 
@@ -85,6 +103,9 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.watcher = w
+	if s.filters != nil {
+		s.filters.Start()
+	}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Server.EventLoops),
@@ -213,6 +234,9 @@ stop:
 	s.watcher.stop()
 	s.wg.Wait()
 	s.watcher.release()
+	if s.filters != nil {
+		s.filters.Stop()
+	}
 	_ = s.access.Close()
 	return err
 }
@@ -246,6 +270,19 @@ func (s *Server) adminMux() *http.ServeMux {
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /admin/filters", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		var list []lua.FilterStatus
+		if s.filters != nil {
+			list = s.filters.Status()
+		}
+		if list == nil {
+			list = []lua.FilterStatus{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(list)
 	})
 	// Profiles of the running gateway, for operators (the admin listener is internal).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
