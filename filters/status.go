@@ -42,12 +42,16 @@ var (
 	LocalFilterError     = Cause{"FAILURE_LOCAL_FILTER_ERROR", CategoryLocalFailure, 500}
 	LocalFilterTimeout   = Cause{"FAILURE_LOCAL_FILTER_TIMEOUT", CategoryLocalFailure, 500}
 	LocalFilterResponse  = Cause{"SUCCESS_LOCAL_FILTER_RESPONSE", CategorySuccess, 0}
-	OriginConnectivity   = Cause{"FAILURE_ORIGIN_CONNECTIVITY", CategoryOriginFailure, 502}
-	OriginReset          = Cause{"FAILURE_ORIGIN_RESET", CategoryOriginFailure, 502}
-	OriginBadResponse    = Cause{"FAILURE_ORIGIN_BAD_RESPONSE", CategoryOriginFailure, 502}
-	OriginReadTimeout    = Cause{"FAILURE_ORIGIN_READ_TIMEOUT", CategoryOriginFailure, 504}
-	OriginClosedMidBody  = Cause{"FAILURE_ORIGIN_CLOSED_MID_RESPONSE", CategoryOriginFailure, 502}
-	OriginStalledRequest = Cause{"FAILURE_ORIGIN_STALLED_REQUEST_BODY", CategoryOriginFailure, 504}
+	SuccessViaFallback   = Cause{"SUCCESS_VIA_FALLBACK", CategorySuccess, 0}
+
+	LocalOriginConcurrency = Cause{"FAILURE_LOCAL_THROTTLED_ORIGIN_CONCURRENCY", CategoryLocalFailure, 503}
+	LocalOriginCircuitOpen = Cause{"FAILURE_LOCAL_ORIGIN_CIRCUIT_OPEN", CategoryLocalFailure, 503}
+	OriginConnectivity     = Cause{"FAILURE_ORIGIN_CONNECTIVITY", CategoryOriginFailure, 502}
+	OriginReset            = Cause{"FAILURE_ORIGIN_RESET", CategoryOriginFailure, 502}
+	OriginBadResponse      = Cause{"FAILURE_ORIGIN_BAD_RESPONSE", CategoryOriginFailure, 502}
+	OriginReadTimeout      = Cause{"FAILURE_ORIGIN_READ_TIMEOUT", CategoryOriginFailure, 504}
+	OriginClosedMidBody    = Cause{"FAILURE_ORIGIN_CLOSED_MID_RESPONSE", CategoryOriginFailure, 502}
+	OriginStalledRequest   = Cause{"FAILURE_ORIGIN_STALLED_REQUEST_BODY", CategoryOriginFailure, 504}
 )
 
 // CauseByName maps the causes a codec error names to their Cause, so a decoding
@@ -64,6 +68,7 @@ func CauseByName(name string) (Cause, bool) {
 var all = []Cause{
 	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
 	ClientHeadersTooLong, ClientClosed, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit,
-	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, OriginConnectivity, OriginReset, OriginBadResponse,
+	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, SuccessViaFallback,
+	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,
 }

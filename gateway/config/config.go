@@ -85,6 +85,50 @@ type Origin struct {
 	MaxConnectionsPerServer int           `yaml:"max_connections_per_server"`
 	MaxIdlePerServer        int           `yaml:"max_idle_per_server"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
+	// ReplayBodyBytes is how much request body is kept so a retry can resend it.
+	ReplayBodyBytes       Size           `yaml:"replay_body_bytes"`
+	DNSRefresh            time.Duration  `yaml:"dns_refresh"`
+	Balancer              string         `yaml:"balancer"`
+	Weights               map[string]int `yaml:"weights"`
+	MaxConcurrentRequests int            `yaml:"max_concurrent_requests"`
+	Breaker               Breaker        `yaml:"breaker"`
+	RetryBudget           RetryBudget    `yaml:"retry_budget"`
+	Outlier               Outlier        `yaml:"outlier"`
+	HealthCheck           *HealthCheck   `yaml:"health_check"`
+	Fallback              string         `yaml:"fallback"`
+}
+
+// Breaker is an origin's circuit breaker.
+type Breaker struct {
+	Enabled       *bool         `yaml:"enabled"`
+	ErrorPercent  int           `yaml:"error_percent"`
+	RequestVolume int           `yaml:"request_volume"`
+	SleepWindow   time.Duration `yaml:"sleep_window"`
+}
+
+// RetryBudget caps retries at a share of an origin's requests.
+type RetryBudget struct {
+	Ratio        *float64      `yaml:"ratio"`
+	MinPerSecond int           `yaml:"min_per_second"`
+	Window       time.Duration `yaml:"window"`
+}
+
+// Outlier ejects servers that keep failing.
+type Outlier struct {
+	ConsecutiveFailures int           `yaml:"consecutive_failures"`
+	BaseEjection        time.Duration `yaml:"base_ejection"`
+	MaxEjection         time.Duration `yaml:"max_ejection"`
+	MaxEjectionPercent  int           `yaml:"max_ejection_percent"`
+}
+
+// HealthCheck is an origin's optional active health check.
+type HealthCheck struct {
+	Path      string        `yaml:"path"`
+	Host      string        `yaml:"host"`
+	Interval  time.Duration `yaml:"interval"`
+	Timeout   time.Duration `yaml:"timeout"`
+	Healthy   int           `yaml:"healthy"`
+	Unhealthy int           `yaml:"unhealthy"`
 }
 
 // Route maps a host and a path prefix to an origin.
@@ -162,6 +206,9 @@ func (o *Origin) fillDefaults() {
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 60 * time.Second
+	}
+	if o.ReplayBodyBytes == 0 {
+		o.ReplayBodyBytes = 64 << 10
 	}
 }
 
@@ -256,6 +303,25 @@ func (c *Config) Validate() error {
 		}
 		if o.MaxConnectionsPerServer < 0 {
 			bad(key+".max_connections_per_server", "must be positive, got %d", o.MaxConnectionsPerServer)
+		}
+		switch o.Balancer {
+		case "", "p2c", "round_robin":
+		default:
+			bad(key+".balancer", "must be p2c or round_robin, got %q", o.Balancer)
+		}
+		if o.Fallback != "" {
+			if _, ok := c.Origins[o.Fallback]; !ok || o.Fallback == name {
+				bad(key+".fallback", "must name another origin, got %q", o.Fallback)
+			}
+		}
+		if o.MaxConcurrentRequests < 0 {
+			bad(key+".max_concurrent_requests", "must be 0 (no limit) or more, got %d", o.MaxConcurrentRequests)
+		}
+		if p := o.Breaker.ErrorPercent; p < 0 || p > 100 {
+			bad(key+".breaker.error_percent", "must be between 0 and 100, got %d", p)
+		}
+		if o.HealthCheck != nil && !strings.HasPrefix(o.HealthCheck.Path, "/") {
+			bad(key+".health_check.path", "must start with /, got %q", o.HealthCheck.Path)
 		}
 		if o.MaxIdlePerServer < 0 || o.MaxIdlePerServer > o.MaxConnectionsPerServer {
 			bad(key+".max_idle_per_server", "must be between 0 and max_connections_per_server, got %d", o.MaxIdlePerServer)

@@ -1,16 +1,20 @@
 // Package origin describes the named origins behind the gateway and keeps, per
-// event loop, the state of talking to them: round-robin cursors and connection pools.
+// event loop, the state of talking to them: round-robin cursors and connection pools;
+// and, shared by every loop, each origin's isolation: discovery, balancing, breaker,
+// bulkhead, retry budget, outlier ejection and health checks (ISOLATION.md).
 //
-// Origins and Servers are immutable once built and shared by every loop. A LoopState
-// and its Pools belong to one event loop and must only be used on that loop's
-// goroutine: that is what lets the proxy path take and return connections without
-// a lock.
+// An Origin's configuration fields and a Server's Addr, Index and Weight are
+// immutable once built and shared by every loop. A Server's load and health state
+// is atomic and shared too. A LoopState and its Pools belong to one event loop and
+// must only be used on that loop's goroutine: that is what lets the proxy path take
+// and return connections without a lock.
 package origin
 
 import (
 	"fmt"
 	"net"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"gozer/gateway/config"
@@ -29,12 +33,67 @@ type Origin struct {
 	MaxIdlePerServer  int
 	// DefaultHost is the Host sent for a request that had none (HTTP/1.0).
 	DefaultHost []byte
+	// Fallback names the origin that takes this one's requests while its breaker
+	// is open or none of its servers is available (Table.Resolve); "" for none.
+	Fallback string
+	// Iso is the origin's isolation machinery, nil until the core attaches one
+	// (NewIsolation). It is shared by every loop.
+	Iso *Isolation
+	// ReplayBodyBytes is how much request body is kept so a retry can resend it.
+	ReplayBodyBytes int
 }
 
 // Server is one host:port of an origin.
+//
+// Addr, Index and Weight never change. The rest is the server's shared state,
+// written by every event loop and by the health checker with atomics only.
 type Server struct {
-	Addr  string
-	Index int // position in Origin.Servers
+	Addr string
+	// Index is the server's slot in its origin: for a static list its position in
+	// Origin.Servers; for a discovered set, unique among the origin's current
+	// servers for the server's whole life, and reused only after it left the set.
+	// It keeps request "tried" bitmasks small (Bit).
+	Index int
+	// Weight is the server's share of traffic relative to its siblings (≥ 1).
+	Weight int
+
+	// Written on every request by every loop: kept on a cache line of their own so
+	// they do not slow down reads of the fields above.
+	_           [64]byte
+	outstanding atomic.Int64 // attempts in flight (Balancer.Start/Done)
+	consecutive atomic.Int32 // failures in a row (Outlier.Report)
+	ejections   atomic.Int32 // times ejected recently: the backoff exponent
+	ejectedTill atomic.Int64 // unix nanoseconds; ejected while now < ejectedTill
+	down        atomic.Bool  // the active health check failed it
+	_           [64]byte
+}
+
+// Bit is the server's bit in a request's tried mask; 0 (never marked) for a slot
+// beyond 63, which then only costs that server's exclusion from the mask.
+func (s *Server) Bit() uint64 {
+	if s.Index < 0 || s.Index >= 64 {
+		return 0
+	}
+	return 1 << uint(s.Index)
+}
+
+// Outstanding is the number of attempts in flight to the server from all loops.
+func (s *Server) Outstanding() int64 { return s.outstanding.Load() }
+
+// Available reports whether the balancer should send traffic to the server at now:
+// neither ejected by outlier detection nor failed by the health check.
+func (s *Server) Available(now int64) bool {
+	return !s.down.Load() && s.ejectedTill.Load() <= now
+}
+
+// Up reports whether the active health check considers the server healthy.
+func (s *Server) Up() bool { return !s.down.Load() }
+
+func newServer(addr string, index, weight int) *Server {
+	if weight < 1 {
+		weight = 1
+	}
+	return &Server{Addr: addr, Index: index, Weight: weight}
 }
 
 // Table holds every origin by name.
@@ -64,7 +123,7 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 			if err != nil {
 				return nil, fmt.Errorf("origins.%s.servers[%d]: resolve %q: %w", name, i, s, err)
 			}
-			o.Servers = append(o.Servers, &Server{Addr: addr.String(), Index: i})
+			o.Servers = append(o.Servers, newServer(addr.String(), i, 1))
 		}
 		o.DefaultHost = []byte(o.Servers[0].Addr)
 		t.byName[name] = o
@@ -77,4 +136,42 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 func (t *Table) Get(name string) (*Origin, bool) {
 	o, ok := t.byName[name]
 	return o, ok
+}
+
+// Resolve picks the origin that serves a request routed to o: o itself while it is
+// usable, else its fallback when that one is usable. usable means healthy (some
+// server available) and not open (the breaker would not refuse). It follows at most
+// one hop, never the fallback's own fallback, so a cycle of fallbacks cannot loop.
+// The bool reports that the fallback was chosen, for the request's status cause.
+// When neither is usable it returns o, false: the request fails on its own
+// origin's cause (breaker open, no server).
+//
+// healthy is asked before open, and open at most once per origin, only when that
+// origin would otherwise be chosen. open should not take the breaker's half-open
+// trial (use Breaker.Refusing): Isolation.Admit takes it afterwards, and a trial
+// taken here would make Admit refuse. Both funcs run on the request path: build
+// them once per loop (a closure over the loop's clock), not per request, or each
+// call allocates. ResolveAt does all of this from the origins' own Iso.
+func (t *Table) Resolve(o *Origin, open func(*Origin) bool, healthy func(*Origin) bool) (*Origin, bool) {
+	if healthy(o) && !open(o) {
+		return o, false
+	}
+	if o.Fallback == "" || o.Fallback == o.Name {
+		return o, false
+	}
+	f, ok := t.byName[o.Fallback]
+	if !ok || !healthy(f) || open(f) {
+		return o, false
+	}
+	return f, true
+}
+
+// Close stops the background work (DNS refresh, health checks) of every origin's
+// isolation. Call it when a reload replaced the table.
+func (t *Table) Close() {
+	for _, o := range t.List {
+		if o.Iso != nil {
+			o.Iso.Close()
+		}
+	}
 }

@@ -106,19 +106,46 @@ func (p *Pool[C]) Idle() int { return len(p.idle) }
 // round-robin cursor per origin.
 type LoopState[C comparable] struct {
 	pools  [][]*Pool[C] // [origin.Index][server.Index]
+	owners [][]*Server  // the server each pool was made for (PoolOf)
 	cursor []uint32
 }
 
 // NewLoopState builds the per-loop state for every origin of t.
 func NewLoopState[C comparable](t *Table) *LoopState[C] {
-	s := &LoopState[C]{pools: make([][]*Pool[C], len(t.List)), cursor: make([]uint32, len(t.List))}
+	s := &LoopState[C]{
+		pools:  make([][]*Pool[C], len(t.List)),
+		owners: make([][]*Server, len(t.List)),
+		cursor: make([]uint32, len(t.List)),
+	}
 	for _, o := range t.List {
 		s.pools[o.Index] = make([]*Pool[C], len(o.Servers))
+		s.owners[o.Index] = make([]*Server, len(o.Servers))
 		for _, srv := range o.Servers {
 			s.pools[o.Index][srv.Index] = NewPool[C](o.MaxConnsPerServer, o.MaxIdlePerServer)
+			s.owners[o.Index][srv.Index] = srv
 		}
 	}
 	return s
+}
+
+// PoolOf returns this loop's pool for srv, made on first use, so servers that
+// discovery found after the loop started get pools too. Discovery reuses the slot
+// (Index) of a server that left the set; when srv is such a newcomer, the departed
+// server's pool is returned as stale: the caller closes its idle connections
+// (stale.EvictIdle with a cutoff of math.MaxInt64); its busy ones still release
+// into it and close. Allocates only when a pool is made.
+func (s *LoopState[C]) PoolOf(o *Origin, srv *Server) (p, stale *Pool[C]) {
+	i := srv.Index
+	if i >= len(s.pools[o.Index]) {
+		s.pools[o.Index] = append(s.pools[o.Index], make([]*Pool[C], i+1-len(s.pools[o.Index]))...)
+		s.owners[o.Index] = append(s.owners[o.Index], make([]*Server, i+1-len(s.owners[o.Index]))...)
+	}
+	if s.owners[o.Index][i] != srv {
+		stale = s.pools[o.Index][i]
+		s.pools[o.Index][i] = NewPool[C](o.MaxConnsPerServer, o.MaxIdlePerServer)
+		s.owners[o.Index][i] = srv
+	}
+	return s.pools[o.Index][i], stale
 }
 
 // Pool returns the pool of server srv of origin o.
@@ -148,7 +175,9 @@ func (s *LoopState[C]) EvictIdle(t *Table, now int64, closeFn func(C)) {
 	for _, o := range t.List {
 		cutoff := now - int64(o.IdleTimeout)
 		for _, p := range s.pools[o.Index] {
-			p.EvictIdle(cutoff, closeFn)
+			if p != nil { // a slot PoolOf skipped over
+				p.EvictIdle(cutoff, closeFn)
+			}
 		}
 	}
 }

@@ -71,3 +71,39 @@ func TestRoundRobinSkipsTriedServers(t *testing.T) {
 		t.Fatal("unresolvable server accepted")
 	}
 }
+
+// PoolOf gives discovered servers pools of their own and hands back the pool of a
+// departed server whose slot a newcomer took.
+func TestPoolOfFollowsDiscovery(t *testing.T) {
+	tab, err := NewTable(map[string]*config.Origin{
+		"api": {Servers: []string{"127.0.0.1:1", "127.0.0.1:2"}, MaxConnectionsPerServer: 4, MaxIdlePerServer: 2, IdleTimeout: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := tab.Get("api")
+	ls := NewLoopState[int](tab)
+	tests := []struct {
+		name      string
+		srv       *Server
+		wantSame  *Pool[int] // nil: a new pool
+		wantStale *Pool[int]
+	}{
+		{"static server: its pool", o.Servers[0], ls.Pool(o, o.Servers[0]), nil},
+		{"discovered past the static slots", newServer("127.0.0.1:9", 5, 1), nil, nil},
+		{"newcomer in a departed server's slot", newServer("127.0.0.1:7", 1, 1), nil, ls.Pool(o, o.Servers[1])},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, stale := ls.PoolOf(o, tc.srv)
+			if p == nil || stale != tc.wantStale || (tc.wantSame != nil && p != tc.wantSame) || (tc.wantSame == nil && p == tc.wantStale && p != nil) {
+				t.Fatalf("PoolOf = %p, stale %p; want same %p, stale %p", p, stale, tc.wantSame, tc.wantStale)
+			}
+			if again, st := ls.PoolOf(o, tc.srv); again != p || st != nil {
+				t.Fatal("second PoolOf for the same server made another pool")
+			}
+		})
+	}
+	// Slots PoolOf skipped (2..4) are nil: eviction must step over them.
+	ls.EvictIdle(tab, time.Now().UnixNano(), func(int) {})
+}

@@ -118,6 +118,9 @@ func (ex *exchange) route() {
 		ex.fail(filters.LocalNoRoute, "route names unknown origin "+strconv.Quote(name))
 		return
 	}
+	if o, ok = ex.admit(o); !ok {
+		return
+	}
 	ex.origin = o
 	if fc.Route.Host != nil {
 		req.Header.Set("Host", string(fc.Route.Host))
@@ -171,6 +174,7 @@ func (ex *exchange) answer(status int, cause filters.Cause, body []byte, headers
 		status = 500
 	}
 	ex.status, ex.cause = status, cause
+	ex.localAnswer = true
 	r := &ex.resp
 	r.Reset()
 	r.Header.SetStatusCode(status)
@@ -185,9 +189,6 @@ func (ex *exchange) answer(status int, cause filters.Cause, body []byte, headers
 	for _, h := range headers {
 		r.Header.Set(h.Name, h.Value)
 	}
-	if failure {
-		r.Header.Set("X-Gozer-Status", cause.Name)
-	}
 	r.Framing, r.ContentLength, r.HasContentLength = httpcodec.FramingLength, int64(len(body)), true
 	if ex.req.IsHead {
 		r.Framing = httpcodec.FramingNone
@@ -198,7 +199,6 @@ func (ex *exchange) answer(status int, cause filters.Cause, body []byte, headers
 		if ex.fc.Failed && cause.Category == filters.CategorySuccess {
 			// A fatal outbound filter on a filter's own answer: a 500 instead.
 			r.Status = ex.fc.FailCause.Status
-			r.Header.Set("X-Gozer-Status", ex.fc.FailCause.Name)
 			body = append(l.errBody[:0], httpcodec.StatusText(r.Status)...)
 			body = append(body, '\n')
 			l.errBody = body
@@ -212,7 +212,7 @@ func (ex *exchange) answer(status int, cause filters.Cause, body []byte, headers
 	}
 	close := ex.closeAfter || cl.drainClose
 	ri := httpcodec.ResponseInfo{RequestID: ex.id, Via: l.srv.cfg.Server.Via, Close: close, HTTP10: ex.req.HTTP10}
-	out := httpcodec.AppendClientResponse(l.wbuf[:0], r, &ri)
+	out := ex.appendStatusHeaders(httpcodec.AppendClientResponse(l.wbuf[:0], r, &ri))
 	if r.Framing == httpcodec.FramingLength {
 		out = append(out, body...)
 	}

@@ -10,10 +10,6 @@ import (
 	"gozer/gateway/origin"
 )
 
-// maxReplay is how much request body an exchange keeps so that a retry can send it
-// again; a request whose body outgrows it is not retried once body bytes were sent.
-const maxReplay = 64 << 10
-
 var (
 	crlf          = []byte("\r\n")
 	lastChunk     = []byte("0\r\n\r\n")
@@ -33,10 +29,15 @@ type exchange struct {
 	resp httpcodec.Response
 	id   []byte
 
-	origin   *origin.Origin
-	server   *origin.Server
-	attempts int
-	tried    uint64
+	origin      *origin.Origin
+	server      *origin.Server
+	attempts    int
+	tried       uint64
+	admitted    bool  // the origin's isolation admitted it: Finish must follow once
+	admitAt     int64 // the now given to Admit
+	attemptOpen bool  // the current attempt was picked by the balancer: AttemptDone must follow once
+	fellBack    bool  // the origin's fallback serves it
+	localAnswer bool  // the gateway (or a filter) answered, not the origin
 
 	fwd        []byte // request head as sent to the origin, kept for retries
 	replay     []byte // request body bytes sent so far, while they fit maxReplay
@@ -74,6 +75,12 @@ type exchange struct {
 }
 
 func (ex *exchange) reset() {
+	if ex.admitted && ex.origin != nil && ex.origin.Iso != nil {
+		// Safety net: every admitted request leaves the bulkhead.
+		ex.origin.Iso.Finish(origin.Canceled, ex.admitAt, ex.l.now)
+	}
+	ex.endAttempt(true)
+	ex.admitted, ex.attemptOpen, ex.fellBack, ex.localAnswer = false, false, false, false
 	ex.cl, ex.up, ex.origin, ex.server = nil, nil, nil, nil
 	ex.req.Reset()
 	ex.resp.Reset()
@@ -141,13 +148,9 @@ func (ex *exchange) start() {
 // the loop has one, else over a new connection dialled onto this loop.
 func (ex *exchange) attempt() {
 	l, o := ex.l, ex.origin
-	srv := l.origins.Next(o, ex.tried)
+	srv, pool := ex.pickServer(o)
 	ex.server = srv
 	ex.attempts++
-	if srv.Index < 64 {
-		ex.tried |= 1 << uint(srv.Index)
-	}
-	pool := l.origins.Pool(o, srv)
 	if u, ok := pool.Get(); ok {
 		u.bind(ex)
 		u.reused = true
@@ -250,7 +253,7 @@ func (ex *exchange) pumpRequestBody() {
 func (ex *exchange) sendBody(data []byte, chunked bool) bool {
 	ex.reqBody += int64(len(data))
 	if !ex.replayLost {
-		if len(ex.replay)+len(data) <= maxReplay {
+		if len(ex.replay)+len(data) <= ex.origin.ReplayBodyBytes {
 			ex.replay = append(ex.replay, data...)
 		} else {
 			ex.replayLost = true
@@ -284,6 +287,7 @@ func (ex *exchange) failBody(err error) {
 // closing the connection, so the client never takes a cut body for a whole one.
 func (ex *exchange) fail(cause filters.Cause, reason string) {
 	ex.cause, ex.reason = cause, reason
+	ex.endAttempt(cause.Category != filters.CategoryOriginFailure)
 	if u := ex.up; u != nil {
 		ex.up = nil
 		u.abort()
@@ -318,6 +322,7 @@ func (ex *exchange) clientGone(err error) {
 		}
 		ex.logAccess()
 	}
+	ex.endAttempt(true) // the client left: nothing against the server
 	ex.cl = nil
 	if u := ex.up; u != nil {
 		ex.up = nil
@@ -341,9 +346,10 @@ func (ex *exchange) logAccess() {
 		remote = ex.cl.remote
 	}
 	path := filters.PathOf(ex.req.Header.RequestURI())
+	ex.finishIsolation()
 	if e := l.log.Logger.Log(); e != nil {
 		e.Bytes("request_id", ex.id).Str("client", remote).Bytes("method", ex.req.Header.Method()).
-			Bytes("path", path).Int("status", ex.status).Str("cause", ex.cause.Name).
+			Bytes("path", path).Int("status", ex.status).Str("cause", ex.statusName()).
 			Str("origin", originName).Str("server", serverAddr).Int("attempts", ex.attempts).
 			Int64("bytes_in", ex.bytesIn).Int64("bytes_out", ex.bytesOut).Int64("duration_us", dur)
 		if ex.reason != "" {

@@ -32,6 +32,7 @@ type loop struct {
 	idSeq    uint64
 
 	chain    func() chain // the current filter chain for new requests (nil: no filters)
+	rnd      *origin.Rand // the balancer's random choices
 	errBody  []byte
 	free     []*exchange // recycled exchanges: their buffers stay warm
 	dead     []*exchange // finished in this callback; recycled when it returns (reap)
@@ -68,6 +69,7 @@ func newLoop(s *Server, el gnet.EventLoop, epfd int) *loop {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	hex.Encode(l.idPrefix[:], b[:])
+	l.rnd = origin.NewRand(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 | 1)
 	l.tickTask = func(context.Context) error { l.tick(); return nil }
 	if s.filters != nil {
 		lr := s.filters.NewLoop()

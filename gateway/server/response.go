@@ -57,6 +57,17 @@ func (ex *exchange) pumpResponse() {
 		}
 		ex.respHeadDone = true
 		ex.status = ex.resp.Status
+		if isRetriableStatus(ex.status) && ex.reqDone && isIdempotent(ex.req.Header.Method()) && ex.canRetry() && ex.retryAllowed() {
+			// 502/503/504 before any byte reached the client: another server may do better.
+			ex.endAttempt(false)
+			ex.up = nil
+			u.abort()
+			ex.respHeadDone, ex.status = false, 0
+			ex.resp.Reset()
+			ex.respScan.Reset()
+			ex.attempt()
+			return
+		}
 		if ex.chain != nil {
 			if err := ex.resp.Materialize(); err != nil {
 				ex.fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from %s: %v", u.server.Addr, err))
@@ -88,7 +99,7 @@ func (ex *exchange) pumpResponse() {
 			ex.closeAfter = true
 		}
 		ri := httpcodec.ResponseInfo{RequestID: ex.id, Via: l.srv.cfg.Server.Via, Chunked: ex.chunkedOut, Close: ex.closeAfter, HTTP10: ex.req.HTTP10}
-		out = httpcodec.AppendClientResponse(out, &ex.resp, &ri)
+		out = ex.appendStatusHeaders(httpcodec.AppendClientResponse(out, &ex.resp, &ri))
 	}
 
 	done, ok := false, true
@@ -200,6 +211,7 @@ func (ex *exchange) finish(leftover bool) {
 	if ex.cause.Name == "" {
 		ex.cause = filters.Success
 	}
+	ex.endAttempt(ex.status < 500)
 	ex.logAccess()
 	if u != nil {
 		if ex.resp.KeepAlive && ex.reqDone && !leftover && !ex.originEOF {
@@ -239,6 +251,7 @@ func (ex *exchange) upstreamClosed(u *upstream, err error) {
 		// Go's transport do; it does not count against the origin's retries.
 		ex.staleRetried = true
 		ex.attempts--
+		ex.endAttempt(true)
 		ex.upstreamFailed(filters.OriginReset, fmt.Sprintf("%s %s a reused connection before responding", u.server.Addr, what), true)
 	case !ex.respHeadDone && !u.gotBytes:
 		ex.upstreamFailed(filters.OriginReset, fmt.Sprintf("%s %s before responding", u.server.Addr, what), true)
@@ -254,7 +267,8 @@ func (ex *exchange) upstreamFailed(cause filters.Cause, reason string, retriable
 	if ex.cl == nil {
 		return
 	}
-	if retriable && ex.canRetry() {
+	if retriable && ex.canRetry() && (ex.staleRetried && !ex.attemptOpen || ex.retryAllowed()) {
+		ex.endAttempt(false)
 		ex.l.srv.log.Debug().Bytes("request_id", ex.id).Str("reason", reason).Int("attempt", ex.attempts).Msg("retrying on another server")
 		ex.respScan.Reset()
 		ex.resp.Reset()

@@ -39,12 +39,13 @@ const tickEvery = 100 * time.Millisecond
 // Server is one running gateway. Create it with New, start it with Start, stop it with
 // Shutdown; its methods are safe to call from any goroutine.
 type Server struct {
-	cfg     *config.Config
-	log     zerolog.Logger
-	origins *origin.Table
-	router  filters.Router
-	access  *telemetry.AccessLog
-	filters *lua.Runtime // nil when no scripts directory
+	cfg      *config.Config
+	log      zerolog.Logger
+	origins  *origin.Table
+	router   filters.Router
+	access   *telemetry.AccessLog
+	filters  *lua.Runtime // nil when no scripts directory
+	counters causeCounters
 
 	engine  *gnet.Client
 	handler *handler
@@ -66,6 +67,9 @@ type Server struct {
 func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 	tab, err := origin.NewTable(cfg.Origins)
 	if err != nil {
+		return nil, err
+	}
+	if err := attachIsolation(tab, cfg.Origins); err != nil {
 		return nil, err
 	}
 	sink, err := telemetry.OpenSink(cfg.Log.AccessLog)
@@ -105,6 +109,9 @@ func (s *Server) Start() error {
 	s.watcher = w
 	if s.filters != nil {
 		s.filters.Start()
+	}
+	for _, o := range s.origins.List {
+		o.Iso.Start()
 	}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
@@ -237,6 +244,7 @@ stop:
 	if s.filters != nil {
 		s.filters.Stop()
 	}
+	s.origins.Close()
 	_ = s.access.Close()
 	return err
 }
@@ -284,6 +292,7 @@ func (s *Server) adminMux() *http.ServeMux {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(list)
 	})
+	mux.HandleFunc("GET /admin/origins", s.adminOrigins)
 	// Profiles of the running gateway, for operators (the admin listener is internal).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

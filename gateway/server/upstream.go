@@ -175,6 +175,14 @@ func (u *upstream) onDeadline() {
 	if ex == nil {
 		return
 	}
+	if !u.gotBytes && ex.reqDone && isIdempotent(ex.req.Header.Method()) && ex.canRetry() && ex.retryAllowed() {
+		// A silent server: an idempotent request may try another one.
+		ex.endAttempt(false)
+		ex.up = nil
+		u.abort()
+		ex.attempt()
+		return
+	}
 	if !ex.reqDone && !u.gotBytes && u.c.OutboundBuffered() > 0 {
 		ex.fail(filters.OriginStalledRequest, fmt.Sprintf("origin %s stopped reading the request body for %v", u.server.Addr, u.origin.ReadTimeout))
 		return

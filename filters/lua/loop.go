@@ -1,0 +1,348 @@
+package lua
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	glua "github.com/yuin/gopher-lua"
+
+	"gozer/filters"
+)
+
+// Loop is the Lua side of one event loop: its own sandboxed LState, the
+// instances of the scripts on that state, and the reusable ctx userdata.
+//
+// Concurrency: a Loop is owned by one event-loop goroutine: NewLoop is called
+// there, and all its methods and those of its Chains run there. Only its
+// statistics are read from elsewhere (by Runtime.Status, under mu).
+type Loop struct {
+	rt    *Runtime
+	sb    *sandbox
+	L     *glua.LState
+	chain *Chain
+	cache map[*script]*instance // instances of the current version, reused by the next
+
+	// The filter call in progress, read by the ctx functions. ctx is nil
+	// between calls, so a Loop keeps no request alive.
+	ctx   *filters.Context
+	in    *instance
+	phase filters.Phase
+
+	api api // the ctx, ctx.req and ctx.resp objects, created once
+
+	mu     sync.Mutex // guards stats against Status
+	stats  map[string]*counters
+	closed bool
+}
+
+// instance is one script instantiated on one loop's LState.
+type instance struct {
+	s      *script
+	should *glua.LFunction
+	apply  *glua.LFunction
+	stats  *counters
+	// Error log rate limit (loop goroutine only): one line a second.
+	lastLog time.Time
+	quiet   int
+}
+
+// NewLoop returns the Loop of one event loop. Call it on that loop's
+// goroutine; the Loop's first Chain instantiates the current scripts.
+func (r *Runtime) NewLoop() *Loop {
+	l := &Loop{
+		rt:    r,
+		sb:    newSandbox(r.maxStr),
+		cache: make(map[*script]*instance),
+		stats: make(map[string]*counters),
+	}
+	l.L = l.sb.L
+	l.sb.say = l.print
+	l.initAPI()
+	r.mu.Lock()
+	r.loops[l] = struct{}{}
+	r.mu.Unlock()
+	return l
+}
+
+// Close retires the Loop: its statistics stay in Status, its LState is
+// released. Call it on the loop's goroutine once no request uses its Chains.
+func (l *Loop) Close() {
+	r := l.rt
+	r.mu.Lock()
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		delete(r.loops, l)
+		for name, c := range l.stats {
+			sum := r.closed[name]
+			if sum == nil {
+				sum = new(counters)
+				r.closed[name] = sum
+			}
+			sum.calls.Add(c.calls.Load())
+			sum.errors.Add(c.errors.Load())
+			sum.timeouts.Add(c.timeouts.Load())
+			sum.nanos.Add(c.nanos.Load())
+		}
+	}
+	l.mu.Unlock()
+	r.mu.Unlock()
+	l.chain, l.cache = nil, nil
+	l.L.Close()
+}
+
+// Chain returns the filter set for a new request: one atomic load and a
+// compare, except on the first call after a reload, which instantiates the
+// new or changed scripts on this loop (unchanged ones keep their instance,
+// and so their module-level state).
+func (l *Loop) Chain() *Chain {
+	v := l.rt.cur.Load()
+	if l.chain != nil && l.chain.v == v {
+		return l.chain
+	}
+	l.chain = l.build(v)
+	return l.chain
+}
+
+func (l *Loop) build(v *version) *Chain {
+	c := &Chain{l: l, v: v, endpoints: make(map[string]*instance)}
+	next := make(map[*script]*instance, len(v.scripts))
+	for _, s := range v.scripts {
+		if s.disabled {
+			continue
+		}
+		in := l.cache[s]
+		if in == nil {
+			if in = l.instantiate(s); in == nil {
+				continue
+			}
+		}
+		next[s] = in
+		c.n++
+		switch s.phase {
+		case filters.Inbound:
+			c.inbound = append(c.inbound, in)
+			c.needReq = c.needReq || s.body
+		case filters.Endpoint:
+			c.endpoints[s.name] = in
+			c.needReq = c.needReq || s.body
+		case filters.Outbound:
+			c.outbound = append(c.outbound, in)
+			c.needResp = c.needResp || s.body
+		}
+	}
+	l.cache = next
+	return c
+}
+
+// instantiate runs s's top level on this loop's LState. It ran fine in the
+// loader; if it does not here (a script that behaves differently on each
+// run), the filter is left out of this loop's chain and the error counted.
+func (l *Loop) instantiate(s *script) *instance {
+	in := &instance{s: s, stats: l.counter(s.name)}
+	l.in = in
+	defer func() { l.in = nil }()
+	v, err := runChunk(l.sb, s.proto, l.rt.loadBudget)
+	if err == nil {
+		var sp spec
+		if sp, err = readSpec(v); err == nil && (sp.name != s.name || sp.phase != s.phase) {
+			err = fmt.Errorf("returned %s filter %q on this loop, not %s filter %q", sp.phase, sp.name, s.phase, s.name)
+		}
+		in.should, in.apply = sp.should, sp.apply
+	}
+	if err != nil {
+		in.stats.errors.Add(1)
+		l.rt.log.Error().Str("filter", s.name).Str("file", s.file).Str("error", err.Error()).
+			Msg("lua filter failed to start on an event loop; left out there")
+		return nil
+	}
+	return in
+}
+
+func (l *Loop) counter(name string) *counters {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.stats[name]
+	if c == nil {
+		c = new(counters)
+		l.stats[name] = c
+	}
+	return c
+}
+
+// logger is the request's logger when the core gave one, else the runtime's.
+func (l *Loop) logger() *zerolog.Logger {
+	if l.ctx != nil && l.ctx.Log != nil {
+		return l.ctx.Log
+	}
+	return &l.rt.log
+}
+
+// event starts a log line about the current filter and request.
+func (l *Loop) event(lvl zerolog.Level) *zerolog.Event {
+	lg := l.logger()
+	ev := lg.WithLevel(lvl)
+	if ev == nil {
+		return nil
+	}
+	if l.in != nil {
+		ev = ev.Str("filter", l.in.s.name)
+	}
+	if l.ctx != nil && len(l.ctx.ID) > 0 {
+		ev = ev.Bytes("request_id", l.ctx.ID)
+	}
+	return ev
+}
+
+// print is where a script's print() goes: the log, at debug level.
+func (l *Loop) print(msg string) {
+	if ev := l.event(zerolog.DebugLevel); ev != nil {
+		ev.Msg(msg)
+	}
+}
+
+// epoch anchors monotonic time reads: time.Since(epoch) reads the monotonic
+// clock only, cheaper than time.Now.
+var epoch = time.Now()
+
+// now reads the monotonic clock.
+func now() time.Duration { return time.Since(epoch) }
+
+// call runs one filter (should_filter, then apply) on ctx under the budget.
+// t0 is the time the call starts; it returns the time it ended, so that a
+// chain of calls reads the clock once per call, not twice.
+func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
+	l.ctx, l.in, l.phase = ctx, in, ph
+	L := l.L
+	l.sb.wd.arm(l.rt.budget)
+	var err error
+	run := true
+	if in.should != nil {
+		L.Push(in.should)
+		L.Push(l.api.ctx)
+		if err = L.PCall(1, 1, nil); err == nil {
+			run = glua.LVAsBool(L.Get(-1))
+			L.Pop(1)
+		}
+	}
+	if err == nil && run {
+		L.Push(in.apply)
+		L.Push(l.api.ctx)
+		err = L.PCall(1, 0, nil)
+	}
+	fired := l.sb.wd.disarm()
+	t1 := now()
+	in.stats.calls.Add(1)
+	in.stats.nanos.Add(int64(t1 - t0))
+	if err != nil {
+		L.SetTop(0)
+		l.failed(in, ctx, err, fired)
+	}
+	return t1
+}
+
+// failed accounts for a filter that raised or ran past its budget.
+func (l *Loop) failed(in *instance, ctx *filters.Context, err error, fired bool) {
+	msg := errText(err)
+	in.stats.errors.Add(1)
+	lvl := zerolog.WarnLevel
+	switch {
+	case fired:
+		in.stats.timeouts.Add(1)
+		lvl = zerolog.ErrorLevel
+		ctx.Fail(filters.LocalFilterTimeout, fmt.Sprintf("lua filter %q ran past its budget of %v", in.s.name, l.rt.budget))
+	case in.s.fatal:
+		lvl = zerolog.ErrorLevel
+		ctx.Fail(filters.LocalFilterError, fmt.Sprintf("lua filter %q failed: %s", in.s.name, msg))
+	}
+	now := time.Now()
+	if now.Sub(in.lastLog) < time.Second {
+		in.quiet++
+		return
+	}
+	ev := l.event(lvl)
+	if ev == nil {
+		return
+	}
+	ev = ev.Str("file", in.s.file).Str("phase", l.phase.String()).Str("error", msg).Bool("fatal", in.s.fatal).Bool("timeout", fired)
+	if in.quiet > 0 {
+		ev = ev.Int("suppressed", in.quiet)
+	}
+	in.lastLog, in.quiet = now, 0
+	ev.Msg("lua filter error")
+}
+
+// Chain is the immutable set of filter instances of one version on one loop.
+// A request keeps the Chain it started with, so in-flight requests finish on
+// their version even after a reload.
+//
+// Concurrency: like its Loop, a Chain is used on the loop's goroutine only.
+type Chain struct {
+	l         *Loop
+	v         *version
+	inbound   []*instance // by (order, name)
+	outbound  []*instance // by (order, name)
+	endpoints map[string]*instance
+	needReq   bool
+	needResp  bool
+	n         int
+}
+
+// Inbound runs the inbound filters by (order, name) and stops after one
+// responded (ctx.Responded) or failed (ctx.Failed).
+func (c *Chain) Inbound(ctx *filters.Context) {
+	ctx.Phase = filters.Inbound
+	if len(c.inbound) == 0 {
+		return
+	}
+	t := now()
+	for _, in := range c.inbound {
+		if ctx.Responded || ctx.Failed {
+			break
+		}
+		t = c.l.call(in, ctx, filters.Inbound, t)
+	}
+	c.l.ctx, c.l.in = nil, nil
+}
+
+// Endpoint runs the Lua endpoint filter called name, which should answer
+// with ctx.respond. It returns false when this Chain has no such endpoint.
+func (c *Chain) Endpoint(name string, ctx *filters.Context) bool {
+	in := c.endpoints[name]
+	if in == nil {
+		return false
+	}
+	ctx.Phase = filters.Endpoint
+	c.l.call(in, ctx, filters.Endpoint, now())
+	c.l.ctx, c.l.in = nil, nil
+	return true
+}
+
+// Outbound runs every outbound filter by (order, name), on every response,
+// the gateway's own errors included; ctx.Resp must be set. A failed filter
+// does not stop the others.
+func (c *Chain) Outbound(ctx *filters.Context) {
+	ctx.Phase = filters.Outbound
+	if len(c.outbound) == 0 {
+		return
+	}
+	t := now()
+	for _, in := range c.outbound {
+		t = c.l.call(in, ctx, filters.Outbound, t)
+	}
+	c.l.ctx, c.l.in = nil, nil
+}
+
+// NeedsRequestBody reports whether an inbound (or endpoint) filter declared
+// body = true: the core should buffer the request body into ctx.Body.
+func (c *Chain) NeedsRequestBody() bool { return c.needReq }
+
+// NeedsResponseBody reports whether an outbound filter declared body = true:
+// the core should buffer the response body into ctx.RespBody.
+func (c *Chain) NeedsResponseBody() bool { return c.needResp }
+
+// Len is the number of filters that run in this Chain (disabled ones and
+// ones that failed to start on this loop left out).
+func (c *Chain) Len() int { return c.n }

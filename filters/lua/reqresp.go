@@ -1,0 +1,320 @@
+package lua
+
+import (
+	"strings"
+
+	glua "github.com/yuin/gopher-lua"
+
+	"gozer/filters"
+	"gozer/gateway/httpcodec"
+)
+
+// request returns the current request context, raising when it has no request.
+func (l *Loop) request(L *glua.LState) *filters.Context {
+	ctx := l.cur(L)
+	if ctx.Req == nil {
+		L.RaiseError("ctx.req: this request context has no request")
+	}
+	return ctx
+}
+
+// reqIndex serves the per-request fields of ctx.req.
+func (l *Loop) reqIndex(L *glua.LState) int {
+	ctx := l.request(L)
+	switch key := L.CheckString(2); key {
+	case "method":
+		m := ctx.Method()
+		if v, ok := l.api.methods[string(m)]; ok { // no allocation: map lookup by string(m)
+			L.Push(v)
+		} else {
+			L.Push(glua.LString(m))
+		}
+	case "path":
+		L.Push(glua.LString(ctx.Path()))
+	case "query":
+		L.Push(glua.LString(ctx.Query()))
+	case "host":
+		L.Push(glua.LString(ctx.Host()))
+	case "scheme":
+		L.Push(l.api.scheme)
+	case "remote_addr":
+		L.Push(glua.LString(ctx.RemoteAddr))
+	default:
+		L.RaiseError("ctx.req has no field %q", key)
+	}
+	return 1
+}
+
+// reqArg is ctx.req.arg(name): the first value of a query parameter,
+// unescaped, or nil.
+func (l *Loop) reqArg(L *glua.LState) int {
+	ctx := l.request(L)
+	if v, ok := ctx.Arg(L.CheckString(l.arg0(L))); ok {
+		L.Push(glua.LString(v))
+	} else {
+		L.Push(glua.LNil)
+	}
+	return 1
+}
+
+// reqHeader is ctx.req.header(name): the first value, or nil when absent
+// (or empty).
+func (l *Loop) reqHeader(L *glua.LState) int {
+	ctx := l.request(L)
+	pushBytes(L, ctx.Req.Header.Peek(L.CheckString(l.arg0(L))))
+	return 1
+}
+
+// pushBytes pushes b as a string, or nil when b is empty: fasthttp does not
+// tell an absent header from an empty one reliably (a deleted Server header
+// peeks as empty), so header() treats both as absent.
+func pushBytes(L *glua.LState, b []byte) {
+	if len(b) == 0 {
+		L.Push(glua.LNil)
+	} else {
+		L.Push(glua.LString(b))
+	}
+}
+
+// reqHeaders is ctx.req.headers(): an iterator over (name, value) pairs, in
+// order, one pair per header line. It iterates a copy: changing headers
+// inside the loop does not disturb it.
+func (l *Loop) reqHeaders(L *glua.LState) int {
+	ctx := l.request(L)
+	var list []string
+	ctx.Req.VisitHeaders(func(name, value []byte) bool {
+		list = append(list, string(name), string(value))
+		return true
+	})
+	i := 0
+	L.Push(L.NewFunction(func(L *glua.LState) int {
+		if i >= len(list) {
+			return 0
+		}
+		L.Push(glua.LString(list[i]))
+		L.Push(glua.LString(list[i+1]))
+		i += 2
+		return 2
+	}))
+	return 1
+}
+
+// reqMutable returns the request a filter may change: inbound only, since
+// later the request has been sent.
+func (l *Loop) reqMutable(L *glua.LState, fn string) *filters.Context {
+	ctx := l.request(L)
+	l.only(L, fn, filters.Inbound)
+	return ctx
+}
+
+func (l *Loop) reqSetHeader(L *glua.LState) int {
+	ctx := l.reqMutable(L, "ctx.req.set_header")
+	a := l.arg0(L)
+	name, value := L.CheckString(a), L.CheckString(a+1)
+	checkHeader(L, "ctx.req.set_header", name, value)
+	ctx.Req.Header.Set(name, value)
+	return 0
+}
+
+func (l *Loop) reqAddHeader(L *glua.LState) int {
+	ctx := l.reqMutable(L, "ctx.req.add_header")
+	a := l.arg0(L)
+	name, value := L.CheckString(a), L.CheckString(a+1)
+	checkHeader(L, "ctx.req.add_header", name, value)
+	ctx.Req.Header.Add(name, value)
+	return 0
+}
+
+func (l *Loop) reqDelHeader(L *glua.LState) int {
+	ctx := l.reqMutable(L, "ctx.req.del_header")
+	ctx.Req.Header.Del(L.CheckString(l.arg0(L)))
+	return 0
+}
+
+// reqSetPath is ctx.req.set_path(p): the request-target sent to the origin
+// (path and optional "?query"); ctx.req.path and ctx.req.query follow it.
+func (l *Loop) reqSetPath(L *glua.LState) int {
+	ctx := l.reqMutable(L, "ctx.req.set_path")
+	p := L.CheckString(l.arg0(L))
+	if p == "" || p[0] != '/' {
+		L.RaiseError("ctx.req.set_path: path must start with '/', not %q", p)
+	}
+	ctx.Route.Path = append(ctx.Route.Path[:0], p...) // ctx.SetPath without a []byte copy
+	return 0
+}
+
+// reqBody is ctx.req.body(): the buffered request body, or nil when the core
+// did not buffer it. Only for filters that declared body = true.
+func (l *Loop) reqBody(L *glua.LState) int {
+	ctx := l.request(L)
+	if l.in == nil || !l.in.s.body {
+		L.RaiseError("ctx.req.body() needs body = true in the filter table")
+	}
+	if !ctx.BodyOK {
+		L.Push(glua.LNil)
+	} else {
+		L.Push(glua.LString(ctx.Body))
+	}
+	return 1
+}
+
+// response returns the response ctx.resp works on: in the outbound phase,
+// ctx.Resp; in the endpoint phase (resp == nil), the answer the filter made
+// with ctx.respond (ctx.RespondStatus, RespondHeaders, RespondBody).
+func (l *Loop) response(L *glua.LState) (*filters.Context, *httpcodec.Response) {
+	ctx := l.cur(L)
+	l.only(L, "ctx.resp", filters.Endpoint, filters.Outbound)
+	if l.phase == filters.Endpoint {
+		if !ctx.Responded {
+			L.RaiseError("ctx.resp: call ctx.respond first (an endpoint's response is the one it makes)")
+		}
+		return ctx, nil
+	}
+	if ctx.Resp == nil {
+		L.RaiseError("ctx.resp: this request context has no response")
+	}
+	return ctx, ctx.Resp
+}
+
+// respIndex serves the per-request fields of ctx.resp.
+func (l *Loop) respIndex(L *glua.LState) int {
+	ctx, r := l.response(L)
+	switch key := L.CheckString(2); key {
+	case "status":
+		switch {
+		case r == nil:
+			L.Push(glua.LNumber(ctx.RespondStatus))
+		case r.Status != 0:
+			L.Push(glua.LNumber(r.Status))
+		default:
+			L.Push(glua.LNumber(r.Header.StatusCode()))
+		}
+	default:
+		L.RaiseError("ctx.resp has no field %q", key)
+	}
+	return 1
+}
+
+func (l *Loop) respHeader(L *glua.LState) int {
+	ctx, r := l.response(L)
+	name := L.CheckString(l.arg0(L))
+	if r != nil {
+		pushBytes(L, r.Header.Peek(name))
+		return 1
+	}
+	for _, h := range ctx.RespondHeaders {
+		if strings.EqualFold(h.Name, name) {
+			L.Push(glua.LString(h.Value))
+			return 1
+		}
+	}
+	L.Push(glua.LNil)
+	return 1
+}
+
+func (l *Loop) respSetStatus(L *glua.LState) int {
+	ctx, r := l.response(L)
+	status := checkStatus(L, l.arg0(L), "ctx.resp.set_status")
+	if r == nil {
+		ctx.RespondStatus = status
+	} else {
+		r.Status = status // what the codec writes; the reason phrase follows
+	}
+	return 0
+}
+
+func (l *Loop) respSetHeader(L *glua.LState) int {
+	ctx, r := l.response(L)
+	a := l.arg0(L)
+	name, value := L.CheckString(a), L.CheckString(a+1)
+	checkHeader(L, "ctx.resp.set_header", name, value)
+	if r != nil {
+		r.Header.Set(name, value)
+		return 0
+	}
+	hs := ctx.RespondHeaders
+	for i := range hs {
+		if strings.EqualFold(hs[i].Name, name) {
+			hs[i].Value = value
+			return 0
+		}
+	}
+	ctx.RespondHeaders = append(hs, filters.Header{Name: name, Value: value})
+	return 0
+}
+
+func (l *Loop) respAddHeader(L *glua.LState) int {
+	ctx, r := l.response(L)
+	a := l.arg0(L)
+	name, value := L.CheckString(a), L.CheckString(a+1)
+	checkHeader(L, "ctx.resp.add_header", name, value)
+	if r != nil {
+		r.Header.Add(name, value)
+	} else {
+		ctx.RespondHeaders = append(ctx.RespondHeaders, filters.Header{Name: name, Value: value})
+	}
+	return 0
+}
+
+func (l *Loop) respDelHeader(L *glua.LState) int {
+	ctx, r := l.response(L)
+	name := L.CheckString(l.arg0(L))
+	if r != nil {
+		r.Header.Del(name)
+		return 0
+	}
+	hs := ctx.RespondHeaders[:0]
+	for _, h := range ctx.RespondHeaders {
+		if !strings.EqualFold(h.Name, name) {
+			hs = append(hs, h)
+		}
+	}
+	ctx.RespondHeaders = hs
+	return 0
+}
+
+// respBody is ctx.resp.body(): the buffered response body, or nil when the
+// core did not buffer it. Outbound filters need body = true; an endpoint
+// reads the body of its own answer.
+func (l *Loop) respBody(L *glua.LState) int {
+	ctx, r := l.response(L)
+	switch {
+	case r == nil:
+		L.Push(glua.LString(ctx.RespondBody))
+	case l.in == nil || !l.in.s.body:
+		L.RaiseError("ctx.resp.body() needs body = true in the filter table")
+	case !ctx.RespBodyOK:
+		L.Push(glua.LNil)
+	default:
+		L.Push(glua.LString(ctx.RespBody))
+	}
+	return 1
+}
+
+// respSetBody is ctx.resp.set_body(s): replaces the response body and keeps
+// the framing consistent: Content-Length framing with the new length (a
+// response that has no body by protocol, HEAD/204/304, keeps none and only
+// reports the length).
+func (l *Loop) respSetBody(L *glua.LState) int {
+	ctx, r := l.response(L)
+	body := L.CheckString(l.arg0(L))
+	if len(body) > l.rt.opts.MaxBodyBytes {
+		L.RaiseError("ctx.resp.set_body: body larger than %d bytes", l.rt.opts.MaxBodyBytes)
+	}
+	if r == nil {
+		ctx.RespondBody = append(ctx.RespondBody[:0], body...)
+		return 0
+	}
+	if l.in == nil || !l.in.s.body {
+		L.RaiseError("ctx.resp.set_body() needs body = true in the filter table")
+	}
+	if !ctx.RespBodyOK {
+		L.RaiseError("ctx.resp.set_body: the response body is not buffered (too large, or streamed)")
+	}
+	ctx.RespBody = append(ctx.RespBody[:0], body...)
+	r.ContentLength = int64(len(body))
+	if r.Framing != httpcodec.FramingNone {
+		r.Framing, r.HasContentLength = httpcodec.FramingLength, true
+	}
+	return 0
+}

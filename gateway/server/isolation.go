@@ -1,0 +1,262 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gozer/filters"
+	"gozer/gateway/config"
+	"gozer/gateway/origin"
+)
+
+// attachIsolation gives every origin its isolation machinery (gateway/origin:
+// balancer, breaker, bulkhead, retry budget, outlier ejection, discovery, health
+// checks) from its config. Nothing runs in the background until Start.
+func attachIsolation(t *origin.Table, cfg map[string]*config.Origin) error {
+	for _, o := range t.List {
+		oc := cfg[o.Name]
+		ic := origin.DefaultIsolationConfig()
+		pol, err := origin.ParsePolicy(oc.Balancer)
+		if err != nil {
+			return fmt.Errorf("origins.%s.balancer: %w", o.Name, err)
+		}
+		ic.Balancer = pol
+		ic.Weights = oc.Weights
+		ic.MaxConcurrentRequests = oc.MaxConcurrentRequests
+		ic.Breaker.ErrorPercentThreshold = oc.Breaker.ErrorPercent
+		ic.Breaker.RequestVolumeThreshold = oc.Breaker.RequestVolume
+		ic.Breaker.SleepWindow = oc.Breaker.SleepWindow
+		if oc.Breaker.Enabled != nil {
+			ic.Breaker.Enabled = *oc.Breaker.Enabled
+		}
+		ic.RetryBudget = origin.RetryBudgetConfig{Ratio: 0.2, MinPerSecond: oc.RetryBudget.MinPerSecond, Window: oc.RetryBudget.Window}
+		if oc.RetryBudget.Ratio != nil {
+			ic.RetryBudget.Ratio = *oc.RetryBudget.Ratio
+		}
+		ic.Outlier = origin.OutlierConfig{
+			ConsecutiveFailures: oc.Outlier.ConsecutiveFailures, BaseEjection: oc.Outlier.BaseEjection,
+			MaxEjection: oc.Outlier.MaxEjection, MaxEjectionPercent: oc.Outlier.MaxEjectionPercent,
+		}
+		if h := oc.HealthCheck; h != nil {
+			ic.HealthCheck = &origin.HealthConfig{Path: h.Path, Host: h.Host, Interval: h.Interval,
+				Timeout: h.Timeout, Healthy: h.Healthy, Unhealthy: h.Unhealthy}
+		}
+		ic.DNSRefresh = oc.DNSRefresh
+		iso, err := origin.NewIsolation(o.Name, oc.Servers, ic)
+		if err != nil {
+			return fmt.Errorf("origins.%s: %w", o.Name, err)
+		}
+		o.Iso = iso
+		o.Fallback = oc.Fallback
+		o.ReplayBodyBytes = int(oc.ReplayBodyBytes)
+	}
+	return nil
+}
+
+// admit routes the request through its origin's isolation: the fallback when the
+// origin is open or has no available server, then the breaker and the bulkhead.
+// It reports false when it answered the request itself (503).
+func (ex *exchange) admit(o *origin.Origin) (*origin.Origin, bool) {
+	l := ex.l
+	o, ex.fellBack = l.srv.origins.ResolveAt(o, l.now)
+	if o.Iso == nil {
+		return o, true
+	}
+	switch o.Iso.Admit(l.now) {
+	case origin.RefusedConcurrency:
+		ex.origin = o
+		ex.fail(filters.LocalOriginConcurrency, fmt.Sprintf("origin %s has %d requests in flight (max_concurrent_requests)", o.Name, o.Iso.Bulkhead.InFlight()))
+		return nil, false
+	case origin.RefusedOpen:
+		ex.origin = o
+		ex.fail(filters.LocalOriginCircuitOpen, "origin "+o.Name+" circuit breaker is open")
+		return nil, false
+	}
+	ex.admitted, ex.admitAt = true, l.now
+	return o, true
+}
+
+// pickServer chooses the server of the next attempt and its pool on this loop.
+func (ex *exchange) pickServer(o *origin.Origin) (*origin.Server, *origin.Pool[*upstream]) {
+	l := ex.l
+	var srv *origin.Server
+	if o.Iso != nil {
+		srv = o.Iso.Pick(ex.tried, l.rnd.Uint32(), l.now)
+	}
+	if srv == nil {
+		srv = l.origins.Next(o, ex.tried)
+	} else {
+		ex.attemptOpen = true
+	}
+	ex.tried |= srv.Bit()
+	pool, stale := l.origins.PoolOf(o, srv)
+	if stale != nil {
+		stale.EvictIdle(math.MaxInt64, func(u *upstream) { u.close() })
+	}
+	return srv, pool
+}
+
+// endAttempt closes the current attempt in the origin's balancer and outlier
+// detector; ok is false when the server failed it (connect, reset, timeout, 5xx).
+func (ex *exchange) endAttempt(ok bool) {
+	if !ex.attemptOpen || ex.origin == nil || ex.origin.Iso == nil {
+		return
+	}
+	ex.attemptOpen = false
+	ex.origin.Iso.AttemptDone(ex.server, ok, ex.l.now)
+}
+
+// retryAllowed asks the origin's retry budget for one more attempt.
+func (ex *exchange) retryAllowed() bool {
+	if ex.origin == nil || ex.origin.Iso == nil {
+		return true
+	}
+	return ex.origin.Iso.TryRetry(ex.l.now)
+}
+
+// finishIsolation ends an admitted request in its origin's breaker and bulkhead,
+// exactly once, and counts its cause for the origin.
+func (ex *exchange) finishIsolation() {
+	if ex.origin != nil {
+		ex.l.srv.counters.add(ex.origin.Name, ex.cause.Name)
+	}
+	if !ex.admitted {
+		return
+	}
+	ex.admitted = false
+	outcome := origin.Success
+	switch {
+	case ex.cause == filters.OriginReadTimeout || ex.cause == filters.OriginStalledRequest:
+		outcome = origin.Timeout
+	case ex.cause.Category == filters.CategoryOriginFailure:
+		outcome = origin.Failure
+	case ex.cause.Category == filters.CategorySuccess && ex.status >= 500 && !ex.localAnswer:
+		outcome = origin.Failure
+	case ex.cause.Category != filters.CategorySuccess:
+		outcome = origin.Canceled
+	}
+	ex.origin.Iso.Finish(outcome, ex.admitAt, ex.l.now)
+}
+
+// isRetriableStatus: a 502/503/504 from the origin is retried (on another server)
+// for idempotent methods, before any of it reached the client.
+func isRetriableStatus(status int) bool {
+	return status == 502 || status == 503 || status == 504
+}
+
+// appendStatusHeaders ends a client response head with the request's status cause
+// and attempt count (head ends with the empty line; it is re-ended).
+func (ex *exchange) appendStatusHeaders(head []byte) []byte {
+	head = head[:len(head)-2]
+	head = append(head, "X-Gozer-Status: "...)
+	head = append(head, ex.statusName()...)
+	if ex.attempts > 0 {
+		head = append(head, "\r\nX-Gozer-Attempts: "...)
+		head = strconv.AppendInt(head, int64(ex.attempts), 10)
+	}
+	return append(head, "\r\n\r\n"...)
+}
+
+// statusName is the cause shown to the client and in the log.
+func (ex *exchange) statusName() string {
+	if ex.cause.Name == "" || ex.cause == filters.Success {
+		if ex.fellBack {
+			return filters.SuccessViaFallback.Name
+		}
+		return filters.Success.Name
+	}
+	return ex.cause.Name
+}
+
+// causeCounters counts requests per origin and status cause, for /admin/origins.
+// Counting is one lock-free map load and an atomic add once an entry exists.
+type causeCounters struct {
+	m sync.Map // origin + "\x00" + cause → *atomic.Int64
+}
+
+func (c *causeCounters) add(originName, cause string) {
+	if cause == "" {
+		return
+	}
+	var buf [128]byte
+	k := append(append(append(buf[:0], originName...), 0), cause...)
+	if v, ok := c.m.Load(string(k)); ok { // no allocation: the compiler reads k in place
+		v.(*atomic.Int64).Add(1)
+		return
+	}
+	v, _ := c.m.LoadOrStore(string(k), new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+// snapshot returns origin → cause → count.
+func (c *causeCounters) snapshot() map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	c.m.Range(func(k, v any) bool {
+		key := k.(string)
+		for i := 0; i < len(key); i++ {
+			if key[i] == 0 {
+				o, cause := key[:i], key[i+1:]
+				if out[o] == nil {
+					out[o] = map[string]int64{}
+				}
+				out[o][cause] = v.(*atomic.Int64).Load()
+				break
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// adminOrigins serves GET /admin/origins: every origin's breaker, bulkhead, servers
+// (outstanding requests, ejected, health) and requests by status cause.
+func (s *Server) adminOrigins(w http.ResponseWriter, _ *http.Request) {
+	now := time.Now().UnixNano()
+	counts := s.counters.snapshot()
+	type serverView struct {
+		Addr        string `json:"addr"`
+		Weight      int    `json:"weight"`
+		Outstanding int64  `json:"outstanding"`
+		Available   bool   `json:"available"`
+		Up          bool   `json:"up"`
+		Ejected     bool   `json:"ejected"`
+	}
+	type originView struct {
+		Name        string              `json:"name"`
+		Fallback    string              `json:"fallback,omitempty"`
+		BreakerOpen bool                `json:"breaker_open"`
+		Breaker     origin.BreakerStats `json:"breaker"`
+		InFlight    int64               `json:"in_flight"`
+		Refused     int64               `json:"refused_concurrency"`
+		Servers     []serverView        `json:"servers"`
+		Requests    map[string]int64    `json:"requests_by_cause"`
+		DNSError    string              `json:"dns_error,omitempty"`
+	}
+	var out []originView
+	for _, o := range s.origins.List {
+		v := originView{Name: o.Name, Fallback: o.Fallback, Requests: counts[o.Name]}
+		if iso := o.Iso; iso != nil {
+			v.BreakerOpen = iso.Breaker.Refusing(now)
+			v.Breaker = iso.Breaker.Stats(now)
+			v.InFlight, v.Refused = iso.Bulkhead.InFlight(), iso.Bulkhead.Refused()
+			v.DNSError = iso.Discovery.LastError()
+			for _, srv := range iso.Discovery.Servers().List {
+				v.Servers = append(v.Servers, serverView{
+					Addr: srv.Addr, Weight: srv.Weight, Outstanding: srv.Outstanding(),
+					Available: srv.Available(now), Up: srv.Up(), Ejected: iso.Outlier.Ejected(srv, now),
+				})
+			}
+		}
+		out = append(out, v)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+}
