@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# Gozer vs its peers (nginx, HAProxy, Caddy) as reverse proxies, on loopback, side by side.
+# Gozer vs its peers (nginx, HAProxy, Caddy) as reverse proxies, on loopback, side by side,
+# and Gozer with Lua filters vs nginx with lua-nginx-module running the same logic.
 #
-#   bash bench/run.sh            (what `make bench` runs)
+#   bash bench/run.sh            (what `make bench` runs: the "all" suite, ~6-7 minutes)
 #
 # Every proxy runs pinned to core 0 with one worker/thread/event loop; wrk and the one
 # shared origin (an nginx of our own) are pinned to core 1. wrk runs against each target
-# in interleaved rounds (gozer nginx haproxy caddy gozer nginx ...) so that drift of the
-# machine hits all targets alike; figures are medians over rounds, with ratios to nginx.
-# Then each target holds BENCH_IDLE_CONNS idle keep-alive connections and we report the
-# RSS each one costs. Results go to stdout and bench/results/latest.txt.
+# in interleaved rounds (gozer gozer-lua1 ... caddy gozer gozer-lua1 ...) so that drift of
+# the machine hits all targets alike; figures are medians over rounds, with ratios to nginx.
+# Each target must first show that it does its work (lib/work.sh). Then the plain proxies
+# hold BENCH_IDLE_CONNS idle keep-alive connections and we report the RSS each one costs.
+# Results go to stdout and bench/results/latest.txt.
 #
 # Knobs (environment):
+#   BENCH_SUITE=all         which targets: core (gozer nginx haproxy caddy), lua (gozer
+#                           gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3) or all (both)
+#   BENCH_TARGETS           the exact target list instead (overrides BENCH_SUITE)
 #   BENCH_ROUNDS=5          measured rounds per target
-#   BENCH_DURATION=8        seconds per wrk run
+#   BENCH_DURATION=6        seconds per wrk run
 #   BENCH_WARMUP=3          seconds of warm-up per target (not reported)
 #   BENCH_CONNS=64          wrk connections
 #   BENCH_IDLE_CONNS=10000  idle keep-alive connections for the memory figure (0 skips it)
-#   BENCH_TARGETS="gozer nginx haproxy caddy"
+#   BENCH_IDLE_TARGETS="gozer nginx haproxy caddy"  targets (of those run) whose idle
+#                           memory is measured; Lua filters do not change it per connection
 #   BENCH_GOZER_GOMAXPROCS  "default" or a number: skip the GOMAXPROCS trial and use this
 #   BENCH_STRICT=1          exit non-zero when Gozer could not be measured
 #   BENCH_KEEP_TMP=1        keep the temp dir (configs, logs, raw wrk output)
-#   BENCH_OTHER_CPU_MAX=15  a run during which something else used more than this % of a
+#   BENCH_OTHER_CPU_MAX=10  a run during which something else used more than this % of a
 #                           core on the bench cores is marked disturbed and left out of the
 #                           medians (unless all runs of a target were disturbed)
 #   BENCH_RETRY_BUDGET=60   seconds of extra runs allowed to redo disturbed runs (once each)
@@ -30,22 +36,34 @@
 # T_PID, T_URL (what wrk hits), T_READY_URL, T_LOG and T_DESC; add its ports to BENCH_PORTS at
 # the top of the file; then add NAME to BENCH_TARGETS (or its default below).
 #
-# Exit status: non-zero only when the harness failed (a tool missing, the origin or a peer
-# not starting). A target slower than nginx is a result; so is a Gozer that does not build.
+# Lua targets set T_WORK (lib/work.sh) and Gozer ones T_FILTERS_URL; a target that does not
+# do its work is not measured and makes the exit status non-zero.
+#
+# Exit status: non-zero when the harness failed (a tool missing, the origin or a peer not
+# starting) or a target did not do its work (lib/work.sh). A target slower than nginx is a
+# result; so is a Gozer that does not build or start (BENCH_STRICT=1 makes that fail).
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
 BENCH_ROUNDS=${BENCH_ROUNDS:-5}
-BENCH_DURATION=${BENCH_DURATION:-8}
+BENCH_DURATION=${BENCH_DURATION:-6}
 BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_CONNS=${BENCH_CONNS:-64}
 BENCH_THREADS=1
 BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
-BENCH_TARGETS=${BENCH_TARGETS:-gozer nginx haproxy caddy}
+BENCH_SUITE=${BENCH_SUITE:-all}
+case $BENCH_SUITE in
+  core) SUITE_TARGETS="gozer nginx haproxy caddy" ;;
+  lua) SUITE_TARGETS="gozer gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3" ;;
+  all) SUITE_TARGETS="gozer gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3 haproxy caddy" ;;
+  *) echo "BENCH_SUITE must be all, core or lua, not '$BENCH_SUITE'" >&2; exit 2 ;;
+esac
+BENCH_TARGETS=${BENCH_TARGETS:-$SUITE_TARGETS}
+BENCH_IDLE_TARGETS=${BENCH_IDLE_TARGETS:-gozer nginx haproxy caddy}
 BENCH_GOZER_GOMAXPROCS=${BENCH_GOZER_GOMAXPROCS:-}
 BENCH_STRICT=${BENCH_STRICT:-0}
 BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
-BENCH_OTHER_CPU_MAX=${BENCH_OTHER_CPU_MAX:-15}
+BENCH_OTHER_CPU_MAX=${BENCH_OTHER_CPU_MAX:-10}
 BENCH_RETRY_BUDGET=${BENCH_RETRY_BUDGET:-60}
 ORIGIN_PORT=${ORIGIN_PORT:-18090}
 IDLE_SOURCES=10 # idle connections come from 127.0.0.2 .. 127.0.0.11
@@ -57,12 +75,14 @@ cd "$REPO"
 source bench/lib/common.sh
 # shellcheck source=bench/lib/measure.sh
 source bench/lib/measure.sh
+# shellcheck source=bench/lib/work.sh
+source bench/lib/work.sh
 for f in bench/targets/*.sh; do
   # shellcheck source=/dev/null
   source "$f"
 done
 
-COMMAND="BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONNS=$BENCH_CONNS BENCH_IDLE_CONNS=$BENCH_IDLE_CONNS BENCH_TARGETS=\"$BENCH_TARGETS\" bash bench/run.sh"
+COMMAND="BENCH_SUITE=$BENCH_SUITE BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONNS=$BENCH_CONNS BENCH_IDLE_CONNS=$BENCH_IDLE_CONNS BENCH_TARGETS=\"$BENCH_TARGETS\" bash bench/run.sh"
 RESULTS_DIR=$REPO/bench/results
 WORK=$(mktemp -d /tmp/gozer-bench.XXXXXX)
 RUNS_TSV=$WORK/runs.tsv
@@ -112,6 +132,10 @@ read -r -a TARGETS <<<"$BENCH_TARGETS"
 for t in "${TARGETS[@]}"; do
   declare -F "target_${t}_start" >/dev/null || die "unknown target $t (no target_${t}_start in bench/targets/)"
 done
+# A target may need more than the tools above (nginx-lua*: lua-nginx-module).
+for t in "${TARGETS[@]}"; do
+  if declare -F "target_${t}_prepare" >/dev/null; then "target_${t}_prepare"; fi
+done
 for p in "${BENCH_PORTS[@]}"; do
   if port_in_use "$p"; then die "port $p is already in use (a previous run still up?)"; fi
 done
@@ -121,35 +145,55 @@ go build -o "$WORK/idleconns" ./bench/idleconns || die "bench/idleconns does not
 
 # --- 2. origin, 3. targets ---------------------------------------------------------------
 
-declare -A TARGET_PID TARGET_URL TARGET_DESC
+declare -A TARGET_PID TARGET_URL TARGET_DESC TARGET_FILTERS_URL
 PROBLEMS=()      # what went wrong with a target (printed in the report)
 HARNESS_FAILED=0 # a peer or the origin failed: that is our failure, not a result
+WORK_FAILED=0    # a target did not do its work (lib/work.sh): the bench measured nothing true
 GOZER_PROBLEM=""
 
 log "starting origin (nginx) on 127.0.0.1:$ORIGIN_PORT, core $LOADGEN_CPU"
 origin_start || die "origin did not start"
 
 # start_target NAME runs target_NAME_start, waits until it is ready and until a request
-# through it reaches the origin, and records it.
+# through it reaches the origin, checks that it does its work (lib/work.sh), and records
+# it. On failure START_FAIL_REASON says why (and WORK_FAILED=1 if it was the work check).
+START_FAIL_REASON=""
 start_target() {
   local name=$1
-  T_PID="" T_URL="" T_READY_URL="" T_LOG="" T_DESC=""
+  T_PID="" T_URL="" T_READY_URL="" T_LOG="" T_DESC="" T_WORK=plain T_FILTERS_URL=""
   WAIT_FAIL_REASON="target_${name}_start failed"
-  "target_${name}_start" || return 1
+  if ! "target_${name}_start"; then
+    START_FAIL_REASON="does not start: $WAIT_FAIL_REASON"
+    return 1
+  fi
   if ! wait_http "$name" "$T_PID" "$T_READY_URL" 30 "$T_LOG" ||
     ! wait_http "$name (through to the origin)" "$T_PID" "$T_URL" 10 "$T_LOG"; then
+    START_FAIL_REASON="does not start: $WAIT_FAIL_REASON"
     stop_pid "$T_PID"
     return 1
   fi
+  if ! work_check "$name" "$T_URL" "$T_WORK" "$T_FILTERS_URL"; then
+    START_FAIL_REASON="DOES NOT DO ITS WORK ($T_WORK), not measured: $WORK_FAIL_REASON"
+    WORK_FAILED=1
+    stop_pid "$T_PID"
+    return 1
+  fi
+  log "  $name does its work: ${WORK_NOTE[$name]}"
   TARGET_PID[$name]=$T_PID TARGET_URL[$name]=$T_URL TARGET_DESC[$name]=$T_DESC
+  TARGET_FILTERS_URL[$name]=$T_FILTERS_URL WORK_OF[$name]=$T_WORK
 }
 
-# target_failed NAME REASON drops a target from the runs; a peer failing fails the harness.
+# target_failed NAME REASON drops a target from the runs; a peer failing fails the harness,
+# a Gozer target failing is a result (BENCH_STRICT=1 makes it fail).
 target_failed() {
   local name=$1 reason=$2 t keep=()
   warn "$name: $reason"
   PROBLEMS+=("$name: $reason")
-  if [[ $name == gozer ]]; then GOZER_PROBLEM=$reason; else HARNESS_FAILED=1; fi
+  if [[ $name == gozer || $name == gozer-* ]]; then
+    GOZER_PROBLEM+="${GOZER_PROBLEM:+; }$name: $reason"
+  else
+    HARNESS_FAILED=1
+  fi
   for t in "${TARGETS[@]}"; do
     if [[ $t != "$name" ]]; then keep+=("$t"); fi
   done
@@ -188,7 +232,7 @@ measure_one() {
 GOZER_TRIAL=""
 start_gozer() {
   if ! gozer_build; then
-    target_failed gozer "$GOZER_PROBLEM"
+    target_failed gozer "$GOZER_BUILD_PROBLEM"
     return 0
   fi
   local variants=(default 1) v best="" best_cpu="" rps cpu
@@ -198,7 +242,7 @@ start_gozer() {
       GOZER_GOMAXPROCS=${v/default/}
       log "gozer trial: GOMAXPROCS=$v"
       if ! start_target gozer; then
-        target_failed gozer "does not start (GOMAXPROCS=$v): $WAIT_FAIL_REASON"
+        target_failed gozer "(GOMAXPROCS=$v) $START_FAIL_REASON"
         return 0
       fi
       WRK_DURATION=$BENCH_WARMUP measure_one warm gozer "gmp-$v" || return 0
@@ -220,20 +264,33 @@ start_gozer() {
   fi
   # shellcheck disable=SC2034 # read by target_gozer_start
   GOZER_GOMAXPROCS=${best/default/}
-  start_target gozer || target_failed gozer "does not start (GOMAXPROCS=$best): $WAIT_FAIL_REASON"
+  start_target gozer || target_failed gozer "(GOMAXPROCS=$best) $START_FAIL_REASON"
 }
 
+# The gozer-lua* targets run with what the gozer trial kept (or BENCH_GOZER_GOMAXPROCS).
+# shellcheck disable=SC2034 # read by targets/gozer.sh
+GOZER_GOMAXPROCS=${BENCH_GOZER_GOMAXPROCS/default/}
 for t in "${TARGETS[@]}"; do
   if [[ $t == gozer ]]; then
     start_gozer
     continue
   fi
   log "starting $t on core $PROXY_CPU"
-  start_target "$t" || target_failed "$t" "does not start: $WAIT_FAIL_REASON"
+  start_target "$t" || target_failed "$t" "$START_FAIL_REASON"
 done
 ((${#TARGETS[@]})) || die "no target could be started"
 
 # --- 4. throughput rounds ----------------------------------------------------------------
+
+# The load side's ceiling: wrk straight to the origin, both on the load-generator core as in
+# every proxied run. A proxy whose req/s comes near it was held back by the load side.
+log "load-side ceiling: wrk straight to the origin"
+wrk_run ceiling origin 0 "http://127.0.0.1:$ORIGIN_PORT/" none || die "wrk against the origin gave no result"
+if last_run_disturbed; then wrk_run ceiling origin 0 "http://127.0.0.1:$ORIGIN_PORT/" none || true; fi
+CEILING_RPS=$(tail -n 1 "$RUNS_TSV" | cut -f4)
+# The origin's own cost per request there, to show it is not what limits the load side.
+ORIGIN_NOTE=$(tail -n 1 "$RUNS_TSV" | awk -F'\t' '{ us = $9 / 100 * 1e6 / $4
+  printf "the origin used %.1f%% of that core, %.1f µs/req: alone it could serve about %.0f req/s", $9, us, 1e6 / us }')
 
 log "warm-up: ${BENCH_WARMUP}s per target"
 # measure_one drops a target that fails (and says so in the report): go on with the others.
@@ -244,16 +301,37 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
   for t in "${TARGETS[@]}"; do measure_one run "$t" "$r" || true; done
 done
 
+# Every Gozer filter must have run once per request wrk completed through its target.
+for t in "${TARGETS[@]}"; do
+  [[ -n ${TARGET_FILTERS_URL[$t]:-} && ${WORK_OF[$t]} != plain ]] || continue
+  requests=$(awk -F'\t' -v t="$t" '$2 == t { s += $12 } END { print s + 0 }' "$RUNS_TSV")
+  if work_counters_check "$t" "${TARGET_FILTERS_URL[$t]}" "$requests"; then
+    log "  $t filter counters: ${WORK_NOTE[$t]##*after the runs: }"
+    if [[ -n $WORK_WARNING ]]; then
+      warn "$t: $WORK_WARNING"
+      PROBLEMS+=("$t: filter errors during the runs (each one a 500, counted in the errors column): $WORK_WARNING")
+    fi
+  else
+    warn "$t: DID NOT DO ITS WORK on every request: $WORK_FAIL_REASON"
+    PROBLEMS+=("$t: DID NOT DO ITS WORK on every request (its figures are wrong): $WORK_FAIL_REASON")
+    WORK_FAILED=1
+  fi
+done
+
 # --- 6. idle keep-alive memory -----------------------------------------------------------
 
-if ((BENCH_IDLE_CONNS > 0)); then
-  log "idle keep-alive memory: $BENCH_IDLE_CONNS connections per target"
-  for t in "${TARGETS[@]}"; do
+IDLE_TARGETS=()
+for t in "${TARGETS[@]}"; do
+  if [[ " $BENCH_IDLE_TARGETS " == *" $t "* ]]; then IDLE_TARGETS+=("$t"); fi
+done
+if ((BENCH_IDLE_CONNS > 0 && ${#IDLE_TARGETS[@]})); then
+  log "idle keep-alive memory: $BENCH_IDLE_CONNS connections per target (${IDLE_TARGETS[*]})"
+  for t in "${IDLE_TARGETS[@]}"; do
     addr=${TARGET_URL[$t]#http://}
     addr=${addr%%/*}
     idle_mem "$t" "$addr" "${TARGET_PID[$t]}" || {
       PROBLEMS+=("$t: idle-connection memory not measured (see log)")
-      [[ $t == gozer ]] || HARNESS_FAILED=1
+      [[ $t == gozer || $t == gozer-* ]] || HARNESS_FAILED=1
     }
     alive "${TARGET_PID[$t]}" || target_failed "$t" "died while holding idle connections"
   done
@@ -285,22 +363,35 @@ report() {
   printf 'CPU µs/req = the proxy'"'"'s utime+stime (all its processes, /proc/PID/stat, %s ticks/s) during the run / requests wrk completed. Open files: %s.\n\n' "$CLK_TCK" "$NOFILE"
   printf 'Targets:\n'
   for t in "${ALL_TARGETS[@]}"; do
-    if [[ -n ${TARGET_DESC[$t]:-} ]]; then printf -- '- %s\n' "${TARGET_DESC[$t]}"; fi
+    if [[ -n ${TARGET_DESC[$t]:-} ]]; then printf -- '- %s — %s\n' "$t" "${TARGET_DESC[$t]}"; fi
   done
   if [[ -n $GOZER_TRIAL ]]; then printf -- '- Gozer GOMAXPROCS (trial runs of %ss): %s\n' "$BENCH_DURATION" "$GOZER_TRIAL"; fi
-  for t in "${PROBLEMS[@]}"; do printf -- '- **NOT MEASURED / PROBLEM** %s\n' "$t"; done
+  for t in "${PROBLEMS[@]}"; do printf -- '- **PROBLEM** %s\n' "$t"; done
+  printf '\nWork checks (one request to the origin'"'"'s %s echo path through each target before its runs; Gozer filter counters from GET /admin/filters after them):\n' "$BENCH_CHECK_PATH"
+  for t in "${ALL_TARGETS[@]}"; do
+    if [[ -n ${WORK_NOTE[$t]:-} ]]; then printf -- '- %s (%s): %s\n' "$t" "${WORK_OF[$t]:-?}" "${WORK_NOTE[$t]}"; fi
+  done
   printf '\n## Throughput and latency (median of %s rounds)\n\n' "$BENCH_ROUNDS"
   if ((${#MEASURED[@]})); then print_throughput_table "${MEASURED[@]}"; fi
   printf '\n"runs used": a run during which other jobs took more than %s%% of a core on cores %s (from /proc/stat, less the CPU time of the proxy, the origin and wrk) is marked disturbed and left out of the medians, unless every run of that target was.\n' \
     "$BENCH_OTHER_CPU_MAX" "${BENCH_CORES[*]}"
   printf '\n"proxy core busy" is the proxy'"'"'s CPU time over wall time: near 100%% means the proxy was the bottleneck.\n'
+  if [[ " ${MEASURED[*]} " == *-lua* ]]; then
+    printf '\n## Lua filters: CPU per request (medians of the table above)\n\n'
+    print_lua_table "${MEASURED[@]}"
+  fi
   printf '\n## Load-generator core (origin + wrk), median per target run\n\n'
   if ((${#MEASURED[@]})); then print_loadgen_table "${MEASURED[@]}"; fi
-  printf '\nCore %s runs both wrk and the origin. A proxy whose own core is ~100%% busy was the limit of its run; ' "$LOADGEN_CPU"
-  printf 'when core %s is near 100%% as well, the load side was saturated too and req/s understates the gap between fast targets: CPU µs/req is the fairer comparison there.\n' "$LOADGEN_CPU"
+  printf '\nCore %s runs both wrk and the origin. Load-side ceiling, wrk straight to the origin on that core: **%s req/s** (%s). ' \
+    "$LOADGEN_CPU" "$CEILING_RPS" "$ORIGIN_NOTE"
+  printf 'A proxy whose own core is ~100%% busy was the limit of its run; one that comes near the ceiling was also held back by the load side, and then req/s understates the gap between fast targets: CPU µs/req is the fairer comparison there.\n'
   if ((BENCH_IDLE_CONNS > 0)); then
     printf '\n## Memory of %s idle keep-alive connections (RSS, all processes of the target)\n\n' "$BENCH_IDLE_CONNS"
-    print_mem_table "${ALL_TARGETS[@]}"
+    local idle=()
+    for t in "${ALL_TARGETS[@]}"; do
+      if [[ " $BENCH_IDLE_TARGETS " == *" $t "* ]]; then idle+=("$t"); fi
+    done
+    print_mem_table "${idle[@]}"
   fi
   printf '\n## Every run\n\n'
   print_runs_table
@@ -327,6 +418,10 @@ done
 
 if ((HARNESS_FAILED)); then
   log "harness failure: ${PROBLEMS[*]}"
+  exit 1
+fi
+if ((WORK_FAILED)); then
+  log "FAILED: a target did not do its work (see **PROBLEM** in the report): ${PROBLEMS[*]}"
   exit 1
 fi
 if [[ -n $GOZER_PROBLEM && $BENCH_STRICT == 1 ]]; then

@@ -25,6 +25,16 @@ type config struct {
 	Server  map[string]string
 	Origins map[string]originConfig
 	Routes  []route
+	// Filters, when set, is written as the filters: section (else Gozer's defaults).
+	Filters *filtersConfig
+}
+
+// filtersConfig is the filters: section; empty fields keep Gozer's defaults.
+type filtersConfig struct {
+	Dir          string
+	Budget       string // "20ms"
+	Disabled     []string
+	MaxBodyBytes string // "256KiB"
 }
 
 type originConfig struct {
@@ -59,7 +69,22 @@ func (c config) render(proxy, admin string) string {
 	for _, k := range sortedKeys(server) {
 		fmt.Fprintf(&b, "  %s: %s\n", k, server[k])
 	}
-	b.WriteString("log:\n  level: info\n  access_log: stdout\norigins:\n")
+	b.WriteString("log:\n  level: info\n  access_log: stdout\n")
+	if f := c.Filters; f != nil {
+		fmt.Fprintf(&b, "filters:\n  dir: %q\n", f.Dir)
+		if f.Budget != "" {
+			fmt.Fprintf(&b, "  budget: %s\n", f.Budget)
+		}
+		if f.MaxBodyBytes != "" {
+			fmt.Fprintf(&b, "  max_body_bytes: %s\n", f.MaxBodyBytes)
+		}
+		quoted := make([]string, len(f.Disabled))
+		for i, n := range f.Disabled {
+			quoted[i] = fmt.Sprintf("%q", n)
+		}
+		fmt.Fprintf(&b, "  disabled: [%s]\n", strings.Join(quoted, ", "))
+	}
+	b.WriteString("origins:\n")
 	for _, n := range sortedKeys(c.Origins) {
 		o := c.Origins[n]
 		quoted := make([]string, len(o.Servers))

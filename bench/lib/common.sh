@@ -8,8 +8,6 @@ warn() { log "WARNING: $*"; }
 die()  { log "FATAL: $*"; exit 1; }
 
 # ensure_cmds CMD:PKG... installs the Debian packages of the commands that are missing.
-# apt-get update runs at most once, and only if something has to be installed.
-APT_UPDATED=0
 ensure_cmds() {
   local spec cmd pkg missing=()
   for spec in "$@"; do
@@ -17,6 +15,23 @@ ensure_cmds() {
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
   done
   ((${#missing[@]})) || return 0
+  apt_install "${missing[@]}"
+}
+
+# ensure_pkgs PKG... installs the Debian packages that are not installed yet.
+ensure_pkgs() {
+  local pkg missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  apt_install "${missing[@]}"
+}
+
+# apt_install PKG... installs them; apt-get update runs at most once, and only if needed.
+APT_UPDATED=0
+apt_install() {
+  local missing=("$@")
   [[ $(id -u) -eq 0 ]] || die "missing ${missing[*]} and not root: install them first"
   if ((APT_UPDATED == 0)); then
     log "apt-get update (to install ${missing[*]})"
@@ -26,12 +41,8 @@ ensure_cmds() {
   log "apt-get install -y ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
     die "apt-get install ${missing[*]} failed"
-  # The Debian packages start their system services; those listen on :80 and would only
-  # add noise on the cores we measure. Stop them (ignore errors: no init system here).
-  local svc
-  for svc in nginx haproxy caddy; do
-    if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
-  done
+  # The packages may start their system services (nginx on :80 ...): we leave them alone,
+  # they are not ours to stop, they sit idle, and our own instances use their own ports.
 }
 
 # raise_nofile N raises the open-file limit towards N; sandboxes often forbid raising the

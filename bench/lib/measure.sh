@@ -15,9 +15,11 @@ to_us() {
     else if (v ~ /m$/) print n * 60e6; else if (v ~ /s$/) print n * 1e6; else print "nan" }'
 }
 
-# wrk_run KIND TARGET ROUND URL PID: one wrk run of WRK_DURATION (default BENCH_DURATION) seconds, pinned to the load-generator core, while
-# reading the CPU time the proxy (PID and its children) and the origin spend. Appends a
-# line to $RUNS_TSV and returns non-zero if wrk could not run or completed nothing.
+# wrk_run KIND TARGET ROUND URL PID: one wrk run of WRK_DURATION (default BENCH_DURATION)
+# seconds, pinned to the load-generator core, while reading the CPU time that the proxy
+# (PID and its children; PID "none" when no proxy is in the path), the origin, wrk and the
+# two cores as a whole spend. Appends a line to $RUNS_TSV; returns non-zero if wrk could
+# not run or completed nothing.
 wrk_run() {
   local kind=$1 name=$2 round=$3 url=$4 pid=$5
   local out=$WORK/wrk-$kind-$name-$round.txt
@@ -75,7 +77,7 @@ wrk_run() {
         cpu_us / req, 100 * cpu_us / wall, 100 * (dor * 1e6 / tck) / wall, 100 * wrk_s * 1e6 / wall, err, req,
         other, (other > max_other ? "yes" : "no"), detail }')
   printf '%s\n' "$line" >>"$RUNS_TSV"
-  # kind target round req_s p50 p99 cpu/req proxy% origin% wrk% errors
+  # The same, readable, on stderr as the bench goes.
   awk -F'\t' '{ printf "    %-8s %-8s r%-2s %8s req/s  p50 %6sus  p99 %6sus  %6s us/req  proxy %5s%%  origin %5s%%  wrk %5s%%  other %5s%%%s  errors %s\n",
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, ($14 == "yes" ? " (DISTURBED)" : ""), $11 ($11 > 0 ? " (" $15 ")" : "") }' <<<"$line" >&2
 }
@@ -99,7 +101,7 @@ idle_mem() {
     sleep 0.1
   done
   rss1=$(rss_kib "$pid")
-  kill -TERM "$ipid" 2>/dev/null
+  kill -TERM "$ipid" 2>/dev/null || true
   end=$((SECONDS + 30))
   while alive "$ipid" && ((SECONDS < end)); do sleep 0.1; done
   stop_pid "$ipid"
@@ -173,23 +175,26 @@ print_throughput_table() {
 # print_loadgen_table TARGET...: how busy the load-generator core was (origin + wrk), and
 # which side limited the throughput: an event-loop proxy that is ~100% busy was the limit.
 print_loadgen_table() {
-  local t o w p x total verdict
-  printf '| target | origin CPU (core %s) | wrk CPU (core %s) | core %s total | proxy core %s | other load | limited by |\n' \
+  local t o w p x r ceil total verdict
+  printf '| target | origin CPU (core %s) | wrk CPU (core %s) | core %s total | proxy core %s | other load | req/s / load-side ceiling | limited by |\n' \
     "$LOADGEN_CPU" "$LOADGEN_CPU" "$LOADGEN_CPU" "$PROXY_CPU"
-  printf '|---|---:|---:|---:|---:|---:|---|\n'
+  printf '|---|---:|---:|---:|---:|---:|---:|---|\n'
   for t in "$@"; do
     o=$(column_of run "$t" 9 | median)
     w=$(column_of run "$t" 10 | median)
     p=$(column_of run "$t" 8 | median)
     x=$(column_of run "$t" 13 | median)
+    r=$(column_of run "$t" 4 | median)
+    ceil=$(awk -v r="$r" -v c="${CEILING_RPS:-0}" 'BEGIN { if (c > 0) printf "%.0f", 100 * r / c; else print "-" }')
     total=$(awk -v a="$o" -v b="$w" 'BEGIN { printf "%.1f", a + b }')
-    verdict=$(awk -v p="$p" -v l="$total" -v x="$x" -v max="$BENCH_OTHER_CPU_MAX" 'BEGIN {
+    verdict=$(awk -v p="$p" -v c="$ceil" -v x="$x" -v max="$BENCH_OTHER_CPU_MAX" 'BEGIN {
       if (x > max) print "other jobs on the machine (every run disturbed): do not trust req/s";
+      else if (p >= 95 && c != "-" && c >= 90) print "the proxy, and the load side nearly: compare CPU µs/req";
       else if (p >= 95) print "the proxy (its core is saturated)";
-      else if (l >= 95) print "the load-generator core: compare CPU µs/req, not req/s";
+      else if (c != "-" && c >= 90) print "the load side: compare CPU µs/req, not req/s";
       else print "neither core is saturated: latency-bound" }')
-    printf '| %s | %s%% | %s%% | %s%% | %s%% | %s%% | %s |\n' "$t" "$(num %.1f "$o")" "$(num %.1f "$w")" "$total" \
-      "$(num %.1f "$p")" "$(num %.1f "$x")" "$verdict"
+    printf '| %s | %s%% | %s%% | %s%% | %s%% | %s%% | %s%% | %s |\n' "$t" "$(num %.1f "$o")" "$(num %.1f "$w")" "$total" \
+      "$(num %.1f "$p")" "$(num %.1f "$x")" "$ceil" "$verdict"
   done
 }
 
@@ -215,5 +220,66 @@ print_mem_table() {
     fi
     awk -F'\t' -v r="$(ratio "$(cut -f4 <<<"$row")" "${base:--}")" \
       '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, r, $5 }' <<<"$row"
+  done
+}
+
+# round_values KIND TARGET COL prints "round value" per round of a target: the last clean
+# run of each round (a disturbed run is redone under the same round number), else its last run.
+round_values() {
+  awk -F'\t' -v k="$1" -v t="$2" -v c="$3" '$1 == k && $2 == t {
+      if (!($3 in any)) order[++n] = $3
+      any[$3] = $c; if ($14 == "no") clean[$3] = $c }
+    END { for (i = 1; i <= n; i++) { r = order[i]; print r, (r in clean ? clean[r] : any[r]) } }' "$RUNS_TSV"
+}
+
+# paired_deltas TARGET BASE prints, per round both ran, TARGET's CPU µs/req less BASE's:
+# interleaved rounds put the two side by side in time, so drift of the machine cancels.
+paired_deltas() {
+  awk 'NR == FNR { b[$1] = $2; next } ($1 in b) { printf "%.3f\n", $2 - b[$1] }' \
+    <(round_values run "$2" 7) <(round_values run "$1" 7)
+}
+
+# print_lua_table TARGET...: the Lua targets against their bases (gozer-luaN vs gozer,
+# nginx-luaN vs nginx): CPU µs/req added per Lua step, and Gozer vs nginx + Lua. The
+# issue's targets: each Lua filter adds <= 2 µs/req; gozer-lua3 <= nginx-lua3.
+print_lua_table() {
+  local t base n cpu bcpu d per pd pmed pmin pmax verdict
+  declare -A CPU
+  for t in "$@"; do CPU[$t]=$(column_of run "$t" 7 | median); done
+  printf '| target | Lua steps | CPU µs/req | base | base CPU µs/req | added µs/req | **µs per Lua step** | per step, from per-round pairs: median (min–max) | issue target ≤ 2 µs/step |\n'
+  printf '|---|---:|---:|---|---:|---:|---:|---:|---|\n'
+  for t in "$@"; do
+    [[ $t == *-lua* ]] || continue
+    base=${t%%-lua*}
+    n=$(work_nfilters "${WORK_OF[$t]:-plain}")
+    cpu=${CPU[$t]} bcpu=${CPU[$base]:--}
+    if [[ $bcpu == - || $n == 0 ]]; then
+      printf '| %s | %s | %s | %s | not measured | - | - | - | - |\n' "$t" "$n" "$(num %.2f "$cpu")" "$base"
+      continue
+    fi
+    d=$(awk -v a="$cpu" -v b="$bcpu" 'BEGIN { printf "%.2f", a - b }')
+    per=$(awk -v d="$d" -v n="$n" 'BEGIN { printf "%.2f", d / n }')
+    pd=$(paired_deltas "$t" "$base" | awk -v n="$n" '{ printf "%.3f\n", $1 / n }')
+    pmed=$(median <<<"$pd") pmin=$(sort -g <<<"$pd" | head -n 1) pmax=$(sort -g <<<"$pd" | tail -n 1)
+    verdict="- (reference)"
+    if [[ $base == gozer ]]; then
+      verdict=$(awk -v p="$per" 'BEGIN { print (p <= 2 ? "met" : "**NOT met**") }')
+    fi
+    printf '| %s | %s | %s | %s | %s | %s | **%s** | %s (%s–%s) | %s |\n' "$t" "$n" "$(num %.2f "$cpu")" "$base" "$(num %.2f "$bcpu")" "$(num %+.2f "$d")" "$(num %.2f "$per")" \
+      "$(num %.2f "$pmed")" "$(num %.2f "$pmin")" "$(num %.2f "$pmax")" "$verdict"
+  done
+  printf '\n"added" = the target'"'"'s median CPU µs/req less its base'"'"'s (gozer for gozer-luaN, nginx for nginx-luaN); "per Lua step" = added / steps. The per-round column takes the difference within each round (the two ran back to back) before the median, which cancels slow drift of the machine; the spread shows how far one round can be off. '
+  printf 'A difference of medians is noisier than either median: at ~%s µs/req, 1%% run-to-run noise is ~0.15 µs/req.\n\n' "$(num %.0f "${CPU[gozer]:-${CPU[nginx]:-}}")"
+  local g n1
+  for n1 in 1 3; do
+    g=gozer-lua$n1
+    [[ -n ${CPU[$g]:-} && -n ${CPU[nginx-lua$n1]:-} ]] || continue
+    verdict=""
+    if ((n1 == 3)); then
+      verdict=$(awk -v a="${CPU[$g]}" -v b="${CPU[nginx-lua$n1]}" 'BEGIN {
+        print (a <= b ? " — issue target (≤ 1.00) met" : " — issue target (≤ 1.00) **NOT met**") }')
+    fi
+    printf -- '- **%s / nginx-lua%s CPU µs/req = %s** (%s / %s)%s\n' "$g" "$n1" \
+      "$(ratio "${CPU[$g]}" "${CPU[nginx-lua$n1]}")" "$(num %.2f "${CPU[$g]}")" "$(num %.2f "${CPU[nginx-lua$n1]}")" "$verdict"
   done
 }

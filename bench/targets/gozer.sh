@@ -1,29 +1,46 @@
 # shellcheck shell=bash disable=SC2034 # T_* and other variables are read by run.sh
 # Gozer: one event loop, pinned to the proxy core. GOZER_GOMAXPROCS empty leaves Go's
 # runtime default (which follows the taskset affinity); run.sh tries both it and 1.
+# This target loads NO Lua filters (filters.dir ""; the gateway's default, "scripts",
+# would pick up the shipped scripts from the repo): the Lua targets (gozer-lua1.sh,
+# gozer-lua3.sh) start from this config and add a scripts dir.
 
 GOZER_PORT=${GOZER_PORT:-18080}
 GOZER_ADMIN_PORT=${GOZER_ADMIN_PORT:-18081}
 BENCH_PORTS+=("$GOZER_PORT" "$GOZER_ADMIN_PORT")
 GOZER_GOMAXPROCS=${GOZER_GOMAXPROCS:-}
+GOZER_BUILT="" # "", ok or failed: gozer_build builds once for every Gozer target
+GOZER_BUILD_PROBLEM=""
 
 # gozer_build builds the gateway into $WORK/gozer; the gateway is under active work, so
 # a failed build is reported as a result (Gozer not measured), not a harness failure.
 gozer_build() {
+  case $GOZER_BUILT in
+    ok) return 0 ;;
+    failed) return 1 ;;
+  esac
   log "building gozer"
   if ! go build -o "$WORK/gozer" ./gateway/cmd/gozer >"$WORK/gozer-build.log" 2>&1; then
-    GOZER_PROBLEM="does not build: $(head -n 3 "$WORK/gozer-build.log" | tr '\n' ' ')"
+    GOZER_BUILT=failed
+    GOZER_BUILD_PROBLEM="does not build: $(head -n 3 "$WORK/gozer-build.log" | tr '\n' ' ')"
     return 1
   fi
+  GOZER_BUILT=ok
 }
 
-target_gozer_start() {
-  local dir=$WORK/gozer-run
+# gozer_start NAME PORT ADMIN_PORT SCRIPTS_DIR: write NAME's config (the same for every
+# Gozer target but for the filters dir: "" = no Lua filters) and start it; sets T_*.
+gozer_start() {
+  local name=$1 port=$2 admin=$3 scripts=$4 dir=$WORK/$1-run
+  if ! gozer_build; then
+    WAIT_FAIL_REASON=$GOZER_BUILD_PROBLEM
+    return 1
+  fi
   mkdir -p "$dir"
   cat >"$dir/gozer.yaml" <<CONF
 listeners:
-  proxy: { addr: "127.0.0.1:$GOZER_PORT" }
-  admin: { addr: "127.0.0.1:$GOZER_ADMIN_PORT" }
+  proxy: { addr: "127.0.0.1:$port" }
+  admin: { addr: "127.0.0.1:$admin" }
 server:
   event_loops: 1
   max_connections: 200000
@@ -31,6 +48,7 @@ server:
 log:
   level: warn
   access_log: "off"
+filters: { dir: "$scripts", budget: 5ms }
 origins:
   bench:
     servers: ["127.0.0.1:$ORIGIN_PORT"]
@@ -45,7 +63,26 @@ CONF
   bg_start "$dir/gozer.log" env "${envs[@]}" taskset -c "$PROXY_CPU" "$WORK/gozer" -config "$dir/gozer.yaml"
   T_PID=$BG_PID
   T_LOG=$dir/gozer.log
-  T_URL="http://127.0.0.1:$GOZER_PORT/"
-  T_READY_URL="http://127.0.0.1:$GOZER_ADMIN_PORT/healthcheck"
+  T_URL="http://127.0.0.1:$port/"
+  T_READY_URL="http://127.0.0.1:$admin/healthcheck"
+  T_FILTERS_URL="http://127.0.0.1:$admin/admin/filters"
   T_DESC="Gozer ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo 'no git')): event_loops 1, GOMAXPROCS=${GOZER_GOMAXPROCS:-unset (Go default)}, access_log off"
 }
+
+target_gozer_start() {
+  gozer_start gozer "$GOZER_PORT" "$GOZER_ADMIN_PORT" "" || return 1
+  T_WORK=plain
+  T_DESC+=", no Lua filters (filters.dir \"\")"
+}
+
+# gozer_write_script DIR PHASE FILE BODY: one Lua filter file under DIR/PHASE/.
+gozer_write_script() {
+  mkdir -p "$1/$2"
+  printf '%s\n' "$4" >"$1/$2/$3"
+}
+
+# The bench's Lua filters: the logic every *-lua target runs, in Gozer's filter contract.
+# (nginx-lua1.sh / nginx-lua3.sh hold the same logic for lua-nginx-module.)
+GOZER_LUA_ROUTE='return { name = "route", type = "inbound", order = 10, apply = function(ctx) ctx.req.set_header("X-Route", ctx.req.path) end }'
+GOZER_LUA_GW='return { name = "gw", type = "outbound", order = 10, apply = function(ctx) ctx.resp.set_header("X-Gateway", "gozer"); ctx.resp.del_header("Server") end }'
+GOZER_LUA_TIMING='return { name = "timing", type = "outbound", order = 90, apply = function(ctx) ctx.vars.t = ctx.now() end }'

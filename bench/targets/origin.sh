@@ -3,6 +3,9 @@
 # one worker, answering GET / with a fixed body over long-lived keep-alive connections.
 # It is pinned to the load-generator core with wrk, so that the proxy core measures only
 # the proxy; run.sh reports the origin's CPU share so one can see it is not the bottleneck.
+# $BENCH_CHECK_PATH (lib/work.sh) echoes the X-Route request header it got back as
+# X-Bench-Saw-Route: the readiness check's proof that a Lua target set it. wrk never asks
+# for that path, so the measured responses stay the same for every target.
 
 ORIGIN_BODY_BYTES=${ORIGIN_BODY_BYTES:-128}
 BENCH_PORTS+=("$ORIGIN_PORT")
@@ -27,6 +30,11 @@ http {
     listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
     location / {
       default_type text/plain;
+      return 200 "$body";
+    }
+    location = $BENCH_CHECK_PATH {
+      default_type text/plain;
+      add_header X-Bench-Saw-Route \$http_x_route always;
       return 200 "$body";
     }
   }

@@ -149,6 +149,8 @@ func TestRequestAPI(t *testing.T) {
 func TestContextAPI(t *testing.T) {
 	cases := []apiCase{
 		{name: "id", code: `ctx.vars.v = ctx.id`, check: wantVar("v", "req-1")},
+		{name: "start", code: `ctx.vars.v = string.format("%.3f", ctx.start)`,
+			setup: func(ctx *filters.Context) { ctx.Start = 1_700_000_000_250_000_000 }, check: wantVar("v", "1700000000.250")},
 		{name: "now", code: `ctx.vars.v = string.format("%d", ctx.now())`, check: func(t *testing.T, ctx *filters.Context) {
 			got, err := strconv.ParseInt(vars(ctx, "v"), 10, 64)
 			if err != nil || got < time.Now().Unix()-5 || got > time.Now().Unix()+5 {
@@ -246,6 +248,16 @@ func TestResponseAPI(t *testing.T) {
 					t.Fatalf("%d X-Multi headers: %s", n, h.String())
 				}
 			}},
+		{phase: "outbound", name: "headers iterates", code: `
+			local parts = {}
+			for name, value in ctx.resp.headers() do parts[#parts+1] = name .. "=" .. value end
+			table.sort(parts)
+			ctx.vars.v = table.concat(parts, ";")`,
+			check: wantVar("v", "Content-Type=text/plain;Server=origin")},
+		{phase: "endpoint", name: "endpoint: headers iterates", code: `
+			ctx.respond(200, "", { ["X-A"] = "1" })
+			for name, value in ctx.resp.headers() do ctx.vars.v = name .. "=" .. value end`,
+			check: wantVar("v", "X-A=1")},
 		{phase: "outbound", name: "set_header refuses framing", code: `ctx.resp.set_header("Transfer-Encoding", "chunked")`, err: "set by the gateway"},
 		{phase: "outbound", name: "cause and attempts", code: `ctx.vars.v = ctx.cause .. "|" .. ctx.attempts`, check: wantVar("v", "SUCCESS|2")},
 		{phase: "outbound", name: "body without body = true", code: `ctx.resp.body()`, err: "ctx.resp.body() needs body = true in the filter table"},

@@ -2,50 +2,89 @@ package lua
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
 )
 
 // errBudget is what a stopped filter sees: gopher-lua raises ctx.Err().Error()
-// at the instruction where it noticed the budget ran out, prefixed with file:line.
+// at the instruction where the budget ran out, prefixed with file:line.
 var errBudget = errors.New("filter ran past its time budget")
 
-// budgetCtx is the context.Context that gopher-lua polls before every VM
-// instruction (mainLoopWithContext selects on Done). It is not a
-// context.WithTimeout: that would allocate and arm a fresh runtime timer per
-// filter call. A budgetCtx and its timer are reused call after call until the
-// timer fires once; then both are discarded (see watchdog.disarm), so a late
-// firing can only close the channel of a context nobody polls any more.
+// ticksPerBudget: a call's budget is counted in ticks of budget/ticksPerBudget.
+const ticksPerBudget = 4
+
+// closedCh is returned by Done once a call's budget is spent.
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// budgetCtx is the context.Context gopher-lua polls before every VM
+// instruction (mainLoopWithContext selects on Done, then raises Err). It is
+// not a context.WithTimeout: that would allocate and arm a fresh runtime timer
+// per filter call. One budgetCtx and its timer serve call after call.
 //
-// Concurrency: Done and Err are called on the goroutine that owns the LState;
-// the timer's function closes done from the timer goroutine. The done channel
-// is the only state they share.
+// The budget counts time the filter spends running, not wall-clock time: a
+// timer ticks every budget/4 while a call runs, and Done, which only runs
+// while the filter executes instructions, counts the ticks it sees. Several
+// ticks that passed while no instruction ran (the loop's thread was
+// descheduled, or one library call took long) count as one. So a busy
+// machine does not stop a trivial filter that happened to be preempted, while
+// a filter that keeps running is stopped after about four ticks, and one
+// whose instructions get ever slower (a string doubling in a loop) after four
+// instructions that each outlasted a tick.
+//
+// Concurrency: Done, Err, arm and disarm run on the goroutine that owns the
+// LState; the timer's function runs on its own goroutine and only touches
+// ticks (atomic), dead (atomic) and the timer.
 type budgetCtx struct {
-	done  chan struct{}
 	timer *time.Timer
+	tick  atomic.Int64  // period, ns; set by arm, read by the timer
+	ticks atomic.Uint32 // bumped by the timer
+	dead  atomic.Bool   // set when discarded: the timer stops re-arming
+
+	// Owner goroutine only.
+	seen  uint32 // ticks value last observed by Done
+	used  int    // ticks observed during this call
+	spent bool
 }
 
 func newBudgetCtx() *budgetCtx {
-	c := &budgetCtx{done: make(chan struct{})}
-	done := c.done
-	// Created stopped: watchdog.arm starts it with Reset.
-	c.timer = time.AfterFunc(time.Hour, func() { close(done) })
+	c := &budgetCtx{}
+	c.timer = time.AfterFunc(time.Hour, func() {
+		if c.dead.Load() {
+			return
+		}
+		c.ticks.Add(1)
+		c.timer.Reset(time.Duration(c.tick.Load())) // last statement: see disarm
+	})
 	c.timer.Stop()
 	return c
 }
 
 func (c *budgetCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c *budgetCtx) Done() <-chan struct{}       { return c.done }
 func (c *budgetCtx) Value(any) any               { return nil }
 
-func (c *budgetCtx) Err() error {
-	select {
-	case <-c.done:
-		return errBudget
-	default:
-		return nil
+// Done is called by the VM before each instruction: one atomic load and a
+// compare in the common case. A nil channel is never ready.
+func (c *budgetCtx) Done() <-chan struct{} {
+	if t := c.ticks.Load(); t != c.seen {
+		c.seen = t
+		c.used++
+		if c.used >= ticksPerBudget {
+			c.spent = true
+		}
 	}
+	if c.spent {
+		return closedCh
+	}
+	return nil
+}
+
+func (c *budgetCtx) Err() error {
+	if c.spent {
+		return errBudget
+	}
+	return nil
 }
 
 // watchdog bounds the run time of each Lua call made on one LState.
@@ -63,18 +102,27 @@ func newWatchdog(L *glua.LState) *watchdog {
 	return w
 }
 
-// arm starts the budget of one call.
-func (w *watchdog) arm(d time.Duration) { w.cur.timer.Reset(d) }
+// arm starts a call's budget of d.
+func (w *watchdog) arm(d time.Duration) {
+	c := w.cur
+	tick := max(d/ticksPerBudget, time.Microsecond)
+	c.tick.Store(int64(tick))
+	c.seen, c.used, c.spent = c.ticks.Load(), 0, false
+	c.timer.Reset(tick)
+}
 
-// disarm ends the budget of the call started by arm and reports whether the
-// timer fired meanwhile. When it did, the context is spent (its channel is or
-// is about to be closed): the LState gets a fresh one, so the next call starts
-// with a full budget whatever the old timer goroutine still does.
-func (w *watchdog) disarm() (fired bool) {
-	if w.cur.timer.Stop() {
-		return false
+// disarm ends the call's budget and reports whether it was spent. When the
+// timer's function may be running right now (Stop returns false), the
+// context is discarded, so that a late tick can never be counted against the
+// next call: the LState gets a fresh one. That happens only to calls that
+// lasted about a tick or more.
+func (w *watchdog) disarm() (spent bool) {
+	c := w.cur
+	spent = c.spent
+	if !c.timer.Stop() {
+		c.dead.Store(true)
+		w.cur = newBudgetCtx()
+		w.L.SetContext(w.cur)
 	}
-	w.cur = newBudgetCtx()
-	w.L.SetContext(w.cur)
-	return true
+	return spent
 }

@@ -41,7 +41,7 @@ func (l *Loop) initAPI() {
 		"set_path": l.reqSetPath, "body": l.reqBody,
 	}, l.reqIndex)
 	a.resp = l.object("ctx.resp", map[string]glua.LGFunction{
-		"header": l.respHeader, "set_status": l.respSetStatus, "set_header": l.respSetHeader,
+		"header": l.respHeader, "headers": l.respHeaders, "set_status": l.respSetStatus, "set_header": l.respSetHeader,
 		"add_header": l.respAddHeader, "del_header": l.respDelHeader, "body": l.respBody, "set_body": l.respSetBody,
 	}, l.respIndex)
 	a.ctx = l.object("ctx", map[string]glua.LGFunction{
@@ -123,6 +123,8 @@ func (l *Loop) ctxIndex(L *glua.LState) int {
 		L.Push(t)
 	case "id":
 		L.Push(glua.LString(ctx.ID))
+	case "start":
+		L.Push(glua.LNumber(float64(ctx.Start) / 1e9))
 	case "cause":
 		l.only(L, "ctx.cause", filters.Outbound)
 		v, ok := l.api.causes[ctx.Cause.Name]

@@ -27,10 +27,10 @@
 //	ctx.req.header(name)          first value or nil; headers() iterates (name, value)
 //	ctx.req.set_header(n, v), add_header(n, v), del_header(n), set_path(p)   inbound only
 //	ctx.req.body()                buffered body (needs body = true), nil if not buffered
-//	ctx.resp.status, header(n), set_status(s), set_header(n, v), add_header(n, v),
+//	ctx.resp.status, header(n), headers(), set_status(s), set_header(n, v), add_header(n, v),
 //	  del_header(n), body(), set_body(s)                          endpoint and outbound only
 //	ctx.vars                      per-request table shared by the request's filters
-//	ctx.id, ctx.now()             request id; wall clock seconds (float)
+//	ctx.id, ctx.start, ctx.now()  request id; head complete, wall clock (seconds, float)
 //	ctx.cause, ctx.attempts       outbound only: the request's status cause name, tries
 //	ctx.route{origin=, path=, host=, endpoint=}                   inbound only
 //	ctx.respond(status, body, headers)                            inbound and endpoint
@@ -47,8 +47,10 @@
 // filters.LocalFilterError. A filter call (should_filter + apply) running past
 // Options.Budget is stopped at its next VM instruction; the request fails
 // with filters.LocalFilterTimeout and the loop keeps serving. The budget is
-// enforced by a reusable context whose channel a per-LState time.Timer closes
-// (see budget.go): no allocation and no new timer per call.
+// enforced by a reusable context that gopher-lua polls before each
+// instruction and a per-LState time.Timer that ticks four times per budget
+// while a call runs (see budget.go): no allocation and no new timer per call,
+// and time the loop's thread spent descheduled is not charged to the filter.
 //
 // Scripts see the base library without dofile, loadfile, load, loadstring,
 // require, module, getfenv, setfenv, collectgarbage, newproxy (print goes to
@@ -60,7 +62,7 @@
 // max(MaxBodyBytes, 1 MiB); recursion is bounded by the call stack (200
 // frames) and the value stack (64Ki slots); loops that build huge tables are
 // cut by the time budget. A single library call is not interrupted by the
-// budget: a pathological pattern over a large string can exceed it.
+// budget: a backtracking pattern over a long string can exceed it (API.md).
 //
 // # Threads
 //

@@ -109,8 +109,8 @@ func (r *Runtime) scan() {
 // It reports whether f's version in service changed.
 func (r *Runtime) check(f *fileState) bool {
 	fi, err := os.Stat(f.path)
-	if err != nil {
-		return false // gone since the listing: the next scan removes it
+	if err != nil || fi.IsDir() {
+		return false // gone since the listing (the next scan removes it), or a symlink to a directory
 	}
 	now := time.Now()
 	if f.hash != "" && fi.Size() == f.size && fi.ModTime().Equal(f.mtime) && f.readAt.Sub(f.mtime) > settle {

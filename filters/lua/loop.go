@@ -232,20 +232,25 @@ func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, t0 tim
 		L.Push(l.api.ctx)
 		err = L.PCall(1, 0, nil)
 	}
-	fired := l.sb.wd.disarm()
+	spent := l.sb.wd.disarm()
 	t1 := now()
 	in.stats.calls.Add(1)
 	in.stats.nanos.Add(int64(t1 - t0))
-	if err != nil {
+	if err != nil || spent {
+		// spent without an error: the script swallowed the stop (a tail call
+		// to pcall); it still ran past its budget.
 		L.SetTop(0)
-		l.failed(in, ctx, err, fired)
+		l.failed(in, ctx, err, spent)
 	}
 	return t1
 }
 
 // failed accounts for a filter that raised or ran past its budget.
 func (l *Loop) failed(in *instance, ctx *filters.Context, err error, fired bool) {
-	msg := errText(err)
+	msg := errBudget.Error()
+	if err != nil {
+		msg = errText(err)
+	}
 	in.stats.errors.Add(1)
 	lvl := zerolog.WarnLevel
 	switch {

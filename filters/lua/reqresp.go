@@ -86,6 +86,11 @@ func (l *Loop) reqHeaders(L *glua.LState) int {
 		list = append(list, string(name), string(value))
 		return true
 	})
+	return pushPairs(L, list)
+}
+
+// pushPairs pushes an iterator over list's (name, value) pairs.
+func pushPairs(L *glua.LState, list []string) int {
 	i := 0
 	L.Push(L.NewFunction(func(L *glua.LState) int {
 		if i >= len(list) {
@@ -210,6 +215,26 @@ func (l *Loop) respHeader(L *glua.LState) int {
 	}
 	L.Push(glua.LNil)
 	return 1
+}
+
+// respHeaders is ctx.resp.headers(): like ctx.req.headers(), over the
+// response's headers (Content-Length left out: the gateway writes it from
+// the body's framing).
+func (l *Loop) respHeaders(L *glua.LState) int {
+	ctx, r := l.response(L)
+	var list []string
+	if r == nil {
+		for _, h := range ctx.RespondHeaders {
+			list = append(list, h.Name, h.Value)
+		}
+		return pushPairs(L, list)
+	}
+	for name, value := range r.Header.All() {
+		if !strings.EqualFold(string(name), "Content-Length") {
+			list = append(list, string(name), string(value))
+		}
+	}
+	return pushPairs(L, list)
 }
 
 func (l *Loop) respSetStatus(L *glua.LState) int {

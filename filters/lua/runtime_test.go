@@ -3,11 +3,14 @@ package lua
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/yuin/gopher-lua/parse"
 
 	"gozer/filters"
 )
@@ -158,5 +161,23 @@ func TestInstanceFailureOnOneLoop(t *testing.T) {
 	}
 	if st, _ := status(e.rt, "renamed"); st.Errors != 1 || e.log.find("message", "failed to start") == nil {
 		t.Fatalf("status %+v; log:\n%s", st, e.log)
+	}
+}
+
+// TestAPIExamplesCompile: every Lua example in API.md is valid Lua.
+func TestAPIExamplesCompile(t *testing.T) {
+	doc, err := os.ReadFile("API.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```lua\n")[1:]
+	if len(blocks) < 30 {
+		t.Fatalf("only %d examples", len(blocks))
+	}
+	for i, b := range blocks {
+		src, _, _ := strings.Cut(b, "```")
+		if _, err := parse.Parse(strings.NewReader(src), fmt.Sprintf("example %d", i+1)); err != nil {
+			t.Errorf("example %d does not compile: %v\n%s", i+1, err, src)
+		}
 	}
 }

@@ -96,6 +96,7 @@ func TestRunawayFilterStopped(t *testing.T) {
 	}{
 		{"busy loop", "", `while true do end`},
 		{"pcall swallowing the stop", "", `while true do pcall(function() while true do end end) end`},
+		{"tail-called pcall swallowing the stop", "", `return pcall(function() while true do end end)`},
 		{"busy should_filter", `should_filter = function(ctx) while true do end end,`, `ctx.vars.ran = 1`},
 		{"growing table", "", `local t = {} local i = 0 while true do i = i + 1 t[i] = i end`},
 		{"growing string", "", `local s = "x" while true do s = s .. s if #s > 1e6 then s = "x" end end`},
@@ -142,44 +143,72 @@ func TestRunawayFilterStopped(t *testing.T) {
 	}
 }
 
-// TestWatchdogLateFireNeverStopsTheNextCall: a timer that fires as a call
-// ends closes only the spent context; the next call starts with a fresh one.
-func TestWatchdogLateFireNeverStopsTheNextCall(t *testing.T) {
+// TestWatchdogLateTickNeverCountsForTheNextCall: a tick that fires as a call
+// ends is never counted against the next call.
+func TestWatchdogLateTickNeverCountsForTheNextCall(t *testing.T) {
 	sb := newSandbox(minStringCap)
 	w := sb.wd
-	for i := 0; i < 500; i++ {
+	for i := 0; i < 300; i++ {
 		old := w.cur
-		w.arm(time.Duration(i%3) * time.Microsecond) // races the disarm below
-		fired := w.disarm()
-		if fired == (w.cur == old) {
-			t.Fatalf("round %d: fired=%v but context replaced=%v", i, fired, w.cur != old)
+		w.arm(time.Duration(i%4) * time.Microsecond) // ticks race the disarm below
+		for j := 0; j < i%5; j++ {
+			old.Done()
 		}
+		w.disarm()
 		if sb.L.Context() != w.cur {
-			t.Fatalf("round %d: LState polls a different context", i)
+			t.Fatalf("round %d: the LState polls a different context", i)
 		}
 		w.arm(time.Hour)
-		if fired {
-			waitFor(t, "the old timer", time.Second, func() bool { return old.Err() != nil })
-		}
-		if w.cur.Err() != nil {
-			t.Fatalf("round %d: the next call's budget is already spent", i)
+		time.Sleep(50 * time.Microsecond) // let a late tick of the previous call land
+		for j := 0; j < 10; j++ {
+			if w.cur.Done() != nil || w.cur.used != 0 {
+				t.Fatalf("round %d: the next call's budget counted %d ticks", i, w.cur.used)
+			}
 		}
 		if w.disarm() {
-			t.Fatalf("round %d: an hour-long budget fired", i)
+			t.Fatalf("round %d: an hour-long budget was spent", i)
 		}
 	}
 }
 
-func TestWatchdogStopsOnTime(t *testing.T) {
+// TestWatchdogCountsRunningTime: a call that keeps executing is stopped after
+// its budget; time during which it executed nothing (its thread descheduled)
+// counts as one tick at most.
+func TestWatchdogCountsRunningTime(t *testing.T) {
+	const budget = 20 * time.Millisecond
 	sb := newSandbox(minStringCap)
-	old := sb.wd.cur
+	w := sb.wd
+
+	w.arm(budget)
+	c := w.cur
+	time.Sleep(5 * budget) // "descheduled": no instruction runs
+	if c.Done() != nil {
+		t.Fatal("budget spent by time the filter did not run")
+	}
 	start := time.Now()
-	sb.wd.arm(10 * time.Millisecond)
-	waitFor(t, "the budget to run out", 2*time.Second, func() bool { return old.Err() != nil })
-	if took := time.Since(start); took < 10*time.Millisecond {
-		t.Fatalf("budget ran out after %v", took)
+	for c.Done() == nil { // "running": instructions poll Done
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a running call was never stopped")
+		}
 	}
-	if !sb.wd.disarm() {
-		t.Fatal("disarm after expiry reported no fire")
+	// At most one tick was counted for the sleep: the running part took at
+	// least two more ticks.
+	if took := time.Since(start); took < 2*budget/ticksPerBudget {
+		t.Fatalf("stopped after %v of running", took)
 	}
+	if c.Err() == nil || !w.disarm() {
+		t.Fatal("spent budget not reported")
+	}
+
+	w.arm(budget)
+	start = time.Now()
+	for w.cur.Done() == nil {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a running call was never stopped")
+		}
+	}
+	if took := time.Since(start); took < budget*(ticksPerBudget-1)/ticksPerBudget {
+		t.Fatalf("a busy call was stopped after %v, budget %v", took, budget)
+	}
+	w.disarm()
 }

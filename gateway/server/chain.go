@@ -177,6 +177,9 @@ func (ex *exchange) answer(status int, cause filters.Cause, body []byte, headers
 	ex.localAnswer = true
 	r := &ex.resp
 	r.Reset()
+	// Reset turns fasthttp's default Content-Type back on; a filter that deletes
+	// Content-Type must find it gone.
+	r.Header.SetNoDefaultContentType(true)
 	r.Header.SetStatusCode(status)
 	r.Status = status
 	failure := cause.Category != filters.CategorySuccess

@@ -60,6 +60,7 @@ type exchange struct {
 	respRemaining int64
 	respChunks    httpcodec.ChunkedDecoder
 	respSent      bool // a response byte reached the client: errors can only close now
+	respCollect   bool // collecting the response body for an outbound filter
 	originEOF     bool // the origin closed; what it sent is all there is
 	chunkedOut    bool
 	closeAfter    bool
@@ -96,7 +97,7 @@ func (ex *exchange) reset() {
 	ex.respScan.Reset()
 	ex.respHeadDone, ex.respRemaining = false, 0
 	ex.respChunks.Reset()
-	ex.respSent, ex.originEOF, ex.pumping, ex.staleRetried = false, false, false, false
+	ex.respSent, ex.originEOF, ex.pumping, ex.staleRetried, ex.respCollect = false, false, false, false, false
 	ex.chunkedOut, ex.closeAfter = false, false
 	ex.started, ex.status, ex.cause, ex.reason = 0, 0, filters.Cause{}, ""
 	ex.bytesIn, ex.bytesOut = 0, 0

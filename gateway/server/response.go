@@ -73,15 +73,12 @@ func (ex *exchange) pumpResponse() {
 				ex.fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from %s: %v", u.server.Addr, err))
 				return
 			}
-			ex.runOutbound()
-			if ex.fc.Failed {
-				// A fatal outbound filter: the origin's answer is dropped for a 500.
-				_, _ = u.c.Discard(off)
-				ex.up = nil
-				u.abort()
-				ex.chain = nil // the outbound filters already ran on this response
-				ex.closeAfter = ex.closeAfter || !ex.reqDone
-				ex.answer(ex.fc.FailCause.Status, ex.fc.FailCause, nil, nil)
+			if ex.chain.NeedsResponseBody() && ex.resp.Framing != httpcodec.FramingNone &&
+				!(ex.resp.Framing == httpcodec.FramingLength && ex.resp.ContentLength > int64(l.limit.maxFilterBody)) {
+				// An outbound filter reads the body: collect it, run the filters at its end.
+				ex.respCollect = true
+				ex.fc.RespBody = ex.fc.RespBody[:0]
+			} else if !ex.outbound() {
 				return
 			}
 		}
@@ -98,8 +95,9 @@ func (ex *exchange) pumpResponse() {
 		if !ex.reqDone || cl.drainClose {
 			ex.closeAfter = true
 		}
-		ri := httpcodec.ResponseInfo{RequestID: ex.id, Via: l.srv.cfg.Server.Via, Chunked: ex.chunkedOut, Close: ex.closeAfter, HTTP10: ex.req.HTTP10}
-		out = ex.appendStatusHeaders(httpcodec.AppendClientResponse(out, &ex.resp, &ri))
+		if !ex.respCollect {
+			out = ex.appendHead(out)
+		}
 	}
 
 	done, ok := false, true
@@ -141,7 +139,20 @@ func (ex *exchange) pumpResponse() {
 		done = ex.originEOF
 	}
 	if !ok {
-		return // the client went away; its close handler ended the exchange
+		return // the client went away (or a filter answered instead); the exchange is over
+	}
+	if done && ex.respCollect {
+		// The whole body is here: the filters see it, may replace it, and it goes
+		// out with a Content-Length.
+		ex.respCollect = false
+		ex.fc.RespBodyOK = true
+		if !ex.outbound() {
+			return
+		}
+		body := ex.fc.RespBody
+		ex.resp.Framing, ex.resp.ContentLength, ex.resp.HasContentLength = httpcodec.FramingLength, int64(len(body)), true
+		ex.chunkedOut = false
+		out = append(ex.appendHead(out), body...)
 	}
 	if done && ex.chunkedOut {
 		out = append(out, lastChunk...)
@@ -173,6 +184,9 @@ func (ex *exchange) pumpResponse() {
 func (ex *exchange) emit(out, data []byte) ([]byte, bool) {
 	if len(data) == 0 {
 		return out, true
+	}
+	if ex.respCollect {
+		return ex.collect(out, data)
 	}
 	cl := ex.cl
 	if ex.chunkedOut {
@@ -285,4 +299,48 @@ func isIdempotent(m []byte) bool {
 		return true
 	}
 	return false
+}
+
+// appendHead appends the client's response head for ex.resp.
+func (ex *exchange) appendHead(out []byte) []byte {
+	ri := httpcodec.ResponseInfo{RequestID: ex.id, Via: ex.l.srv.cfg.Server.Via, Chunked: ex.chunkedOut, Close: ex.closeAfter, HTTP10: ex.req.HTTP10}
+	return ex.appendStatusHeaders(httpcodec.AppendClientResponse(out, &ex.resp, &ri))
+}
+
+// outbound runs the outbound filters on the origin's response. A fatal one drops the
+// origin's answer for a 500; outbound then reports false (the exchange is answered).
+func (ex *exchange) outbound() bool {
+	ex.runOutbound()
+	if !ex.fc.Failed {
+		return true
+	}
+	if u := ex.up; u != nil {
+		ex.up = nil
+		u.abort()
+	}
+	ex.chain = nil // the outbound filters already ran on this response
+	ex.closeAfter = ex.closeAfter || !ex.reqDone
+	ex.answer(ex.fc.FailCause.Status, ex.fc.FailCause, nil, nil)
+	return false
+}
+
+// collect keeps a response body piece for the outbound filters. A body that outgrows
+// filters.max_body_bytes is not theirs to see: they run on the head alone and the
+// body streams on.
+func (ex *exchange) collect(out, data []byte) ([]byte, bool) {
+	fc := &ex.fc
+	if len(fc.RespBody)+len(data) <= ex.l.limit.maxFilterBody {
+		fc.RespBody = append(fc.RespBody, data...)
+		return out, true
+	}
+	ex.respCollect = false
+	if !ex.outbound() {
+		return out, false
+	}
+	out = ex.appendHead(out)
+	out, ok := ex.emit(out, fc.RespBody)
+	if !ok {
+		return out, false
+	}
+	return ex.emit(out, data)
 }
