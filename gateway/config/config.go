@@ -88,6 +88,7 @@ type Origin struct {
 	// ReplayBodyBytes is how much request body is kept so a retry can resend it.
 	ReplayBodyBytes       Size           `yaml:"replay_body_bytes"`
 	DNSRefresh            time.Duration  `yaml:"dns_refresh"`
+	DNSServer             string         `yaml:"dns_server"`
 	Balancer              string         `yaml:"balancer"`
 	Weights               map[string]int `yaml:"weights"`
 	MaxConcurrentRequests int            `yaml:"max_concurrent_requests"`
@@ -312,6 +313,11 @@ func (c *Config) Validate() error {
 		if o.Fallback != "" {
 			if _, ok := c.Origins[o.Fallback]; !ok || o.Fallback == name {
 				bad(key+".fallback", "must name another origin, got %q", o.Fallback)
+			}
+		}
+		if o.DNSServer != "" {
+			if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
+				bad(key+".dns_server", "%q is not host:port", o.DNSServer)
 			}
 		}
 		if o.MaxConcurrentRequests < 0 {

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -48,6 +50,16 @@ func attachIsolation(t *origin.Table, cfg map[string]*config.Origin) error {
 				Timeout: h.Timeout, Healthy: h.Healthy, Unhealthy: h.Unhealthy}
 		}
 		ic.DNSRefresh = oc.DNSRefresh
+		if oc.DNSServer != "" {
+			// A resolver of the origin's own (a service-discovery DNS, a sidecar) instead
+			// of the system's.
+			addr := oc.DNSServer
+			r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, addr)
+			}}
+			ic.Resolve = r.LookupHost
+		}
 		iso, err := origin.NewIsolation(o.Name, oc.Servers, ic)
 		if err != nil {
 			return fmt.Errorf("origins.%s: %w", o.Name, err)

@@ -281,7 +281,11 @@ func (ex *exchange) upstreamFailed(cause filters.Cause, reason string, retriable
 	if ex.cl == nil {
 		return
 	}
-	if retriable && ex.canRetry() && (ex.staleRetried && !ex.attemptOpen || ex.retryAllowed()) {
+	if retriable && ex.canRetry() {
+		if !(ex.staleRetried && !ex.attemptOpen) && !ex.retryAllowed() {
+			ex.fail(cause, reason+" (retry budget exhausted)")
+			return
+		}
 		ex.endAttempt(false)
 		ex.l.srv.log.Debug().Bytes("request_id", ex.id).Str("reason", reason).Int("attempt", ex.attempts).Msg("retrying on another server")
 		ex.respScan.Reset()
