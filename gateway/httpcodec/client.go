@@ -63,68 +63,16 @@ func AppendClientResponse(dst []byte, r *Response, ri *ResponseInfo) []byte {
 	}
 	dst = append(dst, "\r\n"...)
 
-	if r.lazy {
-		return appendLazyHeaders(dst, r, ri, status)
-	}
-	r.connToks = r.connToks[:0]
-	viaSeen := false
-	for name, value := range r.all {
-		switch kindOf(name) {
-		case kConnection:
-			r.connToks = addConnTokens(r.connToks, value)
-		case kVia:
-			viaSeen = true
+	if !r.lazy {
+		// Headers set by filters live in fasthttp's header: list them the way a lazy
+		// parse records a head's lines, then write both the same way.
+		clear(r.lines)
+		r.lines = r.lines[:0]
+		for name, value := range r.Header.All() {
+			r.lines = append(r.lines, rawLine{name: name, value: value, kind: kindOf(name)})
 		}
 	}
-
-	replaceID := len(ri.RequestID) > 0
-	for name, value := range r.all {
-		switch kindOf(name) {
-		case kHopByHop, kConnection, kContentLength, kVia, kInvalid:
-			continue
-		case kXRequestID:
-			if replaceID {
-				continue
-			}
-		default:
-			if len(r.connToks) > 0 && nominated(r.connToks, name) {
-				continue
-			}
-		}
-		dst = append(dst, name...)
-		dst = append(dst, ": "...)
-		dst = append(dst, value...)
-		dst = append(dst, "\r\n"...)
-	}
-
-	if replaceID {
-		dst = append(dst, "X-Request-Id: "...)
-		dst = appendSafe(dst, ri.RequestID)
-		dst = append(dst, "\r\n"...)
-	}
-	if viaSeen || ri.Via != "" {
-		dst = append(dst, "Via: "...)
-		first := true
-		for name, value := range r.all {
-			if len(value) == 0 || kindOf(name) != kVia {
-				continue
-			}
-			if !first {
-				dst = append(dst, ", "...)
-			}
-			dst = append(dst, value...)
-			first = false
-		}
-		if ri.Via != "" {
-			if !first {
-				dst = append(dst, ", "...)
-			}
-			dst = appendSafeString(dst, ri.Via)
-		}
-		dst = append(dst, "\r\n"...)
-	}
-
-	return appendFraming(dst, r, ri, status)
+	return appendHeaderLines(dst, r, ri, status)
 }
 
 // appendFraming ends a client response head: framing, connection, empty line.
@@ -149,9 +97,8 @@ func appendFraming(dst []byte, r *Response, ri *ResponseInfo, status int) []byte
 	return append(dst, "\r\n"...)
 }
 
-// appendLazyHeaders is the header part of AppendClientResponse for a head kept raw
-// by ParseLazy: one pass over the recorded lines, whose kinds are already known.
-func appendLazyHeaders(dst []byte, r *Response, ri *ResponseInfo, status int) []byte {
+// appendHeaderLines is the header part of AppendClientResponse, over r.lines.
+func appendHeaderLines(dst []byte, r *Response, ri *ResponseInfo, status int) []byte {
 	r.connToks = r.connToks[:0]
 	viaSeen := false
 	for i := range r.lines {

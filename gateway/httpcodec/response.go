@@ -260,15 +260,6 @@ func (r *Response) Materialize() error {
 	return nil
 }
 
-// visitRaw calls yield for each header line of the head kept by ParseLazy.
-func (r *Response) visitRaw(yield func(name, value []byte) bool) {
-	for i := range r.lines {
-		if !yield(r.lines[i].name, r.lines[i].value) {
-			return
-		}
-	}
-}
-
 // statusMessage is the origin's reason phrase.
 func (r *Response) statusMessage() []byte {
 	if !r.lazy {
@@ -290,19 +281,6 @@ func (r *Response) originStatus() int {
 		return 0
 	}
 	return int(r.raw[9]-'0')*100 + int(r.raw[10]-'0')*10 + int(r.raw[11]-'0')
-}
-
-// all iterates the current headers: the kept raw lines while lazy, else Header.
-func (r *Response) all(yield func(name, value []byte) bool) {
-	if r.lazy {
-		r.visitRaw(yield)
-		return
-	}
-	for name, value := range r.Header.All() {
-		if !yield(name, value) {
-			return
-		}
-	}
 }
 
 // parseStatusLine validates "HTTP/1.x NNN [reason]" and sets Status and
