@@ -119,11 +119,13 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 			Retries: oc.Retries, MaxConnsPerServer: oc.MaxConnectionsPerServer, MaxIdlePerServer: oc.MaxIdlePerServer,
 		}
 		for i, s := range oc.Servers {
-			addr, err := net.ResolveTCPAddr("tcp", s)
-			if err != nil {
-				return nil, fmt.Errorf("origins.%s.servers[%d]: resolve %q: %w", name, i, s, err)
+			// Names are not resolved here: Discovery resolves them, off the loops and
+			// with the origin's own resolver (dns_server), and keeps every address.
+			host, port, err := net.SplitHostPort(s)
+			if err != nil || host == "" || port == "" {
+				return nil, fmt.Errorf("origins.%s.servers[%d]: %q is not host:port", name, i, s)
 			}
-			o.Servers = append(o.Servers, newServer(addr.String(), i, 1))
+			o.Servers = append(o.Servers, newServer(net.JoinHostPort(host, port), i, 1))
 		}
 		o.DefaultHost = []byte(o.Servers[0].Addr)
 		t.byName[name] = o

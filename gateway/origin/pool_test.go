@@ -67,8 +67,16 @@ func TestRoundRobinSkipsTriedServers(t *testing.T) {
 	if s := ls.Next(o, 0b111); s == nil {
 		t.Fatal("Next with every server tried returned nil")
 	}
-	if _, err := NewTable(map[string]*config.Origin{"x": {Servers: []string{"no-such-host.invalid:80"}}}); err == nil {
-		t.Fatal("unresolvable server accepted")
+	if _, err := NewTable(map[string]*config.Origin{"x": {Servers: []string{"no-port"}}}); err == nil {
+		t.Fatal("server without a port accepted")
+	}
+	// A name is kept as it is: Discovery resolves it later, with the origin's resolver.
+	tab2, err := NewTable(map[string]*config.Origin{"x": {Servers: []string{"svc.internal:80"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := tab2.Get("x"); o.Servers[0].Addr != "svc.internal:80" || string(o.DefaultHost) != "svc.internal:80" {
+		t.Fatalf("name server kept as %q, default host %q", o.Servers[0].Addr, o.DefaultHost)
 	}
 }
 

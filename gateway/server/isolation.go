@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -58,7 +59,14 @@ func attachIsolation(t *origin.Table, cfg map[string]*config.Origin) error {
 				var d net.Dialer
 				return d.DialContext(ctx, network, addr)
 			}}
-			ic.Resolve = r.LookupHost
+			ic.Resolve = func(ctx context.Context, host string) ([]string, error) {
+				addrs, err := r.LookupHost(ctx, host)
+				var de *net.DNSError
+				if errors.As(err, &de) {
+					de.Server = addr // Go names resolv.conf's server; ours was asked
+				}
+				return addrs, err
+			}
 		}
 		iso, err := origin.NewIsolation(o.Name, oc.Servers, ic)
 		if err != nil {
