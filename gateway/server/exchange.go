@@ -119,6 +119,7 @@ func (ex *exchange) start() {
 		ex.id = l.nextRequestID(ex.id)
 	}
 	ex.closeAfter = !req.KeepAlive || ex.cl.drainClose
+	ex.initContext() // before any answer: outbound filters see the gateway's errors too
 	switch req.Framing {
 	case httpcodec.FramingNone:
 		ex.reqDone = true
@@ -136,7 +137,6 @@ func (ex *exchange) start() {
 			return
 		}
 	}
-	ex.initContext()
 	if ex.chain != nil && !ex.reqDone && ex.chain.NeedsRequestBody() {
 		ex.collecting = true // an inbound filter reads the body: route once it is all here
 		ex.collectBody()
