@@ -1,0 +1,188 @@
+package push
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ClusterRegistry is the cluster-wide push registry: client id → the push-API
+// addresses of the nodes where that id has connections. The production
+// implementation keeps it in Redis (one hash per client id, a field per node,
+// each with the TTL), so a node that dies leaves no entry longer than the TTL;
+// MemoryCluster is the in-memory fake for unit tests.
+//
+// A ClusterRegistry value speaks for one node (Node). Its methods do network
+// I/O and may block: the core calls them off the event loops (a refresher
+// goroutine, the push API's handlers) and never on a loop. Every method must
+// honour ctx and be safe for concurrent use by any goroutine.
+type ClusterRegistry interface {
+	// Node returns this node's push-API address as other nodes dial it.
+	Node() string
+	// Register records that clientID has a connection on this node, with the
+	// registry's TTL. The core calls it when Registry.Add reports the id's
+	// first local connection. Registering again refreshes the TTL.
+	Register(ctx context.Context, clientID string) error
+	// Refresh extends the TTL of this node's entries for clientIDs, in one
+	// batch; the core walks its local ids every TTL/3 while they stay
+	// connected.
+	Refresh(ctx context.Context, clientIDs []string) error
+	// Unregister removes this node from clientID's entry; the core calls it
+	// when Registry.Remove reports the id's last local connection. Other
+	// nodes' entries for the id stay.
+	Unregister(ctx context.Context, clientID string) error
+	// Lookup appends to dst the nodes where clientID is connected (this node
+	// included, if it is) and returns it; none when it is connected nowhere.
+	Lookup(ctx context.Context, clientID string, dst []string) ([]string, error)
+}
+
+// MemoryCluster is an in-memory stand-in for the Redis registry, shared by the
+// fake nodes of a test: Node(addr) returns the ClusterRegistry of one node.
+// Expiry follows the injected clock, so tests can let entries lapse.
+//
+// Concurrency: safe for any goroutine.
+type MemoryCluster struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	now     func() time.Time
+	entries map[string]map[string]time.Time // client id → node → expiry
+	fail    error                           // see SetFailure
+}
+
+// NewMemoryCluster returns an empty fake registry whose entries live for ttl
+// after their last Register or Refresh, by the clock now (time.Now if nil).
+func NewMemoryCluster(ttl time.Duration, now func() time.Time) *MemoryCluster {
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryCluster{ttl: ttl, now: now, entries: make(map[string]map[string]time.Time)}
+}
+
+// SetFailure makes every call fail with err, wrapped (nil: work again): for
+// testing how the core rides out a registry outage.
+func (m *MemoryCluster) SetFailure(err error) {
+	m.mu.Lock()
+	m.fail = err
+	m.mu.Unlock()
+}
+
+// Node returns the ClusterRegistry of the node with push-API address addr.
+func (m *MemoryCluster) Node(addr string) ClusterRegistry {
+	return &memoryNode{m: m, addr: addr}
+}
+
+// Len returns how many client ids have an entry that has not expired.
+func (m *MemoryCluster) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	n := 0
+	for id := range m.entries {
+		if len(m.liveLocked(id, now)) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// liveLocked drops id's expired node entries and returns the live ones.
+func (m *MemoryCluster) liveLocked(id string, now time.Time) map[string]time.Time {
+	nodes := m.entries[id]
+	for node, exp := range nodes {
+		if !now.Before(exp) {
+			delete(nodes, node)
+		}
+	}
+	if nodes != nil && len(nodes) == 0 {
+		delete(m.entries, id)
+		return nil
+	}
+	return nodes
+}
+
+func (m *MemoryCluster) check(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("push cluster %s: %w", op, err)
+	}
+	if m.fail != nil {
+		return fmt.Errorf("push cluster %s: %w", op, m.fail)
+	}
+	return nil
+}
+
+type memoryNode struct {
+	m    *MemoryCluster
+	addr string
+}
+
+func (n *memoryNode) Node() string { return n.addr }
+
+func (n *memoryNode) Register(ctx context.Context, clientID string) error {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "register"); err != nil {
+		return err
+	}
+	nodes := m.entries[clientID]
+	if nodes == nil {
+		nodes = make(map[string]time.Time, 1)
+		m.entries[clientID] = nodes
+	}
+	nodes[n.addr] = m.now().Add(m.ttl)
+	return nil
+}
+
+func (n *memoryNode) Refresh(ctx context.Context, clientIDs []string) error {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "refresh"); err != nil {
+		return err
+	}
+	now := m.now()
+	for _, id := range clientIDs {
+		nodes := m.liveLocked(id, now)
+		if nodes == nil {
+			nodes = make(map[string]time.Time, 1)
+			m.entries[id] = nodes
+		}
+		// Like a Redis HSET + HEXPIRE: refreshing an entry that lapsed
+		// re-creates it; the node knows the id is still connected.
+		nodes[n.addr] = now.Add(m.ttl)
+	}
+	return nil
+}
+
+func (n *memoryNode) Unregister(ctx context.Context, clientID string) error {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "unregister"); err != nil {
+		return err
+	}
+	if nodes := m.entries[clientID]; nodes != nil {
+		delete(nodes, n.addr)
+		if len(nodes) == 0 {
+			delete(m.entries, clientID)
+		}
+	}
+	return nil
+}
+
+func (n *memoryNode) Lookup(ctx context.Context, clientID string, dst []string) ([]string, error) {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "lookup"); err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	for node := range m.liveLocked(clientID, m.now()) {
+		dst = append(dst, node)
+	}
+	slices.Sort(dst[start:])
+	return dst, nil
+}
