@@ -361,8 +361,11 @@ func (ex *exchange) logAccess() {
 	if ex.cause.Category != filters.CategorySuccess {
 		// Clients misbehave all day (and close mid-request at will): info. What the
 		// gateway or an origin did wrong is a warning.
+		// Requests shed by an open breaker or a full bulkhead come by the thousand while
+		// an origin is sick: the breaker's own state change is what deserves attention.
 		lvl := zerolog.WarnLevel
-		if ex.cause.Category == filters.CategoryClientFailure {
+		if ex.cause.Category == filters.CategoryClientFailure ||
+			ex.cause == filters.LocalOriginCircuitOpen || ex.cause == filters.LocalOriginConcurrency {
 			lvl = zerolog.InfoLevel
 		}
 		l.srv.log.WithLevel(lvl).Bytes("request_id", ex.id).Str("client", remote).Bytes("path", path).
