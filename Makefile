@@ -7,7 +7,7 @@ DEMO_ADDR ?= 127.0.0.1:9000
 FUZZTIME ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test test-short bench fuzz lint deps clean
+.PHONY: run build test test-short bench bench-isolation fuzz lint deps clean
 
 ## build: compile gozer and the demo origin into bin/
 build:
@@ -38,6 +38,10 @@ test-short:
 ## bench: Gozer side by side with nginx, HAProxy and Caddy (prints ratios)
 bench:
 	bash bench/run.sh
+
+## bench-isolation: a healthy origin's latency with and without a sick neighbour
+bench-isolation:
+	bash bench/isolation.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
