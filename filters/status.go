@@ -54,6 +54,26 @@ var (
 	OriginStalledRequest   = Cause{"FAILURE_ORIGIN_STALLED_REQUEST_BODY", CategoryOriginFailure, 504}
 )
 
+// Causes lists every cause the core produces, in a fixed order: CauseIndex gives
+// a cause's position, so counters can be a plain array indexed by it.
+func Causes() []Cause { return all }
+
+var causeIndex = func() map[string]int {
+	m := make(map[string]int, len(all))
+	for i, c := range all {
+		m[c.Name] = i
+	}
+	return m
+}()
+
+// CauseIndex is the position of the cause called name in Causes, or -1.
+func CauseIndex(name string) int {
+	if i, ok := causeIndex[name]; ok {
+		return i
+	}
+	return -1
+}
+
 // CauseByName maps the causes a codec error names to their Cause, so a decoding
 // error carrying only a name is counted in the right category.
 func CauseByName(name string) (Cause, bool) {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,7 +143,7 @@ func (ex *exchange) retryAllowed() bool {
 // exactly once, and counts its cause for the origin.
 func (ex *exchange) finishIsolation() {
 	if ex.origin != nil {
-		ex.l.srv.counters.add(ex.origin.Name, ex.cause.Name)
+		ex.l.srv.counters.add(ex.origin.Name, ex.statusName())
 	}
 	if !ex.admitted {
 		return
@@ -194,43 +193,42 @@ func (ex *exchange) statusName() string {
 	return ex.cause.Name
 }
 
-// causeCounters counts requests per origin and status cause, for /admin/origins.
-// Counting is one lock-free map load and an atomic add once an entry exists.
+// causeCounters counts requests per origin and status cause, for /admin/origins:
+// one fixed array of atomic counters per origin, indexed by filters.CauseIndex, so
+// counting is a read of an immutable map and one atomic add, with no allocation.
 type causeCounters struct {
-	m sync.Map // origin + "\x00" + cause → *atomic.Int64
+	byOrigin map[string][]atomic.Int64 // built by New, read-only afterwards
+}
+
+func newCauseCounters(t *origin.Table) causeCounters {
+	c := causeCounters{byOrigin: make(map[string][]atomic.Int64, len(t.List))}
+	for _, o := range t.List {
+		c.byOrigin[o.Name] = make([]atomic.Int64, len(filters.Causes()))
+	}
+	return c
 }
 
 func (c *causeCounters) add(originName, cause string) {
-	if cause == "" {
-		return
+	if i := filters.CauseIndex(cause); i >= 0 {
+		if arr := c.byOrigin[originName]; arr != nil {
+			arr[i].Add(1)
+		}
 	}
-	var buf [128]byte
-	k := append(append(append(buf[:0], originName...), 0), cause...)
-	if v, ok := c.m.Load(string(k)); ok { // no allocation: the compiler reads k in place
-		v.(*atomic.Int64).Add(1)
-		return
-	}
-	v, _ := c.m.LoadOrStore(string(k), new(atomic.Int64))
-	v.(*atomic.Int64).Add(1)
 }
 
-// snapshot returns origin → cause → count.
+// snapshot returns origin → cause → count (causes never seen are left out).
 func (c *causeCounters) snapshot() map[string]map[string]int64 {
-	out := map[string]map[string]int64{}
-	c.m.Range(func(k, v any) bool {
-		key := k.(string)
-		for i := 0; i < len(key); i++ {
-			if key[i] == 0 {
-				o, cause := key[:i], key[i+1:]
-				if out[o] == nil {
-					out[o] = map[string]int64{}
-				}
-				out[o][cause] = v.(*atomic.Int64).Load()
-				break
+	out := make(map[string]map[string]int64, len(c.byOrigin))
+	causes := filters.Causes()
+	for o, arr := range c.byOrigin {
+		m := map[string]int64{}
+		for i := range arr {
+			if n := arr[i].Load(); n > 0 {
+				m[causes[i].Name] = n
 			}
 		}
-		return true
-	})
+		out[o] = m
+	}
 	return out
 }
 

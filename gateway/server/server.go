@@ -83,6 +83,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 		stopTick: make(chan struct{}),
 	}
 	s.handler = &handler{srv: s}
+	s.counters = newCauseCounters(tab)
 	if dir := cfg.Filters.Dir; dir != "" {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			log.Warn().Str("dir", dir).Msg("filters directory not found: no Lua filters")
