@@ -55,6 +55,20 @@ func TestRetryGoesToAnotherServer(t *testing.T) {
 					if a, _ := l.num("attempts"); a != 2 || l.str("server") != good.Addr {
 						t.Errorf("access log of a retried request: attempts %v server %q; want 2 and %s", l["attempts"], l.str("server"), good.Addr)
 					}
+					// Every attempt is in the log: the bad server failed, the good one answered.
+					log, _ := l["attempt_log"].([]any)
+					if len(log) != 2 {
+						t.Errorf("attempt_log %v: want 2 attempts", l["attempt_log"])
+						continue
+					}
+					first, _ := log[0].(map[string]any)
+					second, _ := log[1].(map[string]any)
+					if first["server"] != bad.Addr || first["result"] != "failed" || second["server"] != good.Addr || second["result"] != "ok" {
+						t.Errorf("attempt_log %v: want %s failed, then %s ok", log, bad.Addr, good.Addr)
+					}
+					if _, ok := first["duration_us"].(float64); !ok {
+						t.Errorf("attempt_log %v: no duration_us", log)
+					}
 				}
 			}
 		})

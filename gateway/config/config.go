@@ -85,6 +85,12 @@ type Origin struct {
 	MaxConnectionsPerServer int           `yaml:"max_connections_per_server"`
 	MaxIdlePerServer        int           `yaml:"max_idle_per_server"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
+	// TotalTimeout bounds a request's time at the origin across all its attempts (0: none).
+	TotalTimeout time.Duration `yaml:"total_timeout"`
+	// MaxRequestsPerConnection retires an origin connection after this many requests (0: no limit).
+	MaxRequestsPerConnection int `yaml:"max_requests_per_connection"`
+	// MaxConnectionsPerServerTotal caps connections to one server from all loops (0: no cap).
+	MaxConnectionsPerServerTotal int `yaml:"max_connections_per_server_total"`
 	// ReplayBodyBytes is how much request body is kept so a retry can resend it.
 	ReplayBodyBytes       Size           `yaml:"replay_body_bytes"`
 	DNSRefresh            time.Duration  `yaml:"dns_refresh"`
@@ -319,6 +325,9 @@ func (c *Config) Validate() error {
 			if _, _, err := net.SplitHostPort(o.DNSServer); err != nil {
 				bad(key+".dns_server", "%q is not host:port", o.DNSServer)
 			}
+		}
+		if o.TotalTimeout < 0 || o.MaxRequestsPerConnection < 0 || o.MaxConnectionsPerServerTotal < 0 {
+			bad(key, "total_timeout, max_requests_per_connection and max_connections_per_server_total must not be negative")
 		}
 		if o.MaxConcurrentRequests < 0 {
 			bad(key+".max_concurrent_requests", "must be 0 (no limit) or more, got %d", o.MaxConcurrentRequests)

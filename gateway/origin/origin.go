@@ -41,6 +41,12 @@ type Origin struct {
 	Iso *Isolation
 	// ReplayBodyBytes is how much request body is kept so a retry can resend it.
 	ReplayBodyBytes int
+	// TotalTimeout bounds a request's time at the origin across attempts (0: none).
+	TotalTimeout time.Duration
+	// MaxRequestsPerConn retires a connection after this many requests (0: no limit).
+	MaxRequestsPerConn int
+	// MaxConnsTotal caps each server's connections from all loops (0: no cap).
+	MaxConnsTotal int64
 }
 
 // Server is one host:port of an origin.
@@ -61,6 +67,7 @@ type Server struct {
 	// they do not slow down reads of the fields above.
 	_           [64]byte
 	outstanding atomic.Int64 // attempts in flight (Balancer.Start/Done)
+	conns       atomic.Int64 // connections open to it from all loops (ReserveConn)
 	consecutive atomic.Int32 // failures in a row (Outlier.Report)
 	ejections   atomic.Int32 // times ejected recently: the backoff exponent
 	ejectedTill atomic.Int64 // unix nanoseconds; ejected while now < ejectedTill
@@ -177,3 +184,19 @@ func (t *Table) Close() {
 		}
 	}
 }
+
+// ReserveConn counts a new connection to s against the origin-wide cap max (0: no
+// cap); false when the cap is reached. Every true must be matched by ReleaseConn.
+func (s *Server) ReserveConn(max int64) bool {
+	if s.conns.Add(1) > max && max > 0 {
+		s.conns.Add(-1)
+		return false
+	}
+	return true
+}
+
+// ReleaseConn uncounts a connection reserved with ReserveConn.
+func (s *Server) ReleaseConn() { s.conns.Add(-1) }
+
+// Conns is the number of connections open to s from all loops.
+func (s *Server) Conns() int64 { return s.conns.Load() }

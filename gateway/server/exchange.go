@@ -33,11 +33,12 @@ type exchange struct {
 	server      *origin.Server
 	attempts    int
 	tried       uint64
-	admitted    bool  // the origin's isolation admitted it: Finish must follow once
-	admitAt     int64 // the now given to Admit
-	attemptOpen bool  // the current attempt was picked by the balancer: AttemptDone must follow once
-	fellBack    bool  // the origin's fallback serves it
-	localAnswer bool  // the gateway (or a filter) answered, not the origin
+	tries       [maxLoggedAttempts]attemptRecord // the attempts, for the access log
+	admitted    bool                             // the origin's isolation admitted it: Finish must follow once
+	admitAt     int64                            // the now given to Admit
+	attemptOpen bool                             // the current attempt was picked by the balancer: AttemptDone must follow once
+	fellBack    bool                             // the origin's fallback serves it
+	localAnswer bool                             // the gateway (or a filter) answered, not the origin
 
 	fwd        []byte // request head as sent to the origin, kept for retries
 	replay     []byte // request body bytes sent so far, while they fit maxReplay
@@ -66,6 +67,7 @@ type exchange struct {
 	closeAfter    bool
 	pumping       bool
 	staleRetried  bool // the free retry after a stale pooled connection was used
+	attemptStart  int64
 
 	started  int64
 	status   int
@@ -82,6 +84,7 @@ func (ex *exchange) reset() {
 	}
 	ex.endAttempt(true)
 	ex.admitted, ex.attemptOpen, ex.fellBack, ex.localAnswer = false, false, false, false
+	ex.tries = [maxLoggedAttempts]attemptRecord{}
 	ex.cl, ex.up, ex.origin, ex.server = nil, nil, nil, nil
 	ex.req.Reset()
 	ex.resp.Reset()
@@ -152,6 +155,7 @@ func (ex *exchange) attempt() {
 	srv, pool := ex.pickServer(o)
 	ex.server = srv
 	ex.attempts++
+	ex.attemptStart = l.now
 	if u, ok := pool.Get(); ok {
 		u.bind(ex)
 		u.reused = true
@@ -160,6 +164,11 @@ func (ex *exchange) attempt() {
 	}
 	if !pool.Reserve() {
 		ex.fail(filters.LocalOriginConnLimit, fmt.Sprintf("origin %s server %s: %d connections open from this loop (max_connections_per_server)", o.Name, srv.Addr, pool.Open()))
+		return
+	}
+	if !srv.ReserveConn(o.MaxConnsTotal) {
+		pool.Release()
+		ex.fail(filters.LocalOriginConnLimit, fmt.Sprintf("origin %s server %s: %d connections open (max_connections_per_server_total)", o.Name, srv.Addr, srv.Conns()))
 		return
 	}
 	u := newUpstream(l, o, srv, pool)
@@ -355,6 +364,14 @@ func (ex *exchange) logAccess() {
 			Int64("bytes_in", ex.bytesIn).Int64("bytes_out", ex.bytesOut).Int64("duration_us", dur)
 		if ex.reason != "" {
 			e.Str("reason", ex.reason)
+		}
+		if n := min(ex.attempts, maxLoggedAttempts); n > 0 {
+			arr := zerolog.Arr()
+			for i := 0; i < n; i++ {
+				t := &ex.tries[i]
+				arr.Dict(zerolog.Dict().Str("server", t.server).Str("result", t.result).Int64("duration_us", t.durUS))
+			}
+			e.Array("attempt_log", arr)
 		}
 		e.Send()
 	}

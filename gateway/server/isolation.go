@@ -74,6 +74,9 @@ func attachIsolation(t *origin.Table, cfg map[string]*config.Origin) error {
 		o.Iso = iso
 		o.Fallback = oc.Fallback
 		o.ReplayBodyBytes = int(oc.ReplayBodyBytes)
+		o.TotalTimeout = oc.TotalTimeout
+		o.MaxRequestsPerConn = oc.MaxRequestsPerConnection
+		o.MaxConnsTotal = int64(oc.MaxConnectionsPerServerTotal)
 	}
 	return nil
 }
@@ -129,6 +132,23 @@ func (ex *exchange) endAttempt(ok bool) {
 	}
 	ex.attemptOpen = false
 	ex.origin.Iso.AttemptDone(ex.server, ok, ex.l.now)
+	if i := ex.attempts - 1; i >= 0 && i < maxLoggedAttempts {
+		result := "ok"
+		if !ok {
+			result = "failed"
+		}
+		ex.tries[i] = attemptRecord{server: ex.server.Addr, result: result, durUS: (ex.l.now - ex.attemptStart) / 1000}
+	}
+}
+
+// maxLoggedAttempts is how many attempts of one request the access log details.
+const maxLoggedAttempts = 8
+
+// attemptRecord is one attempt as the access log shows it.
+type attemptRecord struct {
+	server string
+	result string // ok | failed
+	durUS  int64
 }
 
 // retryAllowed asks the origin's retry budget for one more attempt.

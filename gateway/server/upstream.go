@@ -33,6 +33,7 @@ type upstream struct {
 	paused    bool
 	gotBytes  bool // a response byte arrived for the current exchange
 	reused    bool // taken from the pool (it served a request before)
+	served    int  // requests it carried
 	deadline  int64
 	closeErr  error // set when the connection closed during a request-body pump
 	onDrainFn func()
@@ -83,6 +84,7 @@ func (u *upstream) dial() {
 func (u *upstream) onDialFailed(err error) {
 	u.closed = true
 	u.pool.Release()
+	u.server.ReleaseConn()
 	ex := u.ex
 	u.ex = nil
 	if ex == nil || ex.up != u {
@@ -107,7 +109,8 @@ func (u *upstream) onOpen(c gnet.Conn) {
 // whatever body the client already sent.
 func (u *upstream) sendRequest() {
 	ex := u.ex
-	u.deadline = u.l.now + int64(u.origin.ReadTimeout)
+	u.served++
+	u.deadline = u.readDeadline()
 	if !u.write(ex.fwd) {
 		return
 	}
@@ -164,7 +167,7 @@ func (u *upstream) onData() {
 		return
 	}
 	u.gotBytes = true
-	u.deadline = u.l.now + int64(u.origin.ReadTimeout)
+	u.deadline = u.readDeadline()
 	ex.pumpResponse()
 }
 
@@ -173,6 +176,10 @@ func (u *upstream) onDeadline() {
 	u.deadline = 0
 	ex := u.ex
 	if ex == nil {
+		return
+	}
+	if t := u.origin.TotalTimeout; t > 0 && u.l.now-ex.started >= int64(t) {
+		ex.fail(filters.OriginReadTimeout, fmt.Sprintf("origin %s: no complete answer within total_timeout %v", u.origin.Name, t))
 		return
 	}
 	if !u.gotBytes && ex.reqDone && isIdempotent(ex.req.Header.Method()) && ex.canRetry() && ex.retryAllowed() {
@@ -200,7 +207,8 @@ func (u *upstream) release() {
 	if u.paused {
 		u.resume()
 	}
-	if u.c.InboundBuffered() > 0 || u.c.OutboundBuffered() > 0 || u.l.srv.draining.Load() || !u.pool.Put(u, u.l.now) {
+	retire := u.origin.MaxRequestsPerConn > 0 && u.served >= u.origin.MaxRequestsPerConn
+	if retire || u.c.InboundBuffered() > 0 || u.c.OutboundBuffered() > 0 || u.l.srv.draining.Load() || !u.pool.Put(u, u.l.now) {
 		u.close()
 		return
 	}
@@ -231,6 +239,7 @@ func (u *upstream) onClose(err error) {
 		u.idle = false
 	}
 	u.pool.Release()
+	u.server.ReleaseConn()
 	ex := u.ex
 	u.ex = nil
 	if ex == nil || ex.up != u {
@@ -303,4 +312,16 @@ func (u *upstream) onDrained() {
 	}
 	ex.pumpRequestBody()
 	u.l.reap()
+}
+
+// readDeadline is when the origin's silence ends the attempt: read_timeout from now,
+// but never past the request's total_timeout.
+func (u *upstream) readDeadline() int64 {
+	d := u.l.now + int64(u.origin.ReadTimeout)
+	if t := u.origin.TotalTimeout; t > 0 && u.ex != nil {
+		if end := u.ex.started + int64(t); end < d {
+			d = end
+		}
+	}
+	return d
 }
