@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"gozer/gateway/internal/fuzzseed"
 )
 
 // requestSeeds are the interesting request heads: every smuggling case of the
@@ -431,30 +431,7 @@ func TestWriteSeedCorpus(t *testing.T) {
 	if os.Getenv("GOZER_WRITE_CORPUS") != "1" {
 		t.Skip("set GOZER_WRITE_CORPUS=1 to regenerate testdata/fuzz")
 	}
-	write := func(target string, i int, args ...any) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		b.WriteString("go test fuzz v1\n")
-		for _, a := range args {
-			switch v := a.(type) {
-			case []byte:
-				fmt.Fprintf(&b, "[]byte(%q)\n", v)
-			case uint8:
-				fmt.Fprintf(&b, "byte(%q)\n", v)
-			case uint64:
-				fmt.Fprintf(&b, "uint64(%d)\n", v)
-			case bool:
-				fmt.Fprintf(&b, "bool(%v)\n", v)
-			}
-		}
-		name := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-		if err := os.WriteFile(name, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(target string, i int, args ...any) { fuzzseed.Write(t, target, i, args...) }
 	for i, s := range requestSeeds {
 		write("FuzzRequestParse", i, []byte(s), uint8(i%5))
 	}

@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"gozer/gateway/internal/fuzzseed"
 )
 
 const fuzzMax = 512
@@ -284,31 +285,7 @@ func TestWriteSeedCorpus(t *testing.T) {
 	if os.Getenv("GOZER_WRITE_CORPUS") != "1" {
 		t.Skip("set GOZER_WRITE_CORPUS=1 to regenerate testdata/fuzz")
 	}
-	write := func(target string, i int, args ...any) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		b.WriteString("go test fuzz v1\n")
-		for _, a := range args {
-			switch v := a.(type) {
-			case []byte:
-				fmt.Fprintf(&b, "[]byte(%q)\n", v)
-			case string:
-				fmt.Fprintf(&b, "string(%q)\n", v)
-			case int64:
-				fmt.Fprintf(&b, "int64(%d)\n", v)
-			case uint16:
-				fmt.Fprintf(&b, "uint16(%d)\n", v)
-			default:
-				t.Fatalf("type %T", a)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(target string, i int, args ...any) { fuzzseed.Write(t, target, i, args...) }
 	for i, s := range frameSeeds() {
 		write("FuzzFrameDecoder", i, s[0], s[1])
 	}
