@@ -256,6 +256,9 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	if a := g.adminOrigin(t, "demo"); a.BreakerOpen {
 		t.Errorf("/admin/origins after recovery: breaker_open true, breaker %v", a.Breaker)
 	}
+	// Each transition is one line in the process log, for the operator.
+	g.waitLog(t, "circuit breaker opened", "demo")
+	g.waitLog(t, "circuit breaker closed", "demo")
 }
 
 // TestFallbackServesWhenPrimaryUnavailable: origin primary names fallback secondary.

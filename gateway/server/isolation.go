@@ -180,7 +180,17 @@ func (ex *exchange) finishIsolation() {
 	case ex.cause.Category != filters.CategorySuccess:
 		outcome = origin.Canceled
 	}
+	br := ex.origin.Iso.Breaker
+	wasOpen := br.Open()
 	ex.origin.Iso.Finish(outcome, ex.admitAt, ex.l.now)
+	if open := br.Open(); open != wasOpen {
+		// The breaker's transitions are what an operator wants to see, once each.
+		if open {
+			ex.l.srv.log.Warn().Str("origin", ex.origin.Name).Str("cause", ex.statusName()).Msg("circuit breaker opened")
+		} else {
+			ex.l.srv.log.Info().Str("origin", ex.origin.Name).Msg("circuit breaker closed")
+		}
+	}
 }
 
 // isRetriableStatus: a 502/503/504 from the origin is retried (on another server)
