@@ -10,6 +10,7 @@ type Pool[C comparable] struct {
 	open    int
 	maxOpen int
 	maxIdle int
+	retired bool
 }
 
 type idleConn[C comparable] struct {
@@ -34,10 +35,13 @@ func (p *Pool[C]) Get() (c C, ok bool) {
 	return c, true
 }
 
+// Retire marks a pool whose server left: Put refuses from then on.
+func (p *Pool[C]) Retire() { p.retired = true }
+
 // Put parks an open connection as idle. It returns false when the pool keeps
-// enough idle connections already: the caller closes c then.
+// enough idle connections already (or was retired): the caller closes c then.
 func (p *Pool[C]) Put(c C, now int64) bool {
-	if len(p.idle) >= p.maxIdle {
+	if p.retired || len(p.idle) >= p.maxIdle {
 		return false
 	}
 	p.idle = append(p.idle, idleConn[C]{c, now})

@@ -213,6 +213,13 @@ func (cl *client) finishExchange(closeAfter bool) {
 		return
 	}
 	cl.awaitRequest(cl.l.now, false)
+	if cl.c.OutboundBuffered() > cl.l.limit.maxBuffered {
+		// A pipelining client that does not read its answers: take no next request
+		// until they drained, or its answers would pile up without bound.
+		cl.pause()
+		cl.watchDrain()
+		return
+	}
 	if cl.paused {
 		cl.resume()
 	}
@@ -313,6 +320,12 @@ func (cl *client) onDrained() {
 	case pending > cl.l.limit.maxBuffered/2:
 		cl.deadline = cl.l.now + cl.l.limit.idleTimeout // it is reading: progress
 		cl.watchDrain()
+	case cl.state == stHead && cl.paused:
+		// Its answers drained: the pipelined requests may go on.
+		cl.resume()
+		if cl.c.InboundBuffered() > 0 {
+			cl.readHead()
+		}
 	case cl.ex != nil && cl.ex.up != nil && cl.ex.up.paused:
 		if cl.ex.reqDone {
 			cl.deadline = 0

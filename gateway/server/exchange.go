@@ -252,7 +252,12 @@ func (ex *exchange) pumpRequestBody() {
 		// The origin is the slow side: stop reading the client; the client is not
 		// timed while we hold it, the origin is (read_timeout without progress).
 		cl.pause()
-		cl.deadline = 0
+		if !u.paused {
+			// The origin's read timer governs now. But when the origin is paused too
+			// (this client does not read its answer), only the client's send timer
+			// is left to end the standoff: keep it.
+			cl.deadline = 0
+		}
 		u.watchDrain()
 	}
 }

@@ -119,6 +119,9 @@ func (ex *exchange) pickServer(o *origin.Origin) (*origin.Server, *origin.Pool[*
 	ex.tried |= srv.Bit()
 	pool, stale := l.origins.PoolOf(o, srv)
 	if stale != nil {
+		// The slot now belongs to another server: its old pool takes no more
+		// connections (busy ones close when released) and its idle ones close now.
+		stale.Retire()
 		stale.EvictIdle(math.MaxInt64, func(u *upstream) { u.close() })
 	}
 	return srv, pool

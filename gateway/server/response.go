@@ -62,7 +62,7 @@ func (ex *exchange) pumpResponse() {
 			ex.endAttempt(false)
 			ex.up = nil
 			u.abort()
-			ex.respHeadDone, ex.status = false, 0
+			ex.respHeadDone, ex.status, ex.originEOF = false, 0, false
 			ex.resp.Reset()
 			ex.respScan.Reset()
 			ex.attempt()

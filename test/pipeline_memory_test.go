@@ -1,0 +1,59 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPipeliningClientThatDoesNotRead: a client pipelines many requests whose
+// answers add up to far more than Gozer may hold, and reads nothing for a while.
+// Gozer must stop taking its next requests while the answers wait (memory stays
+// bounded), then serve every one of them, in order, once the client reads.
+func TestPipeliningClientThatDoesNotRead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 MiB of answers; runs without -short")
+	}
+	g := streamingGozer(t)
+	const (
+		// Small answers: each one arrives from the origin in one read and is done
+		// at once, so only the check between exchanges can hold the next request.
+		// 40000 x 3 kB = 120 MB of answers if Gozer kept taking requests.
+		requests = 40000
+		size     = 3000
+		bound    = 64 << 20
+	)
+	c := dialRaw(t, g.ProxyAddr)
+	var all strings.Builder
+	for i := 0; i < requests; i++ {
+		all.WriteString(request("GET", fmt.Sprintf("/bytes?n=%d&i=%d", size, i)))
+	}
+	// Gozer stops reading once its answers pile up, so the write blocks: it runs on
+	// its own goroutine and ends when the test closes the connection.
+	go func() { _ = c.write(all.String()) }()
+
+	rss := sampleRSS(g.process)
+	<-time.After(3 * time.Second) // the sampling window, while the client reads nothing
+	rss.done(t, "pipelining client not reading")
+	if rss.max > bound {
+		t.Errorf("gozer RSS reached %d MiB while the client read nothing: answers pile up (bound %d MiB)", rss.max>>20, bound>>20)
+	}
+
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	br := bufio.NewReaderSize(c.br, 64<<10)
+	for i := 0; i < requests; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != size || resp.StatusCode != 200 {
+			t.Fatalf("response %d: status %d, %d bytes, err %v; want 200 with %d bytes", i, resp.StatusCode, n, err, size)
+		}
+	}
+}
