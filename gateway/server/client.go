@@ -268,7 +268,9 @@ func (cl *client) close() {
 func (cl *client) onClose(err error) {
 	cl.state = stClosed
 	cl.l.removeClient(cl)
-	cl.l.srv.watcher.unwatch(cl.fd)
+	if cl.onDrainFn != nil { // it waited for a drain at least once
+		cl.l.srv.watcher.unwatch(cl.fd)
+	}
 	if ex := cl.ex; ex != nil {
 		cl.ex = nil
 		ex.clientGone(err)

@@ -88,10 +88,11 @@ func (w *drainWatcher) watch(fd int, el gnet.EventLoop, onDrain func()) error {
 	defer w.mu.Unlock()
 	s := w.subs[int32(fd)]
 	if s == nil {
-		s = &drainSub{el: el}
+		// One task per watched connection, made once: a connection always asks for
+		// the same wake-up (its onDrained), however often it waits.
+		s = &drainSub{el: el, task: func(context.Context) error { onDrain(); return nil }}
 		w.subs[int32(fd)] = s
 	}
-	s.task = func(context.Context) error { onDrain(); return nil }
 	if s.pending {
 		return nil
 	}

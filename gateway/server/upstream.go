@@ -233,7 +233,9 @@ func (u *upstream) close() {
 func (u *upstream) onClose(err error) {
 	u.closed = true
 	u.l.removeUpstream(u)
-	u.l.srv.watcher.unwatch(u.fd)
+	if u.onDrainFn != nil { // it waited for a drain at least once
+		u.l.srv.watcher.unwatch(u.fd)
+	}
 	if u.idle {
 		u.pool.Remove(u)
 		u.idle = false
