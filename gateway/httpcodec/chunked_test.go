@@ -18,20 +18,9 @@ func decodeAll(d *ChunkedDecoder, in []byte, step int) (out []byte, done bool, u
 	for start := 0; start < len(in) || start == 0; start += step {
 		end := min(start+step, len(in))
 		piece := in[start:end]
-		for len(piece) > 0 {
-			n, data, dn, e := d.Next(piece)
-			out = append(out, data...)
-			used += n
-			if e != nil {
-				return out, false, used, e
-			}
-			if dn {
-				return out, true, used, nil
-			}
-			if n == 0 {
-				return out, false, used, errors.New("no progress")
-			}
-			piece = piece[n:]
+		var stop bool
+		if out, used, done, stop, err = feedChunks(d, piece, out, used); stop {
+			return out, done, used, err
 		}
 		if len(in) == 0 {
 			break
@@ -192,4 +181,25 @@ func TestAppendChunkHeader(t *testing.T) {
 	if err != nil || !done || used != len(enc) || !bytes.Equal(out, payload) {
 		t.Fatalf("round trip: %v %v %d", err, done, used)
 	}
+}
+
+// feedChunks gives the decoder one piece of input until it is used up; stop is
+// true when decoding ended (done, an error, or no progress).
+func feedChunks(d *ChunkedDecoder, piece, out []byte, used int) (_ []byte, _ int, done, stop bool, err error) {
+	for len(piece) > 0 {
+		n, data, dn, e := d.Next(piece)
+		out = append(out, data...)
+		used += n
+		if e != nil {
+			return out, used, false, true, e
+		}
+		if dn {
+			return out, used, true, true, nil
+		}
+		if n == 0 {
+			return out, used, false, true, errors.New("no progress")
+		}
+		piece = piece[n:]
+	}
+	return out, used, false, false, nil
 }

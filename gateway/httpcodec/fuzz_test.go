@@ -380,20 +380,9 @@ func decodeSplit(d *ChunkedDecoder, in []byte, seed uint64) (out []byte, done bo
 		end := min(start+1+int(r.next()%16), len(in))
 		piece := in[start:end]
 		start = end
-		for len(piece) > 0 {
-			n, data, dn, e := d.Next(piece)
-			out = append(out, data...)
-			used += n
-			if e != nil {
-				return out, false, used, e
-			}
-			if dn {
-				return out, true, used, nil
-			}
-			if n == 0 {
-				return out, false, used, errors.New("no progress")
-			}
-			piece = piece[n:]
+		var stop bool
+		if out, used, done, stop, err = feedChunks(d, piece, out, used); stop {
+			return out, done, used, err
 		}
 	}
 	return out, false, used, nil

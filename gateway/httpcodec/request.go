@@ -310,17 +310,7 @@ func (r *Request) Parse(head []byte) error {
 
 	// Let fasthttp parse the validated head into Header.
 	r.Header.DisableSpecialHeader()
-	r.src.Reset(h)
-	if r.br == nil || r.br.Size() < len(h) {
-		size := 4096
-		for size < len(h) {
-			size *= 2
-		}
-		r.br = bufio.NewReaderSize(&r.src, size)
-	} else {
-		r.br.Reset(&r.src)
-	}
-	if err := r.Header.Read(r.br); err != nil {
+	if err := r.Header.Read(headReader(&r.src, &r.br, h)); err != nil {
 		return errMalformed
 	}
 	if hosts == 0 && authority != nil {
@@ -540,4 +530,21 @@ func (r *Request) indexHeaders() []byte {
 		pos = next
 	}
 	return b
+}
+
+// headReader points a reused bufio.Reader at a complete, validated head, so
+// fasthttp's Header.Read (its only exported parser) reads it without allocating:
+// the reader is made once, large enough for the head, and reset afterwards.
+func headReader(src *bytes.Reader, br **bufio.Reader, h []byte) *bufio.Reader {
+	src.Reset(h)
+	if *br == nil || (*br).Size() < len(h) {
+		size := 4096
+		for size < len(h) {
+			size *= 2
+		}
+		*br = bufio.NewReaderSize(src, size)
+	} else {
+		(*br).Reset(src)
+	}
+	return *br
 }

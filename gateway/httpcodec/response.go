@@ -243,17 +243,7 @@ func (r *Response) Materialize() error {
 	r.lazy = false
 	h := r.raw
 	r.Header.SetNoDefaultContentType(true)
-	r.src.Reset(h)
-	if r.br == nil || r.br.Size() < len(h) {
-		size := 4096
-		for size < len(h) {
-			size *= 2
-		}
-		r.br = bufio.NewReaderSize(&r.src, size)
-	} else {
-		r.br.Reset(&r.src)
-	}
-	if err := r.Header.Read(r.br); err != nil {
+	if err := r.Header.Read(headReader(&r.src, &r.br, h)); err != nil {
 		r.Header.Reset()
 		return errRespMalformed
 	}
