@@ -29,6 +29,7 @@ type Config struct {
 	Filters   Filters            `yaml:"filters"`
 	Origins   map[string]*Origin `yaml:"origins"`
 	Routes    []Route            `yaml:"routes"`
+	Push      Push               `yaml:"push"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -195,6 +196,7 @@ func defaults() *Config {
 		},
 		Log:     Log{Level: "info", AccessLog: "stdout"},
 		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20},
+		Push:    pushDefaults(),
 	}
 }
 
@@ -353,5 +355,6 @@ func (c *Config) Validate() error {
 			bad(key+".path_prefix", "must start with /, got %q", r.PathPrefix)
 		}
 	}
+	c.validatePush(bad)
 	return errors.Join(errs...)
 }

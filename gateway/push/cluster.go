@@ -36,6 +36,14 @@ type ClusterRegistry interface {
 	// Lookup appends to dst the nodes where clientID is connected (this node
 	// included, if it is) and returns it; none when it is connected nowhere.
 	Lookup(ctx context.Context, clientID string, dst []string) ([]string, error)
+	// Alive records this node in the cluster's node set with the TTL; the core
+	// calls it at start and every TTL/3, so a dead node leaves the set within
+	// the TTL. Cluster-wide broadcasts go to the node set.
+	Alive(ctx context.Context) error
+	// Leave removes this node from the node set (a clean shutdown).
+	Leave(ctx context.Context) error
+	// Nodes appends the live nodes (this one included, if alive), sorted.
+	Nodes(ctx context.Context, dst []string) ([]string, error)
 }
 
 // MemoryCluster is an in-memory stand-in for the Redis registry, shared by the
@@ -48,6 +56,7 @@ type MemoryCluster struct {
 	ttl     time.Duration
 	now     func() time.Time
 	entries map[string]map[string]time.Time // client id → node → expiry
+	nodes   map[string]time.Time            // node set: node → expiry
 	fail    error                           // see SetFailure
 }
 
@@ -57,7 +66,7 @@ func NewMemoryCluster(ttl time.Duration, now func() time.Time) *MemoryCluster {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryCluster{ttl: ttl, now: now, entries: make(map[string]map[string]time.Time)}
+	return &MemoryCluster{ttl: ttl, now: now, entries: make(map[string]map[string]time.Time), nodes: make(map[string]time.Time)}
 }
 
 // SetFailure makes every call fail with err, wrapped (nil: work again): for
@@ -182,6 +191,47 @@ func (n *memoryNode) Lookup(ctx context.Context, clientID string, dst []string) 
 	start := len(dst)
 	for node := range m.liveLocked(clientID, m.now()) {
 		dst = append(dst, node)
+	}
+	slices.Sort(dst[start:])
+	return dst, nil
+}
+
+func (n *memoryNode) Alive(ctx context.Context) error {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "alive"); err != nil {
+		return err
+	}
+	m.nodes[n.addr] = m.now().Add(m.ttl)
+	return nil
+}
+
+func (n *memoryNode) Leave(ctx context.Context) error {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "leave"); err != nil {
+		return err
+	}
+	delete(m.nodes, n.addr)
+	return nil
+}
+
+func (n *memoryNode) Nodes(ctx context.Context, dst []string) ([]string, error) {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "nodes"); err != nil {
+		return dst, err
+	}
+	start, now := len(dst), m.now()
+	for node, exp := range m.nodes {
+		if now.Before(exp) {
+			dst = append(dst, node)
+		} else {
+			delete(m.nodes, node)
+		}
 	}
 	slices.Sort(dst[start:])
 	return dst, nil

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// Push configures persistent push connections (websocket and SSE), the push API on
+// the admin listener and the cluster registry. See gateway/push/DESIGN.md.
+type Push struct {
+	// WSPath and SSEPath are the proxy-listener paths that open push connections.
+	WSPath  string `yaml:"ws_path"`
+	SSEPath string `yaml:"sse_path"`
+	// MaxMessage bounds one message either way: from a device (over it: close 1009)
+	// and through the push API (over it: 413).
+	MaxMessage Size `yaml:"max_message"`
+	// MaxOutboundBytes bounds what one connection may have queued towards a device
+	// that does not read; over it the connection is closed (1008) and counted.
+	MaxOutboundBytes Size `yaml:"max_outbound_bytes"`
+	// PingInterval is how often the server pings (SSE: a comment line); a connection
+	// that misses two pongs in a row is closed.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// MaxLifetime is the longest a connection lives before a go-away; each
+	// connection's lifetime is shortened by a random part of up to LifetimeDither
+	// (a fraction, 0.1 = 10 %) so that reconnects spread out.
+	MaxLifetime    time.Duration `yaml:"max_lifetime"`
+	LifetimeDither float64       `yaml:"lifetime_dither"`
+	// MaxPerClient is how many connections (devices) one client id may hold.
+	MaxPerClient int `yaml:"max_per_client"`
+	// Rate and Burst limit push-API messages per client id (messages per second).
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// TokenSecret signs push tokens (push_verify in Lua, gozer push-token).
+	// Empty: taken from the environment variable GOZER_PUSH_SECRET.
+	TokenSecret string `yaml:"token_secret"`
+	// UpstreamOrigin names the origin that receives the text messages devices send,
+	// as POST UpstreamPath with X-Push-Client-Id; empty: they are dropped and counted.
+	UpstreamOrigin string `yaml:"upstream_origin"`
+	UpstreamPath   string `yaml:"upstream_path"`
+	// SSEReplayEvents and SSEReplayBytes bound the recent events kept per client id
+	// for SSE's Last-Event-ID; 0 events: nothing is kept.
+	SSEReplayEvents int  `yaml:"sse_replay_events"`
+	SSEReplayBytes  Size `yaml:"sse_replay_bytes"`
+
+	Cluster PushCluster `yaml:"cluster"`
+}
+
+// PushCluster switches on the Redis-backed cluster registry.
+type PushCluster struct {
+	Enabled bool `yaml:"enabled"`
+	// Redis is the host:port of the Redis server.
+	Redis string `yaml:"redis"`
+	// TTL is how long a registry entry outlives its node's last refresh.
+	TTL time.Duration `yaml:"ttl"`
+	// NodeAddr is this node's push-API address (host:port of the admin listener) as
+	// the other nodes reach it. Empty: the admin listener's address, which must then
+	// name a host other nodes can dial.
+	NodeAddr string `yaml:"node_addr"`
+}
+
+// SecretEnv is the environment variable that holds the push token secret when the
+// config does not.
+const SecretEnv = "GOZER_PUSH_SECRET"
+
+func pushDefaults() Push {
+	return Push{
+		WSPath: "/push/ws", SSEPath: "/push/sse",
+		MaxMessage: 64 << 10, MaxOutboundBytes: 256 << 10,
+		PingInterval: 30 * time.Second, MaxLifetime: 30 * time.Minute, LifetimeDither: 0.1,
+		MaxPerClient: 16, Rate: 100, Burst: 200,
+		UpstreamPath:    "/push/upstream",
+		SSEReplayEvents: 32, SSEReplayBytes: 64 << 10,
+		Cluster: PushCluster{Redis: "127.0.0.1:6379", TTL: 30 * time.Second},
+	}
+}
+
+// Secret returns the push token secret: the config's, else $GOZER_PUSH_SECRET.
+// Empty means push tokens cannot be checked (push_verify refuses every token).
+func (p *Push) Secret() []byte {
+	if p.TokenSecret != "" {
+		return []byte(p.TokenSecret)
+	}
+	return []byte(os.Getenv(SecretEnv))
+}
+
+// ClusterNode is this node's push-API address for the cluster registry.
+func (c *Config) ClusterNode() string {
+	if c.Push.Cluster.NodeAddr != "" {
+		return c.Push.Cluster.NodeAddr
+	}
+	return c.Listeners.Admin.Addr
+}
+
+func (c *Config) validatePush(bad func(key, format string, args ...any)) {
+	p := &c.Push
+	for key, v := range map[string]string{"push.ws_path": p.WSPath, "push.sse_path": p.SSEPath, "push.upstream_path": p.UpstreamPath} {
+		if !strings.HasPrefix(v, "/") {
+			bad(key, "must start with /, got %q", v)
+		}
+	}
+	if p.WSPath == p.SSEPath {
+		bad("push.sse_path", "must differ from push.ws_path")
+	}
+	if p.MaxMessage < 125 || p.MaxMessage > 64<<20 {
+		bad("push.max_message", "must be between 125B and 64MiB, got %d", p.MaxMessage)
+	}
+	if p.MaxOutboundBytes < p.MaxMessage {
+		bad("push.max_outbound_bytes", "must be at least push.max_message (%d), got %d", p.MaxMessage, p.MaxOutboundBytes)
+	}
+	if p.PingInterval < time.Second {
+		bad("push.ping_interval", "must be at least 1s, got %v", p.PingInterval)
+	}
+	if p.MaxLifetime < time.Second {
+		bad("push.max_lifetime", "must be at least 1s, got %v", p.MaxLifetime)
+	}
+	if p.LifetimeDither < 0 || p.LifetimeDither >= 1 {
+		bad("push.lifetime_dither", "must be a fraction in [0, 1), got %v", p.LifetimeDither)
+	}
+	if p.MaxPerClient <= 0 {
+		bad("push.max_per_client", "must be positive, got %d", p.MaxPerClient)
+	}
+	if p.Rate <= 0 || p.Burst <= 0 {
+		bad("push.rate", "rate and burst must be positive, got %v and %d", p.Rate, p.Burst)
+	}
+	if p.UpstreamOrigin != "" {
+		if _, ok := c.Origins[p.UpstreamOrigin]; !ok {
+			bad("push.upstream_origin", "names unknown origin %q", p.UpstreamOrigin)
+		}
+	}
+	if p.SSEReplayEvents < 0 || p.SSEReplayBytes < 0 {
+		bad("push.sse_replay_events", "must not be negative")
+	}
+	if cl := p.Cluster; cl.Enabled {
+		if _, _, err := net.SplitHostPort(cl.Redis); err != nil {
+			bad("push.cluster.redis", "%q is not host:port", cl.Redis)
+		}
+		if cl.TTL < time.Second {
+			bad("push.cluster.ttl", "must be at least 1s, got %v", cl.TTL)
+		}
+		if host, _, err := net.SplitHostPort(c.ClusterNode()); err != nil {
+			bad("push.cluster.node_addr", "%q is not host:port", c.ClusterNode())
+		} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			bad("push.cluster.node_addr", "must name an address other nodes can dial (admin listener is %q)", c.Listeners.Admin.Addr)
+		}
+	}
+}
