@@ -39,6 +39,16 @@ type RouteDecision struct {
 	Endpoint string // a named endpoint instead of the proxy ("" = proxy; "health" is built in)
 }
 
+// PushKind says whether a request asks for a push connection, and which.
+type PushKind uint8
+
+// The kinds of push request: the core sets Context.Push from the request path.
+const (
+	PushNone      PushKind = iota
+	PushWebSocket          // push.ws_path
+	PushSSE                // push.sse_path
+)
+
 // Header is one name/value pair of a filter's own response.
 type Header struct{ Name, Value string }
 
@@ -57,6 +67,11 @@ type Context struct {
 	Log        *zerolog.Logger
 
 	Route RouteDecision
+
+	// Push is set by the core for a request at a push path; PushID is set by the
+	// inbound filter that accepts the push connection (ctx.push_accept).
+	Push   PushKind
+	PushID string
 
 	// Set by Respond: the request is answered by the filter, remaining inbound filters
 	// and the proxy are skipped, outbound filters still run.

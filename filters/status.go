@@ -33,6 +33,10 @@ var (
 	ClientURITooLong     = Cause{"FAILURE_CLIENT_URI_TOO_LONG", CategoryClientFailure, 414}
 	ClientHeadersTooLong = Cause{"FAILURE_CLIENT_HEADERS_TOO_LARGE", CategoryClientFailure, 431}
 	ClientClosed         = Cause{"FAILURE_CLIENT_CLOSED", CategoryClientFailure, 499}
+	// Push connections (websocket, SSE).
+	ClientPushNotAccepted  = Cause{"FAILURE_CLIENT_PUSH_NOT_ACCEPTED", CategoryClientFailure, 403}
+	ClientBadHandshake     = Cause{"FAILURE_CLIENT_BAD_HANDSHAKE", CategoryClientFailure, 400}
+	ClientTooManyPushConns = Cause{"FAILURE_CLIENT_TOO_MANY_PUSH_CONNECTIONS", CategoryClientFailure, 429}
 
 	LocalNoRoute         = Cause{"FAILURE_LOCAL_NO_ROUTE", CategoryLocalFailure, 404}
 	LocalMaxConnections  = Cause{"FAILURE_LOCAL_MAX_CONNECTIONS", CategoryLocalFailure, 503}
@@ -87,7 +91,7 @@ func CauseByName(name string) (Cause, bool) {
 
 var all = []Cause{
 	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
-	ClientHeadersTooLong, ClientClosed, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit,
+	ClientHeadersTooLong, ClientClosed, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit,
 	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, SuccessViaFallback,
 	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,

@@ -46,6 +46,7 @@ func (l *Loop) initAPI() {
 	}, l.respIndex)
 	a.ctx = l.object("ctx", map[string]glua.LGFunction{
 		"now": l.ctxNow, "route": l.ctxRoute, "respond": l.ctxRespond, "log": l.ctxLog,
+		"push_accept": l.ctxPushAccept, "push_verify": l.ctxPushVerify,
 	}, l.ctxIndex)
 	// ctx.req and ctx.resp are the same objects for every request: plain
 	// members, no Go call per access. The phase rule for ctx.resp is checked
@@ -123,6 +124,14 @@ func (l *Loop) ctxIndex(L *glua.LState) int {
 		L.Push(t)
 	case "id":
 		L.Push(glua.LString(ctx.ID))
+	case "push":
+		L.Push(l.pushKind(ctx))
+	case "push_id":
+		if ctx.PushID == "" {
+			L.Push(glua.LNil)
+		} else {
+			L.Push(glua.LString(ctx.PushID))
+		}
 	case "start":
 		L.Push(glua.LNumber(float64(ctx.Start) / 1e9))
 	case "cause":

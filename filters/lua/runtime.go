@@ -37,6 +37,7 @@ type Options struct {
 	Disabled     []string      // filter names disabled by config (file stays loaded, never runs)
 	Log          zerolog.Logger
 	MaxBodyBytes int // cap for buffered bodies (ctx.req.body / ctx.resp.body); default 1 MiB
+	PushSecret   []byte // checks push tokens (ctx.push_verify); empty: every token is refused
 }
 
 // FilterStatus is one script file as GET /admin/filters shows it.

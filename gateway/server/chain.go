@@ -30,6 +30,7 @@ func (ex *exchange) initContext() {
 	if ex.cl != nil {
 		fc.RemoteAddr = ex.cl.remote
 	}
+	fc.Push = l.pushKindOf(&ex.req)
 	if l.chain != nil {
 		ex.chain = l.chain()
 	}
@@ -100,10 +101,17 @@ func (ex *exchange) route() {
 		case fc.Responded:
 			ex.answerFilter()
 			return
+		case fc.PushID != "":
+			ex.pushEndpoint()
+			return
 		case fc.Route.Endpoint != "":
 			ex.endpoint(fc.Route.Endpoint)
 			return
 		}
+	}
+	if fc.Push != filters.PushNone && fc.Route.Origin == "" {
+		ex.pushEndpoint() // not accepted: 403
+		return
 	}
 	name := fc.Route.Origin
 	if name == "" {

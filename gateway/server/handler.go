@@ -74,6 +74,10 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		x.l.clock()
 		x.onData()
 		x.l.reap()
+	case *pushConn:
+		x.l.clock()
+		x.onData()
+		x.l.reap()
 	}
 	return gnet.None
 }
@@ -90,6 +94,11 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 		x.l.clock()
 		x.onClose(err)
 		x.l.reap()
+	case *pushConn:
+		x.l.clock()
+		x.onClose(err)
+		x.l.reap()
+		h.srv.clients.Add(-1)
 	}
 	return gnet.None
 }

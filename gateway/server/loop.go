@@ -23,6 +23,7 @@ type loop struct {
 	log     *telemetry.LoopWriter
 
 	clients []*client   // open client connections, for timeouts
+	push    *pushLoop   // push connections (nil when push is off)
 	ups     []*upstream // connected origin connections, for timeouts
 
 	tickTask gnet.RunnableFunc
@@ -71,6 +72,9 @@ func newLoop(s *Server, el gnet.EventLoop, epfd int) *loop {
 	hex.Encode(l.idPrefix[:], b[:])
 	l.rnd = origin.NewRand(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 | 1)
 	l.tickTask = func(context.Context) error { l.tick(); return nil }
+	if s.push != nil {
+		l.push = newPushLoop(l)
+	}
 	if s.filters != nil {
 		lr := s.filters.NewLoop()
 		l.chain = func() chain {
@@ -155,6 +159,9 @@ func (l *loop) tick() {
 			u.onDeadline()
 		}
 	}
+	if l.push != nil {
+		l.push.tick(now)
+	}
 	l.origins.EvictIdle(l.srv.origins, now, func(u *upstream) { u.close() })
 	l.log.Flush()
 	l.reap()
@@ -172,6 +179,9 @@ func (l *loop) drain() {
 		if c.state == stHead && c.headStart == 0 && c.c.InboundBuffered() == 0 {
 			c.close()
 		}
+	}
+	if l.push != nil {
+		l.push.drain(l.now, l.now+drainSpread(l.srv.cfg.Server.DrainTimeout))
 	}
 	l.reap()
 }

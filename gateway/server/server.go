@@ -46,6 +46,7 @@ type Server struct {
 	access   *telemetry.AccessLog
 	filters  *lua.Runtime // nil when no scripts directory
 	counters causeCounters
+	push     *pushHub // push connections, the push API, the cluster registry
 
 	engine  *gnet.Client
 	handler *handler
@@ -91,12 +92,16 @@ func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 			rt, err := lua.New(lua.Options{
 				Dir: dir, Budget: cfg.Filters.Budget, Disabled: cfg.Filters.Disabled,
 				Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes),
+				PushSecret: cfg.Push.Secret(),
 			})
 			if err != nil {
 				return nil, fmt.Errorf("load filters: %w", err)
 			}
 			s.filters = rt
 		}
+	}
+	if s.push, err = newPushHub(s); err != nil {
+		return nil, fmt.Errorf("push: %w", err)
 	}
 	return s, nil
 }
@@ -114,6 +119,7 @@ func (s *Server) Start() error {
 	for _, o := range s.origins.List {
 		o.Iso.Start()
 	}
+	s.push.start()
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Server.EventLoops),
@@ -242,6 +248,7 @@ stop:
 	s.watcher.stop()
 	s.wg.Wait()
 	s.watcher.release()
+	s.push.stop()
 	if s.filters != nil {
 		s.filters.Stop()
 	}
@@ -294,6 +301,8 @@ func (s *Server) adminMux() *http.ServeMux {
 		_ = enc.Encode(list)
 	})
 	mux.HandleFunc("GET /admin/origins", s.adminOrigins)
+	mux.HandleFunc("GET /admin/push", s.push.adminStats)
+	mux.Handle("/push/", s.push.api)
 	// Profiles of the running gateway, for operators (the admin listener is internal).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -2,6 +2,9 @@
 //
 //	gozer [-config FILE]          serve (without -config: the embedded conf/gozer.yaml)
 //	gozer -check [-config FILE]   validate the config and exit
+//	gozer push-token [-config FILE] -client ID [-ttl 1h]
+//	                              print a push token for client ID (signed with
+//	                              push.token_secret or $GOZER_PUSH_SECRET)
 package main
 
 import (
@@ -11,8 +14,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"gozer/gateway/config"
+	"gozer/gateway/push"
 	"gozer/gateway/server"
 	"gozer/gateway/telemetry"
 )
@@ -22,6 +27,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "push-token" {
+		return pushToken(args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("gozer", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration file (default: the embedded conf/gozer.yaml)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
@@ -76,5 +84,47 @@ func run(args []string) int {
 		log.Error().Err(err).Msg("shutdown")
 	}
 	log.Info().Msg("stopped")
+	return 0
+}
+
+// pushToken prints a push token: what a device sends to open a push connection
+// through the shipped auth filter (scripts/inbound/05_push_auth.lua).
+func pushToken(args []string, stdout, stderr *os.File) int {
+	fs := flag.NewFlagSet("gozer push-token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file whose push.token_secret signs (default: the embedded one)")
+	client := fs.String("client", "", "client id the token is for (required)")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *client == "" || *ttl <= 0 {
+		fmt.Fprintln(stderr, "gozer push-token: -client ID is required and -ttl must be positive")
+		return 2
+	}
+	var (
+		cfg *config.Config
+		err error
+	)
+	if *path == "" {
+		cfg, err = config.Default()
+	} else {
+		cfg, err = config.Load(*path)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gozer push-token: invalid configuration: %v\n", err)
+		return 1
+	}
+	secret := cfg.Push.Secret()
+	if len(secret) == 0 {
+		fmt.Fprintf(stderr, "gozer push-token: no secret: set push.token_secret in the config or %s\n", config.SecretEnv)
+		return 1
+	}
+	tok, err := push.Sign(secret, *client, time.Now().Add(*ttl))
+	if err != nil {
+		fmt.Fprintf(stderr, "gozer push-token: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, tok)
 	return 0
 }

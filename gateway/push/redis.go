@@ -1,0 +1,277 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// Redis layout. Why sorted sets and not the hash with a HEXPIRE per field that
+// DESIGN.md first sketched: HEXPIRE needs Redis 7.4, and Debian 12 ships 7.0.
+// A sorted set whose member is the node and whose score is the entry's expiry
+// (unix ms) works on every Redis from 5 on, so there is one code path to test
+// instead of two. Expired members are filtered out on read (score > now) and
+// trimmed on write, and the key itself expires with its longest-lived member,
+// so a node that dies leaves neither a visible entry nor a key after the TTL.
+//
+// The scripts read the server's clock (TIME), not the nodes': every node then
+// judges expiry by the same clock, so clock skew between gateways cannot make
+// an entry outlive the TTL or vanish early. Scripts also make the trim, the
+// add and the key's expiry one atomic step against a concurrent Unregister.
+const (
+	redisIDPrefix = "gozer:push:id:"   // + client id: zset node → expiry ms
+	redisNodesKey = "gozer:push:nodes" // zset node → expiry ms
+	redisBatch    = 1000               // ids per round trip in Refresh
+)
+
+// The key expires at its highest score (PEXPIREAT), not "now + this node's
+// TTL": nodes configured with different TTLs (a rolling config change) must
+// not cut each other's entries short. PEXPIRE ... GT cannot do it: a key
+// without expiry counts as infinite, so GT would never set the first one.
+const redisNowLua = `local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+`
+
+var (
+	// KEYS[1] set, ARGV[1] node, ARGV[2] ttl ms.
+	scriptTouch = redis.NewScript(redisNowLua + `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], top[2])
+return 1`)
+
+	// KEYS[1] set, ARGV[1] node. An emptied zset is deleted by Redis itself.
+	scriptRemove = redis.NewScript(`redis.call('ZREM', KEYS[1], ARGV[1])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if top[2] then redis.call('PEXPIREAT', KEYS[1], top[2]) end
+return 1`)
+
+	// KEYS[1] set. Read-only, so it could run on a replica.
+	scriptLive = redis.NewScript(redisNowLua + `
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')`)
+)
+
+// RedisCluster is the production ClusterRegistry, kept in one Redis server
+// (Redis ≥ 5, or Valkey) that every gateway node of the cluster shares.
+//
+// Concurrency: safe for any goroutine (the go-redis client pools its
+// connections). Its methods do network I/O and may block: never call them on
+// an event loop; the Registrar and the push API's handlers do.
+//
+// Every method checks ctx first. A ctx deadline bounds the dial and each
+// read and write; a cancellation without a deadline is noticed between round
+// trips, and a round trip in flight then ends within the I/O timeout (3s).
+type RedisCluster struct {
+	rdb   *redis.Client
+	node  string
+	ttlMS int64
+}
+
+// Timeouts for when the caller's ctx has no deadline: a Redis that stopped
+// answering must not hold a caller for long.
+const (
+	redisDialTimeout = 2 * time.Second
+	redisIOTimeout   = 3 * time.Second
+)
+
+// NewRedisCluster returns the registry of node (its push-API address as other
+// nodes dial it) in the Redis at addr: "host:port", or a redis:// or rediss://
+// URL (for a password, a database number or TLS). Entries live for ttl after
+// their last Register or Refresh (millisecond precision).
+//
+// It does not connect: a gateway must start while Redis is down, and the
+// first call dials. It fails only on bad arguments.
+func NewRedisCluster(addr, node string, ttl time.Duration) (*RedisCluster, error) {
+	if node == "" {
+		return nil, errors.New("push cluster: empty node address")
+	}
+	if ttl < time.Millisecond {
+		return nil, fmt.Errorf("push cluster: ttl %v is below 1ms", ttl)
+	}
+	var opt *redis.Options
+	if strings.Contains(addr, "://") {
+		var err error
+		if opt, err = redis.ParseURL(addr); err != nil {
+			return nil, fmt.Errorf("push cluster: redis url: %w", err)
+		}
+	} else {
+		if addr == "" {
+			return nil, errors.New("push cluster: empty redis address")
+		}
+		opt = &redis.Options{Addr: addr}
+	}
+	// RESP2: nothing here needs RESP3's push notifications, and RESP2 spares
+	// the HELLO and maintenance-notification handshake on every dial.
+	opt.Protocol = 2
+	opt.DisableIdentity = true
+	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	opt.ContextTimeoutEnabled = true
+	// One dial attempt per call: a refused dial fails at once, and the
+	// registrar retries on its own schedule. go-redis logs each failed dial
+	// (a global logger the gateway may redirect with redis.SetLogger); the pool
+	// stops dialling after PoolSize failures in a row, which bounds that log.
+	opt.DialerRetries = 1
+	if opt.DialTimeout == 0 {
+		opt.DialTimeout = redisDialTimeout
+	}
+	if opt.ReadTimeout == 0 {
+		opt.ReadTimeout = redisIOTimeout
+	}
+	if opt.WriteTimeout == 0 {
+		opt.WriteTimeout = redisIOTimeout
+	}
+	return &RedisCluster{rdb: redis.NewClient(opt), node: node, ttlMS: ttl.Milliseconds()}, nil
+}
+
+// Close closes the connections to Redis. It does not Leave or Unregister:
+// the Registrar does that before the gateway closes the registry.
+func (c *RedisCluster) Close() error {
+	if err := c.rdb.Close(); err != nil {
+		return fmt.Errorf("push cluster close: %w", err)
+	}
+	return nil
+}
+
+// Node returns this node's push-API address.
+func (c *RedisCluster) Node() string { return c.node }
+
+// Register records clientID on this node for the TTL (again: extends it).
+func (c *RedisCluster) Register(ctx context.Context, clientID string) error {
+	return c.run(ctx, "register", scriptTouch, redisIDPrefix+clientID, c.node, c.ttlMS)
+}
+
+// Unregister removes this node from clientID's entry; other nodes' stay.
+func (c *RedisCluster) Unregister(ctx context.Context, clientID string) error {
+	return c.run(ctx, "unregister", scriptRemove, redisIDPrefix+clientID, c.node)
+}
+
+// Alive records this node in the node set for the TTL.
+func (c *RedisCluster) Alive(ctx context.Context) error {
+	return c.run(ctx, "alive", scriptTouch, redisNodesKey, c.node, c.ttlMS)
+}
+
+// Leave removes this node from the node set.
+func (c *RedisCluster) Leave(ctx context.Context) error {
+	return c.run(ctx, "leave", scriptRemove, redisNodesKey, c.node)
+}
+
+// Refresh registers (or re-registers: an entry that lapsed is re-created)
+// every id of clientIDs on this node for the TTL, pipelined 1,000 ids per
+// round trip. On error some ids may have been refreshed and others not; the
+// next Refresh repairs that.
+func (c *RedisCluster) Refresh(ctx context.Context, clientIDs []string) error {
+	for len(clientIDs) > 0 {
+		n := min(len(clientIDs), redisBatch)
+		if err := c.refreshBatch(ctx, clientIDs[:n]); err != nil {
+			return err
+		}
+		clientIDs = clientIDs[n:]
+	}
+	return nil
+}
+
+// UnregisterMany is Unregister for many ids, pipelined 1,000 per round trip:
+// the Registrar's clean shutdown, which must fit in a short timeout.
+func (c *RedisCluster) UnregisterMany(ctx context.Context, clientIDs []string) error {
+	for len(clientIDs) > 0 {
+		n := min(len(clientIDs), redisBatch)
+		err := c.pipeline(ctx, "unregister", scriptRemove, clientIDs[:n], c.node)
+		if err != nil {
+			return err
+		}
+		clientIDs = clientIDs[n:]
+	}
+	return nil
+}
+
+func (c *RedisCluster) refreshBatch(ctx context.Context, ids []string) error {
+	return c.pipeline(ctx, "refresh", scriptTouch, ids, c.node, c.ttlMS)
+}
+
+// Lookup appends the nodes where clientID is connected, sorted.
+func (c *RedisCluster) Lookup(ctx context.Context, clientID string, dst []string) ([]string, error) {
+	return c.live(ctx, "lookup", redisIDPrefix+clientID, dst)
+}
+
+// Nodes appends the live nodes, sorted.
+func (c *RedisCluster) Nodes(ctx context.Context, dst []string) ([]string, error) {
+	return c.live(ctx, "nodes", redisNodesKey, dst)
+}
+
+func (c *RedisCluster) live(ctx context.Context, op, key string, dst []string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return dst, fmt.Errorf("push cluster %s: %w", op, err)
+	}
+	nodes, err := scriptLive.Run(ctx, c.rdb, []string{key}).StringSlice()
+	if err != nil {
+		return dst, fmt.Errorf("push cluster %s: %w", op, err)
+	}
+	start := len(dst)
+	dst = append(dst, nodes...)
+	slices.Sort(dst[start:])
+	return dst, nil
+}
+
+// run runs one script on one key; Script.Run falls back to EVAL when Redis
+// lost its script cache (a restart).
+func (c *RedisCluster) run(ctx context.Context, op string, s *redis.Script, key string, args ...any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("push cluster %s: %w", op, err)
+	}
+	if err := s.Run(ctx, c.rdb, []string{key}, args...).Err(); err != nil {
+		return fmt.Errorf("push cluster %s: %w", op, err)
+	}
+	return nil
+}
+
+// pipeline runs s on the key of every id in one round trip. EVALSHA keeps the
+// request small (40 bytes of digest instead of the script per id); when Redis
+// lost its script cache (a restart) it loads the script and sends the batch
+// once more, which is harmless since every script here is idempotent.
+func (c *RedisCluster) pipeline(ctx context.Context, op string, s *redis.Script, ids []string, args ...any) error {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("push cluster %s: %w", op, err)
+		}
+		p := c.rdb.Pipeline()
+		keys := make([]string, 1)
+		for _, id := range ids {
+			keys[0] = redisIDPrefix + id
+			s.EvalSha(ctx, p, keys, args...)
+		}
+		cmds, err := p.Exec(ctx)
+		if err == nil {
+			return nil
+		}
+		failed, noScript := 0, false
+		for _, cmd := range cmds {
+			if e := cmd.Err(); e != nil {
+				failed++
+				noScript = noScript || isNoScript(e)
+			}
+		}
+		if noScript && attempt == 0 {
+			if lerr := s.Load(ctx, c.rdb).Err(); lerr != nil {
+				return fmt.Errorf("push cluster %s: load script: %w", op, lerr)
+			}
+			continue
+		}
+		if failed == 0 {
+			failed = len(ids)
+		}
+		return fmt.Errorf("push cluster %s: %d of %d ids failed: %w", op, failed, len(ids), err)
+	}
+}
+
+func isNoScript(err error) bool {
+	return errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+var _ ClusterRegistry = (*RedisCluster)(nil)

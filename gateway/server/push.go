@@ -1,0 +1,181 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gozer/gateway/config"
+	"gozer/gateway/push"
+)
+
+// pushHub is the node's push state shared by every loop: the local registry, the
+// push API, the cluster registrar, the upstream sender, SSE replay rings and the
+// counters. Its fields are set in newPushHub and then only read; the objects they
+// point to are safe for any goroutine.
+type pushHub struct {
+	cfg          *config.Push
+	log          zerolog.Logger
+	reg          *push.Registry
+	limiter      *push.RateLimiter
+	api          *push.API
+	cluster      push.ClusterRegistry // nil: single node
+	registrar    *push.Registrar      // nil: single node
+	rings        *ringStore           // nil: no SSE replay
+	upstream     *pushUpstream
+	maxOutbound  int64
+	pingInterval int64
+	lifetime     int64
+	dither       float64
+	stats        pushStats
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// pushStats are the push counters /admin/push shows.
+type pushStats struct {
+	open, accepted, refused                atomic.Int64
+	delivered, slowClosed, pingTimeouts    atomic.Int64
+	goAways, protocolClosed                atomic.Int64
+	upstreamSent, upstreamFailed           atomic.Int64
+	upstreamDropped, upstreamDroppedNoDest atomic.Int64
+}
+
+func newPushHub(s *Server) (*pushHub, error) {
+	pc := &s.cfg.Push
+	h := &pushHub{
+		cfg: pc, log: s.log.With().Str("part", "push").Logger(),
+		reg:          push.NewRegistry(pc.MaxPerClient),
+		limiter:      push.NewRateLimiter(pc.Rate, pc.Burst, push.MonotonicClock()),
+		maxOutbound:  int64(pc.MaxOutboundBytes),
+		pingInterval: int64(pc.PingInterval),
+		lifetime:     int64(pc.MaxLifetime),
+		dither:       pc.LifetimeDither,
+	}
+	if pc.SSEReplayEvents > 0 {
+		h.rings = newRingStore(pc.SSEReplayEvents, int(pc.SSEReplayBytes))
+	}
+	if pc.Cluster.Enabled {
+		rc, err := push.NewRedisCluster(pc.Cluster.Redis, s.cfg.ClusterNode(), pc.Cluster.TTL)
+		if err != nil {
+			return nil, err
+		}
+		h.cluster = rc
+		h.registrar = push.NewRegistrar(rc, h.reg, pc.Cluster.TTL, h.log)
+	}
+	h.api = push.NewAPI(push.APIConfig{
+		Registry: h.reg, Limiter: h.limiter, Cluster: h.cluster,
+		MaxMessage: int(pc.MaxMessage), Log: h.log,
+	})
+	up, err := newPushUpstream(s, h)
+	if err != nil {
+		return nil, err
+	}
+	h.upstream = up
+	return h, nil
+}
+
+// start runs the hub's goroutines: the registrar, the rate limiter's sweep, the
+// upstream senders and the replay rings' expiry.
+func (h *pushHub) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	run := func(f func(context.Context)) {
+		h.wg.Add(1)
+		go func() { defer h.wg.Done(); f(ctx) }()
+	}
+	if h.registrar != nil {
+		run(h.registrar.Run)
+	}
+	run(h.api.SweepLoop)
+	if h.rings != nil {
+		run(h.rings.expireLoop)
+	}
+	h.upstream.start(run)
+}
+
+// stop ends the goroutines; the registrar leaves the cluster on its way out.
+func (h *pushHub) stop() {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.wg.Wait()
+	if c, ok := h.cluster.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
+}
+
+// lifetimeOf is a new connection's life: max_lifetime shortened by a random part of
+// up to lifetime_dither, so that connections made together do not expire together.
+func (h *pushHub) lifetimeOf(rnd uint32) int64 {
+	cut := int64(float64(h.lifetime) * h.dither * (float64(rnd) / float64(^uint32(0))))
+	return h.lifetime - cut
+}
+
+// sseEvent formats msg as an SSE event for pc, with the next id of pc's client's
+// replay ring (shared by all its devices), or of pc's own sequence when no replay
+// is kept. Any goroutine.
+func (h *pushHub) sseEvent(pc *pushConn, msg []byte) []byte {
+	if h.rings != nil {
+		return h.rings.event(pc.id, msg)
+	}
+	seq := atomic.AddUint64(&pc.sseSeq, 1)
+	return push.AppendEvent(make([]byte, 0, len(msg)+32), seq, "", msg)
+}
+
+// adminStats serves GET /admin/push.
+func (h *pushHub) adminStats(w http.ResponseWriter, _ *http.Request) {
+	st := &h.stats
+	out := map[string]any{
+		"connections": st.open.Load(), "clients": h.reg.Clients(),
+		"accepted_total": st.accepted.Load(), "refused_total": st.refused.Load(),
+		"delivered_total": st.delivered.Load(), "slow_consumer_closed_total": st.slowClosed.Load(),
+		"ping_timeout_closed_total": st.pingTimeouts.Load(), "goaway_total": st.goAways.Load(),
+		"protocol_error_closed_total": st.protocolClosed.Load(),
+		"upstream_sent_total":         st.upstreamSent.Load(), "upstream_failed_total": st.upstreamFailed.Load(),
+		"upstream_dropped_total": st.upstreamDropped.Load(),
+		"api":                    h.api.Stats(),
+		"cluster":                h.cluster != nil,
+	}
+	if h.cluster != nil {
+		out["node"] = h.cluster.Node()
+		out["registrar_dropped_total"] = h.registrar.Dropped()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+}
+
+// logClose writes the process-log line of a connection the gateway closed.
+func (pc *pushConn) logClose(lvl zerolog.Level, reason string) {
+	pc.l.srv.push.log.WithLevel(lvl).Str("client_id", pc.id).Str("remote", pc.c.RemoteAddr().String()).
+		Msg("push connection closed: " + reason)
+}
+
+// logLifetime writes the access-log line that ends a push connection's life.
+func (pc *pushConn) logLifetime(err error) {
+	l := pc.l
+	if e := l.log.Logger.Log(); e != nil {
+		kind := "websocket"
+		if pc.kind == kindSSE {
+			kind = "sse"
+		}
+		e.Str("push", "closed").Str("kind", kind).Str("client_id", pc.id).Str("client", pc.c.RemoteAddr().String()).
+			Int64("duration_ms", (l.now-pc.opened)/1e6).Int64("messages_in", pc.msgsIn).Int64("messages_out", pc.msgsOut).
+			Int64("bytes_in", pc.bytesIn).Int64("bytes_out", pc.bytesOut)
+		if err != nil {
+			e.Str("reason", err.Error())
+		}
+		e.Send()
+	}
+}
+
+// elapsed is a helper for the go-away spread on drain.
+func drainSpread(d time.Duration) int64 { return int64(d) * 8 / 10 }

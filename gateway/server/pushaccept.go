@@ -1,0 +1,163 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"gozer/filters"
+	"gozer/gateway/httpcodec"
+	"gozer/gateway/push"
+)
+
+// pushKindOf tells whether a request is at one of the push paths.
+func (l *loop) pushKindOf(req *httpcodec.Request) filters.PushKind {
+	p := filters.PathOf(req.Header.RequestURI())
+	switch {
+	case l.srv.push == nil:
+		return filters.PushNone
+	case string(p) == l.srv.cfg.Push.WSPath:
+		return filters.PushWebSocket
+	case string(p) == l.srv.cfg.Push.SSEPath:
+		return filters.PushSSE
+	}
+	return filters.PushNone
+}
+
+// pushEndpoint answers a request at a push path after the inbound filters ran: an
+// accepted one becomes a push connection; one no filter accepted gets 403, so push
+// is never open without an auth filter.
+func (ex *exchange) pushEndpoint() {
+	fc, h := &ex.fc, ex.l.srv.push
+	if fc.PushID == "" {
+		h.stats.refused.Add(1)
+		ex.fail(filters.ClientPushNotAccepted, "no inbound filter accepted the push connection (ctx.push_accept)")
+		return
+	}
+	req := &ex.req
+	if req.Framing != httpcodec.FramingNone {
+		ex.closeAfter = true
+		ex.reason = "push request with a body"
+		ex.answer(400, filters.ClientBadHandshake, nil, nil)
+		return
+	}
+	var accept []byte
+	switch fc.Push {
+	case filters.PushWebSocket:
+		key, err := push.CheckHandshake(req.Header.Method(), req.Header.Protocol(), &req.Header)
+		if err != nil {
+			var he *push.HandshakeError
+			errors.As(err, &he)
+			h.stats.refused.Add(1)
+			ex.closeAfter = true
+			ex.reason = he.Reason
+			var hdrs []filters.Header
+			if he.Status == 426 {
+				hdrs = []filters.Header{{Name: "Sec-WebSocket-Version", Value: "13"}}
+			}
+			ex.answer(he.Status, filters.ClientBadHandshake, []byte(he.Reason+"\n"), hdrs)
+			return
+		}
+		accept = push.AppendAccept(ex.l.wbuf[:0], key)
+	case filters.PushSSE:
+		if m := req.Header.Method(); string(m) != "GET" {
+			h.stats.refused.Add(1)
+			ex.closeAfter = true
+			ex.reason = "SSE needs GET"
+			ex.answer(405, filters.ClientBadHandshake, []byte("SSE needs GET\n"), []filters.Header{{Name: "Allow", Value: "GET"}})
+			return
+		}
+		accept = push.AppendSSEResponse(ex.l.wbuf[:0])
+	}
+	ex.l.wbuf = accept[:0]
+	ex.upgrade(accept)
+}
+
+// upgrade turns the client connection into a push connection: registry entry,
+// the 101 (or SSE 200) answer, an access-log line, and the connection's gnet
+// context swapped from the HTTP client to a pushConn.
+func (ex *exchange) upgrade(answer []byte) {
+	l, cl, h, fc := ex.l, ex.cl, ex.l.srv.push, &ex.fc
+	pc := &pushConn{l: l, c: cl.c, id: fc.PushID, wslot: -1, widx: -1, opened: l.now}
+	if fc.Push == filters.PushSSE {
+		pc.kind = kindSSE
+	}
+	pc.dec.Init(int(h.cfg.MaxMessage), l.push.pool)
+	first, err := h.reg.Add(pc.id, pc)
+	if err != nil {
+		h.stats.refused.Add(1)
+		ex.closeAfter = true
+		ex.reason = fmt.Sprintf("client id already has push.max_per_client (%d) connections", h.cfg.MaxPerClient)
+		ex.answer(429, filters.ClientTooManyPushConns, []byte("too many connections for this client id\n"), nil)
+		return
+	}
+	if first && h.registrar != nil {
+		h.registrar.Registered(pc.id)
+	}
+	if pc.kind == kindSSE {
+		answer = ex.sseReplay(answer, pc)
+	}
+	ex.status, ex.cause = 101, filters.Success
+	if pc.kind == kindSSE {
+		ex.status = 200
+	}
+	ex.bytesOut = int64(len(answer))
+	ex.logAccess()
+	h.stats.accepted.Add(1)
+	h.stats.open.Add(1)
+
+	// The HTTP client is done with the connection: from here gnet's events for it
+	// go to pc.
+	cl.ex = nil
+	l.retire(ex)
+	l.removeClient(cl)
+	if cl.onDrainFn != nil {
+		l.srv.watcher.unwatch(cl.fd)
+	}
+	if cl.paused {
+		cl.resume()
+	}
+	cl.state = stClosed
+	cl.c.SetContext(pc)
+	l.push.conns++
+
+	now := l.now
+	pc.deadline = now + h.lifetimeOf(l.rnd.Uint32())
+	if l.push.drainTill > 0 {
+		pc.deadline = now // the gateway drains: reconnect elsewhere at once
+	}
+	// The first ping comes after a random part of the interval, so that devices
+	// that connected together are not pinged together for ever after.
+	pc.nextPing = now + h.pingInterval/2 + int64(l.rnd.Uint32())%(h.pingInterval/2+1)
+	l.push.schedule(pc)
+
+	_, _ = pc.c.Write(answer)
+	if pc.state != pcClosed && pc.c.InboundBuffered() > 0 {
+		pc.onData() // frames sent right behind the handshake
+	}
+}
+
+// sseReplay appends to answer the events a reconnecting SSE client missed
+// (Last-Event-ID), as far as the client's replay ring still has them.
+func (ex *exchange) sseReplay(answer []byte, pc *pushConn) []byte {
+	rings := ex.l.srv.push.rings
+	v := ex.req.Header.Peek("Last-Event-ID")
+	if len(v) == 0 {
+		if q, ok := ex.fc.Arg("lastEventId"); ok { // EventSource polyfills pass it in the query
+			v = []byte(q)
+		}
+	}
+	if rings == nil || len(bytes.TrimSpace(v)) == 0 {
+		return answer
+	}
+	last, ok := push.ParseLastEventID(v)
+	if !ok {
+		return answer
+	}
+	out, complete := rings.since(answer, pc.id, last)
+	if !complete {
+		ex.reason = "Last-Event-ID " + strconv.FormatUint(last, 10) + " older than the replay buffer: events were lost"
+	}
+	return out
+}
