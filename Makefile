@@ -6,8 +6,13 @@ CONFIG ?= conf/gozer.yaml
 DEMO_ADDR ?= 127.0.0.1:9000
 FUZZTIME ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# `make run` and `make push-token` sign push tokens with this when GOZER_PUSH_SECRET
+# is not set: fine on a laptop, never in production.
+DEV_PUSH_SECRET := gozer-development-secret-not-for-production
+CLIENT ?= dev1
+TTL ?= 1h
 
-.PHONY: run build test test-short bench bench-isolation fuzz lint deps clean
+.PHONY: run push-token build test test-short bench bench-isolation fuzz lint deps clean
 
 ## build: compile gozer and the demo origin into bin/
 build:
@@ -19,7 +24,13 @@ run: build
 	@$(BIN)/demo-origin -addr $(DEMO_ADDR) & demo=$$!; \
 	trap 'kill $$demo 2>/dev/null' EXIT; \
 	echo "gozer: proxy on :8080, admin on :8081 (try: curl -i localhost:8080/)"; \
-	$(BIN)/gozer -config $(CONFIG)
+	[ -n "$$GOZER_PUSH_SECRET" ] || echo "gozer: push tokens use a development secret (set GOZER_PUSH_SECRET for a real one)"; \
+	GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer -config $(CONFIG)
+
+## push-token: print a push token for CLIENT (default dev1) that `make run` accepts
+push-token:
+	@$(GO) build -o $(BIN)/gozer ./gateway/cmd/gozer
+	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
 
 ## deps: what the test suite needs on a fresh machine (pinned Go modules, curl)
 deps:

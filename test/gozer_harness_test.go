@@ -27,6 +27,9 @@ type config struct {
 	Routes  []route
 	// Filters, when set, is written as the filters: section (else Gozer's defaults).
 	Filters *filtersConfig
+	// Push holds push.* keys, written verbatim: {"ping_interval": "1s",
+	// "cluster": "{enabled: true, redis: \"127.0.0.1:6379\"}"}.
+	Push map[string]string
 }
 
 // filtersConfig is the filters: section; empty fields keep Gozer's defaults.
@@ -98,6 +101,12 @@ func (c config) render(proxy, admin string) string {
 		}
 		for _, k := range sortedKeys(opts) {
 			fmt.Fprintf(&b, "    %s: %s\n", k, opts[k])
+		}
+	}
+	if len(c.Push) > 0 {
+		b.WriteString("push:\n")
+		for _, k := range sortedKeys(c.Push) {
+			fmt.Fprintf(&b, "  %s: %s\n", k, c.Push[k])
 		}
 	}
 	b.WriteString("routes:\n")

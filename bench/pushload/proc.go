@@ -27,7 +27,7 @@ func procTree(root int) []int {
 		if err != nil {
 			continue
 		}
-		if pp := statField(pid, 2); pp > 0 { // field 4 of stat: ppid
+		if pp := statField(pid, 1); pp > 0 {
 			parent[int(pp)] = append(parent[int(pp)], pid)
 		}
 	}
@@ -39,7 +39,7 @@ func procTree(root int) []int {
 }
 
 // statField returns field k (0-based) of /proc/PID/stat after the command name, which
-// may hold spaces: 0 is the state, 2 ppid, 11 utime, 12 stime. -1 if unreadable.
+// may hold spaces: 0 is the state, 1 ppid, 11 utime, 12 stime. -1 if unreadable.
 func statField(pid, k int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

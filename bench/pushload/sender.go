@@ -154,3 +154,7 @@ func throughput(ps *pusher, p *poller, rate float64, dur time.Duration, workers,
 	res.late, res.maxLag = late.Load(), time.Duration(maxLag.Load())
 	return res
 }
+
+func newReqResp() (*fasthttp.Request, *fasthttp.Response) {
+	return &fasthttp.Request{}, &fasthttp.Response{}
+}

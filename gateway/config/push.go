@@ -129,6 +129,9 @@ func (c *Config) validatePush(bad func(key, format string, args ...any)) {
 			bad("push.upstream_origin", "names unknown origin %q", p.UpstreamOrigin)
 		}
 	}
+	if p.TokenSecret != "" && len(p.TokenSecret) < 16 {
+		bad("push.token_secret", "must be at least 16 bytes (or empty: $%s is used)", SecretEnv)
+	}
 	if p.SSEReplayEvents < 0 || p.SSEReplayBytes < 0 {
 		bad("push.sse_replay_events", "must not be negative")
 	}

@@ -108,7 +108,7 @@ type APIConfig struct {
 // nodes counts each API call once.
 type APIStats struct {
 	Pushed           uint64 // push requests from API clients that reached a connection (200)
-	Broadcasts       uint64 // broadcast requests from API clients that were delivered
+	Broadcasts       uint64 // broadcast requests from API clients that passed the checks, whatever they reached
 	Delivered        uint64 // messages this node's connections accepted (push and broadcast, forwarded or not)
 	Forwarded        uint64 // requests forwarded to other nodes (one per node)
 	ForwardErrors    uint64 // forwarded requests that failed (no answer, or not 200/404)

@@ -107,17 +107,24 @@ func NewRedisCluster(addr, node string, ttl time.Duration) (*RedisCluster, error
 		}
 		opt = &redis.Options{Addr: addr}
 	}
-	// RESP2: nothing here needs RESP3's push notifications, and RESP2 spares
-	// the HELLO and maintenance-notification handshake on every dial.
+	// RESP2 and no maintenance notifications: nothing here needs RESP3's push
+	// messages, and RESP2 replies are the same on every server version.
 	opt.Protocol = 2
 	opt.DisableIdentity = true
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	opt.ContextTimeoutEnabled = true
 	// One dial attempt per call: a refused dial fails at once, and the
-	// registrar retries on its own schedule. go-redis logs each failed dial
-	// (a global logger the gateway may redirect with redis.SetLogger); the pool
-	// stops dialling after PoolSize failures in a row, which bounds that log.
+	// registrar retries on its own schedule. go-redis logs every failed dial
+	// to its global logger (redis.SetLogger) until PoolSize dials failed in a
+	// row; then it fails calls at once and probes once a second. So a small
+	// pool, one for pipelines too, bounds that log to a few lines per outage
+	// (the default is 10 per CPU, in each of two pools). Eight connections
+	// still serve some 50k lookups a second at a LAN round trip.
 	opt.DialerRetries = 1
+	if opt.PoolSize == 0 {
+		opt.PoolSize = 8
+	}
+	opt.PipelinePoolSize = -1
 	if opt.DialTimeout == 0 {
 		opt.DialTimeout = redisDialTimeout
 	}

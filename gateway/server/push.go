@@ -125,7 +125,7 @@ func (h *pushHub) sseEvent(pc *pushConn, msg []byte) []byte {
 	if h.rings != nil {
 		return h.rings.event(pc.id, msg)
 	}
-	seq := atomic.AddUint64(&pc.sseSeq, 1)
+	seq := pc.sseSeq.Add(1)
 	return push.AppendEvent(make([]byte, 0, len(msg)+32), seq, "", msg)
 }
 

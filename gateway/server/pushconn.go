@@ -55,12 +55,12 @@ type pushConn struct {
 	opened   int64 // unix ns
 	nextPing int64 // unix ns
 	deadline int64 // unix ns: end of life (go-away), or of the close handshake when closing
-	sseSeq   uint64
 
-	queued     atomic.Int64 // bytes handed to Push and not yet written
-	gone       atomic.Bool  // closed: Push refuses
-	slow       atomic.Bool  // Push found the bound exceeded: the loop closes it
-	upInflight atomic.Int32 // device messages handed upstream, not finished
+	sseSeq     atomic.Uint64 // SSE event ids when no replay ring is kept
+	queued     atomic.Int64  // bytes handed to Push and not yet written
+	gone       atomic.Bool   // closed: Push refuses
+	slow       atomic.Bool   // Push found the bound exceeded: the loop closes it
+	upInflight atomic.Int32  // device messages handed upstream, not finished
 	bytesIn    int64
 	bytesOut   int64
 	msgsIn     int64

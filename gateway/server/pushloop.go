@@ -54,7 +54,7 @@ func newPushLoop(l *loop) *pushLoop {
 		l.reap()
 		return nil
 	}
-	p.wheelSec = l.clock() / 1e9
+	p.wheelSec = l.clock()/1e9 - 1
 	return p
 }
 
@@ -129,7 +129,10 @@ func (p *pushLoop) unschedule(pc *pushConn) {
 // go-away) and is put back for its next time, or was not due yet (it lives more
 // than wheelSlots seconds ahead) and goes back as it was.
 func (p *pushLoop) tick(now int64) {
-	sec := now / 1e9
+	// A slot is processed once its whole second has passed, so every connection in
+	// it is due (none is served early); a timer fires at most one second plus a
+	// tick late.
+	sec := now/1e9 - 1
 	if sec-p.wheelSec > wheelSlots {
 		p.wheelSec = sec - wheelSlots
 	}

@@ -1,0 +1,267 @@
+package push
+
+import (
+	"bytes"
+	"net"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gozer/gateway/internal/redistest"
+)
+
+// syncBuffer is a log sink the registrar's goroutine writes while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) lines(level string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.b.String(), `"level":"`+level+`"`)
+}
+
+// runRegistrar starts r.Run and returns a stop that cancels it and waits for
+// Run to return (within a deadline: Run must not hang on its way out).
+func runRegistrar(t *testing.T, r *Registrar) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Error("Run did not return within 5s of its ctx being cancelled")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// End to end against a real Redis: connections on the local registry show in
+// the cluster registry and stay there past several TTLs, disconnections
+// remove them, a stale Unregistered does not remove an id that reconnected,
+// and a stopped registrar takes its node out.
+func TestRegistrarEndToEnd(t *testing.T) {
+	t.Parallel()
+	const ttl = time.Second
+	srv := redistest.Start(t)
+	node := newRedisNode(t, srv.Addr, "self:1", ttl)
+	other := newRedisNode(t, srv.Addr, "other:1", time.Minute)
+	local := NewRegistry(0)
+	var logs syncBuffer
+	r := NewRegistrar(node, local, ttl, zerolog.New(&logs))
+	stop := runRegistrar(t, r)
+
+	connect := func(id string, c *fakeConn) {
+		if first, err := local.Add(id, c); err != nil {
+			t.Fatal(err)
+		} else if first {
+			r.Registered(id)
+		}
+	}
+	disconnect := func(id string, c *fakeConn) {
+		if local.Remove(id, c) {
+			r.Unregistered(id)
+		}
+	}
+	visible := func(id string) bool { return slices.Contains(lookup(t, other, id), "self:1") }
+
+	eventually(t, 2*time.Second, "the node is alive", func() bool {
+		return slices.Contains(nodes(t, other), "self:1")
+	})
+	u1, u2a, u2b, u3 := &fakeConn{name: "u1"}, &fakeConn{name: "u2a"}, &fakeConn{name: "u2b"}, &fakeConn{name: "u3"}
+	connect("u1", u1)
+	connect("u2", u2a)
+	must(t, other.Register(testCtx(t), "u1"))
+	eventually(t, 2*time.Second, "registered ids are visible", func() bool {
+		return visible("u1") && visible("u2")
+	})
+
+	// The refresh keeps them (and the node) alive for several TTLs.
+	for end := time.Now().Add(3 * ttl); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if !visible("u1") || !visible("u2") || !slices.Contains(nodes(t, other), "self:1") {
+			t.Fatal("an entry lapsed although the registrar refreshes it")
+		}
+	}
+
+	// u1 leaves this node; the other node's entry for it stays.
+	disconnect("u1", u1)
+	eventually(t, 2*time.Second, "an unregistered id disappears", func() bool {
+		return slices.Equal(lookup(t, other, "u1"), []string{"other:1"})
+	})
+
+	// A stale Unregistered (u2 reconnected meanwhile on another device) must
+	// not remove u2. u3's registration, queued after it, marks that the
+	// registrar got past it.
+	connect("u2", u2b)
+	r.Unregistered("u2")
+	connect("u3", u3)
+	eventually(t, 2*time.Second, "u3 is visible", func() bool { return visible("u3") })
+	if !visible("u2") {
+		t.Fatal("an Unregistered for an id still connected here removed it")
+	}
+	disconnect("u2", u2a)
+	time.Sleep(100 * time.Millisecond) // nothing to wait for: u2 keeps a device
+	if !visible("u2") {
+		t.Fatal("u2 lost its entry while one device remains")
+	}
+
+	// Stopping the registrar: the node leaves and takes its ids with it, long
+	// before their TTL.
+	stop()
+	if got := nodes(t, other); slices.Contains(got, "self:1") {
+		t.Errorf("after Run returned: nodes = %q", got)
+	}
+	for _, id := range []string{"u2", "u3"} {
+		if visible(id) {
+			t.Errorf("after Run returned: %s is still registered to the stopped node", id)
+		}
+	}
+	if !slices.Equal(lookup(t, other, "u1"), []string{"other:1"}) {
+		t.Error("the stopped node removed another node's entry")
+	}
+	if n := logs.lines("error"); n != 0 {
+		t.Errorf("%d error lines with redis up: %s", n, logs.b.String())
+	}
+	if r.Dropped() != 0 {
+		t.Errorf("dropped %d events", r.Dropped())
+	}
+}
+
+// Redis down: the loops' calls never block, Run keeps going and logs once, not
+// once per failure; Redis back (empty): the refresh restores the entries.
+func TestRegistrarRedisDown(t *testing.T) {
+	t.Parallel()
+	const ttl = 600 * time.Millisecond
+	srv := redistest.Start(t)
+	node := newRedisNode(t, srv.Addr, "self:1", ttl)
+	local := NewRegistry(0)
+	var logs syncBuffer
+	r := NewRegistrar(node, local, ttl, zerolog.New(&logs))
+	srv.Kill()
+	stop := runRegistrar(t, r)
+
+	// Events keep flowing from "event loops" while Redis is down.
+	start := time.Now()
+	for i := range 200 {
+		c := &fakeConn{}
+		id := string(rune('a'+i%26)) + "-id"
+		if first, _ := local.Add(id, c); first {
+			r.Registered(id)
+		}
+		if i%2 == 0 && local.Remove(id, c) {
+			r.Unregistered(id)
+		}
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("posting events with redis down took %v", took)
+	}
+	// Several periods of failures (alive, refresh and the events).
+	time.Sleep(3 * ttl)
+	if n := logs.lines("error"); n != 1 {
+		t.Errorf("%d error lines during the outage, want 1 (rate-limited): %s", n, logs.b.String())
+	}
+
+	srv.Restart()
+	t.Log("restarted", time.Now().Format("05.000"))
+	r.logEvery = 0
+	defer func() { t.Log(logs.b.String()) }()
+	// go-redis probes a server that refused PoolSize dials once a second, so
+	// the first refresh after the restart may still fail.
+	eventually(t, 5*time.Second, "the refresh restores the registry", func() bool {
+		ctx := testCtx(t)
+		if got, err := node.Nodes(ctx, nil); err != nil || !slices.Equal(got, []string{"self:1"}) {
+			cn, derr := net.Dial("tcp", srv.Addr)
+			if cn != nil {
+				cn.Close()
+			}
+			t.Log(time.Now().Format("05.000"), got, err, derr)
+			return false
+		}
+		n := 0
+		local.Each("", func(id string, _ Conn) bool {
+			if got, _ := node.Lookup(ctx, id, nil); slices.Equal(got, []string{"self:1"}) {
+				n++
+			}
+			return true
+		})
+		return n == local.Clients() && n > 0
+	})
+	if n := logs.lines("info"); n != 1 {
+		t.Errorf("%d info lines, want one saying the registry is reachable again: %s", n, logs.b.String())
+	}
+
+	// Run ends promptly even with Redis gone again.
+	srv.Kill()
+	start = time.Now()
+	stop()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Run took %v to return with redis down", took)
+	}
+}
+
+// Registered and Unregistered never block: with nobody draining the queue,
+// the overflow is dropped and counted.
+func TestRegistrarDrops(t *testing.T) {
+	t.Parallel()
+	r := NewRegistrar(NewMemoryCluster(time.Minute, nil).Node("n"), NewRegistry(0), time.Minute, zerolog.Nop())
+	start := time.Now()
+	for range registrarQueue + 10 {
+		r.Registered("u")
+	}
+	r.Unregistered("u")
+	if got := r.Dropped(); got != 11 {
+		t.Errorf("Dropped() = %d, want 11", got)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("posting took %v", took)
+	}
+}
+
+// With a ClusterRegistry that has no UnregisterMany, the registrar unregisters
+// one id at a time; and a dropped Unregistered is repaired by the next event
+// for the id or, at worst, by the TTL.
+func TestRegistrarMemoryCluster(t *testing.T) {
+	t.Parallel()
+	mc := NewMemoryCluster(time.Minute, nil)
+	node, other := mc.Node("self:1"), mc.Node("other:1")
+	local := NewRegistry(0)
+	r := NewRegistrar(node, local, time.Minute, zerolog.Nop())
+	stop := runRegistrar(t, r)
+	a, b := &fakeConn{}, &fakeConn{}
+	for _, id := range []string{"a", "b"} {
+		_, _ = local.Add(id, a)
+		r.Registered(id)
+	}
+	eventually(t, 2*time.Second, "both visible", func() bool { return mc.Len() == 2 })
+	local.Remove("a", a)
+	r.Unregistered("a")
+	eventually(t, 2*time.Second, "a gone", func() bool { return len(lookup(t, other, "a")) == 0 })
+	_, _ = local.Add("c", b)
+	stop()
+	if got := nodes(t, other); len(got) != 0 {
+		t.Errorf("nodes after stop = %q", got)
+	}
+	if mc.Len() != 0 {
+		t.Errorf("%d ids left after stop (c was never posted but is local)", mc.Len())
+	}
+}
