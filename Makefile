@@ -32,10 +32,11 @@ push-token:
 	@$(GO) build -o $(BIN)/gozer ./gateway/cmd/gozer
 	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
 
-## deps: what the test suite needs on a fresh machine (pinned Go modules, curl)
+## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server)
 deps:
 	$(GO) mod download
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
 ## test: the whole suite (unit tests, end-to-end tests over real sockets), race detector on
 test: deps

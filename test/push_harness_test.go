@@ -99,7 +99,7 @@ type wsDevice struct {
 }
 
 // dialWS opens a websocket push connection with token (in the query) and fails
-// the test unless it is upgraded. The device reads from the start unless noRead.
+// the test unless it is upgraded.
 func dialWS(t testing.TB, g *gozer, name, token string) *wsDevice {
 	t.Helper()
 	c := dialWSConn(t, g.wsURL(token), nil)
@@ -409,7 +409,6 @@ func (d *sseDevice) read() {
 	r := bufio.NewReader(d.resp.Body)
 	var ev sseEvent
 	var data []string
-	have := false
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -419,17 +418,18 @@ func (d *sseDevice) read() {
 		line = strings.TrimRight(line, "\r\n")
 		switch {
 		case line == "":
-			if have {
+			// As EventSource does: a block without data lines (a "retry:" alone)
+			// dispatches no event.
+			if data != nil {
 				ev.data = strings.Join(data, "\n")
 				d.events <- ev
 			}
-			ev, data, have = sseEvent{}, nil, false
+			ev, data = sseEvent{}, nil
 		case strings.HasPrefix(line, ":"):
 			d.events <- sseEvent{comment: true, data: line}
 		default:
 			k, v, _ := strings.Cut(line, ":")
 			v = strings.TrimPrefix(v, " ")
-			have = true
 			switch k {
 			case "id":
 				ev.id = v

@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -54,7 +55,15 @@ func main() {
 	bTimeout := flag.Duration("broadcast-timeout", 30*time.Second, "a round's wait for every connection")
 	bGap := flag.Duration("broadcast-gap", time.Second, "pause between rounds")
 	clkTck := flag.Int64("clk-tck", 100, "clock ticks per second of /proc/PID/stat (getconf CLK_TCK)")
+	nice := flag.Int("poller-nice", -10, "nice value of the thread that reads the connections (0: leave it)")
+	coresFlag := flag.String("cores", "0,1", "the cores of the bench (target and client), for the other-load figures")
 	flag.Parse()
+	var cores []int
+	for f := range strings.SplitSeq(*coresFlag, ",") {
+		if c, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			cores = append(cores, c)
+		}
+	}
 
 	// The poller blocks in epoll_wait, a raw syscall the Go scheduler does not see as
 	// network I/O: with one P (GOMAXPROCS follows taskset, one core) the senders would wait
@@ -75,7 +84,14 @@ func main() {
 	if lim := raiseNofile(uint64(need)); lim < uint64(need) {
 		fatalf("open files limit is %d, %d connections need %d (raise the hard limit, or lower -n)", lim, *n, need)
 	}
-	cpuMS := func(ticks int64) float64 { return float64(ticks) * 1000 / float64(*clkTck) }
+	cpuMS := func(ns int64) float64 { return float64(ns) / 1e6 }
+	// outCPU reports how busy the target, this client and other jobs were between a and b.
+	outCPU := func(prefix string, a, b cpuSnap) {
+		t, c, o := cpuPcts(a, b, *clkTck)
+		out(prefix+"target_cpu_pct", fmt.Sprintf("%.0f", t))
+		out(prefix+"client_cpu_pct", fmt.Sprintf("%.0f", c))
+		out(prefix+"other_cpu_pct", fmt.Sprintf("%.0f", o))
+	}
 
 	// 2 (before). The baseline: the target as it is before any connection.
 	var heap0 map[string]int64
@@ -89,13 +105,13 @@ func main() {
 	// 1. Connect.
 	s := newSink(*n)
 	p, err := newPoller(pollerConfig{addr: [4]byte(ip), port: port, path: *path, idPrefix: *idPrefix, n: *n,
-		sources: *sources, connRate: *connRate, inflight: *inflight, handshakeTTL: *hsTimeout, retries: 3}, start, s)
+		sources: *sources, connRate: *connRate, inflight: *inflight, handshakeTTL: *hsTimeout, retries: 3, nice: *nice}, start, s)
 	if err != nil {
 		fatalf("%v", err)
 	}
 	logf("connecting %d websockets to %s%s from %d source addresses (%.0f/s, %d in flight at most)",
 		*n, *wsAddr, *path, *sources, *connRate, *inflight)
-	cpu0 := cpuTicks(*pid)
+	cpu0 := takeSnap(*pid, cores)
 	t0 := time.Now()
 	go p.run()
 	lastLog := time.Now()
@@ -110,7 +126,7 @@ func main() {
 	if at := p.allOpenAt.Load(); at > 0 {
 		connectSecs = (time.Duration(at) - t0.Sub(start)).Seconds()
 	}
-	cpu1 := cpuTicks(*pid)
+	cpu1 := takeSnap(*pid, cores)
 	conns := p.connected.Load()
 	out("connected", conns)
 	out("failed", p.failed.Load())
@@ -118,8 +134,9 @@ func main() {
 	out("connect_secs", fmt.Sprintf("%.2f", connectSecs))
 	out("connect_per_sec", fmt.Sprintf("%.0f", float64(p.everOpen.Load())/connectSecs))
 	if *pid > 0 && conns > 0 {
-		out("connect_cpu_us_per_conn", fmt.Sprintf("%.1f", cpuMS(cpu1-cpu0)*1000/float64(conns)))
+		out("connect_cpu_us_per_conn", fmt.Sprintf("%.1f", cpuMS(cpu1.target-cpu0.target)*1000/float64(conns)))
 	}
+	outCPU("connect_", cpu0, cpu1)
 	logf("%d open, %d failed in %.1fs", conns, p.failed.Load(), connectSecs)
 	if e := p.firstError(); e != "" {
 		out("first_error", e)
@@ -157,7 +174,7 @@ func main() {
 		planned := int(*rate * dur.Seconds())
 		logf("throughput: %.0f messages/s for %v to random ids", *rate, *dur)
 		s.startUnicast(planned)
-		c0, phase0 := cpuTicks(*pid), p.now()
+		c0, phase0 := takeSnap(*pid, cores), p.now()
 		tr := throughput(ps, p, *rate, *dur, *senders, *size)
 		end := time.Now().Add(*drain)
 		for time.Now().Before(end) {
@@ -169,7 +186,7 @@ func main() {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		c1 := cpuTicks(*pid)
+		c1 := takeSnap(*pid, cores)
 		s.mu.Lock()
 		lats := sortedCopy(s.lats)
 		recv, dups, mis, last := s.received, s.dups, s.misdelivered, s.lastRecv
@@ -196,9 +213,9 @@ func main() {
 			out("tput_"+q.name+"_us", fmt.Sprintf("%.0f", float64(percentile(lats, q.q))/1e3))
 		}
 		if *pid > 0 && recv > 0 {
-			out("tput_cpu_us_per_msg", fmt.Sprintf("%.1f", cpuMS(c1-c0)*1000/float64(recv)))
-			out("tput_cpu_pct", fmt.Sprintf("%.1f", cpuMS(c1-c0)/10/time.Duration(p.now()-phase0).Seconds()))
+			out("tput_cpu_us_per_msg", fmt.Sprintf("%.1f", cpuMS(c1.target-c0.target)*1000/float64(recv)))
 		}
+		outCPU("tput_", c0, c1)
 		if tr.firstErr != "" {
 			out("tput_first_error", tr.firstErr)
 		}
@@ -210,11 +227,12 @@ func main() {
 	// 4. Broadcast.
 	var alls []float64
 	minRecv := int64(-1)
+	bc0 := takeSnap(*pid, cores)
 	for r := 1; r <= *broadcasts; r++ {
 		time.Sleep(*bGap)
 		expect := p.connected.Load()
 		s.startRound(uint8(r), int(expect))
-		c0 := cpuTicks(*pid)
+		c0 := takeSnap(*pid, cores)
 		req, resp := newReqResp()
 		sentAt := p.now()
 		body := pad(fmt.Appendf(nil, "b %d %d ", r, sentAt), *size)
@@ -240,7 +258,7 @@ func main() {
 			time.Sleep(time.Millisecond)
 		}
 		time.Sleep(20 * time.Millisecond) // late duplicates or strays, if any, show up in the counts
-		c1 := cpuTicks(*pid)
+		c1 := takeSnap(*pid, cores)
 		s.mu.Lock()
 		times := sortedCopy(s.bTimes)
 		bdups := s.bDups
@@ -263,13 +281,13 @@ func main() {
 		out(pre+"p50_ms", fmt.Sprintf("%.1f", float64(percentile(times, 0.5))/1e6))
 		out(pre+"p99_ms", fmt.Sprintf("%.1f", float64(percentile(times, 0.99))/1e6))
 		out(pre+"post_ms", fmt.Sprintf("%.1f", postMS))
-		if *pid > 0 {
-			out(pre+"cpu_ms", fmt.Sprintf("%.0f", cpuMS(c1-c0)))
-		}
+		out(pre+"target_cpu_ms", fmt.Sprintf("%.0f", cpuMS(c1.target-c0.target)))
+		out(pre+"client_cpu_ms", fmt.Sprintf("%.0f", cpuMS(c1.self-c0.self)))
 		logf("broadcast %d: %d of %d received, all in %.1f ms (POST answered in %.1f ms, reached %d)",
 			r, recv, expect, allMS, postMS, reached)
 	}
 	if *broadcasts > 0 {
+		outCPU("bcast_", bc0, takeSnap(*pid, cores))
 		out("bcast_rounds_complete", len(alls))
 		out("bcast_min_received", minRecv)
 		if len(alls) > 0 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,12 +115,22 @@ func statusRSS(pid int) int64 {
 	return -1
 }
 
-// cpuTicks is utime+stime over the tree of root, in clock ticks.
-func cpuTicks(root int) int64 {
+// cpuNanos is the CPU time used so far by the tree of root, in ns: the sum over its
+// threads of /proc/PID/task/TID/schedstat (ns on the CPU, exact), where utime+stime
+// would come in 10 ms ticks, too coarse for a broadcast that takes 20 ms. Threads that
+// already exited are not in it; the targets' threads live as long as they do.
+func cpuNanos(root int) int64 {
 	var t int64
 	for _, pid := range procTree(root) {
-		if u, s := statField(pid, 11), statField(pid, 12); u >= 0 && s >= 0 {
-			t += u + s
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, task.Name()))
+			if err != nil {
+				continue
+			}
+			f, _, _ := strings.Cut(string(b), " ")
+			n, _ := strconv.ParseInt(f, 10, 64)
+			t += n
 		}
 	}
 	return t
@@ -152,4 +163,51 @@ func goHeap(url string) (map[string]int64, error) {
 		}
 	}
 	return stats, nil
+}
+
+// cpuSnap is a reading of the CPU time used so far by the target, by this program and by
+// the measured cores as a whole (/proc/stat): the difference of two readings tells how
+// busy each side was, and how much CPU other jobs on the machine took from those cores,
+// which would disturb the figures.
+type cpuSnap struct {
+	at           time.Time
+	target, self int64 // ns
+	cores        int64 // clock ticks
+}
+
+func takeSnap(pid int, cores []int) cpuSnap {
+	s := cpuSnap{at: time.Now(), target: cpuNanos(pid), self: cpuNanos(os.Getpid())}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return s
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil || !slices.Contains(cores, n) {
+			continue
+		}
+		// user nice system irq softirq steal: busy; idle and iowait are not.
+		for _, k := range []int{1, 2, 3, 6, 7, 8} {
+			v, _ := strconv.ParseInt(f[k], 10, 64)
+			s.cores += v
+		}
+	}
+	return s
+}
+
+// cpuPcts returns, between a and b, the target's and this program's CPU and what else
+// ran on the measured cores, each in % of one core. The cores' figure comes in clock
+// ticks: over less than a second or so "other" is mostly rounding.
+func cpuPcts(a, b cpuSnap, tck int64) (target, self, other float64) {
+	wall := float64(b.at.Sub(a.at))
+	if wall <= 0 {
+		return 0, 0, 0
+	}
+	t, s := float64(b.target-a.target), float64(b.self-a.self)
+	cores := float64(b.cores-a.cores) * 1e9 / float64(tck)
+	return 100 * t / wall, 100 * s / wall, 100 * max(0, cores-t-s) / wall
 }

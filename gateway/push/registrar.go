@@ -15,7 +15,7 @@ import (
 const (
 	registrarQueue       = 1 << 16
 	registrarBatch       = 1000
-	registrarMaxCall     = 5 * time.Second  // per round trip, whatever the TTL
+	registrarMaxCall     = 5 * time.Second  // per call (one batch), whatever the TTL
 	registrarStopTimeout = 2 * time.Second  // Leave + Unregister at shutdown
 	registrarLogEvery    = 30 * time.Second // at most one error line per period
 )
@@ -181,9 +181,9 @@ func (r *Registrar) periodic(ctx context.Context) {
 		// out batch after batch; the next period tries again.
 		return
 	}
-	ids := r.localIDs()
-	defer func() { clear(ids); r.ids = ids[:0] }() // do not pin ids that leave
-	for len(ids) > 0 && ctx.Err() == nil {
+	all := r.localIDs()
+	defer func() { clear(all); r.ids = all[:0] }() // do not pin ids that leave
+	for ids := all; len(ids) > 0 && ctx.Err() == nil; {
 		b := ids[:min(len(ids), registrarBatch)]
 		if !r.call(ctx, "refresh", func(ctx context.Context) error { return r.c.Refresh(ctx, b) }) {
 			return

@@ -148,7 +148,8 @@ func (s *Server) Start() error {
 		_ = cli.Stop()
 		return fmt.Errorf("listen admin %s: %w", s.cfg.Listeners.Admin.Addr, err)
 	}
-	s.admin = &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+	// ReadTimeout bounds a slow push-API sender holding a handler goroutine.
+	s.admin = &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
 
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.watcher.run() }()
