@@ -2,12 +2,17 @@
 // the websocket handshake check and accept response (RFC 6455, version 13),
 // an incremental server-side frame decoder and an allocation-free frame
 // encoder, Server-Sent Events encoding with a small replay ring, the local
-// registry of connected client ids, the interface of the cluster-wide
-// registry (with an in-memory fake), signed push tokens and a per-client
-// rate limiter for the push API.
+// registry of connected client ids, the cluster-wide registry (the
+// ClusterRegistry interface, RedisCluster on a real Redis, an in-memory fake)
+// and the Registrar goroutine that keeps it current, signed push tokens, a
+// per-client rate limiter, and the push API (an http.Handler for the admin
+// listener that forwards to other nodes in cluster mode).
 //
-// Nothing in this package starts a goroutine or does I/O: the core wires it
-// into its gnet event loops (see DESIGN.md beside this file).
+// The frame, handshake, SSE and registry parts do no I/O and start no
+// goroutine: the core (gateway/server) runs them on its gnet event loops. The
+// parts that talk to Redis or to other nodes (RedisCluster, Registrar, API)
+// block, and are only ever called off the loops. See DESIGN.md beside this
+// file.
 //
 // # Concurrency contracts
 //
@@ -16,8 +21,10 @@
 //   - Event-loop goroutine only: Decoder and BufferPool. They belong to one
 //     connection (Decoder) or one event loop (BufferPool) and are not safe for
 //     concurrent use. A Decoder must use the BufferPool of its own loop.
-//   - Any goroutine: Registry, EventRing, RateLimiter, MemoryCluster, and the
-//     ClusterRegistry and Conn interfaces (whose implementations must be).
+//   - Any goroutine: Registry, EventRing, RateLimiter, MemoryCluster,
+//     RedisCluster, API, and the ClusterRegistry and Conn interfaces (whose
+//     implementations must be). Registrar: Registered and Unregistered from
+//     any goroutine (they never block); Run on its own goroutine.
 //   - Pure functions (the Append* encoders, CheckHandshake, Sign, Verify) keep
 //     no state and may be called from anywhere; they only append to the dst
 //     they are given and never retain it.
