@@ -12,7 +12,7 @@ DEV_PUSH_SECRET := gozer-development-secret-not-for-production
 CLIENT ?= dev1
 TTL ?= 1h
 
-.PHONY: run push-token build test test-short bench bench-isolation fuzz lint deps clean
+.PHONY: run push-token build test test-short bench bench-isolation bench-push fuzz lint deps clean
 
 ## build: compile gozer and the demo origin into bin/
 build:
@@ -54,6 +54,10 @@ bench:
 ## bench-isolation: a healthy origin's latency with and without a sick neighbour
 bench-isolation:
 	bash bench/isolation.sh
+
+## bench-push: websocket push vs nginx + nchan: memory per connection, push latency, broadcast time
+bench-push:
+	bash bench/push.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,8 +47,9 @@ func TestPushPingTimeout(t *testing.T) {
 	g.waitConnected(t, "ping-silent", true, 5*time.Second)
 
 	// First ping within an interval, a second one an interval later, closed at
-	// the third: about 3 s; the timer wheel has 1 s slots, so allow 6.
-	g.waitPushCounter(t, "ping_timeout_closed_total", 1, 6*time.Second)
+	// the third: about 3 s; timers may fire a second late, and the machine may be
+	// loaded: allow 8.
+	g.waitPushCounter(t, "ping_timeout_closed_total", 1, 8*time.Second)
 	closedAfter := time.Since(start)
 	g.waitConnected(t, "ping-silent", false, 2*time.Second)
 	if closedAfter < 1500*time.Millisecond {
@@ -74,12 +76,12 @@ func TestPushPingTimeout(t *testing.T) {
 	if len(got) < 3 {
 		t.Errorf("the answering device got %d pings in %v with ping_interval 1s, want >= 3", len(got), time.Since(start))
 	}
-	// Pings come every ping_interval: allow the 100 ms tick and a loaded machine,
-	// not a whole second more.
-	for i := 1; i < len(got); i++ {
-		if gap := got[i] - got[i-1]; gap > 1700*time.Millisecond {
-			t.Errorf("pings at %v: %v between pings %d and %d with ping_interval 1s", roundAll(got), gap.Round(time.Millisecond), i, i+1)
-			break
+	// Pings come every ping_interval on average. Gozer's timer wheel has 1 s slots
+	// and fires a timer up to a second late, but the lateness must not add up:
+	// with ping_interval 1s, pings 2 s apart are a ping interval doubled.
+	if n := len(got); n >= 3 {
+		if avg := (got[n-1] - got[0]) / time.Duration(n-1); avg > 1300*time.Millisecond {
+			t.Errorf("pings at %v: one every %v on average with ping_interval 1s", roundAll(got), avg.Round(time.Millisecond))
 		}
 	}
 	g.push(t, "ping-alive", "still here", 200)
@@ -98,8 +100,9 @@ func roundAll(ds []time.Duration) []time.Duration {
 }
 
 // TestPushLifetimeGoAway: with max_lifetime 2s (dither 0.2) a websocket device gets
-// close 1001 with a reason about the lifetime after 1.6 to 2 s, and is then no
-// longer registered; an SSE device gets an "event: goaway" and its stream ends.
+// close 1001 with a reason about the lifetime after 1.6 to 2 s (plus up to a second
+// of timer lateness), and is then no longer registered; an SSE device gets an
+// "event: goaway" and its stream ends.
 func TestPushLifetimeGoAway(t *testing.T) {
 	t.Parallel()
 	g := pushGozer(t, map[string]string{"max_lifetime": "2s", "lifetime_dither": "0.2"})
@@ -213,17 +216,16 @@ func TestPushSlowConsumer(t *testing.T) {
 					firstOther.CompareAndSwap(nil, err.Error())
 					continue
 				}
-				b := make([]byte, 512)
-				n, _ := resp.Body.Read(b)
+				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				switch {
-				case resp.StatusCode == 200 && bytes.Contains(b[:n], []byte(`"reached":1`)):
+				case resp.StatusCode == 200 && bytes.Contains(b, []byte(`"reached":1`)):
 					reached.Add(1)
 				case resp.StatusCode == 404:
 					notFound.Add(1)
 				default:
 					other.Add(1)
-					firstOther.CompareAndSwap(nil, fmt.Sprintf("%d %s", resp.StatusCode, b[:n]))
+					firstOther.CompareAndSwap(nil, fmt.Sprintf("%d %s", resp.StatusCode, b))
 				}
 			}
 		}()

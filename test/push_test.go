@@ -69,7 +69,12 @@ func TestPushHandshake(t *testing.T) {
 				if v := resp.Header.Get("Sec-WebSocket-Version"); v != "13" {
 					t.Errorf("Sec-WebSocket-Version %q, want 13", v)
 				}
+				// RFC 9110 15.5.22: a 426 MUST carry Upgrade.
+				if v := resp.Header.Get("Upgrade"); !strings.EqualFold(v, "websocket") {
+					t.Errorf("Upgrade %q on the 426, want websocket", v)
+				}
 			}},
+		{"plain GET", "GET " + path + " HTTP/1.1\r\nHost: " + g.ProxyAddr + "\r\n\r\n", 400, nil},
 		{"POST", wsRequest("POST", path, g.ProxyAddr, ""), 400,
 			func(t *testing.T, _ *http.Response, body string) {
 				if !strings.Contains(body, "GET") {
@@ -91,8 +96,15 @@ func TestPushHandshake(t *testing.T) {
 			}
 		})
 	}
-	if got := g.pushCounter(t, "refused_total"); got < int64(len(bad)) {
-		t.Errorf("/admin/push refused_total = %d, want >= %d", got, len(bad))
+	t.Run("SSE POST", func(t *testing.T) {
+		resp, body := rawExchange(t, g.ProxyAddr, "POST /push/sse?token="+url.QueryEscape(tok)+" HTTP/1.1\r\nHost: "+g.ProxyAddr+"\r\n\r\n")
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" {
+			t.Errorf("status %d Allow %q (body %q), want 405 with Allow: GET", resp.StatusCode, resp.Header.Get("Allow"), body)
+		}
+	})
+	// Every refused handshake counts: the websocket ones and the SSE POST.
+	if got, want := g.pushCounter(t, "refused_total"), int64(len(bad)+1); got != want {
+		t.Errorf("/admin/push refused_total = %d after %d refused handshakes", got, want)
 	}
 
 	t.Run("no accepting filter", func(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,8 +57,19 @@ func main() {
 	bGap := flag.Duration("broadcast-gap", time.Second, "pause between rounds")
 	clkTck := flag.Int64("clk-tck", 100, "clock ticks per second of /proc/PID/stat (getconf CLK_TCK)")
 	nice := flag.Int("poller-nice", -10, "nice value of the thread that reads the connections (0: leave it)")
+	cpuProfile := flag.String("cpuprofile", "", "write the client's own CPU profile here (to see what limits it)")
 	coresFlag := flag.String("cores", "0,1", "the cores of the bench (target and client), for the other-load figures")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatalf("%v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var cores []int
 	for f := range strings.SplitSeq(*coresFlag, ",") {
 		if c, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {

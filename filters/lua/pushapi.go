@@ -29,7 +29,7 @@ func (l *Loop) ctxPushAccept(L *glua.LState) int {
 	}
 	if !push.ValidClientID(id) {
 		L.Push(glua.LFalse)
-		L.Push(glua.LString("invalid client id (1-128 bytes of A-Z a-z 0-9 . _ - : @)"))
+		L.Push(glua.LString("invalid client id (1-256 bytes of A-Z a-z 0-9 - . _ ~ : @ + =)"))
 		return 2
 	}
 	ctx.PushID = id

@@ -30,7 +30,7 @@ func TestPushAPI(t *testing.T) {
 			`ctx.vars.v = tostring(ctx.push_accept("dev-7")) .. "|" .. ctx.push_id`, "true|dev-7", "dev-7"},
 		{"refuse an invalid id", filters.PushWebSocket, secret,
 			`local ok, why = ctx.push_accept("a b"); ctx.vars.v = tostring(ok) .. "|" .. why .. "|" .. tostring(ctx.push_id)`,
-			"false|invalid client id (1-128 bytes of A-Z a-z 0-9 . _ - : @)|nil", ""},
+			"false|invalid client id (1-256 bytes of A-Z a-z 0-9 - . _ ~ : @ + =)|nil", ""},
 		{"refuse outside a push request", filters.PushNone, secret,
 			`local ok, why = ctx.push_accept("dev-7"); ctx.vars.v = tostring(ok) .. "|" .. why`, "false|not a push request", ""},
 		{"verify a good token", filters.PushWebSocket, secret, `ctx.vars.v = ctx.push_verify("` + good + `")`, "dev-7", ""},

@@ -36,7 +36,7 @@ type Options struct {
 	Budget       time.Duration // per filter call (should_filter + apply); default 5ms
 	Disabled     []string      // filter names disabled by config (file stays loaded, never runs)
 	Log          zerolog.Logger
-	MaxBodyBytes int // cap for buffered bodies (ctx.req.body / ctx.resp.body); default 1 MiB
+	MaxBodyBytes int    // cap for buffered bodies (ctx.req.body / ctx.resp.body); default 1 MiB
 	PushSecret   []byte // checks push tokens (ctx.push_verify); empty: every token is refused
 }
 

@@ -23,6 +23,10 @@ type ResponseInfo struct {
 	// and not Close, "Connection: keep-alive" is added. Do not combine with
 	// Chunked: HTTP/1.0 clients do not understand chunked.
 	HTTP10 bool
+	// Upgrade, when set, is sent as the Upgrade header with "upgrade" added to
+	// Connection: a 426 Upgrade Required must name the protocol (RFC 9110
+	// §15.5.22). The origin's own Upgrade header is never passed on.
+	Upgrade string
 }
 
 // AppendClientResponse appends the response head for the client:
@@ -89,9 +93,19 @@ func appendFraming(dst []byte, r *Response, ri *ResponseInfo, status int) []byte
 			dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
 		}
 	}
-	if ri.Close {
+	if ri.Upgrade != "" {
+		dst = append(dst, "Upgrade: "...)
+		dst = append(dst, ri.Upgrade...)
+		dst = append(dst, "\r\n"...)
+	}
+	switch {
+	case ri.Upgrade != "" && ri.Close:
+		dst = append(dst, "Connection: upgrade, close\r\n"...)
+	case ri.Upgrade != "":
+		dst = append(dst, "Connection: upgrade\r\n"...)
+	case ri.Close:
 		dst = append(dst, "Connection: close\r\n"...)
-	} else if ri.HTTP10 {
+	case ri.HTTP10:
 		dst = append(dst, "Connection: keep-alive\r\n"...)
 	}
 	return append(dst, "\r\n"...)

@@ -198,6 +198,12 @@ func TestAppendClientResponse(t *testing.T) {
 			want: req("HTTP/1.1 204 No Content"),
 		},
 		{
+			name: "426 names the protocol, the origin's Upgrade is not passed on",
+			head: req("HTTP/1.1 426 Upgrade Required", "Upgrade: h2c", "Content-Length: 0"),
+			ri:   ResponseInfo{Upgrade: "websocket", Close: true},
+			want: req("HTTP/1.1 426 Upgrade Required", "Content-Length: 0", "Upgrade: websocket", "Connection: upgrade, close"),
+		},
+		{
 			name: "until close to http10 client",
 			head: req("HTTP/1.0 200 OK", "X: y"),
 			ri:   ResponseInfo{Close: true, HTTP10: true},

@@ -222,7 +222,7 @@ func (ex *exchange) answer(status int, cause filters.Cause, body []byte, headers
 		r.ContentLength = int64(len(body))
 	}
 	close := ex.closeAfter || cl.drainClose
-	ri := httpcodec.ResponseInfo{RequestID: ex.id, Via: l.srv.cfg.Server.Via, Close: close, HTTP10: ex.req.HTTP10}
+	ri := httpcodec.ResponseInfo{RequestID: ex.id, Via: l.srv.cfg.Server.Via, Close: close, HTTP10: ex.req.HTTP10, Upgrade: ex.upgradeTo}
 	out := ex.appendStatusHeaders(httpcodec.AppendClientResponse(l.wbuf[:0], r, &ri))
 	if r.Framing == httpcodec.FramingLength {
 		out = append(out, body...)

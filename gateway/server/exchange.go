@@ -39,6 +39,7 @@ type exchange struct {
 	attemptOpen bool                             // the current attempt was picked by the balancer: AttemptDone must follow once
 	fellBack    bool                             // the origin's fallback serves it
 	localAnswer bool                             // the gateway (or a filter) answered, not the origin
+	upgradeTo   string                           // the Upgrade header of a local 426 answer
 
 	fwd        []byte // request head as sent to the origin, kept for retries
 	replay     []byte // request body bytes sent so far, while they fit maxReplay
@@ -84,6 +85,7 @@ func (ex *exchange) reset() {
 	}
 	ex.endAttempt(true)
 	ex.admitted, ex.attemptOpen, ex.fellBack, ex.localAnswer = false, false, false, false
+	ex.upgradeTo = ""
 	ex.tries = [maxLoggedAttempts]attemptRecord{}
 	ex.cl, ex.up, ex.origin, ex.server = nil, nil, nil, nil
 	ex.req.Reset()

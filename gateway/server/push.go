@@ -177,5 +177,9 @@ func (pc *pushConn) logLifetime(err error) {
 	}
 }
 
-// elapsed is a helper for the go-away spread on drain.
-func drainSpread(d time.Duration) int64 { return int64(d) * 8 / 10 }
+// drainSpread is how long after SIGTERM the last push go-away may be due: 80 % of
+// the drain time, less the timer wheel's lateness, so that every device gets its
+// go-away (and can echo the close) before the drain deadline cuts it off.
+func drainSpread(d time.Duration) int64 {
+	return max(0, int64(d)*8/10-int64(wheelLate))
+}

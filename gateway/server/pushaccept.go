@@ -36,10 +36,12 @@ func (ex *exchange) pushEndpoint() {
 		return
 	}
 	req := &ex.req
-	if req.Framing != httpcodec.FramingNone {
-		ex.closeAfter = true
-		ex.reason = "push request with a body"
-		ex.answer(400, filters.ClientBadHandshake, nil, nil)
+	if fc.Push == filters.PushSSE && string(req.Header.Method()) != "GET" {
+		ex.refusePush(405, "SSE needs GET", []filters.Header{{Name: "Allow", Value: "GET"}})
+		return
+	}
+	if req.Framing != httpcodec.FramingNone && !(req.Framing == httpcodec.FramingLength && req.ContentLength == 0) {
+		ex.refusePush(400, "push request with a body", nil)
 		return
 	}
 	var accept []byte
@@ -49,29 +51,30 @@ func (ex *exchange) pushEndpoint() {
 		if err != nil {
 			var he *push.HandshakeError
 			errors.As(err, &he)
-			h.stats.refused.Add(1)
-			ex.closeAfter = true
-			ex.reason = he.Reason
 			var hdrs []filters.Header
 			if he.Status == 426 {
 				hdrs = []filters.Header{{Name: "Sec-WebSocket-Version", Value: "13"}}
+				ex.upgradeTo = "websocket"
 			}
-			ex.answer(he.Status, filters.ClientBadHandshake, []byte(he.Reason+"\n"), hdrs)
+			ex.refusePush(he.Status, he.Reason, hdrs)
 			return
 		}
 		accept = push.AppendAccept(ex.l.wbuf[:0], key)
 	case filters.PushSSE:
-		if m := req.Header.Method(); string(m) != "GET" {
-			h.stats.refused.Add(1)
-			ex.closeAfter = true
-			ex.reason = "SSE needs GET"
-			ex.answer(405, filters.ClientBadHandshake, []byte("SSE needs GET\n"), []filters.Header{{Name: "Allow", Value: "GET"}})
-			return
-		}
 		accept = push.AppendSSEResponse(ex.l.wbuf[:0])
 	}
 	ex.l.wbuf = accept[:0]
 	ex.upgrade(accept)
+}
+
+// refusePush answers a push request that cannot become a push connection, and
+// closes the connection: a device that got the handshake wrong should not go on
+// talking HTTP on it.
+func (ex *exchange) refusePush(status int, reason string, hdrs []filters.Header) {
+	ex.l.srv.push.stats.refused.Add(1)
+	ex.closeAfter = true
+	ex.reason = reason
+	ex.answer(status, filters.ClientBadHandshake, []byte(reason+"\n"), hdrs)
 }
 
 // upgrade turns the client connection into a push connection: registry entry,

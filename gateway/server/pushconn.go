@@ -243,7 +243,12 @@ func (pc *pushConn) onTimer(now int64) {
 		} else {
 			_, _ = pc.c.Write(push.AppendKeepalive(pc.l.push.scratch[:0]))
 		}
-		pc.nextPing = now + h.pingInterval
+		// From the due time, not from now: the wheel fires up to a second late, and
+		// that must not add up ping after ping.
+		pc.nextPing += h.pingInterval
+		if pc.nextPing <= now {
+			pc.nextPing = now + h.pingInterval
+		}
 	}
 }
 

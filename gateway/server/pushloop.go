@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -13,6 +14,10 @@ import (
 // connection due further ahead sits in the slot its due second maps to and is put
 // back when that slot comes round early (at most once per wheelSlots seconds).
 const wheelSlots = 64
+
+// wheelLate is the most a wheel timer fires after its due time: the rest of its
+// second, plus a tick.
+const wheelLate = time.Second + tickEvery + 100*time.Millisecond
 
 // pushItem is one message queued for a push connection by another goroutine.
 type pushItem struct {
