@@ -455,6 +455,7 @@ push_report() {
   row "push: POST-to-device p99.9, ms" "$(us_to_ms "$(v gozer tput_p999_us)")" "$(us_to_ms "$(v nchan tput_p999_us)")" "" ""
   row "push: POST-to-device max, ms" "$(us_to_ms "$(v gozer tput_max_us)")" "$(us_to_ms "$(v nchan tput_max_us)")" "" ""
   rown "push: lost (answered as reached, never arrived)" "$(v gozer tput_lost)" "$(v nchan tput_lost)" "0" ""
+  rown "push: duplicates / misdelivered (on a connection it was not for)" "$(v gozer tput_dups) / $(v gozer tput_misdelivered)" "$(v nchan tput_dups) / $(v nchan tput_misdelivered)" "0 / 0" ""
   rown "push: POSTs failed / reached no connection" "$(v gozer tput_failed) / $(v gozer tput_not_reached)" "$(v nchan tput_failed) / $(v nchan tput_not_reached)" "" ""
   row "push: target CPU µs per message (API request + delivery)" "$(v gozer tput_cpu_us_per_msg)" "$(v nchan tput_cpu_us_per_msg)" "" ""
   row "**broadcast to all N: time until the last connection has it**, ms (median of rounds)" "$(v gozer bcast_all_ms_median)" "$(v nchan bcast_all_ms_median)" "< 1 s at 100,000, < nchan" "$(verdict_bcast)"

@@ -66,6 +66,7 @@ type poller struct {
 	start time.Time
 	sink  *sink
 
+	dialStart        time.Time // connect pacing counts from here
 	opened, inflight int
 	started          map[int32]time.Time // handshakes in flight: conn index -> started
 	retry            []int32
@@ -120,13 +121,18 @@ func (p *poller) run() {
 		// than after a sender's time slice, which would count as push latency.
 		runtime.LockOSThread()
 		if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), p.cfg.nice); err != nil {
-			p.fail(-1, "setpriority", err)
+			logf("setpriority %d for the poller thread: %v (running at the default priority)", p.cfg.nice, err)
 		}
 	}
 	events := make([]unix.EpollEvent, 1024)
 	buf := make([]byte, 64<<10)
+	p.dialStart = time.Now()
 	for !p.stop.Load() {
+		// Connection state is the poller's; it holds the sink's lock whenever it changes
+		// it, so that main (the sender's choice of targets, the results) sees it whole.
+		p.sink.mu.Lock()
 		p.openMore()
+		p.sink.mu.Unlock()
 		timeout := 50
 		if p.opened < p.cfg.n || len(p.retry) > 0 {
 			timeout = 1 // pace the next connects
@@ -143,10 +149,10 @@ func (p *poller) run() {
 		for k := 0; k < n; k++ {
 			p.event(int32(events[k].Fd), events[k].Events, buf)
 		}
-		p.sink.mu.Unlock()
 		if len(p.started) > 0 && time.Since(p.lastDeadline) > 100*time.Millisecond {
 			p.expireHandshakes()
 		}
+		p.sink.mu.Unlock()
 	}
 }
 
@@ -155,7 +161,7 @@ func (p *poller) openMore() {
 	allowed := p.cfg.n
 	if p.cfg.connRate > 0 {
 		// A small burst so that pacing by 1 ms waits does not cap the rate below connRate.
-		allowed = min(allowed, int(time.Since(p.start).Seconds()*p.cfg.connRate)+64)
+		allowed = min(allowed, int(time.Since(p.dialStart).Seconds()*p.cfg.connRate)+64)
 	}
 	for p.inflight < p.cfg.inflight && len(p.retry) > 0 {
 		i := p.retry[len(p.retry)-1]

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/rs/zerolog"
 )
 
 // Redis layout. Why sorted sets and not the hash with a HEXPIRE per field that
@@ -282,3 +283,16 @@ func isNoScript(err error) bool {
 }
 
 var _ ClusterRegistry = (*RedisCluster)(nil)
+
+// RedisLogTo sends go-redis's own log lines (failed dials, pool trouble) to log at
+// warn level instead of its default of stderr. go-redis has one process-wide
+// logger, so this is for main (or the server) to call once.
+func RedisLogTo(log zerolog.Logger) {
+	redis.SetLogger(redisLogger{log})
+}
+
+type redisLogger struct{ l zerolog.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	r.l.Warn().Msgf("redis: "+format, v...)
+}

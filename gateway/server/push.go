@@ -62,6 +62,7 @@ func newPushHub(s *Server) (*pushHub, error) {
 		h.rings = newRingStore(pc.SSEReplayEvents, int(pc.SSEReplayBytes))
 	}
 	if pc.Cluster.Enabled {
+		push.RedisLogTo(h.log)
 		rc, err := push.NewRedisCluster(pc.Cluster.Redis, s.cfg.ClusterNode(), pc.Cluster.TTL)
 		if err != nil {
 			return nil, err
