@@ -36,15 +36,7 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var (
-		cfg *config.Config
-		err error
-	)
-	if *path == "" {
-		cfg, err = config.Default()
-	} else {
-		cfg, err = config.Load(*path)
-	}
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gozer: invalid configuration: %v\n", err)
 		return 1
@@ -102,15 +94,7 @@ func pushToken(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintln(stderr, "gozer push-token: -client ID is required and -ttl must be positive")
 		return 2
 	}
-	var (
-		cfg *config.Config
-		err error
-	)
-	if *path == "" {
-		cfg, err = config.Default()
-	} else {
-		cfg, err = config.Load(*path)
-	}
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "gozer push-token: invalid configuration: %v\n", err)
 		return 1
@@ -127,4 +111,12 @@ func pushToken(args []string, stdout, stderr *os.File) int {
 	}
 	fmt.Fprintln(stdout, tok)
 	return 0
+}
+
+// loadConfig reads the file at path, or the embedded default when path is empty.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default()
+	}
+	return config.Load(path)
 }
