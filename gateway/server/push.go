@@ -40,11 +40,11 @@ type pushHub struct {
 
 // pushStats are the push counters /admin/push shows.
 type pushStats struct {
-	open, accepted, refused                atomic.Int64
-	delivered, slowClosed, pingTimeouts    atomic.Int64
-	goAways, protocolClosed                atomic.Int64
-	upstreamSent, upstreamFailed           atomic.Int64
-	upstreamDropped, upstreamDroppedNoDest atomic.Int64
+	open, accepted, refused             atomic.Int64
+	delivered, slowClosed, pingTimeouts atomic.Int64
+	goAways, protocolClosed             atomic.Int64
+	upstreamSent, upstreamFailed        atomic.Int64
+	upstreamDropped                     atomic.Int64
 }
 
 func newPushHub(s *Server) (*pushHub, error) {
