@@ -119,17 +119,6 @@ func (h *pushHub) lifetimeOf(rnd uint32) int64 {
 	return h.lifetime - cut
 }
 
-// sseEvent formats msg as an SSE event for pc, with the next id of pc's client's
-// replay ring (shared by all its devices), or of pc's own sequence when no replay
-// is kept. Any goroutine.
-func (h *pushHub) sseEvent(pc *pushConn, msg []byte) []byte {
-	if h.rings != nil {
-		return h.rings.event(pc.id, msg)
-	}
-	seq := pc.sseSeq.Add(1)
-	return push.AppendEvent(make([]byte, 0, len(msg)+32), seq, "", msg)
-}
-
 // adminStats serves GET /admin/push.
 func (h *pushHub) adminStats(w http.ResponseWriter, _ *http.Request) {
 	st := &h.stats
@@ -169,8 +158,7 @@ func (pc *pushConn) logLifetime(err error) {
 			kind = "sse"
 		}
 		e.Str("push", "closed").Str("kind", kind).Str("client_id", pc.id).Str("client", pc.c.RemoteAddr().String()).
-			Int64("duration_ms", (l.now-pc.opened)/1e6).Int64("messages_in", pc.msgsIn).Int64("messages_out", pc.msgsOut).
-			Int64("bytes_in", pc.bytesIn).Int64("bytes_out", pc.bytesOut)
+			Int64("duration_ms", (l.now-pc.opened)/1e6).Uint32("messages_in", pc.msgsIn).Uint32("messages_out", pc.msgsOut)
 		if err != nil {
 			e.Str("reason", err.Error())
 		}

@@ -56,15 +56,30 @@ type pushConn struct {
 	nextPing int64 // unix ns
 	deadline int64 // unix ns: end of life (go-away), or of the close handshake when closing
 
-	sseSeq     atomic.Uint64 // SSE event ids when no replay ring is kept
 	queued     atomic.Int64  // bytes handed to Push and not yet written
-	gone       atomic.Bool   // closed: Push refuses
-	slow       atomic.Bool   // Push found the bound exceeded: the loop closes it
+	flags      atomic.Uint32 // pcGone, pcSlow
 	upInflight atomic.Int32  // device messages handed upstream, not finished
-	bytesIn    int64
-	bytesOut   int64
-	msgsIn     int64
-	msgsOut    int64
+	msgsIn     uint32
+	msgsOut    uint32 // also the id of the last SSE event when no replay ring is kept
+}
+
+// pushConn.flags bits, set from any goroutine.
+const (
+	pcGone uint32 = 1 << iota // closed: Push refuses
+	pcSlow                    // Push found the outbound bound exceeded: the loop closes it
+)
+
+// setFlag sets bit f and reports whether this call set it.
+func (pc *pushConn) setFlag(f uint32) bool {
+	for {
+		old := pc.flags.Load()
+		if old&f != 0 {
+			return false
+		}
+		if pc.flags.CompareAndSwap(old, old|f) {
+			return true
+		}
+	}
 }
 
 // due is the next time the timer wheel must look at pc.
@@ -77,17 +92,17 @@ func (pc *pushConn) due() int64 {
 
 // Push queues msg for the device. Any goroutine; see push.Conn.
 func (pc *pushConn) Push(msg []byte, binary bool) error {
-	if pc.gone.Load() {
+	if pc.flags.Load()&pcGone != 0 {
 		return errPushClosed
 	}
 	h := pc.l.srv.push
-	if pc.kind == kindSSE {
-		msg = h.sseEvent(pc, msg)
+	if pc.kind == kindSSE && h.rings != nil {
+		msg = h.rings.event(pc.id, msg) // one event id for all the id's devices
 	}
 	n := int64(len(msg))
 	if pc.queued.Add(n) > h.maxOutbound {
 		pc.queued.Add(-n)
-		if pc.slow.CompareAndSwap(false, true) {
+		if pc.setFlag(pcSlow) {
 			_ = pc.l.push.enqueue(pushItem{pc: pc}) // nil msg: close it on the loop
 		}
 		return errPushSlow
@@ -115,6 +130,11 @@ func (pc *pushConn) deliver(msg []byte, binary bool) {
 	}
 	p := pc.l.push
 	if pc.kind == kindSSE {
+		if h.rings == nil { // not formatted by Push: the event id is this connection's own count
+			b := push.AppendEvent(p.scratch[:0], uint64(pc.msgsOut)+1, "", msg)
+			p.scratch = b[:0]
+			msg = b
+		}
 		_, _ = pc.c.Write(msg)
 	} else {
 		op := push.OpText
@@ -126,7 +146,6 @@ func (pc *pushConn) deliver(msg []byte, binary bool) {
 		p.iov[1] = nil
 	}
 	pc.msgsOut++
-	pc.bytesOut += int64(len(msg))
 	h.stats.delivered.Add(1)
 	if pc.state != pcClosed && int64(pc.c.OutboundBuffered()) > h.maxOutbound {
 		pc.slowClose()
@@ -182,7 +201,6 @@ func (pc *pushConn) onData() {
 		pc.onMessage(m)
 	}
 	if pc.state != pcClosed {
-		pc.bytesIn += int64(consumed)
 		_, _ = c.Discard(consumed)
 	}
 }
@@ -291,7 +309,7 @@ func (pc *pushConn) onClose(err error) {
 		return
 	}
 	pc.state = pcClosed
-	pc.gone.Store(true)
+	pc.setFlag(pcGone)
 	h, p := pc.l.srv.push, pc.l.push
 	p.unschedule(pc)
 	p.conns--
