@@ -1,6 +1,7 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,16 +10,17 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 )
 
-// The push API: the HTTP handler the gateway mounts on its internal admin
-// listener (DESIGN.md, section 5). Routes, all answered in JSON:
+// The push API: the fasthttp handler the gateway mounts on its internal
+// admin listener (DESIGN.md, section 5). Routes, all answered in JSON:
 //
 //	POST /push/{client_id}            push the body to every connection of the id, cluster-wide
 //	GET  /push/{client_id}            where the id is connected
@@ -121,21 +123,23 @@ type APIStats struct {
 
 // API is the push API handler. Build it with NewAPI.
 //
-// Concurrency: ServeHTTP, Stats and SweepLoop may be called from any
-// goroutine, concurrently. ServeHTTP blocks for at most about 1 s of cluster
+// Concurrency: ServeFastHTTP, Stats and SweepLoop may be called from any
+// goroutine, concurrently. Besides reading the body (bounded by the server's
+// read timeout), ServeFastHTTP blocks for at most about 1 s of cluster
 // registry lookup plus 2 s of forwarding, whatever the caller does meanwhile:
 // once a message was delivered locally, forwarding it completes even if the
 // API client went away, so a push is not half delivered because its caller
 // hung up.
 type API struct {
-	reg     *Registry
-	limiter *RateLimiter
-	cluster ClusterRegistry
-	self    string // Cluster.Node(), or "local"
-	max     int
-	log     zerolog.Logger
-	client  *http.Client
-	start   time.Time // for the log samplers' clock
+	reg      *Registry
+	limiter  *RateLimiter
+	cluster  ClusterRegistry
+	self     string // Cluster.Node(), or "local"
+	selfJSON []byte // self as a JSON string, for the answers built by hand
+	max      int
+	log      zerolog.Logger
+	client   *http.Client
+	start    time.Time // for the log samplers' clock
 
 	clusterLog, forwardLog, errLog logSampler
 
@@ -157,6 +161,7 @@ func NewAPI(cfg APIConfig) *API {
 	if a.cluster != nil {
 		a.self = a.cluster.Node()
 	}
+	a.selfJSON, _ = json.Marshal(a.self) // a string always marshals
 	if a.max <= 0 {
 		a.max = defaultMaxMessage
 	}
@@ -195,29 +200,48 @@ func (a *API) SweepLoop(ctx context.Context) {
 	}
 }
 
-// ServeHTTP serves the paths under /push/ (see the routes above); any other
-// path is a 404. Any goroutine.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, ok := strings.CutPrefix(r.URL.Path, apiPrefix)
-	if !ok {
-		a.fail(w, r, http.StatusNotFound, errorAnswer{Error: "not found: the push api serves /push/{client_id} and /push/broadcast"})
+// ServeFastHTTP serves the paths under /push/ (see the routes above); any
+// other path is a 404. Any goroutine.
+//
+// Serve it with a fasthttp.Server that has StreamRequestBody and
+// DisablePreParseMultipartForm set: the API then sees a request before its
+// body is read and applies MaxMessage itself, with its JSON 413 and the
+// TooLarge counter, whatever the framing (Content-Length or chunked), and a
+// multipart body stays a message instead of becoming a form. A server that
+// buffers bodies works too, but refuses a body over its own
+// MaxRequestBodySize with fasthttp's plain 413 before the API sees it.
+//
+// Nothing of ctx is kept after the call: fasthttp reuses the request's
+// buffers. The client id is looked at in place (Registry.Push and
+// ValidClientID do not keep it) and the message is copied into a slice of
+// its own, which the connections may keep until written (Conn).
+func (a *API) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
+	a.route(ctx)
+	finishBody(ctx)
+}
+
+func (a *API) route(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path() // decoded, "." and ".." resolved, as net/http's URL.Path
+	if !bytes.HasPrefix(path, []byte(apiPrefix)) {
+		a.failAnswer(ctx, fasthttp.StatusNotFound, errorAnswer{Error: "not found: the push api serves /push/{client_id} and /push/broadcast"})
 		return
 	}
-	if id == broadcastID {
-		if r.Method != http.MethodPost {
-			a.notAllowed(w, r, "POST")
+	id := path[len(apiPrefix):]
+	if string(id) == broadcastID { // the conversion is only compared: no copy
+		if !ctx.IsPost() {
+			a.notAllowed(ctx, "POST")
 			return
 		}
-		a.serveBroadcast(w, r)
+		a.serveBroadcast(ctx)
 		return
 	}
-	switch r.Method {
-	case http.MethodPost:
-		a.servePush(w, r, id)
-	case http.MethodGet:
-		a.serveStatus(w, r, id)
+	switch {
+	case ctx.IsPost():
+		a.servePush(ctx, id)
+	case ctx.IsGet():
+		a.serveStatus(ctx, id)
 	default:
-		a.notAllowed(w, r, "GET, POST")
+		a.notAllowed(ctx, "GET, POST")
 	}
 }
 
@@ -253,82 +277,80 @@ type errorAnswer struct {
 	Error string `json:"error"`
 }
 
-func (a *API) servePush(w http.ResponseWriter, r *http.Request, id string) {
+// Bodies of the hot answers, built without encoding/json; they are exactly
+// what json.Marshal makes of the answer types, plus the newline writeJSON adds.
+var notConnectedBody = []byte(`{"reached":0,"error":"client not connected"}` + "\n")
+
+const (
+	msgNotConnected = "client not connected"
+	msgInvalidID    = "invalid client id: want 1 to 256 of a-z A-Z 0-9 -._~:@+="
+)
+
+// servePush serves POST /push/{id}. idb is the id in the request's buffer.
+// Single node (and a forwarded request in a cluster), it allocates only the
+// message's own copy (and the id's string for the rate limiter): the answers
+// are appended, not marshalled.
+func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
+	id := b2s(idb) // only for calls that do not keep it: see ServeFastHTTP
 	if !ValidClientID(id) {
-		a.fail(w, r, http.StatusBadRequest, errorAnswer{Error: "invalid client id: want 1 to 256 of a-z A-Z 0-9 -._~:@+="})
+		a.failAnswer(ctx, fasthttp.StatusBadRequest, errorAnswer{Error: msgInvalidID})
 		return
 	}
-	forwarded := a.isForwarded(r)
-	body, binary, ok := a.readMessage(w, r)
+	forwarded := a.isForwarded(ctx)
+	body, binary, ok := a.readMessage(ctx)
 	if !ok {
 		return
 	}
 	// The rate limit applies once, at the node the API client called: a
 	// forwarded request was limited there already and is not limited again.
 	if a.limiter != nil && !forwarded {
-		if ok, wait := a.limiter.Allow(id); !ok {
+		// A copy: the limiter keeps a new id as its bucket's map key.
+		if ok, wait := a.limiter.Allow(string(idb)); !ok {
 			secs := max(1, int64((wait+time.Second-1)/time.Second))
 			a.rateLimited.Add(1)
-			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-			a.fail(w, r, http.StatusTooManyRequests, errorAnswer{Error: fmt.Sprintf("rate limited: client id over its message rate, retry in %ds", secs)})
+			ctx.Response.Header.Set("Retry-After", strconv.FormatInt(secs, 10))
+			a.failAnswer(ctx, fasthttp.StatusTooManyRequests, errorAnswer{Error: fmt.Sprintf("rate limited: client id over its message rate, retry in %ds", secs)})
 			return
 		}
 	}
 
 	n := a.reg.Push(id, body, binary)
 	a.delivered.Add(uint64(n))
-	ans := pushAnswer{Reached: n}
-	if n > 0 {
-		ans.Nodes = append(ans.Nodes, a.self)
-	}
-	var clusterErr error
-	if a.cluster != nil && !forwarded {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), clusterTimeout)
-		nodes, err := a.cluster.Lookup(ctx, id, nil)
-		cancel()
-		if err != nil {
-			clusterErr = a.clusterFailed(r, "lookup", err)
-			ans.Warning = "delivered on this node only: " + clusterErr.Error()
-		} else {
-			path := apiPrefix + id // a valid id needs no escaping in a path
-			for _, res := range a.forward(r, a.peers(nodes), path, body) {
-				if res.err != nil {
-					ans.Failed = setErr(ans.Failed, res.node, res.err)
-					continue
-				}
-				if res.reached > 0 {
-					ans.Reached += res.reached
-					ans.Nodes = append(ans.Nodes, res.node)
-				}
+	if a.cluster == nil || forwarded {
+		// Nothing to forward: the answer is this node's alone.
+		switch {
+		case n > 0:
+			if !forwarded {
+				a.pushed.Add(1)
 			}
+			a.writePushed(ctx, n)
+		default:
+			if !forwarded {
+				a.notFound.Add(1)
+			}
+			a.fail(ctx, fasthttp.StatusNotFound, msgNotConnected, notConnectedBody)
 		}
+		return
 	}
 
-	switch {
-	case ans.Reached > 0:
-		if !forwarded {
-			a.pushed.Add(1)
-		}
-		writeJSON(w, http.StatusOK, ans)
-	case clusterErr != nil:
-		ans.Warning, ans.Error = "", clusterErr.Error()
-		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, ans)
-	case len(ans.Failed) > 0:
-		ans.Error = fmt.Sprintf("client not reached: forwarding failed to %d node(s), it may be connected there", len(ans.Failed))
-		a.fail(w, r, http.StatusBadGateway, ans)
-	default:
-		if !forwarded {
-			a.notFound.Add(1)
-		}
-		ans.Error = "client not connected"
-		a.fail(w, r, http.StatusNotFound, ans)
-	}
+	a.pushCluster(ctx, string(idb), body, n) // from here on, the id may be kept
 }
 
-func (a *API) serveStatus(w http.ResponseWriter, r *http.Request, id string) {
+// writePushed answers 200 {"reached":n,"nodes":[self]}.
+func (a *API) writePushed(ctx *fasthttp.RequestCtx, n int) {
+	var buf [96]byte // on the stack unless the node's name is long
+	b := append(buf[:0], `{"reached":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, `,"nodes":[`...)
+	b = append(b, a.selfJSON...)
+	b = append(b, "]}\n"...)
+	writeBody(ctx, fasthttp.StatusOK, b)
+}
+
+func (a *API) serveStatus(ctx *fasthttp.RequestCtx, idb []byte) {
+	id := string(idb) // kept in the answer
 	if !ValidClientID(id) {
-		a.fail(w, r, http.StatusBadRequest, errorAnswer{Error: "invalid client id: want 1 to 256 of a-z A-Z 0-9 -._~:@+="})
+		a.failAnswer(ctx, fasthttp.StatusBadRequest, errorAnswer{Error: msgInvalidID})
 		return
 	}
 	local := a.reg.Count(id)
@@ -339,36 +361,22 @@ func (a *API) serveStatus(w http.ResponseWriter, r *http.Request, id string) {
 			ans.Nodes = append(ans.Nodes, localNode)
 		}
 	default:
-		// The nodes are the cluster registry's view, which may lag behind
-		// this node's own connections for a moment; connected also counts
-		// the local ones.
-		ctx, cancel := context.WithTimeout(r.Context(), clusterTimeout)
-		nodes, err := a.cluster.Lookup(ctx, id, ans.Nodes)
-		cancel()
-		if err != nil {
-			err = a.clusterFailed(r, "lookup", err)
-			if local == 0 {
-				w.Header().Set("Retry-After", "1")
-				a.fail(w, r, http.StatusServiceUnavailable, statusAnswer{ClientID: id, Nodes: []string{}, Error: err.Error()})
-				return
-			}
-			nodes = append(nodes[:0], a.self)
-			ans.Warning = "other nodes unknown: " + err.Error()
+		if !a.statusCluster(ctx, &ans) {
+			return
 		}
-		ans.Nodes = nodes
 	}
 	ans.Connected = local > 0 || len(ans.Nodes) > 0
-	writeJSON(w, http.StatusOK, ans)
+	writeJSON(ctx, fasthttp.StatusOK, ans)
 }
 
-func (a *API) serveBroadcast(w http.ResponseWriter, r *http.Request) {
-	prefix := r.URL.Query().Get("prefix")
+func (a *API) serveBroadcast(ctx *fasthttp.RequestCtx) {
+	prefix := string(ctx.QueryArgs().Peek("prefix")) // decoded, the first one if several
 	if prefix != "" && !ValidClientID(prefix) {
-		a.fail(w, r, http.StatusBadRequest, errorAnswer{Error: "invalid prefix: want up to 256 of a-z A-Z 0-9 -._~:@+="})
+		a.failAnswer(ctx, fasthttp.StatusBadRequest, errorAnswer{Error: "invalid prefix: want up to 256 of a-z A-Z 0-9 -._~:@+="})
 		return
 	}
-	forwarded := a.isForwarded(r)
-	body, binary, ok := a.readMessage(w, r)
+	forwarded := a.isForwarded(ctx)
+	body, binary, ok := a.readMessage(ctx)
 	if !ok {
 		return
 	}
@@ -378,26 +386,7 @@ func (a *API) serveBroadcast(w http.ResponseWriter, r *http.Request) {
 	ans := broadcastAnswer{Reached: n, Nodes: map[string]int{a.self: n}}
 	var clusterErr error
 	if a.cluster != nil && !forwarded {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), clusterTimeout)
-		nodes, err := a.cluster.Nodes(ctx, nil)
-		cancel()
-		if err != nil {
-			clusterErr = a.clusterFailed(r, "nodes", err)
-			ans.Warning = "delivered on this node only: " + clusterErr.Error()
-		} else {
-			path := apiPrefix + broadcastID
-			if prefix != "" {
-				path += "?prefix=" + prefix // a valid prefix needs no escaping in a query
-			}
-			for _, res := range a.forward(r, a.peers(nodes), path, body) {
-				if res.err != nil {
-					ans.Failed = setErr(ans.Failed, res.node, res.err)
-					continue
-				}
-				ans.Nodes[res.node] = res.reached
-				ans.Reached += res.reached
-			}
-		}
+		clusterErr = a.broadcastCluster(ctx, prefix, body, &ans)
 	}
 	if !forwarded {
 		a.broadcasts.Add(1)
@@ -408,108 +397,146 @@ func (a *API) serveBroadcast(w http.ResponseWriter, r *http.Request) {
 	// that retrying may reach more.
 	switch {
 	case ans.Reached > 0 || (clusterErr == nil && len(ans.Failed) == 0):
-		writeJSON(w, http.StatusOK, ans)
+		writeJSON(ctx, fasthttp.StatusOK, ans)
 	case clusterErr != nil:
 		ans.Warning, ans.Error = "", clusterErr.Error()
-		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, ans)
+		ctx.Response.Header.Set("Retry-After", "1")
+		a.failAnswer(ctx, fasthttp.StatusServiceUnavailable, ans)
 	default:
 		ans.Error = fmt.Sprintf("nobody reached: forwarding failed to %d node(s)", len(ans.Failed))
-		a.fail(w, r, http.StatusBadGateway, ans)
+		a.failAnswer(ctx, fasthttp.StatusBadGateway, ans)
 	}
 }
 
-// isForwarded reports whether r was forwarded by another node. Only cluster
-// mode honours the header: a single node never forwards, so there the header
-// cannot skip the rate limit.
-func (a *API) isForwarded(r *http.Request) bool {
-	if a.cluster == nil || r.Header.Get(ForwardedHeader) == "" {
-		return false
-	}
-	a.forwardsReceived.Add(1)
-	return true
-}
+// errTooLarge is readMessage's "the body went over MaxMessage".
+var errTooLarge = errors.New("message too large")
 
 // readMessage reads and checks the message body. When it returns ok false,
 // it answered already. The body is a fresh slice per request: connections may
-// keep it until it was written, so it is never reused.
-func (a *API) readMessage(w http.ResponseWriter, r *http.Request) (body []byte, binary, ok bool) {
-	if r.ContentLength > int64(a.max) {
+// keep it until it was written, so it is never reused, and fasthttp's
+// buffers, which it is read from, are reused by the next request.
+func (a *API) readMessage(ctx *fasthttp.RequestCtx) (body []byte, binary, ok bool) {
+	cl := ctx.Request.Header.ContentLength() // -1: chunked
+	if cl > a.max {
 		a.tooLarge.Add(1)
-		// Do not let the server drain a large body it is going to refuse.
-		w.Header().Set("Connection", "close")
-		a.fail(w, r, http.StatusRequestEntityTooLarge, errorAnswer{Error: fmt.Sprintf("message too large: %d bytes, the limit is %d", r.ContentLength, a.max)})
+		refuseBody(ctx)
+		a.failAnswer(ctx, fasthttp.StatusRequestEntityTooLarge, errorAnswer{Error: fmt.Sprintf("message too large: %d bytes, the limit is %d", cl, a.max)})
 		return nil, false, false
 	}
-	mbr := http.MaxBytesReader(w, r.Body, int64(a.max))
 	var err error
-	if r.ContentLength >= 0 {
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(mbr, body)
-	} else {
-		body, err = io.ReadAll(mbr)
-	}
-	if err != nil {
-		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			a.tooLarge.Add(1)
-			a.fail(w, r, http.StatusRequestEntityTooLarge, errorAnswer{Error: fmt.Sprintf("message too large: over the limit of %d bytes", mbe.Limit)})
-		} else {
-			a.fail(w, r, http.StatusBadRequest, errorAnswer{Error: "reading message: " + err.Error()})
+	switch stream := ctx.RequestBodyStream(); {
+	case stream == nil: // no body, or a server that buffers bodies read it already
+		b := ctx.PostBody()
+		if len(b) > a.max {
+			err = errTooLarge
+			break
 		}
+		body = append(make([]byte, 0, len(b)), b...)
+	case cl >= 0:
+		body = make([]byte, cl)
+		_, err = io.ReadFull(stream, body)
+	default:
+		body, err = io.ReadAll(io.LimitReader(stream, int64(a.max)+1))
+		if err == nil && len(body) > a.max {
+			err = errTooLarge
+		}
+	}
+	switch {
+	case err == nil:
+		// Read to its end: nothing is left for finishBody to drain.
+		_ = ctx.Request.CloseBodyStream()
+	case errors.Is(err, errTooLarge):
+		a.tooLarge.Add(1)
+		refuseBody(ctx)
+		a.failAnswer(ctx, fasthttp.StatusRequestEntityTooLarge, errorAnswer{Error: fmt.Sprintf("message too large: over the limit of %d bytes", a.max)})
+		return nil, false, false
+	default:
+		ctx.SetConnectionClose() // the framing is lost: no next request on it
+		a.failAnswer(ctx, fasthttp.StatusBadRequest, errorAnswer{Error: "reading message: " + err.Error()})
 		return nil, false, false
 	}
-	binary = isBinary(r.Header.Get("Content-Type"))
+	binary = isBinary(ctx.Request.Header.ContentType())
 	if !binary && !utf8.Valid(body) {
-		a.fail(w, r, http.StatusBadRequest, errorAnswer{Error: "text message is not valid utf-8: send binary data with Content-Type: application/octet-stream"})
+		a.failAnswer(ctx, fasthttp.StatusBadRequest, errorAnswer{Error: "text message is not valid utf-8: send binary data with Content-Type: application/octet-stream"})
 		return nil, false, false
 	}
 	return body, binary, true
 }
 
-// isBinary reports whether a Content-Type asks for a binary message.
-func isBinary(ct string) bool {
-	if ct == "" {
+// maxDrain is how much of a body the API reads and throws away to keep the
+// connection: net/http's bound for the same (an unread body left after the
+// handler would otherwise be parsed as the next request).
+const maxDrain = 256 << 10
+
+// finishBody makes sure nothing of the request's body is left unread on a
+// connection that stays open: after an answer given without reading it (400,
+// 405, GET with a body), the rest is read and dropped, up to maxDrain, and
+// past that the connection closes after the answer.
+func finishBody(ctx *fasthttp.RequestCtx) {
+	if ctx.RequestBodyStream() == nil || ctx.Response.ConnectionClose() {
+		return // read to its end, or not read at all by a closing connection
+	}
+	if !discardBody(ctx) {
+		ctx.SetConnectionClose()
+	}
+}
+
+// lingerTimeout bounds how long refuseBody reads a refused body.
+const lingerTimeout = 500 * time.Millisecond
+
+// refuseBody prepares the connection for a 413: the answer closes it, as
+// net/http's did, so a large body is not read whole. Some of it is read
+// first, up to maxDrain and for at most lingerTimeout: closing a socket with
+// unread data resets the connection, and a client still sending could then
+// lose the answer (net/http waits 500 ms between answering and closing for
+// the same reason; fasthttp closes at once).
+func refuseBody(ctx *fasthttp.RequestCtx) {
+	if ctx.RequestBodyStream() != nil {
+		_ = ctx.Conn().SetReadDeadline(time.Now().Add(lingerTimeout))
+		discardBody(ctx)
+	}
+	ctx.SetConnectionClose()
+}
+
+// discardBody reads and drops up to maxDrain bytes of the body and reports
+// whether that reached its end.
+func discardBody(ctx *fasthttp.RequestCtx) bool {
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		return true
+	}
+	if _, err := io.CopyN(io.Discard, stream, maxDrain+1); err != io.EOF {
+		return false // more than maxDrain left, or the body could not be read
+	}
+	_ = ctx.Request.CloseBodyStream()
+	return true
+}
+
+// isBinary reports whether a Content-Type asks for a binary message: media
+// type application/octet-stream, any case, parameters ignored (a bad
+// parameter too, as mime.ParseMediaType reports it); unparsable is text.
+func isBinary(ct []byte) bool {
+	if len(ct) == 0 {
 		return false
 	}
-	mt, _, err := mime.ParseMediaType(ct)
+	if bytes.IndexByte(ct, ';') < 0 {
+		// What ParseMediaType answers for a bare type, without its copies.
+		return bytes.EqualFold(bytes.TrimSpace(ct), []byte("application/octet-stream"))
+	}
+	mt, _, err := mime.ParseMediaType(string(ct))
 	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
-		return false // unparsable: text, like no Content-Type
+		return false
 	}
 	return mt == "application/octet-stream"
 }
 
-// peers returns nodes without this one, in place.
-func (a *API) peers(nodes []string) []string {
-	out := nodes[:0]
-	for _, n := range nodes {
-		if n != a.self && n != "" {
-			out = append(out, n)
-		}
-	}
-	return out
+func (a *API) notAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	a.failAnswer(ctx, fasthttp.StatusMethodNotAllowed, errorAnswer{Error: fmt.Sprintf("method %s not allowed, use %s", ctx.Method(), allow)})
 }
 
-// clusterFailed counts and logs (sampled) a cluster registry failure and
-// returns the error to answer with.
-func (a *API) clusterFailed(r *http.Request, op string, err error) error {
-	a.clusterErrors.Add(1)
-	if ok, suppressed := a.clusterLog.allow(a.now()); ok {
-		a.log.Warn().Err(err).Str("op", op).Str("path", r.URL.Path).Int64("suppressed", suppressed).
-			Msg("push api: cluster registry unavailable, delivering on this node only")
-	}
-	return fmt.Errorf("cluster registry unavailable: %w", err)
-}
-
-func (a *API) notAllowed(w http.ResponseWriter, r *http.Request, allow string) {
-	w.Header().Set("Allow", allow)
-	a.fail(w, r, http.StatusMethodNotAllowed, errorAnswer{Error: fmt.Sprintf("method %s not allowed, use %s", r.Method, allow)})
-}
-
-// fail answers a non-2xx status with the JSON body v and logs it: 404 and 429
-// at debug (they are routine and can come in floods), other 4xx at info, 5xx
-// at warn, at most one 5xx line per 5 s with a count of the ones suppressed
-// (a registry outage would otherwise log every request).
-func (a *API) fail(w http.ResponseWriter, r *http.Request, status int, v any) {
+// failAnswer is fail with the answer v marshalled; its error is the reason.
+func (a *API) failAnswer(ctx *fasthttp.RequestCtx, status int, v any) {
 	reason := ""
 	switch v := v.(type) {
 	case errorAnswer:
@@ -521,35 +548,59 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, status int, v any) {
 	case statusAnswer:
 		reason = v.Error
 	}
+	b, status := marshal(v, status)
+	a.fail(ctx, status, reason, b)
+}
+
+// fail answers a non-2xx status with the JSON body and logs it: 404 and 429
+// at debug (they are routine and can come in floods), other 4xx at info, 5xx
+// at warn, at most one 5xx line per 5 s with a count of the ones suppressed
+// (a registry outage would otherwise log every request).
+func (a *API) fail(ctx *fasthttp.RequestCtx, status int, reason string, body []byte) {
 	var ev *zerolog.Event
 	switch {
 	case status >= 500:
 		if ok, suppressed := a.errLog.allow(a.now()); ok {
 			ev = a.log.Warn().Int64("suppressed", suppressed)
 		}
-	case status == http.StatusNotFound || status == http.StatusTooManyRequests:
+	case status == fasthttp.StatusNotFound || status == fasthttp.StatusTooManyRequests:
 		ev = a.log.Debug()
 	default:
 		ev = a.log.Info()
 	}
-	if ev != nil {
-		ev.Int("status", status).Str("method", r.Method).Str("path", r.URL.Path).
-			Str("remote", r.RemoteAddr).Bool("forwarded", r.Header.Get(ForwardedHeader) != "").
+	if ev != nil { // nil also when the level is off: then nothing is formatted
+		ev.Int("status", status).Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).
+			Str("remote", ctx.RemoteAddr().String()).Bool("forwarded", len(ctx.Request.Header.Peek(ForwardedHeader)) > 0).
 			Str("reason", reason).Msg("push api: request refused")
 	}
-	writeJSON(w, status, v)
+	writeBody(ctx, status, body)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// marshal returns v as JSON with a newline, or a 500's body if that fails.
+func marshal(v any, status int) ([]byte, int) {
 	b, err := json.Marshal(v)
 	if err != nil { // cannot happen with the answer types above
-		b, status = []byte(`{"error":"encoding the answer failed"}`), http.StatusInternalServerError
+		return []byte(`{"error":"encoding the answer failed"}` + "\n"), fasthttp.StatusInternalServerError
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	return append(b, '\n'), status
 }
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, status := marshal(v, status)
+	writeBody(ctx, status, b)
+}
+
+// writeBody sets the status, the JSON headers and the body (copied: b may
+// be reused once it returns).
+func writeBody(ctx *fasthttp.RequestCtx, status int, b []byte) {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.SetBody(b)
+}
+
+// b2s returns b as a string without copying it. The string is only valid
+// while b is and must not be kept: only for calls that merely look at it.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (a *API) now() int64 { return int64(time.Since(a.start)) }

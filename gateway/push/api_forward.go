@@ -1,5 +1,9 @@
 package push
 
+// The cluster side of the push API: asking the cluster registry and
+// forwarding requests to the other nodes. Nothing here is on the single-node
+// path: it may allocate as it likes.
+
 import (
 	"bytes"
 	"context"
@@ -11,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // forwardResult is the outcome of forwarding one request to one node.
@@ -20,24 +26,156 @@ type forwardResult struct {
 	err     error
 }
 
+// isForwarded reports whether the request was forwarded by another node.
+// Only cluster mode honours the header: a single node never forwards, so
+// there the header cannot skip the rate limit.
+func (a *API) isForwarded(ctx *fasthttp.RequestCtx) bool {
+	if a.cluster == nil || len(ctx.Request.Header.Peek(ForwardedHeader)) == 0 {
+		return false
+	}
+	a.forwardsReceived.Add(1)
+	return true
+}
+
+// statusCluster fills in ans.Nodes for GET /push/{id} from the cluster
+// registry. When that fails and nothing is local, it answers 503 and returns
+// false.
+func (a *API) statusCluster(ctx *fasthttp.RequestCtx, ans *statusAnswer) bool {
+	// The nodes are the cluster registry's view, which may lag behind this
+	// node's own connections for a moment; connected also counts the local
+	// ones.
+	cctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	nodes, err := a.cluster.Lookup(cctx, ans.ClientID, ans.Nodes)
+	cancel()
+	if err != nil {
+		err = a.clusterFailed(ctx, "lookup", err)
+		if ans.Local == 0 {
+			ctx.Response.Header.Set("Retry-After", "1")
+			a.failAnswer(ctx, fasthttp.StatusServiceUnavailable, statusAnswer{ClientID: ans.ClientID, Nodes: []string{}, Error: err.Error()})
+			return false
+		}
+		nodes = append(nodes[:0], a.self)
+		ans.Warning = "other nodes unknown: " + err.Error()
+	}
+	ans.Nodes = nodes
+	return true
+}
+
+// pushCluster finishes POST /push/{id} in a cluster, for a request from an
+// API client: n connections here took the message already; the other nodes
+// that hold id get it forwarded, and the answer sums them up.
+func (a *API) pushCluster(ctx *fasthttp.RequestCtx, id string, body []byte, n int) {
+	ans := pushAnswer{Reached: n}
+	if n > 0 {
+		ans.Nodes = append(ans.Nodes, a.self)
+	}
+	var clusterErr error
+	cctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	nodes, err := a.cluster.Lookup(cctx, id, nil)
+	cancel()
+	if err != nil {
+		clusterErr = a.clusterFailed(ctx, "lookup", err)
+		ans.Warning = "delivered on this node only: " + clusterErr.Error()
+	} else {
+		path := apiPrefix + id // a valid id needs no escaping in a path
+		for _, res := range a.forward(ctx, a.peers(nodes), path, body) {
+			if res.err != nil {
+				ans.Failed = setErr(ans.Failed, res.node, res.err)
+				continue
+			}
+			if res.reached > 0 {
+				ans.Reached += res.reached
+				ans.Nodes = append(ans.Nodes, res.node)
+			}
+		}
+	}
+
+	switch {
+	case ans.Reached > 0:
+		a.pushed.Add(1)
+		writeJSON(ctx, fasthttp.StatusOK, ans)
+	case clusterErr != nil:
+		ans.Warning, ans.Error = "", clusterErr.Error()
+		ctx.Response.Header.Set("Retry-After", "1")
+		a.failAnswer(ctx, fasthttp.StatusServiceUnavailable, ans)
+	case len(ans.Failed) > 0:
+		ans.Error = fmt.Sprintf("client not reached: forwarding failed to %d node(s), it may be connected there", len(ans.Failed))
+		a.failAnswer(ctx, fasthttp.StatusBadGateway, ans)
+	default:
+		a.notFound.Add(1)
+		ans.Error = msgNotConnected
+		a.failAnswer(ctx, fasthttp.StatusNotFound, ans)
+	}
+}
+
+// broadcastCluster forwards a broadcast to the other nodes and adds their
+// counts to ans. The error is the cluster registry's, when it could not be
+// asked (then only this node was reached).
+func (a *API) broadcastCluster(ctx *fasthttp.RequestCtx, prefix string, body []byte, ans *broadcastAnswer) error {
+	cctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	nodes, err := a.cluster.Nodes(cctx, nil)
+	cancel()
+	if err != nil {
+		err = a.clusterFailed(ctx, "nodes", err)
+		ans.Warning = "delivered on this node only: " + err.Error()
+		return err
+	}
+	path := apiPrefix + broadcastID
+	if prefix != "" {
+		path += "?prefix=" + prefix // a valid prefix needs no escaping in a query
+	}
+	for _, res := range a.forward(ctx, a.peers(nodes), path, body) {
+		if res.err != nil {
+			ans.Failed = setErr(ans.Failed, res.node, res.err)
+			continue
+		}
+		ans.Nodes[res.node] = res.reached
+		ans.Reached += res.reached
+	}
+	return nil
+}
+
+// peers returns nodes without this one, in place.
+func (a *API) peers(nodes []string) []string {
+	out := nodes[:0]
+	for _, n := range nodes {
+		if n != a.self && n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// clusterFailed counts and logs (sampled) a cluster registry failure and
+// returns the error to answer with.
+func (a *API) clusterFailed(ctx *fasthttp.RequestCtx, op string, err error) error {
+	a.clusterErrors.Add(1)
+	if ok, suppressed := a.clusterLog.allow(a.now()); ok {
+		a.log.Warn().Err(err).Str("op", op).Bytes("path", ctx.Path()).Int64("suppressed", suppressed).
+			Msg("push api: cluster registry unavailable, delivering on this node only")
+	}
+	return fmt.Errorf("cluster registry unavailable: %w", err)
+}
+
 // forward sends body to every node as POST http://{node}{path}, in parallel,
-// with r's Content-Type and ForwardedHeader set to this node, and returns one
+// with ctx's Content-Type and ForwardedHeader set to this node, and returns one
 // result per node in nodes' order. A 200 answer counts its "reached"; a 404
 // (the id left that node; its registry entry is stale) counts 0 and is not an
 // error; anything else is an error, counted and logged (sampled).
 //
-// The forwards do not depend on r's context: the message was delivered here
-// already, and abandoning the other nodes because the API client hung up
+// The forwards do not depend on the API client: the message was delivered
+// here already, and abandoning the other nodes because the API client hung up
 // would deliver it to some devices of an id and not to others. They share one
 // deadline of forwardTimeout instead. One goroutine per node: clusters are
-// tens of nodes, not thousands.
-func (a *API) forward(r *http.Request, nodes []string, path string, body []byte) []forwardResult {
+// tens of nodes, not thousands. Nothing of rctx is used after forward
+// returns, nor by the goroutines: they get copies.
+func (a *API) forward(rctx *fasthttp.RequestCtx, nodes []string, path string, body []byte) []forwardResult {
 	if len(nodes) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), forwardTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()
-	ct := r.Header.Get("Content-Type")
+	ct := string(rctx.Request.Header.ContentType())
 	res := make([]forwardResult, len(nodes))
 	var wg sync.WaitGroup
 	for i, node := range nodes {
@@ -54,7 +192,7 @@ func (a *API) forward(r *http.Request, nodes []string, path string, body []byte)
 		}
 		a.forwardErrors.Add(1)
 		if ok, suppressed := a.forwardLog.allow(a.now()); ok {
-			a.log.Warn().Err(x.err).Str("node", x.node).Str("path", r.URL.Path).Int64("suppressed", suppressed).
+			a.log.Warn().Err(x.err).Str("node", x.node).Bytes("path", rctx.Path()).Int64("suppressed", suppressed).
 				Msg("push api: forwarding to another node failed")
 		}
 	}

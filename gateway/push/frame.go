@@ -210,6 +210,10 @@ func (d *Decoder) Buffered() int { return len(d.msg) }
 // Closed reports whether a close frame was received.
 func (d *Decoder) Closed() bool { return d.state == stClosed }
 
+// Failed reports whether Decode returned a protocol error (the decoder stays
+// failed: the connection is being closed).
+func (d *Decoder) Failed() bool { return d.state == stFailed }
+
 // Release gives the reassembly buffer back to the pool. Call it when the
 // connection closes; the decoder may be reused after Init.
 func (d *Decoder) Release() {

@@ -87,7 +87,17 @@ func (ex *exchange) upgrade(answer []byte) {
 		pc.kind = kindSSE
 	}
 	pc.dec.Init(int(h.cfg.MaxMessage), l.push.pool)
-	first, err := h.reg.Add(pc.id, pc)
+	var first bool
+	register := func() (err error) {
+		first, err = h.reg.Add(pc.id, pc)
+		return err
+	}
+	var err error
+	if pc.kind == kindSSE && h.rings != nil {
+		answer, err = ex.sseAttach(answer, pc, register)
+	} else {
+		err = register()
+	}
 	if err != nil {
 		h.stats.refused.Add(1)
 		ex.closeAfter = true
@@ -97,9 +107,6 @@ func (ex *exchange) upgrade(answer []byte) {
 	}
 	if first && h.registrar != nil {
 		h.registrar.Registered(pc.id)
-	}
-	if pc.kind == kindSSE {
-		answer = ex.sseReplay(answer, pc)
 	}
 	ex.status, ex.cause = 101, filters.Success
 	if pc.kind == kindSSE {
@@ -132,7 +139,7 @@ func (ex *exchange) upgrade(answer []byte) {
 	}
 	// The first ping comes after a random part of the interval, so that devices
 	// that connected together are not pinged together for ever after.
-	pc.nextPing = now + h.pingInterval/2 + int64(l.rnd.Uint32())%(h.pingInterval/2+1)
+	pc.nextPing = now + h.pingInterval/2 + spread(l.rnd.Uint32(), h.pingInterval/2)
 	l.push.schedule(pc)
 
 	_, _ = pc.c.Write(answer)
@@ -141,26 +148,23 @@ func (ex *exchange) upgrade(answer []byte) {
 	}
 }
 
-// sseReplay appends to answer the events a reconnecting SSE client missed
-// (Last-Event-ID), as far as the client's replay ring still has them.
-func (ex *exchange) sseReplay(answer []byte, pc *pushConn) []byte {
-	rings := ex.l.srv.push.rings
+// sseAttach registers an SSE connection and appends to answer the events a
+// reconnecting client missed (Last-Event-ID), as far as its id's replay ring still
+// has them.
+func (ex *exchange) sseAttach(answer []byte, pc *pushConn, register func() error) ([]byte, error) {
 	v := ex.req.Header.Peek("Last-Event-ID")
 	if len(v) == 0 {
 		if q, ok := ex.fc.Arg("lastEventId"); ok { // EventSource polyfills pass it in the query
 			v = []byte(q)
 		}
 	}
-	if rings == nil || len(bytes.TrimSpace(v)) == 0 {
-		return answer
+	last, replay := uint64(0), false
+	if len(bytes.TrimSpace(v)) > 0 {
+		last, replay = push.ParseLastEventID(v)
 	}
-	last, ok := push.ParseLastEventID(v)
-	if !ok {
-		return answer
-	}
-	out, complete := rings.since(answer, pc.id, last)
+	out, complete, err := ex.l.srv.push.rings.attach(answer, pc.id, last, replay, register)
 	if !complete {
 		ex.reason = "Last-Event-ID " + strconv.FormatUint(last, 10) + " older than the replay buffer: events were lost"
 	}
-	return out
+	return out, err
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"gozer/gateway/push"
 )
@@ -65,8 +66,9 @@ type pushConn struct {
 
 // pushConn.flags bits, set from any goroutine.
 const (
-	pcGone uint32 = 1 << iota // closed: Push refuses
-	pcSlow                    // Push found the outbound bound exceeded: the loop closes it
+	pcGone    uint32 = 1 << iota // closed: Push refuses
+	pcLeaving                    // a go-away or close frame is out: Push refuses
+	pcSlow                       // Push found the outbound bound exceeded: the loop closes it
 )
 
 // setFlag sets bit f and reports whether this call set it.
@@ -91,13 +93,17 @@ func (pc *pushConn) due() int64 {
 }
 
 // Push queues msg for the device. Any goroutine; see push.Conn.
-func (pc *pushConn) Push(msg []byte, binary bool) error {
-	if pc.flags.Load()&pcGone != 0 {
-		return errPushClosed
+func (pc *pushConn) Push(msg []byte, binary bool) error { return pc.PushSeq(msg, binary, 0) }
+
+// PushSeq is Push with the number of the registry's push call (push.SeqConn), so
+// that an SSE message to several devices of one id is one event.
+func (pc *pushConn) PushSeq(msg []byte, binary bool, seq uint64) error {
+	if pc.flags.Load()&(pcGone|pcLeaving) != 0 {
+		return errPushClosed // closed, or told to go away: the message would be dropped
 	}
 	h := pc.l.srv.push
 	if pc.kind == kindSSE && h.rings != nil {
-		msg = h.rings.event(pc.id, msg) // one event id for all the id's devices
+		msg = h.rings.event(pc.id, msg, seq) // one event id for all the id's devices
 	}
 	n := int64(len(msg))
 	if pc.queued.Add(n) > h.maxOutbound {
@@ -162,7 +168,7 @@ func (pc *pushConn) slowClose() {
 	h := pc.l.srv.push
 	h.stats.slowClosed.Add(1)
 	pc.logClose(zerolog.InfoLevel, "slow consumer: outbound buffer over push.max_outbound_bytes")
-	if pc.kind == kindWS {
+	if pc.kind == kindWS && pc.state == pcOpen { // one close frame per connection (RFC 6455 5.5.1)
 		_, _ = pc.c.Write(push.AppendClose(pc.l.push.scratch[:0], push.ClosePolicyViolation, "slow consumer: outbound buffer full"))
 	}
 	pc.close()
@@ -172,8 +178,8 @@ func (pc *pushConn) slowClose() {
 // an SSE client has nothing to say, its bytes are dropped.
 func (pc *pushConn) onData() {
 	c := pc.c
-	if pc.kind == kindSSE || pc.state == pcClosed {
-		_, _ = c.Discard(-1)
+	if pc.kind == kindSSE || pc.state == pcClosed || pc.dec.Failed() {
+		_, _ = c.Discard(-1) // SSE, or lingering after a protocol error: read to EOF
 		return
 	}
 	if pc.paused {
@@ -188,20 +194,65 @@ func (pc *pushConn) onData() {
 		if err != nil {
 			var ce *push.CloseError
 			errors.As(err, &ce)
-			pc.l.srv.push.stats.protocolClosed.Add(1)
-			pc.logClose(zerolog.InfoLevel, "websocket protocol error: "+ce.Reason)
-			_, _ = c.Write(push.AppendClose(pc.l.push.scratch[:0], ce.Code, ce.Reason))
-			pc.close()
-			break
+			pc.protocolClose(ce)
+			return
 		}
 		if !m.Ok() {
 			break
 		}
 		pc.missed = 0 // any frame shows the device is there
 		pc.onMessage(m)
+		if pc.paused {
+			break // upstream backpressure: the rest waits in gnet's buffer until resume
+		}
 	}
 	if pc.state != pcClosed {
 		_, _ = c.Discard(consumed)
+	}
+}
+
+// protocolClose answers a protocol error (1002, 1007, 1009) with its close frame,
+// then lingers: it reads and drops what the device still sends until the device
+// closes or closeGrace passes, so that closing with unread input does not turn
+// into a reset that may destroy the close frame before the device reads it.
+func (pc *pushConn) protocolClose(ce *push.CloseError) {
+	h := pc.l.srv.push
+	h.stats.protocolClosed.Add(1)
+	pc.logClose(zerolog.InfoLevel, "websocket protocol error: "+ce.Reason)
+	if pc.state != pcOpen {
+		pc.close()
+		return
+	}
+	_, _ = pc.c.Discard(-1)
+	_, _ = pc.c.Write(push.AppendClose(pc.l.push.scratch[:0], ce.Code, ce.Reason))
+	pc.leave(pc.l.now + closeGrace)
+	if pc.state != pcClosed && pc.c.OutboundBuffered() == 0 {
+		_ = unix.Shutdown(pc.c.Fd(), unix.SHUT_WR) // the close frame is out: FIN after it
+	}
+}
+
+// leave marks a connection whose close frame (or go-away) is out: Push refuses,
+// and the wheel closes it at deadline unless the device closes first.
+func (pc *pushConn) leave(deadline int64) {
+	pc.markLeaving()
+	pc.state = pcClosing
+	pc.deadline = deadline
+	pc.l.push.schedule(pc)
+}
+
+// markLeaving is the moment a connection stops taking messages (a close frame or
+// go-away is out): Push refuses from now on, and the registry forgets it, so the
+// push API no longer counts it as connected. Loop goroutine.
+func (pc *pushConn) markLeaving() {
+	if pc.setFlag(pcLeaving) {
+		pc.unregister()
+	}
+}
+
+func (pc *pushConn) unregister() {
+	h := pc.l.srv.push
+	if last := h.reg.Remove(pc.id, pc); last && h.registrar != nil {
+		h.registrar.Unregistered(pc.id)
 	}
 }
 
@@ -210,6 +261,9 @@ func (pc *pushConn) onMessage(m push.Message) {
 	h := pc.l.srv.push
 	switch m.Op {
 	case push.OpPing:
+		if pc.state != pcOpen {
+			return // after our close frame nothing more may be sent
+		}
 		_, _ = pc.c.Write(push.AppendPong(pc.l.push.scratch[:0], m.Payload))
 		if int64(pc.c.OutboundBuffered()) > h.maxOutbound {
 			pc.slowClose() // a ping flood from a peer that does not read the pongs
@@ -249,6 +303,9 @@ func (pc *pushConn) onTimer(now int64) {
 		return
 	}
 	if now >= pc.nextPing {
+		if pc.paused {
+			pc.missed = 0 // its pongs wait unread behind our own backpressure
+		}
 		if pc.kind == kindWS && pc.missed >= 2 {
 			h.stats.pingTimeouts.Add(1)
 			pc.logClose(zerolog.InfoLevel, "ping timeout: two pings without an answer")
@@ -282,6 +339,7 @@ func (pc *pushConn) goAway(now int64, reason string) {
 	if pc.l.push.drainTill > 0 {
 		reason = "server restarting, reconnect"
 	}
+	pc.markLeaving()
 	if pc.kind == kindSSE {
 		b := push.AppendRetry(pc.l.push.scratch[:0], int64(pc.l.rnd.Uint32()%5000))
 		b = push.AppendGoAway(b, reason)
@@ -314,8 +372,8 @@ func (pc *pushConn) onClose(err error) {
 	p.unschedule(pc)
 	p.conns--
 	pc.dec.Release()
-	if last := h.reg.Remove(pc.id, pc); last && h.registrar != nil {
-		h.registrar.Unregistered(pc.id)
+	if pc.flags.Load()&pcLeaving == 0 {
+		pc.unregister()
 	}
 	h.stats.open.Add(-1)
 	pc.logLifetime(err)
@@ -335,6 +393,7 @@ func (pc *pushConn) resume() {
 		return
 	}
 	pc.paused = false
+	pc.missed = 0 // pongs that came while paused were not read: do not hold them against it
 	_ = setInterest(pc.l.epfd, pc.c, true)
 	if pc.c.InboundBuffered() > 0 {
 		pc.onData()

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -18,6 +20,18 @@ const wheelSlots = 64
 // wheelLate is the most a wheel timer fires after its due time: the rest of its
 // second, plus a tick.
 const wheelLate = time.Second + tickEvery + 100*time.Millisecond
+
+// spread maps a random rnd onto [0, span): a modulo would cap spans over 2³² ns
+// (4.3 s) at that.
+func spread(rnd uint32, span int64) int64 {
+	if span <= 0 {
+		return 0
+	}
+	hi, _ := bits.Mul64(uint64(span), uint64(rnd)<<32)
+	return int64(hi)
+}
+
+var errLoopStopped = errors.New("event loop stopped")
 
 // pushItem is one message queued for a push connection by another goroutine.
 type pushItem struct {
@@ -38,6 +52,7 @@ type pushLoop struct {
 	inboxMu   sync.Mutex
 	inbox     []pushItem
 	scheduled bool // a drain task is queued on the loop
+	stopped   bool // Execute failed: the loop is gone
 	spare     []pushItem
 	drainTask gnet.RunnableFunc
 
@@ -68,14 +83,21 @@ func newPushLoop(l *loop) *pushLoop {
 // wake-up, not 100,000 tasks. Any goroutine.
 func (p *pushLoop) enqueue(it pushItem) error {
 	p.inboxMu.Lock()
+	if p.stopped {
+		p.inboxMu.Unlock()
+		return errLoopStopped
+	}
 	p.inbox = append(p.inbox, it)
 	wake := !p.scheduled
 	p.scheduled = true
 	p.inboxMu.Unlock()
 	if wake {
 		if err := p.l.el.Execute(context.Background(), p.drainTask); err != nil {
+			// The loop is gone (shutdown): nothing will drain the inbox again, so
+			// no push may count as queued from now on. Items already in it (this
+			// one, and any another goroutine added meanwhile) are lost with it.
 			p.inboxMu.Lock()
-			p.scheduled = false
+			p.stopped = true
 			p.inboxMu.Unlock()
 			return err
 		}
@@ -175,10 +197,7 @@ func (p *pushLoop) drain(now, till int64) {
 			if pc.state != pcOpen {
 				continue
 			}
-			at := now
-			if span := till - now; span > 0 {
-				at += int64(p.l.rnd.Uint32()) % span
-			}
+			at := now + spread(p.l.rnd.Uint32(), till-now)
 			if at < pc.deadline {
 				pc.deadline = at
 			}

@@ -5,7 +5,6 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
-	"unsafe"
 
 	"gozer/gateway/push"
 )
@@ -33,12 +32,12 @@ type ringShard struct {
 type ringEntry struct {
 	ring *push.EventRing
 	used time.Time
-	// The last message appended and its encoding: a push to an id with several
-	// devices calls Push once per device with the same msg, which must become one
-	// event with one id, not one event per device.
-	lastMsg *byte
-	lastLen int
-	lastEnc []byte
+	// The event ids recent push calls (push.SeqConn seqs) got: a push to an id with
+	// several devices reaches each device with the same seq, and must become one
+	// event with one id, not one event per device. A few are kept because pushes to
+	// the same id may interleave.
+	recent [4]struct{ seq, id uint64 }
+	next   int
 }
 
 func newRingStore(maxEvents, maxBytes int) *ringStore {
@@ -66,26 +65,43 @@ func (s *ringStore) entry(sh *ringShard, id string) *ringEntry {
 	return e
 }
 
-// event records msg as the next event of id and returns its SSE encoding.
-func (s *ringStore) event(id string, msg []byte) []byte {
+// event returns msg encoded as the event of push call seq for id: the first
+// device of that call records it in the ring and gets a new id, the others get
+// the same id.
+func (s *ringStore) event(id string, msg []byte, seq uint64) []byte {
 	sh := s.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := s.entry(sh, id)
-	if p := unsafe.SliceData(msg); p != nil && p == e.lastMsg && len(msg) == e.lastLen {
-		return e.lastEnc
+	for _, r := range e.recent {
+		if r.seq == seq && r.id != 0 {
+			return push.AppendEvent(make([]byte, 0, len(msg)+40), r.id, "", msg)
+		}
 	}
-	enc, _ := e.ring.Append(make([]byte, 0, len(msg)+40), "", msg)
-	e.lastMsg, e.lastLen, e.lastEnc = unsafe.SliceData(msg), len(msg), enc
+	enc, evID := e.ring.Append(make([]byte, 0, len(msg)+40), "", msg)
+	e.recent[e.next] = struct{ seq, id uint64 }{seq, evID}
+	e.next = (e.next + 1) % len(e.recent)
 	return enc
 }
 
-// since appends the events of id after lastID to dst.
-func (s *ringStore) since(dst []byte, id string, lastID uint64) ([]byte, bool) {
+// attach runs register (which adds a new SSE connection of id to the registry)
+// and appends to dst the events after lastID, as one step against event: a push
+// for id lands either in the replay or, later, live, never in both. (A push
+// that looked id's devices up just before register and records its event just
+// after this step reaches the other devices only: it was pushed as the device
+// connected.)
+func (s *ringStore) attach(dst []byte, id string, lastID uint64, replay bool, register func() error) ([]byte, bool, error) {
 	sh := s.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return s.entry(sh, id).ring.Since(dst, lastID)
+	if err := register(); err != nil {
+		return dst, true, err
+	}
+	if !replay {
+		return dst, true, nil
+	}
+	out, complete := s.entry(sh, id).ring.Since(dst, lastID)
+	return out, complete, nil
 }
 
 // expireLoop drops rings unused for ringIdle.

@@ -106,7 +106,15 @@ func (u *pushUpstream) sender(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			// Shutdown: what is still queued will not be sent; count it.
+			for {
+				select {
+				case <-u.queue:
+					u.h.stats.upstreamDropped.Add(1)
+				default:
+					return
+				}
+			}
 		case m := <-u.queue:
 			u.post(req, resp, m)
 			if m.pc.upInflight.Add(-1) == upstreamInflight-1 {

@@ -12,12 +12,9 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"runtime"
 	"sync"
@@ -54,7 +51,7 @@ type Server struct {
 	watcher *drainWatcher
 
 	proxyLn net.Listener
-	admin   *http.Server
+	admin   *adminServer
 
 	loopsMu sync.Mutex
 	loops   []*loop // every loop seen so far; read by the ticker under loopsMu
@@ -150,8 +147,7 @@ func (s *Server) Start() error {
 		_ = cli.Stop()
 		return fmt.Errorf("listen admin %s: %w", s.cfg.Listeners.Admin.Addr, err)
 	}
-	// ReadTimeout bounds a slow push-API sender holding a handler goroutine.
-	s.admin = &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	s.admin = s.newAdmin(adminLn)
 
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.watcher.run() }()
@@ -159,7 +155,7 @@ func (s *Server) Start() error {
 	go func() { defer s.wg.Done(); s.tickLoop() }()
 	go func() {
 		defer s.wg.Done()
-		if err := s.admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.admin.serve(); err != nil {
 			s.log.Error().Err(err).Msg("admin listener stopped")
 		}
 	}()
@@ -267,7 +263,7 @@ stop:
 	err := s.engine.Stop()
 	actx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = s.admin.Shutdown(actx)
+	_ = s.admin.shutdown(actx)
 	s.watcher.stop()
 	s.wg.Wait()
 	s.watcher.release()
@@ -299,39 +295,6 @@ func (s *Server) forEachLoop(fn func(*loop)) {
 		}
 	}
 	wg.Wait()
-}
-
-func (s *Server) adminMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, _ *http.Request) {
-		if s.draining.Load() {
-			http.Error(w, "draining\n", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /admin/filters", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		var list []lua.FilterStatus
-		if s.filters != nil {
-			list = s.filters.Status()
-		}
-		if list == nil {
-			list = []lua.FilterStatus{}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(list)
-	})
-	mux.HandleFunc("GET /admin/origins", s.adminOrigins)
-	mux.HandleFunc("GET /admin/push", s.push.adminStats)
-	mux.Handle("/push/", s.push.api)
-	// Profiles of the running gateway, for operators (the admin listener is internal).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	return mux
 }
 
 // gnetLogger sends gnet's own log lines to the process log.
