@@ -106,7 +106,16 @@ func (h *pushHub) stop() {
 	if h.cancel != nil {
 		h.cancel()
 	}
-	h.wg.Wait()
+	// An upstream sender may sit in a request to a slow push origin for up to its
+	// read_timeout, which fasthttp cannot cancel; shutdown does not wait for it
+	// longer than the registrar needs to leave the cluster.
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		h.log.Warn().Msg("push: stopped without waiting for upstream messages still in flight")
+	}
 	if c, ok := h.cluster.(interface{ Close() error }); ok {
 		_ = c.Close()
 	}

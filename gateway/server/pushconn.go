@@ -229,6 +229,7 @@ func (pc *pushConn) protocolClose(ce *push.CloseError) {
 	if pc.state != pcClosed && pc.c.OutboundBuffered() == 0 {
 		_ = unix.Shutdown(pc.c.Fd(), unix.SHUT_WR) // the close frame is out: FIN after it
 	}
+	pc.readAgain()
 }
 
 // leave marks a connection whose close frame (or go-away) is out: Push refuses,
@@ -281,6 +282,10 @@ func (pc *pushConn) onMessage(m push.Message) {
 		pc.close()
 	case push.OpText:
 		pc.msgsIn++
+		if pc.state != pcOpen {
+			h.stats.upstreamDropped.Add(1) // sent after our close frame: the device is leaving
+			return
+		}
 		h.upstream.send(pc, m.Payload)
 	case push.OpBinary:
 		pc.msgsIn++
@@ -350,6 +355,16 @@ func (pc *pushConn) goAway(now int64, reason string) {
 	_, _ = pc.c.Write(push.AppendClose(pc.l.push.scratch[:0], push.CloseGoingAway, reason))
 	pc.state = pcClosing
 	pc.deadline = now + closeGrace
+	pc.readAgain()
+}
+
+// readAgain turns reading back on for a connection that is leaving but was paused
+// by upstream backpressure: its close echo must be read (else the close ends in a
+// reset), and what it sent meanwhile is dropped and counted, not sent upstream.
+func (pc *pushConn) readAgain() {
+	if pc.paused {
+		pc.resume()
+	}
 }
 
 // close closes the socket now (gnet writes what it can of the outbound buffer
