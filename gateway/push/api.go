@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -245,34 +246,8 @@ func (a *API) route(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// pushAnswer is the answer to POST /push/{id}.
-type pushAnswer struct {
-	Reached int               `json:"reached"`
-	Nodes   []string          `json:"nodes,omitempty"`
-	Failed  map[string]string `json:"failed,omitempty"`
-	Warning string            `json:"warning,omitempty"`
-	Error   string            `json:"error,omitempty"`
-}
-
-// broadcastAnswer is the answer to POST /push/broadcast.
-type broadcastAnswer struct {
-	Reached int               `json:"reached"`
-	Nodes   map[string]int    `json:"nodes"`
-	Failed  map[string]string `json:"failed,omitempty"`
-	Warning string            `json:"warning,omitempty"`
-	Error   string            `json:"error,omitempty"`
-}
-
-// statusAnswer is the answer to GET /push/{id}.
-type statusAnswer struct {
-	ClientID  string   `json:"client_id"`
-	Connected bool     `json:"connected"`
-	Local     int      `json:"local"`
-	Nodes     []string `json:"nodes"`
-	Warning   string   `json:"warning,omitempty"`
-	Error     string   `json:"error,omitempty"`
-}
-
+// errorAnswer is the answer of most refusals; the other answers, which
+// carry the cluster's view, are with the cluster code (api_forward.go).
 type errorAnswer struct {
 	Error string `json:"error"`
 }
@@ -418,9 +393,10 @@ var errTooLarge = errors.New("message too large")
 func (a *API) readMessage(ctx *fasthttp.RequestCtx) (body []byte, binary, ok bool) {
 	cl := ctx.Request.Header.ContentLength() // -1: chunked
 	if cl > a.max {
+		// Refused unread, as net/http did: the answer closes the connection.
 		a.tooLarge.Add(1)
-		refuseBody(ctx)
 		a.failAnswer(ctx, fasthttp.StatusRequestEntityTooLarge, errorAnswer{Error: fmt.Sprintf("message too large: %d bytes, the limit is %d", cl, a.max)})
+		closeAfter(ctx)
 		return nil, false, false
 	}
 	var err error
@@ -447,12 +423,12 @@ func (a *API) readMessage(ctx *fasthttp.RequestCtx) (body []byte, binary, ok boo
 		_ = ctx.Request.CloseBodyStream()
 	case errors.Is(err, errTooLarge):
 		a.tooLarge.Add(1)
-		refuseBody(ctx)
 		a.failAnswer(ctx, fasthttp.StatusRequestEntityTooLarge, errorAnswer{Error: fmt.Sprintf("message too large: over the limit of %d bytes", a.max)})
+		closeAfter(ctx)
 		return nil, false, false
 	default:
-		ctx.SetConnectionClose() // the framing is lost: no next request on it
 		a.failAnswer(ctx, fasthttp.StatusBadRequest, errorAnswer{Error: "reading message: " + err.Error()})
+		closeAfter(ctx) // the framing is lost: no next request on it
 		return nil, false, false
 	}
 	binary = isBinary(ctx.Request.Header.ContentType())
@@ -468,34 +444,58 @@ func (a *API) readMessage(ctx *fasthttp.RequestCtx) (body []byte, binary, ok boo
 // handler would otherwise be parsed as the next request).
 const maxDrain = 256 << 10
 
+// lingerTimeout is how long closeAfter keeps a connection half open after
+// its last answer: net/http's delay for the same.
+const lingerTimeout = 500 * time.Millisecond
+
 // finishBody makes sure nothing of the request's body is left unread on a
 // connection that stays open: after an answer given without reading it (400,
 // 405, GET with a body), the rest is read and dropped, up to maxDrain, and
 // past that the connection closes after the answer.
 func finishBody(ctx *fasthttp.RequestCtx) {
 	if ctx.RequestBodyStream() == nil || ctx.Response.ConnectionClose() {
-		return // read to its end, or not read at all by a closing connection
+		return // read to its end, or closeAfter took care of it
 	}
 	if !discardBody(ctx) {
-		ctx.SetConnectionClose()
+		closeAfter(ctx)
 	}
 }
 
-// lingerTimeout bounds how long refuseBody reads a refused body.
-const lingerTimeout = 500 * time.Millisecond
-
-// refuseBody prepares the connection for a 413: the answer closes it, as
-// net/http's did, so a large body is not read whole. Some of it is read
-// first, up to maxDrain and for at most lingerTimeout: closing a socket with
-// unread data resets the connection, and a client still sending could then
-// lose the answer (net/http waits 500 ms between answering and closing for
-// the same reason; fasthttp closes at once).
-func refuseBody(ctx *fasthttp.RequestCtx) {
-	if ctx.RequestBodyStream() != nil {
-		_ = ctx.Conn().SetReadDeadline(time.Now().Add(lingerTimeout))
-		discardBody(ctx)
-	}
+// closeAfter makes the answer, complete by now, the connection's last, for a
+// request whose body may be left unread (413, a broken body). fasthttp would
+// close the socket right after writing the answer, and closing a socket with
+// unread data resets the connection: a client still sending its body gets
+// the reset, and typically not the answer. So, as net/http does, the answer
+// is written, the sending side shut, and the socket closed only after the
+// client stopped sending or lingerTimeout passed, on a goroutine of its own
+// (a hijacked connection).
+func closeAfter(ctx *fasthttp.RequestCtx) {
 	ctx.SetConnectionClose()
+	if ctx.RequestBodyStream() == nil {
+		return // the body was read (by a server that buffers bodies)
+	}
+	answer := []byte(ctx.Response.String()) // headers as the server would write them
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) { answerAndLinger(c, answer) })
+}
+
+// answerAndLinger writes answer on c, shuts c's sending side and reads what the
+// client still sends, until it stops or lingerTimeout passes. fasthttp closes
+// c after it returns.
+func answerAndLinger(c net.Conn, answer []byte) {
+	_ = c.SetDeadline(time.Now().Add(lingerTimeout))
+	if _, err := c.Write(answer); err != nil {
+		return
+	}
+	raw := c // fasthttp's hijacked conn hides the TCP conn behind UnsafeConn
+	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn()
+	}
+	if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, c)
 }
 
 // discardBody reads and drops up to maxDrain bytes of the body and reports

@@ -19,6 +19,34 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// pushAnswer is the answer to POST /push/{id}.
+type pushAnswer struct {
+	Reached int               `json:"reached"`
+	Nodes   []string          `json:"nodes,omitempty"`
+	Failed  map[string]string `json:"failed,omitempty"`
+	Warning string            `json:"warning,omitempty"`
+	Error   string            `json:"error,omitempty"`
+}
+
+// broadcastAnswer is the answer to POST /push/broadcast.
+type broadcastAnswer struct {
+	Reached int               `json:"reached"`
+	Nodes   map[string]int    `json:"nodes"`
+	Failed  map[string]string `json:"failed,omitempty"`
+	Warning string            `json:"warning,omitempty"`
+	Error   string            `json:"error,omitempty"`
+}
+
+// statusAnswer is the answer to GET /push/{id}.
+type statusAnswer struct {
+	ClientID  string   `json:"client_id"`
+	Connected bool     `json:"connected"`
+	Local     int      `json:"local"`
+	Nodes     []string `json:"nodes"`
+	Warning   string   `json:"warning,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
 // forwardResult is the outcome of forwarding one request to one node.
 type forwardResult struct {
 	node    string
