@@ -157,7 +157,8 @@ const (
 // Decode consumes whole frames only, reports how many bytes it consumed, and
 // returns complete messages one at a time.
 //
-// Memory per connection: the Decoder itself is 56 bytes on 64-bit. It holds a
+// Memory per connection: the Decoder itself is 24 bytes on 64-bit (an idle
+// push connection holds one, so every word counts). It holds a
 // frame in the caller's input buffer until the whole frame is there (so the
 // caller's inbound buffer must be allowed to reach MaxMessage+14 bytes), and a
 // reassembly buffer only while a fragmented message is open; that buffer is at
@@ -171,13 +172,35 @@ const (
 // its BufferPool must belong to the same event loop.
 type Decoder struct {
 	pool   *BufferPool
-	msg    []byte      // reassembly buffer of the open fragmented message (nil when none)
-	err    *CloseError // the error returned once, returned again while failed
+	frag   *reassembly // the open fragmented message (nil when none)
 	max    int32       // maximum message size
-	valid  int32       // msg[:valid] is known to be valid UTF-8 (text messages)
 	fragOp Opcode      // OpText or OpBinary while a fragmented message is open
 	state  uint8
-	handed bool // msg was handed out: recycle it at the next call
+	errIdx uint8 // the error returned once, returned again while failed (closeErrors)
+	handed bool  // frag was handed out: recycle it at the next call
+}
+
+// reassembly is the buffer of a fragmented message, apart from the Decoder so
+// that a connection without one pays a pointer, not a slice and a counter.
+type reassembly struct {
+	msg   []byte
+	valid int32 // msg[:valid] is known to be valid UTF-8 (text messages)
+}
+
+// msgLen is the length of the open fragmented message.
+func (d *Decoder) msgLen() int {
+	if d.frag == nil {
+		return 0
+	}
+	return len(d.frag.msg)
+}
+
+// dropFrag gives the reassembly buffer back to the pool.
+func (d *Decoder) dropFrag() {
+	if d.frag != nil {
+		d.pool.put(d.frag)
+		d.frag = nil
+	}
 }
 
 // NewDecoder returns a decoder that accepts messages of at most maxMessage
@@ -205,7 +228,7 @@ func (d *Decoder) Init(maxMessage int, pool *BufferPool) {
 func (d *Decoder) MaxMessage() int { return int(d.max) }
 
 // Buffered reports how many bytes of an open fragmented message d holds.
-func (d *Decoder) Buffered() int { return len(d.msg) }
+func (d *Decoder) Buffered() int { return d.msgLen() }
 
 // Closed reports whether a close frame was received.
 func (d *Decoder) Closed() bool { return d.state == stClosed }
@@ -217,12 +240,8 @@ func (d *Decoder) Failed() bool { return d.state == stFailed }
 // Release gives the reassembly buffer back to the pool. Call it when the
 // connection closes; the decoder may be reused after Init.
 func (d *Decoder) Release() {
-	if d.msg != nil {
-		d.pool.put(d.msg)
-		d.msg = nil
-	}
+	d.dropFrag()
 	d.handed = false
-	d.valid = 0
 }
 
 // Decode decodes the frames at the start of buf. It consumes whole frames
@@ -247,15 +266,13 @@ func (d *Decoder) Release() {
 func (d *Decoder) Decode(buf []byte) (n int, m Message, err error) {
 	if d.handed {
 		d.handed = false
-		d.pool.put(d.msg)
-		d.msg = nil
-		d.valid = 0
+		d.dropFrag()
 	}
 	switch d.state {
 	case stClosed:
 		return len(buf), Message{}, nil
 	case stFailed:
-		return 0, Message{}, d.err
+		return 0, Message{}, closeErrors[d.errIdx]
 	}
 	for {
 		rest := buf[n:]
@@ -285,16 +302,16 @@ func (d *Decoder) Decode(buf []byte) (n int, m Message, err error) {
 		}
 		if d.fragOp == 0 {
 			d.fragOp = op
-			if d.msg == nil {
-				d.msg = d.pool.get(int(d.max))
+			if d.frag == nil {
+				d.frag = d.pool.get(int(d.max))
 			}
 		}
-		d.msg = append(d.msg, payload...)
+		d.frag.msg = append(d.frag.msg, payload...)
 		if d.fragOp == OpText && !d.checkUTF8(fin) {
 			return n, Message{}, d.fail(errTextUTF8)
 		}
 		if fin {
-			m = Message{Op: d.fragOp, Payload: d.msg}
+			m = Message{Op: d.fragOp, Payload: d.frag.msg}
 			d.fragOp = 0
 			d.handed = true
 			return n, m, nil
@@ -351,7 +368,7 @@ func (d *Decoder) header(b []byte) (op Opcode, fin bool, hl, length int, err *Cl
 	default:
 		size, hl = uint64(l7), 2+4
 	}
-	if !op.IsControl() && size > uint64(int(d.max)-len(d.msg)) {
+	if !op.IsControl() && size > uint64(int(d.max)-d.msgLen()) {
 		return 0, false, 0, 0, errTooBig
 	}
 	if len(b) < hl {
@@ -381,9 +398,8 @@ func (d *Decoder) control(op Opcode, payload []byte) (Message, *CloseError) {
 		}
 	}
 	d.state = stClosed
-	if d.msg != nil { // a fragmented message cut short by the close: drop it
-		d.pool.put(d.msg)
-		d.msg = nil
+	if d.frag != nil { // a fragmented message cut short by the close: drop it
+		d.dropFrag()
 		d.fragOp = 0
 	}
 	return m, nil
@@ -394,11 +410,12 @@ func (d *Decoder) control(op Opcode, payload []byte) (Message, *CloseError) {
 // byte sequence that no continuation can make valid fails at once (fail fast).
 // At the end of the message nothing may be left incomplete.
 func (d *Decoder) checkUTF8(fin bool) bool {
-	p := d.msg
+	f := d.frag
+	p := f.msg
 	cut := len(p)
 	// Find the start of the last rune (at most 3 bytes back) and hold it
 	// back if it is an incomplete but possibly valid prefix.
-	for i := len(p) - 1; i >= int(d.valid) && i >= len(p)-3; i-- {
+	for i := len(p) - 1; i >= int(f.valid) && i >= len(p)-3; i-- {
 		if p[i]&0xC0 != 0x80 { // not a continuation byte: a rune starts here
 			if !utf8.FullRune(p[i:]) {
 				cut = i
@@ -406,23 +423,35 @@ func (d *Decoder) checkUTF8(fin bool) bool {
 			break
 		}
 	}
-	if !utf8.Valid(p[d.valid:cut]) {
+	if !utf8.Valid(p[f.valid:cut]) {
 		return false
 	}
-	d.valid = int32(cut)
+	f.valid = int32(cut)
 	return !fin || cut == len(p)
 }
 
 func (d *Decoder) fail(err *CloseError) error {
 	d.state = stFailed
-	d.err = err
+	d.errIdx = closeErrorIndex(err)
 	d.fragOp = 0
-	if d.msg != nil {
-		d.pool.put(d.msg)
-		d.msg = nil
-	}
+	d.dropFrag()
 	d.handed = false
 	return err
+}
+
+// closeErrors are the errors Decode returns, so that a failed decoder keeps a
+// byte, not a pointer; index 0 is unused.
+var closeErrors = [...]*CloseError{nil, errReservedBits, errReservedOpcode, errUnmasked,
+	errControlFragmented, errControlTooLong, errContinuation, errNotContinuation, errLengthMSB,
+	errCloseLength, errCloseCode, errTooBig, errTextUTF8, errReasonUTF8}
+
+func closeErrorIndex(err *CloseError) uint8 {
+	for i, e := range closeErrors {
+		if e == err && i > 0 {
+			return uint8(i)
+		}
+	}
+	panic("push: decoder error missing from closeErrors: " + err.Error())
 }
 
 // BufferPool recycles the reassembly buffers of fragmented messages among the
@@ -433,13 +462,13 @@ func (d *Decoder) fail(err *CloseError) error {
 //
 // Concurrency: event-loop goroutine only (one pool per loop).
 type BufferPool struct {
-	free [][]byte
+	free []*reassembly
 	keep int
 }
 
 // NewBufferPool returns a pool that keeps up to keep idle buffers.
 func NewBufferPool(keep int) *BufferPool {
-	return &BufferPool{keep: keep, free: make([][]byte, 0, keep)}
+	return &BufferPool{keep: keep, free: make([]*reassembly, 0, keep)}
 }
 
 // Idle reports how many buffers the pool keeps now.
@@ -451,21 +480,22 @@ func (p *BufferPool) Idle() int {
 }
 
 // get returns an empty buffer; max hints at the largest it will grow to.
-func (p *BufferPool) get(max int) []byte {
+func (p *BufferPool) get(max int) *reassembly {
 	if p != nil {
 		if n := len(p.free); n > 0 {
-			b := p.free[n-1]
+			r := p.free[n-1]
 			p.free[n-1] = nil
 			p.free = p.free[:n-1]
-			return b[:0]
+			return r
 		}
 	}
-	return make([]byte, 0, min(max, 4096))
+	return &reassembly{msg: make([]byte, 0, min(max, 4096))}
 }
 
-func (p *BufferPool) put(b []byte) {
-	if p == nil || b == nil || len(p.free) >= p.keep {
+func (p *BufferPool) put(r *reassembly) {
+	r.msg, r.valid = r.msg[:0], 0
+	if p == nil || len(p.free) >= p.keep {
 		return
 	}
-	p.free = append(p.free, b[:0])
+	p.free = append(p.free, r)
 }
