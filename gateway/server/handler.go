@@ -46,6 +46,10 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.None
 	}
 	l := h.loopOf(c)
+	if err := compactAddrs(c, &l.localAddr); err != nil && !l.addrWarned {
+		l.addrWarned = true
+		h.srv.log.Warn().Err(err).Msg("connections keep gnet's addresses (about 130 bytes more each)")
+	}
 	cl := &client{l: l, c: c, fd: c.Fd()}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		cl.remote = a.String()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -22,9 +23,12 @@ type loop struct {
 	origins *origin.LoopState[*upstream]
 	log     *telemetry.LoopWriter
 
-	clients []*client   // open client connections, for timeouts
-	push    *pushLoop   // push connections (nil when push is off)
-	ups     []*upstream // connected origin connections, for timeouts
+	clients []*client // open client connections, for timeouts
+	push    *pushLoop // push connections (nil when push is off)
+
+	localAddr  *net.TCPAddr // shared by the loop's connections (compactAddrs)
+	addrWarned bool
+	ups        []*upstream // connected origin connections, for timeouts
 
 	tickTask gnet.RunnableFunc
 	now      int64 // unix nanoseconds, refreshed per event
