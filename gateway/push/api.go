@@ -263,8 +263,8 @@ const (
 
 // servePush serves POST /push/{id}. idb is the id in the request's buffer.
 // Single node (and a forwarded request in a cluster), it allocates only the
-// message's own copy (and the id's string for the rate limiter): the answers
-// are appended, not marshalled.
+// message's own copy (and, for an id the rate limiter has not seen, its key):
+// the answers are appended, not marshalled.
 func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
 	id := b2s(idb) // only for calls that do not keep it: see ServeFastHTTP
 	if !ValidClientID(id) {
@@ -279,8 +279,8 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
 	// The rate limit applies once, at the node the API client called: a
 	// forwarded request was limited there already and is not limited again.
 	if a.limiter != nil && !forwarded {
-		// A copy: the limiter keeps a new id as its bucket's map key.
-		if ok, wait := a.limiter.Allow(string(idb)); !ok {
+		// The limiter copies a new id before keeping it as a map key.
+		if ok, wait := a.limiter.Allow(id); !ok {
 			secs := max(1, int64((wait+time.Second-1)/time.Second))
 			a.rateLimited.Add(1)
 			ctx.Response.Header.Set("Retry-After", strconv.FormatInt(secs, 10))

@@ -3,6 +3,7 @@ package push
 import (
 	"hash/maphash"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,7 +111,9 @@ func (l *RateLimiter) bucket(id string, now int64) *atomic.Int64 {
 	if b = s.m[id]; b == nil {
 		b = new(atomic.Int64)
 		b.Store(now)
-		s.m[id] = b
+		// A copy: callers may pass a string that aliases a buffer they reuse
+		// (the push API passes the id in fasthttp's request buffer).
+		s.m[strings.Clone(id)] = b
 	}
 	return b
 }
