@@ -74,7 +74,8 @@ func (s *ringStore) event(id string, msg []byte, seq uint64) []byte {
 	defer sh.mu.Unlock()
 	e := s.entry(sh, id)
 	for _, r := range e.recent {
-		if r.seq == seq && r.id != 0 {
+		// seq 0 is a Push from outside the registry: always its own event.
+		if seq != 0 && r.seq == seq && r.id != 0 {
 			return push.AppendEvent(make([]byte, 0, len(msg)+40), r.id, "", msg)
 		}
 	}
