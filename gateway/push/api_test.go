@@ -1,7 +1,6 @@
 package push_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"gozer/gateway/internal/syncbuf"
 	"gozer/gateway/push"
 )
 
@@ -47,24 +47,6 @@ func (c *testConn) messages() []string {
 	return slices.Clone(c.got)
 }
 
-// syncBuffer is a log sink for the handler goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // apiNode is one push API on its own fasthttp server on a loopback listener;
 // its cluster node name is its listener address.
 type apiNode struct {
@@ -72,7 +54,7 @@ type apiNode struct {
 	url   string
 	reg   *push.Registry
 	api   *push.API
-	log   *syncBuffer
+	log   *syncbuf.Buffer
 	conns map[string]*testConn
 }
 
@@ -123,7 +105,7 @@ func newNode(t *testing.T, mc *push.MemoryCluster, limiter *push.RateLimiter) *a
 	t.Helper()
 	ln := listen(t)
 	n := &apiNode{
-		addr: ln.Addr().String(), reg: push.NewRegistry(0), log: new(syncBuffer),
+		addr: ln.Addr().String(), reg: push.NewRegistry(0), log: new(syncbuf.Buffer),
 		conns: make(map[string]*testConn),
 	}
 	cfg := push.APIConfig{

@@ -1,7 +1,6 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -13,25 +12,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"gozer/gateway/internal/redistest"
+	"gozer/gateway/internal/syncbuf"
 )
 
 // syncBuffer is a log sink the registrar's goroutine writes while the test
 // reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 func (b *syncBuffer) lines(level string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.b.String(), `"level":"`+level+`"`)
+	return strings.Count(b.String(), `"level":"`+level+`"`)
 }
 
 // runRegistrar starts r.Run and returns a stop that cancels it and waits for
@@ -152,7 +141,7 @@ func TestRegistrarEndToEnd(t *testing.T) {
 		t.Errorf("%d keys left after the node left, want only u1's", n)
 	}
 	if n := logs.lines("error"); n != 0 {
-		t.Errorf("%d error lines with redis up: %s", n, logs.b.String())
+		t.Errorf("%d error lines with redis up: %s", n, logs.String())
 	}
 	if r.Dropped() != 0 {
 		t.Errorf("dropped %d events", r.Dropped())
@@ -190,7 +179,7 @@ func TestRegistrarRedisDown(t *testing.T) {
 	// Several periods of failures (alive, refresh and the events).
 	time.Sleep(2 * ttl)
 	if n := logs.lines("error"); n != 1 {
-		t.Errorf("%d error lines during the outage, want 1 (rate-limited): %s", n, logs.b.String())
+		t.Errorf("%d error lines during the outage, want 1 (rate-limited): %s", n, logs.String())
 	}
 
 	srv.Restart()
@@ -210,7 +199,7 @@ func TestRegistrarRedisDown(t *testing.T) {
 		return ok && local.Clients() > 0
 	})
 	if n := logs.lines("info"); n != 1 {
-		t.Errorf("%d info lines, want one saying the registry is reachable again: %s", n, logs.b.String())
+		t.Errorf("%d info lines, want one saying the registry is reachable again: %s", n, logs.String())
 	}
 
 	// Run ends promptly even with Redis gone again.

@@ -42,19 +42,7 @@ func (p *addrProbe) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 // connections, and gnet's unused UDP sockaddr is gone.
 func TestCompactAddrs(t *testing.T) {
 	p := &addrProbe{got: make(chan addrSeen, 2)}
-	cli, err := gnet.NewClient(p, gnet.WithNumEventLoop(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cli.Stop() }()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	cli, ln := probeClient(t, p)
 	var seen []addrSeen
 	for i := 0; i < 2; i++ {
 		dialer, err := net.Dial("tcp", ln.Addr().String())

@@ -36,23 +36,32 @@ func (p *epollProbe) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// TestLoopEpollFD guards the one place Gozer reaches into gnet's internals: if a gnet
-// upgrade moves the loop's epoll fd, backpressure would silently stop working.
-func TestLoopEpollFD(t *testing.T) {
-	p := &epollProbe{got: make(chan error, 1)}
-	cli, err := gnet.NewClient(p, gnet.WithNumEventLoop(1))
+// probeClient starts a one-loop gnet client with handler h and a loopback
+// listener, both closed at the end of the test: the tests that check Gozer's
+// reads and writes of gnet internals run them inside a real loop.
+func probeClient(t *testing.T, h gnet.EventHandler) (*gnet.Client, net.Listener) {
+	t.Helper()
+	cli, err := gnet.NewClient(h, gnet.WithNumEventLoop(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cli.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cli.Stop() }()
+	t.Cleanup(func() { _ = cli.Stop() })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
+	return cli, ln
+}
+
+// TestLoopEpollFD guards a place Gozer reaches into gnet's internals: if a gnet
+// upgrade moves the loop's epoll fd, backpressure would silently stop working.
+func TestLoopEpollFD(t *testing.T) {
+	p := &epollProbe{got: make(chan error, 1)}
+	cli, ln := probeClient(t, p)
 	go func() {
 		if c, err := ln.Accept(); err == nil {
 			defer c.Close()
