@@ -31,8 +31,8 @@
 #   PUSH_SIZE=64             message size, bytes
 #   PUSH_CONN_RATE=20000     new connections per second
 #   PUSH_SENDERS=64          push API connections of the load client (messages in flight at most)
-#   PUSH_GOZER_GOMAXPROCS    GOMAXPROCS for Gozer (default: unset, Go's default, which is 1
-#                            under taskset -c 0)
+#   PUSH_GOZER_GOMAXPROCS    GOMAXPROCS for Gozer (default: unset; Gozer then takes its
+#                            event loops + 1, so 2 with the bench's one loop)
 #   PUSH_NCHAN_SHM           nchan_shared_memory_size (default: 256m, or 4 KiB per connection if more)
 #   PUSH_OTHER_CPU_MAX=10    a phase during which other jobs took more than this % of a core
 #                            on the two cores is flagged as disturbed in the report
@@ -199,7 +199,7 @@ target_gozer_start() {
   T_API=http://127.0.0.1:$PUSH_GOZER_ADMIN_PORT
   T_READY=$T_API/healthcheck
   T_HEAP="$T_API/debug/pprof/heap?gc=1&debug=1"
-  T_DESC="Gozer ($(git describe --always --dirty 2>/dev/null || echo 'no git')): bench/push/gozer.yaml (event_loops 1, access log off, push.ping_interval 1h, rate limit out of the way, bench/push/scripts accepts every id), GODEBUG=madvdontneed=1, GOMAXPROCS=${PUSH_GOZER_GOMAXPROCS:-unset (Go default)}"
+  T_DESC="Gozer ($(git describe --always --dirty 2>/dev/null || echo 'no git')): bench/push/gozer.yaml (event_loops 1, access log off, push.ping_interval 1h, rate limit out of the way, bench/push/scripts accepts every id), GODEBUG=madvdontneed=1, GOMAXPROCS=${PUSH_GOZER_GOMAXPROCS:-unset (Gozer: event loops + 1)}"
 }
 
 # shellcheck disable=SC2317 # called as target_${name}_start
