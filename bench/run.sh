@@ -227,8 +227,9 @@ measure_one() {
   done
 }
 
-# Gozer: build it, then try GOMAXPROCS unset (Go's default, which follows the taskset
-# affinity) against GOMAXPROCS=1 once, and keep the one with the lower CPU µs/req.
+# Gozer: build it, then try GOMAXPROCS unset (Gozer then takes its event loops + 1, so 2
+# with the bench's one loop) against GOMAXPROCS=1 once, and keep the one with the lower
+# CPU µs/req.
 GOZER_TRIAL=""
 start_gozer() {
   if ! gozer_build; then
@@ -257,7 +258,7 @@ start_gozer() {
         best=$v best_cpu=$cpu
       fi
     done
-    GOZER_TRIAL+="kept GOMAXPROCS=$best (lower CPU µs/req). Under taskset -c $PROXY_CPU Go's default is already 1 (it counts the CPUs of the affinity mask), so the two differ by noise only"
+    GOZER_TRIAL+="kept GOMAXPROCS=$best (lower CPU µs/req). Unset, Gozer takes event loops + 1 (2 here, on the one core of taskset -c $PROXY_CPU): its loop blocks in epoll_wait holding a P, and its other goroutines would otherwise wait for sysmon to take it back"
   else
     best=${variants[0]}
     GOZER_TRIAL="no GOMAXPROCS trial: GOMAXPROCS=$best set by BENCH_GOZER_GOMAXPROCS"

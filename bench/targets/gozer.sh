@@ -66,7 +66,7 @@ CONF
   T_URL="http://127.0.0.1:$port/"
   T_READY_URL="http://127.0.0.1:$admin/healthcheck"
   T_FILTERS_URL="http://127.0.0.1:$admin/admin/filters"
-  T_DESC="Gozer ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo 'no git')): event_loops 1, GOMAXPROCS=${GOZER_GOMAXPROCS:-unset (Go default)}, access_log off"
+  T_DESC="Gozer ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo 'no git')): event_loops 1, GOMAXPROCS=${GOZER_GOMAXPROCS:-unset (Gozer: event loops + 1)}, access_log off"
 }
 
 target_gozer_start() {
