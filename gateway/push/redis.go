@@ -294,5 +294,5 @@ func RedisLogTo(log zerolog.Logger) {
 type redisLogger struct{ l zerolog.Logger }
 
 func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
-	r.l.Warn().Msgf("redis: "+format, v...)
+	r.l.Warn().Str("from", "go-redis").Msgf(format, v...)
 }
