@@ -540,3 +540,23 @@ func (c *collector) find(body []byte) (collected, bool) {
 	}
 	return collected{}, false
 }
+
+// waitPushClosed waits for the access-log line that ends client id's push
+// connection ("push":"closed") and returns its closed_by field.
+func (g *gozer) waitPushClosed(t testing.TB, id string) string {
+	t.Helper()
+	var by string
+	waitFor(t, 10*time.Second, "the access-log line closing "+id, func() bool {
+		sc := bufio.NewScanner(strings.NewReader(g.stdout.String()))
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var l map[string]any
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l["push"] == "closed" && l["client_id"] == id {
+				by, _ = l["closed_by"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	return by
+}

@@ -51,6 +51,9 @@ func TestPushPingTimeout(t *testing.T) {
 	// loaded: allow 8.
 	g.waitPushCounter(t, "ping_timeout_closed_total", 1, 8*time.Second)
 	closedAfter := time.Since(start)
+	if by := g.waitPushClosed(t, "ping-silent"); by != "ping_timeout" {
+		t.Errorf("access log: ping-silent closed_by %q, want ping_timeout", by)
+	}
 	g.waitConnected(t, "ping-silent", false, 2*time.Second)
 	if closedAfter < 1500*time.Millisecond {
 		t.Errorf("the silent device was closed after %v: before it could miss two pings 1s apart", closedAfter)
@@ -135,6 +138,9 @@ func TestPushLifetimeGoAway(t *testing.T) {
 	g.waitConnected(t, "life-sse", false, 5*time.Second)
 	if n := g.pushCounter(t, "goaway_total"); n < 2 {
 		t.Errorf("/admin/push goaway_total = %d, want >= 2", n)
+	}
+	if by := g.waitPushClosed(t, "life-sse"); by != "lifetime" {
+		t.Errorf("access log: life-sse closed_by %q, want lifetime", by)
 	}
 }
 

@@ -167,6 +167,7 @@ func (pc *pushConn) logLifetime(err error) {
 			kind = "sse"
 		}
 		e.Str("push", "closed").Str("kind", kind).Str("client_id", pc.id).Str("client", pc.c.RemoteAddr().String()).
+			Str("closed_by", whyNames[pc.why]).
 			Int64("duration_ms", (l.now-pc.opened)/1e6).Uint32("messages_in", pc.msgsIn).Uint32("messages_out", pc.msgsOut)
 		if err != nil {
 			e.Str("reason", err.Error())

@@ -50,6 +50,7 @@ type pushConn struct {
 	state  uint8
 	missed uint8 // pings sent since the last pong (or other frame)
 	paused bool  // reading paused: too many upstream messages in flight
+	why    uint8 // why the gateway ended it (whyDevice: it did not), for the log
 	wslot  int32 // the loop's wheel slot (-1: not in the wheel)
 	widx   int32
 
@@ -63,6 +64,18 @@ type pushConn struct {
 	msgsIn     uint32
 	msgsOut    uint32 // also the id of the last SSE event when no replay ring is kept
 }
+
+// Why the gateway ended a connection (pushConn.why), as the access log says.
+const (
+	whyDevice      uint8 = iota // the device closed, or the connection broke
+	whyLifetime                 // push.max_lifetime reached
+	whyDrain                    // the gateway shuts down
+	whyPingTimeout              // two pings unanswered
+	whySlow                     // outbound buffer full
+	whyProtocol                 // a websocket protocol error (1002, 1007, 1009)
+)
+
+var whyNames = [...]string{"device", "lifetime", "drain", "ping_timeout", "slow_consumer", "protocol_error"}
 
 // pushConn.flags bits, set from any goroutine.
 const (
@@ -167,6 +180,7 @@ func (pc *pushConn) slowClose() {
 	}
 	h := pc.l.srv.push
 	h.stats.slowClosed.Add(1)
+	pc.why = whySlow
 	pc.logClose(zerolog.InfoLevel, "slow consumer: outbound buffer over push.max_outbound_bytes")
 	if pc.kind == kindWS && pc.state == pcOpen { // one close frame per connection (RFC 6455 5.5.1)
 		_, _ = pc.c.Write(push.AppendClose(pc.l.push.scratch[:0], push.ClosePolicyViolation, "slow consumer: outbound buffer full"))
@@ -218,6 +232,7 @@ func (pc *pushConn) onData() {
 func (pc *pushConn) protocolClose(ce *push.CloseError) {
 	h := pc.l.srv.push
 	h.stats.protocolClosed.Add(1)
+	pc.why = whyProtocol
 	pc.logClose(zerolog.InfoLevel, "websocket protocol error: "+ce.Reason)
 	if pc.state != pcOpen {
 		pc.close()
@@ -313,6 +328,7 @@ func (pc *pushConn) onTimer(now int64) {
 		}
 		if pc.kind == kindWS && pc.missed >= 2 {
 			h.stats.pingTimeouts.Add(1)
+			pc.why = whyPingTimeout
 			pc.logClose(zerolog.InfoLevel, "ping timeout: two pings without an answer")
 			pc.close()
 			return
@@ -341,8 +357,10 @@ func (pc *pushConn) goAway(now int64, reason string) {
 	}
 	h := pc.l.srv.push
 	h.stats.goAways.Add(1)
+	pc.why = whyLifetime
 	if pc.l.push.drainTill > 0 {
 		reason = "server restarting, reconnect"
+		pc.why = whyDrain
 	}
 	pc.markLeaving()
 	if pc.kind == kindSSE {
