@@ -59,7 +59,7 @@ type pushConn struct {
 	deadline int64 // unix ns: end of life (go-away), or of the close handshake when closing
 
 	queued     atomic.Int64  // bytes handed to Push and not yet written
-	flags      atomic.Uint32 // pcGone, pcSlow
+	flags      atomic.Uint32 // pcGone, pcLeaving, pcSlow
 	upInflight atomic.Int32  // device messages handed upstream, not finished
 	msgsIn     uint32
 	msgsOut    uint32 // also the id of the last SSE event when no replay ring is kept
@@ -85,17 +85,7 @@ const (
 )
 
 // setFlag sets bit f and reports whether this call set it.
-func (pc *pushConn) setFlag(f uint32) bool {
-	for {
-		old := pc.flags.Load()
-		if old&f != 0 {
-			return false
-		}
-		if pc.flags.CompareAndSwap(old, old|f) {
-			return true
-		}
-	}
-}
+func (pc *pushConn) setFlag(f uint32) bool { return pc.flags.Or(f)&f == 0 }
 
 // due is the next time the timer wheel must look at pc.
 func (pc *pushConn) due() int64 {
