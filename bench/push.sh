@@ -83,22 +83,7 @@ RESULTS_DIR=$REPO/bench/results
 WORK=$(mktemp -d /tmp/gozer-push-bench.XXXXXX)
 COMMAND="PUSH_N=$PUSH_N PUSH_RATE=$PUSH_RATE PUSH_DURATION=$PUSH_DURATION PUSH_BROADCASTS=$PUSH_BROADCASTS PUSH_TARGETS=\"$PUSH_TARGETS\" bash bench/push.sh"
 
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_all_started
-  if ((rc == 0)) && [[ $PUSH_KEEP_TMP != 1 ]]; then
-    rm -rf "$WORK"
-  else
-    log "configs, logs and raw results kept in $WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
-start_guardian "$WORK/pids"
+bench_exit_setup "$PUSH_KEEP_TMP"
 
 read -r -a TARGETS <<<"$PUSH_TARGETS"
 for t in "${TARGETS[@]}"; do

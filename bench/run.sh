@@ -88,23 +88,7 @@ WORK=$(mktemp -d /tmp/gozer-bench.XXXXXX)
 RUNS_TSV=$WORK/runs.tsv
 MEM_TSV=$WORK/mem.tsv
 
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [[ -n ${WRK_PID:-} ]]; then stop_pid "$WRK_PID"; fi
-  stop_all_started
-  if ((rc == 0)) && [[ $BENCH_KEEP_TMP != 1 ]]; then
-    rm -rf "$WORK"
-  else
-    log "configs and logs kept in $WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
-start_guardian "$WORK/pids"
+bench_exit_setup "$BENCH_KEEP_TMP"
 
 # --- 1. tools, limits, cores -------------------------------------------------------------
 

@@ -199,3 +199,30 @@ wait_http() {
 port_in_use() {
   ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
 }
+
+# bench_exit_setup KEEP: what both benches do once $WORK exists. On exit (or Ctrl-C)
+# stop wrk if a run is under way and every process started, then remove $WORK unless
+# the run failed or KEEP is 1; record the load average at the start; start the guardian
+# that stops our processes should this shell be killed.
+bench_exit_setup() {
+  BENCH_EXIT_KEEP=$1
+  trap bench_exit EXIT
+  trap 'exit 130' INT TERM
+  # shellcheck disable=SC2034 # read by the scripts' reports
+  LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+  start_guardian "$WORK/pids"
+}
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+bench_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n ${WRK_PID:-} ]]; then stop_pid "$WRK_PID"; fi
+  stop_all_started
+  if ((rc == 0)) && [[ $BENCH_EXIT_KEEP != 1 ]]; then
+    rm -rf "$WORK"
+  else
+    log "configs, logs and raw results kept in $WORK"
+  fi
+  exit "$rc"
+}
