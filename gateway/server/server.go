@@ -135,7 +135,11 @@ func (s *Server) Start() error {
 	}
 	s.engine = cli
 
-	ln, err := net.Listen("tcp", s.cfg.Listeners.Proxy.Addr)
+	// No TCP keep-alive probes on client connections: idle HTTP connections end
+	// at server.idle_timeout and push connections are pinged by the gateway, so
+	// the three setsockopt calls Go makes per accepted connection buy nothing.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", s.cfg.Listeners.Proxy.Addr)
 	if err != nil {
 		_ = cli.Stop()
 		return fmt.Errorf("listen proxy %s: %w", s.cfg.Listeners.Proxy.Addr, err)
