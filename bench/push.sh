@@ -512,12 +512,7 @@ echo
 log "written to bench/results/push-latest.txt"
 
 stop_all_started
-for p in "$PUSH_GOZER_PORT" "$PUSH_GOZER_ADMIN_PORT" "$PUSH_NCHAN_PORT" "$PUSH_NCHAN_API_PORT"; do
-  if port_in_use "$p"; then
-    warn "port $p still has a listener after cleanup"
-    HARNESS_FAILED=1
-  fi
-done
+check_ports_released "$PUSH_GOZER_PORT" "$PUSH_GOZER_ADMIN_PORT" "$PUSH_NCHAN_PORT" "$PUSH_NCHAN_API_PORT"
 if ((HARNESS_FAILED)); then
   log "harness failure: ${PROBLEMS[*]}"
   exit 1

@@ -394,12 +394,7 @@ echo
 log "written to bench/results/latest.txt"
 
 stop_all_started
-for p in "${BENCH_PORTS[@]}"; do
-  if port_in_use "$p"; then
-    warn "port $p still has a listener after cleanup"
-    HARNESS_FAILED=1
-  fi
-done
+check_ports_released "${BENCH_PORTS[@]}"
 
 if ((HARNESS_FAILED)); then
   log "harness failure: ${PROBLEMS[*]}"

@@ -226,3 +226,16 @@ bench_exit() {
   fi
   exit "$rc"
 }
+
+# check_ports_released PORT...: after stop_all_started, every port the bench used must
+# be free again; one that still has a listener is a harness failure (HARNESS_FAILED=1).
+check_ports_released() {
+  local p
+  for p in "$@"; do
+    if port_in_use "$p"; then
+      warn "port $p still has a listener after cleanup"
+      # shellcheck disable=SC2034 # read by the calling script
+      HARNESS_FAILED=1
+    fi
+  done
+}

@@ -24,7 +24,7 @@ type loop struct {
 	log     *telemetry.LoopWriter
 
 	clients []*client // open client connections, for timeouts
-	push    *pushLoop // push connections (nil when push is off)
+	push    *pushLoop // push connections
 
 	localAddr  *net.TCPAddr // shared by the loop's connections (compactAddrs)
 	addrWarned bool
@@ -76,9 +76,7 @@ func newLoop(s *Server, el gnet.EventLoop, epfd int) *loop {
 	hex.Encode(l.idPrefix[:], b[:])
 	l.rnd = origin.NewRand(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 | 1)
 	l.tickTask = func(context.Context) error { l.tick(); return nil }
-	if s.push != nil {
-		l.push = newPushLoop(l)
-	}
+	l.push = newPushLoop(l)
 	if s.filters != nil {
 		lr := s.filters.NewLoop()
 		l.chain = func() chain {
@@ -163,9 +161,7 @@ func (l *loop) tick() {
 			u.onDeadline()
 		}
 	}
-	if l.push != nil {
-		l.push.tick(now)
-	}
+	l.push.tick(now)
 	l.origins.EvictIdle(l.srv.origins, now, func(u *upstream) { u.close() })
 	l.log.Flush()
 	l.reap()
@@ -184,9 +180,7 @@ func (l *loop) drain() {
 			c.close()
 		}
 	}
-	if l.push != nil {
-		l.push.drain(l.now, l.now+drainSpread(l.srv.cfg.Server.DrainTimeout))
-	}
+	l.push.drain(l.now, l.now+drainSpread(l.srv.cfg.Server.DrainTimeout))
 	l.reap()
 }
 

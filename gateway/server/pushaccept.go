@@ -15,8 +15,6 @@ import (
 func (l *loop) pushKindOf(req *httpcodec.Request) filters.PushKind {
 	p := filters.PathOf(req.Header.RequestURI())
 	switch {
-	case l.srv.push == nil:
-		return filters.PushNone
 	case string(p) == l.srv.cfg.Push.WSPath:
 		return filters.PushWebSocket
 	case string(p) == l.srv.cfg.Push.SSEPath:
@@ -130,7 +128,6 @@ func (ex *exchange) upgrade(answer []byte) {
 	}
 	cl.state = stClosed
 	cl.c.SetContext(pc)
-	l.push.conns++
 
 	now := l.now
 	pc.deadline = now + h.lifetimeOf(l.rnd.Uint32())

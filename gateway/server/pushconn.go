@@ -230,20 +230,23 @@ func (pc *pushConn) protocolClose(ce *push.CloseError) {
 	}
 	_, _ = pc.c.Discard(-1)
 	_, _ = pc.c.Write(push.AppendClose(pc.l.push.scratch[:0], ce.Code, ce.Reason))
-	pc.leave(pc.l.now + closeGrace)
-	if pc.state != pcClosed && pc.c.OutboundBuffered() == 0 {
+	if pc.c.OutboundBuffered() == 0 {
 		_ = unix.Shutdown(pc.c.Fd(), unix.SHUT_WR) // the close frame is out: FIN after it
 	}
-	pc.readAgain()
+	pc.leave(pc.l.now + closeGrace)
 }
 
 // leave marks a connection whose close frame (or go-away) is out: Push refuses,
-// and the wheel closes it at deadline unless the device closes first.
+// and the wheel closes it at deadline unless the device closes first. Reading
+// goes back on if upstream backpressure had paused it: the device's close echo
+// must be read (else the close ends in a reset), and what it sent meanwhile is
+// dropped and counted, not sent upstream.
 func (pc *pushConn) leave(deadline int64) {
 	pc.markLeaving()
 	pc.state = pcClosing
 	pc.deadline = deadline
 	pc.l.push.schedule(pc)
+	pc.resume()
 }
 
 // markLeaving is the moment a connection stops taking messages (a close frame or
@@ -361,18 +364,7 @@ func (pc *pushConn) goAway(now int64, reason string) {
 		return
 	}
 	_, _ = pc.c.Write(push.AppendClose(pc.l.push.scratch[:0], push.CloseGoingAway, reason))
-	pc.state = pcClosing
-	pc.deadline = now + closeGrace
-	pc.readAgain()
-}
-
-// readAgain turns reading back on for a connection that is leaving but was paused
-// by upstream backpressure: its close echo must be read (else the close ends in a
-// reset), and what it sent meanwhile is dropped and counted, not sent upstream.
-func (pc *pushConn) readAgain() {
-	if pc.paused {
-		pc.resume()
-	}
+	pc.leave(now + closeGrace)
 }
 
 // close closes the socket now (gnet writes what it can of the outbound buffer
@@ -393,7 +385,6 @@ func (pc *pushConn) onClose(err error) {
 	pc.setFlag(pcGone)
 	h, p := pc.l.srv.push, pc.l.push
 	p.unschedule(pc)
-	p.conns--
 	pc.dec.Release()
 	if pc.flags.Load()&pcLeaving == 0 {
 		pc.unregister()

@@ -58,7 +58,6 @@ type pushLoop struct {
 
 	wheel     [wheelSlots][]*pushConn
 	wheelSec  int64 // the last second whose slot was processed
-	conns     int   // push connections on this loop
 	pool      *push.BufferPool
 	hdr       [14]byte
 	iov       [][]byte
