@@ -2,22 +2,17 @@ package telemetry
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
-	"sync"
+	"strings"
 	"testing"
+
+	"gozer/gateway/internal/syncbuf"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// lockedBuf is an access-log sink (a WriteCloser) the log's writer goroutine
+// writes while the test reads it.
+type lockedBuf struct{ syncbuf.Buffer }
 
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
 func (l *lockedBuf) Close() error { return nil }
 
 func TestAccessLogDeliversEveryLineInOrder(t *testing.T) {
@@ -32,7 +27,7 @@ func TestAccessLogDeliversEveryLineInOrder(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(sink.b.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(sink.String()))
 	next := 0
 	for sc.Scan() {
 		var line struct {
