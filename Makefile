@@ -14,22 +14,28 @@ TTL ?= 1h
 
 .PHONY: run push-token build test test-short bench bench-isolation bench-push fuzz lint deps clean
 
+# What `gozer -version` prints as the version: the nearest tag and the commit.
+# (The commit is passed too: a build with -buildvcs=false has no VCS stamp.)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 ## build: compile gozer and the demo origin into bin/
 build:
-	$(GO) build -o $(BIN)/gozer ./gateway/cmd/gozer
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gozer ./gateway/cmd/gozer
 	$(GO) build -o $(BIN)/demo-origin ./gateway/cmd/demo-origin
 
 ## run: start the demo origin and Gozer on the default config (Ctrl-C stops both)
 run: build
 	@$(BIN)/demo-origin -addr $(DEMO_ADDR) & demo=$$!; \
 	trap 'kill $$demo 2>/dev/null' EXIT; \
-	echo "gozer: proxy on :8080, admin on :8081 (try: curl -i localhost:8080/)"; \
+	echo "gozer: proxy on :8080, admin on 127.0.0.1:8081 (try: curl -i localhost:8080/)"; \
 	[ -n "$$GOZER_PUSH_SECRET" ] || echo "gozer: push tokens use a development secret (set GOZER_PUSH_SECRET for a real one)"; \
 	GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer -config $(CONFIG)
 
 ## push-token: print a push token for CLIENT (default dev1) that `make run` accepts
 push-token:
-	@$(GO) build -o $(BIN)/gozer ./gateway/cmd/gozer
+	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gozer ./gateway/cmd/gozer
 	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
 
 ## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server)

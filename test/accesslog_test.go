@@ -130,3 +130,47 @@ func TestAccessLogOneLinePerRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessLogRefusedHead: a request refused while its head is read is logged
+// as what was received: its method and path when the request line came whole,
+// "-" for what did not, never the defaults of an empty request (GET /).
+func TestAccessLogRefusedHead(t *testing.T) {
+	t.Parallel()
+	g := startGozer(t, config{
+		Server:  map[string]string{"header_read_timeout": "1s", "max_request_line": "1KiB", "max_header_bytes": "4KiB"},
+		Origins: map[string]originConfig{"demo": {Servers: []string{closedPort(t)}}},
+		Routes:  []route{{PathPrefix: "/", Origin: "demo"}},
+	})
+	tests := []struct {
+		name         string
+		req          string
+		status       int
+		method, path string
+	}{
+		{"bad header", "POST /refused/a?x=1 HTTP/1.1\r\nHost: a\r\nX-Folded: 1\r\n continued\r\n\r\n", 400, "POST", "/refused/a"},
+		{"headers too large", "PATCH /refused/b HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("b", 5000) + "\r\n\r\n", 431, "PATCH", "/refused/b"},
+		{"target too long", "GET /" + strings.Repeat("u", 2000) + " HTTP/1.1\r\nHost: a\r\n\r\n", 414, "GET", "-"},
+		{"smuggling", "POST /refused/c HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "POST", "/refused/c"},
+		{"not http", "\x16\x03\x01\x02\x00 hello\r\n\r\n", 400, "-", "-"},
+		{"head stalls", "PUT /refused/d HTTP/1.1\r\nHost: a\r\n", 408, "PUT", "/refused/d"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := dialRaw(t, g.ProxyAddr)
+			_ = c.write(tc.req)
+			resp, body, err := c.readResponse("GET")
+			if resp == nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, tail(string(body), 200))
+			}
+			id := resp.Header.Get("X-Request-Id")
+			l := g.waitAccessLog(t, "X-Request-Id "+id, byRequestID(id))[0]
+			if l.str("method") != tc.method || l.str("path") != tc.path {
+				t.Errorf("access log: method %q path %q, want %q %q: %v", l.str("method"), l.str("path"), tc.method, tc.path, l)
+			}
+		})
+	}
+}

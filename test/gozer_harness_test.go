@@ -21,6 +21,8 @@ const terminate = syscall.SIGTERM
 // except those set by render for fast tests.
 type config struct {
 	TrustForwarded bool
+	// AdminPprof is listeners.admin.pprof.
+	AdminPprof bool
 	// Server holds server.* keys, written verbatim: {"idle_timeout": "1s"}.
 	Server  map[string]string
 	Origins map[string]originConfig
@@ -59,8 +61,8 @@ func oneOrigin(opts map[string]string, servers ...string) config {
 // render writes the YAML file Gozer reads.
 func (c config) render(proxy, admin string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n  admin:\n    addr: %q\n",
-		proxy, c.TrustForwarded, admin)
+	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
+		proxy, c.TrustForwarded, admin, c.AdminPprof)
 	server := map[string]string{
 		"event_loops":   "2",
 		"drain_timeout": "2s", // a test's hung request must not hold up its cleanup

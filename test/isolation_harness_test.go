@@ -154,14 +154,19 @@ type adminServer struct {
 }
 
 type adminOrigin struct {
-	Name        string           `json:"name"`
-	Fallback    string           `json:"fallback"`
-	BreakerOpen bool             `json:"breaker_open"`
-	Breaker     map[string]any   `json:"breaker"`
-	InFlight    int64            `json:"in_flight"`
-	Refused     int64            `json:"refused_concurrency"`
-	Servers     []adminServer    `json:"servers"`
-	Requests    map[string]int64 `json:"requests_by_cause"`
+	Name     string           `json:"name"`
+	Fallback string           `json:"fallback"`
+	Breaker  adminBreaker     `json:"breaker"`
+	InFlight int64            `json:"in_flight"`
+	Refused  int64            `json:"refused_concurrency_total"`
+	Servers  []adminServer    `json:"servers"`
+	Requests map[string]int64 `json:"requests_by_cause"`
+}
+
+type adminBreaker struct {
+	State    string `json:"state"` // closed, open, half_open
+	Refusing bool   `json:"refusing"`
+	Opens    int64  `json:"opens_total"`
 }
 
 // server is the entry of addr (zero and false when it is not listed).

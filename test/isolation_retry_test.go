@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -200,4 +201,63 @@ func TestRetryBudgetCapsRetriesUnderOutage(t *testing.T) {
 	if int64(headerSum) != seen {
 		t.Errorf("X-Gozer-Attempts add up to %d, the servers saw %d attempts", headerSum, seen)
 	}
+}
+
+// TestServerKilledUnderLoadDefaultRetries: an origin of two servers whose config
+// leaves retries out; one server is killed (SIGKILL) while clients keep sending
+// GETs. The default (one retry) sends every connect failure and every reset
+// before a response byte to the other server: the clients see no error at all.
+func TestServerKilledUnderLoadDefaultRetries(t *testing.T) {
+	t.Parallel()
+	victim, survivor := startOrigin(t, "victim"), startOrigin(t, "survivor")
+	g := startGozer(t, oneOrigin(nil, victim.Addr, survivor.Addr)) // no retries key
+	client := isolationClient(t, 10*time.Second)
+
+	var mu sync.Mutex
+	var total, fromVictim int
+	var failures []clientReply
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := doGet(client, g.URL(fmt.Sprintf("/headers?w=%d&i=%d", w, i)))
+				mu.Lock()
+				total++
+				if r.Status != 200 {
+					failures = append(failures, r)
+				}
+				if r.From == "victim" {
+					fromVictim++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return total, fromVictim }
+	// Both servers take traffic, and the pools hold connections to both.
+	waitFor(t, 10*time.Second, "both servers answer under load", func() bool {
+		n, v := count()
+		return n >= 200 && v >= 20
+	})
+	_ = victim.cmd.Process.Kill()
+	<-victim.done
+	before, _ := count()
+	waitFor(t, 20*time.Second, "400 more requests after the kill", func() bool {
+		n, _ := count()
+		return n >= before+400
+	})
+	close(stop)
+	wg.Wait()
+	n, _ := count()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d GETs failed around the kill of one of two servers, want 0; first: %v",
+			len(failures), n, failures[0])
+	}
+	t.Logf("%d GETs, %d before the kill", n, before)
 }

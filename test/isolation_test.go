@@ -223,8 +223,8 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 		}
 	}
 	a := g.adminOrigin(t, "demo")
-	if !a.BreakerOpen || a.Requests["FAILURE_LOCAL_ORIGIN_CIRCUIT_OPEN"] < 1 {
-		t.Errorf("/admin/origins while open: breaker_open %v, requests_by_cause %v", a.BreakerOpen, a.Requests)
+	if !a.Breaker.Refusing || a.Breaker.State != "open" || a.Requests["FAILURE_LOCAL_ORIGIN_CIRCUIT_OPEN"] < 1 {
+		t.Errorf("/admin/origins while open: breaker %+v, requests_by_cause %v; want state open, refusing", a.Breaker, a.Requests)
 	}
 
 	// Recovery: the origin heals; after the sleep window one trial closes the breaker.
@@ -253,8 +253,8 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 			t.Errorf("request %d after the trial: %v; want 200 SUCCESS (breaker closed)", i, r)
 		}
 	}
-	if a := g.adminOrigin(t, "demo"); a.BreakerOpen {
-		t.Errorf("/admin/origins after recovery: breaker_open true, breaker %v", a.Breaker)
+	if a := g.adminOrigin(t, "demo"); a.Breaker.Refusing || a.Breaker.State != "closed" {
+		t.Errorf("/admin/origins after recovery: breaker %+v, want closed", a.Breaker)
 	}
 	// Each transition is one line in the process log, for the operator.
 	g.waitLog(t, "circuit breaker opened", "demo")
@@ -277,7 +277,7 @@ func TestFallbackServesWhenPrimaryUnavailable(t *testing.T) {
 			"retries": "0",
 			"breaker": "{request_volume: 5, error_percent: 50, sleep_window: 60s}",
 			"outlier": "{consecutive_failures: -1}",
-		}, func(a adminOrigin) bool { return a.BreakerOpen }},
+		}, func(a adminOrigin) bool { return a.Breaker.Refusing }},
 		{"all servers ejected", fakeReset, 2, map[string]string{
 			"retries": "1",
 			"breaker": "{enabled: false}",

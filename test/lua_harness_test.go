@@ -120,10 +120,10 @@ type filterStatus struct {
 	Hash        string    `json:"hash"`
 	LoadedAt    time.Time `json:"loaded_at"`
 	LastError   string    `json:"last_error"`
-	Calls       int64     `json:"calls"`
-	Errors      int64     `json:"errors"`
-	Timeouts    int64     `json:"timeouts"`
-	TotalTimeUS int64     `json:"total_time_us"`
+	Calls       int64     `json:"calls_total"`
+	Errors      int64     `json:"errors_total"`
+	Timeouts    int64     `json:"timeouts_total"`
+	TotalTimeUS int64     `json:"time_us_total"`
 	Disabled    bool      `json:"disabled"`
 }
 

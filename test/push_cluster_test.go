@@ -6,8 +6,12 @@ package test
 // goodbye drops out of the registry within its TTL.
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,8 +27,8 @@ func TestPushCluster(t *testing.T) {
 	}
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
-		if m := n.adminPush(t); m["cluster"] != true || m["node"] != n.AdminAddr {
-			t.Fatalf("GET /admin/push at %s: cluster %v node %v, want cluster mode as node %s", n.AdminAddr, m["cluster"], m["node"], n.AdminAddr)
+		if m := n.adminPush(t); jsonPath(m, "cluster.enabled") != true || jsonPath(m, "cluster.node") != n.AdminAddr {
+			t.Fatalf("GET /admin/push at %s: cluster %v, want cluster mode as node %s", n.AdminAddr, m["cluster"], n.AdminAddr)
 		}
 	}
 
@@ -100,4 +104,91 @@ func TestPushCluster(t *testing.T) {
 		_, hasC := ans.nodeMap(t)[c.AdminAddr]
 		return resp.StatusCode == 200 && !hasC && len(ans.Failed) == 0
 	})
+}
+
+// TestPushClusterRegistryHeals: Redis loses the registry (FLUSHALL) under a
+// running two-node cluster. The nodes notice within a probe and register their
+// devices again at once, long before the periodic refresh (ttl/3, 10 s here):
+// meanwhile a push is answered 503 "recovering", never a false 404. Then Redis
+// dies: go-redis's own log lines come through Gozer's sampling, a few per node,
+// not one per failed call.
+func TestPushClusterRegistryHeals(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 30s}`, rs.Addr)
+	a := pushGozer(t, map[string]string{"cluster": cluster})
+	b := pushGozer(t, map[string]string{"cluster": cluster})
+	dev := dialWS(t, b, "heal-b", b.pushToken(t, "heal-b", "1h"))
+	waitFor(t, 5*time.Second, "node A sees heal-b on node B", func() bool {
+		return slices.Equal(a.pushStatus(t, "heal-b").nodeList(t), []string{b.AdminAddr})
+	})
+
+	redisCommand(t, rs.Addr, "FLUSHALL")
+	flushed := time.Now()
+	var recovering int
+	for i := 0; ; i++ {
+		msg := fmt.Sprintf("after the flush %d", i)
+		resp, ans := pushAPI(t, a.AdminAddr, "POST", "/push/heal-b", []byte(msg), nil)
+		if resp.StatusCode == 200 {
+			dev.expectText(t, msg)
+			break
+		}
+		if resp.StatusCode != 503 || !strings.Contains(ans.Error, "recovering") || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("push %d after the flush: status %d %+v, want 200, or 503 recovering with Retry-After (never a false 404)",
+				i, resp.StatusCode, ans)
+		}
+		recovering++
+		if time.Since(flushed) > 3*time.Second {
+			t.Fatalf("heal-b not reachable %v after the flush (the periodic refresh would take 10s)", time.Since(flushed))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	healed := time.Since(flushed)
+	t.Logf("reachable again %v after the flush; %d pushes answered 503 recovering meanwhile", healed.Round(time.Millisecond), recovering)
+	if n := b.pushCounter(t, "cluster.registry_rebuilds_total"); n != 1 {
+		t.Errorf("node B cluster.registry_rebuilds_total = %d, want 1", n)
+	}
+	if n := a.pushCounter(t, "api.registry_recovering_total"); n != int64(recovering) {
+		t.Errorf("node A api.registry_recovering_total = %d, want %d", n, recovering)
+	}
+	// An id connected nowhere is a plain 404 again once the registry is whole.
+	waitFor(t, 3*time.Second, "a push to an unknown id is a 404 again", func() bool {
+		resp, _ := pushAPI(t, a.AdminAddr, "POST", "/push/nobody-here", []byte("x"), nil)
+		return resp.StatusCode == 404
+	})
+
+	// Redis dies: every push now fails its lookup, and go-redis would log each
+	// failed dial; Gozer lets one line through per 5 s.
+	rs.stop(5 * time.Second)
+	outage := time.Now()
+	for time.Since(outage) < 6*time.Second {
+		_, _ = pushAPI(t, a.AdminAddr, "POST", "/push/heal-b", []byte("during the outage"), nil)
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, n := range []*gozer{a, b} {
+		lines := strings.Count(n.stderr.String(), `"from":"go-redis"`)
+		t.Logf("node %s: %d go-redis log lines in 6s of outage", n.AdminAddr, lines)
+		if lines > 3 {
+			t.Errorf("node %s logged %d go-redis lines in 6s of outage, want at most 3 (sampled every 5s)", n.AdminAddr, lines)
+		}
+	}
+}
+
+// redisCommand sends one inline command to the Redis at addr and fails the test
+// unless the answer is +OK.
+func redisCommand(t testing.TB, addr, cmd string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, cmd+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("redis %s: %q %v", cmd, line, err)
+	}
 }

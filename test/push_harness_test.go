@@ -290,15 +290,29 @@ func (g *gozer) adminPush(t testing.TB) map[string]any {
 	return m
 }
 
-// pushCounter is the counter name of GET /admin/push.
+// pushCounter is the counter name of GET /admin/push; a dotted name
+// ("api.rate_limited_total") is a counter inside an object.
 func (g *gozer) pushCounter(t testing.TB, name string) int64 {
 	t.Helper()
 	m := g.adminPush(t)
-	v, ok := m[name].(float64)
+	v, ok := jsonPath(m, name).(float64)
 	if !ok {
 		t.Fatalf("GET /admin/push has no number %q: %v", name, m)
 	}
 	return int64(v)
+}
+
+// jsonPath is the value at a dotted path of decoded JSON objects (nil if none).
+func jsonPath(m map[string]any, path string) any {
+	var v any = m
+	for _, k := range strings.Split(path, ".") {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = o[k]
+	}
+	return v
 }
 
 // waitPushCounter waits until the /admin/push counter name is at least n.
@@ -545,18 +559,26 @@ func (c *collector) find(body []byte) (collected, bool) {
 // connection ("push":"closed") and returns its closed_by field.
 func (g *gozer) waitPushClosed(t testing.TB, id string) string {
 	t.Helper()
-	var by string
+	by, _ := g.pushClosedLine(t, id)["closed_by"].(string)
+	return by
+}
+
+// pushClosedLine waits for the access-log line that ends id's push connection
+// and returns it.
+func (g *gozer) pushClosedLine(t testing.TB, id string) map[string]any {
+	t.Helper()
+	var line map[string]any
 	waitFor(t, 10*time.Second, "the access-log line closing "+id, func() bool {
 		sc := bufio.NewScanner(strings.NewReader(g.stdout.String()))
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			var l map[string]any
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l["push"] == "closed" && l["client_id"] == id {
-				by, _ = l["closed_by"].(string)
+				line = l
 				return true
 			}
 		}
 		return false
 	})
-	return by
+	return line
 }

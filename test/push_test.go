@@ -329,10 +329,9 @@ func TestPushAPIErrors(t *testing.T) {
 	dev.expectText(t, "second")
 	dev.silent(t, 300*time.Millisecond)
 
-	api, _ := g.adminPush(t)["api"].(map[string]any)
-	for k, min := range map[string]float64{"RateLimited": 1, "TooLarge": 2, "NotFound": 1} {
-		if v, _ := api[k].(float64); v < min {
-			t.Errorf("/admin/push api.%s = %v, want >= %v", k, api[k], min)
+	for k, min := range map[string]int64{"api.rate_limited_total": 1, "api.too_large_total": 2, "api.not_found_total": 1} {
+		if v := g.pushCounter(t, k); v < min {
+			t.Errorf("/admin/push %s = %v, want >= %v", k, v, min)
 		}
 	}
 }
@@ -361,5 +360,10 @@ func TestPushDeviceMessageTooLarge(t *testing.T) {
 	g.waitConnected(t, "big", false, 5*time.Second)
 	if n := g.pushCounter(t, "protocol_error_closed_total"); n < 1 {
 		t.Errorf("/admin/push protocol_error_closed_total = %d, want >= 1", n)
+	}
+	// The access log says why, as the process log does, with the close code.
+	l := g.pushClosedLine(t, "big")
+	if l["closed_by"] != "protocol_error" || l["reason"] != "message over the maximum size" || l["close_code"] != 1009.0 {
+		t.Errorf("access-log line %v, want closed_by protocol_error, reason \"message over the maximum size\", close_code 1009", l)
 	}
 }

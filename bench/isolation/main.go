@@ -434,13 +434,13 @@ func runCauses(args []string) {
 	}
 	defer resp.Body.Close()
 	var origins []struct {
-		Name        string `json:"name"`
-		BreakerOpen bool   `json:"breaker_open"`
-		Breaker     struct {
-			Opens int64
+		Name    string `json:"name"`
+		Breaker struct {
+			Refusing bool  `json:"refusing"`
+			Opens    int64 `json:"opens_total"`
 		} `json:"breaker"`
 		InFlight int64            `json:"in_flight"`
-		Refused  int64            `json:"refused_concurrency"`
+		Refused  int64            `json:"refused_concurrency_total"`
 		Requests map[string]int64 `json:"requests_by_cause"`
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -456,7 +456,7 @@ func runCauses(args []string) {
 			fmt.Printf("cause %s %s %d\n", o.Name, k, o.Requests[k])
 		}
 		open := 0
-		if o.BreakerOpen {
+		if o.Breaker.Refusing {
 			open = 1
 		}
 		fmt.Printf("opens %s %d\nopen %s %d\ninflight %s %d\nrefused %s %d\n",

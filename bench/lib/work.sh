@@ -54,9 +54,9 @@ gozer_filter_stats() {
   curl -s -m 2 "$1" | awk '
     function val(s) { sub(/^[^:]*:[ \t]*/, "", s); sub(/,[ \t]*$/, "", s); gsub(/^"|"$/, "", s); return s }
     /"name":/ { name = val($0); calls = errors = timeouts = 0; dis = "false"; lerr = "" }
-    /"calls":/ { calls = val($0) }
-    /"errors":/ { errors = val($0) }
-    /"timeouts":/ { timeouts = val($0) }
+    /"calls_total":/ { calls = val($0) }
+    /"errors_total":/ { errors = val($0) }
+    /"timeouts_total":/ { timeouts = val($0) }
     /"last_error":/ { lerr = val($0); gsub(/[ \t]/, "_", lerr) }
     /"disabled":/ { dis = val($0); printf "%s %s %s %s %s %s\n", name, calls, errors, timeouts, dis, (lerr == "" ? "-" : lerr) }'
 }

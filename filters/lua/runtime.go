@@ -46,13 +46,13 @@ type FilterStatus struct {
 	Type        string    `json:"type"`
 	Order       int       `json:"order"`
 	File        string    `json:"file"`
-	Hash        string    `json:"hash"`                 // sha256 of the version in service (16 hex digits)
-	LoadedAt    time.Time `json:"loaded_at,omitzero"`   // when the version in service was loaded
-	LastError   string    `json:"last_error,omitempty"` // why the file's latest content was refused
-	Calls       int64     `json:"calls"`                // filter invocations, all loops
-	Errors      int64     `json:"errors"`               // raised errors and timeouts, all loops
-	Timeouts    int64     `json:"timeouts"`             // invocations stopped by the budget
-	TotalTimeUS int64     `json:"total_time_us"`        // time spent in the filter, all loops
+	Hash        string    `json:"hash"`               // sha256 of the version in service (16 hex digits)
+	LoadedAt    time.Time `json:"loaded_at,omitzero"` // when the version in service was loaded
+	LastError   string    `json:"last_error"`         // why the file's latest content was refused ("" when it was not)
+	Calls       int64     `json:"calls_total"`        // filter invocations, all loops
+	Errors      int64     `json:"errors_total"`       // raised errors and timeouts, all loops
+	Timeouts    int64     `json:"timeouts_total"`     // invocations stopped by the budget
+	TotalTimeUS int64     `json:"time_us_total"`      // time spent in the filter, all loops
 	Disabled    bool      `json:"disabled"`
 }
 

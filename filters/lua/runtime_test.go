@@ -84,12 +84,12 @@ func TestStatusJSON(t *testing.T) {
 		byFile[m["file"].(string)[len(e.dir)+1:]] = m
 	}
 	ok, bad := byFile["inbound/ok.lua"], byFile["inbound/bad.lua"]
-	for _, k := range []string{"name", "type", "order", "file", "hash", "loaded_at", "calls", "errors", "timeouts", "total_time_us", "disabled"} {
+	for _, k := range []string{"name", "type", "order", "file", "hash", "loaded_at", "calls_total", "errors_total", "timeouts_total", "time_us_total", "disabled"} {
 		if _, present := ok[k]; !present {
 			t.Fatalf("key %s missing: %s", k, b)
 		}
 	}
-	if ok["name"] != "hdr" || ok["type"] != "inbound" || ok["calls"] != 1.0 || len(ok["hash"].(string)) != 16 {
+	if ok["name"] != "hdr" || ok["type"] != "inbound" || ok["calls_total"] != 1.0 || len(ok["hash"].(string)) != 16 {
 		t.Fatalf("ok entry: %v", ok)
 	}
 	if _, has := bad["loaded_at"]; has || !strings.Contains(bad["last_error"].(string), "bad.lua") {

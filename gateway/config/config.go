@@ -44,10 +44,27 @@ type ProxyListener struct {
 	TrustForwarded bool   `yaml:"trust_forwarded"`
 }
 
-// AdminListener is the internal listener (health check, admin API).
+// AdminListener is the internal listener (health check, admin API, push API).
+// It is unauthenticated: it listens on loopback unless the operator names
+// another address.
 type AdminListener struct {
 	Addr string `yaml:"addr"`
+	// Pprof serves /debug/pprof/ (profiles, goroutine dumps, the command line)
+	// when true.
+	Pprof bool `yaml:"pprof"`
 }
+
+// OnEveryInterface reports whether the admin listener's address takes every
+// interface (":8081", "0.0.0.0:8081", "[::]:8081").
+func (a AdminListener) OnEveryInterface() bool {
+	host, _, err := net.SplitHostPort(a.Addr)
+	return err == nil && anyInterface(host)
+}
+
+// DefaultAdminAddr is where the admin listener listens when the config does
+// not say: loopback only, because the push API and the admin endpoints have
+// no authentication of their own.
+const DefaultAdminAddr = "127.0.0.1:8081"
 
 // Server holds the limits and timeouts of client connections.
 type Server struct {
@@ -61,6 +78,10 @@ type Server struct {
 	MaxRequestBody     Size          `yaml:"max_request_body"`
 	MaxBufferedPerConn Size          `yaml:"max_buffered_per_conn"`
 	Via                string        `yaml:"via"`
+	// MemoryReclaimInterval is how often Gozer checks whether connections
+	// that closed left memory the Go runtime holds on to, and gives it back to
+	// the OS (0: never; the runtime's own pacing then decides).
+	MemoryReclaimInterval time.Duration `yaml:"memory_reclaim_interval"`
 }
 
 // Log configures the process log and the access log.
@@ -79,10 +100,12 @@ type Filters struct {
 
 // Origin is a named group of servers.
 type Origin struct {
-	Servers                 []string      `yaml:"servers"`
-	ConnectTimeout          time.Duration `yaml:"connect_timeout"`
-	ReadTimeout             time.Duration `yaml:"read_timeout"`
-	Retries                 int           `yaml:"retries"`
+	Servers        []string      `yaml:"servers"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	// Retries is how many more attempts a request may make on other servers;
+	// nil (left out) is DefaultRetries, so that 0 stays an operator's choice.
+	Retries                 *int          `yaml:"retries"`
 	MaxConnectionsPerServer int           `yaml:"max_connections_per_server"`
 	MaxIdlePerServer        int           `yaml:"max_idle_per_server"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
@@ -182,17 +205,18 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func defaults() *Config {
 	return &Config{
-		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080"}, Admin: AdminListener{Addr: ":8081"}},
+		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080"}, Admin: AdminListener{Addr: DefaultAdminAddr}},
 		Server: Server{
-			MaxConnections:     100000,
-			HeaderReadTimeout:  10 * time.Second,
-			IdleTimeout:        60 * time.Second,
-			DrainTimeout:       15 * time.Second,
-			MaxRequestLine:     8 << 10,
-			MaxHeaderBytes:     32 << 10,
-			MaxRequestBody:     1 << 30,
-			MaxBufferedPerConn: 256 << 10,
-			Via:                "1.1 gozer",
+			MaxConnections:        100000,
+			HeaderReadTimeout:     10 * time.Second,
+			IdleTimeout:           60 * time.Second,
+			DrainTimeout:          15 * time.Second,
+			MaxRequestLine:        8 << 10,
+			MaxHeaderBytes:        32 << 10,
+			MaxRequestBody:        1 << 30,
+			MaxBufferedPerConn:    256 << 10,
+			Via:                   "1.1 gozer",
+			MemoryReclaimInterval: 10 * time.Second,
 		},
 		Log:     Log{Level: "info", AccessLog: "stdout"},
 		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20},
@@ -200,7 +224,23 @@ func defaults() *Config {
 	}
 }
 
+// DefaultRetries is an origin's retries when its config leaves the key out: a
+// connect failure or a reset before any response byte goes to another server.
+const DefaultRetries = 1
+
+// RetryCount is the origin's retries, DefaultRetries when left out.
+func (o *Origin) RetryCount() int {
+	if o.Retries == nil {
+		return DefaultRetries
+	}
+	return *o.Retries
+}
+
 func (o *Origin) fillDefaults() {
+	if o.Retries == nil {
+		n := DefaultRetries
+		o.Retries = &n
+	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = time.Second
 	}
@@ -236,6 +276,10 @@ func (c *Config) Validate() error {
 	}
 	checkAddr("listeners.proxy.addr", c.Listeners.Proxy.Addr)
 	checkAddr("listeners.admin.addr", c.Listeners.Admin.Addr)
+	if conflict(c.Listeners.Proxy.Addr, c.Listeners.Admin.Addr) {
+		bad("listeners.admin.addr", "%q would take the port of listeners.proxy.addr %q: give each listener a port of its own",
+			c.Listeners.Admin.Addr, c.Listeners.Proxy.Addr)
+	}
 
 	s := c.Server
 	if s.EventLoops < 0 {
@@ -260,6 +304,9 @@ func (c *Config) Validate() error {
 	if s.MaxHeaderBytes < s.MaxRequestLine {
 		bad("server.max_header_bytes", "must be at least server.max_request_line (%d), got %d", s.MaxRequestLine, s.MaxHeaderBytes)
 	}
+	if s.MemoryReclaimInterval < 0 {
+		bad("server.memory_reclaim_interval", "must be 0 (off) or a positive duration, got %v", s.MemoryReclaimInterval)
+	}
 	if s.MaxBufferedPerConn < 4<<10 {
 		bad("server.max_buffered_per_conn", "must be at least 4KiB, got %d", s.MaxBufferedPerConn)
 	}
@@ -269,7 +316,7 @@ func (c *Config) Validate() error {
 		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
 	}
 	if c.Log.AccessLog == "" {
-		bad("log.access_log", `must be "stdout", "stderr", "off" or a file path`)
+		bad("log.access_log", `must be "stdout", "stderr", "off" or a file path, got ""`)
 	}
 
 	if c.Filters.Budget <= 0 {
@@ -294,7 +341,7 @@ func (c *Config) Validate() error {
 			continue
 		}
 		if len(o.Servers) == 0 {
-			bad(key+".servers", "at least one host:port is needed")
+			bad(key+".servers", "at least one host:port is needed, got none")
 		}
 		for i, srv := range o.Servers {
 			k := fmt.Sprintf("%s.servers[%d]", key, i)
@@ -304,11 +351,17 @@ func (c *Config) Validate() error {
 				bad(k, "%q has no valid port", srv)
 			}
 		}
-		if o.ConnectTimeout < 0 || o.ReadTimeout < 0 || o.IdleTimeout < 0 {
-			bad(key, "timeouts must be positive")
+		for _, d := range []struct {
+			name string
+			v    time.Duration
+		}{{"connect_timeout", o.ConnectTimeout}, {"read_timeout", o.ReadTimeout}, {"idle_timeout", o.IdleTimeout},
+			{"total_timeout", o.TotalTimeout}} {
+			if d.v < 0 {
+				bad(key+"."+d.name, "must not be negative, got %v", d.v)
+			}
 		}
-		if o.Retries < 0 || o.Retries > 10 {
-			bad(key+".retries", "must be between 0 and 10, got %d", o.Retries)
+		if o.Retries != nil && (*o.Retries < 0 || *o.Retries > 10) {
+			bad(key+".retries", "must be between 0 and 10, got %d", *o.Retries)
 		}
 		if o.MaxConnectionsPerServer < 0 {
 			bad(key+".max_connections_per_server", "must be positive, got %d", o.MaxConnectionsPerServer)
@@ -328,8 +381,11 @@ func (c *Config) Validate() error {
 				bad(key+".dns_server", "%q is not host:port", o.DNSServer)
 			}
 		}
-		if o.TotalTimeout < 0 || o.MaxRequestsPerConnection < 0 || o.MaxConnectionsPerServerTotal < 0 {
-			bad(key, "total_timeout, max_requests_per_connection and max_connections_per_server_total must not be negative")
+		if o.MaxRequestsPerConnection < 0 {
+			bad(key+".max_requests_per_connection", "must be 0 (no limit) or more, got %d", o.MaxRequestsPerConnection)
+		}
+		if o.MaxConnectionsPerServerTotal < 0 {
+			bad(key+".max_connections_per_server_total", "must be 0 (no cap) or more, got %d", o.MaxConnectionsPerServerTotal)
 		}
 		if o.MaxConcurrentRequests < 0 {
 			bad(key+".max_concurrent_requests", "must be 0 (no limit) or more, got %d", o.MaxConcurrentRequests)
@@ -357,4 +413,27 @@ func (c *Config) Validate() error {
 	}
 	c.validatePush(bad)
 	return errors.Join(errs...)
+}
+
+// conflict reports whether two listener addresses (already checked as
+// host:port) would ask for the same port on an interface they share: the same
+// port, and the same host or either one every interface. Port 0 (any free
+// port) never conflicts.
+func conflict(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb {
+		return false
+	}
+	if n, err := strconv.Atoi(pa); err != nil || n == 0 {
+		return false
+	}
+	return ha == hb || anyInterface(ha) || anyInterface(hb)
+}
+
+// anyInterface reports whether host (of a listen address) means every
+// interface: empty, 0.0.0.0 or ::.
+func anyInterface(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
 }

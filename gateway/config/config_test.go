@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +12,13 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listeners.Proxy.Addr != ":8080" || c.Listeners.Admin.Addr != ":8081" {
-		t.Errorf("default listeners %+v", c.Listeners)
+	// The admin listener (the unauthenticated push API) is loopback only unless
+	// an operator opens it; profiles are off.
+	if c.Listeners.Proxy.Addr != ":8080" || c.Listeners.Admin.Addr != "127.0.0.1:8081" || c.Listeners.Admin.Pprof {
+		t.Errorf("default listeners %+v, want the admin listener on 127.0.0.1:8081 without pprof", c.Listeners)
+	}
+	if c.Listeners.Admin.OnEveryInterface() {
+		t.Error("the embedded config's admin listener takes every interface")
 	}
 	if o := c.Origins["demo"]; o == nil || o.Servers[0] != "127.0.0.1:9000" || o.ConnectTimeout != time.Second {
 		t.Errorf("default demo origin %+v", o)
@@ -62,6 +68,96 @@ func TestParseSize(t *testing.T) {
 	for _, bad := range []string{"", "-1", "lots", "1.5GiB", "99999999999GiB"} {
 		if _, err := ParseSize(bad); err == nil {
 			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+}
+
+// A config that says nothing about listeners, or origins' retries, gets the
+// safe and documented defaults.
+func TestDefaultsWhenLeftOut(t *testing.T) {
+	c, err := Parse([]byte("origins:\n  api:\n    servers: [\"127.0.0.1:1\"]\n  zero:\n    servers: [\"127.0.0.1:2\"]\n    retries: 0\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Listeners.Admin; a.Addr != DefaultAdminAddr || a.Pprof || a.OnEveryInterface() {
+		t.Errorf("admin listener %+v, want %s without pprof", a, DefaultAdminAddr)
+	}
+	if n := c.Origins["api"].RetryCount(); n != 1 {
+		t.Errorf("retries left out: %d, want 1 (a connect failure goes to another server)", n)
+	}
+	if n := c.Origins["zero"].RetryCount(); n != 0 {
+		t.Errorf("retries: 0 written out: %d, want 0", n)
+	}
+}
+
+func TestOnEveryInterface(t *testing.T) {
+	for addr, want := range map[string]bool{
+		":8081": true, "0.0.0.0:8081": true, "[::]:8081": true,
+		"127.0.0.1:8081": false, "[::1]:8081": false, "10.0.0.5:8081": false, "admin.internal:8081": false,
+	} {
+		if got := (AdminListener{Addr: addr}).OnEveryInterface(); got != want {
+			t.Errorf("%q: OnEveryInterface = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+// Listeners that would take the same port are refused by validation (and so
+// by -check), naming the key and both values.
+func TestListenerConflicts(t *testing.T) {
+	origins := "origins:\n  api:\n    servers: [\"127.0.0.1:1\"]\n"
+	cases := []struct {
+		proxy, admin string
+		conflict     bool
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8080", true},
+		{":8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", "0.0.0.0:8080", true},
+		{"[::]:9000", "127.0.0.1:9000", true},
+		{":8080", "127.0.0.1:8081", false},
+		{"127.0.0.1:8080", "127.0.0.2:8080", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false}, // each gets a free port of its own
+	}
+	for _, tc := range cases {
+		y := fmt.Sprintf("listeners:\n  proxy: {addr: %q}\n  admin: {addr: %q}\n%s", tc.proxy, tc.admin, origins)
+		_, err := Parse([]byte(y), "t.yaml")
+		switch {
+		case tc.conflict && err == nil:
+			t.Errorf("proxy %s, admin %s: accepted", tc.proxy, tc.admin)
+		case tc.conflict && !(strings.Contains(err.Error(), "listeners.admin.addr") && strings.Contains(err.Error(), tc.proxy)):
+			t.Errorf("proxy %s, admin %s: %v, want it to name listeners.admin.addr and both addresses", tc.proxy, tc.admin, err)
+		case !tc.conflict && err != nil:
+			t.Errorf("proxy %s, admin %s: %v", tc.proxy, tc.admin, err)
+		}
+	}
+}
+
+// Every validation message names the key and the value it refuses.
+func TestValidationNamesKeyAndValue(t *testing.T) {
+	base := "origins:\n  api:\n    servers: [\"127.0.0.1:1\"]\n"
+	cases := []struct{ yaml, key, value string }{
+		{base + "    connect_timeout: -1s\n", "origins.api.connect_timeout", "-1s"},
+		{base + "    read_timeout: -2s\n", "origins.api.read_timeout", "-2s"},
+		{base + "    idle_timeout: -3s\n", "origins.api.idle_timeout", "-3s"},
+		{base + "    total_timeout: -4s\n", "origins.api.total_timeout", "-4s"},
+		{base + "    max_requests_per_connection: -5\n", "origins.api.max_requests_per_connection", "-5"},
+		{base + "    max_connections_per_server_total: -6\n", "origins.api.max_connections_per_server_total", "-6"},
+		{base + "    retries: 11\n", "origins.api.retries", "11"},
+		{base + "push:\n  rate: -1\n", "push.rate", "-1"},
+		{base + "push:\n  burst: -2\n", "push.burst", "-2"},
+		{base + "push:\n  ws_path: /p\n  sse_path: /p\n", "push.sse_path", `"/p"`},
+		{base + "push:\n  sse_replay_events: -1\n", "push.sse_replay_events", "-1"},
+		{base + "push:\n  token_secret: short\n", "push.token_secret", "5 bytes"},
+		{base + "log:\n  access_log: \"\"\n", "log.access_log", `""`},
+		{base + "server:\n  memory_reclaim_interval: -1s\n", "server.memory_reclaim_interval", "-1s"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(tc.yaml), "t.yaml")
+		if err == nil {
+			t.Errorf("%s: accepted", tc.key)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.key+":") || !strings.Contains(err.Error(), tc.value) {
+			t.Errorf("%s: error %q does not name the key and the value %s", tc.key, err, tc.value)
 		}
 	}
 }

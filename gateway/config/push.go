@@ -101,7 +101,7 @@ func (c *Config) validatePush(bad func(key, format string, args ...any)) {
 		}
 	}
 	if p.WSPath == p.SSEPath {
-		bad("push.sse_path", "must differ from push.ws_path")
+		bad("push.sse_path", "must differ from push.ws_path, both are %q", p.SSEPath)
 	}
 	if p.MaxMessage < 125 || p.MaxMessage > 64<<20 {
 		bad("push.max_message", "must be between 125B and 64MiB, got %d", p.MaxMessage)
@@ -121,8 +121,11 @@ func (c *Config) validatePush(bad func(key, format string, args ...any)) {
 	if p.MaxPerClient <= 0 {
 		bad("push.max_per_client", "must be positive, got %d", p.MaxPerClient)
 	}
-	if p.Rate <= 0 || p.Burst <= 0 {
-		bad("push.rate", "rate and burst must be positive, got %v and %d", p.Rate, p.Burst)
+	if p.Rate <= 0 {
+		bad("push.rate", "must be positive, got %v", p.Rate)
+	}
+	if p.Burst <= 0 {
+		bad("push.burst", "must be positive, got %d", p.Burst)
 	}
 	if p.UpstreamOrigin != "" {
 		if _, ok := c.Origins[p.UpstreamOrigin]; !ok {
@@ -130,10 +133,11 @@ func (c *Config) validatePush(bad func(key, format string, args ...any)) {
 		}
 	}
 	if p.TokenSecret != "" && len(p.TokenSecret) < 16 {
-		bad("push.token_secret", "must be at least 16 bytes (or empty: $%s is used)", SecretEnv)
+		// The value itself is a secret: only its length is named.
+		bad("push.token_secret", "must be at least 16 bytes (or empty: $%s is used), got %d bytes", SecretEnv, len(p.TokenSecret))
 	}
-	if p.SSEReplayEvents < 0 || p.SSEReplayBytes < 0 {
-		bad("push.sse_replay_events", "must not be negative")
+	if p.SSEReplayEvents < 0 {
+		bad("push.sse_replay_events", "must be 0 (none kept) or more, got %d", p.SSEReplayEvents)
 	}
 	if cl := p.Cluster; cl.Enabled {
 		if _, _, err := net.SplitHostPort(cl.Redis); err != nil {

@@ -81,6 +81,7 @@ func FuzzRequestParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, head []byte, step uint8) {
 		lim := Limits{MaxRequestLine: 1024, MaxHeaderBytes: 4096}
+		checkRequestLineOf(t, head, lim.MaxRequestLine)
 		n, err := scanWhole(head, lim, 0)
 		n2, err2 := scanWhole(head, lim, int(step))
 		if n != n2 || !sameError(err, err2) {
@@ -448,4 +449,30 @@ func headerMultiset(t *testing.T, head []byte) string {
 	}
 	slices.Sort(hdrs)
 	return status + "\n" + strings.Join(hdrs, "\n")
+}
+
+// checkRequestLineOf: what RequestLineOf finds of any input is well-formed and
+// within the limit; and when Parse accepts a head, it finds the same method
+// and target.
+func checkRequestLineOf(t *testing.T, head []byte, max int) {
+	m, target := RequestLineOf(head, max)
+	for _, c := range m {
+		if !isTchar(c) {
+			t.Fatalf("RequestLineOf(%q): method %q is not a token", head, m)
+		}
+	}
+	for _, c := range target {
+		if class[c]&classTarget == 0 {
+			t.Fatalf("RequestLineOf(%q): target %q has a byte a target may not", head, target)
+		}
+	}
+	if len(m)+len(target) > max || (m == nil && target != nil) {
+		t.Fatalf("RequestLineOf(%q, %d) = %q, %q", head, max, m, target)
+	}
+	var r Request
+	if _, err := (&HeadScanner{}).Scan(head, Limits{MaxRequestLine: max, MaxHeaderBytes: 1 << 20}); err == nil && r.Parse(head) == nil {
+		if string(m) != string(r.Header.Method()) || string(target) != string(r.Header.RequestURI()) {
+			t.Fatalf("RequestLineOf(%q) = %q %q; Parse read %q %q", head, m, target, r.Header.Method(), r.Header.RequestURI())
+		}
+	}
 }

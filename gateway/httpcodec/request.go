@@ -153,11 +153,12 @@ func (r *Request) resetFields() {
 // Rejected with a 400 and CauseSmuggling (framing): a bare LF; more than one
 // Content-Length, even with equal values; a Content-Length that is not
 // 1*DIGIT (a list "5, 6", a sign, spaces inside, overflow of int64); more
-// than one Transfer-Encoding; a Transfer-Encoding value other than exactly
-// "chunked" (case-insensitive, at most one SP after the colon, nothing
-// after it: "chunked, x", "xchunked", "chunked\t", "  chunked", "identity"
-// are all rejected); Transfer-Encoding on HTTP/1.0; Content-Length together
-// with Transfer-Encoding.
+// than one Transfer-Encoding; a Transfer-Encoding value other than
+// "chunked" (case-insensitive; optional whitespace (SP, HTAB) around it is
+// accepted, as RFC 9110's list syntax allows: "chunked, x", "xchunked",
+// "chunked,", ", chunked", "chun ked", "identity" are all rejected);
+// Transfer-Encoding on HTTP/1.0; Content-Length together with
+// Transfer-Encoding.
 //
 // Rejected with a 400 and CauseBadRequest: whitespace between a header name
 // and its colon; a line starting with whitespace (obs-fold); a header name
@@ -285,11 +286,9 @@ func (r *Request) Parse(head []byte) error {
 				if teCount > 1 {
 					return errDupTE
 				}
-				v := rawValue
-				if len(v) > 0 && v[0] == ' ' {
-					v = v[1:]
-				}
-				if !eqFold(v, "chunked") {
+				// OWS around the value is list syntax (RFC 9110 5.6.1), valid and
+				// unambiguous; value has it trimmed.
+				if !eqFold(value, "chunked") {
 					return errBadTE
 				}
 			}
@@ -547,4 +546,39 @@ func headReader(src *bytes.Reader, br **bufio.Reader, h []byte) *bufio.Reader {
 		(*br).Reset(src)
 	}
 	return *br
+}
+
+// RequestLineOf returns the method and the request-target at the start of a
+// request head that may be incomplete or invalid (refused while scanning or
+// parsing), so that a log can say what was received. Each is nil unless it is
+// complete (followed by a space, within the first max bytes), the method a
+// token, the target free of controls. They alias buf.
+func RequestLineOf(buf []byte, max int) (method, target []byte) {
+	for i := 0; i < maxLeadingEmpty && len(buf) >= 2 && buf[0] == '\r' && buf[1] == '\n'; i += 2 {
+		buf = buf[2:]
+	}
+	if len(buf) > max {
+		buf = buf[:max]
+	}
+	sp1 := bytes.IndexByte(buf, ' ')
+	if sp1 <= 0 {
+		return nil, nil
+	}
+	for _, c := range buf[:sp1] {
+		if !isTchar(c) {
+			return nil, nil
+		}
+	}
+	method = buf[:sp1]
+	rest := buf[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return method, nil
+	}
+	for _, c := range rest[:sp2] {
+		if class[c]&classTarget == 0 {
+			return method, nil
+		}
+	}
+	return method, rest[:sp2]
 }

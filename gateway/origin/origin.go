@@ -123,7 +123,7 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 		o := &Origin{
 			Name: name, Index: len(t.List),
 			ConnectTimeout: oc.ConnectTimeout, ReadTimeout: oc.ReadTimeout, IdleTimeout: oc.IdleTimeout,
-			Retries: oc.Retries, MaxConnsPerServer: oc.MaxConnectionsPerServer, MaxIdlePerServer: oc.MaxIdlePerServer,
+			Retries: oc.RetryCount(), MaxConnsPerServer: oc.MaxConnectionsPerServer, MaxIdlePerServer: oc.MaxIdlePerServer,
 		}
 		for i, s := range oc.Servers {
 			// Names are not resolved here: Discovery resolves them, off the loops and

@@ -45,7 +45,8 @@ import (
 //	413 body over MaxMessage (by Content-Length before reading, or while reading)
 //	429 the client id's message rate is exceeded (with Retry-After in seconds)
 //	502 nothing was reached and forwarding to at least one node failed
-//	503 nothing was reached and the cluster registry could not be asked (with Retry-After)
+//	503 nothing was reached and the cluster registry could not be asked, or is being
+//	    rebuilt after it lost its data ("registry recovering"; with Retry-After)
 //
 // A 200 may carry "failed" (node → why forwarding to it failed) and
 // "warning" (the cluster registry failed, so only this node was tried): the
@@ -120,6 +121,7 @@ type APIStats struct {
 	TooLarge         uint64 // 413 answers
 	NotFound         uint64 // push requests from API clients answered 404
 	ClusterErrors    uint64 // failed cluster registry calls
+	Recovering       uint64 // lookups that found nothing while the registry was being rebuilt (ErrRecovering)
 }
 
 // API is the push API handler. Build it with NewAPI.
@@ -147,6 +149,7 @@ type API struct {
 	pushed, broadcasts, delivered                  atomic.Uint64
 	forwarded, forwardErrors, forwardsReceived     atomic.Uint64
 	rateLimited, tooLarge, notFound, clusterErrors atomic.Uint64
+	recovering                                     atomic.Uint64
 }
 
 // NewAPI returns the push API for cfg. It starts no goroutine: run SweepLoop
@@ -178,7 +181,7 @@ func (a *API) Stats() APIStats {
 		Pushed: a.pushed.Load(), Broadcasts: a.broadcasts.Load(), Delivered: a.delivered.Load(),
 		Forwarded: a.forwarded.Load(), ForwardErrors: a.forwardErrors.Load(), ForwardsReceived: a.forwardsReceived.Load(),
 		RateLimited: a.rateLimited.Load(), TooLarge: a.tooLarge.Load(), NotFound: a.notFound.Load(),
-		ClusterErrors: a.clusterErrors.Load(),
+		ClusterErrors: a.clusterErrors.Load(), Recovering: a.recovering.Load(),
 	}
 }
 

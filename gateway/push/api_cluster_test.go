@@ -281,3 +281,54 @@ func TestAPISweepLoopStops(t *testing.T) {
 		<-done
 	}
 }
+
+// While the cluster registry is rebuilt after it lost its data, a push to an
+// id found nowhere is a 503 "recovering" with Retry-After, not a 404; once
+// every live node registered again, a 404 means "not connected" again.
+func TestAPIClusterRecovering(t *testing.T) {
+	mc := push.NewMemoryCluster(time.Minute, nil)
+	a := newNode(t, mc, nil)
+	b := newNode(t, mc, nil)
+	b.connect(t, mc, "b1", "user:1", false)
+	mc.Flush()
+	ctx := context.Background()
+	_ = mc.Node(a.addr).Alive(ctx) // A noticed first; B has not yet
+	gen, _, _ := mc.Node(a.addr).Generation(ctx)
+	_ = mc.Node(a.addr).MarkReady(ctx, gen)
+
+	for _, path := range []string{"/push/user:1", "/push/nobody"} {
+		r := do(t, a.url, apiReq{method: "POST", path: path, body: "hello"})
+		if r.status != 503 || !strings.Contains(r.body, "recovering") || r.header.Get("Retry-After") != "1" {
+			t.Errorf("POST %s during the rebuild: %d %s (Retry-After %q), want 503 recovering with Retry-After 1",
+				path, r.status, r.body, r.header.Get("Retry-After"))
+		}
+	}
+	r := do(t, a.url, apiReq{method: "GET", path: "/push/user:1"})
+	if r.status != 503 || !strings.Contains(r.body, "recovering") {
+		t.Errorf("GET /push/user:1 during the rebuild: %d %s, want 503 recovering", r.status, r.body)
+	}
+	if s := a.api.Stats(); s.Recovering != 3 || s.NotFound != 0 || s.ClusterErrors != 0 {
+		t.Errorf("node A stats %+v, want 3 recovering answers, no 404 and no cluster error", s)
+	}
+
+	// B registers again and marks itself ready; past the grace period the
+	// registry is whole: the device is reached, an unknown id is a 404.
+	_ = mc.Node(b.addr).Alive(ctx)
+	_ = mc.Node(b.addr).Register(ctx, "user:1")
+	_ = mc.Node(b.addr).MarkReady(ctx, gen)
+	if r := do(t, a.url, apiReq{method: "POST", path: "/push/user:1", body: "back"}); r.status != 200 {
+		t.Errorf("POST /push/user:1 after B re-registered: %d %s, want 200", r.status, r.body)
+	}
+	checkConns(t, []*apiNode{b}, map[string][]string{"b1": {"t:back"}})
+	deadline := time.Now().Add(2 * push.RecoveryGrace)
+	for {
+		r := do(t, a.url, apiReq{method: "POST", path: "/push/nobody", body: "x"})
+		if r.status == 404 {
+			break
+		}
+		if r.status != 503 || time.Now().After(deadline) {
+			t.Fatalf("POST /push/nobody after the rebuild: %d %s, want 404 within %v", r.status, r.body, 2*push.RecoveryGrace)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

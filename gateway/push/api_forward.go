@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -177,6 +178,11 @@ func (a *API) peers(nodes []string) []string {
 // clusterFailed counts and logs (sampled) a cluster registry failure and
 // returns the error to answer with.
 func (a *API) clusterFailed(ctx *fasthttp.RequestCtx, op string, err error) error {
+	if errors.Is(err, ErrRecovering) {
+		// Not a failure: the registry answered, and said it cannot tell yet.
+		a.recovering.Add(1)
+		return ErrRecovering
+	}
 	a.clusterErrors.Add(1)
 	if ok, suppressed := a.clusterLog.allow(a.now()); ok {
 		a.log.Warn().Err(err).Str("op", op).Bytes("path", ctx.Path()).Int64("suppressed", suppressed).

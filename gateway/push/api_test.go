@@ -114,7 +114,16 @@ func newNode(t *testing.T, mc *push.MemoryCluster, limiter *push.RateLimiter) *a
 	}
 	if mc != nil {
 		cfg.Cluster = mc.Node(n.addr)
-		if err := cfg.Cluster.Alive(context.Background()); err != nil {
+		// As the registrar does: in the node set, and ready in the generation.
+		ctx := context.Background()
+		if err := cfg.Cluster.Alive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gen, _, err := cfg.Cluster.Generation(ctx)
+		if err == nil {
+			err = cfg.Cluster.MarkReady(ctx, gen)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,8 +2,10 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -44,7 +46,29 @@ type ClusterRegistry interface {
 	Leave(ctx context.Context) error
 	// Nodes appends the live nodes (this one included, if alive), sorted.
 	Nodes(ctx context.Context, dst []string) ([]string, error)
+
+	// Generation returns the registry's generation (a token that changes when
+	// the registry lost its data: a Redis restarted empty, a flush; the call
+	// starts a new one when there is none) and whether this node registered
+	// all of its ids in it (MarkReady). Not ready: the Registrar registers
+	// every local id again, then calls MarkReady.
+	Generation(ctx context.Context) (gen string, ready bool, err error)
+	// MarkReady records that this node registered all of its ids in
+	// generation gen; it does nothing when gen is no longer current.
+	MarkReady(ctx context.Context, gen string) error
 }
+
+// ErrRecovering is what Lookup returns, with no nodes, for an id it found
+// nowhere while the registry is being rebuilt after it lost its data (some
+// live node has not registered its ids again yet): the id may well be
+// connected, so "not connected" would be a lie. Callers answer "retry soon".
+var ErrRecovering = errors.New("cluster registry recovering after a data loss: some nodes have not re-registered yet")
+
+// RecoveryGrace is how long after a new generation began a miss counts as
+// "recovering" whatever the node set says: the time for every live node to
+// notice the loss (it probes every RegistrarProbe) and put itself back into
+// the node set.
+const RecoveryGrace = time.Second
 
 // MemoryCluster is an in-memory stand-in for the Redis registry, shared by the
 // fake nodes of a test: Node(addr) returns the ClusterRegistry of one node.
@@ -57,7 +81,22 @@ type MemoryCluster struct {
 	now     func() time.Time
 	entries map[string]map[string]time.Time // client id → node → expiry
 	nodes   map[string]time.Time            // node set: node → expiry
-	fail    error                           // see SetFailure
+	gen     string                          // "" after a Flush, until Generation
+	genAt   time.Time
+	genSeq  int
+	ready   map[string]string // node → the generation it registered in
+	fail    error             // see SetFailure
+}
+
+// Flush drops everything, as a Redis that restarted empty would: entries, the
+// node set, the generation.
+func (m *MemoryCluster) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.entries)
+	clear(m.nodes)
+	clear(m.ready)
+	m.gen = ""
 }
 
 // NewMemoryCluster returns an empty fake registry whose entries live for ttl
@@ -66,7 +105,10 @@ func NewMemoryCluster(ttl time.Duration, now func() time.Time) *MemoryCluster {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryCluster{ttl: ttl, now: now, entries: make(map[string]map[string]time.Time), nodes: make(map[string]time.Time)}
+	// It starts as a registry that has been there for ever: generation "1",
+	// begun long ago; nodes still have to MarkReady in it, as the Registrar does.
+	return &MemoryCluster{ttl: ttl, now: now, entries: make(map[string]map[string]time.Time),
+		nodes: make(map[string]time.Time), ready: make(map[string]string), gen: "1", genSeq: 1}
 }
 
 // SetFailure makes every call fail with err, wrapped (nil: work again): for
@@ -188,12 +230,55 @@ func (n *memoryNode) Lookup(ctx context.Context, clientID string, dst []string) 
 	if err := m.check(ctx, "lookup"); err != nil {
 		return dst, err
 	}
-	start := len(dst)
-	for node := range m.liveLocked(clientID, m.now()) {
+	start, now := len(dst), m.now()
+	for node := range m.liveLocked(clientID, now) {
 		dst = append(dst, node)
+	}
+	if len(dst) == start && m.recoveringLocked(now) {
+		return dst, fmt.Errorf("push cluster lookup: %w", ErrRecovering)
 	}
 	slices.Sort(dst[start:])
 	return dst, nil
+}
+
+// recoveringLocked: no generation, a young one, or a live node not ready in it.
+func (m *MemoryCluster) recoveringLocked(now time.Time) bool {
+	if m.gen == "" || now.Sub(m.genAt) < RecoveryGrace {
+		return true
+	}
+	for node, exp := range m.nodes {
+		if now.Before(exp) && m.ready[node] != m.gen {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *memoryNode) Generation(ctx context.Context) (string, bool, error) {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "generation"); err != nil {
+		return "", false, err
+	}
+	if m.gen == "" {
+		m.genSeq++
+		m.gen, m.genAt = strconv.Itoa(m.genSeq), m.now()
+	}
+	return m.gen, m.ready[n.addr] == m.gen, nil
+}
+
+func (n *memoryNode) MarkReady(ctx context.Context, gen string) error {
+	m := n.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "mark ready"); err != nil {
+		return err
+	}
+	if gen == m.gen {
+		m.ready[n.addr] = gen
+	}
+	return nil
 }
 
 func (n *memoryNode) Alive(ctx context.Context) error {
@@ -215,6 +300,7 @@ func (n *memoryNode) Leave(ctx context.Context) error {
 		return err
 	}
 	delete(m.nodes, n.addr)
+	delete(m.ready, n.addr)
 	return nil
 }
 

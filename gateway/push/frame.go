@@ -244,6 +244,14 @@ func (d *Decoder) Release() {
 	d.handed = false
 }
 
+// Err is the protocol error Decode returned, nil while it has not failed.
+func (d *Decoder) Err() *CloseError {
+	if d.state != stFailed {
+		return nil
+	}
+	return closeErrors[d.errIdx]
+}
+
 // Decode decodes the frames at the start of buf. It consumes whole frames
 // only: n is how many bytes of buf they took, and the caller must drop them
 // from its input buffer (gnet: Discard(n)) and never pass them again, because

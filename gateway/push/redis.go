@@ -28,8 +28,21 @@ import (
 const (
 	redisIDPrefix = "gozer:push:id:"   // + client id: zset node → expiry ms
 	redisNodesKey = "gozer:push:nodes" // zset node → expiry ms
+	redisGenKey   = "gozer:push:gen"   // string: the generation (server ms when it began)
+	redisReadyKey = "gozer:push:ready" // hash node → the generation it registered all its ids in
 	redisBatch    = 1000               // ids per round trip in Refresh
 )
+
+// Generations. A Redis that restarts empty (or is flushed) loses every entry
+// at once, and each node would only notice at its next refresh (ttl/3): until
+// then pushes to connected devices would be answered "not connected". So the
+// registry has a generation key with no expiry: when a node's probe (every
+// RegistrarProbe) finds it missing, it starts a new generation; a node that
+// is not marked ready in the current generation registers all of its ids
+// again and then marks itself ready. A lookup that finds an id nowhere asks
+// whether the registry is complete: the generation exists, is older than
+// RecoveryGrace (every live node had time to notice) and every live node is
+// ready in it; if not, the miss is ErrRecovering, not "not connected".
 
 // The key expires at its highest score (PEXPIREAT), not "now + this node's
 // TTL": nodes configured with different TTLs (a rolling config change) must
@@ -57,6 +70,36 @@ return 1`)
 	// KEYS[1] set. Read-only, so it could run on a replica.
 	scriptLive = redis.NewScript(redisNowLua + `
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')`)
+
+	// KEYS[1] generation, KEYS[2] ready hash, ARGV[1] node. Starts a
+	// generation when there is none; returns {generation, 1 if node is ready in it}.
+	scriptGeneration = redis.NewScript(redisNowLua + `
+local g = redis.call('GET', KEYS[1])
+if not g then
+  g = tostring(now)
+  redis.call('SET', KEYS[1], g)
+end
+if redis.call('HGET', KEYS[2], ARGV[1]) == g then return {g, 1} end
+return {g, 0}`)
+
+	// KEYS[1] generation, KEYS[2] ready hash, ARGV[1] node, ARGV[2] generation.
+	scriptMarkReady = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  return 1
+end
+return 0`)
+
+	// KEYS[1] generation, KEYS[2] ready hash, KEYS[3] node set, ARGV[1]
+	// grace ms. 1 while the registry is being rebuilt (see Generations).
+	// Read-only.
+	scriptRecovering = redis.NewScript(redisNowLua + `
+local g = redis.call('GET', KEYS[1])
+if not g or now - tonumber(g) < tonumber(ARGV[1]) then return 1 end
+for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf')) do
+  if redis.call('HGET', KEYS[2], n) ~= g then return 1 end
+end
+return 0`)
 )
 
 // RedisCluster is the production ClusterRegistry, kept in one Redis server
@@ -73,6 +116,7 @@ type RedisCluster struct {
 	rdb   *redis.Client
 	node  string
 	ttlMS int64
+	grace time.Duration // RecoveryGrace (tests set less)
 }
 
 // Timeouts for when the caller's ctx has no deadline: a Redis that stopped
@@ -135,7 +179,7 @@ func NewRedisCluster(addr, node string, ttl time.Duration) (*RedisCluster, error
 	if opt.WriteTimeout == 0 {
 		opt.WriteTimeout = redisIOTimeout
 	}
-	return &RedisCluster{rdb: redis.NewClient(opt), node: node, ttlMS: ttl.Milliseconds()}, nil
+	return &RedisCluster{rdb: redis.NewClient(opt), node: node, ttlMS: ttl.Milliseconds(), grace: RecoveryGrace}, nil
 }
 
 // Close closes the connections to Redis. It does not Leave or Unregister:
@@ -167,7 +211,42 @@ func (c *RedisCluster) Alive(ctx context.Context) error {
 
 // Leave removes this node from the node set.
 func (c *RedisCluster) Leave(ctx context.Context) error {
-	return c.run(ctx, "leave", scriptRemove, redisNodesKey, c.node)
+	if err := c.run(ctx, "leave", scriptRemove, redisNodesKey, c.node); err != nil {
+		return err
+	}
+	if err := c.rdb.HDel(ctx, redisReadyKey, c.node).Err(); err != nil {
+		return fmt.Errorf("push cluster leave: %w", err)
+	}
+	return nil
+}
+
+// Generation implements ClusterRegistry (see Generations).
+func (c *RedisCluster) Generation(ctx context.Context) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, fmt.Errorf("push cluster generation: %w", err)
+	}
+	v, err := scriptGeneration.Run(ctx, c.rdb, []string{redisGenKey, redisReadyKey}, c.node).Slice()
+	if err != nil {
+		return "", false, fmt.Errorf("push cluster generation: %w", err)
+	}
+	if len(v) != 2 {
+		return "", false, fmt.Errorf("push cluster generation: unexpected answer %v", v)
+	}
+	gen, _ := v[0].(string)
+	ready, _ := v[1].(int64)
+	return gen, ready == 1, nil
+}
+
+// MarkReady implements ClusterRegistry.
+func (c *RedisCluster) MarkReady(ctx context.Context, gen string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("push cluster mark ready: %w", err)
+	}
+	keys := []string{redisGenKey, redisReadyKey}
+	if err := scriptMarkReady.Run(ctx, c.rdb, keys, c.node, gen).Err(); err != nil {
+		return fmt.Errorf("push cluster mark ready: %w", err)
+	}
+	return nil
 }
 
 // Refresh registers (or re-registers: an entry that lapsed is re-created)
@@ -203,9 +282,25 @@ func (c *RedisCluster) refreshBatch(ctx context.Context, ids []string) error {
 	return c.pipeline(ctx, "refresh", scriptTouch, ids, c.node, c.ttlMS)
 }
 
-// Lookup appends the nodes where clientID is connected, sorted.
+// Lookup appends the nodes where clientID is connected, sorted. Finding none
+// while the registry is being rebuilt is ErrRecovering.
 func (c *RedisCluster) Lookup(ctx context.Context, clientID string, dst []string) ([]string, error) {
-	return c.live(ctx, "lookup", redisIDPrefix+clientID, dst)
+	start := len(dst)
+	dst, err := c.live(ctx, "lookup", redisIDPrefix+clientID, dst)
+	if err != nil || len(dst) > start {
+		return dst, err
+	}
+	// A miss (the rare path: a push to an id that is not connected) costs a
+	// second round trip, which keeps each script on keys of its own kind.
+	keys := []string{redisGenKey, redisReadyKey, redisNodesKey}
+	rec, err := scriptRecovering.Run(ctx, c.rdb, keys, c.grace.Milliseconds()).Int()
+	switch {
+	case err != nil:
+		return dst, fmt.Errorf("push cluster lookup: %w", err)
+	case rec == 1:
+		return dst, fmt.Errorf("push cluster lookup: %w", ErrRecovering)
+	}
+	return dst, nil
 }
 
 // Nodes appends the live nodes, sorted.
@@ -285,14 +380,22 @@ func isNoScript(err error) bool {
 var _ ClusterRegistry = (*RedisCluster)(nil)
 
 // RedisLogTo sends go-redis's own log lines (failed dials, pool trouble) to log at
-// warn level instead of its default of stderr. go-redis has one process-wide
-// logger, so this is for main (or the server) to call once.
+// warn level instead of its default of stderr, sampled as Gozer samples its own
+// (at most one line per 5 s, with the count of the lines held back): during a
+// Redis outage go-redis logs a line per failed dial, several per call. go-redis
+// has one process-wide logger, so this is for main (or the server) to call once.
 func RedisLogTo(log zerolog.Logger) {
-	redis.SetLogger(redisLogger{log})
+	redis.SetLogger(&redisLogger{l: log, start: time.Now()})
 }
 
-type redisLogger struct{ l zerolog.Logger }
+type redisLogger struct {
+	l      zerolog.Logger
+	start  time.Time
+	sample logSampler
+}
 
-func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
-	r.l.Warn().Str("from", "go-redis").Msgf(format, v...)
+func (r *redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if ok, suppressed := r.sample.allow(int64(time.Since(r.start))); ok {
+		r.l.Warn().Str("from", "go-redis").Int64("suppressed", suppressed).Msgf(format, v...)
+	}
 }

@@ -20,6 +20,9 @@ import (
 // These tests run against a real redis-server (redistest starts one per
 // test); they run in parallel since most of them wait for a TTL to lapse.
 
+// newRedisNode returns a node's registry whose lookups see a settled
+// registry: it is ready in the current generation, and a new generation has
+// no grace period (the generation tests set one).
 func newRedisNode(t *testing.T, addr, node string, ttl time.Duration) *RedisCluster {
 	t.Helper()
 	c, err := NewRedisCluster(addr, node, ttl)
@@ -27,7 +30,42 @@ func newRedisNode(t *testing.T, addr, node string, ttl time.Duration) *RedisClus
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	c.grace = 0
+	if !strings.Contains(addr, "://") && addr != "" {
+		ready(t, c)
+	}
 	return c
+}
+
+// ready does what the registrar does once a node registered all its ids.
+func ready(t *testing.T, c ClusterRegistry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	gen, _, err := c.Generation(ctx)
+	if err == nil {
+		err = c.MarkReady(ctx, gen)
+	}
+	if err != nil {
+		t.Fatalf("node %s not marked ready: %v", c.Node(), err)
+	}
+}
+
+// dataKeys counts the registry's keys that expire: all but the generation
+// and the ready hash, which outlive every node on purpose.
+func dataKeys(t *testing.T, raw *redis.Client) int64 {
+	t.Helper()
+	keys, err := raw.Keys(testCtx(t), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(0)
+	for _, k := range keys {
+		if k != redisGenKey && k != redisReadyKey {
+			n++
+		}
+	}
+	return n
 }
 
 // rawRedis is a plain client to look at the keys the registry leaves.
@@ -128,7 +166,7 @@ func TestRedisClusterRegistry(t *testing.T) {
 				t.Errorf("%s: lookup %q = %q, want %q", s.name, id, got, want)
 			}
 		}
-		if n := raw.DBSize(ctx).Val(); n != s.keys {
+		if n := dataKeys(t, raw); n != s.keys {
 			t.Errorf("%s: %d keys in redis, want %d", s.name, n, s.keys)
 		}
 	}
@@ -137,9 +175,15 @@ func TestRedisClusterRegistry(t *testing.T) {
 	if err != nil || !slices.Equal(got, []string{"x", "10.0.0.2:9000"}) {
 		t.Errorf("lookup into dst = %q, %v", got, err)
 	}
-	// Every key the registry writes expires.
+	// Every key the registry writes expires, but the generation's two.
 	keys, _ := raw.Keys(ctx, "*").Result()
 	for _, k := range keys {
+		if k == redisGenKey || k == redisReadyKey {
+			if ttl := raw.PTTL(ctx, k).Val(); ttl != -1 {
+				t.Errorf("key %q: ttl %v, want none (it must outlive the nodes)", k, ttl)
+			}
+			continue
+		}
 		if ttl := raw.PTTL(ctx, k).Val(); ttl <= 0 || ttl > time.Minute {
 			t.Errorf("key %q: ttl %v, want (0, 1m]", k, ttl)
 		}
@@ -211,9 +255,10 @@ func TestRedisClusterExpiry(t *testing.T) {
 	eventually(t, 3*ttl, "the key of an id nobody refreshes expires", func() bool {
 		return raw.Exists(ctx, redisIDPrefix+"gone").Val() == 0
 	})
-	// Now the live node stops refreshing too: nothing is left at all.
+	// Now the live node stops refreshing too: nothing is left but the
+	// generation.
 	eventually(t, 3*ttl, "every key expires", func() bool {
-		return raw.DBSize(ctx).Val() == 0
+		return dataKeys(t, raw) == 0
 	})
 	if got := lookup(t, live, "u"); len(got) != 0 {
 		t.Errorf("lookup after every ttl = %q", got)
@@ -266,7 +311,11 @@ func TestRedisClusterContext(t *testing.T) {
 			go func() { _, _ = io.Copy(io.Discard, cn); cn.Close() }()
 		}
 	}()
-	hung := newRedisNode(t, ln.Addr().String(), "n:1", time.Minute)
+	hung, err := NewRedisCluster(ln.Addr().String(), "n:1", time.Minute) // not ready(): it would hang
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hung.Close() })
 
 	calls := map[string]func(ClusterRegistry, context.Context) error{
 		"register":   func(c ClusterRegistry, ctx context.Context) error { return c.Register(ctx, "u") },
@@ -382,5 +431,60 @@ func TestRedisClusterURL(t *testing.T) {
 	defer raw.Close()
 	if n := raw.Exists(ctx, redisIDPrefix+"u").Val(); n != 1 {
 		t.Errorf("no key in db 3")
+	}
+}
+
+// Generations on a real Redis: a flush starts a new one, in which no node is
+// ready; a miss is ErrRecovering until every live node is ready and the grace
+// has passed; marking ready in a stale generation does nothing.
+func TestRedisClusterGeneration(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	a := newRedisNode(t, srv.Addr, "a:1", time.Minute)
+	b := newRedisNode(t, srv.Addr, "b:1", time.Minute)
+	raw := rawRedis(t, srv.Addr)
+	ctx := testCtx(t)
+	must(t, a.Alive(ctx))
+	must(t, b.Alive(ctx))
+	old, ready, err := a.Generation(ctx)
+	if err != nil || !ready || old == "" {
+		t.Fatalf("Generation of a settled node = %q, %v, %v; want the generation, ready", old, ready, err)
+	}
+	if _, err := a.Lookup(ctx, "nobody", nil); err != nil {
+		t.Fatalf("a miss in a settled registry: %v, want none", err)
+	}
+
+	must(t, raw.FlushAll(ctx).Err())
+	gen, ready, err := a.Generation(ctx)
+	if err != nil || ready || gen == "" || gen == old {
+		t.Fatalf("Generation after a flush = %q, %v, %v; want a new generation, not ready", gen, ready, err)
+	}
+	must(t, b.MarkReady(ctx, old)) // stale: does nothing
+	if _, ok, _ := b.Generation(ctx); ok {
+		t.Error("MarkReady in a stale generation made b ready in the new one")
+	}
+	must(t, a.Alive(ctx))
+	must(t, a.MarkReady(ctx, gen))
+	must(t, b.Alive(ctx))
+	if _, err := a.Lookup(ctx, "nobody", nil); !errors.Is(err, ErrRecovering) {
+		t.Errorf("a miss while b is not ready: %v, want ErrRecovering", err)
+	}
+	must(t, b.MarkReady(ctx, gen))
+	// Every live node is ready; within the grace after the generation began
+	// (nodes that have not noticed yet are not in the node set) it is still a
+	// rebuild, past it a miss.
+	a.grace = time.Minute
+	if _, err := a.Lookup(ctx, "nobody", nil); !errors.Is(err, ErrRecovering) {
+		t.Errorf("a miss within the grace: %v, want ErrRecovering", err)
+	}
+	a.grace = 0
+	if got, err := a.Lookup(ctx, "nobody", nil); err != nil || len(got) != 0 {
+		t.Errorf("a miss once every node is ready, past the grace: %q, %v; want a plain miss", got, err)
+	}
+	// A node that leaves takes its ready mark with it; a dead node's mark does
+	// not matter once its node entry is gone.
+	must(t, b.Leave(ctx))
+	if v := raw.HGet(ctx, redisReadyKey, "b:1").Val(); v != "" {
+		t.Errorf("b's ready mark after Leave: %q, want none", v)
 	}
 }

@@ -18,6 +18,11 @@ const (
 	registrarMaxCall     = 5 * time.Second  // per call (one batch), whatever the TTL
 	registrarStopTimeout = 2 * time.Second  // Leave + Unregister at shutdown
 	registrarLogEvery    = 30 * time.Second // at most one error line per period
+	// RegistrarProbe is how often the registrar asks whether the registry
+	// lost its data (ClusterRegistry.Generation): one small script call, so
+	// that a Redis that restarted empty is repaired within about this long
+	// rather than at the next refresh (ttl/3).
+	RegistrarProbe = 250 * time.Millisecond
 )
 
 // Registrar is the one goroutine per node (Run) that makes all of the node's
@@ -35,9 +40,11 @@ type Registrar struct {
 	dropped atomic.Int64
 
 	every       time.Duration // Alive and refresh period: ttl/3
+	probeEvery  time.Duration // Generation period
 	callTimeout time.Duration
 	stopTimeout time.Duration
 	logEvery    time.Duration
+	rebuilds    atomic.Int64
 
 	// Run's goroutine only.
 	ids        []string // refresh walk, reused
@@ -45,6 +52,7 @@ type Registrar struct {
 	suppressed int // failures not logged since the last error line
 	failures   int // failed calls since the last success
 	seenDrops  int64
+	gen        string // the generation this node registered all its ids in ("" before the first)
 }
 
 // NewRegistrar returns the registrar of node c for the ids of local; ttl must
@@ -59,6 +67,7 @@ func NewRegistrar(c ClusterRegistry, local *Registry, ttl time.Duration, log zer
 		c: c, local: local, log: log,
 		events:      make(chan string, registrarQueue),
 		every:       every,
+		probeEvery:  min(RegistrarProbe, every),
 		callTimeout: min(every, registrarMaxCall),
 		stopTimeout: registrarStopTimeout,
 		logEvery:    registrarLogEvery,
@@ -88,6 +97,10 @@ func (r *Registrar) post(id string) {
 // Dropped returns how many events were dropped because the queue was full.
 func (r *Registrar) Dropped() int64 { return r.dropped.Load() }
 
+// Rebuilds returns how many times this node found that the registry had lost
+// its data and registered all of its ids again. Any goroutine.
+func (r *Registrar) Rebuilds() int64 { return r.rebuilds.Load() }
+
 // Run does the node's registry calls until ctx is done: Alive and a Refresh
 // of every local id at start and every ttl/3, and the queued events as they
 // come. Failed calls are logged (at most once per 30s, with how many were not)
@@ -100,7 +113,10 @@ func (r *Registrar) Dropped() int64 { return r.dropped.Load() }
 func (r *Registrar) Run(ctx context.Context) {
 	t := time.NewTicker(r.every)
 	defer t.Stop()
+	probe := time.NewTicker(r.probeEvery)
+	defer probe.Stop()
 	r.periodic(ctx)
+	r.probe(ctx)
 	batch := make(map[string]struct{}, registrarBatch)
 	for {
 		select {
@@ -109,6 +125,8 @@ func (r *Registrar) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			r.periodic(ctx)
+		case <-probe.C:
+			r.probe(ctx)
 		case id := <-r.events:
 			clear(batch)
 			batch[id] = struct{}{}
@@ -176,19 +194,56 @@ func (r *Registrar) periodic(ctx context.Context) {
 			Msg("push registrar queue was full; the refresh repairs the registry")
 		r.seenDrops = d
 	}
+	r.registerAll(ctx)
+}
+
+// registerAll says the node is alive and registers (refreshes) every local
+// id; it returns how many, and false when a call failed.
+func (r *Registrar) registerAll(ctx context.Context) (int, bool) {
 	if !r.call(ctx, "alive", r.c.Alive) {
 		// Redis is most likely down: skip the refresh instead of timing
 		// out batch after batch; the next period tries again.
-		return
+		return 0, false
 	}
 	all := r.localIDs()
 	defer func() { clear(all); r.ids = all[:0] }() // do not pin ids that leave
 	for ids := all; len(ids) > 0 && ctx.Err() == nil; {
 		b := ids[:min(len(ids), registrarBatch)]
 		if !r.call(ctx, "refresh", func(ctx context.Context) error { return r.c.Refresh(ctx, b) }) {
-			return
+			return len(all), false
 		}
 		ids = ids[len(b):]
+	}
+	return len(all), ctx.Err() == nil
+}
+
+// probe asks whether this node's ids are all in the registry's current
+// generation; when not (the registry lost its data, or this node just
+// started), it registers them all again and marks itself ready. Events queued
+// meanwhile are applied after it, which is harmless: each writes what the
+// local registry holds at that moment.
+func (r *Registrar) probe(ctx context.Context) {
+	var gen string
+	var ready bool
+	if !r.call(ctx, "generation", func(ctx context.Context) (err error) {
+		gen, ready, err = r.c.Generation(ctx)
+		return err
+	}) || ready {
+		return
+	}
+	lost := r.gen != ""
+	n, ok := r.registerAll(ctx)
+	if !ok {
+		return // the next probe tries again
+	}
+	if !r.call(ctx, "mark ready", func(ctx context.Context) error { return r.c.MarkReady(ctx, gen) }) {
+		return
+	}
+	r.gen = gen
+	if lost {
+		r.rebuilds.Add(1)
+		r.log.Warn().Int("ids", n).Str("generation", gen).
+			Msg("push cluster registry had lost this node's entries (Redis restarted empty or was flushed): registered them all again")
 	}
 }
 

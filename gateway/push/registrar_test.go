@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -142,7 +143,7 @@ func TestRegistrarEndToEnd(t *testing.T) {
 	if !slices.Equal(lookup(t, other, "u1"), []string{"other:1"}) {
 		t.Error("the stopped node removed another node's entry")
 	}
-	if n := rawRedis(t, srv.Addr).DBSize(testCtx(t)).Val(); n != 1 {
+	if n := dataKeys(t, rawRedis(t, srv.Addr)); n != 1 {
 		t.Errorf("%d keys left after the node left, want only u1's", n)
 	}
 	if n := logs.lines("error"); n != 0 {
@@ -276,4 +277,58 @@ func (a *aliveCounter) Alive(ctx context.Context) error {
 		a.failed.Add(1)
 	}
 	return err
+}
+
+// The registry loses everything (a Redis that restarted empty): the registrar
+// notices within a probe or two and registers every local id again, and until
+// then a lookup of a connected id says "recovering", never "not connected".
+func TestRegistrarRebuildsAfterDataLoss(t *testing.T) {
+	t.Parallel()
+	mc := NewMemoryCluster(time.Minute, nil)
+	node, other := mc.Node("self:1"), mc.Node("other:1")
+	local := NewRegistry(0)
+	var logs syncBuffer
+	r := NewRegistrar(node, local, time.Minute, zerolog.New(&logs))
+	for _, id := range []string{"a", "b", "c"} {
+		_, _ = local.Add(id, &fakeConn{})
+		r.Registered(id)
+	}
+	runRegistrar(t, r)
+	eventually(t, 2*time.Second, "all three visible", func() bool { return mc.Len() == 3 })
+
+	mc.Flush()
+	lost := time.Now()
+	var misses int
+	eventually(t, 2*time.Second, "every id visible again", func() bool {
+		for _, id := range []string{"a", "b", "c"} {
+			got, err := other.Lookup(context.Background(), id, nil)
+			switch {
+			case errors.Is(err, ErrRecovering):
+				return false
+			case err != nil:
+				t.Fatalf("lookup %s: %v", id, err)
+			case len(got) == 0:
+				misses++ // a false "not connected"
+				return false
+			}
+		}
+		return true
+	})
+	if misses > 0 {
+		t.Errorf("%d lookups after the loss found a connected id nowhere without saying the registry was recovering", misses)
+	}
+	if took := time.Since(lost); took > time.Second+2*RegistrarProbe {
+		t.Errorf("the registry was whole again %v after the loss, want within a second and two probes", took)
+	}
+	if n := r.Rebuilds(); n != 1 {
+		t.Errorf("Rebuilds() = %d, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "registered them all again") {
+		t.Errorf("no log line about the rebuild: %s", logs.String())
+	}
+	// A settled registry answers a miss as a miss.
+	eventually(t, 2*RecoveryGrace, "an unknown id is a plain miss once settled", func() bool {
+		got, err := other.Lookup(context.Background(), "nobody", nil)
+		return err == nil && len(got) == 0
+	})
 }

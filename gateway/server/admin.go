@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -14,8 +13,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
-
-	"gozer/filters/lua"
 )
 
 // The admin listener's limits. net/http served it before with a 5 s header and
@@ -161,30 +158,22 @@ func (s *Server) adminMux() *http.ServeMux {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /admin/filters", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		var list []lua.FilterStatus
-		if s.filters != nil {
-			list = s.filters.Status()
-		}
-		if list == nil {
-			list = []lua.FilterStatus{}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(list)
-	})
+	mux.HandleFunc("GET /admin/filters", s.adminFilters)
 	mux.HandleFunc("GET /admin/origins", s.adminOrigins)
-	mux.HandleFunc("GET /admin/push", s.push.adminStats)
+	mux.HandleFunc("GET /admin/push", s.push.adminPush)
 	// The admin handler serves /push/ itself (push.API); the pattern is here
 	// for ServeMux's redirect of /push to /push/, as when the API was mounted
 	// on the mux.
 	mux.Handle("/push/", http.NotFoundHandler())
-	// Profiles of the running gateway, for operators (the admin listener is internal).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	if s.cfg.Listeners.Admin.Pprof {
+		// Profiles of the running gateway, for operators, when the config asks
+		// for them (listeners.admin.pprof): every link of the index answers.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	}
 	return mux
 }
 

@@ -151,6 +151,12 @@ func (cl *client) failRequest(ex *exchange, err error) {
 		ex = cl.l.getExchange()
 		ex.begin(cl, cl.l.now)
 	}
+	// The access log says what was received of the request line.
+	buf, _ := cl.c.Peek(-1)
+	m, target := httpcodec.RequestLineOf(buf, int(cl.l.srv.cfg.Server.MaxRequestLine))
+	ex.headRefused = true
+	ex.headMethod = append(ex.headMethod[:0], m...)
+	ex.headTarget = append(ex.headTarget[:0], target...)
 	// The request could not be read: outbound filters still see the answer, with an
 	// empty request.
 	ex.req.Reset()

@@ -70,6 +70,12 @@ type exchange struct {
 	staleRetried  bool // the free retry after a stale pooled connection was used
 	attemptStart  int64
 
+	// headRefused: the request head was refused while scanned or parsed;
+	// headMethod and headTarget are what its request line held (copies; empty
+	// when not received whole), for the access log.
+	headRefused            bool
+	headMethod, headTarget []byte
+
 	started  int64
 	status   int
 	cause    filters.Cause
@@ -104,6 +110,7 @@ func (ex *exchange) reset() {
 	ex.respChunks.Reset()
 	ex.respSent, ex.originEOF, ex.pumping, ex.staleRetried, ex.respCollect = false, false, false, false, false
 	ex.chunkedOut, ex.closeAfter = false, false
+	ex.headRefused, ex.headMethod, ex.headTarget = false, ex.headMethod[:0], ex.headTarget[:0]
 	ex.started, ex.status, ex.cause, ex.reason = 0, 0, filters.Cause{}, ""
 	ex.bytesIn, ex.bytesOut = 0, 0
 }
@@ -362,10 +369,14 @@ func (ex *exchange) logAccess() {
 	if ex.cl != nil {
 		remote = ex.cl.remote
 	}
-	path := filters.PathOf(ex.req.Header.RequestURI())
+	method, path := ex.req.Header.Method(), filters.PathOf(ex.req.Header.RequestURI())
+	if ex.headRefused {
+		// What was received, not the empty request's defaults (GET /).
+		method, path = orDash(ex.headMethod), orDash(filters.PathOf(ex.headTarget))
+	}
 	ex.finishIsolation()
 	if e := l.log.Logger.Log(); e != nil {
-		e.Bytes("request_id", ex.id).Str("client", remote).Bytes("method", ex.req.Header.Method()).
+		e.Bytes("request_id", ex.id).Str("client", remote).Bytes("method", method).
 			Bytes("path", path).Int("status", ex.status).Str("cause", ex.statusName()).
 			Str("origin", originName).Str("server", serverAddr).Int("attempts", ex.attempts).
 			Int64("bytes_in", ex.bytesIn).Int64("bytes_out", ex.bytesOut).Int64("duration_us", dur)
@@ -396,6 +407,16 @@ func (ex *exchange) logAccess() {
 			Int("status", ex.status).Str("cause", ex.cause.Name).Str("origin", originName).
 			Str("server", serverAddr).Str("reason", ex.reason).Msg("request failed")
 	}
+}
+
+var dash = []byte("-")
+
+// orDash is b, or "-" when b is empty (the access log's "not received").
+func orDash(b []byte) []byte {
+	if len(b) == 0 {
+		return dash
+	}
+	return b
 }
 
 // errorResponse appends the gateway's own answer for cause to dst.

@@ -94,6 +94,7 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 		x.onClose(err)
 		x.l.reap()
 		h.srv.clients.Add(-1)
+		h.srv.closed.Add(1)
 	case *upstream:
 		x.l.clock()
 		x.onClose(err)
@@ -103,6 +104,7 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 		x.onClose(err)
 		x.l.reap()
 		h.srv.clients.Add(-1)
+		h.srv.closed.Add(1)
 	}
 	return gnet.None
 }

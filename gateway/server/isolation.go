@@ -2,15 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net"
-	"net/http"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"gozer/filters"
 	"gozer/gateway/config"
@@ -69,7 +66,7 @@ func attachIsolation(t *origin.Table, cfg map[string]*config.Origin) error {
 		}
 		iso, err := origin.NewIsolation(o.Name, oc.Servers, ic)
 		if err != nil {
-			return fmt.Errorf("origins.%s: %w", o.Name, err)
+			return err // it names origins.NAME.servers already
 		}
 		o.Iso = iso
 		o.Fallback = oc.Fallback
@@ -263,51 +260,4 @@ func (c *causeCounters) snapshot() map[string]map[string]int64 {
 		out[o] = m
 	}
 	return out
-}
-
-// adminOrigins serves GET /admin/origins: every origin's breaker, bulkhead, servers
-// (outstanding requests, ejected, health) and requests by status cause.
-func (s *Server) adminOrigins(w http.ResponseWriter, _ *http.Request) {
-	now := time.Now().UnixNano()
-	counts := s.counters.snapshot()
-	type serverView struct {
-		Addr        string `json:"addr"`
-		Weight      int    `json:"weight"`
-		Outstanding int64  `json:"outstanding"`
-		Available   bool   `json:"available"`
-		Up          bool   `json:"up"`
-		Ejected     bool   `json:"ejected"`
-	}
-	type originView struct {
-		Name        string              `json:"name"`
-		Fallback    string              `json:"fallback,omitempty"`
-		BreakerOpen bool                `json:"breaker_open"`
-		Breaker     origin.BreakerStats `json:"breaker"`
-		InFlight    int64               `json:"in_flight"`
-		Refused     int64               `json:"refused_concurrency"`
-		Servers     []serverView        `json:"servers"`
-		Requests    map[string]int64    `json:"requests_by_cause"`
-		DNSError    string              `json:"dns_error,omitempty"`
-	}
-	var out []originView
-	for _, o := range s.origins.List {
-		v := originView{Name: o.Name, Fallback: o.Fallback, Requests: counts[o.Name]}
-		if iso := o.Iso; iso != nil {
-			v.BreakerOpen = iso.Breaker.Refusing(now)
-			v.Breaker = iso.Breaker.Stats(now)
-			v.InFlight, v.Refused = iso.Bulkhead.InFlight(), iso.Bulkhead.Refused()
-			v.DNSError = iso.Discovery.LastError()
-			for _, srv := range iso.Discovery.Servers().List {
-				v.Servers = append(v.Servers, serverView{
-					Addr: srv.Addr, Weight: srv.Weight, Outstanding: srv.Outstanding(),
-					Available: srv.Available(now), Up: srv.Up(), Ejected: iso.Outlier.Ejected(srv, now),
-				})
-			}
-		}
-		out = append(out, v)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(out)
 }

@@ -211,11 +211,30 @@ func (l *loop) getExchange() *exchange {
 	return &exchange{l: l}
 }
 
+// keepBuf is the largest buffer a recycled exchange keeps: a request that
+// needed a bigger one (a body kept for replay or for a filter, a long head)
+// does not pin it for the requests after it.
+const keepBuf = 16 << 10
+
 // putExchange recycles ex; a loop keeps as many as it ever had in flight at once,
 // up to a bound, so a burst does not pin its memory forever.
 func (l *loop) putExchange(ex *exchange) {
 	ex.reset()
-	if len(l.free) < 1024 {
-		l.free = append(l.free, ex)
+	if len(l.free) >= 1024 {
+		return
 	}
+	ex.fwd = trimBuf(ex.fwd)
+	ex.replay = trimBuf(ex.replay)
+	ex.fc.Body = trimBuf(ex.fc.Body)
+	ex.fc.RespBody = trimBuf(ex.fc.RespBody)
+	ex.fc.RespondBody = trimBuf(ex.fc.RespondBody)
+	l.free = append(l.free, ex)
+}
+
+// trimBuf drops b when it grew past keepBuf.
+func trimBuf(b []byte) []byte {
+	if cap(b) > keepBuf {
+		return nil
+	}
+	return b
 }

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,11 +38,11 @@ type pushHub struct {
 
 // pushStats are the push counters /admin/push shows.
 type pushStats struct {
-	open, accepted, refused             atomic.Int64
-	delivered, slowClosed, pingTimeouts atomic.Int64
-	goAways, protocolClosed             atomic.Int64
-	upstreamSent, upstreamFailed        atomic.Int64
-	upstreamDropped                     atomic.Int64
+	open, accepted, refused        atomic.Int64
+	sent, slowClosed, pingTimeouts atomic.Int64
+	goAways, protocolClosed        atomic.Int64
+	upstreamSent, upstreamFailed   atomic.Int64
+	upstreamDropped                atomic.Int64
 }
 
 func newPushHub(s *Server) (*pushHub, error) {
@@ -128,37 +126,15 @@ func (h *pushHub) lifetimeOf(rnd uint32) int64 {
 	return h.lifetime - cut
 }
 
-// adminStats serves GET /admin/push.
-func (h *pushHub) adminStats(w http.ResponseWriter, _ *http.Request) {
-	st := &h.stats
-	out := map[string]any{
-		"connections": st.open.Load(), "clients": h.reg.Clients(),
-		"accepted_total": st.accepted.Load(), "refused_total": st.refused.Load(),
-		"delivered_total": st.delivered.Load(), "slow_consumer_closed_total": st.slowClosed.Load(),
-		"ping_timeout_closed_total": st.pingTimeouts.Load(), "goaway_total": st.goAways.Load(),
-		"protocol_error_closed_total": st.protocolClosed.Load(),
-		"upstream_sent_total":         st.upstreamSent.Load(), "upstream_failed_total": st.upstreamFailed.Load(),
-		"upstream_dropped_total": st.upstreamDropped.Load(),
-		"api":                    h.api.Stats(),
-		"cluster":                h.cluster != nil,
-	}
-	if h.cluster != nil {
-		out["node"] = h.cluster.Node()
-		out["registrar_dropped_total"] = h.registrar.Dropped()
-	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(out)
-}
-
 // logClose writes the process-log line of a connection the gateway closed.
 func (pc *pushConn) logClose(lvl zerolog.Level, reason string) {
 	pc.l.srv.push.log.WithLevel(lvl).Str("client_id", pc.id).Str("remote", pc.c.RemoteAddr().String()).
 		Msg("push connection closed: " + reason)
 }
 
-// logLifetime writes the access-log line that ends a push connection's life.
+// logLifetime writes the access-log line that ends a push connection's life:
+// who ended it (closed_by), why (reason: the gateway's own reason when it ended
+// it, else what the socket said) and the websocket close code, if one passed.
 func (pc *pushConn) logLifetime(err error) {
 	l := pc.l
 	if e := l.log.Logger.Log(); e != nil {
@@ -169,11 +145,36 @@ func (pc *pushConn) logLifetime(err error) {
 		e.Str("push", "closed").Str("kind", kind).Str("client_id", pc.id).Str("client", pc.c.RemoteAddr().String()).
 			Str("closed_by", whyNames[pc.why]).
 			Int64("duration_ms", (l.now-pc.opened)/1e6).Uint32("messages_in", pc.msgsIn).Uint32("messages_out", pc.msgsOut)
-		if err != nil {
+		if pc.closeCode != 0 {
+			e.Uint16("close_code", pc.closeCode)
+		}
+		if reason := pc.endReason(); reason != "" {
+			e.Str("reason", reason)
+		} else if err != nil {
 			e.Str("reason", err.Error())
 		}
 		e.Send()
 	}
+}
+
+// endReason is why the gateway ended the connection, "" when it did not.
+func (pc *pushConn) endReason() string {
+	switch pc.why {
+	case whyProtocol:
+		if ce := pc.dec.Err(); ce != nil {
+			return ce.Reason
+		}
+		return "websocket protocol error"
+	case whySlow:
+		return "slow consumer: outbound buffer over push.max_outbound_bytes"
+	case whyPingTimeout:
+		return "two pings without an answer"
+	case whyLifetime:
+		return "max connection lifetime, reconnect"
+	case whyDrain:
+		return "server restarting, reconnect"
+	}
+	return ""
 }
 
 // drainSpread is how long after SIGTERM the last push go-away may be due: 80 % of

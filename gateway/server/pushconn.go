@@ -51,8 +51,11 @@ type pushConn struct {
 	missed uint8 // pings sent since the last pong (or other frame)
 	paused bool  // reading paused: too many upstream messages in flight
 	why    uint8 // why the gateway ended it (whyDevice: it did not), for the log
-	wslot  int32 // the loop's wheel slot (-1: not in the wheel)
-	widx   int32
+	// closeCode is the websocket close code the connection ended with: the one
+	// the gateway sent, or the device's; 0 when no close frame passed.
+	closeCode uint16
+	wslot     int32 // the loop's wheel slot (-1: not in the wheel)
+	widx      int32
 
 	opened   int64 // unix ns
 	nextPing int64 // unix ns
@@ -155,7 +158,7 @@ func (pc *pushConn) deliver(msg []byte, binary bool) {
 		p.iov[1] = nil
 	}
 	pc.msgsOut++
-	h.stats.delivered.Add(1)
+	h.stats.sent.Add(1)
 	if pc.state != pcClosed && int64(pc.c.OutboundBuffered()) > h.maxOutbound {
 		pc.slowClose()
 	}
@@ -173,6 +176,7 @@ func (pc *pushConn) slowClose() {
 	pc.why = whySlow
 	pc.logClose(zerolog.InfoLevel, "slow consumer: outbound buffer over push.max_outbound_bytes")
 	if pc.kind == kindWS && pc.state == pcOpen { // one close frame per connection (RFC 6455 5.5.1)
+		pc.closeCode = uint16(push.ClosePolicyViolation)
 		_, _ = pc.c.Write(push.AppendClose(pc.l.push.scratch[:0], push.ClosePolicyViolation, "slow consumer: outbound buffer full"))
 	}
 	pc.close()
@@ -223,6 +227,7 @@ func (pc *pushConn) protocolClose(ce *push.CloseError) {
 	h := pc.l.srv.push
 	h.stats.protocolClosed.Add(1)
 	pc.why = whyProtocol
+	pc.closeCode = uint16(ce.Code)
 	pc.logClose(zerolog.InfoLevel, "websocket protocol error: "+ce.Reason)
 	if pc.state != pcOpen {
 		pc.close()
@@ -282,6 +287,7 @@ func (pc *pushConn) onMessage(m push.Message) {
 		if pc.state == pcOpen {
 			// The device closes: echo its code (RFC 6455 5.5.1), then close.
 			code := m.Code
+			pc.closeCode = uint16(code) // the device's own (1005: it gave none)
 			if code == push.CloseNoStatus {
 				code = push.CloseNormal
 			}
@@ -363,6 +369,7 @@ func (pc *pushConn) goAway(now int64, reason string) {
 		pc.close()
 		return
 	}
+	pc.closeCode = uint16(push.CloseGoingAway)
 	_, _ = pc.c.Write(push.AppendClose(pc.l.push.scratch[:0], push.CloseGoingAway, reason))
 	pc.leave(now + closeGrace)
 }

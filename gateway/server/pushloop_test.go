@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestSpread(t *testing.T) {
@@ -27,5 +28,13 @@ func TestSpread(t *testing.T) {
 				t.Fatalf("spread(%d, %d) = %d, want %d", c.rnd, c.span, got, c.want)
 			}
 		})
+	}
+}
+
+// TestPushConnSize: an idle push connection's own state stays in the 128-byte
+// size class (the README's memory per connection counts on it).
+func TestPushConnSize(t *testing.T) {
+	if s := unsafe.Sizeof(pushConn{}); s > 128 {
+		t.Errorf("pushConn is %d bytes, want at most 128", s)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"gozer/filters"
 	"gozer/gateway/origin"
 )
 
@@ -34,7 +36,8 @@ const (
 // reach a connection's loop only through Execute.
 type pushUpstream struct {
 	h      *pushHub
-	o      *origin.Origin // nil: no push origin, messages are dropped
+	o      *origin.Origin                 // nil: no push origin, messages are dropped
+	count  func(originName, cause string) // the origin's requests_by_cause (causeCounters.add)
 	path   string
 	queue  chan upMsg
 	client *fasthttp.Client
@@ -48,7 +51,7 @@ type upMsg struct {
 }
 
 func newPushUpstream(s *Server, h *pushHub) (*pushUpstream, error) {
-	u := &pushUpstream{h: h, path: s.cfg.Push.UpstreamPath}
+	u := &pushUpstream{h: h, path: s.cfg.Push.UpstreamPath, count: s.counters.add}
 	name := s.cfg.Push.UpstreamOrigin
 	if name == "" {
 		return u, nil
@@ -136,10 +139,16 @@ func (u *pushUpstream) post(req *fasthttp.Request, resp *fasthttp.Response, m up
 	start := time.Now().UnixNano()
 	if v := o.Iso.Admit(start); v != origin.Admitted {
 		st.upstreamFailed.Add(1)
+		cause := filters.LocalOriginConcurrency
+		if v == origin.RefusedOpen {
+			cause = filters.LocalOriginCircuitOpen
+		}
+		u.count(o.Name, cause.Name)
 		u.logFailure(m.pc.id, "push origin refused: "+v.String())
 		return
 	}
 	outcome := origin.Failure
+	cause := filters.OriginConnectivity // no server was available to try
 	var tried uint64
 	for attempt := 0; attempt <= min(o.Retries, 1); attempt++ {
 		now := time.Now().UnixNano()
@@ -158,6 +167,9 @@ func (u *pushUpstream) post(req *fasthttp.Request, resp *fasthttp.Response, m up
 		err := u.client.DoTimeout(req, resp, o.ReadTimeout)
 		ok := err == nil && resp.StatusCode() < 500
 		o.Iso.AttemptDone(srv, ok, time.Now().UnixNano())
+		// As on the proxy path: an answer, 5xx or not, is the origin's success at
+		// talking HTTP (its status says the rest); no answer is a failure's cause.
+		cause = upstreamCause(err)
 		if ok {
 			outcome = origin.Success
 			break
@@ -169,11 +181,30 @@ func (u *pushUpstream) post(req *fasthttp.Request, resp *fasthttp.Response, m up
 		}
 	}
 	o.Iso.Finish(outcome, start, time.Now().UnixNano())
+	u.count(o.Name, cause.Name)
 	if outcome == origin.Success {
 		st.upstreamSent.Add(1)
 	} else {
 		st.upstreamFailed.Add(1)
 	}
+}
+
+// upstreamCause is the status cause of one upstream message attempt.
+func upstreamCause(err error) filters.Cause {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return filters.Success
+	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrNoFreeConns):
+		return filters.OriginConnectivity
+	case errors.Is(err, fasthttp.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
+		return filters.OriginReadTimeout
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return filters.OriginConnectivity
+	}
+	return filters.OriginReset
 }
 
 // logFailure logs at most one line per second: a down push origin would

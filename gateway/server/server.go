@@ -57,6 +57,7 @@ type Server struct {
 	loops   []*loop // every loop seen so far; read by the ticker under loopsMu
 
 	clients  atomic.Int64 // client connections open (accepted and not yet closed)
+	closed   atomic.Int64 // client connections closed since start (the reclaimer's signal)
 	draining atomic.Bool
 	stopTick chan struct{}
 	wg       sync.WaitGroup
@@ -102,6 +103,29 @@ func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	return s, nil
+}
+
+// Check builds everything New builds from cfg (the origins with their first DNS
+// lookups, the access log, the Lua filters, the push hub) and releases it again
+// without binding a port: what `gozer -check` runs, so that it refuses what
+// start-up would.
+func Check(cfg *config.Config, log zerolog.Logger) error {
+	s, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	s.release()
+	return nil
+}
+
+// release frees what New made, for a server that was never started.
+func (s *Server) release() {
+	if s.filters != nil {
+		s.filters.Stop()
+	}
+	s.push.stop()
+	s.origins.Close()
+	_ = s.access.Close()
 }
 
 // Start binds the listeners and starts the event loops; it returns once Gozer serves.
@@ -152,7 +176,16 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen admin %s: %w", s.cfg.Listeners.Admin.Addr, err)
 	}
 	s.admin = s.newAdmin(adminLn)
+	if s.cfg.Listeners.Admin.OnEveryInterface() {
+		s.log.Warn().Str("admin", s.cfg.Listeners.Admin.Addr).
+			Msg("admin listener on every interface: its push API and admin endpoints have no authentication; listen on loopback or a private address (listeners.admin.addr)")
+	}
 
+	if every := s.cfg.Server.MemoryReclaimInterval; every > 0 {
+		r := newReclaimer(every, s.closed.Load, s.log)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); r.run(s.stopTick) }()
+	}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.watcher.run() }()
 	go func() { defer s.wg.Done(); s.acceptLoop(ln) }()
