@@ -46,3 +46,19 @@ func TestHostWithoutPort(t *testing.T) {
 		}
 	}
 }
+
+func TestPathOf(t *testing.T) {
+	cases := []struct{ uri, want string }{
+		{"/", "/"},
+		{"/a/b?x=1", "/a/b"},
+		{"/a?", "/a"},
+		{"http://example.com/p/q?z", "/p/q"},
+		{"http://example.com", "/"},
+		{"*", "*"},
+	}
+	for _, c := range cases {
+		if got := string(PathOf([]byte(c.uri))); got != c.want {
+			t.Errorf("PathOf(%q) = %q, want %q", c.uri, got, c.want)
+		}
+	}
+}

@@ -3,6 +3,8 @@
 // The Lua runtime and the filter chains (inbound → endpoint → outbound) build on it.
 package filters
 
+import "gozer/gateway/httpcodec"
+
 // Category says who a request's outcome is attributed to, as Zuul's StatusCategory does.
 type Category uint8
 
@@ -78,21 +80,26 @@ func CauseIndex(name string) int {
 	return -1
 }
 
-// CauseByName maps the causes a codec error names to their Cause, so a decoding
-// error carrying only a name is counted in the right category.
-func CauseByName(name string) (Cause, bool) {
-	for _, c := range all {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return Cause{}, false
-}
-
 var all = []Cause{
 	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
 	ClientHeadersTooLong, ClientClosed, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit,
 	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, SuccessViaFallback,
 	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,
+}
+
+// CauseOfCodec is the status cause of a decoding error's class (its own
+// status, when it has one, wins over the cause's).
+func CauseOfCodec(c httpcodec.Class) Cause {
+	switch c {
+	case httpcodec.CauseSmuggling:
+		return ClientSmuggling
+	case httpcodec.CauseURITooLong:
+		return ClientURITooLong
+	case httpcodec.CauseHeadersTooLarge:
+		return ClientHeadersTooLong
+	case httpcodec.CauseOriginBadResponse:
+		return OriginBadResponse
+	}
+	return ClientBadRequest
 }

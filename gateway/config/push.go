@@ -93,7 +93,7 @@ func (c *Config) ClusterNode() string {
 	return c.Listeners.Admin.Addr
 }
 
-func (c *Config) validatePush(bad func(key, format string, args ...any)) {
+func (c *Config) validatePush(bad reporter) {
 	p := &c.Push
 	for key, v := range map[string]string{"push.ws_path": p.WSPath, "push.sse_path": p.SSEPath, "push.upstream_path": p.UpstreamPath} {
 		if !strings.HasPrefix(v, "/") {

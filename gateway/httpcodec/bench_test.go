@@ -119,7 +119,7 @@ func BenchmarkAppendError(b *testing.B) {
 	id := []byte("0c3b1f0e-5c1d-4e0a-9d5e-1b2c3d4e5f60")
 	b.ReportAllocs()
 	for b.Loop() {
-		dst = AppendError(dst[:0], 431, CauseHeadersTooLarge, "request head too large", id, true)
+		dst = AppendError(dst[:0], 431, string(CauseHeadersTooLarge), "request head too large", id, true)
 	}
 }
 
@@ -166,7 +166,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 			}
 			in = in[n:]
 		}
-		dst = AppendError(dst[:0], 400, CauseSmuggling, "", []byte("id"), true)
+		dst = AppendError(dst[:0], 400, string(CauseSmuggling), "", []byte("id"), true)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per run, want 0", allocs)

@@ -161,89 +161,102 @@ func (d *ChunkedDecoder) Next(in []byte) (consumed int, data []byte, done bool, 
 		}
 		c := in[i]
 		i++
+		var err *Error
 		switch d.state {
-		case csSize:
-			if class[c]&classHexDig != 0 {
-				v := uint64(hexVal(c))
-				if d.size > (MaxChunkSize-v)/16 {
-					return i, nil, false, d.fail(ceOverflow)
-				}
-				d.size = d.size*16 + v
-				d.digits++
-				break
-			}
-			if d.digits == 0 {
-				return i, nil, false, d.fail(ceBadSize)
-			}
-			switch c {
-			case ';':
-				d.state = csExt
-			case ' ', '\t':
-				d.state = csSizeBWS
-			case '\r':
-				d.state = csSizeLF
-			case '\n':
-				return i, nil, false, d.fail(ceBareLF)
-			default:
-				return i, nil, false, d.fail(ceBadSize)
-			}
-		case csSizeBWS:
-			switch c {
-			case ' ', '\t':
-			case ';':
-				d.state = csExt
-			default:
-				return i, nil, false, d.fail(ceBadSize)
-			}
-		case csExt:
-			switch {
-			case c == '\r':
-				d.state = csSizeLF
-			case c == '\n':
-				return i, nil, false, d.fail(ceBareLF)
-			case (c < 0x20 && c != '\t') || c == 0x7f:
-				return i, nil, false, d.fail(ceBadExt)
-			}
+		case csSize, csSizeBWS, csExt:
+			err = d.sizeLineByte(c)
 		case csSizeLF:
-			if c != '\n' {
-				return i, nil, false, d.fail(ceNoCRLF)
-			}
-			if d.size == 0 {
-				d.state = csTrailerStart
-			} else {
-				d.remaining = d.size
-				d.state = csData
-			}
-			d.size, d.digits, d.line = 0, 0, 0
-			continue
+			err = d.sizeLineEnd(c)
 		case csDataCR:
 			if c != '\r' {
-				return i, nil, false, d.fail(ceNoCRLF)
+				err = d.fail(ceNoCRLF)
 			}
 			d.state = csDataLF
-			continue
 		case csDataLF:
 			if c != '\n' {
-				return i, nil, false, d.fail(ceNoCRLF)
+				err = d.fail(ceNoCRLF)
 			}
 			d.state = csSize
-			continue
 		default:
-			if err := d.trailerByte(c, maxTrailer); err != nil {
-				return i, nil, false, err
-			}
-			if d.state == csDone {
+			if err = d.trailerByte(c, maxTrailer); err == nil && d.state == csDone {
 				return i, nil, true, nil
 			}
-			continue
 		}
-		// Still on the size line.
-		d.line++
-		if d.line > MaxChunkLine {
-			return i, nil, false, d.fail(ceLineTooLong)
+		if err != nil {
+			return i, nil, false, err
 		}
 	}
 	return i, nil, false, nil
+}
+
+// sizeLineByte advances the chunk-size line (size, BWS, extensions) by one
+// byte, up to its CR.
+func (d *ChunkedDecoder) sizeLineByte(c byte) *Error {
+	switch d.state {
+	case csSize:
+		if class[c]&classHexDig != 0 {
+			v := uint64(hexVal(c))
+			if d.size > (MaxChunkSize-v)/16 {
+				return d.fail(ceOverflow)
+			}
+			d.size = d.size*16 + v
+			d.digits++
+			break
+		}
+		if d.digits == 0 {
+			return d.fail(ceBadSize)
+		}
+		switch c {
+		case ';':
+			d.state = csExt
+		case ' ', '\t':
+			d.state = csSizeBWS
+		case '\r':
+			d.state = csSizeLF
+		case '\n':
+			return d.fail(ceBareLF)
+		default:
+			return d.fail(ceBadSize)
+		}
+	case csSizeBWS:
+		switch c {
+		case ' ', '\t':
+		case ';':
+			d.state = csExt
+		default:
+			return d.fail(ceBadSize)
+		}
+	case csExt:
+		switch {
+		case c == '\r':
+			d.state = csSizeLF
+		case c == '\n':
+			return d.fail(ceBareLF)
+		case (c < 0x20 && c != '\t') || c == 0x7f:
+			return d.fail(ceBadExt)
+		}
+	}
+	d.line++
+	if d.line > MaxChunkLine {
+		return d.fail(ceLineTooLong)
+	}
+	return nil
+}
+
+// sizeLineEnd takes the LF that ends a chunk-size line: data follows, or the
+// trailer section after the last chunk.
+func (d *ChunkedDecoder) sizeLineEnd(c byte) *Error {
+	if c != '\n' {
+		return d.fail(ceNoCRLF)
+	}
+	if d.size == 0 {
+		d.state = csTrailerStart
+	} else {
+		d.remaining = d.size
+		d.state = csData
+	}
+	d.size, d.digits, d.line = 0, 0, 0
+	return nil
 }
 
 // trailerByte advances the trailer section state machine by one byte.

@@ -6,14 +6,17 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Status causes set on an *Error. They match the causes of the filters package
-// (filters/status.go), which the core maps them to.
+// Class is the kind of problem an *Error reports; filters.CauseOfCodec maps
+// each to its status cause. Its value is that cause's name.
+type Class string
+
+// The classes of decoding errors.
 const (
-	CauseBadRequest        = "FAILURE_CLIENT_BAD_REQUEST"
-	CauseSmuggling         = "FAILURE_CLIENT_SMUGGLING"
-	CauseURITooLong        = "FAILURE_CLIENT_URI_TOO_LONG"
-	CauseHeadersTooLarge   = "FAILURE_CLIENT_HEADERS_TOO_LARGE"
-	CauseOriginBadResponse = "FAILURE_ORIGIN_BAD_RESPONSE"
+	CauseBadRequest        Class = "FAILURE_CLIENT_BAD_REQUEST"
+	CauseSmuggling         Class = "FAILURE_CLIENT_SMUGGLING"
+	CauseURITooLong        Class = "FAILURE_CLIENT_URI_TOO_LONG"
+	CauseHeadersTooLarge   Class = "FAILURE_CLIENT_HEADERS_TOO_LARGE"
+	CauseOriginBadResponse Class = "FAILURE_ORIGIN_BAD_RESPONSE"
 )
 
 // Error maps a decoding problem to an HTTP status and a status cause.
@@ -23,13 +26,13 @@ const (
 // not modify their fields. Compare them by Status and Cause, not by pointer.
 type Error struct {
 	Status int    // 400, 413, 414, 417, 431, 502, 505 ...
-	Cause  string // e.g. CauseBadRequest, CauseSmuggling, CauseOriginBadResponse
+	Cause  Class  // e.g. CauseBadRequest, CauseSmuggling, CauseOriginBadResponse
 	Reason string // short human reason for the log line; never sent to the client
 }
 
 // Error implements error: "<status> <cause>: <reason>".
 func (e *Error) Error() string {
-	return strconv.Itoa(e.Status) + " " + e.Cause + ": " + e.Reason
+	return strconv.Itoa(e.Status) + " " + string(e.Cause) + ": " + e.Reason
 }
 
 func badRequest(reason string) *Error {

@@ -204,19 +204,16 @@ type ForwardInfo struct {
 // has room; it uses r's scratch buffers, so r must not be used concurrently.
 func AppendForwardRequest(dst []byte, r *Request, fi *ForwardInfo) []byte {
 	b := r.indexHeaders()
-	reqID := r.RequestID()
-	trust := fi.TrustForwarded
-
-	var hostSeen, ridSeen, viaSeen, xfpSeen, xfhSeen, xffSeen bool
+	fs := forwardSeen{clientRID: r.RequestID() != nil}
 	r.connToks = r.connToks[:0]
 	for i := range r.idx {
 		switch l := &r.idx[i]; l.kind {
 		case kConnection:
 			r.connToks = addConnTokens(r.connToks, l.value(b))
 		case kVia:
-			viaSeen = true
+			fs.via = true
 		case kXFF:
-			xffSeen = true
+			fs.xff = true
 		}
 	}
 
@@ -229,98 +226,8 @@ func AppendForwardRequest(dst []byte, r *Request, fi *ForwardInfo) []byte {
 		dst = appendOriginForm(dst, r.Header.RequestURI())
 	}
 	dst = append(dst, " HTTP/1.1\r\n"...)
-
-	var host []byte
-	for i := range r.idx {
-		l := &r.idx[i]
-		switch l.kind {
-		case kHopByHop, kConnection, kContentLength, kExpect, kVia, kXFF, kInvalid:
-			continue
-		case kHost:
-			if hostSeen {
-				continue
-			}
-			hostSeen, host = true, l.value(b)
-		case kXRequestID:
-			if reqID == nil || ridSeen {
-				continue
-			}
-			ridSeen = true
-		case kXFProto:
-			if !trust || xfpSeen {
-				continue
-			}
-			xfpSeen = true
-		case kXFHost:
-			if !trust || xfhSeen {
-				continue
-			}
-			xfhSeen = true
-		case kForwarded:
-			if !trust {
-				continue
-			}
-		default:
-			if l.colon < 0 || (len(r.connToks) > 0 && nominated(r.connToks, l.name(b))) {
-				continue
-			}
-		}
-		dst = append(dst, l.raw(b)...)
-	}
-	if !hostSeen && len(fi.DefaultHost) > 0 {
-		dst = append(dst, "Host: "...)
-		dst = appendSafe(dst, fi.DefaultHost)
-		dst = append(dst, "\r\n"...)
-	}
-
-	// X-Forwarded-For: the trusted chain, then the client's address.
-	if trust && xffSeen || len(fi.ClientIP) > 0 {
-		dst = append(dst, "X-Forwarded-For: "...)
-		first := true
-		if trust && xffSeen {
-			dst, first = r.appendValues(dst, b, kXFF)
-		}
-		if len(fi.ClientIP) > 0 {
-			if !first {
-				dst = append(dst, ", "...)
-			}
-			dst = appendSafe(dst, fi.ClientIP)
-		}
-		dst = append(dst, "\r\n"...)
-	}
-	if !xfpSeen {
-		dst = append(dst, "X-Forwarded-Proto: "...)
-		if fi.Proto == "" {
-			dst = append(dst, "http"...)
-		} else {
-			dst = appendSafeString(dst, fi.Proto)
-		}
-		dst = append(dst, "\r\n"...)
-	}
-	if !xfhSeen && len(host) > 0 {
-		dst = append(dst, "X-Forwarded-Host: "...)
-		dst = append(dst, host...)
-		dst = append(dst, "\r\n"...)
-	}
-	if reqID == nil && len(fi.RequestID) > 0 {
-		dst = append(dst, "X-Request-Id: "...)
-		dst = appendSafe(dst, fi.RequestID)
-		dst = append(dst, "\r\n"...)
-	}
-	if viaSeen || fi.Via != "" {
-		dst = append(dst, "Via: "...)
-		first := true
-		if viaSeen {
-			dst, first = r.appendValues(dst, b, kVia)
-		}
-		if fi.Via != "" {
-			if !first {
-				dst = append(dst, ", "...)
-			}
-			dst = appendSafeString(dst, fi.Via)
-		}
-		dst = append(dst, "\r\n"...)
-	}
+	dst = r.appendKeptHeaders(dst, b, fi, &fs)
+	dst = r.appendForwardedHeaders(dst, b, fi, &fs)
 
 	switch r.Framing {
 	case FramingLength:
@@ -334,6 +241,118 @@ func AppendForwardRequest(dst []byte, r *Request, fi *ForwardInfo) []byte {
 		}
 	}
 	return append(dst, "\r\n"...)
+}
+
+// forwardSeen is what of the client's headers AppendForwardRequest kept.
+type forwardSeen struct {
+	host                    []byte // the first Host's value
+	hostSeen, rid, xfp, xfh bool
+	via, xff                bool
+	clientRID               bool // the client sent a usable X-Request-Id
+}
+
+// appendKeptHeaders appends the client's headers that go on to the origin:
+// not hop-by-hop, not Content-Length (re-framed), one Host, the client's
+// X-Request-Id, and the X-Forwarded-* and Forwarded only when trusted.
+func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardSeen) []byte {
+	trust := fi.TrustForwarded
+	for i := range r.idx {
+		l := &r.idx[i]
+		switch l.kind {
+		case kHopByHop, kConnection, kContentLength, kExpect, kVia, kXFF, kInvalid:
+			continue
+		case kHost:
+			if fs.hostSeen {
+				continue
+			}
+			fs.hostSeen, fs.host = true, l.value(b)
+		case kXRequestID:
+			if !fs.clientRID || fs.rid {
+				continue
+			}
+			fs.rid = true
+		case kXFProto:
+			if !trust || fs.xfp {
+				continue
+			}
+			fs.xfp = true
+		case kXFHost:
+			if !trust || fs.xfh {
+				continue
+			}
+			fs.xfh = true
+		case kForwarded:
+			if !trust {
+				continue
+			}
+		default:
+			if l.colon < 0 || (len(r.connToks) > 0 && nominated(r.connToks, l.name(b))) {
+				continue
+			}
+		}
+		dst = append(dst, l.raw(b)...)
+	}
+	if !fs.hostSeen && len(fi.DefaultHost) > 0 {
+		dst = append(dst, "Host: "...)
+		dst = appendSafe(dst, fi.DefaultHost)
+		dst = append(dst, "\r\n"...)
+	}
+	return dst
+}
+
+// appendForwardedHeaders appends what the gateway adds: X-Forwarded-For (the
+// trusted chain, then the client's address), X-Forwarded-Proto and -Host
+// unless kept, X-Request-Id when the client sent none, and Via.
+func (r *Request) appendForwardedHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardSeen) []byte {
+	trust := fi.TrustForwarded
+	if trust && fs.xff || len(fi.ClientIP) > 0 {
+		dst = append(dst, "X-Forwarded-For: "...)
+		first := true
+		if trust && fs.xff {
+			dst, first = r.appendValues(dst, b, kXFF)
+		}
+		if len(fi.ClientIP) > 0 {
+			if !first {
+				dst = append(dst, ", "...)
+			}
+			dst = appendSafe(dst, fi.ClientIP)
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	if !fs.xfp {
+		dst = append(dst, "X-Forwarded-Proto: "...)
+		if fi.Proto == "" {
+			dst = append(dst, "http"...)
+		} else {
+			dst = appendSafeString(dst, fi.Proto)
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	if !fs.xfh && len(fs.host) > 0 {
+		dst = append(dst, "X-Forwarded-Host: "...)
+		dst = append(dst, fs.host...)
+		dst = append(dst, "\r\n"...)
+	}
+	if !fs.clientRID && len(fi.RequestID) > 0 {
+		dst = append(dst, "X-Request-Id: "...)
+		dst = appendSafe(dst, fi.RequestID)
+		dst = append(dst, "\r\n"...)
+	}
+	if fs.via || fi.Via != "" {
+		dst = append(dst, "Via: "...)
+		first := true
+		if fs.via {
+			dst, first = r.appendValues(dst, b, kVia)
+		}
+		if fi.Via != "" {
+			if !first {
+				dst = append(dst, ", "...)
+			}
+			dst = appendSafeString(dst, fi.Via)
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	return dst
 }
 
 // appendValues appends the non-empty values of the indexed lines of kind k,

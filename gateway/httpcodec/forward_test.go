@@ -279,7 +279,7 @@ func TestAppendError(t *testing.T) {
 			t.Fatalf("got:\n%q\nwant:\n%q", got, want)
 		}
 	}
-	got := string(AppendError(nil, 431, CauseHeadersTooLarge, "secret detail", []byte("id\r\nX-Evil: 1"), true))
+	got := string(AppendError(nil, 431, string(CauseHeadersTooLarge), "secret detail", []byte("id\r\nX-Evil: 1"), true))
 	want := "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n" +
 		"Content-Length: 36\r\nX-Gozer-Status: FAILURE_CLIENT_HEADERS_TOO_LARGE\r\nX-Request-Id: idX-Evil: 1\r\n" +
 		"Connection: close\r\n\r\n431 Request Header Fields Too Large\n"

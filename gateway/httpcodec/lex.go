@@ -80,7 +80,8 @@ func hasPrefixFold(b []byte, lower string) bool {
 }
 
 // trimOWS trims leading and trailing SP and HTAB.
-func trimOWS(b []byte) []byte {
+// TrimOWS removes optional whitespace (SP, HTAB) around a header value.
+func TrimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -95,10 +96,10 @@ func trimOWS(b []byte) []byte {
 func nextToken(list []byte) (tok, rest []byte) {
 	for i := 0; i < len(list); i++ {
 		if list[i] == ',' {
-			return trimOWS(list[:i]), list[i+1:]
+			return TrimOWS(list[:i]), list[i+1:]
 		}
 	}
-	return trimOWS(list), nil
+	return TrimOWS(list), nil
 }
 
 // listHasToken reports whether the comma-separated list contains tok

@@ -195,19 +195,49 @@ func (r *Request) Parse(head []byte) error {
 	if err != nil {
 		return err
 	}
+	var seen headSeen
+	if err := seen.scan(h, eol+1, r.HTTP10); err != nil {
+		return err
+	}
+	if seen.te > 0 && seen.cl {
+		return errCLTE
+	}
+	if seen.hosts == 0 && !r.HTTP10 {
+		return errNoHost
+	}
+	if authority != nil && seen.hosts > 0 && !eqFoldBytes(authority, seen.host) {
+		return errHostMismatch
+	}
 
-	var (
-		hosts, teCount int
-		host           []byte
-		clSeen         bool
-		connClose      bool
-		connKeepAlive  bool
-		connUpgrade    bool
-		upgradeHdr     bool
-		expectContinue bool
-		contentLength  int64
-		pos            = eol + 1
-	)
+	// Let fasthttp parse the validated head into Header.
+	r.Header.DisableSpecialHeader()
+	if err := r.Header.Read(headReader(&r.src, &r.br, h)); err != nil {
+		return errMalformed
+	}
+	if seen.hosts == 0 && authority != nil {
+		// HTTP/1.0 absolute-form without Host: the target names the host.
+		r.Header.SetBytesV(fasthttp.HeaderHost, authority)
+	}
+	r.frame(&seen)
+	return nil
+}
+
+// headSeen is what Parse's header scan found that framing and routing depend on.
+type headSeen struct {
+	hosts, te      int
+	host           []byte
+	cl             bool
+	contentLength  int64
+	connClose      bool
+	connKeepAlive  bool
+	connUpgrade    bool
+	upgradeHdr     bool
+	expectContinue bool
+}
+
+// scan validates the header lines of h from pos (after the request line) to
+// the final empty line and records what matters of them.
+func (s *headSeen) scan(h []byte, pos int, http10 bool) error {
 	for {
 		i := bytes.IndexByte(h[pos:], '\n') // found: h ends with LF
 		lf := pos + i
@@ -220,118 +250,109 @@ func (r *Request) Parse(head []byte) error {
 			if pos != len(h) {
 				return errTrailingBytes
 			}
-			break
+			return nil
 		}
 		name, rawValue, err := splitHeaderLine(line)
 		if err != nil {
 			return err
 		}
-		value := trimOWS(rawValue)
-		switch len(name) {
-		case 4:
-			if eqFold(name, "host") {
-				hosts++
-				if hosts > 1 {
-					return errDupHost
-				}
-				if !validHost(value) {
-					return errBadHost
-				}
-				host = value
+		if err := s.header(name, TrimOWS(rawValue), http10); err != nil {
+			return err
+		}
+	}
+}
+
+// header records one header line (value without OWS).
+func (s *headSeen) header(name, value []byte, http10 bool) error {
+	switch len(name) {
+	case 4:
+		if eqFold(name, "host") {
+			s.hosts++
+			if s.hosts > 1 {
+				return errDupHost
 			}
-		case 6:
-			if eqFold(name, "expect") {
-				if !eqFold(value, "100-continue") {
-					return errExpect
-				}
-				expectContinue = true
+			if !validHost(value) {
+				return errBadHost
 			}
-		case 7:
-			if eqFold(name, "upgrade") {
-				upgradeHdr = true
+			s.host = value
+		}
+	case 6:
+		if eqFold(name, "expect") {
+			if !eqFold(value, "100-continue") {
+				return errExpect
 			}
-		case 10:
-			if eqFold(name, "connection") {
-				for v := value; len(v) > 0; {
-					var tok []byte
-					tok, v = nextToken(v)
-					switch {
-					case eqFold(tok, "close"):
-						connClose = true
-					case eqFold(tok, "keep-alive"):
-						connKeepAlive = true
-					case eqFold(tok, "upgrade"):
-						connUpgrade = true
-					}
-				}
+			s.expectContinue = true
+		}
+	case 7:
+		if eqFold(name, "upgrade") {
+			s.upgradeHdr = true
+		}
+	case 10:
+		if eqFold(name, "connection") {
+			s.connection(value)
+		}
+	case 14:
+		if eqFold(name, "content-length") {
+			if s.cl {
+				return errDupCL
 			}
-		case 14:
-			if eqFold(name, "content-length") {
-				if clSeen {
-					return errDupCL
-				}
-				clSeen = true
-				n, ok := parseDecimal(value)
-				if !ok {
-					return errBadCL
-				}
-				contentLength = n
+			s.cl = true
+			n, ok := parseDecimal(value)
+			if !ok {
+				return errBadCL
 			}
-		case 17:
-			if eqFold(name, "transfer-encoding") {
-				if r.HTTP10 {
-					return errTE10
-				}
-				teCount++
-				if teCount > 1 {
-					return errDupTE
-				}
-				// OWS around the value is list syntax (RFC 9110 5.6.1), valid and
-				// unambiguous; value has it trimmed.
-				if !eqFold(value, "chunked") {
-					return errBadTE
-				}
+			s.contentLength = n
+		}
+	case 17:
+		if eqFold(name, "transfer-encoding") {
+			if http10 {
+				return errTE10
+			}
+			if s.te++; s.te > 1 {
+				return errDupTE
+			}
+			// OWS around the value is list syntax (RFC 9110 5.6.1), valid and
+			// unambiguous; value has it trimmed.
+			if !eqFold(value, "chunked") {
+				return errBadTE
 			}
 		}
 	}
+	return nil
+}
 
-	if teCount > 0 && clSeen {
-		return errCLTE
-	}
-	if hosts == 0 && !r.HTTP10 {
-		return errNoHost
-	}
-	if authority != nil {
-		if hosts > 0 && !eqFoldBytes(authority, host) {
-			return errHostMismatch
+// connection records the tokens of a Connection header that matter.
+func (s *headSeen) connection(value []byte) {
+	for v := value; len(v) > 0; {
+		var tok []byte
+		tok, v = nextToken(v)
+		switch {
+		case eqFold(tok, "close"):
+			s.connClose = true
+		case eqFold(tok, "keep-alive"):
+			s.connKeepAlive = true
+		case eqFold(tok, "upgrade"):
+			s.connUpgrade = true
 		}
 	}
+}
 
-	// Let fasthttp parse the validated head into Header.
-	r.Header.DisableSpecialHeader()
-	if err := r.Header.Read(headReader(&r.src, &r.br, h)); err != nil {
-		return errMalformed
-	}
-	if hosts == 0 && authority != nil {
-		// HTTP/1.0 absolute-form without Host: the target names the host.
-		r.Header.SetBytesV(fasthttp.HeaderHost, authority)
-	}
-
+// frame sets the request's framing and connection fields from what the scan saw.
+func (r *Request) frame(s *headSeen) {
 	switch {
-	case teCount > 0:
+	case s.te > 0:
 		r.Framing = FramingChunked
-	case clSeen:
+	case s.cl:
 		r.Framing = FramingLength
-		r.ContentLength = contentLength
+		r.ContentLength = s.contentLength
 	}
 	if r.HTTP10 {
-		r.KeepAlive = connKeepAlive && !connClose
+		r.KeepAlive = s.connKeepAlive && !s.connClose
 	} else {
-		r.KeepAlive = !connClose
-		r.ExpectContinue = expectContinue
+		r.KeepAlive = !s.connClose
+		r.ExpectContinue = s.expectContinue
 	}
-	r.Upgrade = connUpgrade && upgradeHdr
-	return nil
+	r.Upgrade = s.connUpgrade && s.upgradeHdr
 }
 
 var crlfcrlf = []byte("\r\n\r\n")

@@ -23,7 +23,7 @@ func scanParse(t *testing.T, r *Request, head string, lim Limits) error {
 	return r.Parse([]byte(head[:n]))
 }
 
-func wantError(t *testing.T, err error, status int, cause string) {
+func wantError(t *testing.T, err error, status int, cause Class) {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
@@ -43,7 +43,7 @@ func TestRequestRejections(t *testing.T) {
 		name   string
 		head   string
 		status int
-		cause  string
+		cause  Class
 	}{
 		// Framing.
 		{"cl and te", req("POST / HTTP/1.1", "Host: a", "Content-Length: 5", "Transfer-Encoding: chunked"), 400, smugg},

@@ -145,13 +145,47 @@ func (r *Response) ParseLazy(head []byte, requestWasHEAD bool) error {
 		return err
 	}
 
-	var (
-		teCount, clCount int
-		contentLength    int64
-		connClose        bool
-		connKeepAlive    bool
-		pos              = eol + 1
-	)
+	var seen respSeen
+	if err := r.scanHeaders(h, eol+1, &seen); err != nil {
+		return err
+	}
+	if seen.te > 0 && seen.cl > 0 {
+		return errRespCLTE
+	}
+	r.lazy = true
+	r.HasContentLength = seen.cl > 0
+	r.ContentLength = seen.contentLength
+	switch {
+	case requestWasHEAD || r.Status < 200 || r.Status == 204 || r.Status == 304:
+		r.Framing = FramingNone
+	case seen.te > 0:
+		r.Framing = FramingChunked
+	case seen.cl > 0:
+		r.Framing = FramingLength
+	default:
+		r.Framing = FramingUntilClose
+	}
+	if r.HTTP10 {
+		r.KeepAlive = seen.connKeepAlive && !seen.connClose
+	} else {
+		r.KeepAlive = !seen.connClose
+	}
+	if r.Framing == FramingUntilClose || r.Status == 101 {
+		r.KeepAlive = false
+	}
+	return nil
+}
+
+// respSeen is what a response head's header lines say about its framing.
+type respSeen struct {
+	te, cl                   int
+	contentLength            int64
+	connClose, connKeepAlive bool
+}
+
+// scanHeaders validates the header lines of h from pos to the final empty
+// line, records each (r.lines) and what matters for framing.
+func (r *Response) scanHeaders(h []byte, pos int, s *respSeen) error {
 	for {
 		i := bytes.IndexByte(h[pos:], '\n')
 		lf := pos + i
@@ -164,71 +198,51 @@ func (r *Response) ParseLazy(head []byte, requestWasHEAD bool) error {
 			if pos != len(h) {
 				return errRespTrailing
 			}
-			break
+			return nil
 		}
 		name, rawValue, err := splitHeaderLine(line)
 		if err != nil {
 			return errRespHeaderLine
 		}
-		value := trimOWS(rawValue)
+		value := TrimOWS(rawValue)
 		r.lines = append(r.lines, rawLine{name: name, value: value, kind: kindOfToken(name)})
-		switch len(name) {
-		case 10:
-			if eqFold(name, "connection") {
-				connClose = connClose || listHasToken(value, "close")
-				connKeepAlive = connKeepAlive || listHasToken(value, "keep-alive")
-			}
-		case 14:
-			if eqFold(name, "content-length") {
-				clCount++
-				if clCount > 1 {
-					return errRespDupCL
-				}
-				n, ok := parseDecimal(value)
-				if !ok {
-					return errRespBadCL
-				}
-				contentLength = n
-			}
-		case 17:
-			if eqFold(name, "transfer-encoding") {
-				if r.HTTP10 {
-					return errRespTE10
-				}
-				teCount++
-				if teCount > 1 {
-					return errRespDupTE
-				}
-				if !eqFold(value, "chunked") {
-					return errRespBadTE
-				}
-			}
+		if err := r.respHeader(name, value, s); err != nil {
+			return err
 		}
 	}
-	if teCount > 0 && clCount > 0 {
-		return errRespCLTE
-	}
+}
 
-	r.lazy = true
-	r.HasContentLength = clCount > 0
-	r.ContentLength = contentLength
-	switch {
-	case requestWasHEAD || r.Status < 200 || r.Status == 204 || r.Status == 304:
-		r.Framing = FramingNone
-	case teCount > 0:
-		r.Framing = FramingChunked
-	case clCount > 0:
-		r.Framing = FramingLength
-	default:
-		r.Framing = FramingUntilClose
-	}
-	if r.HTTP10 {
-		r.KeepAlive = connKeepAlive && !connClose
-	} else {
-		r.KeepAlive = !connClose
-	}
-	if r.Framing == FramingUntilClose || r.Status == 101 {
-		r.KeepAlive = false
+// respHeader records one response header line (value without OWS).
+func (r *Response) respHeader(name, value []byte, s *respSeen) error {
+	switch len(name) {
+	case 10:
+		if eqFold(name, "connection") {
+			s.connClose = s.connClose || listHasToken(value, "close")
+			s.connKeepAlive = s.connKeepAlive || listHasToken(value, "keep-alive")
+		}
+	case 14:
+		if eqFold(name, "content-length") {
+			if s.cl++; s.cl > 1 {
+				return errRespDupCL
+			}
+			n, ok := parseDecimal(value)
+			if !ok {
+				return errRespBadCL
+			}
+			s.contentLength = n
+		}
+	case 17:
+		if eqFold(name, "transfer-encoding") {
+			if r.HTTP10 {
+				return errRespTE10
+			}
+			if s.te++; s.te > 1 {
+				return errRespDupTE
+			}
+			if !eqFold(value, "chunked") {
+				return errRespBadTE
+			}
+		}
 	}
 	return nil
 }

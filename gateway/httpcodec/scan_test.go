@@ -39,7 +39,7 @@ func TestScannerLimits(t *testing.T) {
 		input  string
 		n      int // expected head length when accepted
 		status int
-		cause  string
+		cause  Class
 	}{
 		{name: "line at limit", input: req(line(64), "Host: a"), n: len(req(line(64), "Host: a"))},
 		{name: "line over limit", input: req(line(65), "Host: a"), status: 414, cause: CauseURITooLong},

@@ -181,3 +181,39 @@ func (t *Table) ResolveAt(o *Origin, now int64) (*Origin, bool) {
 }
 
 func usableAt(o *Origin, now int64) bool { return o.Iso == nil || o.Iso.Usable(now) }
+
+// Do runs one request of a blocking caller (off the event loops: the push
+// device-message sender) through the origin's isolation, the sequence the
+// exchange runs across events: admission (bulkhead, breaker), then up to
+// 1+retries attempts on distinct servers the balancer picks, each reported to
+// the balancer and the outlier detection, and the outcome to the breaker. try
+// makes one attempt on srv and says whether it succeeded; now and rnd are the
+// caller's clock (unix ns) and random source. It returns the admission's
+// verdict (not Admitted: nothing was tried) and whether an attempt succeeded.
+// An origin without Iso is refused as open.
+func (o *Origin) Do(now func() int64, rnd func() uint32, retries int, try func(srv *Server) bool) (Verdict, bool) {
+	iso := o.Iso
+	if iso == nil {
+		return RefusedOpen, false
+	}
+	start := now()
+	if v := iso.Admit(start); v != Admitted {
+		return v, false
+	}
+	outcome, ok := Failure, false
+	var tried uint64
+	for attempt := 0; attempt <= retries && !ok; attempt++ {
+		srv := iso.Pick(tried, rnd(), now())
+		if srv == nil {
+			break
+		}
+		tried |= srv.Bit()
+		ok = try(srv)
+		iso.AttemptDone(srv, ok, now())
+	}
+	if ok {
+		outcome = Success
+	}
+	iso.Finish(outcome, start, now())
+	return Admitted, ok
+}

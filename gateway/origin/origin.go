@@ -36,8 +36,8 @@ type Origin struct {
 	// Fallback names the origin that takes this one's requests while its breaker
 	// is open or none of its servers is available (Table.Resolve); "" for none.
 	Fallback string
-	// Iso is the origin's isolation machinery, nil until the core attaches one
-	// (NewIsolation). It is shared by every loop.
+	// Iso is the origin's isolation machinery (Build attaches it; nil for a
+	// table made by NewTable alone). It is shared by every loop.
 	Iso *Isolation
 	// ReplayBodyBytes is how much request body is kept so a retry can resend it.
 	ReplayBodyBytes int
@@ -109,8 +109,8 @@ type Table struct {
 	List   []*Origin
 }
 
-// NewTable builds the origins of a validated config. Host names in server
-// addresses are resolved here, once, so the request path never waits on DNS.
+// NewTable builds the origins of a validated config without their isolation
+// (Build adds it; tests of the pools use NewTable alone).
 func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 	t := &Table{byName: make(map[string]*Origin, len(cfg))}
 	names := make([]string, 0, len(cfg))
@@ -124,6 +124,8 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 			Name: name, Index: len(t.List),
 			ConnectTimeout: oc.ConnectTimeout, ReadTimeout: oc.ReadTimeout, IdleTimeout: oc.IdleTimeout,
 			Retries: oc.RetryCount(), MaxConnsPerServer: oc.MaxConnectionsPerServer, MaxIdlePerServer: oc.MaxIdlePerServer,
+			Fallback: oc.Fallback, ReplayBodyBytes: int(oc.ReplayBodyBytes), TotalTimeout: oc.TotalTimeout,
+			MaxRequestsPerConn: oc.MaxRequestsPerConnection, MaxConnsTotal: int64(oc.MaxConnectionsPerServerTotal),
 		}
 		for i, s := range oc.Servers {
 			// Names are not resolved here: Discovery resolves them, off the loops and

@@ -9,10 +9,11 @@
 // listener that forwards to other nodes in cluster mode).
 //
 // The frame, handshake, SSE and registry parts do no I/O and start no
-// goroutine: the core (gateway/server) runs them on its gnet event loops. The
-// parts that talk to Redis or to other nodes (RedisCluster, Registrar, API)
-// block, and are only ever called off the loops. See DESIGN.md beside this
-// file.
+// goroutine: the push connections (gateway/pushconn) run them on the gnet
+// event loops. The parts that talk to Redis, to other nodes or to the push
+// origin (RedisCluster, Registrar, API, Sender) block, and are only ever
+// called off the loops. Hub holds the node's push state. See DESIGN.md beside
+// this file.
 //
 // # Concurrency contracts
 //

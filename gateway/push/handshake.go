@@ -5,6 +5,8 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"strconv"
+
+	"gozer/gateway/httpcodec"
 )
 
 // Headers looks up request header values by name (case-insensitive). Peek
@@ -131,7 +133,7 @@ func CheckHandshake(method, proto []byte, h Headers) (key []byte, err error) {
 	if multi && len(all.PeekAll("Sec-WebSocket-Key")) > 1 {
 		return nil, errKeyRepeated
 	}
-	key = trimOWS(h.Peek("Sec-WebSocket-Key"))
+	key = httpcodec.TrimOWS(h.Peek("Sec-WebSocket-Key"))
 	if len(key) == 0 {
 		return nil, errKeyMissing
 	}
@@ -174,7 +176,7 @@ func hasToken(v []byte, token string) bool {
 		} else {
 			elem, v = v[:i], v[i+1:]
 		}
-		if equalFoldASCII(trimOWS(elem), token) {
+		if equalFoldASCII(httpcodec.TrimOWS(elem), token) {
 			return true
 		}
 	}
@@ -198,16 +200,6 @@ func equalFoldASCII(b []byte, s string) bool {
 		}
 	}
 	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // acceptMagic is the GUID RFC 6455 §1.3 appends to the key.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"sync"
+
+	"gozer/gateway/httpcodec"
 )
 
 // SSE (Server-Sent Events, the WHATWG HTML "server-sent events" section) on
@@ -118,7 +120,7 @@ func indexCRLF(s string) int {
 // ParseLastEventID parses a Last-Event-ID header value as the decimal id this
 // package writes. ok is false when it is absent or not such a number.
 func ParseLastEventID(v []byte) (id uint64, ok bool) {
-	v = trimOWS(v)
+	v = httpcodec.TrimOWS(v)
 	if len(v) == 0 || len(v) > 20 {
 		return 0, false
 	}

@@ -1,110 +1,129 @@
 package server
 
 import (
-	"net"
 	"sync"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"gozer/filters"
+	"gozer/gateway/exchange"
+	"gozer/gateway/http1"
+	"gozer/gateway/httpcodec"
+	"gozer/gateway/loop"
+	"gozer/gateway/originconn"
+	"gozer/gateway/pushconn"
 )
 
-// handler receives gnet's events and dispatches them to the client or upstream
-// behind each connection (its gnet context). Every method runs on the event loop
-// that owns the connection.
+// conn is what every connection kind's connection is, as gnet's context: the
+// dispatcher gives it gnet's events on its loop.
+type conn interface {
+	Loop() *loop.Loop
+	OnData()
+	OnClose(err error)
+}
+
+// Every connection kind is dispatched alike.
+var (
+	_ conn = (*http1.Conn)(nil)
+	_ conn = (*pushconn.Conn)(nil)
+	_ conn = (*originconn.Conn)(nil)
+)
+
+// rooms are one event loop's state and the connection kinds' sides of it.
+type rooms struct {
+	l    *loop.Loop
+	http *http1.Loop
+}
+
+// handler receives gnet's events and dispatches them to the connection behind
+// each gnet connection (its context). Every method runs on the event loop that
+// owns the connection.
 type handler struct {
 	gnet.BuiltinEventEngine
 	srv   *Server
-	loops sync.Map // gnet.EventLoop → *loop
+	loops sync.Map // gnet.EventLoop → *rooms
 }
 
-// loopOf returns the state of the loop that owns c, creating it the first time the
-// loop is seen (on that loop's goroutine, so no other goroutine uses it yet).
-func (h *handler) loopOf(c gnet.Conn) *loop {
+// roomsOf returns the rooms of the loop that owns c, building them the first
+// time the loop is seen (on that loop's goroutine, so no other goroutine uses
+// them yet).
+func (h *handler) roomsOf(c gnet.Conn) *rooms {
 	el := c.EventLoop()
-	if l, ok := h.loops.Load(el); ok {
-		return l.(*loop)
+	if r, ok := h.loops.Load(el); ok {
+		return r.(*rooms)
 	}
-	epfd, err := loopEpollFD(c)
+	s := h.srv
+	epfd, err := loop.EpollFD(c)
 	if err != nil {
-		h.srv.log.Error().Err(err).Msg("backpressure disabled: cannot pause reads")
+		s.log.Error().Err(err).Msg("backpressure disabled: cannot pause reads")
 		epfd = -1
 	}
-	l := newLoop(h.srv, el, epfd)
-	h.loops.Store(el, l)
-	h.srv.loopsMu.Lock()
-	h.srv.loops = append(h.srv.loops, l)
-	h.srv.loopsMu.Unlock()
-	return l
+	l := loop.New(el, epfd, s.shared)
+	var chains func() filters.Chain
+	if s.filters != nil {
+		lr := s.filters.NewLoop()
+		chains = func() filters.Chain {
+			if c := lr.Chain(); c.Len() > 0 {
+				return c
+			}
+			return nil // no filters loaded: skip the chain entirely
+		}
+	}
+	ex := exchange.NewLoop(exchange.Config{
+		Loop:    l,
+		Origins: originconn.NewLoop(l, l.Snapshot().Origins),
+		Push:    pushconn.NewLoop(l, s.hub),
+		Chains:  chains,
+		Counts:  s.counts,
+	})
+	r := &rooms{l: l, http: http1.NewLoop(l, ex)}
+	h.loops.Store(el, r)
+	s.loopsMu.Lock()
+	s.loops = append(s.loops, l)
+	s.loopsMu.Unlock()
+	return r
 }
 
 // OnOpen fires for accepted client connections and for origin connections
-// (whose gnet context is their *upstream, set when they were enrolled).
+// (whose gnet context is their *originconn.Conn, set when they were enrolled).
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	if u, ok := c.Context().(*upstream); ok {
-		u.l.clock()
-		u.onOpen(c)
-		u.l.reap()
+	if oc, ok := c.Context().(*originconn.Conn); ok {
+		l := oc.Loop()
+		l.Enter()
+		oc.OnOpen(c)
+		l.Leave()
 		return nil, gnet.None
 	}
-	l := h.loopOf(c)
-	if err := compactAddrs(c, &l.localAddr); err != nil && !l.addrWarned {
-		l.addrWarned = true
-		h.srv.log.Warn().Err(err).Msg("connections keep gnet's addresses (about 130 bytes more each)")
-	}
-	cl := &client{l: l, c: c, fd: c.Fd()}
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		cl.remote = a.String()
-		cl.ip = []byte(a.IP.String())
-	} else {
-		cl.remote = c.RemoteAddr().String()
-		cl.ip = []byte(cl.remote)
-	}
-	c.SetContext(cl)
-	l.addClient(cl)
-	cl.awaitRequest(l.clock(), true)
-	if h.srv.draining.Load() {
-		cl.drainClose = true
-	}
+	r := h.roomsOf(c)
+	r.l.Enter()
+	r.http.Accept(c)
+	r.l.Leave()
 	return nil, gnet.None
 }
 
 // OnTraffic fires when a connection has bytes to read.
 func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
-	switch x := c.Context().(type) {
-	case *client:
-		x.l.clock()
-		x.onData()
-		x.l.reap()
-	case *upstream:
-		x.l.clock()
-		x.onData()
-		x.l.reap()
-	case *pushConn:
-		x.l.clock()
-		x.onData()
-		x.l.reap()
+	if k, ok := c.Context().(conn); ok {
+		l := k.Loop()
+		l.Enter()
+		k.OnData()
+		l.Leave()
 	}
 	return gnet.None
 }
 
 // OnClose fires once per connection, before its fd is closed.
 func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
-	switch x := c.Context().(type) {
-	case *client:
-		x.l.clock()
-		x.onClose(err)
-		x.l.reap()
-		h.srv.clients.Add(-1)
-		h.srv.closed.Add(1)
-	case *upstream:
-		x.l.clock()
-		x.onClose(err)
-		x.l.reap()
-	case *pushConn:
-		x.l.clock()
-		x.onClose(err)
-		x.l.reap()
-		h.srv.clients.Add(-1)
-		h.srv.closed.Add(1)
+	if k, ok := c.Context().(conn); ok {
+		l := k.Loop()
+		l.Enter()
+		k.OnClose(err)
+		l.Leave()
 	}
 	return gnet.None
+}
+
+// httpcodecError is the gateway's own answer for cause, closing the connection.
+func httpcodecError(cause filters.Cause) []byte {
+	return httpcodec.AppendError(nil, cause.Status, cause.Name, "", nil, true)
 }

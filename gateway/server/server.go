@@ -1,13 +1,14 @@
-// Package server is Gozer's proxy core: it accepts client connections, hands each to
-// one gnet event loop for life, decodes HTTP/1.1 on that loop, proxies to origins over
-// connections opened onto the same loop, and streams bodies both ways with bounded
-// buffering.
+// Package server runs the gateway: it builds what the configuration names,
+// accepts client connections and hands each to one gnet event loop for life,
+// builds each loop's rooms (loop, originconn, pushconn, exchange, http1) the
+// first time the loop is seen, dispatches gnet's events to the connection
+// kinds, ticks the loops' timers, and drains on shutdown.
 //
-// Concurrency: everything that touches a connection (client or upstream) runs on the
-// goroutine of the event loop that owns it. The only other goroutines are the
-// acceptor, the dialers (one per new origin connection, off the request path once
-// pools are warm), the drain watcher, the timer ticker, the admin HTTP server and the
-// log writers; they reach a loop only through EventLoop.Execute.
+// Concurrency: every connection is served on the goroutine of the loop that
+// owns it. The other goroutines are the acceptor, the dialers (one per new
+// origin connection), the writable watcher, the ticker, the memory reclaimer,
+// the admin server and the log writers; they reach a loop only through
+// EventLoop.Execute. Server's methods are safe to call from any goroutine.
 package server
 
 import (
@@ -18,7 +19,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -26,89 +26,104 @@ import (
 
 	"gozer/filters"
 	"gozer/filters/lua"
+	"gozer/gateway/admin"
 	"gozer/gateway/config"
+	"gozer/gateway/loop"
 	"gozer/gateway/origin"
+	"gozer/gateway/push"
+	"gozer/gateway/pushconn"
 	"gozer/gateway/telemetry"
 )
 
-// tickEvery is the resolution of every connection timeout.
-const tickEvery = 100 * time.Millisecond
-
-// Server is one running gateway. Create it with New, start it with Start, stop it with
-// Shutdown; its methods are safe to call from any goroutine.
+// Server is one running gateway. Create it with New, start it with Start, stop
+// it with Shutdown.
 type Server struct {
-	cfg      *config.Config
-	log      zerolog.Logger
-	origins  *origin.Table
-	router   filters.Router
-	access   *telemetry.AccessLog
-	filters  *lua.Runtime // nil when no scripts directory
-	counters causeCounters
-	push     *pushHub // push connections, the push API, the cluster registry
+	cfg     *config.Config
+	log     zerolog.Logger
+	origins *origin.Table
+	access  *telemetry.AccessLog
+	counts  *telemetry.CauseCounters
+	filters *lua.Runtime // nil when no scripts directory
+	hub     *push.Hub
+	shared  *loop.Shared
 
 	engine  *gnet.Client
 	handler *handler
-	watcher *drainWatcher
+	watcher *loop.Watcher
 
 	proxyLn net.Listener
-	admin   *adminServer
+	admin   *admin.Server
 
 	loopsMu sync.Mutex
-	loops   []*loop // every loop seen so far; read by the ticker under loopsMu
+	loops   []*loop.Loop // every loop seen so far; read by the ticker under loopsMu
 
-	clients  atomic.Int64 // client connections open (accepted and not yet closed)
-	closed   atomic.Int64 // client connections closed since start (the reclaimer's signal)
-	draining atomic.Bool
 	stopTick chan struct{}
 	wg       sync.WaitGroup
 }
 
-// New validates what the config names (origins resolve, access log opens) but binds nothing.
+// New builds what the config names (origins and their first DNS lookups, the
+// access log, the Lua filters, the push hub) but binds nothing.
 func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
-	tab, err := origin.NewTable(cfg.Origins)
+	tab, err := origin.Build(cfg.Origins)
 	if err != nil {
-		return nil, err
-	}
-	if err := attachIsolation(tab, cfg.Origins); err != nil {
 		return nil, err
 	}
 	sink, err := telemetry.OpenSink(cfg.Log.AccessLog)
 	if err != nil {
+		tab.Close()
 		return nil, err
+	}
+	names := make([]string, len(tab.List))
+	for i, o := range tab.List {
+		names[i] = o.Name
 	}
 	s := &Server{
 		cfg: cfg, log: log, origins: tab,
-		router:   filters.NewRouteTable(cfg.Routes),
 		access:   telemetry.NewAccessLog(sink),
+		counts:   telemetry.NewCauseCounters(names),
 		stopTick: make(chan struct{}),
 	}
 	s.handler = &handler{srv: s}
-	s.counters = newCauseCounters(tab)
-	if dir := cfg.Filters.Dir; dir != "" {
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			log.Warn().Str("dir", dir).Msg("filters directory not found: no Lua filters")
-		} else {
-			rt, err := lua.New(lua.Options{
-				Dir: dir, Budget: cfg.Filters.Budget, Disabled: cfg.Filters.Disabled,
-				Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes),
-				PushSecret: cfg.Push.Secret(),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("load filters: %w", err)
-			}
-			s.filters = rt
-		}
+	if s.filters, err = loadFilters(cfg, log); err != nil {
+		s.release()
+		return nil, err
 	}
-	if s.push, err = newPushHub(s); err != nil {
+	node := ""
+	if cfg.Push.Cluster.Enabled {
+		node = cfg.ClusterNode()
+	}
+	s.hub, err = push.NewHub(push.HubConfig{Push: &cfg.Push, Node: node, Origins: tab, Count: s.counts.Add, Log: log})
+	if err != nil {
+		s.release()
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	return s, nil
 }
 
-// Check builds everything New builds from cfg (the origins with their first DNS
-// lookups, the access log, the Lua filters, the push hub) and releases it again
-// without binding a port: what `gozer -check` runs, so that it refuses what
-// start-up would.
+// loadFilters starts the Lua runtime on filters.dir; nil without one.
+func loadFilters(cfg *config.Config, log zerolog.Logger) (*lua.Runtime, error) {
+	dir := cfg.Filters.Dir
+	if dir == "" {
+		return nil, nil
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		log.Warn().Str("dir", dir).Msg("filters directory not found: no Lua filters")
+		return nil, nil
+	}
+	rt, err := lua.New(lua.Options{
+		Dir: dir, Budget: cfg.Filters.Budget, Disabled: cfg.Filters.Disabled,
+		Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes),
+		PushSecret: cfg.Push.Secret(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load filters: %w", err)
+	}
+	return rt, nil
+}
+
+// Check builds everything New builds from cfg and releases it again without
+// binding a port: what `gozer -check` runs, so that it refuses what start-up
+// would.
 func Check(cfg *config.Config, log zerolog.Logger) error {
 	s, err := New(cfg, log)
 	if err != nil {
@@ -123,34 +138,36 @@ func (s *Server) release() {
 	if s.filters != nil {
 		s.filters.Stop()
 	}
-	s.push.stop()
+	if s.hub != nil {
+		s.hub.Stop()
+	}
 	s.origins.Close()
 	_ = s.access.Close()
 }
 
 // Start binds the listeners and starts the event loops; it returns once Gozer serves.
 func (s *Server) Start() error {
-	w, err := newDrainWatcher()
+	w, err := loop.NewWatcher()
 	if err != nil {
 		return err
 	}
 	s.watcher = w
+	s.shared = loop.NewShared(loop.NewSnapshot(s.cfg, s.origins, filters.NewRouteTable(s.cfg.Routes)), s.log, s.access, w)
 	if s.filters != nil {
 		s.filters.Start()
 	}
 	for _, o := range s.origins.List {
 		o.Iso.Start()
 	}
-	s.push.start()
+	s.hub.Start()
 	s.setGoMaxProcs()
-	opts := []gnet.Option{
+	cli, err := gnet.NewClient(s.handler,
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Server.EventLoops),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithReadBufferCap(64 << 10),
+		gnet.WithReadBufferCap(64<<10),
 		gnet.WithLogger(gnetLogger{s.log}),
-	}
-	cli, err := gnet.NewClient(s.handler, opts...)
+	)
 	if err != nil {
 		return fmt.Errorf("create event loops: %w", err)
 	}
@@ -158,56 +175,64 @@ func (s *Server) Start() error {
 		return fmt.Errorf("start event loops: %w", err)
 	}
 	s.engine = cli
+	if err := s.listen(); err != nil {
+		_ = cli.Stop()
+		return err
+	}
+	if every := s.cfg.Server.MemoryReclaimInterval; every > 0 {
+		r := newReclaimer(every, s.shared.Closed.Load, s.log)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); r.run(s.stopTick) }()
+	}
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.watcher.Run() }()
+	go func() { defer s.wg.Done(); s.acceptLoop(s.proxyLn) }()
+	go func() { defer s.wg.Done(); s.tickLoop() }()
+	go func() {
+		defer s.wg.Done()
+		if err := s.admin.Serve(); err != nil {
+			s.log.Error().Err(err).Msg("admin listener stopped")
+		}
+	}()
+	s.log.Info().Str("proxy", s.proxyLn.Addr().String()).Str("admin", s.admin.Addr().String()).
+		Int("origins", len(s.origins.List)).Msg("gozer serving")
+	return nil
+}
 
+// listen binds the proxy and admin listeners.
+func (s *Server) listen() error {
 	// No TCP keep-alive probes on client connections: idle HTTP connections end
 	// at server.idle_timeout and push connections are pinged by the gateway, so
 	// the three setsockopt calls Go makes per accepted connection buy nothing.
 	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), "tcp", s.cfg.Listeners.Proxy.Addr)
 	if err != nil {
-		_ = cli.Stop()
 		return fmt.Errorf("listen proxy %s: %w", s.cfg.Listeners.Proxy.Addr, err)
 	}
-	s.proxyLn = ln
 	adminLn, err := net.Listen("tcp", s.cfg.Listeners.Admin.Addr)
 	if err != nil {
 		_ = ln.Close()
-		_ = cli.Stop()
 		return fmt.Errorf("listen admin %s: %w", s.cfg.Listeners.Admin.Addr, err)
 	}
-	s.admin = s.newAdmin(adminLn)
+	s.proxyLn = ln
+	s.admin = admin.New(adminLn, admin.Sources{
+		Log: s.log, Origins: s.origins, Counts: s.counts, Filters: s.filters, Push: s.hub,
+		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof,
+	})
 	if s.cfg.Listeners.Admin.OnEveryInterface() {
 		s.log.Warn().Str("admin", s.cfg.Listeners.Admin.Addr).
 			Msg("admin listener on every interface: its push API and admin endpoints have no authentication; listen on loopback or a private address (listeners.admin.addr)")
 	}
-
-	if every := s.cfg.Server.MemoryReclaimInterval; every > 0 {
-		r := newReclaimer(every, s.closed.Load, s.log)
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); r.run(s.stopTick) }()
-	}
-	s.wg.Add(4)
-	go func() { defer s.wg.Done(); s.watcher.run() }()
-	go func() { defer s.wg.Done(); s.acceptLoop(ln) }()
-	go func() { defer s.wg.Done(); s.tickLoop() }()
-	go func() {
-		defer s.wg.Done()
-		if err := s.admin.serve(); err != nil {
-			s.log.Error().Err(err).Msg("admin listener stopped")
-		}
-	}()
-	s.log.Info().Str("proxy", ln.Addr().String()).Str("admin", adminLn.Addr().String()).
-		Int("origins", len(s.origins.List)).Msg("gozer serving")
 	return nil
 }
 
 // setGoMaxProcs gives Go one P per event loop plus one. A gnet loop blocks in
 // epoll_wait holding its P; with only as many Ps as loops, every other goroutine
 // (the acceptor, the admin and push API, the ticker, the log writers, the
-// upstream senders) waits for Go's sysmon to take a P back from a loop, which
-// costs tens of microseconds to milliseconds per hand-off. Measured with the push
-// bench on one pinned core: 53.2 → 37.7 µs of CPU per pushed message and p99
-// 3.60 → 2.25 ms. An explicit GOMAXPROCS in the environment wins.
+// device-message senders) waits for Go's sysmon to take a P back from a loop,
+// which costs tens of microseconds to milliseconds per hand-off. Measured with
+// the push bench on one pinned core: 53.2 → 37.7 µs of CPU per pushed message
+// and p99 3.60 → 2.25 ms. An explicit GOMAXPROCS in the environment wins.
 func (s *Server) setGoMaxProcs() {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
@@ -239,13 +264,13 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
-		if s.clients.Load() >= int64(s.cfg.Server.MaxConnections) {
+		if s.shared.Clients.Load() >= int64(s.cfg.Server.MaxConnections) {
 			s.refuse(c)
 			continue
 		}
-		s.clients.Add(1)
+		s.shared.Clients.Add(1)
 		if _, err := s.engine.EnrollContext(c, nil); err != nil {
-			s.clients.Add(-1)
+			s.shared.Clients.Add(-1)
 			s.log.Error().Err(err).Msg("cannot hand connection to an event loop")
 		}
 	}
@@ -253,16 +278,17 @@ func (s *Server) acceptLoop(ln net.Listener) {
 
 // refuse answers a connection over the limit with a 503 and closes it.
 func (s *Server) refuse(c net.Conn) {
+	cause := filters.LocalMaxConnections
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Write(errorResponse(nil, filters.LocalMaxConnections, nil, true))
+	_, _ = c.Write(httpcodecError(cause))
 	_ = c.Close()
-	s.log.Warn().Str("client", c.RemoteAddr().String()).Str("cause", filters.LocalMaxConnections.Name).
+	s.log.Warn().Str("client", c.RemoteAddr().String()).Str("cause", cause.Name).
 		Int("max_connections", s.cfg.Server.MaxConnections).Msg("connection refused: too many client connections")
 }
 
 // tickLoop drives every loop's timers: a loop checks its deadlines on its own goroutine.
 func (s *Server) tickLoop() {
-	t := time.NewTicker(tickEvery)
+	t := time.NewTicker(pushconn.TickEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -274,37 +300,39 @@ func (s *Server) tickLoop() {
 		loops := s.loops
 		s.loopsMu.Unlock()
 		for _, l := range loops {
-			_ = l.el.Execute(context.Background(), l.tickTask)
+			_ = l.EL.Execute(context.Background(), l.TickTask())
 		}
 	}
 }
 
 // Shutdown drains: it stops accepting, closes idle keep-alive connections, lets
-// in-flight requests finish until ctx ends (answering with Connection: close), then
+// in-flight requests finish until ctx ends (answering with Connection: close),
+// spreads the push connections' go-aways over most of the drain time, then
 // stops the loops and flushes the logs.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
+	s.shared.Draining.Store(true)
 	_ = s.proxyLn.Close()
-	s.forEachLoop(func(l *loop) { l.drain() })
-	for s.clients.Load() > 0 {
+	spread := pushconn.DrainSpread(s.cfg.Server.DrainTimeout)
+	s.forEachLoop(func(l *loop.Loop) { l.Drain(l.Now() + spread) })
+	for s.shared.Clients.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			s.log.Warn().Int64("connections", s.clients.Load()).Msg("drain deadline reached: closing busy connections")
+			s.log.Warn().Int64("connections", s.shared.Clients.Load()).Msg("drain deadline reached: closing busy connections")
 			goto stop
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 stop:
 	close(s.stopTick)
-	s.forEachLoop(func(l *loop) { l.log.Flush() })
+	s.forEachLoop(func(l *loop.Loop) { l.Log.Flush() })
 	err := s.engine.Stop()
 	actx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = s.admin.shutdown(actx)
-	s.watcher.stop()
+	_ = s.admin.Shutdown(actx)
+	s.watcher.Stop()
 	s.wg.Wait()
-	s.watcher.release()
-	s.push.stop()
+	s.watcher.Release()
+	s.hub.Stop()
 	if s.filters != nil {
 		s.filters.Stop()
 	}
@@ -314,20 +342,14 @@ stop:
 }
 
 // forEachLoop runs fn on every loop's own goroutine and waits for all of them.
-func (s *Server) forEachLoop(fn func(*loop)) {
+func (s *Server) forEachLoop(fn func(*loop.Loop)) {
 	s.loopsMu.Lock()
-	loops := append([]*loop(nil), s.loops...)
+	loops := append([]*loop.Loop(nil), s.loops...)
 	s.loopsMu.Unlock()
 	var wg sync.WaitGroup
 	for _, l := range loops {
 		wg.Add(1)
-		l := l
-		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			defer wg.Done()
-			fn(l)
-			return nil
-		}))
-		if err != nil {
+		if !l.Execute(func() { defer wg.Done(); fn(l) }) {
 			wg.Done()
 		}
 	}

@@ -1,0 +1,166 @@
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"gozer/filters/lua"
+)
+
+// The admin API's JSON answers. One dialect for all of them (docs/ADMIN.md
+// shows each with an example, and test/admin_test.go holds the live answers to
+// those examples): keys are snake_case; states are words; a counter since
+// start ends in _total, a gauge (what is true now) does not; a map keyed by
+// data (a cause, a node) is named <what>_by_<key>.
+
+// originView is one origin in GET /admin/origins.
+type originView struct {
+	Name     string           `json:"name"`
+	Fallback string           `json:"fallback"`
+	Breaker  breakerView      `json:"breaker"`
+	InFlight int64            `json:"in_flight"`
+	Refused  int64            `json:"refused_concurrency_total"`
+	Servers  []serverView     `json:"servers"`
+	Requests map[string]int64 `json:"requests_by_cause"`
+	DNSError string           `json:"dns_error"`
+}
+
+// breakerView is an origin's circuit breaker.
+type breakerView struct {
+	// State is closed, open or half_open.
+	State string `json:"state"`
+	// Refusing: a request now would be refused (open, and no half-open trial free).
+	Refusing bool `json:"refusing"`
+	// WindowRequests and WindowErrors are the rolling window's counts (closed state).
+	WindowRequests uint64 `json:"window_requests"`
+	WindowErrors   uint64 `json:"window_errors"`
+	Opens          int64  `json:"opens_total"`
+}
+
+// serverView is one server of an origin.
+type serverView struct {
+	Addr        string `json:"addr"`
+	Weight      int    `json:"weight"`
+	Outstanding int64  `json:"outstanding"`
+	Available   bool   `json:"available"`
+	Up          bool   `json:"up"`
+	Ejected     bool   `json:"ejected"`
+}
+
+// adminOrigins serves GET /admin/origins: every origin's breaker, bulkhead, servers
+// (outstanding requests, ejected, health) and requests by status cause.
+func (a *Server) origins(w http.ResponseWriter, _ *http.Request) {
+	now := time.Now().UnixNano()
+	counts := a.src.Counts.Snapshot()
+	out := []originView{}
+	for _, o := range a.src.Origins.List {
+		v := originView{Name: o.Name, Fallback: o.Fallback, Requests: counts[o.Name], Servers: []serverView{}}
+		if iso := o.Iso; iso != nil {
+			st := iso.Breaker.Stats(now)
+			v.Breaker = breakerView{State: st.State.String(), Refusing: iso.Breaker.Refusing(now),
+				WindowRequests: st.Requests, WindowErrors: st.Errors, Opens: st.Opens}
+			v.InFlight, v.Refused = iso.Bulkhead.InFlight(), iso.Bulkhead.Refused()
+			v.DNSError = iso.Discovery.LastError()
+			for _, srv := range iso.Discovery.Servers().List {
+				v.Servers = append(v.Servers, serverView{
+					Addr: srv.Addr, Weight: srv.Weight, Outstanding: srv.Outstanding(),
+					Available: srv.Available(now), Up: srv.Up(), Ejected: iso.Outlier.Ejected(srv, now),
+				})
+			}
+		}
+		out = append(out, v)
+	}
+	writeAdminJSON(w, out)
+}
+
+// adminFilters serves GET /admin/filters: every Lua filter file, its version in
+// service and its counters.
+func (a *Server) filters(w http.ResponseWriter, _ *http.Request) {
+	list := []lua.FilterStatus{}
+	if a.src.Filters != nil {
+		list = append(list, a.src.Filters.Status()...)
+	}
+	writeAdminJSON(w, list)
+}
+
+// pushView is GET /admin/push.
+type pushView struct {
+	Connections     int64           `json:"connections"`
+	Clients         int             `json:"clients"`
+	Accepted        int64           `json:"accepted_total"`
+	Refused         int64           `json:"refused_total"`
+	MessagesSent    int64           `json:"messages_sent_total"`
+	GoAways         int64           `json:"goaway_total"`
+	SlowClosed      int64           `json:"slow_consumer_closed_total"`
+	PingTimeouts    int64           `json:"ping_timeout_closed_total"`
+	ProtocolClosed  int64           `json:"protocol_error_closed_total"`
+	UpstreamSent    int64           `json:"upstream_sent_total"`
+	UpstreamFailed  int64           `json:"upstream_failed_total"`
+	UpstreamDropped int64           `json:"upstream_dropped_total"`
+	API             pushAPIView     `json:"api"`
+	Cluster         pushClusterView `json:"cluster"`
+}
+
+// pushAPIView is the push API's part of GET /admin/push ("from API clients":
+// requests not forwarded by another node, so that a sum over the nodes counts
+// each call once).
+type pushAPIView struct {
+	Pushes           uint64 `json:"pushes_total"`              // push requests from API clients that reached a connection
+	NotFound         uint64 `json:"not_found_total"`           // push requests from API clients answered 404
+	Broadcasts       uint64 `json:"broadcasts_total"`          // broadcast requests from API clients
+	MessagesQueued   uint64 `json:"messages_queued_total"`     // messages this node's connections took, forwarded or not
+	Forwarded        uint64 `json:"forwarded_total"`           // requests forwarded to other nodes (one per node)
+	ForwardErrors    uint64 `json:"forward_errors_total"`      // forwarded requests that failed
+	ForwardsReceived uint64 `json:"forwards_received_total"`   // requests other nodes forwarded here
+	RateLimited      uint64 `json:"rate_limited_total"`        // 429 answers
+	TooLarge         uint64 `json:"too_large_total"`           // 413 answers
+	ClusterErrors    uint64 `json:"cluster_errors_total"`      // failed cluster registry calls
+	Recovering       uint64 `json:"registry_recovering_total"` // 503 answers while the cluster registry was being rebuilt
+}
+
+// pushClusterView says whether this node is part of a push cluster.
+type pushClusterView struct {
+	Enabled bool   `json:"enabled"`
+	Node    string `json:"node"` // this node's push-API address ("" single node)
+	// RegistrarDropped counts registry updates dropped because the registrar's
+	// queue was full (the periodic refresh repairs them).
+	RegistrarDropped int64 `json:"registrar_dropped_total"`
+	// Rebuilds counts the times this node found the registry had lost its
+	// entries (Redis restarted empty, flushed) and registered them all again.
+	Rebuilds int64 `json:"registry_rebuilds_total"`
+}
+
+// push serves GET /admin/push.
+func (a *Server) push(w http.ResponseWriter, _ *http.Request) {
+	h := a.src.Push
+	st := &h.Stats
+	api := h.API.Stats()
+	v := pushView{
+		Connections: st.Open.Load(), Clients: h.Registry.Clients(),
+		Accepted: st.Accepted.Load(), Refused: st.Refused.Load(), MessagesSent: st.Sent.Load(),
+		GoAways: st.GoAways.Load(), SlowClosed: st.SlowClosed.Load(), PingTimeouts: st.PingTimeouts.Load(),
+		ProtocolClosed: st.ProtocolClosed.Load(),
+		UpstreamSent:   st.UpstreamSent.Load(), UpstreamFailed: st.UpstreamFailed.Load(), UpstreamDropped: st.UpstreamDropped.Load(),
+		API: pushAPIView{
+			Pushes: api.Pushed, NotFound: api.NotFound, Broadcasts: api.Broadcasts, MessagesQueued: api.Delivered,
+			Forwarded: api.Forwarded, ForwardErrors: api.ForwardErrors, ForwardsReceived: api.ForwardsReceived,
+			RateLimited: api.RateLimited, TooLarge: api.TooLarge, ClusterErrors: api.ClusterErrors,
+			Recovering: api.Recovering,
+		},
+	}
+	if h.Cluster != nil {
+		v.Cluster = pushClusterView{Enabled: true, Node: h.Cluster.Node(),
+			RegistrarDropped: h.Registrar.Dropped(), Rebuilds: h.Registrar.Rebuilds()}
+	}
+	writeAdminJSON(w, v)
+}
+
+// writeAdminJSON writes v as indented JSON.
+func writeAdminJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

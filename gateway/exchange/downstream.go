@@ -1,0 +1,100 @@
+package exchange
+
+import (
+	"github.com/panjf2000/gnet/v2"
+
+	"gozer/gateway/httpcodec"
+)
+
+// Downstream is the client side of an exchange: an HTTP/1.1 connection today
+// (gateway/http1), an HTTP/2 stream tomorrow. The exchange talks to its client
+// only through it, and the downstream tells the exchange what happens through
+// the exchange's On* methods. Every method runs on the exchange's loop.
+type Downstream interface {
+	// Client describes who sent the request; valid for the exchange's life.
+	Client() *Client
+	// Draining reports whether the gateway drains: the downstream closes after
+	// this response.
+	Draining() bool
+
+	// Continue tells a client that asked (Expect: 100-continue) and sent
+	// nothing of its body yet to send it.
+	Continue()
+	// ReadBody calls fn with each piece of request body the downstream holds,
+	// decoded (no framing), in order, until fn returns false or none is left;
+	// every piece given to fn is consumed. done: the body is complete; err: the
+	// body is broken (an *httpcodec.Error).
+	ReadBody(fn func(piece []byte) bool) (done bool, err error)
+	// BodyExpected arms (true) or disarms the body timer: while armed and the
+	// body is not paused, the client must send its next piece within
+	// server.header_read_timeout (OnTimeout(TimeoutBody) otherwise).
+	BodyExpected(on bool)
+	// PauseBody stops reading the client's body (the origin takes it slower);
+	// the body timer does not run while paused. ResumeBody reads again.
+	PauseBody()
+	ResumeBody()
+
+	// WriteHead starts the response; WriteBody adds body pieces (framed as the
+	// downstream frames them), EndBody ends the body. Nothing is sent before
+	// Flush (but a big piece may go at once); Flush reports false when the
+	// client is gone (OnGone was called).
+	WriteHead(r *httpcodec.Response, h *Head)
+	WriteBody(p []byte)
+	EndBody()
+	Flush() bool
+	// Started reports whether a byte of the response went to the client: an
+	// error can then only close the connection.
+	Started() bool
+	// Buffered is how much of the response waits to be taken by the client.
+	Buffered() int
+	// WaitWritable asks for OnWritable once the client took part of it; the
+	// send timer runs meanwhile (OnTimeout(TimeoutSend) after
+	// server.idle_timeout without progress).
+	WaitWritable()
+	// Bytes is what the exchange's request took and its response gave on the
+	// wire so far (heads and framing included), for the access log.
+	Bytes() (in, out int64)
+
+	// Done ends the exchange: the downstream takes its next request, or closes
+	// once the response has left when closeAfter (or for reasons of its own).
+	Done(closeAfter bool)
+	// Abort ends the exchange and closes the downstream at once: a response
+	// that cannot be finished.
+	Abort()
+	// Hijack ends the exchange and hands the connection over to another
+	// connection kind (a push connection): the downstream forgets it. false:
+	// this downstream cannot (an HTTP/2 stream).
+	Hijack() (gnet.Conn, bool)
+}
+
+// Client is who sent a request.
+type Client struct {
+	Remote string // ip:port, for logs and filters
+	IP     []byte // for X-Forwarded-For
+	Scheme string // "http" (the default when empty) or "https"
+}
+
+// Head is what the exchange adds to a response head beside the response
+// itself.
+type Head struct {
+	RequestID []byte
+	Via       string
+	// Close: the exchange ends the connection after this response.
+	Close bool
+	// Upgrade names the protocol of a 426 answer.
+	Upgrade string
+	// Status and Attempts are X-Gozer-Status and X-Gozer-Attempts (0: none).
+	Status   string
+	Attempts int
+}
+
+// Timeout says which of a downstream's timers expired.
+type Timeout uint8
+
+// The downstream's timers.
+const (
+	// TimeoutBody: the request body stopped coming (BodyExpected).
+	TimeoutBody Timeout = iota
+	// TimeoutSend: the client stopped taking the response (WaitWritable).
+	TimeoutSend
+)

@@ -1,0 +1,163 @@
+package exchange
+
+import (
+	"errors"
+	"fmt"
+
+	"gozer/filters"
+	"gozer/gateway/httpcodec"
+)
+
+// Start routes the request the downstream parsed into Request and begins its
+// first attempt (or answers it locally).
+func (ex *Exchange) Start() {
+	req := &ex.req
+	if id := req.RequestID(); len(id) > 0 && len(id) <= 128 {
+		ex.id = append(ex.id, id...)
+	} else {
+		ex.id = ex.lp.l.NextRequestID(ex.id)
+	}
+	ex.out.closeAfter = !req.KeepAlive || ex.ds.Draining()
+	ex.initContext() // before any answer: outbound filters see the gateway's errors too
+	ex.body.done = req.Framing == httpcodec.FramingNone ||
+		req.Framing == httpcodec.FramingLength && req.ContentLength == 0
+	if max := ex.snap.Limits.MaxBody; max > 0 && req.Framing == httpcodec.FramingLength && req.ContentLength > max {
+		ex.fail(filters.ClientBodyTooLarge, fmt.Sprintf("content-length %d over server.max_request_body %d", req.ContentLength, max))
+		return
+	}
+	if !ex.body.done {
+		ex.ds.BodyExpected(true) // the body must start coming too
+		if req.ExpectContinue {
+			ex.ds.Continue()
+		}
+		if ex.flt.chain != nil && ex.flt.chain.NeedsRequestBody() {
+			ex.body.collecting = true // an inbound filter reads the body: route once it is all here
+			ex.collectBody()
+			return
+		}
+	}
+	ex.route()
+}
+
+// Refuse answers a request whose head could not be read (err: the codec's
+// error, or a *Failure) and ends the connection: after bad framing nothing
+// that follows on it can be trusted. method and target are what the head's
+// request line held (nil when not received whole), for the access log.
+func (ex *Exchange) Refuse(err error, method, target []byte) {
+	cause, reason := causeOf(err)
+	ex.log.headRefused = true
+	ex.log.method = append(ex.log.method[:0], method...)
+	ex.log.target = append(ex.log.target[:0], target...)
+	// The request could not be read: outbound filters still see the answer,
+	// with an empty request.
+	ex.req.Reset()
+	ex.id = ex.lp.l.NextRequestID(ex.id[:0])
+	ex.initContext()
+	ex.out.closeAfter = true
+	ex.body.done = true
+	ex.fail(cause, reason)
+}
+
+// Failure is an error of the gateway's own making with its status cause: a
+// timeout, a limit. Its Cause's Status is the answer's.
+type Failure struct {
+	Cause  filters.Cause
+	Reason string
+}
+
+func (f *Failure) Error() string { return f.Cause.Name + ": " + f.Reason }
+
+// causeOf maps an error that ends a request to its status cause and reason:
+// the codec's errors by their class (with their own status), a *Failure as
+// it says, anything else a bad request.
+func causeOf(err error) (filters.Cause, string) {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Cause, f.Reason
+	}
+	var ce *httpcodec.Error
+	if errors.As(err, &ce) {
+		cause := filters.CauseOfCodec(ce.Cause)
+		if ce.Status != 0 && ce.Status != cause.Status {
+			cause.Status = ce.Status
+		}
+		return cause, ce.Reason
+	}
+	return filters.ClientBadRequest, err.Error()
+}
+
+// OnBody runs when the client sent more of its body.
+func (ex *Exchange) OnBody() {
+	switch {
+	case ex.body.collecting:
+		ex.collectBody()
+	case !ex.body.done && ex.try.conn != nil && ex.try.ready:
+		ex.pumpRequestBody()
+	}
+}
+
+// OnWritable runs when the client took part of the response it had not read:
+// the origin's reads go on.
+func (ex *Exchange) OnWritable() {
+	if c := ex.try.conn; c != nil && c.Paused() {
+		c.Resume()
+		ex.pumpResponse()
+	}
+}
+
+// OnTimeout runs when one of the downstream's timers expired.
+func (ex *Exchange) OnTimeout(t Timeout) {
+	if t == TimeoutBody {
+		ex.failBody(&Failure{filters.ClientTimeout, "request body stalled longer than server.header_read_timeout"})
+		return
+	}
+	// The client stopped reading the response.
+	ex.log.cause, ex.log.reason = filters.ClientTimeout, "client stopped reading the response for server.idle_timeout"
+	ex.log.status = ex.resp.Status
+	ex.logAccess()
+	ex.abort()
+}
+
+// OnGone runs when the client connection closed under the exchange; the
+// downstream forgot the exchange already.
+func (ex *Exchange) OnGone(err error) {
+	if ex.log.cause.Name == "" {
+		ex.log.cause = filters.ClientClosed
+		ex.log.status = filters.ClientClosed.Status
+		if err != nil {
+			ex.log.reason = "client closed the connection: " + err.Error()
+		} else {
+			ex.log.reason = "client closed the connection"
+		}
+		ex.logAccess()
+	}
+	ex.endAttempt(true) // the client left: nothing against the server
+	ex.dropConn()
+	ex.ds = nil
+	ex.lp.retire(ex)
+}
+
+// done ends the exchange with its response complete: the downstream goes on.
+func (ex *Exchange) done() {
+	ds := ex.ds
+	ex.ds = nil
+	ex.lp.retire(ex)
+	ds.Done(ex.out.closeAfter)
+}
+
+// abort ends the exchange and closes the client connection at once.
+func (ex *Exchange) abort() {
+	ex.dropConn()
+	ds := ex.ds
+	ex.ds = nil
+	ex.lp.retire(ex)
+	ds.Abort()
+}
+
+// dropConn closes the current origin connection: its stream state is unknown.
+func (ex *Exchange) dropConn() {
+	if c := ex.try.conn; c != nil {
+		ex.try.conn = nil
+		c.Abort()
+	}
+}

@@ -1,0 +1,132 @@
+package exchange
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"gozer/filters"
+	"gozer/gateway/httpcodec"
+	"gozer/gateway/push"
+	"gozer/gateway/pushconn"
+)
+
+// pushKind tells whether the request is at one of the push paths.
+func (ex *Exchange) pushKind() filters.PushKind {
+	p := filters.PathOf(ex.req.Header.RequestURI())
+	cfg := &ex.snap.Config.Push
+	switch {
+	case string(p) == cfg.WSPath:
+		return filters.PushWebSocket
+	case string(p) == cfg.SSEPath:
+		return filters.PushSSE
+	}
+	return filters.PushNone
+}
+
+// pushEndpoint answers a request at a push path after the inbound filters ran:
+// an accepted one becomes a push connection; one no filter accepted gets 403,
+// so push is never open without an auth filter.
+func (ex *Exchange) pushEndpoint() {
+	fc, pl := &ex.flt.fc, ex.lp.push
+	if fc.PushID == "" {
+		pl.Hub().Stats.Refused.Add(1)
+		ex.fail(filters.ClientPushNotAccepted, "no inbound filter accepted the push connection (ctx.push_accept)")
+		return
+	}
+	req, l := &ex.req, ex.lp.l
+	if fc.Push == filters.PushSSE && string(req.Header.Method()) != "GET" {
+		ex.refusePush(405, "SSE needs GET", []filters.Header{{Name: "Allow", Value: "GET"}})
+		return
+	}
+	if req.Framing != httpcodec.FramingNone && !(req.Framing == httpcodec.FramingLength && req.ContentLength == 0) {
+		ex.refusePush(400, "push request with a body", nil)
+		return
+	}
+	kind := pushconn.WebSocket
+	var accept []byte
+	switch fc.Push {
+	case filters.PushWebSocket:
+		key, err := push.CheckHandshake(req.Header.Method(), req.Header.Protocol(), &req.Header)
+		if err != nil {
+			var he *push.HandshakeError
+			errors.As(err, &he)
+			var hdrs []filters.Header
+			if he.Status == 426 {
+				hdrs = []filters.Header{{Name: "Sec-WebSocket-Version", Value: "13"}}
+				ex.out.upgradeTo = "websocket"
+			}
+			ex.refusePush(he.Status, he.Reason, hdrs)
+			return
+		}
+		accept = push.AppendAccept(l.Buf[:0], key)
+	case filters.PushSSE:
+		kind = pushconn.SSE
+		accept = push.AppendSSEResponse(l.Buf[:0])
+	}
+	l.Buf = accept[:0]
+	ex.upgrade(kind, accept)
+}
+
+// refusePush answers a push request that cannot become a push connection, and
+// closes the connection: a device that got the handshake wrong should not go
+// on talking HTTP on it.
+func (ex *Exchange) refusePush(status int, reason string, hdrs []filters.Header) {
+	ex.lp.push.Hub().Stats.Refused.Add(1)
+	ex.out.closeAfter = true
+	ex.log.reason = reason
+	ex.answer(status, filters.ClientBadHandshake, []byte(reason+"\n"), hdrs)
+}
+
+// upgrade turns the client connection into a push connection: registry entry,
+// the 101 (or SSE 200) answer, the access-log line, and the connection handed
+// from the downstream to a pushconn.Conn.
+func (ex *Exchange) upgrade(kind pushconn.Kind, answer []byte) {
+	fc, pl := &ex.flt.fc, ex.lp.push
+	var last uint64
+	var replay bool
+	if kind == pushconn.SSE {
+		last, replay = ex.lastEventID()
+	}
+	pc, answer, complete, err := pl.Register(fc.PushID, kind, answer, last, replay)
+	if err != nil {
+		pl.Hub().Stats.Refused.Add(1)
+		ex.out.closeAfter = true
+		ex.log.reason = fmt.Sprintf("client id already has push.max_per_client (%d) connections", pl.Hub().Cfg.MaxPerClient)
+		ex.answer(429, filters.ClientTooManyPushConns, []byte("too many connections for this client id\n"), nil)
+		return
+	}
+	if !complete {
+		ex.log.reason = "Last-Event-ID " + strconv.FormatUint(last, 10) + " older than the replay buffer: events were lost"
+	}
+	ex.log.status, ex.log.cause = 101, filters.Success
+	if kind == pushconn.SSE {
+		ex.log.status = 200
+	}
+	ex.log.upgradeOut = int64(len(answer))
+	ex.logAccess()
+	c, ok := ex.ds.Hijack()
+	ex.ds = nil
+	ex.lp.retire(ex)
+	if !ok {
+		pc.Unregister() // a downstream that cannot be handed over (not today's)
+		return
+	}
+	pc.Serve(c, answer)
+}
+
+// lastEventID is the event id an SSE device reconnects with: Last-Event-ID, or
+// ?lastEventId= (EventSource polyfills pass it in the query).
+func (ex *Exchange) lastEventID() (uint64, bool) {
+	v := ex.req.Header.Peek("Last-Event-ID")
+	if len(v) == 0 {
+		if q, ok := ex.flt.fc.Arg("lastEventId"); ok {
+			v = []byte(q)
+		}
+	}
+	if len(bytes.TrimSpace(v)) == 0 {
+		return 0, false
+	}
+	return push.ParseLastEventID(v)
+}

@@ -1,0 +1,122 @@
+package exchange
+
+import (
+	"gozer/filters"
+	"gozer/gateway/httpcodec"
+)
+
+var (
+	crlf      = []byte("\r\n")
+	lastChunk = []byte(httpcodec.FinalChunk)
+)
+
+// sendRequest writes the request head to the origin connection, then any
+// body kept for replay, then whatever body the client already sent.
+func (ex *Exchange) sendRequest() {
+	c, l := ex.try.conn, ex.lp.l
+	c.ArmRead()
+	if !c.Write(ex.try.fwd) {
+		return // OriginClosed took over
+	}
+	chunked := ex.req.Framing == httpcodec.FramingChunked
+	if r := ex.body.replay; len(r) > 0 {
+		if chunked {
+			l.Iov = append(l.Iov[:0], httpcodec.AppendChunkHeader(l.ChunkHdr[:0], len(r)), r, crlf)
+			if !c.Writev(l.Iov) {
+				return
+			}
+		} else if !c.Write(r) {
+			return
+		}
+	}
+	if ex.body.done {
+		if chunked {
+			c.Write(lastChunk)
+		}
+		return
+	}
+	ex.ds.ResumeBody()
+	ex.pumpRequestBody()
+}
+
+// pumpRequestBody moves request body from the client to the origin (re-framed
+// as chunks when chunked) until the client has no more now or the origin's
+// side is full. The origin is the slow side then: the client's body waits (no
+// body timer runs: the origin's read timer governs) until the origin drained.
+func (ex *Exchange) pumpRequestBody() {
+	c, ds := ex.try.conn, ex.ds
+	if ex.body.done || c == nil || !ex.try.ready || ds == nil {
+		return
+	}
+	// A failed write closes the origin connection inside gnet; while pumping,
+	// OriginClosed only records it, and it is handled below, once the client's
+	// buffer agrees with what was sent.
+	ex.try.pumping = true
+	before := ex.body.decoded
+	done, err := ds.ReadBody(ex.bodySink)
+	ex.try.pumping = false
+	if err == nil {
+		err = ex.body.err
+	}
+	if err != nil {
+		ex.failBody(err)
+		return
+	}
+	if closeErr := ex.try.closeErr; closeErr != nil {
+		ex.try.closeErr = nil
+		ex.originClosed(closeErr)
+		return
+	}
+	if done && !ex.body.done {
+		ex.body.done = true
+		if ex.req.Framing == httpcodec.FramingChunked && !c.Write(lastChunk) {
+			return
+		}
+	}
+	if (ex.body.decoded > before || done) && !c.GotBytes() {
+		// The origin answers after the body: its read timer starts at the last piece.
+		c.ArmRead()
+	}
+	if ex.body.done {
+		ds.BodyExpected(false)
+		return
+	}
+	if c.OutboundBuffered() > ex.snap.Limits.MaxBuffered {
+		ds.PauseBody()
+		if err := c.WatchWritable(); err != nil {
+			ex.fail(filters.LocalInternal, err.Error())
+		}
+	}
+}
+
+// sendPiece writes one piece of decoded body to the origin (as a chunk when
+// chunked) and keeps it for replay while it fits; false stops the pump (the
+// origin connection failed, or the body went over server.max_request_body).
+func (ex *Exchange) sendPiece(p []byte) bool {
+	if max := ex.snap.Limits.MaxBody; max > 0 && ex.req.Framing == httpcodec.FramingChunked && ex.body.decoded+int64(len(p)) > max {
+		ex.body.err = &Failure{filters.ClientBodyTooLarge, "chunked body over server.max_request_body"}
+		return false
+	}
+	ex.body.decoded += int64(len(p))
+	if !ex.body.replayLost {
+		if len(ex.body.replay)+len(p) <= ex.try.origin.ReplayBodyBytes {
+			ex.body.replay = append(ex.body.replay, p...)
+		} else {
+			ex.body.replayLost = true
+			ex.body.replay = ex.body.replay[:0]
+		}
+	}
+	c, l := ex.try.conn, ex.lp.l
+	if ex.req.Framing == httpcodec.FramingChunked {
+		l.Iov = append(l.Iov[:0], httpcodec.AppendChunkHeader(l.ChunkHdr[:0], len(p)), p, crlf)
+		return c.Writev(l.Iov)
+	}
+	return c.Write(p)
+}
+
+// failBody answers a request whose body turned out bad, too large or too slow.
+func (ex *Exchange) failBody(err error) {
+	cause, reason := causeOf(err)
+	ex.out.closeAfter = true
+	ex.fail(cause, reason)
+}

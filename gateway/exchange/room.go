@@ -1,0 +1,111 @@
+package exchange
+
+import (
+	"gozer/filters"
+	"gozer/gateway/loop"
+	"gozer/gateway/origin"
+	"gozer/gateway/originconn"
+	"gozer/gateway/pushconn"
+	"gozer/gateway/telemetry"
+)
+
+// OriginConn is an exchange's connection to an origin server: an
+// *originconn.Conn, or a fake in tests. Loop goroutine.
+type OriginConn interface {
+	Server() *origin.Server
+	Closed() bool
+	GotBytes() bool
+	Reused() bool
+	Peek() []byte
+	Discard(n int)
+	InboundBuffered() int
+	OutboundBuffered() int
+	Write(b []byte) bool
+	Writev(bs [][]byte) bool
+	ArmRead()
+	Disarm()
+	Pause()
+	Paused() bool
+	Resume()
+	WatchWritable() error
+	Release()
+	Abort()
+}
+
+// Origins opens origin connections for the exchanges of one loop
+// (originconn.Loop; a fake in tests).
+type Origins interface {
+	// PickServer chooses the server of an attempt; balanced: the balancer
+	// picked it (its AttemptDone must follow).
+	PickServer(o *origin.Origin, tried uint64) (srv *origin.Server, balanced bool)
+	// Acquire returns a connection to srv for owner: pooled (reused: send at
+	// once) or dialling (OriginOpen or OriginDialFailed follows).
+	Acquire(o *origin.Origin, srv *origin.Server, owner originconn.Owner, started int64) (c OriginConn, reused bool, err error)
+}
+
+// originLoop adapts originconn.Loop to Origins.
+type originLoop struct{ *originconn.Loop }
+
+func (o originLoop) Acquire(og *origin.Origin, srv *origin.Server, owner originconn.Owner, started int64) (OriginConn, bool, error) {
+	c, reused, err := o.Loop.Acquire(og, srv, owner, started)
+	if err != nil {
+		return nil, false, err
+	}
+	return c, reused, nil
+}
+
+// Loop is the exchanges' side of one event loop: what they need of it, and the
+// recycled exchanges. Loop goroutine only.
+type Loop struct {
+	l       *loop.Loop
+	origins Origins
+	push    *pushconn.Loop
+	chains  func() filters.Chain // the current filter chain (nil: no filters)
+	counts  *telemetry.CauseCounters
+
+	pool    *loop.Recycler[Exchange] // recycled exchanges: their buffers stay warm
+	errBody []byte
+}
+
+// Config is what a Loop is built from.
+type Config struct {
+	Loop    *loop.Loop
+	Origins *originconn.Loop
+	Push    *pushconn.Loop
+	// Chains returns the filter chain for new requests (nil: none); nil: no filters.
+	Chains func() filters.Chain
+	// Counts counts requests per origin and status cause.
+	Counts *telemetry.CauseCounters
+}
+
+// NewLoop returns the exchanges' side of cfg.Loop and hooks its recycling into
+// the end of every callback.
+func NewLoop(cfg Config) *Loop {
+	lp := &Loop{l: cfg.Loop, push: cfg.Push, chains: cfg.Chains, counts: cfg.Counts}
+	if cfg.Origins != nil {
+		lp.origins = originLoop{cfg.Origins}
+	}
+	lp.pool = loop.NewRecycler(cfg.Loop, (*Exchange).reset)
+	return lp
+}
+
+// Loop is the event loop the exchanges run on.
+func (lp *Loop) Loop() *loop.Loop { return lp.l }
+
+// Begin takes an exchange for a request from ds whose head is complete now.
+func (lp *Loop) Begin(ds Downstream) *Exchange {
+	ex := lp.pool.Get()
+	if ex == nil {
+		ex = &Exchange{lp: lp}
+		ex.out.scan.Response = true
+		ex.bodySink = ex.sendPiece
+		ex.collect = ex.collectPiece
+	}
+	ex.ds = ds
+	ex.snap = lp.l.Snapshot()
+	ex.log.started = lp.l.Now()
+	return ex
+}
+
+// retire hands a finished exchange back for recycling (after the callback).
+func (lp *Loop) retire(ex *Exchange) { lp.pool.Retire(ex) }

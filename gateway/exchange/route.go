@@ -1,0 +1,251 @@
+package exchange
+
+import (
+	"fmt"
+	"strconv"
+
+	"gozer/filters"
+	"gozer/gateway/httpcodec"
+)
+
+// initContext fills the request context the filters see.
+func (ex *Exchange) initContext() {
+	fc := &ex.flt.fc
+	fc.Req = &ex.req
+	fc.Phase = filters.Inbound
+	fc.ID = ex.id
+	fc.Start = ex.log.started
+	fc.Log = &ex.lp.l.Shared.Log
+	fc.RemoteAddr = ex.ds.Client().Remote
+	fc.Push = ex.pushKind()
+	if ex.lp.chains != nil {
+		ex.flt.chain = ex.lp.chains()
+	}
+}
+
+// collectBody gathers the request body into the context (for an inbound filter
+// that declared it reads it), then routes. The body goes to the origin from
+// the replay buffer, so a retry can send it again.
+func (ex *Exchange) collectBody() {
+	done, err := ex.ds.ReadBody(ex.collect)
+	if err == nil {
+		err = ex.body.err
+	}
+	if err != nil {
+		ex.failBody(err)
+		return
+	}
+	if !done {
+		return // more to come: OnBody calls again
+	}
+	ex.body.done = true
+	ex.body.collecting = false
+	ex.flt.fc.Body, ex.flt.fc.BodyOK = ex.body.replay, true
+	ex.ds.BodyExpected(false)
+	ex.route()
+}
+
+// collectPiece keeps one piece of request body for an inbound filter; false
+// (with body.err set) when the body outgrew filters.max_body_bytes.
+func (ex *Exchange) collectPiece(p []byte) bool {
+	limit := ex.snap.Limits.MaxFilterBody
+	if len(ex.body.replay)+len(p) > limit {
+		ex.body.err = &Failure{filters.ClientBodyTooLarge,
+			fmt.Sprintf("body over filters.max_body_bytes (%d) that a filter reading the body allows", limit)}
+		return false
+	}
+	ex.body.replay = append(ex.body.replay, p...)
+	ex.body.decoded += int64(len(p))
+	return true
+}
+
+// route runs the inbound filters, then answers locally or picks the origin.
+func (ex *Exchange) route() {
+	fc, req := &ex.flt.fc, &ex.req
+	if ex.flt.chain != nil {
+		ex.flt.chain.Inbound(fc)
+		switch {
+		case fc.Failed:
+			ex.fail(fc.FailCause, fc.FailReason)
+			return
+		case fc.Responded:
+			ex.answerFilter()
+			return
+		case fc.PushID != "":
+			ex.pushEndpoint()
+			return
+		case fc.Route.Endpoint != "":
+			ex.endpoint(fc.Route.Endpoint)
+			return
+		}
+	}
+	if fc.Push != filters.PushNone && fc.Route.Origin == "" {
+		ex.pushEndpoint() // not accepted: 403
+		return
+	}
+	name := fc.Route.Origin
+	if name == "" {
+		var ok bool
+		if name, ok = ex.snap.Router.Route(fc.Host(), fc.Path()); !ok {
+			ex.fail(filters.LocalNoRoute, "no route matches the request")
+			return
+		}
+	}
+	o, ok := ex.snap.Origins.Get(name)
+	if !ok {
+		ex.fail(filters.LocalNoRoute, "route names unknown origin "+strconv.Quote(name))
+		return
+	}
+	if o, ok = ex.admit(o); !ok {
+		return
+	}
+	ex.try.origin = o
+	if fc.Route.Host != nil {
+		req.Header.Set("Host", string(fc.Route.Host))
+	}
+	cfg := ex.snap.Config
+	fi := httpcodec.ForwardInfo{
+		ClientIP: ex.ds.Client().IP, Proto: ex.ds.Client().Scheme, TrustForwarded: cfg.Listeners.Proxy.TrustForwarded,
+		RequestID: ex.id, Via: cfg.Server.Via, DefaultHost: o.DefaultHost, Path: fc.Route.Path,
+	}
+	ex.try.fwd = httpcodec.AppendForwardRequest(ex.try.fwd, req, &fi)
+	ex.attempt()
+}
+
+// endpoint runs a named endpoint instead of the proxy: a built-in one
+// (filters.BuiltinEndpoint), or a filter endpoint that answers with
+// ctx.respond.
+func (ex *Exchange) endpoint(name string) {
+	fc := &ex.flt.fc
+	if ep, ok := filters.BuiltinEndpoint(name); ok {
+		ep(fc)
+	} else {
+		fc.Phase = filters.Endpoint
+		if ex.flt.chain == nil || !ex.flt.chain.Endpoint(name, fc) {
+			ex.fail(filters.LocalNoRoute, "route names unknown endpoint "+strconv.Quote(name))
+			return
+		}
+	}
+	switch {
+	case fc.Failed:
+		ex.fail(fc.FailCause, fc.FailReason)
+	case fc.Responded:
+		ex.answerFilter()
+	default:
+		ex.fail(filters.LocalFilterError, "endpoint "+strconv.Quote(name)+" did not respond")
+	}
+}
+
+// answerFilter sends the answer a filter made with ctx.respond.
+func (ex *Exchange) answerFilter() {
+	fc := &ex.flt.fc
+	if !ex.body.done {
+		ex.out.closeAfter = true // the body was not read: the connection cannot be reused
+	}
+	ex.answer(fc.RespondStatus, filters.LocalFilterResponse, fc.RespondBody, fc.RespondHeaders)
+}
+
+// answer sends a response the gateway makes itself (an error, a filter's
+// answer) through the outbound filters, like an origin's.
+func (ex *Exchange) answer(status int, cause filters.Cause, body []byte, headers []filters.Header) {
+	lp := ex.lp
+	if status < 100 || status > 999 {
+		status = 500
+	}
+	ex.log.status, ex.log.cause = status, cause
+	ex.out.local = true
+	r := &ex.resp
+	r.Reset()
+	// Reset turns fasthttp's default Content-Type back on; a filter that deletes
+	// Content-Type must find it gone.
+	r.Header.SetNoDefaultContentType(true)
+	r.Header.SetStatusCode(status)
+	r.Status = status
+	if body == nil && cause.Category != filters.CategorySuccess {
+		body = lp.statusBody(status)
+	}
+	r.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	for _, h := range headers {
+		r.Header.Set(h.Name, h.Value)
+	}
+	r.Framing, r.ContentLength, r.HasContentLength = httpcodec.FramingLength, int64(len(body)), true
+	if ex.req.IsHead {
+		r.Framing = httpcodec.FramingNone
+	}
+	if ex.flt.chain != nil && ex.flt.fc.Req != nil {
+		fc := &ex.flt.fc
+		fc.RespBody, fc.RespBodyOK = append(fc.RespBody[:0], body...), true
+		ex.runOutbound()
+		if fc.Failed && cause.Category == filters.CategorySuccess {
+			// A fatal outbound filter on a filter's own answer: a 500 instead.
+			r.Status = fc.FailCause.Status
+			body = lp.statusBody(r.Status)
+		} else if fc.RespBodyOK {
+			body = fc.RespBody
+		}
+		ex.log.status = r.Status
+	}
+	if r.Framing == httpcodec.FramingLength {
+		r.ContentLength = int64(len(body))
+	}
+	ds := ex.ds
+	ds.WriteHead(r, ex.head())
+	if r.Framing == httpcodec.FramingLength {
+		ds.WriteBody(body)
+	}
+	ds.EndBody()
+	ex.logAccess()
+	if ex.ds == nil || !ds.Flush() {
+		return // the client is gone; OnGone ended the exchange
+	}
+	ex.done()
+}
+
+// statusBody is the body of the gateway's own error answers: "502 Bad Gateway\n".
+func (lp *Loop) statusBody(status int) []byte {
+	b := append(lp.errBody[:0], httpcodec.StatusText(status)...)
+	b = append(b, '\n')
+	lp.errBody = b
+	return b
+}
+
+// head is what the exchange adds to the response head.
+func (ex *Exchange) head() *Head {
+	h := &ex.out.head
+	*h = Head{
+		RequestID: ex.id, Via: ex.snap.Config.Server.Via, Close: ex.out.closeAfter || ex.ds.Draining(),
+		Upgrade: ex.out.upgradeTo, Status: ex.statusName(), Attempts: ex.try.n,
+	}
+	return h
+}
+
+// runOutbound runs the outbound filters on the response head in ex.resp.
+func (ex *Exchange) runOutbound() {
+	fc := &ex.flt.fc
+	fc.Phase = filters.Outbound
+	fc.Resp = &ex.resp
+	fc.Cause = ex.log.cause
+	if fc.Cause.Name == "" {
+		fc.Cause = filters.Success
+	}
+	fc.Attempts = ex.try.n
+	ex.flt.chain.Outbound(fc)
+	if fc.Failed {
+		ex.log.cause, ex.log.reason = fc.FailCause, fc.FailReason
+	}
+}
+
+// outbound runs the outbound filters on the origin's response. A fatal one
+// drops the origin's answer for a 500; outbound then reports false (the
+// exchange is answered).
+func (ex *Exchange) outbound() bool {
+	ex.runOutbound()
+	if !ex.flt.fc.Failed {
+		return true
+	}
+	ex.dropConn()
+	ex.flt.chain = nil // the outbound filters already ran on this response
+	ex.out.closeAfter = ex.out.closeAfter || !ex.body.done
+	ex.answer(ex.flt.fc.FailCause.Status, ex.flt.fc.FailCause, nil, nil)
+	return false
+}

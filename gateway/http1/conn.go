@@ -1,0 +1,303 @@
+// Package http1 is the HTTP/1.1 client connection, the connection kind of
+// every accepted client until it upgrades: it reads request heads
+// incrementally (pipelined ones too), hands each request to an exchange
+// through a stream (the exchange.Downstream of one request), decodes the
+// request body's framing, frames the response (Content-Length, chunked, or
+// close-delimited for HTTP/1.0), times the client (head, body, idle, send),
+// and closes politely (flush, then linger) when a connection must end.
+//
+// Concurrency: everything runs on the connection's event loop.
+package http1
+
+import (
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"gozer/filters"
+	"gozer/gateway/exchange"
+	"gozer/gateway/httpcodec"
+	"gozer/gateway/loop"
+)
+
+// connState is where a client connection is in its request cycle.
+type connState uint8
+
+const (
+	stHead      connState = iota // waiting for (the rest of) a request head; idle when headStart == 0
+	stProxy                      // an exchange is in flight
+	stFlushing                   // the last response is written; close once it left the buffer
+	stLingering                  // an error answer is out and the write side shut; discard input until EOF
+	stClosed
+)
+
+// lingerFor bounds how long a connection answered with an error keeps draining
+// the client's unread input, so the client reads the answer instead of a reset.
+const lingerFor = 2e9 // 2 s
+
+// Conn is one accepted client connection speaking HTTP/1.1. Between requests
+// it holds no buffers (an idle keep-alive connection costs the struct and
+// gnet's connection); a stream is taken from the loop's free list when a head
+// is complete.
+type Conn struct {
+	lp     *Loop
+	c      gnet.Conn
+	fd     int32
+	slot   int32
+	timer  loop.Timer
+	remote string // ip:port, for logs
+	ip     []byte // for X-Forwarded-For
+
+	state      connState
+	reads      loop.Reads
+	drainClose bool  // the gateway is draining: close after the current response
+	headStart  int64 // when the first byte of the current head arrived (0: idle)
+	deadline   int64 // when the connection's timer fires (0: not armed)
+	scan       httpcodec.HeadScanner
+	st         *stream // the request in flight
+	writable   loop.Writable
+}
+
+// Timer implements loop.Timed; Slot loop.Slotted.
+func (c *Conn) Timer() *loop.Timer { return &c.timer }
+
+// Slot implements loop.Slotted.
+func (c *Conn) Slot() *int32 { return &c.slot }
+
+// Loop is the loop that owns the connection.
+func (c *Conn) Loop() *loop.Loop { return c.lp.l }
+
+// setDeadline sets when the connection's timer fires (0: not armed).
+func (c *Conn) setDeadline(d int64) {
+	c.deadline = d
+	if d != 0 {
+		c.lp.wheel.Update(c)
+	}
+}
+
+// awaitRequest makes the connection wait for its next request head.
+func (c *Conn) awaitRequest(first bool) {
+	c.state = stHead
+	c.headStart = 0
+	c.scan.Reset()
+	// A new connection must send its first head within the header timeout; a
+	// keep-alive connection may stay quiet for the idle timeout.
+	lim := &c.lp.l.Snapshot().Limits
+	if first {
+		c.setDeadline(c.lp.l.Now() + lim.HeaderTimeout)
+	} else {
+		c.setDeadline(c.lp.l.Now() + lim.IdleTimeout)
+	}
+}
+
+// OnData runs when the client sent bytes.
+func (c *Conn) OnData() {
+	if c.reads.Paused() {
+		// gnet turned reading back on after flushing; the reason to pause still holds.
+		c.pause()
+		return
+	}
+	switch c.state {
+	case stHead:
+		c.readHead()
+	case stProxy:
+		c.st.onData()
+	case stLingering, stFlushing:
+		_, _ = c.c.Discard(-1)
+	}
+}
+
+// readHead scans the buffered bytes for a complete head and starts its exchange.
+func (c *Conn) readHead() {
+	buf, _ := c.c.Peek(-1)
+	if len(buf) == 0 {
+		return
+	}
+	l := c.lp.l
+	lim := &l.Snapshot().Limits
+	if c.headStart == 0 {
+		c.headStart = l.Now()
+		c.setDeadline(l.Now() + lim.HeaderTimeout)
+	}
+	n, err := c.scan.Scan(buf, httpcodec.Limits{MaxRequestLine: lim.MaxRequestLine, MaxHeaderBytes: lim.MaxHeaderBytes})
+	if err != nil {
+		c.refuse(err)
+		return
+	}
+	if n == 0 {
+		return
+	}
+	st := c.lp.newStream(c)
+	if err := st.ex.Request().Parse(buf[:n]); err != nil {
+		c.refuseWith(st, err)
+		return
+	}
+	_, _ = c.c.Discard(n)
+	st.in = int64(n)
+	st.begin()
+	c.st = st
+	c.state = stProxy
+	c.deadline = 0
+	c.headStart = 0
+	st.ex.Start()
+}
+
+// refuse answers a request head that could not be read and closes the
+// connection: after bad framing nothing that follows on it can be trusted.
+func (c *Conn) refuse(err error) { c.refuseWith(c.lp.newStream(c), err) }
+
+func (c *Conn) refuseWith(st *stream, err error) {
+	buf, _ := c.c.Peek(-1)
+	method, target := httpcodec.RequestLineOf(buf, c.lp.l.Snapshot().Limits.MaxRequestLine)
+	c.st = st
+	c.state = stProxy
+	c.deadline = 0
+	st.ex.Refuse(err, method, target)
+}
+
+// onTimer runs when the connection's deadline passed.
+func (c *Conn) onTimer(now int64) {
+	c.deadline = 0
+	switch c.state {
+	case stHead:
+		if c.headStart == 0 {
+			c.close() // idle keep-alive connection: close quietly
+			return
+		}
+		c.refuse(&exchange.Failure{Cause: filters.ClientTimeout, Reason: "request head not complete within server.header_read_timeout"})
+	case stProxy:
+		c.st.onTimer(now)
+	default:
+		c.close()
+	}
+}
+
+// done ends the stream: the connection waits for its next request, or closes
+// once the response has left.
+func (c *Conn) done(closeAfter bool) {
+	c.lp.freeStream(c.st)
+	c.st = nil
+	if c.state == stClosed {
+		return
+	}
+	if closeAfter || c.drainClose {
+		c.closeWhenFlushed()
+		return
+	}
+	c.awaitRequest(false)
+	if c.c.OutboundBuffered() > c.lp.l.Snapshot().Limits.MaxBuffered {
+		// A pipelining client that does not read its answers: take no next request
+		// until they drained, or its answers would pile up without bound.
+		c.pause()
+		c.watchWritable()
+		return
+	}
+	if c.reads.Paused() {
+		c.resume()
+	}
+	if c.c.InboundBuffered() > 0 {
+		c.readHead() // a pipelined request is already here
+	}
+}
+
+// closeWhenFlushed closes the connection once gnet has written everything out.
+func (c *Conn) closeWhenFlushed() {
+	if c.c.OutboundBuffered() == 0 {
+		c.lingerClose()
+		return
+	}
+	c.state = stFlushing
+	c.setDeadline(c.lp.l.Now() + c.lp.l.Snapshot().Limits.IdleTimeout)
+	c.watchWritable()
+}
+
+// lingerClose shuts the write side and reads until the client closes (or
+// lingerFor passes), so unread request bytes do not turn the close into a reset
+// that would destroy the answer in the client's receive buffer.
+func (c *Conn) lingerClose() {
+	if c.c.InboundBuffered() == 0 {
+		c.close()
+		return
+	}
+	_ = unix.Shutdown(int(c.fd), unix.SHUT_WR)
+	_, _ = c.c.Discard(-1)
+	c.state = stLingering
+	c.setDeadline(c.lp.l.Now() + lingerFor)
+	if c.reads.Paused() {
+		c.resume()
+	}
+}
+
+// close closes the connection now.
+func (c *Conn) close() {
+	if c.state == stClosed {
+		return
+	}
+	_ = c.lp.l.EL.Close(c.c)
+}
+
+// OnClose runs when gnet closed the connection, whoever asked.
+func (c *Conn) OnClose(err error) {
+	c.state = stClosed
+	c.lp.conns.Remove(c)
+	c.lp.wheel.Cancel(c)
+	c.writable.Release(c.lp.l, int(c.fd))
+	c.lp.l.Shared.ClientClosed()
+	if st := c.st; st != nil {
+		c.st = nil
+		ex := st.ex
+		st.ex = nil
+		ex.OnGone(err)
+		c.lp.freeStream(st)
+	}
+}
+
+func (c *Conn) pause() {
+	if c.state != stClosed {
+		c.reads.Pause(c.lp.l, c.c)
+	}
+}
+
+func (c *Conn) resume() {
+	if c.state != stClosed {
+		c.reads.Resume(c.lp.l, c.c)
+	}
+}
+
+// watchWritable asks for a wake-up when the client's socket takes more bytes.
+func (c *Conn) watchWritable() {
+	if err := c.writable.Watch(c.lp.l, c.c, c.onWritable); err != nil {
+		c.close()
+	}
+}
+
+// onWritable runs on the loop when the client's socket became writable again.
+func (c *Conn) onWritable() {
+	if c.state == stClosed {
+		return
+	}
+	lim := &c.lp.l.Snapshot().Limits
+	pending := c.c.OutboundBuffered()
+	switch {
+	case c.state == stFlushing:
+		if pending == 0 {
+			c.lingerClose()
+		} else {
+			c.watchWritable()
+		}
+	case pending > lim.MaxBuffered/2:
+		if c.st != nil {
+			c.st.sendProgress() // it is reading: progress
+		} else {
+			c.setDeadline(c.lp.l.Now() + lim.IdleTimeout)
+		}
+		c.watchWritable()
+	case c.state == stHead && c.reads.Paused():
+		// Its answers drained: the pipelined requests may go on.
+		c.resume()
+		if c.c.InboundBuffered() > 0 {
+			c.readHead()
+		}
+	case c.st != nil:
+		c.st.writable()
+	}
+}

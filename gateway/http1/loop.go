@@ -1,0 +1,84 @@
+package http1
+
+import (
+	"net"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"gozer/gateway/exchange"
+	"gozer/gateway/loop"
+)
+
+// Loop is one event loop's HTTP/1.1 client connections: the list a drain walks,
+// their timers, their recycled streams and the response bytes pending in the
+// callback. Loop goroutine only.
+type Loop struct {
+	l       *loop.Loop
+	ex      *exchange.Loop
+	conns   loop.SlotList[*Conn]
+	wheel   *loop.Wheel[*Conn]
+	streams *loop.Recycler[stream]
+	pending []byte // the response bytes a stream has not written yet (aliases l.Buf)
+}
+
+// NewLoop returns l's HTTP/1.1 connections, whose requests go to ex; their
+// timers run on l's tick and their drain on l's drain.
+func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
+	lp := &Loop{l: l, ex: ex}
+	lp.wheel = loop.NewConnWheel(l, func(c *Conn) int64 { return c.deadline }, (*Conn).onTimer)
+	lp.streams = loop.NewRecycler(l, func(st *stream) { *st = stream{} })
+	l.OnDrain(lp.drain)
+	return lp
+}
+
+// Accept makes gc, a connection the acceptor handed to this loop, an HTTP/1.1
+// client. Call it in OnOpen.
+func (lp *Loop) Accept(gc gnet.Conn) {
+	lp.l.Accepted(gc)
+	c := &Conn{lp: lp, c: gc, fd: int32(gc.Fd()), slot: -1}
+	c.timer.Init()
+	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
+		c.remote = a.String()
+		c.ip = []byte(a.IP.String())
+	} else {
+		c.remote = gc.RemoteAddr().String()
+		c.ip = []byte(c.remote)
+	}
+	gc.SetContext(c)
+	lp.conns.Add(c)
+	c.awaitRequest(true)
+	if lp.l.Shared.Draining.Load() {
+		c.drainClose = true
+	}
+}
+
+// newStream takes a stream for the next request of c, with its exchange.
+func (lp *Loop) newStream(c *Conn) *stream {
+	st := lp.streams.Get()
+	if st == nil {
+		st = &stream{}
+	}
+	st.c = c
+	st.client = exchange.Client{Remote: c.remote, IP: c.ip, Scheme: "http"}
+	st.ex = lp.ex.Begin(st)
+	return st
+}
+
+// freeStream retires st; it is recycled when the callback ends (a caller up
+// the stack may still compare it with its connection's current stream).
+func (lp *Loop) freeStream(st *stream) {
+	if st != nil {
+		lp.streams.Retire(st)
+	}
+}
+
+// drain starts the graceful shutdown on this loop: idle keep-alive connections
+// close now; busy ones close once their current response is out.
+func (lp *Loop) drain(_, _ int64) {
+	lp.conns.EachBackwards(func(c *Conn) {
+		c.drainClose = true
+		if c.state == stHead && c.headStart == 0 && c.c.InboundBuffered() == 0 {
+			c.close()
+		}
+	})
+}

@@ -1,0 +1,333 @@
+package http1
+
+import (
+	"strconv"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"gozer/gateway/exchange"
+	"gozer/gateway/httpcodec"
+)
+
+// bigPiece is the body piece size from which a response piece is written on
+// its own (writev after what is pending) instead of being copied.
+const bigPiece = 16 << 10
+
+var (
+	crlf        = []byte("\r\n")
+	lastChunk   = []byte(httpcodec.FinalChunk)
+	continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+)
+
+// stream is one request of an HTTP/1.1 connection as its exchange sees it: the
+// exchange.Downstream. It holds what lives only as long as the request (the
+// body's framing, the response's framing, the request's timers and byte
+// counts), so that an idle connection holds none of it. Streams are recycled
+// per loop.
+type stream struct {
+	c      *Conn
+	ex     *exchange.Exchange
+	client exchange.Client
+	body   httpcodec.BodyReader
+
+	http10       bool // the request was HTTP/1.0: close-delimited bodies only
+	expectBody   bool // the exchange waits for request body (BodyExpected)
+	chunked      bool // the response body is re-framed as chunks
+	closeAfter   bool // the response's framing ends the connection (close-delimited)
+	started      bool // a response byte went to the client
+	bodyDeadline int64
+	sendDeadline int64
+	in, out      int64
+}
+
+// begin prepares the stream for the request its exchange parsed.
+func (st *stream) begin() {
+	req := st.ex.Request()
+	st.http10 = req.HTTP10
+	st.body.Reset(req.Framing, req.ContentLength, false)
+}
+
+// Client implements exchange.Downstream.
+func (st *stream) Client() *exchange.Client { return &st.client }
+
+// Draining implements exchange.Downstream.
+func (st *stream) Draining() bool { return st.c.drainClose }
+
+// Continue implements exchange.Downstream: the 100 Continue goes only to a
+// client that sent nothing of its body yet.
+func (st *stream) Continue() {
+	c := st.c
+	if c.c.InboundBuffered() == 0 && c.state != stClosed {
+		_, _ = c.c.Write(continue100)
+	}
+}
+
+// ReadBody implements exchange.Downstream.
+func (st *stream) ReadBody(fn func(piece []byte) bool) (bool, error) {
+	c := st.c
+	buf, _ := c.c.Peek(-1)
+	off := 0
+	for off < len(buf) && !st.body.Done() {
+		n, data, err := st.body.Next(buf[off:])
+		off += n
+		if err != nil {
+			st.consume(off)
+			return false, err
+		}
+		if len(data) > 0 && !fn(data) {
+			break
+		}
+		if n == 0 {
+			break
+		}
+	}
+	st.consume(off)
+	return st.body.Done(), nil
+}
+
+// consume drops n bytes of request body the exchange took.
+func (st *stream) consume(n int) {
+	if n > 0 && st.c.state != stClosed {
+		_, _ = st.c.c.Discard(n)
+		st.in += int64(n)
+	}
+}
+
+// onData runs when the client sent bytes during the exchange.
+func (st *stream) onData() {
+	c := st.c
+	if st.expectBody && !st.body.Done() {
+		// The body keeps coming: the client gets header_read_timeout between pieces.
+		st.bodyDeadline = c.lp.l.Now() + c.lp.l.Snapshot().Limits.HeaderTimeout
+		st.arm()
+	}
+	if !st.body.Done() {
+		st.ex.OnBody()
+		if c.st != st {
+			return // the exchange ended
+		}
+	}
+	// Body bytes the exchange cannot take yet (its origin connection is not
+	// up), or the next pipelined request: keep them in gnet's buffer, but only
+	// so many.
+	if c.c.InboundBuffered() > c.lp.l.Snapshot().Limits.MaxBuffered {
+		c.pause()
+	}
+}
+
+// BodyExpected implements exchange.Downstream.
+func (st *stream) BodyExpected(on bool) {
+	st.expectBody = on
+	st.bodyDeadline = 0
+	if on {
+		st.bodyDeadline = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.HeaderTimeout
+	}
+	st.arm()
+}
+
+// PauseBody implements exchange.Downstream.
+func (st *stream) PauseBody() {
+	st.c.pause()
+	st.arm()
+}
+
+// ResumeBody implements exchange.Downstream.
+func (st *stream) ResumeBody() {
+	c := st.c
+	if !c.reads.Paused() {
+		return
+	}
+	c.resume()
+	if st.expectBody {
+		st.bodyDeadline = c.lp.l.Now() + c.lp.l.Snapshot().Limits.HeaderTimeout
+	}
+	st.arm()
+}
+
+// arm sets the connection's timer to the stream's earliest one: the body
+// timer while the body is expected and not paused by the gateway, the send
+// timer while a response waits for the client.
+func (st *stream) arm() {
+	c := st.c
+	d := int64(0)
+	if st.expectBody && !c.reads.Paused() && st.bodyDeadline > 0 {
+		d = st.bodyDeadline
+	}
+	if st.sendDeadline > 0 && (d == 0 || st.sendDeadline < d) {
+		d = st.sendDeadline
+	}
+	c.setDeadline(d)
+}
+
+// onTimer runs when the stream's timer expired.
+func (st *stream) onTimer(now int64) {
+	if st.sendDeadline > 0 && now >= st.sendDeadline {
+		st.ex.OnTimeout(exchange.TimeoutSend)
+		return
+	}
+	if st.expectBody && !st.c.reads.Paused() && st.bodyDeadline > 0 && now >= st.bodyDeadline {
+		st.ex.OnTimeout(exchange.TimeoutBody)
+		return
+	}
+	st.arm() // neither is due (a timer moved): wait for the next
+}
+
+// WriteHead implements exchange.Downstream: the head for the client, framed
+// for HTTP/1.1 (chunked for a body of unknown length) or for an HTTP/1.0
+// client (close-delimited).
+func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
+	lp := st.c.lp
+	st.chunked, st.closeAfter = false, false
+	switch r.Framing {
+	case httpcodec.FramingChunked, httpcodec.FramingUntilClose:
+		if st.http10 {
+			st.closeAfter = true // an HTTP/1.0 client knows only close-delimited bodies
+		} else {
+			st.chunked = true
+		}
+	}
+	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via, Chunked: st.chunked,
+		Close: h.Close || st.closeAfter, HTTP10: st.http10, Upgrade: h.Upgrade}
+	head := httpcodec.AppendClientResponse(lp.l.Buf[:0], r, &ri)
+	lp.pending = appendStatusHeaders(head, h)
+}
+
+// appendStatusHeaders ends a response head with the request's status cause and
+// attempt count (head ends with the empty line; it is re-ended).
+func appendStatusHeaders(head []byte, h *exchange.Head) []byte {
+	head = head[:len(head)-2]
+	head = append(head, "X-Gozer-Status: "...)
+	head = append(head, h.Status...)
+	if h.Attempts > 0 {
+		head = append(head, "\r\nX-Gozer-Attempts: "...)
+		head = strconv.AppendInt(head, int64(h.Attempts), 10)
+	}
+	return append(head, "\r\n\r\n"...)
+}
+
+// WriteBody implements exchange.Downstream. A big piece is written at once
+// (after what is pending) rather than copied.
+func (st *stream) WriteBody(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	lp := st.c.lp
+	out := lp.pending
+	if out == nil {
+		out = lp.l.Buf[:0]
+	}
+	if st.chunked {
+		out = httpcodec.AppendChunkHeader(out, len(p))
+	}
+	if len(p) < bigPiece {
+		out = append(out, p...)
+		if st.chunked {
+			out = append(out, crlf...)
+		}
+		lp.pending = out
+		return
+	}
+	l := lp.l
+	l.Iov = append(l.Iov[:0], out, p)
+	if st.chunked {
+		l.Iov = append(l.Iov, crlf)
+	}
+	n := len(out) + len(p)
+	if st.chunked {
+		n += len(crlf)
+	}
+	lp.pending = out[:0]
+	st.started = true
+	st.out += int64(n)
+	if st.c.state != stClosed {
+		_, _ = st.c.c.Writev(l.Iov)
+	}
+}
+
+// EndBody implements exchange.Downstream.
+func (st *stream) EndBody() {
+	if st.chunked {
+		lp := st.c.lp
+		if lp.pending == nil {
+			lp.pending = lp.l.Buf[:0]
+		}
+		lp.pending = append(lp.pending, lastChunk...)
+	}
+}
+
+// Flush implements exchange.Downstream.
+func (st *stream) Flush() bool {
+	lp, c := st.c.lp, st.c
+	out := lp.pending
+	lp.pending = nil
+	lp.l.Buf = out[:0] // keep what the buffer grew to
+	if c.state == stClosed || c.st != st {
+		return false
+	}
+	if len(out) > 0 {
+		st.started = true
+		st.out += int64(len(out))
+		_, _ = c.c.Write(out)
+	}
+	return c.state != stClosed && c.st == st
+}
+
+// Buffered implements exchange.Downstream.
+func (st *stream) Buffered() int { return st.c.c.OutboundBuffered() }
+
+// WaitWritable implements exchange.Downstream: the client gets idle_timeout to
+// take more of the response.
+func (st *stream) WaitWritable() {
+	st.sendProgress()
+	st.c.watchWritable()
+}
+
+// sendProgress restarts the send timer: the client took part of the response.
+func (st *stream) sendProgress() {
+	st.sendDeadline = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.IdleTimeout
+	st.arm()
+}
+
+// writable runs when the client took enough of the response: the send timer
+// stops and the exchange goes on.
+func (st *stream) writable() {
+	st.sendDeadline = 0
+	st.arm()
+	st.ex.OnWritable()
+}
+
+// Started implements exchange.Downstream.
+func (st *stream) Started() bool { return st.started }
+
+// Bytes implements exchange.Downstream.
+func (st *stream) Bytes() (in, out int64) { return st.in, st.out }
+
+// Done implements exchange.Downstream.
+func (st *stream) Done(closeAfter bool) {
+	st.c.done(closeAfter || st.closeAfter)
+}
+
+// Abort implements exchange.Downstream.
+func (st *stream) Abort() {
+	c := st.c
+	c.lp.freeStream(st)
+	c.st = nil
+	c.close()
+}
+
+// Hijack implements exchange.Downstream: the connection leaves HTTP for good
+// (a push connection takes it); it is no longer this loop's client.
+func (st *stream) Hijack() (gnet.Conn, bool) {
+	c := st.c
+	lp := c.lp
+	lp.freeStream(st)
+	c.st = nil
+	lp.conns.Remove(c)
+	lp.wheel.Cancel(c)
+	c.writable.Release(lp.l, int(c.fd))
+	if c.reads.Paused() {
+		c.resume()
+	}
+	c.state = stClosed
+	return c.c, true
+}

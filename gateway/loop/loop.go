@@ -1,0 +1,211 @@
+// Package loop holds what one gnet event loop gives every connection it owns,
+// whatever the connection's kind (an HTTP/1.1 client, a push connection, an
+// origin connection): the clock, the timers, backpressure, request ids, a
+// random source, scratch buffers, the access-log writer, and the
+// configuration snapshot the loop serves with.
+//
+// Concurrency: a Loop belongs to its event loop's goroutine; every method
+// runs there unless its comment says otherwise. Other goroutines reach a loop
+// only through Execute. Shared is the node-wide part every loop reads; its
+// fields are safe for any goroutine.
+package loop
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+
+	"gozer/gateway/origin"
+	"gozer/gateway/telemetry"
+)
+
+// Shared is what every loop of one gateway shares: the configuration snapshot
+// in service, the process log, the access log, the writable watcher and the
+// node-wide connection counts. Build it once (NewShared); any goroutine.
+type Shared struct {
+	snap    atomic.Pointer[Snapshot]
+	Log     zerolog.Logger
+	Access  *telemetry.AccessLog
+	Watcher *Watcher
+
+	// Clients counts the client connections open (HTTP and push); Closed the
+	// ones closed since start (a signal for the memory reclaimer).
+	Clients atomic.Int64
+	Closed  atomic.Int64
+	// Draining is set once a drain began: new connections close after their
+	// first answer.
+	Draining atomic.Bool
+}
+
+// NewShared returns the shared part serving snap.
+func NewShared(snap *Snapshot, log zerolog.Logger, access *telemetry.AccessLog, w *Watcher) *Shared {
+	s := &Shared{Log: log, Access: access, Watcher: w}
+	s.snap.Store(snap)
+	return s
+}
+
+// Snapshot is the configuration in service. Any goroutine.
+func (s *Shared) Snapshot() *Snapshot { return s.snap.Load() }
+
+// ClientClosed counts a client connection that ended. Any goroutine.
+func (s *Shared) ClientClosed() {
+	s.Clients.Add(-1)
+	s.Closed.Add(1)
+}
+
+// Loop is the state one gnet event loop owns. Connection kinds keep a pointer
+// to it and hook their per-loop work into it (OnTick, OnCallbackEnd, OnDrain).
+type Loop struct {
+	EL     gnet.EventLoop
+	Shared *Shared
+	// Log is this loop's access-log writer.
+	Log *telemetry.LoopWriter
+	// Rand is this loop's random source (the balancer's choices, dithers).
+	Rand *origin.Rand
+
+	// Scratch buffers for what is written in one go; valid until the callback
+	// that filled them returns.
+	Buf      []byte
+	Iov      [][]byte
+	ChunkHdr [24]byte
+
+	epfd      int // the loop's epoll instance, for pausing reads (flow.go)
+	now       int64
+	idPrefix  [16]byte // random per loop: request ids are unique across loops and restarts
+	idSeq     uint64
+	localAddr *net.TCPAddr // shared by the loop's accepted connections (CompactAddrs)
+	addrWarn  bool
+
+	depth    int // callbacks in progress (they nest: Enter, Leave)
+	tickTask gnet.RunnableFunc
+	ticks    []func(now int64)
+	ends     []func()
+	drains   []func(now, till int64)
+}
+
+// New returns the state of event loop el, whose epoll instance is epfd (-1:
+// reads cannot be paused). Call it on el's goroutine.
+func New(el gnet.EventLoop, epfd int, s *Shared) *Loop {
+	l := &Loop{
+		EL: el, Shared: s, epfd: epfd,
+		Log: s.Access.NewLoopWriter(),
+		Buf: make([]byte, 0, 64<<10),
+		Iov: make([][]byte, 0, 3),
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	hex.Encode(l.idPrefix[:], b[:])
+	l.Rand = origin.NewRand(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 | 1)
+	l.tickTask = func(context.Context) error { l.Tick(); return nil }
+	l.Clock()
+	return l
+}
+
+// Clock refreshes and returns the loop's time (unix ns): once per gnet event.
+func (l *Loop) Clock() int64 {
+	l.now = time.Now().UnixNano()
+	return l.now
+}
+
+// Now is the loop's time as of the current event.
+func (l *Loop) Now() int64 { return l.now }
+
+// Snapshot is the configuration in service now. A request keeps the one it
+// started with.
+func (l *Loop) Snapshot() *Snapshot { return l.Shared.snap.Load() }
+
+// NextRequestID appends a fresh 32-hex-digit request id to dst.
+func (l *Loop) NextRequestID(dst []byte) []byte {
+	l.idSeq++
+	var seq [8]byte
+	for i := 7; i >= 0; i-- {
+		seq[i] = byte(l.idSeq >> (8 * (7 - i)))
+	}
+	dst = append(dst, l.idPrefix[:]...)
+	return hex.AppendEncode(dst, seq[:])
+}
+
+// SetIDPrefix fixes the random part of the request ids (tests).
+func (l *Loop) SetIDPrefix(p [16]byte) { l.idPrefix = p }
+
+// OnTick adds fn to what the loop's tick runs (timers, pool eviction).
+func (l *Loop) OnTick(fn func(now int64)) { l.ticks = append(l.ticks, fn) }
+
+// OnCallbackEnd adds fn to what runs when every (outermost) callback of the
+// loop returns (recycling what the callback retired).
+func (l *Loop) OnCallbackEnd(fn func()) { l.ends = append(l.ends, fn) }
+
+// OnDrain adds fn to what a drain runs: now, and the time by which spread-out
+// work (push go-aways) should be done.
+func (l *Loop) OnDrain(fn func(now, till int64)) { l.drains = append(l.drains, fn) }
+
+// Enter starts a callback on the loop: the clock is refreshed. Every Enter
+// needs its Leave. Callbacks nest (gnet calls OnClose from inside a Write that
+// failed, on the same goroutine): only the outermost Leave runs the
+// end-of-callback hooks, so nothing is recycled while a caller up the stack
+// may still look at it.
+func (l *Loop) Enter() int64 {
+	l.depth++
+	return l.Clock()
+}
+
+// Leave ends a callback begun with Enter; the outermost runs the
+// end-of-callback hooks.
+func (l *Loop) Leave() {
+	if l.depth--; l.depth > 0 {
+		return
+	}
+	l.depth = 0
+	for _, fn := range l.ends {
+		fn()
+	}
+}
+
+// Tick runs the tick hooks and flushes the access log, as a callback.
+func (l *Loop) Tick() {
+	now := l.Enter()
+	for _, fn := range l.ticks {
+		fn(now)
+	}
+	l.Log.Flush()
+	l.Leave()
+}
+
+// TickTask is Tick as a task for Execute, made once.
+func (l *Loop) TickTask() gnet.RunnableFunc { return l.tickTask }
+
+// Drain starts the graceful shutdown on this loop.
+func (l *Loop) Drain(till int64) {
+	now := l.Enter()
+	for _, fn := range l.drains {
+		fn(now, till)
+	}
+	l.Leave()
+}
+
+// Execute runs fn on the loop's goroutine as a callback (Enter, Leave). Any
+// goroutine; false when the loop is gone.
+func (l *Loop) Execute(fn func()) bool {
+	err := l.EL.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		l.Enter()
+		fn()
+		l.Leave()
+		return nil
+	}))
+	return err == nil
+}
+
+// Accepted prepares an accepted connection: its addresses are made compact
+// (CompactAddrs) and it is counted. Call it in OnOpen.
+func (l *Loop) Accepted(c gnet.Conn) {
+	if err := CompactAddrs(c, &l.localAddr); err != nil && !l.addrWarn {
+		l.addrWarn = true
+		l.Shared.Log.Warn().Err(err).Msg("connections keep gnet's addresses (about 130 bytes more each)")
+	}
+}

@@ -1,0 +1,47 @@
+package loop
+
+import (
+	"gozer/filters"
+	"gozer/gateway/config"
+	"gozer/gateway/origin"
+)
+
+// Snapshot is the configuration the loops serve with: the config as loaded,
+// what was built from it (origins, the route table) and the limits read per
+// request, computed once. It is immutable: a reload builds a new one and
+// swaps it in whole (Shared), requests in flight keep the one they started
+// with. Any goroutine.
+type Snapshot struct {
+	Config  *config.Config
+	Origins *origin.Table
+	Router  filters.Router
+	Limits  Limits
+}
+
+// Limits are the config values read per connection or per request.
+type Limits struct {
+	HeaderTimeout  int64 // ns: a head (and each body piece) must arrive within this
+	IdleTimeout    int64 // ns: a keep-alive connection's wait; a client's time to take a response
+	MaxBody        int64 // server.max_request_body (0: none)
+	MaxBuffered    int   // server.max_buffered_per_conn
+	MaxFilterBody  int   // filters.max_body_bytes
+	MaxRequestLine int
+	MaxHeaderBytes int
+}
+
+// NewSnapshot builds the snapshot of cfg with what was built from it.
+func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Router) *Snapshot {
+	s := cfg.Server
+	return &Snapshot{
+		Config: cfg, Origins: origins, Router: router,
+		Limits: Limits{
+			HeaderTimeout:  int64(s.HeaderReadTimeout),
+			IdleTimeout:    int64(s.IdleTimeout),
+			MaxBody:        int64(s.MaxRequestBody),
+			MaxBuffered:    int(s.MaxBufferedPerConn),
+			MaxFilterBody:  int(cfg.Filters.MaxBodyBytes),
+			MaxRequestLine: int(s.MaxRequestLine),
+			MaxHeaderBytes: int(s.MaxHeaderBytes),
+		},
+	}
+}

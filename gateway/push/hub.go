@@ -1,0 +1,151 @@
+package push
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gozer/gateway/config"
+	"gozer/gateway/origin"
+)
+
+// Hub is the node's push state that every event loop shares: the local
+// registry, the push API, the cluster registry and its registrar, the SSE
+// history, the device-message sender, the settings the connections read and
+// the counters. Its fields are set by NewHub and then only read; what they
+// point to is safe for any goroutine.
+type Hub struct {
+	Cfg       *config.Push
+	Log       zerolog.Logger
+	Registry  *Registry
+	API       *API
+	Cluster   ClusterRegistry // nil: single node
+	Registrar *Registrar      // nil: single node
+	History   *History        // nil: no SSE history kept
+	Sender    *Sender
+	Stats     Stats
+
+	MaxOutbound  int64 // push.max_outbound_bytes
+	PingInterval int64 // ns
+	Lifetime     int64 // ns, before the dither
+	Dither       float64
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Stats are the push counters (GET /admin/push). Any goroutine.
+type Stats struct {
+	Open, Accepted, Refused        atomic.Int64
+	Sent, SlowClosed, PingTimeouts atomic.Int64
+	GoAways, ProtocolClosed        atomic.Int64
+	UpstreamSent, UpstreamFailed   atomic.Int64
+	UpstreamDropped                atomic.Int64
+}
+
+// HubConfig is what a Hub is built from.
+type HubConfig struct {
+	Push *config.Push
+	// Node is this node's push-API address in the cluster ("" without one).
+	Node string
+	// Origins names the origins (push.upstream_origin is one of them).
+	Origins *origin.Table
+	// Count counts a device message by its status cause for its origin.
+	Count func(originName, cause string)
+	Log   zerolog.Logger
+}
+
+// NewHub builds the push state of cfg; it starts nothing (Start).
+func NewHub(cfg HubConfig) (*Hub, error) {
+	pc := cfg.Push
+	h := &Hub{
+		Cfg: pc, Log: cfg.Log.With().Str("part", "push").Logger(),
+		Registry:     NewRegistry(pc.MaxPerClient),
+		MaxOutbound:  int64(pc.MaxOutboundBytes),
+		PingInterval: int64(pc.PingInterval),
+		Lifetime:     int64(pc.MaxLifetime),
+		Dither:       pc.LifetimeDither,
+	}
+	if pc.SSEReplayEvents > 0 {
+		h.History = NewHistory(pc.SSEReplayEvents, int(pc.SSEReplayBytes))
+	}
+	if pc.Cluster.Enabled {
+		RedisLogTo(h.Log)
+		rc, err := NewRedisCluster(pc.Cluster.Redis, cfg.Node, pc.Cluster.TTL)
+		if err != nil {
+			return nil, err
+		}
+		h.Cluster = rc
+		h.Registrar = NewRegistrar(rc, h.Registry, pc.Cluster.TTL, h.Log)
+	}
+	h.API = NewAPI(APIConfig{
+		Registry: h.Registry, Limiter: NewRateLimiter(pc.Rate, pc.Burst, MonotonicClock()),
+		Cluster: h.Cluster, MaxMessage: int(pc.MaxMessage), Log: h.Log,
+	})
+	var up *origin.Origin
+	if name := pc.UpstreamOrigin; name != "" {
+		o, ok := cfg.Origins.Get(name)
+		if !ok {
+			return nil, errUnknownOrigin(name)
+		}
+		up = o
+	}
+	h.Sender = NewSender(up, pc.UpstreamPath, cfg.Count, &h.Stats, h.Log)
+	return h, nil
+}
+
+type errUnknownOrigin string
+
+func (e errUnknownOrigin) Error() string {
+	return "push.upstream_origin names unknown origin \"" + string(e) + "\""
+}
+
+// Start runs the hub's goroutines: the registrar, the rate limiter's sweep,
+// the sender's workers and the history's expiry.
+func (h *Hub) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	run := func(f func(context.Context)) {
+		h.wg.Add(1)
+		go func() { defer h.wg.Done(); f(ctx) }()
+	}
+	if h.Registrar != nil {
+		run(h.Registrar.Run)
+	}
+	run(h.API.SweepLoop)
+	if h.History != nil {
+		run(h.History.ExpireLoop)
+	}
+	h.Sender.Start(run)
+}
+
+// Stop ends the goroutines; the registrar leaves the cluster on its way out.
+func (h *Hub) Stop() {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	// A sender may sit in a request to a slow push origin for up to its
+	// read_timeout, which fasthttp cannot cancel; shutdown does not wait for it
+	// longer than the registrar needs to leave the cluster.
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		h.Log.Warn().Msg("push: stopped without waiting for upstream messages still in flight")
+	}
+	if c, ok := h.Cluster.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
+}
+
+// LifetimeOf is a new connection's life: max_lifetime shortened by a random
+// part of up to lifetime_dither, so that connections made together do not
+// expire together.
+func (h *Hub) LifetimeOf(rnd uint32) int64 {
+	cut := int64(float64(h.Lifetime) * h.Dither * (float64(rnd) / float64(^uint32(0))))
+	return h.Lifetime - cut
+}

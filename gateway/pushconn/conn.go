@@ -1,0 +1,452 @@
+package pushconn
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"gozer/gateway/loop"
+	"gozer/gateway/push"
+)
+
+// Conn states.
+const (
+	pcOpen    uint8 = iota
+	pcClosing       // a close or go-away was sent; waiting for the echo or the deadline
+	pcClosed
+)
+
+// Kind is a push connection's protocol.
+type Kind uint8
+
+// The kinds of push connection.
+const (
+	WebSocket Kind = iota
+	SSE
+)
+
+// closeGrace is how long a client gets to echo a close frame before the socket is
+// closed without it.
+const closeGrace = 5e9
+
+var (
+	errPushClosed = errors.New("push connection closed")
+	errPushSlow   = errors.New("push connection's outbound buffer is full (slow consumer)")
+)
+
+// Conn is a device's websocket or SSE connection once it was upgraded. It
+// replaces the HTTP connection as the gnet context, so an idle push connection
+// costs this struct (128 bytes), gnet's connection and its registry entry, no
+// HTTP state.
+//
+// Concurrency: Push may be called from any goroutine and only touches the atomic
+// fields before handing the message to the loop's inbox; MessageDone likewise;
+// every other method runs on the connection's event loop.
+type Conn struct {
+	lp  *Loop
+	c   gnet.Conn
+	id  string
+	dec push.Decoder
+
+	kind   Kind
+	state  uint8
+	missed uint8      // pings sent since the last pong (or other frame)
+	reads  loop.Reads // paused: too many device messages on their way upstream
+	why    uint8      // why the gateway ended it (whyDevice: it did not), for the log
+	// closeCode is the websocket close code the connection ended with: the one
+	// the gateway sent, or the device's; 0 when no close frame passed.
+	closeCode uint16
+	timer     loop.Timer
+
+	opened   int64 // unix ns
+	nextPing int64 // unix ns
+	deadline int64 // unix ns: end of life (go-away), or of the close handshake when closing
+
+	queued     atomic.Int64  // bytes handed to Push and not yet written
+	flags      atomic.Uint32 // pcGone, pcLeaving, pcSlow
+	upInflight atomic.Int32  // device messages handed upstream, not finished
+	msgsIn     uint32
+	msgsOut    uint32 // also the id of the last SSE event when no history is kept
+}
+
+// Why the gateway ended a connection (Conn.why), as the access log says.
+const (
+	whyDevice      uint8 = iota // the device closed, or the connection broke
+	whyLifetime                 // push.max_lifetime reached
+	whyDrain                    // the gateway shuts down
+	whyPingTimeout              // two pings unanswered
+	whySlow                     // outbound buffer full
+	whyProtocol                 // a websocket protocol error (1002, 1007, 1009)
+)
+
+var whyNames = [...]string{"device", "lifetime", "drain", "ping_timeout", "slow_consumer", "protocol_error"}
+
+// Conn.flags bits, set from any goroutine.
+const (
+	pcGone    uint32 = 1 << iota // closed: Push refuses
+	pcLeaving                    // a go-away or close frame is out: Push refuses
+	pcSlow                       // Push found the outbound bound exceeded: the loop closes it
+)
+
+// setFlag sets bit f and reports whether this call set it.
+func (pc *Conn) setFlag(f uint32) bool { return pc.flags.Or(f)&f == 0 }
+
+// due is the next time the timer wheel must look at pc (0: never).
+func (pc *Conn) due() int64 {
+	if pc.state == pcClosed {
+		return 0
+	}
+	if pc.state == pcOpen && pc.nextPing < pc.deadline {
+		return pc.nextPing
+	}
+	return pc.deadline
+}
+
+// Push queues msg for the device. Any goroutine; see push.Conn.
+func (pc *Conn) Push(msg []byte, binary bool) error { return pc.PushSeq(msg, binary, 0) }
+
+// PushSeq is Push with the number of the registry's push call (push.SeqConn), so
+// that an SSE message to several devices of one id is one event.
+func (pc *Conn) PushSeq(msg []byte, binary bool, seq uint64) error {
+	if pc.flags.Load()&(pcGone|pcLeaving) != 0 {
+		return errPushClosed // closed, or told to go away: the message would be dropped
+	}
+	h := pc.lp.hub
+	if pc.kind == SSE && h.History != nil {
+		msg = h.History.Event(pc.id, msg, seq) // one event id for all the id's devices
+	}
+	n := int64(len(msg))
+	if pc.queued.Add(n) > h.MaxOutbound {
+		pc.queued.Add(-n)
+		if pc.setFlag(pcSlow) {
+			_ = pc.lp.enqueue(pushItem{pc: pc}) // nil msg: close it on the loop
+		}
+		return errPushSlow
+	}
+	if err := pc.lp.enqueue(pushItem{pc: pc, msg: msg, binary: binary}); err != nil {
+		pc.queued.Add(-n)
+		return err
+	}
+	return nil
+}
+
+// deliver writes one queued message (loop goroutine).
+func (pc *Conn) deliver(msg []byte, binary bool) {
+	if pc.state == pcClosed {
+		return
+	}
+	h := pc.lp.hub
+	if msg == nil { // queued by Push when the bound was exceeded
+		pc.slowClose()
+		return
+	}
+	pc.queued.Add(-int64(len(msg)))
+	if pc.state != pcOpen {
+		return // a go-away or close is out: the device reconnects elsewhere
+	}
+	p := pc.lp
+	if pc.kind == SSE {
+		if h.History == nil { // not formatted by Push: the event id is this connection's own count
+			b := push.AppendEvent(p.scratch[:0], uint64(pc.msgsOut)+1, "", msg)
+			p.scratch = b[:0]
+			msg = b
+		}
+		_, _ = pc.c.Write(msg)
+	} else {
+		op := push.OpText
+		if binary {
+			op = push.OpBinary
+		}
+		p.iov = append(p.iov[:0], push.AppendFrameHeader(p.hdr[:0], op, true, len(msg)), msg)
+		_, _ = pc.c.Writev(p.iov)
+		p.iov[1] = nil
+	}
+	pc.msgsOut++
+	h.Stats.Sent.Add(1)
+	if pc.state != pcClosed && int64(pc.c.OutboundBuffered()) > h.MaxOutbound {
+		pc.slowClose()
+	}
+}
+
+// slowClose closes a connection whose device does not read fast enough: its
+// outbound buffer reached push.max_outbound_bytes. There is no point waiting for a
+// close handshake with a peer that does not read.
+func (pc *Conn) slowClose() {
+	if pc.state == pcClosed {
+		return
+	}
+	h := pc.lp.hub
+	h.Stats.SlowClosed.Add(1)
+	pc.why = whySlow
+	pc.logClose(zerolog.InfoLevel, "slow consumer: outbound buffer over push.max_outbound_bytes")
+	if pc.kind == WebSocket && pc.state == pcOpen { // one close frame per connection (RFC 6455 5.5.1)
+		pc.closeCode = uint16(push.ClosePolicyViolation)
+		_, _ = pc.c.Write(push.AppendClose(pc.lp.scratch[:0], push.ClosePolicyViolation, "slow consumer: outbound buffer full"))
+	}
+	pc.close()
+}
+
+// OnData runs the read path: websocket frames are decoded in gnet's buffer;
+// an SSE client has nothing to say, its bytes are dropped.
+func (pc *Conn) OnData() {
+	c := pc.c
+	if pc.kind == SSE || pc.state == pcClosed || pc.dec.Failed() {
+		_, _ = c.Discard(-1) // SSE, or lingering after a protocol error: read to EOF
+		return
+	}
+	if pc.reads.Paused() {
+		pc.pause() // gnet re-armed reading after a flush; the reason still holds
+		return
+	}
+	buf, _ := c.Peek(-1)
+	in, consumed := buf, 0
+	for pc.state != pcClosed {
+		n, m, err := pc.dec.Decode(in)
+		in, consumed = in[n:], consumed+n
+		if err != nil {
+			var ce *push.CloseError
+			errors.As(err, &ce)
+			pc.protocolClose(ce)
+			return
+		}
+		if !m.Ok() {
+			break
+		}
+		pc.missed = 0 // any frame shows the device is there
+		pc.onMessage(m)
+		if pc.reads.Paused() {
+			break // upstream backpressure: the rest waits in gnet's buffer until resume
+		}
+	}
+	if pc.state != pcClosed {
+		_, _ = c.Discard(consumed)
+	}
+}
+
+// protocolClose answers a protocol error (1002, 1007, 1009) with its close frame,
+// then lingers: it reads and drops what the device still sends until the device
+// closes or closeGrace passes, so that closing with unread input does not turn
+// into a reset that may destroy the close frame before the device reads it.
+func (pc *Conn) protocolClose(ce *push.CloseError) {
+	h := pc.lp.hub
+	h.Stats.ProtocolClosed.Add(1)
+	pc.why = whyProtocol
+	pc.closeCode = uint16(ce.Code)
+	pc.logClose(zerolog.InfoLevel, "websocket protocol error: "+ce.Reason)
+	if pc.state != pcOpen {
+		pc.close()
+		return
+	}
+	_, _ = pc.c.Discard(-1)
+	_, _ = pc.c.Write(push.AppendClose(pc.lp.scratch[:0], ce.Code, ce.Reason))
+	if pc.c.OutboundBuffered() == 0 {
+		_ = unix.Shutdown(pc.c.Fd(), unix.SHUT_WR) // the close frame is out: FIN after it
+	}
+	pc.leave(pc.lp.l.Now() + closeGrace)
+}
+
+// leave marks a connection whose close frame (or go-away) is out: Push refuses,
+// and the wheel closes it at deadline unless the device closes first. Reading
+// goes back on if upstream backpressure had paused it: the device's close echo
+// must be read (else the close ends in a reset), and what it sent meanwhile is
+// dropped and counted, not sent upstream.
+func (pc *Conn) leave(deadline int64) {
+	pc.markLeaving()
+	pc.state = pcClosing
+	pc.deadline = deadline
+	pc.lp.wheel.Schedule(pc)
+	pc.resume()
+}
+
+// markLeaving is the moment a connection stops taking messages (a close frame or
+// go-away is out): Push refuses from now on, and the registry forgets it, so the
+// push API no longer counts it as connected. Loop goroutine.
+func (pc *Conn) markLeaving() {
+	if pc.setFlag(pcLeaving) {
+		pc.unregister()
+	}
+}
+
+func (pc *Conn) unregister() {
+	h := pc.lp.hub
+	if last := h.Registry.Remove(pc.id, pc); last && h.Registrar != nil {
+		h.Registrar.Unregistered(pc.id)
+	}
+}
+
+// onMessage handles one decoded message; its payload is valid until Discard.
+func (pc *Conn) onMessage(m push.Message) {
+	h := pc.lp.hub
+	switch m.Op {
+	case push.OpPing:
+		if pc.state != pcOpen {
+			return // after our close frame nothing more may be sent
+		}
+		_, _ = pc.c.Write(push.AppendPong(pc.lp.scratch[:0], m.Payload))
+		if int64(pc.c.OutboundBuffered()) > h.MaxOutbound {
+			pc.slowClose() // a ping flood from a peer that does not read the pongs
+		}
+	case push.OpPong:
+	case push.OpClose:
+		if pc.state == pcOpen {
+			// The device closes: echo its code (RFC 6455 5.5.1), then close.
+			code := m.Code
+			pc.closeCode = uint16(code) // the device's own (1005: it gave none)
+			if code == push.CloseNoStatus {
+				code = push.CloseNormal
+			}
+			_, _ = pc.c.Write(push.AppendClose(pc.lp.scratch[:0], code, ""))
+		}
+		pc.close()
+	case push.OpText:
+		pc.msgsIn++
+		if pc.state != pcOpen {
+			h.Stats.UpstreamDropped.Add(1) // sent after our close frame: the device is leaving
+			return
+		}
+		pc.sendUpstream(m.Payload)
+	case push.OpBinary:
+		pc.msgsIn++
+		h.Stats.UpstreamDropped.Add(1) // binary messages have no upstream contract
+	}
+}
+
+// onTimer runs when the wheel found pc due: ping, ping timeout, lifetime go-away,
+// or the end of a close handshake.
+func (pc *Conn) onTimer(now int64) {
+	h := pc.lp.hub
+	if pc.state == pcClosing {
+		if now >= pc.deadline {
+			pc.close() // the device did not echo the close in time
+		}
+		return
+	}
+	if now >= pc.deadline {
+		pc.goAway(now, "max connection lifetime, reconnect")
+		return
+	}
+	if now >= pc.nextPing {
+		if pc.reads.Paused() {
+			pc.missed = 0 // its pongs wait unread behind our own backpressure
+		}
+		if pc.kind == WebSocket && pc.missed >= 2 {
+			h.Stats.PingTimeouts.Add(1)
+			pc.why = whyPingTimeout
+			pc.logClose(zerolog.InfoLevel, "ping timeout: two pings without an answer")
+			pc.close()
+			return
+		}
+		if pc.kind == WebSocket {
+			_, _ = pc.c.Write(push.AppendPing(pc.lp.scratch[:0], nil))
+			pc.missed++
+		} else {
+			_, _ = pc.c.Write(push.AppendKeepalive(pc.lp.scratch[:0]))
+		}
+		// From the due time, not from now: the wheel fires up to a second late, and
+		// that must not add up ping after ping.
+		pc.nextPing += h.PingInterval
+		if pc.nextPing <= now {
+			pc.nextPing = now + h.PingInterval
+		}
+	}
+}
+
+// goAway asks the device to reconnect (lifetime reached, or the gateway drains):
+// websocket gets close 1001 with a reason and closes after the echo; SSE gets a
+// retry hint and an "event: goaway", then closes once that is written.
+func (pc *Conn) goAway(now int64, reason string) {
+	if pc.state != pcOpen {
+		return
+	}
+	h := pc.lp.hub
+	h.Stats.GoAways.Add(1)
+	pc.why = whyLifetime
+	if pc.lp.drainTill > 0 {
+		reason = "server restarting, reconnect"
+		pc.why = whyDrain
+	}
+	pc.markLeaving()
+	if pc.kind == SSE {
+		b := push.AppendRetry(pc.lp.scratch[:0], int64(pc.lp.l.Rand.Uint32()%5000))
+		b = push.AppendGoAway(b, reason)
+		_, _ = pc.c.Write(b)
+		pc.close()
+		return
+	}
+	pc.closeCode = uint16(push.CloseGoingAway)
+	_, _ = pc.c.Write(push.AppendClose(pc.lp.scratch[:0], push.CloseGoingAway, reason))
+	pc.leave(now + closeGrace)
+}
+
+// close closes the socket now (gnet writes what it can of the outbound buffer
+// first); onClose follows.
+func (pc *Conn) close() {
+	if pc.state == pcClosed {
+		return
+	}
+	_ = pc.lp.l.EL.Close(pc.c)
+}
+
+// OnClose runs when gnet closed the connection, whoever asked.
+func (pc *Conn) OnClose(err error) {
+	if pc.state == pcClosed {
+		return
+	}
+	pc.state = pcClosed
+	pc.setFlag(pcGone)
+	h, p := pc.lp.hub, pc.lp
+	p.wheel.Cancel(pc)
+	pc.dec.Release()
+	if pc.flags.Load()&pcLeaving == 0 {
+		pc.unregister()
+	}
+	h.Stats.Open.Add(-1)
+	p.l.Shared.ClientClosed()
+	pc.logLifetime(err)
+}
+
+func (pc *Conn) pause() {
+	if pc.state == pcClosed {
+		return
+	}
+	pc.reads.Pause(pc.lp.l, pc.c)
+}
+
+func (pc *Conn) resume() {
+	if pc.state == pcClosed || !pc.reads.Paused() {
+		return
+	}
+	pc.missed = 0 // pongs that came while paused were not read: do not hold them against it
+	pc.reads.Resume(pc.lp.l, pc.c)
+	if pc.c.InboundBuffered() > 0 {
+		pc.OnData()
+	}
+}
+
+// sendUpstream hands a device's text message to the push origin; reading
+// pauses while SenderInflight of them are on their way.
+func (pc *Conn) sendUpstream(payload []byte) {
+	if pc.lp.hub.Sender.Send(pc, payload) && pc.upInflight.Add(1) >= push.SenderInflight {
+		pc.pause() // backpressure to the device until its messages went out
+	}
+}
+
+// ClientID implements push.Device.
+func (pc *Conn) ClientID() string { return pc.id }
+
+// MessageDone implements push.Device: one of the device's messages went out;
+// reading goes on once fewer than SenderInflight are on their way. Any goroutine.
+func (pc *Conn) MessageDone() {
+	if pc.upInflight.Add(-1) == push.SenderInflight-1 {
+		pc.lp.l.Execute(pc.resume)
+	}
+}
+
+// Timer implements loop.Timed.
+func (pc *Conn) Timer() *loop.Timer { return &pc.timer }
+
+// Loop is the loop that owns the connection.
+func (pc *Conn) Loop() *loop.Loop { return pc.lp.l }
