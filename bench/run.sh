@@ -16,6 +16,8 @@
 #   BENCH_SUITE=all         which targets: core (gozer nginx haproxy caddy), lua (gozer
 #                           gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3) or all (both)
 #   BENCH_TARGETS           the exact target list instead (overrides BENCH_SUITE)
+#   BENCH_BASE_REV          a git revision for the gozer-base target: Gozer as it was then,
+#                           beside the working tree's in the same rounds (a change's cost)
 #   BENCH_ROUNDS=5          measured rounds per target
 #   BENCH_DURATION=6        seconds per wrk run
 #   BENCH_WARMUP=3          seconds of warm-up per target (not reported)

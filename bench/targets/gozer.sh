@@ -28,13 +28,17 @@ gozer_build() {
   GOZER_BUILT=ok
 }
 
-# gozer_start NAME PORT ADMIN_PORT SCRIPTS_DIR: write NAME's config (the same for every
-# Gozer target but for the filters dir: "" = no Lua filters) and start it; sets T_*.
+# gozer_start NAME PORT ADMIN_PORT SCRIPTS_DIR [BIN]: write NAME's config (the same for
+# every Gozer target but for the filters dir: "" = no Lua filters) and start BIN (default:
+# the working tree's build) on it; sets T_*.
 gozer_start() {
-  local name=$1 port=$2 admin=$3 scripts=$4 dir=$WORK/$1-run
-  if ! gozer_build; then
-    WAIT_FAIL_REASON=$GOZER_BUILD_PROBLEM
-    return 1
+  local name=$1 port=$2 admin=$3 scripts=$4 bin=${5:-} dir=$WORK/$1-run
+  if [[ -z $bin ]]; then
+    if ! gozer_build; then
+      WAIT_FAIL_REASON=$GOZER_BUILD_PROBLEM
+      return 1
+    fi
+    bin=$WORK/gozer
   fi
   mkdir -p "$dir"
   cat >"$dir/gozer.yaml" <<CONF
@@ -60,7 +64,7 @@ routes:
 CONF
   local -a envs=()
   [[ -n $GOZER_GOMAXPROCS ]] && envs=("GOMAXPROCS=$GOZER_GOMAXPROCS")
-  bg_start "$dir/gozer.log" env "${envs[@]}" taskset -c "$PROXY_CPU" "$WORK/gozer" -config "$dir/gozer.yaml"
+  bg_start "$dir/gozer.log" env "${envs[@]}" taskset -c "$PROXY_CPU" "$bin" -config "$dir/gozer.yaml"
   T_PID=$BG_PID
   T_LOG=$dir/gozer.log
   T_URL="http://127.0.0.1:$port/"
