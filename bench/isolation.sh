@@ -296,6 +296,11 @@ server:
   event_loops: 1
   max_connections: 200000
   idle_timeout: 300s
+  # All of the bench's clients are 127.0.0.1 (no per-client caps), and it reads
+  # the causes Gozer names (shown to every client).
+  max_connections_per_ip: 0
+  max_requests_per_ip: 0
+  status_headers: { expose: all }
 log:
   level: $ISO_GOZER_LOG_LEVEL
   access_log: "off"

@@ -89,6 +89,12 @@ type Context struct {
 	// Known in the outbound phase.
 	Cause    Cause
 	Attempts int
+	// StatusHeaders: the response will carry X-Gozer-Status and
+	// X-Gozer-Attempts (server.status_headers decided, from the request); an
+	// outbound filter that deletes or sets either header turns it off.
+	StatusHeaders bool
+	// NoCompress: a filter asked that this response is not compressed.
+	NoCompress bool
 
 	// Body is the whole request body when a filter asked for it buffered (BodyOK).
 	Body   []byte

@@ -35,6 +35,14 @@ var (
 	ClientURITooLong     = Cause{"FAILURE_CLIENT_URI_TOO_LONG", CategoryClientFailure, 414}
 	ClientHeadersTooLong = Cause{"FAILURE_CLIENT_HEADERS_TOO_LARGE", CategoryClientFailure, 431}
 	ClientClosed         = Cause{"FAILURE_CLIENT_CLOSED", CategoryClientFailure, 499}
+	// Slow clients and per-client fairness (server.min_body_rate,
+	// server.min_send_rate, server.max_connections_per_ip, server.max_requests_per_ip).
+	// A client too slow to read its response cannot be answered any more: the
+	// connection closes and 408 is what the access log says.
+	ClientBodyTooSlow        = Cause{"FAILURE_CLIENT_BODY_TOO_SLOW", CategoryClientFailure, 408}
+	ClientReadTooSlow        = Cause{"FAILURE_CLIENT_READ_TOO_SLOW", CategoryClientFailure, 408}
+	ClientTooManyConnections = Cause{"FAILURE_CLIENT_TOO_MANY_CONNECTIONS", CategoryClientFailure, 429}
+	ClientTooManyRequests    = Cause{"FAILURE_CLIENT_TOO_MANY_REQUESTS", CategoryClientFailure, 429}
 	// Push connections (websocket, SSE).
 	ClientPushNotAccepted  = Cause{"FAILURE_CLIENT_PUSH_NOT_ACCEPTED", CategoryClientFailure, 403}
 	ClientBadHandshake     = Cause{"FAILURE_CLIENT_BAD_HANDSHAKE", CategoryClientFailure, 400}
@@ -43,12 +51,15 @@ var (
 	LocalNoRoute         = Cause{"FAILURE_LOCAL_NO_ROUTE", CategoryLocalFailure, 404}
 	LocalMaxConnections  = Cause{"FAILURE_LOCAL_MAX_CONNECTIONS", CategoryLocalFailure, 503}
 	LocalOriginConnLimit = Cause{"FAILURE_LOCAL_THROTTLED_ORIGIN_CONNECTIONS", CategoryLocalFailure, 503}
-	LocalShuttingDown    = Cause{"FAILURE_LOCAL_SHUTTING_DOWN", CategoryLocalFailure, 503}
-	LocalInternal        = Cause{"FAILURE_LOCAL_INTERNAL", CategoryLocalFailure, 500}
-	LocalFilterError     = Cause{"FAILURE_LOCAL_FILTER_ERROR", CategoryLocalFailure, 500}
-	LocalFilterTimeout   = Cause{"FAILURE_LOCAL_FILTER_TIMEOUT", CategoryLocalFailure, 500}
-	LocalFilterResponse  = Cause{"SUCCESS_LOCAL_FILTER_RESPONSE", CategorySuccess, 0}
-	SuccessViaFallback   = Cause{"SUCCESS_VIA_FALLBACK", CategorySuccess, 0}
+	// LocalSlowReaders: the origin's connections held by slow readers reached
+	// their share; the slow reader that would take one more is closed.
+	LocalSlowReaders    = Cause{"FAILURE_LOCAL_TOO_MANY_SLOW_READERS", CategoryLocalFailure, 503}
+	LocalShuttingDown   = Cause{"FAILURE_LOCAL_SHUTTING_DOWN", CategoryLocalFailure, 503}
+	LocalInternal       = Cause{"FAILURE_LOCAL_INTERNAL", CategoryLocalFailure, 500}
+	LocalFilterError    = Cause{"FAILURE_LOCAL_FILTER_ERROR", CategoryLocalFailure, 500}
+	LocalFilterTimeout  = Cause{"FAILURE_LOCAL_FILTER_TIMEOUT", CategoryLocalFailure, 500}
+	LocalFilterResponse = Cause{"SUCCESS_LOCAL_FILTER_RESPONSE", CategorySuccess, 0}
+	SuccessViaFallback  = Cause{"SUCCESS_VIA_FALLBACK", CategorySuccess, 0}
 
 	LocalOriginConcurrency = Cause{"FAILURE_LOCAL_THROTTLED_ORIGIN_CONCURRENCY", CategoryLocalFailure, 503}
 	LocalOriginCircuitOpen = Cause{"FAILURE_LOCAL_ORIGIN_CIRCUIT_OPEN", CategoryLocalFailure, 503}
@@ -82,7 +93,8 @@ func CauseIndex(name string) int {
 
 var all = []Cause{
 	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
-	ClientHeadersTooLong, ClientClosed, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit,
+	ClientHeadersTooLong, ClientClosed, ClientBodyTooSlow, ClientReadTooSlow, ClientTooManyConnections,
+	ClientTooManyRequests, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit, LocalSlowReaders,
 	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, SuccessViaFallback,
 	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,

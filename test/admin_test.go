@@ -83,8 +83,8 @@ func shape(v any, path string, out map[string]string, bad *[]string) {
 	}
 }
 
-// TestAdminAnswersMatchTheDocs: GET /admin/origins, /admin/push and
-// /admin/filters answer with exactly the keys and types of docs/ADMIN.md's
+// TestAdminAnswersMatchTheDocs: GET /admin/origins, /admin/push,
+// /admin/filters and /admin/edge answer with exactly the keys and types of docs/ADMIN.md's
 // examples, all snake_case, and their counters count what was done.
 func TestAdminAnswersMatchTheDocs(t *testing.T) {
 	t.Parallel()
@@ -98,8 +98,12 @@ func TestAdminAnswersMatchTheDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	bad := dialRaw(t, g.ProxyAddr) // a head refused before any origin: /admin/edge counts it
+	if resp, _ := bad.roundTrip("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"); resp.StatusCode != 400 {
+		t.Fatalf("a request with two Host headers: status %d, want 400", resp.StatusCode)
+	}
 
-	for _, path := range []string{"/admin/origins", "/admin/push", "/admin/filters"} {
+	for _, path := range []string{"/admin/origins", "/admin/push", "/admin/filters", "/admin/edge"} {
 		t.Run(strings.TrimPrefix(path, "/admin/"), func(t *testing.T) {
 			doc, ok := docs["GET "+path]
 			if !ok {

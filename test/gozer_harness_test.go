@@ -21,6 +21,8 @@ const terminate = syscall.SIGTERM
 // except those set by render for fast tests.
 type config struct {
 	TrustForwarded bool
+	// ProxyProtocol is listeners.proxy.proxy_protocol.
+	ProxyProtocol bool
 	// AdminPprof is listeners.admin.pprof.
 	AdminPprof bool
 	// Server holds server.* keys, written verbatim: {"idle_timeout": "1s"}.
@@ -61,11 +63,18 @@ func oneOrigin(opts map[string]string, servers ...string) config {
 // render writes the YAML file Gozer reads.
 func (c config) render(proxy, admin string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
-		proxy, c.TrustForwarded, admin, c.AdminPprof)
+	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n    proxy_protocol: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
+		proxy, c.TrustForwarded, c.ProxyProtocol, admin, c.AdminPprof)
 	server := map[string]string{
 		"event_loops":   "2",
 		"drain_timeout": "2s", // a test's hung request must not hold up its cleanup
+		// Most tests assert on the cause a response names; Gozer's default shows
+		// it only to trusted requests that ask (status_test.go tests that).
+		"status_headers": "{expose: all}",
+		// Every test client is 127.0.0.1: the per-IP caps would be the test's
+		// subject (clientip_test.go), not the tests' accident.
+		"max_connections_per_ip": "0",
+		"max_requests_per_ip":    "0",
 	}
 	for k, v := range c.Server {
 		server[k] = v

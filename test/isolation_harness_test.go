@@ -151,6 +151,7 @@ type adminServer struct {
 	Available   bool   `json:"available"`
 	Up          bool   `json:"up"`
 	Ejected     bool   `json:"ejected"`
+	Connections int64  `json:"connections"`
 }
 
 type adminOrigin struct {

@@ -20,7 +20,10 @@ func TestMemoryComesBackAfterSlowReaders(t *testing.T) {
 	t.Parallel()
 	o := startOrigin(t, "big")
 	cfg := oneOrigin(map[string]string{"max_connections_per_server": "2000", "max_idle_per_server": "8"}, o.Addr)
-	cfg.Server = map[string]string{"memory_reclaim_interval": "2s", "idle_timeout": "5m"}
+	// Readers that read nothing are held (no minimum send rate), each with
+	// 256 KiB of answer waiting: what is measured is the memory coming back.
+	cfg.Server = map[string]string{"memory_reclaim_interval": "2s", "idle_timeout": "5m",
+		"min_send_rate": "0", "max_buffered_per_conn": "256KiB"}
 	g := startGozer(t, cfg)
 	client := newClient(t, 10*time.Second)
 	for i := range 20 { // warm: pools, buffers, the first GCs

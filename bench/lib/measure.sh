@@ -16,7 +16,8 @@ to_us() {
 }
 
 # wrk_run KIND TARGET ROUND URL PID: one wrk run of WRK_DURATION (default BENCH_DURATION)
-# seconds, pinned to the load-generator core, while reading the CPU time that the proxy
+# seconds (plus the array WRK_EXTRA_ARGS on its command line, if set: compress.sh's -H and -s),
+# pinned to the load-generator core, while reading the CPU time that the proxy
 # (PID and its children; PID "none" when no proxy is in the path), the origin, wrk and the
 # two cores as a whole spend. Appends a line to $RUNS_TSV; returns non-zero if wrk could
 # not run or completed nothing.
@@ -34,7 +35,8 @@ wrk_run() {
   # the trap until wrk ends); the EXIT trap stops WRK_PID.
   (
     rc=0
-    taskset -c "$LOADGEN_CPU" wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${WRK_DURATION:-$BENCH_DURATION}s" --latency "$url" >"$out" 2>&1 || rc=$?
+    taskset -c "$LOADGEN_CPU" wrk -t"$BENCH_THREADS" -c"$BENCH_CONNS" -d"${WRK_DURATION:-$BENCH_DURATION}s" --latency \
+      ${WRK_EXTRA_ARGS[@]+"${WRK_EXTRA_ARGS[@]}"} "$url" >"$out" 2>&1 || rc=$?
     times >"$out.times"
     exit "$rc"
   ) &

@@ -30,7 +30,11 @@ gozer_build() {
 
 # gozer_start NAME PORT ADMIN_PORT SCRIPTS_DIR [BIN]: write NAME's config (the same for
 # every Gozer target but for the filters dir: "" = no Lua filters) and start BIN (default:
-# the working tree's build) on it; sets T_*.
+# the working tree's build) on it; sets T_*. A target may add to the config through
+# GOZER_CONF_ADMIN_EXTRA (keys of listeners.admin, e.g. "pprof: true") and
+# GOZER_CONF_ORIGIN_EXTRA (lines under origins.bench, each starting with a newline and
+# indented 4 spaces), e.g. `GOZER_CONF_ORIGIN_EXTRA=... gozer_start ...` (gozer-gzip.sh);
+# unset (every other target), they add nothing.
 gozer_start() {
   local name=$1 port=$2 admin=$3 scripts=$4 bin=${5:-} dir=$WORK/$1-run
   if [[ -z $bin ]]; then
@@ -44,11 +48,14 @@ gozer_start() {
   cat >"$dir/gozer.yaml" <<CONF
 listeners:
   proxy: { addr: "127.0.0.1:$port" }
-  admin: { addr: "127.0.0.1:$admin" }
+  admin: { addr: "127.0.0.1:$admin"${GOZER_CONF_ADMIN_EXTRA:+, $GOZER_CONF_ADMIN_EXTRA} }
 server:
   event_loops: 1
   max_connections: 200000
   idle_timeout: 300s
+  # The bench's clients are all 127.0.0.1 (the idle-connection run holds thousands).
+  max_connections_per_ip: 0
+  max_requests_per_ip: 0
 log:
   level: warn
   access_log: "off"
@@ -57,7 +64,7 @@ origins:
   bench:
     servers: ["127.0.0.1:$ORIGIN_PORT"]
     max_idle_per_server: 256
-    max_connections_per_server: 1024
+    max_connections_per_server: 1024${GOZER_CONF_ORIGIN_EXTRA:-}
 routes:
   - path_prefix: "/"
     origin: bench

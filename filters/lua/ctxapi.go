@@ -46,7 +46,7 @@ func (l *Loop) initAPI() {
 	}, l.respIndex)
 	a.ctx = l.object("ctx", map[string]glua.LGFunction{
 		"now": l.ctxNow, "route": l.ctxRoute, "respond": l.ctxRespond, "log": l.ctxLog,
-		"push_accept": l.ctxPushAccept, "push_verify": l.ctxPushVerify,
+		"push_accept": l.ctxPushAccept, "push_verify": l.ctxPushVerify, "no_compress": l.ctxNoCompress,
 	}, l.ctxIndex)
 	// ctx.req and ctx.resp are the same objects for every request: plain
 	// members, no Go call per access. The phase rule for ctx.resp is checked
@@ -155,6 +155,13 @@ func (l *Loop) ctxIndex(L *glua.LState) int {
 func (l *Loop) ctxNow(L *glua.LState) int {
 	L.Push(glua.LNumber(float64(time.Now().UnixNano()) / 1e9))
 	return 1
+}
+
+// ctxNoCompress is ctx.no_compress(): the response goes as the origin sent it,
+// whatever the origin's compression settings.
+func (l *Loop) ctxNoCompress(L *glua.LState) int {
+	l.cur(L).NoCompress = true
+	return 0
 }
 
 // ctxRoute is ctx.route{origin=, path=, host=, endpoint=}.

@@ -1,6 +1,7 @@
 package lua
 
 import (
+	"strconv"
 	"strings"
 
 	glua "github.com/yuin/gopher-lua"
@@ -203,6 +204,10 @@ func (l *Loop) respIndex(L *glua.LState) int {
 func (l *Loop) respHeader(L *glua.LState) int {
 	ctx, r := l.response(L)
 	name := L.CheckString(l.arg0(L))
+	if v, ok := statusHeader(ctx, name); ok {
+		L.Push(v)
+		return 1
+	}
 	if r != nil {
 		pushBytes(L, r.Header.Peek(name))
 		return 1
@@ -253,6 +258,7 @@ func (l *Loop) respSetHeader(L *glua.LState) int {
 	a := l.arg0(L)
 	name, value := L.CheckString(a), L.CheckString(a+1)
 	checkHeader(L, "ctx.resp.set_header", name, value)
+	ownStatusHeader(ctx, name)
 	if r != nil {
 		r.Header.Set(name, value)
 		return 0
@@ -273,6 +279,7 @@ func (l *Loop) respAddHeader(L *glua.LState) int {
 	a := l.arg0(L)
 	name, value := L.CheckString(a), L.CheckString(a+1)
 	checkHeader(L, "ctx.resp.add_header", name, value)
+	ownStatusHeader(ctx, name)
 	if r != nil {
 		r.Header.Add(name, value)
 	} else {
@@ -284,6 +291,7 @@ func (l *Loop) respAddHeader(L *glua.LState) int {
 func (l *Loop) respDelHeader(L *glua.LState) int {
 	ctx, r := l.response(L)
 	name := L.CheckString(l.arg0(L))
+	ownStatusHeader(ctx, name)
 	if r != nil {
 		r.Header.Del(name)
 		return 0
@@ -342,4 +350,36 @@ func (l *Loop) respSetBody(L *glua.LState) int {
 		r.Framing, r.HasContentLength = httpcodec.FramingLength, true
 	}
 	return 0
+}
+
+// The gateway adds X-Gozer-Status and X-Gozer-Attempts to the head as it
+// writes it (after the filters), when server.status_headers shows them to
+// this request. A filter sees them as response headers all the same, and a
+// filter that deletes or sets one takes both over: the gateway adds neither.
+const (
+	statusHeaderName   = "X-Gozer-Status"
+	attemptsHeaderName = "X-Gozer-Attempts"
+)
+
+// statusHeader is the value of the gateway's status header name (ok: name is
+// one of them).
+func statusHeader(ctx *filters.Context, name string) (glua.LValue, bool) {
+	switch {
+	case strings.EqualFold(name, statusHeaderName):
+		if ctx.StatusHeaders && ctx.Cause.Name != "" {
+			return glua.LString(ctx.Cause.Name), true
+		}
+	case strings.EqualFold(name, attemptsHeaderName):
+		if ctx.StatusHeaders && ctx.Attempts > 0 {
+			return glua.LString(strconv.Itoa(ctx.Attempts)), true
+		}
+	}
+	return nil, false // not shown: whatever the response itself holds
+}
+
+// ownStatusHeader: a filter that writes a status header takes both over.
+func ownStatusHeader(ctx *filters.Context, name string) {
+	if strings.EqualFold(name, statusHeaderName) || strings.EqualFold(name, attemptsHeaderName) {
+		ctx.StatusHeaders = false
+	}
 }

@@ -189,6 +189,14 @@ func (r *Runtime) Start() {
 	}()
 }
 
+// Rescan looks at the scripts directory now (what SIGHUP asks for), rather
+// than at the next poll. Any goroutine.
+func (r *Runtime) Rescan() {
+	r.mu.Lock()
+	r.scan()
+	r.mu.Unlock()
+}
+
 // Stop stops hot reload and waits for its goroutine. Loops keep working with
 // the filter set they have.
 func (r *Runtime) Stop() {

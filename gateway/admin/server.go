@@ -23,6 +23,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"gozer/filters/lua"
+	"gozer/gateway/loop"
 	"gozer/gateway/origin"
 	"gozer/gateway/push"
 	"gozer/gateway/telemetry"
@@ -63,6 +64,9 @@ type Sources struct {
 	Filters  *lua.Runtime // nil: no Lua filters
 	Push     *push.Hub
 	Draining func() bool
+	// Shared is the loops' node-wide state: client connections, per-client
+	// counts, buffered bytes (GET /admin/edge).
+	Shared *loop.Shared
 	// Pprof serves /debug/pprof/ (listeners.admin.pprof).
 	Pprof bool
 }
@@ -188,6 +192,7 @@ func (a *Server) mux() *http.ServeMux {
 	mux.HandleFunc("GET /admin/filters", a.filters)
 	mux.HandleFunc("GET /admin/origins", a.origins)
 	mux.HandleFunc("GET /admin/push", a.push)
+	mux.HandleFunc("GET /admin/edge", a.edge)
 	// The admin handler serves /push/ itself (push.API); the pattern is here
 	// for ServeMux's redirect of /push to /push/, as when the API was mounted
 	// on the mux.

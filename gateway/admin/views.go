@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gozer/filters/lua"
+	"gozer/gateway/telemetry"
 )
 
 // The admin API's JSON answers. One dialect for all of them (docs/ADMIN.md
@@ -46,6 +47,9 @@ type serverView struct {
 	Available   bool   `json:"available"`
 	Up          bool   `json:"up"`
 	Ejected     bool   `json:"ejected"`
+	// Connections open to the server from every loop (idle, busy, and paused
+	// behind slow readers).
+	Connections int64 `json:"connections"`
 }
 
 // adminOrigins serves GET /admin/origins: every origin's breaker, bulkhead, servers
@@ -54,7 +58,7 @@ func (a *Server) origins(w http.ResponseWriter, _ *http.Request) {
 	now := time.Now().UnixNano()
 	counts := a.src.Counts.Snapshot()
 	out := []originView{}
-	for _, o := range a.src.Origins.List {
+	for _, o := range a.src.Origins.List { // counts[telemetry.NoOrigin] is /admin/edge's
 		v := originView{Name: o.Name, Fallback: o.Fallback, Requests: counts[o.Name], Servers: []serverView{}}
 		if iso := o.Iso; iso != nil {
 			st := iso.Breaker.Stats(now)
@@ -66,12 +70,54 @@ func (a *Server) origins(w http.ResponseWriter, _ *http.Request) {
 				v.Servers = append(v.Servers, serverView{
 					Addr: srv.Addr, Weight: srv.Weight, Outstanding: srv.Outstanding(),
 					Available: srv.Available(now), Up: srv.Up(), Ejected: iso.Outlier.Ejected(srv, now),
+					Connections: srv.Conns(),
 				})
 			}
 		}
 		out = append(out, v)
 	}
 	writeAdminJSON(w, out)
+}
+
+// edgeView is GET /admin/edge: the client side of the node, what its limits
+// refused and what slow clients hold.
+type edgeView struct {
+	Connections    int64 `json:"connections"` // client connections open (HTTP and push)
+	MaxConnections int   `json:"max_connections"`
+	RefusedMax     int64 `json:"refused_max_connections_total"`
+	// Clients are the client addresses (an IPv6 client by its /64) with a
+	// connection open; the per-client caps and what they refused.
+	Clients              int   `json:"clients"`
+	MaxConnectionsPerIP  int   `json:"max_connections_per_ip"`
+	MaxRequestsPerIP     int   `json:"max_requests_per_ip"`
+	RefusedConnectionsIP int64 `json:"refused_connections_per_ip_total"`
+	RefusedRequestsIP    int64 `json:"refused_requests_per_ip_total"`
+	// Bytes waiting in client connections' send buffers, and the node's budget
+	// for them (server.max_buffered_total).
+	Buffered       int64 `json:"buffered_bytes"`
+	BufferedBudget int64 `json:"buffered_budget_bytes"`
+	// Origin connections paused behind clients that read slower than the
+	// origin sends.
+	Parked int64 `json:"parked_origin_connections"`
+	// Connections closed for a missing or malformed PROXY protocol header.
+	ProxyRefused int64 `json:"proxy_protocol_refused_total"`
+	// Requests that never had an origin (refused heads, per-client refusals,
+	// no route, filters' answers), by status cause; an origin's own are in
+	// /admin/origins.
+	Requests map[string]int64 `json:"requests_without_origin_by_cause"`
+}
+
+// edge serves GET /admin/edge.
+func (a *Server) edge(w http.ResponseWriter, _ *http.Request) {
+	sh := a.src.Shared
+	ps := sh.Peers.Stats()
+	writeAdminJSON(w, edgeView{
+		Connections: sh.Clients.Load(), MaxConnections: sh.Snapshot().Config.Server.MaxConnections,
+		RefusedMax: sh.RefusedMax.Load(), Clients: ps.Clients, MaxConnectionsPerIP: ps.MaxConnsPerIP,
+		MaxRequestsPerIP: ps.MaxRequestsPerIP, RefusedConnectionsIP: ps.RefusedConns, RefusedRequestsIP: ps.RefusedRequests,
+		Buffered: max(0, sh.Buffered.Load()), BufferedBudget: sh.Budget, Parked: sh.Parked.Load(),
+		ProxyRefused: sh.ProxyRefused.Load(), Requests: a.src.Counts.Snapshot()[telemetry.NoOrigin],
+	})
 }
 
 // adminFilters serves GET /admin/filters: every Lua filter file, its version in

@@ -39,6 +39,9 @@ type Listeners struct {
 type ProxyListener struct {
 	Addr           string `yaml:"addr"`
 	TrustForwarded bool   `yaml:"trust_forwarded"`
+	// ProxyProtocol: every connection starts with a PROXY protocol header (v1 or
+	// v2) from a TCP load balancer in front, which names the real client.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 }
 
 // AdminListener is the internal listener (health check, admin API, push API).
@@ -79,6 +82,18 @@ type Server struct {
 	// that closed left memory the Go runtime holds on to, and gives it back to
 	// the OS (0: never; the runtime's own pacing then decides).
 	MemoryReclaimInterval time.Duration `yaml:"memory_reclaim_interval"`
+
+	// Slow clients and fairness (edge.go).
+	MaxConnectionsPerIP int           `yaml:"max_connections_per_ip"`
+	MaxRequestsPerIP    int           `yaml:"max_requests_per_ip"`
+	MinBodyRate         Size          `yaml:"min_body_rate"`
+	MinSendRate         Size          `yaml:"min_send_rate"`
+	RateWindow          time.Duration `yaml:"rate_window"`
+	MaxBufferedTotal    Size          `yaml:"max_buffered_total"`
+	// SocketSendBuffer is SO_SNDBUF of client sockets (0: the kernel's
+	// autotuning); a small one bounds what a slow reader holds in the kernel.
+	SocketSendBuffer Size          `yaml:"socket_send_buffer"`
+	StatusHeaders    StatusHeaders `yaml:"status_headers"`
 }
 
 // Log configures the process log and the access log.
@@ -113,7 +128,11 @@ type Origin struct {
 	// MaxConnectionsPerServerTotal caps connections to one server from all loops (0: no cap).
 	MaxConnectionsPerServerTotal int `yaml:"max_connections_per_server_total"`
 	// ReplayBodyBytes is how much request body is kept so a retry can resend it.
-	ReplayBodyBytes       Size           `yaml:"replay_body_bytes"`
+	ReplayBodyBytes Size `yaml:"replay_body_bytes"`
+	// RequestBuffer is how much request body is received before the request
+	// takes an origin connection (all of a smaller body); 0: stream at once.
+	RequestBuffer         *Size          `yaml:"request_buffer"`
+	Compression           Compression    `yaml:"compression"`
 	DNSRefresh            time.Duration  `yaml:"dns_refresh"`
 	DNSServer             string         `yaml:"dns_server"`
 	Balancer              string         `yaml:"balancer"`
@@ -211,9 +230,15 @@ func defaults() *Config {
 			MaxRequestLine:        8 << 10,
 			MaxHeaderBytes:        32 << 10,
 			MaxRequestBody:        1 << 30,
-			MaxBufferedPerConn:    256 << 10,
+			MaxBufferedPerConn:    64 << 10,
 			Via:                   "1.1 gozer",
 			MemoryReclaimInterval: 10 * time.Second,
+			MaxConnectionsPerIP:   1024,
+			MaxRequestsPerIP:      256,
+			MinBodyRate:           1 << 10,
+			MinSendRate:           1 << 10,
+			RateWindow:            10 * time.Second,
+			StatusHeaders:         statusHeaderDefaults(),
 		},
 		Log:     Log{Level: "info", AccessLog: "stdout"},
 		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20},
@@ -248,7 +273,7 @@ func (o *Origin) fillDefaults() {
 		o.MaxConnectionsPerServer = 1024
 	}
 	if o.MaxIdlePerServer == 0 {
-		o.MaxIdlePerServer = 64
+		o.MaxIdlePerServer = min(64, o.MaxConnectionsPerServer) // a small max_connections_per_server needs no edit of this one
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 60 * time.Second
@@ -256,4 +281,9 @@ func (o *Origin) fillDefaults() {
 	if o.ReplayBodyBytes == 0 {
 		o.ReplayBodyBytes = 64 << 10
 	}
+	if o.RequestBuffer == nil {
+		n := DefaultRequestBuffer
+		o.RequestBuffer = &n
+	}
+	o.Compression.fillDefaults()
 }

@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 		c.validateOrigin(name, bad)
 	}
 	c.validateRoutes(bad)
+	c.validateEdge(bad)
 	c.validatePush(bad)
 	return errors.Join(errs...)
 }
@@ -153,6 +154,7 @@ func (c *Config) validateOrigin(name string, bad reporter) {
 		bad(key+".health_check.path", "must start with /, got %q", o.HealthCheck.Path)
 	}
 	o.validateLimits(key, bad)
+	o.validateCompression(key, bad)
 }
 
 // validateLimits checks an origin's connection and request limits.

@@ -4,7 +4,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"gozer/filters"
+	"gozer/gateway/loop"
 	"gozer/gateway/origin"
+	"gozer/gateway/telemetry"
 )
 
 // logAccess writes the request's access-log line, and a process-log line for
@@ -51,19 +53,30 @@ func (ex *Exchange) logAccess() {
 		e.Send()
 	}
 	if g.cause.Category != filters.CategorySuccess {
-		// Clients misbehave all day (and close mid-request at will): info. What the
-		// gateway or an origin did wrong is a warning. Requests shed by an open
-		// breaker or a full bulkhead come by the thousand while an origin is sick:
-		// the breaker's own state change is what deserves attention.
-		lvl := zerolog.WarnLevel
-		if g.cause.Category == filters.CategoryClientFailure ||
-			g.cause == filters.LocalOriginCircuitOpen || g.cause == filters.LocalOriginConcurrency {
-			lvl = zerolog.InfoLevel
-		}
-		l.Shared.Log.WithLevel(lvl).Bytes("request_id", ex.id).Str("client", remote).Bytes("path", path).
+		failedLine(l.Shared, g.cause).Bytes("request_id", ex.id).Str("client", remote).Bytes("path", path).
 			Int("status", g.status).Str("cause", g.cause.Name).Str("origin", originName).
 			Str("server", serverAddr).Str("reason", g.reason).Msg("request failed")
 	}
+}
+
+// failedLine is the process-log line of a failed request (the access log has
+// every request; this is for attention). Clients misbehave all day, and
+// close mid-request at will: info, and once per cause and 10 s, since an
+// attack brings them by the thousand (slow bodies, too many requests). What
+// the gateway or an origin did wrong is a warning, each. Requests shed by an
+// open breaker or a full bulkhead come by the thousand while an origin is
+// sick: info, the breaker's own state change is what deserves attention;
+// slow readers shed to keep an origin's connections: once per 10 s.
+func failedLine(sh *loop.Shared, cause filters.Cause) *zerolog.Event {
+	switch {
+	case cause.Category == filters.CategoryClientFailure:
+		return sh.Sampled.Info(cause.Name)
+	case cause == filters.LocalSlowReaders:
+		return sh.Sampled.Warn(cause.Name)
+	case cause == filters.LocalOriginCircuitOpen || cause == filters.LocalOriginConcurrency:
+		return sh.Log.Info()
+	}
+	return sh.Log.Warn()
 }
 
 var dash = []byte("-")
@@ -80,8 +93,12 @@ func orDash(b []byte) []byte {
 // bulkhead, exactly once, and counts its cause for the origin.
 func (ex *Exchange) finishIsolation() {
 	t, g := &ex.try, &ex.log
-	if t.origin != nil && ex.lp.counts != nil {
-		ex.lp.counts.Add(t.origin.Name, ex.statusName())
+	if ex.lp.counts != nil {
+		name := telemetry.NoOrigin
+		if t.origin != nil {
+			name = t.origin.Name
+		}
+		ex.lp.counts.Add(name, ex.statusName())
 	}
 	if !t.admitted {
 		return

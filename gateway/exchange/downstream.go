@@ -1,9 +1,12 @@
 package exchange
 
 import (
+	"net/netip"
+
 	"github.com/panjf2000/gnet/v2"
 
 	"gozer/gateway/httpcodec"
+	"gozer/gateway/peers"
 )
 
 // Downstream is the client side of an exchange: an HTTP/1.1 connection today
@@ -59,8 +62,11 @@ type Downstream interface {
 	// once the response has left when closeAfter (or for reasons of its own).
 	Done(closeAfter bool)
 	// Abort ends the exchange and closes the downstream at once: a response
-	// that cannot be finished.
-	Abort()
+	// that cannot be finished. reset: the client is not taking the response
+	// (a timeout): the connection is reset, so that what waits for it in the
+	// kernel's buffers goes at once instead of lingering toward a client that
+	// does not read (nginx's reset_timedout_connection).
+	Abort(reset bool)
 	// Hijack ends the exchange and hands the connection over to another
 	// connection kind (a push connection): the downstream forgets it. false:
 	// this downstream cannot (an HTTP/2 stream).
@@ -69,9 +75,12 @@ type Downstream interface {
 
 // Client is who sent a request.
 type Client struct {
-	Remote string // ip:port, for logs and filters
-	IP     []byte // for X-Forwarded-For
-	Scheme string // "http" (the default when empty) or "https"
+	Remote string     // ip:port, for logs and filters
+	Addr   netip.Addr // for limits and trust
+	IP     []byte     // Addr as text, for X-Forwarded-For
+	Scheme string     // "http" (the default when empty) or "https"
+	// Peer is the client's count of requests in flight (nil: not limited).
+	Peer *peers.Peer
 }
 
 // Head is what the exchange adds to a response head beside the response
@@ -83,7 +92,8 @@ type Head struct {
 	Close bool
 	// Upgrade names the protocol of a 426 answer.
 	Upgrade string
-	// Status and Attempts are X-Gozer-Status and X-Gozer-Attempts (0: none).
+	// Status and Attempts are X-Gozer-Status and X-Gozer-Attempts ("" and 0:
+	// not shown to this client).
 	Status   string
 	Attempts int
 }
@@ -97,4 +107,10 @@ const (
 	TimeoutBody Timeout = iota
 	// TimeoutSend: the client stopped taking the response (WaitWritable).
 	TimeoutSend
+	// TimeoutBodyRate: the request body came slower than server.min_body_rate
+	// over server.rate_window.
+	TimeoutBodyRate
+	// TimeoutSendRate: the client took the response slower than
+	// server.min_send_rate over server.rate_window.
+	TimeoutSendRate
 )

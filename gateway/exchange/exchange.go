@@ -18,9 +18,11 @@ package exchange
 
 import (
 	"gozer/filters"
+	"gozer/gateway/compress"
 	"gozer/gateway/httpcodec"
 	"gozer/gateway/loop"
 	"gozer/gateway/origin"
+	"gozer/gateway/peers"
 )
 
 // Exchange is one request and its response: Zuul's request context plus the
@@ -35,13 +37,18 @@ type Exchange struct {
 	resp httpcodec.Response
 	id   []byte
 
-	body     bodyState
-	out      respState
-	try      attemptState
-	flt      filterState
-	log      logState
-	bodySink func([]byte) bool // ex.sendPiece or ex.collectPiece, bound once
+	body bodyState
+	out  respState
+	try  attemptState
+	flt  filterState
+	log  logState
+	// The body sinks, bound once: ex.sendPiece, ex.collectPiece, ex.bufferPiece.
+	bodySink func([]byte) bool
 	collect  func([]byte) bool
+	buffer   func([]byte) bool
+	// peer is the client's count the request is in flight in (Peers.Begin),
+	// given back by reset.
+	peer *peers.Peer
 }
 
 // bodyState is the request body as the exchange relays it.
@@ -51,6 +58,7 @@ type bodyState struct {
 	replay     []byte // body bytes sent so far (or collected for a filter), while they fit
 	replayLost bool   // body bytes were sent that replay no longer holds
 	collecting bool   // buffering the body for an inbound filter before routing
+	buffering  bool   // receiving the body (up to the origin's request_buffer) before taking a connection
 	err        error  // why a body callback stopped the body (over a limit)
 }
 
@@ -69,6 +77,10 @@ type respState struct {
 	local      bool // the gateway (or a filter) answered, not the origin
 	upgradeTo  string
 	head       Head // what head() built for the downstream
+	parked     bool // the origin's reads are paused behind a slow client (Loop.parked counts it)
+	parkedAt   *origin.Server
+	enc        *compress.Encoder // the body is compressed (compress.go); from encPool
+	encPool    *compress.Pool
 }
 
 func (r *respState) reset() {
@@ -151,6 +163,12 @@ func (ex *Exchange) reset() {
 		ex.try.origin.Iso.Finish(origin.Canceled, ex.try.admitAt, ex.lp.l.Now())
 	}
 	ex.endAttempt(true)
+	ex.unpark()
+	ex.releaseEncoder()
+	if ex.peer != nil {
+		ex.lp.l.Shared.Peers.End(ex.peer)
+		ex.peer = nil
+	}
 	ex.ds, ex.snap = nil, nil
 	ex.req.Reset()
 	ex.resp.Reset()

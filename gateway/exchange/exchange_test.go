@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,23 +186,33 @@ func TestExchangeAttempts(t *testing.T) {
 // (Content-Length) or re-chunked; the response's framing is the downstream's
 // to write, the exchange hands it the pieces.
 func TestExchangeFraming(t *testing.T) {
+	const chunkedHead = "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+	streamAtOnce := func(c *config.Config) {
+		zero := config.Size(0)
+		o := c.Origins["api"]
+		o.RequestBuffer = &zero
+		c.Origins["api"] = o
+	}
 	tests := []struct {
 		name, head string
+		edit       func(*config.Config)
 		pieces     []string
 		wantSent   string // after the head
 		response   string
 		wantBody   string
 	}{
-		{"content-length", postHead, []string{"hel", "lo"}, "hello", ok200, "hi"},
-		{"chunked is re-chunked", "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+		{"content-length", postHead, nil, []string{"hel", "lo"}, "hello", ok200, "hi"},
+		{"chunked, received whole first (request_buffer), is one chunk", chunkedHead, nil,
+			[]string{"hel", "lo"}, "5\r\nhello\r\n0\r\n\r\n", ok200, "hi"},
+		{"chunked and streamed (request_buffer 0) is re-chunked piece by piece", chunkedHead, streamAtOnce,
 			[]string{"hel", "lo"}, "3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n", ok200, "hi"},
-		{"chunked response", getHead, nil, "",
+		{"chunked response", getHead, nil, nil, "",
 			"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n3\r\nyou\r\n0\r\n\r\n", "hiyou"},
-		{"close-delimited response", getHead, nil, "", "HTTP/1.1 200 OK\r\n\r\nuntil close", "until close"},
+		{"close-delimited response", getHead, nil, nil, "", "HTTP/1.1 200 OK\r\n\r\nuntil close", "until close"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRoom(t, nil)
+			r := newRoom(t, tc.edit)
 			d := r.start(t, tc.head, tc.pieces...)
 			c := r.origins.last()
 			r.event(d.ex.OriginOpen)
@@ -257,6 +268,49 @@ func TestExchangeLocalAnswers(t *testing.T) {
 			}
 			if len(r.origins.conns) != 0 {
 				t.Errorf("an answer the gateway makes itself acquired %d origin connections", len(r.origins.conns))
+			}
+		})
+	}
+}
+
+// TestStatusHeadersExposure: who sees X-Gozer-Status (server.status_headers).
+func TestStatusHeadersExposure(t *testing.T) {
+	const ask = "GET /x HTTP/1.1\r\nHost: h\r\nX-Gozer-Debug: 1\r\n\r\n"
+	const plain = "GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
+	tests := []struct {
+		name, expose, head, client string
+		trusted                    []string
+		shown                      bool
+	}{
+		{"all: every client", "all", plain, "198.51.100.7", nil, true},
+		{"none: not even a trusted one that asks", "none", ask, "127.0.0.1", nil, false},
+		{"debug: a trusted client that asks", "debug", ask, "127.0.0.1", nil, true},
+		{"debug: a trusted client that does not ask", "debug", plain, "127.0.0.1", nil, false},
+		{"debug: an untrusted client that asks", "debug", ask, "198.51.100.7", nil, false},
+		{"debug: an operator's network", "debug", ask, "10.1.2.3", []string{"10.0.0.0/8"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRoom(t, func(c *config.Config) {
+				c.Routes = nil
+				c.Server.StatusHeaders.Expose = tc.expose
+				if tc.trusted != nil {
+					c.Server.StatusHeaders.TrustedNetworks = tc.trusted
+				}
+			})
+			d := &fakeDS{client: Client{Remote: tc.client + ":1", Addr: netip.MustParseAddr(tc.client)}, bodyEnd: true}
+			r.event(func() {
+				d.ex = r.lp.Begin(d)
+				if err := d.ex.Request().Parse([]byte(tc.head)); err != nil {
+					t.Fatal(err)
+				}
+				d.ex.Start()
+			})
+			if d.status != 404 {
+				t.Fatalf("status %d, want the 404 of no route", d.status)
+			}
+			if got := d.hdr.Status != ""; got != tc.shown {
+				t.Errorf("X-Gozer-Status shown = %v (%q), want %v", got, d.hdr.Status, tc.shown)
 			}
 		})
 	}
@@ -322,6 +376,70 @@ func TestExchangeClientSide(t *testing.T) {
 		r.event(func() { d.ex.OnTimeout(TimeoutSend) })
 		if !d.aborted || !c.aborted {
 			t.Errorf("downstream aborted %v, origin aborted %v: want both", d.aborted, c.aborted)
+		}
+	})
+}
+
+// TestExchangeBuffersBodyBeforeOrigin: a request body is received (up to the
+// origin's request_buffer) before the request takes an origin connection, so
+// a slow upload holds none; a bigger body goes once its first window is here,
+// and a body received whole can be sent again on a retry.
+func TestExchangeBuffersBodyBeforeOrigin(t *testing.T) {
+	const head = "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n"
+	// startPart starts the request with part of its body arrived.
+	startPart := func(t *testing.T, r *testRoom, part string) *fakeDS {
+		d := &fakeDS{client: Client{Remote: "192.0.2.1:1", Addr: netip.MustParseAddr("192.0.2.1")}, pieces: [][]byte{[]byte(part)}}
+		r.event(func() {
+			d.ex = r.lp.Begin(d)
+			if err := d.ex.Request().Parse([]byte(head)); err != nil {
+				t.Fatal(err)
+			}
+			d.ex.Start()
+		})
+		return d
+	}
+	t.Run("small body: no connection until it is whole", func(t *testing.T) {
+		r := newRoom(t, nil)
+		d := startPart(t, r, "hello")
+		if len(r.origins.conns) != 0 {
+			t.Fatalf("%d origin connections taken before the body arrived", len(r.origins.conns))
+		}
+		d.pieces, d.bodyEnd = [][]byte{[]byte("world")}, true
+		r.event(d.ex.OnBody)
+		if len(r.origins.conns) != 1 {
+			t.Fatalf("%d origin connections once the body is whole, want 1", len(r.origins.conns))
+		}
+		c := r.origins.last()
+		r.event(d.ex.OriginOpen)
+		if _, body, _ := strings.Cut(c.wrote.String(), "\r\n\r\n"); body != "helloworld" {
+			t.Fatalf("origin got body %q", body)
+		}
+		// A reset before any answer: the body is replayed to the next server.
+		r.event(func() { c.closed = true; d.ex.OriginClosed(nil) })
+		next := r.origins.last()
+		if next == c {
+			t.Fatal("not retried")
+		}
+		r.event(d.ex.OriginOpen)
+		if _, body, _ := strings.Cut(next.wrote.String(), "\r\n\r\n"); body != "helloworld" {
+			t.Fatalf("retry sent body %q, want the buffered one", body)
+		}
+	})
+	t.Run("bigger than request_buffer: goes after the first window", func(t *testing.T) {
+		r := newRoom(t, func(c *config.Config) {
+			four := config.Size(4)
+			o := c.Origins["api"]
+			o.RequestBuffer = &four
+			c.Origins["api"] = o
+		})
+		d := startPart(t, r, "he")
+		if len(r.origins.conns) != 0 {
+			t.Fatal("a connection was taken before the first window arrived")
+		}
+		d.pieces = [][]byte{[]byte("llo")}
+		r.event(d.ex.OnBody)
+		if len(r.origins.conns) != 1 {
+			t.Fatalf("%d connections once request_buffer bytes arrived, want 1 (the rest streams)", len(r.origins.conns))
 		}
 	})
 }

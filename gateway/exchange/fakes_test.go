@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func (d *fakeDS) Buffered() int             { return d.buffered }
 func (d *fakeDS) WaitWritable()             { d.waiting = true }
 func (d *fakeDS) Bytes() (int64, int64)     { return 0, int64(d.body.Len()) }
 func (d *fakeDS) Done(closeAfter bool)      { d.done, d.closed = true, closeAfter }
-func (d *fakeDS) Abort()                    { d.aborted, d.closed = true, true }
+func (d *fakeDS) Abort(bool)                { d.aborted, d.closed = true, true }
 func (d *fakeDS) Hijack() (gnet.Conn, bool) { return nil, false }
 
 // fakeConn is an origin connection: what the exchange wrote, and what the
@@ -179,6 +180,8 @@ type testRoom struct {
 func newRoom(t *testing.T, edit func(*config.Config)) *testRoom {
 	t.Helper()
 	cfg, err := config.Parse([]byte(`
+server:
+  status_headers: {expose: all}
 origins:
   api:
     servers: ["127.0.0.1:1001", "127.0.0.1:1002"]
@@ -211,7 +214,7 @@ routes:
 // whether they end the body) and returns its downstream.
 func (r *testRoom) start(t *testing.T, head string, pieces ...string) *fakeDS {
 	t.Helper()
-	d := &fakeDS{client: Client{Remote: "192.0.2.1:1234", IP: []byte("192.0.2.1")}, bodyEnd: true}
+	d := &fakeDS{client: Client{Remote: "192.0.2.1:1234", Addr: netip.MustParseAddr("192.0.2.1"), IP: []byte("192.0.2.1")}, bodyEnd: true}
 	for _, p := range pieces {
 		d.pieces = append(d.pieces, []byte(p))
 	}

@@ -3,6 +3,7 @@ package exchange
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"gozer/filters"
 	"gozer/gateway/httpcodec"
@@ -21,6 +22,18 @@ func (ex *Exchange) Start() {
 	ex.initContext() // before any answer: outbound filters see the gateway's errors too
 	ex.body.done = req.Framing == httpcodec.FramingNone ||
 		req.Framing == httpcodec.FramingLength && req.ContentLength == 0
+	if p := ex.ds.Client().Peer; p != nil {
+		peers, now := ex.lp.l.Shared.Peers, ex.lp.l.Now()
+		if !peers.Begin(p, now) {
+			reason := fmt.Sprintf("client has server.max_requests_per_ip (%d) requests in flight", ex.snap.Config.Server.MaxRequestsPerIP)
+			if peers.Penalized(p, now) {
+				reason += " (a sixteenth of it for server.rate_window: a request from its address was too slow)"
+			}
+			ex.fail(filters.ClientTooManyRequests, reason)
+			return
+		}
+		ex.peer = p
+	}
 	if max := ex.snap.Limits.MaxBody; max > 0 && req.Framing == httpcodec.FramingLength && req.ContentLength > max {
 		ex.fail(filters.ClientBodyTooLarge, fmt.Sprintf("content-length %d over server.max_request_body %d", req.ContentLength, max))
 		return
@@ -91,6 +104,8 @@ func (ex *Exchange) OnBody() {
 	switch {
 	case ex.body.collecting:
 		ex.collectBody()
+	case ex.body.buffering:
+		ex.bufferBody()
 	case !ex.body.done && ex.try.conn != nil && ex.try.ready:
 		ex.pumpRequestBody()
 	}
@@ -100,6 +115,7 @@ func (ex *Exchange) OnBody() {
 // the origin's reads go on.
 func (ex *Exchange) OnWritable() {
 	if c := ex.try.conn; c != nil && c.Paused() {
+		ex.unpark()
 		c.Resume()
 		ex.pumpResponse()
 	}
@@ -107,15 +123,44 @@ func (ex *Exchange) OnWritable() {
 
 // OnTimeout runs when one of the downstream's timers expired.
 func (ex *Exchange) OnTimeout(t Timeout) {
-	if t == TimeoutBody {
+	lim := &ex.snap.Limits
+	switch t {
+	case TimeoutBody:
 		ex.failBody(&Failure{filters.ClientTimeout, "request body stalled longer than server.header_read_timeout"})
+	case TimeoutBodyRate:
+		ex.slowClient(filters.ClientBodyTooSlow, fmt.Sprintf("request body slower than server.min_body_rate (%d B/s over %v)",
+			lim.MinBodyRate, time.Duration(lim.RateWindow)))
+	case TimeoutSendRate:
+		ex.slowClient(filters.ClientReadTooSlow, fmt.Sprintf("client took the response slower than server.min_send_rate (%d B/s over %v)",
+			lim.MinSendRate, time.Duration(lim.RateWindow)))
+	default:
+		ex.stopSending(filters.ClientTimeout, "client stopped reading the response for server.idle_timeout")
+	}
+}
+
+// slowClient ends a request whose client is slower than a minimum rate: a
+// 408 while no response byte went out, else a reset.
+func (ex *Exchange) slowClient(cause filters.Cause, reason string) {
+	ex.penalize()
+	if cause == filters.ClientReadTooSlow {
+		ex.stopSending(cause, reason)
 		return
 	}
-	// The client stopped reading the response.
-	ex.log.cause, ex.log.reason = filters.ClientTimeout, "client stopped reading the response for server.idle_timeout"
+	ex.failBody(&Failure{cause, reason})
+}
+
+// penalize lowers the request's client's cap of requests in flight for a
+// rate window (peers.Table.Penalize): it was too slow on purpose or not.
+func (ex *Exchange) penalize() {
+	ex.lp.l.Shared.Peers.Penalize(ex.peer, ex.lp.l.Now()+ex.snap.Limits.RateWindow)
+}
+
+// stopSending ends a response the client does not take: the connection closes.
+func (ex *Exchange) stopSending(cause filters.Cause, reason string) {
+	ex.log.cause, ex.log.reason = cause, reason
 	ex.log.status = ex.resp.Status
 	ex.logAccess()
-	ex.abort()
+	ex.abort(true)
 }
 
 // OnGone runs when the client connection closed under the exchange; the
@@ -145,13 +190,14 @@ func (ex *Exchange) done() {
 	ds.Done(ex.out.closeAfter)
 }
 
-// abort ends the exchange and closes the client connection at once.
-func (ex *Exchange) abort() {
+// abort ends the exchange and closes the client connection at once (reset:
+// abruptly, for a client that does not take its response).
+func (ex *Exchange) abort(reset bool) {
 	ex.dropConn()
 	ds := ex.ds
 	ex.ds = nil
 	ex.lp.retire(ex)
-	ds.Abort()
+	ds.Abort(reset)
 }
 
 // dropConn closes the current origin connection: its stream state is unknown.

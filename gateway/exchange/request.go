@@ -93,8 +93,7 @@ func (ex *Exchange) pumpRequestBody() {
 // chunked) and keeps it for replay while it fits; false stops the pump (the
 // origin connection failed, or the body went over server.max_request_body).
 func (ex *Exchange) sendPiece(p []byte) bool {
-	if max := ex.snap.Limits.MaxBody; max > 0 && ex.req.Framing == httpcodec.FramingChunked && ex.body.decoded+int64(len(p)) > max {
-		ex.body.err = &Failure{filters.ClientBodyTooLarge, "chunked body over server.max_request_body"}
+	if !ex.underMaxBody(len(p)) {
 		return false
 	}
 	ex.body.decoded += int64(len(p))
@@ -112,6 +111,55 @@ func (ex *Exchange) sendPiece(p []byte) bool {
 		return c.Writev(l.Iov)
 	}
 	return c.Write(p)
+}
+
+// bufferBody receives the request body into the replay buffer before the
+// request takes an origin connection (and a bulkhead slot): all of a body up
+// to the origin's request_buffer, the first request_buffer bytes of a bigger
+// one. A slow upload then costs the origin nothing while it trickles in (the
+// downstream's minimum body rate ends it), and a body received whole can be
+// sent again on a retry. This is why nginx buffers request bodies before it
+// picks an upstream.
+func (ex *Exchange) bufferBody() {
+	done, err := ex.ds.ReadBody(ex.buffer)
+	if err == nil {
+		err = ex.body.err
+	}
+	if err != nil {
+		ex.failBody(err)
+		return
+	}
+	if done {
+		ex.body.done = true
+		ex.ds.BodyExpected(false)
+	} else if len(ex.body.replay) < ex.try.origin.RequestBuffer {
+		return // more to come: OnBody calls again
+	}
+	ex.body.buffering = false
+	ex.proceed(ex.try.origin)
+}
+
+// bufferPiece keeps one piece of request body before the request goes to its
+// origin; false once request_buffer bytes are here (the piece is kept all the
+// same: a piece given to a sink is consumed).
+func (ex *Exchange) bufferPiece(p []byte) bool {
+	if !ex.underMaxBody(len(p)) {
+		return false
+	}
+	ex.body.decoded += int64(len(p))
+	ex.body.replay = append(ex.body.replay, p...)
+	return len(ex.body.replay) < ex.try.origin.RequestBuffer
+}
+
+// underMaxBody checks a chunked body (whose length no header announced)
+// against server.max_request_body as its pieces come; false, with body.err
+// set, past it.
+func (ex *Exchange) underMaxBody(n int) bool {
+	if max := ex.snap.Limits.MaxBody; max > 0 && ex.req.Framing == httpcodec.FramingChunked && ex.body.decoded+int64(n) > max {
+		ex.body.err = &Failure{filters.ClientBodyTooLarge, "chunked body over server.max_request_body"}
+		return false
+	}
+	return true
 }
 
 // failBody answers a request whose body turned out bad, too large or too slow.

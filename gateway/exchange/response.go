@@ -5,6 +5,8 @@ import (
 
 	"gozer/filters"
 	"gozer/gateway/httpcodec"
+	"gozer/gateway/loop"
+	"gozer/gateway/origin"
 )
 
 // maxRespHeader bounds an origin's response head.
@@ -43,14 +45,18 @@ func (ex *Exchange) pumpResponse() {
 		}
 		body := ex.flt.fc.RespBody
 		ex.resp.Framing, ex.resp.ContentLength, ex.resp.HasContentLength = httpcodec.FramingLength, int64(len(body)), true
+		ex.startCompression()
 		ds.WriteHead(&ex.resp, ex.head())
-		ds.WriteBody(body)
-		if ex.ds == nil {
+		if !ex.writeBody(body) {
 			return // the client went away during the write
 		}
 	}
 	if done {
-		ds.EndBody()
+		if !ex.endBody() {
+			return
+		}
+	} else if n > 0 && !ex.flushBody() {
+		return
 	}
 	leftover := done && off < len(buf)
 	c.Discard(off)
@@ -61,12 +67,57 @@ func (ex *Exchange) pumpResponse() {
 		ex.finish(leftover)
 		return
 	}
-	if ds.Buffered() > ex.snap.Limits.MaxBuffered {
-		// The client is the slow side now: the origin's read timer stops, and the
-		// client gets server.idle_timeout to take more of the response.
+	if ds.Buffered() > loop.PauseAt(ex.lp.l.Shared.SendAllowance(ex.snap.Limits.MaxBuffered)) {
+		// The client is the slow side now: the origin's reads pause (its read
+		// timer stops), and the client must take the response at
+		// server.min_send_rate, with progress within server.idle_timeout.
+		if !ex.park() {
+			return
+		}
 		c.Pause()
 		ds.WaitWritable()
 	}
+}
+
+// park counts the exchange's origin connection as held behind a slow client.
+// Slow readers may hold at most half of a server's connections on a loop
+// (max_connections_per_server), so that readers, however slow and however
+// many addresses they come from, cannot take an origin's connections from
+// everyone else; the response that would hold one more is ended (false).
+func (ex *Exchange) park() bool {
+	if ex.out.parked {
+		return true
+	}
+	srv, o := ex.try.server, ex.try.origin
+	share := max(1, o.MaxConnsPerServer/2)
+	lp := ex.lp
+	if lp.parked[srv] >= share {
+		reason := fmt.Sprintf("origin %s: %d connections to %s held by slow readers on this loop (half of max_connections_per_server)",
+			o.Name, share, srv.Addr)
+		ex.penalize()
+		ex.stopSending(filters.LocalSlowReaders, reason)
+		return false
+	}
+	if lp.parked == nil {
+		lp.parked = make(map[*origin.Server]int)
+	}
+	lp.parked[srv]++
+	lp.l.Shared.Parked.Add(1)
+	ex.out.parked, ex.out.parkedAt = true, srv
+	return true
+}
+
+// unpark gives the parked origin connection's place back.
+func (ex *Exchange) unpark() {
+	if !ex.out.parked {
+		return
+	}
+	lp, srv := ex.lp, ex.out.parkedAt
+	if lp.parked[srv]--; lp.parked[srv] <= 0 {
+		delete(lp.parked, srv)
+	}
+	lp.l.Shared.Parked.Add(-1)
+	ex.out.parked, ex.out.parkedAt = false, nil
 }
 
 // responseHead reads the origin's response head at the start of buf: it
@@ -140,11 +191,12 @@ func (ex *Exchange) startResponse() bool {
 			return false
 		}
 	}
-	ex.out.body.Reset(r.Framing, r.ContentLength, true)
+	ex.out.body.Reset(r.Framing, r.ContentLength, true) // the origin's framing, before compression changes the client's
 	if !ex.body.done {
 		ex.out.closeAfter = true // the rest of the request body is still coming: the stream is lost
 	}
 	if !ex.out.collecting {
+		ex.startCompression()
 		ex.ds.WriteHead(r, ex.head())
 	}
 	return true
@@ -179,8 +231,7 @@ func (ex *Exchange) relayBody(buf []byte) (done bool, n int, ok bool) {
 // filters that read the body; false when the exchange moved on.
 func (ex *Exchange) emit(data []byte) bool {
 	if !ex.out.collecting {
-		ex.ds.WriteBody(data)
-		return ex.ds != nil // a big piece is written at once: the client may be gone
+		return ex.writeBody(data)
 	}
 	fc := &ex.flt.fc
 	if len(fc.RespBody)+len(data) <= ex.snap.Limits.MaxFilterBody {
@@ -193,13 +244,9 @@ func (ex *Exchange) emit(data []byte) bool {
 	if !ex.outbound() {
 		return false
 	}
+	ex.startCompression()
 	ex.ds.WriteHead(&ex.resp, ex.head())
-	ex.ds.WriteBody(fc.RespBody)
-	if ex.ds == nil {
-		return false
-	}
-	ex.ds.WriteBody(data)
-	return ex.ds != nil
+	return ex.writeBody(fc.RespBody) && ex.writeBody(data)
 }
 
 // finish ends a complete response: the origin connection goes back to its pool
@@ -236,7 +283,7 @@ func (ex *Exchange) fail(cause filters.Cause, reason string) {
 	if ex.ds.Started() {
 		ex.log.status = ex.resp.Status
 		ex.logAccess()
-		ex.abort()
+		ex.abort(false)
 		return
 	}
 	if !ex.body.done {

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"gozer/filters"
+	"gozer/gateway/compress"
 	"gozer/gateway/loop"
 	"gozer/gateway/origin"
 	"gozer/gateway/originconn"
@@ -65,6 +66,11 @@ type Loop struct {
 
 	pool    *loop.Recycler[Exchange] // recycled exchanges: their buffers stay warm
 	errBody []byte
+	// parked counts, per server, the origin connections of this loop paused
+	// behind slow clients (Exchange.park).
+	parked map[*origin.Server]int
+	// pools are the loop's response encoders, by compression level.
+	pools map[int]*compress.Pool
 }
 
 // Config is what a Loop is built from.
@@ -100,6 +106,7 @@ func (lp *Loop) Begin(ds Downstream) *Exchange {
 		ex.out.scan.Response = true
 		ex.bodySink = ex.sendPiece
 		ex.collect = ex.collectPiece
+		ex.buffer = ex.bufferPiece
 	}
 	ex.ds = ds
 	ex.snap = lp.l.Snapshot()

@@ -5,7 +5,9 @@ import (
 	"strconv"
 
 	"gozer/filters"
+	"gozer/gateway/config"
 	"gozer/gateway/httpcodec"
+	"gozer/gateway/origin"
 )
 
 // initContext fills the request context the filters see.
@@ -18,9 +20,34 @@ func (ex *Exchange) initContext() {
 	fc.Log = &ex.lp.l.Shared.Log
 	fc.RemoteAddr = ex.ds.Client().Remote
 	fc.Push = ex.pushKind()
+	fc.StatusHeaders = ex.showStatus()
 	if ex.lp.chains != nil {
 		ex.flt.chain = ex.lp.chains()
 	}
+}
+
+// showStatus reports whether the response shows X-Gozer-Status and
+// X-Gozer-Attempts (server.status_headers): to every client, to none, or to
+// a request that asks with the debug header from a trusted network. The causes
+// name the gateway's internals (which origin failed, how), which are not every
+// client's business.
+func (ex *Exchange) showStatus() bool {
+	lim := &ex.snap.Limits
+	switch lim.StatusExpose {
+	case config.ExposeAll:
+		return true
+	case config.ExposeDebug:
+		if len(ex.req.Header.Peek(lim.DebugHeader)) == 0 {
+			return false
+		}
+		a := ex.ds.Client().Addr
+		for _, p := range lim.TrustedPrefix {
+			if p.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // collectBody gathers the request body into the context (for an inbound filter
@@ -61,7 +88,7 @@ func (ex *Exchange) collectPiece(p []byte) bool {
 
 // route runs the inbound filters, then answers locally or picks the origin.
 func (ex *Exchange) route() {
-	fc, req := &ex.flt.fc, &ex.req
+	fc := &ex.flt.fc
 	if ex.flt.chain != nil {
 		ex.flt.chain.Inbound(fc)
 		switch {
@@ -96,7 +123,21 @@ func (ex *Exchange) route() {
 		ex.fail(filters.LocalNoRoute, "route names unknown origin "+strconv.Quote(name))
 		return
 	}
-	if o, ok = ex.admit(o); !ok {
+	if !ex.body.done && o.RequestBuffer > 0 {
+		ex.try.origin = o
+		ex.body.buffering = true
+		ex.bufferBody()
+		return
+	}
+	ex.proceed(o)
+}
+
+// proceed admits the routed request into its origin's isolation and makes its
+// first attempt.
+func (ex *Exchange) proceed(o *origin.Origin) {
+	fc, req := &ex.flt.fc, &ex.req
+	o, ok := ex.admit(o)
+	if !ok {
 		return
 	}
 	ex.try.origin = o
@@ -214,7 +255,10 @@ func (ex *Exchange) head() *Head {
 	h := &ex.out.head
 	*h = Head{
 		RequestID: ex.id, Via: ex.snap.Config.Server.Via, Close: ex.out.closeAfter || ex.ds.Draining(),
-		Upgrade: ex.out.upgradeTo, Status: ex.statusName(), Attempts: ex.try.n,
+		Upgrade: ex.out.upgradeTo,
+	}
+	if ex.flt.fc.StatusHeaders {
+		h.Status, h.Attempts = ex.statusName(), ex.try.n
 	}
 	return h
 }

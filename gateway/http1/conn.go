@@ -10,6 +10,9 @@
 package http1
 
 import (
+	"net"
+	"net/netip"
+
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
@@ -17,16 +20,18 @@ import (
 	"gozer/gateway/exchange"
 	"gozer/gateway/httpcodec"
 	"gozer/gateway/loop"
+	"gozer/gateway/peers"
 )
 
 // connState is where a client connection is in its request cycle.
 type connState uint8
 
 const (
-	stHead      connState = iota // waiting for (the rest of) a request head; idle when headStart == 0
-	stProxy                      // an exchange is in flight
-	stFlushing                   // the last response is written; close once it left the buffer
-	stLingering                  // an error answer is out and the write side shut; discard input until EOF
+	stProxyHeader connState = iota // waiting for the PROXY protocol header (listeners.proxy.proxy_protocol)
+	stHead                         // waiting for (the rest of) a request head; idle when headStart == 0
+	stProxy                        // an exchange is in flight
+	stFlushing                     // the last response is written; close once it left the buffer
+	stLingering                    // an error answer is out and the write side shut; discard input until EOF
 	stClosed
 )
 
@@ -44,12 +49,14 @@ type Conn struct {
 	fd     int32
 	slot   int32
 	timer  loop.Timer
-	remote string // ip:port, for logs
-	ip     []byte // for X-Forwarded-For
+	remote string         // ip:port, for logs
+	addr   netip.AddrPort // the client: for limits, trust and X-Forwarded-For
+	peer   *peers.Peer    // the client's count in Shared.Peers (nil: not counted)
 
 	state      connState
 	reads      loop.Reads
 	drainClose bool  // the gateway is draining: close after the current response
+	held       int32 // what this connection counts in Shared.Buffered (account)
 	headStart  int64 // when the first byte of the current head arrived (0: idle)
 	deadline   int64 // when the connection's timer fires (0: not armed)
 	scan       httpcodec.HeadScanner
@@ -97,6 +104,8 @@ func (c *Conn) OnData() {
 		return
 	}
 	switch c.state {
+	case stProxyHeader:
+		c.readProxyHeader()
 	case stHead:
 		c.readHead()
 	case stProxy:
@@ -158,6 +167,8 @@ func (c *Conn) refuseWith(st *stream, err error) {
 func (c *Conn) onTimer(now int64) {
 	c.deadline = 0
 	switch c.state {
+	case stProxyHeader:
+		c.refuseProxy("no complete PROXY protocol header within server.header_read_timeout")
 	case stHead:
 		if c.headStart == 0 {
 			c.close() // idle keep-alive connection: close quietly
@@ -193,6 +204,9 @@ func (c *Conn) done(closeAfter bool) {
 	}
 	if c.reads.Paused() {
 		c.resume()
+	}
+	if c.held > 0 {
+		c.watchWritable() // the response's tail: the account follows it out
 	}
 	if c.c.InboundBuffered() > 0 {
 		c.readHead() // a pipelined request is already here
@@ -238,10 +252,13 @@ func (c *Conn) close() {
 // OnClose runs when gnet closed the connection, whoever asked.
 func (c *Conn) OnClose(err error) {
 	c.state = stClosed
+	c.account()
 	c.lp.conns.Remove(c)
 	c.lp.wheel.Cancel(c)
 	c.writable.Release(c.lp.l, int(c.fd))
 	c.lp.l.Shared.ClientClosed()
+	c.lp.l.Shared.Peers.Close(c.peer)
+	c.peer = nil
 	if st := c.st; st != nil {
 		c.st = nil
 		ex := st.ex
@@ -275,6 +292,7 @@ func (c *Conn) onWritable() {
 	if c.state == stClosed {
 		return
 	}
+	c.account()
 	lim := &c.lp.l.Snapshot().Limits
 	pending := c.c.OutboundBuffered()
 	switch {
@@ -284,10 +302,10 @@ func (c *Conn) onWritable() {
 		} else {
 			c.watchWritable()
 		}
-	case pending > lim.MaxBuffered/2:
+	case pending > loop.ResumeAt(c.lp.l.Shared.SendAllowance(lim.MaxBuffered)):
 		if c.st != nil {
 			c.st.sendProgress() // it is reading: progress
-		} else {
+		} else if c.reads.Paused() {
 			c.setDeadline(c.lp.l.Now() + lim.IdleTimeout)
 		}
 		c.watchWritable()
@@ -299,5 +317,36 @@ func (c *Conn) onWritable() {
 		}
 	case c.st != nil:
 		c.st.writable()
+	case pending > 0:
+		c.watchWritable() // an ended response's tail: the account follows it out
+	}
+}
+
+// account tells the node how much the connection holds toward its client
+// (Shared.Buffered, against server.max_buffered_total). It runs after each
+// write and each wake-up of a connection with bytes pending, so the count is
+// at most one wake-up stale.
+func (c *Conn) account() {
+	n := int32(0)
+	if c.state != stClosed {
+		n = int32(min(c.c.OutboundBuffered(), 1<<30))
+	}
+	if d := n - c.held; d != 0 {
+		c.lp.l.Shared.Buffered.Add(int64(d))
+		c.held = n
+	}
+}
+
+// setRemote records the client's address (the socket's peer, or what a PROXY
+// protocol header named).
+func (c *Conn) setRemote(a net.Addr) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		c.addr = netip.AddrPortFrom(loop.AddrOf(ta), uint16(ta.Port))
+		c.remote = c.addr.String()
+		return
+	}
+	c.remote = a.String()
+	if ap, err := netip.ParseAddrPort(c.remote); err == nil {
+		c.addr = ap
 	}
 }

@@ -1,12 +1,11 @@
 package http1
 
 import (
-	"net"
-
 	"github.com/panjf2000/gnet/v2"
 
 	"gozer/gateway/exchange"
 	"gozer/gateway/loop"
+	"gozer/gateway/peers"
 )
 
 // Loop is one event loop's HTTP/1.1 client connections: the list a drain walks,
@@ -37,16 +36,14 @@ func (lp *Loop) Accept(gc gnet.Conn) {
 	lp.l.Accepted(gc)
 	c := &Conn{lp: lp, c: gc, fd: int32(gc.Fd()), slot: -1}
 	c.timer.Init()
-	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
-		c.remote = a.String()
-		c.ip = []byte(a.IP.String())
-	} else {
-		c.remote = gc.RemoteAddr().String()
-		c.ip = []byte(c.remote)
-	}
+	c.setRemote(gc.RemoteAddr())
+	c.peer, _ = gc.Context().(*peers.Peer) // counted by the acceptor
 	gc.SetContext(c)
 	lp.conns.Add(c)
 	c.awaitRequest(true)
+	if lp.l.Snapshot().Config.Listeners.Proxy.ProxyProtocol {
+		c.state = stProxyHeader // within the same header timeout
+	}
 	if lp.l.Shared.Draining.Load() {
 		c.drainClose = true
 	}
@@ -59,7 +56,8 @@ func (lp *Loop) newStream(c *Conn) *stream {
 		st = &stream{}
 	}
 	st.c = c
-	st.client = exchange.Client{Remote: c.remote, IP: c.ip, Scheme: "http"}
+	addr := c.addr.Addr()
+	st.client = exchange.Client{Remote: c.remote, Addr: addr, IP: addr.AppendTo(st.ipText[:0]), Scheme: "http", Peer: c.peer}
 	st.ex = lp.ex.Begin(st)
 	return st
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"gozer/gateway/exchange"
 	"gozer/gateway/httpcodec"
@@ -28,6 +29,7 @@ type stream struct {
 	c      *Conn
 	ex     *exchange.Exchange
 	client exchange.Client
+	ipText [48]byte // client.IP's bytes
 	body   httpcodec.BodyReader
 
 	http10       bool // the request was HTTP/1.0: close-delimited bodies only
@@ -38,6 +40,12 @@ type stream struct {
 	bodyDeadline int64
 	sendDeadline int64
 	in, out      int64
+	// The rate windows (server.min_body_rate, server.min_send_rate over
+	// server.rate_window): at rateDeadline, the bytes that arrived (or that the
+	// client took) since rateMark must reach the minimum.
+	rateDeadline int64
+	rateMark     int64
+	rateSend     bool // the window measures the response (else the request body)
 }
 
 // begin prepares the stream for the request its exchange parsed.
@@ -121,8 +129,72 @@ func (st *stream) BodyExpected(on bool) {
 	st.bodyDeadline = 0
 	if on {
 		st.bodyDeadline = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.HeaderTimeout
+		st.bodyWindow()
+	} else if !st.rateSend {
+		st.rateDeadline = 0
 	}
 	st.arm()
+}
+
+// arrived is how many bytes of the request the client sent so far (read or
+// waiting in gnet's buffer).
+func (st *stream) arrived() int64 { return st.in + int64(st.c.c.InboundBuffered()) }
+
+// taken is how many bytes of the response the client took so far.
+func (st *stream) taken() int64 { return st.out - int64(st.c.c.OutboundBuffered()) }
+
+// bodyWindow starts a window of server.min_body_rate: the body the client
+// sends from now on is measured.
+func (st *stream) bodyWindow() {
+	lim := &st.c.lp.l.Snapshot().Limits
+	if lim.MinBodyRate <= 0 || st.rateSend {
+		return
+	}
+	st.rateMark = st.arrived()
+	st.rateDeadline = st.c.lp.l.Now() + lim.RateWindow
+}
+
+// sendWindow starts a window of server.min_send_rate: the response the
+// client takes from now on is measured (while it holds some up).
+func (st *stream) sendWindow() {
+	lim := &st.c.lp.l.Snapshot().Limits
+	if lim.MinSendRate <= 0 {
+		return
+	}
+	st.rateSend = true
+	st.rateMark = st.taken()
+	st.rateDeadline = st.c.lp.l.Now() + lim.RateWindow
+}
+
+// rateDue checks the window that ended at now: ok when the client kept up
+// the minimum over it (a new window starts), or has nothing left to keep up
+// with; false when it was slower.
+func (st *stream) rateDue() bool {
+	lim := &st.c.lp.l.Snapshot().Limits
+	if st.rateSend {
+		if st.c.c.OutboundBuffered() == 0 {
+			st.rateSend, st.rateDeadline = false, 0 // it caught up
+			return true
+		}
+		if st.taken()-st.rateMark < lim.MinSendRate*lim.RateWindow/1e9 {
+			return false
+		}
+		st.sendWindow()
+		return true
+	}
+	if !st.expectBody || st.body.Done() {
+		st.rateDeadline = 0
+		return true
+	}
+	if st.c.reads.Paused() {
+		st.bodyWindow() // the gateway holds the body back: not the client's time
+		return true
+	}
+	if st.arrived()-st.rateMark < lim.MinBodyRate*lim.RateWindow/1e9 {
+		return false
+	}
+	st.bodyWindow()
+	return true
 }
 
 // PauseBody implements exchange.Downstream.
@@ -140,6 +212,7 @@ func (st *stream) ResumeBody() {
 	c.resume()
 	if st.expectBody {
 		st.bodyDeadline = c.lp.l.Now() + c.lp.l.Snapshot().Limits.HeaderTimeout
+		st.bodyWindow() // the time the gateway held the body back was not the client's
 	}
 	st.arm()
 }
@@ -156,6 +229,9 @@ func (st *stream) arm() {
 	if st.sendDeadline > 0 && (d == 0 || st.sendDeadline < d) {
 		d = st.sendDeadline
 	}
+	if st.rateDeadline > 0 && (d == 0 || st.rateDeadline < d) {
+		d = st.rateDeadline
+	}
 	c.setDeadline(d)
 }
 
@@ -163,6 +239,14 @@ func (st *stream) arm() {
 func (st *stream) onTimer(now int64) {
 	if st.sendDeadline > 0 && now >= st.sendDeadline {
 		st.ex.OnTimeout(exchange.TimeoutSend)
+		return
+	}
+	if st.rateDeadline > 0 && now >= st.rateDeadline && !st.rateDue() {
+		if st.rateSend {
+			st.ex.OnTimeout(exchange.TimeoutSendRate)
+		} else {
+			st.ex.OnTimeout(exchange.TimeoutBodyRate)
+		}
 		return
 	}
 	if st.expectBody && !st.c.reads.Paused() && st.bodyDeadline > 0 && now >= st.bodyDeadline {
@@ -195,6 +279,9 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 // appendStatusHeaders ends a response head with the request's status cause and
 // attempt count (head ends with the empty line; it is re-ended).
 func appendStatusHeaders(head []byte, h *exchange.Head) []byte {
+	if h.Status == "" {
+		return head
+	}
 	head = head[:len(head)-2]
 	head = append(head, "X-Gozer-Status: "...)
 	head = append(head, h.Status...)
@@ -241,6 +328,7 @@ func (st *stream) WriteBody(p []byte) {
 	st.out += int64(n)
 	if st.c.state != stClosed {
 		_, _ = st.c.c.Writev(l.Iov)
+		st.c.account()
 	}
 }
 
@@ -268,6 +356,7 @@ func (st *stream) Flush() bool {
 		st.started = true
 		st.out += int64(len(out))
 		_, _ = c.c.Write(out)
+		c.account()
 	}
 	return c.state != stClosed && c.st == st
 }
@@ -283,8 +372,13 @@ func (st *stream) WaitWritable() {
 }
 
 // sendProgress restarts the send timer: the client took part of the response.
+// The first wait starts a send-rate window, which runs on until the client
+// caught up.
 func (st *stream) sendProgress() {
 	st.sendDeadline = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.IdleTimeout
+	if !st.rateSend {
+		st.sendWindow()
+	}
 	st.arm()
 }
 
@@ -308,10 +402,14 @@ func (st *stream) Done(closeAfter bool) {
 }
 
 // Abort implements exchange.Downstream.
-func (st *stream) Abort() {
+func (st *stream) Abort(reset bool) {
 	c := st.c
 	c.lp.freeStream(st)
 	c.st = nil
+	if reset && c.state != stClosed {
+		// SO_LINGER 0: close sends a reset and frees the socket's buffers now.
+		_ = unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
 	c.close()
 }
 
@@ -329,5 +427,6 @@ func (st *stream) Hijack() (gnet.Conn, bool) {
 		c.resume()
 	}
 	c.state = stClosed
+	c.account() // a push connection's own queue is bounded by push.* settings
 	return c.c, true
 }

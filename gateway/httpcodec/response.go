@@ -264,6 +264,23 @@ func (r *Response) Materialize() error {
 	return nil
 }
 
+// Value is the first value of the header lowerName (given in lower case), from the
+// lines ParseLazy recorded or from Header once materialized; nil when absent.
+// It lets the relay decide on a header (compression looks at Content-Type,
+// Content-Encoding, Cache-Control) without materializing the head. The value
+// is valid as long as the head is.
+func (r *Response) Value(lowerName string) []byte {
+	if !r.lazy {
+		return r.Header.Peek(lowerName)
+	}
+	for i := range r.lines {
+		if eqFold(r.lines[i].name, lowerName) {
+			return r.lines[i].value
+		}
+	}
+	return nil
+}
+
 // statusMessage is the origin's reason phrase.
 func (r *Response) statusMessage() []byte {
 	if !r.lazy {

@@ -79,10 +79,11 @@ type HeadScanner struct {
 	// Response selects response mode (see above). Kept by Reset.
 	Response bool
 
-	off       int // next byte to scan
-	lineStart int // start of the line being scanned
-	skipped   int // bytes of leading empty lines
+	// Laid out small: an idle client connection keeps one.
 	firstDone bool
+	skipped   int32 // bytes of leading empty lines
+	off       int   // next byte to scan
+	lineStart int   // start of the line being scanned
 	n         int
 	err       *Error
 }
@@ -94,7 +95,7 @@ func (s *HeadScanner) Reset() {
 
 // Skipped returns the number of bytes of leading empty lines at the start of
 // the head (0, 2 or 4).
-func (s *HeadScanner) Skipped() int { return s.skipped }
+func (s *HeadScanner) Skipped() int { return int(s.skipped) }
 
 // Scan scans buf, the whole buffer accumulated so far; see HeadScanner.
 func (s *HeadScanner) Scan(buf []byte, lim Limits) (n int, err error) {
@@ -136,14 +137,14 @@ func (s *HeadScanner) Scan(buf []byte, lim Limits) (n int, err error) {
 			}
 			s.firstDone = true
 		case lineLen == 0:
-			if s.off-s.skipped > lim.MaxHeaderBytes {
+			if s.off-int(s.skipped) > lim.MaxHeaderBytes {
 				return 0, s.fail(errHeadersTooLarge, errRespHeadTooLarge)
 			}
 			s.n = s.off
 			return s.n, nil
 		}
 		// At least the final CRLF is still to come.
-		if s.off+2-s.skipped > lim.MaxHeaderBytes {
+		if s.off+2-int(s.skipped) > lim.MaxHeaderBytes {
 			return 0, s.fail(errHeadersTooLarge, errRespHeadTooLarge)
 		}
 	}
@@ -169,7 +170,7 @@ func (s *HeadScanner) checkPartial(buf []byte, lim Limits) *Error {
 			return s.fail(errURITooLong, nil)
 		}
 	}
-	if len(buf)-s.skipped > lim.MaxHeaderBytes {
+	if len(buf)-int(s.skipped) > lim.MaxHeaderBytes {
 		return s.fail(errHeadersTooLarge, errRespHeadTooLarge)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"reflect"
 	"unsafe"
 
@@ -84,4 +85,36 @@ func compactTCPAddr(a *net.TCPAddr) *net.TCPAddr {
 		ip = ip4
 	}
 	return &net.TCPAddr{IP: append(net.IP(nil), ip...), Port: a.Port}
+}
+
+// AddrOf is a connection's address as a netip.Addr (IPv4-mapped addresses as
+// plain IPv4; the zero Addr for what is not TCP).
+func AddrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// SetRemoteAddr makes a the connection's remote address, as gnet reports it
+// from then on (RemoteAddr): the client a PROXY protocol header named, so
+// that every connection kind that takes the connection over (a push
+// connection) sees the client, not the load balancer. Loop goroutine of c.
+func SetRemoteAddr(c gnet.Conn, a *net.TCPAddr) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("set connection's remote address: gnet internals changed: %v", r)
+		}
+	}()
+	v := reflect.ValueOf(c)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return errors.New("set connection's remote address: gnet.Conn is not a pointer to a struct")
+	}
+	rf := v.Elem().FieldByName("remoteAddr")
+	if !rf.IsValid() || rf.Type() != addrType {
+		return errors.New("set connection's remote address: gnet internals changed")
+	}
+	reflect.NewAt(rf.Type(), unsafe.Pointer(rf.UnsafeAddr())).Elem().Set(reflect.ValueOf(net.Addr(compactTCPAddr(a))))
+	return nil
 }

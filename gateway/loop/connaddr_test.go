@@ -23,6 +23,8 @@ type addrSeen struct {
 	localAfter, remoteAfter    string
 	local                      net.Addr
 	sockaddrGone, remoteCopied bool
+	setErr                     error
+	remoteSet                  string // RemoteAddr after SetRemoteAddr
 }
 
 func (p *addrProbe) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
@@ -33,6 +35,8 @@ func (p *addrProbe) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s.local = c.LocalAddr()
 	s.remoteCopied = c.RemoteAddr() != before
 	s.sockaddrGone = reflect.ValueOf(c).Elem().FieldByName("remote").IsNil()
+	s.setErr = SetRemoteAddr(c, &net.TCPAddr{IP: net.ParseIP("203.0.113.9"), Port: 7})
+	s.remoteSet = c.RemoteAddr().String()
 	p.got <- s
 	return nil, gnet.None
 }
@@ -72,6 +76,9 @@ func TestCompactAddrs(t *testing.T) {
 			t.Fatalf("conn %d: addresses changed: local %s -> %s, remote %s -> %s", i, s.localBefore, s.localAfter, s.remoteBefore, s.remoteAfter)
 		case !s.remoteCopied || !s.sockaddrGone:
 			t.Fatalf("conn %d: not compacted (remote copied %v, sockaddr gone %v)", i, s.remoteCopied, s.sockaddrGone)
+		case s.setErr != nil || s.remoteSet != "203.0.113.9:7":
+			// What a PROXY protocol header names must become gnet's remote address.
+			t.Fatalf("conn %d: SetRemoteAddr: %v, RemoteAddr now %s", i, s.setErr, s.remoteSet)
 		}
 	}
 	if seen[0].local != seen[1].local {

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"gozer/gateway/origin"
+	"gozer/gateway/peers"
 	"gozer/gateway/telemetry"
 )
 
@@ -33,6 +34,11 @@ type Shared struct {
 	Log     zerolog.Logger
 	Access  *telemetry.AccessLog
 	Watcher *Watcher
+	// Peers counts connections and requests per client address.
+	Peers *peers.Table
+	// Sampled logs what floods bring (refusals, slow clients closed): once per
+	// reason and 10 s.
+	Sampled *telemetry.Sampled
 
 	// Clients counts the client connections open (HTTP and push); Closed the
 	// ones closed since start (a signal for the memory reclaimer).
@@ -41,11 +47,57 @@ type Shared struct {
 	// Draining is set once a drain began: new connections close after their
 	// first answer.
 	Draining atomic.Bool
+
+	// Buffered is what the client connections hold in their send buffers
+	// (bytes gnet could not write yet); Budget is server.max_buffered_total.
+	// Over it, responses pause their origins at a lower mark (SendAllowance).
+	Buffered atomic.Int64
+	Budget   int64
+	// Parked counts the origin connections paused behind a client that reads
+	// slower than the origin sends.
+	Parked atomic.Int64
+	// RefusedMax counts connections refused over server.max_connections;
+	// ProxyRefused those closed for a missing or malformed PROXY header.
+	RefusedMax   atomic.Int64
+	ProxyRefused atomic.Int64
 }
+
+// pressureAllowance is the send allowance of every response while the node
+// holds more than its budget: the connections holding the most are paused
+// first (their buffers then only shrink), those holding little go on.
+const pressureAllowance = 16 << 10
+
+// SendAllowance is how much response a client connection may hold before its
+// origin's reads pause: perConn (server.max_buffered_per_conn), lowered while
+// the node is over its budget. Any goroutine.
+func (s *Shared) SendAllowance(perConn int) int {
+	if s.Budget > 0 && s.Buffered.Load() > s.Budget {
+		return min(perConn, pressureAllowance)
+	}
+	return perConn
+}
+
+// PauseAt is how much a client connection may hold after a relay of
+// response before its origin's reads pause: allowance less one read of the
+// origin (ReadBufferCap), so that the read that comes in before the pause
+// takes effect keeps it within allowance. With the default allowance (64 KiB)
+// that is 0: a slow reader holds at most one read.
+func PauseAt(allowance int) int { return max(0, allowance-ReadBufferCap) }
+
+// ResumeAt is the mark the client's send buffer must drain to before its
+// origin is read again.
+func ResumeAt(allowance int) int { return min(PauseAt(allowance), allowance/2) }
+
+// ReadBufferCap is the most one read of a connection brings (gnet's read
+// buffer, which the server sets to it).
+const ReadBufferCap = 64 << 10
 
 // NewShared returns the shared part serving snap.
 func NewShared(snap *Snapshot, log zerolog.Logger, access *telemetry.AccessLog, w *Watcher) *Shared {
-	s := &Shared{Log: log, Access: access, Watcher: w}
+	s := &Shared{Log: log, Access: access, Watcher: w, Peers: peers.New(0, 0), Sampled: telemetry.NewSampled(log, 10*time.Second)}
+	if c := snap.Config; c != nil {
+		s.Peers.SetLimits(c.Server.MaxConnectionsPerIP, c.Server.MaxRequestsPerIP)
+	}
 	s.snap.Store(snap)
 	return s
 }

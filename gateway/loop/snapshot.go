@@ -1,6 +1,8 @@
 package loop
 
 import (
+	"net/netip"
+
 	"gozer/filters"
 	"gozer/gateway/config"
 	"gozer/gateway/origin"
@@ -27,6 +29,15 @@ type Limits struct {
 	MaxFilterBody  int   // filters.max_body_bytes
 	MaxRequestLine int
 	MaxHeaderBytes int
+
+	MinBodyRate int64 // bytes per second a request body must keep up, over RateWindow (0: none)
+	MinSendRate int64 // bytes per second a client must take of a response it holds up (0: none)
+	RateWindow  int64 // ns
+
+	// Status headers: who sees X-Gozer-Status.
+	StatusExpose  string
+	DebugHeader   string
+	TrustedPrefix []netip.Prefix
 }
 
 // NewSnapshot builds the snapshot of cfg with what was built from it.
@@ -42,6 +53,12 @@ func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Route
 			MaxFilterBody:  int(cfg.Filters.MaxBodyBytes),
 			MaxRequestLine: int(s.MaxRequestLine),
 			MaxHeaderBytes: int(s.MaxHeaderBytes),
+			MinBodyRate:    int64(s.MinBodyRate),
+			MinSendRate:    int64(s.MinSendRate),
+			RateWindow:     int64(s.RateWindow),
+			StatusExpose:   s.StatusHeaders.Expose,
+			DebugHeader:    s.StatusHeaders.DebugHeader,
+			TrustedPrefix:  s.StatusHeaders.Prefixes(),
 		},
 	}
 }

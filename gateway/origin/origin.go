@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gozer/gateway/compress"
 	"gozer/gateway/config"
 )
 
@@ -41,6 +42,11 @@ type Origin struct {
 	Iso *Isolation
 	// ReplayBodyBytes is how much request body is kept so a retry can resend it.
 	ReplayBodyBytes int
+	// Compression is how the origin's responses are compressed (nil: they are not).
+	Compression *Compression
+	// RequestBuffer is how much request body is received before a request
+	// takes a connection (all of a smaller body); 0: the body streams at once.
+	RequestBuffer int
 	// TotalTimeout bounds a request's time at the origin across attempts (0: none).
 	TotalTimeout time.Duration
 	// MaxRequestsPerConn retires a connection after this many requests (0: no limit).
@@ -125,6 +131,7 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 			ConnectTimeout: oc.ConnectTimeout, ReadTimeout: oc.ReadTimeout, IdleTimeout: oc.IdleTimeout,
 			Retries: oc.RetryCount(), MaxConnsPerServer: oc.MaxConnectionsPerServer, MaxIdlePerServer: oc.MaxIdlePerServer,
 			Fallback: oc.Fallback, ReplayBodyBytes: int(oc.ReplayBodyBytes), TotalTimeout: oc.TotalTimeout,
+			RequestBuffer: int(oc.RequestBufferSize()), Compression: compressionOf(oc.Compression),
 			MaxRequestsPerConn: oc.MaxRequestsPerConnection, MaxConnsTotal: int64(oc.MaxConnectionsPerServerTotal),
 		}
 		for i, s := range oc.Servers {
@@ -202,3 +209,25 @@ func (s *Server) ReleaseConn() { s.conns.Add(-1) }
 
 // Conns is the number of connections open to s from all loops.
 func (s *Server) Conns() int64 { return s.conns.Load() }
+
+// Compression is an origin's response compression, from its config.
+type Compression struct {
+	Offered []compress.Encoding // in the operator's order of preference
+	Level   int
+	MinSize int64
+	Types   []string
+}
+
+// compressionOf is c built (nil when not enabled).
+func compressionOf(c config.Compression) *Compression {
+	if !c.Enabled {
+		return nil
+	}
+	out := &Compression{Level: c.Level, MinSize: int64(c.MinSize), Types: c.Types}
+	for _, name := range c.Encodings {
+		if e, ok := compress.ParseEncoding(name); ok {
+			out.Offered = append(out.Offered, e)
+		}
+	}
+	return out
+}

@@ -405,6 +405,9 @@ func (pc *Conn) OnClose(err error) {
 	}
 	h.Stats.Open.Add(-1)
 	p.l.Shared.ClientClosed()
+	// The HTTP connection it was counted as (the client's address is gnet's
+	// remote address, the PROXY protocol's included).
+	p.l.Shared.Peers.CloseAddr(loop.AddrOf(pc.c.RemoteAddr()))
 	pc.logLifetime(err)
 }
 

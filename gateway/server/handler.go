@@ -8,7 +8,6 @@ import (
 	"gozer/filters"
 	"gozer/gateway/exchange"
 	"gozer/gateway/http1"
-	"gozer/gateway/httpcodec"
 	"gozer/gateway/loop"
 	"gozer/gateway/originconn"
 	"gozer/gateway/pushconn"
@@ -121,9 +120,4 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 		l.Leave()
 	}
 	return gnet.None
-}
-
-// httpcodecError is the gateway's own answer for cause, closing the connection.
-func httpcodecError(cause filters.Cause) []byte {
-	return httpcodec.AppendError(nil, cause.Status, cause.Name, "", nil, true)
 }

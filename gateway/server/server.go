@@ -28,8 +28,10 @@ import (
 	"gozer/filters/lua"
 	"gozer/gateway/admin"
 	"gozer/gateway/config"
+	"gozer/gateway/httpcodec"
 	"gozer/gateway/loop"
 	"gozer/gateway/origin"
+	"gozer/gateway/peers"
 	"gozer/gateway/push"
 	"gozer/gateway/pushconn"
 	"gozer/gateway/telemetry"
@@ -153,6 +155,8 @@ func (s *Server) Start() error {
 	}
 	s.watcher = w
 	s.shared = loop.NewShared(loop.NewSnapshot(s.cfg, s.origins, filters.NewRouteTable(s.cfg.Routes)), s.log, s.access, w)
+	s.shared.Budget = sendBudget(&s.cfg.Server)
+	s.log.Info().Int64("max_buffered_total", s.shared.Budget).Msg("bytes buffered toward clients are bounded node-wide")
 	if s.filters != nil {
 		s.filters.Start()
 	}
@@ -165,7 +169,7 @@ func (s *Server) Start() error {
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Server.EventLoops),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithReadBufferCap(64<<10),
+		gnet.WithReadBufferCap(loop.ReadBufferCap),
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
 	if err != nil {
@@ -217,7 +221,7 @@ func (s *Server) listen() error {
 	s.proxyLn = ln
 	s.admin = admin.New(adminLn, admin.Sources{
 		Log: s.log, Origins: s.origins, Counts: s.counts, Filters: s.filters, Push: s.hub,
-		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof,
+		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
 	})
 	if s.cfg.Listeners.Admin.OnEveryInterface() {
 		s.log.Warn().Str("admin", s.cfg.Listeners.Admin.Addr).
@@ -246,6 +250,20 @@ func (s *Server) setGoMaxProcs() {
 	}
 }
 
+// Reload is what SIGHUP asks for: the Lua scripts are looked at again now.
+// The YAML configuration is read at start only (live reload is not built
+// yet), which the log says, so that an operator does not think it applied.
+func (s *Server) Reload(configPath string) {
+	if s.filters != nil {
+		s.filters.Rescan()
+	}
+	if configPath == "" {
+		configPath = "the embedded configuration"
+	}
+	s.log.Warn().Str("config", configPath).
+		Msg("SIGHUP: Lua scripts reloaded; changes to the YAML configuration need a restart (live configuration reload is not built yet)")
+}
+
 // ProxyAddr is the bound address of the proxy listener.
 func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
 
@@ -265,36 +283,65 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			continue
 		}
 		if s.shared.Clients.Load() >= int64(s.cfg.Server.MaxConnections) {
-			s.refuse(c)
+			s.shared.RefusedMax.Add(1)
+			s.refuse(c, filters.LocalMaxConnections, "too many client connections", "max_connections", s.cfg.Server.MaxConnections)
 			continue
 		}
+		// The client's own cap, before a loop spends anything on it. Behind a
+		// PROXY protocol load balancer the socket's peer is the balancer: the
+		// loop counts the client once the header named it.
+		var peer *peers.Peer
+		if !s.cfg.Listeners.Proxy.ProxyProtocol {
+			var ok bool
+			if peer, ok = s.shared.Peers.Open(loop.AddrOf(c.RemoteAddr())); !ok {
+				s.refuse(c, filters.ClientTooManyConnections, "too many connections from one client",
+					"max_connections_per_ip", s.cfg.Server.MaxConnectionsPerIP)
+				continue
+			}
+		}
+		if n := s.cfg.Server.SocketSendBuffer; n > 0 {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetWriteBuffer(int(n))
+			}
+		}
 		s.shared.Clients.Add(1)
-		if _, err := s.engine.EnrollContext(c, nil); err != nil {
+		if _, err := s.engine.EnrollContext(c, peer); err != nil {
 			s.shared.Clients.Add(-1)
+			s.shared.Peers.Close(peer)
 			s.log.Error().Err(err).Msg("cannot hand connection to an event loop")
 		}
 	}
 }
 
-// refuse answers a connection over the limit with a 503 and closes it.
-func (s *Server) refuse(c net.Conn) {
-	cause := filters.LocalMaxConnections
+// refuse answers a connection over a limit (cause) and closes it; the log
+// line (sampled: a flood must not flood the log) names the limit.
+func (s *Server) refuse(c net.Conn, cause filters.Cause, msg, limit string, value int) {
+	name := ""
+	if s.cfg.Server.StatusHeaders.Expose == config.ExposeAll {
+		name = cause.Name
+	}
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Write(httpcodecError(cause))
+	_, _ = c.Write(httpcodec.AppendError(nil, cause.Status, name, "", nil, true))
 	_ = c.Close()
-	s.log.Warn().Str("client", c.RemoteAddr().String()).Str("cause", cause.Name).
-		Int("max_connections", s.cfg.Server.MaxConnections).Msg("connection refused: too many client connections")
+	s.shared.Sampled.Warn(cause.Name).Str("client", c.RemoteAddr().String()).Str("cause", cause.Name).
+		Int(limit, value).Msg("connection refused: " + msg)
 }
 
 // tickLoop drives every loop's timers: a loop checks its deadlines on its own goroutine.
 func (s *Server) tickLoop() {
 	t := time.NewTicker(pushconn.TickEvery)
 	defer t.Stop()
+	var swept time.Time
 	for {
+		var now time.Time
 		select {
 		case <-s.stopTick:
 			return
-		case <-t.C:
+		case now = <-t.C:
+		}
+		if now.Sub(swept) >= time.Second {
+			swept = now
+			s.shared.Peers.Sweep(now.UnixNano()) // clients kept for a penalty that ended
 		}
 		s.loopsMu.Lock()
 		loops := s.loops

@@ -17,10 +17,14 @@ type CauseCounters struct {
 	byOrigin map[string][]atomic.Int64
 }
 
-// NewCauseCounters counts for the origins named.
+// NoOrigin is the name requests that never had an origin are counted under
+// (refused heads, per-client refusals, no route, filter answers).
+const NoOrigin = ""
+
+// NewCauseCounters counts for the origins named, and for NoOrigin.
 func NewCauseCounters(origins []string) *CauseCounters {
-	c := &CauseCounters{byOrigin: make(map[string][]atomic.Int64, len(origins))}
-	for _, o := range origins {
+	c := &CauseCounters{byOrigin: make(map[string][]atomic.Int64, len(origins)+1)}
+	for _, o := range append([]string{NoOrigin}, origins...) {
 		c.byOrigin[o] = make([]atomic.Int64, len(filters.Causes()))
 	}
 	return c

@@ -213,8 +213,16 @@ func (o *origin) bytes(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad n: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	chunked := r.URL.Query().Get("chunked") == "1"
+	q := r.URL.Query()
+	chunked := q.Get("chunked") == "1"
 	w.Header().Set("Content-Type", "application/octet-stream")
+	// Headers on demand, for the compression tests: ct=Content-Type,
+	// ce=Content-Encoding, cc=Cache-Control, etag=ETag.
+	for param, name := range map[string]string{"ct": "Content-Type", "ce": "Content-Encoding", "cc": "Cache-Control", "etag": "ETag"} {
+		if v := q.Get(param); v != "" {
+			w.Header().Set(name, v)
+		}
+	}
 	if !chunked {
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	}
@@ -251,6 +259,9 @@ func (o *origin) slowBody(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	if ct := r.URL.Query().Get("ct"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
 	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	w.WriteHeader(http.StatusOK)
 	if writePattern(w, 0, n/2, false) != nil {

@@ -94,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.check {
 		return check(cfg, o.config, stdout, stderr)
 	}
-	return serve(cfg)
+	return serve(cfg, o.config)
 }
 
 // mainOptions are the main command's flags.
@@ -143,8 +143,9 @@ func check(cfg *config.Config, path string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// serve runs the gateway until SIGTERM or SIGINT, then drains.
-func serve(cfg *config.Config) int {
+// serve runs the gateway until SIGTERM or SIGINT, then drains; SIGHUP reloads
+// what can be reloaded (the Lua scripts) and never stops it.
+func serve(cfg *config.Config, path string) int {
 	log, closeLog, err := telemetry.NewProcessLogger(cfg.Log.Level, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gozer: %v\n", err)
@@ -162,8 +163,12 @@ func serve(cfg *config.Config) int {
 	}
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	s := <-sig
+	for s == syscall.SIGHUP {
+		srv.Reload(path)
+		s = <-sig
+	}
 	log.Info().Str("signal", s.String()).Dur("drain_timeout", cfg.Server.DrainTimeout).Msg("draining")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.DrainTimeout)
 	defer cancel()
