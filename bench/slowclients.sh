@@ -38,6 +38,13 @@
 #   RAMP_SECS=20            longest wait for the attacker to hold SLOW_CONNS connections
 #   WARM_SECS=2             ordinary warm-up after each Gozer start (not reported)
 #   SLOW_CONC=16            ordinary clients (keep-alive connections)
+#   SLOW_ORDINARY_RATE=0    0: the ordinary clients run a closed loop (each sends its next
+#                           request when the last is answered: the most the layout serves).
+#                           N: an open loop at N requests/s in all, on a fixed schedule, the
+#                           latency timed from when each was due. On this 2-core layout the
+#                           ordinary client shares core 1 with the attacker, so a closed loop's
+#                           rate under attack is partly the client's lost share of that core;
+#                           an open loop below the baseline's capacity measures Gozer instead.
 #   SLOW_PATH=/             ordinary request path
 #   SLOW_SRC=127.0.0.2-127.0.0.17   attack source addresses (round-robin)
 #   SLOW_RATE=1000          attack: new connections per second at most (first ones and reconnects)
@@ -73,6 +80,7 @@ ATTACK_SECS=${ATTACK_SECS:-60}
 RAMP_SECS=${RAMP_SECS:-20}
 WARM_SECS=${WARM_SECS:-2}
 SLOW_CONC=${SLOW_CONC:-16}
+SLOW_ORDINARY_RATE=${SLOW_ORDINARY_RATE:-0}
 SLOW_PATH=${SLOW_PATH:-/}
 SLOW_SRC=${SLOW_SRC:-127.0.0.2-127.0.0.17}
 SLOW_RATE=${SLOW_RATE:-1000}
@@ -422,7 +430,7 @@ admin_origins() {
 ordinary() {
   local secs=$1 out=$2 pid rc=0
   bg_start "$out" nice -n "$SLOW_ORDINARY_NICE" "$WORK/slowclients" -mode ordinary -target "127.0.0.1:$GOZER_PORT" \
-    -path "$SLOW_PATH" -c "$SLOW_CONC" -d "${secs}s"
+    -path "$SLOW_PATH" -c "$SLOW_CONC" -ordinary-rate "$SLOW_ORDINARY_RATE" -d "${secs}s"
   pid=$BG_PID
   wait "$pid" || rc=$?
   forget_pid "$pid"
@@ -523,7 +531,7 @@ report() {
   echo "Command: \`$COMMAND\`"
   echo
   echo "Layout: Gozer pinned to core $PROXY_CPU (event_loops $SLOW_EVENT_LOOPS); on core $LOADGEN_CPU: two demo-origin servers (origin \`demo\`),"
-  echo "the attacker (bench/slowclients, from $SLOW_SRC, at most $SLOW_RATE new connections/s), the ordinary client ($SLOW_CONC closed-loop"
+  echo "the attacker (bench/slowclients, from $SLOW_SRC, at most $SLOW_RATE new connections/s), the ordinary client ($SLOW_CONC $( ((SLOW_ORDINARY_RATE > 0)) && echo "open-loop (${SLOW_ORDINARY_RATE} requests/s in all, latency from when each was due)" || echo closed-loop)"
   echo "keep-alive clients, GET $SLOW_PATH from 127.0.0.1, at nice $SLOW_ORDINARY_NICE so that the attack's load on that core does not starve it) and the sampling. Open-file limit $NOFILE. Each attack ran against a fresh Gozer:"
   echo "baseline ${BASE_SECS} s alone, then the attacker (up to ${RAMP_SECS} s to hold its connections), then ${ATTACK_SECS} s of ordinary traffic under attack."
   echo "\"peak under attack\" is over the ramp and the attack; RSS growth per attacking connection divides by the most held at once."

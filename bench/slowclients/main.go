@@ -20,7 +20,9 @@
 // line "ready N" on stderr says when N connections were open at once for the first time.
 //
 // ordinary is the traffic a gateway exists for: -c closed-loop keep-alive GETs from
-// 127.0.0.1 for -d; it prints one JSON line (requests, 2xx, failures by status and
+// 127.0.0.1 for -d (or, with -ordinary-rate, an open loop: requests sent on a fixed
+// schedule whatever the answers, so that a load generator sharing its core with the
+// attacker measures the server and not its own share of that core); it prints one JSON line (requests, 2xx, failures by status and
 // X-Gozer-Status cause, transport errors, req/s, p50/p99 latency, its CPU time).
 //
 // Every request carries "X-Gozer-Debug: 1" (-debug-header): a Gozer that shows its
@@ -57,6 +59,7 @@ type config struct {
 	rate        float64
 	dur         time.Duration
 	conc        int
+	ordRate     float64
 	timeout     time.Duration
 	debugHeader string
 	from        string
@@ -84,6 +87,7 @@ func main() {
 	flag.Float64Var(&cfg.rate, "rate", 1000, "attack: new connections per second at most (the first -n and the reconnects)")
 	flag.DurationVar(&cfg.dur, "d", 0, "duration (ordinary: default 10s; attack: 0 = until SIGINT/SIGTERM)")
 	flag.IntVar(&cfg.conc, "c", 16, "ordinary: concurrent closed-loop clients (keep-alive connections)")
+	flag.Float64Var(&cfg.ordRate, "ordinary-rate", 0, "ordinary: open loop at this many requests/s in all, spread over the -c clients (0: closed loop)")
 	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "ordinary: a request not answered within this is a transport error (timeout)")
 	flag.StringVar(&cfg.from, "from", "127.0.0.1", "ordinary: source address")
 	flag.StringVar(&cfg.debugHeader, "debug-header", "X-Gozer-Debug", "header sent with value 1 on every request so that Gozer shows X-Gozer-Status (empty: none)")
@@ -122,8 +126,8 @@ func main() {
 		if cfg.dur == 0 {
 			cfg.dur = 10 * time.Second
 		}
-		if cfg.conc <= 0 || cfg.dur < 0 {
-			fail("-c must be positive and -d not negative")
+		if cfg.conc <= 0 || cfg.dur < 0 || cfg.ordRate < 0 {
+			fail("-c must be positive, -d and -ordinary-rate not negative")
 		}
 		runOrdinary(cfg)
 	case "report":

@@ -20,6 +20,8 @@ type ordinaryResult struct {
 	Target          string         `json:"target"`
 	Path            string         `json:"path"`
 	Conc            int            `json:"conc"`
+	OfferedRate     float64        `json:"offered_rate"` // open loop: requests/s scheduled; 0: closed loop
+	Late            int64          `json:"late"`         // open loop: requests sent more than 10 ms after their time
 	DurationS       float64        `json:"duration_s"`
 	Requests        int64          `json:"requests"`  // finished within the window: answered or failed
 	Successes       int64          `json:"successes"` // 2xx
@@ -44,6 +46,7 @@ type ordStats struct {
 	failures     map[string]int
 	transport    map[string]int
 	latMs        []float64
+	late         int64
 }
 
 // runOrdinary: cfg.conc clients, each sending the next keep-alive GET as soon as the
@@ -75,8 +78,12 @@ func runOrdinary(cfg config) {
 		st := &ordStats{failures: map[string]int{}, transport: map[string]int{}}
 		stats[w] = st
 		wg.Go(func() {
+			if cfg.ordRate > 0 {
+				openLoop(window, start, w, client, url, cfg, st)
+				return
+			}
 			for window.Err() == nil {
-				ordinaryOne(window, client, url, cfg, st)
+				ordinaryOne(window, time.Now(), client, url, cfg, st)
 			}
 		})
 	}
@@ -87,7 +94,8 @@ func runOrdinary(cfg config) {
 
 	res := ordinaryResult{
 		Mode: "ordinary", Target: cfg.target, Path: cfg.path, Conc: cfg.conc, DurationS: round3(cfg.dur.Seconds()),
-		Failures: map[string]int{}, TransportErrors: map[string]int{},
+		OfferedRate: cfg.ordRate,
+		Failures:    map[string]int{}, TransportErrors: map[string]int{},
 	}
 	var lat []float64
 	for _, st := range stats {
@@ -100,6 +108,7 @@ func runOrdinary(cfg config) {
 			res.TransportErrors[k] += v
 		}
 		lat = append(lat, st.latMs...)
+		res.Late += st.late
 	}
 	lat = sortedCopy(lat)
 	d := cfg.dur.Seconds()
@@ -114,7 +123,35 @@ func runOrdinary(cfg config) {
 	printJSON(res)
 }
 
-func ordinaryOne(window context.Context, client *http.Client, url string, cfg config, st *ordStats) {
+// openLoop is worker w of an open loop: it sends at cfg.ordRate/cfg.conc requests a
+// second on a fixed schedule (the workers staggered), and times each request from when
+// it was due, so a server that falls behind shows in the latency (no coordinated
+// omission) and in the rate: a request due while the last one is still out waits for
+// it on this keep-alive connection and is sent late.
+func openLoop(window context.Context, start time.Time, w int, client *http.Client, url string, cfg config, st *ordStats) {
+	every := time.Duration(float64(cfg.conc) / cfg.ordRate * float64(time.Second))
+	due := start.Add(every * time.Duration(w) / time.Duration(cfg.conc))
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for window.Err() == nil {
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-window.Done():
+				return
+			case <-timer.C:
+			}
+		} else if -wait > 10*time.Millisecond {
+			st.late++
+		}
+		ordinaryOne(window, due, client, url, cfg, st)
+		due = due.Add(every)
+	}
+}
+
+// ordinaryOne sends one GET and records its outcome; its latency counts from t0 (now,
+// or when an open loop's request was due).
+func ordinaryOne(window context.Context, t0 time.Time, client *http.Client, url string, cfg config, st *ordStats) {
 	ctx, cancel := context.WithTimeout(window, cfg.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -127,7 +164,6 @@ func ordinaryOne(window context.Context, client *http.Client, url string, cfg co
 	if cfg.debugHeader != "" {
 		req.Header.Set(cfg.debugHeader, "1")
 	}
-	t0 := time.Now()
 	resp, err := client.Do(req)
 	if err == nil {
 		_, err = io.Copy(io.Discard, resp.Body)

@@ -277,6 +277,9 @@ func (r *kindResult) write(w io.Writer) {
 	fmt.Fprintf(w, "| latency max ms | %.2f | %.2f | |\n", b.MaxMs, t.MaxMs)
 	fmt.Fprintf(w, "| failed: answered non-2xx (status X-Gozer-Status) | %s | %s | |\n", counts(b.Failures), counts(t.Failures))
 	fmt.Fprintf(w, "| failed: no answer | %s | %s | |\n", counts(b.TransportErrors), counts(t.TransportErrors))
+	if b.OfferedRate > 0 {
+		fmt.Fprintf(w, "| open loop: offered requests/s; sent over 10 ms late | %.0f; %d | %.0f; %d | |\n", b.OfferedRate, b.Late, t.OfferedRate, t.Late)
+	}
 	fmt.Fprintln(w)
 
 	held := max(a.MaxOpen, 1)

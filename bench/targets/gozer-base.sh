@@ -39,7 +39,10 @@ gozer_base_build() {
 
 target_gozer-base_start() {
   gozer_base_build || return 1
-  gozer_start gozer-base "$GOZER_BASE_PORT" "$GOZER_BASE_ADMIN_PORT" "" "$WORK/gozer-base" || return 1
+  # A revision from before the per-client-IP caps refuses their keys (and has no caps).
+  local per_ip=$GOZER_PER_IP_OFF
+  grep -rqs max_connections_per_ip "$WORK/gozer-base-src/gateway/config" || per_ip=""
+  GOZER_CONF_PER_IP=$per_ip gozer_start gozer-base "$GOZER_BASE_PORT" "$GOZER_BASE_ADMIN_PORT" "" "$WORK/gozer-base" || return 1
   T_WORK=plain
   T_DESC="Gozer at $(git -C "$REPO" rev-parse --short "$BENCH_BASE_REV"): event_loops 1, GOMAXPROCS=${GOZER_GOMAXPROCS:-unset (Gozer: event loops + 1)}, access_log off, no Lua filters (filters.dir \"\")"
 }

@@ -35,6 +35,11 @@ gozer_build() {
 # GOZER_CONF_ORIGIN_EXTRA (lines under origins.bench, each starting with a newline and
 # indented 4 spaces), e.g. `GOZER_CONF_ORIGIN_EXTRA=... gozer_start ...` (gozer-gzip.sh);
 # unset (every other target), they add nothing.
+# The bench's clients are all 127.0.0.1 (the idle-connection run holds thousands), so the
+# per-client-IP caps are off; a Gozer older than those keys gets GOZER_CONF_PER_IP="".
+GOZER_PER_IP_OFF="  max_connections_per_ip: 0
+  max_requests_per_ip: 0"
+
 gozer_start() {
   local name=$1 port=$2 admin=$3 scripts=$4 bin=${5:-} dir=$WORK/$1-run
   if [[ -z $bin ]]; then
@@ -53,9 +58,7 @@ server:
   event_loops: 1
   max_connections: 200000
   idle_timeout: 300s
-  # The bench's clients are all 127.0.0.1 (the idle-connection run holds thousands).
-  max_connections_per_ip: 0
-  max_requests_per_ip: 0
+${GOZER_CONF_PER_IP-$GOZER_PER_IP_OFF}
 log:
   level: warn
   access_log: "off"
