@@ -29,7 +29,7 @@ build:
 run: build
 	@$(BIN)/demo-origin -addr $(DEMO_ADDR) & demo=$$!; \
 	trap 'kill $$demo 2>/dev/null' EXIT; \
-	echo "gozer: proxy on :8080, admin on 127.0.0.1:8081 (try: curl -i localhost:8080/)"; \
+	echo "gozer: proxy on :8080, HTTPS on :8443, admin on 127.0.0.1:8081 (try: curl -i localhost:8080/ and curl -i --cacert .gozer/dev-cert.pem https://localhost:8443/)"; \
 	[ -n "$$GOZER_PUSH_SECRET" ] || echo "gozer: push tokens use a development secret (set GOZER_PUSH_SECRET for a real one)"; \
 	GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer -config $(CONFIG)
 
@@ -64,6 +64,11 @@ bench-isolation:
 ## bench-push: websocket push vs nginx + nchan: memory per connection, push latency, broadcast time
 bench-push:
 	bash bench/push.sh
+
+## bench-tls: TLS termination vs nginx and HAProxy: keep-alive HTTPS CPU/req, handshakes per core, idle TLS memory
+.PHONY: bench-tls
+bench-tls:
+	bash bench/tls.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

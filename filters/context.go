@@ -61,9 +61,11 @@ type Context struct {
 	Req        *httpcodec.Request
 	Resp       *httpcodec.Response // set for the outbound phase: the origin's answer or the gateway's own
 	Phase      Phase
-	RemoteAddr string // client ip:port
-	ID         []byte // request id (X-Request-Id)
-	Start      int64  // unix nanoseconds when the head was complete
+	RemoteAddr string   // client ip:port
+	Scheme     string   // "http" or "https": how the client reached Gozer
+	TLS        *TLSInfo // the client's TLS connection; nil over plain HTTP
+	ID         []byte   // request id (X-Request-Id)
+	Start      int64    // unix nanoseconds when the head was complete
 	Log        *zerolog.Logger
 
 	Route RouteDecision
@@ -202,4 +204,14 @@ func PathOf(uri []byte) []byte {
 		return uri[:i]
 	}
 	return uri
+}
+
+// TLSInfo is what a client's TLS connection negotiated: the same for every
+// request on it, built once when its handshake finished. Read-only.
+type TLSInfo struct {
+	Version string // "1.2", "1.3"
+	Cipher  string // e.g. TLS_AES_128_GCM_SHA256
+	SNI     string // the server name the client asked for ("" without SNI)
+	ALPN    string // the protocol agreed ("" without ALPN)
+	Resumed bool   // a resumed session (no full handshake)
 }

@@ -59,7 +59,10 @@ var (
 	LocalFilterError    = Cause{"FAILURE_LOCAL_FILTER_ERROR", CategoryLocalFailure, 500}
 	LocalFilterTimeout  = Cause{"FAILURE_LOCAL_FILTER_TIMEOUT", CategoryLocalFailure, 500}
 	LocalFilterResponse = Cause{"SUCCESS_LOCAL_FILTER_RESPONSE", CategorySuccess, 0}
-	SuccessViaFallback  = Cause{"SUCCESS_VIA_FALLBACK", CategorySuccess, 0}
+	// LocalRedirectHTTPS: the plain listener sent the client to HTTPS
+	// (listeners.proxy.redirect_https).
+	LocalRedirectHTTPS = Cause{"SUCCESS_LOCAL_REDIRECT_HTTPS", CategorySuccess, 0}
+	SuccessViaFallback = Cause{"SUCCESS_VIA_FALLBACK", CategorySuccess, 0}
 
 	LocalOriginConcurrency = Cause{"FAILURE_LOCAL_THROTTLED_ORIGIN_CONCURRENCY", CategoryLocalFailure, 503}
 	LocalOriginCircuitOpen = Cause{"FAILURE_LOCAL_ORIGIN_CIRCUIT_OPEN", CategoryLocalFailure, 503}
@@ -95,7 +98,7 @@ var all = []Cause{
 	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
 	ClientHeadersTooLong, ClientClosed, ClientBodyTooSlow, ClientReadTooSlow, ClientTooManyConnections,
 	ClientTooManyRequests, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit, LocalSlowReaders,
-	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, SuccessViaFallback,
+	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, LocalRedirectHTTPS, SuccessViaFallback,
 	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,
 }

@@ -104,30 +104,7 @@ func TestAdminAnswersMatchTheDocs(t *testing.T) {
 	}
 
 	for _, path := range []string{"/admin/origins", "/admin/push", "/admin/filters", "/admin/edge"} {
-		t.Run(strings.TrimPrefix(path, "/admin/"), func(t *testing.T) {
-			doc, ok := docs["GET "+path]
-			if !ok {
-				t.Fatalf("docs/ADMIN.md has no example for GET %s", path)
-			}
-			live := adminJSON(t, g, path)
-			want, got := map[string]string{}, map[string]string{}
-			var badDoc, badLive []string
-			shape(doc, "", want, &badDoc)
-			shape(live, "", got, &badLive)
-			if len(badDoc)+len(badLive) > 0 {
-				t.Errorf("keys not in snake_case: docs %v, live %v", badDoc, badLive)
-			}
-			for _, k := range sortedKeys(want) {
-				if got[k] != want[k] {
-					t.Errorf("key %q: live answer has %q, docs/ADMIN.md %q", k, got[k], want[k])
-				}
-			}
-			for _, k := range sortedKeys(got) {
-				if _, ok := want[k]; !ok {
-					t.Errorf("key %q (%s) of the live answer is not in docs/ADMIN.md", k, got[k])
-				}
-			}
-		})
+		t.Run(strings.TrimPrefix(path, "/admin/"), func(t *testing.T) { matchesDoc(t, docs, g, path) })
 	}
 
 	for name, want := range map[string]int64{
@@ -140,6 +117,34 @@ func TestAdminAnswersMatchTheDocs(t *testing.T) {
 	}
 	if n := g.adminOrigin(t, "demo").Requests["FAILURE_ORIGIN_CONNECTIVITY"]; n != 1 {
 		t.Errorf("/admin/origins demo requests_by_cause %v, want one FAILURE_ORIGIN_CONNECTIVITY", g.adminOrigin(t, "demo").Requests)
+	}
+}
+
+// matchesDoc compares the live answer of GET path with docs/ADMIN.md's
+// example: the same keys with the same types, all snake_case.
+func matchesDoc(t *testing.T, docs map[string]any, g *gozer, path string) {
+	t.Helper()
+	doc, ok := docs["GET "+path]
+	if !ok {
+		t.Fatalf("docs/ADMIN.md has no example for GET %s", path)
+	}
+	live := adminJSON(t, g, path)
+	want, got := map[string]string{}, map[string]string{}
+	var badDoc, badLive []string
+	shape(doc, "", want, &badDoc)
+	shape(live, "", got, &badLive)
+	if len(badDoc)+len(badLive) > 0 {
+		t.Errorf("keys not in snake_case: docs %v, live %v", badDoc, badLive)
+	}
+	for _, k := range sortedKeys(want) {
+		if got[k] != want[k] {
+			t.Errorf("key %q: live answer has %q, docs/ADMIN.md %q", k, got[k], want[k])
+		}
+	}
+	for _, k := range sortedKeys(got) {
+		if _, ok := want[k]; !ok {
+			t.Errorf("key %q (%s) of the live answer is not in docs/ADMIN.md", k, got[k])
+		}
 	}
 }
 

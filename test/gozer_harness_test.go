@@ -23,6 +23,8 @@ type config struct {
 	TrustForwarded bool
 	// ProxyProtocol is listeners.proxy.proxy_protocol.
 	ProxyProtocol bool
+	// RedirectHTTPS is listeners.proxy.redirect_https.
+	RedirectHTTPS bool
 	// AdminPprof is listeners.admin.pprof.
 	AdminPprof bool
 	// Server holds server.* keys, written verbatim: {"idle_timeout": "1s"}.
@@ -34,6 +36,11 @@ type config struct {
 	// Push holds push.* keys, written verbatim: {"ping_interval": "1s",
 	// "cluster": "{enabled: true, redis: \"127.0.0.1:6379\"}"}.
 	Push map[string]string
+	// HTTPS, when not nil, adds listeners.https on a free port (startGozer
+	// sets httpsAddr) with these keys written verbatim:
+	// {"certificates": "[{cert: a.pem, key: a-key.pem}]"}.
+	HTTPS     map[string]string
+	httpsAddr string
 }
 
 // filtersConfig is the filters: section; empty fields keep Gozer's defaults.
@@ -63,8 +70,14 @@ func oneOrigin(opts map[string]string, servers ...string) config {
 // render writes the YAML file Gozer reads.
 func (c config) render(proxy, admin string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n    proxy_protocol: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
-		proxy, c.TrustForwarded, c.ProxyProtocol, admin, c.AdminPprof)
+	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n    proxy_protocol: %v\n    redirect_https: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
+		proxy, c.TrustForwarded, c.ProxyProtocol, c.RedirectHTTPS, admin, c.AdminPprof)
+	if c.HTTPS != nil {
+		fmt.Fprintf(&b, "  https:\n    addr: %q\n", c.httpsAddr)
+		for _, k := range sortedKeys(c.HTTPS) {
+			fmt.Fprintf(&b, "    %s: %s\n", k, c.HTTPS[k])
+		}
+	}
 	server := map[string]string{
 		"event_loops":   "2",
 		"drain_timeout": "2s", // a test's hung request must not hold up its cleanup
@@ -145,6 +158,7 @@ type gozer struct {
 	*process
 	ProxyAddr  string
 	AdminAddr  string
+	HTTPSAddr  string // "" without an HTTPS listener
 	ConfigPath string
 }
 
@@ -159,6 +173,10 @@ func startGozer(t testing.TB, cfg config) *gozer {
 	var lastErr string
 	for try := 0; try < 3; try++ { // a free port may be taken by someone else meanwhile
 		g := &gozer{ProxyAddr: freePort(t), AdminAddr: freePort(t)}
+		if cfg.HTTPS != nil {
+			g.HTTPSAddr = freePort(t)
+			cfg.httpsAddr = g.HTTPSAddr
+		}
 		g.ConfigPath = filepath.Join(t.TempDir(), "gozer.yaml")
 		if err := os.WriteFile(g.ConfigPath, []byte(cfg.render(g.ProxyAddr, g.AdminAddr)), 0o644); err != nil {
 			t.Fatal(err)

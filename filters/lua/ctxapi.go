@@ -21,8 +21,8 @@ type api struct {
 
 	methods map[string]glua.LValue // boxed method names ("GET" ...), shared
 	causes  map[string]glua.LValue // boxed cause names, filled on use
-	scheme  glua.LValue
-	hdrs    []filters.Header // scratch for ctx.respond
+	schemes [2]glua.LValue         // "http", "https", boxed once
+	hdrs    []filters.Header       // scratch for ctx.respond
 }
 
 // initAPI creates the ctx objects on l's LState.
@@ -33,7 +33,7 @@ func (l *Loop) initAPI() {
 		a.methods[m] = glua.LString(m)
 	}
 	a.causes = make(map[string]glua.LValue)
-	a.scheme = glua.LString("http")
+	a.schemes = [2]glua.LValue{glua.LString("http"), glua.LString("https")}
 
 	a.req = l.object("ctx.req", map[string]glua.LGFunction{
 		"arg": l.reqArg, "header": l.reqHeader, "headers": l.reqHeaders,

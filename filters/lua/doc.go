@@ -22,7 +22,7 @@
 //
 // # The ctx API
 //
-//	ctx.req.method, .path, .query, .host, .scheme, .remote_addr   fields
+//	ctx.req.method, .path, .query, .host, .scheme, .remote_addr, .tls   fields
 //	ctx.req.arg(name)             first query parameter value, unescaped, or nil
 //	ctx.req.header(name)          first value or nil; headers() iterates (name, value)
 //	ctx.req.set_header(n, v), add_header(n, v), del_header(n), set_path(p)   inbound only

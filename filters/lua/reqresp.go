@@ -37,9 +37,15 @@ func (l *Loop) reqIndex(L *glua.LState) int {
 	case "host":
 		L.Push(glua.LString(ctx.Host()))
 	case "scheme":
-		L.Push(l.api.scheme)
+		if ctx.Scheme == "https" {
+			L.Push(l.api.schemes[1])
+		} else {
+			L.Push(l.api.schemes[0])
+		}
 	case "remote_addr":
 		L.Push(glua.LString(ctx.RemoteAddr))
+	case "tls":
+		L.Push(tlsTable(L, ctx.TLS))
 	default:
 		L.RaiseError("ctx.req has no field %q", key)
 	}
@@ -382,4 +388,19 @@ func ownStatusHeader(ctx *filters.Context, name string) {
 	if strings.EqualFold(name, statusHeaderName) || strings.EqualFold(name, attemptsHeaderName) {
 		ctx.StatusHeaders = false
 	}
+}
+
+// tlsTable is ctx.req.tls: what the client's TLS connection negotiated, or nil
+// over plain HTTP. A table built per access: filters read it rarely.
+func tlsTable(L *glua.LState, t *filters.TLSInfo) glua.LValue {
+	if t == nil {
+		return glua.LNil
+	}
+	tb := L.CreateTable(0, 5)
+	tb.RawSetString("version", glua.LString(t.Version))
+	tb.RawSetString("cipher", glua.LString(t.Cipher))
+	tb.RawSetString("sni", glua.LString(t.SNI))
+	tb.RawSetString("alpn", glua.LString(t.ALPN))
+	tb.RawSetString("resumed", glua.LBool(t.Resumed))
+	return tb
 }

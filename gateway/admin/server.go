@@ -27,6 +27,8 @@ import (
 	"gozer/gateway/origin"
 	"gozer/gateway/push"
 	"gozer/gateway/telemetry"
+	"gozer/gateway/tlscert"
+	"gozer/gateway/tlsconn"
 )
 
 // The admin listener's limits. net/http served it before with a 5 s header and
@@ -69,6 +71,15 @@ type Sources struct {
 	Shared *loop.Shared
 	// Pprof serves /debug/pprof/ (listeners.admin.pprof).
 	Pprof bool
+	// TLS is the HTTPS listener's side (GET /admin/tls, POST
+	// /admin/tls/reload); nil without one.
+	TLS *TLSSource
+}
+
+// TLSSource is what the admin API shows and does of the HTTPS listener.
+type TLSSource struct {
+	Handshakes func() tlsconn.Stats
+	Certs      *tlscert.Store
 }
 
 // Server is the admin listener: one fasthttp server. The push API, the only
@@ -193,6 +204,8 @@ func (a *Server) mux() *http.ServeMux {
 	mux.HandleFunc("GET /admin/origins", a.origins)
 	mux.HandleFunc("GET /admin/push", a.push)
 	mux.HandleFunc("GET /admin/edge", a.edge)
+	mux.HandleFunc("GET /admin/tls", a.tls)
+	mux.HandleFunc("POST /admin/tls/reload", a.tlsReload)
 	// The admin handler serves /push/ itself (push.API); the pattern is here
 	// for ServeMux's redirect of /push to /push/, as when the API was mounted
 	// on the mux.

@@ -32,6 +32,7 @@ type Config struct {
 // Listeners names the ports Gozer accepts on.
 type Listeners struct {
 	Proxy ProxyListener `yaml:"proxy"`
+	HTTPS HTTPSListener `yaml:"https"`
 	Admin AdminListener `yaml:"admin"`
 }
 
@@ -42,6 +43,10 @@ type ProxyListener struct {
 	// ProxyProtocol: every connection starts with a PROXY protocol header (v1 or
 	// v2) from a TCP load balancer in front, which names the real client.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// RedirectHTTPS answers every request on this listener with a 308 to the
+	// same URL on the HTTPS listener, except the paths in RedirectExcept.
+	RedirectHTTPS  bool     `yaml:"redirect_https"`
+	RedirectExcept []string `yaml:"redirect_except"`
 }
 
 // AdminListener is the internal listener (health check, admin API, push API).
@@ -221,7 +226,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func defaults() *Config {
 	return &Config{
-		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080"}, Admin: AdminListener{Addr: DefaultAdminAddr}},
+		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr}},
 		Server: Server{
 			MaxConnections:        100000,
 			HeaderReadTimeout:     10 * time.Second,

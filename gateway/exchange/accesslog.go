@@ -23,8 +23,10 @@ func (ex *Exchange) logAccess() {
 	}
 	remote := ""
 	var in, out int64
+	var tlsInfo *filters.TLSInfo
 	if ex.ds != nil {
 		remote = ex.ds.Client().Remote
+		tlsInfo = ex.ds.Client().TLS
 		in, out = ex.ds.Bytes()
 	}
 	out += g.upgradeOut
@@ -41,6 +43,10 @@ func (ex *Exchange) logAccess() {
 			Int64("bytes_in", in).Int64("bytes_out", out).Int64("duration_us", dur)
 		if g.reason != "" {
 			e.Str("reason", g.reason)
+		}
+		if tlsInfo != nil {
+			e.Dict("tls", zerolog.Dict().Str("version", tlsInfo.Version).Str("cipher", tlsInfo.Cipher).
+				Str("sni", tlsInfo.SNI).Str("alpn", tlsInfo.ALPN).Bool("resumed", tlsInfo.Resumed))
 		}
 		if n := min(t.n, maxLoggedAttempts); n > 0 {
 			arr := zerolog.Arr()

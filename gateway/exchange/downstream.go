@@ -5,6 +5,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"gozer/filters"
 	"gozer/gateway/httpcodec"
 	"gozer/gateway/peers"
 )
@@ -79,6 +80,8 @@ type Client struct {
 	Addr   netip.Addr // for limits and trust
 	IP     []byte     // Addr as text, for X-Forwarded-For
 	Scheme string     // "http" (the default when empty) or "https"
+	// TLS is the client's TLS connection (nil over plain HTTP).
+	TLS *filters.TLSInfo
 	// Peer is the client's count of requests in flight (nil: not limited).
 	Peer *peers.Peer
 }

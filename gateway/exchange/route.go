@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 
 	"gozer/filters"
@@ -19,6 +20,8 @@ func (ex *Exchange) initContext() {
 	fc.Start = ex.log.started
 	fc.Log = &ex.lp.l.Shared.Log
 	fc.RemoteAddr = ex.ds.Client().Remote
+	fc.Scheme = ex.ds.Client().Scheme
+	fc.TLS = ex.ds.Client().TLS
 	fc.Push = ex.pushKind()
 	fc.StatusHeaders = ex.showStatus()
 	if ex.lp.chains != nil {
@@ -89,6 +92,9 @@ func (ex *Exchange) collectPiece(p []byte) bool {
 // route runs the inbound filters, then answers locally or picks the origin.
 func (ex *Exchange) route() {
 	fc := &ex.flt.fc
+	if ex.redirectHTTPS() {
+		return
+	}
 	if ex.flt.chain != nil {
 		ex.flt.chain.Inbound(fc)
 		switch {
@@ -292,4 +298,31 @@ func (ex *Exchange) outbound() bool {
 	ex.out.closeAfter = ex.out.closeAfter || !ex.body.done
 	ex.answer(ex.flt.fc.FailCause.Status, ex.flt.fc.FailCause, nil, nil)
 	return false
+}
+
+// redirectHTTPS answers a plain request with a 308 to the same URL on the
+// HTTPS listener (listeners.proxy.redirect_https), before any filter: a
+// client that must use HTTPS learns it at once. The paths in redirect_except
+// (the health check) are served as asked.
+func (ex *Exchange) redirectHTTPS() bool {
+	lst := &ex.snap.Config.Listeners.Proxy
+	if !lst.RedirectHTTPS || ex.ds.Client().Scheme == "https" {
+		return false
+	}
+	uri := ex.req.Header.RequestURI()
+	path := filters.PathOf(uri)
+	for _, p := range lst.RedirectExcept {
+		if string(path) == p {
+			return false
+		}
+	}
+	host := ex.req.Header.Host()
+	if h, _, err := net.SplitHostPort(string(host)); err == nil {
+		host = []byte(h)
+	}
+	loc := append(append([]byte("https://"), host...), ex.snap.Config.HTTPSPortSuffix()...)
+	loc = append(loc, uri...)
+	ex.out.closeAfter = ex.out.closeAfter || !ex.body.done
+	ex.answer(308, filters.LocalRedirectHTTPS, nil, []filters.Header{{Name: "Location", Value: string(loc)}})
+	return true
 }

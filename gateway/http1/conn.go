@@ -246,7 +246,7 @@ func (c *Conn) close() {
 	if c.state == stClosed {
 		return
 	}
-	_ = c.lp.l.EL.Close(c.c)
+	_ = c.lp.l.CloseConn(c.c)
 }
 
 // OnClose runs when gnet closed the connection, whoever asked.

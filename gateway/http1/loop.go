@@ -6,6 +6,7 @@ import (
 	"gozer/gateway/exchange"
 	"gozer/gateway/loop"
 	"gozer/gateway/peers"
+	"gozer/gateway/tlsconn"
 )
 
 // Loop is one event loop's HTTP/1.1 client connections: the list a drain walks,
@@ -58,6 +59,9 @@ func (lp *Loop) newStream(c *Conn) *stream {
 	st.c = c
 	addr := c.addr.Addr()
 	st.client = exchange.Client{Remote: c.remote, Addr: addr, IP: addr.AppendTo(st.ipText[:0]), Scheme: "http", Peer: c.peer}
+	if tc, ok := c.c.(*tlsconn.Conn); ok {
+		st.client.Scheme, st.client.TLS = "https", tc.Info()
+	}
 	st.ex = lp.ex.Begin(st)
 	return st
 }

@@ -35,6 +35,7 @@ var addrType = reflect.TypeFor[net.Addr]()
 // is the same, else a compact copy of its own becomes the shared one (a listener
 // on a wildcard address may see a few local addresses).
 func CompactAddrs(c gnet.Conn, local **net.TCPAddr) (err error) {
+	c = Raw(c)
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("compact connection addresses: gnet internals changed: %v", r)
@@ -102,6 +103,7 @@ func AddrOf(a net.Addr) netip.Addr {
 // that every connection kind that takes the connection over (a push
 // connection) sees the client, not the load balancer. Loop goroutine of c.
 func SetRemoteAddr(c gnet.Conn, a *net.TCPAddr) (err error) {
+	c = Raw(c)
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("set connection's remote address: gnet internals changed: %v", r)
@@ -117,4 +119,17 @@ func SetRemoteAddr(c gnet.Conn, a *net.TCPAddr) (err error) {
 	}
 	reflect.NewAt(rf.Type(), unsafe.Pointer(rf.UnsafeAddr())).Elem().Set(reflect.ValueOf(net.Addr(compactTCPAddr(a))))
 	return nil
+}
+
+// Raw is gnet's own connection under c: c itself, or what a transport that
+// wraps it (gateway/tlsconn) wraps. What reaches into gnet's internals takes
+// it.
+func Raw(c gnet.Conn) gnet.Conn {
+	for {
+		u, ok := c.(interface{ Unwrap() gnet.Conn })
+		if !ok {
+			return c
+		}
+		c = u.Unwrap()
+	}
 }

@@ -84,7 +84,7 @@ func EpollFD(c gnet.Conn) (fd int, err error) {
 			err = fmt.Errorf("find event loop's epoll fd: gnet internals changed: %v", r)
 		}
 	}()
-	v := reflect.ValueOf(c).Elem().FieldByName("loop").Elem().FieldByName("poller").Elem().FieldByName("fd")
+	v := reflect.ValueOf(Raw(c)).Elem().FieldByName("loop").Elem().FieldByName("poller").Elem().FieldByName("fd")
 	if !v.IsValid() {
 		return -1, errors.New("find event loop's epoll fd: gnet internals changed")
 	}

@@ -126,6 +126,11 @@ type Loop struct {
 	Buf      []byte
 	Iov      [][]byte
 	ChunkHdr [24]byte
+	// TLSPlain holds the plaintext buffers of TLS connections with bytes their
+	// kind has not read; TLSScratch gathers a Writev's pieces into one record
+	// (gateway/tlsconn).
+	TLSPlain   BufPool
+	TLSScratch []byte
 
 	epfd      int // the loop's epoll instance, for pausing reads (flow.go)
 	now       int64
@@ -149,6 +154,9 @@ func New(el gnet.EventLoop, epfd int, s *Shared) *Loop {
 		Log: s.Access.NewLoopWriter(),
 		Buf: make([]byte, 0, 64<<10),
 		Iov: make([][]byte, 0, 3),
+
+		// As large as one gnet read, so one fill takes all a read brought.
+		TLSPlain: NewBufPool(ReadBufferCap, 16),
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -260,4 +268,14 @@ func (l *Loop) Accepted(c gnet.Conn) {
 		l.addrWarn = true
 		l.Shared.Log.Warn().Err(err).Msg("connections keep gnet's addresses (about 130 bytes more each)")
 	}
+}
+
+// CloseConn closes c now (gnet's OnClose runs before it returns). A transport
+// in front of the socket (gateway/tlsconn) first says goodbye in its own
+// protocol (close_notify). Loop goroutine of c.
+func (l *Loop) CloseConn(c gnet.Conn) error {
+	if t, ok := c.(interface{ CloseNotify() }); ok {
+		t.CloseNotify()
+	}
+	return l.EL.Close(Raw(c))
 }

@@ -199,7 +199,7 @@ func (c *Conn) close() {
 		c.owner = nil // still dialling: OnOpen will find no owner and pool it
 		return
 	}
-	_ = c.lp.l.EL.Close(c.c)
+	_ = c.lp.l.CloseConn(c.c)
 }
 
 // bind attaches c to owner for a request that started at started.

@@ -387,7 +387,7 @@ func (pc *Conn) close() {
 	if pc.state == pcClosed {
 		return
 	}
-	_ = pc.lp.l.EL.Close(pc.c)
+	_ = pc.lp.l.CloseConn(pc.c)
 }
 
 // OnClose runs when gnet closed the connection, whoever asked.

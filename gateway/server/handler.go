@@ -11,6 +11,7 @@ import (
 	"gozer/gateway/loop"
 	"gozer/gateway/originconn"
 	"gozer/gateway/pushconn"
+	"gozer/gateway/tlsconn"
 )
 
 // conn is what every connection kind's connection is, as gnet's context: the
@@ -26,6 +27,7 @@ var (
 	_ conn = (*http1.Conn)(nil)
 	_ conn = (*pushconn.Conn)(nil)
 	_ conn = (*originconn.Conn)(nil)
+	_ conn = (*tlsconn.Conn)(nil) // in front of its kind
 )
 
 // rooms are one event loop's state and the connection kinds' sides of it.
@@ -95,7 +97,12 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	r := h.roomsOf(c)
 	r.l.Enter()
-	r.http.Accept(c)
+	if ts, ok := c.Context().(*tlsStart); ok {
+		// An HTTPS client: HTTP/1.1 once its handshake is done.
+		tlsconn.New(c, r.l, h.srv.tls, ts.peer, func(tc *tlsconn.Conn) { r.http.Accept(tc) })
+	} else {
+		r.http.Accept(c)
+	}
 	r.l.Leave()
 	return nil, gnet.None
 }

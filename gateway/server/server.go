@@ -5,9 +5,11 @@
 // kinds, ticks the loops' timers, and drains on shutdown.
 //
 // Concurrency: every connection is served on the goroutine of the loop that
-// owns it. The other goroutines are the acceptor, the dialers (one per new
-// origin connection), the writable watcher, the ticker, the memory reclaimer,
-// the admin server and the log writers; they reach a loop only through
+// owns it. The other goroutines are the acceptors (plain and HTTPS), the TLS
+// handshakes (one per handshaking connection, gateway/tlsconn), the
+// certificate store's checks, the dialers (one per new origin connection),
+// the writable watcher, the ticker, the memory reclaimer, the admin server
+// and the log writers; they reach a loop only through
 // EventLoop.Execute. Server's methods are safe to call from any goroutine.
 package server
 
@@ -35,6 +37,8 @@ import (
 	"gozer/gateway/push"
 	"gozer/gateway/pushconn"
 	"gozer/gateway/telemetry"
+	"gozer/gateway/tlscert"
+	"gozer/gateway/tlsconn"
 )
 
 // Server is one running gateway. Create it with New, start it with Start, stop
@@ -54,6 +58,9 @@ type Server struct {
 	watcher *loop.Watcher
 
 	proxyLn net.Listener
+	httpsLn net.Listener    // nil without an HTTPS listener
+	certs   *tlscert.Store  // its certificates
+	tls     *tlsconn.Server // its handshakes, shared by the loops
 	admin   *admin.Server
 
 	loopsMu sync.Mutex
@@ -102,6 +109,10 @@ func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// buildServing is what New builds for serving only (not for -check): a
+// development certificate is generated here, never by -check.
+func (s *Server) buildServing() error { return s.buildTLS() }
+
 // loadFilters starts the Lua runtime on filters.dir; nil without one.
 func loadFilters(cfg *config.Config, log zerolog.Logger) (*lua.Runtime, error) {
 	dir := cfg.Filters.Dir
@@ -132,7 +143,7 @@ func Check(cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 	s.release()
-	return nil
+	return checkTLS(cfg, log)
 }
 
 // release frees what New made, for a server that was never started.
@@ -149,6 +160,9 @@ func (s *Server) release() {
 
 // Start binds the listeners and starts the event loops; it returns once Gozer serves.
 func (s *Server) Start() error {
+	if err := s.buildServing(); err != nil {
+		return err
+	}
 	w, err := loop.NewWatcher()
 	if err != nil {
 		return err
@@ -190,7 +204,7 @@ func (s *Server) Start() error {
 	}
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.watcher.Run() }()
-	go func() { defer s.wg.Done(); s.acceptLoop(s.proxyLn) }()
+	go func() { defer s.wg.Done(); s.acceptLoop(s.proxyLn, false) }()
 	go func() { defer s.wg.Done(); s.tickLoop() }()
 	go func() {
 		defer s.wg.Done()
@@ -198,6 +212,7 @@ func (s *Server) Start() error {
 			s.log.Error().Err(err).Msg("admin listener stopped")
 		}
 	}()
+	s.startTLS()
 	s.log.Info().Str("proxy", s.proxyLn.Addr().String()).Str("admin", s.admin.Addr().String()).
 		Int("origins", len(s.origins.List)).Msg("gozer serving")
 	return nil
@@ -218,10 +233,16 @@ func (s *Server) listen() error {
 		_ = ln.Close()
 		return fmt.Errorf("listen admin %s: %w", s.cfg.Listeners.Admin.Addr, err)
 	}
+	if err := s.listenHTTPS(); err != nil {
+		_ = ln.Close()
+		_ = adminLn.Close()
+		return err
+	}
 	s.proxyLn = ln
 	s.admin = admin.New(adminLn, admin.Sources{
 		Log: s.log, Origins: s.origins, Counts: s.counts, Filters: s.filters, Push: s.hub,
 		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
+		TLS: s.tlsSource(),
 	})
 	if s.cfg.Listeners.Admin.OnEveryInterface() {
 		s.log.Warn().Str("admin", s.cfg.Listeners.Admin.Addr).
@@ -271,7 +292,7 @@ func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
 // keeps the listener ours: Shutdown can close it (new clients are refused at once
 // while the loops go on serving), and a full gateway can answer 503 before the
 // connection ever costs a loop anything.
-func (s *Server) acceptLoop(ln net.Listener) {
+func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -305,7 +326,11 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			}
 		}
 		s.shared.Clients.Add(1)
-		if _, err := s.engine.EnrollContext(c, peer); err != nil {
+		var ctx any = peer
+		if secure {
+			ctx = &tlsStart{peer: peer}
+		}
+		if _, err := s.engine.EnrollContext(c, ctx); err != nil {
 			s.shared.Clients.Add(-1)
 			s.shared.Peers.Close(peer)
 			s.log.Error().Err(err).Msg("cannot hand connection to an event loop")
@@ -359,6 +384,9 @@ func (s *Server) tickLoop() {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shared.Draining.Store(true)
 	_ = s.proxyLn.Close()
+	if s.httpsLn != nil {
+		_ = s.httpsLn.Close()
+	}
 	spread := pushconn.DrainSpread(s.cfg.Server.DrainTimeout)
 	s.forEachLoop(func(l *loop.Loop) { l.Drain(l.Now() + spread) })
 	for s.shared.Clients.Load() > 0 {

@@ -1,0 +1,102 @@
+package config
+
+import (
+	"net"
+	"time"
+)
+
+// HTTPSListener is the public TLS listener, beside the plain one. An empty
+// Addr means none.
+type HTTPSListener struct {
+	Addr string `yaml:"addr"`
+	// Certificates are chosen by SNI (the leaf's names, wildcards included);
+	// the first is the default for clients that send no name or an unknown
+	// one. None: a development certificate is generated in DevCertDir.
+	Certificates []CertificatePair `yaml:"certificates"`
+	DevCertDir   string            `yaml:"dev_cert_dir"`
+	// MinVersion is "1.2" (the default) or "1.3".
+	MinVersion       string        `yaml:"min_version"`
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// MaxHandshakes bounds the handshakes in progress node-wide: each holds a
+	// short-lived goroutine (see gateway/tlsconn). Past it, new connections
+	// are closed at once and counted.
+	MaxHandshakes  int  `yaml:"max_handshakes"`
+	SessionTickets bool `yaml:"session_tickets"`
+	// TicketKeyRotation: a new session-ticket key this often; the two before
+	// it still resume.
+	TicketKeyRotation time.Duration `yaml:"ticket_key_rotation"`
+	// CertCheckInterval: how often the certificate and key files are read
+	// again to see whether they changed (0: never; POST /admin/tls/reload still works).
+	CertCheckInterval time.Duration `yaml:"cert_check_interval"`
+}
+
+// CertificatePair is one certificate chain (leaf first) and its key, PEM files.
+type CertificatePair struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Enabled reports whether the HTTPS listener is configured.
+func (h HTTPSListener) Enabled() bool { return h.Addr != "" }
+
+func httpsDefaults() HTTPSListener {
+	return HTTPSListener{
+		DevCertDir:        ".gozer",
+		MinVersion:        "1.2",
+		HandshakeTimeout:  10 * time.Second,
+		MaxHandshakes:     4096,
+		SessionTickets:    true,
+		TicketKeyRotation: time.Hour,
+		CertCheckInterval: 10 * time.Second,
+	}
+}
+
+func (c *Config) validateHTTPS(bad reporter) {
+	h := c.Listeners.HTTPS
+	if c.Listeners.Proxy.RedirectHTTPS && !h.Enabled() {
+		bad("listeners.proxy.redirect_https", "needs listeners.https.addr: there is no HTTPS listener to send clients to")
+	}
+	if !h.Enabled() {
+		return
+	}
+	if h.MinVersion != "1.2" && h.MinVersion != "1.3" {
+		bad("listeners.https.min_version", `must be "1.2" or "1.3", got %q`, h.MinVersion)
+	}
+	if h.HandshakeTimeout <= 0 {
+		bad("listeners.https.handshake_timeout", "must be positive, got %s", h.HandshakeTimeout)
+	}
+	if h.MaxHandshakes <= 0 {
+		bad("listeners.https.max_handshakes", "must be positive, got %d", h.MaxHandshakes)
+	}
+	if h.SessionTickets && h.TicketKeyRotation < time.Minute {
+		bad("listeners.https.ticket_key_rotation", "must be at least 1m, got %s", h.TicketKeyRotation)
+	}
+	if h.CertCheckInterval < 0 {
+		bad("listeners.https.cert_check_interval", "must be 0 (never) or positive, got %s", h.CertCheckInterval)
+	}
+	for i, p := range h.Certificates {
+		if p.Cert == "" || p.Key == "" {
+			bad("listeners.https.certificates", "entry %d needs both cert and key", i)
+		}
+	}
+	if len(h.Certificates) == 0 && h.DevCertDir == "" {
+		bad("listeners.https.dev_cert_dir", "must name a directory when no certificates are configured")
+	}
+	for _, other := range []struct{ key, addr string }{
+		{"listeners.proxy.addr", c.Listeners.Proxy.Addr}, {"listeners.admin.addr", c.Listeners.Admin.Addr},
+	} {
+		if conflict(h.Addr, other.addr) {
+			bad("listeners.https.addr", "%q would take the port of %s %q: give each listener a port of its own", h.Addr, other.key, other.addr)
+		}
+	}
+}
+
+// HTTPSPortSuffix is ":PORT" of the HTTPS listener, or "" when it is 443 (or
+// there is none): what a redirect to HTTPS puts after the host.
+func (c *Config) HTTPSPortSuffix() string {
+	_, port, err := net.SplitHostPort(c.Listeners.HTTPS.Addr)
+	if err != nil || port == "443" {
+		return ""
+	}
+	return ":" + port
+}

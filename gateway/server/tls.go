@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+
+	"github.com/rs/zerolog"
+
+	"gozer/gateway/admin"
+	"gozer/gateway/config"
+	"gozer/gateway/peers"
+	"gozer/gateway/tlscert"
+	"gozer/gateway/tlsconn"
+)
+
+// tlsStart is the enroll context of a connection accepted on the HTTPS
+// listener: OnOpen wraps it in a tlsconn.Conn, whose kind later finds peer
+// as a plain connection's would.
+type tlsStart struct{ peer *peers.Peer }
+
+// certOptions are the certificate store's options from the listener's config.
+func certOptions(h *config.HTTPSListener, log zerolog.Logger) tlscert.Options {
+	pairs := make([]tlscert.Pair, len(h.Certificates))
+	for i, p := range h.Certificates {
+		pairs[i] = tlscert.Pair{CertFile: p.Cert, KeyFile: p.Key}
+	}
+	minVersion := uint16(tls.VersionTLS12)
+	if h.MinVersion == "1.3" {
+		minVersion = tls.VersionTLS13
+	}
+	return tlscert.Options{
+		Pairs: pairs, DevDir: h.DevCertDir, MinVersion: minVersion,
+		NextProtos: []string{"http/1.1"}, SessionTickets: h.SessionTickets,
+		TicketRotate: h.TicketKeyRotation, CheckEvery: h.CertCheckInterval, Log: log,
+	}
+}
+
+// buildTLS loads the certificates (New: a failure stops start-up, as -check
+// does) and the handshake side the loops share; nothing without an HTTPS
+// listener.
+func (s *Server) buildTLS() error {
+	h := &s.cfg.Listeners.HTTPS
+	if !h.Enabled() {
+		return nil
+	}
+	store, err := tlscert.New(certOptions(h, s.log))
+	if err != nil {
+		return fmt.Errorf("listeners.https: %w", err)
+	}
+	cfg := store.Config()
+	// Full 16 KiB records from the first byte: Go's default starts small to
+	// cut the first paint's latency over slow links, at the cost of more
+	// records (and CPU) per response; an edge serving APIs prefers the CPU.
+	cfg.DynamicRecordSizingDisabled = true
+	s.certs = store
+	s.tls = tlsconn.NewServer(cfg, h.HandshakeTimeout, h.MaxHandshakes)
+	return nil
+}
+
+// checkTLS is -check's look at the TLS settings: files present, keys
+// matching, expiry; warnings are logged.
+func checkTLS(cfg *config.Config, log zerolog.Logger) error {
+	h := &cfg.Listeners.HTTPS
+	if !h.Enabled() {
+		return nil
+	}
+	warnings, err := tlscert.Check(certOptions(h, log))
+	for _, w := range warnings {
+		log.Warn().Str("listener", "https").Msg(w)
+	}
+	if err != nil {
+		return fmt.Errorf("listeners.https: %w", err)
+	}
+	return nil
+}
+
+// listenHTTPS binds the HTTPS listener, when there is one.
+func (s *Server) listenHTTPS() error {
+	h := &s.cfg.Listeners.HTTPS
+	if !h.Enabled() {
+		return nil
+	}
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", h.Addr)
+	if err != nil {
+		return fmt.Errorf("listen https %s: %w", h.Addr, err)
+	}
+	s.httpsLn = ln
+	return nil
+}
+
+// startTLS starts what runs beside an HTTPS listener: its acceptor and the
+// certificate store's file checks and ticket-key rotation.
+func (s *Server) startTLS() {
+	if s.httpsLn == nil {
+		return
+	}
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.acceptLoop(s.httpsLn, true) }()
+	go func() { defer s.wg.Done(); s.certs.Run(s.stopTick) }()
+	s.log.Info().Str("https", s.httpsLn.Addr().String()).Interface("certificates", s.certs.Stats().Certificates).
+		Msg("HTTPS listener serving")
+}
+
+// HTTPSAddr is the bound address of the HTTPS listener ("" without one).
+func (s *Server) HTTPSAddr() string {
+	if s.httpsLn == nil {
+		return ""
+	}
+	return s.httpsLn.Addr().String()
+}
+
+// tlsSource is the admin API's view of the HTTPS listener; nil without one.
+func (s *Server) tlsSource() *admin.TLSSource {
+	if s.tls == nil {
+		return nil
+	}
+	return &admin.TLSSource{Handshakes: s.tls.Stats, Certs: s.certs}
+}

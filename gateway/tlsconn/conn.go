@@ -1,0 +1,344 @@
+package tlsconn
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"gozer/filters"
+	"gozer/gateway/loop"
+	"gozer/gateway/peers"
+)
+
+// Kind is what a connection kind's connection is to the dispatcher (gateway
+// server's conn): the TLS Conn stands in front of it as gnet's context and
+// passes events on once the bytes are plaintext.
+type Kind interface {
+	Loop() *loop.Loop
+	OnData()
+	OnClose(err error)
+}
+
+// Ready is called on the loop when a handshake succeeded: it makes c a
+// connection of some kind (an HTTP/1.1 client), which sets itself as c's
+// context with c.SetContext, as it would on a plain connection.
+type Ready func(c *Conn)
+
+// maxPlain bounds the plaintext decrypted ahead of the kind: past it the
+// ciphertext waits in gnet's buffer (and the kind's own backpressure, which
+// pauses the socket, applies as on a plain connection). It is above what any
+// kind holds unread on purpose (a request head: server.max_header_bytes), so
+// a kind waiting for more of a head always gets it.
+const maxPlain = 2 * loop.ReadBufferCap
+
+// Conn is a client connection on the HTTPS listener: see the package doc.
+// Loop goroutine only (the handshake goroutine uses only wire and hs).
+type Conn struct {
+	gnet.Conn // the socket; the methods below replace its reading and writing ones
+
+	l     *loop.Loop
+	srv   *Server
+	tc    *tls.Conn
+	w     wire
+	ready Ready
+	ctx   any    // the kind's context (before it: what the acceptor enrolled, e.g. the client's *peers.Peer)
+	plain []byte // decrypted, not yet discarded by the kind; nil when empty
+	state uint8
+	err   error // why the connection is being closed (a record error)
+	// more: crypto/tls may hold bytes not decrypted yet (it read past the
+	// handshake, or the plaintext buffer was full), so a fill must ask it even
+	// when gnet has nothing new.
+	more bool
+	// woken: a Wake is on its way to hand the kind what more holds.
+	woken bool
+	// early is what the client sent right after its handshake that crypto/tls
+	// has not read yet (it came while the handshake goroutine was finishing):
+	// decrypted before anything newer in gnet's buffer.
+	early []byte
+	info  *filters.TLSInfo
+}
+
+const (
+	stHandshake uint8 = iota
+	stOpen
+	stClosed
+)
+
+// New wraps gc, a connection accepted on the HTTPS listener, and starts its
+// handshake; gc's context becomes the Conn. ctx is what the acceptor enrolled
+// with gc (the kind finds it with Context, as on a plain connection). Loop
+// goroutine, in OnOpen.
+func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
+	c := &Conn{Conn: gc, l: l, srv: srv, ready: ready, ctx: ctx}
+	c.w.c = c
+	gc.SetContext(c)
+	if !srv.admit() {
+		c.state = stClosed // OnClose releases the acceptor's counts
+		l.Shared.Sampled.Warn("tls_max_handshakes").Str("client", gc.RemoteAddr().String()).
+			Int64("max_handshakes", srv.max).Msg("connection closed: too many TLS handshakes in progress")
+		_ = gc.Close()
+		return c
+	}
+	c.w.hs = newHandshake(srv.timeout)
+	c.tc = tls.Server(&c.w, srv.config)
+	go c.handshake(c.w.hs, c.tc)
+	return c
+}
+
+// handshake runs crypto/tls's server handshake; then it wakes the loop, which
+// takes over (OnData). Its own goroutine, bounded by the handshake timeout.
+func (c *Conn) handshake(hs *handshake, tc *tls.Conn) {
+	err := tc.Handshake()
+	// Counted (and a failure logged) here, not when the loop takes over: a
+	// client may close before that, and still has shaken hands or been
+	// refused. Only the handshake's own failures: a client that went away
+	// while waiting is counted when the loop sees it (client_closed).
+	if err == nil {
+		cs := tc.ConnectionState()
+		c.srv.succeeded(&cs)
+	} else if !errors.Is(err, net.ErrClosed) {
+		c.countFailure(err)
+	}
+	hs.finish(err)
+	c.srv.release()
+	_ = c.Conn.Wake(nil) // a no-op when the socket is gone
+}
+
+// Loop is the connection's event loop.
+func (c *Conn) Loop() *loop.Loop { return c.l }
+
+// Unwrap is the socket's gnet connection (for what reaches into gnet itself).
+func (c *Conn) Unwrap() gnet.Conn { return c.Conn }
+
+// Info is what the handshake negotiated, for filters and the access log;
+// valid once the kind has the connection.
+func (c *Conn) Info() *filters.TLSInfo { return c.info }
+
+// Context is the kind's context (what it set), as on a plain connection.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext sets the kind's context; gnet's stays this Conn.
+func (c *Conn) SetContext(ctx any) { c.ctx = ctx }
+
+// OnData is gnet's OnTraffic: more ciphertext, or the handshake goroutine's
+// wake-up.
+func (c *Conn) OnData() {
+	c.woken = false
+	switch c.state {
+	case stHandshake:
+		c.handshakeData()
+	case stOpen:
+		c.fill()
+		if c.state == stOpen && len(c.plain) > 0 {
+			if k, ok := c.ctx.(Kind); ok {
+				k.OnData()
+			}
+		}
+	default:
+		_, _ = c.Conn.Discard(-1)
+	}
+}
+
+// OnClose is gnet's OnClose.
+func (c *Conn) OnClose(err error) {
+	prev := c.state
+	c.state = stClosed
+	c.releasePlain()
+	if hs := c.w.hs; hs != nil {
+		if done, _, _ := hs.result(); !done && prev == stHandshake {
+			c.srv.failed("client_closed") // mid-handshake: the goroutine's read ends now
+		}
+		hs.close()
+	}
+	k, ok := c.ctx.(Kind)
+	if !ok {
+		// No kind took the connection (its handshake did not finish): the
+		// acceptor's counts end here.
+		c.l.Shared.ClientClosed()
+		p, _ := c.ctx.(*peers.Peer)
+		c.l.Shared.Peers.Close(p)
+		c.ctx = nil
+		return
+	}
+	if prev == stHandshake {
+		return
+	}
+	if err == nil {
+		err = c.err
+	}
+	k.OnClose(err)
+}
+
+// handshakeData feeds the goroutine, or takes the connection over once it is
+// done.
+func (c *Conn) handshakeData() {
+	hs := c.w.hs
+	if buf, _ := c.Conn.Peek(-1); len(buf) > 0 {
+		ok := hs.feed(buf)
+		_, _ = c.Conn.Discard(len(buf))
+		if !ok {
+			c.handshakeFailed(errHelloTooLarge)
+			return
+		}
+	}
+	done, rest, err := hs.result()
+	if !done {
+		return
+	}
+	if err != nil {
+		c.handshakeFailed(err)
+		return
+	}
+	c.w.hs = nil
+	c.state = stOpen
+	cs := c.tc.ConnectionState()
+	c.info = &filters.TLSInfo{Version: VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite),
+		SNI: cs.ServerName, ALPN: cs.NegotiatedProtocol, Resumed: cs.DidResume}
+	c.ready(c)
+	if c.state != stOpen {
+		return
+	}
+	// What the client sent after its Finished (TLS 1.3 clients send their
+	// request at once) is decrypted first: crypto/tls may have read some of it
+	// already, the rest is still in the handshake's buffer.
+	c.more, c.early = true, rest
+	c.fill()
+	if c.state == stOpen && len(c.plain) > 0 {
+		if k, ok := c.ctx.(Kind); ok {
+			k.OnData()
+		}
+	}
+}
+
+// handshakeFailed counts and logs why, answers a plain HTTP client in its own
+// words, and closes. The goroutine may still be running (a ClientHello too
+// large): closing the socket ends its reads.
+func (c *Conn) handshakeFailed(err error) {
+	if errors.Is(err, errHelloTooLarge) {
+		c.countFailure(err) // the loop found it, not the goroutine
+	}
+	if FailureReason(err) == "plain_http" {
+		_, _ = c.Conn.Write(plainHTTPAnswer)
+	}
+	c.state = stClosed
+	_ = c.l.EL.Close(c.Conn) // OnClose ends the goroutine's reads
+}
+
+var plainHTTPAnswer = []byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 48\r\n\r\nThis port speaks HTTPS: use https:// to reach it")
+
+// fill decrypts what gnet has read into the plaintext buffer, up to maxPlain.
+func (c *Conn) fill() {
+	if c.state != stOpen || (len(c.plain) == cap(c.plain) && cap(c.plain) >= maxPlain) ||
+		(!c.more && c.Conn.InboundBuffered() == 0) {
+		return
+	}
+	if len(c.early) > 0 {
+		c.early = c.early[c.decrypt(c.early):]
+		if len(c.early) > 0 {
+			c.more = true // crypto/tls stopped on a full plaintext buffer
+			return
+		}
+		c.early = nil
+	}
+	buf, _ := c.Conn.Peek(-1)
+	// Never Discard(0): gnet reads it as "everything".
+	if used := c.decrypt(buf); used > 0 {
+		_, _ = c.Conn.Discard(used)
+	}
+}
+
+// decrypt offers src to crypto/tls and reads plaintext until it needs more
+// bytes than src has (or the buffer is full); it returns how much of src
+// crypto/tls took. A record error closes the connection.
+func (c *Conn) decrypt(src []byte) int {
+	switch {
+	case c.plain == nil:
+		c.plain = c.l.TLSPlain.Get()
+	case len(c.plain) == cap(c.plain) && cap(c.plain) < maxPlain:
+		// The kind left the buffer full and asks again: it holds a part it
+		// cannot use yet (a long head). Grow; a buffer that streams a body
+		// is emptied between fills and never does.
+		c.plain = append(make([]byte, 0, 2*cap(c.plain)), c.plain...)
+	}
+	var used int
+	var err error
+	c.plain, used, c.more, err = drain(c.tc, &c.w, src, c.plain)
+	if err != nil {
+		c.recordError(err)
+	}
+	if len(c.plain) == 0 {
+		c.releasePlain()
+	}
+	return used
+}
+
+// drain reads plaintext from tc into plain[len(plain):cap(plain)], offering it
+// src through w. It stops when crypto/tls needs more bytes than src has, when
+// plain is full (full: crypto/tls may hold more), or on an error other than
+// "would block" (err: a bad record, an alert, the client's close_notify). It
+// returns plain with what it read and how much of src crypto/tls took. Split
+// points anywhere in src (inside a record header, inside a record, several
+// records) are crypto/tls's to reassemble: FuzzDrain checks they lose nothing.
+func drain(tc *tls.Conn, w *wire, src, plain []byte) (out []byte, used int, full bool, err error) {
+	w.src, w.used = src, 0
+	defer func() { w.src = nil }()
+	for {
+		if len(plain) == cap(plain) {
+			return plain, w.used, true, nil
+		}
+		n, rerr := tc.Read(plain[len(plain):cap(plain)])
+		plain = plain[:len(plain)+n]
+		if rerr != nil {
+			var ne interface{ Temporary() bool }
+			if errors.As(rerr, &ne) && ne.Temporary() {
+				return plain, w.used, false, nil
+			}
+			return plain, w.used, false, rerr
+		}
+	}
+}
+
+// recordError closes the connection after a bad record, an alert or the
+// client's close_notify.
+func (c *Conn) recordError(err error) {
+	if !isCloseNotify(err) {
+		c.srv.stats.closedAlert.Add(1)
+		c.l.Shared.Sampled.Info("tls_record").Str("client", c.Conn.RemoteAddr().String()).
+			Str("error", err.Error()).Msg("TLS connection closed on a record error")
+	}
+	c.err = err
+	c.state = stClosed
+	_ = c.l.EL.Close(c.Conn)
+}
+
+func isCloseNotify(err error) bool {
+	return err.Error() == "EOF" // crypto/tls answers io.EOF after close_notify
+}
+
+func (c *Conn) releasePlain() {
+	if c.plain != nil {
+		c.l.TLSPlain.Put(c.plain)
+		c.plain = nil
+	}
+}
+
+// renotify makes sure the kind hears of bytes already received that did not
+// fit its plaintext buffer: a kind reads what Peek shows and then waits for
+// gnet's next OnTraffic, which would never come for bytes gnet already read.
+func (c *Conn) renotify() {
+	if c.more && !c.woken && c.state == stOpen {
+		c.woken = true
+		_ = c.Conn.Wake(nil)
+	}
+}
+
+// countFailure counts a failed handshake by reason and logs it (sampled).
+// Any goroutine.
+func (c *Conn) countFailure(err error) {
+	reason := FailureReason(err)
+	c.srv.failed(reason)
+	c.l.Shared.Sampled.Info("tls_"+reason).Str("client", c.w.RemoteAddr().String()).
+		Str("reason", reason).Str("error", err.Error()).Msg("TLS handshake failed")
+}

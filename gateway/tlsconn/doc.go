@@ -1,0 +1,51 @@
+// Package tlsconn is TLS as a transport under every connection kind: a Conn
+// wraps the gnet connection of a client that came in on the HTTPS listener,
+// and is itself a gnet.Conn. The kinds (gateway/http1, gateway/pushconn) read
+// and write it exactly as they read and write a plain connection: Peek,
+// Discard and InboundBuffered see plaintext; Write and Writev encrypt. No kind
+// has a TLS branch.
+//
+// # The choice: Go's own crypto/tls, driven by the loop
+//
+// Go's crypto/tls is written against a blocking net.Conn. The non-blocking
+// fork that nbio uses (github.com/lesismal/llib, std/crypto/tls) was
+// evaluated and not adopted: it is a copy of an old crypto/tls, and an edge on
+// the open internet must take every crypto/tls security fix the day Go ships
+// it, and TLS 1.3 details (ticket handling, key updates, hybrid key exchange)
+// as Go keeps them (see the closing notes of issue 12 for the evidence).
+// Instead:
+//
+//   - Established connections are driven by their event loop, with no
+//     goroutine. The tls.Conn reads from an in-memory wire: the loop points the
+//     wire at gnet's inbound buffer and calls tls.Conn.Read until the wire is
+//     empty, when it answers a temporary net.Error ("would block"). crypto/tls
+//     does not make a temporary error sticky (conn.go, readRecordOrCCS): a
+//     partial record stays in its raw input and the next bytes complete it.
+//     Writes go through tls.Conn.Write straight to gnet's Write on the loop.
+//   - The handshake, which crypto/tls cannot suspend (an error during it is
+//     final), runs in a short-lived goroutine per handshaking connection. It
+//     reads what the loop hands it and writes through gnet's AsyncWrite; when
+//     it ends it wakes the loop, which takes the connection over. Its cost is
+//     bounded: at most listeners.https.max_handshakes at once node-wide (past
+//     that a new connection is closed at once and counted), each ended by
+//     listeners.https.handshake_timeout, a ClientHello over 64 KiB ends it. An
+//     idle device holds no goroutine, only this Conn and its tls.Conn. The
+//     handshake's public-key work runs off the loop, so a burst of handshakes
+//     does not stall the requests of the loop's established connections.
+//
+// Copies per record: gnet's buffer → crypto/tls's raw input (decrypted in
+// place) → this Conn's plaintext buffer, which the kind reads. The last copy
+// is crypto/tls's API (Read into a caller's slice); the plaintext buffer is
+// given back to a per-loop pool whenever the kind has taken all of it, so an
+// idle connection holds none. On the way out crypto/tls encrypts into a pooled
+// record buffer that gnet writes to the socket (or copies once into its
+// outbound buffer when the socket is full).
+//
+// # Concurrency
+//
+// A Conn belongs to its event loop: every method runs on the loop's goroutine,
+// except that the handshake goroutine uses the wire (under the handshake's
+// mutex) and gnet's goroutine-safe AsyncWrite and Wake. Server (the listener's
+// shared side: the tls.Config, the handshake cap, the counters) is safe for
+// concurrent use.
+package tlsconn

@@ -1,0 +1,155 @@
+package tlsconn
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server is the HTTPS listener's shared side: the tls.Config every handshake
+// uses, the bound on handshakes in progress, and the counters. Safe for
+// concurrent use.
+type Server struct {
+	config  *tls.Config
+	timeout time.Duration
+	max     int64
+
+	inProgress atomic.Int64
+	stats      counters
+}
+
+type counters struct {
+	handshakes, resumed, refused, closedAlert atomic.Int64
+	mu                                        sync.Mutex
+	failures                                  map[string]int64 // by reason
+	versions                                  map[string]int64 // "1.2", "1.3"
+}
+
+// NewServer returns the shared side of a TLS listener. config is used as is
+// (shared by every loop, so session tickets resume on any of them).
+func NewServer(config *tls.Config, handshakeTimeout time.Duration, maxHandshakes int) *Server {
+	return &Server{config: config, timeout: handshakeTimeout, max: int64(maxHandshakes),
+		stats: counters{failures: map[string]int64{}, versions: map[string]int64{}}}
+}
+
+// Stats is the TLS listener's counters, for the admin API.
+type Stats struct {
+	HandshakesTotal           int64            `json:"handshakes_total"`
+	ResumedTotal              int64            `json:"resumed_total"`
+	HandshakesInProgress      int64            `json:"handshakes_in_progress"`
+	MaxHandshakes             int64            `json:"max_handshakes"`
+	RefusedTooManyHandshakes  int64            `json:"refused_too_many_handshakes_total"`
+	HandshakeFailuresByReason map[string]int64 `json:"handshake_failures_by_reason"`
+	HandshakesByVersion       map[string]int64 `json:"handshakes_by_version"`
+	ClosedOnRecordErrorTotal  int64            `json:"closed_on_record_error_total"`
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		HandshakesTotal: s.stats.handshakes.Load(), ResumedTotal: s.stats.resumed.Load(),
+		HandshakesInProgress: s.inProgress.Load(), MaxHandshakes: s.max,
+		RefusedTooManyHandshakes: s.stats.refused.Load(), ClosedOnRecordErrorTotal: s.stats.closedAlert.Load(),
+		HandshakeFailuresByReason: map[string]int64{}, HandshakesByVersion: map[string]int64{},
+	}
+	s.stats.mu.Lock()
+	for k, v := range s.stats.failures {
+		st.HandshakeFailuresByReason[k] = v
+	}
+	for k, v := range s.stats.versions {
+		st.HandshakesByVersion[k] = v
+	}
+	s.stats.mu.Unlock()
+	return st
+}
+
+// admit takes a handshake slot; false when max_handshakes are in progress.
+func (s *Server) admit() bool {
+	if s.inProgress.Add(1) > s.max {
+		s.inProgress.Add(-1)
+		s.stats.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) release() { s.inProgress.Add(-1) }
+
+func (s *Server) succeeded(cs *tls.ConnectionState) {
+	s.stats.handshakes.Add(1)
+	if cs.DidResume {
+		s.stats.resumed.Add(1)
+	}
+	v := VersionName(cs.Version)
+	s.stats.mu.Lock()
+	s.stats.versions[v]++
+	s.stats.mu.Unlock()
+}
+
+func (s *Server) failed(reason string) {
+	s.stats.mu.Lock()
+	s.stats.failures[reason]++
+	s.stats.mu.Unlock()
+}
+
+// FailureReason names a handshake error for counters and logs: a few stable
+// words, not crypto/tls's message (which carries client-chosen values).
+func FailureReason(err error) string {
+	var ae tls.AlertError
+	var rh tls.RecordHeaderError
+	msg := err.Error()
+	switch {
+	case errors.Is(err, errHandshakeTimeout):
+		return "timeout"
+	case errors.Is(err, errHelloTooLarge):
+		return "hello_too_large"
+	case errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "client_closed"
+	case errors.As(err, &rh):
+		if looksLikeHTTP(rh.RecordHeader[:]) {
+			return "plain_http"
+		}
+		return "not_tls"
+	case errors.As(err, &ae):
+		return "client_alert"
+	case strings.Contains(msg, "protocol version"), strings.Contains(msg, "unsupported versions"):
+		return "protocol_version"
+	case strings.Contains(msg, "no cipher suite"), strings.Contains(msg, "no mutually supported"), strings.Contains(msg, "curve"):
+		return "no_shared_cipher"
+	case strings.Contains(msg, "no certificate"), strings.Contains(msg, "unrecognized name"):
+		return "no_certificate"
+	case strings.Contains(msg, "client certificate"), strings.Contains(msg, "bad certificate"):
+		return "client_certificate"
+	}
+	return "bad_handshake"
+}
+
+// looksLikeHTTP: the first bytes of a plain HTTP request sent to the TLS port.
+func looksLikeHTTP(b []byte) bool {
+	for _, m := range []string{"GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC", "CONN", "TRAC", "PRI "} {
+		if len(b) >= 4 && string(b[:4]) == m {
+			return true
+		}
+	}
+	return false
+}
+
+// VersionName is "1.2" or "1.3" (or the hex code of anything else).
+func VersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "1.3"
+	case tls.VersionTLS12:
+		return "1.2"
+	case tls.VersionTLS11:
+		return "1.1"
+	case tls.VersionTLS10:
+		return "1.0"
+	}
+	return tls.VersionName(v)
+}

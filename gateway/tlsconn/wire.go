@@ -1,0 +1,174 @@
+package tlsconn
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// errWouldBlock is what the wire answers a read when it has no bytes: a
+// temporary net.Error, which crypto/tls passes up without making it final.
+var errWouldBlock net.Error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "tls wire: no more bytes now" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+// errHandshakeTimeout ends a handshake that did not finish in time.
+var errHandshakeTimeout = errors.New("handshake timeout")
+
+// errHelloTooLarge ends a handshake that read more than maxHandshakeIn bytes
+// before it finished: no legitimate ClientHello (and client certificate
+// chain) is that large.
+var errHelloTooLarge = errors.New("handshake messages over 64 KiB")
+
+// maxHandshakeIn bounds what the handshake may read. maxFedIn bounds what the
+// loop holds for it meanwhile: more, since a TLS 1.3 client sends its request
+// right behind its Finished, before the loop has taken the connection over.
+const (
+	maxHandshakeIn = 64 << 10
+	maxFedIn       = 4 * maxHandshakeIn
+)
+
+// wire is the net.Conn under a tls.Conn. While the handshake goroutine runs,
+// its reads block on hs (the loop feeds it); once the loop owns the
+// connection, reads take from src (gnet's inbound bytes, set around each
+// tls.Conn.Read) and writes go to the socket at once.
+type wire struct {
+	c    *Conn
+	hs   *handshake // nil once the loop owns the connection
+	src  []byte     // loop mode: the ciphertext the loop offers; src[used:] not read yet
+	used int
+}
+
+// Read: see wire.
+func (w *wire) Read(p []byte) (int, error) {
+	if hs := w.hs; hs != nil {
+		return hs.read(p)
+	}
+	if w.used == len(w.src) {
+		return 0, errWouldBlock
+	}
+	n := copy(p, w.src[w.used:])
+	w.used += n
+	return n, nil
+}
+
+// Write: the handshake goroutine hands a copy to the loop (crypto/tls reuses
+// its record buffer); the loop writes to the socket directly.
+func (w *wire) Write(p []byte) (int, error) {
+	if w.hs != nil {
+		if err := w.c.Conn.AsyncWrite(append([]byte(nil), p...), nil); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return w.c.Conn.Write(p)
+}
+
+// Close is crypto/tls closing its transport: the loop closes the socket when
+// it sees the error, not here (the handshake goroutine must not touch it).
+func (w *wire) Close() error { return nil }
+
+func (w *wire) LocalAddr() net.Addr                { return w.c.Conn.LocalAddr() }
+func (w *wire) RemoteAddr() net.Addr               { return w.c.Conn.RemoteAddr() }
+func (w *wire) SetDeadline(t time.Time) error      { return nil }
+func (w *wire) SetReadDeadline(t time.Time) error  { return nil }
+func (w *wire) SetWriteDeadline(t time.Time) error { return nil }
+
+// handshake is what the loop and the handshake goroutine share while it runs.
+type handshake struct {
+	mu     sync.Mutex
+	in     []byte // bytes from the client the goroutine has not read (at most maxFedIn)
+	taken  int    // bytes the goroutine read (at most maxHandshakeIn)
+	closed bool   // the socket closed: reads end
+	done   bool   // the goroutine finished; err is its result
+	err    error
+	notify chan struct{} // one token: in grew or closed changed
+	timer  *time.Timer
+	expire chan struct{} // closed when the handshake timeout fires
+}
+
+func newHandshake(timeout time.Duration) *handshake {
+	hs := &handshake{notify: make(chan struct{}, 1), expire: make(chan struct{})}
+	hs.timer = time.AfterFunc(timeout, func() { close(hs.expire) })
+	return hs
+}
+
+// read blocks until the loop fed bytes, the socket closed or time ran out.
+// Handshake goroutine.
+func (hs *handshake) read(p []byte) (int, error) {
+	for {
+		hs.mu.Lock()
+		if len(hs.in) > 0 {
+			if hs.taken >= maxHandshakeIn {
+				hs.mu.Unlock()
+				return 0, errHelloTooLarge
+			}
+			n := copy(p[:min(len(p), maxHandshakeIn-hs.taken)], hs.in)
+			hs.in = hs.in[n:]
+			hs.taken += n
+			hs.mu.Unlock()
+			return n, nil
+		}
+		closed := hs.closed
+		hs.mu.Unlock()
+		if closed {
+			return 0, net.ErrClosed
+		}
+		select {
+		case <-hs.notify:
+		case <-hs.expire:
+			return 0, errHandshakeTimeout
+		}
+	}
+}
+
+// feed gives the goroutine the client's next bytes; false when more than
+// maxFedIn wait unread (a flood the handshake cannot be keeping up with). Loop
+// goroutine.
+func (hs *handshake) feed(b []byte) bool {
+	hs.mu.Lock()
+	ok := len(hs.in)+len(b) <= maxFedIn
+	if ok {
+		hs.in = append(hs.in, b...)
+	}
+	hs.mu.Unlock()
+	hs.wake()
+	return ok
+}
+
+// close ends the goroutine's reads (the socket is gone). Loop goroutine.
+func (hs *handshake) close() {
+	hs.mu.Lock()
+	hs.closed = true
+	hs.mu.Unlock()
+	hs.wake()
+}
+
+func (hs *handshake) wake() {
+	select {
+	case hs.notify <- struct{}{}:
+	default:
+	}
+}
+
+// finish records the goroutine's result. Handshake goroutine.
+func (hs *handshake) finish(err error) {
+	hs.timer.Stop()
+	hs.mu.Lock()
+	hs.done, hs.err = true, err
+	hs.mu.Unlock()
+}
+
+// result is the goroutine's result once it finished, and what the client
+// sent after its last handshake message (application data already, in TLS
+// 1.3), which the loop must decrypt first. Loop goroutine.
+func (hs *handshake) result() (done bool, rest []byte, err error) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.done, hs.in, hs.err
+}

@@ -1,0 +1,240 @@
+package test
+
+// Hostile input at the TLS port: each ends with a clear answer or close, a
+// counter and a log line, and never costs the other clients their service.
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestTLSBadInput: plain HTTP, garbage, a stalled handshake, an oversized
+// handshake and a renegotiation attempt, while an ordinary HTTPS client keeps
+// being served.
+func TestTLSBadInput(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "localhost", false, "localhost", "127.0.0.1")
+	o := startOrigin(t, "o")
+	g := tlsGozer(t, o.Addr, map[string]string{"handshake_timeout": "1s"}, [2]string{cert, key})
+
+	// Ordinary traffic throughout, on new connections (a handshake each).
+	stop := make(chan struct{})
+	var served, failed atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c := httpsClient(t, ca, "localhost", nil)
+		c.Transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := c.Get(g.httpsURL("/"))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if err != nil || resp.StatusCode != 200 {
+				failed.Add(1)
+			} else {
+				served.Add(1)
+			}
+		}
+	}()
+
+	t.Run("plain HTTP gets a 400 in plain words", func(t *testing.T) {
+		c := dialRaw(t, g.HTTPSAddr)
+		resp, body := c.roundTrip("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "HTTPS") {
+			t.Fatalf("plain HTTP to the TLS port: %d %q, want 400 saying to use HTTPS", resp.StatusCode, body)
+		}
+		g.waitTLSFailure(t, "plain_http", 1)
+	})
+
+	t.Run("garbage is closed", func(t *testing.T) {
+		c := dialTCP(t, g.HTTPSAddr)
+		_, _ = c.Write(bytes.Repeat([]byte{0xff, 0x00, 0x13}, 100))
+		if err := expectClosed(c, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		g.waitTLSFailure(t, "not_tls", 1)
+	})
+
+	t.Run("a stalled handshake ends at the timeout", func(t *testing.T) {
+		c := dialTCP(t, g.HTTPSAddr)
+		hello := clientHello(t)
+		_, _ = c.Write(hello[:len(hello)/2]) // half a ClientHello, then nothing
+		start := time.Now()
+		if err := expectClosed(c, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d < 500*time.Millisecond {
+			t.Errorf("closed after %v, before the 1s handshake timeout", d)
+		}
+		g.waitTLSFailure(t, "timeout", 1)
+		g.waitLog(t, "TLS handshake failed", "timeout")
+	})
+
+	t.Run("a handshake byte by byte still succeeds", func(t *testing.T) {
+		raw := dialTCP(t, g.HTTPSAddr)
+		tc := tls.Client(&trickle{Conn: raw}, &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("handshake one byte per write: %v", err)
+		}
+		if _, err := tc.Write([]byte("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		line := make([]byte, 12)
+		if _, err := io.ReadFull(tc, line); err != nil || string(line) != "HTTP/1.1 200" {
+			t.Fatalf("response %q, %v", line, err)
+		}
+	})
+
+	t.Run("an oversized handshake is closed", func(t *testing.T) {
+		c := dialTCP(t, g.HTTPSAddr)
+		// Handshake records claiming one ClientHello of 16 MiB: the server must
+		// stop reading long before.
+		var rec []byte
+		msg := []byte{1, 0xff, 0xff, 0xff} // client_hello, length 2^24-1
+		for sent := 0; sent < 200<<10; sent += 16 << 10 {
+			body := append(msg, make([]byte, 16<<10-len(msg))...)
+			msg = nil
+			rec = append(rec[:0], 22, 3, 1, 0, 0)
+			binary.BigEndian.PutUint16(rec[3:], uint16(len(body)))
+			if _, err := c.Write(append(rec, body...)); err != nil {
+				break // already closed: good
+			}
+		}
+		if err := expectClosed(c, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("renegotiation is refused", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, ServerName: "localhost",
+			MaxVersion: tls.VersionTLS12, Renegotiation: tls.RenegotiateFreelyAsClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// A client that tries to start over mid-session (renegotiation, or a
+		// confused middlebox) sends a new ClientHello: the server must end
+		// the connection, not run a second handshake.
+		raw := conn.NetConn()
+		_, _ = raw.Write(clientHello(t))
+		if err := expectClosed(raw, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	close(stop)
+	<-done
+	if served.Load() == 0 || failed.Load() > 0 {
+		t.Errorf("ordinary HTTPS client meanwhile: %d served, %d failed; want all served", served.Load(), failed.Load())
+	}
+	if s := g.tlsStats(t); s.Handshakes.InProgress != 0 {
+		t.Errorf("handshakes_in_progress %d after the attacks, want 0", s.Handshakes.InProgress)
+	}
+}
+
+// TestTLSMaxHandshakes: past listeners.https.max_handshakes in progress, new
+// connections are closed at once and counted; when the stalled ones time out,
+// handshakes succeed again.
+func TestTLSMaxHandshakes(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "localhost", false, "localhost")
+	o := startOrigin(t, "o")
+	g := tlsGozer(t, o.Addr, map[string]string{"handshake_timeout": "2s", "max_handshakes": "3"}, [2]string{cert, key})
+	for range 3 {
+		c := dialTCP(t, g.HTTPSAddr) // connected, silent: each holds a handshake
+		_ = c
+	}
+	waitFor(t, 5*time.Second, "3 handshakes in progress", func() bool { return g.tlsStats(t).Handshakes.InProgress == 3 })
+	over := dialTCP(t, g.HTTPSAddr)
+	if err := expectClosed(over, 5*time.Second); err != nil {
+		t.Fatalf("a 4th connection: %v", err)
+	}
+	if s := g.tlsStats(t); s.Handshakes.Refused != 1 {
+		t.Errorf("refused_too_many_handshakes_total %d, want 1", s.Handshakes.Refused)
+	}
+	g.waitLog(t, "too many TLS handshakes")
+	waitFor(t, 5*time.Second, "the stalled handshakes time out", func() bool { return g.tlsStats(t).Handshakes.InProgress == 0 })
+	c := httpsClient(t, ca, "localhost", nil)
+	if resp, _ := fetch(t, c, "GET", g.httpsURL("/"), nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("after the timeouts: status %d", resp.StatusCode)
+	}
+}
+
+// clientHello is a real TLS ClientHello record (what crypto/tls sends first).
+func clientHello(t testing.TB) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() { _ = tls.Client(a, &tls.Config{ServerName: "localhost"}).Handshake() }()
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(b, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint16(hdr[3:]))
+	if _, err := io.ReadFull(b, body); err != nil {
+		t.Fatal(err)
+	}
+	return append(hdr, body...)
+}
+
+func dialTCP(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// expectClosed reads until the server closes c (EOF or reset), or fails after
+// timeout.
+func expectClosed(c net.Conn, timeout time.Duration) error {
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	buf := make([]byte, 4096)
+	for {
+		_, err := c.Read(buf)
+		var ne net.Error
+		switch {
+		case err == nil:
+			continue // an alert, or a plain answer: read on to the close
+		case errors.As(err, &ne) && ne.Timeout():
+			return errors.New("the server did not close the connection within " + timeout.String())
+		default:
+			return nil
+		}
+	}
+}
+
+// trickle writes one byte per Write (a segment each: Go sets TCP_NODELAY), so
+// every record reaches the server in pieces.
+type trickle struct{ net.Conn }
+
+func (t *trickle) Write(p []byte) (int, error) {
+	for i := range p {
+		if _, err := t.Conn.Write(p[i : i+1]); err != nil {
+			return i, err
+		}
+	}
+	return len(p), nil
+}
