@@ -148,6 +148,7 @@ type Origin struct {
 	Outlier               Outlier        `yaml:"outlier"`
 	HealthCheck           *HealthCheck   `yaml:"health_check"`
 	Fallback              string         `yaml:"fallback"`
+	TLS                   OriginTLS      `yaml:"tls"`
 }
 
 // Breaker is an origin's circuit breaker.

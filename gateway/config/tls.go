@@ -100,3 +100,30 @@ func (c *Config) HTTPSPortSuffix() string {
 	}
 	return ":" + port
 }
+
+// OriginTLS is how Gozer speaks TLS to an origin's servers.
+type OriginTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// ServerName is the name sent (SNI) and verified; "" is the server's host.
+	ServerName string `yaml:"server_name"`
+	// CAFile holds the CA certificates that may sign the servers' (PEM); ""
+	// is the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// Cert and Key are a client certificate, for origins that ask for one.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// InsecureSkipVerify accepts any certificate: for a test bed only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+func validateOriginTLS(key string, t OriginTLS, bad reporter) {
+	if !t.Enabled {
+		if t != (OriginTLS{}) {
+			bad(key+".tls.enabled", "must be true for the other tls settings to apply")
+		}
+		return
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		bad(key+".tls", "cert and key go together")
+	}
+}

@@ -116,6 +116,7 @@ func (c *Config) validateOrigin(name string, bad reporter) {
 	if len(o.Servers) == 0 {
 		bad(key+".servers", "at least one host:port is needed, got none")
 	}
+	validateOriginTLS(key, o.TLS, bad)
 	for i, srv := range o.Servers {
 		k := fmt.Sprintf("%s.servers[%d]", key, i)
 		if host, port, err := net.SplitHostPort(srv); err != nil || host == "" {

@@ -54,6 +54,9 @@ func attachIsolation(t *Table, cfg map[string]*config.Origin) error {
 		if h := oc.HealthCheck; h != nil {
 			ic.HealthCheck = &HealthConfig{Path: h.Path, Host: h.Host, Interval: h.Interval,
 				Timeout: h.Timeout, Healthy: h.Healthy, Unhealthy: h.Unhealthy}
+			if o.TLS != nil {
+				ic.HealthCheck.TLS = o.TLS.base // the checks speak as requests do
+			}
 		}
 		ic.DNSRefresh = oc.DNSRefresh
 		if oc.DNSServer != "" {

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"time"
@@ -15,6 +16,9 @@ type HealthConfig struct {
 	Path string
 	// Host is the Host header sent; "" sends the server's host:port.
 	Host string
+	// TLS: the checks go over https with this config (the origin's tls
+	// settings); nil: plain http.
+	TLS *tls.Config
 	// Interval between two checks of a server. 0 means 5 s.
 	Interval time.Duration
 	// Timeout of one check (connect and response). 0 means 1 s.
@@ -84,6 +88,7 @@ func NewHealthChecker(origin string, cfg HealthConfig, src ServerSource) (*Healt
 			WriteTimeout:        cfg.Timeout,
 			MaxIdleConnDuration: 2 * cfg.Interval,
 			MaxConnsPerHost:     2,
+			TLSConfig:           cfg.TLS,
 		},
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -166,7 +171,11 @@ func (h *HealthChecker) check(s *Server) bool {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + s.Addr + h.cfg.Path)
+	scheme := "http://"
+	if h.cfg.TLS != nil {
+		scheme = "https://"
+	}
+	req.SetRequestURI(scheme + s.Addr + h.cfg.Path)
 	req.Header.SetMethod(fasthttp.MethodGet)
 	if h.cfg.Host != "" {
 		req.UseHostHeader = true

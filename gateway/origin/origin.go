@@ -53,6 +53,8 @@ type Origin struct {
 	MaxRequestsPerConn int
 	// MaxConnsTotal caps each server's connections from all loops (0: no cap).
 	MaxConnsTotal int64
+	// TLS is how its servers are spoken to over TLS (nil: plain HTTP).
+	TLS *TLSClient
 }
 
 // Server is one host:port of an origin.
@@ -133,6 +135,10 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 			Fallback: oc.Fallback, ReplayBodyBytes: int(oc.ReplayBodyBytes), TotalTimeout: oc.TotalTimeout,
 			RequestBuffer: int(oc.RequestBufferSize()), Compression: compressionOf(oc.Compression),
 			MaxRequestsPerConn: oc.MaxRequestsPerConnection, MaxConnsTotal: int64(oc.MaxConnectionsPerServerTotal),
+		}
+		var err error
+		if o.TLS, err = newTLSClient(name, oc.TLS); err != nil {
+			return nil, err
 		}
 		for i, s := range oc.Servers {
 			// Names are not resolved here: Discovery resolves them, off the loops and

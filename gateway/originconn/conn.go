@@ -20,6 +20,7 @@ import (
 
 	"gozer/gateway/loop"
 	"gozer/gateway/origin"
+	"gozer/gateway/tlsconn"
 )
 
 // Owner is what uses an origin connection while a request is on it (the
@@ -211,8 +212,9 @@ func (c *Conn) bind(owner Owner, started int64) {
 	c.served++
 }
 
-// dial opens the connection off the loop (net.Dial blocks) and enrolls it onto
-// this loop; OnOpen then hands it to its owner. A failure comes back through
+// dial opens the connection off the loop (net.Dial blocks; so does the TLS
+// handshake of an origin spoken to over TLS) and enrolls it onto this loop;
+// OnOpen then hands it to its owner. A failure comes back through
 // Execute.
 func (c *Conn) dial() {
 	l, addr, timeout := c.lp.l, c.server.Addr, c.origin.ConnectTimeout
@@ -225,7 +227,19 @@ func (c *Conn) dial() {
 			fail(err)
 			return
 		}
-		ch, err := l.EL.Enroll(gnet.NewContext(context.Background(), c), conn)
+		var ctx any = c
+		if t := c.origin.TLS; t != nil {
+			// The handshake in this goroutine too (within connect_timeout);
+			// the loop adopts the TLS connection in OnOpen.
+			tc, err := tlsconn.Dial(conn, t.For(addr), timeout, c)
+			if err != nil {
+				_ = conn.Close()
+				fail(err)
+				return
+			}
+			ctx = tc
+		}
+		ch, err := l.EL.Enroll(gnet.NewContext(context.Background(), ctx), conn)
 		if err != nil {
 			_ = conn.Close()
 			fail(err)

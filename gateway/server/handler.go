@@ -86,12 +86,23 @@ func (h *handler) roomsOf(c gnet.Conn) *rooms {
 }
 
 // OnOpen fires for accepted client connections and for origin connections
-// (whose gnet context is their *originconn.Conn, set when they were enrolled).
+// (whose gnet context is their *originconn.Conn, set when they were enrolled,
+// or the *tlsconn.Conn that carries it over TLS).
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if oc, ok := c.Context().(*originconn.Conn); ok {
 		l := oc.Loop()
 		l.Enter()
 		oc.OnOpen(c)
+		l.Leave()
+		return nil, gnet.None
+	}
+	if tc, ok := c.Context().(*tlsconn.Conn); ok && tc.Dialed() {
+		// An origin connection over TLS, its handshake done by the dialler.
+		oc := tc.Kind().(*originconn.Conn)
+		l := oc.Loop()
+		l.Enter()
+		tc.Adopt(c, l)
+		oc.OnOpen(tc)
 		l.Leave()
 		return nil, gnet.None
 	}

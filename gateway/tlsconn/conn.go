@@ -58,6 +58,9 @@ type Conn struct {
 	// decrypted before anything newer in gnet's buffer.
 	early []byte
 	info  *filters.TLSInfo
+	// dialed: a client connection (to an origin) whose handshake ran in the
+	// dialling goroutine (Dial); it has no Server.
+	dialed bool
 }
 
 const (
@@ -82,6 +85,9 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 		return c
 	}
 	c.w.hs = newHandshake(srv.timeout)
+	// For the goroutine's log line: gnet's address is the loop's to read (and
+	// gone once the socket closes).
+	c.w.hs.client = gc.RemoteAddr().String()
 	c.tc = tls.Server(&c.w, srv.config)
 	go c.handshake(c.w.hs, c.tc)
 	return c
@@ -99,7 +105,7 @@ func (c *Conn) handshake(hs *handshake, tc *tls.Conn) {
 		cs := tc.ConnectionState()
 		c.srv.succeeded(&cs)
 	} else if !errors.Is(err, net.ErrClosed) {
-		c.countFailure(err)
+		c.countFailure(hs, err)
 	}
 	hs.finish(err)
 	c.srv.release()
@@ -194,8 +200,7 @@ func (c *Conn) handshakeData() {
 	c.w.hs = nil
 	c.state = stOpen
 	cs := c.tc.ConnectionState()
-	c.info = &filters.TLSInfo{Version: VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite),
-		SNI: cs.ServerName, ALPN: cs.NegotiatedProtocol, Resumed: cs.DidResume}
+	c.info = infoOf(&cs)
 	c.ready(c)
 	if c.state != stOpen {
 		return
@@ -217,7 +222,7 @@ func (c *Conn) handshakeData() {
 // large): closing the socket ends its reads.
 func (c *Conn) handshakeFailed(err error) {
 	if errors.Is(err, errHelloTooLarge) {
-		c.countFailure(err) // the loop found it, not the goroutine
+		c.countFailure(c.w.hs, err) // the loop found it, not the goroutine
 	}
 	if FailureReason(err) == "plain_http" {
 		_, _ = c.Conn.Write(plainHTTPAnswer)
@@ -304,7 +309,9 @@ func drain(tc *tls.Conn, w *wire, src, plain []byte) (out []byte, used int, full
 // client's close_notify.
 func (c *Conn) recordError(err error) {
 	if !isCloseNotify(err) {
-		c.srv.stats.closedAlert.Add(1)
+		if c.srv != nil {
+			c.srv.stats.closedAlert.Add(1)
+		}
 		c.l.Shared.Sampled.Info("tls_record").Str("client", c.Conn.RemoteAddr().String()).
 			Str("error", err.Error()).Msg("TLS connection closed on a record error")
 	}
@@ -336,9 +343,14 @@ func (c *Conn) renotify() {
 
 // countFailure counts a failed handshake by reason and logs it (sampled).
 // Any goroutine.
-func (c *Conn) countFailure(err error) {
+func (c *Conn) countFailure(hs *handshake, err error) {
 	reason := FailureReason(err)
 	c.srv.failed(reason)
-	c.l.Shared.Sampled.Info("tls_"+reason).Str("client", c.w.RemoteAddr().String()).
+	c.l.Shared.Sampled.Info("tls_"+reason).Str("client", hs.client).
 		Str("reason", reason).Str("error", err.Error()).Msg("TLS handshake failed")
+}
+
+func infoOf(cs *tls.ConnectionState) *filters.TLSInfo {
+	return &filters.TLSInfo{Version: VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite),
+		SNI: cs.ServerName, ALPN: cs.NegotiatedProtocol, Resumed: cs.DidResume}
 }

@@ -33,6 +33,12 @@
 //     handshake's public-key work runs off the loop, so a burst of handshakes
 //     does not stall the requests of the loop's established connections.
 //
+// Origin connections over TLS (origins.NAME.tls) take the other road to the
+// same place: their dialler already runs in a goroutine of its own, so it
+// runs the client handshake there too (Dial) before gnet takes the socket
+// over; the loop then adopts the connection (Adopt), and it is driven like a
+// client's.
+//
 // Copies per record: gnet's buffer → crypto/tls's raw input (decrypted in
 // place) → this Conn's plaintext buffer, which the kind reads. The last copy
 // is crypto/tls's API (Read into a caller's slice); the plaintext buffer is

@@ -40,12 +40,16 @@ const (
 type wire struct {
 	c    *Conn
 	hs   *handshake // nil once the loop owns the connection
+	net  net.Conn   // Dial: the dialled socket, until the loop adopts the connection
 	src  []byte     // loop mode: the ciphertext the loop offers; src[used:] not read yet
 	used int
 }
 
 // Read: see wire.
 func (w *wire) Read(p []byte) (int, error) {
+	if w.net != nil {
+		return w.net.Read(p)
+	}
 	if hs := w.hs; hs != nil {
 		return hs.read(p)
 	}
@@ -60,6 +64,9 @@ func (w *wire) Read(p []byte) (int, error) {
 // Write: the handshake goroutine hands a copy to the loop (crypto/tls reuses
 // its record buffer); the loop writes to the socket directly.
 func (w *wire) Write(p []byte) (int, error) {
+	if w.net != nil {
+		return w.net.Write(p)
+	}
 	if w.hs != nil {
 		if err := w.c.Conn.AsyncWrite(append([]byte(nil), p...), nil); err != nil {
 			return 0, err
@@ -73,9 +80,27 @@ func (w *wire) Write(p []byte) (int, error) {
 // it sees the error, not here (the handshake goroutine must not touch it).
 func (w *wire) Close() error { return nil }
 
-func (w *wire) LocalAddr() net.Addr                { return w.c.Conn.LocalAddr() }
-func (w *wire) RemoteAddr() net.Addr               { return w.c.Conn.RemoteAddr() }
-func (w *wire) SetDeadline(t time.Time) error      { return nil }
+func (w *wire) LocalAddr() net.Addr {
+	if w.net != nil {
+		return w.net.LocalAddr()
+	}
+	return w.c.Conn.LocalAddr()
+}
+
+func (w *wire) RemoteAddr() net.Addr {
+	if w.net != nil {
+		return w.net.RemoteAddr()
+	}
+	return w.c.Conn.RemoteAddr()
+}
+
+// SetDeadline applies to a dialled socket; a loop's reads never block.
+func (w *wire) SetDeadline(t time.Time) error {
+	if w.net != nil {
+		return w.net.SetDeadline(t)
+	}
+	return nil
+}
 func (w *wire) SetReadDeadline(t time.Time) error  { return nil }
 func (w *wire) SetWriteDeadline(t time.Time) error { return nil }
 
@@ -90,6 +115,7 @@ type handshake struct {
 	notify chan struct{} // one token: in grew or closed changed
 	timer  *time.Timer
 	expire chan struct{} // closed when the handshake timeout fires
+	client string        // the client's address, for log lines
 }
 
 func newHandshake(timeout time.Duration) *handshake {
