@@ -214,4 +214,7 @@ type TLSInfo struct {
 	SNI     string // the server name the client asked for ("" without SNI)
 	ALPN    string // the protocol agreed ("" without ALPN)
 	Resumed bool   // a resumed session (no full handshake)
+	// ClientSubject is the verified client certificate's subject (mutual
+	// TLS, listeners.https.client_auth); "" when none was sent.
+	ClientSubject string
 }

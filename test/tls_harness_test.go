@@ -193,3 +193,24 @@ func (g *gozer) waitTLSFailure(t testing.TB, reason string, want int64) {
 		t.Fatalf("/admin/tls handshake_failures_by_reason %v: want %s >= %d", s.Handshakes.Failures, reason, want)
 	}
 }
+
+// clientCert is a client certificate for cn signed by the CA, valid until
+// notAfter (in the past: expired), as a tls.Certificate.
+func (ca *testCA) clientCert(t testing.TB, cn string, notAfter time.Time) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.n++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(ca.n), Subject: pkix.Name{CommonName: cn, Organization: []string{"gozer tests"}},
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}

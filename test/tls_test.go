@@ -272,3 +272,48 @@ func TestRedirectToHTTPS(t *testing.T) {
 		t.Fatalf("following the redirect: status %d, TLS %v; want 200 over TLS", resp.StatusCode, resp.TLS != nil)
 	}
 }
+
+// TestMutualTLS: with client_auth require, a client certificate signed by the
+// client CA gets through and its subject reaches the access log; no
+// certificate, or an expired one, ends the handshake, counted as
+// client_certificate.
+func TestMutualTLS(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "localhost", false, "localhost", "127.0.0.1")
+	o := startOrigin(t, "o")
+	g := tlsGozer(t, o.Addr, map[string]string{"client_auth": "require", "client_ca_file": fmt.Sprintf("%q", ca.caFile())},
+		[2]string{cert, key})
+
+	good := ca.clientCert(t, "device-42", time.Now().Add(time.Hour))
+	c := httpsClient(t, ca, "localhost", func(c *tls.Config) { c.Certificates = []tls.Certificate{good} })
+	if resp, _ := fetch(t, c, "GET", g.httpsURL("/mtls"), nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("with a good client certificate: status %d", resp.StatusCode)
+	}
+	l := g.waitAccessLog(t, "the mTLS request", func(l accessLine) bool { return l.str("path") == "/mtls" })
+	if tl, _ := l[0]["tls"].(map[string]any); !strings.Contains(fmt.Sprint(tl["client_subject"]), "CN=device-42") {
+		t.Errorf("access-log tls %v: want client_subject with CN=device-42", tl)
+	}
+
+	for i, tc := range []struct {
+		name  string
+		certs []tls.Certificate
+	}{
+		{"no client certificate", nil},
+		{"an expired client certificate", []tls.Certificate{ca.clientCert(t, "device-old", time.Now().Add(-time.Hour))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, ServerName: "localhost", Certificates: tc.certs})
+			if err == nil {
+				// TLS 1.3: the client learns of the refusal at its first read.
+				_, _ = conn.Write([]byte("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+				_, err = conn.Read(make([]byte, 1))
+				conn.Close()
+			}
+			if err == nil {
+				t.Fatalf("the handshake went through")
+			}
+			g.waitTLSFailure(t, "client_certificate", int64(i+1))
+		})
+	}
+}

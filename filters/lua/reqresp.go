@@ -396,7 +396,10 @@ func tlsTable(L *glua.LState, t *filters.TLSInfo) glua.LValue {
 	if t == nil {
 		return glua.LNil
 	}
-	tb := L.CreateTable(0, 5)
+	tb := L.CreateTable(0, 6)
+	if t.ClientSubject != "" {
+		tb.RawSetString("client_subject", glua.LString(t.ClientSubject))
+	}
 	tb.RawSetString("version", glua.LString(t.Version))
 	tb.RawSetString("cipher", glua.LString(t.Cipher))
 	tb.RawSetString("sni", glua.LString(t.SNI))

@@ -28,6 +28,10 @@ type HTTPSListener struct {
 	// CertCheckInterval: how often the certificate and key files are read
 	// again to see whether they changed (0: never; POST /admin/tls/reload still works).
 	CertCheckInterval time.Duration `yaml:"cert_check_interval"`
+	// ClientAuth is mutual TLS: "off" (the default), "optional" (a client
+	// certificate, when sent, must verify against ClientCAFile) or "require".
+	ClientAuth   string `yaml:"client_auth"`
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // CertificatePair is one certificate chain (leaf first) and its key, PEM files.
@@ -48,6 +52,7 @@ func httpsDefaults() HTTPSListener {
 		SessionTickets:    true,
 		TicketKeyRotation: time.Hour,
 		CertCheckInterval: 10 * time.Second,
+		ClientAuth:        "off",
 	}
 }
 
@@ -73,6 +78,15 @@ func (c *Config) validateHTTPS(bad reporter) {
 	}
 	if h.CertCheckInterval < 0 {
 		bad("listeners.https.cert_check_interval", "must be 0 (never) or positive, got %s", h.CertCheckInterval)
+	}
+	switch h.ClientAuth {
+	case "", "off":
+	case "optional", "require":
+		if h.ClientCAFile == "" {
+			bad("listeners.https.client_ca_file", "client_auth %q needs the CAs that sign client certificates", h.ClientAuth)
+		}
+	default:
+		bad("listeners.https.client_auth", `must be "off", "optional" or "require", got %q`, h.ClientAuth)
 	}
 	for i, p := range h.Certificates {
 		if p.Cert == "" || p.Key == "" {

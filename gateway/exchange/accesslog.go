@@ -45,8 +45,12 @@ func (ex *Exchange) logAccess() {
 			e.Str("reason", g.reason)
 		}
 		if tlsInfo != nil {
-			e.Dict("tls", zerolog.Dict().Str("version", tlsInfo.Version).Str("cipher", tlsInfo.Cipher).
-				Str("sni", tlsInfo.SNI).Str("alpn", tlsInfo.ALPN).Bool("resumed", tlsInfo.Resumed))
+			d := zerolog.Dict().Str("version", tlsInfo.Version).Str("cipher", tlsInfo.Cipher).
+				Str("sni", tlsInfo.SNI).Str("alpn", tlsInfo.ALPN).Bool("resumed", tlsInfo.Resumed)
+			if tlsInfo.ClientSubject != "" {
+				d.Str("client_subject", tlsInfo.ClientSubject)
+			}
+			e.Dict("tls", d)
 		}
 		if n := min(t.n, maxLoggedAttempts); n > 0 {
 			arr := zerolog.Arr()

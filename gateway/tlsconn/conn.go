@@ -351,6 +351,10 @@ func (c *Conn) countFailure(hs *handshake, err error) {
 }
 
 func infoOf(cs *tls.ConnectionState) *filters.TLSInfo {
-	return &filters.TLSInfo{Version: VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite),
+	t := &filters.TLSInfo{Version: VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite),
 		SNI: cs.ServerName, ALPN: cs.NegotiatedProtocol, Resumed: cs.DidResume}
+	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 0 {
+		t.ClientSubject = cs.VerifiedChains[0][0].Subject.String()
+	}
+	return t
 }

@@ -123,8 +123,9 @@ func FailureReason(err error) string {
 		return "no_shared_cipher"
 	case strings.Contains(msg, "no certificate"), strings.Contains(msg, "unrecognized name"):
 		return "no_certificate"
-	case strings.Contains(msg, "client certificate"), strings.Contains(msg, "bad certificate"):
-		return "client_certificate"
+	case strings.Contains(msg, "client certificate"), strings.Contains(msg, "provide a certificate"),
+		strings.Contains(msg, "failed to verify certificate"):
+		return "client_certificate" // mutual TLS: none sent, or it did not verify
 	}
 	return "bad_handshake"
 }
