@@ -412,20 +412,7 @@ fi
 # lucky run when most were disturbed, never the worst runs when some were clean.
 NEED_RUNS=$(((BENCH_ROUNDS + 1) / 2))
 
-# pick_by_other reads "VALUE OTHER" lines and prints the VALUEs that count (rule above).
-pick_by_other() {
-  awk -v max="$BENCH_OTHER_CPU_MAX" -v need="$NEED_RUNS" '
-    { v[NR] = $1; o[NR] = $2 + 0; if (o[NR] <= max) clean++ }
-    END {
-      if (clean >= need || clean == NR) {
-        for (i = 1; i <= NR; i++) if (o[i] <= max) print v[i]
-        exit
-      }
-      for (i = 1; i <= NR; i++) idx[i] = i
-      for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++) if (o[idx[j]] < o[idx[i]]) { t = idx[i]; idx[i] = idx[j]; idx[j] = t }
-      for (i = 1; i <= need && i <= NR; i++) print v[idx[i]]
-    }'
-}
+# pick_by_other (bench/lib/common.sh) applies the rule above.
 
 # sel KEY COL prints column COL of the measured runs of KEY (target@document) that count.
 sel() {

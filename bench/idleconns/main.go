@@ -12,10 +12,19 @@
 //
 // Connections are spread over source addresses 127.0.0.2 .. 127.0.0.(1+sources) so that a
 // large N never runs out of ephemeral ports towards one destination port.
+//
+// With -tls each connection first runs a full TLS handshake (crypto/tls; TLS 1.3 or, with
+// -tls-version 1.2, TLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256; X25519, and in TLS 1.2
+// P-256 after it, the certificate's curve; no ALPN; no session cache), verified against
+// -ca for -servername when -ca is set, and the request and response go over it: the
+// connection the proxy holds is then an idle TLS connection that has served a request
+// (bench/tls.sh).
 package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,11 +48,23 @@ func main() {
 	host := flag.String("host", "bench.local", "Host header")
 	openTimeout := flag.Duration("open-timeout", 60*time.Second, "deadline for opening all connections")
 	hold := flag.Duration("hold", 5*time.Minute, "release the connections after this long even without a signal")
+	useTLS := flag.Bool("tls", false, "run a TLS handshake on each connection first")
+	tlsVersion := flag.String("tls-version", "1.3", "with -tls: 1.3 or 1.2")
+	serverName := flag.String("servername", "localhost", "with -tls: SNI, and the name the certificate must be valid for")
+	caFile := flag.String("ca", "", "with -tls: PEM certificate to trust; empty: no verification")
 	flag.Parse()
 
 	if *n <= 0 || *parallel <= 0 || *sources < 0 || *sources > 250 {
 		fmt.Fprintln(os.Stderr, "idleconns: bad flags")
 		os.Exit(2)
+	}
+	var tlsCfg *tls.Config
+	if *useTLS {
+		var err error
+		if tlsCfg, err = clientTLS(*tlsVersion, *serverName, *caFile); err != nil {
+			fmt.Fprintln(os.Stderr, "idleconns:", err)
+			os.Exit(2)
+		}
 	}
 
 	req := []byte("GET " + *path + " HTTP/1.1\r\nHost: " + *host + "\r\nUser-Agent: gozer-bench-idleconns\r\n\r\n")
@@ -61,7 +82,7 @@ func main() {
 		wg.Add(1)
 		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
-			c, err := open(*addr, i, *sources, req, deadline)
+			c, err := open(*addr, i, *sources, req, deadline, tlsCfg)
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())
@@ -91,8 +112,38 @@ func main() {
 	fmt.Printf("closed %d; %d had been closed by the server while held\n", *n, dropped)
 }
 
-// open dials one connection, runs one request/response on it and returns it idle.
-func open(addr string, i, sources int, req []byte, deadline time.Time) (net.Conn, error) {
+// clientTLS is the client side of -tls: one version, X25519, no session cache.
+func clientTLS(version, serverName, caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: serverName, CurvePreferences: []tls.CurveID{tls.X25519}}
+	switch version {
+	case "1.3":
+		cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
+	case "1.2":
+		cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
+		cfg.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
+		// TLS 1.2: the supported groups also bound the certificate's curve (P-256).
+		cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+	default:
+		return nil, fmt.Errorf("-tls-version must be 1.3 or 1.2, not %q", version)
+	}
+	if caFile == "" {
+		cfg.InsecureSkipVerify = true
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RootCAs = x509.NewCertPool()
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
+	}
+	return cfg, nil
+}
+
+// open dials one connection (with tlsCfg, runs the TLS handshake), runs one
+// request/response on it and returns it idle.
+func open(addr string, i, sources int, req []byte, deadline time.Time, tlsCfg *tls.Config) (net.Conn, error) {
 	d := net.Dialer{Deadline: deadline}
 	if sources > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%sources))}
@@ -102,6 +153,14 @@ func open(addr string, i, sources int, req []byte, deadline time.Time) (net.Conn
 		return nil, err
 	}
 	_ = c.SetDeadline(deadline)
+	if tlsCfg != nil {
+		tc := tls.Client(c, tlsCfg)
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		c = tc
+	}
 	if _, err := c.Write(req); err != nil {
 		c.Close()
 		return nil, err

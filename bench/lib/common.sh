@@ -239,3 +239,21 @@ check_ports_released() {
     fi
   done
 }
+
+# pick_by_other reads "VALUE OTHER" lines (a figure of a run, and the % of the proxy's core
+# other jobs took during it) and prints the VALUEs that count: those of the runs under
+# BENCH_OTHER_CPU_MAX when there are at least NEED_RUNS of them (or all were), else those of
+# the NEED_RUNS least disturbed runs. The caller sets both variables.
+pick_by_other() {
+  awk -v max="$BENCH_OTHER_CPU_MAX" -v need="$NEED_RUNS" '
+    { v[NR] = $1; o[NR] = $2 + 0; if (o[NR] <= max) clean++ }
+    END {
+      if (clean >= need || clean == NR) {
+        for (i = 1; i <= NR; i++) if (o[i] <= max) print v[i]
+        exit
+      }
+      for (i = 1; i <= NR; i++) idx[i] = i
+      for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++) if (o[idx[j]] < o[idx[i]]) { t = idx[i]; idx[i] = idx[j]; idx[j] = t }
+      for (i = 1; i <= need && i <= NR; i++) print v[idx[i]]
+    }'
+}

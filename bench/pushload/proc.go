@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,60 +10,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gozer/bench/internal/procfs"
 )
 
 // Readings of the target from /proc: its process tree (nginx: master + worker), the
 // memory it holds in user space and the CPU time it used.
 
-// procTree returns root and all its descendants.
-func procTree(root int) []int {
-	if root <= 0 {
-		return nil
-	}
-	parent := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp := statField(pid, 1); pp > 0 {
-			parent[int(pp)] = append(parent[int(pp)], pid)
-		}
-	}
-	out := []int{root}
-	for k := 0; k < len(out); k++ {
-		out = append(out, parent[out[k]]...)
-	}
-	return out
-}
-
-// statField returns field k (0-based) of /proc/PID/stat after the command name, which
-// may hold spaces: 0 is the state, 1 ppid, 11 utime, 12 stime. -1 if unreadable.
-func statField(pid, k int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-		b = b[i+1:]
-	}
-	f := bytes.Fields(b)
-	if k >= len(f) {
-		return -1
-	}
-	v, err := strconv.ParseInt(string(f[k]), 10, 64)
-	if err != nil {
-		return -1
-	}
-	return v
-}
-
 // memKiB sums Rss and Pss (smaps_rollup; VmRSS from status when that is missing) over
 // the tree of root. Pss splits pages shared between processes (nginx's shared memory
 // zone, touched by master and worker) so that they are counted once.
 func memKiB(root int) (rss, pss int64) {
-	for _, pid := range procTree(root) {
+	for _, pid := range procfs.Tree(root) {
 		r, p := smapsRollup(pid)
 		if r < 0 {
 			r, p = statusRSS(pid), -1
@@ -115,27 +72,6 @@ func statusRSS(pid int) int64 {
 	return -1
 }
 
-// cpuNanos is the CPU time used so far by the tree of root, in ns: the sum over its
-// threads of /proc/PID/task/TID/schedstat (ns on the CPU, exact), where utime+stime
-// would come in 10 ms ticks, too coarse for a broadcast that takes 20 ms. Threads that
-// already exited are not in it; the targets' threads live as long as they do.
-func cpuNanos(root int) int64 {
-	var t int64
-	for _, pid := range procTree(root) {
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		for _, task := range tasks {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, task.Name()))
-			if err != nil {
-				continue
-			}
-			f, _, _ := strings.Cut(string(b), " ")
-			n, _ := strconv.ParseInt(f, 10, 64)
-			t += n
-		}
-	}
-	return t
-}
-
 // goHeap GETs a Go pprof heap URL (…/debug/pprof/heap?gc=1&debug=1: a GC first, then the
 // profile, which ends with runtime.MemStats as "# Name = value" lines) and returns those.
 func goHeap(url string) (map[string]int64, error) {
@@ -176,7 +112,7 @@ type cpuSnap struct {
 }
 
 func takeSnap(pid int, cores []int) cpuSnap {
-	s := cpuSnap{at: time.Now(), target: cpuNanos(pid), self: cpuNanos(os.Getpid())}
+	s := cpuSnap{at: time.Now(), target: procfs.CPUNanos(pid), self: procfs.CPUNanos(os.Getpid())}
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return s
