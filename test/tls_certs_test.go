@@ -136,12 +136,14 @@ func TestCheckTLS(t *testing.T) {
 		wantOK    bool
 		wantInOut string
 	}{
-		{"good pair", [2]string{cert, key}, true, ""},
+		{"good pair", [2]string{cert, key}, true, "is valid"},
 		{"mismatched key", [2]string{cert, otherKey}, false, "does not match"},
 		{"missing file", [2]string{cert, key + ".missing"}, false, key + ".missing"},
+		{"a route host no certificate covers", [2]string{cert, key}, true, `host \"api.example.com\" is covered by no certificate`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := oneOrigin(nil, "127.0.0.1:9000")
+			cfg.Routes = append([]route{{Host: "api.example.com", PathPrefix: "/", Origin: "demo"}}, cfg.Routes...)
 			cfg.HTTPS = map[string]string{"certificates": certList(tc.pair)}
 			cfg.httpsAddr = freePort(t)
 			path := filepath.Join(t.TempDir(), "gozer.yaml")

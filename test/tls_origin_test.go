@@ -12,13 +12,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // startTLSOrigin serves HTTPS on loopback with cert/key: / answers who it is
-// and how it was reached, /echo echoes the body.
-func startTLSOrigin(t testing.TB, cert, key string) string {
+// and how it was reached, /echo echoes the body, /healthz counts health checks
+// (in healthChecks, when not nil) that came over TLS.
+func startTLSOrigin(t testing.TB, cert, key string, healthChecks ...*atomic.Int64) string {
 	t.Helper()
 	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
@@ -32,6 +34,13 @@ func startTLSOrigin(t testing.TB, cert, key string) string {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Origin-Name", "tls-origin")
 		fmt.Fprintf(w, "tls=%v sni=%s path=%s", r.TLS != nil, r.TLS.ServerName, r.URL.Path)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			for _, n := range healthChecks {
+				n.Add(1)
+			}
+		}
 	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		// Full duplex: Go's server would otherwise stop reading the body once
@@ -94,5 +103,23 @@ func TestTLSToOrigin(t *testing.T) {
 				t.Errorf("origin connections open %d after 6 sequential requests, want them pooled (1, at most one per loop)", n)
 			}
 		})
+	}
+}
+
+// TestTLSOriginHealthChecks: an origin spoken to over TLS is health-checked
+// over TLS with its settings, and stays up.
+func TestTLSOriginHealthChecks(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "origin", false, "origin.test")
+	var checks atomic.Int64
+	addr := startTLSOrigin(t, cert, key, &checks)
+	g := startGozer(t, oneOrigin(map[string]string{
+		"tls":          fmt.Sprintf("{enabled: true, ca_file: %q, server_name: origin.test}", ca.caFile()),
+		"health_check": "{path: /healthz, interval: 200ms, timeout: 1s}",
+	}, addr))
+	waitFor(t, 10*time.Second, "three health checks over TLS", func() bool { return checks.Load() >= 3 })
+	if s, ok := g.adminOrigin(t, "demo").server(addr); !ok || !s.Up {
+		t.Fatalf("the TLS origin's server after passing checks: %+v, want up", s)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 
 	"github.com/rs/zerolog"
 
@@ -72,13 +73,42 @@ func checkTLS(cfg *config.Config, log zerolog.Logger) error {
 		return nil
 	}
 	warnings, err := tlscert.Check(certOptions(h, log))
-	for _, w := range warnings {
-		log.Warn().Str("listener", "https").Msg(w)
-	}
 	if err != nil {
 		return fmt.Errorf("listeners.https: %w", err)
 	}
+	warnings = append(warnings, uncoveredHosts(cfg)...)
+	for _, w := range warnings {
+		log.Warn().Str("listener", "https").Msg(w)
+	}
 	return nil
+}
+
+// uncoveredHosts names the route hosts no configured certificate covers: an
+// HTTPS client asking for one gets the default certificate, which its
+// browser refuses.
+func uncoveredHosts(cfg *config.Config) []string {
+	var leaves []*x509.Certificate
+	for _, p := range cfg.Listeners.HTTPS.Certificates {
+		pair, err := tls.LoadX509KeyPair(p.Cert, p.Key)
+		if err != nil || len(pair.Certificate) == 0 {
+			continue // Check reported it
+		}
+		if leaf, err := x509.ParseCertificate(pair.Certificate[0]); err == nil {
+			leaves = append(leaves, leaf)
+		}
+	}
+	if len(leaves) == 0 {
+		return nil // the development certificate: localhost only, by design
+	}
+	var out []string
+	for _, r := range cfg.Routes {
+		host := r.Host
+		if host == "" || slices.ContainsFunc(leaves, func(l *x509.Certificate) bool { return l.VerifyHostname(host) == nil }) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("routes: host %q is covered by no certificate of listeners.https.certificates: HTTPS clients asking for it get the default one", host))
+	}
+	return out
 }
 
 // listenHTTPS binds the HTTPS listener, when there is one.
