@@ -201,7 +201,9 @@ func (c *Conn) handshakeData() {
 	c.state = stOpen
 	cs := c.tc.ConnectionState()
 	c.info = infoOf(&cs)
-	c.ready(c)
+	ready := c.ready
+	c.ready = nil // the closure is not the connection's to keep
+	ready(c)
 	if c.state != stOpen {
 		return
 	}

@@ -9,10 +9,15 @@
 //
 // Go's crypto/tls is written against a blocking net.Conn. The non-blocking
 // fork that nbio uses (github.com/lesismal/llib, std/crypto/tls) was
-// evaluated and not adopted: it is a copy of an old crypto/tls, and an edge on
-// the open internet must take every crypto/tls security fix the day Go ships
-// it, and TLS 1.3 details (ticket handling, key updates, hybrid key exchange)
-// as Go keeps them (see the closing notes of issue 12 for the evidence).
+// evaluated and not adopted. Its v1.2.5 is a copy of Go 1.16.0's crypto/tls
+// (2021) that was never re-synced, only patched by hand: it lacks Go 1.26.6's
+// fix for KeyUpdate floods (CVE-2026-56862: it accepted 1,000 KeyUpdates in a
+// row where Go cuts at 16), and it encrypts alerts and KeyUpdate replies
+// without the write lock, so a Read and a Write on two goroutines race on the
+// record nonce (the race detector reports it; peers saw bad record MACs). It
+// also copies every record into a new buffer and runs all handshake crypto on
+// the loop. An edge on the open internet must take every crypto/tls fix the
+// day Go ships it.
 // Instead:
 //
 //   - Established connections are driven by their event loop, with no
