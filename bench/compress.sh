@@ -13,7 +13,7 @@
 #               types: ["text/html", "application/json"] } (targets/gozer-gzip.sh)
 #   nginx       the nginx target of run.sh (targets/nginx.sh)
 #   nginx-gzip  the same plus gzip on; gzip_comp_level 5; gzip_types application/json; ... (targets/nginx-gzip.sh)
-# and for each document in COMPRESS_DOCS (bench/compress/: page.html, a 64 KiB product-listing
+# and for each document in COMPRESS_DOCS (gateway/compress/testdata/page.html, a 64 KiB product-listing
 # page, and items.json, a 1.9 KiB API answer) wrk fetches it through every target with
 # "Accept-Encoding: gzip", in interleaved rounds (doc 1: gozer gozer-gzip nginx nginx-gzip,
 # doc 2: ..., then round 2 ...); figures are medians over rounds. Before the runs every target
@@ -35,7 +35,7 @@
 #   BENCH_WARMUP=2           seconds of warm-up per target and document (not reported)
 #   BENCH_CONNS=64           wrk connections (wrk -t1)
 #   GZIP_LEVEL=5             the level of both (1..9; Gozer's level has nginx's meaning)
-#   COMPRESS_DOCS="page.html items.json"  documents (files in bench/compress/; .html, .json)
+#   COMPRESS_DOCS="page.html items.json"  documents (files in bench/compress/ or gateway/compress/testdata/; .html, .json)
 #   COMPRESS_PROFILE_SECS=10 seconds of Gozer CPU profile per document (0 skips)
 #   COMPRESS_PORT_BASE=18280 origin on BASE, gozer BASE+1 (admin +2), gozer-gzip BASE+3 (admin
 #                            +4), nginx BASE+5, nginx-gzip BASE+6
@@ -141,6 +141,16 @@ done
 
 # --- documents ---------------------------------------------------------------------------
 
+# doc_path DOC prints where DOC is: bench/compress/ (items.json), or the compression
+# package's test data (page.html, shared with its unit tests rather than copied).
+doc_path() {
+  local dir
+  for dir in bench/compress gateway/compress/testdata; do
+    [[ -f $dir/$1 ]] && { echo "$dir/$1"; return 0; }
+  done
+  return 1
+}
+
 read -r -a DOCS <<<"$COMPRESS_DOCS"
 ((${#DOCS[@]})) || die "COMPRESS_DOCS is empty"
 declare -A DOC_SIZE DOC_SHA DOC_TYPE DOC_GZIP
@@ -148,8 +158,8 @@ mkdir -p "$WORK/origin/docs"
 # nginx's worker (user nobody when started as root) must reach the files: mktemp's dir is 0700.
 chmod 755 "$WORK" "$WORK/origin" "$WORK/origin/docs"
 for d in "${DOCS[@]}"; do
-  [[ -f bench/compress/$d ]] || die "no document bench/compress/$d"
-  cp "bench/compress/$d" "$WORK/origin/docs/$d"
+  src=$(doc_path "$d") || die "no document $d in bench/compress/ or gateway/compress/testdata/"
+  cp "$src" "$WORK/origin/docs/$d"
   chmod 644 "$WORK/origin/docs/$d"
   case $d in
     *.html) DOC_TYPE[$d]=text/html ;;
@@ -157,11 +167,11 @@ for d in "${DOCS[@]}"; do
     *) die "document $d: the origin serves .html and .json only" ;;
   esac
   [[ " $GZIP_TYPES " == *" ${DOC_TYPE[$d]} "* ]] || die "document $d is ${DOC_TYPE[$d]}, not in GZIP_TYPES ($GZIP_TYPES)"
-  DOC_SIZE[$d]=$(stat -c %s "bench/compress/$d")
+  DOC_SIZE[$d]=$(stat -c %s "$src")
   ((${DOC_SIZE[$d]} >= 1024)) || die "document $d is under 1 KiB: neither proxy would compress it"
-  DOC_SHA[$d]=$(sha256sum <"bench/compress/$d" | cut -c1-64)
+  DOC_SHA[$d]=$(sha256sum <"$src" | cut -c1-64)
   # For reference only: GNU gzip (zlib's algorithm) at the same level, no HTTP.
-  DOC_GZIP[$d]=$(gzip -"$GZIP_LEVEL" -n -c "bench/compress/$d" | wc -c)
+  DOC_GZIP[$d]=$(gzip -"$GZIP_LEVEL" -n -c "$src" | wc -c)
 done
 
 # --- origin ------------------------------------------------------------------------------
