@@ -50,7 +50,7 @@ func startTLSOrigin(t testing.TB, cert, key string, healthChecks ...*atomic.Int6
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { _ = srv.Close(); _ = ln.Close() }) // ln too: Close misses it if Serve has not started
 	return ln.Addr().String()
 }
 

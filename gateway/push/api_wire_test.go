@@ -138,7 +138,7 @@ func TestAPIBufferingServer(t *testing.T) {
 	ln := listen(t)
 	srv := &fasthttp.Server{Handler: api.ServeFastHTTP, Logger: testLogger{t}}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
+	t.Cleanup(func() { _ = srv.Shutdown(); _ = ln.Close() }) // ln too: Shutdown misses it if Serve has not started
 	url := "http://" + ln.Addr().String()
 	for _, tc := range []struct {
 		req    apiReq
