@@ -36,8 +36,9 @@ func TestPushCluster(t *testing.T) {
 	// The registry learns of it asynchronously (the registrar's goroutine).
 	var st pushAnswer
 	waitFor(t, 5*time.Second, "node A sees on-c connected on node C", func() bool {
-		st = a.pushStatus(t, "on-c")
-		return st.Connected && slices.Equal(st.nodeList(t), []string{c.AdminAddr})
+		var ok bool
+		st, ok = a.clusterStatus(t, "on-c")
+		return ok && st.Connected && slices.Equal(st.nodeList(t), []string{c.AdminAddr})
 	})
 	if st.Local != 0 {
 		t.Errorf("GET /push/on-c at A: %+v, want local 0", st)
@@ -61,7 +62,8 @@ func TestPushCluster(t *testing.T) {
 	for _, n := range nodes {
 		for id, on := range map[string]*gozer{"on-a": a, "on-b": b} {
 			waitFor(t, 5*time.Second, fmt.Sprintf("%s sees %s on %s", n.AdminAddr, id, on.AdminAddr), func() bool {
-				return slices.Equal(n.pushStatus(t, id).nodeList(t), []string{on.AdminAddr})
+				st, ok := n.clusterStatus(t, id)
+				return ok && slices.Equal(st.nodeList(t), []string{on.AdminAddr})
 			})
 		}
 	}
@@ -88,7 +90,8 @@ func TestPushCluster(t *testing.T) {
 	}
 	<-c.done
 	waitFor(t, 6*time.Second, "node A stops listing on-c within the TTL after C was killed", func() bool {
-		return !a.pushStatus(t, "on-c").Connected
+		st, ok := a.clusterStatus(t, "on-c")
+		return ok && !st.Connected
 	})
 	t.Logf("on-c left the registry %v after node C was killed", time.Since(killed).Round(10*time.Millisecond))
 	ans = a.push(t, "on-c", "to a dead node", 404)
@@ -120,7 +123,8 @@ func TestPushClusterRegistryHeals(t *testing.T) {
 	b := pushGozer(t, map[string]string{"cluster": cluster})
 	dev := dialWS(t, b, "heal-b", b.pushToken(t, "heal-b", "1h"))
 	waitFor(t, 5*time.Second, "node A sees heal-b on node B", func() bool {
-		return slices.Equal(a.pushStatus(t, "heal-b").nodeList(t), []string{b.AdminAddr})
+		st, ok := a.clusterStatus(t, "heal-b")
+		return ok && slices.Equal(st.nodeList(t), []string{b.AdminAddr})
 	})
 
 	redisCommand(t, rs.Addr, "FLUSHALL")

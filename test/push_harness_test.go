@@ -269,6 +269,23 @@ func (g *gozer) pushStatus(t testing.TB, id string) pushAnswer {
 	return a
 }
 
+// clusterStatus is GET /push/ID on a cluster node for a wait's condition: the
+// answer and true, or false while the node answers 503 "recovering" (a node
+// that has just started, or a registry being rebuilt, says so rather than
+// guess). Any other answer fails the test.
+func (g *gozer) clusterStatus(t testing.TB, id string) (pushAnswer, bool) {
+	t.Helper()
+	resp, a := pushAPI(t, g.AdminAddr, "GET", "/push/"+id, nil, nil)
+	switch {
+	case resp.StatusCode == 200:
+		return a, true
+	case resp.StatusCode == 503 && strings.Contains(a.Error, "recovering"):
+		return a, false
+	}
+	t.Fatalf("GET /push/%s: status %d %+v", id, resp.StatusCode, a)
+	return a, false
+}
+
 // waitConnected waits until GET /push/ID answers connected == want.
 func (g *gozer) waitConnected(t testing.TB, id string, want bool, timeout time.Duration) {
 	t.Helper()
