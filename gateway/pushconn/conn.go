@@ -346,9 +346,14 @@ func (pc *Conn) onTimer(now int64) {
 			_, _ = pc.c.Write(push.AppendKeepalive(pc.lp.scratch[:0]))
 		}
 		// From the due time, not from now: the wheel fires up to a second late, and
-		// that must not add up ping after ping.
+		// that must not add up ping after ping. A next ping already due (this one
+		// came a whole interval late: a 1 s interval on the 1 s wheel whose
+		// ticks fall just after the second) still goes at the next slot, not
+		// an interval from now, which would make every gap two seconds. Only a
+		// connection left behind by more than the wheel's lateness (a stalled
+		// loop) skips the pings it missed.
 		pc.nextPing += h.PingInterval
-		if pc.nextPing <= now {
+		if pc.nextPing <= now-int64(wheelLate) {
 			pc.nextPing = now + h.PingInterval
 		}
 	}
