@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,24 +112,8 @@ type cpuSnap struct {
 
 func takeSnap(pid int, cores []int) cpuSnap {
 	s := cpuSnap{at: time.Now(), target: procfs.CPUNanos(pid), self: procfs.CPUNanos(os.Getpid())}
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return s
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
-			continue
-		}
-		n, err := strconv.Atoi(f[0][3:])
-		if err != nil || !slices.Contains(cores, n) {
-			continue
-		}
-		// user nice system irq softirq steal: busy; idle and iowait are not.
-		for _, k := range []int{1, 2, 3, 6, 7, 8} {
-			v, _ := strconv.ParseInt(f[k], 10, 64)
-			s.cores += v
-		}
+	for _, ticks := range procfs.CoreBusyTicks(cores) {
+		s.cores += ticks
 	}
 	return s
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"os"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"gozer/bench/internal/procfs"
@@ -24,30 +21,13 @@ type snap struct {
 }
 
 func takeSnap(proxyPID, originPID int, cores []int) snap {
-	s := snap{at: time.Now(), self: procfs.CPUNanos(os.Getpid()), coreTicks: map[int]int64{}}
+	s := snap{at: time.Now(), self: procfs.CPUNanos(os.Getpid())}
 	if proxyPID > 0 {
 		s.proxy = procfs.CPUNanos(proxyPID)
 	}
 	if originPID > 0 {
 		s.origin = procfs.CPUNanos(originPID)
 	}
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return s
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
-			continue
-		}
-		n, err := strconv.Atoi(f[0][3:])
-		if err != nil || !slices.Contains(cores, n) {
-			continue
-		}
-		for _, k := range []int{1, 2, 3, 6, 7, 8} {
-			v, _ := strconv.ParseInt(f[k], 10, 64)
-			s.coreTicks[n] += v
-		}
-	}
+	s.coreTicks = procfs.CoreBusyTicks(cores)
 	return s
 }

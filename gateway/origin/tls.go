@@ -2,13 +2,12 @@ package origin
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 
 	"gozer/gateway/config"
+	"gozer/gateway/tlscert"
 )
 
 // TLSClient is how Gozer speaks TLS to an origin's servers: one config,
@@ -33,14 +32,11 @@ func newTLSClient(name string, t config.OriginTLS) (*TLSClient, error) {
 		ClientSessionCache: tls.NewLRUClientSessionCache(256),
 	}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := tlscert.CAPool(t.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s.ca_file: %w", key, err)
 		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s.ca_file: %s holds no PEM certificate", key, t.CAFile)
-		}
+		cfg.RootCAs = pool
 	}
 	if t.Cert != "" {
 		pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)

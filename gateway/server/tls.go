@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 
 	"github.com/rs/zerolog"
@@ -166,13 +165,10 @@ func clientAuth(cfg *tls.Config, h *config.HTTPSListener) error {
 	default:
 		return nil
 	}
-	pem, err := os.ReadFile(h.ClientCAFile)
+	pool, err := tlscert.CAPool(h.ClientCAFile)
 	if err != nil {
 		return fmt.Errorf("listeners.https.client_ca_file: %w", err)
 	}
-	cfg.ClientCAs = x509.NewCertPool()
-	if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("listeners.https.client_ca_file: %s holds no PEM certificate", h.ClientCAFile)
-	}
+	cfg.ClientCAs = pool
 	return nil
 }

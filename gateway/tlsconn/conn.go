@@ -43,10 +43,13 @@ type Conn struct {
 	tc    *tls.Conn
 	w     wire
 	ready Ready
-	ctx   any    // the kind's context (before it: what the acceptor enrolled, e.g. the client's *peers.Peer)
-	plain []byte // decrypted, not yet discarded by the kind; nil when empty
-	state uint8
-	err   error // why the connection is being closed (a record error)
+	ctx   any // the kind's context (before it: what the acceptor enrolled, e.g. the client's *peers.Peer)
+	// buf is the plaintext buffer (from the loop's pool, nil when empty);
+	// plain is its part the kind has not discarded yet: Discard moves plain's
+	// start, and the rest moves to buf's front only when a fill needs room.
+	buf, plain []byte
+	state      uint8
+	err        error // why the connection is being closed (a record error)
 	// more: crypto/tls may hold bytes not decrypted yet (it read past the
 	// handshake, or the plaintext buffer was full), so a fill must ask it even
 	// when gnet has nothing new.
@@ -237,7 +240,7 @@ var plainHTTPAnswer = []byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/pla
 
 // fill decrypts what gnet has read into the plaintext buffer, up to maxPlain.
 func (c *Conn) fill() {
-	if c.state != stOpen || (len(c.plain) == cap(c.plain) && cap(c.plain) >= maxPlain) ||
+	if c.state != stOpen || (c.buf != nil && len(c.plain) == cap(c.buf) && cap(c.buf) >= maxPlain) ||
 		(!c.more && c.Conn.InboundBuffered() == 0) {
 		return
 	}
@@ -261,13 +264,21 @@ func (c *Conn) fill() {
 // crypto/tls took. A record error closes the connection.
 func (c *Conn) decrypt(src []byte) int {
 	switch {
-	case c.plain == nil:
-		c.plain = c.l.TLSPlain.Get()
-	case len(c.plain) == cap(c.plain) && cap(c.plain) < maxPlain:
-		// The kind left the buffer full and asks again: it holds a part it
-		// cannot use yet (a long head). Grow; a buffer that streams a body
+	case c.buf == nil:
+		c.buf = c.l.TLSPlain.Get()
+		c.plain = c.buf[:0]
+	case len(c.plain) < cap(c.plain):
+		// Room after the unread bytes.
+	case cap(c.plain) < cap(c.buf):
+		// The kind took bytes from the front: the rest moves there, once per
+		// fill that needs the room rather than once per Discard.
+		c.plain = c.buf[:copy(c.buf[:cap(c.buf)], c.plain)]
+	case cap(c.buf) < maxPlain:
+		// The kind left the whole buffer full and asks again: it holds a part
+		// it cannot use yet (a long head). Grow; a buffer that streams a body
 		// is emptied between fills and never does.
-		c.plain = append(make([]byte, 0, 2*cap(c.plain)), c.plain...)
+		c.plain = append(make([]byte, 0, 2*cap(c.buf)), c.plain...)
+		c.buf = c.plain[:0]
 	}
 	var used int
 	var err error
@@ -327,9 +338,9 @@ func isCloseNotify(err error) bool {
 }
 
 func (c *Conn) releasePlain() {
-	if c.plain != nil {
-		c.l.TLSPlain.Put(c.plain)
-		c.plain = nil
+	if c.buf != nil {
+		c.l.TLSPlain.Put(c.buf)
+		c.buf, c.plain = nil, nil
 	}
 }
 

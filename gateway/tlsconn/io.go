@@ -27,9 +27,7 @@ func (c *Conn) Discard(n int) (int, error) {
 		n = len(c.plain)
 		c.releasePlain()
 	} else {
-		// Keep the rest at the front: the buffer's capacity is what fill tops up.
-		rest := copy(c.plain, c.plain[n:])
-		c.plain = c.plain[:rest]
+		c.plain = c.plain[n:] // no copy: fill compacts when it needs the room
 	}
 	c.renotify()
 	return n, nil

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -76,4 +77,30 @@ func CPUNanos(root int) int64 {
 		}
 	}
 	return t
+}
+
+// CoreBusyTicks reads /proc/stat and returns, for each of cores, its busy
+// clock ticks so far (user nice system irq softirq steal; idle and iowait are
+// not busy): the difference of two readings tells how busy each core was.
+func CoreBusyTicks(cores []int) map[int]int64 {
+	out := map[int]int64{}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return out
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil || !slices.Contains(cores, n) {
+			continue
+		}
+		for _, k := range []int{1, 2, 3, 6, 7, 8} {
+			v, _ := strconv.ParseInt(f[k], 10, 64)
+			out[n] += v
+		}
+	}
+	return out
 }
