@@ -317,3 +317,20 @@ func TestMutualTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPSBesidePROXYProtocol: listeners.proxy.proxy_protocol is the plain
+// listener's setting; HTTPS clients on the TLS listener send no PROXY header
+// and are served.
+func TestHTTPSBesidePROXYProtocol(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "localhost", false, "localhost", "127.0.0.1")
+	o := startOrigin(t, "o")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.ProxyProtocol = true
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
+	g := startGozer(t, cfg)
+	if resp, _ := fetch(t, httpsClient(t, ca, "localhost", nil), "GET", g.httpsURL("/"), nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("HTTPS with proxy_protocol on the plain listener: status %d, want 200", resp.StatusCode)
+	}
+}

@@ -42,8 +42,8 @@ func (lp *Loop) Accept(gc gnet.Conn) {
 	gc.SetContext(c)
 	lp.conns.Add(c)
 	c.awaitRequest(true)
-	if lp.l.Snapshot().Config.Listeners.Proxy.ProxyProtocol {
-		c.state = stProxyHeader // within the same header timeout
+	if _, tls := gc.(*tlsconn.Conn); !tls && lp.l.Snapshot().Config.Listeners.Proxy.ProxyProtocol {
+		c.state = stProxyHeader // within the same header timeout (the plain listener's setting)
 	}
 	if lp.l.Shared.Draining.Load() {
 		c.drainClose = true

@@ -312,7 +312,7 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 		// PROXY protocol load balancer the socket's peer is the balancer: the
 		// loop counts the client once the header named it.
 		var peer *peers.Peer
-		if !s.cfg.Listeners.Proxy.ProxyProtocol {
+		if secure || !s.cfg.Listeners.Proxy.ProxyProtocol { // proxy_protocol is the plain listener's
 			var ok bool
 			if peer, ok = s.shared.Peers.Open(loop.AddrOf(c.RemoteAddr())); !ok {
 				s.refuse(c, filters.ClientTooManyConnections, "too many connections from one client",
