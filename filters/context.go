@@ -109,6 +109,17 @@ type Context struct {
 	// Vars is the filter runtime's per-request state (the Lua ctx.vars table);
 	// the core only clears it.
 	Vars any
+
+	// Async filters (async.go). Calls makes the request's side calls and
+	// Resume is what a chain calls, on the loop, once a phase it suspended has
+	// finished; the core sets both. The chain sets Suspended while a filter
+	// of the current phase waits on I/O, and keeps its own state for it in
+	// Pending (the core leaves it alone, and calls Chain.Abandon when the
+	// request ends while suspended).
+	Calls     Caller
+	Resume    func()
+	Suspended bool
+	Pending   any
 }
 
 // Reset clears c for the next request, keeping its buffers.

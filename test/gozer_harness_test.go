@@ -49,6 +49,10 @@ type filtersConfig struct {
 	Budget       string // "20ms"
 	Disabled     []string
 	MaxBodyBytes string // "256KiB"
+	MaxSuspended int    // filters.max_suspended (0: the default)
+	CallTimeout  string // filters.call_timeout ("": the default)
+	// SharedDicts is filters.shared_dicts, verbatim: {"auth": "1MiB"}.
+	SharedDicts map[string]string
 }
 
 type originConfig struct {
@@ -104,6 +108,18 @@ func (c config) render(proxy, admin string) string {
 		}
 		if f.MaxBodyBytes != "" {
 			fmt.Fprintf(&b, "  max_body_bytes: %s\n", f.MaxBodyBytes)
+		}
+		if f.MaxSuspended > 0 {
+			fmt.Fprintf(&b, "  max_suspended: %d\n", f.MaxSuspended)
+		}
+		if f.CallTimeout != "" {
+			fmt.Fprintf(&b, "  call_timeout: %s\n", f.CallTimeout)
+		}
+		if len(f.SharedDicts) > 0 {
+			b.WriteString("  shared_dicts:\n")
+			for _, k := range sortedKeys(f.SharedDicts) {
+				fmt.Fprintf(&b, "    %s: %s\n", k, f.SharedDicts[k])
+			}
 		}
 		quoted := make([]string, len(f.Disabled))
 		for i, n := range f.Disabled {

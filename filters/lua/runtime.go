@@ -38,6 +38,9 @@ type Options struct {
 	Log          zerolog.Logger
 	MaxBodyBytes int    // cap for buffered bodies (ctx.req.body / ctx.resp.body); default 1 MiB
 	PushSecret   []byte // checks push tokens (ctx.push_verify); empty: every token is refused
+	// MaxSuspended caps the requests waiting in async filters on one loop;
+	// default DefaultMaxSuspended.
+	MaxSuspended int
 }
 
 // FilterStatus is one script file as GET /admin/filters shows it.
@@ -65,6 +68,7 @@ type script struct {
 	order    int
 	fatal    bool
 	body     bool
+	async    bool
 	proto    *glua.FunctionProto
 	hash     string
 	loadedAt time.Time
@@ -96,6 +100,8 @@ type Runtime struct {
 	loadBudget time.Duration
 	maxStr     int
 	disabled   map[string]bool
+	// maxSuspended is Options.MaxSuspended or its default.
+	maxSuspended int
 
 	cur atomic.Pointer[version]
 
@@ -138,18 +144,22 @@ func New(opts Options) (*Runtime, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.MaxSuspended <= 0 {
+		opts.MaxSuspended = DefaultMaxSuspended
+	}
 	r := &Runtime{
-		opts:       opts,
-		log:        opts.Log,
-		budget:     opts.Budget,
-		loadBudget: max(20*opts.Budget, minLoadBudget),
-		maxStr:     max(opts.MaxBodyBytes, minStringCap),
-		disabled:   make(map[string]bool, len(opts.Disabled)),
-		files:      make(map[string]*fileState),
-		loops:      make(map[*Loop]struct{}),
-		closed:     make(map[string]*counters),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		opts:         opts,
+		log:          opts.Log,
+		budget:       opts.Budget,
+		loadBudget:   max(20*opts.Budget, minLoadBudget),
+		maxStr:       max(opts.MaxBodyBytes, minStringCap),
+		maxSuspended: opts.MaxSuspended,
+		disabled:     make(map[string]bool, len(opts.Disabled)),
+		files:        make(map[string]*fileState),
+		loops:        make(map[*Loop]struct{}),
+		closed:       make(map[string]*counters),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
 	}
 	for _, name := range opts.Disabled {
 		r.disabled[name] = true

@@ -113,6 +113,14 @@ type Filters struct {
 	Budget       time.Duration `yaml:"budget"`
 	Disabled     []string      `yaml:"disabled"`
 	MaxBodyBytes Size          `yaml:"max_body_bytes"`
+	// MaxSuspended caps, per event loop, the requests waiting on async
+	// filters; one more is answered 503 FAILURE_LOCAL_TOO_MANY_SUSPENDED.
+	MaxSuspended int `yaml:"max_suspended"`
+	// CallTimeout bounds a side call whose filter and origin give none.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// SharedDicts are the node's shared dictionaries (ctx.shared(name)), by
+	// name, each with its memory bound.
+	SharedDicts map[string]Size `yaml:"shared_dicts"`
 }
 
 // Origin is a named group of servers.
@@ -149,6 +157,9 @@ type Origin struct {
 	HealthCheck           *HealthCheck   `yaml:"health_check"`
 	Fallback              string         `yaml:"fallback"`
 	TLS                   OriginTLS      `yaml:"tls"`
+	// CallTimeout bounds an async filter's side call to this origin when the
+	// call gives no timeout (0: filters.call_timeout).
+	CallTimeout time.Duration `yaml:"call_timeout"`
 }
 
 // Breaker is an origin's circuit breaker.
@@ -246,9 +257,10 @@ func defaults() *Config {
 			RateWindow:            10 * time.Second,
 			StatusHeaders:         statusHeaderDefaults(),
 		},
-		Log:     Log{Level: "info", AccessLog: "stdout"},
-		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20},
-		Push:    pushDefaults(),
+		Log: Log{Level: "info", AccessLog: "stdout"},
+		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20,
+			MaxSuspended: 4000, CallTimeout: time.Second},
+		Push: pushDefaults(),
 	}
 }
 

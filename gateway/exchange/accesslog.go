@@ -44,6 +44,9 @@ func (ex *Exchange) logAccess() {
 		if g.reason != "" {
 			e.Str("reason", g.reason)
 		}
+		if len(g.parent) > 0 {
+			e.Bytes("parent_id", g.parent) // a side call of this request's filters
+		}
 		if tlsInfo != nil {
 			d := zerolog.Dict().Str("version", tlsInfo.Version).Str("cipher", tlsInfo.Cipher).
 				Str("sni", tlsInfo.SNI).Str("alpn", tlsInfo.ALPN).Bool("resumed", tlsInfo.Resumed)

@@ -71,6 +71,8 @@ type Loop struct {
 	parked map[*origin.Server]int
 	// pools are the loop's response encoders, by compression level.
 	pools map[int]*compress.Pool
+	// calls are recycled side calls (sidecall.go).
+	calls []*sideCall
 }
 
 // Config is what a Loop is built from.
@@ -107,6 +109,7 @@ func (lp *Loop) Begin(ds Downstream) *Exchange {
 		ex.bodySink = ex.sendPiece
 		ex.collect = ex.collectPiece
 		ex.buffer = ex.bufferPiece
+		ex.resumeFn = ex.resumed
 	}
 	ex.ds = ds
 	ex.snap = lp.l.Snapshot()

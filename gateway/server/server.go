@@ -125,7 +125,7 @@ func loadFilters(cfg *config.Config, log zerolog.Logger) (*lua.Runtime, error) {
 	}
 	rt, err := lua.New(lua.Options{
 		Dir: dir, Budget: cfg.Filters.Budget, Disabled: cfg.Filters.Disabled,
-		Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes),
+		Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes), MaxSuspended: cfg.Filters.MaxSuspended,
 		PushSecret: cfg.Push.Secret(),
 	})
 	if err != nil {
