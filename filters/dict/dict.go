@@ -132,13 +132,13 @@ func (v Value) normal() Value {
 // Stats are a dictionary's gauges and counters. Counters count from New (Flush
 // does not reset them).
 type Stats struct {
-	Items     int64 `json:"items"`     // entries held, expired ones not yet removed included
-	Bytes     int64 `json:"bytes"`     // their cost (see the package comment)
-	MaxBytes  int64 `json:"max_bytes"` // the bound given to New
-	Evictions int64 `json:"evictions"` // live entries removed to make room (LRU)
-	Expired   int64 `json:"expired"`   // expired entries removed
-	Hits      int64 `json:"hits"`      // Gets that found a live entry
-	Misses    int64 `json:"misses"`    // Gets that did not
+	Items     int64 `json:"items"`           // entries held, expired ones not yet removed included
+	Bytes     int64 `json:"bytes"`           // their cost (see the package comment)
+	MaxBytes  int64 `json:"max_bytes"`       // the bound given to New
+	Evictions int64 `json:"evictions_total"` // live entries removed to make room (LRU)
+	Expired   int64 `json:"expired_total"`   // expired entries removed
+	Hits      int64 `json:"hits_total"`      // Gets that found a live entry
+	Misses    int64 `json:"misses_total"`    // Gets that did not
 }
 
 // Dict is one shared dictionary.

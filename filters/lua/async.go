@@ -43,6 +43,16 @@ type suspension struct {
 	calls   []*callSlot // the batch of the current yield
 	waiting int         // answers still to come
 	all     bool        // ctx.http_all: the answers go back as two tables
+
+	// An async Go filter's (gofilter.go): the request's own Caller while the
+	// suspension stands in for it, the calls made, whether done is still
+	// expected, whether ApplyAsync is running, and a generation that a late
+	// done must match.
+	orig      filters.Caller
+	goCalls   []*goCall
+	goWaiting bool
+	inApply   bool
+	gen       uint64
 }
 
 // callSlot is one side call of a batch. Its done is bound once.
@@ -86,6 +96,7 @@ func (l *Loop) newSuspension() *suspension {
 func (l *Loop) release(s *suspension, reuse bool) {
 	if s.counted {
 		l.suspended--
+		l.rt.suspendedNow.Add(-1)
 	}
 	if ctx := s.ctx; ctx != nil && ctx.Pending == s {
 		ctx.Suspended, ctx.Pending = false, nil
@@ -95,7 +106,7 @@ func (l *Loop) release(s *suspension, reuse bool) {
 	}
 	s.chain, s.ctx, s.in = nil, nil, nil
 	s.started, s.used, s.counted, s.calls, s.waiting, s.all = false, 0, false, s.calls[:0], 0, false
-	if reuse {
+	if reuse && s.th != nil {
 		// gopher-lua marks a coroutine whose function returned dead, though
 		// nothing of it remains (its call stack is empty): it starts afresh
 		// at the next Resume. Reviving it saves a new LState per async call.
@@ -115,6 +126,9 @@ const keepSuspensions = 64
 // a coroutine. suspended: it waits on side calls (ctx.Suspended is set);
 // the chain goes on in resume.
 func (l *Loop) callAsync(c *Chain, in *instance, ctx *filters.Context, ph filters.Phase, idx int, t0 time.Duration) (t1 time.Duration, suspended bool) {
+	if in.gf != nil {
+		return l.callGoAsync(c, in, ctx, ph, idx, t0)
+	}
 	if in.should != nil {
 		l.ctx, l.in, l.phase = ctx, in, ph
 		L := l.L
@@ -240,6 +254,10 @@ func (c *Chain) Abandon(ctx *filters.Context) {
 	}
 	l := s.l
 	s.in.stats.calls.Add(1)
+	if s.in.gf != nil {
+		l.releaseGo(s)
+		return
+	}
 	l.cancelCalls(s)
 	l.release(s, false)
 }

@@ -181,6 +181,7 @@ func (l *Loop) startBatch(L *glua.LState, s *suspension, all bool) int {
 		}
 		s.counted = true
 		l.suspended++
+		l.rt.suspendedNow.Add(1)
 	}
 	ctx.Suspended, ctx.Pending = true, s
 	s.all = all

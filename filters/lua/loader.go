@@ -155,6 +155,14 @@ func (r *Runtime) check(f *fileState) bool {
 // accept puts s in service for f unless another file's filter in service has
 // the same name; then s waits in f.pending and f keeps its previous version.
 func (r *Runtime) accept(f *fileState, s *script) bool {
+	if r.goNames[s.name] {
+		reason := fmt.Sprintf("%s: filter name %q is a built-in Go filter's", f.path, s.name)
+		if f.lastErr != reason {
+			r.log.Error().Str("file", f.path).Str("reason", reason).Msg("lua filter refused")
+		}
+		f.lastErr = reason
+		return false
+	}
 	for _, g := range r.files {
 		if g != f && g.live != nil && g.live.name == s.name {
 			reason := fmt.Sprintf("%s: duplicate filter name %q, already used by %s", f.path, s.name, g.path)

@@ -38,6 +38,12 @@ type Loop struct {
 	susp      []*suspension
 	suspended int
 
+	// The shared dictionaries' objects on this LState, made on first use.
+	dicts    map[string]*glua.LUserData
+	dictMeta *glua.LTable
+
+	goInst []*instance // the Go filters' instances on this loop (gofilter.go)
+
 	mu     sync.Mutex // guards stats against Status
 	stats  map[string]*counters
 	closed bool
@@ -46,7 +52,8 @@ type Loop struct {
 // instance is one script instantiated on one loop's LState.
 type instance struct {
 	s      *script
-	async  bool // s.async: apply runs in a coroutine (async.go)
+	async  bool           // apply runs in a coroutine (async.go), or gf is an AsyncFilter
+	gf     filters.Filter // a Go filter (gofilter.go); s is then a stand-in with its name and order
 	should *glua.LFunction
 	apply  *glua.LFunction
 	stats  *counters
@@ -140,6 +147,7 @@ func (l *Loop) build(v *version) *Chain {
 			c.needResp = c.needResp || s.body
 		}
 	}
+	l.addGoFilters(c)
 	l.cache = next
 	return c
 }
@@ -221,6 +229,9 @@ func now() time.Duration { return time.Since(epoch) }
 // t0 is the time the call starts; it returns the time it ended, so that a
 // chain of calls reads the clock once per call, not twice.
 func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
+	if in.gf != nil {
+		return l.callGo(in, ctx, ph, t0)
+	}
 	l.ctx, l.in, l.phase = ctx, in, ph
 	L := l.L
 	l.sb.wd.arm(l.rt.budget)

@@ -201,6 +201,7 @@ func (a *Server) mux() *http.ServeMux {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /admin/filters", a.filters)
+	mux.HandleFunc("GET /admin/async", a.async)
 	mux.HandleFunc("GET /admin/origins", a.origins)
 	mux.HandleFunc("GET /admin/push", a.push)
 	mux.HandleFunc("GET /admin/edge", a.edge)

@@ -119,7 +119,7 @@ func (ex *Exchange) finishIsolation() {
 	t.admitted = false
 	outcome := origin.Success
 	switch {
-	case g.cause == filters.OriginReadTimeout || g.cause == filters.OriginStalledRequest:
+	case g.cause == filters.OriginReadTimeout || g.cause == filters.OriginStalledRequest || g.cause == filters.LocalCallTimeout:
 		outcome = origin.Timeout
 	case g.cause.Category == filters.CategoryOriginFailure:
 		outcome = origin.Failure

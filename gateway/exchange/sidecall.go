@@ -179,10 +179,20 @@ func (sc *sideCall) stopExchange(cause filters.Cause, reason string) {
 		return
 	}
 	sc.ex = nil
-	if ex.log.cause.Name == "" || ex.log.cause == filters.Success {
-		ex.log.cause, ex.log.reason, ex.log.status = cause, reason, cause.Status
-	}
-	ex.OnGone(nil)
+	ex.stop(cause, reason)
+}
+
+// stop ends a side call's exchange from outside: its access-log line says
+// cause, its connection is closed (the answer is not known to be complete).
+// A timeout counts against the server (the outlier detector, the breaker);
+// a call given up for its request's sake does not.
+func (ex *Exchange) stop(cause filters.Cause, reason string) {
+	ex.log.cause, ex.log.reason, ex.log.status = cause, reason, cause.Status
+	ex.endAttempt(cause != filters.LocalCallTimeout)
+	ex.logAccess()
+	ex.dropConn()
+	ex.ds = nil
+	ex.lp.retire(ex)
 }
 
 // fail ends the call without an answer.

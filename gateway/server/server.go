@@ -27,6 +27,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"gozer/filters"
+	"gozer/filters/builtin"
+	"gozer/filters/dict"
 	"gozer/filters/lua"
 	"gozer/gateway/admin"
 	"gozer/gateway/config"
@@ -126,6 +128,8 @@ func loadFilters(cfg *config.Config, log zerolog.Logger) (*lua.Runtime, error) {
 	rt, err := lua.New(lua.Options{
 		Dir: dir, Budget: cfg.Filters.Budget, Disabled: cfg.Filters.Disabled,
 		Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes), MaxSuspended: cfg.Filters.MaxSuspended,
+		Dicts:      sharedDicts(cfg.Filters.SharedDicts),
+		GoFilters:  builtin.All(),
 		PushSecret: cfg.Push.Secret(),
 	})
 	if err != nil {
@@ -439,3 +443,12 @@ func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug().Msgf("gnet: "+f, a.
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn().Msgf("gnet: "+f, a...) }
 func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error().Msgf("gnet: "+f, a...) }
 func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error().Msgf("gnet: "+f, a...) }
+
+// sharedDicts builds the node's shared dictionaries (filters.shared_dicts).
+func sharedDicts(specs map[string]config.Size) *dict.Set {
+	m := make(map[string]int64, len(specs))
+	for name, size := range specs {
+		m[name] = int64(size)
+	}
+	return dict.NewSet(m)
+}
