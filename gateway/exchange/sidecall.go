@@ -272,12 +272,11 @@ func (sc *sideCall) WriteHead(r *httpcodec.Response, _ *Head) {
 	if err := r.Materialize(); err != nil {
 		return
 	}
-	r.Header.VisitAll(func(k, v []byte) {
-		if isHopHeader(k) {
-			return
+	for k, v := range r.Header.All() {
+		if !isHopHeader(k) {
+			res.Headers = append(res.Headers, filters.Header{Name: string(k), Value: string(v)})
 		}
-		res.Headers = append(res.Headers, filters.Header{Name: string(k), Value: string(v)})
-	})
+	}
 }
 
 // isHopHeader: the connection's business, not the answer's.
