@@ -1,6 +1,7 @@
 package lua
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,6 +44,7 @@ type suspension struct {
 	calls   []*callSlot // the batch of the current yield
 	waiting int         // answers still to come
 	all     bool        // ctx.http_all: the answers go back as two tables
+	lost    bool        // a yield was swallowed (errSwallowed): the filter fails
 
 	// An async Go filter's (gofilter.go): the request's own Caller while the
 	// suspension stands in for it, the calls made, whether done is still
@@ -105,7 +107,7 @@ func (l *Loop) release(s *suspension, reuse bool) {
 		c.res, c.err, c.p = nil, nil, nil
 	}
 	s.chain, s.ctx, s.in = nil, nil, nil
-	s.started, s.used, s.counted, s.calls, s.waiting, s.all = false, 0, false, s.calls[:0], 0, false
+	s.started, s.used, s.counted, s.calls, s.waiting, s.all, s.lost = false, 0, false, s.calls[:0], 0, false, false
 	if reuse && s.th != nil {
 		// gopher-lua marks a coroutine whose function returned dead, though
 		// nothing of it remains (its call stack is empty): it starts afresh
@@ -184,12 +186,19 @@ func (l *Loop) step(s *suspension, t0 time.Duration, args ...glua.LValue) (time.
 	in, ctx := s.in, s.ctx
 	in.stats.nanos.Add(int64(t1 - t0))
 	if err == nil && !spent && st == glua.ResumeYield {
-		if s.waiting > 0 {
+		if s.waiting > 0 && !s.lost {
 			return t1, true
 		}
 		err = fmt.Errorf("an async filter may only yield in ctx.http or ctx.http_all")
 	}
 	in.stats.calls.Add(1)
+	if err == nil && (s.waiting > 0 || s.lost) {
+		// A protected call (pcall, a metamethod, an iterator) swallowed the
+		// yield of ctx.http: the filter went on with no answer. Its logic ran
+		// on nothing, so the request fails, whatever fatal says.
+		err = errSwallowed
+		ctx.Fail(filters.LocalFilterError, fmt.Sprintf("lua filter %q: %v", in.s.name, err))
+	}
 	if err != nil || spent {
 		l.failed(in, ctx, err, spent)
 		l.cancelCalls(s)
@@ -199,6 +208,9 @@ func (l *Loop) step(s *suspension, t0 time.Duration, args ...glua.LValue) (time.
 	l.release(s, true)
 	return t1, false
 }
+
+// errSwallowed: ctx.http called where Lua cannot yield.
+var errSwallowed = errors.New("ctx.http and ctx.http_all cannot be called inside pcall, xpcall, a metamethod or an iterator: the filter went on without the answer")
 
 // resume continues s with its batch's answers, then the chain after it.
 func (l *Loop) resume(s *suspension) {

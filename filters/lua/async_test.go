@@ -215,7 +215,7 @@ func TestAsyncCap(t *testing.T) {
 
 func TestAsyncBudgetCountsRunTimeOnly(t *testing.T) {
 	e := newEnv(t, map[string]string{
-		"inbound/wait.lua": filterSrc("wait", "inbound", 1, "async = true,", `ctx.http{ origin = "a" }; ctx.vars.done = "yes"`),
+		"inbound/wait.lua":  filterSrc("wait", "inbound", 1, "async = true,", `ctx.http{ origin = "a" }; ctx.vars.done = "yes"`),
 		"endpoint/spin.lua": filterSrc("spin", "endpoint", 1, "async = true,", `ctx.http{ origin = "a" }; while true do end`),
 	}, Options{Budget: 50 * time.Millisecond})
 	ctx, fc, resumed := asyncCtx(t)
@@ -249,5 +249,39 @@ func TestAsyncReloadWhileSuspended(t *testing.T) {
 	fc2.answer(t, 0, filters.SideResult{Status: 200})
 	if *resumed != 1 || vars(old, "v") != "1" || vars(fresh, "v") != "2" {
 		t.Fatalf("old request finished on v%q, new one on v%q; log:\n%s", vars(old, "v"), vars(fresh, "v"), e.log)
+	}
+}
+
+// TestAsyncCallInsidePcall: gopher-lua cannot yield through a call from Go
+// (pcall, a metamethod, table.sort): ctx.http refuses to run there, with an
+// error the enclosing pcall catches, and works at the filter's top level.
+func TestAsyncCallInsidePcall(t *testing.T) {
+	tests := map[string]string{
+		"pcall":  `local ok, err = pcall(ctx.http, { origin = "a" })`,
+		"xpcall": `local ok, err = xpcall(function() return ctx.http{ origin = "a" } end, function(e) return e end)`,
+		"metamethod": `local t = setmetatable({}, { __index = function() return ctx.http{ origin = "a" } end })
+      local ok, err = pcall(function() return t.x end)`,
+		"sort": `local ok, err = pcall(table.sort, { 2, 1 }, function(a, b) ctx.http{ origin = "a" } return a < b end)`,
+	}
+	for name, code := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, map[string]string{"inbound/b.lua": filterSrc("b", "inbound", 1, "async = true,",
+				code+`
+      ctx.vars.err = tostring(err)
+      local res = ctx.http{ origin = "b" } -- at the top level it works
+      ctx.vars.status = res.status`)}, Options{})
+			ctx, fc, resumed := asyncCtx(t)
+			e.loop.Chain().Inbound(ctx)
+			if !strings.Contains(vars(ctx, "err"), "cannot be called inside pcall") {
+				t.Fatalf("the nested call gave %q; log:\n%s", vars(ctx, "err"), e.log)
+			}
+			if !ctx.Suspended || len(fc.calls) != 1 || fc.calls[0].sc.Origin != "b" {
+				t.Fatalf("the top-level call: suspended %v, %d calls", ctx.Suspended, len(fc.calls))
+			}
+			fc.answer(t, 0, filters.SideResult{Status: 204})
+			if *resumed != 1 || vars(ctx, "status") != "204" || ctx.Failed {
+				t.Fatalf("resumed %d, status %q, failed %v %q", *resumed, vars(ctx, "status"), ctx.Failed, ctx.FailReason)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package lua
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -56,6 +57,16 @@ func (l *Loop) batch(L *glua.LState, what string) *suspension {
 	}
 	if ctx.Calls == nil {
 		L.RaiseError("%s: side calls are not available here", what)
+	}
+	if s.waiting > 0 {
+		// A previous batch's yield was swallowed (errSwallowed): the
+		// nesting check below should have refused it.
+		s.lost = true
+		l.cancelCalls(s)
+		L.RaiseError("%v", errSwallowed)
+	}
+	if nestedLuaCall() {
+		L.RaiseError("%s cannot be called inside pcall, xpcall, a metamethod, table.sort or string.gsub: call it at the filter's top level", what)
 	}
 	s.calls = s.calls[:0]
 	return s
@@ -190,4 +201,29 @@ func (l *Loop) startBatch(L *glua.LState, s *suspension, all bool) int {
 		c.p = ctx.Calls.Call(&c.sc, c.done)
 	}
 	return L.Yield()
+}
+
+// nestedLuaCall reports whether the running Lua code was called from Go
+// inside the coroutine (pcall, a metamethod, table.sort's comparator ...):
+// gopher-lua runs each such call in a VM loop of its own on the Go stack, and
+// a yield from there would return to that Go caller, not to the loop, leaving
+// the coroutine broken. So ctx.http counts the VM loops on the stack: one is
+// the coroutine's own. It costs a stack walk (about a microsecond) per side
+// call, which is nothing beside the call.
+func nestedLuaCall() bool {
+	var pcs [128]uintptr
+	n := runtime.Callers(2, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	loops := 0
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "github.com/yuin/gopher-lua.mainLoop") {
+			if loops++; loops > 1 {
+				return true
+			}
+		}
+		if !more {
+			return false
+		}
+	}
 }
