@@ -545,6 +545,7 @@ func TestLuaAsyncShippedAuth(t *testing.T) {
 	if n := authCalls(); n != before+1 {
 		t.Fatalf("%d calls to auth for cached decisions", n-before-1)
 	}
+	matchesDoc(t, docExamples(t), g, "/admin/async")
 	auth.stop(2 * time.Second)
 	if resp, _ := get("Bearer allow:dave"); resp.StatusCode != 503 {
 		t.Fatalf("auth service down: status %d, want 503 (fail closed)", resp.StatusCode)
