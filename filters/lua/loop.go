@@ -104,6 +104,7 @@ func (l *Loop) Close() {
 	l.mu.Unlock()
 	r.mu.Unlock()
 	l.chain, l.cache = nil, nil
+	l.sb.wd.close()
 	l.L.Close()
 }
 
