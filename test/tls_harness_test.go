@@ -61,8 +61,15 @@ func (ca *testCA) caFile() string { return filepath.Join(ca.dir, "ca.pem") }
 
 // issue writes a certificate for names (DNS names or IPs) signed by the CA and
 // its key, ECDSA P-256 or RSA 2048, as name.pem and name-key.pem; it returns
-// the two paths and the serial number.
+// the two paths and the serial number. It is valid from an hour ago for a day.
 func (ca *testCA) issue(t testing.TB, file string, rsaKey bool, names ...string) (certFile, keyFile string, serial int64) {
+	t.Helper()
+	return ca.issueUntil(t, file, rsaKey, time.Now().Add(24*time.Hour), names...)
+}
+
+// issueUntil is issue with the certificate valid until notAfter (in the past:
+// expired), from two days before it.
+func (ca *testCA) issueUntil(t testing.TB, file string, rsaKey bool, notAfter time.Time, names ...string) (certFile, keyFile string, serial int64) {
 	t.Helper()
 	var key crypto.Signer
 	var err error
@@ -77,7 +84,7 @@ func (ca *testCA) issue(t testing.TB, file string, rsaKey bool, names ...string)
 	ca.n++
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.n), Subject: pkix.Name{CommonName: names[0]},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	if rsaKey {
@@ -213,4 +220,20 @@ func (ca *testCA) clientCert(t testing.TB, cn string, notAfter time.Time) tls.Ce
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// clientCertFiles writes a client certificate for cn signed by the CA, valid
+// for a day, and its key as file.pem and file-key.pem (for settings that name
+// files: origins.NAME.tls.cert and key).
+func (ca *testCA) clientCertFiles(t testing.TB, file, cn string) (certFile, keyFile string) {
+	t.Helper()
+	c := ca.clientCert(t, cn, time.Now().Add(24*time.Hour))
+	keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(ca.dir, file+".pem"), filepath.Join(ca.dir, file+"-key.pem")
+	writePEM(t, certFile, "CERTIFICATE", c.Certificate[0])
+	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	return certFile, keyFile
 }
