@@ -174,10 +174,11 @@ type tlsStats struct {
 		Versions   map[string]int64 `json:"handshakes_by_version"`
 	} `json:"handshakes"`
 	Certificates struct {
-		Reloads  int64  `json:"reloads_total"`
-		Failures int64  `json:"reload_failures_total"`
-		LastErr  string `json:"last_error"`
-		Dev      bool   `json:"dev_certificate"`
+		Reloads   int64  `json:"reloads_total"`
+		Failures  int64  `json:"reload_failures_total"`
+		LastErr   string `json:"last_error"`
+		Dev       bool   `json:"dev_certificate"`
+		Rotations int64  `json:"ticket_rotations_total"`
 	} `json:"certificates"`
 }
 

@@ -23,7 +23,8 @@ type HTTPSListener struct {
 	MaxHandshakes  int  `yaml:"max_handshakes"`
 	SessionTickets bool `yaml:"session_tickets"`
 	// TicketKeyRotation: a new session-ticket key this often; the two before
-	// it still resume.
+	// it still resume, so a ticket resumes for two to three rotations. At
+	// least a second (a test's); Gozer warns below a minute.
 	TicketKeyRotation time.Duration `yaml:"ticket_key_rotation"`
 	// CertCheckInterval: how often the certificate and key files are read
 	// again to see whether they changed (0: never; POST /admin/tls/reload still works).
@@ -73,8 +74,8 @@ func (c *Config) validateHTTPS(bad reporter) {
 	if h.MaxHandshakes <= 0 {
 		bad("listeners.https.max_handshakes", "must be positive, got %d", h.MaxHandshakes)
 	}
-	if h.SessionTickets && h.TicketKeyRotation < time.Minute {
-		bad("listeners.https.ticket_key_rotation", "must be at least 1m, got %s", h.TicketKeyRotation)
+	if h.SessionTickets && h.TicketKeyRotation < time.Second {
+		bad("listeners.https.ticket_key_rotation", "must be at least 1s, got %s", h.TicketKeyRotation)
 	}
 	if h.CertCheckInterval < 0 {
 		bad("listeners.https.cert_check_interval", "must be 0 (never) or positive, got %s", h.CertCheckInterval)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -61,7 +62,21 @@ func (s *Server) buildTLS() error {
 	cfg.DynamicRecordSizingDisabled = true
 	s.certs = store
 	s.tls = tlsconn.NewServer(cfg, h.HandshakeTimeout, h.MaxHandshakes)
+	for _, w := range ticketWarnings(h) {
+		s.log.Warn().Str("listener", "https").Msg(w)
+	}
 	return nil
+}
+
+// ticketWarnings: a rotation under a minute is allowed (the tests rotate every
+// second to watch keys leave the window) but leaves clients little to resume
+// with: a ticket resumes for two to three rotations.
+func ticketWarnings(h *config.HTTPSListener) []string {
+	if !h.SessionTickets || h.TicketKeyRotation >= time.Minute {
+		return nil
+	}
+	return []string{fmt.Sprintf("listeners.https.ticket_key_rotation %s: a session ticket resumes for at most %s "+
+		"(three keys are kept); clients will mostly do full handshakes", h.TicketKeyRotation, 3*h.TicketKeyRotation)}
 }
 
 // checkTLS is -check's look at the TLS settings: files present, keys
@@ -75,6 +90,7 @@ func checkTLS(cfg *config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listeners.https: %w", err)
 	}
+	warnings = append(warnings, ticketWarnings(h)...)
 	warnings = append(warnings, uncoveredHosts(cfg)...)
 	for _, w := range warnings {
 		log.Warn().Str("listener", "https").Msg(w)
