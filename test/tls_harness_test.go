@@ -180,12 +180,22 @@ type tlsStats struct {
 		Dev       bool   `json:"dev_certificate"`
 		Rotations int64  `json:"ticket_rotations_total"`
 	} `json:"certificates"`
+	AdminListener struct {
+		Enabled      bool             `json:"enabled"`
+		ClientAuth   string           `json:"client_auth"`
+		Handshakes   int64            `json:"handshakes_total"`
+		Failures     map[string]int64 `json:"handshake_failures_by_reason"`
+		Certificates *struct {
+			Reloads  int64  `json:"reloads_total"`
+			Failures int64  `json:"reload_failures_total"`
+			LastErr  string `json:"last_error"`
+		} `json:"certificates"`
+	} `json:"admin_listener"`
 }
 
 func (g *gozer) tlsStats(t testing.TB) tlsStats {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, b := fetch(t, c, "GET", "http://"+g.AdminAddr+"/admin/tls", nil, nil)
+	resp, b := fetch(t, g.adminClient, "GET", g.adminURL("/admin/tls"), nil, nil)
 	var s tlsStats
 	if resp.StatusCode != 200 || json.Unmarshal(b, &s) != nil {
 		t.Fatalf("GET /admin/tls: status %d, body %q", resp.StatusCode, b)

@@ -82,3 +82,19 @@ func TestIsRemoteAlert(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureReasonTimeout: a handshake ended by a socket deadline (the admin
+// listener's, set by fasthttp) is a timeout, as the HTTPS listener's own is.
+func TestFailureReasonTimeout(t *testing.T) {
+	sc, cc := net.Pipe()
+	defer sc.Close()
+	defer cc.Close()
+	_ = sc.SetDeadline(time.Now().Add(50 * time.Millisecond)) // the client never says a word
+	err := tls.Server(sc, &tls.Config{Certificates: []tls.Certificate{testCert()}}).Handshake()
+	if got := FailureReason(err); got != "timeout" {
+		t.Errorf("FailureReason(%v) = %s, want timeout", err, got)
+	}
+	if got := FailureReason(fmt.Errorf("wrapped: %w", errHandshakeTimeout)); got != "timeout" {
+		t.Errorf("FailureReason(the handshake timeout) = %s, want timeout", got)
+	}
+}

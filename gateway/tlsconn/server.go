@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,8 +104,8 @@ func FailureReason(err error) string {
 	var rh tls.RecordHeaderError
 	msg := err.Error()
 	switch {
-	case errors.Is(err, errHandshakeTimeout):
-		return "timeout"
+	case errors.Is(err, errHandshakeTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout" // ours, or a socket deadline's (the admin listener's handshakes)
 	case errors.Is(err, errHelloTooLarge):
 		return "hello_too_large"
 	case errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
