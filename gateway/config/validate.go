@@ -53,6 +53,7 @@ func (c *Config) validateListeners(bad reporter) {
 		checkAddr("listeners.https.addr", c.Listeners.HTTPS.Addr)
 	}
 	c.validateHTTPS(bad)
+	c.validateAdminTLS(bad)
 	if conflict(c.Listeners.Proxy.Addr, c.Listeners.Admin.Addr) {
 		bad("listeners.admin.addr", "%q would take the port of listeners.proxy.addr %q: give each listener a port of its own",
 			c.Listeners.Admin.Addr, c.Listeners.Proxy.Addr)
