@@ -3,6 +3,7 @@ package filters
 import (
 	"bytes"
 	"net/url"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -67,6 +68,9 @@ type Context struct {
 	ID         []byte   // request id (X-Request-Id)
 	Start      int64    // unix nanoseconds when the head was complete
 	Log        *zerolog.Logger
+	// Clock is the event loop's clock (unix ns as of the current event: no
+	// system call); nil: the system clock. Now reads it.
+	Clock func() int64
 
 	Route RouteDecision
 
@@ -130,6 +134,14 @@ func (c *Context) Reset() {
 		Body:           c.Body[:0],
 		RespBody:       c.RespBody[:0],
 	}
+}
+
+// Now is the time as of the current event (Clock), unix nanoseconds.
+func (c *Context) Now() int64 {
+	if c.Clock != nil {
+		return c.Clock()
+	}
+	return time.Now().UnixNano()
 }
 
 // Respond short-circuits the request with the filter's own answer.

@@ -12,7 +12,6 @@ package builtin
 
 import (
 	"strconv"
-	"time"
 
 	"gozer/filters"
 )
@@ -25,7 +24,8 @@ func All() []filters.Filter {
 
 // ServerTiming adds "Server-Timing: gozer;dur=MS" to every response: how long
 // the request spent in the gateway, origin included, in milliseconds, which
-// a browser's developer tools show. Outbound, order 90 (late, so that the
+// a browser's developer tools show (to the start of the event that brought
+// the response: the loop's clock, no system call). Outbound, order 90 (late, so that the
 // time includes the outbound filters before it).
 type ServerTiming struct{}
 
@@ -44,7 +44,7 @@ func (ServerTiming) ShouldFilter(ctx *filters.Context) bool { return ctx.Resp !=
 
 // Apply implements filters.SyncFilter.
 func (ServerTiming) Apply(ctx *filters.Context) {
-	ms := float64(time.Now().UnixNano()-ctx.Start) / 1e6
+	ms := float64(ctx.Now()-ctx.Start) / 1e6
 	var b [32]byte
 	v := append(b[:0], "gozer;dur="...)
 	v = strconv.AppendFloat(v, ms, 'f', 2, 64)

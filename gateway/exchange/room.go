@@ -73,6 +73,8 @@ type Loop struct {
 	pools map[int]*compress.Pool
 	// calls are recycled side calls (sidecall.go).
 	calls []*sideCall
+	// clock is l.Now, bound once: the filters' Context.Clock.
+	clock func() int64
 }
 
 // Config is what a Loop is built from.
@@ -90,6 +92,7 @@ type Config struct {
 // the end of every callback.
 func NewLoop(cfg Config) *Loop {
 	lp := &Loop{l: cfg.Loop, push: cfg.Push, chains: cfg.Chains, counts: cfg.Counts}
+	lp.clock = cfg.Loop.Now
 	if cfg.Origins != nil {
 		lp.origins = originLoop{cfg.Origins}
 	}

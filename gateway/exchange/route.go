@@ -24,7 +24,7 @@ func (ex *Exchange) initContext() {
 	fc.TLS = ex.ds.Client().TLS
 	fc.Push = ex.pushKind()
 	fc.StatusHeaders = ex.showStatus()
-	fc.Calls, fc.Resume = ex, ex.resumeFn
+	fc.Calls, fc.Resume, fc.Clock = ex, ex.resumeFn, ex.lp.clock
 	if ex.lp.chains != nil {
 		ex.flt.chain = ex.lp.chains()
 	}
