@@ -133,12 +133,21 @@ func newWatchdog(L *glua.LState) *watchdog {
 func (w *watchdog) arm(d time.Duration) {
 	c := w.cur
 	tick := int64(max(d/ticksPerBudget, time.Microsecond))
-	old := c.tick.Swap(tick)
+	old := c.tick.Load()
+	if tick != old {
+		c.tick.Store(tick)
+	}
 	c.seen, c.used, c.spent = c.ticks.Load(), 0, false
+	// Loads before stores: most calls find the ticker running and marked
+	// active, and a store is a locked instruction. The order matters where
+	// the ticker may stop (beat): inCall and active are set before running
+	// is looked at.
 	c.inCall.Store(true)
-	c.active.Store(true)
+	if !c.active.Load() {
+		c.active.Store(true)
+	}
 	switch {
-	case c.running.CompareAndSwap(false, true):
+	case !c.running.Load() && c.running.CompareAndSwap(false, true):
 		c.timer.Reset(time.Duration(tick))
 	case tick < old:
 		// The ticker runs at a longer period (a script's load budget): bring
