@@ -52,6 +52,7 @@ type sideCall struct {
 	res      filters.SideResult
 	max      int
 	head     []byte // the request head, built for Parse
+	hdrBuf   []byte // the answer's header names and values, gathered
 	in, out  int64
 	timer    *time.Timer
 	gen      atomic.Uint64
@@ -269,23 +270,48 @@ func (sc *sideCall) WriteHead(r *httpcodec.Response, _ *Head) {
 	sc.over = false
 	res.Headers = res.Headers[:0]
 	res.Body = res.Body[:0]
-	if err := r.Materialize(); err != nil {
-		return
-	}
-	for k, v := range r.Header.All() {
+	// One string holds every name and value (the head is not kept past this
+	// callback): one allocation for the headers, whatever their number.
+	buf := sc.hdrBuf[:0]
+	r.Headers(func(k, v []byte) {
 		if !isHopHeader(k) {
-			res.Headers = append(res.Headers, filters.Header{Name: string(k), Value: string(v)})
+			buf = append(append(buf, k...), v...)
 		}
-	}
+	})
+	sc.hdrBuf = buf
+	all := string(buf)
+	off := 0
+	r.Headers(func(k, v []byte) {
+		if !isHopHeader(k) {
+			name := all[off : off+len(k)]
+			off += len(k)
+			res.Headers = append(res.Headers, filters.Header{Name: name, Value: all[off : off+len(v)]})
+			off += len(v)
+		}
+	})
 }
 
 // isHopHeader: the connection's business, not the answer's.
 func isHopHeader(k []byte) bool {
-	switch string(k) {
-	case "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length":
+	switch {
+	case equalFold(k, "Connection"), equalFold(k, "Keep-Alive"), equalFold(k, "Transfer-Encoding"), equalFold(k, "Content-Length"):
 		return true
 	}
 	return false
+}
+
+// equalFold compares ASCII case-insensitively without allocating.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c, d := b[i], s[i]
+		if c|0x20 != d|0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 // WriteBody keeps the body up to the call's cap; over it, Flush ends the call.
