@@ -283,51 +283,11 @@ func (c *callSlot) complete(r *filters.SideResult) {
 	if r.Err != "" {
 		c.res, c.err = glua.LNil, glua.LString(r.Err)
 	} else {
-		c.res, c.err = l.answerTable(r), glua.LNil
+		c.res, c.err = l.answerObject(r), glua.LNil
 	}
 	if s.waiting--; s.waiting == 0 {
 		l.resume(s)
 	}
-}
-
-// answerTable is a side call's answer as a filter sees it: status, body,
-// headers (lower-case names; repeated headers joined with ", "), and
-// header(name), which reads any case.
-func (l *Loop) answerTable(r *filters.SideResult) *glua.LTable {
-	L := l.L
-	t := L.CreateTable(0, 4)
-	t.RawSetString("status", glua.LNumber(r.Status))
-	t.RawSetString("body", glua.LString(r.Body))
-	h := L.CreateTable(0, len(r.Headers))
-	for _, kv := range r.Headers {
-		k := glua.LString(lowerASCII(kv.Name))
-		if prev, ok := h.RawGet(k).(glua.LString); ok {
-			h.RawSet(k, prev+", "+glua.LString(kv.Value))
-		} else {
-			h.RawSet(k, glua.LString(kv.Value))
-		}
-	}
-	t.RawSetString("headers", h)
-	t.RawSetString("header", l.answerHeader(t))
-	return t
-}
-
-// answerHeader is res.header(name) (or res:header(name)) of the answer t:
-// the value of a header, any case, or nil.
-func (l *Loop) answerHeader(t *glua.LTable) *glua.LFunction {
-	return l.L.NewClosure(func(L *glua.LState) int {
-		n := 1
-		if L.Get(1) == t {
-			n = 2
-		}
-		h, _ := t.RawGetString("headers").(*glua.LTable)
-		if h == nil {
-			L.Push(glua.LNil)
-			return 1
-		}
-		L.Push(h.RawGetString(lowerASCII(L.CheckString(n))))
-		return 1
-	})
 }
 
 func lowerASCII(s string) string {

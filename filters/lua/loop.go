@@ -42,7 +42,8 @@ type Loop struct {
 	dicts    map[string]*glua.LUserData
 	dictMeta *glua.LTable
 
-	goInst []*instance // the Go filters' instances on this loop (gofilter.go)
+	goInst  []*instance  // the Go filters' instances on this loop (gofilter.go)
+	ansMeta *glua.LTable // the metatable of side calls' answers (answer.go)
 
 	mu     sync.Mutex // guards stats against Status
 	stats  map[string]*counters
