@@ -235,10 +235,15 @@ func (l *Loop) resume(s *suspension) {
 	if suspended {
 		return
 	}
-	if ph == filters.Inbound {
-		if chain.runInbound(ctx, idx+1, t) {
-			return // a later async filter waits now
-		}
+	l.goOn(chain, ctx, ph, idx, t)
+}
+
+// goOn continues a request whose async filter (at idx of phase ph) has
+// finished: the phase's next filters, then the core (ctx.Resume) unless one
+// of them suspends the request again.
+func (l *Loop) goOn(chain *Chain, ctx *filters.Context, ph filters.Phase, idx int, t time.Duration) {
+	if ph == filters.Inbound && chain.runInbound(ctx, idx+1, t) {
+		return // a later async filter waits now
 	}
 	l.ctx, l.in = nil, nil
 	ctx.Resume()

@@ -136,11 +136,7 @@ func (l *Loop) goDone(s *suspension, gen uint64) {
 	s.in.stats.calls.Add(1)
 	chain, ctx, ph, idx := s.chain, s.ctx, s.phase, s.idx
 	l.releaseGo(s)
-	if ph == filters.Inbound && chain.runInbound(ctx, idx+1, now()) {
-		return // a later async filter waits now
-	}
-	l.ctx, l.in = nil, nil
-	ctx.Resume()
+	l.goOn(chain, ctx, ph, idx, now())
 }
 
 // releaseGo ends an async Go filter's suspension: its calls still in flight

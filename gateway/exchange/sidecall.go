@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -293,26 +294,15 @@ func (sc *sideCall) WriteHead(r *httpcodec.Response, _ *Head) {
 
 // isHopHeader: the connection's business, not the answer's.
 func isHopHeader(k []byte) bool {
-	switch {
-	case equalFold(k, "Connection"), equalFold(k, "Keep-Alive"), equalFold(k, "Transfer-Encoding"), equalFold(k, "Content-Length"):
-		return true
+	for _, h := range hopHeaders {
+		if bytes.EqualFold(k, h) {
+			return true
+		}
 	}
 	return false
 }
 
-// equalFold compares ASCII case-insensitively without allocating.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c, d := b[i], s[i]
-		if c|0x20 != d|0x20 {
-			return false
-		}
-	}
-	return true
-}
+var hopHeaders = [][]byte{[]byte("Connection"), []byte("Keep-Alive"), []byte("Transfer-Encoding"), []byte("Content-Length")}
 
 // WriteBody keeps the body up to the call's cap; over it, Flush ends the call.
 func (sc *sideCall) WriteBody(p []byte) {
