@@ -70,6 +70,11 @@ bench-push:
 bench-tls:
 	bash bench/tls.sh
 
+## bench-asyncwait: p99 of plain requests while 1,000 requests wait in an async filter (issue 13: <= 1.10 x alone)
+.PHONY: bench-asyncwait
+bench-asyncwait:
+	bash bench/asyncwait.sh
+
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -44,20 +44,29 @@
 #   ASYNC_LOADS="open wrk"   plain loads, in this order in each phase (open, wrk or both)
 #   ASYNC_RATE=5000          open loop: requests/s in all (keep it below the wrk run's req/s)
 #   ASYNC_OPEN_CONNS=32      open loop: keep-alive connections
+#   ASYNC_OPEN_NICE=-10      open loop: the client's niceness, so that the origin, the side
+#                            service and the holder on the same core do not delay the client
+#                            that times the requests (as slowclients.sh's ordinary client)
 #   ASYNC_WRK_CONNS=32       closed loop: wrk connections (wrk -t1)
 #   ASYNC_WAITERS=1000       requests held waiting in the async filter
 #   ASYNC_DELAY_SECS=50      how long the side service makes each of them wait (must exceed
 #                            a waiting phase: ramp + the loads + retries; the script warns)
 #   ASYNC_CALL_TIMEOUT=60    the side call's timeout = (seconds; > ASYNC_DELAY_SECS)
 #   ASYNC_RAMP_SECS=30       longest wait for "suspended" to reach ASYNC_WAITERS
+#   ASYNC_QUIET_WAIT=60      before each phase, wait up to this many seconds until no other
+#                            bench/*.sh runs and other jobs leave Gozer's core alone
+#                            (<= BENCH_OTHER_CPU_MAX % of it, 3 s in a row); then measure
+#                            anyway, and the runs say how disturbed they were. On a machine
+#                            where other benchmarks come and go, raise it (e.g. 1800)
 #   ASYNC_TARGET=1.10        the verdict's bound on p99 with waiters / baseline
 #   ASYNC_GOZER_GOMAXPROCS   GOMAXPROCS for Gozer (default unset: Gozer's own, event loops + 1)
 #   ASYNC_PORT_BASE=18680    bench origin BASE, Gozer BASE+1, its admin BASE+2, side BASE+3
 #   BENCH_OTHER_CPU_MAX=10   a run during which other jobs took more than this % of Gozer's
-#                            core is disturbed: redone once while the retry budget lasts;
-#                            medians are over the clean runs if at least half the rounds
-#                            have one, else over the least disturbed half
-#   BENCH_RETRY_BUDGET=60    seconds of extra runs allowed to redo disturbed runs
+#                            core is disturbed: its phase is done again (after waiting for
+#                            quiet); medians are over the clean runs if at least half the
+#                            rounds have one, else over the least disturbed half
+#   BENCH_RETRY_BUDGET=120   seconds of load runs allowed to redo disturbed phases
+#   ASYNC_PHASE_TRIES=3      tries per phase at most
 #   BENCH_KEEP_TMP=1         keep configs, logs and raw outputs
 #
 # Exit status: non-zero when the harness failed (a build, the origin, the side service or
@@ -70,22 +79,25 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-5}
 BENCH_DURATION=${BENCH_DURATION:-6}
 BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_OTHER_CPU_MAX=${BENCH_OTHER_CPU_MAX:-10}
-BENCH_RETRY_BUDGET=${BENCH_RETRY_BUDGET:-60}
+BENCH_RETRY_BUDGET=${BENCH_RETRY_BUDGET:-120}
+ASYNC_PHASE_TRIES=${ASYNC_PHASE_TRIES:-3}
 BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
 ASYNC_LOADS=${ASYNC_LOADS:-open wrk}
 ASYNC_RATE=${ASYNC_RATE:-5000}
 ASYNC_OPEN_CONNS=${ASYNC_OPEN_CONNS:-32}
+ASYNC_OPEN_NICE=${ASYNC_OPEN_NICE:--10}
 ASYNC_WRK_CONNS=${ASYNC_WRK_CONNS:-32}
 ASYNC_WAITERS=${ASYNC_WAITERS:-1000}
 ASYNC_DELAY_SECS=${ASYNC_DELAY_SECS:-50}
 ASYNC_CALL_TIMEOUT=${ASYNC_CALL_TIMEOUT:-60}
 ASYNC_RAMP_SECS=${ASYNC_RAMP_SECS:-30}
+ASYNC_QUIET_WAIT=${ASYNC_QUIET_WAIT:-60}
 ASYNC_TARGET=${ASYNC_TARGET:-1.10}
 ASYNC_GOZER_GOMAXPROCS=${ASYNC_GOZER_GOMAXPROCS:-}
 ASYNC_PORT_BASE=${ASYNC_PORT_BASE:-18680}
 
 for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_OTHER_CPU_MAX BENCH_RETRY_BUDGET ASYNC_RATE \
-  ASYNC_OPEN_CONNS ASYNC_WRK_CONNS ASYNC_WAITERS ASYNC_DELAY_SECS ASYNC_CALL_TIMEOUT ASYNC_RAMP_SECS ASYNC_PORT_BASE; do
+  ASYNC_OPEN_CONNS ASYNC_WRK_CONNS ASYNC_WAITERS ASYNC_DELAY_SECS ASYNC_CALL_TIMEOUT ASYNC_RAMP_SECS ASYNC_QUIET_WAIT ASYNC_PHASE_TRIES ASYNC_PORT_BASE; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a whole number, not '${!v}'" >&2; exit 2; }
 done
 ((BENCH_ROUNDS >= 1 && BENCH_DURATION >= 1 && ASYNC_WAITERS >= 1)) || { echo "BENCH_ROUNDS, BENCH_DURATION and ASYNC_WAITERS must be at least 1" >&2; exit 2; }
@@ -122,8 +134,8 @@ done
 
 # The command that reproduces this run: the main knobs always, the others when changed.
 COMMAND="BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION ASYNC_LOADS=\"$ASYNC_LOADS\" ASYNC_RATE=$ASYNC_RATE ASYNC_WAITERS=$ASYNC_WAITERS ASYNC_DELAY_SECS=$ASYNC_DELAY_SECS"
-for kv in "BENCH_WARMUP 3" "ASYNC_OPEN_CONNS 32" "ASYNC_WRK_CONNS 32" "ASYNC_CALL_TIMEOUT 60" "ASYNC_RAMP_SECS 30" \
-  "ASYNC_TARGET 1.10" "ASYNC_GOZER_GOMAXPROCS " "ASYNC_PORT_BASE 18680" "BENCH_OTHER_CPU_MAX 10" "BENCH_RETRY_BUDGET 60"; do
+for kv in "BENCH_WARMUP 3" "ASYNC_OPEN_CONNS 32" "ASYNC_OPEN_NICE -10" "ASYNC_WRK_CONNS 32" "ASYNC_CALL_TIMEOUT 60" "ASYNC_RAMP_SECS 30" "ASYNC_QUIET_WAIT 60" \
+  "ASYNC_TARGET 1.10" "ASYNC_GOZER_GOMAXPROCS " "ASYNC_PORT_BASE 18680" "BENCH_OTHER_CPU_MAX 10" "BENCH_RETRY_BUDGET 120" "ASYNC_PHASE_TRIES 3"; do
   name=${kv%% *}
   [[ ${!name} == "${kv#* }" ]] || COMMAND+=" $name='${!name}'"
 done
@@ -379,7 +391,7 @@ load_run() {
     rc=0
     case $load in
       wrk) wrk -t1 -c"$ASYNC_WRK_CONNS" -d"${secs}s" --latency "$PLAIN_URL" >"$out" 2>&1 || rc=$? ;;
-      open) "$WORK/slowclients" -mode ordinary -target "127.0.0.1:$GOZER_PORT" -path / -c "$ASYNC_OPEN_CONNS" \
+      open) nice -n "$ASYNC_OPEN_NICE" "$WORK/slowclients" -mode ordinary -target "127.0.0.1:$GOZER_PORT" -path / -c "$ASYNC_OPEN_CONNS" \
         -ordinary-rate "$ASYNC_RATE" -d "${secs}s" -timeout 5s -debug-header "" >"$out" 2>&1 || rc=$? ;;
     esac
     times >"$out.times"
@@ -441,24 +453,6 @@ load_run() {
   LAST_OTHER0=$(cut -f13 <<<"$line")
   awk -F'\t' '{ printf "    %-4s %-4s r%-2s %7s req/s  p50 %6sus  p99 %6sus  max %7sus  %6s us/req  gozer %5s%%  client %5s%%  holder %4s%%  other(core0) %5s%%%s  suspended %s->%s  errors %s%s\n",
     $1, $2, $3, $4, $5, $6, $23, $7, $8, $12, $11, $13, ($15 == "yes" ? " (DISTURBED)" : ""), $18, $19, $16, ($20 == "no" ? "  WAITERS NOT HELD" : "") }' <<<"$line" >&2
-}
-
-# measure PHASE LOAD ROUND: load_run, redone once when other jobs disturbed it while the
-# retry budget lasts (both runs stay in the table; the selection prefers the clean one).
-RETRY_LEFT=$BENCH_RETRY_BUDGET
-measure() {
-  local try
-  for try in 1 2; do
-    load_run "$@" || die "the $2 load gave no result ($1 round $3)"
-    alive "$GOZER_PID" || die "gozer died during the $2 load ($1 round $3): $(tail -n 5 "$WORK/gozer.log")"
-    if ((try == 1)) && ((RETRY_LEFT >= BENCH_DURATION)) &&
-      awk -v o="$LAST_OTHER0" -v max="$BENCH_OTHER_CPU_MAX" 'BEGIN { exit !(o > max) }'; then
-      RETRY_LEFT=$((RETRY_LEFT - BENCH_DURATION))
-      log "  other jobs took ${LAST_OTHER0}% of Gozer's core during that run; running it again (${RETRY_LEFT}s of retry budget left)"
-      continue
-    fi
-    return 0
-  done
 }
 
 # hold_start ROUND: the holder opens ASYNC_WAITERS connections, each with one GET /wait/...;
@@ -528,17 +522,88 @@ hold_stop() {
   sleep 1 # the closes and the side connections' teardown stay out of the next baseline
 }
 
+# other_bench prints the command line of another benchmark of this repository's kind that
+# is running now (its proxies would share Gozer's core), or nothing.
+other_bench() {
+  pgrep -af 'bench/(compress|run|tls|slowclients|push|isolation)\.sh' 2>/dev/null | awk '{ $1 = ""; sub(/^ /, ""); print; exit }' || true
+}
+
+# wait_quiet: before a phase, wait up to ASYNC_QUIET_WAIT seconds until no other benchmark
+# runs and other jobs have left Gozer's core alone (at most BENCH_OTHER_CPU_MAX % of it,
+# Gozer's own CPU time aside: everything else of this bench is on the load core) for 3
+# seconds in a row. Counts the time waited.
+QUIET_WAITED=0 QUIET_GAVE_UP=0
+wait_quiet() {
+  local end=$((SECONDS + ASYNC_QUIET_WAIT)) start=$SECONDS quiet=0 b0 g0 t0 other ob why last_log=-100
+  while :; do
+    ob=$(other_bench)
+    if [[ -n $ob ]]; then
+      quiet=0 why="another benchmark runs ($ob)"
+      sleep 2
+    else
+      b0=$(cores_busy_ticks "$PROXY_CPU"); g0=$(cpu_ticks "$GOZER_PID"); t0=$(date +%s%N)
+      sleep 1
+      other=$(awk -v b=$(($(cores_busy_ticks "$PROXY_CPU") - b0)) -v g=$(($(cpu_ticks "$GOZER_PID") - g0)) -v tck="$CLK_TCK" \
+        -v wall=$((($(date +%s%N) - t0) / 1000)) 'BEGIN { printf "%.0f", 100 * (b - g) * 1e6 / tck / wall }')
+      if ((other <= BENCH_OTHER_CPU_MAX)); then quiet=$((quiet + 1)); else quiet=0; fi
+      why="other jobs take ${other}% of Gozer's core"
+    fi
+    if ((quiet >= 3)); then
+      if ((SECONDS - start > 4)); then
+        QUIET_WAITED=$((QUIET_WAITED + SECONDS - start))
+        log "  quiet again after $((SECONDS - start)) s"
+      fi
+      return 0
+    fi
+    if ((SECONDS >= end)); then
+      QUIET_WAITED=$((QUIET_WAITED + SECONDS - start)) QUIET_GAVE_UP=$((QUIET_GAVE_UP + 1))
+      warn "not quiet after ${ASYNC_QUIET_WAIT}s ($why): measuring anyway (the runs say so)"
+      return 0
+    fi
+    if ((quiet == 0 && SECONDS - last_log >= 30)); then
+      log "  waiting (up to ${ASYNC_QUIET_WAIT}s in all): $why"
+      last_log=$SECONDS
+    fi
+  done
+}
+
 LOADAVG0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "warm-up: ${BENCH_WARMUP}s of each load (${LOADS[*]})"
 for l in "${LOADS[@]}"; do load_run warm "$l" 0 "$BENCH_WARMUP" || die "the $l load gave no result in the warm-up"; done
 
+# run_phase PHASE ROUND: wait for Gozer's core to be quiet, then (waiting phase: start the
+# holder) each load once (then stop the holder). A phase during which other jobs disturbed a
+# run is done again, whole (a fresh holder: a waiting phase must end before the held requests
+# are answered), up to ASYNC_PHASE_TRIES times while the retry budget lasts; every run stays
+# in the table, and the selection prefers the clean ones.
+RETRY_LEFT=$BENCH_RETRY_BUDGET
+run_phase() {
+  local phase=$1 round=$2 try l disturbed cost=$((${#LOADS[@]} * BENCH_DURATION))
+  for ((try = 1; ; try++)); do
+    wait_quiet
+    if [[ $phase == wait ]]; then hold_start "$round"; fi
+    disturbed=""
+    for l in "${LOADS[@]}"; do
+      load_run "$phase" "$l" "$round" || die "the $l load gave no result ($phase round $round)"
+      alive "$GOZER_PID" || die "gozer died during the $l load ($phase round $round): $(tail -n 5 "$WORK/gozer.log")"
+      if awk -v o="$LAST_OTHER0" -v max="$BENCH_OTHER_CPU_MAX" 'BEGIN { exit !(o > max) }'; then disturbed+=" $l (${LAST_OTHER0}%)"; fi
+    done
+    if [[ $phase == wait ]]; then hold_stop "$round"; fi
+    [[ -n $disturbed ]] || return 0
+    if ((try >= ASYNC_PHASE_TRIES || RETRY_LEFT < cost)); then
+      log "  other jobs disturbed$disturbed; no more tries for this phase (${RETRY_LEFT}s of retry budget left)"
+      return 0
+    fi
+    RETRY_LEFT=$((RETRY_LEFT - cost))
+    log "  other jobs disturbed$disturbed: the $phase phase again (${RETRY_LEFT}s of retry budget left)"
+  done
+}
+
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
   log "round $r/$BENCH_ROUNDS: baseline (${LOADS[*]})"
-  for l in "${LOADS[@]}"; do measure base "$l" "$r"; done
+  run_phase base "$r"
   log "round $r/$BENCH_ROUNDS: $ASYNC_WAITERS requests waiting at the side service"
-  hold_start "$r"
-  for l in "${LOADS[@]}"; do measure wait "$l" "$r"; done
-  hold_stop "$r"
+  run_phase wait "$r"
 done
 
 # Gozer's own view: the filter ran for every held request, and each plain request went
@@ -551,11 +616,16 @@ FILTER_STATS=$(gozer_filter_stats "http://127.0.0.1:$ADMIN_PORT/admin/filters" |
 # clean runs when at least half the rounds have one, else the least disturbed half.
 NEED_RUNS=$(((BENCH_ROUNDS + 1) / 2))
 
-# sel PHASE LOAD COL prints column COL of the runs that count.
+# sel PHASE LOAD COL prints column COL of the runs that count: per round, its least
+# disturbed run (a phase done again has several), then pick_by_other over the rounds.
 sel() {
-  awk -F'\t' -v p="$1" -v l="$2" -v c="$3" '$1 == p && $2 == l && $20 != "no" { print $c, $13 }' "$RUNS_TSV" | pick_by_other
+  awk -F'\t' -v p="$1" -v l="$2" -v c="$3" '$1 == p && $2 == l && $20 != "no" {
+      if (!($3 in o) || $13 + 0 <= o[$3]) { o[$3] = $13 + 0; v[$3] = $c }
+    }
+    END { for (r in o) print v[r], o[r] }' "$RUNS_TSV" | pick_by_other
 }
 med() { sel "$@" | median; }
+# runs_counted PHASE LOAD prints "rounds counted/runs".
 runs_counted() {
   printf '%s/%s' "$(sel "$1" "$2" 4 | grep -c . || true)" "$(awk -F'\t' -v p="$1" -v l="$2" '$1 == p && $2 == l { n++ } END { print n + 0 }' "$RUNS_TSV")"
 }
@@ -584,7 +654,7 @@ verdict() {
 # shellcheck disable=SC2016 # the backticks are Markdown
 load_desc() {
   case $1 in
-    open) printf 'open loop, %s req/s over %s keep-alive connections (bench/slowclients -mode ordinary; latency from when each request was due)' "$ASYNC_RATE" "$ASYNC_OPEN_CONNS" ;;
+    open) printf 'open loop, %s req/s over %s keep-alive connections (bench/slowclients -mode ordinary at nice %s; latency from when each request was due)' "$ASYNC_RATE" "$ASYNC_OPEN_CONNS" "$ASYNC_OPEN_NICE" ;;
     wrk) printf 'closed loop, `wrk -t1 -c%s -d%ss --latency`' "$ASYNC_WRK_CONNS" "$BENCH_DURATION" ;;
   esac
 }
@@ -606,6 +676,8 @@ report() {
   echo "Plain requests (\`GET /\`) run only the filter's \`should_filter\` and are proxied. Per round: **baseline** = each plain load alone; **waiting** = the holder (\`wrk -t1 -c$ASYNC_WAITERS --timeout $((ASYNC_CALL_TIMEOUT + 60))s\`, \`GET /wait/${ASYNC_DELAY_SECS}s\`: each request waits ${ASYNC_DELAY_SECS} s at the side service, longer than the phase) holds $ASYNC_WAITERS requests suspended (\`GET /admin/async\` \"suspended\" ≥ $ASYNC_WAITERS before and after each run, or the run does not count), the same plain loads run again, then the holder leaves (Gozer abandons the side calls) and \"suspended\" returns to 0 before the next baseline."
   echo "$BENCH_ROUNDS rounds (baseline, waiting, baseline, waiting …), ${BENCH_DURATION} s per run, ${BENCH_WARMUP} s warm-up of each load first; figures are medians over the rounds. CPU µs/req = Gozer's utime+stime (/proc/PID/stat, $CLK_TCK ticks/s) during the run / requests completed."
   echo
+  echo "Other jobs: before each phase the script waited until no other benchmark ran and other jobs left Gozer's core alone (up to ${ASYNC_QUIET_WAIT} s): ${QUIET_WAITED} s of waiting in all, $QUIET_GAVE_UP phase(s) measured anyway; $(awk -F'\t' '$1 != "warm" { n++; if ($15 == "yes") d++ } END { printf "%d of %d runs disturbed", d, n }' "$RUNS_TSV"), a phase with a disturbed run done again (whole, after waiting for quiet) up to $ASYNC_PHASE_TRIES times while the retry budget (${BENCH_RETRY_BUDGET} s of runs) lasted."
+  echo
   echo "Work check: $WORK_NOTE_ASYNC."
   echo
   echo "## The target: p99 of plain requests with $ASYNC_WAITERS waiting / alone ≤ $ASYNC_TARGET"
@@ -626,7 +698,7 @@ report() {
   echo
   echo "## Both phases, medians"
   echo
-  echo "| plain load | phase | runs counted | req/s | p50 µs | p99 µs | max µs | Gozer CPU µs/req | Gozer core busy | client CPU (core $LOADGEN_CPU) | holder CPU | errors | late (open loop) |"
+  echo "| plain load | phase | rounds counted / runs | req/s | p50 µs | p99 µs | max µs | Gozer CPU µs/req | Gozer core busy | client CPU (core $LOADGEN_CPU) | holder CPU | errors | late (open loop) |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for l in "${LOADS[@]}"; do
     for p in base wait; do
@@ -661,11 +733,14 @@ report() {
   awk -F'\t' -v n="$ASYNC_WAITERS" 'NR > 1 { printf "| %s | %s | %s | %s | %s | **%.1f KiB** | %s ms | %.1f µs | %s ms | %s | %s ms | %s | %s ms | %s |\n",
       $1, $2, $3, $4, $5, ($5 - $4) / n, $6, $6 * 1000 / n, $7, $8, $9, $10, $11, $13 }' "$HOLD_TSV"
   echo
-  awk -F'\t' -v n="$ASYNC_WAITERS" 'NR > 1 { d[++k] = ($5 - $4) / n; a[k] = $6 * 1000 / n; h[k] = $7; l[k] = $8; hs[k] = $7 / $8 / 10 }
+  awk -F'\t' -v n="$ASYNC_WAITERS" 'NR > 1 { d[++k] = ($5 - $4) / n; a[k] = $6 * 1000 / n; h[k] = $7; l[k] = $8; hs[k] = $7 / $8 / 10; rel[k] = $11 * 1000 / n
+      if (k > 1) dl[k - 1] = d[k] }
     function med(x, m,   i, j, t, y) { for (i = 1; i <= m; i++) y[i] = x[i]; for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (y[j] < y[i]) { t = y[i]; y[i] = y[j]; y[j] = t }
       return (m % 2 ? y[(m + 1) / 2] : (y[m / 2] + y[m / 2 + 1]) / 2) }
     END { if (!k) exit
-      printf "Medians over the rounds: Gozer RSS grows **%.1f KiB per waiting request** (VmRSS with them less just before them; the first round also pays the heap'"'"'s first growth); admitting one costs Gozer **%.1f µs** of CPU (the filter, the side call'"'"'s dial and request); the holder (wrk) took %.0f ms of CPU over its %.0f s life (%.1f%% of a core on average, most of it opening its connections).\n", med(d, k), med(a, k), med(h, k), med(l, k), med(hs, k) }' "$HOLD_TSV"
+      printf "**Memory**: Gozer'"'"'s RSS (VmRSS with the waiters less just before them) grew **%.1f KiB per waiting request** in round 1 (a fresh process: the heap grows)", d[1]
+      if (k > 1) printf " and %.1f KiB in the later rounds (median: memory the earlier waiters left is reused)", med(dl, k - 1)
+      printf ". **CPU**: admitting one (its client connection and request, the filter'"'"'s coroutine, the side call'"'"'s dial and request, the collections all that allocation brings) cost Gozer **%.0f µs** (median over the rounds), releasing one (its client leaves, the call is abandoned) %.0f µs; a plain proxied request costs the CPU µs/req above. While they wait, the waiters cost what the CPU µs/req ratios show. The holder (wrk) took %.0f ms of CPU over its %.0f s life (%.1f%% of a core on average, nearly all of it opening its connections: see its column in the runs).\n", med(a, k), med(rel, k), med(h, k), med(l, k), med(hs, k) }' "$HOLD_TSV"
   echo
   echo "## Gozer's filter counters after the runs"
   echo
@@ -680,7 +755,7 @@ report() {
   awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s%% | %s%% | %s%% | %s%% | %s | %s → %s | %s | %s | %s | %s |\n",
     $1, $2, $3, $4, $5, $6, $23, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, $19, ($1 == "warm" ? "warm-up" : ($20 == "no" ? "NO: waiters not held" : "yes")), $16 ($16 > 0 ? " (" $24 ")" : ""), $17, $22 }' "$RUNS_TSV"
   echo
-  echo "\"other jobs, Gozer's core\": core $PROXY_CPU's busy time (/proc/stat) less Gozer's CPU time, in % of the core; above $BENCH_OTHER_CPU_MAX % a run is disturbed, redone once while the retry budget (${BENCH_RETRY_BUDGET} s) lasts, and a figure is the median over the clean runs when at least $NEED_RUNS rounds have one, else over the $NEED_RUNS least disturbed. \"both cores\": the same over cores ${BENCH_CORES[*]}, less every process of the bench."
+  echo "\"other jobs, Gozer's core\": core $PROXY_CPU's busy time (/proc/stat) less Gozer's CPU time, in % of the core; above $BENCH_OTHER_CPU_MAX % a run is disturbed, and a figure is the median over the clean runs when at least $NEED_RUNS rounds have one, else over the $NEED_RUNS least disturbed. \"both cores\": the same over cores ${BENCH_CORES[*]}, less every process of the bench."
   echo
   echo "Gozer's config (accepted by \`gozer -check\`):"
   echo

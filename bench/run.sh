@@ -34,6 +34,12 @@
 #                           core on the bench cores is marked disturbed and left out of the
 #                           medians (unless all runs of a target were disturbed)
 #   BENCH_RETRY_BUDGET=60   seconds of extra runs allowed to redo disturbed runs (once each)
+#   BENCH_PROFILE           Gozer targets to take a CPU profile of after the rounds (e.g.
+#                           "gozer-async"): they get listeners.admin.pprof, and the report
+#                           shows the top functions, flat and cumulative, of
+#                           /debug/pprof/profile during a wrk run like the measured ones; the
+#                           profile is saved as bench/results/profile-NAME.pprof
+#   BENCH_PROFILE_SECS=10   seconds of each profile
 #
 # Adding a target: write bench/targets/NAME.sh with a function target_NAME_start that starts
 # the proxy pinned to $PROXY_CPU, forwarding to 127.0.0.1:$ORIGIN_PORT, via bg_start, and sets
@@ -70,6 +76,8 @@ BENCH_STRICT=${BENCH_STRICT:-0}
 BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
 BENCH_OTHER_CPU_MAX=${BENCH_OTHER_CPU_MAX:-10}
 BENCH_RETRY_BUDGET=${BENCH_RETRY_BUDGET:-60}
+BENCH_PROFILE=${BENCH_PROFILE:-}
+BENCH_PROFILE_SECS=${BENCH_PROFILE_SECS:-10}
 ORIGIN_PORT=${ORIGIN_PORT:-18090}
 IDLE_SOURCES=10 # idle connections come from 127.0.0.2 .. 127.0.0.11
 BENCH_PORTS=()  # every port a target listens on; each bench/targets/*.sh adds its own
@@ -87,7 +95,7 @@ for f in bench/targets/*.sh; do
   source "$f"
 done
 
-COMMAND="BENCH_SUITE=$BENCH_SUITE BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONNS=$BENCH_CONNS BENCH_IDLE_CONNS=$BENCH_IDLE_CONNS BENCH_TARGETS=\"$BENCH_TARGETS\" bash bench/run.sh"
+COMMAND="BENCH_SUITE=$BENCH_SUITE BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONNS=$BENCH_CONNS BENCH_IDLE_CONNS=$BENCH_IDLE_CONNS BENCH_TARGETS=\"$BENCH_TARGETS\"${BENCH_PROFILE:+ BENCH_PROFILE=\"$BENCH_PROFILE\" BENCH_PROFILE_SECS=$BENCH_PROFILE_SECS} bash bench/run.sh"
 RESULTS_DIR=$REPO/bench/results
 WORK=$(mktemp -d /tmp/gozer-bench.XXXXXX)
 RUNS_TSV=$WORK/runs.tsv
@@ -134,7 +142,7 @@ go build -o "$WORK/idleconns" ./bench/idleconns || die "bench/idleconns does not
 
 # --- 2. origin, 3. targets ---------------------------------------------------------------
 
-declare -A TARGET_PID TARGET_URL TARGET_DESC TARGET_FILTERS_URL
+declare -A TARGET_PID TARGET_URL TARGET_DESC TARGET_FILTERS_URL TARGET_PPROF
 PROBLEMS=()      # what went wrong with a target (printed in the report)
 HARNESS_FAILED=0 # a peer or the origin failed: that is our failure, not a result
 WORK_FAILED=0    # a target did not do its work (lib/work.sh): the bench measured nothing true
@@ -149,7 +157,7 @@ origin_start || die "origin did not start"
 START_FAIL_REASON=""
 start_target() {
   local name=$1
-  T_PID="" T_URL="" T_READY_URL="" T_LOG="" T_DESC="" T_WORK=plain T_FILTERS_URL=""
+  T_PID="" T_URL="" T_READY_URL="" T_LOG="" T_DESC="" T_WORK=plain T_FILTERS_URL="" T_PPROF_URL=""
   WAIT_FAIL_REASON="target_${name}_start failed"
   if ! "target_${name}_start"; then
     START_FAIL_REASON="does not start: $WAIT_FAIL_REASON"
@@ -169,7 +177,7 @@ start_target() {
   fi
   log "  $name does its work: ${WORK_NOTE[$name]}"
   TARGET_PID[$name]=$T_PID TARGET_URL[$name]=$T_URL TARGET_DESC[$name]=$T_DESC
-  TARGET_FILTERS_URL[$name]=$T_FILTERS_URL WORK_OF[$name]=$T_WORK
+  TARGET_FILTERS_URL[$name]=$T_FILTERS_URL WORK_OF[$name]=$T_WORK TARGET_PPROF[$name]=$T_PPROF_URL
 }
 
 # target_failed NAME REASON drops a target from the runs; a peer failing fails the harness,
@@ -291,6 +299,37 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
   for t in "${TARGETS[@]}"; do measure_one run "$t" "$r" || true; done
 done
 
+# --- CPU profiles (BENCH_PROFILE) ---------------------------------------------------------
+
+# A profile of BENCH_PROFILE_SECS during a wrk run like the measured ones (kind "profile":
+# not in the medians); the top functions go to the report, the profile to bench/results.
+declare -A PROFILE_TOP PROFILE_CUM
+PROFILED=()
+for t in $BENCH_PROFILE; do
+  if [[ -z ${TARGET_PID[$t]:-} || -z ${TARGET_PPROF[$t]:-} ]]; then
+    PROBLEMS+=("$t: no CPU profile (BENCH_PROFILE names a Gozer target that was not measured, or not a Gozer target)")
+    continue
+  fi
+  prof=$WORK/profile-$t.pprof
+  log "CPU profile of $t: ${BENCH_PROFILE_SECS}s under the same wrk load"
+  bg_start "$WORK/pprof-$t.log" curl -s -f -m $((BENCH_PROFILE_SECS + 30)) -o "$prof" \
+    "${TARGET_PPROF[$t]}/profile?seconds=$BENCH_PROFILE_SECS"
+  pprof_pid=$BG_PID
+  sleep 0.2
+  WRK_DURATION=$((BENCH_PROFILE_SECS + 1)) measure_one profile "$t" 0 || true
+  wait "$pprof_pid" 2>/dev/null || true
+  if [[ -s $prof ]] && go tool pprof -top -nodecount=25 "$prof" >"$WORK/pprof-top-$t.txt" 2>/dev/null; then
+    PROFILE_TOP[$t]=$(cat "$WORK/pprof-top-$t.txt")
+    PROFILE_CUM[$t]=$(go tool pprof -top -cum -nodecount=25 "$prof" 2>/dev/null | sed -n '/flat%/,$p')
+    mkdir -p "$RESULTS_DIR"
+    cp "$prof" "$RESULTS_DIR/profile-$t.pprof"
+    PROFILED+=("$t")
+  else
+    warn "no CPU profile of $t"
+    PROBLEMS+=("$t: no CPU profile (see $WORK/pprof-$t.log; is listeners.admin.pprof on?)")
+  fi
+done
+
 # Every Gozer filter must have run once per request wrk completed through its target.
 for t in "${TARGETS[@]}"; do
   [[ -n ${TARGET_FILTERS_URL[$t]:-} && ${WORK_OF[$t]} != plain ]] || continue
@@ -387,6 +426,11 @@ report() {
     done
     print_mem_table "${idle[@]}"
   fi
+  for t in ${PROFILED[@]+"${PROFILED[@]}"}; do
+    printf '\n## CPU profile of %s (%ss during a wrk run like the measured ones; bench/results/profile-%s.pprof)\n\n' "$t" "$BENCH_PROFILE_SECS" "$t"
+    # shellcheck disable=SC2016 # the backticks are Markdown
+    printf 'Top 25, flat:\n\n```\n%s\n```\n\nTop 25, cumulative:\n\n```\n%s\n```\n' "${PROFILE_TOP[$t]}" "${PROFILE_CUM[$t]}"
+  done
   printf '\n## Every run\n\n'
   print_runs_table
   printf '\nHarness runtime: %ss.\n' "$SECONDS"

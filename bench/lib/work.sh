@@ -130,11 +130,12 @@ work_check() {
 # error): they go to WORK_WARNING.
 WORK_WARNING=""
 work_counters_check() {
-  local name=$1 furl=$2 requests=$3 stats line f calls errors timeouts problems=() seen=() warns=()
+  local name=$1 furl=$2 requests=$3 stats line f calls errors timeouts disabled problems=() seen=() warns=()
   WORK_FAIL_REASON="" WORK_WARNING=""
   stats=$(gozer_filter_stats "$furl")
-  while read -r f calls errors timeouts _; do
+  while read -r f calls errors timeouts disabled _; do
     [[ -n $f ]] || continue
+    [[ $disabled != true ]] || continue # turned off by filters.disabled (the built-in Go filters)
     seen+=("$f $calls calls, $errors errors ($timeouts past the budget)")
     ((calls >= requests)) || problems+=("filter $f ran $calls times for $requests requests")
     ((errors == 0 && timeouts == 0)) || warns+=("filter $f: $errors errors, $timeouts of them past the budget")

@@ -40,6 +40,13 @@ gozer_build() {
 # per-client-IP caps are off; a Gozer older than those keys gets GOZER_CONF_PER_IP="".
 GOZER_PER_IP_OFF="  max_connections_per_ip: 0
   max_requests_per_ip: 0"
+# The Go filters Gozer builds in (filters/builtin: Server-Timing on every response) run in
+# every chain of a Gozer with a filters dir: the Lua targets turn them off
+# (filters.disabled), so that they run exactly the bench's Lua logic, as nginx does, and
+# their work check lists only it. The names come from the source (`Name() string { return
+# "NAME" }`); an unknown name in filters.disabled is harmless (a gozer-base build without one).
+GOZER_GO_FILTERS=${GOZER_GO_FILTERS-$(sed -n 's/^func ([A-Za-z0-9_]*) Name() string { return "\([A-Za-z0-9_.-]*\)" }$/\1/p' \
+  "$REPO"/filters/builtin/*.go 2>/dev/null | sort -u | paste -sd, -)}
 
 gozer_start() {
   local name=$1 port=$2 admin=$3 scripts=$4 bin=${5:-} dir=$WORK/$1-run
@@ -51,10 +58,15 @@ gozer_start() {
     bin=$WORK/gozer
   fi
   mkdir -p "$dir"
+  # run.sh's BENCH_PROFILE names the targets it takes a CPU profile of: they serve pprof.
+  local admin_extra=${GOZER_CONF_ADMIN_EXTRA:-}
+  if [[ " ${BENCH_PROFILE:-} " == *" $name "* && $admin_extra != *pprof* ]]; then
+    admin_extra+="${admin_extra:+, }pprof: true"
+  fi
   cat >"$dir/gozer.yaml" <<CONF
 listeners:
   proxy: { addr: "127.0.0.1:$port" }
-  admin: { addr: "127.0.0.1:$admin"${GOZER_CONF_ADMIN_EXTRA:+, $GOZER_CONF_ADMIN_EXTRA} }
+  admin: { addr: "127.0.0.1:$admin"${admin_extra:+, $admin_extra} }
 server:
   event_loops: 1
   max_connections: 200000
@@ -63,7 +75,7 @@ ${GOZER_CONF_PER_IP-$GOZER_PER_IP_OFF}
 log:
   level: warn
   access_log: "off"
-filters: { dir: "$scripts", budget: 5ms }
+filters: { dir: "$scripts", budget: 5ms${GOZER_GO_FILTERS:+, disabled: [$GOZER_GO_FILTERS]} }
 origins:
   bench:
     servers: ["127.0.0.1:$ORIGIN_PORT"]
@@ -81,7 +93,8 @@ CONF
   T_URL="http://127.0.0.1:$port/"
   T_READY_URL="http://127.0.0.1:$admin/healthcheck"
   T_FILTERS_URL="http://127.0.0.1:$admin/admin/filters"
-  T_DESC="Gozer ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo 'no git')): event_loops 1, GOMAXPROCS=${GOZER_GOMAXPROCS:-unset (Gozer: event loops + 1)}, access_log off"
+  T_PPROF_URL="http://127.0.0.1:$admin/debug/pprof" # 404 unless listeners.admin.pprof
+  T_DESC="Gozer ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo 'no git')): event_loops 1, GOMAXPROCS=${GOZER_GOMAXPROCS:-unset (Gozer: event loops + 1)}, access_log off${scripts:+${GOZER_GO_FILTERS:+, built-in Go filters off (filters.disabled: [$GOZER_GO_FILTERS])}}"
 }
 
 target_gozer_start() {
