@@ -17,8 +17,8 @@ import (
 // per compressed KiB (bench/README.md, "Compression"). nginx does what this file
 // does: it sizes zlib's window and hash for a known Content-Length (a 2 KiB body
 // gets a 4 KiB window and a 4096-entry hash), and zlib's level 5 is lazy
-// matching over hash chains. Here the hash table is sized for the body too (a
-// 4096-entry table of 16-bit positions, 8 KiB, for 2 KiB), the matching is
+// matching over hash chains. Here the hash table is sized for the body too (2048
+// entries of 16-bit positions, 4 KiB, for 2 KiB), the matching is
 // zlib's (deflate_slow from level 4 up, deflate_fast below) with zlib's
 // parameters for the level, and the Huffman tables come from huffman.go.
 //
@@ -131,7 +131,7 @@ func (z *oneShot) appendDeflate(dst, body []byte, p matchParams) []byte {
 	clear(z.litFreq[:])
 	clear(z.distFreq[:])
 	if len(body) >= minMatch {
-		z.hbits = uint(min(max(bits.Len(uint(len(body)))+1, 10), maxHashBits))
+		z.hbits = uint(min(max(bits.Len(uint(len(body))), 10), maxHashBits))
 		clear(z.head[:1<<z.hbits])
 		if p.greedy {
 			z.matchGreedy(body, p)
