@@ -12,9 +12,10 @@ import (
 // Why a second gzip encoder: klauspost's streaming encoder pays a fixed cost per
 // stream that a small body cannot amortize. Its level 5 keeps 384 KiB of match
 // tables, which a 2 KiB body touches at random, and builds its Huffman tables at
-// about 5 µs a block; with the response head's re-parse, that made Gozer's
-// compression of the 1.9 KiB JSON of bench/compress.sh cost 1.5 times nginx's
-// per compressed KiB (bench/README.md, "Compression"). nginx does what this file
+// about 5 µs a block (the CPU profile of bench/compress.sh); with the response
+// head's re-parse, that made Gozer's compression of the 1.9 KiB JSON of
+// bench/compress.sh cost 1.5 times nginx's per compressed KiB (bench/README.md,
+// "Compression", with the command). nginx does what this file
 // does: it sizes zlib's window and hash for a known Content-Length (a 2 KiB body
 // gets a 4 KiB window and a 4096-entry hash), and zlib's level 5 is lazy
 // matching over hash chains. Here the hash table is sized for the body too (2048
@@ -24,10 +25,9 @@ import (
 //
 // One difference from zlib: the chains hash 4 bytes, not 3. On web text, a
 // 3-byte hash fills the chains with candidates that cannot beat a 3-byte match,
-// and the chain limit of the level runs out on them: hashing 4 bytes found
-// longer matches within the same limits (items.json: 841 bytes of gzip instead
-// of 843, 8 KiB of api.json 1.2% smaller, 4 KiB of page.html 0.5% larger), in
-// a tenth less time.
+// and the chain limit of the level runs out on them: hashing 4 bytes finds
+// longer matches within the same limits, for less work per position (items.json
+// comes out at 841 bytes, zlib -5 at 843: the work checks of bench/compress.sh).
 // The output is what the level promises: within 3% of klauspost's stream at every
 // level on JSON and HTML from 1 to 8 KiB, and mostly smaller (TestOneShotRatio).
 //
