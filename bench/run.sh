@@ -14,7 +14,9 @@
 #
 # Knobs (environment):
 #   BENCH_SUITE=all         which targets: core (gozer nginx haproxy caddy), lua (gozer
-#                           gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3) or all (both)
+#                           gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3), async (gozer
+#                           gozer-async nginx nginx-async: one side call per request from a
+#                           Lua filter) or all (every one of them)
 #   BENCH_TARGETS           the exact target list instead (overrides BENCH_SUITE)
 #   BENCH_BASE_REV          a git revision for the gozer-base target: Gozer as it was then,
 #                           beside the working tree's in the same rounds (a change's cost)
@@ -57,8 +59,9 @@ BENCH_SUITE=${BENCH_SUITE:-all}
 case $BENCH_SUITE in
   core) SUITE_TARGETS="gozer nginx haproxy caddy" ;;
   lua) SUITE_TARGETS="gozer gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3" ;;
-  all) SUITE_TARGETS="gozer gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3 haproxy caddy" ;;
-  *) echo "BENCH_SUITE must be all, core or lua, not '$BENCH_SUITE'" >&2; exit 2 ;;
+  async) SUITE_TARGETS="gozer gozer-async nginx nginx-async" ;;
+  all) SUITE_TARGETS="gozer gozer-lua1 gozer-lua3 gozer-async nginx nginx-lua1 nginx-lua3 nginx-async haproxy caddy" ;;
+  *) echo "BENCH_SUITE must be all, core, lua or async, not '$BENCH_SUITE'" >&2; exit 2 ;;
 esac
 BENCH_TARGETS=${BENCH_TARGETS:-$SUITE_TARGETS}
 BENCH_IDLE_TARGETS=${BENCH_IDLE_TARGETS:-gozer nginx haproxy caddy}
@@ -366,6 +369,10 @@ report() {
   if [[ " ${MEASURED[*]} " == *-lua* ]]; then
     printf '\n## Lua filters: CPU per request (medians of the table above)\n\n'
     print_lua_table "${MEASURED[@]}"
+  fi
+  if [[ " ${MEASURED[*]} " == *-async* ]]; then
+    printf '\n## Async filters: one side call per request (medians of the table above)\n\n'
+    print_async_table "${MEASURED[@]}"
   fi
   printf '\n## Load-generator core (origin + wrk), median per target run\n\n'
   if ((${#MEASURED[@]})); then print_loadgen_table "${MEASURED[@]}"; fi

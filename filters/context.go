@@ -3,6 +3,7 @@ package filters
 import (
 	"bytes"
 	"net/url"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -67,6 +68,9 @@ type Context struct {
 	ID         []byte   // request id (X-Request-Id)
 	Start      int64    // unix nanoseconds when the head was complete
 	Log        *zerolog.Logger
+	// Clock is the event loop's clock (unix ns as of the current event: no
+	// system call); nil: the system clock. Now reads it.
+	Clock func() int64
 
 	Route RouteDecision
 
@@ -109,6 +113,17 @@ type Context struct {
 	// Vars is the filter runtime's per-request state (the Lua ctx.vars table);
 	// the core only clears it.
 	Vars any
+
+	// Async filters (async.go). Calls makes the request's side calls and
+	// Resume is what a chain calls, on the loop, once a phase it suspended has
+	// finished; the core sets both. The chain sets Suspended while a filter
+	// of the current phase waits on I/O, and keeps its own state for it in
+	// Pending (the core leaves it alone, and calls Chain.Abandon when the
+	// request ends while suspended).
+	Calls     Caller
+	Resume    func()
+	Suspended bool
+	Pending   any
 }
 
 // Reset clears c for the next request, keeping its buffers.
@@ -119,6 +134,14 @@ func (c *Context) Reset() {
 		Body:           c.Body[:0],
 		RespBody:       c.RespBody[:0],
 	}
+}
+
+// Now is the time as of the current event (Clock), unix nanoseconds.
+func (c *Context) Now() int64 {
+	if c.Clock != nil {
+		return c.Clock()
+	}
+	return time.Now().UnixNano()
 }
 
 // Respond short-circuits the request with the filter's own answer.

@@ -101,6 +101,7 @@ var all = []Cause{
 	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, LocalRedirectHTTPS, SuccessViaFallback,
 	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,
+	LocalTooManySuspended, LocalCallTimeout, LocalCallTooLarge, LocalCallAbandoned,
 }
 
 // CauseOfCodec is the status cause of a decoding error's class (its own

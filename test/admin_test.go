@@ -151,8 +151,7 @@ func matchesDoc(t *testing.T, docs map[string]any, g *gozer, path string) {
 // adminJSON GETs path on the admin listener and decodes it.
 func adminJSON(t *testing.T, g *gozer, path string) any {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, b := fetch(t, c, "GET", "http://"+g.AdminAddr+path, nil, nil)
+	resp, b := fetch(t, g.adminClient, "GET", g.adminURL(path), nil, nil)
 	var v any
 	if resp.StatusCode != 200 || json.Unmarshal(b, &v) != nil {
 		t.Fatalf("GET %s: status %d, body %q", path, resp.StatusCode, tail(string(b), 500))

@@ -41,6 +41,13 @@ type config struct {
 	// {"certificates": "[{cert: a.pem, key: a-key.pem}]"}.
 	HTTPS     map[string]string
 	httpsAddr string
+	// AdminTLS, when not nil, is listeners.admin.tls with these keys written
+	// verbatim ({"enabled": "true", "certificates": "[...]"}); AdminClient is
+	// then how the harness reaches the admin listener (its health check, the
+	// admin helpers): an HTTPS client trusting its CA, with a client
+	// certificate when the listener requires one.
+	AdminTLS    map[string]string
+	AdminClient *http.Client
 }
 
 // filtersConfig is the filters: section; empty fields keep Gozer's defaults.
@@ -49,6 +56,10 @@ type filtersConfig struct {
 	Budget       string // "20ms"
 	Disabled     []string
 	MaxBodyBytes string // "256KiB"
+	MaxSuspended int    // filters.max_suspended (0: the default)
+	CallTimeout  string // filters.call_timeout ("": the default)
+	// SharedDicts is filters.shared_dicts, verbatim: {"auth": "1MiB"}.
+	SharedDicts map[string]string
 }
 
 type originConfig struct {
@@ -72,6 +83,12 @@ func (c config) render(proxy, admin string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n    proxy_protocol: %v\n    redirect_https: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
 		proxy, c.TrustForwarded, c.ProxyProtocol, c.RedirectHTTPS, admin, c.AdminPprof)
+	if c.AdminTLS != nil {
+		b.WriteString("    tls:\n")
+		for _, k := range sortedKeys(c.AdminTLS) {
+			fmt.Fprintf(&b, "      %s: %s\n", k, c.AdminTLS[k])
+		}
+	}
 	if c.HTTPS != nil {
 		fmt.Fprintf(&b, "  https:\n    addr: %q\n", c.httpsAddr)
 		for _, k := range sortedKeys(c.HTTPS) {
@@ -104,6 +121,18 @@ func (c config) render(proxy, admin string) string {
 		}
 		if f.MaxBodyBytes != "" {
 			fmt.Fprintf(&b, "  max_body_bytes: %s\n", f.MaxBodyBytes)
+		}
+		if f.MaxSuspended > 0 {
+			fmt.Fprintf(&b, "  max_suspended: %d\n", f.MaxSuspended)
+		}
+		if f.CallTimeout != "" {
+			fmt.Fprintf(&b, "  call_timeout: %s\n", f.CallTimeout)
+		}
+		if len(f.SharedDicts) > 0 {
+			b.WriteString("  shared_dicts:\n")
+			for _, k := range sortedKeys(f.SharedDicts) {
+				fmt.Fprintf(&b, "    %s: %s\n", k, f.SharedDicts[k])
+			}
 		}
 		quoted := make([]string, len(f.Disabled))
 		for i, n := range f.Disabled {
@@ -160,7 +189,14 @@ type gozer struct {
 	AdminAddr  string
 	HTTPSAddr  string // "" without an HTTPS listener
 	ConfigPath string
+	// adminScheme and adminClient reach the admin listener: "http" and a
+	// plain client, or "https" and config.AdminClient.
+	adminScheme string
+	adminClient *http.Client
 }
+
+// adminURL is SCHEME://ADMIN/path.
+func (g *gozer) adminURL(path string) string { return g.adminScheme + "://" + g.AdminAddr + path }
 
 // startGozer writes cfg into a temporary directory, starts gozer on it and waits
 // until the admin health check answers 200 and the proxy port accepts. It stops the
@@ -172,7 +208,13 @@ func startGozer(t testing.TB, cfg config) *gozer {
 	}
 	var lastErr string
 	for try := 0; try < 3; try++ { // a free port may be taken by someone else meanwhile
-		g := &gozer{ProxyAddr: freePort(t), AdminAddr: freePort(t)}
+		g := &gozer{ProxyAddr: freePort(t), AdminAddr: freePort(t), adminScheme: "http", adminClient: &http.Client{Timeout: 10 * time.Second}}
+		if cfg.AdminTLS != nil {
+			if cfg.AdminClient == nil {
+				t.Fatal("config.AdminTLS needs config.AdminClient")
+			}
+			g.adminScheme, g.adminClient = "https", cfg.AdminClient
+		}
 		if cfg.HTTPS != nil {
 			g.HTTPSAddr = freePort(t)
 			cfg.httpsAddr = g.HTTPSAddr
@@ -206,13 +248,12 @@ func startGozer(t testing.TB, cfg config) *gozer {
 }
 
 func (g *gozer) ready(timeout time.Duration) bool {
-	client := &http.Client{Timeout: time.Second}
-	defer client.CloseIdleConnections()
+	client := &http.Client{Timeout: time.Second, Transport: g.adminClient.Transport}
 	return eventually(timeout, func() bool {
 		if g.exited() {
 			return false
 		}
-		resp, err := client.Get("http://" + g.AdminAddr + "/healthcheck")
+		resp, err := client.Get(g.adminURL("/healthcheck"))
 		if err != nil {
 			return false
 		}

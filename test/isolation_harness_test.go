@@ -183,8 +183,7 @@ func (o adminOrigin) server(addr string) (adminServer, bool) {
 // adminOrigin is origin name as GET http://ADMIN/admin/origins shows it now.
 func (g *gozer) adminOrigin(t testing.TB, name string) adminOrigin {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + g.AdminAddr + "/admin/origins")
+	resp, err := g.adminClient.Get(g.adminURL("/admin/origins"))
 	if err != nil {
 		t.Fatalf("GET /admin/origins: %v", err)
 	}

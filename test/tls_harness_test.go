@@ -61,8 +61,15 @@ func (ca *testCA) caFile() string { return filepath.Join(ca.dir, "ca.pem") }
 
 // issue writes a certificate for names (DNS names or IPs) signed by the CA and
 // its key, ECDSA P-256 or RSA 2048, as name.pem and name-key.pem; it returns
-// the two paths and the serial number.
+// the two paths and the serial number. It is valid from an hour ago for a day.
 func (ca *testCA) issue(t testing.TB, file string, rsaKey bool, names ...string) (certFile, keyFile string, serial int64) {
+	t.Helper()
+	return ca.issueUntil(t, file, rsaKey, time.Now().Add(24*time.Hour), names...)
+}
+
+// issueUntil is issue with the certificate valid until notAfter (in the past:
+// expired), from two days before it.
+func (ca *testCA) issueUntil(t testing.TB, file string, rsaKey bool, notAfter time.Time, names ...string) (certFile, keyFile string, serial int64) {
 	t.Helper()
 	var key crypto.Signer
 	var err error
@@ -77,7 +84,7 @@ func (ca *testCA) issue(t testing.TB, file string, rsaKey bool, names ...string)
 	ca.n++
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.n), Subject: pkix.Name{CommonName: names[0]},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	if rsaKey {
@@ -167,17 +174,28 @@ type tlsStats struct {
 		Versions   map[string]int64 `json:"handshakes_by_version"`
 	} `json:"handshakes"`
 	Certificates struct {
-		Reloads  int64  `json:"reloads_total"`
-		Failures int64  `json:"reload_failures_total"`
-		LastErr  string `json:"last_error"`
-		Dev      bool   `json:"dev_certificate"`
+		Reloads   int64  `json:"reloads_total"`
+		Failures  int64  `json:"reload_failures_total"`
+		LastErr   string `json:"last_error"`
+		Dev       bool   `json:"dev_certificate"`
+		Rotations int64  `json:"ticket_rotations_total"`
 	} `json:"certificates"`
+	AdminListener struct {
+		Enabled      bool             `json:"enabled"`
+		ClientAuth   string           `json:"client_auth"`
+		Handshakes   int64            `json:"handshakes_total"`
+		Failures     map[string]int64 `json:"handshake_failures_by_reason"`
+		Certificates *struct {
+			Reloads  int64  `json:"reloads_total"`
+			Failures int64  `json:"reload_failures_total"`
+			LastErr  string `json:"last_error"`
+		} `json:"certificates"`
+	} `json:"admin_listener"`
 }
 
 func (g *gozer) tlsStats(t testing.TB) tlsStats {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, b := fetch(t, c, "GET", "http://"+g.AdminAddr+"/admin/tls", nil, nil)
+	resp, b := fetch(t, g.adminClient, "GET", g.adminURL("/admin/tls"), nil, nil)
 	var s tlsStats
 	if resp.StatusCode != 200 || json.Unmarshal(b, &s) != nil {
 		t.Fatalf("GET /admin/tls: status %d, body %q", resp.StatusCode, b)
@@ -213,4 +231,20 @@ func (ca *testCA) clientCert(t testing.TB, cn string, notAfter time.Time) tls.Ce
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// clientCertFiles writes a client certificate for cn signed by the CA, valid
+// for a day, and its key as file.pem and file-key.pem (for settings that name
+// files: origins.NAME.tls.cert and key).
+func (ca *testCA) clientCertFiles(t testing.TB, file, cn string) (certFile, keyFile string) {
+	t.Helper()
+	c := ca.clientCert(t, cn, time.Now().Add(24*time.Hour))
+	keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(ca.dir, file+".pem"), filepath.Join(ca.dir, file+"-key.pem")
+	writePEM(t, certFile, "CERTIFICATE", c.Certificate[0])
+	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	return certFile, keyFile
 }

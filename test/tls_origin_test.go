@@ -2,7 +2,9 @@ package test
 
 // TLS to origins: a real TLS origin (Go's net/http with a certificate from the
 // test CA), verified by name against the CA file, pooled per loop like plain
-// connections, and refused when its certificate names another host.
+// connections, and refused when its certificate names another host, was
+// signed by a CA the CA file does not hold, or has expired. Client
+// certificates to origins: tls_origin_client_test.go.
 
 import (
 	"bytes"
@@ -60,22 +62,32 @@ func TestTLSToOrigin(t *testing.T) {
 	cert, key, _ := ca.issue(t, "origin", false, "origin.test", "127.0.0.1")
 	addr := startTLSOrigin(t, cert, key)
 	_, port, _ := net.SplitHostPort(addr)
+	expiredCert, expiredKey, _ := ca.issueUntil(t, "expired", false, time.Now().Add(-time.Hour), "origin.test", "127.0.0.1")
+	expired := startTLSOrigin(t, expiredCert, expiredKey)
+	other := newTestCA(t) // a CA file that did not sign the origin's certificate
 
 	for _, tc := range []struct {
 		name   string
 		tls    string
 		status int
 		body   string // what the answer's body starts with
+		server string // the origin's address, when not addr
 	}{
-		{"verified by IP against the CA file", fmt.Sprintf("{enabled: true, ca_file: %q}", ca.caFile()), 200, "tls=true sni= path=/x"},
-		{"verified by server_name", fmt.Sprintf("{enabled: true, ca_file: %q, server_name: origin.test}", ca.caFile()), 200, "tls=true sni=origin.test path=/x"},
-		{"a certificate for another name is refused", fmt.Sprintf("{enabled: true, ca_file: %q, server_name: other.test}", ca.caFile()), 502, ""},
-		{"an unknown CA is refused", "{enabled: true}", 502, ""},
-		{"insecure_skip_verify when spelled out", "{enabled: true, server_name: other.test, insecure_skip_verify: true}", 200, "tls=true sni=other.test"},
+		{"verified by IP against the CA file", fmt.Sprintf("{enabled: true, ca_file: %q}", ca.caFile()), 200, "tls=true sni= path=/x", ""},
+		{"verified by server_name", fmt.Sprintf("{enabled: true, ca_file: %q, server_name: origin.test}", ca.caFile()), 200, "tls=true sni=origin.test path=/x", ""},
+		{"a certificate for another name is refused", fmt.Sprintf("{enabled: true, ca_file: %q, server_name: other.test}", ca.caFile()), 502, "", ""},
+		{"an unknown CA is refused", "{enabled: true}", 502, "", ""},
+		{"a certificate the CA file did not sign is refused", fmt.Sprintf("{enabled: true, ca_file: %q}", other.caFile()), 502, "", ""},
+		{"an expired certificate is refused", fmt.Sprintf("{enabled: true, ca_file: %q, server_name: origin.test}", ca.caFile()), 502, "", expired},
+		{"insecure_skip_verify when spelled out", "{enabled: true, server_name: other.test, insecure_skip_verify: true}", 200, "tls=true sni=other.test", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			g := startGozer(t, oneOrigin(map[string]string{"tls": tc.tls, "retries": "0"}, "127.0.0.1:"+port))
+			server := "127.0.0.1:" + port
+			if tc.server != "" {
+				server = tc.server
+			}
+			g := startGozer(t, oneOrigin(map[string]string{"tls": tc.tls, "retries": "0"}, server))
 			c := newClient(t, 10*time.Second)
 			resp, body := fetch(t, c, "GET", g.URL("/x"), nil, nil)
 			if resp.StatusCode != tc.status || !strings.HasPrefix(string(body), tc.body) {

@@ -293,3 +293,34 @@ print_lua_table() {
       "$(ratio "${CPU[$g]}" "${CPU[nginx-lua$n1]}")" "$(num %.2f "${CPU[$g]}")" "$(num %.2f "${CPU[nginx-lua$n1]}")" "$verdict"
   done
 }
+
+# print_async_table TARGET...: the async targets against their bases (gozer-async vs
+# gozer, nginx-async vs nginx): what a Lua step with one side call adds per request, and
+# Gozer vs nginx + Lua doing the same call. The issue's target: gozer-async <= nginx-async.
+print_async_table() {
+  local t base cpu bcpu d pd pmed pmin pmax
+  declare -A CPU
+  for t in "$@"; do CPU[$t]=$(column_of run "$t" 7 | median); done
+  printf '| target | CPU µs/req | base | base CPU µs/req | **added by the Lua step and its side call, µs/req** | the same from per-round pairs: median (min–max), pairs |\n'
+  printf '|---|---:|---|---:|---:|---:|\n'
+  for t in "$@"; do
+    [[ $t == *-async ]] || continue
+    base=${t%-async}
+    cpu=${CPU[$t]} bcpu=${CPU[$base]:--}
+    if [[ $bcpu == - ]]; then
+      printf '| %s | %s | %s | not measured | - | - |\n' "$t" "$(num %.2f "$cpu")" "$base"
+      continue
+    fi
+    d=$(awk -v a="$cpu" -v b="$bcpu" 'BEGIN { printf "%.2f", a - b }')
+    pd=$(paired_deltas "$t" "$base")
+    pmed=$(median <<<"$pd") pmin=$(sort -g <<<"$pd" | head -n 1) pmax=$(sort -g <<<"$pd" | tail -n 1)
+    printf '| %s | %s | %s | %s | **%s** | %s (%s–%s), %s |\n' "$t" "$(num %.2f "$cpu")" "$base" "$(num %.2f "$bcpu")" "$(num %+.2f "$d")" \
+      "$(num %.2f "$pmed")" "$(num %.2f "$pmin")" "$(num %.2f "$pmax")" "$(grep -c . <<<"$pd")"
+  done
+  printf '\nThe side call goes to the same origin as the proxied request (its %s: a 2-byte answer), over each proxy'"'"'s own upstream keep-alive pool, so the proxy does two upstream exchanges per client request.\n\n' "$BENCH_SIDE_PATH"
+  if [[ -n ${CPU[gozer-async]:-} && -n ${CPU[nginx-async]:-} ]]; then
+    printf -- '- **gozer-async / nginx-async CPU µs/req = %s** (%s / %s)%s\n' \
+      "$(ratio "${CPU[gozer-async]}" "${CPU[nginx-async]}")" "$(num %.2f "${CPU[gozer-async]}")" "$(num %.2f "${CPU[nginx-async]}")" \
+      "$(awk -v a="${CPU[gozer-async]}" -v b="${CPU[nginx-async]}" 'BEGIN { print (a <= b ? " — issue target (≤ 1.00) met" : " — issue target (≤ 1.00) **NOT met**") }')"
+  fi
+}

@@ -9,12 +9,16 @@
 #   lua1   + one Lua step, inbound/access: request header X-Route = the path
 #   lua3   + outbound/header_filter: X-Gateway: gozer and no Server header in the response,
 #          + a clock read at the end (Gozer outbound 90_timing.lua / nginx log_by_lua)
+#   async  one Lua step that makes one side call (Gozer ctx.http / nginx
+#          ngx.location.capture) to the origin's $BENCH_SIDE_PATH, then X-Route =
+#          "side-<its body>:<path>" 
 # Gozer targets also set T_FILTERS_URL (GET /admin/filters): the loaded filters must be
 # exactly those of the work kind (none for plain), and after the runs each one must have
 # been called at least once per request wrk completed, without errors.
 
 # shellcheck disable=SC2034 # used by targets/origin.sh
 BENCH_CHECK_PATH=/__bench/echo # the origin echoes X-Route there as X-Bench-Saw-Route
+BENCH_SIDE_PATH=/__bench/side  # the async targets' side call: the origin answers "ok"
 
 declare -A WORK_OF WORK_NOTE # per target: its work kind; what the checks saw
 
@@ -24,6 +28,7 @@ work_filters() {
     plain) echo "" ;;
     lua1) echo "route" ;;
     lua3) echo "gw route timing" ;;
+    async) echo "async" ;;
   esac
 }
 
@@ -33,6 +38,7 @@ work_nfilters() {
     plain) echo 0 ;;
     lua1) echo 1 ;;
     lua3) echo 3 ;;
+    async) echo 1 ;;
   esac
 }
 
@@ -91,6 +97,10 @@ work_check() {
         fi
       fi
       ;;
+    async)
+      [[ $saw == "side-ok:$BENCH_CHECK_PATH" ]] || problems+=("the origin got X-Route '${saw}', want 'side-ok:$BENCH_CHECK_PATH' (the side call did not run)")
+      [[ -z $gw ]] || problems+=("the response has X-Gateway: $gw (async runs no outbound step)")
+      ;;
     *) problems+=("unknown work kind '$kind' (T_WORK)") ;;
   esac
   if [[ -n $furl ]]; then
@@ -107,6 +117,7 @@ work_check() {
     plain) WORK_NOTE[$name]="forwards only: origin got no X-Route, no X-Gateway" ;;
     lua1) WORK_NOTE[$name]="origin got X-Route: $saw" ;;
     lua3) WORK_NOTE[$name]="origin got X-Route: $saw; response has X-Gateway: $gw and no Server" ;;
+    async) WORK_NOTE[$name]="origin got X-Route: $saw (after a side call to $BENCH_SIDE_PATH)" ;;
   esac
   if [[ -n $furl ]]; then WORK_NOTE[$name]+="; /admin/filters: [${want:-none}]"; fi
   return 0

@@ -34,7 +34,8 @@ gozer_build() {
 # GOZER_CONF_ADMIN_EXTRA (keys of listeners.admin, e.g. "pprof: true") and
 # GOZER_CONF_ORIGIN_EXTRA (lines under origins.bench, each starting with a newline and
 # indented 4 spaces), e.g. `GOZER_CONF_ORIGIN_EXTRA=... gozer_start ...` (gozer-gzip.sh);
-# unset (every other target), they add nothing.
+# GOZER_CONF_ORIGINS_EXTRA adds whole origins after bench (lines indented 2 spaces, e.g.
+# gozer-async.sh's "side"). Unset (every other target), they add nothing.
 # The bench's clients are all 127.0.0.1 (the idle-connection run holds thousands), so the
 # per-client-IP caps are off; a Gozer older than those keys gets GOZER_CONF_PER_IP="".
 GOZER_PER_IP_OFF="  max_connections_per_ip: 0
@@ -67,7 +68,7 @@ origins:
   bench:
     servers: ["127.0.0.1:$ORIGIN_PORT"]
     max_idle_per_server: 256
-    max_connections_per_server: 1024${GOZER_CONF_ORIGIN_EXTRA:-}
+    max_connections_per_server: 1024${GOZER_CONF_ORIGIN_EXTRA:-}${GOZER_CONF_ORIGINS_EXTRA:-}
 routes:
   - path_prefix: "/"
     origin: bench

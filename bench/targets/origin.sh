@@ -32,6 +32,10 @@ http {
       default_type text/plain;
       return 200 "$body";
     }
+    location = $BENCH_SIDE_PATH {
+      default_type text/plain;
+      return 200 "ok";
+    }
     location = $BENCH_CHECK_PATH {
       default_type text/plain;
       add_header X-Bench-Saw-Route \$http_x_route always;

@@ -15,32 +15,43 @@ var errBudget = errors.New("filter ran past its time budget")
 // ticksPerBudget: a call's budget is counted in ticks of budget/ticksPerBudget.
 const ticksPerBudget = 4
 
+// idleBeats: the ticker stops after this many ticks without a filter call, so
+// an idle loop costs no wake-ups; the next call starts it again.
+const idleBeats = 64
+
 // closedCh is returned by Done once a call's budget is spent.
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // budgetCtx is the context.Context gopher-lua polls before every VM
 // instruction (mainLoopWithContext selects on Done, then raises Err). It is
 // not a context.WithTimeout: that would allocate and arm a fresh runtime timer
-// per filter call. One budgetCtx and its timer serve call after call.
+// per filter call. One budgetCtx serves call after call, and its ticker runs
+// free while calls come: a call only stores a few atomics, it never resets
+// or stops a runtime timer (which takes the timer heap's lock, and measured
+// 140-250 ns a call with BenchmarkBudgetArmDisarm).
 //
-// The budget counts time the filter spends running, not wall-clock time: a
-// timer ticks every budget/4 while a call runs, and Done, which only runs
-// while the filter executes instructions, counts the ticks it sees. Several
-// ticks that passed while no instruction ran (the loop's thread was
-// descheduled, or one library call took long) count as one. So a busy
-// machine does not stop a trivial filter that happened to be preempted, while
-// a filter that keeps running is stopped after about four ticks, and one
-// whose instructions get ever slower (a string doubling in a loop) after four
-// instructions that each outlasted a tick.
+// The budget counts time the filter spends running, not wall-clock time: the
+// ticker ticks every budget/4, and Done, which only runs while the filter
+// executes instructions, counts the ticks it sees. Several ticks that passed
+// while no instruction ran (the loop's thread was descheduled, or one library
+// call took long) count as one. A call is stopped at the fifth tick it sees:
+// the first may come at once (the ticker runs free), so a filter that keeps
+// running gets between one and one and a quarter budgets; one whose
+// instructions get ever slower (a string doubling in a loop) is stopped after
+// five instructions that each outlasted a tick.
 //
 // Concurrency: Done, Err, arm and disarm run on the goroutine that owns the
-// LState; the timer's function runs on its own goroutine and only touches
-// ticks (atomic), dead (atomic) and the timer.
+// LState; the ticker's function runs on its own goroutine and touches only
+// the atomics and the timer.
 type budgetCtx struct {
-	timer *time.Timer
-	tick  atomic.Int64  // period, ns; set by arm, read by the timer
-	ticks atomic.Uint32 // bumped by the timer
-	dead  atomic.Bool   // set when discarded: the timer stops re-arming
+	timer   *time.Timer
+	tick    atomic.Int64  // period, ns; set by arm, read by the ticker
+	ticks   atomic.Uint32 // bumped by the ticker
+	inCall  atomic.Bool   // a call runs: the ticker must not stop
+	active  atomic.Bool   // a call was armed since the ticker last looked
+	running atomic.Bool   // the ticker is armed (it re-arms itself)
+	idle    atomic.Int32  // ticks without a call, counted by the ticker
+	dead    atomic.Bool   // the LState is closed: the ticker stops for good
 
 	// Owner goroutine only.
 	seen  uint32 // ticks value last observed by Done
@@ -50,15 +61,31 @@ type budgetCtx struct {
 
 func newBudgetCtx() *budgetCtx {
 	c := &budgetCtx{}
-	c.timer = time.AfterFunc(time.Hour, func() {
-		if c.dead.Load() {
-			return
-		}
-		c.ticks.Add(1)
-		c.timer.Reset(time.Duration(c.tick.Load())) // last statement: see disarm
-	})
+	c.timer = time.AfterFunc(time.Hour, c.beat)
 	c.timer.Stop()
 	return c
+}
+
+// beat is the ticker (its own goroutine): a tick, then the next one unless
+// no call came for idleBeats ticks.
+func (c *budgetCtx) beat() {
+	if c.dead.Load() {
+		c.running.Store(false)
+		return
+	}
+	c.ticks.Add(1)
+	if c.active.Swap(false) || c.inCall.Load() {
+		c.idle.Store(0)
+	} else if c.idle.Add(1) >= idleBeats {
+		c.running.Store(false)
+		// An arm that came after the Swap above may have found the ticker
+		// still running: whichever of the two wins the swap re-arms it.
+		if !c.active.Load() || !c.running.CompareAndSwap(false, true) {
+			return
+		}
+		c.idle.Store(0)
+	}
+	c.timer.Reset(time.Duration(c.tick.Load()))
 }
 
 func (c *budgetCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -70,7 +97,7 @@ func (c *budgetCtx) Done() <-chan struct{} {
 	if t := c.ticks.Load(); t != c.seen {
 		c.seen = t
 		c.used++
-		if c.used >= ticksPerBudget {
+		if c.used > ticksPerBudget {
 			c.spent = true
 		}
 	}
@@ -105,24 +132,39 @@ func newWatchdog(L *glua.LState) *watchdog {
 // arm starts a call's budget of d.
 func (w *watchdog) arm(d time.Duration) {
 	c := w.cur
-	tick := max(d/ticksPerBudget, time.Microsecond)
-	c.tick.Store(int64(tick))
+	tick := int64(max(d/ticksPerBudget, time.Microsecond))
+	old := c.tick.Load()
+	if tick != old {
+		c.tick.Store(tick)
+	}
 	c.seen, c.used, c.spent = c.ticks.Load(), 0, false
-	c.timer.Reset(tick)
+	// Loads before stores: most calls find the ticker running and marked
+	// active, and a store is a locked instruction. The order matters where
+	// the ticker may stop (beat): inCall and active are set before running
+	// is looked at.
+	c.inCall.Store(true)
+	if !c.active.Load() {
+		c.active.Store(true)
+	}
+	switch {
+	case !c.running.Load() && c.running.CompareAndSwap(false, true):
+		c.timer.Reset(time.Duration(tick))
+	case tick < old:
+		// The ticker runs at a longer period (a script's load budget): bring
+		// its next tick in.
+		c.timer.Reset(time.Duration(tick))
+	}
 }
 
-// disarm ends the call's budget and reports whether it was spent. When the
-// timer's function may be running right now (Stop returns false), the
-// context is discarded, so that a late tick can never be counted against the
-// next call: the LState gets a fresh one. That happens only to calls that
-// lasted about a tick or more.
+// disarm ends the call's budget and reports whether it was spent.
 func (w *watchdog) disarm() (spent bool) {
 	c := w.cur
-	spent = c.spent
-	if !c.timer.Stop() {
-		c.dead.Store(true)
-		w.cur = newBudgetCtx()
-		w.L.SetContext(w.cur)
-	}
-	return spent
+	c.inCall.Store(false)
+	return c.spent
+}
+
+// close stops the ticker for good (the LState is closed).
+func (w *watchdog) close() {
+	w.cur.dead.Store(true)
+	w.cur.timer.Stop()
 }

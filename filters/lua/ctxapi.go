@@ -3,7 +3,6 @@ package lua
 import (
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/rs/zerolog"
 	glua "github.com/yuin/gopher-lua"
@@ -47,6 +46,7 @@ func (l *Loop) initAPI() {
 	a.ctx = l.object("ctx", map[string]glua.LGFunction{
 		"now": l.ctxNow, "route": l.ctxRoute, "respond": l.ctxRespond, "log": l.ctxLog,
 		"push_accept": l.ctxPushAccept, "push_verify": l.ctxPushVerify, "no_compress": l.ctxNoCompress,
+		"http": l.ctxHTTP, "http_all": l.ctxHTTPAll, "shared": l.ctxShared,
 	}, l.ctxIndex)
 	// ctx.req and ctx.resp are the same objects for every request: plain
 	// members, no Go call per access. The phase rule for ctx.resp is checked
@@ -151,9 +151,10 @@ func (l *Loop) ctxIndex(L *glua.LState) int {
 	return 1
 }
 
-// ctxNow is ctx.now(): wall clock seconds since the epoch, as a float.
+// ctxNow is ctx.now(): seconds since the epoch, as a float, from the event
+// loop's clock as of the current event (like ngx.now(): no system call).
 func (l *Loop) ctxNow(L *glua.LState) int {
-	L.Push(glua.LNumber(float64(time.Now().UnixNano()) / 1e9))
+	L.Push(glua.LNumber(float64(l.cur(L).Now()) / 1e9))
 	return 1
 }
 

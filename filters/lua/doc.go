@@ -13,6 +13,7 @@
 //	  apply = function(ctx) ctx.route{ origin = "api" } end,
 //	  fatal = false, -- optional: an error fails the request (500) instead of being skipped
 //	  body = false,  -- optional: the filter reads the buffered body
+//	  async = false, -- optional: apply runs in a coroutine and may call ctx.http
 //	}
 //
 // type must match the directory, names are unique. A file that does not
@@ -35,6 +36,8 @@
 //	ctx.route{origin=, path=, host=, endpoint=}                   inbound only
 //	ctx.respond(status, body, headers)                            inbound and endpoint
 //	ctx.log(level, message)       "debug", "info", "warn", "error"
+//	ctx.http{origin=, ...}, ctx.http_all{...}   async filters: side calls (async.go)
+//	ctx.shared(name)              the node's shared dictionaries (sharedapi.go)
 //
 // A call made in the wrong phase raises a clear error ("ctx.route is only for
 // inbound filters"). Functions work with '.' and ':' alike.
@@ -63,6 +66,14 @@
 // frames) and the value stack (64Ki slots); loops that build huge tables are
 // cut by the time budget. A single library call is not interrupted by the
 // budget: a backtracking pattern over a long string can exceed it (API.md).
+//
+// # Async filters and Go filters
+//
+// An async filter's apply runs in a coroutine of the loop's LState; ctx.http
+// hands the calls to the core (filters.Context.Calls) and yields, and the
+// answers resume it on the loop (async.go). Go filters (filters.Filter, the
+// built-in ones in filters/builtin) are sorted into the same chains as the
+// scripts (gofilter.go).
 //
 // # Threads
 //

@@ -155,6 +155,14 @@ func (r *Runtime) check(f *fileState) bool {
 // accept puts s in service for f unless another file's filter in service has
 // the same name; then s waits in f.pending and f keeps its previous version.
 func (r *Runtime) accept(f *fileState, s *script) bool {
+	if r.goNames[s.name] {
+		reason := fmt.Sprintf("%s: filter name %q is a built-in Go filter's", f.path, s.name)
+		if f.lastErr != reason {
+			r.log.Error().Str("file", f.path).Str("reason", reason).Msg("lua filter refused")
+		}
+		f.lastErr = reason
+		return false
+	}
 	for _, g := range r.files {
 		if g != f && g.live != nil && g.live.name == s.name {
 			reason := fmt.Sprintf("%s: duplicate filter name %q, already used by %s", f.path, s.name, g.path)
@@ -207,7 +215,7 @@ func (r *Runtime) compile(f *fileState, src []byte, hash string) (*script, error
 		return nil, fmt.Errorf("%s: type %q does not match its directory %q", f.path, sp.phase, f.phase)
 	}
 	return &script{
-		file: f.path, phase: sp.phase, name: sp.name, order: sp.order, fatal: sp.fatal, body: sp.body,
+		file: f.path, phase: sp.phase, name: sp.name, order: sp.order, fatal: sp.fatal, body: sp.body, async: sp.async,
 		proto: proto, hash: hash, loadedAt: time.Now(), disabled: r.disabled[sp.name],
 	}, nil
 }
@@ -250,6 +258,7 @@ type spec struct {
 	phase       filters.Phase
 	order       int
 	fatal, body bool
+	async       bool            // apply runs in a coroutine and may call ctx.http
 	should      *glua.LFunction // nil: always apply
 	apply       *glua.LFunction
 }
@@ -302,6 +311,12 @@ func readSpec(v glua.LValue) (spec, error) {
 	}
 	if sp.body, err = optBool(t, "body"); err != nil {
 		return sp, err
+	}
+	if sp.async, err = optBool(t, "async"); err != nil {
+		return sp, err
+	}
+	if sp.async && sp.phase == filters.Outbound {
+		return sp, errors.New("async is for inbound and endpoint filters (outbound filters run on the response as it streams)")
 	}
 	return sp, nil
 }

@@ -32,6 +32,19 @@ type Loop struct {
 
 	api api // the ctx, ctx.req and ctx.resp objects, created once
 
+	// Async filters (async.go): the suspension whose coroutine runs now (nil
+	// outside one), recycled suspensions, and the requests suspended now.
+	co        *suspension
+	susp      []*suspension
+	suspended int
+
+	// The shared dictionaries' objects on this LState, made on first use.
+	dicts    map[string]*glua.LUserData
+	dictMeta *glua.LTable
+
+	goInst  []*instance  // the Go filters' instances on this loop (gofilter.go)
+	ansMeta *glua.LTable // the metatable of side calls' answers (answer.go)
+
 	mu     sync.Mutex // guards stats against Status
 	stats  map[string]*counters
 	closed bool
@@ -40,6 +53,8 @@ type Loop struct {
 // instance is one script instantiated on one loop's LState.
 type instance struct {
 	s      *script
+	async  bool           // apply runs in a coroutine (async.go), or gf is an AsyncFilter
+	gf     filters.Filter // a Go filter (gofilter.go); s is then a stand-in with its name and order
 	should *glua.LFunction
 	apply  *glua.LFunction
 	stats  *counters
@@ -90,6 +105,7 @@ func (l *Loop) Close() {
 	l.mu.Unlock()
 	r.mu.Unlock()
 	l.chain, l.cache = nil, nil
+	l.sb.wd.close()
 	l.L.Close()
 }
 
@@ -133,6 +149,7 @@ func (l *Loop) build(v *version) *Chain {
 			c.needResp = c.needResp || s.body
 		}
 	}
+	l.addGoFilters(c)
 	l.cache = next
 	return c
 }
@@ -141,7 +158,7 @@ func (l *Loop) build(v *version) *Chain {
 // loader; if it does not here (a script that behaves differently on each
 // run), the filter is left out of this loop's chain and the error counted.
 func (l *Loop) instantiate(s *script) *instance {
-	in := &instance{s: s, stats: l.counter(s.name)}
+	in := &instance{s: s, async: s.async, stats: l.counter(s.name)}
 	l.in = in
 	defer func() { l.in = nil }()
 	v, err := runChunk(l.sb, s.proto, l.rt.loadBudget)
@@ -214,6 +231,9 @@ func now() time.Duration { return time.Since(epoch) }
 // t0 is the time the call starts; it returns the time it ended, so that a
 // chain of calls reads the clock once per call, not twice.
 func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
+	if in.gf != nil {
+		return l.callGo(in, ctx, ph, t0)
+	}
 	l.ctx, l.in, l.phase = ctx, in, ph
 	L := l.L
 	l.sb.wd.arm(l.rt.budget)
@@ -258,7 +278,7 @@ func (l *Loop) failed(in *instance, ctx *filters.Context, err error, fired bool)
 		in.stats.timeouts.Add(1)
 		lvl = zerolog.ErrorLevel
 		ctx.Fail(filters.LocalFilterTimeout, fmt.Sprintf("lua filter %q ran past its budget of %v", in.s.name, l.rt.budget))
-	case in.s.fatal:
+	case in.s.fatal && !(ctx.Failed && ctx.FailCause == filters.LocalTooManySuspended): // the cap's refusal stands
 		lvl = zerolog.ErrorLevel
 		ctx.Fail(filters.LocalFilterError, fmt.Sprintf("lua filter %q failed: %s", in.s.name, msg))
 	}
@@ -297,30 +317,52 @@ type Chain struct {
 
 // Inbound runs the inbound filters by (order, name) and stops after one
 // responded (ctx.Responded) or failed (ctx.Failed).
+// An async filter may suspend the request (ctx.Suspended): the chain goes on
+// from the next filter once it returns, and calls ctx.Resume at the end.
 func (c *Chain) Inbound(ctx *filters.Context) {
 	ctx.Phase = filters.Inbound
 	if len(c.inbound) == 0 {
 		return
 	}
-	t := now()
-	for _, in := range c.inbound {
+	c.runInbound(ctx, 0, now())
+}
+
+// runInbound runs the inbound filters from the one at index from; true when
+// one suspended the request.
+func (c *Chain) runInbound(ctx *filters.Context, from int, t time.Duration) bool {
+	for i := from; i < len(c.inbound); i++ {
 		if ctx.Responded || ctx.Failed {
 			break
+		}
+		in := c.inbound[i]
+		if in.async {
+			var suspended bool
+			if t, suspended = c.l.callAsync(c, in, ctx, filters.Inbound, i, t); suspended {
+				c.l.ctx, c.l.in = nil, nil
+				return true
+			}
+			continue
 		}
 		t = c.l.call(in, ctx, filters.Inbound, t)
 	}
 	c.l.ctx, c.l.in = nil, nil
+	return false
 }
 
 // Endpoint runs the Lua endpoint filter called name, which should answer
 // with ctx.respond. It returns false when this Chain has no such endpoint.
+// An async endpoint may suspend the request, as an inbound filter may.
 func (c *Chain) Endpoint(name string, ctx *filters.Context) bool {
 	in := c.endpoints[name]
 	if in == nil {
 		return false
 	}
 	ctx.Phase = filters.Endpoint
-	c.l.call(in, ctx, filters.Endpoint, now())
+	if in.async {
+		c.l.callAsync(c, in, ctx, filters.Endpoint, -1, now())
+	} else {
+		c.l.call(in, ctx, filters.Endpoint, now())
+	}
 	c.l.ctx, c.l.in = nil, nil
 	return true
 }

@@ -15,6 +15,7 @@ import (
 	glua "github.com/yuin/gopher-lua"
 
 	"gozer/filters"
+	"gozer/filters/dict"
 )
 
 // Defaults for the zero values of Options.
@@ -38,6 +39,14 @@ type Options struct {
 	Log          zerolog.Logger
 	MaxBodyBytes int    // cap for buffered bodies (ctx.req.body / ctx.resp.body); default 1 MiB
 	PushSecret   []byte // checks push tokens (ctx.push_verify); empty: every token is refused
+	// MaxSuspended caps the requests waiting in async filters on one loop;
+	// default DefaultMaxSuspended.
+	MaxSuspended int
+	// Dicts are the node's shared dictionaries (ctx.shared); nil: none.
+	Dicts *dict.Set
+	// GoFilters are the filters written in Go (filters/builtin), sorted
+	// into every chain with the scripts by (order, name).
+	GoFilters []filters.Filter
 }
 
 // FilterStatus is one script file as GET /admin/filters shows it.
@@ -65,6 +74,7 @@ type script struct {
 	order    int
 	fatal    bool
 	body     bool
+	async    bool
 	proto    *glua.FunctionProto
 	hash     string
 	loadedAt time.Time
@@ -96,6 +106,12 @@ type Runtime struct {
 	loadBudget time.Duration
 	maxStr     int
 	disabled   map[string]bool
+	// maxSuspended is Options.MaxSuspended or its default.
+	maxSuspended int
+	// goNames are the Go filters' names, which no script may take.
+	goNames map[string]bool
+	// suspendedNow counts the requests waiting in async filters, all loops.
+	suspendedNow atomic.Int64
 
 	cur atomic.Pointer[version]
 
@@ -138,21 +154,35 @@ func New(opts Options) (*Runtime, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.MaxSuspended <= 0 {
+		opts.MaxSuspended = DefaultMaxSuspended
+	}
 	r := &Runtime{
-		opts:       opts,
-		log:        opts.Log,
-		budget:     opts.Budget,
-		loadBudget: max(20*opts.Budget, minLoadBudget),
-		maxStr:     max(opts.MaxBodyBytes, minStringCap),
-		disabled:   make(map[string]bool, len(opts.Disabled)),
-		files:      make(map[string]*fileState),
-		loops:      make(map[*Loop]struct{}),
-		closed:     make(map[string]*counters),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		opts:         opts,
+		log:          opts.Log,
+		budget:       opts.Budget,
+		loadBudget:   max(20*opts.Budget, minLoadBudget),
+		maxStr:       max(opts.MaxBodyBytes, minStringCap),
+		maxSuspended: opts.MaxSuspended,
+		disabled:     make(map[string]bool, len(opts.Disabled)),
+		files:        make(map[string]*fileState),
+		loops:        make(map[*Loop]struct{}),
+		closed:       make(map[string]*counters),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
 	}
 	for _, name := range opts.Disabled {
 		r.disabled[name] = true
+	}
+	r.goNames = make(map[string]bool, len(opts.GoFilters))
+	for _, f := range opts.GoFilters {
+		if !validName(f.Name()) || r.goNames[f.Name()] {
+			return nil, fmt.Errorf("lua filters: go filter name %q is invalid or taken twice", f.Name())
+		}
+		if _, async := f.(filters.AsyncFilter); async && f.Phase() == filters.Outbound {
+			return nil, fmt.Errorf("lua filters: go filter %q: async filters are inbound or endpoint", f.Name())
+		}
+		r.goNames[f.Name()] = true
 	}
 	r.loader = newSandbox(r.maxStr)
 	r.mu.Lock()
@@ -267,6 +297,13 @@ func (r *Runtime) Status() []FilterStatus {
 		}
 		out = append(out, st)
 	}
+	for _, f := range r.opts.GoFilters {
+		st := FilterStatus{Name: f.Name(), Type: f.Phase().String(), Order: f.Order(), File: "(go)", Disabled: r.disabled[f.Name()]}
+		if c := sums[f.Name()]; c != nil {
+			st.Calls, st.Errors, st.Timeouts, st.TotalTimeUS = c[0], c[1], c[2], c[3]/1000
+		}
+		out = append(out, st)
+	}
 	slices.SortFunc(out, func(a, b FilterStatus) int {
 		return cmp.Or(cmp.Compare(phaseRank(a.Type), phaseRank(b.Type)), cmp.Compare(a.Order, b.Order),
 			cmp.Compare(a.Name, b.Name), cmp.Compare(a.File, b.File))
@@ -282,4 +319,17 @@ func phaseRank(t string) int {
 		return 1
 	}
 	return 2
+}
+
+// AsyncStatus is GET /admin/async: the requests waiting in async filters and
+// the shared dictionaries.
+type AsyncStatus struct {
+	Suspended           int64                 `json:"suspended"`
+	MaxSuspendedPerLoop int                   `json:"max_suspended_per_loop"`
+	SharedDicts         map[string]dict.Stats `json:"shared_dicts_by_name"`
+}
+
+// Async reports AsyncStatus. Any goroutine.
+func (r *Runtime) Async() AsyncStatus {
+	return AsyncStatus{Suspended: r.suspendedNow.Load(), MaxSuspendedPerLoop: r.maxSuspended, SharedDicts: r.opts.Dicts.Stats()}
 }

@@ -143,31 +143,59 @@ func TestRunawayFilterStopped(t *testing.T) {
 	}
 }
 
-// TestWatchdogLateTickNeverCountsForTheNextCall: a tick that fires as a call
-// ends is never counted against the next call.
-func TestWatchdogLateTickNeverCountsForTheNextCall(t *testing.T) {
+// TestWatchdogShortTicksNeverSpendALongerBudget: the ticker runs free at the
+// period of the last call armed; a call with a longer budget after calls with
+// tiny ones may see a tick or two of the old period, never enough to be
+// stopped.
+func TestWatchdogShortTicksNeverSpendALongerBudget(t *testing.T) {
 	sb := newSandbox(minStringCap)
 	w := sb.wd
 	for i := 0; i < 300; i++ {
-		old := w.cur
 		w.arm(time.Duration(i%4) * time.Microsecond) // ticks race the disarm below
 		for j := 0; j < i%5; j++ {
-			old.Done()
+			w.cur.Done()
 		}
 		w.disarm()
-		if sb.L.Context() != w.cur {
-			t.Fatalf("round %d: the LState polls a different context", i)
-		}
 		w.arm(time.Hour)
-		time.Sleep(50 * time.Microsecond) // let a late tick of the previous call land
+		time.Sleep(50 * time.Microsecond) // let a tick of the short period land
 		for j := 0; j < 10; j++ {
-			if w.cur.Done() != nil || w.cur.used != 0 {
-				t.Fatalf("round %d: the next call's budget counted %d ticks", i, w.cur.used)
+			if w.cur.Done() != nil || w.cur.used > 1 {
+				t.Fatalf("round %d: the hour-long call counted %d ticks", i, w.cur.used)
 			}
 		}
 		if w.disarm() {
 			t.Fatalf("round %d: an hour-long budget was spent", i)
 		}
+	}
+}
+
+// TestWatchdogTickerStopsWhenIdle: without calls the ticker stops (an idle
+// loop has no wake-ups), and the next call starts it again.
+func TestWatchdogTickerStopsWhenIdle(t *testing.T) {
+	sb := newSandbox(minStringCap)
+	w := sb.wd
+	w.arm(40 * time.Microsecond) // ticks every 10 µs
+	w.disarm()
+	waitFor(t, "the ticker stops", 5*time.Second, func() bool { return !w.cur.running.Load() })
+	before := w.cur.ticks.Load()
+	time.Sleep(20 * time.Millisecond)
+	if n := w.cur.ticks.Load() - before; n != 0 {
+		t.Fatalf("%d ticks while stopped", n)
+	}
+	w.arm(40 * time.Microsecond)
+	start := time.Now()
+	for w.cur.Done() == nil {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a running call was never stopped after the ticker had stopped")
+		}
+	}
+	w.disarm()
+	w.close()
+	time.Sleep(time.Millisecond) // a tick already under way lands
+	before = w.cur.ticks.Load()
+	time.Sleep(20 * time.Millisecond)
+	if n := w.cur.ticks.Load() - before; n != 0 {
+		t.Fatalf("%d ticks after close", n)
 	}
 }
 

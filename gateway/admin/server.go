@@ -1,11 +1,14 @@
 // Package admin is the internal admin listener: the health check, the admin
 // API (GET /admin/origins, /admin/push, /admin/filters: docs/ADMIN.md), the push
 // API, and Go's profiles when the configuration switches them on. Every admin
-// handler and the JSON answers live here.
+// handler and the JSON answers live here. It speaks plain HTTP, or HTTPS with
+// optional client certificates (ListenerTLS), its certificates held by a
+// gateway/tlscert store of its own.
 //
-// Concurrency: fasthttp serves each connection on a goroutine of its own;
-// Serve and Shutdown may be called from any goroutine, Shutdown once. The
-// Sources it reads are safe for any goroutine.
+// Concurrency: fasthttp serves each connection on a goroutine of its own,
+// which also runs the connection's TLS handshake; Serve and Shutdown may be
+// called from any goroutine, Shutdown once. The Sources it reads are safe for
+// any goroutine.
 package admin
 
 import (
@@ -74,6 +77,9 @@ type Sources struct {
 	// TLS is the HTTPS listener's side (GET /admin/tls, POST
 	// /admin/tls/reload); nil without one.
 	TLS *TLSSource
+	// ListenerTLS makes this listener speak HTTPS (listeners.admin.tls); nil:
+	// plain HTTP.
+	ListenerTLS *ListenerTLS
 }
 
 // TLSSource is what the admin API shows and does of the HTTPS listener.
@@ -88,14 +94,24 @@ type TLSSource struct {
 // fasthttpadaptor, which costs some allocations per request and is fine for
 // them.
 type Server struct {
-	srv *fasthttp.Server
-	ln  net.Listener
-	src Sources
+	srv   *fasthttp.Server
+	ln    net.Listener
+	tlsLn *tlsListener // ln when it speaks TLS; nil otherwise
+	src   Sources
 }
 
-// New returns the admin server for ln; Serve starts it.
+// New returns the admin server for ln (over TLS when src.ListenerTLS says
+// so); Serve starts it.
 func New(ln net.Listener, src Sources) *Server {
 	a := &Server{ln: ln, src: src}
+	if t := src.ListenerTLS; t != nil {
+		var sampled *telemetry.Sampled
+		if src.Shared != nil {
+			sampled = src.Shared.Sampled
+		}
+		a.tlsLn = newTLSListener(ln, t.Config, sampled)
+		a.ln = a.tlsLn
+	}
 	mux := fasthttpadaptor.NewFastHTTPHandler(a.mux())
 	api := src.Push.API
 	log := src.Log
@@ -201,6 +217,7 @@ func (a *Server) mux() *http.ServeMux {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /admin/filters", a.filters)
+	mux.HandleFunc("GET /admin/async", a.async)
 	mux.HandleFunc("GET /admin/origins", a.origins)
 	mux.HandleFunc("GET /admin/push", a.push)
 	mux.HandleFunc("GET /admin/edge", a.edge)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"gozer/filters/dict"
 	"gozer/filters/lua"
 	"gozer/gateway/telemetry"
 )
@@ -128,6 +129,16 @@ func (a *Server) filters(w http.ResponseWriter, _ *http.Request) {
 		list = append(list, a.src.Filters.Status()...)
 	}
 	writeAdminJSON(w, list)
+}
+
+// async is GET /admin/async: requests waiting in async filters, and the
+// shared dictionaries.
+func (a *Server) async(w http.ResponseWriter, _ *http.Request) {
+	st := lua.AsyncStatus{SharedDicts: map[string]dict.Stats{}}
+	if a.src.Filters != nil {
+		st = a.src.Filters.Async()
+	}
+	writeAdminJSON(w, st)
 }
 
 // pushView is GET /admin/push.

@@ -50,13 +50,16 @@ type ProxyListener struct {
 }
 
 // AdminListener is the internal listener (health check, admin API, push API).
-// It is unauthenticated: it listens on loopback unless the operator names
-// another address.
+// It has no authentication of its own: it listens on loopback unless the
+// operator names another address, and mutual TLS (TLS.ClientAuth "require")
+// is how to let only the holders of a certificate in.
 type AdminListener struct {
 	Addr string `yaml:"addr"`
 	// Pprof serves /debug/pprof/ (profiles, goroutine dumps, the command line)
 	// when true.
 	Pprof bool `yaml:"pprof"`
+	// TLS is HTTPS on this listener instead of plain HTTP (off by default).
+	TLS AdminTLS `yaml:"tls"`
 }
 
 // OnEveryInterface reports whether the admin listener's address takes every
@@ -64,6 +67,20 @@ type AdminListener struct {
 func (a AdminListener) OnEveryInterface() bool {
 	host, _, err := net.SplitHostPort(a.Addr)
 	return err == nil && anyInterface(host)
+}
+
+// Authenticated reports whether only clients with a verified certificate
+// reach the admin listener (TLS with client_auth "require").
+func (a AdminListener) Authenticated() bool {
+	return a.TLS.Enabled && a.TLS.ClientAuth == "require"
+}
+
+// Scheme is how the admin listener is reached: "https" with TLS, else "http".
+func (a AdminListener) Scheme() string {
+	if a.TLS.Enabled {
+		return "https"
+	}
+	return "http"
 }
 
 // DefaultAdminAddr is where the admin listener listens when the config does
@@ -113,6 +130,14 @@ type Filters struct {
 	Budget       time.Duration `yaml:"budget"`
 	Disabled     []string      `yaml:"disabled"`
 	MaxBodyBytes Size          `yaml:"max_body_bytes"`
+	// MaxSuspended caps, per event loop, the requests waiting on async
+	// filters; one more is answered 503 FAILURE_LOCAL_TOO_MANY_SUSPENDED.
+	MaxSuspended int `yaml:"max_suspended"`
+	// CallTimeout bounds a side call whose filter and origin give none.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// SharedDicts are the node's shared dictionaries (ctx.shared(name)), by
+	// name, each with its memory bound.
+	SharedDicts map[string]Size `yaml:"shared_dicts"`
 }
 
 // Origin is a named group of servers.
@@ -149,6 +174,9 @@ type Origin struct {
 	HealthCheck           *HealthCheck   `yaml:"health_check"`
 	Fallback              string         `yaml:"fallback"`
 	TLS                   OriginTLS      `yaml:"tls"`
+	// CallTimeout bounds an async filter's side call to this origin when the
+	// call gives no timeout (0: filters.call_timeout).
+	CallTimeout time.Duration `yaml:"call_timeout"`
 }
 
 // Breaker is an origin's circuit breaker.
@@ -227,7 +255,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func defaults() *Config {
 	return &Config{
-		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr}},
+		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr, TLS: adminTLSDefaults()}},
 		Server: Server{
 			MaxConnections:        100000,
 			HeaderReadTimeout:     10 * time.Second,
@@ -246,9 +274,10 @@ func defaults() *Config {
 			RateWindow:            10 * time.Second,
 			StatusHeaders:         statusHeaderDefaults(),
 		},
-		Log:     Log{Level: "info", AccessLog: "stdout"},
-		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20},
-		Push:    pushDefaults(),
+		Log: Log{Level: "info", AccessLog: "stdout"},
+		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20,
+			MaxSuspended: 4000, CallTimeout: time.Second},
+		Push: pushDefaults(),
 	}
 }
 

@@ -44,6 +44,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad level", base + "log: {level: loud}\n", "log.level"},
 		{"negative retries", "origins:\n  api:\n    servers: [\"127.0.0.1:1\"]\n    retries: -1\n", "origins.api.retries"},
 		{"bad listener", base + "listeners:\n  proxy: {addr: \"8080\"}\n", "listeners.proxy.addr"},
+		{"ticket keys rotated under a second", base + "listeners:\n  https: {addr: \":8443\", ticket_key_rotation: 500ms}\n",
+			"listeners.https.ticket_key_rotation"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -23,7 +23,8 @@ type HTTPSListener struct {
 	MaxHandshakes  int  `yaml:"max_handshakes"`
 	SessionTickets bool `yaml:"session_tickets"`
 	// TicketKeyRotation: a new session-ticket key this often; the two before
-	// it still resume.
+	// it still resume, so a ticket resumes for two to three rotations. At
+	// least a second (a test's); Gozer warns below a minute.
 	TicketKeyRotation time.Duration `yaml:"ticket_key_rotation"`
 	// CertCheckInterval: how often the certificate and key files are read
 	// again to see whether they changed (0: never; POST /admin/tls/reload still works).
@@ -73,26 +74,14 @@ func (c *Config) validateHTTPS(bad reporter) {
 	if h.MaxHandshakes <= 0 {
 		bad("listeners.https.max_handshakes", "must be positive, got %d", h.MaxHandshakes)
 	}
-	if h.SessionTickets && h.TicketKeyRotation < time.Minute {
-		bad("listeners.https.ticket_key_rotation", "must be at least 1m, got %s", h.TicketKeyRotation)
+	if h.SessionTickets && h.TicketKeyRotation < time.Second {
+		bad("listeners.https.ticket_key_rotation", "must be at least 1s, got %s", h.TicketKeyRotation)
 	}
 	if h.CertCheckInterval < 0 {
 		bad("listeners.https.cert_check_interval", "must be 0 (never) or positive, got %s", h.CertCheckInterval)
 	}
-	switch h.ClientAuth {
-	case "", "off":
-	case "optional", "require":
-		if h.ClientCAFile == "" {
-			bad("listeners.https.client_ca_file", "client_auth %q needs the CAs that sign client certificates", h.ClientAuth)
-		}
-	default:
-		bad("listeners.https.client_auth", `must be "off", "optional" or "require", got %q`, h.ClientAuth)
-	}
-	for i, p := range h.Certificates {
-		if p.Cert == "" || p.Key == "" {
-			bad("listeners.https.certificates", "entry %d needs both cert and key", i)
-		}
-	}
+	validateClientAuth("listeners.https", h.ClientAuth, h.ClientCAFile, bad)
+	validatePairs("listeners.https.certificates", h.Certificates, bad)
 	if len(h.Certificates) == 0 && h.DevCertDir == "" {
 		bad("listeners.https.dev_cert_dir", "must name a directory when no certificates are configured")
 	}
@@ -102,6 +91,81 @@ func (c *Config) validateHTTPS(bad reporter) {
 		if conflict(h.Addr, other.addr) {
 			bad("listeners.https.addr", "%q would take the port of %s %q: give each listener a port of its own", h.Addr, other.key, other.addr)
 		}
+	}
+}
+
+// validateClientAuth checks a listener's mutual TLS settings (prefix.client_auth
+// and prefix.client_ca_file).
+func validateClientAuth(prefix, mode, caFile string, bad reporter) {
+	switch mode {
+	case "", "off":
+	case "optional", "require":
+		if caFile == "" {
+			bad(prefix+".client_ca_file", "client_auth %q needs the CAs that sign client certificates", mode)
+		}
+	default:
+		bad(prefix+".client_auth", `must be "off", "optional" or "require", got %q`, mode)
+	}
+}
+
+func validatePairs(key string, pairs []CertificatePair, bad reporter) {
+	for i, p := range pairs {
+		if p.Cert == "" || p.Key == "" {
+			bad(key, "entry %d needs both cert and key", i)
+		}
+	}
+}
+
+// AdminTLS is HTTPS on the admin listener (listeners.admin.tls). Its
+// certificates are its own, not the HTTPS listener's: the admin listener is
+// reached by an internal name or address, which the public certificates do
+// not cover, and its clients trust an internal CA. They are chosen, checked
+// and reloaded exactly as the HTTPS listener's (gateway/tlscert).
+type AdminTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// Certificates: at least one pair (no development certificate here); the
+	// first is the default.
+	Certificates []CertificatePair `yaml:"certificates"`
+	// MinVersion is "1.2" (the default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+	// CertCheckInterval: how often the files are read again to see whether
+	// they changed (0: never; POST /admin/tls/reload?listener=admin still works).
+	CertCheckInterval time.Duration `yaml:"cert_check_interval"`
+	// ClientAuth "require" lets only clients with a certificate signed by a CA
+	// of ClientCAFile in: the admin API's authentication. "optional" checks a
+	// certificate when one is sent and lets clients without one in; "off" (the
+	// default) asks for none.
+	ClientAuth   string `yaml:"client_auth"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+func adminTLSDefaults() AdminTLS {
+	return AdminTLS{MinVersion: "1.2", CertCheckInterval: 10 * time.Second, ClientAuth: "off"}
+}
+
+func (c *Config) validateAdminTLS(bad reporter) {
+	a := c.Listeners.Admin.TLS
+	if !a.Enabled {
+		if len(a.Certificates) > 0 || (a.ClientAuth != "" && a.ClientAuth != "off") || a.ClientCAFile != "" {
+			bad("listeners.admin.tls.enabled", "must be true for the other tls settings to apply")
+		}
+		return
+	}
+	if len(a.Certificates) == 0 {
+		bad("listeners.admin.tls.certificates", "must name at least one certificate and key (the admin listener has no development certificate)")
+	}
+	validatePairs("listeners.admin.tls.certificates", a.Certificates, bad)
+	if a.MinVersion != "1.2" && a.MinVersion != "1.3" {
+		bad("listeners.admin.tls.min_version", `must be "1.2" or "1.3", got %q`, a.MinVersion)
+	}
+	if a.CertCheckInterval < 0 {
+		bad("listeners.admin.tls.cert_check_interval", "must be 0 (never) or positive, got %s", a.CertCheckInterval)
+	}
+	validateClientAuth("listeners.admin.tls", a.ClientAuth, a.ClientCAFile, bad)
+	if c.Push.Cluster.Enabled {
+		// The nodes forward pushes to each other's admin listener in plain
+		// HTTP (gateway/push: API.forward); over TLS they would be refused.
+		bad("listeners.admin.tls", "cannot be used with push.cluster: the nodes forward pushes to each other's admin listener in plain HTTP")
 	}
 }
 

@@ -53,6 +53,7 @@ func (c *Config) validateListeners(bad reporter) {
 		checkAddr("listeners.https.addr", c.Listeners.HTTPS.Addr)
 	}
 	c.validateHTTPS(bad)
+	c.validateAdminTLS(bad)
 	if conflict(c.Listeners.Proxy.Addr, c.Listeners.Admin.Addr) {
 		bad("listeners.admin.addr", "%q would take the port of listeners.proxy.addr %q: give each listener a port of its own",
 			c.Listeners.Admin.Addr, c.Listeners.Proxy.Addr)
@@ -101,6 +102,17 @@ func (c *Config) validateLogAndFilters(bad reporter) {
 	if c.Filters.Budget <= 0 {
 		bad("filters.budget", "must be a positive duration, got %v", c.Filters.Budget)
 	}
+	if c.Filters.MaxSuspended <= 0 {
+		bad("filters.max_suspended", "must be positive, got %d", c.Filters.MaxSuspended)
+	}
+	if c.Filters.CallTimeout <= 0 {
+		bad("filters.call_timeout", "must be a positive duration, got %v", c.Filters.CallTimeout)
+	}
+	for name, size := range c.Filters.SharedDicts {
+		if size < 4096 {
+			bad("filters.shared_dicts."+name, "must be at least 4KiB, got %d", size)
+		}
+	}
 	if c.Filters.MaxBodyBytes <= 0 {
 		bad("filters.max_body_bytes", "must be positive, got %d", c.Filters.MaxBodyBytes)
 	}
@@ -129,7 +141,7 @@ func (c *Config) validateOrigin(name string, bad reporter) {
 		name string
 		v    time.Duration
 	}{{"connect_timeout", o.ConnectTimeout}, {"read_timeout", o.ReadTimeout}, {"idle_timeout", o.IdleTimeout},
-		{"total_timeout", o.TotalTimeout}} {
+		{"total_timeout", o.TotalTimeout}, {"call_timeout", o.CallTimeout}} {
 		if d.v < 0 {
 			bad(key+"."+d.name, "must not be negative, got %v", d.v)
 		}

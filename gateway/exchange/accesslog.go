@@ -44,6 +44,9 @@ func (ex *Exchange) logAccess() {
 		if g.reason != "" {
 			e.Str("reason", g.reason)
 		}
+		if len(g.parent) > 0 {
+			e.Bytes("parent_id", g.parent) // a side call of this request's filters
+		}
 		if tlsInfo != nil {
 			d := zerolog.Dict().Str("version", tlsInfo.Version).Str("cipher", tlsInfo.Cipher).
 				Str("sni", tlsInfo.SNI).Str("alpn", tlsInfo.ALPN).Bool("resumed", tlsInfo.Resumed)
@@ -116,7 +119,7 @@ func (ex *Exchange) finishIsolation() {
 	t.admitted = false
 	outcome := origin.Success
 	switch {
-	case g.cause == filters.OriginReadTimeout || g.cause == filters.OriginStalledRequest:
+	case g.cause == filters.OriginReadTimeout || g.cause == filters.OriginStalledRequest || g.cause == filters.LocalCallTimeout:
 		outcome = origin.Timeout
 	case g.cause.Category == filters.CategoryOriginFailure:
 		outcome = origin.Failure

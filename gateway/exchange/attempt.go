@@ -299,6 +299,11 @@ func (ex *Exchange) originClosed(err error) {
 	}
 	addr := c.Server().Addr
 	switch {
+	case !ex.out.headDone && errors.Is(err, originconn.ErrHandshakeRefused):
+		// The origin refused the TLS handshake (a TLS 1.3 server refuses a
+		// client certificate only after the client's side is done): the
+		// request never reached it, as with any failed connect.
+		ex.retryOrFail(failConnect, false, filters.OriginConnectivity, fmt.Sprintf("connect to %s: %v", addr, err))
 	case !ex.out.headDone && !c.GotBytes():
 		if c.Reused() {
 			what += " (a pooled connection)"

@@ -46,6 +46,7 @@ type Exchange struct {
 	bodySink func([]byte) bool
 	collect  func([]byte) bool
 	buffer   func([]byte) bool
+	resumeFn func() // ex.resumed, bound once: the filters' Context.Resume
 	// peer is the client's count the request is in flight in (Peers.Begin),
 	// given back by reset.
 	peer *peers.Peer
@@ -116,6 +117,9 @@ func (a *attemptState) reset() {
 type filterState struct {
 	fc    filters.Context
 	chain filters.Chain
+	// suspended is the phase an async filter suspended (valid while
+	// fc.Suspended, and in resumed).
+	suspended filters.Phase
 }
 
 func (f *filterState) reset() {
@@ -130,6 +134,7 @@ func (f *filterState) reset() {
 type logState struct {
 	started int64
 	status  int
+	parent  []byte // a side call's: the id of the request whose filter made it
 	cause   filters.Cause
 	reason  string
 	// headRefused: the request head was refused while read; method and target
@@ -140,7 +145,7 @@ type logState struct {
 }
 
 func (g *logState) reset() {
-	*g = logState{method: g.method[:0], target: g.target[:0]}
+	*g = logState{method: g.method[:0], target: g.target[:0], parent: g.parent[:0]}
 }
 
 // keepBuf is the largest buffer a recycled exchange keeps: a request that
@@ -162,6 +167,7 @@ func (ex *Exchange) reset() {
 		// Safety net: every admitted request leaves the bulkhead.
 		ex.try.origin.Iso.Finish(origin.Canceled, ex.try.admitAt, ex.lp.l.Now())
 	}
+	ex.abandonFilters()
 	ex.endAttempt(true)
 	ex.unpark()
 	ex.releaseEncoder()

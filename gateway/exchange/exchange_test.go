@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 	"gozer/filters"
 	"gozer/gateway/config"
 	"gozer/gateway/httpcodec"
+	"gozer/gateway/originconn"
 )
 
 func TestDecideRetry(t *testing.T) {
@@ -112,6 +114,8 @@ func pooled(on bool) step {
 // the origin's failures, and how many attempts it took.
 func TestExchangeAttempts(t *testing.T) {
 	reset := closeOrigin(syscall.ECONNRESET)
+	// A TLS 1.3 origin refusing the client certificate, as originconn reports it.
+	refused := closeOrigin(fmt.Errorf("%w: remote error: tls: certificate required", originconn.ErrHandshakeRefused))
 	tests := []struct {
 		name     string
 		head     string
@@ -130,6 +134,10 @@ func TestExchangeAttempts(t *testing.T) {
 		{name: "connect failure, then the other server", head: getHead, steps: []step{dialFails(), answer(ok200)},
 			status: 200, cause: "SUCCESS", attempts: 2, conns: 2},
 		{name: "connect failure on both", head: getHead, steps: []step{dialFails(), dialFails()},
+			status: 502, cause: "FAILURE_ORIGIN_CONNECTIVITY", attempts: 2, conns: 2},
+		{name: "TLS handshake refused after the client's side, POST: the other server", head: postHead, body: []string{"hello"},
+			steps: []step{refused, answer(ok200)}, status: 200, cause: "SUCCESS", attempts: 2, conns: 2},
+		{name: "TLS handshake refused by both servers: a connect failure, not a reset", head: getHead, steps: []step{refused, refused},
 			status: 502, cause: "FAILURE_ORIGIN_CONNECTIVITY", attempts: 2, conns: 2},
 		{name: "reset before any byte, POST", head: postHead, body: []string{"hello"}, steps: []step{reset, answer(ok200)},
 			status: 200, cause: "SUCCESS", attempts: 2, conns: 2},

@@ -166,6 +166,7 @@ func (ex *Exchange) stopSending(cause filters.Cause, reason string) {
 // OnGone runs when the client connection closed under the exchange; the
 // downstream forgot the exchange already.
 func (ex *Exchange) OnGone(err error) {
+	ex.abandonFilters()
 	if ex.log.cause.Name == "" {
 		ex.log.cause = filters.ClientClosed
 		ex.log.status = filters.ClientClosed.Status

@@ -274,6 +274,7 @@ func (ex *Exchange) finish(leftover bool) {
 // signal left is closing the connection, so the client never takes a cut body
 // for a whole one.
 func (ex *Exchange) fail(cause filters.Cause, reason string) {
+	ex.abandonFilters()
 	ex.log.cause, ex.log.reason = cause, reason
 	ex.endAttempt(cause.Category != filters.CategoryOriginFailure)
 	ex.dropConn()

@@ -71,6 +71,10 @@ type Loop struct {
 	parked map[*origin.Server]int
 	// pools are the loop's response encoders, by compression level.
 	pools map[int]*compress.Pool
+	// calls are recycled side calls (sidecall.go).
+	calls []*sideCall
+	// clock is l.Now, bound once: the filters' Context.Clock.
+	clock func() int64
 }
 
 // Config is what a Loop is built from.
@@ -88,6 +92,7 @@ type Config struct {
 // the end of every callback.
 func NewLoop(cfg Config) *Loop {
 	lp := &Loop{l: cfg.Loop, push: cfg.Push, chains: cfg.Chains, counts: cfg.Counts}
+	lp.clock = cfg.Loop.Now
 	if cfg.Origins != nil {
 		lp.origins = originLoop{cfg.Origins}
 	}
@@ -107,6 +112,7 @@ func (lp *Loop) Begin(ds Downstream) *Exchange {
 		ex.bodySink = ex.sendPiece
 		ex.collect = ex.collectPiece
 		ex.buffer = ex.bufferPiece
+		ex.resumeFn = ex.resumed
 	}
 	ex.ds = ds
 	ex.snap = lp.l.Snapshot()

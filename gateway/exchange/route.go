@@ -24,6 +24,7 @@ func (ex *Exchange) initContext() {
 	fc.TLS = ex.ds.Client().TLS
 	fc.Push = ex.pushKind()
 	fc.StatusHeaders = ex.showStatus()
+	fc.Calls, fc.Resume, fc.Clock = ex, ex.resumeFn, ex.lp.clock
 	if ex.lp.chains != nil {
 		ex.flt.chain = ex.lp.chains()
 	}
@@ -97,6 +98,52 @@ func (ex *Exchange) route() {
 	}
 	if ex.flt.chain != nil {
 		ex.flt.chain.Inbound(fc)
+		if fc.Suspended {
+			ex.suspend(filters.Inbound)
+			return
+		}
+	}
+	ex.routed()
+}
+
+// suspend waits for an async filter of phase: the client's body is not read
+// meanwhile (it waits in the kernel's buffers, and its timer does not run),
+// and Chain.Resume continues the request (resumed).
+func (ex *Exchange) suspend(phase filters.Phase) {
+	ex.flt.suspended = phase
+	if !ex.body.done && !ex.body.collecting {
+		ex.ds.PauseBody()
+	}
+}
+
+// resumed is the request's Context.Resume: the suspended phase finished.
+func (ex *Exchange) resumed() {
+	if ex.ds == nil {
+		return // ended meanwhile (abandonFilters ran): nothing to continue
+	}
+	if !ex.body.done && !ex.body.collecting {
+		ex.ds.ResumeBody()
+	}
+	if ex.flt.suspended == filters.Endpoint {
+		ex.endpointDone(ex.flt.fc.Route.Endpoint)
+		return
+	}
+	ex.routed()
+}
+
+// abandonFilters drops a phase suspended in an async filter: the request
+// ends without it (its client left, a timeout).
+func (ex *Exchange) abandonFilters() {
+	if fc := &ex.flt.fc; fc.Suspended && ex.flt.chain != nil {
+		ex.flt.chain.Abandon(fc)
+	}
+}
+
+// routed goes on from the inbound filters' decision: a local answer, a
+// push connection, an endpoint, or an origin.
+func (ex *Exchange) routed() {
+	fc := &ex.flt.fc
+	if ex.flt.chain != nil {
 		switch {
 		case fc.Failed:
 			ex.fail(fc.FailCause, fc.FailReason)
@@ -172,7 +219,17 @@ func (ex *Exchange) endpoint(name string) {
 			ex.fail(filters.LocalNoRoute, "route names unknown endpoint "+strconv.Quote(name))
 			return
 		}
+		if fc.Suspended {
+			ex.suspend(filters.Endpoint)
+			return
+		}
 	}
+	ex.endpointDone(name)
+}
+
+// endpointDone sends what the endpoint answered.
+func (ex *Exchange) endpointDone(name string) {
+	fc := &ex.flt.fc
 	switch {
 	case fc.Failed:
 		ex.fail(fc.FailCause, fc.FailReason)

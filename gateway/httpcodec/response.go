@@ -335,6 +335,21 @@ func (r *Response) Value(lowerName string) []byte {
 	return nil
 }
 
+// Headers calls fn with each header line in order, from the lines ParseLazy
+// recorded (no full parse) or from Header once materialized. name and value
+// are valid as long as the head is.
+func (r *Response) Headers(fn func(name, value []byte)) {
+	if r.lazy {
+		for i := range r.lines {
+			fn(r.lines[i].name, r.lines[i].value)
+		}
+		return
+	}
+	for k, v := range r.Header.All() {
+		fn(k, v)
+	}
+}
+
 // statusMessage is the origin's reason phrase.
 func (r *Response) statusMessage() []byte {
 	if !r.lazy {

@@ -200,3 +200,26 @@ func TestSetHeader(t *testing.T) {
 		})
 	}
 }
+
+func TestResponseHeadersLazyAndMaterialized(t *testing.T) {
+	head := "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Type: text/plain\r\nX-A: 2\r\nContent-Length: 3\r\n\r\n"
+	for _, materialize := range []bool{false, true} {
+		var r Response
+		if err := r.ParseLazy([]byte(head), false); err != nil {
+			t.Fatal(err)
+		}
+		if materialize {
+			if err := r.Materialize(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		r.Headers(func(k, v []byte) { got = append(got, string(k)+"="+string(v)) })
+		joined := strings.Join(got, ",")
+		for _, want := range []string{"X-A=1", "X-A=2", "Content-Type=text/plain", "Content-Length=3"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("materialized %v: headers %q lack %q", materialize, joined, want)
+			}
+		}
+	}
+}

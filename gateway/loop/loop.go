@@ -140,6 +140,7 @@ type Loop struct {
 	addrWarn  bool
 
 	depth    int // callbacks in progress (they nest: Enter, Leave)
+	later    []Task
 	tickTask gnet.RunnableFunc
 	ticks    []func(now int64)
 	ends     []func()
@@ -215,17 +216,36 @@ func (l *Loop) Enter() int64 {
 	return l.Clock()
 }
 
-// Leave ends a callback begun with Enter; the outermost runs the
-// end-of-callback hooks.
+// Leave ends a callback begun with Enter; the outermost runs the tasks
+// queued with Later, then the end-of-callback hooks.
 func (l *Loop) Leave() {
 	if l.depth--; l.depth > 0 {
 		return
 	}
+	// Later tasks run as part of this callback (depth 1): a callback they
+	// cause (a failed write's OnClose) nests instead of recycling under them.
+	for i := 0; i < len(l.later); i++ {
+		l.depth = 1
+		t := l.later[i]
+		l.later[i] = nil
+		t.Run()
+	}
+	l.later = l.later[:0]
 	l.depth = 0
 	for _, fn := range l.ends {
 		fn()
 	}
 }
+
+// Task is work queued with Later.
+type Task interface{ Run() }
+
+// Later runs t at the end of the current outermost callback, after every
+// caller up the stack has returned, before anything retired is recycled; a
+// task may queue more. It is how a completion (a side call's answer) reaches
+// the code waiting for it without re-entering the connection callback that
+// produced it. Loop goroutine, inside a callback (Enter, Leave).
+func (l *Loop) Later(t Task) { l.later = append(l.later, t) }
 
 // Tick runs the tick hooks and flushes the access log, as a callback.
 func (l *Loop) Tick() {

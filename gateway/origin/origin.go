@@ -55,6 +55,9 @@ type Origin struct {
 	MaxConnsTotal int64
 	// TLS is how its servers are spoken to over TLS (nil: plain HTTP).
 	TLS *TLSClient
+	// CallTimeout bounds an async filter's side call to this origin when the
+	// call does not say (0: filters.call_timeout).
+	CallTimeout time.Duration
 }
 
 // Server is one host:port of an origin.
@@ -135,6 +138,7 @@ func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 			Fallback: oc.Fallback, ReplayBodyBytes: int(oc.ReplayBodyBytes), TotalTimeout: oc.TotalTimeout,
 			RequestBuffer: int(oc.RequestBufferSize()), Compression: compressionOf(oc.Compression),
 			MaxRequestsPerConn: oc.MaxRequestsPerConnection, MaxConnsTotal: int64(oc.MaxConnectionsPerServerTotal),
+			CallTimeout: oc.CallTimeout,
 		}
 		var err error
 		if o.TLS, err = newTLSClient(name, oc.TLS); err != nil {

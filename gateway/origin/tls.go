@@ -1,10 +1,12 @@
 package origin
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"gozer/gateway/config"
 	"gozer/gateway/tlscert"
@@ -44,8 +46,36 @@ func newTLSClient(name string, t config.OriginTLS) (*TLSClient, error) {
 			return nil, fmt.Errorf("%s.cert: %w", key, err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
+	} else {
+		cfg.GetClientCertificate = sendNoCertificate
 	}
 	return &TLSClient{base: cfg}, nil
+}
+
+// certAskedKey is the context key under which a handshake (WatchCertRequest)
+// notes that the server asked for a client certificate.
+type certAskedKey struct{}
+
+// WatchCertRequest returns the context for one handshake of an origin's
+// connection (tlsconn.Dial) and a func that tells, once the handshake
+// returned, whether the server asked for a client certificate that the origin
+// has none of. A server that then refuses often says no more than "handshake
+// failure" (TLS 1.2 does, by the RFC): the note makes that a reason an
+// operator can act on. Any goroutine; the func may be called from another
+// goroutine than the handshake's.
+func WatchCertRequest(ctx context.Context) (context.Context, func() bool) {
+	asked := new(atomic.Bool)
+	return context.WithValue(ctx, certAskedKey{}, asked), asked.Load
+}
+
+// sendNoCertificate is the GetClientCertificate of an origin without a client
+// certificate: it sends none, as crypto/tls does without one, and notes the
+// request for WatchCertRequest.
+func sendNoCertificate(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if asked, ok := cri.Context().Value(certAskedKey{}).(*atomic.Bool); ok {
+		asked.Store(true)
+	}
+	return &tls.Certificate{}, nil
 }
 
 // For is the config for a connection to addr (host:port): the origin's

@@ -13,6 +13,7 @@ package originconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"syscall"
 
@@ -62,6 +63,11 @@ type Conn struct {
 	served    int   // requests it carried
 	deadline  int64 // when the read timer fires (0: not armed)
 	started   int64 // when the current owner's request started (total_timeout)
+
+	// certAsked tells whether the TLS server asked for a client certificate
+	// that the origin has none of (origin.WatchCertRequest); nil for plain
+	// connections.
+	certAsked func() bool
 }
 
 // Timer implements loop.Timed.
@@ -221,6 +227,10 @@ func (c *Conn) dial() {
 	fail := func(err error) {
 		l.Execute(func() { c.onDialFailed(err) })
 	}
+	hctx := context.Background()
+	if c.origin.TLS != nil {
+		hctx, c.certAsked = origin.WatchCertRequest(hctx)
+	}
 	go func() {
 		conn, err := net.DialTimeout("tcp", addr, timeout)
 		if err != nil {
@@ -231,10 +241,10 @@ func (c *Conn) dial() {
 		if t := c.origin.TLS; t != nil {
 			// The handshake in this goroutine too (within connect_timeout);
 			// the loop adopts the TLS connection in OnOpen.
-			tc, err := tlsconn.Dial(conn, t.For(addr), timeout, c)
+			tc, err := tlsconn.Dial(hctx, conn, t.For(addr), timeout, c)
 			if err != nil {
 				_ = conn.Close()
-				fail(err)
+				fail(c.noCertNote(err))
 				return
 			}
 			ctx = tc
@@ -323,6 +333,9 @@ func (c *Conn) OnClose(err error) {
 	c.server.ReleaseConn()
 	if o := c.owner; o != nil {
 		c.owner = nil
+		if !c.reused && !c.gotBytes && tlsconn.IsRemoteAlert(err) {
+			err = c.noCertNote(fmt.Errorf("%w: %w", ErrHandshakeRefused, err))
+		}
 		o.OriginClosed(err)
 	}
 }
@@ -330,4 +343,23 @@ func (c *Conn) OnClose(err error) {
 // IsReset tells a reset from an orderly close, for the status cause.
 func IsReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// ErrHandshakeRefused wraps the error of a new TLS connection that the
+// origin closed with an alert before it answered anything (OriginClosed's
+// err; errors.Is). Under TLS 1.3 the server checks the client's certificate
+// after the client's side of the handshake is done, so a refused certificate
+// arrives as an alert at the first read, not as a failed dial: the request
+// never reached the server either way, and the exchange treats it as a
+// failed connect, not a reset.
+var ErrHandshakeRefused = errors.New("tls handshake refused by the origin")
+
+// noCertNote adds to a failed or refused handshake's error that the server
+// asked for a client certificate and the origin has none configured. Any
+// goroutine (certAsked is set before the dial starts and never changes).
+func (c *Conn) noCertNote(err error) error {
+	if c.certAsked != nil && c.certAsked() {
+		return fmt.Errorf("%w (the origin asked for a client certificate and origins.%s.tls has none)", err, c.origin.Name)
+	}
+	return err
 }

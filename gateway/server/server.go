@@ -27,6 +27,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"gozer/filters"
+	"gozer/filters/builtin"
+	"gozer/filters/dict"
 	"gozer/filters/lua"
 	"gozer/gateway/admin"
 	"gozer/gateway/config"
@@ -62,6 +64,9 @@ type Server struct {
 	certs   *tlscert.Store  // its certificates
 	tls     *tlsconn.Server // its handshakes, shared by the loops
 	admin   *admin.Server
+	// adminCerts are the admin listener's certificates (listeners.admin.tls);
+	// nil when it speaks plain HTTP.
+	adminCerts *tlscert.Store
 
 	loopsMu sync.Mutex
 	loops   []*loop.Loop // every loop seen so far; read by the ticker under loopsMu
@@ -111,7 +116,12 @@ func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 
 // buildServing is what New builds for serving only (not for -check): a
 // development certificate is generated here, never by -check.
-func (s *Server) buildServing() error { return s.buildTLS() }
+func (s *Server) buildServing() error {
+	if err := s.buildTLS(); err != nil {
+		return err
+	}
+	return s.buildAdminTLS()
+}
 
 // loadFilters starts the Lua runtime on filters.dir; nil without one.
 func loadFilters(cfg *config.Config, log zerolog.Logger) (*lua.Runtime, error) {
@@ -125,7 +135,9 @@ func loadFilters(cfg *config.Config, log zerolog.Logger) (*lua.Runtime, error) {
 	}
 	rt, err := lua.New(lua.Options{
 		Dir: dir, Budget: cfg.Filters.Budget, Disabled: cfg.Filters.Disabled,
-		Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes),
+		Log: log, MaxBodyBytes: int(cfg.Filters.MaxBodyBytes), MaxSuspended: cfg.Filters.MaxSuspended,
+		Dicts:      sharedDicts(cfg.Filters.SharedDicts),
+		GoFilters:  builtin.All(),
 		PushSecret: cfg.Push.Secret(),
 	})
 	if err != nil {
@@ -214,6 +226,7 @@ func (s *Server) Start() error {
 	}()
 	s.startTLS()
 	s.log.Info().Str("proxy", s.proxyLn.Addr().String()).Str("admin", s.admin.Addr().String()).
+		Str("admin_scheme", s.cfg.Listeners.Admin.Scheme()).Str("admin_client_auth", s.cfg.Listeners.Admin.TLS.ClientAuth).
 		Int("origins", len(s.origins.List)).Msg("gozer serving")
 	return nil
 }
@@ -242,11 +255,11 @@ func (s *Server) listen() error {
 	s.admin = admin.New(adminLn, admin.Sources{
 		Log: s.log, Origins: s.origins, Counts: s.counts, Filters: s.filters, Push: s.hub,
 		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
-		TLS: s.tlsSource(),
+		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(),
 	})
-	if s.cfg.Listeners.Admin.OnEveryInterface() {
-		s.log.Warn().Str("admin", s.cfg.Listeners.Admin.Addr).
-			Msg("admin listener on every interface: its push API and admin endpoints have no authentication; listen on loopback or a private address (listeners.admin.addr)")
+	if a := &s.cfg.Listeners.Admin; a.OnEveryInterface() && !a.Authenticated() {
+		s.log.Warn().Str("admin", a.Addr).
+			Msg("admin listener on every interface: its push API and admin endpoints have no authentication; listen on loopback or a private address (listeners.admin.addr), or require client certificates (listeners.admin.tls)")
 	}
 	return nil
 }
@@ -439,3 +452,12 @@ func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug().Msgf("gnet: "+f, a.
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn().Msgf("gnet: "+f, a...) }
 func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error().Msgf("gnet: "+f, a...) }
 func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error().Msgf("gnet: "+f, a...) }
+
+// sharedDicts builds the node's shared dictionaries (filters.shared_dicts).
+func sharedDicts(specs map[string]config.Size) *dict.Set {
+	m := make(map[string]int64, len(specs))
+	for name, size := range specs {
+		m[name] = int64(size)
+	}
+	return dict.NewSet(m)
+}

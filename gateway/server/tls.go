@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -24,19 +25,39 @@ type tlsStart struct{ peer *peers.Peer }
 
 // certOptions are the certificate store's options from the listener's config.
 func certOptions(h *config.HTTPSListener, log zerolog.Logger) tlscert.Options {
-	pairs := make([]tlscert.Pair, len(h.Certificates))
-	for i, p := range h.Certificates {
-		pairs[i] = tlscert.Pair{CertFile: p.Cert, KeyFile: p.Key}
-	}
-	minVersion := uint16(tls.VersionTLS12)
-	if h.MinVersion == "1.3" {
-		minVersion = tls.VersionTLS13
-	}
 	return tlscert.Options{
-		Pairs: pairs, DevDir: h.DevCertDir, MinVersion: minVersion,
+		Pairs: pairsOf(h.Certificates), DevDir: h.DevCertDir, MinVersion: minVersionOf(h.MinVersion),
 		NextProtos: []string{"http/1.1"}, SessionTickets: h.SessionTickets,
 		TicketRotate: h.TicketKeyRotation, CheckEvery: h.CertCheckInterval, Log: log,
 	}
+}
+
+// adminCertOptions are the admin listener's certificate store's options
+// (listeners.admin.tls): its own pairs, and neither a development
+// certificate (the config requires pairs) nor session tickets (its few
+// keep-alive clients gain little from resuming, and a store without them
+// rotates nothing).
+func adminCertOptions(a *config.AdminTLS, log zerolog.Logger) tlscert.Options {
+	return tlscert.Options{
+		Pairs: pairsOf(a.Certificates), MinVersion: minVersionOf(a.MinVersion),
+		NextProtos: []string{"http/1.1"}, CheckEvery: a.CertCheckInterval, Log: log,
+	}
+}
+
+func pairsOf(ps []config.CertificatePair) []tlscert.Pair {
+	pairs := make([]tlscert.Pair, len(ps))
+	for i, p := range ps {
+		pairs[i] = tlscert.Pair{CertFile: p.Cert, KeyFile: p.Key}
+	}
+	return pairs
+}
+
+// minVersionOf is a listener's min_version ("1.2" or "1.3", validated).
+func minVersionOf(v string) uint16 {
+	if v == "1.3" {
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
 }
 
 // buildTLS loads the certificates (New: a failure stops start-up, as -check
@@ -52,7 +73,7 @@ func (s *Server) buildTLS() error {
 		return fmt.Errorf("listeners.https: %w", err)
 	}
 	cfg := store.Config()
-	if err := clientAuth(cfg, h); err != nil {
+	if err := clientAuth(cfg, "listeners.https", h.ClientAuth, h.ClientCAFile); err != nil {
 		return err
 	}
 	// Full 16 KiB records from the first byte: Go's default starts small to
@@ -61,23 +82,71 @@ func (s *Server) buildTLS() error {
 	cfg.DynamicRecordSizingDisabled = true
 	s.certs = store
 	s.tls = tlsconn.NewServer(cfg, h.HandshakeTimeout, h.MaxHandshakes)
+	for _, w := range ticketWarnings(h) {
+		s.log.Warn().Str("listener", "https").Msg(w)
+	}
 	return nil
 }
 
-// checkTLS is -check's look at the TLS settings: files present, keys
-// matching, expiry; warnings are logged.
-func checkTLS(cfg *config.Config, log zerolog.Logger) error {
-	h := &cfg.Listeners.HTTPS
-	if !h.Enabled() {
+// ticketWarnings: a rotation under a minute is allowed (the tests rotate every
+// second to watch keys leave the window) but leaves clients little to resume
+// with: a ticket resumes for two to three rotations.
+func ticketWarnings(h *config.HTTPSListener) []string {
+	if !h.SessionTickets || h.TicketKeyRotation >= time.Minute {
 		return nil
 	}
-	warnings, err := tlscert.Check(certOptions(h, log))
-	if err != nil {
-		return fmt.Errorf("listeners.https: %w", err)
+	return []string{fmt.Sprintf("listeners.https.ticket_key_rotation %s: a session ticket resumes for at most %s "+
+		"(three keys are kept); clients will mostly do full handshakes", h.TicketKeyRotation, 3*h.TicketKeyRotation)}
+}
+
+// buildAdminTLS loads the admin listener's certificates into a store of its
+// own (a failure stops start-up, as -check does); nothing without
+// listeners.admin.tls.
+func (s *Server) buildAdminTLS() error {
+	a := &s.cfg.Listeners.Admin.TLS
+	if !a.Enabled {
+		return nil
 	}
-	warnings = append(warnings, uncoveredHosts(cfg)...)
-	for _, w := range warnings {
-		log.Warn().Str("listener", "https").Msg(w)
+	store, err := tlscert.New(adminCertOptions(a, s.log.With().Str("listener", "admin").Logger()))
+	if err != nil {
+		return fmt.Errorf("listeners.admin.tls: %w", err)
+	}
+	if err := clientAuth(store.Config(), "listeners.admin.tls", a.ClientAuth, a.ClientCAFile); err != nil {
+		return err
+	}
+	s.adminCerts = store
+	return nil
+}
+
+// checkTLS is -check's look at the TLS settings of the HTTPS listener and of
+// the admin listener: certificate files present, keys matching, expiry, the
+// client CA file readable; warnings are logged.
+func checkTLS(cfg *config.Config, log zerolog.Logger) error {
+	if h := &cfg.Listeners.HTTPS; h.Enabled() {
+		warnings, err := tlscert.Check(certOptions(h, log))
+		if err != nil {
+			return fmt.Errorf("listeners.https: %w", err)
+		}
+		if err := clientAuth(&tls.Config{}, "listeners.https", h.ClientAuth, h.ClientCAFile); err != nil {
+			return err
+		}
+		warnings = append(warnings, ticketWarnings(h)...)
+		warnings = append(warnings, uncoveredHosts(cfg)...)
+		for _, w := range warnings {
+			log.Warn().Str("listener", "https").Msg(w)
+		}
+	}
+	if a := &cfg.Listeners.Admin.TLS; a.Enabled {
+		warnings, err := tlscert.Check(adminCertOptions(a, log))
+		if err != nil {
+			return fmt.Errorf("listeners.admin.tls: %w", err)
+		}
+		if err := clientAuth(&tls.Config{}, "listeners.admin.tls", a.ClientAuth, a.ClientCAFile); err != nil {
+			return err
+		}
+		for _, w := range warnings {
+			log.Warn().Str("listener", "admin").Msg(w)
+		}
 	}
 	return nil
 }
@@ -126,8 +195,13 @@ func (s *Server) listenHTTPS() error {
 }
 
 // startTLS starts what runs beside an HTTPS listener: its acceptor and the
-// certificate store's file checks and ticket-key rotation.
+// certificate store's file checks and ticket-key rotation; and the admin
+// listener's certificate checks when it speaks TLS.
 func (s *Server) startTLS() {
+	if s.adminCerts != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.adminCerts.Run(s.stopTick) }()
+	}
 	if s.httpsLn == nil {
 		return
 	}
@@ -154,10 +228,20 @@ func (s *Server) tlsSource() *admin.TLSSource {
 	return &admin.TLSSource{Handshakes: s.tls.Stats, Certs: s.certs}
 }
 
-// clientAuth sets mutual TLS (listeners.https.client_auth) on the listener's
-// config, before its first handshake.
-func clientAuth(cfg *tls.Config, h *config.HTTPSListener) error {
-	switch h.ClientAuth {
+// adminTLS is the admin listener's TLS for gateway/admin; nil when it
+// speaks plain HTTP.
+func (s *Server) adminTLS() *admin.ListenerTLS {
+	if s.adminCerts == nil {
+		return nil
+	}
+	return &admin.ListenerTLS{Config: s.adminCerts.Config(), Certs: s.adminCerts, ClientAuth: s.cfg.Listeners.Admin.TLS.ClientAuth}
+}
+
+// clientAuth sets mutual TLS (prefix.client_auth: off, optional, require,
+// against prefix.client_ca_file) on a listener's config, before its first
+// handshake; -check runs it on a throwaway config.
+func clientAuth(cfg *tls.Config, prefix, mode, caFile string) error {
+	switch mode {
 	case "optional":
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
 	case "require":
@@ -165,9 +249,9 @@ func clientAuth(cfg *tls.Config, h *config.HTTPSListener) error {
 	default:
 		return nil
 	}
-	pool, err := tlscert.CAPool(h.ClientCAFile)
+	pool, err := tlscert.CAPool(caFile)
 	if err != nil {
-		return fmt.Errorf("listeners.https.client_ca_file: %w", err)
+		return fmt.Errorf("%s.client_ca_file: %w", prefix, err)
 	}
 	cfg.ClientCAs = pool
 	return nil

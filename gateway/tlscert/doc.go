@@ -1,5 +1,7 @@
-// Package tlscert holds the proxy listener's TLS certificates and session-ticket
-// keys, and gives the server the one *tls.Config its handshakes use.
+// Package tlscert holds a TLS listener's certificates and session-ticket keys,
+// and gives the server the one *tls.Config its handshakes use. Each TLS
+// listener has a Store of its own: the HTTPS listener's, and the admin
+// listener's when it speaks TLS (no development certificate, no tickets).
 //
 // The certificates come from PEM files (Options.Pairs), each a chain with the
 // leaf first and its private key. Without pairs a self-signed development

@@ -1,6 +1,7 @@
 package tlsconn
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -17,14 +18,17 @@ import (
 // carries. The handshake blocks the dialling goroutine, which exists anyway;
 // once the loop adopts the Conn (Adopt, in OnOpen) it is driven like a
 // client's. Any goroutine; the Conn must not be used until adopted.
-func Dial(conn net.Conn, config *tls.Config, timeout time.Duration, kind any) (*Conn, error) {
+//
+// ctx carries values to the config's callbacks (tls.CertificateRequestInfo's
+// Context) and nothing else: it must not end, because crypto/tls would end
+// the handshake by closing the wire, which is not the socket. timeout is the
+// deadline, on the socket.
+func Dial(ctx context.Context, conn net.Conn, config *tls.Config, timeout time.Duration, kind any) (*Conn, error) {
 	c := &Conn{ctx: kind, dialed: true}
 	c.w.c, c.w.net = c, conn
 	c.tc = tls.Client(&c.w, config)
-	// A deadline on the socket, not a context: crypto/tls would end a
-	// context's handshake by closing the wire, which is not the socket.
 	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if err := c.tc.Handshake(); err != nil {
+	if err := c.tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
 	_ = conn.SetDeadline(time.Time{})

@@ -322,10 +322,13 @@ func drain(tc *tls.Conn, w *wire, src, plain []byte) (out []byte, used int, full
 // client's close_notify.
 func (c *Conn) recordError(err error) {
 	if !isCloseNotify(err) {
+		peer := "client"
 		if c.srv != nil {
 			c.srv.stats.closedAlert.Add(1)
+		} else if c.dialed {
+			peer = "origin" // the exchange reports it too, with its cause
 		}
-		c.l.Shared.Sampled.Info("tls_record").Str("client", c.Conn.RemoteAddr().String()).
+		c.l.Shared.Sampled.Info("tls_record").Str(peer, c.Conn.RemoteAddr().String()).
 			Str("error", err.Error()).Msg("TLS connection closed on a record error")
 	}
 	c.err = err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,12 +101,11 @@ func (s *Server) failed(reason string) {
 // FailureReason names a handshake error for counters and logs: a few stable
 // words, not crypto/tls's message (which carries client-chosen values).
 func FailureReason(err error) string {
-	var ae tls.AlertError
 	var rh tls.RecordHeaderError
 	msg := err.Error()
 	switch {
-	case errors.Is(err, errHandshakeTimeout):
-		return "timeout"
+	case errors.Is(err, errHandshakeTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout" // ours, or a socket deadline's (the admin listener's handshakes)
 	case errors.Is(err, errHelloTooLarge):
 		return "hello_too_large"
 	case errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -115,7 +115,7 @@ func FailureReason(err error) string {
 			return "plain_http"
 		}
 		return "not_tls"
-	case errors.As(err, &ae):
+	case IsRemoteAlert(err):
 		return "client_alert"
 	case strings.Contains(msg, "protocol version"), strings.Contains(msg, "unsupported versions"):
 		return "protocol_version"
@@ -128,6 +128,17 @@ func FailureReason(err error) string {
 		return "client_certificate" // mutual TLS: none sent, or it did not verify
 	}
 	return "bad_handshake"
+}
+
+// IsRemoteAlert reports whether err is a TLS alert the peer sent (crypto/tls's
+// "remote error: tls: ..."): the peer refused the handshake or ended the
+// connection on an error of its own. Its close_notify is not one (crypto/tls
+// reads it as io.EOF). crypto/tls returns a received alert as a *net.OpError
+// with Op "remote error" around an unexported type; tls.AlertError is what
+// QUIC connections return, not this.
+func IsRemoteAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
 }
 
 // looksLikeHTTP: the first bytes of a plain HTTP request sent to the TLS port.

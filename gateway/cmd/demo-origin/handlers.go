@@ -20,6 +20,9 @@ type origin struct {
 	name    string
 	counter atomic.Int64
 	seen    *seenSet
+	// /auth (auth.go): its default delay, and the calls it served.
+	authDelay time.Duration
+	authCalls atomic.Int64
 }
 
 func newOrigin(name string) *origin {
@@ -42,6 +45,7 @@ func (o *origin) handler() http.Handler {
 	mux.HandleFunc("/hang", o.hang)
 	mux.HandleFunc("/counter", o.count)
 	mux.HandleFunc("/seen", o.seenID)
+	mux.HandleFunc("/auth", o.auth)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ids := r.Header.Values("X-Test-Id")
 		for _, id := range ids {

@@ -4,7 +4,7 @@
 // proxied answer, and the end-to-end tests in test/ start it as a real origin process
 // that misbehaves on command (slow, hanging, resetting, closing mid-body).
 //
-//	demo-origin -addr 127.0.0.1:9000 [-name NAME]
+//	demo-origin -addr 127.0.0.1:9000 [-name NAME] [-auth-delay D]
 //
 // With -addr 127.0.0.1:0 it picks a free port; either way it prints
 // "demo-origin listening on ADDR" once it accepts connections.
@@ -26,6 +26,8 @@
 //	/counter              how many /counter requests this process has served, this one included
 //	/seen?id=X            200 if X-Test-Id: X ever reached this origin (even in raw bytes
 //	                      it rejected), else 404; JSON counts of requests, complete ones, connections
+//	/auth?delay=D         a toy auth service: "Authorization: Bearer allow:USER" is allowed (200,
+//	                      X-Auth-User), any other token 403, none 401; waits D (-auth-delay) first
 package main
 
 import (
@@ -44,11 +46,13 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9000", "host:port to listen on (port 0 picks a free one)")
 	name := flag.String("name", "demo", "name shown in answers and in the X-Origin-Name header")
+	authDelay := flag.Duration("auth-delay", 0, "how long /auth thinks before it answers (?delay= overrides)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("demo-origin: ")
 
 	o := newOrigin(*name)
+	o.authDelay = *authDelay
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatalf("listen %s: %v", *addr, err)
