@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -73,6 +74,11 @@ func TestCompression(t *testing.T) {
 		{"the operator's order among equals", page, "zstd, br, gzip", "gzip", nil},
 		{"q-values", page, "gzip;q=0.5, br;q=0.9", "br", nil},
 		{"chunked from the origin", page + "&chunked=1", "gzip", "gzip", nil},
+		// Up to 16 KiB, a gzip body is compressed in one shot (compress.oneShot):
+		// decoded here by zlib (curl), as browsers do.
+		{"gzip, a small body", "/bytes?n=2000&ct=application/json&etag=%22v1%22", "gzip", "gzip", nil},
+		{"gzip, 16 KiB", "/bytes?n=16384&ct=application/json", "gzip", "gzip", nil},
+		{"gzip, a small body chunked from the origin", "/bytes?n=5000&ct=application/json&chunked=1", "gzip", "gzip", nil},
 		{"not accepted", page, "identity", "", nil},
 		{"not a compressible type", "/bytes?n=200000", "gzip", "", nil},
 		{"too small", "/bytes?n=500&ct=text/plain", "gzip", "", nil},
@@ -115,6 +121,21 @@ func TestCompression(t *testing.T) {
 				resp.Header.Get("Content-Encoding"), resp.Header.Get("Content-Length"))
 		}
 	})
+	t.Run("HTTP/1.0 client, small body", func(t *testing.T) {
+		c := dialRaw(t, g.ProxyAddr)
+		c.send("GET /bytes?n=3000&ct=application/json HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+		resp, body := c.response("GET")
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("HTTP/1.0: Content-Encoding %q, want gzip", resp.Header.Get("Content-Encoding"))
+		}
+		r, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(r); err != nil || len(got) != 3000 {
+			t.Errorf("HTTP/1.0: %d bytes decoded (%v), want 3000", len(got), err)
+		}
+	})
 	t.Run("HTTP/1.0 client", func(t *testing.T) {
 		c := dialRaw(t, g.ProxyAddr)
 		c.send("GET " + page + " HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
@@ -123,6 +144,28 @@ func TestCompression(t *testing.T) {
 			t.Errorf("HTTP/1.0: Content-Encoding %q, %d bytes; want gzip, close-delimited", resp.Header.Get("Content-Encoding"), len(body))
 		}
 	})
+}
+
+// TestCompressionNoFilters: without filters the response head is never parsed
+// by fasthttp; the compressing relay edits the lines it kept (Vary, ETag,
+// Content-Encoding) and the client gets the same head as with filters.
+func TestCompressionNoFilters(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "compress-nofilters")
+	cfg := oneOrigin(map[string]string{"compression": "{enabled: true, encodings: [gzip], min_size: 1KiB}"}, o.Addr)
+	cfg.Filters = &filtersConfig{Dir: ""}
+	g := startGozer(t, cfg)
+	for _, n := range []int{2000, 200000} { // one shot, streamed
+		path := fmt.Sprintf("/bytes?n=%d&ct=application/json&etag=%%22v1%%22", n)
+		body, head := curlGet(t, g.URL(path), "Accept-Encoding: gzip")
+		if head.Get("Content-Encoding") != "gzip" || head.Get("Vary") != "Accept-Encoding" || head.Get("ETag") != `W/"v1"` ||
+			head.Get("Content-Length") != "" || head.Get("Transfer-Encoding") != "chunked" {
+			t.Errorf("n=%d: head %v", n, head)
+		}
+		if len(body) != n || !bytes.Equal(body[:251*2], patternBuf[:251*2]) {
+			t.Errorf("n=%d: %d bytes decoded, not the origin's", n, len(body))
+		}
+	}
 }
 
 // TestCompressionStreams: a compressed answer the origin sends piece by piece

@@ -87,3 +87,43 @@ func BenchmarkCompressible(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOneShot compares, on bodies of growing size, the one-shot gzip encoder
+// with klauspost's stream at the default level, both through an Encoder from a
+// warm pool (Write of the whole body, Close, Put): the figures behind oneShotMax.
+//
+//	go test -run '^$' -bench OneShot -count 5 ./gateway/compress/
+func BenchmarkOneShot(b *testing.B) {
+	api, page := testBody(b, "api.json"), testBody(b, "page.html")
+	for _, n := range []int{1 << 10, 2 << 10, 4 << 10, oneShotMax} {
+		for _, doc := range []struct {
+			name string
+			body []byte
+		}{{"json", api[:n]}, {"html", page[:n]}} {
+			for _, stream := range []bool{false, true} {
+				path := "oneshot"
+				if stream {
+					path = "stream"
+				}
+				b.Run(fmt.Sprintf("%s/%dKiB/%s", doc.name, n>>10, path), func(b *testing.B) {
+					p := NewPool(DefaultLevel, 1)
+					b.SetBytes(int64(n))
+					b.ReportAllocs()
+					for b.Loop() {
+						enc := p.Get(Gzip)
+						if stream {
+							_ = enc.startStream() // as a body past oneShotMax would
+						}
+						if _, err := enc.Write(doc.body); err != nil {
+							b.Fatal(err)
+						}
+						if _, err := enc.Close(); err != nil {
+							b.Fatal(err)
+						}
+						p.Put(enc)
+					}
+				})
+			}
+		}
+	}
+}

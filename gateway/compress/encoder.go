@@ -49,7 +49,8 @@ var errClosed = errors.New("encoder is closed")
 
 // Encoder compresses one response body at a time, as a stream: the body goes in by
 // pieces as it arrives from the origin, and what each call returns is the
-// compressed bytes ready to go to the client.
+// compressed bytes ready to go to the client. (A small gzip body is compressed
+// in one shot at Close instead: see Write.)
 //
 // Concurrency and buffers: an Encoder belongs to one goroutine at a time (the event
 // loop that took it from its Pool). The slice returned by Write, Flush and Close
@@ -65,12 +66,18 @@ var errClosed = errors.New("encoder is closed")
 // The encoder itself can be reset and reused.
 type Encoder struct {
 	coding Encoding
+	level  int
 	out    sink
 
-	// Exactly one of these is set, by coding.
-	gz *gzip.Writer
-	br *brotli.Writer
-	zs *zstd.Encoder
+	// By coding: gzip holds a body back while it may still be compressed in one
+	// shot (held, by one), and streams it through gz otherwise (streaming); both
+	// are built on first use. brotli and zstd always stream.
+	gz        *gzip.Writer
+	one       *oneShot
+	held      []byte
+	streaming bool
+	br        *brotli.Writer
+	zs        *zstd.Encoder
 
 	closed bool
 	err    error
@@ -97,15 +104,11 @@ func NewEncoder(e Encoding, level int) (*Encoder, error) {
 	if level < MinLevel || level > MaxLevel {
 		return nil, fmt.Errorf("compression level %d: want %d..%d", level, MinLevel, MaxLevel)
 	}
-	enc := &Encoder{coding: e}
+	enc := &Encoder{coding: e, level: level}
 	switch e {
 	case Gzip:
-		gz, err := gzip.NewWriterLevel(&enc.out, gzipLevel(level))
-		if err != nil {
-			return nil, fmt.Errorf("new gzip encoder at level %d: %w", level, err)
-		}
-		enc.gz = gz
-		setGzipHeader(gz)
+		// Nothing yet: a body that turns out small never needs klauspost's
+		// megabyte of tables (see Write).
 	case Brotli:
 		enc.br = brotli.NewWriterOptions(&enc.out, brotli.WriterOptions{
 			Quality: brotliQuality(level),
@@ -137,6 +140,11 @@ func (e *Encoder) Encoding() Encoding { return e.coding }
 // be none: the codecs hold input back until they have a block worth encoding, so a
 // small piece often yields nothing until Flush or Close. See the type's comment for
 // how long the result is valid.
+//
+// gzip holds back (copies) the first oneShotMax bytes of a body: when Close comes
+// before more arrive and before any Flush, the body is compressed in one shot
+// (oneshot.go), at a fraction of a stream's fixed cost; else it streams as the
+// other codings do, starting with what was held.
 func (e *Encoder) Write(p []byte) ([]byte, error) {
 	e.out.buf = e.out.buf[:0]
 	if err := e.usable(); err != nil {
@@ -147,8 +155,17 @@ func (e *Encoder) Write(p []byte) ([]byte, error) {
 	}
 	var err error
 	switch {
-	case e.gz != nil:
-		_, err = e.gz.Write(p)
+	case e.coding == Gzip:
+		if !e.streaming && len(e.held)+len(p) <= oneShotMax {
+			if e.held == nil {
+				e.held = make([]byte, 0, oneShotMax) // never grown: see the test of the bound
+			}
+			e.held = append(e.held, p...)
+			break
+		}
+		if err = e.startStream(); err == nil {
+			_, err = e.gz.Write(p)
+		}
 	case e.br != nil:
 		// In bounded pieces: brotli sizes its hash table from the first input it
 		// sees (at quality 4, 4 MiB instead of 512 KiB from 1 MiB on), and keeps
@@ -178,8 +195,11 @@ func (e *Encoder) Flush() ([]byte, error) {
 	}
 	var err error
 	switch {
-	case e.gz != nil:
-		err = e.gz.Flush()
+	case e.coding == Gzip:
+		// A flushed body is a stream: its client is to see each part as it comes.
+		if err = e.startStream(); err == nil {
+			err = e.gz.Flush()
+		}
 	case e.br != nil:
 		err = e.br.Flush()
 	default:
@@ -202,7 +222,12 @@ func (e *Encoder) Close() ([]byte, error) {
 	e.closed = true
 	var err error
 	switch {
-	case e.gz != nil:
+	case e.coding == Gzip && !e.streaming:
+		if e.one == nil {
+			e.one = newOneShot()
+		}
+		e.out.buf = e.one.appendGzip(e.out.buf, e.held, e.level)
+	case e.coding == Gzip:
 		err = e.gz.Close()
 	case e.br != nil:
 		err = e.br.Close()
@@ -224,14 +249,41 @@ func (e *Encoder) Reset() {
 	e.closed = false
 	e.err = nil
 	switch {
-	case e.gz != nil:
-		e.gz.Reset(&e.out)
-		setGzipHeader(e.gz)
+	case e.coding == Gzip:
+		e.held = e.held[:0]
+		if e.streaming {
+			e.gz.Reset(&e.out)
+			setGzipHeader(e.gz)
+			e.streaming = false
+		}
 	case e.br != nil:
 		e.br.Reset(&e.out)
 	default:
 		e.zs.Reset(&e.out)
 	}
+}
+
+// startStream turns a gzip body from held back to streamed: klauspost's writer
+// (built on first use) gets what was held. Once streaming, it does nothing.
+func (e *Encoder) startStream() error {
+	if e.streaming {
+		return nil
+	}
+	if e.gz == nil {
+		gz, err := gzip.NewWriterLevel(&e.out, gzipLevel(e.level))
+		if err != nil {
+			return fmt.Errorf("new gzip encoder at level %d: %w", e.level, err)
+		}
+		e.gz = gz
+		setGzipHeader(gz)
+	}
+	e.streaming = true
+	if len(e.held) == 0 {
+		return nil
+	}
+	_, err := e.gz.Write(e.held)
+	e.held = e.held[:0]
+	return err
 }
 
 // usable returns why the encoder cannot take a Write or Flush, or nil.

@@ -369,3 +369,111 @@ func TestZstdWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestGzipPaths: a gzip body closed before it outgrows oneShotMax, and never
+// flushed, is compressed in one shot; any other streams through klauspost, with
+// what was held back first. Either way the client gets the body, and the path
+// does not show in the header.
+func TestGzipPaths(t *testing.T) {
+	body := bytes.Repeat(testBody(t, "api.json"), 2)[:3*oneShotMax]
+	type step struct {
+		n     int  // bytes written next (0: none)
+		flush bool // then Flush
+	}
+	for _, tc := range []struct {
+		name    string
+		steps   []step
+		oneShot bool
+	}{
+		{"nothing", nil, true},
+		{"one write", []step{{n: 1935}}, true},
+		{"pieces", []step{{n: 1000}, {n: 1000}, {n: 3000}}, true},
+		{"the bound in one write", []step{{n: oneShotMax}}, true},
+		{"the bound in pieces", []step{{n: oneShotMax - 1}, {n: 1}}, true},
+		{"past the bound in one write", []step{{n: oneShotMax + 1}}, false},
+		{"past the bound by a piece", []step{{n: oneShotMax}, {n: 1}}, false},
+		{"much more", []step{{n: 1000}, {n: 2 * oneShotMax}, {n: 100}}, false},
+		{"flushed", []step{{n: 1000, flush: true}, {n: 1000}}, false},
+		{"flushed before any byte", []step{{flush: true}, {n: 1000}}, false},
+		{"flushed last", []step{{n: 1000, flush: true}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc, err := NewEncoder(Gzip, DefaultLevel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := range 2 { // the second runs on a Reset encoder
+				var out []byte
+				off := 0
+				for _, s := range tc.steps {
+					b, err := enc.Write(body[off : off+s.n])
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, b...)
+					off += s.n
+					if s.flush {
+						b, err := enc.Flush()
+						if err != nil {
+							t.Fatal(err)
+						}
+						out = append(out, b...)
+						if got, err := decodeFlushed(out); err != nil || !bytes.Equal(got, body[:off]) {
+							t.Fatalf("after Flush, %d bytes decode (err %v), want the %d written", len(got), err, off)
+						}
+					}
+				}
+				if enc.streaming == tc.oneShot {
+					t.Errorf("round %d: streaming %v, want %v", round, enc.streaming, !tc.oneShot)
+				}
+				b, err := enc.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, b...)
+				got, err := decodeAll(Gzip, out)
+				if err != nil || !bytes.Equal(got, body[:off]) {
+					t.Fatalf("round %d: %d bytes decoded (err %v), want the %d written", round, len(got), err, off)
+				}
+				if !bytes.Equal(out[:10], []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}) {
+					t.Errorf("round %d: gzip header %x", round, out[:10])
+				}
+				enc.Reset()
+			}
+		})
+	}
+}
+
+// decodeFlushed decodes a gzip stream that is not finished yet: everything up to
+// the last flush.
+func decodeFlushed(data []byte) ([]byte, error) {
+	r, err := stdgzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	got, err := io.ReadAll(r)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil // the stream goes on
+	}
+	return got, err
+}
+
+// TestGzipOneShotMemory: an encoder that only ever compressed small bodies never
+// built klauspost's writer (about a megabyte of tables), and held-back input is
+// not kept past the encoder's next Reset beyond oneShotMax.
+func TestGzipOneShotMemory(t *testing.T) {
+	enc, err := NewEncoder(Gzip, DefaultLevel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		encodeAll(t, enc, testBody(t, "api.json")[:oneShotMax], 1000)
+		enc.Reset()
+	}
+	if enc.gz != nil {
+		t.Error("small bodies built the streaming writer")
+	}
+	if cap(enc.held) > oneShotMax {
+		t.Errorf("held back %d bytes of capacity, more than oneShotMax", cap(enc.held))
+	}
+}

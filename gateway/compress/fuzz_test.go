@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"bytes"
 	"os"
 	"slices"
 	"testing"
@@ -55,6 +56,42 @@ func FuzzNegotiate(f *testing.F) {
 	})
 }
 
+// oneShotSeeds start FuzzOneShot from the edges of the one-shot encoder: nothing,
+// shorter than a match, runs, text with repeats, bytes that do not compress.
+// Committed under testdata/fuzz/FuzzOneShot (GOZER_WRITE_CORPUS=1).
+var oneShotSeeds = []struct {
+	body  string
+	level byte
+}{
+	{"", 4},
+	{"a", 0},
+	{"abcd", 4},
+	{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 4},
+	{`{"items":[{"id":1,"name":"a"},{"id":2,"name":"b"},{"id":3,"name":"c"}]}`, 4},
+	{"<ul><li>one</li><li>two</li><li>three</li></ul><ul><li>one</li></ul>", 8},
+	{"\x00\xff\x10\x80\x7f\x01\xfe\x02", 2},
+}
+
+// FuzzOneShot: whatever the body (up to oneShotMax) and level, the one-shot
+// member decodes, with the standard library and with klauspost's inflater, to
+// the body. One encoder serves every input, as in an encoder's life: nothing of a
+// body may leak into the next.
+func FuzzOneShot(f *testing.F) {
+	for _, s := range oneShotSeeds {
+		f.Add([]byte(s.body), s.level)
+	}
+	z := newOneShot()
+	f.Fuzz(func(t *testing.T, body []byte, level byte) {
+		if len(body) > oneShotMax {
+			body = body[:oneShotMax]
+		}
+		out := z.appendGzip(nil, body, MinLevel+int(level)%MaxLevel)
+		if got := decodeWithBoth(t, out); !bytes.Equal(got, body) {
+			t.Fatalf("decoded %d bytes, not the %d given", len(got), len(body))
+		}
+	})
+}
+
 // TestWriteSeedCorpus writes the seeds to testdata/fuzz when GOZER_WRITE_CORPUS=1,
 // in the "go test fuzz v1" format.
 func TestWriteSeedCorpus(t *testing.T) {
@@ -63,5 +100,8 @@ func TestWriteSeedCorpus(t *testing.T) {
 	}
 	for i, s := range negotiateSeeds {
 		fuzzseed.Write(t, "FuzzNegotiate", i, []byte(s.ae), s.offered)
+	}
+	for i, s := range oneShotSeeds {
+		fuzzseed.Write(t, "FuzzOneShot", i, []byte(s.body), s.level)
 	}
 }

@@ -112,3 +112,34 @@ func TestHeapPerLevel(t *testing.T) {
 		t.Logf("%-4v KiB per live encoder after 512 KiB, levels 1..9:%s", e, row.String())
 	}
 }
+
+// TestHeapOneShot: a gzip encoder that has only compressed small bodies holds
+// what the one-shot path needs (the held-back body, the hash chains, the tokens),
+// a tenth of the streaming writer it never built.
+func TestHeapOneShot(t *testing.T) {
+	body := testBody(t, "api.json")[:oneShotMax]
+	const n = 16
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	encs := make([]*Encoder, n)
+	for i := range encs {
+		enc, err := NewEncoder(Gzip, DefaultLevel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encodeAll(t, enc, body, 0)
+		enc.Reset()
+		encs[i] = enc
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(encs)
+	per := int64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("level %d, gzip per encoder after a %d KiB body in one shot: %d KiB", DefaultLevel, len(body)>>10, per>>10)
+	if per > 128<<10 {
+		t.Errorf("%d KiB per one-shot encoder, more than the 128 KiB expected", per>>10)
+	}
+}

@@ -163,3 +163,24 @@ func TestPoolSteadyStateAllocations(t *testing.T) {
 		t.Errorf("created %d encoders for 3 codings", st.Created)
 	}
 }
+
+// TestPoolOneShotAllocations: a small gzip body, compressed in one shot by a warm
+// encoder, allocates nothing at all.
+func TestPoolOneShotAllocations(t *testing.T) {
+	body := testBody(t, "api.json")[:1935]
+	p := NewPool(DefaultLevel, 1)
+	run := func() {
+		enc := p.Get(Gzip)
+		if _, err := enc.Write(body); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := enc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p.Put(enc)
+	}
+	run()
+	if allocs := testing.AllocsPerRun(50, run); allocs != 0 {
+		t.Errorf("%.0f allocations per small gzip response once warm", allocs)
+	}
+}

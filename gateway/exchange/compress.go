@@ -32,17 +32,18 @@ func (ex *Exchange) startCompression() {
 	if hasToken(r.Value("cache-control"), "no-transform") {
 		return
 	}
-	if err := r.Materialize(); err != nil {
-		return // the head goes as it came; the downstream writes what it can
-	}
-	h := &r.Header
+	// The head is edited without a fasthttp parse when it was not parsed yet
+	// (SetHeader edits the lines ParseLazy kept); Content-Length needs no edit:
+	// the client's head takes it from the framing set below.
+	//
 	// A cache must know the answer depends on Accept-Encoding, whether this
 	// client got it compressed or not.
-	if vary := h.Peek("Vary"); !hasToken(vary, "accept-encoding") && !bytes.Equal(vary, []byte("*")) {
+	var buf [128]byte // for the values built here; SetHeader copies them
+	if vary := r.Value("vary"); !hasToken(vary, "accept-encoding") && !bytes.Equal(vary, []byte("*")) {
 		if len(vary) == 0 {
-			h.Set("Vary", "Accept-Encoding")
+			r.SetHeader("Vary", append(buf[:0], "Accept-Encoding"...))
 		} else {
-			h.Set("Vary", string(vary)+", Accept-Encoding")
+			r.SetHeader("Vary", append(append(buf[:0], vary...), ", Accept-Encoding"...))
 		}
 	}
 	coding := compress.Negotiate(ex.req.Header.Peek("Accept-Encoding"), cc.Offered)
@@ -55,11 +56,10 @@ func (ex *Exchange) startCompression() {
 		return // every encoder of this loop is busy: as is, rather than more memory
 	}
 	ex.out.enc, ex.out.encPool = enc, pool
-	h.Set("Content-Encoding", coding.String())
-	h.Del("Content-Length")
-	if etag := h.Peek("ETag"); len(etag) > 0 && !bytes.HasPrefix(etag, []byte("W/")) {
+	r.SetHeader("Content-Encoding", append(buf[:0], coding.String()...))
+	if etag := r.Value("etag"); len(etag) > 0 && !bytes.HasPrefix(etag, []byte("W/")) {
 		// Another representation: a strong validator would lie about its bytes.
-		h.Set("ETag", "W/"+string(etag))
+		r.SetHeader("ETag", append(append(buf[:0], "W/"...), etag...))
 	}
 	r.Framing, r.ContentLength, r.HasContentLength = httpcodec.FramingChunked, -1, false
 }
@@ -126,10 +126,9 @@ func (ex *Exchange) endBody() bool {
 	return true
 }
 
-// releaseEncoder gives the response's encoder back to its pool.
+// releaseEncoder gives the response's encoder back to its pool (Put resets it).
 func (ex *Exchange) releaseEncoder() {
 	if enc := ex.out.enc; enc != nil {
-		enc.Reset()
 		ex.out.encPool.Put(enc)
 		ex.out.enc, ex.out.encPool = nil, nil
 	}

@@ -66,6 +66,11 @@ type Response struct {
 	src      bytes.Reader
 	br       *bufio.Reader
 	connToks [][]byte // header names listed in Connection, while writing
+
+	// SetHeader's edits of a lazy head: the names and values (in kept), for
+	// Materialize to apply to Header.
+	edits []rawLine
+	kept  []byte
 }
 
 // Reset clears r for the next response, keeping its buffers.
@@ -87,6 +92,9 @@ func (r *Response) resetFields() {
 	r.raw = r.raw[:0]
 	clear(r.lines)
 	r.lines = r.lines[:0]
+	clear(r.edits)
+	r.edits = r.edits[:0]
+	r.kept = r.kept[:0]
 }
 
 // rawLine is one header line of a lazily parsed head: slices into Response.raw.
@@ -261,7 +269,53 @@ func (r *Response) Materialize() error {
 		r.Header.Reset()
 		return errRespMalformed
 	}
+	for _, e := range r.edits {
+		r.Header.DelBytes(e.name)
+		r.Header.SetBytesKV(e.name, e.value)
+	}
 	return nil
+}
+
+// SetHeader sets the header name (a token, in the case to write) to value,
+// replacing every line of that name (ASCII case-insensitively), lazy head or
+// not. On a head kept by ParseLazy it edits the recorded lines: the first line of
+// that name takes the value in its place, the others go, and a new header goes
+// after the origin's; the head is not parsed for it (the relay's compression sets
+// Content-Encoding and Vary on every compressed response, and a fasthttp parse
+// of the head cost more than the rest of its work). Name and value are copied.
+// Materialize afterwards applies the edits to Header. Content-Length is not for
+// SetHeader: AppendClientResponse writes it from the framing fields.
+func (r *Response) SetHeader(name string, value []byte) {
+	if !r.lazy {
+		r.Header.Del(name)
+		r.Header.SetBytesV(name, value)
+		return
+	}
+	// Copied into kept, whose earlier contents stay where they are when it
+	// grows: the lines already pointing into it remain valid.
+	if cap(r.kept)-len(r.kept) < len(name)+len(value) {
+		r.kept = make([]byte, 0, max(256, 2*cap(r.kept), len(name)+len(value)))
+	}
+	start := len(r.kept)
+	r.kept = append(append(r.kept, name...), value...)
+	n, v := r.kept[start:start+len(name):start+len(name)], r.kept[start+len(name):len(r.kept):len(r.kept)]
+	found := false
+	lines := r.lines[:0]
+	for _, l := range r.lines {
+		if eqFoldBytes(l.name, n) {
+			if found {
+				continue
+			}
+			l.value, found = v, true
+		}
+		lines = append(lines, l)
+	}
+	clear(r.lines[len(lines):])
+	r.lines = lines
+	if !found {
+		r.lines = append(r.lines, rawLine{name: n, value: v, kind: kindOf(n)})
+	}
+	r.edits = append(r.edits, rawLine{name: n, value: v})
 }
 
 // Value is the first value of the header lowerName (given in lower case), from the

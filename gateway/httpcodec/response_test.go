@@ -1,6 +1,7 @@
 package httpcodec
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -129,6 +130,74 @@ func TestResponseReuse(t *testing.T) {
 	out := string(AppendClientResponse(nil, &r, &ResponseInfo{Chunked: true}))
 	if strings.Contains(out, "Content-Type") {
 		t.Fatalf("invented content-type:\n%s", out)
+	}
+}
+
+// TestSetHeader: SetHeader edits a lazy head's lines without parsing it (the
+// first line of the name takes the value in place, the others go, a new header
+// goes last), the same as it edits a parsed head; Value sees the edits, and a
+// later Materialize keeps them.
+func TestSetHeader(t *testing.T) {
+	head := req("HTTP/1.1 200 OK", "Content-Type: text/html", "vary: Cookie", "ETag: \"v1\"",
+		"VARY: Origin", "Content-Length: 5000", "X-Last: 1")
+	type set struct{ name, value string }
+	for _, tc := range []struct {
+		name string
+		sets []set
+		want []string // the header lines written for the client, in order
+	}{
+		{"new", []set{{"Content-Encoding", "gzip"}},
+			[]string{"Content-Type: text/html", "vary: Cookie", "ETag: \"v1\"", "VARY: Origin", "X-Last: 1", "Content-Encoding: gzip"}},
+		{"replace, duplicates go", []set{{"Vary", "Cookie, Accept-Encoding"}},
+			[]string{"Content-Type: text/html", "vary: Cookie, Accept-Encoding", "ETag: \"v1\"", "X-Last: 1"}},
+		{"several, twice", []set{{"ETag", "W/\"v1\""}, {"Content-Encoding", "br"}, {"Content-Encoding", "gzip"}, {"X-Long", strings.Repeat("x", 300)}},
+			[]string{"Content-Type: text/html", "vary: Cookie", "ETag: W/\"v1\"", "VARY: Origin", "X-Last: 1", "Content-Encoding: gzip", "X-Long: " + strings.Repeat("x", 300)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lazy, parsed Response
+			if err := lazy.ParseLazy([]byte(head), false); err != nil {
+				t.Fatal(err)
+			}
+			if err := parsed.Parse([]byte(head), false); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.sets {
+				v := []byte(s.value)
+				lazy.SetHeader(s.name, v)
+				parsed.SetHeader(s.name, v)
+				copy(v, strings.Repeat("#", len(v))) // SetHeader copied it
+			}
+			if !lazy.lazy {
+				t.Fatal("SetHeader parsed the lazy head")
+			}
+			last := tc.sets[len(tc.sets)-1]
+			if got := string(lazy.Value(strings.ToLower(last.name))); got != last.value {
+				t.Errorf("Value(%q) = %q, want %q", last.name, got, last.value)
+			}
+			ri := ResponseInfo{}
+			lines := strings.Split(strings.TrimSuffix(string(AppendClientResponse(nil, &lazy, &ri)), "\r\n\r\n"), "\r\n")
+			want := append(append([]string{"HTTP/1.1 200 OK"}, tc.want...), "Content-Length: 5000")
+			if !slices.Equal(lines, want) {
+				t.Errorf("lazy head written as\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+			}
+			// The parsed head says the same, in fasthttp's order and case.
+			fromLazy := headerMultiset(t, AppendClientResponse(nil, &lazy, &ri))
+			if fromParsed := headerMultiset(t, AppendClientResponse(nil, &parsed, &ri)); fromLazy != fromParsed {
+				t.Errorf("lazy and parsed heads differ after SetHeader:\n%s\n---\n%s", fromLazy, fromParsed)
+			}
+			// Materialized afterwards, the edits stay.
+			if err := lazy.Materialize(); err != nil {
+				t.Fatal(err)
+			}
+			if after := headerMultiset(t, AppendClientResponse(nil, &lazy, &ri)); after != fromLazy {
+				t.Errorf("Materialize lost the edits:\n%s\n---\n%s", after, fromLazy)
+			}
+			// Reset forgets them.
+			lazy.Reset()
+			if err := lazy.ParseLazy([]byte(head), false); err != nil || lazy.Value("content-encoding") != nil || len(lazy.edits) != 0 {
+				t.Errorf("edits survived Reset: %q, %d", lazy.Value("content-encoding"), len(lazy.edits))
+			}
+		})
 	}
 }
 
