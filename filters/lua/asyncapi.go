@@ -65,7 +65,7 @@ func (l *Loop) batch(L *glua.LState, what string) *suspension {
 		l.cancelCalls(s)
 		L.RaiseError("%v", errSwallowed)
 	}
-	if nestedLuaCall() {
+	if l.nestedLuaCall() {
 		L.RaiseError("%s cannot be called inside pcall, xpcall, a metamethod, table.sort or string.gsub: call it at the filter's top level", what)
 	}
 	s.calls = s.calls[:0]
@@ -207,23 +207,54 @@ func (l *Loop) startBatch(L *glua.LState, s *suspension, all bool) int {
 // inside the coroutine (pcall, a metamethod, table.sort's comparator ...):
 // gopher-lua runs each such call in a VM loop of its own on the Go stack, and
 // a yield from there would return to that Go caller, not to the loop, leaving
-// the coroutine broken. So ctx.http counts the VM loops on the stack: one is
-// the coroutine's own. It costs a stack walk (about a microsecond) per side
-// call, which is nothing beside the call.
-func nestedLuaCall() bool {
-	var pcs [128]uintptr
+// the coroutine broken. So ctx.http walks the Go stack up to the coroutine's
+// base (threadRun) and counts the VM loops on the way: one is the
+// coroutine's own. Only the few frames up to the base are unwound, and each
+// return address is classified once per loop (pcKind), not symbolized per
+// call: symbolizing every frame cost ~11 µs a call (16.5 % of gozer-async's
+// CPU in `BENCH_PROFILE=gozer-async BENCH_SUITE=async bash bench/run.sh`).
+// A stack deeper than the buffer before the base counts as nested (refused).
+func (l *Loop) nestedLuaCall() bool {
+	var pcs [24]uintptr
 	n := runtime.Callers(2, pcs[:])
-	frames := runtime.CallersFrames(pcs[:n])
 	loops := 0
-	for {
-		f, more := frames.Next()
-		if strings.HasPrefix(f.Function, "github.com/yuin/gopher-lua.mainLoop") {
+	for _, pc := range pcs[:n] {
+		switch l.pcKind(pc) {
+		case pcVMLoop:
 			if loops++; loops > 1 {
 				return true
 			}
-		}
-		if !more {
+		case pcThreadBase:
 			return false
 		}
 	}
+	return true
+}
+
+const (
+	pcOther = iota + 1
+	pcVMLoop
+	pcThreadBase
+)
+
+// pcKind classifies a return address: a gopher-lua VM loop, the coroutine's
+// base, or anything else; cached per loop (loop goroutine only).
+func (l *Loop) pcKind(pc uintptr) int {
+	if k, ok := l.pcKinds[pc]; ok {
+		return k
+	}
+	k := pcOther
+	if f := runtime.FuncForPC(pc - 1); f != nil {
+		switch name := f.Name(); {
+		case strings.HasPrefix(name, "github.com/yuin/gopher-lua.mainLoop"):
+			k = pcVMLoop
+		case name == "github.com/yuin/gopher-lua.threadRun":
+			k = pcThreadBase
+		}
+	}
+	if l.pcKinds == nil {
+		l.pcKinds = make(map[uintptr]int)
+	}
+	l.pcKinds[pc] = k
+	return k
 }

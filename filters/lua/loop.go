@@ -42,8 +42,9 @@ type Loop struct {
 	dicts    map[string]*glua.LUserData
 	dictMeta *glua.LTable
 
-	goInst  []*instance  // the Go filters' instances on this loop (gofilter.go)
-	ansMeta *glua.LTable // the metatable of side calls' answers (answer.go)
+	goInst  []*instance     // the Go filters' instances on this loop (gofilter.go)
+	ansMeta *glua.LTable    // the metatable of side calls' answers (answer.go)
+	pcKinds map[uintptr]int // return addresses classified by nestedLuaCall (asyncapi.go)
 
 	mu     sync.Mutex // guards stats against Status
 	stats  map[string]*counters
