@@ -77,7 +77,7 @@ func (l *Loop) answerIndex(L *glua.LState) int {
 				if L.Get(1) == ud {
 					n = 2 // res:header(name)
 				}
-				L.Push(a.headerTable(L).RawGetString(lowerASCII(L.CheckString(n))))
+				L.Push(a.headerTable(L).RawGetString(strings.ToLower(L.CheckString(n))))
 				return 1
 			})
 		}
@@ -96,7 +96,7 @@ func (a *answer) headerTable(L *glua.LState) *glua.LTable {
 	}
 	t := L.CreateTable(0, len(a.headers))
 	for _, kv := range a.headers {
-		k := glua.LString(lowerASCII(kv.Name))
+		k := glua.LString(strings.ToLower(kv.Name))
 		if prev, ok := t.RawGet(k).(glua.LString); ok {
 			t.RawSet(k, glua.LString(strings.Join([]string{string(prev), kv.Value}, ", ")))
 		} else {

@@ -97,8 +97,7 @@ func (l *Loop) newSuspension() *suspension {
 // when it raised or was abandoned mid-yield).
 func (l *Loop) release(s *suspension, reuse bool) {
 	if s.counted {
-		l.suspended--
-		l.rt.suspendedNow.Add(-1)
+		l.countSuspended(-1)
 	}
 	if ctx := s.ctx; ctx != nil && ctx.Pending == s {
 		ctx.Suspended, ctx.Pending = false, nil
@@ -295,17 +294,9 @@ func (c *callSlot) complete(r *filters.SideResult) {
 	}
 }
 
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; c >= 'A' && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
+// countSuspended moves the count of requests waiting in async filters: this
+// loop's (the cap, filters.max_suspended) and the node's (GET /admin/async).
+func (l *Loop) countSuspended(d int) {
+	l.suspended += d
+	l.rt.suspendedNow.Add(int64(d))
 }

@@ -191,8 +191,7 @@ func (l *Loop) startBatch(L *glua.LState, s *suspension, all bool) int {
 			L.RaiseError("too many requests wait on async filters (filters.max_suspended): the request is refused")
 		}
 		s.counted = true
-		l.suspended++
-		l.rt.suspendedNow.Add(1)
+		l.countSuspended(1)
 	}
 	ctx.Suspended, ctx.Pending = true, s
 	s.all = all

@@ -103,8 +103,7 @@ func (l *Loop) callGoAsync(c *Chain, in *instance, ctx *filters.Context, ph filt
 	s := l.newGoSuspension()
 	s.chain, s.ctx, s.in, s.phase, s.idx = c, ctx, in, ph, idx
 	s.counted = true
-	l.suspended++
-	l.rt.suspendedNow.Add(1)
+	l.countSuspended(1)
 	s.orig, ctx.Calls = ctx.Calls, s // the calls it makes are the chain's to cancel
 	ctx.Suspended, ctx.Pending = true, s
 	s.goWaiting, s.inApply = true, true
