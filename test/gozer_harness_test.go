@@ -27,6 +27,8 @@ type config struct {
 	RedirectHTTPS bool
 	// AdminPprof is listeners.admin.pprof.
 	AdminPprof bool
+	// NoMetrics writes listeners.admin.metrics: false (on by default).
+	NoMetrics bool
 	// Server holds server.* keys, written verbatim: {"idle_timeout": "1s"}.
 	Server  map[string]string
 	Origins map[string]originConfig
@@ -83,6 +85,9 @@ func (c config) render(proxy, admin string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n    proxy_protocol: %v\n    redirect_https: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
 		proxy, c.TrustForwarded, c.ProxyProtocol, c.RedirectHTTPS, admin, c.AdminPprof)
+	if c.NoMetrics {
+		b.WriteString("    metrics: false\n")
+	}
 	if c.AdminTLS != nil {
 		b.WriteString("    tls:\n")
 		for _, k := range sortedKeys(c.AdminTLS) {

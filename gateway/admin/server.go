@@ -1,6 +1,6 @@
 // Package admin is the internal admin listener: the health check, the admin
-// API (GET /admin/origins, /admin/push, /admin/filters: docs/ADMIN.md), the push
-// API, and Go's profiles when the configuration switches them on. Every admin
+// API (GET /admin/origins, /admin/push, /admin/filters: docs/ADMIN.md),
+// Prometheus metrics (GET /metrics, metrics.go), the push API, and Go's profiles when the configuration switches them on. Every admin
 // handler and the JSON answers live here. It speaks plain HTTP, or HTTPS with
 // optional client certificates (ListenerTLS), its certificates held by a
 // gateway/tlscert store of its own.
@@ -80,6 +80,12 @@ type Sources struct {
 	// ListenerTLS makes this listener speak HTTPS (listeners.admin.tls); nil:
 	// plain HTTP.
 	ListenerTLS *ListenerTLS
+	// Metrics are the request metrics; nil: GET /metrics is not served
+	// (listeners.admin.metrics off).
+	Metrics *telemetry.Metrics
+	// Loops reads every event loop's connections, pools and busy time, on the
+	// loops (GET /metrics); nil: none.
+	Loops func() []LoopStats
 }
 
 // TLSSource is what the admin API shows and does of the HTTPS listener.
@@ -216,6 +222,9 @@ func (a *Server) mux() *http.ServeMux {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if a.src.Metrics != nil {
+		mux.Handle("GET /metrics", a.metricsHandler())
+	}
 	mux.HandleFunc("GET /admin/filters", a.filters)
 	mux.HandleFunc("GET /admin/async", a.async)
 	mux.HandleFunc("GET /admin/origins", a.origins)

@@ -58,6 +58,9 @@ type AdminListener struct {
 	// Pprof serves /debug/pprof/ (profiles, goroutine dumps, the command line)
 	// when true.
 	Pprof bool `yaml:"pprof"`
+	// Metrics serves GET /metrics (Prometheus) and records the per-request
+	// metrics behind it; false turns both off (on by default).
+	Metrics bool `yaml:"metrics"`
 	// TLS is HTTPS on this listener instead of plain HTTP (off by default).
 	TLS AdminTLS `yaml:"tls"`
 }
@@ -255,7 +258,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func defaults() *Config {
 	return &Config{
-		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr, TLS: adminTLSDefaults()}},
+		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr, Metrics: true, TLS: adminTLSDefaults()}},
 		Server: Server{
 			MaxConnections:        100000,
 			HeaderReadTimeout:     10 * time.Second,

@@ -106,12 +106,20 @@ func orDash(b []byte) []byte {
 // bulkhead, exactly once, and counts its cause for the origin.
 func (ex *Exchange) finishIsolation() {
 	t, g := &ex.try, &ex.log
-	if ex.lp.counts != nil {
+	if ex.lp.counts != nil || ex.lp.metrics != nil {
 		name := telemetry.NoOrigin
 		if t.origin != nil {
 			name = t.origin.Name
 		}
-		ex.lp.counts.Add(name, ex.statusName())
+		cause := filters.CauseIndex(ex.statusName())
+		ex.lp.counts.AddIndex(name, cause)
+		if ex.lp.metrics != nil {
+			now, atOrigin := ex.lp.l.Now(), int64(-1)
+			if t.admitted {
+				atOrigin = now - t.admitAt
+			}
+			ex.lp.metrics.Request(name, cause, g.status, now-g.started, atOrigin, t.n)
+		}
 	}
 	if !t.admitted {
 		return

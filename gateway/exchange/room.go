@@ -63,6 +63,8 @@ type Loop struct {
 	push    *pushconn.Loop
 	chains  func() filters.Chain // the current filter chain (nil: no filters)
 	counts  *telemetry.CauseCounters
+	// metrics is this loop's shard of the request metrics (nil: metrics off).
+	metrics *telemetry.LoopMetrics
 
 	pool    *loop.Recycler[Exchange] // recycled exchanges: their buffers stay warm
 	errBody []byte
@@ -86,12 +88,14 @@ type Config struct {
 	Chains func() filters.Chain
 	// Counts counts requests per origin and status cause.
 	Counts *telemetry.CauseCounters
+	// Metrics records the request metrics (GET /metrics); nil: metrics off.
+	Metrics *telemetry.Metrics
 }
 
 // NewLoop returns the exchanges' side of cfg.Loop and hooks its recycling into
 // the end of every callback.
 func NewLoop(cfg Config) *Loop {
-	lp := &Loop{l: cfg.Loop, push: cfg.Push, chains: cfg.Chains, counts: cfg.Counts}
+	lp := &Loop{l: cfg.Loop, push: cfg.Push, chains: cfg.Chains, counts: cfg.Counts, metrics: cfg.Metrics.NewLoop()}
 	lp.clock = cfg.Loop.Now
 	if cfg.Origins != nil {
 		lp.origins = originLoop{cfg.Origins}

@@ -31,6 +31,9 @@ func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
 	return lp
 }
 
+// Conns is the number of HTTP/1.1 client connections open on this loop.
+func (lp *Loop) Conns() int { return lp.conns.Len() }
+
 // Accept makes gc, a connection the acceptor handed to this loop, an HTTP/1.1
 // client. Call it in OnOpen.
 func (lp *Loop) Accept(gc gnet.Conn) {

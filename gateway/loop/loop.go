@@ -60,6 +60,11 @@ type Shared struct {
 	// ProxyRefused those closed for a missing or malformed PROXY header.
 	RefusedMax   atomic.Int64
 	ProxyRefused atomic.Int64
+
+	// Metrics are the per-request metrics (GET /metrics); nil when
+	// listeners.admin.metrics is off, and then loops do not time their
+	// callbacks either (Busy).
+	Metrics *telemetry.Metrics
 }
 
 // pressureAllowance is the send allowance of every response while the node
@@ -139,7 +144,12 @@ type Loop struct {
 	localAddr *net.TCPAddr // shared by the loop's accepted connections (CompactAddrs)
 	addrWarn  bool
 
-	depth    int // callbacks in progress (they nest: Enter, Leave)
+	depth int // callbacks in progress (they nest: Enter, Leave)
+	// Busy time (metrics on): when the outermost callback began, and the
+	// callbacks' total so far, written by the loop, read by any goroutine.
+	timeBusy bool
+	entered  int64
+	busy     atomic.Int64
 	later    []Task
 	tickTask gnet.RunnableFunc
 	ticks    []func(now int64)
@@ -164,9 +174,15 @@ func New(el gnet.EventLoop, epfd int, s *Shared) *Loop {
 	hex.Encode(l.idPrefix[:], b[:])
 	l.Rand = origin.NewRand(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 | 1)
 	l.tickTask = func(context.Context) error { l.Tick(); return nil }
+	l.timeBusy = s.Metrics != nil
 	l.Clock()
 	return l
 }
+
+// Busy is the time the loop spent in its callbacks since it began (zero
+// while metrics are off): its busy share is the rate at which this grows.
+// Any goroutine.
+func (l *Loop) Busy() time.Duration { return time.Duration(l.busy.Load()) }
 
 // Clock refreshes and returns the loop's time (unix ns): once per gnet event.
 func (l *Loop) Clock() int64 {
@@ -213,7 +229,11 @@ func (l *Loop) OnDrain(fn func(now, till int64)) { l.drains = append(l.drains, f
 // may still look at it.
 func (l *Loop) Enter() int64 {
 	l.depth++
-	return l.Clock()
+	now := l.Clock()
+	if l.depth == 1 {
+		l.entered = now
+	}
+	return now
 }
 
 // Leave ends a callback begun with Enter; the outermost runs the tasks
@@ -234,6 +254,10 @@ func (l *Loop) Leave() {
 	l.depth = 0
 	for _, fn := range l.ends {
 		fn()
+	}
+	if l.timeBusy {
+		// One writer: a load and a store, no locked add.
+		l.busy.Store(l.busy.Load() + time.Now().UnixNano() - l.entered)
 	}
 }
 

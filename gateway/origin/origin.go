@@ -84,6 +84,9 @@ type Server struct {
 	ejectedTill atomic.Int64 // unix nanoseconds; ejected while now < ejectedTill
 	down        atomic.Bool  // the active health check failed it
 	_           [64]byte
+	// Written once per connection (not per request).
+	opened atomic.Int64 // connections reserved (ReserveConn), dials that failed included
+	closed atomic.Int64 // connections released (ReleaseConn)
 }
 
 // Bit is the server's bit in a request's tried mask; 0 (never marked) for a slot
@@ -211,11 +214,23 @@ func (s *Server) ReserveConn(max int64) bool {
 		s.conns.Add(-1)
 		return false
 	}
+	s.opened.Add(1)
 	return true
 }
 
 // ReleaseConn uncounts a connection reserved with ReserveConn.
-func (s *Server) ReleaseConn() { s.conns.Add(-1) }
+func (s *Server) ReleaseConn() {
+	s.conns.Add(-1)
+	s.closed.Add(1)
+}
+
+// ConnsOpened and ConnsClosed count the connections to s opened (reserved: a
+// dial that failed counts in both) and closed since start, from all loops.
+// Any goroutine.
+func (s *Server) ConnsOpened() int64 { return s.opened.Load() }
+
+// ConnsClosed: see ConnsOpened.
+func (s *Server) ConnsClosed() int64 { return s.closed.Load() }
 
 // Conns is the number of connections open to s from all loops.
 func (s *Server) Conns() int64 { return s.conns.Load() }

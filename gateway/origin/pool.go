@@ -174,6 +174,21 @@ func (s *LoopState[C]) Next(o *Origin, tried uint64) *Server {
 	return o.Servers[s.cursor[o.Index]%n]
 }
 
+// EachPool calls fn with every pool of this loop of every origin of t and
+// the server it was made for (a metrics readout).
+func (s *LoopState[C]) EachPool(t *Table, fn func(o *Origin, srv *Server, p *Pool[C])) {
+	for _, o := range t.List {
+		if o.Index >= len(s.pools) {
+			continue
+		}
+		for i, p := range s.pools[o.Index] {
+			if p != nil && s.owners[o.Index][i] != nil {
+				fn(o, s.owners[o.Index][i], p)
+			}
+		}
+	}
+}
+
 // EvictIdle closes, in every pool, the connections idle since before cutoff.
 func (s *LoopState[C]) EvictIdle(t *Table, now int64, closeFn func(C)) {
 	for _, o := range t.List {

@@ -33,6 +33,22 @@ func (lp *Loop) evict(now int64) {
 	lp.state.EvictIdle(lp.table, now, (*Conn).close)
 }
 
+// PoolCount is one server's connections from one loop.
+type PoolCount struct {
+	Origin, Server string
+	Open, Idle     int // open (busy, idle and dialling); idle in the pool
+}
+
+// Pools returns this loop's connections per server of every origin (for
+// GET /metrics). Loop goroutine.
+func (lp *Loop) Pools() []PoolCount {
+	var out []PoolCount
+	lp.state.EachPool(lp.table, func(o *origin.Origin, srv *origin.Server, p *origin.Pool[*Conn]) {
+		out = append(out, PoolCount{Origin: o.Name, Server: srv.Addr, Open: p.Open(), Idle: p.Idle()})
+	})
+	return out
+}
+
 // Limit errors of Acquire: the request gets a 503 naming the limit.
 var (
 	ErrLoopLimit  = errors.New("max_connections_per_server")

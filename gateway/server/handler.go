@@ -32,8 +32,9 @@ var (
 
 // rooms are one event loop's state and the connection kinds' sides of it.
 type rooms struct {
-	l    *loop.Loop
-	http *http1.Loop
+	l       *loop.Loop
+	http    *http1.Loop
+	origins *originconn.Loop
 }
 
 // handler receives gnet's events and dispatches them to the connection behind
@@ -70,17 +71,20 @@ func (h *handler) roomsOf(c gnet.Conn) *rooms {
 			return nil // no filters loaded: skip the chain entirely
 		}
 	}
+	origins := originconn.NewLoop(l, l.Snapshot().Origins)
 	ex := exchange.NewLoop(exchange.Config{
 		Loop:    l,
-		Origins: originconn.NewLoop(l, l.Snapshot().Origins),
+		Origins: origins,
 		Push:    pushconn.NewLoop(l, s.hub),
 		Chains:  chains,
 		Counts:  s.counts,
+		Metrics: s.shared.Metrics,
 	})
-	r := &rooms{l: l, http: http1.NewLoop(l, ex)}
+	r := &rooms{l: l, http: http1.NewLoop(l, ex), origins: origins}
 	h.loops.Store(el, r)
 	s.loopsMu.Lock()
 	s.loops = append(s.loops, l)
+	s.rooms = append(s.rooms, r)
 	s.loopsMu.Unlock()
 	return r
 }

@@ -70,6 +70,7 @@ type Server struct {
 
 	loopsMu sync.Mutex
 	loops   []*loop.Loop // every loop seen so far; read by the ticker under loopsMu
+	rooms   []*rooms     // their rooms, in the same order (GET /metrics)
 
 	stopTick chan struct{}
 	wg       sync.WaitGroup
@@ -182,6 +183,9 @@ func (s *Server) Start() error {
 	s.watcher = w
 	s.shared = loop.NewShared(loop.NewSnapshot(s.cfg, s.origins, filters.NewRouteTable(s.cfg.Routes)), s.log, s.access, w)
 	s.shared.Budget = sendBudget(&s.cfg.Server)
+	if s.cfg.Listeners.Admin.Metrics {
+		s.shared.Metrics = telemetry.NewMetrics()
+	}
 	s.log.Info().Int64("max_buffered_total", s.shared.Budget).Msg("bytes buffered toward clients are bounded node-wide")
 	if s.filters != nil {
 		s.filters.Start()
@@ -256,6 +260,7 @@ func (s *Server) listen() error {
 		Log: s.log, Origins: s.origins, Counts: s.counts, Filters: s.filters, Push: s.hub,
 		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
 		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(),
+		Metrics: s.shared.Metrics, Loops: s.loopStats,
 	})
 	if a := &s.cfg.Listeners.Admin; a.OnEveryInterface() && !a.Authenticated() {
 		s.log.Warn().Str("admin", a.Addr).

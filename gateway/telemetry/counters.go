@@ -32,10 +32,17 @@ func NewCauseCounters(origins []string) *CauseCounters {
 
 // Add counts one request of originName that ended with cause.
 func (c *CauseCounters) Add(originName, cause string) {
-	if i := filters.CauseIndex(cause); i >= 0 {
-		if arr := c.byOrigin[originName]; arr != nil {
-			arr[i].Add(1)
-		}
+	c.AddIndex(originName, filters.CauseIndex(cause))
+}
+
+// AddIndex counts one request of originName that ended with the cause at
+// index i of filters.Causes (-1: none). Nil-safe.
+func (c *CauseCounters) AddIndex(originName string, i int) {
+	if c == nil || i < 0 {
+		return
+	}
+	if arr := c.byOrigin[originName]; arr != nil {
+		arr[i].Add(1)
 	}
 }
 
