@@ -16,7 +16,8 @@
 #   BENCH_SUITE=all         which targets: core (gozer nginx haproxy caddy), lua (gozer
 #                           gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3), async (gozer
 #                           gozer-async nginx nginx-async: one side call per request from a
-#                           Lua filter) or all (every one of them)
+#                           Lua filter), metrics (gozer gozer-nometrics nginx: Gozer with
+#                           its metrics on, the default, and off) or all (every one of them)
 #   BENCH_TARGETS           the exact target list instead (overrides BENCH_SUITE)
 #   BENCH_BASE_REV          a git revision for the gozer-base target: Gozer as it was then,
 #                           beside the working tree's in the same rounds (a change's cost)
@@ -66,8 +67,9 @@ case $BENCH_SUITE in
   core) SUITE_TARGETS="gozer nginx haproxy caddy" ;;
   lua) SUITE_TARGETS="gozer gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3" ;;
   async) SUITE_TARGETS="gozer gozer-async nginx nginx-async" ;;
-  all) SUITE_TARGETS="gozer gozer-lua1 gozer-lua3 gozer-async nginx nginx-lua1 nginx-lua3 nginx-async haproxy caddy" ;;
-  *) echo "BENCH_SUITE must be all, core, lua or async, not '$BENCH_SUITE'" >&2; exit 2 ;;
+  metrics) SUITE_TARGETS="gozer gozer-nometrics nginx" ;;
+  all) SUITE_TARGETS="gozer gozer-nometrics gozer-lua1 gozer-lua3 gozer-async nginx nginx-lua1 nginx-lua3 nginx-async haproxy caddy" ;;
+  *) echo "BENCH_SUITE must be all, core, lua, async or metrics, not '$BENCH_SUITE'" >&2; exit 2 ;;
 esac
 BENCH_TARGETS=${BENCH_TARGETS:-$SUITE_TARGETS}
 BENCH_IDLE_TARGETS=${BENCH_IDLE_TARGETS:-gozer nginx haproxy caddy}
@@ -408,6 +410,10 @@ report() {
   if [[ " ${MEASURED[*]} " == *-lua* ]]; then
     printf '\n## Lua filters: CPU per request (medians of the table above)\n\n'
     print_lua_table "${MEASURED[@]}"
+  fi
+  if [[ " ${MEASURED[*]} " == *" gozer-nometrics "* ]]; then
+    printf '\n## Metrics: CPU per request, on vs off (medians of the table above)\n\n'
+    print_metrics_table
   fi
   if [[ " ${MEASURED[*]} " == *-async* ]]; then
     printf '\n## Async filters: one side call per request (medians of the table above)\n\n'

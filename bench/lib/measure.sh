@@ -319,6 +319,32 @@ print_lua_table() {
   printf '\n"within each round": the ratio of the two runs of the same round (seconds apart), whose median cancels contention that the guest cannot see and that moves every target alike for a while; when it and the ratio of medians disagree, trust it, or run more rounds.\n'
 }
 
+# print_metrics_table: gozer (metrics on, the default) against gozer-nometrics
+# (listeners.admin.metrics: false) in the same rounds: what the metrics cost per request.
+# The issue's target: <= 0.3 µs CPU/req.
+print_metrics_table() {
+  local on off d pd pmed pmin pmax verdict
+  on=$(column_of run gozer 7 | median) off=$(column_of run gozer-nometrics 7 | median)
+  if [[ -z $on || -z $off ]]; then
+    printf 'gozer or gozer-nometrics was not measured.\n'
+    return 0
+  fi
+  d=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.3f", a - b }')
+  pd=$(paired_deltas gozer gozer-nometrics)
+  pmed=$(median <<<"$pd") pmin=$(sort -g <<<"$pd" | head -n 1) pmax=$(sort -g <<<"$pd" | tail -n 1)
+  verdict=$(awk -v p="$d" -v q="${pmed:--}" 'BEGIN {
+    if (q == "-") q = p
+    if (p <= 0.3 && q <= 0.3) print "met"; else if (p > 0.3 && q > 0.3) print "**NOT met**"; else print "borderline (the two estimates straddle 0.3)" }')
+  printf '| metrics on (gozer) CPU µs/req | metrics off (gozer-nometrics) CPU µs/req | on / off | **added by the metrics, µs/req** | the same from per-round pairs: median (min–max), pairs | issue target ≤ 0.3 µs/req |\n'
+  printf '|---:|---:|---:|---:|---:|---|\n'
+  printf '| %s | %s | %s | **%s** | %s (%s–%s), %s | %s |\n' "$(num %.2f "$on")" "$(num %.2f "$off")" "$(ratio "$on" "$off")" \
+    "$(num %+.2f "$d")" "$(num %.2f "$pmed")" "$(num %.2f "$pmin")" "$(num %.2f "$pmax")" "$(grep -c . <<<"$pd" || true)" "$verdict"
+  printf '\nThe same binary and config but listeners.admin.metrics; on, each request records its origin, status cause and class, two latency histograms and its attempts into its loop'"'"'s shard, and the loop times its callbacks (busy share). A difference of medians is noisier than either median: at ~%s µs/req, 1%% run-to-run noise is already ~%s µs/req; the per-round pairs cancel slow drift.\n\n' \
+    "$(num %.0f "$on")" "$(awk -v c="$on" 'BEGIN { printf "%.2f", c / 100 }')"
+  ratio_line gozer gozer-nometrics
+  printf '\n'
+}
+
 # print_async_table TARGET...: the async targets against their bases (gozer-async vs
 # gozer, nginx-async vs nginx): what a Lua step with one side call adds per request, and
 # Gozer vs nginx + Lua doing the same call. The issue's target: gozer-async <= nginx-async.
