@@ -3,6 +3,8 @@ package test
 import (
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +154,17 @@ func TestMetrics(t *testing.T) {
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes"} {
 		if fams[name] == nil || len(fams[name].Metric) == 0 {
 			t.Errorf("%s missing from /metrics", name)
+		}
+	}
+
+	// Every family is documented in docs/ADMIN.md's table.
+	doc, err := os.ReadFile(filepath.Join(moduleRoot, "docs", "ADMIN.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range fams {
+		if strings.HasPrefix(name, "gozer_") && !strings.Contains(string(doc), "| `"+name+"` |") {
+			t.Errorf("%s is not in docs/ADMIN.md's table of GET /metrics", name)
 		}
 	}
 
