@@ -322,3 +322,49 @@ func checkHistogram(t testing.TB, fams map[string]*dto.MetricFamily, name, origi
 	}
 	t.Errorf("%s{origin=%q} missing", name, origin)
 }
+
+// TestMetricsFilters: a Lua filter's calls and errors in GET /metrics match
+// the requests sent through it.
+func TestMetricsFilters(t *testing.T) {
+	t.Parallel()
+	o := startFakeOrigin(t, "o", fakeServe)
+	d := newScriptDir(t)
+	d.write(t, "inbound", "10_pick.lua", `return { name = "pick", type = "inbound", order = 10,
+  apply = function(ctx) if ctx.req.path == "/boom" then error("boom") end end }`)
+	g := luaGozer(t, d, filtersConfig{}, map[string]originConfig{"o": {Servers: []string{o.Addr}}}, route{PathPrefix: "/", Origin: "o"})
+	client := isolationClient(t, 10*time.Second)
+	const ok, boom = 6, 4
+	for i := 0; i < ok; i++ {
+		if r := doGet(client, g.URL("/fine")); r.Status != 200 {
+			t.Fatalf("GET /fine: %v; want 200", r)
+		}
+	}
+	for i := 0; i < boom; i++ {
+		if r := doGet(client, g.URL("/boom")); r.Status != 500 || r.Cause != "FAILURE_LOCAL_FILTER_ERROR" {
+			t.Fatalf("GET /boom: %v; want 500 FAILURE_LOCAL_FILTER_ERROR", r)
+		}
+	}
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, 5*time.Second, "GET /metrics counts every request", func() bool {
+		fams = scrapeMetrics(t, g)
+		return sumOf(fams, "gozer_requests_total") == ok+boom
+	})
+	for _, c := range []struct {
+		name string
+		want float64
+	}{
+		{"gozer_filter_calls_total", ok + boom},
+		{"gozer_filter_errors_total", boom},
+		{"gozer_filter_timeouts_total", 0},
+	} {
+		if v := value(t, fams, c.name, "filter", "pick", "type", "inbound"); v != c.want {
+			t.Errorf("%s{filter=pick} = %v; want %v", c.name, v, c.want)
+		}
+	}
+	if v := value(t, fams, "gozer_filter_duration_seconds_total", "filter", "pick", "type", "inbound"); v <= 0 {
+		t.Errorf("gozer_filter_duration_seconds_total{filter=pick} = %v; want > 0", v)
+	}
+	if v := value(t, fams, "gozer_requests_total", "origin", "o", "cause", "FAILURE_LOCAL_FILTER_ERROR", "code", "5xx"); v != boom {
+		t.Errorf("requests FAILURE_LOCAL_FILTER_ERROR = %v; want %d", v, boom)
+	}
+}

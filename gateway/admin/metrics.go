@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
 	"gozer/gateway/origin"
 	"gozer/gateway/telemetry"
@@ -47,17 +49,15 @@ func (a *Server) metricsHandler() http.Handler {
 		&collector{src: &a.src},
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      promLogger{a.src.Log.Warn()},
+		ErrorLog:      promLogger{a.src.Log},
 		ErrorHandling: promhttp.ContinueOnError,
 	})
 }
 
 // promLogger sends the exposition's errors to the process log.
-type promLogger struct {
-	e interface{ Msgf(string, ...any) }
-}
+type promLogger struct{ l zerolog.Logger }
 
-func (p promLogger) Println(v ...any) { p.e.Msgf("metrics: %v", v) }
+func (p promLogger) Println(v ...any) { p.l.Warn().Msg("GET /metrics: " + fmt.Sprint(v...)) }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("gozer_"+name, help, labels, nil)

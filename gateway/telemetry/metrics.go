@@ -14,16 +14,23 @@ import (
 // /metrics and the dashboard.
 //
 // Why per-loop shards and not a metrics library's types on the request path:
-// the hot-path operation (one histogram observation and one counter add per
-// request) was measured in this package's BenchmarkHotPath (bench_test.go,
-// numbers in docs/ADMIN.md § Cost): a LoopMetrics shard, written only by its
-// loop with plain atomic loads and stores, costs less than either
-// prometheus/client_golang's or VictoriaMetrics/metrics' own counters and
-// histograms, single-threaded and above all when the loops run in parallel
-// (the libraries' atomic adds, or VictoriaMetrics' histogram mutex, share a
-// cache line between loops). The exposition (GET /metrics) is
-// prometheus/client_golang's: const metrics built from these shards at
-// scrape time, its Go runtime and process collectors, and its text format
+// the hot-path operation (one latency observation and one counter add per
+// request) was measured in this package's BenchmarkHotPath (bench_test.go;
+// the numbers are in docs/ADMIN.md, "What the request path pays"). Of the two
+// libraries, VictoriaMetrics/metrics cost the request path less than
+// prometheus/client_golang (its counter is one atomic add, its histogram a
+// short mutex; client_golang's histogram does several atomic adds on shared
+// lines, and both pay a label or name lookup per request unless the caller
+// caches the series per origin). A LoopMetrics shard costs less than either
+// single-threaded, and it is the only one that scales when the loops run in
+// parallel (each loop writes its own cache lines with plain atomic loads and
+// stores; the libraries' atomic adds and mutex bounce a line between cores).
+// The request path therefore uses neither library, and the exposition (off
+// the request path, at scrape time) is prometheus/client_golang's: a
+// collector of const metrics built from these shards and the admin API's
+// atomics, its Go runtime and process collectors, content negotiation (text,
+// OpenMetrics, protobuf), all of which VictoriaMetrics/metrics would have us
+// write by hand for histograms with Prometheus' le buckets
 // (gateway/admin/metrics.go).
 //
 // Concurrency: a Metrics is safe for any goroutine. Each event loop records
