@@ -329,7 +329,7 @@ func TestMetricsFilters(t *testing.T) {
 	t.Parallel()
 	o := startFakeOrigin(t, "o", fakeServe)
 	d := newScriptDir(t)
-	d.write(t, "inbound", "10_pick.lua", `return { name = "pick", type = "inbound", order = 10,
+	d.write(t, "inbound", "10_pick.lua", `return { name = "pick", type = "inbound", order = 10, fatal = true,
   apply = function(ctx) if ctx.req.path == "/boom" then error("boom") end end }`)
 	g := luaGozer(t, d, filtersConfig{}, map[string]originConfig{"o": {Servers: []string{o.Addr}}}, route{PathPrefix: "/", Origin: "o"})
 	client := isolationClient(t, 10*time.Second)
@@ -364,7 +364,11 @@ func TestMetricsFilters(t *testing.T) {
 	if v := value(t, fams, "gozer_filter_duration_seconds_total", "filter", "pick", "type", "inbound"); v <= 0 {
 		t.Errorf("gozer_filter_duration_seconds_total{filter=pick} = %v; want > 0", v)
 	}
-	if v := value(t, fams, "gozer_requests_total", "origin", "o", "cause", "FAILURE_LOCAL_FILTER_ERROR", "code", "5xx"); v != boom {
+	// The inbound filter failed before a route: no origin (an empty label).
+	if v := value(t, fams, "gozer_requests_total", "cause", "FAILURE_LOCAL_FILTER_ERROR", "code", "5xx"); v != boom {
 		t.Errorf("requests FAILURE_LOCAL_FILTER_ERROR = %v; want %d", v, boom)
+	}
+	if v := value(t, fams, "gozer_requests_total", "origin", "o", "cause", "SUCCESS", "code", "2xx"); v != ok {
+		t.Errorf("requests of o SUCCESS = %v; want %d", v, ok)
 	}
 }
