@@ -163,3 +163,37 @@ func TestValidationNamesKeyAndValue(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminMetrics: listeners.admin.metrics is on unless switched off, in the
+// embedded config and when left out.
+func TestAdminMetrics(t *testing.T) {
+	def, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !def.Listeners.Admin.Metrics {
+		t.Error("the embedded conf/gozer.yaml has metrics off; want on")
+	}
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{
+		{"", true},
+		{"listeners:\n  admin:\n    pprof: true\n", true},
+		{"listeners:\n  admin:\n    metrics: false\n", false},
+		{"listeners:\n  admin:\n    metrics: true\n", true},
+	} {
+		cfg, err := Parse([]byte(c.yaml+minimalOrigins), "t.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if got := cfg.Listeners.Admin.Metrics; got != c.want {
+			t.Errorf("%q: metrics %v; want %v", c.yaml, got, c.want)
+		}
+	}
+	if _, err := Parse([]byte("listeners:\n  admin:\n    metrics: maybe\n"+minimalOrigins), "t.yaml"); err == nil || !strings.Contains(err.Error(), "listeners.admin.metrics") {
+		t.Errorf("metrics: maybe: %v; want an error naming listeners.admin.metrics", err)
+	}
+}
+
+const minimalOrigins = "origins:\n  api:\n    servers: [\"127.0.0.1:1\"]\n"
