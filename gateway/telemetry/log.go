@@ -1,5 +1,8 @@
 // Package telemetry owns Gozer's logs: the process log (zerolog, JSON, non-blocking)
-// and the access log (one JSON line per request, buffered per event loop).
+// and the access log (one JSON line per request, buffered per event loop); the
+// counters of requests by origin and status cause (CauseCounters, for the admin
+// API); and the request metrics behind GET /metrics and the live dashboard
+// (Metrics: per-loop shards, summed when read; Histogram and its quantiles).
 package telemetry
 
 import (
