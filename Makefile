@@ -53,7 +53,7 @@ test: deps
 test-short:
 	$(GO) test -race -count=1 -short ./...
 
-## bench: Gozer side by side with nginx, HAProxy and Caddy (prints ratios)
+## bench: Gozer side by side with nginx, HAProxy and Caddy (prints ratios), and its CPU/req with metrics on vs off
 bench:
 	bash bench/run.sh
 

@@ -2,7 +2,7 @@
 # Gozer vs its peers (nginx, HAProxy, Caddy) as reverse proxies, on loopback, side by side,
 # and Gozer with Lua filters vs nginx with lua-nginx-module running the same logic.
 #
-#   bash bench/run.sh            (what `make bench` runs: the "all" suite, ~5.5 minutes on 2 cores)
+#   bash bench/run.sh            (what `make bench` runs: the "all" suite, ~6 minutes on 2 cores)
 #
 # Every proxy runs pinned to core 0 with one worker/thread/event loop; wrk and the one
 # shared origin (an nginx of our own) are pinned to core 1. wrk runs against each target
