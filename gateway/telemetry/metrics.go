@@ -16,22 +16,22 @@ import (
 // Why per-loop shards and not a metrics library's types on the request path:
 // the hot-path operation (one latency observation and one counter add per
 // request) was measured in this package's BenchmarkHotPath (bench_test.go;
-// the numbers are in docs/ADMIN.md, "What the request path pays"). Of the two
-// libraries, VictoriaMetrics/metrics cost the request path less than
-// prometheus/client_golang (its counter is one atomic add, its histogram a
-// short mutex; client_golang's histogram does several atomic adds on shared
-// lines, and both pay a label or name lookup per request unless the caller
-// caches the series per origin). A LoopMetrics shard costs less than either
-// single-threaded, and it is the only one that scales when the loops run in
-// parallel (each loop writes its own cache lines with plain atomic loads and
-// stores; the libraries' atomic adds and mutex bounce a line between cores).
-// The request path therefore uses neither library, and the exposition (off
+// the table is in docs/ADMIN.md, "What the request path pays"). Of the two
+// libraries, VictoriaMetrics/metrics v1.45.0 costs the request path less than
+// prometheus/client_golang v1.25.0: 19.3 vs 32.6 ns single-threaded, 50 vs
+// 270 ns with two loops in parallel (client_golang's histogram makes several
+// atomic adds on lines every loop writes; VictoriaMetrics' is a short mutex),
+// and both add a lookup per request (54 and 111 ns) for a series whose origin
+// is known only at run time, unless the caller caches it. A LoopMetrics shard
+// costs the same as VictoriaMetrics single-threaded (19.1 ns, lookup by origin
+// name included) and is the only one that scales with loops (9.5 ns in
+// parallel: each loop writes its own cache lines with plain atomic loads and
+// stores). So the request path uses neither library, and the exposition (off
 // the request path, at scrape time) is prometheus/client_golang's: a
 // collector of const metrics built from these shards and the admin API's
 // atomics, its Go runtime and process collectors, content negotiation (text,
-// OpenMetrics, protobuf), all of which VictoriaMetrics/metrics would have us
-// write by hand for histograms with Prometheus' le buckets
-// (gateway/admin/metrics.go).
+// OpenMetrics, protobuf); with VictoriaMetrics/metrics the histograms with
+// Prometheus' le buckets would be written by hand (gateway/admin/metrics.go).
 //
 // Concurrency: a Metrics is safe for any goroutine. Each event loop records
 // through its own LoopMetrics (NewLoop), on that loop's goroutine only; every
