@@ -14,9 +14,10 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// TestMetrics sends known traffic, n successes to a healthy origin and
+// TestMetrics sends known traffic, n successes to a healthy origin,
 // failures to one that answers 503 to everything until its breaker opens,
-// then a few refused by the open breaker; it reads GET /metrics with
+// then a few refused by the open breaker, and requests to an origin one of
+// whose two servers resets every request (retried on the other); it reads GET /metrics with
 // Prometheus' own text parser and checks the numbers against what the
 // clients saw: requests by origin, cause and status class, the histograms'
 // counts, attempts, the breaker's state and opens, the pools' connections,
@@ -25,8 +26,15 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	good := startFakeOrigin(t, "good", fakeServe)
 	bad := startFakeOrigin(t, "bad", fakeFail)
+	// flaky: one server resets every request, the other serves: a request
+	// that tries the first is retried on the second.
+	resets, serves := startFakeOrigin(t, "resets", fakeReset), startFakeOrigin(t, "serves", fakeServe)
 	g := startGozer(t, config{
 		Origins: map[string]originConfig{
+			"flaky": {Servers: []string{resets.Addr, serves.Addr}, Opts: map[string]string{
+				"retries": "1",
+				"outlier": "{consecutive_failures: -1}", // keep trying the resetting one
+			}},
 			"good": {Servers: []string{good.Addr}},
 			"bad": {Servers: []string{bad.Addr}, Opts: map[string]string{
 				"retries": "0",
@@ -34,9 +42,19 @@ func TestMetrics(t *testing.T) {
 				"outlier": "{consecutive_failures: -1}", // the breaker alone
 			}},
 		},
-		Routes: []route{{PathPrefix: "/good", Origin: "good"}, {PathPrefix: "/bad", Origin: "bad"}},
+		Routes: []route{{PathPrefix: "/good", Origin: "good"}, {PathPrefix: "/bad", Origin: "bad"}, {PathPrefix: "/flaky", Origin: "flaky"}},
 	})
 	client := isolationClient(t, 10*time.Second)
+
+	const flaky = 20
+	for i := 0; i < flaky; i++ {
+		if r := doGet(client, g.URL("/flaky/x")); r.Status != 200 || r.From != "serves" {
+			t.Fatalf("request %d to flaky: %v; want 200 from serves", i, r)
+		}
+	}
+	if resets.count() == 0 {
+		t.Fatalf("no request of %d tried the resetting server: the retry count is not tested", flaky)
+	}
 
 	const n = 25
 	for i := 0; i < n; i++ {
@@ -72,6 +90,7 @@ func TestMetrics(t *testing.T) {
 	waitFor(t, 5*time.Second, "GET /metrics counts every request", func() bool {
 		fams = scrapeMetrics(t, g)
 		return sumOf(fams, "gozer_requests_total", "origin", "good") == n &&
+			sumOf(fams, "gozer_requests_total", "origin", "flaky") == flaky &&
 			sumOf(fams, "gozer_requests_total", "origin", "bad") == float64(badTotal)
 	})
 
@@ -89,6 +108,10 @@ func TestMetrics(t *testing.T) {
 	checkHistogram(t, fams, "gozer_request_duration_seconds", "good", n)
 	checkHistogram(t, fams, "gozer_request_duration_seconds", "bad", uint64(badTotal))
 	checkHistogram(t, fams, "gozer_origin_duration_seconds", "good", n)
+	checkHistogram(t, fams, "gozer_origin_duration_seconds", "flaky", flaky)
+	if v := value(t, fams, "gozer_requests_total", "origin", "flaky", "cause", "SUCCESS", "code", "2xx"); v != flaky {
+		t.Errorf("flaky SUCCESS 2xx = %v; want %d (every request succeeded on its retry or first try)", v, flaky)
+	}
 	checkHistogram(t, fams, "gozer_origin_duration_seconds", "bad", uint64(bad.count()))
 
 	// Attempts: one per request that reached its origin, no retries (bad has
@@ -101,6 +124,9 @@ func TestMetrics(t *testing.T) {
 		{"gozer_origin_attempts_total", "bad", float64(bad.count())},
 		{"gozer_origin_retries_total", "good", 0},
 		{"gozer_origin_retries_total", "bad", 0},
+		// Every attempt at the resetting server was retried on the other.
+		{"gozer_origin_retries_total", "flaky", float64(resets.count())},
+		{"gozer_origin_attempts_total", "flaky", float64(resets.count() + serves.count())},
 		{"gozer_origin_breaker_opens_total", "bad", 1},
 		{"gozer_origin_breaker_opens_total", "good", 0},
 		{"gozer_origin_bulkhead_rejections_total", "good", 0},
