@@ -21,6 +21,7 @@ var mainDeps = []string{
 	"github.com/rs/zerolog",
 	"github.com/redis/go-redis/v9",
 	"github.com/gobwas/ws",
+	"github.com/prometheus/client_golang",
 	"gopkg.in/yaml.v3",
 }
 
