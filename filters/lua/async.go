@@ -133,7 +133,7 @@ func (l *Loop) callAsync(c *Chain, in *instance, ctx *filters.Context, ph filter
 	if in.should != nil {
 		l.ctx, l.in, l.phase = ctx, in, ph
 		L := l.L
-		l.sb.wd.arm(l.rt.budget)
+		l.sb.wd.arm(l.rt.callBudget())
 		L.Push(in.should)
 		L.Push(l.api.ctx)
 		err := L.PCall(1, 1, nil)
@@ -163,9 +163,10 @@ func (l *Loop) callAsync(c *Chain, in *instance, ctx *filters.Context, ph filter
 // returns (the filter is done: s is released).
 func (l *Loop) step(s *suspension, t0 time.Duration, args ...glua.LValue) (time.Duration, bool) {
 	l.ctx, l.in, l.phase, l.co = s.ctx, s.in, s.phase, s
-	left := l.rt.budget - s.used
-	if left < l.rt.budget/ticksPerBudget {
-		left = l.rt.budget / ticksPerBudget // a call is stopped within a tick of its budget
+	budget := l.rt.callBudget()
+	left := budget - s.used
+	if left < budget/ticksPerBudget {
+		left = budget / ticksPerBudget // a call is stopped within a tick of its budget
 	}
 	wd := l.sb.wd
 	wd.arm(left)

@@ -94,7 +94,7 @@ func (l *Loop) callGoAsync(c *Chain, in *instance, ctx *filters.Context, ph filt
 		}
 		return t1, false
 	}
-	if l.suspended >= l.rt.maxSuspended {
+	if int64(l.suspended) >= l.rt.maxSuspended.Load() {
 		in.stats.calls.Add(1)
 		ctx.Fail(filters.LocalTooManySuspended,
 			fmt.Sprintf("%d requests wait on async filters on this loop (filters.max_suspended)", l.suspended))

@@ -162,7 +162,7 @@ func (l *Loop) instantiate(s *script) *instance {
 	in := &instance{s: s, async: s.async, stats: l.counter(s.name)}
 	l.in = in
 	defer func() { l.in = nil }()
-	v, err := runChunk(l.sb, s.proto, l.rt.loadBudget)
+	v, err := runChunk(l.sb, s.proto, time.Duration(l.rt.loadBudget.Load()))
 	if err == nil {
 		var sp spec
 		if sp, err = readSpec(v); err == nil && (sp.name != s.name || sp.phase != s.phase) {
@@ -237,7 +237,7 @@ func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, t0 tim
 	}
 	l.ctx, l.in, l.phase = ctx, in, ph
 	L := l.L
-	l.sb.wd.arm(l.rt.budget)
+	l.sb.wd.arm(l.rt.callBudget())
 	var err error
 	run := true
 	if in.should != nil {
@@ -278,7 +278,7 @@ func (l *Loop) failed(in *instance, ctx *filters.Context, err error, fired bool)
 	case fired:
 		in.stats.timeouts.Add(1)
 		lvl = zerolog.ErrorLevel
-		ctx.Fail(filters.LocalFilterTimeout, fmt.Sprintf("lua filter %q ran past its budget of %v", in.s.name, l.rt.budget))
+		ctx.Fail(filters.LocalFilterTimeout, fmt.Sprintf("lua filter %q ran past its budget of %v", in.s.name, l.rt.callBudget()))
 	case in.s.fatal && !(ctx.Failed && ctx.FailCause == filters.LocalTooManySuspended): // the cap's refusal stands
 		lvl = zerolog.ErrorLevel
 		ctx.Fail(filters.LocalFilterError, fmt.Sprintf("lua filter %q failed: %s", in.s.name, msg))

@@ -63,8 +63,9 @@ const (
 
 // Sources are what the admin listener shows and serves. Any goroutine.
 type Sources struct {
-	Log      zerolog.Logger
-	Origins  *origin.Table
+	Log zerolog.Logger
+	// Origins is the origin table in service (a reload replaces it).
+	Origins  func() *origin.Table
 	Counts   *telemetry.CauseCounters
 	Filters  *lua.Runtime // nil: no Lua filters
 	Push     *push.Hub
@@ -74,6 +75,9 @@ type Sources struct {
 	Shared *loop.Shared
 	// Pprof serves /debug/pprof/ (listeners.admin.pprof).
 	Pprof bool
+	// Config shows the configuration in service and reloads it (GET
+	// /admin/config, POST /admin/config/reload); nil: 404.
+	Config ConfigControl
 	// TLS is the HTTPS listener's side (GET /admin/tls, POST
 	// /admin/tls/reload); nil without one.
 	TLS *TLSSource
@@ -223,6 +227,8 @@ func (a *Server) mux() *http.ServeMux {
 	mux.HandleFunc("GET /admin/edge", a.edge)
 	mux.HandleFunc("GET /admin/tls", a.tls)
 	mux.HandleFunc("POST /admin/tls/reload", a.tlsReload)
+	mux.HandleFunc("GET /admin/config", a.config)
+	mux.HandleFunc("POST /admin/config/reload", a.configReload)
 	// The admin handler serves /push/ itself (push.API); the pattern is here
 	// for ServeMux's redirect of /push to /push/, as when the API was mounted
 	// on the mux.

@@ -248,7 +248,7 @@ func Parse(data []byte, name string) (*Config, error) {
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, withLines(data, err))
 	}
 	return c, nil
 }

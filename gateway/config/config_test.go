@@ -158,8 +158,8 @@ func TestValidationNamesKeyAndValue(t *testing.T) {
 			t.Errorf("%s: accepted", tc.key)
 			continue
 		}
-		if !strings.Contains(err.Error(), tc.key+":") || !strings.Contains(err.Error(), tc.value) {
-			t.Errorf("%s: error %q does not name the key and the value %s", tc.key, err, tc.value)
+		if !strings.Contains(err.Error(), tc.key+" (line ") || !strings.Contains(err.Error(), tc.value) {
+			t.Errorf("%s: error %q does not name the key, its line and the value %s", tc.key, err, tc.value)
 		}
 	}
 }

@@ -105,6 +105,15 @@ func NewShared(snap *Snapshot, log zerolog.Logger, access *telemetry.AccessLog, 
 // Snapshot is the configuration in service. Any goroutine.
 func (s *Shared) Snapshot() *Snapshot { return s.snap.Load() }
 
+// Swap puts snap in service (a configuration reload): requests that start
+// from now on see it, those in flight keep theirs. Any goroutine.
+func (s *Shared) Swap(snap *Snapshot) {
+	if c := snap.Config; c != nil {
+		s.Peers.SetLimits(c.Server.MaxConnectionsPerIP, c.Server.MaxRequestsPerIP)
+	}
+	s.snap.Store(snap)
+}
+
 // ClientClosed counts a client connection that ended. Any goroutine.
 func (s *Shared) ClientClosed() {
 	s.Clients.Add(-1)

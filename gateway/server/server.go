@@ -68,6 +68,11 @@ type Server struct {
 	// nil when it speaks plain HTTP.
 	adminCerts *tlscert.Store
 
+	// reload swaps reloaded configurations in (nil until SetConfigSource);
+	// cfgWatch reloads when the file changes (nil: not watched).
+	reload   *reloader
+	cfgWatch *configWatcher
+
 	loopsMu sync.Mutex
 	loops   []*loop.Loop // every loop seen so far; read by the ticker under loopsMu
 
@@ -225,6 +230,7 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.startTLS()
+	s.startConfigWatch()
 	s.log.Info().Str("proxy", s.proxyLn.Addr().String()).Str("admin", s.admin.Addr().String()).
 		Str("admin_scheme", s.cfg.Listeners.Admin.Scheme()).Str("admin_client_auth", s.cfg.Listeners.Admin.TLS.ClientAuth).
 		Int("origins", len(s.origins.List)).Msg("gozer serving")
@@ -253,9 +259,9 @@ func (s *Server) listen() error {
 	}
 	s.proxyLn = ln
 	s.admin = admin.New(adminLn, admin.Sources{
-		Log: s.log, Origins: s.origins, Counts: s.counts, Filters: s.filters, Push: s.hub,
+		Log: s.log, Origins: func() *origin.Table { return s.shared.Snapshot().Origins }, Counts: s.counts, Filters: s.filters, Push: s.hub,
 		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
-		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(),
+		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(), Config: s.configControl(),
 	})
 	if a := &s.cfg.Listeners.Admin; a.OnEveryInterface() && !a.Authenticated() {
 		s.log.Warn().Str("admin", a.Addr).
@@ -284,18 +290,43 @@ func (s *Server) setGoMaxProcs() {
 	}
 }
 
-// Reload is what SIGHUP asks for: the Lua scripts are looked at again now.
-// The YAML configuration is read at start only (live reload is not built
-// yet), which the log says, so that an operator does not think it applied.
-func (s *Server) Reload(configPath string) {
+// SetConfigSource names where the configuration came from (path; "" for the
+// embedded one) and its bytes, which makes it reloadable: by Reload, by POST
+// /admin/config/reload and, with watch and a file, when the file changes.
+// Call it before Start.
+func (s *Server) SetConfigSource(path string, data []byte, watch bool) {
+	s.reload = newReloader(s, path, data)
+	s.reload.watching = watch && path != ""
+}
+
+// Reload is what SIGHUP asks for: the Lua scripts are looked at again now,
+// and the configuration is reloaded (when SetConfigSource made it
+// reloadable). It never stops the gateway: a refused configuration is logged
+// and the one in service stays.
+func (s *Server) Reload() {
 	if s.filters != nil {
 		s.filters.Rescan()
 	}
-	if configPath == "" {
-		configPath = "the embedded configuration"
+	if s.reload != nil {
+		s.reload.Reload(TriggerSignal)
 	}
-	s.log.Warn().Str("config", configPath).
-		Msg("SIGHUP: Lua scripts reloaded; changes to the YAML configuration need a restart (live configuration reload is not built yet)")
+}
+
+// ConfigStatus is the configuration in service and the last reload attempt
+// (ok false when the configuration is not reloadable).
+func (s *Server) ConfigStatus() (st ConfigStatus, ok bool) {
+	if s.reload == nil {
+		return st, false
+	}
+	return s.reload.Status(), true
+}
+
+// DrainTimeout is server.drain_timeout of the configuration in service.
+func (s *Server) DrainTimeout() time.Duration {
+	if s.shared == nil {
+		return s.cfg.Server.DrainTimeout
+	}
+	return s.shared.Snapshot().Config.Server.DrainTimeout
 }
 
 // ProxyAddr is the bound address of the proxy listener.
@@ -316,9 +347,10 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
-		if s.shared.Clients.Load() >= int64(s.cfg.Server.MaxConnections) {
+		cfg := &s.shared.Snapshot().Config.Server
+		if s.shared.Clients.Load() >= int64(cfg.MaxConnections) {
 			s.shared.RefusedMax.Add(1)
-			s.refuse(c, filters.LocalMaxConnections, "too many client connections", "max_connections", s.cfg.Server.MaxConnections)
+			s.refuse(c, filters.LocalMaxConnections, "too many client connections", "max_connections", cfg.MaxConnections)
 			continue
 		}
 		// The client's own cap, before a loop spends anything on it. Behind a
@@ -329,11 +361,11 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 			var ok bool
 			if peer, ok = s.shared.Peers.Open(loop.AddrOf(c.RemoteAddr())); !ok {
 				s.refuse(c, filters.ClientTooManyConnections, "too many connections from one client",
-					"max_connections_per_ip", s.cfg.Server.MaxConnectionsPerIP)
+					"max_connections_per_ip", cfg.MaxConnectionsPerIP)
 				continue
 			}
 		}
-		if n := s.cfg.Server.SocketSendBuffer; n > 0 {
+		if n := cfg.SocketSendBuffer; n > 0 {
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetWriteBuffer(int(n))
 			}
@@ -355,7 +387,7 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 // line (sampled: a flood must not flood the log) names the limit.
 func (s *Server) refuse(c net.Conn, cause filters.Cause, msg, limit string, value int) {
 	name := ""
-	if s.cfg.Server.StatusHeaders.Expose == config.ExposeAll {
+	if s.shared.Snapshot().Config.Server.StatusHeaders.Expose == config.ExposeAll {
 		name = cause.Name
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
@@ -400,7 +432,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.httpsLn != nil {
 		_ = s.httpsLn.Close()
 	}
-	spread := pushconn.DrainSpread(s.cfg.Server.DrainTimeout)
+	if s.cfgWatch != nil {
+		s.cfgWatch.stop() // no reload while draining
+	}
+	spread := pushconn.DrainSpread(s.DrainTimeout())
 	s.forEachLoop(func(l *loop.Loop) { l.Drain(l.Now() + spread) })
 	for s.shared.Clients.Load() > 0 {
 		select {
