@@ -100,8 +100,8 @@ type counters struct {
 // goroutine. The current filter set is published with an atomic pointer, so
 // Loop.Chain never takes a lock.
 type Runtime struct {
-	opts       Options
-	log        zerolog.Logger
+	opts Options
+	log  zerolog.Logger
 	// budget, loadBudget (ns) and maxSuspended change with a configuration
 	// reload (SetLimits); loops read them per call.
 	budget     atomic.Int64
@@ -179,8 +179,8 @@ func New(opts Options) (*Runtime, error) {
 		opts.MaxSuspended = DefaultMaxSuspended
 	}
 	r := &Runtime{
-		opts:         opts,
-		log:          opts.Log,
+		opts:     opts,
+		log:      opts.Log,
 		maxStr:   max(opts.MaxBodyBytes, minStringCap),
 		disabled: make(map[string]bool, len(opts.Disabled)),
 		files:    make(map[string]*fileState),
