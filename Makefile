@@ -53,9 +53,10 @@ test: deps
 test-short:
 	$(GO) test -race -count=1 -short ./...
 
-## bench: Gozer side by side with nginx, HAProxy and Caddy (prints ratios)
+## bench: Gozer side by side with nginx, HAProxy and Caddy (prints ratios), then the cost of a live config reload under load
 bench:
 	bash bench/run.sh
+	bash bench/reload.sh
 
 ## bench-isolation: a healthy origin's latency with and without a sick neighbour
 bench-isolation:

@@ -8,7 +8,9 @@
 // owns it. The other goroutines are the acceptors (plain and HTTPS), the TLS
 // handshakes (one per handshaking connection, gateway/tlsconn), the
 // certificate store's checks, the dialers (one per new origin connection),
-// the writable watcher, the ticker, the memory reclaimer, the admin server
+// the writable watcher, the ticker, the memory reclaimer, the admin server,
+// the configuration file watcher (reloads run on it, on the admin server's
+// goroutines and on main's for SIGHUP, one at a time)
 // and the log writers; they reach a loop only through
 // EventLoop.Execute. Server's methods are safe to call from any goroutine.
 package server
@@ -48,7 +50,7 @@ import (
 type Server struct {
 	cfg     *config.Config
 	log     zerolog.Logger
-	origins *origin.Table
+	origins *origin.Table // the origins of cfg (at start; reloads swap others in)
 	access  *telemetry.AccessLog
 	counts  *telemetry.CauseCounters
 	filters *lua.Runtime // nil when no scripts directory
@@ -459,7 +461,11 @@ stop:
 	if s.filters != nil {
 		s.filters.Stop()
 	}
-	s.origins.Close()
+	if s.reload != nil {
+		s.reload.mu.Lock() // a reload under way finishes first; none starts after
+		defer s.reload.mu.Unlock()
+	}
+	s.shared.Snapshot().Origins.Close() // the table in service: reloads replaced the first
 	_ = s.access.Close()
 	return err
 }
