@@ -285,3 +285,55 @@ func TestConfigReloadTriggers(t *testing.T) {
 		t.Fatal("SIGHUP with an unchanged file changed what serves")
 	}
 }
+
+// TestConfigReloadRemovedOriginDrains: a reload that removes an origin lets
+// the request in flight there finish with its answer; new requests no
+// longer reach it, and its connection closes once the request is done.
+func TestConfigReloadRemovedOriginDrains(t *testing.T) {
+	t.Parallel()
+	keep, gone := startOrigin(t, "drain-keep"), startOrigin(t, "drain-gone")
+	cfg := config{
+		Origins: map[string]originConfig{
+			"keep": {Servers: []string{keep.Addr}},
+			"gone": {Servers: []string{gone.Addr}},
+		},
+		Routes: []route{{PathPrefix: "/slow", Origin: "gone"}, {PathPrefix: "/", Origin: "keep"}},
+	}
+	g := startGozer(t, cfg)
+	type answer struct {
+		status int
+		from   string
+		err    error
+	}
+	inflight := make(chan answer, 1)
+	go func() {
+		resp, err := newClient(t, 15*time.Second).Get(g.URL("/slow?delay=2s"))
+		if err != nil {
+			inflight <- answer{err: err}
+			return
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		inflight <- answer{status: resp.StatusCode, from: resp.Header.Get("X-Origin-Name")}
+	}()
+	waitFor(t, 5*time.Second, "the slow request at origin gone", func() bool { return tcpConnsTo(t, gone.Addr) == 1 })
+
+	delete(cfg.Origins, "gone")
+	cfg.Routes = []route{{PathPrefix: "/", Origin: "keep"}}
+	g.rewrite(t, cfg)
+	if code, body := g.reloadNow(t); code != 200 {
+		t.Fatalf("POST /admin/config/reload = %d %s", code, body)
+	}
+	if st := g.configStatus(t); strings.Join(st.Last.Origins.Removed, ",") != "gone" {
+		t.Fatalf("GET /admin/config after the reload: %+v, want origin gone removed", st.Last)
+	}
+	resp, _ := fetch(t, newClient(t, 5*time.Second), "GET", g.URL("/slow?delay=1ms"), nil, nil)
+	if from := resp.Header.Get("X-Origin-Name"); resp.StatusCode != 200 || from != "drain-keep" {
+		t.Fatalf("after the reload /slow = %d from %q, want 200 from drain-keep", resp.StatusCode, from)
+	}
+	a := <-inflight
+	if a.err != nil || a.status != 200 || a.from != "drain-gone" {
+		t.Fatalf("the request in flight at the removed origin: %+v, want its 200 from drain-gone", a)
+	}
+	waitFor(t, 5*time.Second, "the removed origin's connection closed", func() bool { return tcpConnsTo(t, gone.Addr) == 0 })
+}
