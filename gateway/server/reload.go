@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +176,7 @@ func (r *reloader) swap(prev, next *loop.Snapshot) {
 	if s.filters != nil {
 		s.filters.SetLimits(cfg.Filters.Budget, cfg.Filters.MaxSuspended)
 	}
+	s.hub.SetLimits(&cfg.Push)
 	if up, ok := next.Origins.Get(cfg.Push.UpstreamOrigin); ok {
 		s.hub.Sender.SetOrigin(up)
 	}
@@ -197,34 +199,55 @@ func (r *reloader) read() ([]byte, error) {
 // service and a new one but cannot change while serving: the listeners
 // (their sockets and certificate stores are bound at start), the event
 // loops, the node-wide buffer budget, the logs, the Lua runtime's directory,
-// string cap and dictionaries, and push (its hub, cluster and limits are
-// built once).
+// disabled list, string cap and dictionaries, and push (its hub, paths,
+// cluster and API are built once) but for its connection limits
+// (push.ConnLimits: max_outbound_bytes, ping_interval, max_lifetime,
+// lifetime_dither), which apply to the next message, ping or connection.
 func restartOnly(old, cur *config.Config) []string {
+	var keys []string
+	keys = append(keys, diffFields("listeners.proxy", old.Listeners.Proxy, cur.Listeners.Proxy,
+		"trust_forwarded", "redirect_https", "redirect_except")...)
+	keys = append(keys, diffFields("listeners.https", old.Listeners.HTTPS, cur.Listeners.HTTPS)...)
+	keys = append(keys, diffFields("listeners.admin", old.Listeners.Admin, cur.Listeners.Admin)...)
+	keys = append(keys, diffFields("log", old.Log, cur.Log)...)
+	keys = append(keys, diffFields("push", old.Push, cur.Push,
+		"max_outbound_bytes", "ping_interval", "max_lifetime", "lifetime_dither")...)
 	checks := []struct {
 		key  string
 		a, b any
 	}{
-		{"listeners.proxy.addr", old.Listeners.Proxy.Addr, cur.Listeners.Proxy.Addr},
-		{"listeners.proxy.proxy_protocol", old.Listeners.Proxy.ProxyProtocol, cur.Listeners.Proxy.ProxyProtocol},
-		{"listeners.https", old.Listeners.HTTPS, cur.Listeners.HTTPS},
-		{"listeners.admin", old.Listeners.Admin, cur.Listeners.Admin},
 		{"server.event_loops", old.Server.EventLoops, cur.Server.EventLoops},
 		{"server.max_buffered_total", old.Server.MaxBufferedTotal, cur.Server.MaxBufferedTotal},
 		{"server.memory_reclaim_interval", old.Server.MemoryReclaimInterval, cur.Server.MemoryReclaimInterval},
-		{"log", old.Log, cur.Log},
 		{"filters.dir", old.Filters.Dir, cur.Filters.Dir},
 		{"filters.disabled", old.Filters.Disabled, cur.Filters.Disabled},
 		{"filters.max_body_bytes", old.Filters.MaxBodyBytes, cur.Filters.MaxBodyBytes},
 		{"filters.shared_dicts", old.Filters.SharedDicts, cur.Filters.SharedDicts},
-		{"push", old.Push, cur.Push},
 	}
-	var keys []string
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.a, c.b) {
 			keys = append(keys, c.key)
 		}
 	}
 	return keys
+}
+
+// diffFields names (prefix.yaml_key) the fields of structs a and b that
+// differ, but for those named in live.
+func diffFields(prefix string, a, b any, live ...string) []string {
+	av, bv := reflect.ValueOf(a), reflect.ValueOf(b)
+	var out []string
+	for i := range av.NumField() {
+		f := av.Type().Field(i)
+		name := yamlName(f)
+		if !f.IsExported() || slices.Contains(live, name) {
+			continue
+		}
+		if !reflect.DeepEqual(av.Field(i).Interface(), bv.Field(i).Interface()) {
+			out = append(out, prefix+"."+name)
+		}
+	}
+	return out
 }
 
 // changedSections names the top-level sections whose values differ.
