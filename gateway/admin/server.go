@@ -63,8 +63,11 @@ const (
 
 // Sources are what the admin listener shows and serves. Any goroutine.
 type Sources struct {
-	Log      zerolog.Logger
-	Origins  *origin.Table
+	Log zerolog.Logger
+	// Origins returns the origins in service now; it is called per request
+	// and per dashboard sample, so a reload that swaps the table is seen at
+	// once. Any goroutine.
+	Origins  func() *origin.Table
 	Counts   *telemetry.CauseCounters
 	Filters  *lua.Runtime // nil: no Lua filters
 	Push     *push.Hub
@@ -80,6 +83,9 @@ type Sources struct {
 	// ListenerTLS makes this listener speak HTTPS (listeners.admin.tls); nil:
 	// plain HTTP.
 	ListenerTLS *ListenerTLS
+	// Latency gives the origins' p50/p99 to the dashboard; nil: the dashboard
+	// shows "–" for them.
+	Latency LatencySource
 }
 
 // TLSSource is what the admin API shows and does of the HTTPS listener.
@@ -98,12 +104,15 @@ type Server struct {
 	ln    net.Listener
 	tlsLn *tlsListener // ln when it speaks TLS; nil otherwise
 	src   Sources
+	// sampler feeds the dashboards' streams (GET /dashboard/stream).
+	sampler *sampler
 }
 
 // New returns the admin server for ln (over TLS when src.ListenerTLS says
 // so); Serve starts it.
 func New(ln net.Listener, src Sources) *Server {
 	a := &Server{ln: ln, src: src}
+	a.sampler = newSampler(a.src.collect, sampleInterval)
 	if t := src.ListenerTLS; t != nil {
 		var sampled *telemetry.Sampled
 		if src.Shared != nil {
@@ -128,6 +137,10 @@ func New(ln net.Listener, src Sources) *Server {
 		}()
 		if bytes.HasPrefix(ctx.Path(), []byte("/push/")) {
 			api.ServeFastHTTP(ctx)
+			return
+		}
+		if string(ctx.Path()) == dashboardStreamPath {
+			a.dashboardStream(ctx)
 			return
 		}
 		if bufferAdminBody(ctx) {
@@ -165,9 +178,11 @@ func (a *Server) Addr() net.Addr { return a.ln.Addr() }
 // Serve serves until Shutdown; it returns nil then.
 func (a *Server) Serve() error { return a.srv.Serve(a.ln) }
 
-// Shutdown stops accepting, closes the idle connections and waits until ctx
-// ends for the busy ones to finish their request.
+// Shutdown ends the dashboards' streams and their sampler, stops accepting,
+// closes the idle connections and waits until ctx ends for the busy ones to
+// finish their request.
 func (a *Server) Shutdown(ctx context.Context) error {
+	a.sampler.Close()
 	err := a.srv.ShutdownWithContext(ctx)
 	// Closes the listener even when serve had not started yet, which fasthttp
 	// does not: serve then returns at once instead of serving on.
@@ -223,6 +238,7 @@ func (a *Server) mux() *http.ServeMux {
 	mux.HandleFunc("GET /admin/edge", a.edge)
 	mux.HandleFunc("GET /admin/tls", a.tls)
 	mux.HandleFunc("POST /admin/tls/reload", a.tlsReload)
+	dashboardRoutes(mux)
 	// The admin handler serves /push/ itself (push.API); the pattern is here
 	// for ServeMux's redirect of /push to /push/, as when the API was mounted
 	// on the mux.

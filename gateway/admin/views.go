@@ -59,7 +59,7 @@ func (a *Server) origins(w http.ResponseWriter, _ *http.Request) {
 	now := time.Now().UnixNano()
 	counts := a.src.Counts.Snapshot()
 	out := []originView{}
-	for _, o := range a.src.Origins.List { // counts[telemetry.NoOrigin] is /admin/edge's
+	for _, o := range a.src.Origins().List { // counts[telemetry.NoOrigin] is /admin/edge's
 		v := originView{Name: o.Name, Fallback: o.Fallback, Requests: counts[o.Name], Servers: []serverView{}}
 		if iso := o.Iso; iso != nil {
 			st := iso.Breaker.Stats(now)

@@ -253,7 +253,7 @@ func (s *Server) listen() error {
 	}
 	s.proxyLn = ln
 	s.admin = admin.New(adminLn, admin.Sources{
-		Log: s.log, Origins: s.origins, Counts: s.counts, Filters: s.filters, Push: s.hub,
+		Log: s.log, Origins: func() *origin.Table { return s.origins }, Counts: s.counts, Filters: s.filters, Push: s.hub,
 		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
 		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(),
 	})
