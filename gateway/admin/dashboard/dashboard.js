@@ -62,7 +62,10 @@
     const max = o.max_concurrent_requests;
     set(field(el, "bulkhead"), fmtInt(o.in_flight) + " / " + (max > 0 ? fmtInt(max) : "∞"),
       max > 0 && o.in_flight * 10 >= max * 9);
-    set(field(el, "retries"), fmtRate(o.retries_per_second), o.retries_per_second > 0);
+    const retries = field(el, "retries");
+    set(retries, fmtRate(o.retries_per_second), o.retries_per_second > 0);
+    retries.dataset.total = String(o.retries_total);
+    retries.title = fmtInt(o.retries_total) + " retries since start";
     set(field(el, "servers"), o.servers_available + " / " + o.servers, o.servers > 0 && o.servers_available < o.servers);
     set(field(el, "ejected"), String(o.servers_ejected), o.servers_ejected > 0);
     set(field(el, "refused"), fmtRate(o.refused_per_second), o.refused_per_second > 0);
@@ -165,6 +168,7 @@
 
   function render(ev) {
     lastEvent = Date.now();
+    document.body.dataset.events = String(Number(document.body.dataset.events || 0) + 1);
     renderOrigins(ev.origins || []);
     renderFilters(ev.filters || []);
     set($('[data-field="origins-total"]'), String((ev.origins || []).length), false);
