@@ -141,8 +141,9 @@ func TestDashboard(t *testing.T) {
 	c := isolationClient(t, 5*time.Second)
 	healthy := startDashTraffic(c, 20*time.Millisecond, g.URL("/hello"), g.URL("/search?q=gozer"))
 	defer healthy.halt()
-	pollDOM(t, ctx, 10*time.Second, "the api card's rate > 0",
-		`parseFloat(`+dashField("api", "rate")+`) > 0`)
+	pollDOM(t, ctx, 10*time.Second, "the api card's rate > 0 and its p50, p99 known",
+		`parseFloat(`+dashField("api", "rate")+`) > 0 && parseFloat(`+dashField("api", "p50")+`) > 0 &&
+		 parseFloat(`+dashField("api", "p99")+`) > 0`)
 
 	// The failing origin: its breaker opens after 5 failed requests; the
 	// dashboard must show it open within 2 s of the admin API (issue 14).
@@ -222,7 +223,7 @@ func screenshot(t *testing.T, ctx context.Context, path string) {
 		path = filepath.Join(moduleRoot, path)
 	}
 	// Long enough for the sparklines to draw a few seconds of history.
-	pollDOM(t, ctx, 10*time.Second, "a few seconds of history", `Number(document.body.dataset.events || 0) >= 8`)
+	pollDOM(t, ctx, 30*time.Second, "20 s of history", `Number(document.body.dataset.events || 0) >= 20`)
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	metricCollector "github.com/afex/hystrix-go/hystrix/metric_collector"
+
 	"gozer/filters/lua"
 	"gozer/gateway/origin"
 )
@@ -233,4 +235,36 @@ func TestSamplerLifecycle(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// TestSampledLatency: quantiles by nearest rank over the window; old
+// samples age out.
+func TestSampledLatency(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newSampledLatency(func() time.Time { return now })
+	if _, _, ok := s.Quantiles("api"); ok {
+		t.Fatal("quantiles of an unknown origin")
+	}
+	r := s.ring("api")
+	for i := 1; i <= 100; i++ {
+		r.Update(metricResult(time.Duration(i) * time.Millisecond))
+	}
+	p50, p99, ok := s.Quantiles("api")
+	if !ok || p50 != 50*time.Millisecond || p99 != 99*time.Millisecond {
+		t.Errorf("p50 %v, p99 %v, %v; want 50ms, 99ms", p50, p99, ok)
+	}
+	now = now.Add(latencyWindow + time.Second)
+	if _, _, ok := s.Quantiles("api"); ok {
+		t.Error("samples older than the window still count")
+	}
+	for i := 0; i < 2*latencyRingSize; i++ { // the ring keeps the newest
+		r.Update(metricResult(time.Second))
+	}
+	if p50, p99, _ := s.Quantiles("api"); p50 != time.Second || p99 != time.Second {
+		t.Errorf("after wrapping: p50 %v, p99 %v; want 1s", p50, p99)
+	}
+}
+
+func metricResult(d time.Duration) metricCollector.MetricResult {
+	return metricCollector.MetricResult{RunDuration: d}
 }
