@@ -12,6 +12,7 @@ package test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -213,6 +214,39 @@ func checkStreamHead(t *testing.T, g *gozer) {
 	}
 	if !strings.HasPrefix(lines[0], "retry: ") || lines[1] != "" || !strings.HasPrefix(lines[2], `data: {"time":`) {
 		t.Fatalf("stream began %q; want retry, blank line, data: {\"time\":…", lines)
+	}
+	var live any
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[2], "data: ")), &live); err != nil {
+		t.Fatalf("the event is not JSON: %v: %s", err, lines[2])
+	}
+	matchesDocShape(t, "GET /dashboard/stream", live)
+}
+
+// matchesDocShape compares an event with docs/ADMIN.md's example: the same
+// keys, snake_case, the same types where neither is null (a share or latency
+// that cannot be told yet is null).
+func matchesDocShape(t *testing.T, name string, live any) {
+	t.Helper()
+	doc, ok := docExamples(t)[name]
+	if !ok {
+		t.Fatalf("docs/ADMIN.md has no example for %s", name)
+	}
+	want, got := map[string]string{}, map[string]string{}
+	var badDoc, badLive []string
+	shape(doc, "", want, &badDoc)
+	shape(live, "", got, &badLive)
+	if len(badDoc)+len(badLive) > 0 {
+		t.Errorf("keys not in snake_case: docs %v, live %v", badDoc, badLive)
+	}
+	for _, k := range sortedKeys(want) {
+		if g, ok := got[k]; !ok || (g != want[k] && g != "null" && want[k] != "null") {
+			t.Errorf("%s: %s is %q live, %q in docs/ADMIN.md", name, k, g, want[k])
+		}
+	}
+	for _, k := range sortedKeys(got) {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: live key %s is not in docs/ADMIN.md's example", name, k)
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 // Package admin is the internal admin listener: the health check, the admin
 // API (GET /admin/origins, /admin/push, /admin/filters: docs/ADMIN.md), the push
-// API, and Go's profiles when the configuration switches them on. Every admin
+// API, the live dashboard (GET /dashboard, fed by GET /dashboard/stream from a
+// sampler goroutine: sampler.go), and Go's profiles when the configuration
+// switches them on. Every admin
 // handler and the JSON answers live here. It speaks plain HTTP, or HTTPS with
 // optional client certificates (ListenerTLS), its certificates held by a
 // gateway/tlscert store of its own.
