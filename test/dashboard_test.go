@@ -167,8 +167,9 @@ func TestDashboard(t *testing.T) {
 		 document.querySelector('[data-origin="api"] [data-field="breaker"]').dataset.state === "closed" &&
 		 document.querySelector('[data-field="origins-sick"]').textContent === "1"`)
 	// search retried its failing server's requests, then ejected it.
-	pollDOM(t, ctx, 10*time.Second, "search: retries counted, one server ejected",
+	pollDOM(t, ctx, 10*time.Second, "search: retries counted, one server ejected, its breaker disabled",
 		`document.querySelector('[data-origin="search"]').dataset.status === "warn" &&
+		 document.querySelector('[data-origin="search"] [data-field="breaker"]').dataset.state === "disabled" &&
 		 Number(document.querySelector('[data-origin="search"] [data-field="retries"]').dataset.total) > 0 &&
 		 `+dashField("search", "ejected")+` === "1"`)
 	// The Lua filter's row counts its calls.

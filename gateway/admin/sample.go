@@ -42,6 +42,7 @@ type rawOrigin struct {
 	Retries  int64
 	Refused  int64 // bulkhead refusals
 	Breaker  origin.BreakerStats
+	NoBreak  bool // the breaker is disabled
 	InFlight int64
 	Max      int64 // bulkhead cap (≤ 0: none)
 	Servers  int
@@ -81,7 +82,7 @@ type dashOrigin struct {
 	ErrorShare    *float64 `json:"error_share"`
 	P50           *float64 `json:"p50_ms"`
 	P99           *float64 `json:"p99_ms"`
-	Breaker       string   `json:"breaker"`
+	Breaker       string   `json:"breaker"` // closed, open, half_open, or disabled
 	WindowReqs    uint64   `json:"breaker_window_requests"`
 	WindowErrs    uint64   `json:"breaker_window_errors"`
 	Opens         int64    `json:"breaker_opens_total"`
@@ -117,6 +118,10 @@ type dashFilter struct {
 	Disabled  bool     `json:"disabled"`
 	LastError string   `json:"last_error"`
 }
+
+// breakerDisabled is dashOrigin.Breaker for an origin whose breaker is off
+// (breaker.enabled: false).
+const breakerDisabled = "disabled"
 
 // Origin statuses, in the order the cards show them.
 const (
@@ -208,6 +213,9 @@ func diffOrigin(p, c *rawOrigin, dt time.Duration) dashOrigin {
 		RetryRate: rate(c.Retries, p.Retries, dt), Retries: c.Retries,
 		Servers: c.Servers, Available: c.Avail, Ejected: c.Ejected, Requests: c.Requests,
 	}
+	if c.NoBreak {
+		d.Breaker = breakerDisabled
+	}
 	if c.Latency {
 		p50, p99 := ms(c.P50), ms(c.P99)
 		d.P50, d.P99 = &p50, &p99
@@ -223,7 +231,8 @@ func originStatus(d *dashOrigin) string {
 		errs = *d.ErrorShare
 	}
 	switch {
-	case d.Breaker != origin.Closed.String(), d.Servers > 0 && d.Available == 0, errs >= 0.5:
+	case d.Breaker == origin.Opened.String(), d.Breaker == origin.HalfOpen.String(),
+		d.Servers > 0 && d.Available == 0, errs >= 0.5:
 		return statusSick
 	case errs > 0, d.Ejected > 0, d.RefusedRate > 0,
 		d.MaxConcurrent > 0 && d.InFlight*10 >= d.MaxConcurrent*9:

@@ -52,6 +52,8 @@ func TestDiffOrigin(t *testing.T) {
 			dt: time.Second, rate: 10, errShare: fptr(0.6), status: statusSick},
 		{name: "breaker open, no traffic", prev: rawOrigin{Requests: 5}, cur: rawOrigin{Requests: 5, Breaker: open, Servers: 1, Avail: 1},
 			dt: time.Second, status: statusSick},
+		{name: "breaker disabled", prev: rawOrigin{Requests: 5}, cur: rawOrigin{Requests: 15, NoBreak: true, Servers: 1, Avail: 1},
+			dt: time.Second, rate: 10, errShare: fptr(0), status: statusOK},
 		{name: "no server available", cur: rawOrigin{Servers: 2, Avail: 0, Ejected: 2},
 			dt: time.Second, status: statusSick},
 		{name: "counter reset by a reload", prev: rawOrigin{Requests: 1000, Errors: 10}, cur: rawOrigin{Requests: 30, Errors: 3, Servers: 1, Avail: 1},

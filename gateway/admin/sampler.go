@@ -186,7 +186,7 @@ func (src *Sources) collectOrigin(o *origin.Origin, causes map[string]int64, now
 		r.Servers, r.Avail = len(o.Servers), len(o.Servers)
 		return r
 	}
-	r.Breaker = iso.Breaker.Stats(now)
+	r.Breaker, r.NoBreak = iso.Breaker.Stats(now), !iso.Breaker.Enabled()
 	r.InFlight, r.Max, r.Refused = iso.Bulkhead.InFlight(), iso.Bulkhead.Max(), iso.Bulkhead.Refused()
 	r.Retries = iso.Budget.Retries()
 	for _, srv := range iso.Discovery.Servers().List {

@@ -52,9 +52,10 @@
     el.dataset.status = o.status;
     const br = field(el, "breaker");
     br.dataset.state = o.breaker;
-    br.title = "breaker " + o.breaker.replace("_", "-");
+    const word = o.breaker === "disabled" ? "no breaker" : o.breaker.replace("_", "-");
+    br.title = o.breaker === "disabled" ? "breaker disabled" : "breaker " + word;
     br.setAttribute("aria-label", br.title);
-    field(el, "breaker-label").textContent = o.breaker.replace("_", "-");
+    field(el, "breaker-label").textContent = word;
     set(field(el, "rate"), fmtRate(o.requests_per_second), false);
     set(field(el, "error-share"), fmtShare(o.error_share), o.error_share != null && o.error_share > 0);
     set(field(el, "p50"), fmtMS(o.p50_ms), false);
@@ -70,7 +71,8 @@
     set(field(el, "ejected"), String(o.servers_ejected), o.servers_ejected > 0);
     set(field(el, "refused"), fmtRate(o.refused_per_second), o.refused_per_second > 0);
     const wr = o.breaker_window_requests;
-    set(field(el, "window"), wr > 0 ? fmtShare(o.breaker_window_errors / wr) + " of " + fmtInt(wr) : "idle",
+    const idle = o.breaker === "disabled" ? "off" : o.breaker === "closed" ? "idle" : "–";
+    set(field(el, "window"), wr > 0 ? fmtShare(o.breaker_window_errors / wr) + " of " + fmtInt(wr) : idle,
       wr > 0 && o.breaker_window_errors > 0);
     c.rates.push(o.requests_per_second);
     c.errors.push(o.error_share == null ? 0 : o.error_share);
