@@ -67,7 +67,7 @@ COMMAND="BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION RELOAD_EVERY_
 ensure_cmds wrk nginx curl taskset python3
 WORK=$(mktemp -d /tmp/gozer-reload.XXXXXX)
 bench_exit_setup "$BENCH_KEEP_TMP"
-raise_nofile
+raise_nofile 65536
 for p in "$ORIGIN_PORT" "${BENCH_PORTS[@]}"; do
   port_in_use "$p" && die "port $p is in use (another bench running?)"
 done

@@ -85,6 +85,9 @@ type Server struct {
 // New builds what the config names (origins and their first DNS lookups, the
 // access log, the Lua filters, the push hub) but binds nothing.
 func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
+	// Before the breakers exist, so that their hystrix circuits report to it:
+	// the dashboard's p50/p99 until per-origin histograms replace it.
+	admin.HystrixLatency()
 	tab, err := origin.Build(cfg.Origins)
 	if err != nil {
 		return nil, err
@@ -264,6 +267,7 @@ func (s *Server) listen() error {
 		Log: s.log, Origins: func() *origin.Table { return s.shared.Snapshot().Origins }, Counts: s.counts, Filters: s.filters, Push: s.hub,
 		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
 		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(), Config: s.configControl(),
+		Latency: admin.HystrixLatency(),
 	})
 	if a := &s.cfg.Listeners.Admin; a.OnEveryInterface() && !a.Authenticated() {
 		s.log.Warn().Str("admin", a.Addr).

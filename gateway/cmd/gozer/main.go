@@ -167,13 +167,15 @@ func serve(cfg *config.Config, path string, data []byte, watch bool) int {
 		return exitFail
 	}
 	srv.SetConfigSource(path, data, watch)
+	// Before Start: once the health check answers, a SIGHUP must reload, not
+	// kill the process with the signal's default action.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if err := srv.Start(); err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitFail
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	s := <-sig
 	for s == syscall.SIGHUP {
 		srv.Reload()
