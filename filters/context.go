@@ -66,6 +66,7 @@ type Context struct {
 	Scheme     string   // "http" or "https": how the client reached Gozer
 	TLS        *TLSInfo // the client's TLS connection; nil over plain HTTP
 	ID         []byte   // request id (X-Request-Id)
+	TraceID    []byte   // trace id (W3C Trace Context): 32 lowercase hex digits
 	Start      int64    // unix nanoseconds when the head was complete
 	Log        *zerolog.Logger
 	// Clock is the event loop's clock (unix ns as of the current event: no

@@ -37,7 +37,7 @@ func (ex *Exchange) logAccess() {
 	}
 	ex.finishIsolation()
 	if e := l.Log.Logger.Log(); e != nil {
-		e.Bytes("request_id", ex.id).Str("client", remote).Bytes("method", method).
+		e.Bytes("request_id", ex.id).Bytes("trace_id", ex.TraceID()).Str("client", remote).Bytes("method", method).
 			Bytes("path", path).Int("status", g.status).Str("cause", ex.statusName()).
 			Str("origin", originName).Str("server", serverAddr).Int("attempts", t.n).
 			Int64("bytes_in", in).Int64("bytes_out", out).Int64("duration_us", dur)

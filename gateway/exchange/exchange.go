@@ -37,11 +37,12 @@ type Exchange struct {
 	resp httpcodec.Response
 	id   []byte
 
-	body bodyState
-	out  respState
-	try  attemptState
-	flt  filterState
-	log  logState
+	body  bodyState
+	out   respState
+	try   attemptState
+	flt   filterState
+	log   logState
+	trace traceState
 	// The body sinks, bound once: ex.sendPiece, ex.collectPiece, ex.bufferPiece.
 	bodySink func([]byte) bool
 	collect  func([]byte) bool
@@ -184,6 +185,7 @@ func (ex *Exchange) reset() {
 	ex.try.reset()
 	ex.flt.reset()
 	ex.log.reset()
+	ex.trace = traceState{}
 }
 
 // Request is where the downstream parses the request head, before Start.

@@ -17,6 +17,7 @@ func (ex *Exchange) initContext() {
 	fc.Req = &ex.req
 	fc.Phase = filters.Inbound
 	fc.ID = ex.id
+	fc.TraceID = ex.TraceID()
 	fc.Start = ex.log.started
 	fc.Log = &ex.lp.l.Shared.Log
 	fc.RemoteAddr = ex.ds.Client().Remote
@@ -201,6 +202,7 @@ func (ex *Exchange) proceed(o *origin.Origin) {
 	fi := httpcodec.ForwardInfo{
 		ClientIP: ex.ds.Client().IP, Proto: ex.ds.Client().Scheme, TrustForwarded: cfg.Listeners.Proxy.TrustForwarded,
 		RequestID: ex.id, Via: cfg.Server.Via, DefaultHost: o.DefaultHost, Path: fc.Route.Path,
+		Traceparent: ex.trace.tp[:], DropTracestate: !ex.trace.keepState,
 	}
 	ex.try.fwd = httpcodec.AppendForwardRequest(ex.try.fwd, req, &fi)
 	ex.attempt()
