@@ -125,6 +125,11 @@ type Context struct {
 	Resume    func()
 	Suspended bool
 	Pending   any
+
+	// Passport is the request's timeline (passport.go) while
+	// tracing.passport_threshold is on; nil otherwise. The core owns it;
+	// the chain marks its filters' steps in it.
+	Passport *Passport
 }
 
 // Reset clears c for the next request, keeping its buffers.

@@ -13,7 +13,8 @@ import (
 // failures; it also ends the request in its origin's isolation.
 func (ex *Exchange) logAccess() {
 	l, g, t := ex.lp.l, &ex.log, &ex.try
-	dur := (l.Now() - g.started) / 1000
+	durNS := l.Now() - g.started
+	dur := durNS / 1000
 	var originName, serverAddr string
 	if t.origin != nil {
 		originName = t.origin.Name
@@ -63,6 +64,7 @@ func (ex *Exchange) logAccess() {
 			}
 			e.Array("attempt_log", arr)
 		}
+		ex.logPassport(e, durNS)
 		e.Send()
 	}
 	if g.cause.Category != filters.CategorySuccess {

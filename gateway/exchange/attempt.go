@@ -42,6 +42,8 @@ func (ex *Exchange) attempt() {
 	t.tried |= srv.Bit()
 	t.n++
 	t.start = ex.lp.l.Now()
+	t.firstByte = false
+	ex.mark(filters.PassAttemptStart, srv.Addr)
 	c, reused, err := ex.lp.origins.Acquire(t.origin, srv, ex, ex.log.started)
 	if err != nil {
 		ex.fail(filters.LocalOriginConnLimit, err.Error())
@@ -49,6 +51,7 @@ func (ex *Exchange) attempt() {
 	}
 	t.conn, t.ready = c, reused
 	if reused {
+		ex.mark(filters.PassOriginConnected, "pooled")
 		ex.sendRequest()
 	}
 }
@@ -179,6 +182,13 @@ func (ex *Exchange) endAttempt(ok bool) {
 		}
 		t.records[i] = attemptRecord{server: t.server.Addr, result: result, durUS: (now - t.start) / 1000}
 	}
+	if ex.flt.fc.Passport != nil {
+		result := "ok"
+		if !ok {
+			result = "failed"
+		}
+		ex.mark(filters.PassAttemptEnd, result)
+	}
 }
 
 // maxLoggedAttempts is how many attempts of one request the access log details.
@@ -218,6 +228,7 @@ func isRetriableStatus(status int) bool {
 
 // OriginOpen: the dialled connection is ready.
 func (ex *Exchange) OriginOpen() {
+	ex.mark(filters.PassOriginConnected, "dialled")
 	ex.try.ready = true
 	ex.sendRequest()
 }
@@ -231,7 +242,13 @@ func (ex *Exchange) OriginDialFailed(err error) {
 }
 
 // OriginData: the origin sent bytes.
-func (ex *Exchange) OriginData() { ex.pumpResponse() }
+func (ex *Exchange) OriginData() {
+	if ex.flt.fc.Passport != nil && !ex.try.firstByte {
+		ex.try.firstByte = true
+		ex.mark(filters.PassOriginFirstByte, "")
+	}
+	ex.pumpResponse()
+}
 
 // OriginWritable: the origin took the request body waiting for it; the
 // client's body flows again.

@@ -373,6 +373,7 @@ func (ex *Exchange) startCall(o *origin.Origin, body, parent []byte, trace *trac
 	ex.id = ex.lp.l.NextRequestID(ex.id[:0])
 	ex.trace.cur, ex.trace.keepState = *trace, true
 	ex.newSpan()
+	ex.startPassport()
 	ex.log.parent = append(ex.log.parent[:0], parent...)
 	ex.flt.fc.Req = &ex.req
 	ex.body.replay = append(ex.body.replay[:0], body...)

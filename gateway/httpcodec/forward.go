@@ -22,7 +22,7 @@ const (
 	kXRequestID
 	kTraceparent // W3C Trace Context: replaced by the gateway's span
 	kTracestate  // W3C Trace Context: dropped with an invalid traceparent
-	kInvalid // not a token: a header a filter set with a bad name; never written
+	kInvalid     // not a token: a header a filter set with a bad name; never written
 )
 
 // kindOf classifies name case-insensitively.
