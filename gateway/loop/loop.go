@@ -136,7 +136,7 @@ type Loop struct {
 	epfd      int // the loop's epoll instance, for pausing reads (flow.go)
 	now       int64
 	at        time.Time // the clock's reading behind now (its monotonic part: Mono)
-	idPrefix  [16]byte // random per loop: request ids are unique across loops and restarts
+	idPrefix  [16]byte  // random per loop: request ids are unique across loops and restarts
 	idSeq     uint64
 	localAddr *net.TCPAddr // shared by the loop's accepted connections (CompactAddrs)
 	addrWarn  bool
