@@ -12,12 +12,15 @@ import (
 // while the passport is on. Off, a step is one nil check; on, it is a store
 // into the exchange's fixed array, stamped with the loop's time of the
 // current event (no clock read; the filters' steps use the times the chain
-// reads for its statistics anyway). It goes into the request's access-log line (not the process log)
-// when the request took longer than the threshold: the access log is the
-// per-request record, written by the loop without blocking it (a slow sink
-// drops lines and counts them, where the process log would stall the loop),
-// and the passport then sits next to the request id, trace id, attempts and
-// cause it explains.
+// reads for its statistics anyway).
+//
+// It goes into the request's access-log line, not the process log, when
+// the request took longer than the threshold: the access log is the
+// per-request record, and the passport sits next to the request id, trace
+// id, attempts and cause it explains, one line, nothing to join. The process
+// log is for what needs attention (failures, breaker transitions, sampled
+// in floods): in an origin's brownout every request is slow, and their
+// timelines would crowd out the lines that say why.
 
 // mark records step s of the request in its passport (nothing when off).
 func (ex *Exchange) mark(s filters.PassportState, detail string) {
