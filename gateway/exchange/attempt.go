@@ -42,7 +42,7 @@ func (ex *Exchange) attempt() {
 	t.tried |= srv.Bit()
 	t.n++
 	t.start = ex.lp.l.Now()
-	t.firstByte = false
+	t.firstByte, t.passOpen = false, ex.flt.fc.Passport != nil
 	ex.mark(filters.PassAttemptStart, srv.Addr)
 	c, reused, err := ex.lp.origins.Acquire(t.origin, srv, ex, ex.log.started)
 	if err != nil {
@@ -169,6 +169,14 @@ func (ex *Exchange) again(reason string) {
 // detector; ok is false when the server failed it (connect, reset, timeout, 5xx).
 func (ex *Exchange) endAttempt(ok bool) {
 	t := &ex.try
+	if t.passOpen {
+		t.passOpen = false
+		result := "ok"
+		if !ok {
+			result = "failed"
+		}
+		ex.mark(filters.PassAttemptEnd, result)
+	}
 	if !t.open || t.origin == nil || t.origin.Iso == nil {
 		return
 	}
@@ -181,13 +189,6 @@ func (ex *Exchange) endAttempt(ok bool) {
 			result = "failed"
 		}
 		t.records[i] = attemptRecord{server: t.server.Addr, result: result, durUS: (now - t.start) / 1000}
-	}
-	if ex.flt.fc.Passport != nil {
-		result := "ok"
-		if !ok {
-			result = "failed"
-		}
-		ex.mark(filters.PassAttemptEnd, result)
 	}
 }
 

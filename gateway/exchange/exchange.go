@@ -101,6 +101,7 @@ type attemptState struct {
 	n          int    // attempts made
 	tried      uint64 // servers tried (Server.Bit)
 	firstByte  bool   // the current attempt's first response byte was marked in the passport
+	passOpen   bool   // the current attempt's end is still to be marked in the passport
 	records    [maxLoggedAttempts]attemptRecord
 	admitted   bool  // the origin's isolation admitted it: Finish must follow once
 	admitAt    int64 // the now given to Admit

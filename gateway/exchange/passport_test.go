@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,17 @@ func TestPassportSteps(t *testing.T) {
 	}
 	if e := d.ex.pass.Entries(); e[1].Detail != "api" || e[2].Detail != "127.0.0.1:1001" && e[2].Detail != "127.0.0.1:1002" {
 		t.Errorf("details %+v", e)
+	}
+
+	// A 503 retried on the other server: the first attempt ends failed, the
+	// second starts.
+	r.respond(d, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+	var got []string
+	for _, e := range d.ex.pass.Entries()[len(want):] {
+		got = append(got, e.State.String()+"("+e.Detail+")")
+	}
+	if g := strings.Join(got, " "); g != "origin_first_byte() attempt_end(failed) attempt_start("+r.origins.last().srv.Addr+") origin_connected(pooled)" {
+		t.Errorf("retry steps: %s", g)
 	}
 
 	r = newRoom(t, nil)
