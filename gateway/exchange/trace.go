@@ -24,15 +24,13 @@ type traceState struct {
 
 // beginTrace places the request in a trace: the client's, when it sent a
 // valid traceparent and tracing.accept_traceparent allows, else a new one
-// (sampled for tracing.sample_ratio of them). Either way the gateway's span
-// is new.
+// (sampled for tracing.sample_ratio of them). More than one traceparent
+// header is not a valid one. Either way the gateway's span is new.
 func (ex *Exchange) beginTrace() {
 	t, lim, ids := &ex.trace, &ex.snap.Limits, ex.lp.ids
 	ok := false
-	if lim.TraceAccept {
-		if v := ex.req.Header.Peek("Traceparent"); len(v) > 0 {
-			t.cur, ok = tracectx.Parse(v)
-		}
+	if lim.TraceAccept && ex.req.TraceparentOK { // parsed with the head
+		t.cur, ok = ex.req.Traceparent, true
 	}
 	if !ok {
 		t.cur.TraceID, t.cur.Flags = ids.TraceID(), 0
@@ -48,7 +46,7 @@ func (ex *Exchange) beginTrace() {
 func (ex *Exchange) newSpan() {
 	t := &ex.trace
 	t.cur.SpanID = ex.lp.ids.SpanID()
-	tracectx.Append(t.tp[:0], t.cur.TraceID, t.cur.SpanID, t.cur.Flags)
+	tracectx.Format(&t.tp, t.cur.TraceID, t.cur.SpanID, t.cur.Flags)
 }
 
 // TraceID is the request's trace id: 32 lowercase hex digits. Valid until
@@ -56,12 +54,19 @@ func (ex *Exchange) newSpan() {
 func (ex *Exchange) TraceID() []byte { return ex.trace.tp[3 : 3+tracectx.TraceIDHexLen] }
 
 // callTrace is what a side call inherits of its request's trace: the trace
-// (a span of its own follows) and the tracestate the request received.
+// (a span of its own follows) and the tracestate the request received (its
+// headers joined with ',', as HTTP combines them).
 func (ex *Exchange) callTrace(sc *sideCall) {
 	sc.trace = ex.trace.cur
 	sc.tracestate = sc.tracestate[:0]
-	if ex.trace.keepState {
-		sc.tracestate = append(sc.tracestate, ex.req.Header.Peek("Tracestate")...)
+	if !ex.trace.keepState {
+		return
+	}
+	for i, v := range ex.req.Header.PeekAll("Tracestate") {
+		if i > 0 {
+			sc.tracestate = append(sc.tracestate, ',')
+		}
+		sc.tracestate = append(sc.tracestate, v...)
 	}
 }
 

@@ -29,6 +29,7 @@ func TestTraceparentForwarded(t *testing.T) {
 		{"not accepted", "traceparent: " + clientTP + "\r\ntracestate: v=1\r\n",
 			func(c *config.Config) { c.Tracing.AcceptTraceparent = false }, false, "00", false},
 		{"sampled by the gateway", "", func(c *config.Config) { c.Tracing.SampleRatio = 1 }, false, "01", false},
+		{"two traceparents", "traceparent: " + clientTP + "\r\ntraceparent: " + clientTP + "\r\ntracestate: v=1\r\n", nil, false, "00", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -75,22 +75,25 @@ func Parse(v []byte) (Parent, bool) {
 // Append appends the version 00 traceparent of a span: trace, span id (the
 // parent-id of whoever receives it), flags. 55 bytes.
 func Append(dst []byte, trace [16]byte, span [8]byte, flags byte) []byte {
-	dst = append(dst, '0', '0', '-')
-	dst = appendHex(dst, trace[:])
-	dst = append(dst, '-')
-	dst = appendHex(dst, span[:])
-	dst = append(dst, '-')
-	return append(dst, hexDigits[flags>>4], hexDigits[flags&15])
+	var b [HeaderLen]byte
+	Format(&b, trace, span, flags)
+	return append(dst, b[:]...)
+}
+
+// Format writes the version 00 traceparent of a span into dst (Append
+// without a slice to grow).
+func Format(dst *[HeaderLen]byte, trace [16]byte, span [8]byte, flags byte) {
+	dst[0], dst[1], dst[2], dst[35], dst[52] = '0', '0', '-', '-', '-'
+	for i, c := range trace {
+		dst[3+2*i], dst[4+2*i] = hexDigits[c>>4], hexDigits[c&15]
+	}
+	for i, c := range span {
+		dst[36+2*i], dst[37+2*i] = hexDigits[c>>4], hexDigits[c&15]
+	}
+	dst[53], dst[54] = hexDigits[flags>>4], hexDigits[flags&15]
 }
 
 const hexDigits = "0123456789abcdef"
-
-func appendHex(dst, b []byte) []byte {
-	for _, c := range b {
-		dst = append(dst, hexDigits[c>>4], hexDigits[c&15])
-	}
-	return dst
-}
 
 // unhex maps a lowercase hex digit to its value; 0xff for anything else.
 var unhex = func() (t [256]byte) {

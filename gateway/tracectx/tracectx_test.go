@@ -159,3 +159,27 @@ func FuzzTraceparent(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkTraceparent: what a request costs: a client's traceparent parsed
+// (with its head), or a new trace id; the gateway's span id and its header.
+func BenchmarkTraceparent(b *testing.B) {
+	s := NewIDSource()
+	var tp [HeaderLen]byte
+	b.Run("parse", func(b *testing.B) {
+		v := []byte(valid)
+		for b.Loop() {
+			Parse(v)
+		}
+	})
+	b.Run("new-trace", func(b *testing.B) {
+		for b.Loop() {
+			Format(&tp, s.TraceID(), s.SpanID(), 0)
+		}
+	})
+	b.Run("new-span", func(b *testing.B) {
+		p, _ := Parse([]byte(valid))
+		for b.Loop() {
+			Format(&tp, p.TraceID, s.SpanID(), p.Flags)
+		}
+	})
+}
