@@ -54,8 +54,10 @@ func TestPassportSteps(t *testing.T) {
 
 // BenchmarkExchange is one proxied request through the exchange (fake client
 // and origin): the cost of the trace context and of the passport, off and
-// on. The fakes allocate (a connection per request, the buffers they write);
-// compare the cases, not the absolute figures.
+// on. The fakes allocate (a connection per request, the buffers they write)
+// and their time varies by microseconds: this shows that neither adds an
+// allocation; the nanoseconds are BenchmarkBeginTrace's and
+// filters.BenchmarkPassport's.
 func BenchmarkExchange(b *testing.B) {
 	for _, bc := range []struct {
 		name string
@@ -65,7 +67,6 @@ func BenchmarkExchange(b *testing.B) {
 		{"passport-off", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", nil},
 		{"passport-off-client-traceparent", "GET / HTTP/1.1\r\nHost: h\r\ntraceparent: " + clientTP + "\r\n\r\n", nil},
 		{"passport-on", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", func(c *config.Config) { c.Tracing.PassportThreshold = time.Hour }},
-		{"passport-on-logged", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", func(c *config.Config) { c.Tracing.PassportThreshold = 1 }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			t := &testing.T{}
