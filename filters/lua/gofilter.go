@@ -133,9 +133,11 @@ func (l *Loop) goDone(s *suspension, gen uint64) {
 		return // called from ApplyAsync itself: callGoAsync goes on
 	}
 	s.in.stats.calls.Add(1)
-	chain, ctx, ph, idx := s.chain, s.ctx, s.phase, s.idx
+	chain, ctx, ph, idx, in := s.chain, s.ctx, s.phase, s.idx, s.in
 	l.releaseGo(s)
-	l.goOn(chain, ctx, ph, idx, now())
+	t := now()
+	passMark(ctx, filters.PassFilterEnd, in, t)
+	l.goOn(chain, ctx, ph, idx, t)
 }
 
 // releaseGo ends an async Go filter's suspension: its calls still in flight
