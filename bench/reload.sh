@@ -60,6 +60,8 @@ cd "$REPO"
 source bench/lib/common.sh
 # shellcheck source=bench/lib/measure.sh
 source bench/lib/measure.sh
+# shellcheck source=bench/lib/work.sh
+source bench/lib/work.sh # BENCH_CHECK_PATH, BENCH_SIDE_PATH: the origin's paths
 # shellcheck source=bench/targets/origin.sh
 source bench/targets/origin.sh
 
@@ -68,6 +70,7 @@ ensure_cmds wrk nginx curl taskset python3
 WORK=$(mktemp -d /tmp/gozer-reload.XXXXXX)
 bench_exit_setup "$BENCH_KEEP_TMP"
 raise_nofile 65536
+NOFILE=$(ulimit -n)
 for p in "$ORIGIN_PORT" "${BENCH_PORTS[@]}"; do
   port_in_use "$p" && die "port $p is in use (another bench running?)"
 done
