@@ -8,18 +8,19 @@
 # One Gozer, built from the working tree, pinned to core 0 with server.event_loops 1,
 # proxies to origin "bench" (run.sh's nginx, targets/origin.sh) and keeps an origin
 # "static" that no reload touches. On core 1: the origins (the nginx, and a demo-origin as
-# the second server) and wrk -t1 -cRELOAD_CONNS on GET /.
+# static's server in one of the two configurations), wrk -t1 -cRELOAD_CONNS on GET /, and
+# the reloader.
 #
 # Per round (BENCH_ROUNDS, interleaved): a baseline wrk run of BENCH_DURATION seconds with
 # no reload, then the same run while a reloader, every RELOAD_EVERY_MS, rewrites the file
 # (a rename, as deployment tools do) between two configurations and POSTs
-# /admin/config/reload: config B adds the demo-origin to bench's servers (bench is
-# rebuilt, the nginx server and its pooled connections stay) and adds a route; config A
-# takes both back out. Each answer must say "applied".
+# /admin/config/reload: config B changes bench's read_timeout (bench is rebuilt, its nginx
+# server and the pooled connections to it stay), moves static to the demo-origin and adds a
+# route; config A takes all three back. Each answer must say "applied".
 # Reported: reloads applied, the time Gozer took to validate, build and swap (took_ms of
 # the answers: median, max) and the admin round trip (curl's time_total), the requests
-# wrk counted as failed (non-2xx answers + socket errors: must be 0), req/s with reloads
-# / without.
+# wrk counted as failed (non-2xx answers + socket errors: must be 0), req/s and Gozer's CPU
+# per request (utime+stime from /proc / requests) with reloads / without.
 # Results: stdout and bench/results/reload-latest.txt (the command at the top).
 #
 # Knobs (environment):
@@ -66,7 +67,7 @@ source bench/lib/work.sh # BENCH_CHECK_PATH, BENCH_SIDE_PATH: the origin's paths
 source bench/targets/origin.sh
 
 COMMAND="BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION RELOAD_EVERY_MS=$RELOAD_EVERY_MS RELOAD_CONNS=$RELOAD_CONNS bash bench/reload.sh"
-ensure_cmds wrk nginx curl taskset python3
+ensure_cmds wrk nginx curl taskset
 WORK=$(mktemp -d /tmp/gozer-reload.XXXXXX)
 bench_exit_setup "$BENCH_KEEP_TMP"
 raise_nofile 65536
@@ -82,11 +83,15 @@ origin_start
 bg_start "$WORK/demo-origin.log" taskset -c "$LOADGEN_CPU" "$WORK/demo-origin" -addr "127.0.0.1:$DEMO_PORT" -name second
 wait_http demo-origin "$BG_PID" "http://127.0.0.1:$DEMO_PORT/" 10 "$WORK/demo-origin.log" || die "demo-origin did not start"
 
-# config A|B: B adds the demo-origin to bench and a route /second.
+# config A|B: B changes bench's settings (bench is rebuilt; its server and the pooled
+# connections to it stay), moves origin static to the demo-origin and adds a route /second;
+# A takes them back. The served traffic goes to the same nginx either way, so that the
+# throughput compares like with like.
 write_config() {
-  local servers="\"127.0.0.1:$ORIGIN_PORT\"" extra_route=""
+  local read_timeout=15s static=$ORIGIN_PORT extra_route=""
   if [[ $1 == B ]]; then
-    servers+=", \"127.0.0.1:$DEMO_PORT\""
+    read_timeout=16s
+    static=$DEMO_PORT
     extra_route="  - { path_prefix: \"/second\", origin: bench }"
   fi
   cat >"$WORK/gozer.yaml.new" <<CONF
@@ -102,11 +107,12 @@ log: { level: warn, access_log: "off" }
 filters: { dir: "" }
 origins:
   bench:
-    servers: [$servers]
+    servers: ["127.0.0.1:$ORIGIN_PORT"]
+    read_timeout: $read_timeout
     max_idle_per_server: 256
     max_connections_per_server: 1024
   static:
-    servers: ["127.0.0.1:$ORIGIN_PORT"]
+    servers: ["127.0.0.1:$static"]
 routes:
 $extra_route
   - { path_prefix: "/", origin: bench }
@@ -121,54 +127,56 @@ GOZER_PID=$BG_PID
 wait_http gozer "$GOZER_PID" "http://127.0.0.1:$ADMIN_PORT/healthcheck" 10 "$WORK/gozer.log" || die "gozer did not start"
 
 # reloader FILE: reload every RELOAD_EVERY_MS until killed; one line per reload:
-# result took_ms round_trip_ms
+# result took_ms round_trip_ms. It runs on the load core, not Gozer's.
 reloader() {
-  local out=$1 cfg=B
+  local out=$1 cfg=B rt answer result took
+  local pause
+  pause=$(awk "BEGIN{print $RELOAD_EVERY_MS/1000}")
   while :; do
     write_config "$cfg"
-    curl -s -o "$WORK/answer.json" -w '%{time_total}' -X POST "http://127.0.0.1:$ADMIN_PORT/admin/config/reload" >"$WORK/rt" || true
-    python3 - "$WORK/answer.json" "$(cat "$WORK/rt")" >>"$out" <<'PY'
-import json, sys
-try:
-    a = json.load(open(sys.argv[1]))
-    print(a.get("result", "?"), a.get("took_ms", 0), float(sys.argv[2]) * 1000)
-except Exception as e:
-    print("broken", 0, 0)
-PY
+    rt=$(curl -s -o "$WORK/answer.json" -w '%{time_total}' -X POST "http://127.0.0.1:$ADMIN_PORT/admin/config/reload") || rt=0
+    answer=$(tr -d '\n ' <"$WORK/answer.json" 2>/dev/null || true)
+    result=$(sed -n 's/.*"result":"\([a-z]*\)".*/\1/p' <<<"$answer")
+    took=$(sed -n 's/.*"took_ms":\([0-9.]*\).*/\1/p' <<<"$answer")
+    echo "${result:-broken} ${took:-0} $(awk -v t="$rt" 'BEGIN{print t*1000}')" >>"$out"
     [[ $cfg == B ]] && cfg=A || cfg=B
-    sleep "$(awk "BEGIN{print $RELOAD_EVERY_MS/1000}")"
+    sleep "$pause"
   done
 }
 
-# wrk_once: one wrk run; prints "req/s requests failed".
+# wrk_once: one wrk run; prints "req/s requests failed gozer_cpu_us_per_request".
 wrk_once() {
-  local out
+  local out t0 t1
+  t0=$(cpu_ticks "$GOZER_PID")
   out=$(taskset -c "$LOADGEN_CPU" wrk -t1 -c"$RELOAD_CONNS" -d"${BENCH_DURATION}s" "http://127.0.0.1:$GOZER_PORT/" 2>&1)
   local rps reqs non2xx sock
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   sock=$(awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}' <<<"$out")
-  echo "${rps:-0} ${reqs:-0} $((${non2xx:-0} + ${sock:-0}))"
+  t1=$(cpu_ticks "$GOZER_PID")
+  echo "${rps:-0} ${reqs:-0} $((${non2xx:-0} + ${sock:-0})) $(awk -v t=$((t1 - t0)) -v n="${reqs:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", n ? t * 1e6 / hz / n : 0}')"
 }
 
 log "warm-up"
 wrk_once >/dev/null
 : >"$WORK/reloads.txt"
-base_rps=() load_rps=() failed=0 requests=0
+base_rps=() load_rps=() base_cpu=() load_cpu=() failed=0 requests=0
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-  read -r rps reqs fail < <(wrk_once)
+  read -r rps reqs fail cpu < <(wrk_once)
   base_rps+=("$rps")
+  base_cpu+=("$cpu")
   failed=$((failed + fail))
-  reloader "$WORK/reloads.txt" &
+  taskset -c "$LOADGEN_CPU" bash -c "$(declare -f reloader write_config); $(declare -p WORK ORIGIN_PORT DEMO_PORT GOZER_PORT ADMIN_PORT RELOAD_EVERY_MS); reloader '$WORK/reloads.txt'" &
   RPID=$!
-  read -r rps reqs fail < <(wrk_once)
+  read -r rps reqs fail cpu < <(wrk_once)
   kill "$RPID" 2>/dev/null || true
   wait "$RPID" 2>/dev/null || true
   load_rps+=("$rps")
+  load_cpu+=("$cpu")
   requests=$((requests + reqs))
   failed=$((failed + fail))
-  log "round $r: without reloads ${base_rps[-1]} req/s, with reloads $rps req/s, failed so far $failed"
+  log "round $r: without reloads ${base_rps[-1]} req/s ${base_cpu[-1]} µs/req, with reloads $rps req/s $cpu µs/req, failed so far $failed"
 done
 alive "$GOZER_PID" || die "gozer exited: $(tail -5 "$WORK/gozer.log")"
 
@@ -180,6 +188,8 @@ rt_med=$(awk '{print $3}' "$WORK/reloads.txt" | sort -n | awk '{a[NR]=$1} END {p
 rt_max=$(awk '{print $3}' "$WORK/reloads.txt" | sort -n | tail -1)
 rps_base=$(printf '%s\n' "${base_rps[@]}" | median)
 rps_load=$(printf '%s\n' "${load_rps[@]}" | median)
+cpu_base=$(printf '%s\n' "${base_cpu[@]}" | median)
+cpu_load=$(printf '%s\n' "${load_cpu[@]}" | median)
 
 mkdir -p bench/results
 {
@@ -189,7 +199,8 @@ mkdir -p bench/results
   printf 'time to apply (took_ms)   median %s ms, max %s ms\n' "$took_med" "${took_max:-0}"
   printf 'admin round trip          median %.2f ms, max %.2f ms\n' "$rt_med" "${rt_max:-0}"
   printf 'requests during reloads   %s, failed %s (non-2xx + socket errors, all runs)\n' "$requests" "$failed"
-  printf 'req/s with / without      %s / %s = %s\n' "$rps_load" "$rps_base" "$(ratio "$rps_load" "$rps_base")"
+  printf 'req/s with / without      %s / %s = %s (the reloader shares the load core with wrk)\n' "$rps_load" "$rps_base" "$(ratio "$rps_load" "$rps_base")"
+  printf 'Gozer CPU µs/req with / without  %s / %s = %s\n' "$cpu_load" "$cpu_base" "$(ratio "$cpu_load" "$cpu_base")"
   if ((failed == 0)) && awk "BEGIN{exit !(${took_max:-0} < 1000)}"; then
     echo "verdict: MET (0 failed requests, every reload applied in < 1 s)"
   else
