@@ -12,7 +12,7 @@ DEV_PUSH_SECRET := gozer-development-secret-not-for-production
 CLIENT ?= dev1
 TTL ?= 1h
 
-.PHONY: run push-token build test test-short bench bench-isolation bench-push fuzz lint deps clean
+.PHONY: run push-token build test test-short bench bench-isolation bench-push fuzz lint deps clean dashboard-screenshot
 
 # What `gozer -version` prints as the version: the nearest tag and the commit.
 # (The commit is passed too: a build with -buildvcs=false has no VCS stamp.)
@@ -38,11 +38,12 @@ push-token:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gozer ./gateway/cmd/gozer
 	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
 
-## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server)
+## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server, chromium for the dashboard's browser test)
 deps:
 	$(GO) mod download
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 ## test: the whole suite (unit tests, end-to-end tests over real sockets), race detector on
 test: deps
@@ -53,9 +54,14 @@ test: deps
 test-short:
 	$(GO) test -race -count=1 -short ./...
 
-## bench: Gozer side by side with nginx, HAProxy and Caddy (prints ratios), and its CPU/req with metrics on vs off
+## dashboard-screenshot: docs/dashboard.png, the dashboard under the browser test's traffic
+dashboard-screenshot: deps
+	cd test && GOZER_SCREENSHOT=docs/dashboard.png $(GO) test -count=1 -run '^TestDashboard$$' .
+
+## bench: Gozer side by side with nginx, HAProxy and Caddy (prints ratios) and its CPU/req with metrics on vs off, then the cost of a live config reload under load
 bench:
 	bash bench/run.sh
+	bash bench/reload.sh
 
 ## bench-isolation: a healthy origin's latency with and without a sick neighbour
 bench-isolation:

@@ -66,6 +66,7 @@ type Context struct {
 	Scheme     string   // "http" or "https": how the client reached Gozer
 	TLS        *TLSInfo // the client's TLS connection; nil over plain HTTP
 	ID         []byte   // request id (X-Request-Id)
+	TraceID    []byte   // trace id (W3C Trace Context): 32 lowercase hex digits
 	Start      int64    // unix nanoseconds when the head was complete
 	Log        *zerolog.Logger
 	// Clock is the event loop's clock (unix ns as of the current event: no
@@ -124,6 +125,11 @@ type Context struct {
 	Resume    func()
 	Suspended bool
 	Pending   any
+
+	// Passport is the request's timeline (passport.go) while
+	// tracing.passport_threshold is on; nil otherwise. The core owns it;
+	// the chain marks its filters' steps in it.
+	Passport *Passport
 }
 
 // Reset clears c for the next request, keeping its buffers.

@@ -38,6 +38,8 @@ type config struct {
 	// Push holds push.* keys, written verbatim: {"ping_interval": "1s",
 	// "cluster": "{enabled: true, redis: \"127.0.0.1:6379\"}"}.
 	Push map[string]string
+	// Tracing holds tracing.* keys, written verbatim: {"passport_threshold": "300ms"}.
+	Tracing map[string]string
 	// HTTPS, when not nil, adds listeners.https on a free port (startGozer
 	// sets httpsAddr) with these keys written verbatim:
 	// {"certificates": "[{cert: a.pem, key: a-key.pem}]"}.
@@ -165,6 +167,12 @@ func (c config) render(proxy, admin string) string {
 		b.WriteString("push:\n")
 		for _, k := range sortedKeys(c.Push) {
 			fmt.Fprintf(&b, "  %s: %s\n", k, c.Push[k])
+		}
+	}
+	if len(c.Tracing) > 0 {
+		b.WriteString("tracing:\n")
+		for _, k := range sortedKeys(c.Tracing) {
+			fmt.Fprintf(&b, "  %s: %s\n", k, c.Tracing[k])
 		}
 	}
 	b.WriteString("routes:\n")

@@ -152,6 +152,7 @@ type adminServer struct {
 	Up          bool   `json:"up"`
 	Ejected     bool   `json:"ejected"`
 	Connections int64  `json:"connections"`
+	Opened      int64  `json:"connections_opened_total"`
 }
 
 type adminOrigin struct {

@@ -149,6 +149,8 @@ func TestRequestAPI(t *testing.T) {
 func TestContextAPI(t *testing.T) {
 	cases := []apiCase{
 		{name: "id", code: `ctx.vars.v = ctx.id`, check: wantVar("v", "req-1")},
+		{name: "trace id", code: `ctx.vars.v = ctx.trace_id`, check: wantVar("v", "4bf92f3577b34da6a3ce929d0e0e4736")},
+		{name: "trace id is read-only", code: `ctx.trace_id = "x"`, err: "read-only"},
 		{name: "start", code: `ctx.vars.v = string.format("%.3f", ctx.start)`,
 			setup: func(ctx *filters.Context) { ctx.Start = 1_700_000_000_250_000_000 }, check: wantVar("v", "1700000000.250")},
 		{name: "now", code: `ctx.vars.v = string.format("%d", ctx.now())`, check: func(t *testing.T, ctx *filters.Context) {

@@ -127,13 +127,30 @@ const keepSuspensions = 64
 // a coroutine. suspended: it waits on side calls (ctx.Suspended is set);
 // the chain goes on in resume.
 func (l *Loop) callAsync(c *Chain, in *instance, ctx *filters.Context, ph filters.Phase, idx int, t0 time.Duration) (t1 time.Duration, suspended bool) {
+	passMark(ctx, filters.PassFilterStart, in, t0)
+	t1, suspended = l.callAsyncRun(c, in, ctx, ph, idx, t0)
+	markStep(ctx, in, t1, suspended)
+	return t1, suspended
+}
+
+// markStep records how a run of an async filter ended: suspended, or done.
+func markStep(ctx *filters.Context, in *instance, t time.Duration, suspended bool) {
+	if suspended {
+		passMark(ctx, filters.PassFilterSuspend, in, t)
+	} else {
+		passMark(ctx, filters.PassFilterEnd, in, t)
+	}
+}
+
+// callAsyncRun is callAsync without the passport.
+func (l *Loop) callAsyncRun(c *Chain, in *instance, ctx *filters.Context, ph filters.Phase, idx int, t0 time.Duration) (t1 time.Duration, suspended bool) {
 	if in.gf != nil {
 		return l.callGoAsync(c, in, ctx, ph, idx, t0)
 	}
 	if in.should != nil {
 		l.ctx, l.in, l.phase = ctx, in, ph
 		L := l.L
-		l.sb.wd.arm(l.rt.budget)
+		l.sb.wd.arm(l.rt.callBudget())
 		L.Push(in.should)
 		L.Push(l.api.ctx)
 		err := L.PCall(1, 1, nil)
@@ -163,9 +180,10 @@ func (l *Loop) callAsync(c *Chain, in *instance, ctx *filters.Context, ph filter
 // returns (the filter is done: s is released).
 func (l *Loop) step(s *suspension, t0 time.Duration, args ...glua.LValue) (time.Duration, bool) {
 	l.ctx, l.in, l.phase, l.co = s.ctx, s.in, s.phase, s
-	left := l.rt.budget - s.used
-	if left < l.rt.budget/ticksPerBudget {
-		left = l.rt.budget / ticksPerBudget // a call is stopped within a tick of its budget
+	budget := l.rt.callBudget()
+	left := budget - s.used
+	if left < budget/ticksPerBudget {
+		left = budget / ticksPerBudget // a call is stopped within a tick of its budget
 	}
 	wd := l.sb.wd
 	wd.arm(left)
@@ -230,7 +248,11 @@ func (l *Loop) resume(s *suspension) {
 		c.res, c.err = nil, nil
 	}
 	s.calls = s.calls[:0]
-	t, suspended := l.step(s, now(), args...)
+	in := s.in
+	t0 := now()
+	passMark(ctx, filters.PassFilterResume, in, t0)
+	t, suspended := l.step(s, t0, args...)
+	markStep(ctx, in, t, suspended)
 	if suspended {
 		return
 	}

@@ -185,7 +185,7 @@ func (l *Loop) callHeaders(L *glua.LState, fn string, sc *filters.SideCall, v gl
 func (l *Loop) startBatch(L *glua.LState, s *suspension, all bool) int {
 	ctx := s.ctx
 	if !s.counted {
-		if l.suspended >= l.rt.maxSuspended {
+		if int64(l.suspended) >= l.rt.maxSuspended.Load() {
 			ctx.Fail(filters.LocalTooManySuspended,
 				fmt.Sprintf("%d requests wait on async filters on this loop (filters.max_suspended)", l.suspended))
 			L.RaiseError("too many requests wait on async filters (filters.max_suspended): the request is refused")

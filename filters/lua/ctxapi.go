@@ -124,6 +124,8 @@ func (l *Loop) ctxIndex(L *glua.LState) int {
 		L.Push(t)
 	case "id":
 		L.Push(glua.LString(ctx.ID))
+	case "trace_id":
+		L.Push(glua.LString(ctx.TraceID))
 	case "push":
 		L.Push(l.pushKind(ctx))
 	case "push_id":

@@ -94,7 +94,7 @@ func (l *Loop) callGoAsync(c *Chain, in *instance, ctx *filters.Context, ph filt
 		}
 		return t1, false
 	}
-	if l.suspended >= l.rt.maxSuspended {
+	if int64(l.suspended) >= l.rt.maxSuspended.Load() {
 		in.stats.calls.Add(1)
 		ctx.Fail(filters.LocalTooManySuspended,
 			fmt.Sprintf("%d requests wait on async filters on this loop (filters.max_suspended)", l.suspended))
@@ -133,9 +133,11 @@ func (l *Loop) goDone(s *suspension, gen uint64) {
 		return // called from ApplyAsync itself: callGoAsync goes on
 	}
 	s.in.stats.calls.Add(1)
-	chain, ctx, ph, idx := s.chain, s.ctx, s.phase, s.idx
+	chain, ctx, ph, idx, in := s.chain, s.ctx, s.phase, s.idx, s.in
 	l.releaseGo(s)
-	l.goOn(chain, ctx, ph, idx, now())
+	t := now()
+	passMark(ctx, filters.PassFilterEnd, in, t)
+	l.goOn(chain, ctx, ph, idx, t)
 }
 
 // releaseGo ends an async Go filter's suspension: its calls still in flight

@@ -203,7 +203,7 @@ func (r *Runtime) compile(f *fileState, src []byte, hash string) (*script, error
 	}
 	sb := r.loader
 	sb.say = func(msg string) { r.log.Debug().Str("file", f.path).Msg(msg) }
-	v, err := runChunk(sb, proto, r.loadBudget)
+	v, err := runChunk(sb, proto, time.Duration(r.loadBudget.Load()))
 	if err != nil {
 		return nil, err
 	}

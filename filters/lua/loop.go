@@ -162,7 +162,7 @@ func (l *Loop) instantiate(s *script) *instance {
 	in := &instance{s: s, async: s.async, stats: l.counter(s.name)}
 	l.in = in
 	defer func() { l.in = nil }()
-	v, err := runChunk(l.sb, s.proto, l.rt.loadBudget)
+	v, err := runChunk(l.sb, s.proto, time.Duration(l.rt.loadBudget.Load()))
 	if err == nil {
 		var sp spec
 		if sp, err = readSpec(v); err == nil && (sp.name != s.name || sp.phase != s.phase) {
@@ -221,23 +221,38 @@ func (l *Loop) print(msg string) {
 	}
 }
 
-// epoch anchors monotonic time reads: time.Since(epoch) reads the monotonic
-// clock only, cheaper than time.Now.
-var epoch = time.Now()
+// now reads the monotonic clock (filters.Mono: the passport's clock too);
+// cheaper than time.Now.
+func now() time.Duration { return time.Duration(filters.Mono()) }
 
-// now reads the monotonic clock.
-func now() time.Duration { return time.Since(epoch) }
+// passMark records a step of filter in's call in the request's passport, at t
+// (a time the chain read anyway); nothing when the passport is off.
+func passMark(ctx *filters.Context, s filters.PassportState, in *instance, t time.Duration) {
+	if p := ctx.Passport; p != nil {
+		p.MarkAt(s, in.s.name, int64(t))
+	}
+}
 
 // call runs one filter (should_filter, then apply) on ctx under the budget.
 // t0 is the time the call starts; it returns the time it ended, so that a
 // chain of calls reads the clock once per call, not twice.
 func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
+	passMark(ctx, filters.PassFilterStart, in, t0)
+	var t1 time.Duration
 	if in.gf != nil {
-		return l.callGo(in, ctx, ph, t0)
+		t1 = l.callGo(in, ctx, ph, t0)
+	} else {
+		t1 = l.callLua(in, ctx, ph, t0)
 	}
+	passMark(ctx, filters.PassFilterEnd, in, t1)
+	return t1
+}
+
+// callLua is call for a Lua filter.
+func (l *Loop) callLua(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
 	l.ctx, l.in, l.phase = ctx, in, ph
 	L := l.L
-	l.sb.wd.arm(l.rt.budget)
+	l.sb.wd.arm(l.rt.callBudget())
 	var err error
 	run := true
 	if in.should != nil {
@@ -278,7 +293,7 @@ func (l *Loop) failed(in *instance, ctx *filters.Context, err error, fired bool)
 	case fired:
 		in.stats.timeouts.Add(1)
 		lvl = zerolog.ErrorLevel
-		ctx.Fail(filters.LocalFilterTimeout, fmt.Sprintf("lua filter %q ran past its budget of %v", in.s.name, l.rt.budget))
+		ctx.Fail(filters.LocalFilterTimeout, fmt.Sprintf("lua filter %q ran past its budget of %v", in.s.name, l.rt.callBudget()))
 	case in.s.fatal && !(ctx.Failed && ctx.FailCause == filters.LocalTooManySuspended): // the cap's refusal stands
 		lvl = zerolog.ErrorLevel
 		ctx.Fail(filters.LocalFilterError, fmt.Sprintf("lua filter %q failed: %s", in.s.name, msg))

@@ -100,14 +100,16 @@ type counters struct {
 // goroutine. The current filter set is published with an atomic pointer, so
 // Loop.Chain never takes a lock.
 type Runtime struct {
-	opts       Options
-	log        zerolog.Logger
-	budget     time.Duration
-	loadBudget time.Duration
+	opts Options
+	log  zerolog.Logger
+	// budget, loadBudget (ns) and maxSuspended change with a configuration
+	// reload (SetLimits); loops read them per call.
+	budget     atomic.Int64
+	loadBudget atomic.Int64
 	maxStr     int
 	disabled   map[string]bool
 	// maxSuspended is Options.MaxSuspended or its default.
-	maxSuspended int
+	maxSuspended atomic.Int64
 	// goNames are the Go filters' names, which no script may take.
 	goNames map[string]bool
 	// suspendedNow counts the requests waiting in async filters, all loops.
@@ -129,6 +131,25 @@ type Runtime struct {
 	stop    chan struct{}
 	done    chan struct{}
 }
+
+// SetLimits changes the time budget of a filter call and the per-loop cap on
+// requests waiting in async filters (filters.budget, filters.max_suspended;
+// 0 keeps the default). Calls that started keep the budget they had. Any
+// goroutine.
+func (r *Runtime) SetLimits(budget time.Duration, maxSuspended int) {
+	if budget <= 0 {
+		budget = DefaultBudget
+	}
+	if maxSuspended <= 0 {
+		maxSuspended = DefaultMaxSuspended
+	}
+	r.budget.Store(int64(budget))
+	r.loadBudget.Store(int64(max(20*budget, minLoadBudget)))
+	r.maxSuspended.Store(int64(maxSuspended))
+}
+
+// callBudget is a filter call's time budget now.
+func (r *Runtime) callBudget() time.Duration { return time.Duration(r.budget.Load()) }
 
 // New loads every script under opts.Dir once. A bad script is logged and
 // shown by Status, not fatal. New fails only when Dir is unusable: empty, not
@@ -158,19 +179,17 @@ func New(opts Options) (*Runtime, error) {
 		opts.MaxSuspended = DefaultMaxSuspended
 	}
 	r := &Runtime{
-		opts:         opts,
-		log:          opts.Log,
-		budget:       opts.Budget,
-		loadBudget:   max(20*opts.Budget, minLoadBudget),
-		maxStr:       max(opts.MaxBodyBytes, minStringCap),
-		maxSuspended: opts.MaxSuspended,
-		disabled:     make(map[string]bool, len(opts.Disabled)),
-		files:        make(map[string]*fileState),
-		loops:        make(map[*Loop]struct{}),
-		closed:       make(map[string]*counters),
-		stop:         make(chan struct{}),
-		done:         make(chan struct{}),
+		opts:     opts,
+		log:      opts.Log,
+		maxStr:   max(opts.MaxBodyBytes, minStringCap),
+		disabled: make(map[string]bool, len(opts.Disabled)),
+		files:    make(map[string]*fileState),
+		loops:    make(map[*Loop]struct{}),
+		closed:   make(map[string]*counters),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
+	r.SetLimits(opts.Budget, opts.MaxSuspended)
 	for _, name := range opts.Disabled {
 		r.disabled[name] = true
 	}
@@ -331,5 +350,5 @@ type AsyncStatus struct {
 
 // Async reports AsyncStatus. Any goroutine.
 func (r *Runtime) Async() AsyncStatus {
-	return AsyncStatus{Suspended: r.suspendedNow.Load(), MaxSuspendedPerLoop: r.maxSuspended, SharedDicts: r.opts.Dicts.Stats()}
+	return AsyncStatus{Suspended: r.suspendedNow.Load(), MaxSuspendedPerLoop: int(r.maxSuspended.Load()), SharedDicts: r.opts.Dicts.Stats()}
 }

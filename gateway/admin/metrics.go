@@ -168,10 +168,10 @@ func constHistogram(d *prometheus.Desc, h telemetry.Histogram, lv ...string) pro
 // collectOrigins reads every origin's isolation: breaker, bulkhead, outlier
 // ejections, servers and their connections.
 func (c *collector) collectOrigins(loops []LoopStats, counter, gauge emit) {
-	tab := c.src.Origins
-	if c.src.Shared != nil {
-		tab = c.src.Shared.Snapshot().Origins // the table in service
+	if c.src.Origins == nil {
+		return
 	}
+	tab := c.src.Origins() // the table in service (a reload swaps it)
 	if tab == nil {
 		return
 	}
@@ -215,8 +215,8 @@ func (c *collector) collectOrigins(loops []LoopStats, counter, gauge emit) {
 			n := idle[[2]string{o.Name, srv.Addr}]
 			gauge(dConns, float64(max(0, srv.Conns()-int64(n))), o.Name, srv.Addr, "busy")
 			gauge(dConns, float64(n), o.Name, srv.Addr, "idle")
-			counter(dConnOpened, float64(srv.ConnsOpened()), o.Name, srv.Addr)
-			counter(dConnClosed, float64(srv.ConnsClosed()), o.Name, srv.Addr)
+			counter(dConnOpened, float64(srv.Opened()), o.Name, srv.Addr)
+			counter(dConnClosed, float64(srv.Closed()), o.Name, srv.Addr)
 		}
 		gauge(dEjected, float64(ejected), o.Name)
 		gauge(dServers, float64(up), o.Name, "up")

@@ -1,6 +1,9 @@
 // Package admin is the internal admin listener: the health check, the admin
 // API (GET /admin/origins, /admin/push, /admin/filters: docs/ADMIN.md),
-// Prometheus metrics (GET /metrics, metrics.go), the push API, and Go's profiles when the configuration switches them on. Every admin
+// Prometheus metrics (GET /metrics, metrics.go), the push API, the live
+// dashboard (GET /dashboard, fed by GET /dashboard/stream from a sampler
+// goroutine: sampler.go), and Go's profiles when the configuration switches
+// them on. Every admin
 // handler and the JSON answers live here. It speaks plain HTTP, or HTTPS with
 // optional client certificates (ListenerTLS), its certificates held by a
 // gateway/tlscert store of its own.
@@ -63,8 +66,11 @@ const (
 
 // Sources are what the admin listener shows and serves. Any goroutine.
 type Sources struct {
-	Log      zerolog.Logger
-	Origins  *origin.Table
+	Log zerolog.Logger
+	// Origins returns the origins in service now; it is called per request
+	// and per dashboard sample, so a reload that swaps the table is seen at
+	// once. Any goroutine.
+	Origins  func() *origin.Table
 	Counts   *telemetry.CauseCounters
 	Filters  *lua.Runtime // nil: no Lua filters
 	Push     *push.Hub
@@ -74,6 +80,9 @@ type Sources struct {
 	Shared *loop.Shared
 	// Pprof serves /debug/pprof/ (listeners.admin.pprof).
 	Pprof bool
+	// Config shows the configuration in service and reloads it (GET
+	// /admin/config, POST /admin/config/reload); nil: 404.
+	Config ConfigControl
 	// TLS is the HTTPS listener's side (GET /admin/tls, POST
 	// /admin/tls/reload); nil without one.
 	TLS *TLSSource
@@ -86,6 +95,9 @@ type Sources struct {
 	// Loops reads every event loop's connections, pools and busy time, on the
 	// loops (GET /metrics); nil: none.
 	Loops func() []LoopStats
+	// Latency gives the origins' p50/p99 to the dashboard; nil: the dashboard
+	// shows "–" for them.
+	Latency LatencySource
 }
 
 // TLSSource is what the admin API shows and does of the HTTPS listener.
@@ -104,12 +116,15 @@ type Server struct {
 	ln    net.Listener
 	tlsLn *tlsListener // ln when it speaks TLS; nil otherwise
 	src   Sources
+	// sampler feeds the dashboards' streams (GET /dashboard/stream).
+	sampler *sampler
 }
 
 // New returns the admin server for ln (over TLS when src.ListenerTLS says
 // so); Serve starts it.
 func New(ln net.Listener, src Sources) *Server {
 	a := &Server{ln: ln, src: src}
+	a.sampler = newSampler(a.src.collect, sampleInterval)
 	if t := src.ListenerTLS; t != nil {
 		var sampled *telemetry.Sampled
 		if src.Shared != nil {
@@ -134,6 +149,10 @@ func New(ln net.Listener, src Sources) *Server {
 		}()
 		if bytes.HasPrefix(ctx.Path(), []byte("/push/")) {
 			api.ServeFastHTTP(ctx)
+			return
+		}
+		if string(ctx.Path()) == dashboardStreamPath {
+			a.dashboardStream(ctx)
 			return
 		}
 		if bufferAdminBody(ctx) {
@@ -171,9 +190,11 @@ func (a *Server) Addr() net.Addr { return a.ln.Addr() }
 // Serve serves until Shutdown; it returns nil then.
 func (a *Server) Serve() error { return a.srv.Serve(a.ln) }
 
-// Shutdown stops accepting, closes the idle connections and waits until ctx
-// ends for the busy ones to finish their request.
+// Shutdown ends the dashboards' streams and their sampler, stops accepting,
+// closes the idle connections and waits until ctx ends for the busy ones to
+// finish their request.
 func (a *Server) Shutdown(ctx context.Context) error {
+	a.sampler.Close()
 	err := a.srv.ShutdownWithContext(ctx)
 	// Closes the listener even when serve had not started yet, which fasthttp
 	// does not: serve then returns at once instead of serving on.
@@ -232,6 +253,9 @@ func (a *Server) mux() *http.ServeMux {
 	mux.HandleFunc("GET /admin/edge", a.edge)
 	mux.HandleFunc("GET /admin/tls", a.tls)
 	mux.HandleFunc("POST /admin/tls/reload", a.tlsReload)
+	mux.HandleFunc("GET /admin/config", a.config)
+	mux.HandleFunc("POST /admin/config/reload", a.configReload)
+	dashboardRoutes(mux)
 	// The admin handler serves /push/ itself (push.API); the pattern is here
 	// for ServeMux's redirect of /push to /push/, as when the API was mounted
 	// on the mux.

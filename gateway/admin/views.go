@@ -51,6 +51,9 @@ type serverView struct {
 	// Connections open to the server from every loop (idle, busy, and paused
 	// behind slow readers).
 	Connections int64 `json:"connections"`
+	// Opened counts the connections ever opened to it (dials, not requests):
+	// it stands still while pooled connections carry the traffic.
+	Opened int64 `json:"connections_opened_total"`
 }
 
 // adminOrigins serves GET /admin/origins: every origin's breaker, bulkhead, servers
@@ -59,7 +62,7 @@ func (a *Server) origins(w http.ResponseWriter, _ *http.Request) {
 	now := time.Now().UnixNano()
 	counts := a.src.Counts.Snapshot()
 	out := []originView{}
-	for _, o := range a.src.Origins.List { // counts[telemetry.NoOrigin] is /admin/edge's
+	for _, o := range a.src.Origins().List { // counts[telemetry.NoOrigin] is /admin/edge's
 		v := originView{Name: o.Name, Fallback: o.Fallback, Requests: counts[o.Name], Servers: []serverView{}}
 		if iso := o.Iso; iso != nil {
 			st := iso.Breaker.Stats(now)
@@ -71,7 +74,7 @@ func (a *Server) origins(w http.ResponseWriter, _ *http.Request) {
 				v.Servers = append(v.Servers, serverView{
 					Addr: srv.Addr, Weight: srv.Weight, Outstanding: srv.Outstanding(),
 					Available: srv.Available(now), Up: srv.Up(), Ejected: iso.Outlier.Ejected(srv, now),
-					Connections: srv.Conns(),
+					Connections: srv.Conns(), Opened: srv.Opened(),
 				})
 			}
 		}
@@ -217,6 +220,11 @@ func (a *Server) push(w http.ResponseWriter, _ *http.Request) {
 func writeAdminJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	writeJSONBody(w, v)
+}
+
+// writeJSONBody writes v indented, after the headers were written.
+func writeJSONBody(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)

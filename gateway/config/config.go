@@ -27,6 +27,7 @@ type Config struct {
 	Origins   map[string]*Origin `yaml:"origins"`
 	Routes    []Route            `yaml:"routes"`
 	Push      Push               `yaml:"push"`
+	Tracing   Tracing            `yaml:"tracing"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -251,7 +252,7 @@ func Parse(data []byte, name string) (*Config, error) {
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, withLines(data, err))
 	}
 	return c, nil
 }
@@ -280,7 +281,8 @@ func defaults() *Config {
 		Log: Log{Level: "info", AccessLog: "stdout"},
 		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20,
 			MaxSuspended: 4000, CallTimeout: time.Second},
-		Push: pushDefaults(),
+		Push:    pushDefaults(),
+		Tracing: tracingDefaults(),
 	}
 }
 

@@ -23,6 +23,9 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	if o := c.Origins["demo"]; o == nil || o.Servers[0] != "127.0.0.1:9000" || o.ConnectTimeout != time.Second {
 		t.Errorf("default demo origin %+v", o)
 	}
+	if tr := c.Tracing; !tr.AcceptTraceparent || tr.SampleRatio != 0 || tr.PassportThreshold != 0 {
+		t.Errorf("default tracing %+v, want traceparent accepted, nothing sampled, the passport off", tr)
+	}
 	if c.Server.MaxHeaderBytes != 32<<10 || c.Server.MaxRequestLine != 8<<10 {
 		t.Errorf("default limits %+v", c.Server)
 	}
@@ -46,6 +49,11 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad listener", base + "listeners:\n  proxy: {addr: \"8080\"}\n", "listeners.proxy.addr"},
 		{"ticket keys rotated under a second", base + "listeners:\n  https: {addr: \":8443\", ticket_key_rotation: 500ms}\n",
 			"listeners.https.ticket_key_rotation"},
+		{"sample ratio over 1", base + "tracing: {sample_ratio: 1.5}\n", "tracing.sample_ratio"},
+		{"negative sample ratio", base + "tracing: {sample_ratio: -0.1}\n", "tracing.sample_ratio"},
+		{"negative passport threshold", base + "tracing: {passport_threshold: -1s}\n", "tracing.passport_threshold"},
+		{"bad passport threshold", base + "tracing: {passport_threshold: slow}\n", "tracing.passport_threshold"},
+		{"unknown tracing key", base + "tracing: {sampling: 1}\n", "tracing.sampling"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -158,8 +166,8 @@ func TestValidationNamesKeyAndValue(t *testing.T) {
 			t.Errorf("%s: accepted", tc.key)
 			continue
 		}
-		if !strings.Contains(err.Error(), tc.key+":") || !strings.Contains(err.Error(), tc.value) {
-			t.Errorf("%s: error %q does not name the key and the value %s", tc.key, err, tc.value)
+		if !strings.Contains(err.Error(), tc.key+" (line ") || !strings.Contains(err.Error(), tc.value) {
+			t.Errorf("%s: error %q does not name the key, its line and the value %s", tc.key, err, tc.value)
 		}
 	}
 }

@@ -93,3 +93,54 @@ func parentKey(found, name string) string {
 	}
 	return found + "." + name
 }
+
+// withLines adds to each "key: message" of a validation error the line of
+// the key in data, or of its nearest parent that the file has ("origins.api
+// (line 12): ..."), as keyErrors does for decoding errors.
+func withLines(data []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return err
+	}
+	byLine := map[int]string{}
+	walkKeys(&root, "", byLine)
+	lineOf := make(map[string]int, len(byLine))
+	for line, key := range byLine {
+		if l, ok := lineOf[key]; !ok || line < l {
+			lineOf[key] = line
+		}
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		msg := e.Error()
+		key, rest, ok := strings.Cut(msg, ": ")
+		if !ok || strings.ContainsAny(key, " \"") {
+			out = append(out, msg)
+			continue
+		}
+		out = append(out, keyWithLine(key, lineOf)+": "+rest)
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// keyWithLine is key with the line of it, or of its nearest parent found.
+func keyWithLine(key string, lineOf map[string]int) string {
+	for k := key; k != ""; {
+		if line, ok := lineOf[k]; ok {
+			if k == key {
+				return fmt.Sprintf("%s (line %d)", key, line)
+			}
+			return fmt.Sprintf("%s (in %s, line %d)", key, k, line)
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return key
+}

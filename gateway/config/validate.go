@@ -36,6 +36,7 @@ func (c *Config) Validate() error {
 	c.validateRoutes(bad)
 	c.validateEdge(bad)
 	c.validatePush(bad)
+	c.validateTracing(bad)
 	return errors.Join(errs...)
 }
 

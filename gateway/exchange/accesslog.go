@@ -13,7 +13,8 @@ import (
 // failures; it also ends the request in its origin's isolation.
 func (ex *Exchange) logAccess() {
 	l, g, t := ex.lp.l, &ex.log, &ex.try
-	dur := (l.Now() - g.started) / 1000
+	durNS := l.Now() - g.started
+	dur := durNS / 1000
 	var originName, serverAddr string
 	if t.origin != nil {
 		originName = t.origin.Name
@@ -37,7 +38,7 @@ func (ex *Exchange) logAccess() {
 	}
 	ex.finishIsolation()
 	if e := l.Log.Logger.Log(); e != nil {
-		e.Bytes("request_id", ex.id).Str("client", remote).Bytes("method", method).
+		e.Bytes("request_id", ex.id).Bytes("trace_id", ex.TraceID()).Str("client", remote).Bytes("method", method).
 			Bytes("path", path).Int("status", g.status).Str("cause", ex.statusName()).
 			Str("origin", originName).Str("server", serverAddr).Int("attempts", t.n).
 			Int64("bytes_in", in).Int64("bytes_out", out).Int64("duration_us", dur)
@@ -63,6 +64,7 @@ func (ex *Exchange) logAccess() {
 			}
 			e.Array("attempt_log", arr)
 		}
+		ex.logPassport(e, durNS)
 		e.Send()
 	}
 	if g.cause.Category != filters.CategorySuccess {

@@ -42,6 +42,8 @@ func (ex *Exchange) attempt() {
 	t.tried |= srv.Bit()
 	t.n++
 	t.start = ex.lp.l.Now()
+	t.firstByte, t.passOpen = false, ex.flt.fc.Passport != nil
+	ex.mark(filters.PassAttemptStart, srv.Addr)
 	c, reused, err := ex.lp.origins.Acquire(t.origin, srv, ex, ex.log.started)
 	if err != nil {
 		ex.fail(filters.LocalOriginConnLimit, err.Error())
@@ -49,6 +51,7 @@ func (ex *Exchange) attempt() {
 	}
 	t.conn, t.ready = c, reused
 	if reused {
+		ex.mark(filters.PassOriginConnected, "pooled")
 		ex.sendRequest()
 	}
 }
@@ -166,6 +169,14 @@ func (ex *Exchange) again(reason string) {
 // detector; ok is false when the server failed it (connect, reset, timeout, 5xx).
 func (ex *Exchange) endAttempt(ok bool) {
 	t := &ex.try
+	if t.passOpen {
+		t.passOpen = false
+		result := "ok"
+		if !ok {
+			result = "failed"
+		}
+		ex.mark(filters.PassAttemptEnd, result)
+	}
 	if !t.open || t.origin == nil || t.origin.Iso == nil {
 		return
 	}
@@ -218,6 +229,7 @@ func isRetriableStatus(status int) bool {
 
 // OriginOpen: the dialled connection is ready.
 func (ex *Exchange) OriginOpen() {
+	ex.mark(filters.PassOriginConnected, "dialled")
 	ex.try.ready = true
 	ex.sendRequest()
 }
@@ -231,7 +243,13 @@ func (ex *Exchange) OriginDialFailed(err error) {
 }
 
 // OriginData: the origin sent bytes.
-func (ex *Exchange) OriginData() { ex.pumpResponse() }
+func (ex *Exchange) OriginData() {
+	if ex.flt.fc.Passport != nil && !ex.try.firstByte {
+		ex.try.firstByte = true
+		ex.mark(filters.PassOriginFirstByte, "")
+	}
+	ex.pumpResponse()
+}
 
 // OriginWritable: the origin took the request body waiting for it; the
 // client's body flows again.

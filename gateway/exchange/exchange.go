@@ -37,11 +37,15 @@ type Exchange struct {
 	resp httpcodec.Response
 	id   []byte
 
-	body bodyState
-	out  respState
-	try  attemptState
-	flt  filterState
-	log  logState
+	body  bodyState
+	out   respState
+	try   attemptState
+	flt   filterState
+	log   logState
+	trace traceState
+	// pass is the request's passport (passport.go), in the filters'
+	// Context.Passport while tracing.passport_threshold is on.
+	pass filters.Passport
 	// The body sinks, bound once: ex.sendPiece, ex.collectPiece, ex.bufferPiece.
 	bodySink func([]byte) bool
 	collect  func([]byte) bool
@@ -96,6 +100,8 @@ type attemptState struct {
 	conn       OriginConn
 	n          int    // attempts made
 	tried      uint64 // servers tried (Server.Bit)
+	firstByte  bool   // the current attempt's first response byte was marked in the passport
+	passOpen   bool   // the current attempt's end is still to be marked in the passport
 	records    [maxLoggedAttempts]attemptRecord
 	admitted   bool  // the origin's isolation admitted it: Finish must follow once
 	admitAt    int64 // the now given to Admit
@@ -184,6 +190,8 @@ func (ex *Exchange) reset() {
 	ex.try.reset()
 	ex.flt.reset()
 	ex.log.reset()
+	ex.trace = traceState{}
+	ex.pass.Reset()
 }
 
 // Request is where the downstream parses the request head, before Start.

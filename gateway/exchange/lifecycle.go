@@ -18,6 +18,7 @@ func (ex *Exchange) Start() {
 	} else {
 		ex.id = ex.lp.l.NextRequestID(ex.id)
 	}
+	ex.beginTrace()
 	ex.out.closeAfter = !req.KeepAlive || ex.ds.Draining()
 	ex.initContext() // before any answer: outbound filters see the gateway's errors too
 	ex.body.done = req.Framing == httpcodec.FramingNone ||
@@ -65,6 +66,7 @@ func (ex *Exchange) Refuse(err error, method, target []byte) {
 	// with an empty request.
 	ex.req.Reset()
 	ex.id = ex.lp.l.NextRequestID(ex.id[:0])
+	ex.beginTrace()
 	ex.initContext()
 	ex.out.closeAfter = true
 	ex.body.done = true

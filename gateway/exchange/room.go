@@ -8,6 +8,7 @@ import (
 	"gozer/gateway/originconn"
 	"gozer/gateway/pushconn"
 	"gozer/gateway/telemetry"
+	"gozer/gateway/tracectx"
 )
 
 // OriginConn is an exchange's connection to an origin server: an
@@ -77,6 +78,8 @@ type Loop struct {
 	calls []*sideCall
 	// clock is l.Now, bound once: the filters' Context.Clock.
 	clock func() int64
+	// ids makes the loop's trace and span ids (trace.go).
+	ids *tracectx.IDSource
 }
 
 // Config is what a Loop is built from.
@@ -97,6 +100,7 @@ type Config struct {
 func NewLoop(cfg Config) *Loop {
 	lp := &Loop{l: cfg.Loop, push: cfg.Push, chains: cfg.Chains, counts: cfg.Counts, metrics: cfg.Metrics.NewLoop()}
 	lp.clock = cfg.Loop.Now
+	lp.ids = tracectx.NewIDSource()
 	if cfg.Origins != nil {
 		lp.origins = originLoop{cfg.Origins}
 	}

@@ -17,6 +17,7 @@ func (ex *Exchange) initContext() {
 	fc.Req = &ex.req
 	fc.Phase = filters.Inbound
 	fc.ID = ex.id
+	fc.TraceID = ex.TraceID()
 	fc.Start = ex.log.started
 	fc.Log = &ex.lp.l.Shared.Log
 	fc.RemoteAddr = ex.ds.Client().Remote
@@ -28,6 +29,7 @@ func (ex *Exchange) initContext() {
 	if ex.lp.chains != nil {
 		ex.flt.chain = ex.lp.chains()
 	}
+	ex.startPassport()
 }
 
 // showStatus reports whether the response shows X-Gozer-Status and
@@ -176,6 +178,7 @@ func (ex *Exchange) routed() {
 		ex.fail(filters.LocalNoRoute, "route names unknown origin "+strconv.Quote(name))
 		return
 	}
+	ex.mark(filters.PassRoute, o.Name)
 	if !ex.body.done && o.RequestBuffer > 0 {
 		ex.try.origin = o
 		ex.body.buffering = true
@@ -201,6 +204,7 @@ func (ex *Exchange) proceed(o *origin.Origin) {
 	fi := httpcodec.ForwardInfo{
 		ClientIP: ex.ds.Client().IP, Proto: ex.ds.Client().Scheme, TrustForwarded: cfg.Listeners.Proxy.TrustForwarded,
 		RequestID: ex.id, Via: cfg.Server.Via, DefaultHost: o.DefaultHost, Path: fc.Route.Path,
+		Traceparent: ex.trace.tp[:], DropTracestate: !ex.trace.keepState,
 	}
 	ex.try.fwd = httpcodec.AppendForwardRequest(ex.try.fwd, req, &fi)
 	ex.attempt()
@@ -211,6 +215,7 @@ func (ex *Exchange) proceed(o *origin.Origin) {
 // ctx.respond.
 func (ex *Exchange) endpoint(name string) {
 	fc := &ex.flt.fc
+	ex.mark(filters.PassEndpoint, name)
 	if ep, ok := filters.BuiltinEndpoint(name); ok {
 		ep(fc)
 	} else {
@@ -315,6 +320,7 @@ func (lp *Loop) statusBody(status int) []byte {
 
 // head is what the exchange adds to the response head.
 func (ex *Exchange) head() *Head {
+	ex.mark(filters.PassResponseHead, "")
 	h := &ex.out.head
 	*h = Head{
 		RequestID: ex.id, Via: ex.snap.Config.Server.Via, Close: ex.out.closeAfter || ex.ds.Draining(),

@@ -12,6 +12,7 @@ import (
 	"gozer/filters"
 	"gozer/gateway/httpcodec"
 	"gozer/gateway/origin"
+	"gozer/gateway/tracectx"
 )
 
 // Side calls: what an async filter asks of another service. A side call is a
@@ -34,6 +35,7 @@ func (ex *Exchange) Call(c *filters.SideCall, done func(*filters.SideResult)) fi
 	sc.client = *ex.ds.Client()
 	sc.client.Peer = nil // the client's own count holds its request, not the gateway's calls
 	sc.parentID = append(sc.parentID[:0], ex.id...)
+	ex.callTrace(sc)
 	sc.start(c)
 	return sc
 }
@@ -49,18 +51,23 @@ type sideCall struct {
 	ex       *Exchange // the call's exchange; nil once it ended
 	client   Client
 	parentID []byte
-	done     func(*filters.SideResult)
-	res      filters.SideResult
-	max      int
-	head     []byte // the request head, built for Parse
-	hdrBuf   []byte // the answer's header names and values, gathered
-	in, out  int64
-	timer    *time.Timer
-	gen      atomic.Uint64
-	over     bool // the answer outgrew max: Flush ends the call
-	ended    bool // the answer (or failure) is known; Run delivers it
-	dropped  bool // cancelled: nothing is delivered
-	queued   bool // Run is queued with Later
+	// trace is the request's trace (the call gets a span of its own in it),
+	// tracestate the tracestate the request received (sent with the call
+	// unless its filter gives one).
+	trace      tracectx.Parent
+	tracestate []byte
+	done       func(*filters.SideResult)
+	res        filters.SideResult
+	max        int
+	head       []byte // the request head, built for Parse
+	hdrBuf     []byte // the answer's header names and values, gathered
+	in, out    int64
+	timer      *time.Timer
+	gen        atomic.Uint64
+	over       bool // the answer outgrew max: Flush ends the call
+	ended      bool // the answer (or failure) is known; Run delivers it
+	dropped    bool // cancelled: nothing is delivered
+	queued     bool // Run is queued with Later
 }
 
 // newSideCall takes a recycled sideCall or makes one.
@@ -119,7 +126,7 @@ func (sc *sideCall) start(c *filters.SideCall) {
 	}
 	ex := lp.Begin(sc)
 	sc.ex = ex
-	sc.head = appendCallHead(sc.head[:0], c, host)
+	sc.head = appendCallHead(sc.head[:0], c, host, sc.tracestate)
 	if err := ex.req.Parse(sc.head); err != nil {
 		ex.ds = nil
 		lp.retire(ex)
@@ -130,11 +137,14 @@ func (sc *sideCall) start(c *filters.SideCall) {
 	sc.in = int64(len(sc.head) + len(c.Body))
 	sc.gen.Add(1)
 	sc.timer.Reset(timeout)
-	ex.startCall(o, c.Body, sc.parentID)
+	ex.startCall(o, c.Body, sc.parentID, &sc.trace)
 }
 
-// appendCallHead writes the call's request head as a client would send it.
-func appendCallHead(b []byte, c *filters.SideCall, host string) []byte {
+// appendCallHead writes the call's request head as a client would send it,
+// with tracestate (the request's) unless empty or the filter gives its own.
+// The traceparent is the exchange's (startCall): one a filter gives is
+// replaced.
+func appendCallHead(b []byte, c *filters.SideCall, host string, tracestate []byte) []byte {
 	method, path := c.Method, c.Path
 	if method == "" {
 		method = "GET"
@@ -145,6 +155,9 @@ func appendCallHead(b []byte, c *filters.SideCall, host string) []byte {
 	b = append(append(append(b, method...), ' '), path...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(append(b, host...), "\r\n"...)
+	if len(tracestate) > 0 && !hasHeader(c.Headers, "tracestate") {
+		b = append(append(append(b, "Tracestate: "...), tracestate...), "\r\n"...)
+	}
 	for _, h := range c.Headers {
 		b = append(append(append(append(b, h.Name...), ": "...), h.Value...), "\r\n"...)
 	}
@@ -354,9 +367,13 @@ func (sc *sideCall) Abort(bool) {
 
 // startCall starts a side call's exchange: no filters, straight into origin
 // o's isolation, the body (given whole) kept for replay so that a retry can
-// send it again. parent is the id of the request whose filter made the call.
-func (ex *Exchange) startCall(o *origin.Origin, body, parent []byte) {
+// send it again. parent is the id of the request whose filter made the call,
+// trace its trace: the call is a span of its own in it.
+func (ex *Exchange) startCall(o *origin.Origin, body, parent []byte, trace *tracectx.Parent) {
 	ex.id = ex.lp.l.NextRequestID(ex.id[:0])
+	ex.trace.cur, ex.trace.keepState = *trace, true
+	ex.newSpan()
+	ex.startPassport()
 	ex.log.parent = append(ex.log.parent[:0], parent...)
 	ex.flt.fc.Req = &ex.req
 	ex.body.replay = append(ex.body.replay[:0], body...)

@@ -20,7 +20,9 @@ const (
 	kXFHost
 	kForwarded
 	kXRequestID
-	kInvalid // not a token: a header a filter set with a bad name; never written
+	kTraceparent // W3C Trace Context: replaced by the gateway's span
+	kTracestate  // W3C Trace Context: dropped with an invalid traceparent
+	kInvalid     // not a token: a header a filter set with a bad name; never written
 )
 
 // kindOf classifies name case-insensitively.
@@ -69,6 +71,13 @@ func kindOfToken(name []byte) hdrKind {
 		}
 		if eqFold(name, "keep-alive") {
 			return kHopByHop
+		}
+		if eqFold(name, "tracestate") {
+			return kTracestate
+		}
+	case 11:
+		if eqFold(name, "traceparent") {
+			return kTraceparent
 		}
 	case 12:
 		if eqFold(name, "x-request-id") {
@@ -177,6 +186,12 @@ type ForwardInfo struct {
 	// an absolute-form original is sent in origin-form). Control characters,
 	// spaces and DEL in it are percent-encoded.
 	Path []byte
+	// Traceparent, when set, is sent as traceparent instead of the client's
+	// (the gateway's own span of the trace); nil: the client's goes on.
+	Traceparent []byte
+	// DropTracestate leaves the client's tracestate out (its traceparent was
+	// invalid or not accepted: the trace restarts).
+	DropTracestate bool
 }
 
 // AppendForwardRequest appends the request head to send to the origin:
@@ -195,7 +210,8 @@ type ForwardInfo struct {
 //     is sent as Host when the request has none (HTTP/1.0).
 //   - X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host (the client's
 //     Host) per fi.TrustForwarded; X-Request-Id (the client's first one is
-//     kept in place, or fi.RequestID is added); Via.
+//     kept in place, or fi.RequestID is added); Via; fi.Traceparent in place
+//     of the client's traceparent, and its tracestate unless fi.DropTracestate.
 //   - the framing: "Content-Length: N" for FramingLength, "Transfer-Encoding:
 //     chunked" for FramingChunked (the core re-encodes the body), and
 //     "Content-Length: 0" for a POST, PUT or PATCH without a body.
@@ -285,6 +301,11 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 			if !trust {
 				continue
 			}
+		case kTraceparent, kTracestate:
+			if l.kind == kTraceparent && fi.Traceparent != nil || l.kind == kTracestate && fi.DropTracestate ||
+				len(r.connToks) > 0 && nominated(r.connToks, l.name(b)) {
+				continue
+			}
 		default:
 			if l.colon < 0 || (len(r.connToks) > 0 && nominated(r.connToks, l.name(b))) {
 				continue
@@ -336,6 +357,11 @@ func (r *Request) appendForwardedHeaders(dst, b []byte, fi *ForwardInfo, fs *for
 	if !fs.clientRID && len(fi.RequestID) > 0 {
 		dst = append(dst, "X-Request-Id: "...)
 		dst = appendSafe(dst, fi.RequestID)
+		dst = append(dst, "\r\n"...)
+	}
+	if fi.Traceparent != nil {
+		dst = append(dst, "traceparent: "...)
+		dst = appendSafe(dst, fi.Traceparent)
 		dst = append(dst, "\r\n"...)
 	}
 	if fs.via || fi.Via != "" {

@@ -107,6 +107,28 @@ func TestAppendForwardRequest(t *testing.T) {
 			want: req("GET / HTTP/1.1", "Accept: x", "Host: origin:8080", "X-Forwarded-Proto: http"),
 		},
 		{
+			name: "traceparent replaced, tracestate kept",
+			head: req("GET / HTTP/1.1", "Host: h", "Traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+				"tracestate: a=1", "X-A: a", "TraceState: b=2"),
+			fi: ForwardInfo{Traceparent: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01")},
+			want: req("GET / HTTP/1.1", "Host: h", "Tracestate: a=1", "X-A: a", "Tracestate: b=2",
+				"X-Forwarded-Proto: http", "X-Forwarded-Host: h",
+				"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"),
+		},
+		{
+			name: "invalid traceparent: tracestate dropped",
+			head: req("GET / HTTP/1.1", "Host: h", "traceparent: junk", "tracestate: a=1", "X-A: a"),
+			fi:   ForwardInfo{Traceparent: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-00"), DropTracestate: true},
+			want: req("GET / HTTP/1.1", "Host: h", "X-A: a", "X-Forwarded-Proto: http", "X-Forwarded-Host: h",
+				"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-00"),
+		},
+		{
+			name: "no traceparent of the gateway: the client's goes on",
+			head: req("GET / HTTP/1.1", "Host: h", "traceparent: 00-x", "tracestate: a=1"),
+			fi:   ForwardInfo{},
+			want: req("GET / HTTP/1.1", "Host: h", "Traceparent: 00-x", "Tracestate: a=1", "X-Forwarded-Proto: http", "X-Forwarded-Host: h"),
+		},
+		{
 			name: "filter edits are forwarded",
 			head: req("GET / HTTP/1.1", "Host: h", "X-Drop: 1", "X-Change: old"),
 			fi:   ForwardInfo{},

@@ -5,6 +5,8 @@ import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
+
+	"gozer/gateway/tracectx"
 )
 
 // Framing says how a message body is delimited.
@@ -119,6 +121,12 @@ type Request struct {
 	IsHead bool
 	// Skipped: bytes of leading empty lines skipped before the request line.
 	Skipped int
+	// Traceparent is the client's W3C traceparent, parsed while the head was
+	// scanned (no second look at the headers), when TraceparentOK: exactly
+	// one traceparent header, valid (tracectx.Parse). What a filter sets
+	// later is not reflected.
+	Traceparent   tracectx.Parent
+	TraceparentOK bool
 
 	src      bytes.Reader
 	br       *bufio.Reader
@@ -142,6 +150,7 @@ func (r *Request) resetFields() {
 	r.Upgrade = false
 	r.IsHead = false
 	r.Skipped = 0
+	r.TraceparentOK = false
 }
 
 // Parse validates and parses a complete request head, as found by
@@ -219,6 +228,9 @@ func (r *Request) Parse(head []byte) error {
 		r.Header.SetBytesV(fasthttp.HeaderHost, authority)
 	}
 	r.frame(&seen)
+	if seen.traceparents == 1 {
+		r.Traceparent, r.TraceparentOK = tracectx.Parse(seen.traceparent)
+	}
 	return nil
 }
 
@@ -233,6 +245,8 @@ type headSeen struct {
 	connUpgrade    bool
 	upgradeHdr     bool
 	expectContinue bool
+	traceparents   int
+	traceparent    []byte // the first one's value
 }
 
 // scan validates the header lines of h from pos (after the request line) to
@@ -290,6 +304,12 @@ func (s *headSeen) header(name, value []byte, http10 bool) error {
 	case 10:
 		if eqFold(name, "connection") {
 			s.connection(value)
+		}
+	case 11:
+		if eqFold(name, "traceparent") {
+			if s.traceparents++; s.traceparents == 1 {
+				s.traceparent = value
+			}
 		}
 	case 14:
 		if eqFold(name, "content-length") {

@@ -336,3 +336,35 @@ func TestRequestLineOf(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestTraceparent: the client's traceparent is read while the head is
+// scanned: exactly one valid one counts.
+func TestRequestTraceparent(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tests := []struct {
+		name    string
+		headers []string
+		ok      bool
+	}{
+		{"one", []string{"traceparent: " + tp}, true},
+		{"any case, OWS", []string{"TraceParent:  " + tp + " "}, true},
+		{"none", nil, false},
+		{"invalid", []string{"traceparent: " + tp[:54]}, false},
+		{"two", []string{"traceparent: " + tp, "traceparent: " + tp}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r Request
+			r.TraceparentOK = true // Parse resets it
+			if err := r.Parse([]byte(req(append([]string{"GET / HTTP/1.1", "Host: h"}, tc.headers...)...))); err != nil {
+				t.Fatal(err)
+			}
+			if r.TraceparentOK != tc.ok {
+				t.Fatalf("TraceparentOK = %v, want %v", r.TraceparentOK, tc.ok)
+			}
+			if tc.ok && r.Traceparent.Flags != 1 || tc.ok && r.Traceparent.TraceID[0] != 0x4b {
+				t.Fatalf("parsed %+v", r.Traceparent)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"gozer/filters"
 	"gozer/gateway/config"
 	"gozer/gateway/origin"
+	"gozer/gateway/tracectx"
 )
 
 // Snapshot is the configuration the loops serve with: the config as loaded,
@@ -38,6 +39,13 @@ type Limits struct {
 	StatusExpose  string
 	DebugHeader   string
 	TrustedPrefix []netip.Prefix
+
+	// Tracing (tracing.*): accept the client's traceparent; the share of new
+	// traces sampled (tracectx.SampleThreshold); the passport's threshold in
+	// ns (0: off).
+	TraceAccept   bool
+	TraceSample   uint64
+	PassportAfter int64
 }
 
 // NewSnapshot builds the snapshot of cfg with what was built from it.
@@ -59,6 +67,9 @@ func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Route
 			StatusExpose:   s.StatusHeaders.Expose,
 			DebugHeader:    s.StatusHeaders.DebugHeader,
 			TrustedPrefix:  s.StatusHeaders.Prefixes(),
+			TraceAccept:    cfg.Tracing.AcceptTraceparent,
+			TraceSample:    tracectx.SampleThreshold(cfg.Tracing.SampleRatio),
+			PassportAfter:  int64(cfg.Tracing.PassportThreshold),
 		},
 	}
 }

@@ -250,6 +250,10 @@ func (b *Breaker) mirror(outcome Outcome, start, end int64) {
 	_ = b.sink.ReportEvent(ev, time.Unix(0, start), time.Duration(end-start))
 }
 
+// Enabled reports whether the breaker judges at all (breaker.enabled); a
+// disabled one is always closed and counts nothing.
+func (b *Breaker) Enabled() bool { return b.enabled }
+
 // Open reports whether the breaker is not closed (open or half-open).
 func (b *Breaker) Open() bool { return b.enabled && b.st.Load() != 0 }
 

@@ -1,6 +1,9 @@
 package origin
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // RetryBudgetConfig is origins.NAME.retry_budget.
 type RetryBudgetConfig struct {
@@ -35,6 +38,7 @@ type RetryBudget struct {
 	ratio   float64
 	reserve uint64 // MinPerSecond × window seconds
 	win     *window
+	granted atomic.Int64 // retries TryRetry allowed since start
 }
 
 // NewRetryBudget builds a budget; zero fields take the defaults above.
@@ -66,6 +70,7 @@ func (r *RetryBudget) RecordRequest(now int64) { r.win.add(now, 1, 0) }
 func (r *RetryBudget) TryRetry(now int64) bool {
 	if r.ratio < 0 {
 		r.win.add(now, 0, 1)
+		r.granted.Add(1)
 		return true
 	}
 	reqs, retries := r.win.sum(now)
@@ -73,8 +78,13 @@ func (r *RetryBudget) TryRetry(now int64) bool {
 		return false
 	}
 	r.win.add(now, 0, 1)
+	r.granted.Add(1)
 	return true
 }
+
+// Retries counts the retries TryRetry allowed since start (every attempt after
+// a request's first that asked the budget). Any goroutine.
+func (r *RetryBudget) Retries() int64 { return r.granted.Load() }
 
 // Counts returns the requests and retries in the window at now.
 func (r *RetryBudget) Counts(now int64) (requests, retries uint64) { return r.win.sum(now) }

@@ -101,6 +101,9 @@ type DiscoveryConfig struct {
 	LookupTimeout time.Duration
 	// Resolve looks a host name up; nil means net.DefaultResolver.LookupHost.
 	Resolve func(ctx context.Context, host string) ([]string, error)
+	// Seed is the server set of the discovery this one replaces (a reload):
+	// the addresses that stay keep their *Server and slot.
+	Seed *ServerSet
 }
 
 const (
@@ -173,7 +176,11 @@ func NewDiscovery(origin string, cfg DiscoveryConfig) (*Discovery, error) {
 		}
 		d.entries = append(d.entries, e)
 	}
-	d.cur.Store(NewServerSet(nil, 0))
+	if cfg.Seed != nil {
+		d.cur.Store(cfg.Seed)
+	} else {
+		d.cur.Store(NewServerSet(nil, 0))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.LookupTimeout)
 	defer cancel()
 	err := d.Refresh(ctx)

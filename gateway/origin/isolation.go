@@ -19,6 +19,19 @@ type IsolationConfig struct {
 	DNSRefresh            time.Duration // dns_refresh (0: 30 s; negative: never)
 	// Resolve replaces the DNS lookup (tests); nil is the system resolver.
 	Resolve func(ctx context.Context, host string) ([]string, error)
+	// Inherit is the isolation of the origin this one replaces (a reload
+	// changed its config); nil for a new origin. Its servers that stay keep
+	// their *Server (load, connections, ejection and health state, per-loop
+	// pools), and its breaker and bulkhead are kept when their settings did
+	// not change: a reload must not close a breaker that is open.
+	Inherit *Inherited
+}
+
+// Inherited is what a rebuilt origin takes over from the one it replaces.
+type Inherited struct {
+	Servers  *ServerSet
+	Breaker  *Breaker // nil: the breaker's settings changed
+	Bulkhead *Bulkhead
 }
 
 // DefaultIsolationConfig is what an origin gets when its config says nothing:
@@ -50,9 +63,11 @@ type Isolation struct {
 // resolved now, then re-resolved by Start's goroutine). Nothing runs in the
 // background until Start.
 func NewIsolation(origin string, servers []string, cfg IsolationConfig) (*Isolation, error) {
-	d, err := NewDiscovery(origin, DiscoveryConfig{
-		Servers: servers, Weights: cfg.Weights, Refresh: cfg.DNSRefresh, Resolve: cfg.Resolve,
-	})
+	dc := DiscoveryConfig{Servers: servers, Weights: cfg.Weights, Refresh: cfg.DNSRefresh, Resolve: cfg.Resolve}
+	if cfg.Inherit != nil {
+		dc.Seed = cfg.Inherit.Servers
+	}
+	d, err := NewDiscovery(origin, dc)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +79,14 @@ func NewIsolation(origin string, servers []string, cfg IsolationConfig) (*Isolat
 		Bulkhead:  NewBulkhead(cfg.MaxConcurrentRequests),
 		Budget:    NewRetryBudget(cfg.RetryBudget),
 		Outlier:   NewOutlier(cfg.Outlier, d),
+	}
+	if in := cfg.Inherit; in != nil {
+		if in.Breaker != nil {
+			iso.Breaker = in.Breaker
+		}
+		if in.Bulkhead != nil {
+			iso.Bulkhead = in.Bulkhead
+		}
 	}
 	if cfg.HealthCheck != nil {
 		if iso.Health, err = NewHealthChecker(origin, *cfg.HealthCheck, d); err != nil {

@@ -23,8 +23,14 @@ import (
 
 // Origin is a named group of servers with its own timeouts and limits.
 type Origin struct {
-	Name              string
-	Index             int // position in Table.List; loops index per-origin state by it
+	Name string
+	// Index is the origin's slot: loops index their per-origin state (pools,
+	// cursors) by it. It stays the same for the origin's name across reloads,
+	// and a new name takes a slot never used before (Table.Slots).
+	Index int
+	// Config is what the origin was built from (a reload compares it with
+	// the new config's to keep an unchanged origin as it is).
+	Config            *config.Origin
 	Servers           []*Server
 	ConnectTimeout    time.Duration
 	ReadTimeout       time.Duration
@@ -79,13 +85,13 @@ type Server struct {
 	_           [64]byte
 	outstanding atomic.Int64 // attempts in flight (Balancer.Start/Done)
 	conns       atomic.Int64 // connections open to it from all loops (ReserveConn)
+	opened      atomic.Int64 // connections ever opened to it (ReserveConn)
 	consecutive atomic.Int32 // failures in a row (Outlier.Report)
 	ejections   atomic.Int32 // times ejected recently: the backoff exponent
 	ejectedTill atomic.Int64 // unix nanoseconds; ejected while now < ejectedTill
 	down        atomic.Bool  // the active health check failed it
 	_           [64]byte
 	// Written once per connection (not per request).
-	opened atomic.Int64 // connections reserved (ReserveConn), dials that failed included
 	closed atomic.Int64 // connections released (ReleaseConn)
 }
 
@@ -117,50 +123,76 @@ func newServer(addr string, index, weight int) *Server {
 	return &Server{Addr: addr, Index: index, Weight: weight}
 }
 
-// Table holds every origin by name.
+// Table holds every origin by name. It is immutable once built: a reload
+// builds a new one (Rebuild) and the loops move to it; any goroutine.
 type Table struct {
 	byName map[string]*Origin
 	List   []*Origin
+	// slots is one more than the highest Index ever given, in this table or
+	// the ones it was rebuilt from: a new origin takes a slot never used, so a
+	// loop's per-origin state of a removed origin is never mistaken for it.
+	slots int
 }
+
+// Slots bounds the Index of every origin of t (and of the tables before it).
+func (t *Table) Slots() int { return t.slots }
 
 // NewTable builds the origins of a validated config without their isolation
 // (Build adds it; tests of the pools use NewTable alone).
 func NewTable(cfg map[string]*config.Origin) (*Table, error) {
 	t := &Table{byName: make(map[string]*Origin, len(cfg))}
+	for _, name := range sortedNames(cfg) {
+		o, err := newOrigin(name, cfg[name], t.slots)
+		if err != nil {
+			return nil, err
+		}
+		t.slots++
+		t.add(o)
+	}
+	return t, nil
+}
+
+// sortedNames are cfg's origin names in order: tables list origins sorted.
+func sortedNames(cfg map[string]*config.Origin) []string {
 	names := make([]string, 0, len(cfg))
 	for n := range cfg {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	for _, name := range names {
-		oc := cfg[name]
-		o := &Origin{
-			Name: name, Index: len(t.List),
-			ConnectTimeout: oc.ConnectTimeout, ReadTimeout: oc.ReadTimeout, IdleTimeout: oc.IdleTimeout,
-			Retries: oc.RetryCount(), MaxConnsPerServer: oc.MaxConnectionsPerServer, MaxIdlePerServer: oc.MaxIdlePerServer,
-			Fallback: oc.Fallback, ReplayBodyBytes: int(oc.ReplayBodyBytes), TotalTimeout: oc.TotalTimeout,
-			RequestBuffer: int(oc.RequestBufferSize()), Compression: compressionOf(oc.Compression),
-			MaxRequestsPerConn: oc.MaxRequestsPerConnection, MaxConnsTotal: int64(oc.MaxConnectionsPerServerTotal),
-			CallTimeout: oc.CallTimeout,
-		}
-		var err error
-		if o.TLS, err = newTLSClient(name, oc.TLS); err != nil {
-			return nil, err
-		}
-		for i, s := range oc.Servers {
-			// Names are not resolved here: Discovery resolves them, off the loops and
-			// with the origin's own resolver (dns_server), and keeps every address.
-			host, port, err := net.SplitHostPort(s)
-			if err != nil || host == "" || port == "" {
-				return nil, fmt.Errorf("origins.%s.servers[%d]: %q is not host:port", name, i, s)
-			}
-			o.Servers = append(o.Servers, newServer(net.JoinHostPort(host, port), i, 1))
-		}
-		o.DefaultHost = []byte(o.Servers[0].Addr)
-		t.byName[name] = o
-		t.List = append(t.List, o)
+	return names
+}
+
+func (t *Table) add(o *Origin) {
+	t.byName[o.Name] = o
+	t.List = append(t.List, o)
+}
+
+// newOrigin builds origin name from its validated config, in slot index.
+func newOrigin(name string, oc *config.Origin, index int) (*Origin, error) {
+	o := &Origin{
+		Name: name, Index: index, Config: oc,
+		ConnectTimeout: oc.ConnectTimeout, ReadTimeout: oc.ReadTimeout, IdleTimeout: oc.IdleTimeout,
+		Retries: oc.RetryCount(), MaxConnsPerServer: oc.MaxConnectionsPerServer, MaxIdlePerServer: oc.MaxIdlePerServer,
+		Fallback: oc.Fallback, ReplayBodyBytes: int(oc.ReplayBodyBytes), TotalTimeout: oc.TotalTimeout,
+		RequestBuffer: int(oc.RequestBufferSize()), Compression: compressionOf(oc.Compression),
+		MaxRequestsPerConn: oc.MaxRequestsPerConnection, MaxConnsTotal: int64(oc.MaxConnectionsPerServerTotal),
+		CallTimeout: oc.CallTimeout,
 	}
-	return t, nil
+	var err error
+	if o.TLS, err = newTLSClient(name, oc.TLS); err != nil {
+		return nil, err
+	}
+	for i, s := range oc.Servers {
+		// Names are not resolved here: Discovery resolves them, off the loops and
+		// with the origin's own resolver (dns_server), and keeps every address.
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || host == "" || port == "" {
+			return nil, fmt.Errorf("origins.%s.servers[%d]: %q is not host:port", name, i, s)
+		}
+		o.Servers = append(o.Servers, newServer(net.JoinHostPort(host, port), i, 1))
+	}
+	o.DefaultHost = []byte(o.Servers[0].Addr)
+	return o, nil
 }
 
 // Get returns the origin called name.
@@ -218,19 +250,19 @@ func (s *Server) ReserveConn(max int64) bool {
 	return true
 }
 
+// Opened is the number of connections ever opened to s (from every loop,
+// across reloads that kept s).
+func (s *Server) Opened() int64 { return s.opened.Load() }
+
 // ReleaseConn uncounts a connection reserved with ReserveConn.
 func (s *Server) ReleaseConn() {
 	s.conns.Add(-1)
 	s.closed.Add(1)
 }
 
-// ConnsOpened and ConnsClosed count the connections to s opened (reserved: a
-// dial that failed counts in both) and closed since start, from all loops.
-// Any goroutine.
-func (s *Server) ConnsOpened() int64 { return s.opened.Load() }
-
-// ConnsClosed: see ConnsOpened.
-func (s *Server) ConnsClosed() int64 { return s.closed.Load() }
+// Closed is the number of connections to s ever closed (released: a dial
+// that failed counts in Opened and here), from every loop. Any goroutine.
+func (s *Server) Closed() int64 { return s.closed.Load() }
 
 // Conns is the number of connections open to s from all loops.
 func (s *Server) Conns() int64 { return s.conns.Load() }

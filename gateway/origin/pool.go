@@ -1,5 +1,7 @@
 package origin
 
+import "math"
+
 // Pool holds one event loop's connections to one server: how many are open, and the
 // idle ones ready for reuse, most recently used last. Reusing the newest connection
 // keeps the fewest connections warm and lets the oldest age out.
@@ -107,7 +109,8 @@ func (p *Pool[C]) Open() int { return p.open }
 func (p *Pool[C]) Idle() int { return len(p.idle) }
 
 // LoopState is one event loop's view of all origins: a pool per server and a
-// round-robin cursor per origin.
+// round-robin cursor per origin, indexed by the origin's slot (Origin.Index).
+// Slots of origins added by a reload are made on first use.
 type LoopState[C comparable] struct {
 	pools  [][]*Pool[C] // [origin.Index][server.Index]
 	owners [][]*Server  // the server each pool was made for (PoolOf)
@@ -116,11 +119,8 @@ type LoopState[C comparable] struct {
 
 // NewLoopState builds the per-loop state for every origin of t.
 func NewLoopState[C comparable](t *Table) *LoopState[C] {
-	s := &LoopState[C]{
-		pools:  make([][]*Pool[C], len(t.List)),
-		owners: make([][]*Server, len(t.List)),
-		cursor: make([]uint32, len(t.List)),
-	}
+	s := &LoopState[C]{}
+	s.grow(t.slots)
 	for _, o := range t.List {
 		s.pools[o.Index] = make([]*Pool[C], len(o.Servers))
 		s.owners[o.Index] = make([]*Server, len(o.Servers))
@@ -139,6 +139,9 @@ func NewLoopState[C comparable](t *Table) *LoopState[C] {
 // (stale.EvictIdle with a cutoff of math.MaxInt64); its busy ones still release
 // into it and close. Allocates only when a pool is made.
 func (s *LoopState[C]) PoolOf(o *Origin, srv *Server) (p, stale *Pool[C]) {
+	if o.Index >= len(s.pools) {
+		s.grow(o.Index + 1)
+	}
 	i := srv.Index
 	if i >= len(s.pools[o.Index]) {
 		s.pools[o.Index] = append(s.pools[o.Index], make([]*Pool[C], i+1-len(s.pools[o.Index]))...)
@@ -152,9 +155,22 @@ func (s *LoopState[C]) PoolOf(o *Origin, srv *Server) (p, stale *Pool[C]) {
 	return s.pools[o.Index][i], stale
 }
 
-// Pool returns the pool of server srv of origin o.
+// Pool returns the pool of server srv of origin o (nil when none was made).
 func (s *LoopState[C]) Pool(o *Origin, srv *Server) *Pool[C] {
+	if o.Index >= len(s.pools) || srv.Index >= len(s.pools[o.Index]) {
+		return nil
+	}
 	return s.pools[o.Index][srv.Index]
+}
+
+// grow makes room for n origin slots (a reload added origins).
+func (s *LoopState[C]) grow(n int) {
+	if n <= len(s.pools) {
+		return
+	}
+	s.pools = append(s.pools, make([][]*Pool[C], n-len(s.pools))...)
+	s.owners = append(s.owners, make([][]*Server, n-len(s.owners))...)
+	s.cursor = append(s.cursor, make([]uint32, n-len(s.cursor))...)
 }
 
 // Next picks the next server of o round robin, skipping the servers whose bit is
@@ -162,6 +178,9 @@ func (s *LoopState[C]) Pool(o *Origin, srv *Server) *Pool[C] {
 // goes to the next one in turn anyway (a fresh connection to a server that reset
 // a pooled one is still worth a try).
 func (s *LoopState[C]) Next(o *Origin, tried uint64) *Server {
+	if o.Index >= len(s.cursor) {
+		s.grow(o.Index + 1)
+	}
 	n := uint32(len(o.Servers))
 	for i := uint32(0); i < n; i++ {
 		s.cursor[o.Index]++
@@ -192,11 +211,87 @@ func (s *LoopState[C]) EachPool(t *Table, fn func(o *Origin, srv *Server, p *Poo
 // EvictIdle closes, in every pool, the connections idle since before cutoff.
 func (s *LoopState[C]) EvictIdle(t *Table, now int64, closeFn func(C)) {
 	for _, o := range t.List {
+		if o.Index >= len(s.pools) {
+			continue // no request of this loop went to it yet
+		}
 		cutoff := now - int64(o.IdleTimeout)
 		for _, p := range s.pools[o.Index] {
 			if p != nil { // a slot PoolOf skipped over
 				p.EvictIdle(cutoff, closeFn)
 			}
 		}
+	}
+}
+
+// Adopt moves the loop from table prev to t (a reload swapped t in): the
+// pools of a removed origin are retired (their idle connections closed
+// now, their busy ones when released); those of a changed origin keep their
+// connections when ConnsCompatible, minus the servers it no longer has, and
+// take its new limits; otherwise they are retired and made anew on first use.
+func (s *LoopState[C]) Adopt(prev, t *Table, closeFn func(C)) {
+	s.grow(t.slots)
+	for _, po := range prev.List {
+		o, ok := t.byName[po.Name]
+		if ok && o == po {
+			continue
+		}
+		if !ok {
+			// Retired pools stay in the slot: a request still in flight there
+			// gets one that closes its connection when it is done.
+			s.retireSlot(po.Index, false, closeFn)
+			continue
+		}
+		if !ConnsCompatible(po, o) {
+			s.retireSlot(po.Index, true, closeFn) // new requests make new pools
+			continue
+		}
+		keep := make(map[*Server]bool)
+		if o.Iso != nil {
+			for _, srv := range o.Iso.Discovery.Servers().List {
+				keep[srv] = true
+			}
+		}
+		for i, p := range s.pools[po.Index] {
+			if p == nil {
+				continue
+			}
+			if o.Iso != nil && !keep[s.owners[po.Index][i]] {
+				p.retire(closeFn)
+				s.pools[po.Index][i], s.owners[po.Index][i] = nil, nil
+				continue
+			}
+			p.setLimits(o.MaxConnsPerServer, o.MaxIdlePerServer, closeFn)
+		}
+	}
+}
+
+// retireSlot retires every pool of one origin slot, and empties the slot
+// when empty is true.
+func (s *LoopState[C]) retireSlot(slot int, empty bool, closeFn func(C)) {
+	if slot >= len(s.pools) {
+		return
+	}
+	for _, p := range s.pools[slot] {
+		if p != nil {
+			p.retire(closeFn)
+		}
+	}
+	if empty {
+		s.pools[slot], s.owners[slot] = nil, nil
+	}
+}
+
+// retire stops p taking connections back and closes its idle ones.
+func (p *Pool[C]) retire(closeFn func(C)) {
+	p.Retire()
+	p.EvictIdle(math.MaxInt64, closeFn)
+}
+
+// setLimits gives p new caps; idle connections over the new maxIdle close
+// (the oldest first).
+func (p *Pool[C]) setLimits(maxOpen, maxIdle int, closeFn func(C)) {
+	p.maxOpen, p.maxIdle = maxOpen, maxIdle
+	if extra := len(p.idle) - maxIdle; extra > 0 {
+		p.EvictIdle(p.idle[extra-1].since+1, closeFn)
 	}
 }

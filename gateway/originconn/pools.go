@@ -28,8 +28,15 @@ func NewLoop(l *loop.Loop, table *origin.Table) *Loop {
 	return lp
 }
 
-// evict closes the pooled connections idle for their origin's idle_timeout.
+// evict closes the pooled connections idle for their origin's idle_timeout,
+// after moving to the origins a reload swapped in, if any: the loop finds
+// out at its next tick, and until then a request of the new table makes
+// pools as it needs them.
 func (lp *Loop) evict(now int64) {
+	if cur := lp.l.Snapshot().Origins; cur != lp.table {
+		lp.state.Adopt(lp.table, cur, (*Conn).close)
+		lp.table = cur
+	}
 	lp.state.EvictIdle(lp.table, now, (*Conn).close)
 }
 
@@ -83,6 +90,7 @@ func (lp *Loop) Acquire(o *origin.Origin, srv *origin.Server, owner Owner, start
 		stale.EvictIdle(math.MaxInt64, (*Conn).close)
 	}
 	if c, ok := pool.Get(); ok {
+		c.origin = o // a reload may have rebuilt o since c was opened: its settings apply now
 		c.bind(owner, started)
 		c.reused = true
 		return c, true, nil

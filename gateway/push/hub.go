@@ -28,10 +28,9 @@ type Hub struct {
 	Sender    *Sender
 	Stats     Stats
 
-	MaxOutbound  int64 // push.max_outbound_bytes
-	PingInterval int64 // ns
-	Lifetime     int64 // ns, before the dither
-	Dither       float64
+	// limits change with a configuration reload (SetLimits); loops read
+	// them per message and per ping.
+	limits atomic.Pointer[ConnLimits]
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -63,12 +62,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	pc := cfg.Push
 	h := &Hub{
 		Cfg: pc, Log: cfg.Log.With().Str("part", "push").Logger(),
-		Registry:     NewRegistry(pc.MaxPerClient),
-		MaxOutbound:  int64(pc.MaxOutboundBytes),
-		PingInterval: int64(pc.PingInterval),
-		Lifetime:     int64(pc.MaxLifetime),
-		Dither:       pc.LifetimeDither,
+		Registry: NewRegistry(pc.MaxPerClient),
 	}
+	h.SetLimits(pc)
 	if pc.SSEReplayEvents > 0 {
 		h.History = NewHistory(pc.SSEReplayEvents, int(pc.SSEReplayBytes))
 	}
@@ -142,10 +138,29 @@ func (h *Hub) Stop() {
 	}
 }
 
+// ConnLimits are the push settings a reload may change while connections
+// are open: the next message, ping or connection uses them.
+type ConnLimits struct {
+	MaxOutbound  int64 // push.max_outbound_bytes
+	PingInterval int64 // ns
+	Lifetime     int64 // ns, before the dither
+	Dither       float64
+}
+
+// SetLimits takes the live part of pc (ConnLimits). Any goroutine.
+func (h *Hub) SetLimits(pc *config.Push) {
+	h.limits.Store(&ConnLimits{MaxOutbound: int64(pc.MaxOutboundBytes), PingInterval: int64(pc.PingInterval),
+		Lifetime: int64(pc.MaxLifetime), Dither: pc.LifetimeDither})
+}
+
+// Limits are the ConnLimits in service. Any goroutine.
+func (h *Hub) Limits() *ConnLimits { return h.limits.Load() }
+
 // LifetimeOf is a new connection's life: max_lifetime shortened by a random
 // part of up to lifetime_dither, so that connections made together do not
 // expire together.
 func (h *Hub) LifetimeOf(rnd uint32) int64 {
-	cut := int64(float64(h.Lifetime) * h.Dither * (float64(rnd) / float64(^uint32(0))))
-	return h.Lifetime - cut
+	l := h.Limits()
+	cut := int64(float64(l.Lifetime) * l.Dither * (float64(rnd) / float64(^uint32(0))))
+	return l.Lifetime - cut
 }

@@ -47,7 +47,7 @@ type Device interface {
 // Concurrency: Send runs on event loops; Run's workers are goroutines of their
 // own and reach a device only through MessageDone.
 type Sender struct {
-	o      *origin.Origin                 // nil: no push origin, messages are dropped
+	o      atomic.Pointer[origin.Origin]  // nil: no push origin, messages are dropped
 	count  func(originName, cause string) // the origin's requests by status cause
 	stats  *Stats
 	log    zerolog.Logger
@@ -66,7 +66,8 @@ type deviceMsg struct {
 // NewSender returns the sender to path at origin o (nil: every message is
 // dropped and counted); count counts each message by its status cause for o.
 func NewSender(o *origin.Origin, path string, count func(originName, cause string), stats *Stats, log zerolog.Logger) *Sender {
-	s := &Sender{o: o, path: path, count: count, stats: stats, log: log}
+	s := &Sender{path: path, count: count, stats: stats, log: log}
+	s.o.Store(o)
 	if o == nil {
 		return s
 	}
@@ -87,7 +88,7 @@ func NewSender(o *origin.Origin, path string, count func(originName, cause strin
 // Start runs the workers with run (which runs a func on a goroutine of its
 // own until ctx is done).
 func (s *Sender) Start(run func(func(context.Context))) {
-	if s.o == nil {
+	if s.o.Load() == nil {
 		return
 	}
 	for range senderWorkers {
@@ -99,7 +100,7 @@ func (s *Sender) Start(run func(func(context.Context))) {
 // the call, so it is copied. It reports whether the message is on its way (d's
 // MessageDone follows); false: dropped and counted. Loop goroutine.
 func (s *Sender) Send(d Device, payload []byte) bool {
-	if s.o == nil {
+	if s.o.Load() == nil {
 		s.stats.UpstreamDropped.Add(1)
 		return false
 	}
@@ -135,9 +136,18 @@ func (s *Sender) work(ctx context.Context) {
 	}
 }
 
+// SetOrigin replaces the push origin by o, the same origin rebuilt by a
+// configuration reload (push.upstream_origin itself changes only with a
+// restart). Any goroutine; a message being sent finishes with the old one.
+func (s *Sender) SetOrigin(o *origin.Origin) {
+	if s.o.Load() != nil && o != nil {
+		s.o.Store(o)
+	}
+}
+
 // post sends one message, with a retry on another server when allowed.
 func (s *Sender) post(req *fasthttp.Request, resp *fasthttp.Response, m deviceMsg) {
-	o := s.o
+	o := s.o.Load()
 	cause := filters.OriginConnectivity // no server was available to try
 	now := func() int64 { return time.Now().UnixNano() }
 	v, ok := o.Do(now, func() uint32 { return s.seq.Add(0x9e3779b9) }, min(o.Retries, 1), func(srv *origin.Server) bool {
@@ -200,7 +210,7 @@ func senderCause(err error) filters.Cause {
 func (s *Sender) logFailure(id, reason string) {
 	now := time.Now().Unix()
 	if last := s.logged.Load(); last != now && s.logged.CompareAndSwap(last, now) {
-		s.log.WithLevel(zerolog.WarnLevel).Str("client_id", id).Str("origin", s.o.Name).
+		s.log.WithLevel(zerolog.WarnLevel).Str("client_id", id).Str("origin", s.o.Load().Name).
 			Msg("push upstream message not delivered: " + reason)
 	}
 }

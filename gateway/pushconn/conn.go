@@ -119,7 +119,7 @@ func (pc *Conn) PushSeq(msg []byte, binary bool, seq uint64) error {
 		msg = h.History.Event(pc.id, msg, seq) // one event id for all the id's devices
 	}
 	n := int64(len(msg))
-	if pc.queued.Add(n) > h.MaxOutbound {
+	if pc.queued.Add(n) > h.Limits().MaxOutbound {
 		pc.queued.Add(-n)
 		if pc.setFlag(pcSlow) {
 			_ = pc.lp.enqueue(pushItem{pc: pc}) // nil msg: close it on the loop
@@ -166,7 +166,7 @@ func (pc *Conn) deliver(msg []byte, binary bool) {
 	}
 	pc.msgsOut++
 	h.Stats.Sent.Add(1)
-	if pc.state != pcClosed && int64(pc.c.OutboundBuffered()) > h.MaxOutbound {
+	if pc.state != pcClosed && int64(pc.c.OutboundBuffered()) > h.Limits().MaxOutbound {
 		pc.slowClose()
 	}
 }
@@ -286,7 +286,7 @@ func (pc *Conn) onMessage(m push.Message) {
 			return // after our close frame nothing more may be sent
 		}
 		_, _ = pc.c.Write(push.AppendPong(pc.lp.scratch[:0], m.Payload))
-		if int64(pc.c.OutboundBuffered()) > h.MaxOutbound {
+		if int64(pc.c.OutboundBuffered()) > h.Limits().MaxOutbound {
 			pc.slowClose() // a ping flood from a peer that does not read the pongs
 		}
 	case push.OpPong:
@@ -352,9 +352,9 @@ func (pc *Conn) onTimer(now int64) {
 		// an interval from now, which would make every gap two seconds. Only a
 		// connection left behind by more than the wheel's lateness (a stalled
 		// loop) skips the pings it missed.
-		pc.nextPing += h.PingInterval
+		pc.nextPing += h.Limits().PingInterval
 		if pc.nextPing <= now-int64(wheelLate) {
-			pc.nextPing = now + h.PingInterval
+			pc.nextPing = now + h.Limits().PingInterval
 		}
 	}
 }

@@ -51,7 +51,8 @@ func (pc *Conn) Serve(c gnet.Conn, answer []byte) {
 	}
 	// The first ping comes after a random part of the interval, so that devices
 	// that connected together are not pinged together for ever after.
-	pc.nextPing = now + h.PingInterval/2 + spread(p.l.Rand.Uint32(), h.PingInterval/2)
+	ping := h.Limits().PingInterval
+	pc.nextPing = now + ping/2 + spread(p.l.Rand.Uint32(), ping/2)
 	p.wheel.Schedule(pc)
 
 	_, _ = c.Write(answer)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"gozer/gateway/admin"
+	"gozer/gateway/telemetry"
 )
 
 // loopStatsWait bounds how long a scrape waits for a loop to answer: a loop
@@ -47,4 +48,17 @@ func (s *Server) loopStats() []admin.LoopStats {
 		}
 	}
 	return out
+}
+
+// dashboardWindow is how far back the dashboard's p50/p99 look.
+const dashboardWindow = 5 * time.Second
+
+// latencySource is the dashboard's p50/p99: from the request metrics'
+// histograms when they are on (every request counts), else from the samples
+// the breakers mirror into hystrix-go (admin.HystrixLatency).
+func (s *Server) latencySource() admin.LatencySource {
+	if m := s.shared.Metrics; m != nil {
+		return telemetry.NewLatencyWindow(m, dashboardWindow)
+	}
+	return admin.HystrixLatency()
 }

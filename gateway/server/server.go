@@ -8,7 +8,9 @@
 // owns it. The other goroutines are the acceptors (plain and HTTPS), the TLS
 // handshakes (one per handshaking connection, gateway/tlsconn), the
 // certificate store's checks, the dialers (one per new origin connection),
-// the writable watcher, the ticker, the memory reclaimer, the admin server
+// the writable watcher, the ticker, the memory reclaimer, the admin server,
+// the configuration file watcher (reloads run on it, on the admin server's
+// goroutines and on main's for SIGHUP, one at a time)
 // and the log writers; they reach a loop only through
 // EventLoop.Execute. Server's methods are safe to call from any goroutine.
 package server
@@ -48,7 +50,7 @@ import (
 type Server struct {
 	cfg     *config.Config
 	log     zerolog.Logger
-	origins *origin.Table
+	origins *origin.Table // the origins of cfg (at start; reloads swap others in)
 	access  *telemetry.AccessLog
 	counts  *telemetry.CauseCounters
 	filters *lua.Runtime // nil when no scripts directory
@@ -68,6 +70,11 @@ type Server struct {
 	// nil when it speaks plain HTTP.
 	adminCerts *tlscert.Store
 
+	// reload swaps reloaded configurations in (nil until SetConfigSource);
+	// cfgWatch reloads when the file changes (nil: not watched).
+	reload   *reloader
+	cfgWatch *configWatcher
+
 	loopsMu sync.Mutex
 	loops   []*loop.Loop // every loop seen so far; read by the ticker under loopsMu
 	rooms   []*rooms     // their rooms, in the same order (GET /metrics)
@@ -79,6 +86,10 @@ type Server struct {
 // New builds what the config names (origins and their first DNS lookups, the
 // access log, the Lua filters, the push hub) but binds nothing.
 func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
+	// Before the breakers exist, so that their hystrix circuits report to it:
+	// the dashboard's p50/p99 while the request metrics are off
+	// (latencySource).
+	admin.HystrixLatency()
 	tab, err := origin.Build(cfg.Origins)
 	if err != nil {
 		return nil, err
@@ -229,6 +240,7 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.startTLS()
+	s.startConfigWatch()
 	s.log.Info().Str("proxy", s.proxyLn.Addr().String()).Str("admin", s.admin.Addr().String()).
 		Str("admin_scheme", s.cfg.Listeners.Admin.Scheme()).Str("admin_client_auth", s.cfg.Listeners.Admin.TLS.ClientAuth).
 		Int("origins", len(s.origins.List)).Msg("gozer serving")
@@ -257,10 +269,10 @@ func (s *Server) listen() error {
 	}
 	s.proxyLn = ln
 	s.admin = admin.New(adminLn, admin.Sources{
-		Log: s.log, Origins: s.origins, Counts: s.counts, Filters: s.filters, Push: s.hub,
+		Log: s.log, Origins: func() *origin.Table { return s.shared.Snapshot().Origins }, Counts: s.counts, Filters: s.filters, Push: s.hub,
 		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
-		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(),
-		Metrics: s.shared.Metrics, Loops: s.loopStats,
+		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(), Config: s.configControl(),
+		Metrics: s.shared.Metrics, Loops: s.loopStats, Latency: s.latencySource(),
 	})
 	if a := &s.cfg.Listeners.Admin; a.OnEveryInterface() && !a.Authenticated() {
 		s.log.Warn().Str("admin", a.Addr).
@@ -289,18 +301,43 @@ func (s *Server) setGoMaxProcs() {
 	}
 }
 
-// Reload is what SIGHUP asks for: the Lua scripts are looked at again now.
-// The YAML configuration is read at start only (live reload is not built
-// yet), which the log says, so that an operator does not think it applied.
-func (s *Server) Reload(configPath string) {
+// SetConfigSource names where the configuration came from (path; "" for the
+// embedded one) and its bytes, which makes it reloadable: by Reload, by POST
+// /admin/config/reload and, with watch and a file, when the file changes.
+// Call it before Start.
+func (s *Server) SetConfigSource(path string, data []byte, watch bool) {
+	s.reload = newReloader(s, path, data)
+	s.reload.watching = watch && path != ""
+}
+
+// Reload is what SIGHUP asks for: the Lua scripts are looked at again now,
+// and the configuration is reloaded (when SetConfigSource made it
+// reloadable). It never stops the gateway: a refused configuration is logged
+// and the one in service stays.
+func (s *Server) Reload() {
 	if s.filters != nil {
 		s.filters.Rescan()
 	}
-	if configPath == "" {
-		configPath = "the embedded configuration"
+	if s.reload != nil {
+		s.reload.Reload(TriggerSignal)
 	}
-	s.log.Warn().Str("config", configPath).
-		Msg("SIGHUP: Lua scripts reloaded; changes to the YAML configuration need a restart (live configuration reload is not built yet)")
+}
+
+// ConfigStatus is the configuration in service and the last reload attempt
+// (ok false when the configuration is not reloadable).
+func (s *Server) ConfigStatus() (st ConfigStatus, ok bool) {
+	if s.reload == nil {
+		return st, false
+	}
+	return s.reload.Status(), true
+}
+
+// DrainTimeout is server.drain_timeout of the configuration in service.
+func (s *Server) DrainTimeout() time.Duration {
+	if s.shared == nil {
+		return s.cfg.Server.DrainTimeout
+	}
+	return s.shared.Snapshot().Config.Server.DrainTimeout
 }
 
 // ProxyAddr is the bound address of the proxy listener.
@@ -321,9 +358,10 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
-		if s.shared.Clients.Load() >= int64(s.cfg.Server.MaxConnections) {
+		cfg := &s.shared.Snapshot().Config.Server
+		if s.shared.Clients.Load() >= int64(cfg.MaxConnections) {
 			s.shared.RefusedMax.Add(1)
-			s.refuse(c, filters.LocalMaxConnections, "too many client connections", "max_connections", s.cfg.Server.MaxConnections)
+			s.refuse(c, filters.LocalMaxConnections, "too many client connections", "max_connections", cfg.MaxConnections)
 			continue
 		}
 		// The client's own cap, before a loop spends anything on it. Behind a
@@ -334,11 +372,11 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 			var ok bool
 			if peer, ok = s.shared.Peers.Open(loop.AddrOf(c.RemoteAddr())); !ok {
 				s.refuse(c, filters.ClientTooManyConnections, "too many connections from one client",
-					"max_connections_per_ip", s.cfg.Server.MaxConnectionsPerIP)
+					"max_connections_per_ip", cfg.MaxConnectionsPerIP)
 				continue
 			}
 		}
-		if n := s.cfg.Server.SocketSendBuffer; n > 0 {
+		if n := cfg.SocketSendBuffer; n > 0 {
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetWriteBuffer(int(n))
 			}
@@ -360,7 +398,7 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 // line (sampled: a flood must not flood the log) names the limit.
 func (s *Server) refuse(c net.Conn, cause filters.Cause, msg, limit string, value int) {
 	name := ""
-	if s.cfg.Server.StatusHeaders.Expose == config.ExposeAll {
+	if s.shared.Snapshot().Config.Server.StatusHeaders.Expose == config.ExposeAll {
 		name = cause.Name
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
@@ -405,7 +443,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.httpsLn != nil {
 		_ = s.httpsLn.Close()
 	}
-	spread := pushconn.DrainSpread(s.cfg.Server.DrainTimeout)
+	if s.cfgWatch != nil {
+		s.cfgWatch.stop() // no reload while draining
+	}
+	spread := pushconn.DrainSpread(s.DrainTimeout())
 	s.forEachLoop(func(l *loop.Loop) { l.Drain(l.Now() + spread) })
 	for s.shared.Clients.Load() > 0 {
 		select {
@@ -429,7 +470,11 @@ stop:
 	if s.filters != nil {
 		s.filters.Stop()
 	}
-	s.origins.Close()
+	if s.reload != nil {
+		s.reload.mu.Lock() // a reload under way finishes first; none starts after
+		defer s.reload.mu.Unlock()
+	}
+	s.shared.Snapshot().Origins.Close() // the table in service: reloads replaced the first
 	_ = s.access.Close()
 	return err
 }

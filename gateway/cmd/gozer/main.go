@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"gozer/conf"
 	"gozer/gateway/config"
 	"gozer/gateway/push"
 	"gozer/gateway/server"
@@ -86,7 +87,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printVersion(stdout)
 		return exitOK
 	}
-	cfg, err := loadConfig(o.config)
+	data, err := readConfig(o.config)
+	if err != nil {
+		fmt.Fprintf(stderr, "gozer: invalid configuration: %v\n", err)
+		return exitFail
+	}
+	cfg, err := config.Parse(data, configName(o.config))
 	if err != nil {
 		fmt.Fprintf(stderr, "gozer: invalid configuration: %v\n", err)
 		return exitFail
@@ -94,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.check {
 		return check(cfg, o.config, stdout, stderr)
 	}
-	return serve(cfg, o.config)
+	return serve(cfg, o.config, data, o.watch)
 }
 
 // mainOptions are the main command's flags.
@@ -102,6 +108,7 @@ type mainOptions struct {
 	config  string
 	check   bool
 	version bool
+	watch   bool
 }
 
 // mainFlags returns the main command's flag set, printing errors and the
@@ -112,6 +119,7 @@ func mainFlags(out io.Writer) (*flag.FlagSet, *mainOptions) {
 	fs.SetOutput(out)
 	fs.StringVar(&o.config, "config", "", "configuration `file` (default: the embedded conf/gozer.yaml)")
 	fs.BoolVar(&o.check, "check", false, "validate the configuration (and what start-up would refuse) and exit")
+	fs.BoolVar(&o.watch, "watch", true, "reload the configuration when its file changes (SIGHUP and POST /admin/config/reload reload it either way)")
 	fs.BoolVar(&o.version, "version", false, "print the version, commit, Go version and main dependencies, and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -144,8 +152,9 @@ func check(cfg *config.Config, path string, stdout, stderr io.Writer) int {
 }
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains; SIGHUP reloads
-// what can be reloaded (the Lua scripts) and never stops it.
-func serve(cfg *config.Config, path string) int {
+// the configuration (data, read from path) and the Lua scripts, and never
+// stops it.
+func serve(cfg *config.Config, path string, data []byte, watch bool) int {
 	log, closeLog, err := telemetry.NewProcessLogger(cfg.Log.Level, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gozer: %v\n", err)
@@ -157,20 +166,24 @@ func serve(cfg *config.Config, path string) int {
 		log.Error().Err(err).Msg("cannot start")
 		return exitFail
 	}
+	srv.SetConfigSource(path, data, watch)
+	// Before Start: once the health check answers, a SIGHUP must reload, not
+	// kill the process with the signal's default action.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if err := srv.Start(); err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitFail
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	s := <-sig
 	for s == syscall.SIGHUP {
-		srv.Reload(path)
+		srv.Reload()
 		s = <-sig
 	}
-	log.Info().Str("signal", s.String()).Dur("drain_timeout", cfg.Server.DrainTimeout).Msg("draining")
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.DrainTimeout)
+	drain := srv.DrainTimeout() // a reload may have changed it
+	log.Info().Str("signal", s.String()).Dur("drain_timeout", drain).Msg("draining")
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Error().Err(err).Msg("shutdown")
@@ -232,4 +245,24 @@ func loadConfig(path string) (*config.Config, error) {
 		return config.Default()
 	}
 	return config.Load(path)
+}
+
+// readConfig returns the bytes of the file at path, or the embedded default's.
+func readConfig(path string) ([]byte, error) {
+	if path == "" {
+		return conf.Default, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return data, nil
+}
+
+// configName is how errors name the configuration at path.
+func configName(path string) string {
+	if path == "" {
+		return "embedded conf/gozer.yaml"
+	}
+	return path
 }
