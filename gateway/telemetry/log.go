@@ -2,7 +2,8 @@
 // and the access log (one JSON line per request, buffered per event loop); the
 // counters of requests by origin and status cause (CauseCounters, for the admin
 // API); and the request metrics behind GET /metrics and the live dashboard
-// (Metrics: per-loop shards, summed when read; Histogram and its quantiles).
+// (Metrics: per-loop shards, summed when read; Histogram and its quantiles;
+// LatencyWindow, the dashboard's p50/p99 over the last seconds).
 package telemetry
 
 import (
