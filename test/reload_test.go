@@ -249,6 +249,11 @@ func TestConfigReloadRefused(t *testing.T) {
 		}
 	}
 	g.waitLog(t, "configuration reload refused: the configuration in service is unchanged")
+	fams := scrapeMetrics(t, g)
+	if refused, applied, gen := value(t, fams, "gozer_config_reloads_total", "result", "refused"),
+		value(t, fams, "gozer_config_reloads_total", "result", "applied"), value(t, fams, "gozer_config_generation"); refused != float64(len(tests)) || applied != 0 || gen != 1 {
+		t.Fatalf("/metrics: %v reloads refused, %v applied, generation %v; want %d, 0, 1", refused, applied, gen, len(tests))
+	}
 }
 
 // TestConfigReloadTriggers: a change of the file (watched) and SIGHUP reload
@@ -271,6 +276,9 @@ func TestConfigReloadTriggers(t *testing.T) {
 	waitFor(t, 10*time.Second, "the watched file's change served", func() bool { return from() == "trigger-b" })
 	if st := g.configStatus(t); st.Generation != 2 || st.Last.Trigger != "file_watch" {
 		t.Fatalf("after the file changed: %+v, want generation 2 by file_watch", st)
+	}
+	if n := value(t, scrapeMetrics(t, g), "gozer_config_reloads_total", "result", "applied"); n != 1 {
+		t.Fatalf("/metrics: %v reloads applied, want 1", n)
 	}
 
 	// SIGHUP with the same file: nothing to apply.

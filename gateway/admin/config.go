@@ -1,6 +1,9 @@
 package admin
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 // ConfigControl is the configuration side of the admin API: what runs and
 // the live reload (gateway/server's reloader). Any goroutine.
@@ -10,6 +13,15 @@ type ConfigControl interface {
 	// ReloadConfig reloads now and returns the attempt; applied is false when
 	// the reload was refused (nothing changed).
 	ReloadConfig() (attempt any, applied bool)
+	// ReloadStats are the counts GET /metrics shows.
+	ReloadStats() ReloadStats
+}
+
+// ReloadStats count the configuration reloads since start.
+type ReloadStats struct {
+	Applied, Refused int64
+	Generation       int64     // 1 at start, one more per applied reload
+	LoadedAt         time.Time // when the configuration in service was loaded
 }
 
 // config serves GET /admin/config: the configuration in service (source,

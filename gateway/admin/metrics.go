@@ -107,6 +107,9 @@ var (
 	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), origin.", "loop", "kind")
 	dLoopBusy  = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
 	dClients   = desc("client_connections", "Client connections open (HTTP and push).")
+	dReloads   = desc("config_reloads_total", "Configuration reloads, by result: applied, refused (invalid, or a restart-only setting changed: nothing changed).", "result")
+	dConfigGen = desc("config_generation", "The configuration in service: 1 at start, one more per applied reload.")
+	dConfigAt  = desc("config_loaded_timestamp_seconds", "When the configuration in service was loaded (Unix time).")
 	dMetricsOn = desc("metrics_enabled", "1 when the per-request metrics are recorded (listeners.admin.metrics).")
 )
 
@@ -151,6 +154,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectFilters(counter)
 	c.collectPush(counter, gauge)
 	c.collectLoops(loops, on == 1, gauge, counter)
+	if cc := c.src.Config; cc != nil {
+		st := cc.ReloadStats()
+		counter(dReloads, float64(st.Applied), "applied")
+		counter(dReloads, float64(st.Refused), "refused")
+		gauge(dConfigGen, float64(st.Generation))
+		gauge(dConfigAt, float64(st.LoadedAt.UnixNano())/1e9)
+	}
 }
 
 type emit func(d *prometheus.Desc, v float64, lv ...string)

@@ -297,6 +297,11 @@ type configControl struct{ r *reloader }
 
 func (c configControl) ConfigStatus() any { return c.r.Status() }
 
+func (c configControl) ReloadStats() admin.ReloadStats {
+	st := c.r.Status()
+	return admin.ReloadStats{Applied: st.Reloads, Refused: st.Failures, Generation: st.Generation, LoadedAt: st.LoadedAt}
+}
+
 func (c configControl) ReloadConfig() (any, bool) {
 	a := c.r.Reload(TriggerAdmin)
 	return a, a.Result != ResultRefused
