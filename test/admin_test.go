@@ -128,27 +128,34 @@ func matchesDoc(t *testing.T, docs map[string]any, g *gozer, path string) {
 	if !ok {
 		t.Fatalf("docs/ADMIN.md has no example for GET %s", path)
 	}
-	live := adminJSON(t, g, path)
+	compareShapes(t, "GET "+path, doc, adminJSON(t, g, path), false)
+}
+
+// compareShapes reports every key of doc and live that the other lacks or
+// holds with another type, and keys not in snake_case; with nullOK, a null
+// on either side matches any type (a value that cannot be told yet).
+func compareShapes(t *testing.T, name string, doc, live any, nullOK bool) {
+	t.Helper()
 	want, got := map[string]string{}, map[string]string{}
 	var badDoc, badLive []string
 	shape(doc, "", want, &badDoc)
 	shape(live, "", got, &badLive)
 	if len(badDoc)+len(badLive) > 0 {
-		t.Errorf("keys not in snake_case: docs %v, live %v", badDoc, badLive)
+		t.Errorf("%s: keys not in snake_case: docs %v, live %v", name, badDoc, badLive)
 	}
 	for _, k := range sortedKeys(want) {
-		if got[k] != want[k] {
-			t.Errorf("key %q: live answer has %q, docs/ADMIN.md %q", k, got[k], want[k])
+		g, ok := got[k]
+		if !ok || (g != want[k] && !(nullOK && (g == "null" || want[k] == "null"))) {
+			t.Errorf("%s: key %q: live answer has %q, docs/ADMIN.md %q", name, k, g, want[k])
 		}
 	}
 	for _, k := range sortedKeys(got) {
 		if _, ok := want[k]; !ok {
-			t.Errorf("key %q (%s) of the live answer is not in docs/ADMIN.md", k, got[k])
+			t.Errorf("%s: key %q (%s) of the live answer is not in docs/ADMIN.md", name, k, got[k])
 		}
 	}
 }
 
-// adminJSON GETs path on the admin listener and decodes it.
 func adminJSON(t *testing.T, g *gozer, path string) any {
 	t.Helper()
 	resp, b := fetch(t, g.adminClient, "GET", g.adminURL(path), nil, nil)
