@@ -131,6 +131,8 @@ wait_http gozer "$GOZER_PID" "http://127.0.0.1:$ADMIN_PORT/healthcheck" 10 "$WOR
 reloader() {
   local out=$1 cfg=B rt answer result took
   local pause
+  # The other configuration than the one in service (a round's reloader stops anywhere).
+  if grep -q 'read_timeout: 16s' "$WORK/gozer.yaml"; then cfg=A; fi
   pause=$(awk "BEGIN{print $RELOAD_EVERY_MS/1000}")
   while :; do
     write_config "$cfg"
