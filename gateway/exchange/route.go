@@ -24,6 +24,9 @@ func (ex *Exchange) initContext() {
 	fc.Scheme = ex.ds.Client().Scheme
 	fc.TLS = ex.ds.Client().TLS
 	fc.Push = ex.pushKind()
+	if t := ex.snap.CORS; t != nil {
+		fc.CORS = filters.CORS{Policy: t.For(fc.Push, fc.Host(), fc.Path()), Table: t, Stats: &ex.lp.l.Shared.CORS}
+	}
 	fc.StatusHeaders = ex.showStatus()
 	fc.Calls, fc.Resume, fc.Clock = ex, ex.resumeFn, ex.lp.clock
 	if ex.lp.chains != nil {
