@@ -19,11 +19,12 @@ import (
 const corsWeb = `{allow_origins: ["http://localhost:3000", "https://*.example.com"], allow_methods: [GET, PUT],
     allow_headers: [X-Demo], expose_headers: [X-Request-Id], allow_credentials: true, max_age: 10m}`
 
-// corsGozer starts gozer with the shipped push auth filter, push.cors web, an
+// corsGozer starts gozer with the shipped push auth filter, push.cors web
+// (policy), a push max_lifetime of 4 s (so that pages see go-aways), an
 // "api" origin behind /api (cors web) and /plain (no cors), a closed one
 // behind /down (cors web), and an API-key filter on /api (401 without
 // X-Demo), plus the Lua policies of /lua and /own.
-func corsGozer(t *testing.T) (*gozer, *fakeOrigin) {
+func corsGozer(t *testing.T, policy string) (*gozer, *fakeOrigin) {
 	t.Helper()
 	api := startFakeOrigin(t, "api", fakeServe)
 	cfg := pushConfig(t, map[string]string{"cors": "web", "max_lifetime": "4s", "lifetime_dither": "0"})
@@ -37,7 +38,7 @@ func corsGozer(t *testing.T) (*gozer, *fakeOrigin) {
 		Opts: map[string]string{"retries": "0"}}}
 	cfg.Routes = []route{{PathPrefix: "/api", Origin: "api", CORS: "web"}, {PathPrefix: "/down", Origin: "down", CORS: "web"},
 		{PathPrefix: "/lua", Origin: "api", CORS: "web"}, {PathPrefix: "/", Origin: "api"}}
-	cfg.CORS = map[string]string{"web": corsWeb}
+	cfg.CORS = map[string]string{"web": policy}
 	return startGozer(t, cfg), api
 }
 
@@ -58,7 +59,7 @@ func (g *gozer) corsEdge(t *testing.T) corsEdge {
 
 func TestCORS(t *testing.T) {
 	t.Parallel()
-	g, api := corsGozer(t)
+	g, api := corsGozer(t, corsWeb)
 	c := newClient(t, 10*time.Second)
 	const good, evil = "http://localhost:3000", "https://example.com.evil.com"
 	preflight := func(path, origin, method, headers string) map[string]string {
