@@ -31,3 +31,24 @@ func TestCORSConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultCORS: `make run`'s configuration lets a front end on port 3000
+// (either loopback name) use the push paths and the demo route.
+func TestDefaultCORS(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.CORSPolicies()[c.Push.CORS]
+	if p == nil || c.Routes[0].CORS != c.Push.CORS {
+		t.Fatalf("push.cors %q, routes[0].cors %q: want the same development policy", c.Push.CORS, c.Routes[0].CORS)
+	}
+	for _, o := range []string{"http://localhost:3000", "http://127.0.0.1:3000"} {
+		if !p.AllowsOrigin([]byte(o)) {
+			t.Errorf("the development policy refuses %s", o)
+		}
+	}
+	if p.AllowsOrigin([]byte("http://localhost:3001")) || p.AllowsOrigin([]byte("https://evil.test")) {
+		t.Error("the development policy allows more than port 3000")
+	}
+}
