@@ -5,8 +5,8 @@
 #   bash bench/cors.sh                                      (~1.5 minutes on 2 cores)
 #   CORS_ROUNDS=1 CORS_DURATION=3 bash bench/cors.sh        (smoke, ~20 s)
 #
-# One Gozer (server.event_loops 1, pinned to core 0; no Lua scripts, filters.dir ""; the
-# built-in Go filters on) in front of gateway/cmd/demo-origin's "/" (core 1), with one route
+# One Gozer (server.event_loops 1, pinned to core 0; an empty scripts directory: no Lua
+# filters, the built-in Go filters on) in front of gateway/cmd/demo-origin's "/" (core 1), with one route
 # whose CORS policy allows http://localhost:3000. wrk (-t1 -c32, core 1) runs, interleaved
 # per round:
 #   plain      GET /                 no Origin: proxied, the CORS filters' should_filter only
@@ -29,13 +29,14 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 go build -o "$WORK/" ./gateway/cmd/gozer ./gateway/cmd/demo-origin
+mkdir -p "$WORK/scripts"
 cat >"$WORK/gozer.yaml" <<YAML
 listeners:
   proxy: {addr: "127.0.0.1:$PORT"}
   admin: {addr: "127.0.0.1:$ADMIN"}
 server: {event_loops: 1, max_connections_per_ip: 0, max_requests_per_ip: 0}
-log: {level: warn, access_log: ""}
-filters: {dir: ""}
+log: {level: warn, access_log: "off"}
+filters: {dir: "$WORK/scripts"}
 origins:
   bench: {servers: ["127.0.0.1:$ORIGIN_PORT"]}
 cors:
@@ -46,7 +47,7 @@ routes:
 YAML
 taskset -c 1 "$WORK/demo-origin" -addr "127.0.0.1:$ORIGIN_PORT" >/dev/null 2>&1 & pids+=($!)
 GOZER_PUSH_SECRET=bench-secret-0123456789 taskset -c 0 "$WORK/gozer" -config "$WORK/gozer.yaml" >"$WORK/gozer.log" 2>&1 & gozer=$!; pids+=($gozer)
-for _ in $(seq 100); do curl -sf -o /dev/null "127.0.0.1:$PORT/" && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf -o /dev/null "127.0.0.1:$PORT/" && break; sleep 0.1; done || { cat "$WORK/gozer.log"; exit 1; }
 cat >"$WORK/cors-get.lua" <<'LUA'
 wrk.headers["Origin"] = "http://localhost:3000"
 LUA
@@ -58,7 +59,7 @@ wrk.headers["Access-Control-Request-Headers"] = "x-demo"
 LUA
 : >"$WORK/plain.lua"
 # Check each case answers as it should before measuring.
-curl -sf -o /dev/null -H 'Origin: http://localhost:3000' "127.0.0.1:$PORT/"
+curl -sf -o /dev/null -H "Origin: http://localhost:3000" "127.0.0.1:$PORT/" || { echo "cors.sh: gozer does not answer 200 on 127.0.0.1:$PORT/"; cat "$WORK/gozer.log"; exit 1; }
 test "$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS -H 'Origin: http://localhost:3000' \
   -H 'Access-Control-Request-Method: PUT' "127.0.0.1:$PORT/")" = 204
 ticks() { awk '{print $14+$15}' "/proc/$gozer/stat"; }

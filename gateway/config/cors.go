@@ -74,7 +74,13 @@ func (c *Config) validateCORS(bad reporter) {
 		}
 	}
 	for i, r := range c.Routes {
-		ref(fmt.Sprintf("routes[%d].cors", i), r.CORS)
+		key := fmt.Sprintf("routes[%d].cors", i)
+		ref(key, r.CORS)
+		if r.CORS != "" && c.Filters.Dir == "" {
+			// The preflights and the headers are the built-in Go filters', which
+			// run in the filter chain: no chain without a filters directory.
+			bad(key, "needs filters.dir (CORS runs in the filter chain, which filters.dir \"\" turns off)")
+		}
 	}
 	ref("push.cors", c.Push.CORS)
 }

@@ -52,3 +52,12 @@ func TestDefaultCORS(t *testing.T) {
 		t.Error("the development policy allows more than port 3000")
 	}
 }
+
+func TestCORSNeedsTheChain(t *testing.T) {
+	y := "origins:\n  api:\n    servers: [\"127.0.0.1:1\"]\nfilters:\n  dir: \"\"\ncors:\n  web: {allow_origins: [\"*\"]}\n" +
+		"routes:\n  - {path_prefix: /, origin: api, cors: web}\n"
+	_, err := Parse([]byte(y), "c.yaml")
+	if err == nil || !strings.Contains(err.Error(), "routes[0].cors (line 9): needs filters.dir") {
+		t.Fatalf("%v, want routes[0].cors needs filters.dir", err)
+	}
+}
