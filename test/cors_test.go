@@ -24,7 +24,7 @@ const corsWeb = `{allow_origins: ["http://localhost:3000", "https://*.example.co
 // "api" origin behind /api (cors web) and /plain (no cors), a closed one
 // behind /down (cors web), and an API-key filter on /api (401 without
 // X-Demo), plus the Lua policies of /lua and /own.
-func corsGozer(t *testing.T, policy string) (*gozer, *fakeOrigin) {
+func corsGozer(t *testing.T, policy string) (*gozer, *fakeOrigin, config) {
 	t.Helper()
 	api := startFakeOrigin(t, "api", fakeServe)
 	cfg := pushConfig(t, map[string]string{"cors": "web", "max_lifetime": "4s", "lifetime_dither": "0"})
@@ -39,7 +39,7 @@ func corsGozer(t *testing.T, policy string) (*gozer, *fakeOrigin) {
 	cfg.Routes = []route{{PathPrefix: "/api", Origin: "api", CORS: "web"}, {PathPrefix: "/down", Origin: "down", CORS: "web"},
 		{PathPrefix: "/lua", Origin: "api", CORS: "web"}, {PathPrefix: "/", Origin: "api"}}
 	cfg.CORS = map[string]string{"web": policy}
-	return startGozer(t, cfg), api
+	return startGozer(t, cfg), api, cfg
 }
 
 type corsEdge struct {
@@ -59,7 +59,7 @@ func (g *gozer) corsEdge(t *testing.T) corsEdge {
 
 func TestCORS(t *testing.T) {
 	t.Parallel()
-	g, api := corsGozer(t, corsWeb)
+	g, api, _ := corsGozer(t, corsWeb)
 	c := newClient(t, 10*time.Second)
 	const good, evil = "http://localhost:3000", "https://example.com.evil.com"
 	preflight := func(path, origin, method, headers string) map[string]string {
@@ -162,5 +162,37 @@ func TestCORS(t *testing.T) {
 	fams := scrapeMetrics(t, g)
 	if f := fams["gozer_cors_refused_total"]; f == nil || len(f.Metric) != 3 {
 		t.Errorf("/metrics: gozer_cors_refused_total %v, want 3 series", f)
+	}
+}
+
+// TestCORSReload: the policies are live settings: a reload that changes
+// cors.web's origins (and push.cors) applies to the next request, no restart.
+func TestCORSReload(t *testing.T) {
+	t.Parallel()
+	g, _, cfg := corsGozer(t, corsWeb)
+	c := newClient(t, 10*time.Second)
+	allowed := func(origin string) string {
+		resp, _ := fetch(t, c, "GET", g.URL("/api/x"), nil, map[string]string{"Origin": origin, "X-Demo": "1"})
+		return resp.Header.Get("Access-Control-Allow-Origin")
+	}
+	if got := allowed("https://new.test"); got != "" {
+		t.Fatalf("before the reload https://new.test is allowed (%q)", got)
+	}
+	cfg.CORS = map[string]string{"web": `{allow_origins: ["https://new.test"]}`, "none": `{allow_origins: ["https://nobody.test"]}`}
+	cfg.Push["cors"] = "none"
+	g.rewrite(t, cfg)
+	if st, body := g.reloadNow(t); st != 200 {
+		t.Fatalf("reload: %d %s", st, body)
+	}
+	if got := allowed("https://new.test"); got != "https://new.test" {
+		t.Errorf("after the reload https://new.test gets %q", got)
+	}
+	if got := allowed("http://localhost:3000"); got != "" {
+		t.Errorf("after the reload http://localhost:3000 still gets %q", got)
+	}
+	tok := g.pushToken(t, "reload-page", "1h")
+	resp, _ := fetch(t, c, "GET", g.URL("/push/sse?token="+tok), nil, map[string]string{"Origin": "http://localhost:3000"})
+	if resp.StatusCode != 403 {
+		t.Errorf("push from a page push.cors no longer allows: %d, want 403", resp.StatusCode)
 	}
 }

@@ -112,7 +112,7 @@ func TestPushBrowser(t *testing.T) {
 	ctx := startBrowser(t)
 	pagePort, otherPort := servePage(t), servePage(t)
 	page := "http://localhost:" + pagePort
-	g, _ := corsGozer(t, `{allow_origins: ["`+page+`"], allow_methods: [GET, PUT], allow_headers: [X-Demo],
+	g, _, _ := corsGozer(t, `{allow_origins: ["`+page+`"], allow_methods: [GET, PUT], allow_headers: [X-Demo],
     expose_headers: [X-Request-Id], allow_credentials: true, max_age: 10m}`)
 	open := func(origin, wsID, sseID string) {
 		t.Helper()

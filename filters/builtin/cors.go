@@ -71,7 +71,8 @@ func (CORSPreflight) Apply(ctx *filters.Context) {
 // allowed origin gets Access-Control-Allow-Origin (and -Credentials,
 // -Expose-Headers); a refused one gets none, and the origin's own
 // Access-Control-* headers are removed, so the browser withholds the answer
-// from the page (counted). Vary: Origin either way. Outbound, order 95:
+// from the page (counted). Vary: Origin on all of them, and on the answers
+// to requests without Origin (a cache must keep them apart). Outbound, order 95:
 // after the scripts, so that the policy has the last word.
 type CORSResponse struct{}
 
@@ -97,12 +98,17 @@ var corsHeaders = []string{"Access-Control-Allow-Origin", "Access-Control-Allow-
 // Apply implements filters.SyncFilter.
 func (CORSResponse) Apply(ctx *filters.Context) {
 	origin, ok, cross := ctx.CORSAllowed(filters.CORSRequest)
+	h := &ctx.Resp.Header
+	// Vary: Origin on every answer of a route with a policy, same-origin
+	// ones and those without Origin included: a shared cache must not give
+	// one origin's answer to another.
+	if vary := h.Peek("Vary"); len(vary) == 0 {
+		h.Set("Vary", "Origin")
+	} else if v := filters.MergeVary(vary, "Origin"); v != nil {
+		h.SetBytesV("Vary", v)
+	}
 	if !cross {
 		return
-	}
-	h := &ctx.Resp.Header
-	if v := filters.MergeVary(h.Peek("Vary"), "Origin"); v != nil {
-		h.SetBytesV("Vary", v)
 	}
 	for _, name := range corsHeaders {
 		h.Del(name)

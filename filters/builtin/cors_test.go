@@ -146,7 +146,7 @@ func TestCORSResponse(t *testing.T) {
 			map[string]string{"Access-Control-Allow-Origin": "https://partner.test"}, 0},
 		{"a Lua refusal beats the list", p, filters.VerdictRefuse, "http://localhost:3000", "",
 			map[string]string{"Access-Control-Allow-Origin": ""}, 1},
-		{"same origin: nothing", p, 0, "http://api.test", "", map[string]string{"Vary": "", "Access-Control-Allow-Origin": ""}, 0},
+		{"same origin: nothing", p, 0, "http://api.test", "", map[string]string{"Vary": "Origin", "Access-Control-Allow-Origin": ""}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
