@@ -52,6 +52,9 @@ type config struct {
 	// certificate when the listener requires one.
 	AdminTLS    map[string]string
 	AdminClient *http.Client
+	// CORS holds the cors: policies, each written verbatim:
+	// {"web": "{allow_origins: [\"http://localhost:3000\"]}"}.
+	CORS map[string]string
 }
 
 // filtersConfig is the filters: section; empty fields keep Gozer's defaults.
@@ -72,7 +75,8 @@ type originConfig struct {
 	Opts map[string]string
 }
 
-type route struct{ Host, PathPrefix, Origin string }
+// route is one routes[] entry; CORS is its routes[].cors ("" none).
+type route struct{ Host, PathPrefix, Origin, CORS string }
 
 // oneOrigin is the config of a single origin "demo" with a catch-all route.
 func oneOrigin(opts map[string]string, servers ...string) config {
@@ -181,7 +185,16 @@ func (c config) render(proxy, admin string) string {
 		if r.Host != "" {
 			fmt.Fprintf(&b, " host: %q,", r.Host)
 		}
+		if r.CORS != "" {
+			fmt.Fprintf(&b, " cors: %s,", r.CORS)
+		}
 		fmt.Fprintf(&b, " path_prefix: %q, origin: %s }\n", r.PathPrefix, r.Origin)
+	}
+	if len(c.CORS) > 0 {
+		b.WriteString("cors:\n")
+		for _, k := range sortedKeys(c.CORS) {
+			fmt.Fprintf(&b, "  %s: %s\n", k, c.CORS[k])
+		}
 	}
 	return b.String()
 }

@@ -28,6 +28,8 @@ type Config struct {
 	Routes    []Route            `yaml:"routes"`
 	Push      Push               `yaml:"push"`
 	Tracing   Tracing            `yaml:"tracing"`
+	// CORS are the named CORS policies (cors.go) routes and push use.
+	CORS map[string]*CORSPolicy `yaml:"cors"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -221,6 +223,8 @@ type Route struct {
 	Host       string `yaml:"host"`
 	PathPrefix string `yaml:"path_prefix"`
 	Origin     string `yaml:"origin"`
+	// CORS names the route's CORS policy (cors.NAME); "" none.
+	CORS string `yaml:"cors"`
 }
 
 // Default returns the embedded conf/gozer.yaml, parsed and validated.

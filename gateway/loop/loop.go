@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"gozer/filters"
+	"gozer/filters/cors"
 	"gozer/gateway/origin"
 	"gozer/gateway/peers"
 	"gozer/gateway/telemetry"
@@ -61,6 +62,8 @@ type Shared struct {
 	// ProxyRefused those closed for a missing or malformed PROXY header.
 	RefusedMax   atomic.Int64
 	ProxyRefused atomic.Int64
+	// CORS counts preflights answered and origins refused (filters.CORS).
+	CORS cors.Stats
 
 	// Metrics are the per-request metrics (GET /metrics); nil when
 	// listeners.admin.metrics is off, and then loops do not time their
