@@ -234,7 +234,8 @@ func startGozer(t testing.TB, cfg config) *gozer {
 	}
 	var lastErr string
 	for try := 0; try < 3; try++ { // a free port may be taken by someone else meanwhile
-		g := &gozer{ProxyAddr: freePort(t), AdminAddr: freePort(t), adminScheme: "http", adminClient: &http.Client{Timeout: 10 * time.Second}}
+		ports := freePorts(t, 3) // proxy, admin, HTTPS: never the same port twice
+		g := &gozer{ProxyAddr: ports[0], AdminAddr: ports[1], adminScheme: "http", adminClient: &http.Client{Timeout: 10 * time.Second}}
 		if cfg.AdminTLS != nil {
 			if cfg.AdminClient == nil {
 				t.Fatal("config.AdminTLS needs config.AdminClient")
@@ -242,7 +243,7 @@ func startGozer(t testing.TB, cfg config) *gozer {
 			g.adminScheme, g.adminClient = "https", cfg.AdminClient
 		}
 		if cfg.HTTPS != nil {
-			g.HTTPSAddr = freePort(t)
+			g.HTTPSAddr = ports[2]
 			cfg.httpsAddr = g.HTTPSAddr
 		}
 		g.ConfigPath = filepath.Join(t.TempDir(), "gozer.yaml")
