@@ -28,6 +28,8 @@ type Config struct {
 	Routes    []Route            `yaml:"routes"`
 	Push      Push               `yaml:"push"`
 	Tracing   Tracing            `yaml:"tracing"`
+	// FaultInjection rehearses failures (chaos.go); empty: none.
+	FaultInjection []FaultRule `yaml:"fault_injection"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -181,6 +183,9 @@ type Origin struct {
 	// CallTimeout bounds an async filter's side call to this origin when the
 	// call gives no timeout (0: filters.call_timeout).
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// AdaptiveConcurrency is the optional limit that follows the origin's
+	// latency (nil or not enabled: off).
+	AdaptiveConcurrency *AdaptiveConcurrency `yaml:"adaptive_concurrency"`
 }
 
 // Breaker is an origin's circuit breaker.

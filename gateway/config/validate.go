@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	c.validateEdge(bad)
 	c.validatePush(bad)
 	c.validateTracing(bad)
+	c.validateFaults(bad)
 	return errors.Join(errs...)
 }
 
@@ -173,6 +174,7 @@ func (c *Config) validateOrigin(name string, bad reporter) {
 	}
 	o.validateLimits(key, bad)
 	o.validateCompression(key, bad)
+	o.AdaptiveConcurrency.validate(key+".adaptive_concurrency", bad)
 }
 
 // validateLimits checks an origin's connection and request limits.

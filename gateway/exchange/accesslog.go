@@ -45,6 +45,9 @@ func (ex *Exchange) logAccess() {
 		if g.reason != "" {
 			e.Str("reason", g.reason)
 		}
+		if f := &ex.fault; f.kinds != "" {
+			e.Str("injected", f.kinds).Str("fault_rule", f.inj.Rule) // a rehearsal, not an outage
+		}
 		if len(g.parent) > 0 {
 			e.Bytes("parent_id", g.parent) // a side call of this request's filters
 		}
@@ -88,8 +91,10 @@ func failedLine(sh *loop.Shared, cause filters.Cause) *zerolog.Event {
 		return sh.Sampled.Info(cause.Name)
 	case cause == filters.LocalSlowReaders:
 		return sh.Sampled.Warn(cause.Name)
-	case cause == filters.LocalOriginCircuitOpen || cause == filters.LocalOriginConcurrency:
+	case cause == filters.LocalOriginCircuitOpen || cause == filters.LocalOriginConcurrency || cause == filters.LocalAdaptiveLimit:
 		return sh.Log.Info()
+	case cause.Name == filters.LocalInjected.Name || cause == filters.LocalInjectedReset:
+		return sh.Sampled.Info(cause.Name) // rehearsals come by the thousand, on purpose
 	}
 	return sh.Log.Warn()
 }

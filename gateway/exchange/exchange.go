@@ -43,6 +43,7 @@ type Exchange struct {
 	flt   filterState
 	log   logState
 	trace traceState
+	fault faultState // an injected failure (faults.go)
 	// pass is the request's passport (passport.go), in the filters'
 	// Context.Passport while tracing.passport_threshold is on.
 	pass filters.Passport
@@ -191,6 +192,7 @@ func (ex *Exchange) reset() {
 	ex.flt.reset()
 	ex.log.reset()
 	ex.trace = traceState{}
+	ex.fault.reset()
 	ex.pass.Reset()
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"gozer/filters"
 	"gozer/gateway/config"
+	"gozer/gateway/faults"
 	"gozer/gateway/origin"
 	"gozer/gateway/tracectx"
 )
@@ -19,6 +20,8 @@ type Snapshot struct {
 	Origins *origin.Table
 	Router  filters.Router
 	Limits  Limits
+	// Faults are the config's fault_injection rules (nil: none).
+	Faults *faults.Set
 }
 
 // Limits are the config values read per connection or per request.
@@ -51,7 +54,11 @@ type Limits struct {
 // NewSnapshot builds the snapshot of cfg with what was built from it.
 func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Router) *Snapshot {
 	s := cfg.Server
+	// A validated config compiles; a rule that does not is dropped with the
+	// others (Validate reports it first).
+	fs, _ := faults.Compile(cfg.FaultInjection)
 	return &Snapshot{
+		Faults: fs,
 		Config: cfg, Origins: origins, Router: router,
 		Limits: Limits{
 			HeaderTimeout:  int64(s.HeaderReadTimeout),
