@@ -206,21 +206,25 @@ func (a *Adaptive) gradient2(rtt float64, dropped bool, peak float64) float64 {
 		// spell faster than the average would.
 		a.longRTT *= 0.9
 	}
-	if peak < est/2 && !dropped {
-		return est // the traffic does not use the limit: nothing learned
-	}
 	gradient := max(0.5, min(1.0, a.cfg.Tolerance*a.longRTT/rtt))
 	if dropped {
 		gradient = 0.5
 	}
 	next := est*gradient + math.Sqrt(est)
 	const smoothing = 0.2
-	return est*(1-smoothing) + next*smoothing
+	next = est*(1-smoothing) + next*smoothing
+	if peak < est/2 {
+		// The traffic does not use half the limit: it says nothing about
+		// more, so the limit may only fall (Netflix's gradient2 freezes it
+		// altogether, and then never sheds load that stays under half).
+		return min(next, est)
+	}
+	return next
 }
 
 // vegasProbe: every this many windows Vegas forgets its no-load latency, so
 // an origin that became slower for good is judged against its new normal.
-const vegasProbe = 100
+const vegasProbe = 600
 
 // vegas is TCP Vegas' estimate, as Netflix's VegasLimit: queue = limit ×
 // (1 − no-load latency / latency); a short queue grows the limit, a long one
@@ -235,18 +239,17 @@ func (a *Adaptive) vegas(rtt float64, dropped bool, peak float64) float64 {
 	if a.noLoad == 0 || rtt < a.noLoad || a.windows%vegasProbe == 0 {
 		a.noLoad = rtt
 	}
-	if peak*2 < est {
-		return est
-	}
 	queue := est * (1 - a.noLoad/rtt)
 	alpha, beta := 3*step, 6*step
 	switch {
+	case queue > beta:
+		return est - step
+	case peak*2 < est:
+		return est // the traffic does not use half the limit: no growth
 	case queue <= step:
 		return est + beta
 	case queue < alpha:
 		return est + step
-	case queue > beta:
-		return est - step
 	}
 	return est
 }
