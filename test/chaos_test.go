@@ -370,3 +370,24 @@ func TestAdaptiveConcurrency(t *testing.T) {
 		t.Fatalf("requests_by_cause: %v", o.Requests)
 	}
 }
+
+// TestChaosAdminMatchesTheDocs: GET /admin/faults and an origin's
+// adaptive_concurrency answer with exactly the keys of docs/ADMIN.md's
+// examples.
+func TestChaosAdminMatchesTheDocs(t *testing.T) {
+	o := startOrigin(t, "demo")
+	g := startGozer(t, oneOrigin(map[string]string{"adaptive_concurrency": "{enabled: true}"}, o.Addr))
+	docs := docExamples(t)
+	if st, _, body := g.faults(t, "PUT", `{"rules": [{"name": "api-drill", "origin": "demo", "header": "X-Chaos", "percent": 100, "delay": "10ms", "abort": 503}]}`); st != 200 {
+		t.Fatalf("PUT /admin/faults: %d %s", st, body)
+	}
+	if r := doGet(newClient(t, 5*time.Second), g.URL("/"), "X-Chaos: 1"); r.Status != 503 {
+		t.Fatalf("drill: %v", r)
+	}
+	matchesDoc(t, docs, g, "/admin/faults")
+	all, ok := adminJSON(t, g, "/admin/origins").([]any)
+	if !ok || len(all) != 1 {
+		t.Fatalf("GET /admin/origins: %v", all)
+	}
+	compareShapes(t, "adaptive_concurrency", docs["adaptive_concurrency"], all[0].(map[string]any)["adaptive_concurrency"], false)
+}
