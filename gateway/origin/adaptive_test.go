@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gozer/gateway/config"
 )
 
 // drive runs windows of load on a: each window, conc requests of rtt each
@@ -136,4 +138,47 @@ func BenchmarkAdaptive(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestAdaptiveRebuild: a reload keeps an origin's adaptive limit (its learned
+// limit and its in-flight count) when its settings stay, and starts a new
+// one when they change; Admit and Finish hold and give back its slot.
+func TestAdaptiveRebuild(t *testing.T) {
+	withAdaptive := func(initial int, servers ...string) *config.Origin {
+		o := originCfg(servers...)
+		o.AdaptiveConcurrency = &config.AdaptiveConcurrency{Enabled: true, InitialLimit: initial, MinLimit: 1}
+		return o
+	}
+	prev, err := Build(map[string]*config.Origin{"api": withAdaptive(1, "127.0.0.1:1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prev.Close()
+	api, _ := prev.Get("api")
+	now := time.Now().UnixNano()
+	if v := api.Iso.Admit(now); v != Admitted {
+		t.Fatalf("first request: %v", v)
+	}
+	if v := api.Iso.Admit(now); v != RefusedAdaptive || api.Iso.Bulkhead.InFlight() != 1 {
+		t.Fatalf("over the adaptive limit 1: %v, bulkhead in flight %d", v, api.Iso.Bulkhead.InFlight())
+	}
+	same, _, err := Rebuild(prev, map[string]*config.Origin{"api": withAdaptive(1, "127.0.0.1:1", "127.0.0.1:2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer same.Close()
+	other, _, err := Rebuild(prev, map[string]*config.Origin{"api": withAdaptive(5, "127.0.0.1:1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	sa, _ := same.Get("api")
+	oa, _ := other.Get("api")
+	if sa.Iso.Adaptive != api.Iso.Adaptive || oa.Iso.Adaptive == api.Iso.Adaptive || oa.Iso.Adaptive.Limit() != 5 {
+		t.Fatal("the adaptive limit is inherited only while its settings stay")
+	}
+	api.Iso.Finish(Success, now, now+int64(time.Millisecond))
+	if api.Iso.Adaptive.InFlight() != 0 {
+		t.Fatalf("Finish leaves %d in flight", api.Iso.Adaptive.InFlight())
+	}
 }
