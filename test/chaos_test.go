@@ -144,6 +144,11 @@ func TestFaultDelay(t *testing.T) {
 			t.Fatalf("a request without the header while one is delayed: %v", r)
 		}
 	}
+	// A request body waits (paused) through the delay and reaches the origin whole.
+	body := strings.Repeat("0123456789", 5000)
+	if r := doRequest(other, "POST", g.URL("/echo"), []byte(body), "X-Delay: 1"); r.Status != 200 || r.Body != body || r.Took < 1500*time.Millisecond {
+		t.Fatalf("delayed POST with a body: %v (%d bytes)", r, len(r.Body))
+	}
 	r := <-done
 	if r.Status != 200 || r.Took < 1500*time.Millisecond {
 		t.Fatalf("delayed request: %v, want 200 after ≥ 1.5s", r)
@@ -189,6 +194,11 @@ func TestFaultSlowBody(t *testing.T) {
 	if l.str("injected") != "slow_body" {
 		t.Fatalf("access log: %v", l)
 	}
+	// Chunked: the pieces are cut inside chunks and their heads, and still whole.
+	chunked := doGet(c, g.URL("/bytes?n=10000&chunked=1"), "X-Slow: 1")
+	if chunked.Status != 200 || chunked.Body != want || chunked.Took < 400*time.Millisecond {
+		t.Fatalf("slowed chunked body: %v (%d bytes)", chunked, len(chunked.Body))
+	}
 }
 
 // TestFaultAdminLive: PUT /admin/faults puts rules in service at once (over
@@ -225,6 +235,49 @@ func TestFaultAdminLive(t *testing.T) {
 	}
 	if r := doGet(c, g.URL("/status?code=200")); r.Status != 200 {
 		t.Fatalf("after DELETE: %v", r)
+	}
+}
+
+// TestFaultReload: fault_injection is live: a reload puts rules in service
+// and takes them out; the admin API's override outlives a reload.
+func TestFaultReload(t *testing.T) {
+	o := startOrigin(t, "demo")
+	cfg := oneOrigin(nil, o.Addr)
+	g := startGozer(t, cfg)
+	c := newClient(t, 10*time.Second)
+	if r := doGet(c, g.URL("/")); r.Status != 200 {
+		t.Fatalf("before: %v", r)
+	}
+	cfg.Extra = "fault_injection:\n  - {name: reloaded, percent: 100, abort: 500}\n"
+	g.rewrite(t, cfg)
+	if st, body := g.reloadNow(t); st != 200 {
+		t.Fatalf("reload: %d %s", st, body)
+	}
+	if r := doGet(c, g.URL("/")); r.Status != 500 || r.Cause != "FAILURE_LOCAL_INJECTED" {
+		t.Fatalf("after the reload: %v", r)
+	}
+	if st, _, body := g.faults(t, "PUT", `{"rules": []}`); st != 200 {
+		t.Fatalf("PUT: %d %s", st, body)
+	}
+	cfg.Extra = "fault_injection:\n  - {name: again, percent: 100, abort: 502}\n"
+	g.rewrite(t, cfg)
+	if st, body := g.reloadNow(t); st != 200 {
+		t.Fatalf("reload: %d %s", st, body)
+	}
+	if r := doGet(c, g.URL("/")); r.Status != 200 {
+		t.Fatalf("the admin's empty rules outlive a reload: %v", r)
+	}
+	g.faults(t, "DELETE", "")
+	if r := doGet(c, g.URL("/")); r.Status != 502 {
+		t.Fatalf("after DELETE, the reloaded config's rule: %v", r)
+	}
+	cfg.Extra = ""
+	g.rewrite(t, cfg)
+	if st, body := g.reloadNow(t); st != 200 {
+		t.Fatalf("reload: %d %s", st, body)
+	}
+	if r := doGet(c, g.URL("/")); r.Status != 200 {
+		t.Fatalf("rules removed by a reload: %v", r)
 	}
 }
 
