@@ -146,7 +146,11 @@ func (ex *Exchange) finishIsolation() {
 	br := t.origin.Iso.Breaker
 	wasOpen := br.Open()
 	now := ex.lp.l.Now()
-	t.origin.Iso.Finish(outcome, t.admitAt, now)
+	latency := now - t.admitAt
+	if t.headAt > 0 {
+		latency = t.headAt - t.admitAt // the origin's time, not the client's reading
+	}
+	t.origin.Iso.FinishTimed(outcome, t.admitAt, latency, now)
 	if open := br.Open(); open != wasOpen {
 		// The breaker's transitions are what an operator wants to see, once each.
 		log := &ex.lp.l.Shared.Log

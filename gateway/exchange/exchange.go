@@ -106,6 +106,7 @@ type attemptState struct {
 	records    [maxLoggedAttempts]attemptRecord
 	admitted   bool  // the origin's isolation admitted it: Finish must follow once
 	admitAt    int64 // the now given to Admit
+	headAt     int64 // when the origin's response head came (0: not yet): the adaptive limit's latency
 	open       bool  // the current attempt was picked by the balancer: AttemptDone must follow once
 	fellBack   bool  // the origin's fallback serves it
 	staleRetry bool  // the free retry after a stale pooled connection was used

@@ -171,6 +171,7 @@ func (ex *Exchange) responseHead(buf []byte) (int, bool) {
 		break
 	}
 	ex.out.headDone = true
+	ex.try.headAt = ex.lp.l.Now()
 	ex.log.status = ex.resp.Status
 	if isRetriableStatus(ex.log.status) && ex.retryOrFail(failStatus, c.Reused(), filters.Success, "") {
 		return 0, false // another server may do better

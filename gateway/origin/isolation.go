@@ -202,9 +202,17 @@ func (i *Isolation) TryRetry(now int64) bool { return i.Budget.TryRetry(now) }
 // the now given to Admit) and to the adaptive limit (with its latency,
 // now − start), and its bulkhead slot is released.
 func (i *Isolation) Finish(outcome Outcome, start, now int64) {
+	i.FinishTimed(outcome, start, now-start, now)
+}
+
+// FinishTimed is Finish with the origin's latency given: the exchange
+// passes the time from admission to the response head, so that a slow
+// client taking a long body does not make the origin look slow to the
+// adaptive limit.
+func (i *Isolation) FinishTimed(outcome Outcome, start, latency, now int64) {
 	i.Breaker.ReportAt(outcome, start, now)
 	if a := i.Adaptive; a != nil {
-		a.Release(outcome, now-start, now)
+		a.Release(outcome, latency, now)
 	}
 	i.Bulkhead.Release()
 }
