@@ -112,4 +112,3 @@ func BenchmarkExchangeFaults(b *testing.B) {
 		})
 	}
 }
-
