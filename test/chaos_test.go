@@ -347,9 +347,15 @@ func (g *gozer) adaptive(t testing.TB, name string) adaptiveOf {
 // counted); it recovers → the limit rises back to 3/4 of what it was. With
 // 24 clients a healthy limit stops growing at 48 (twice what is used).
 func TestAdaptiveConcurrency(t *testing.T) {
+	for _, algo := range []string{"gradient2", "vegas"} {
+		t.Run(algo, func(t *testing.T) { adaptiveConcurrency(t, algo) })
+	}
+}
+
+func adaptiveConcurrency(t *testing.T, algo string) {
 	o := startOrigin(t, "demo")
 	g := startGozer(t, oneOrigin(map[string]string{
-		"adaptive_concurrency": "{enabled: true, algorithm: gradient2, min_limit: 2, max_limit: 200, initial_limit: 20, window: 50ms, long_window: 300}",
+		"adaptive_concurrency": "{enabled: true, algorithm: " + algo + ", min_limit: 2, max_limit: 200, initial_limit: 20, window: 50ms, long_window: 300}",
 	}, o.Addr))
 	var delay atomic.Value
 	delay.Store("2ms")
@@ -394,12 +400,13 @@ func TestAdaptiveConcurrency(t *testing.T) {
 
 	var healthy int64
 	waitFor(t, 20*time.Second, "a healthy origin's limit grows past 40", func() bool {
-		healthy = g.adaptive(t, "demo").Limit
-		return healthy >= 40
+		a := g.adaptive(t, "demo")
+		healthy = a.Limit
+		return healthy >= 40 && a.Algorithm == algo
 	})
 	delay.Store("300ms")
 	var low int64
-	waitFor(t, 30*time.Second, "the limit falls below half when the origin slows down", func() bool {
+	waitFor(t, 45*time.Second, "the limit falls below half when the origin slows down", func() bool {
 		low = g.adaptive(t, "demo").Limit
 		return low <= healthy/2
 	})
