@@ -35,6 +35,7 @@ type faultsView struct {
 type faultRuleView struct {
 	Name        string  `json:"name"`
 	Origin      string  `json:"origin"`
+	Host        string  `json:"host"`
 	PathPrefix  string  `json:"path_prefix"`
 	Header      string  `json:"header"`
 	HeaderValue string  `json:"header_value"`
@@ -59,7 +60,7 @@ func (a *Server) faults(w http.ResponseWriter, _ *http.Request) {
 	}
 	for _, r := range live.Active(a.src.Shared.Snapshot().Faults).Rules() {
 		v.Rules = append(v.Rules, faultRuleView{
-			Name: r.Name, Origin: r.Origin, PathPrefix: r.PathPrefix, Header: r.Header, HeaderValue: r.HeaderValue,
+			Name: r.Name, Origin: r.Origin, Host: r.Host, PathPrefix: r.PathPrefix, Header: r.Header, HeaderValue: r.HeaderValue,
 			Percent: r.Percent, Delay: r.Delay.String(), Abort: r.Abort, Reset: r.Reset, SlowBody: int64(r.SlowBody),
 		})
 	}

@@ -44,9 +44,11 @@ func (a *AdaptiveConcurrency) validate(key string, bad reporter) {
 type FaultRule struct {
 	// Name identifies the rule in the access log ("fault_rule") and the admin API.
 	Name string `yaml:"name" json:"name"`
-	// Origin and PathPrefix select the requests ("" any): routed to this
-	// origin, with a path that starts so.
+	// Origin, Host and PathPrefix select the requests ("" any): routed to
+	// this origin, for this host (exact, or "*.example.com" for its
+	// subdomains, as routes say), with a path that starts so.
 	Origin     string `yaml:"origin" json:"origin"`
+	Host       string `yaml:"host" json:"host"`
 	PathPrefix string `yaml:"path_prefix" json:"path_prefix"`
 	// Header limits the rule to requests carrying it ("" all), with the
 	// value HeaderValue when that is set.

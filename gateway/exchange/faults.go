@@ -47,7 +47,7 @@ func (ex *Exchange) injectFaults(o *origin.Origin) bool {
 			return false // the hot path when nothing is configured: one load
 		}
 		var ok bool
-		if inj, ok = set.Match(o.Name, fc.Path(), &ex.req.Header, ex.lp.l.Rand); !ok {
+		if inj, ok = set.Match(o.Name, fc.Host(), fc.Path(), &ex.req.Header, ex.lp.l.Rand); !ok {
 			return false
 		}
 	}

@@ -19,6 +19,7 @@ package faults
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"gozer/filters"
@@ -34,6 +35,8 @@ type Set struct {
 
 type rule struct {
 	origin     string
+	host       []byte // exact, or the suffix ".example.com" when wildcard
+	wildcard   bool
 	pathPrefix []byte
 	header     string
 	value      []byte
@@ -57,8 +60,12 @@ func Compile(rules []config.FaultRule) (*Set, error) {
 		if err := r.Validate(fmt.Sprintf("fault_injection[%d]", i)); err != nil {
 			return nil, err
 		}
+		host, wildcard := []byte(strings.ToLower(r.Host)), false
+		if strings.HasPrefix(r.Host, "*.") {
+			host, wildcard = host[1:], true
+		}
 		s.rules = append(s.rules, rule{
-			origin: r.Origin, pathPrefix: []byte(r.PathPrefix), header: r.Header, value: []byte(r.HeaderValue),
+			origin: r.Origin, host: host, wildcard: wildcard, pathPrefix: []byte(r.PathPrefix), header: r.Header, value: []byte(r.HeaderValue),
 			threshold: uint64(r.Percent / 100 * (1 << 32)),
 			inj:       filters.Injection{Delay: r.Delay, Abort: r.Abort, Reset: r.Reset, SlowBody: int64(r.SlowBody), Rule: name},
 		})
@@ -80,14 +87,18 @@ type Headers interface{ Peek(name string) []byte }
 // Rand draws uniform uint32s (the loop's origin.Rand).
 type Rand interface{ Uint32() uint32 }
 
-// Match returns the injection for a request routed to origin with path,
+// Match returns the injection for a request routed to origin for host
+// (without its port) with path,
 // drawing once for each rule it matches from rnd. A request outside a rule's
 // condition never takes part in its draw. Any goroutine (with its own rnd);
 // allocation-free.
-func (s *Set) Match(origin string, path []byte, h Headers, rnd Rand) (filters.Injection, bool) {
+func (s *Set) Match(origin string, host, path []byte, h Headers, rnd Rand) (filters.Injection, bool) {
 	for i := range s.rules {
 		r := &s.rules[i]
 		if r.origin != "" && r.origin != origin {
+			continue
+		}
+		if len(r.host) > 0 && !hostMatches(host, r.host, r.wildcard) {
 			continue
 		}
 		if len(r.pathPrefix) > 0 && !bytes.HasPrefix(path, r.pathPrefix) {
@@ -104,6 +115,15 @@ func (s *Set) Match(origin string, path []byte, h Headers, rnd Rand) (filters.In
 		}
 	}
 	return filters.Injection{}, false
+}
+
+// hostMatches is the route table's rule: exact, or a subdomain of a
+// wildcard's suffix; case-insensitive.
+func hostMatches(host, want []byte, wildcard bool) bool {
+	if wildcard {
+		return len(host) > len(want) && bytes.EqualFold(host[len(host)-len(want):], want)
+	}
+	return bytes.EqualFold(host, want)
 }
 
 // Kinds of injected failures, as counted.

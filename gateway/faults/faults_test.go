@@ -34,6 +34,7 @@ func TestMatch(t *testing.T) {
 		{Name: "hdr", Origin: "api", Header: "X-Chaos", HeaderValue: "on", Percent: 100, Abort: 503},
 		{Name: "path", PathPrefix: "/slow", Percent: 100, Delay: time.Second},
 		{Origin: "api", Percent: 0, Reset: true},
+		{Name: "host", Host: "*.example.com", Percent: 100, SlowBody: 10},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -41,21 +42,24 @@ func TestMatch(t *testing.T) {
 	tests := []struct {
 		name   string
 		origin string
+		host   string
 		path   string
 		h      hdrs
 		want   string // rule name; "" none
 	}{
-		{"header and origin", "api", "/", hdrs{"X-Chaos": "on"}, "hdr"},
-		{"other header value", "api", "/", hdrs{"X-Chaos": "off"}, ""},
-		{"header on another origin", "web", "/", hdrs{"X-Chaos": "on"}, ""},
-		{"path prefix", "web", "/slow/x", nil, "path"},
-		{"first match wins", "api", "/slow", hdrs{"X-Chaos": "on"}, "hdr"},
-		{"0 percent never", "api", "/", nil, ""},
+		{"header and origin", "api", "h", "/", hdrs{"X-Chaos": "on"}, "hdr"},
+		{"other header value", "api", "h", "/", hdrs{"X-Chaos": "off"}, ""},
+		{"header on another origin", "web", "h", "/", hdrs{"X-Chaos": "on"}, ""},
+		{"path prefix", "web", "h", "/slow/x", nil, "path"},
+		{"first match wins", "api", "h", "/slow", hdrs{"X-Chaos": "on"}, "hdr"},
+		{"0 percent never", "api", "h", "/", nil, ""},
+		{"wildcard host", "web", "API.Example.com", "/", nil, "host"},
+		{"the wildcard's own domain is not its subdomain", "web", "example.com", "/", nil, ""},
 	}
 	rnd := &seq{s: 1}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			inj, ok := set.Match(tc.origin, []byte(tc.path), tc.h, rnd)
+			inj, ok := set.Match(tc.origin, []byte(tc.host), []byte(tc.path), tc.h, rnd)
 			if ok != (tc.want != "") || inj.Rule != tc.want {
 				t.Fatalf("matched %v rule %q, want %q", ok, inj.Rule, tc.want)
 			}
@@ -74,7 +78,7 @@ func TestMatchShare(t *testing.T) {
 		const n = 100000
 		hits := 0
 		for i := 0; i < n; i++ {
-			if _, ok := set.Match("o", nil, hdrs{}, rnd); ok {
+			if _, ok := set.Match("o", nil, nil, hdrs{}, rnd); ok {
 				hits++
 			}
 		}
