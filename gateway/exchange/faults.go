@@ -86,11 +86,15 @@ func (ex *Exchange) applyFault(o *origin.Origin) bool {
 	return false
 }
 
+// afterFunc arms the fault timers (time.AfterFunc; tests replace it, to
+// fire them by hand on the test's goroutine).
+var afterFunc = time.AfterFunc
+
 // faultTimer arms the request's fault timer for d: faultFired runs on the
 // loop then, unless the request ended meanwhile.
 func (ex *Exchange) faultTimer(d time.Duration) {
 	gen, l := ex.fault.gen, ex.lp.l
-	time.AfterFunc(d, func() {
+	afterFunc(d, func() {
 		l.Execute(func() {
 			if ex.fault.gen == gen && ex.ds != nil {
 				ex.faultFired()

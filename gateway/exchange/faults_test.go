@@ -3,6 +3,7 @@ package exchange
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"gozer/filters"
 	"gozer/gateway/config"
@@ -14,6 +15,9 @@ func withFaults(rules ...config.FaultRule) func(*config.Config) {
 }
 
 func TestFaultInjection(t *testing.T) {
+	armed := 0
+	afterFunc = func(time.Duration, func()) *time.Timer { armed++; return nil } // fired by hand below
+	t.Cleanup(func() { afterFunc = time.AfterFunc })
 	hdr := config.FaultRule{Name: "r", Header: "X-Chaos", Percent: 100}
 	abort, reset, slow := hdr, hdr, hdr
 	abort.Abort, reset.Reset, slow.SlowBody = 418, true, 1000
@@ -49,6 +53,9 @@ func TestFaultInjection(t *testing.T) {
 			}
 			for i := 0; i < 9; i++ {
 				r.event(d.ex.faultFired) // what the timer does, on the loop
+			}
+			if armed != 9 {
+				t.Fatalf("%d timers armed, want one per pause (9)", armed)
 			}
 			if !d.done || d.body.String() != big {
 				t.Fatalf("after 9 more ticks: done %v, %d bytes", d.done, d.body.Len())
