@@ -106,6 +106,9 @@ type Context struct {
 	StatusHeaders bool
 	// NoCompress: a filter asked that this response is not compressed.
 	NoCompress bool
+	// Inject is the failure a filter asked for (ctx.inject; inject.go):
+	// it replaces the fault_injection rules' choice for this request.
+	Inject Injection
 
 	// Body is the whole request body when a filter asked for it buffered (BodyOK).
 	Body   []byte

@@ -105,6 +105,7 @@ var all = []Cause{
 	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,
 	LocalTooManySuspended, LocalCallTimeout, LocalCallTooLarge, LocalCallAbandoned,
+	LocalAdaptiveLimit, LocalInjected, LocalInjectedReset, // inject.go
 }
 
 // CauseOfCodec is the status cause of a decoding error's class (its own

@@ -55,6 +55,8 @@ type config struct {
 	// CORS holds the cors: policies, each written verbatim:
 	// {"web": "{allow_origins: [\"http://localhost:3000\"]}"}.
 	CORS map[string]string
+	// Extra is top-level YAML appended verbatim (fault_injection: …).
+	Extra string
 }
 
 // filtersConfig is the filters: section; empty fields keep Gozer's defaults.
@@ -179,6 +181,7 @@ func (c config) render(proxy, admin string) string {
 			fmt.Fprintf(&b, "  %s: %s\n", k, c.Tracing[k])
 		}
 	}
+	b.WriteString(c.Extra)
 	b.WriteString("routes:\n")
 	for _, r := range c.Routes {
 		b.WriteString("  - {")

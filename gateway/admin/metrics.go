@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"gozer/gateway/faults"
 	"gozer/gateway/origin"
 	"gozer/gateway/telemetry"
 )
@@ -77,6 +78,10 @@ var (
 	dInFlight     = desc("origin_in_flight_requests", "Requests admitted to an origin and not finished: the bulkhead in use.", "origin")
 	dBulkheadMax  = desc("origin_max_concurrent_requests", "The bulkhead's size (max_concurrent_requests; 0: none).", "origin")
 	dBulkheadRej  = desc("origin_bulkhead_rejections_total", "Requests refused because the origin had max_concurrent_requests in flight.", "origin")
+	dAdaptLimit   = desc("origin_adaptive_limit", "The adaptive concurrency limit now (adaptive_concurrency; origins without one have no series).", "origin")
+	dAdaptFlight  = desc("origin_adaptive_in_flight_requests", "Requests holding a slot of the adaptive concurrency limit.", "origin")
+	dAdaptRej     = desc("origin_adaptive_rejections_total", "Requests refused because the origin's adaptive concurrency limit was reached.", "origin")
+	dFaults       = desc("faults_injected_total", "Failures injected on purpose (fault_injection, PUT /admin/faults, ctx.inject), by kind: delay, abort, reset, slow_body.", "kind")
 	dEjections    = desc("origin_outlier_ejections_total", "Servers ejected by outlier detection.", "origin")
 	dEjectRefused = desc("origin_outlier_ejections_refused_total", "Ejections not made because max_ejection_percent was reached.", "origin")
 	dEjected      = desc("origin_servers_ejected", "Servers ejected now.", "origin")
@@ -153,6 +158,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		loops = c.src.Loops()
 	}
 	c.collectOrigins(loops, counter, gauge)
+	if sh := c.src.Shared; sh != nil && sh.Faults != nil {
+		counts := sh.Faults.Counts()
+		for _, k := range faults.Kinds {
+			counter(dFaults, float64(counts[k]), k)
+		}
+	}
 	c.collectFilters(counter)
 	c.collectPush(counter, gauge)
 	c.collectLoops(loops, on == 1, gauge, counter)
@@ -211,6 +222,11 @@ func (c *collector) collectOrigins(loops []LoopStats, counter, gauge emit) {
 		gauge(dInFlight, float64(iso.Bulkhead.InFlight()), o.Name)
 		gauge(dBulkheadMax, float64(iso.Bulkhead.Max()), o.Name)
 		counter(dBulkheadRej, float64(iso.Bulkhead.Refused()), o.Name)
+		if ad := iso.Adaptive; ad != nil {
+			gauge(dAdaptLimit, float64(ad.Limit()), o.Name)
+			gauge(dAdaptFlight, float64(ad.InFlight()), o.Name)
+			counter(dAdaptRej, float64(ad.Rejected()), o.Name)
+		}
 		ejections, refused := iso.Outlier.Counts()
 		counter(dEjections, float64(ejections), o.Name)
 		counter(dEjectRefused, float64(refused), o.Name)

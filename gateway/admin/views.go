@@ -18,14 +18,27 @@ import (
 
 // originView is one origin in GET /admin/origins.
 type originView struct {
-	Name     string           `json:"name"`
-	Fallback string           `json:"fallback"`
-	Breaker  breakerView      `json:"breaker"`
-	InFlight int64            `json:"in_flight"`
-	Refused  int64            `json:"refused_concurrency_total"`
+	Name     string      `json:"name"`
+	Fallback string      `json:"fallback"`
+	Breaker  breakerView `json:"breaker"`
+	InFlight int64       `json:"in_flight"`
+	Refused  int64       `json:"refused_concurrency_total"`
+	// Adaptive is the adaptive concurrency limit (adaptive_concurrency);
+	// null when off.
+	Adaptive *adaptiveView    `json:"adaptive_concurrency"`
 	Servers  []serverView     `json:"servers"`
 	Requests map[string]int64 `json:"requests_by_cause"`
 	DNSError string           `json:"dns_error"`
+}
+
+// adaptiveView is an origin's adaptive concurrency limit.
+type adaptiveView struct {
+	Algorithm string `json:"algorithm"`
+	Limit     int64  `json:"limit"`
+	InFlight  int64  `json:"in_flight"`
+	MinLimit  int    `json:"min_limit"`
+	MaxLimit  int    `json:"max_limit"`
+	Rejected  int64  `json:"rejected_total"`
 }
 
 // breakerView is an origin's circuit breaker.
@@ -70,6 +83,11 @@ func (a *Server) origins(w http.ResponseWriter, _ *http.Request) {
 				WindowRequests: st.Requests, WindowErrors: st.Errors, Opens: st.Opens}
 			v.InFlight, v.Refused = iso.Bulkhead.InFlight(), iso.Bulkhead.Refused()
 			v.DNSError = iso.Discovery.LastError()
+			if ad := iso.Adaptive; ad != nil {
+				c := ad.Config()
+				v.Adaptive = &adaptiveView{Algorithm: c.Algorithm, Limit: ad.Limit(), InFlight: ad.InFlight(),
+					MinLimit: c.MinLimit, MaxLimit: c.MaxLimit, Rejected: ad.Rejected()}
+			}
 			for _, srv := range iso.Discovery.Servers().List {
 				v.Servers = append(v.Servers, serverView{
 					Addr: srv.Addr, Weight: srv.Weight, Outstanding: srv.Outstanding(),

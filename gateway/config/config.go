@@ -30,6 +30,8 @@ type Config struct {
 	Tracing   Tracing            `yaml:"tracing"`
 	// CORS are the named CORS policies (cors.go) routes and push use.
 	CORS map[string]*CORSPolicy `yaml:"cors"`
+	// FaultInjection rehearses failures (chaos.go); empty: none.
+	FaultInjection []FaultRule `yaml:"fault_injection"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -183,6 +185,9 @@ type Origin struct {
 	// CallTimeout bounds an async filter's side call to this origin when the
 	// call gives no timeout (0: filters.call_timeout).
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// AdaptiveConcurrency is the optional limit that follows the origin's
+	// latency (nil or not enabled: off).
+	AdaptiveConcurrency *AdaptiveConcurrency `yaml:"adaptive_concurrency"`
 }
 
 // Breaker is an origin's circuit breaker.

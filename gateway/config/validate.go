@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	c.validatePush(bad)
 	c.validateTracing(bad)
 	c.validateCORS(bad)
+	c.validateFaults(bad)
 	return errors.Join(errs...)
 }
 
@@ -174,6 +175,7 @@ func (c *Config) validateOrigin(name string, bad reporter) {
 	}
 	o.validateLimits(key, bad)
 	o.validateCompression(key, bad)
+	o.AdaptiveConcurrency.validate(key+".adaptive_concurrency", bad)
 }
 
 // validateLimits checks an origin's connection and request limits.

@@ -45,6 +45,9 @@ func (ex *Exchange) logAccess() {
 		if g.reason != "" {
 			e.Str("reason", g.reason)
 		}
+		if f := &ex.fault; f.kinds != "" {
+			e.Str("injected", f.kinds).Str("fault_rule", f.inj.Rule) // a rehearsal, not an outage
+		}
 		if len(g.parent) > 0 {
 			e.Bytes("parent_id", g.parent) // a side call of this request's filters
 		}
@@ -88,8 +91,10 @@ func failedLine(sh *loop.Shared, cause filters.Cause) *zerolog.Event {
 		return sh.Sampled.Info(cause.Name)
 	case cause == filters.LocalSlowReaders:
 		return sh.Sampled.Warn(cause.Name)
-	case cause == filters.LocalOriginCircuitOpen || cause == filters.LocalOriginConcurrency:
+	case cause == filters.LocalOriginCircuitOpen || cause == filters.LocalOriginConcurrency || cause == filters.LocalAdaptiveLimit:
 		return sh.Log.Info()
+	case cause.Name == filters.LocalInjected.Name || cause == filters.LocalInjectedReset:
+		return sh.Sampled.Info(cause.Name) // rehearsals come by the thousand, on purpose
 	}
 	return sh.Log.Warn()
 }
@@ -141,7 +146,11 @@ func (ex *Exchange) finishIsolation() {
 	br := t.origin.Iso.Breaker
 	wasOpen := br.Open()
 	now := ex.lp.l.Now()
-	t.origin.Iso.Finish(outcome, t.admitAt, now)
+	latency := now - t.admitAt
+	if t.headAt > 0 {
+		latency = t.headAt - t.admitAt // the origin's time, not the client's reading
+	}
+	t.origin.Iso.FinishTimed(outcome, t.admitAt, latency, now)
 	if open := br.Open(); open != wasOpen {
 		// The breaker's transitions are what an operator wants to see, once each.
 		log := &ex.lp.l.Shared.Log

@@ -24,6 +24,10 @@ func (ex *Exchange) admit(o *origin.Origin) (*origin.Origin, bool) {
 		ex.try.origin = o
 		ex.fail(filters.LocalOriginConcurrency, fmt.Sprintf("origin %s has %d requests in flight (max_concurrent_requests)", o.Name, o.Iso.Bulkhead.InFlight()))
 		return nil, false
+	case origin.RefusedAdaptive:
+		ex.try.origin = o
+		ex.fail(filters.LocalAdaptiveLimit, fmt.Sprintf("origin %s has %d requests in flight (its adaptive concurrency limit)", o.Name, o.Iso.Adaptive.Limit()))
+		return nil, false
 	case origin.RefusedOpen:
 		ex.try.origin = o
 		ex.fail(filters.LocalOriginCircuitOpen, "origin "+o.Name+" circuit breaker is open")

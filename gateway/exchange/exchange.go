@@ -43,6 +43,7 @@ type Exchange struct {
 	flt   filterState
 	log   logState
 	trace traceState
+	fault faultState // an injected failure (faults.go)
 	// pass is the request's passport (passport.go), in the filters'
 	// Context.Passport while tracing.passport_threshold is on.
 	pass filters.Passport
@@ -105,6 +106,7 @@ type attemptState struct {
 	records    [maxLoggedAttempts]attemptRecord
 	admitted   bool  // the origin's isolation admitted it: Finish must follow once
 	admitAt    int64 // the now given to Admit
+	headAt     int64 // when the origin's response head came (0: not yet): the adaptive limit's latency
 	open       bool  // the current attempt was picked by the balancer: AttemptDone must follow once
 	fellBack   bool  // the origin's fallback serves it
 	staleRetry bool  // the free retry after a stale pooled connection was used
@@ -191,6 +193,7 @@ func (ex *Exchange) reset() {
 	ex.flt.reset()
 	ex.log.reset()
 	ex.trace = traceState{}
+	ex.fault.reset()
 	ex.pass.Reset()
 }
 

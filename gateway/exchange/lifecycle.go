@@ -116,7 +116,7 @@ func (ex *Exchange) OnBody() {
 // OnWritable runs when the client took part of the response it had not read:
 // the origin's reads go on.
 func (ex *Exchange) OnWritable() {
-	if c := ex.try.conn; c != nil && c.Paused() {
+	if c := ex.try.conn; c != nil && c.Paused() && !ex.fault.throttled {
 		ex.unpark()
 		c.Resume()
 		ex.pumpResponse()

@@ -30,7 +30,12 @@ func (ex *Exchange) pumpResponse() {
 		}
 		off = n
 	}
-	done, n, ok := ex.relayBody(buf[off:])
+	body := buf[off:]
+	q := ex.slowQuantum()
+	if q > 0 && len(body) > q {
+		body = body[:q] // an injected slow body (faults.go)
+	}
+	done, n, ok := ex.relayBody(body)
 	off += n
 	if !ok {
 		return // the exchange moved on (failed, or a filter answered instead)
@@ -65,6 +70,10 @@ func (ex *Exchange) pumpResponse() {
 	}
 	if done {
 		ex.finish(leftover)
+		return
+	}
+	if q > 0 && n > 0 {
+		ex.throttle(c)
 		return
 	}
 	if ds.Buffered() > loop.PauseAt(ex.lp.l.Shared.SendAllowance(ex.snap.Limits.MaxBuffered)) {
@@ -162,6 +171,7 @@ func (ex *Exchange) responseHead(buf []byte) (int, bool) {
 		break
 	}
 	ex.out.headDone = true
+	ex.try.headAt = ex.lp.l.Now()
 	ex.log.status = ex.resp.Status
 	if isRetriableStatus(ex.log.status) && ex.retryOrFail(failStatus, c.Reused(), filters.Success, "") {
 		return 0, false // another server may do better

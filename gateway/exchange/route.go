@@ -182,6 +182,15 @@ func (ex *Exchange) routed() {
 		return
 	}
 	ex.mark(filters.PassRoute, o.Name)
+	if ex.injectFaults(o) {
+		return // answered, or delayed (faults.go)
+	}
+	ex.toOrigin(o)
+}
+
+// toOrigin sends the routed request on to o: once its body is buffered
+// (request_buffer), or at once.
+func (ex *Exchange) toOrigin(o *origin.Origin) {
 	if !ex.body.done && o.RequestBuffer > 0 {
 		ex.try.origin = o
 		ex.body.buffering = true

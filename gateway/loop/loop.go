@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"gozer/gateway/faults"
 	"net"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,11 @@ type Shared struct {
 	// listeners.admin.metrics is off, and then loops do not time their
 	// callbacks either (Busy).
 	Metrics *telemetry.Metrics
+
+	// Faults is the fault injection set through the admin API and the
+	// counts of injected failures (gateway/faults); the config's rules are
+	// the Snapshot's.
+	Faults *faults.Live
 }
 
 // pressureAllowance is the send allowance of every response while the node
@@ -103,7 +109,7 @@ const ReadBufferCap = 64 << 10
 
 // NewShared returns the shared part serving snap.
 func NewShared(snap *Snapshot, log zerolog.Logger, access *telemetry.AccessLog, w *Watcher) *Shared {
-	s := &Shared{Log: log, Access: access, Watcher: w, Peers: peers.New(0, 0), Sampled: telemetry.NewSampled(log, 10*time.Second)}
+	s := &Shared{Log: log, Access: access, Watcher: w, Peers: peers.New(0, 0), Sampled: telemetry.NewSampled(log, 10*time.Second), Faults: faults.NewLive()}
 	if c := snap.Config; c != nil {
 		s.Peers.SetLimits(c.Server.MaxConnectionsPerIP, c.Server.MaxRequestsPerIP)
 	}

@@ -5,6 +5,7 @@ import (
 
 	"gozer/filters"
 	"gozer/gateway/config"
+	"gozer/gateway/faults"
 	"gozer/gateway/origin"
 	"gozer/gateway/tracectx"
 )
@@ -21,6 +22,8 @@ type Snapshot struct {
 	Limits  Limits
 	// CORS are the CORS policies compiled (cors, routes[].cors, push.cors).
 	CORS *filters.CORSTable
+	// Faults are the config's fault_injection rules (nil: none).
+	Faults *faults.Set
 }
 
 // Limits are the config values read per connection or per request.
@@ -53,7 +56,11 @@ type Limits struct {
 // NewSnapshot builds the snapshot of cfg with what was built from it.
 func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Router) *Snapshot {
 	s := cfg.Server
+	// A validated config compiles; a rule that does not is dropped with the
+	// others (Validate reports it first).
+	fs, _ := faults.Compile(cfg.FaultInjection)
 	return &Snapshot{
+		Faults: fs,
 		Config: cfg, Origins: origins, Router: router, CORS: filters.NewCORSTable(cfg),
 		Limits: Limits{
 			HeaderTimeout:  int64(s.HeaderReadTimeout),

@@ -71,6 +71,10 @@ func isolationConfig(o *Origin, oc *config.Origin) (IsolationConfig, error) {
 		}
 	}
 	ic.DNSRefresh = oc.DNSRefresh
+	if ac := oc.AdaptiveConcurrency; ac != nil && ac.Enabled {
+		ic.Adaptive = &AdaptiveConfig{Algorithm: ac.Algorithm, MinLimit: ac.MinLimit, MaxLimit: ac.MaxLimit,
+			InitialLimit: ac.InitialLimit, Window: ac.Window, LongWindow: ac.LongWindow, Tolerance: ac.Tolerance}
+	}
 	if oc.DNSServer != "" {
 		// A resolver of the origin's own (a service-discovery DNS, a sidecar) instead
 		// of the system's.

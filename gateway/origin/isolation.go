@@ -16,7 +16,9 @@ type IsolationConfig struct {
 	RetryBudget           RetryBudgetConfig
 	Outlier               OutlierConfig
 	HealthCheck           *HealthConfig // health_check; nil: not checked
-	DNSRefresh            time.Duration // dns_refresh (0: 30 s; negative: never)
+	// Adaptive is adaptive_concurrency; nil: off.
+	Adaptive   *AdaptiveConfig
+	DNSRefresh time.Duration // dns_refresh (0: 30 s; negative: never)
 	// Resolve replaces the DNS lookup (tests); nil is the system resolver.
 	Resolve func(ctx context.Context, host string) ([]string, error)
 	// Inherit is the isolation of the origin this one replaces (a reload
@@ -32,6 +34,7 @@ type Inherited struct {
 	Servers  *ServerSet
 	Breaker  *Breaker // nil: the breaker's settings changed
 	Bulkhead *Bulkhead
+	Adaptive *Adaptive // nil: the adaptive limit's settings changed (or it is off)
 }
 
 // DefaultIsolationConfig is what an origin gets when its config says nothing:
@@ -57,6 +60,7 @@ type Isolation struct {
 	Budget    *RetryBudget
 	Outlier   *Outlier
 	Health    *HealthChecker // nil without a health check
+	Adaptive  *Adaptive      // nil without adaptive_concurrency (adaptive.go)
 }
 
 // NewIsolation builds an origin's isolation over servers (host:port; names are
@@ -80,7 +84,15 @@ func NewIsolation(origin string, servers []string, cfg IsolationConfig) (*Isolat
 		Budget:    NewRetryBudget(cfg.RetryBudget),
 		Outlier:   NewOutlier(cfg.Outlier, d),
 	}
+	if cfg.Adaptive != nil {
+		if iso.Adaptive, err = NewAdaptive(*cfg.Adaptive); err != nil {
+			return nil, fmt.Errorf("isolation of %s: adaptive_concurrency: %w", origin, err)
+		}
+	}
 	if in := cfg.Inherit; in != nil {
+		if in.Adaptive != nil && iso.Adaptive != nil {
+			iso.Adaptive = in.Adaptive
+		}
 		if in.Breaker != nil {
 			iso.Breaker = in.Breaker
 		}
@@ -123,6 +135,8 @@ const (
 	RefusedOpen
 	// RefusedConcurrency: max_concurrent_requests are in flight; answer 503 at once.
 	RefusedConcurrency
+	// RefusedAdaptive: the adaptive concurrency limit is reached; answer 503 at once.
+	RefusedAdaptive
 )
 
 func (v Verdict) String() string {
@@ -131,6 +145,8 @@ func (v Verdict) String() string {
 		return "breaker_open"
 	case RefusedConcurrency:
 		return "concurrency_limit"
+	case RefusedAdaptive:
+		return "adaptive_limit"
 	}
 	return "admitted"
 }
@@ -139,13 +155,21 @@ func (v Verdict) String() string {
 // at now; when admitted it holds a bulkhead slot and is counted by the retry
 // budget. The bulkhead is asked first: asking the breaker first could hand the
 // half-open trial to a request the bulkhead then refuses, and the trial would be
-// lost for a sleep window.
+// lost for a sleep window. The adaptive limit (when configured) is asked
+// between the two, for the same reason.
 func (i *Isolation) Admit(now int64) Verdict {
 	if !i.Bulkhead.TryAcquire() {
 		return RefusedConcurrency
 	}
+	if a := i.Adaptive; a != nil && !a.TryAcquire() {
+		i.Bulkhead.Release()
+		return RefusedAdaptive
+	}
 	if !i.Breaker.AllowAt(now) {
 		i.Bulkhead.Release()
+		if a := i.Adaptive; a != nil {
+			a.Release(Canceled, 0, now)
+		}
 		return RefusedOpen
 	}
 	i.Budget.RecordRequest(now)
@@ -175,9 +199,21 @@ func (i *Isolation) AttemptDone(srv *Server, ok bool, now int64) {
 func (i *Isolation) TryRetry(now int64) bool { return i.Budget.TryRetry(now) }
 
 // Finish ends an admitted request: its final outcome goes to the breaker (start is
-// the now given to Admit) and its bulkhead slot is released.
+// the now given to Admit) and to the adaptive limit (with its latency,
+// now − start), and its bulkhead slot is released.
 func (i *Isolation) Finish(outcome Outcome, start, now int64) {
+	i.FinishTimed(outcome, start, now-start, now)
+}
+
+// FinishTimed is Finish with the origin's latency given: the exchange
+// passes the time from admission to the response head, so that a slow
+// client taking a long body does not make the origin look slow to the
+// adaptive limit.
+func (i *Isolation) FinishTimed(outcome Outcome, start, latency, now int64) {
 	i.Breaker.ReportAt(outcome, start, now)
+	if a := i.Adaptive; a != nil {
+		a.Release(outcome, latency, now)
+	}
 	i.Bulkhead.Release()
 }
 

@@ -106,6 +106,9 @@ func inheritFrom(po *Origin, oc *config.Origin) *Inherited {
 	if po.Config.MaxConcurrentRequests == oc.MaxConcurrentRequests {
 		in.Bulkhead = po.Iso.Bulkhead
 	}
+	if reflect.DeepEqual(po.Config.AdaptiveConcurrency, oc.AdaptiveConcurrency) {
+		in.Adaptive = po.Iso.Adaptive // its learned limit and in-flight count go on
+	}
 	return in
 }
 
