@@ -28,6 +28,8 @@ type Config struct {
 	Routes    []Route            `yaml:"routes"`
 	Push      Push               `yaml:"push"`
 	Tracing   Tracing            `yaml:"tracing"`
+	Limits    Limits             `yaml:"limits"`
+	Protect   Protect            `yaml:"protect"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -283,6 +285,7 @@ func defaults() *Config {
 			MaxSuspended: 4000, CallTimeout: time.Second},
 		Push:    pushDefaults(),
 		Tracing: tracingDefaults(),
+		Limits:  limitsDefaults(),
 	}
 }
 

@@ -179,6 +179,9 @@ func (ex *Exchange) routed() {
 		return
 	}
 	ex.mark(filters.PassRoute, o.Name)
+	if ex.rateLimited(o.Name) {
+		return
+	}
 	if !ex.body.done && o.RequestBuffer > 0 {
 		ex.try.origin = o
 		ex.body.buffering = true

@@ -24,6 +24,7 @@ import (
 	"gozer/filters"
 	"gozer/gateway/origin"
 	"gozer/gateway/peers"
+	"gozer/gateway/ratelimit"
 	"gozer/gateway/telemetry"
 )
 
@@ -61,6 +62,11 @@ type Shared struct {
 	// ProxyRefused those closed for a missing or malformed PROXY header.
 	RefusedMax   atomic.Int64
 	ProxyRefused atomic.Int64
+
+	// Limits are the node's rate limits, new-connection rates and deny list
+	// (gateway/ratelimit); built once (nil: none), the rules follow the
+	// snapshot. Set before the loops start.
+	Limits *ratelimit.Node
 
 	// Metrics are the per-request metrics (GET /metrics); nil when
 	// listeners.admin.metrics is off, and then loops do not time their
@@ -116,6 +122,9 @@ func (s *Shared) Snapshot() *Snapshot { return s.snap.Load() }
 func (s *Shared) Swap(snap *Snapshot) {
 	if c := snap.Config; c != nil {
 		s.Peers.SetLimits(c.Server.MaxConnectionsPerIP, c.Server.MaxRequestsPerIP)
+		if s.Limits != nil {
+			s.Limits.Deny.SetConfigured(c.Protect.DenyPrefixes())
+		}
 	}
 	s.snap.Store(snap)
 }
