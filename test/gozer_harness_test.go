@@ -52,6 +52,8 @@ type config struct {
 	// certificate when the listener requires one.
 	AdminTLS    map[string]string
 	AdminClient *http.Client
+	// Extra is YAML appended verbatim at the top level (limits:, protect:).
+	Extra string
 }
 
 // filtersConfig is the filters: section; empty fields keep Gozer's defaults.
@@ -175,6 +177,7 @@ func (c config) render(proxy, admin string) string {
 			fmt.Fprintf(&b, "  %s: %s\n", k, c.Tracing[k])
 		}
 	}
+	b.WriteString(c.Extra)
 	b.WriteString("routes:\n")
 	for _, r := range c.Routes {
 		b.WriteString("  - {")

@@ -53,8 +53,8 @@ type Conn struct {
 	addr   netip.AddrPort // the client: for limits, trust and X-Forwarded-For
 	peer   *peers.Peer    // the client's count in Shared.Peers (nil: not counted)
 
-	state      connState
-	reads      loop.Reads
+	state connState
+	reads loop.Reads
 	// drainClose (drainBit): close after the current response (the gateway
 	// drains, or protect.max_requests_per_connection was reached); the rest
 	// counts the requests begun on the connection (protect.go).
