@@ -23,7 +23,7 @@ type limitsView struct {
 	Keys     int64            `json:"keys"`
 	MaxKeys  int              `json:"max_keys"`
 	Evicted  int64            `json:"evicted_total"`
-	Rejected map[string]int64 `json:"rejected_total"`
+	Rejected map[string]int64 `json:"rejected_by_limit"`
 	Limits   []struct {
 		Name     string `json:"name"`
 		Rejected int64  `json:"rejected_total"`

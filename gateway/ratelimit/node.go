@@ -139,7 +139,7 @@ type Stats struct {
 	Keys        int64            `json:"keys"`
 	MaxKeys     int              `json:"max_keys"`
 	Evicted     int64            `json:"evicted_total"`
-	Rejected    map[string]int64 `json:"rejected_total"`
+	Rejected    map[string]int64 `json:"rejected_by_limit"`
 	Limits      []RuleStats      `json:"limits"`
 	Connections ConnStats        `json:"connections"`
 	Cluster     *ReconcilerStats `json:"cluster,omitempty"`
@@ -153,8 +153,8 @@ type RuleStats struct {
 	Rate       float64  `json:"rate_per_second"`
 	Burst      int64    `json:"burst"`
 	Cluster    bool     `json:"cluster"`
-	Origins    []string `json:"origins,omitempty"`
-	PathPrefix string   `json:"path_prefix,omitempty"`
+	Origins    []string `json:"origins"` // empty: every origin
+	PathPrefix string   `json:"path_prefix"`
 	Rejected   int64    `json:"rejected_total"`
 }
 
@@ -181,8 +181,12 @@ func (n *Node) Stats(rules *Rules) Stats {
 			if r.Rate.Interval > 0 {
 				rate = float64(time.Second) / float64(r.Rate.Interval)
 			}
+			origins := r.Origins
+			if origins == nil {
+				origins = []string{}
+			}
 			st.Limits = append(st.Limits, RuleStats{Name: r.Name, Key: r.Key.String(), Rate: math.Round(rate*1000) / 1000,
-				Burst: r.Rate.Burst, Cluster: r.Rate.Cluster, Origins: r.Origins, PathPrefix: r.PathPrefix,
+				Burst: r.Rate.Burst, Cluster: r.Rate.Cluster, Origins: origins, PathPrefix: r.PathPrefix,
 				Rejected: r.Counter.Rejected.Load()})
 		}
 	}
