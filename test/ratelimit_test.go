@@ -240,3 +240,35 @@ func TestRateLimitLua(t *testing.T) {
 		t.Errorf("rejected lua %d; want 3", v.Rejected["lua"])
 	}
 }
+
+// TestRateLimitReload: a reload changes the limits in service (a new rate,
+// a new limit) without a restart; limits.redis is restart only; the
+// deny list of the config follows the reload.
+func TestRateLimitReload(t *testing.T) {
+	o := startOrigin(t, "o")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Extra = "limits:\n  rules:\n    - { name: tight, key: ip, rate: 1, per: 1m, burst: 2 }\n"
+	g := startGozer(t, cfg)
+	c := newClient(t, 5*time.Second)
+	status := func() int {
+		resp, _ := fetch(t, c, "GET", g.URL("/x"), nil, nil)
+		return resp.StatusCode
+	}
+	if a, b, d := status(), status(), status(); a != 200 || b != 200 || d != 429 {
+		t.Fatalf("burst 2: %d %d %d; want 200 200 429", a, b, d)
+	}
+	cfg.Extra = "limits:\n  rules:\n    - { name: tight, key: ip, rate: 1000, per: 1s, burst: 1000 }\nprotect:\n  deny: [\"192.0.2.0/24\"]\n"
+	g.rewrite(t, cfg)
+	if code, body := g.reloadNow(t); code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	waitFor(t, 5*time.Second, "the new rate serves", func() bool { return status() == 200 })
+	if code, body := adminDo(t, g, "GET", "/admin/deny", ""); code != 200 || !strings.Contains(body, "192.0.2.0/24") {
+		t.Errorf("deny list after the reload: %d %s; want the config's network", code, body)
+	}
+	cfg.Extra = "limits:\n  redis: \"127.0.0.1:1\"\n"
+	g.rewrite(t, cfg)
+	if code, body := g.reloadNow(t); code == 200 || !strings.Contains(body, "limits.redis") {
+		t.Errorf("reload with limits.redis changed: %d %s; want refused naming limits.redis", code, body)
+	}
+}

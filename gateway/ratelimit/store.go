@@ -111,6 +111,11 @@ func (s *Store) Take(key []byte, now int64, r Rate) (bool, int64) {
 			interval = min(int64(float64(interval)/b.share), tau)
 		}
 	}
+	if b.tat > now+tau {
+		// The bucket was filled under a larger burst or a slower rate (a
+		// reload changed the limit): it is empty under this one, not in debt.
+		b.tat = now + tau
+	}
 	tat := max(b.tat, now) + interval
 	if wait := tat - now - tau; wait > 0 {
 		sh.mu.Unlock()

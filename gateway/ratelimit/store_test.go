@@ -22,6 +22,7 @@ func TestTakeTable(t *testing.T) {
 		{"refills at rate", NewRate(10, time.Second, 1, false), []int64{0, 0, sec / 10, sec / 10}, []bool{true, false, true, false}, sec / 10},
 		{"burst 0 is 1", NewRate(1, time.Second, 0, false), []int64{0, 0, sec}, []bool{true, false, true}, 0},
 		{"no rate admits all", Rate{}, []int64{0, 0, 0}, []bool{true, true, true}, 0},
+		{"slow rate, burst 2", NewRate(1, time.Minute, 2, false), []int64{0, 0, 0}, []bool{true, true, false}, 0},
 		{"idle refills to burst only", NewRate(1, time.Second, 2, false), []int64{0, 100 * sec, 100 * sec, 100 * sec}, []bool{true, true, true, false}, sec},
 	}
 	for _, tc := range tests {
@@ -39,6 +40,22 @@ func TestTakeTable(t *testing.T) {
 				t.Errorf("last wait %d; want %d", wait, tc.lastWait)
 			}
 		})
+	}
+}
+
+// TestRateChange: a bucket emptied under a slow rate is served at once under
+// a faster one (a reload), as an empty bucket of that rate.
+func TestRateChange(t *testing.T) {
+	s := NewStore(100)
+	slow, fast := NewRate(1, time.Minute, 2, false), NewRate(10, time.Second, 5, false)
+	for range 3 {
+		s.Take([]byte("k"), 0, slow)
+	}
+	if ok, _ := s.Take([]byte("k"), 1, fast); ok {
+		t.Error("an empty bucket admitted at once under the new rate")
+	}
+	if ok, _ := s.Take([]byte("k"), 1+int64(time.Second)/10, fast); !ok {
+		t.Error("not admitted one interval of the new rate later")
 	}
 }
 
