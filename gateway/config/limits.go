@@ -85,7 +85,8 @@ func (l *Limits) Compile(n *ratelimit.Node) []ratelimit.Rule {
 		out = append(out, ratelimit.Rule{
 			Name: r.Name, Key: k, Rate: ratelimit.NewRate(r.Rate, r.Per, r.Burst, r.Cluster),
 			Origins: r.Origins, PathPrefix: r.PathPrefix, Prefix: append([]byte(r.Name), 0),
-			Counter: n.Counter(r.Name),
+			Counter:   n.Counter(r.Name),
+			LogReason: "limit:" + r.Name,
 		})
 	}
 	return out

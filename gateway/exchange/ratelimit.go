@@ -58,8 +58,10 @@ func (ex *Exchange) rateLimited(origin string) bool {
 			continue
 		}
 		r.Counter.Rejected.Add(1)
-		sh.Sampled.Warn("limit:"+r.Name).Str("limit", r.Name).Str("client", ex.ds.Client().Remote).
-			Str("key", r.Key.String()).Msg("request refused: over a rate limit (limits.rules)")
+		if e := sh.Sampled.Warn(r.LogReason); e != nil { // nil: sampled out, nothing formatted
+			e.Str("limit", r.Name).Str("client", ex.ds.Client().Remote).
+				Str("key", r.Key.String()).Msg("request refused: over a rate limit (limits.rules)")
+		}
 		ex.rejectRate("over limit "+strconv.Quote(r.Name), wait)
 		return true
 	}

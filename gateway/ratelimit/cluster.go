@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/rs/zerolog"
 )
 
@@ -71,9 +72,14 @@ type ReconcilerStats struct {
 // NewReconciler returns the reconciler of store's cluster buckets through
 // the Redis server at addr (host:port).
 func NewReconciler(store *Store, addr string, every, window time.Duration, log zerolog.Logger) *Reconciler {
+	// As the push cluster's client (gateway/push/redis.go): RESP2, one dial
+	// attempt per call and a small pool, so that go-redis's own log of failed
+	// dials stays a few lines per outage; every timeout is one round's.
 	rdb := redis.NewClient(&redis.Options{
 		Addr: addr, DialTimeout: every, ReadTimeout: every, WriteTimeout: every,
-		MaxRetries: -1, PoolSize: 2,
+		MaxRetries: -1, PoolSize: 2, DialerRetries: 1, PipelinePoolSize: -1,
+		Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	})
 	return &Reconciler{store: store, rdb: rdb, every: every, window: window, log: log, prefix: "gozer:rl:"}
 }

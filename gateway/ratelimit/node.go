@@ -69,6 +69,8 @@ type Rule struct {
 	// Prefix is the bucket keys' prefix: the name and a NUL.
 	Prefix  []byte
 	Counter *Counter
+	// LogReason is the rule's reason in the sampled log ("limit:" + Name).
+	LogReason string
 }
 
 // Matches reports whether the rule applies to a request to origin at path.

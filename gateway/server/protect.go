@@ -10,6 +10,7 @@ import (
 	"gozer/gateway/config"
 	"gozer/gateway/loop"
 	"gozer/gateway/peers"
+	"gozer/gateway/push"
 	"gozer/gateway/ratelimit"
 )
 
@@ -24,8 +25,10 @@ func (s *Server) admitConn(c net.Conn) bool {
 	a := loop.AddrOf(c.RemoteAddr())
 	if lim.Deny.Denied(a) {
 		_ = c.Close()
-		s.shared.Sampled.Warn(filters.ClientDenied.Name).Str("client", c.RemoteAddr().String()).
-			Str("cause", filters.ClientDenied.Name).Msg("connection refused: client network denied (protect.deny, /admin/deny)")
+		if e := s.shared.Sampled.Warn(filters.ClientDenied.Name); e != nil { // nil: sampled out, nothing formatted
+			e.Str("client", a.String()).Str("cause", filters.ClientDenied.Name).
+				Msg("connection refused: client network denied (protect.deny, /admin/deny)")
+		}
 		return false
 	}
 	p := &s.shared.Snapshot().Config.Protect
@@ -76,6 +79,9 @@ func (s *Server) startLimits() {
 	l := &s.cfg.Limits
 	if l.Redis == "" {
 		return
+	}
+	if !s.cfg.Push.Cluster.Enabled {
+		push.RedisLogTo(s.log) // go-redis's failed dials, sampled (the push hub does it otherwise)
 	}
 	n.Cluster = ratelimit.NewReconciler(n.Requests, l.Redis, l.SyncInterval, l.Window, s.log)
 	ctx, cancel := context.WithCancel(context.Background())
