@@ -49,7 +49,7 @@ func (ex *Exchange) rateLimited(origin string) bool {
 			if len(v) == 0 {
 				continue // no key: the limit does not apply (another may)
 			}
-			k = append(k, v...)
+			k = ratelimit.AppendKeyPart(k, v)
 		case ratelimit.KeyOrigin:
 			k = append(k, origin...)
 		}

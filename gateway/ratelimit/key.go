@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -118,4 +119,19 @@ func (k KeySpec) AppendIP(dst []byte, a netip.Addr) []byte {
 	}
 	b := a.As16()
 	return append(append(dst, b[:]...), byte(bits))
+}
+
+// MaxKeyPart is the longest key value (a header's, a Lua key) kept as it is;
+// a longer one is kept as its SHA-256 (16 bytes), so that a bucket costs a
+// bounded size whatever a client sends: limits.max_keys bounds the memory.
+const MaxKeyPart = 64
+
+// AppendKeyPart appends v to dst, or "#" and v's truncated SHA-256 when v is
+// longer than MaxKeyPart. The same value gives the same key on every node.
+func AppendKeyPart(dst, v []byte) []byte {
+	if len(v) <= MaxKeyPart {
+		return append(dst, v...)
+	}
+	sum := sha256.Sum256(v)
+	return append(append(dst, '#'), sum[:16]...)
 }

@@ -122,7 +122,7 @@ func NewRate(rate float64, per time.Duration, burst int, cluster bool) Rate {
 // namespace. It returns whether the request is admitted and the wait (ns)
 // until it would be.
 func (n *Node) TakeLua(buf []byte, key string, r Rate, now int64) (bool, int64) {
-	buf = append(append(buf[:0], "lua\x00"...), key...)
+	buf = AppendKeyPart(append(buf[:0], "lua\x00"...), []byte(key))
 	ok, wait := n.Requests.Take(buf, now, r)
 	if !ok {
 		n.lua.Rejected.Add(1)

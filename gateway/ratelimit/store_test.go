@@ -205,6 +205,20 @@ func contains(s, sub string) bool {
 	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
 }
 
+func TestAppendKeyPart(t *testing.T) {
+	short := []byte("api-key-1")
+	if got := AppendKeyPart([]byte("p"), short); string(got) != "papi-key-1" {
+		t.Errorf("short value: %q", got)
+	}
+	long := make([]byte, 32<<10)
+	a := AppendKeyPart(nil, long)
+	long[100] = 1
+	b := AppendKeyPart(nil, long)
+	if len(a) != 17 || len(b) != 17 || string(a) == string(b) {
+		t.Errorf("long values: %d and %d bytes, equal %v; want 17 each, distinct", len(a), len(b), string(a) == string(b))
+	}
+}
+
 func TestAppendIP(t *testing.T) {
 	k, _ := ParseKey("ip/24")
 	key := func(a string) string { return string(k.AppendIP(nil, netip.MustParseAddr(a))) }
