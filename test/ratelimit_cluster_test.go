@@ -128,10 +128,12 @@ func TestRateLimitCluster(t *testing.T) {
 	from, to = start.Add(2500*time.Millisecond), start.Add(4*time.Second)
 	rate = float64(countBetween(admitted, from, to)) / to.Sub(from).Seconds()
 	t.Logf("Redis down: the three nodes admitted %.1f/s (local fallback: 300/s each)", rate)
-	// Each node admits its whole rate: 900/s, at least twice the cluster's
-	// (the machine running three nodes and the clients may fall short of 900).
-	if rate < 600 || rate > 900*1.1 {
-		t.Errorf("after Redis died: %.1f/s admitted; want each node's whole rate (900/s; at least 600/s, at most +10%%)", rate)
+	// Each node admits its whole rate: 900/s. A machine running the whole
+	// suite beside three nodes and their clients may not drive 900 answers a
+	// second: at least 1.5 × the cluster's rate (which only the fallback
+	// admits), at most 900 + 10 %.
+	if rate < 450 || rate > 900*1.1 {
+		t.Errorf("after Redis died: %.1f/s admitted; want each node's whole rate (900/s; at least 450/s, at most +10%%)", rate)
 	}
 	for i, g := range nodes {
 		v := g.adminLimits(t)
