@@ -80,6 +80,10 @@ type Context struct {
 	Push   PushKind
 	PushID string
 
+	// CORS is the request's cross-origin state (cors.go): the policy the core
+	// chose, a Lua filter's verdict, what was decided.
+	CORS CORS
+
 	// Set by Respond: the request is answered by the filter, remaining inbound filters
 	// and the proxy are skipped, outbound filters still run.
 	Responded      bool

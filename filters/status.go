@@ -51,6 +51,9 @@ var (
 	ClientPushNotAccepted  = Cause{"FAILURE_CLIENT_PUSH_NOT_ACCEPTED", CategoryClientFailure, 403}
 	ClientBadHandshake     = Cause{"FAILURE_CLIENT_BAD_HANDSHAKE", CategoryClientFailure, 400}
 	ClientTooManyPushConns = Cause{"FAILURE_CLIENT_TOO_MANY_PUSH_CONNECTIONS", CategoryClientFailure, 429}
+	// ClientOriginRefused: a browser's request from an origin the CORS
+	// policy does not allow (a preflight, a push upgrade).
+	ClientOriginRefused = Cause{"FAILURE_CLIENT_ORIGIN_REFUSED", CategoryClientFailure, 403}
 
 	LocalNoRoute         = Cause{"FAILURE_LOCAL_NO_ROUTE", CategoryLocalFailure, 404}
 	LocalMaxConnections  = Cause{"FAILURE_LOCAL_MAX_CONNECTIONS", CategoryLocalFailure, 503}
@@ -101,7 +104,7 @@ func CauseIndex(name string) int {
 var all = []Cause{
 	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
 	ClientHeadersTooLong, ClientClosed, ClientBodyTooSlow, ClientReadTooSlow, ClientTooManyConnections,
-	ClientTooManyRequests, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit, LocalSlowReaders,
+	ClientTooManyRequests, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, ClientOriginRefused, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit, LocalSlowReaders,
 	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, LocalRedirectHTTPS, SuccessViaFallback,
 	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,

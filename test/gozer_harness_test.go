@@ -52,6 +52,9 @@ type config struct {
 	// certificate when the listener requires one.
 	AdminTLS    map[string]string
 	AdminClient *http.Client
+	// CORS holds the cors: policies, each written verbatim:
+	// {"web": "{allow_origins: [\"http://localhost:3000\"]}"}.
+	CORS map[string]string
 	// Extra is YAML appended verbatim at the top level (limits:, protect:).
 	Extra string
 }
@@ -74,7 +77,8 @@ type originConfig struct {
 	Opts map[string]string
 }
 
-type route struct{ Host, PathPrefix, Origin string }
+// route is one routes[] entry; CORS is its routes[].cors ("" none).
+type route struct{ Host, PathPrefix, Origin, CORS string }
 
 // oneOrigin is the config of a single origin "demo" with a catch-all route.
 func oneOrigin(opts map[string]string, servers ...string) config {
@@ -184,7 +188,16 @@ func (c config) render(proxy, admin string) string {
 		if r.Host != "" {
 			fmt.Fprintf(&b, " host: %q,", r.Host)
 		}
+		if r.CORS != "" {
+			fmt.Fprintf(&b, " cors: %s,", r.CORS)
+		}
 		fmt.Fprintf(&b, " path_prefix: %q, origin: %s }\n", r.PathPrefix, r.Origin)
+	}
+	if len(c.CORS) > 0 {
+		b.WriteString("cors:\n")
+		for _, k := range sortedKeys(c.CORS) {
+			fmt.Fprintf(&b, "  %s: %s\n", k, c.CORS[k])
+		}
 	}
 	return b.String()
 }
@@ -224,7 +237,8 @@ func startGozer(t testing.TB, cfg config) *gozer {
 	}
 	var lastErr string
 	for try := 0; try < 3; try++ { // a free port may be taken by someone else meanwhile
-		g := &gozer{ProxyAddr: freePort(t), AdminAddr: freePort(t), adminScheme: "http", adminClient: &http.Client{Timeout: 10 * time.Second}}
+		ports := freePorts(t, 3) // proxy, admin, HTTPS: never the same port twice
+		g := &gozer{ProxyAddr: ports[0], AdminAddr: ports[1], adminScheme: "http", adminClient: &http.Client{Timeout: 10 * time.Second}}
 		if cfg.AdminTLS != nil {
 			if cfg.AdminClient == nil {
 				t.Fatal("config.AdminTLS needs config.AdminClient")
@@ -232,7 +246,7 @@ func startGozer(t testing.TB, cfg config) *gozer {
 			g.adminScheme, g.adminClient = "https", cfg.AdminClient
 		}
 		if cfg.HTTPS != nil {
-			g.HTTPSAddr = freePort(t)
+			g.HTTPSAddr = ports[2]
 			cfg.httpsAddr = g.HTTPSAddr
 		}
 		g.ConfigPath = filepath.Join(t.TempDir(), "gozer.yaml")

@@ -273,5 +273,25 @@ func freePort(t testing.TB) string {
 	return addr
 }
 
+// freePorts returns n distinct free loopback addresses: each listener is
+// held until all are chosen, so the kernel cannot hand out one port twice
+// (two freePort calls in a row can get the same one).
+func freePorts(t testing.TB, n int) []string {
+	t.Helper()
+	out := make([]string, n)
+	lns := make([]net.Listener, n)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i], out[i] = ln, ln.Addr().String()
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return out
+}
+
 // closedPort returns a loopback address where nothing listens (connect is refused).
 func closedPort(t testing.TB) string { return freePort(t) }

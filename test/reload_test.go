@@ -125,34 +125,41 @@ func startLoad(t *testing.T, url string, n int, hdr map[string]string) *load {
 func (l *load) end() { l.stopOnce.Do(func() { close(l.stop) }); l.wg.Wait() }
 
 // TestConfigReloadUnderLoad: while clients keep sending, a reload moves an
-// origin to another server and adds a route; no request fails, the change
-// serves from the reload's answer on, and the origin whose settings did not
-// change keeps its pooled connection (none is opened).
+// origin to another server, changes another's read_timeout and adds a route;
+// no request fails, the change serves from the reload's answer on, and
+// neither the origin whose settings did not change nor the one whose server
+// stayed opens a connection: their pooled ones go on.
 func TestConfigReloadUnderLoad(t *testing.T) {
 	t.Parallel()
-	oldAPI, newAPI, static := startOrigin(t, "api-old"), startOrigin(t, "api-new"), startOrigin(t, "static")
+	oldAPI, newAPI, static, tuned := startOrigin(t, "api-old"), startOrigin(t, "api-new"), startOrigin(t, "static"), startOrigin(t, "tuned")
 	cfg := config{
 		Origins: map[string]originConfig{
 			"api":    {Servers: []string{oldAPI.Addr}},
 			"static": {Servers: []string{static.Addr}},
+			"tuned":  {Servers: []string{tuned.Addr}},
 		},
-		Routes: []route{{PathPrefix: "/seen", Origin: "static"}, {PathPrefix: "/counter", Origin: "api"}},
+		Routes: []route{{PathPrefix: "/seen", Origin: "static"}, {PathPrefix: "/counter", Origin: "api"}, {PathPrefix: "/status", Origin: "tuned"}},
 	}
 	g := startGozer(t, cfg)
 	if st := g.configStatus(t); st.Generation != 1 || st.Source != g.ConfigPath || !st.Watching || st.Last != nil {
 		t.Fatalf("at start GET /admin/config = %+v, want generation 1 from %s, watched, no attempt", st, g.ConfigPath)
 	}
 
-	// One sequential client on the static origin: one pooled connection
-	// carries all of it, before and after the reload.
+	// One sequential client on static and one on tuned: one pooled
+	// connection each carries all of it, before and after the reload.
 	staticLoad := startLoad(t, g.URL("/seen?id=reload-static"), 1, map[string]string{"X-Test-Id": "reload-static"})
+	tunedLoad := startLoad(t, g.URL("/status?code=200"), 1, map[string]string{"X-Test-Id": "reload-tuned"})
 	apiLoad := startLoad(t, g.URL("/counter"), 6, nil)
 	defer apiLoad.end()
 	defer staticLoad.end()
-	waitFor(t, 10*time.Second, "traffic to both origins", func() bool { return apiLoad.ok.Load() > 100 && staticLoad.ok.Load() > 50 })
-	before := g.adminOrigin(t, "static").Servers[0]
+	defer tunedLoad.end()
+	waitFor(t, 10*time.Second, "traffic to every origin", func() bool {
+		return apiLoad.ok.Load() > 100 && staticLoad.ok.Load() > 50 && tunedLoad.ok.Load() > 50
+	})
+	before, tunedBefore := g.adminOrigin(t, "static").Servers[0], g.adminOrigin(t, "tuned").Servers[0]
 
 	cfg.Origins["api"] = originConfig{Servers: []string{newAPI.Addr}}
+	cfg.Origins["tuned"] = originConfig{Servers: []string{tuned.Addr}, Opts: map[string]string{"read_timeout": "20s"}}
 	cfg.Routes = append(cfg.Routes, route{PathPrefix: "/headers", Origin: "api"})
 	resp, _ := fetch(t, newClient(t, 5*time.Second), "GET", g.URL("/headers"), nil, nil)
 	if resp.StatusCode != 404 {
@@ -171,27 +178,35 @@ func TestConfigReloadUnderLoad(t *testing.T) {
 	if from := resp.Header.Get("X-Origin-Name"); from != "api-new" {
 		t.Fatalf("after the reload /counter came from %q, want api-new", from)
 	}
-	okAt := staticLoad.ok.Load()
-	waitFor(t, 10*time.Second, "more traffic after the reload", func() bool { return staticLoad.ok.Load() > okAt+50 })
+	okAt, tunedAt := staticLoad.ok.Load(), tunedLoad.ok.Load()
+	waitFor(t, 10*time.Second, "more traffic after the reload", func() bool {
+		return staticLoad.ok.Load() > okAt+50 && tunedLoad.ok.Load() > tunedAt+50
+	})
 	apiLoad.end()
 	staticLoad.end()
-	if n := apiLoad.failed.Load() + staticLoad.failed.Load(); n > 0 {
-		t.Fatalf("%d requests failed across the reload (first: %s); %d and %d succeeded",
-			n, apiLoad.firstFail+staticLoad.firstFail, apiLoad.ok.Load(), staticLoad.ok.Load())
+	tunedLoad.end()
+	if n := apiLoad.failed.Load() + staticLoad.failed.Load() + tunedLoad.failed.Load(); n > 0 {
+		t.Fatalf("%d requests failed across the reload (first: %s); %d, %d and %d succeeded", n,
+			apiLoad.firstFail+staticLoad.firstFail+tunedLoad.firstFail, apiLoad.ok.Load(), staticLoad.ok.Load(), tunedLoad.ok.Load())
 	}
 
 	after := g.adminOrigin(t, "static").Servers[0]
 	if after.Opened != before.Opened || after.Opened != 1 {
 		t.Fatalf("static origin: %d connections opened before the reload, %d after; want the one pooled connection kept", before.Opened, after.Opened)
 	}
-	var seen struct{ Connections int }
-	_, b := fetch(t, newClient(t, 5*time.Second), "GET", static.URL("/seen?id=reload-static"), nil, nil)
-	if json.Unmarshal(b, &seen) != nil || seen.Connections != 1 {
-		t.Fatalf("the static origin saw the test's requests on %s connections, want 1", b)
+	if after := g.adminOrigin(t, "tuned").Servers[0]; after.Opened != tunedBefore.Opened || after.Opened != 1 {
+		t.Fatalf("tuned origin (read_timeout changed): %d connections opened before the reload, %d after; want its pooled connection kept", tunedBefore.Opened, after.Opened)
+	}
+	for _, o := range []*origin{static, tuned} {
+		var seen struct{ Connections int }
+		_, b := fetch(t, newClient(t, 5*time.Second), "GET", o.URL("/seen?id=reload-"+o.Name), nil, nil)
+		if json.Unmarshal(b, &seen) != nil || seen.Connections != 1 {
+			t.Fatalf("origin %s saw the test's requests on %s connections, want 1", o.Name, b)
+		}
 	}
 	st := g.configStatus(t)
 	if st.Generation != 2 || st.Last == nil || st.Last.Result != "applied" || st.Last.Trigger != "admin_api" ||
-		strings.Join(st.Last.Origins.Changed, ",") != "api" || strings.Join(st.Last.Origins.Kept, ",") != "static" {
+		strings.Join(st.Last.Origins.Changed, ",") != "api,tuned" || strings.Join(st.Last.Origins.Kept, ",") != "static" {
 		t.Fatalf("GET /admin/config after the reload = %+v", st)
 	}
 	matchesDoc(t, docExamples(t), g, "/admin/config")

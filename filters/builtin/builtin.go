@@ -19,7 +19,7 @@ import (
 // All are the built-in Go filters, in the order they are listed in
 // /admin/filters (the chain sorts them by order).
 func All() []filters.Filter {
-	return []filters.Filter{ServerTiming{}}
+	return []filters.Filter{ServerTiming{}, CORSPreflight{}, CORSResponse{}}
 }
 
 // ServerTiming adds "Server-Timing: gozer;dur=MS" to every response: how long

@@ -46,7 +46,7 @@ func (l *Loop) initAPI() {
 	a.ctx = l.object("ctx", map[string]glua.LGFunction{
 		"now": l.ctxNow, "route": l.ctxRoute, "respond": l.ctxRespond, "log": l.ctxLog,
 		"push_accept": l.ctxPushAccept, "push_verify": l.ctxPushVerify, "no_compress": l.ctxNoCompress,
-		"http": l.ctxHTTP, "http_all": l.ctxHTTPAll, "shared": l.ctxShared,
+		"http": l.ctxHTTP, "http_all": l.ctxHTTPAll, "shared": l.ctxShared, "cors": l.ctxCORS,
 		"limit": l.ctxLimit, "deny": l.ctxDeny, "undeny": l.ctxUndeny,
 	}, l.ctxIndex)
 	// ctx.req and ctx.resp are the same objects for every request: plain

@@ -107,6 +107,8 @@ var (
 	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), origin.", "loop", "kind")
 	dLoopBusy  = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
 	dClients   = desc("client_connections", "Client connections open (HTTP and push).")
+	dCORSPre   = desc("cors_preflights_total", "CORS preflights the gateway answered for an allowed origin.")
+	dCORSRef   = desc("cors_refused_total", "Cross-origin requests whose Origin no CORS policy allowed, by kind: preflight (403), request (served without CORS headers), push (403).", "kind")
 	dReloads   = desc("config_reloads_total", "Configuration reloads, by result: applied, refused (invalid, or a restart-only setting changed: nothing changed).", "result")
 	dConfigGen = desc("config_generation", "The configuration in service: 1 at start, one more per applied reload.")
 	dConfigAt  = desc("config_loaded_timestamp_seconds", "When the configuration in service was loaded (Unix time).")
@@ -285,6 +287,10 @@ func (c *collector) collectPush(counter, gauge emit) {
 func (c *collector) collectLoops(loops []LoopStats, timed bool, gauge, counter emit) {
 	if sh := c.src.Shared; sh != nil {
 		gauge(dClients, float64(sh.Clients.Load()))
+		counter(dCORSPre, float64(sh.CORS.Preflights.Load()))
+		counter(dCORSRef, float64(sh.CORS.RefusedPreflight.Load()), "preflight")
+		counter(dCORSRef, float64(sh.CORS.RefusedRequest.Load()), "request")
+		counter(dCORSRef, float64(sh.CORS.RefusedPush.Load()), "push")
 	}
 	for _, l := range loops {
 		i := strconv.Itoa(l.Index)

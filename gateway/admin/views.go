@@ -105,6 +105,11 @@ type edgeView struct {
 	Parked int64 `json:"parked_origin_connections"`
 	// Connections closed for a missing or malformed PROXY protocol header.
 	ProxyRefused int64 `json:"proxy_protocol_refused_total"`
+	// CORS: preflights answered for an allowed origin, and cross-origin
+	// requests whose Origin no policy allowed, by kind (preflight, request,
+	// push).
+	CORSPreflights int64            `json:"cors_preflights_total"`
+	CORSRefused    map[string]int64 `json:"cors_refused_total"`
 	// Requests that never had an origin (refused heads, per-client refusals,
 	// no route, filters' answers), by status cause; an origin's own are in
 	// /admin/origins.
@@ -121,6 +126,8 @@ func (a *Server) edge(w http.ResponseWriter, _ *http.Request) {
 		MaxRequestsPerIP: ps.MaxRequestsPerIP, RefusedConnectionsIP: ps.RefusedConns, RefusedRequestsIP: ps.RefusedRequests,
 		Buffered: max(0, sh.Buffered.Load()), BufferedBudget: sh.Budget, Parked: sh.Parked.Load(),
 		ProxyRefused: sh.ProxyRefused.Load(), Requests: a.src.Counts.Snapshot()[telemetry.NoOrigin],
+		CORSPreflights: sh.CORS.Preflights.Load(), CORSRefused: map[string]int64{"preflight": sh.CORS.RefusedPreflight.Load(),
+			"request": sh.CORS.RefusedRequest.Load(), "push": sh.CORS.RefusedPush.Load()},
 	})
 }
 

@@ -28,8 +28,12 @@ type Config struct {
 	Routes    []Route            `yaml:"routes"`
 	Push      Push               `yaml:"push"`
 	Tracing   Tracing            `yaml:"tracing"`
-	Limits    Limits             `yaml:"limits"`
-	Protect   Protect            `yaml:"protect"`
+	// CORS are the named CORS policies (cors.go) routes and push use.
+	CORS map[string]*CORSPolicy `yaml:"cors"`
+	// Limits are the request rate limits (limits.go); Protect the connection
+	// protection.
+	Limits  Limits  `yaml:"limits"`
+	Protect Protect `yaml:"protect"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -223,6 +227,8 @@ type Route struct {
 	Host       string `yaml:"host"`
 	PathPrefix string `yaml:"path_prefix"`
 	Origin     string `yaml:"origin"`
+	// CORS names the route's CORS policy (cors.NAME); "" none.
+	CORS string `yaml:"cors"`
 }
 
 // Default returns the embedded conf/gozer.yaml, parsed and validated.

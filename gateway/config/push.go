@@ -45,6 +45,12 @@ type Push struct {
 	SSEReplayBytes  Size `yaml:"sse_replay_bytes"`
 
 	Cluster PushCluster `yaml:"cluster"`
+
+	// CORS names the CORS policy (cors.NAME) of the push paths: the origins a
+	// browser page may open a push connection from (others: 403), and the
+	// SSE answer's CORS headers. "": same-origin pages and clients that send
+	// no Origin (devices, apps) only.
+	CORS string `yaml:"cors"`
 }
 
 // PushCluster switches on the Redis-backed cluster registry.

@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	c.validateEdge(bad)
 	c.validatePush(bad)
 	c.validateTracing(bad)
+	c.validateCORS(bad)
 	c.validateLimits(bad)
 	return errors.Join(errs...)
 }

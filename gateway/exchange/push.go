@@ -35,6 +35,14 @@ func (ex *Exchange) pushEndpoint() {
 		ex.fail(filters.ClientPushNotAccepted, "no inbound filter accepted the push connection (ctx.push_accept)")
 		return
 	}
+	origin, allowed, cross := fc.CORSAllowed(filters.CORSPush)
+	if cross && !allowed {
+		// A browser page of another origin: only with the operator's consent
+		// (push.cors, or a filter's ctx.cors), so that a token leaked to a
+		// hostile page cannot be used from it.
+		ex.refuseOrigin("push connection from origin " + strconv.Quote(string(origin)) + " not allowed by push.cors")
+		return
+	}
 	req, l := &ex.req, ex.lp.l
 	if fc.Push == filters.PushSSE && string(req.Header.Method()) != "GET" {
 		ex.refusePush(405, "SSE needs GET", []filters.Header{{Name: "Allow", Value: "GET"}})
@@ -64,6 +72,9 @@ func (ex *Exchange) pushEndpoint() {
 	case filters.PushSSE:
 		kind = pushconn.SSE
 		accept = push.AppendSSEResponse(l.Buf[:0])
+		if cross {
+			accept = ex.appendCORS(accept, origin)
+		}
 	}
 	l.Buf = accept[:0]
 	ex.upgrade(kind, accept)
@@ -77,6 +88,27 @@ func (ex *Exchange) refusePush(status int, reason string, hdrs []filters.Header)
 	ex.out.closeAfter = true
 	ex.log.reason = reason
 	ex.answer(status, filters.ClientBadHandshake, []byte(reason+"\n"), hdrs)
+}
+
+// refuseOrigin answers 403 to a push request from a browser page whose
+// origin is not allowed, and closes the connection.
+func (ex *Exchange) refuseOrigin(reason string) {
+	ex.lp.push.Hub().Stats.Refused.Add(1)
+	ex.out.closeAfter = true
+	ex.log.reason = reason
+	ex.answer(403, filters.ClientOriginRefused, []byte(reason+"\n"), nil)
+}
+
+// appendCORS adds the CORS headers of an allowed origin to the SSE answer's
+// head (which ends with its empty line): an EventSource of another origin
+// is given its stream only with them.
+func (ex *Exchange) appendCORS(head, origin []byte) []byte {
+	head = head[:len(head)-2]
+	var buf [4]filters.Header
+	for _, h := range ex.flt.fc.AppendCORSHeaders(buf[:0], origin) {
+		head = append(append(append(append(head, h.Name...), ": "...), h.Value...), "\r\n"...)
+	}
+	return append(head, "Vary: Origin\r\n\r\n"...)
 }
 
 // upgrade turns the client connection into a push connection: registry entry,

@@ -24,6 +24,9 @@ func (ex *Exchange) initContext() {
 	fc.Scheme = ex.ds.Client().Scheme
 	fc.TLS = ex.ds.Client().TLS
 	fc.Push = ex.pushKind()
+	if t := ex.snap.CORS; t != nil {
+		fc.CORS = filters.CORS{Policy: t.For(fc.Push, fc.Host(), fc.Path()), Table: t, Stats: &ex.lp.l.Shared.CORS}
+	}
 	fc.StatusHeaders = ex.showStatus()
 	fc.Calls, fc.Resume, fc.Clock = ex, ex.resumeFn, ex.lp.clock
 	if ex.lp.chains != nil {
@@ -276,13 +279,15 @@ func (ex *Exchange) answer(status int, cause filters.Cause, body []byte, headers
 	if body == nil && cause.Category != filters.CategorySuccess {
 		body = lp.statusBody(status)
 	}
-	r.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if status != 204 {
+		r.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	}
 	for _, h := range headers {
 		r.Header.Set(h.Name, h.Value)
 	}
 	r.Framing, r.ContentLength, r.HasContentLength = httpcodec.FramingLength, int64(len(body)), true
-	if ex.req.IsHead {
-		r.Framing = httpcodec.FramingNone
+	if ex.req.IsHead || status == 204 {
+		r.Framing = httpcodec.FramingNone // 204: no body, no Content-Length (RFC 9110 8.6), a CORS preflight's answer
 	}
 	if ex.flt.chain != nil && ex.flt.fc.Req != nil {
 		fc := &ex.flt.fc

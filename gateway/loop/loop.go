@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"gozer/filters"
+	"gozer/filters/cors"
 	"gozer/gateway/origin"
 	"gozer/gateway/peers"
 	"gozer/gateway/ratelimit"
@@ -62,6 +63,8 @@ type Shared struct {
 	// ProxyRefused those closed for a missing or malformed PROXY header.
 	RefusedMax   atomic.Int64
 	ProxyRefused atomic.Int64
+	// CORS counts preflights answered and origins refused (filters.CORS).
+	CORS cors.Stats
 
 	// Limits are the node's rate limits, new-connection rates and deny list
 	// (gateway/ratelimit); built once (nil: none), the rules follow the

@@ -19,6 +19,8 @@ type Snapshot struct {
 	Origins *origin.Table
 	Router  filters.Router
 	Limits  Limits
+	// CORS are the CORS policies compiled (cors, routes[].cors, push.cors).
+	CORS *filters.CORSTable
 }
 
 // Limits are the config values read per connection or per request.
@@ -52,7 +54,7 @@ type Limits struct {
 func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Router) *Snapshot {
 	s := cfg.Server
 	return &Snapshot{
-		Config: cfg, Origins: origins, Router: router,
+		Config: cfg, Origins: origins, Router: router, CORS: filters.NewCORSTable(cfg),
 		Limits: Limits{
 			HeaderTimeout:  int64(s.HeaderReadTimeout),
 			IdleTimeout:    int64(s.IdleTimeout),

@@ -202,7 +202,9 @@ func (r *reloader) read() ([]byte, error) {
 // disabled list, string cap and dictionaries, and push (its hub, paths,
 // cluster and API are built once) but for its connection limits
 // (push.ConnLimits: max_outbound_bytes, ping_interval, max_lifetime,
-// lifetime_dither), which apply to the next message, ping or connection.
+// lifetime_dither), which apply to the next message, ping or connection,
+// and its CORS policy (push.cors: read per request from the snapshot, as
+// cors and routes[].cors are).
 func restartOnly(old, cur *config.Config) []string {
 	var keys []string
 	keys = append(keys, diffFields("listeners.proxy", old.Listeners.Proxy, cur.Listeners.Proxy,
@@ -212,7 +214,7 @@ func restartOnly(old, cur *config.Config) []string {
 	keys = append(keys, diffFields("log", old.Log, cur.Log)...)
 	keys = append(keys, diffFields("limits", old.Limits, cur.Limits, "rules")...)
 	keys = append(keys, diffFields("push", old.Push, cur.Push,
-		"max_outbound_bytes", "ping_interval", "max_lifetime", "lifetime_dither")...)
+		"max_outbound_bytes", "ping_interval", "max_lifetime", "lifetime_dither", "cors")...)
 	checks := []struct {
 		key  string
 		a, b any
