@@ -68,8 +68,9 @@ case $BENCH_SUITE in
   lua) SUITE_TARGETS="gozer gozer-lua1 gozer-lua3 nginx nginx-lua1 nginx-lua3" ;;
   async) SUITE_TARGETS="gozer gozer-async nginx nginx-async" ;;
   metrics) SUITE_TARGETS="gozer gozer-nometrics nginx" ;;
+  ratelimit) SUITE_TARGETS="gozer gozer-ratelimit gozer-ratelimit-cluster nginx" ;;
   all) SUITE_TARGETS="gozer gozer-nometrics gozer-lua1 gozer-lua3 gozer-async nginx nginx-lua1 nginx-lua3 nginx-async haproxy caddy" ;;
-  *) echo "BENCH_SUITE must be all, core, lua, async or metrics, not '$BENCH_SUITE'" >&2; exit 2 ;;
+  *) echo "BENCH_SUITE must be all, core, lua, async, metrics or ratelimit, not '$BENCH_SUITE'" >&2; exit 2 ;;
 esac
 BENCH_TARGETS=${BENCH_TARGETS:-$SUITE_TARGETS}
 BENCH_IDLE_TARGETS=${BENCH_IDLE_TARGETS:-gozer nginx haproxy caddy}
@@ -414,6 +415,10 @@ report() {
   if [[ " ${MEASURED[*]} " == *" gozer-nometrics "* ]]; then
     printf '\n## Metrics: CPU per request, on vs off (medians of the table above)\n\n'
     print_metrics_table
+  fi
+  if [[ " ${MEASURED[*]} " == *" gozer-ratelimit"* ]]; then
+    printf '\n## Rate limits: CPU per request, one limit on every request vs none (medians of the table above)\n\n'
+    print_ratelimit_table "${MEASURED[@]}"
   fi
   if [[ " ${MEASURED[*]} " == *-async* ]]; then
     printf '\n## Async filters: one side call per request (medians of the table above)\n\n'

@@ -43,6 +43,10 @@ var (
 	ClientReadTooSlow        = Cause{"FAILURE_CLIENT_READ_TOO_SLOW", CategoryClientFailure, 408}
 	ClientTooManyConnections = Cause{"FAILURE_CLIENT_TOO_MANY_CONNECTIONS", CategoryClientFailure, 429}
 	ClientTooManyRequests    = Cause{"FAILURE_CLIENT_TOO_MANY_REQUESTS", CategoryClientFailure, 429}
+	// Rate limits (limits.rules, ctx.limit) and the deny list (protect.deny,
+	// /admin/deny, ctx.deny).
+	ClientRateLimited = Cause{"FAILURE_CLIENT_RATE_LIMITED", CategoryClientFailure, 429}
+	ClientDenied      = Cause{"FAILURE_CLIENT_DENIED", CategoryClientFailure, 403}
 	// Push connections (websocket, SSE).
 	ClientPushNotAccepted  = Cause{"FAILURE_CLIENT_PUSH_NOT_ACCEPTED", CategoryClientFailure, 403}
 	ClientBadHandshake     = Cause{"FAILURE_CLIENT_BAD_HANDSHAKE", CategoryClientFailure, 400}
@@ -106,6 +110,7 @@ var all = []Cause{
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,
 	LocalTooManySuspended, LocalCallTimeout, LocalCallTooLarge, LocalCallAbandoned,
 	LocalAdaptiveLimit, LocalInjected, LocalInjectedReset, // inject.go
+	ClientRateLimited, ClientDenied,
 }
 
 // CauseOfCodec is the status cause of a decoding error's class (its own

@@ -55,7 +55,7 @@ type config struct {
 	// CORS holds the cors: policies, each written verbatim:
 	// {"web": "{allow_origins: [\"http://localhost:3000\"]}"}.
 	CORS map[string]string
-	// Extra is top-level YAML appended verbatim (fault_injection: …).
+	// Extra is top-level YAML appended verbatim (fault_injection:, limits:, protect: …).
 	Extra string
 }
 

@@ -35,7 +35,8 @@ gozer_build() {
 # GOZER_CONF_ORIGIN_EXTRA (lines under origins.bench, each starting with a newline and
 # indented 4 spaces), e.g. `GOZER_CONF_ORIGIN_EXTRA=... gozer_start ...` (gozer-gzip.sh);
 # GOZER_CONF_ORIGINS_EXTRA adds whole origins after bench (lines indented 2 spaces, e.g.
-# gozer-async.sh's "side"). Unset (every other target), they add nothing.
+# gozer-async.sh's "side"); GOZER_CONF_TOP_EXTRA adds top-level sections (gozer-ratelimit.sh's
+# limits:). Unset (every other target), they add nothing.
 # The bench's clients are all 127.0.0.1 (the idle-connection run holds thousands), so the
 # per-client-IP caps are off; a Gozer older than those keys gets GOZER_CONF_PER_IP="".
 GOZER_PER_IP_OFF="  max_connections_per_ip: 0
@@ -84,6 +85,7 @@ origins:
 routes:
   - path_prefix: "/"
     origin: bench
+${GOZER_CONF_TOP_EXTRA:-}
 CONF
   local -a envs=()
   [[ -n $GOZER_GOMAXPROCS ]] && envs=("GOMAXPROCS=$GOZER_GOMAXPROCS")

@@ -48,6 +48,7 @@ func (l *Loop) initAPI() {
 		"push_accept": l.ctxPushAccept, "push_verify": l.ctxPushVerify, "no_compress": l.ctxNoCompress,
 		"http": l.ctxHTTP, "http_all": l.ctxHTTPAll, "shared": l.ctxShared, "cors": l.ctxCORS,
 		"inject": l.ctxInject, // injectapi.go
+		"limit":  l.ctxLimit, "deny": l.ctxDeny, "undeny": l.ctxUndeny,
 	}, l.ctxIndex)
 	// ctx.req and ctx.resp are the same objects for every request: plain
 	// members, no Go call per access. The phase rule for ctx.resp is checked

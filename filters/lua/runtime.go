@@ -16,6 +16,7 @@ import (
 
 	"gozer/filters"
 	"gozer/filters/dict"
+	"gozer/gateway/ratelimit"
 )
 
 // Defaults for the zero values of Options.
@@ -44,6 +45,9 @@ type Options struct {
 	MaxSuspended int
 	// Dicts are the node's shared dictionaries (ctx.shared); nil: none.
 	Dicts *dict.Set
+	// Limits are the node's rate limits and deny list (ctx.limit, ctx.deny);
+	// nil: ctx.limit admits everything and ctx.deny raises.
+	Limits *ratelimit.Node
 	// GoFilters are the filters written in Go (filters/builtin), sorted
 	// into every chain with the scripts by (order, name).
 	GoFilters []filters.Filter

@@ -167,6 +167,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectFilters(counter)
 	c.collectPush(counter, gauge)
 	c.collectLoops(loops, on == 1, gauge, counter)
+	c.collectLimits(counter, gauge)
 	if cc := c.src.Config; cc != nil {
 		st := cc.ReloadStats()
 		counter(dReloads, float64(st.Applied), "applied")

@@ -258,6 +258,10 @@ func (a *Server) mux() *http.ServeMux {
 	mux.HandleFunc("DELETE /admin/faults", a.faultsDelete)
 	mux.HandleFunc("GET /admin/config", a.config)
 	mux.HandleFunc("POST /admin/config/reload", a.configReload)
+	mux.HandleFunc("GET /admin/limits", a.limits)
+	mux.HandleFunc("GET /admin/deny", a.denyList)
+	mux.HandleFunc("POST /admin/deny", a.denyAdd)
+	mux.HandleFunc("DELETE /admin/deny", a.denyRemove)
 	dashboardRoutes(mux)
 	// The admin handler serves /push/ itself (push.API); the pattern is here
 	// for ServeMux's redirect of /push to /push/, as when the API was mounted

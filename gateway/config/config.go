@@ -32,6 +32,10 @@ type Config struct {
 	CORS map[string]*CORSPolicy `yaml:"cors"`
 	// FaultInjection rehearses failures (chaos.go); empty: none.
 	FaultInjection []FaultRule `yaml:"fault_injection"`
+	// Limits are the request rate limits (limits.go); Protect the connection
+	// protection.
+	Limits  Limits  `yaml:"limits"`
+	Protect Protect `yaml:"protect"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -292,6 +296,7 @@ func defaults() *Config {
 			MaxSuspended: 4000, CallTimeout: time.Second},
 		Push:    pushDefaults(),
 		Tracing: tracingDefaults(),
+		Limits:  limitsDefaults(),
 	}
 }
 

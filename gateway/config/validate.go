@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	c.validateTracing(bad)
 	c.validateCORS(bad)
 	c.validateFaults(bad)
+	c.validateLimits(bad)
 	return errors.Join(errs...)
 }
 

@@ -35,6 +35,9 @@ func (ex *Exchange) Start() {
 		}
 		ex.peer = p
 	}
+	if ex.denied() {
+		return
+	}
 	if max := ex.snap.Limits.MaxBody; max > 0 && req.Framing == httpcodec.FramingLength && req.ContentLength > max {
 		ex.fail(filters.ClientBodyTooLarge, fmt.Sprintf("content-length %d over server.max_request_body %d", req.ContentLength, max))
 		return

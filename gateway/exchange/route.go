@@ -182,6 +182,9 @@ func (ex *Exchange) routed() {
 		return
 	}
 	ex.mark(filters.PassRoute, o.Name)
+	if ex.rateLimited(o.Name) {
+		return
+	}
 	if ex.injectFaults(o) {
 		return // answered, or delayed (faults.go)
 	}

@@ -53,9 +53,12 @@ type Conn struct {
 	addr   netip.AddrPort // the client: for limits, trust and X-Forwarded-For
 	peer   *peers.Peer    // the client's count in Shared.Peers (nil: not counted)
 
-	state      connState
-	reads      loop.Reads
-	drainClose bool  // the gateway is draining: close after the current response
+	state connState
+	reads loop.Reads
+	// drainClose (drainBit): close after the current response (the gateway
+	// drains, or protect.max_requests_per_connection was reached); the rest
+	// counts the requests begun on the connection (protect.go).
+	drainClose drainFlag
 	held       int32 // what this connection counts in Shared.Buffered (account)
 	headStart  int64 // when the first byte of the current head arrived (0: idle)
 	deadline   int64 // when the connection's timer fires (0: not armed)
@@ -147,6 +150,9 @@ func (c *Conn) readHead() {
 	c.state = stProxy
 	c.deadline = 0
 	c.headStart = 0
+	if c.maxRequestsReached() {
+		c.drainClose.set() // protect.max_requests_per_connection: this answer is the last
+	}
 	st.ex.Start()
 }
 
@@ -190,7 +196,7 @@ func (c *Conn) done(closeAfter bool) {
 	if c.state == stClosed {
 		return
 	}
-	if closeAfter || c.drainClose {
+	if closeAfter || c.drainClose.on() {
 		c.closeWhenFlushed()
 		return
 	}

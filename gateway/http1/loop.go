@@ -49,7 +49,7 @@ func (lp *Loop) Accept(gc gnet.Conn) {
 		c.state = stProxyHeader // within the same header timeout (the plain listener's setting)
 	}
 	if lp.l.Shared.Draining.Load() {
-		c.drainClose = true
+		c.drainClose.set()
 	}
 }
 
@@ -81,7 +81,7 @@ func (lp *Loop) freeStream(st *stream) {
 // close now; busy ones close once their current response is out.
 func (lp *Loop) drain(_, _ int64) {
 	lp.conns.EachBackwards(func(c *Conn) {
-		c.drainClose = true
+		c.drainClose.set()
 		if c.state == stHead && c.headStart == 0 && c.c.InboundBuffered() == 0 {
 			c.close()
 		}

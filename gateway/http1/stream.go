@@ -59,7 +59,7 @@ func (st *stream) begin() {
 func (st *stream) Client() *exchange.Client { return &st.client }
 
 // Draining implements exchange.Downstream.
-func (st *stream) Draining() bool { return st.c.drainClose }
+func (st *stream) Draining() bool { return st.c.drainClose.on() }
 
 // Continue implements exchange.Downstream: the 100 Continue goes only to a
 // client that sent nothing of its body yet.

@@ -26,6 +26,7 @@ import (
 	"gozer/filters/cors"
 	"gozer/gateway/origin"
 	"gozer/gateway/peers"
+	"gozer/gateway/ratelimit"
 	"gozer/gateway/telemetry"
 )
 
@@ -65,6 +66,11 @@ type Shared struct {
 	ProxyRefused atomic.Int64
 	// CORS counts preflights answered and origins refused (filters.CORS).
 	CORS cors.Stats
+
+	// Limits are the node's rate limits, new-connection rates and deny list
+	// (gateway/ratelimit); built once (nil: none), the rules follow the
+	// snapshot. Set before the loops start.
+	Limits *ratelimit.Node
 
 	// Metrics are the per-request metrics (GET /metrics); nil when
 	// listeners.admin.metrics is off, and then loops do not time their
@@ -125,6 +131,9 @@ func (s *Shared) Snapshot() *Snapshot { return s.snap.Load() }
 func (s *Shared) Swap(snap *Snapshot) {
 	if c := snap.Config; c != nil {
 		s.Peers.SetLimits(c.Server.MaxConnectionsPerIP, c.Server.MaxRequestsPerIP)
+		if s.Limits != nil {
+			s.Limits.Deny.SetConfigured(c.Protect.DenyPrefixes())
+		}
 	}
 	s.snap.Store(snap)
 }

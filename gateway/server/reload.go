@@ -212,6 +212,7 @@ func restartOnly(old, cur *config.Config) []string {
 	keys = append(keys, diffFields("listeners.https", old.Listeners.HTTPS, cur.Listeners.HTTPS)...)
 	keys = append(keys, diffFields("listeners.admin", old.Listeners.Admin, cur.Listeners.Admin)...)
 	keys = append(keys, diffFields("log", old.Log, cur.Log)...)
+	keys = append(keys, diffFields("limits", old.Limits, cur.Limits, "rules")...)
 	keys = append(keys, diffFields("push", old.Push, cur.Push,
 		"max_outbound_bytes", "ping_interval", "max_lifetime", "lifetime_dither", "cors")...)
 	checks := []struct {

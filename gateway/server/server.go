@@ -40,6 +40,7 @@ import (
 	"gozer/gateway/peers"
 	"gozer/gateway/push"
 	"gozer/gateway/pushconn"
+	"gozer/gateway/ratelimit"
 	"gozer/gateway/telemetry"
 	"gozer/gateway/tlscert"
 	"gozer/gateway/tlsconn"
@@ -56,6 +57,7 @@ type Server struct {
 	filters *lua.Runtime // nil when no scripts directory
 	hub     *push.Hub
 	shared  *loop.Shared
+	limits  *limitsState
 
 	engine  *gnet.Client
 	handler *handler
@@ -110,7 +112,8 @@ func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
 		stopTick: make(chan struct{}),
 	}
 	s.handler = &handler{srv: s}
-	if s.filters, err = loadFilters(cfg, log); err != nil {
+	s.limits = newLimits(cfg)
+	if s.filters, err = loadFilters(cfg, log, s.limits.node); err != nil {
 		s.release()
 		return nil, err
 	}
@@ -136,7 +139,7 @@ func (s *Server) buildServing() error {
 }
 
 // loadFilters starts the Lua runtime on filters.dir; nil without one.
-func loadFilters(cfg *config.Config, log zerolog.Logger) (*lua.Runtime, error) {
+func loadFilters(cfg *config.Config, log zerolog.Logger, limits *ratelimit.Node) (*lua.Runtime, error) {
 	dir := cfg.Filters.Dir
 	if dir == "" {
 		return nil, nil
@@ -151,6 +154,7 @@ func loadFilters(cfg *config.Config, log zerolog.Logger) (*lua.Runtime, error) {
 		Dicts:      sharedDicts(cfg.Filters.SharedDicts),
 		GoFilters:  builtin.All(),
 		PushSecret: cfg.Push.Secret(),
+		Limits:     limits,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load filters: %w", err)
@@ -194,6 +198,7 @@ func (s *Server) Start() error {
 	s.watcher = w
 	s.shared = loop.NewShared(loop.NewSnapshot(s.cfg, s.origins, filters.NewRouteTable(s.cfg.Routes)), s.log, s.access, w)
 	s.shared.Budget = sendBudget(&s.cfg.Server)
+	s.startLimits()
 	if s.cfg.Listeners.Admin.Metrics {
 		s.shared.Metrics = telemetry.NewMetrics()
 	}
@@ -358,6 +363,13 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
+		// Connection protection (deny list, new connections per second per
+		// client) on the socket's peer: behind a PROXY protocol balancer that
+		// is the balancer, so it is the TLS listener's and the plain one's
+		// without proxy_protocol only.
+		if (secure || !s.cfg.Listeners.Proxy.ProxyProtocol) && !s.admitConn(c) {
+			continue
+		}
 		cfg := &s.shared.Snapshot().Config.Server
 		if s.shared.Clients.Load() >= int64(cfg.MaxConnections) {
 			s.shared.RefusedMax.Add(1)
@@ -458,6 +470,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 stop:
 	close(s.stopTick)
+	s.stopLimits()
 	s.forEachLoop(func(l *loop.Loop) { l.Log.Flush() })
 	err := s.engine.Stop()
 	actx, cancel := context.WithTimeout(context.Background(), time.Second)
