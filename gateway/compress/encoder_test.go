@@ -298,7 +298,9 @@ func TestZstdStartsNoGoroutines(t *testing.T) {
 		}
 		encs[i] = enc
 	}
-	if after := runtime.NumGoroutine(); after != before {
+	// More would be the encoders' own; fewer is another test's goroutine that
+	// ended meanwhile (it happened: 3 before, 2 after).
+	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("goroutines: %d before, %d with live zstd encoders", before, after)
 	}
 	for _, enc := range encs {
