@@ -236,18 +236,35 @@ type Route struct {
 	CORS string `yaml:"cors"`
 }
 
+// EmbeddedName is how errors and GET /admin/config name the embedded
+// conf/gozer.yaml.
+const EmbeddedName = "embedded conf/gozer.yaml"
+
 // Default returns the embedded conf/gozer.yaml, parsed and validated.
 func Default() (*Config, error) {
-	return Parse(conf.Default, "embedded conf/gozer.yaml")
+	return Parse(conf.Default, EmbeddedName)
 }
 
 // Load reads and validates the file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, name, err := Read(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
-	return Parse(data, path)
+	return Parse(data, name)
+}
+
+// Read returns the bytes of the configuration at path ("" for the embedded
+// conf/gozer.yaml) and the name errors give it: what start-up and every
+// reload parse.
+func Read(path string) (data []byte, name string, err error) {
+	if path == "" {
+		return conf.Default, EmbeddedName, nil
+	}
+	if data, err = os.ReadFile(path); err != nil {
+		return nil, path, fmt.Errorf("read config: %w", err)
+	}
+	return data, path, nil
 }
 
 // Parse decodes YAML over the built-in defaults and validates the result.

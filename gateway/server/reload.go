@@ -4,14 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"gozer/conf"
 	"gozer/filters"
 	"gozer/gateway/admin"
 	"gozer/gateway/config"
@@ -89,7 +87,7 @@ func hashOf(data []byte) string {
 
 func (r *reloader) source() string {
 	if r.path == "" {
-		return "embedded conf/gozer.yaml"
+		return config.EmbeddedName
 	}
 	return r.path
 }
@@ -135,7 +133,7 @@ func (r *reloader) Reload(trigger string) Attempt {
 
 // apply does the reload's work; a returned error means nothing changed.
 func (r *reloader) apply(a *Attempt) error {
-	data, err := r.read()
+	data, name, err := config.Read(r.path)
 	if err != nil {
 		return err
 	}
@@ -144,7 +142,7 @@ func (r *reloader) apply(a *Attempt) error {
 		a.Result = ResultUnchanged
 		return nil
 	}
-	cfg, err := config.Parse(data, r.source())
+	cfg, err := config.Parse(data, name)
 	if err != nil {
 		return err
 	}
@@ -181,18 +179,6 @@ func (r *reloader) swap(prev, next *loop.Snapshot) {
 		s.hub.Sender.SetOrigin(up)
 	}
 	origin.Activate(prev.Origins, next.Origins)
-}
-
-// read returns the configuration's bytes: the file's, or the embedded ones.
-func (r *reloader) read() ([]byte, error) {
-	if r.path == "" {
-		return conf.Default, nil
-	}
-	data, err := os.ReadFile(r.path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	return data, nil
 }
 
 // restartOnly names the settings that differ between the configuration in

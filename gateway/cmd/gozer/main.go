@@ -22,7 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"gozer/conf"
 	"gozer/gateway/config"
 	"gozer/gateway/push"
 	"gozer/gateway/server"
@@ -87,18 +86,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printVersion(stdout)
 		return exitOK
 	}
-	data, err := readConfig(o.config)
+	data, name, err := config.Read(o.config)
 	if err != nil {
 		fmt.Fprintf(stderr, "gozer: invalid configuration: %v\n", err)
 		return exitFail
 	}
-	cfg, err := config.Parse(data, configName(o.config))
+	cfg, err := config.Parse(data, name)
 	if err != nil {
 		fmt.Fprintf(stderr, "gozer: invalid configuration: %v\n", err)
 		return exitFail
 	}
 	if o.check {
-		return check(cfg, o.config, stdout, stderr)
+		return check(cfg, name, stdout, stderr)
 	}
 	return serve(cfg, o.config, data, o.watch)
 }
@@ -128,12 +127,9 @@ func mainFlags(out io.Writer) (*flag.FlagSet, *mainOptions) {
 	return fs, o
 }
 
-// check validates cfg as start-up would, without binding anything.
-func check(cfg *config.Config, path string, stdout, stderr io.Writer) int {
-	name := path
-	if name == "" {
-		name = "embedded conf/gozer.yaml"
-	}
+// check validates cfg (called name in what it prints) as start-up would,
+// without binding anything.
+func check(cfg *config.Config, name string, stdout, stderr io.Writer) int {
 	// The logger's writer closes what it writes to when closed: give it a
 	// stderr it cannot close, the answer below still goes there.
 	log, closeLog, err := telemetry.NewProcessLogger("warn", struct{ io.Writer }{stderr})
@@ -245,24 +241,4 @@ func loadConfig(path string) (*config.Config, error) {
 		return config.Default()
 	}
 	return config.Load(path)
-}
-
-// readConfig returns the bytes of the file at path, or the embedded default's.
-func readConfig(path string) ([]byte, error) {
-	if path == "" {
-		return conf.Default, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	return data, nil
-}
-
-// configName is how errors name the configuration at path.
-func configName(path string) string {
-	if path == "" {
-		return "embedded conf/gozer.yaml"
-	}
-	return path
 }
