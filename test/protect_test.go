@@ -263,3 +263,51 @@ func TestConnMaxRequests(t *testing.T) {
 		t.Errorf("after the third answer: %v; want EOF", err)
 	}
 }
+
+// TestProtectBehindProxyProtocol: behind a PROXY protocol balancer the
+// socket's peer is the balancer, so the deny list and the new-connection
+// rate apply to the client the header names: a denied network's connection
+// is closed unanswered, a client over new_connections_per_ip gets 429, and
+// another client behind the same balancer is served meanwhile.
+func TestProtectBehindProxyProtocol(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "ppp")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.ProxyProtocol = true
+	cfg.Extra = "protect:\n  deny: [\"203.0.113.0/24\"]\n  new_connections_per_ip: 1\n  new_connections_burst: 2\n"
+	g := startGozer(t, cfg)
+	// get opens a connection naming client and answers its status (0: closed
+	// without an answer).
+	get := func(client string) int {
+		c := dialRaw(t, g.ProxyAddr)
+		defer c.Close()
+		_ = c.write(fmt.Sprintf("PROXY TCP4 %s 192.0.2.80 5555 80\r\n", client) + request("GET", "/counter"))
+		resp, _, err := c.readResponse("GET")
+		if err != nil {
+			return 0
+		}
+		return resp.StatusCode
+	}
+	before := g.adminLimits(t).Connections
+	if s := get("203.0.113.9"); s != 0 {
+		t.Errorf("a denied client behind the balancer: %d; want closed without an answer", s)
+	}
+	if s := get("198.51.100.1"); s != 200 {
+		t.Errorf("another client: %d; want 200", s)
+	}
+	// The burst is 2 at 1 per second: within a second, the third is refused
+	// (the loop's buckets are per named client, not per balancer).
+	got := []int{get("198.51.100.7"), get("198.51.100.7"), get("198.51.100.7")}
+	if got[0] != 200 || got[2] != 429 {
+		t.Errorf("three new connections naming 198.51.100.7 at once: %v; want 200 first and 429 last", got)
+	}
+	if s := get("198.51.100.2"); s != 200 {
+		t.Errorf("another client after the flood: %d; want 200", s)
+	}
+	after := g.adminLimits(t).Connections
+	if after.Denied <= before.Denied || after.RefusedRate <= before.RefusedRate {
+		t.Errorf("counts: denied %d→%d, refused_rate %d→%d; want both up", before.Denied, after.Denied, before.RefusedRate, after.RefusedRate)
+	}
+	g.waitLog(t, "connection refused: client network denied")
+	g.waitLog(t, "connection refused: too many new connections per second from one client")
+}

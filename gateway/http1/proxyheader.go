@@ -7,7 +7,9 @@ import (
 	"gozer/gateway/config"
 	"gozer/gateway/httpcodec"
 	"gozer/gateway/loop"
+	"gozer/gateway/peers"
 	"gozer/gateway/proxyproto"
+	"gozer/gateway/ratelimit"
 )
 
 // The PROXY protocol (listeners.proxy.proxy_protocol): a TCP load balancer in
@@ -40,11 +42,15 @@ func (c *Conn) readProxyHeader() {
 			return
 		}
 		c.setRemote(ta)
+		if !c.admitClient() {
+			return
+		}
 	}
 	lim := c.lp.l.Shared
 	p, ok := lim.Peers.Open(c.addr.Addr())
 	if !ok {
-		c.refuseClient()
+		c.refuseClient(filters.ClientTooManyConnections, "too many connections from one client",
+			"max_connections_per_ip", lim.Snapshot().Config.Server.MaxConnectionsPerIP)
 		return
 	}
 	c.peer = p
@@ -52,6 +58,35 @@ func (c *Conn) readProxyHeader() {
 	if c.c.InboundBuffered() > 0 {
 		c.readHead()
 	}
+}
+
+// admitClient applies connection protection (the deny list, the client's
+// rate of new connections) to the client the PROXY header named: the
+// acceptor could not, since the socket's peer is the balancer. A denied
+// client is closed without a word, one over the rate answered 429; both are
+// counted and logged (sampled) as at accept.
+func (c *Conn) admitClient() bool {
+	sh := c.lp.l.Shared
+	if sh.Limits == nil {
+		return true
+	}
+	a := c.addr.Addr()
+	p := &sh.Snapshot().Config.Protect
+	var buf [16]byte
+	switch sh.Limits.AdmitConn(a, peers.AppendKey(buf[:0], a), c.lp.l.Now(), p.NewConnectionsPerIP, p.NewConnectionsBurst) {
+	case ratelimit.ConnDenied:
+		if e := sh.Sampled.Warn(filters.ClientDenied.Name); e != nil {
+			e.Str("client", c.remote).Str("cause", filters.ClientDenied.Name).
+				Msg("connection refused: client network denied (protect.deny, /admin/deny)")
+		}
+		c.close()
+		return false
+	case ratelimit.ConnTooFast:
+		c.refuseClient(filters.ClientTooManyConnections, "too many new connections per second from one client",
+			"new_connections_per_ip", int(p.NewConnectionsPerIP))
+		return false
+	}
+	return true
 }
 
 // refuseProxy closes a connection whose PROXY header is missing or malformed.
@@ -63,14 +98,13 @@ func (c *Conn) refuseProxy(reason string) {
 	c.close()
 }
 
-// refuseClient answers a client over server.max_connections_per_ip (known
-// only once the PROXY header named it) with a 429 and closes.
-func (c *Conn) refuseClient() {
+// refuseClient answers a client over one of its caps (known only once the
+// PROXY header named it) with cause's status and closes.
+func (c *Conn) refuseClient(cause filters.Cause, msg, limit string, value int) {
 	sh := c.lp.l.Shared
-	cause := filters.ClientTooManyConnections
 	cfg := &sh.Snapshot().Config.Server
-	sh.Sampled.Warn(cause.Name).Str("client", c.remote).Int("max_connections_per_ip", cfg.MaxConnectionsPerIP).
-		Msg("connection refused: too many connections from one client")
+	sh.Sampled.Warn(cause.Name).Str("client", c.remote).Int(limit, value).
+		Msg("connection refused: " + msg)
 	name := ""
 	if cfg.StatusHeaders.Expose == config.ExposeAll {
 		name = cause.Name

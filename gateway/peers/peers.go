@@ -95,6 +95,13 @@ func Key(a netip.Addr) netip.Addr {
 	return a.WithZone("")
 }
 
+// AppendKey appends a's Key as 16 bytes: the client's key in byte-keyed
+// stores (the new-connection buckets of gateway/ratelimit).
+func AppendKey(dst []byte, a netip.Addr) []byte {
+	b := Key(a).As16()
+	return append(dst, b[:]...)
+}
+
 func (t *Table) shardOf(k netip.Addr) *shard {
 	return &t.shards[maphash.Comparable(t.seed, k)%shardCount]
 }

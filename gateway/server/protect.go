@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net"
-	"net/netip"
 	"time"
 
 	"gozer/filters"
@@ -21,37 +20,23 @@ import (
 // (a denied one without a word, one over the rate with a 429) and counted;
 // the log line is sampled. Runs on the accepting goroutine.
 func (s *Server) admitConn(c net.Conn) bool {
-	lim := s.shared.Limits
 	a := loop.AddrOf(c.RemoteAddr())
-	if lim.Deny.Denied(a) {
+	p := &s.shared.Snapshot().Config.Protect
+	var buf [16]byte
+	switch s.shared.Limits.AdmitConn(a, peers.AppendKey(buf[:0], a), time.Now().UnixNano(), p.NewConnectionsPerIP, p.NewConnectionsBurst) {
+	case ratelimit.ConnDenied:
 		_ = c.Close()
 		if e := s.shared.Sampled.Warn(filters.ClientDenied.Name); e != nil { // nil: sampled out, nothing formatted
 			e.Str("client", a.String()).Str("cause", filters.ClientDenied.Name).
 				Msg("connection refused: client network denied (protect.deny, /admin/deny)")
 		}
 		return false
-	}
-	p := &s.shared.Snapshot().Config.Protect
-	if p.NewConnectionsPerIP <= 0 {
-		return true
-	}
-	r := ratelimit.NewRate(p.NewConnectionsPerIP, time.Second, p.NewConnectionsBurst, false)
-	var buf [17]byte
-	k := appendPeerKey(buf[:0], a)
-	if ok, _ := lim.Conns.Take(k, time.Now().UnixNano(), r); !ok {
-		lim.RefusedConns.Add(1)
+	case ratelimit.ConnTooFast:
 		s.refuse(c, filters.ClientTooManyConnections, "too many new connections per second from one client",
 			"new_connections_per_ip", int(p.NewConnectionsPerIP))
 		return false
 	}
 	return true
-}
-
-// appendPeerKey is a's key in the new-connection buckets: the client as
-// gateway/peers counts it (an IPv4 address, an IPv6 /64).
-func appendPeerKey(dst []byte, a netip.Addr) []byte {
-	b := peers.Key(a).As16()
-	return append(dst, b[:]...)
 }
 
 // connRateKeys bounds the clients whose new-connection rate the node keeps

@@ -364,9 +364,9 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 			continue
 		}
 		// Connection protection (deny list, new connections per second per
-		// client) on the socket's peer: behind a PROXY protocol balancer that
-		// is the balancer, so it is the TLS listener's and the plain one's
-		// without proxy_protocol only.
+		// client) on the socket's peer. Behind a PROXY protocol balancer that
+		// is the balancer: the loop applies it once the header named the
+		// client (http1.Conn.admitClient).
 		if (secure || !s.cfg.Listeners.Proxy.ProxyProtocol) && !s.admitConn(c) {
 			continue
 		}
