@@ -71,6 +71,12 @@ bench-isolation:
 bench-push:
 	bash bench/push.sh
 
+## bench-limits: CPU/req of one local and one cluster rate limit on every request (vs without, and nginx), then the cluster limit's admitted-rate error at 3 nodes
+.PHONY: bench-limits
+bench-limits:
+	BENCH_SUITE=ratelimit BENCH_IDLE_CONNS=0 bash bench/run.sh
+	bash bench/ratelimit-cluster.sh
+
 ## bench-tls: TLS termination vs nginx and HAProxy: keep-alive HTTPS CPU/req, handshakes per core, idle TLS memory
 .PHONY: bench-tls
 bench-tls:
