@@ -19,13 +19,18 @@ import (
 // the times of the admitted answers and the count of answers other than 200
 // or 429.
 func clusterRun(t *testing.T, nodes []*gozer, d time.Duration, during func()) (admitted []time.Time, bad int) {
+	return clusterRunPath(t, nodes, "/x", d, during)
+}
+
+// clusterRunPath is clusterRun on path.
+func clusterRunPath(t *testing.T, nodes []*gozer, path string, d time.Duration, during func()) (admitted []time.Time, bad int) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, g := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got := hammer(t, g.URL("/x"), nil, 2, d, func(resp *http.Response) {
+			got := hammer(t, g.URL(path), nil, 2, d, func(resp *http.Response) {
 				if resp.StatusCode == 200 {
 					mu.Lock()
 					admitted = append(admitted, time.Now())
@@ -57,22 +62,31 @@ func countBetween(ts []time.Time, from, to time.Time) int {
 // TestRateLimitCluster: limit "shared" (global key, 300/s, burst 30,
 // cluster) on nodes A, B and C through one redis-server: 4 s of demand far
 // over it on all three admit 300/s in total within 10 % after the first
-// second; then Redis is killed mid-run: the nodes fall back to local limits
+// second; a Lua filter's ctx.limit with cluster = true (200/s) is shared
+// alike; then Redis is killed mid-run: the nodes fall back to local limits
 // (300/s each), logged once each, and every answer is 200 or 429.
 func TestRateLimitCluster(t *testing.T) {
 	r := startRedis(t)
 	o := startOrigin(t, "o")
+	d := newScriptDir(t)
+	d.write(t, "inbound", "lualimit.lua", `return { name = "lualimit", type = "inbound", order = 5,
+  should_filter = function(ctx) return ctx.req.path == "/lua" end,
+  apply = function(ctx)
+    local ok, retry_after = ctx.limit("lua-shared", { rate = 200, per = 1, burst = 20, cluster = true })
+    if not ok then ctx.respond(429, "limited\n", { ["Retry-After"] = tostring(retry_after) }) end
+  end }`)
 	extra := `limits:
   redis: "` + r.Addr + `"
   sync_interval: 100ms
   window: 1s
   rules:
-    - { name: shared, key: global, rate: 300, per: 1s, burst: 30, cluster: true }
+    - { name: shared, key: global, rate: 300, per: 1s, burst: 30, cluster: true, path_prefix: /x }
 `
 	var nodes []*gozer
 	for range 3 {
 		cfg := oneOrigin(nil, o.Addr)
 		cfg.Extra = extra
+		cfg.Filters = &filtersConfig{Dir: string(d), Budget: "1s"}
 		nodes = append(nodes, startGozer(t, cfg))
 	}
 
@@ -87,6 +101,18 @@ func TestRateLimitCluster(t *testing.T) {
 	t.Logf("cluster admitted %.1f/s (configured 300/s) over %v; %d in total in the first second", rate, to.Sub(from), countBetween(admitted, start, from))
 	if !within(rate, 300, 0.1, 0) {
 		t.Errorf("cluster admitted %.1f/s; want 300/s ±10%%", rate)
+	}
+	// ctx.limit's cluster option: the Lua-keyed bucket is shared the same way.
+	start = time.Now()
+	admitted, bad = clusterRunPath(t, nodes, "/lua", 4*time.Second, nil)
+	if bad != 0 {
+		t.Errorf("ctx.limit: %d answers other than 200 or 429", bad)
+	}
+	from, to = start.Add(time.Second), start.Add(4*time.Second)
+	rate = float64(countBetween(admitted, from, to)) / to.Sub(from).Seconds()
+	t.Logf("ctx.limit cluster admitted %.1f/s (configured 200/s)", rate)
+	if !within(rate, 200, 0.1, 0) {
+		t.Errorf("ctx.limit with cluster = true admitted %.1f/s on three nodes; want 200/s ±10%%", rate)
 	}
 	// The admin answers match docs/ADMIN.md's examples (with a deny entry
 	// that ends, as the example's).

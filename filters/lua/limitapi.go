@@ -16,9 +16,12 @@ import (
 //
 //	local ok, retry_after = ctx.limit("login:" .. ctx.req.remote_ip, { rate = 10, per = 1, burst = 20 })
 //
-// per is in seconds (default 1), burst defaults to 1. The buckets are the
-// declarative limits' store (limits.max_keys, least recently used evicted),
-// shared by every loop; rejections count under "lua" in /admin/limits.
+// per is in seconds (default 1), burst defaults to 1; cluster = true shares
+// the rate with the other nodes through limits.redis, as a declarative
+// limit's cluster: true (without limits.redis it stays the node's). The
+// buckets are the declarative limits' store (limits.max_keys, least recently
+// used evicted), shared by every loop; rejections count under "lua" in
+// /admin/limits.
 func (l *Loop) ctxLimit(L *glua.LState) int {
 	fc := l.cur(L)
 	n := l.arg0(L)
@@ -36,6 +39,14 @@ func (l *Loop) ctxLimit(L *glua.LState) int {
 		return 0
 	}
 	rate, per, burst := num("rate", 0), num("per", 1), num("burst", 1)
+	cluster := false
+	switch v := opts.RawGetString("cluster").(type) {
+	case glua.LBool:
+		cluster = bool(v)
+	case *glua.LNilType:
+	default:
+		L.RaiseError("ctx.limit: cluster must be a boolean, not %s", luaRepr(v))
+	}
 	if rate <= 0 || per <= 0 || burst < 0 {
 		L.RaiseError("ctx.limit: rate and per must be positive numbers, burst 0 or more")
 	}
@@ -46,7 +57,7 @@ func (l *Loop) ctxLimit(L *glua.LState) int {
 		return 2
 	}
 	var buf [128]byte
-	r := ratelimit.NewRate(rate, time.Duration(per*float64(time.Second)), int(burst), false)
+	r := ratelimit.NewRate(rate, time.Duration(per*float64(time.Second)), int(burst), cluster)
 	ok, wait := lim.TakeLua(buf[:0], key, r, fc.Now())
 	if ok {
 		L.Push(glua.LTrue)
