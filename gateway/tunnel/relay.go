@@ -73,6 +73,10 @@ func (t *Tunnel) pass(d *dir, buf []byte, write func([]byte) bool, side uint8) b
 	for off := 0; off < len(buf); {
 		stop := d.inj != 0 && !d.shut
 		n, err := d.tr.Feed(buf[off:], stop)
+		if err != nil {
+			t.protocolError(side, err) // the bad frame goes no further
+			return false
+		}
 		if n > 0 && !d.shut {
 			if !write(buf[off : off+n]) {
 				return false
@@ -82,10 +86,6 @@ func (t *Tunnel) pass(d *dir, buf []byte, write func([]byte) bool, side uint8) b
 			t.last = t.lp.l.Now()
 		}
 		off += n
-		if err != nil {
-			t.protocolError(side, err)
-			return false
-		}
 		if d.tr.Closed() {
 			return t.closeFrame(d, side)
 		}
