@@ -137,6 +137,12 @@ func (t *Tunnel) Loop() *loop.Loop { return t.lp.l }
 // the same callback with the client connection.
 func (lp *Loop) Open(spec Spec) *Tunnel {
 	now := lp.l.Now()
+	if spec.Settings.IdleTimeout <= 0 { // an origin built without its config (tests)
+		spec.Settings.IdleTimeout = config.DefaultWebSocketIdle
+	}
+	if spec.Settings.MaxLifetime <= 0 {
+		spec.Settings.MaxLifetime = config.DefaultWebSocketLifetime
+	}
 	t := &Tunnel{lp: lp, spec: spec, oc: spec.Conn, opened: now, last: now,
 		up: dir{tr: NewTracker(true)}, down: dir{tr: NewTracker(false)}}
 	t.end = now + int64(spec.Settings.MaxLifetime)
