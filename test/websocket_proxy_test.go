@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +199,48 @@ func TestWebSocketProxyTimeouts(t *testing.T) {
 	if wsl["closed_by"] != "max_lifetime" {
 		t.Errorf("busy tunnel line %v; want closed_by max_lifetime", wsl)
 	}
+}
+
+// TestWebSocketProxyReload: origins.NAME.websocket is live. A reload that
+// raises max_tunnels lets one more tunnel in (the open ones still count);
+// one that turns websocket off sends new upgrades to the origin as plain
+// requests; tunnels opened before either keep relaying.
+func TestWebSocketProxyReload(t *testing.T) {
+	t.Parallel()
+	o := startWSOrigin(t, nil)
+	g := wsGozer(t, o.Addr, "{enabled: true, max_tunnels: 1}", nil)
+	first := dialTunnel(t, g, "/ws")
+	if r := dialTunnelRefused(t, g, "/ws"); r.StatusCode != 503 {
+		t.Fatalf("over max_tunnels 1: %d", r.StatusCode)
+	}
+	echoes := func(c *websocket.Conn, what string) {
+		t.Helper()
+		if err := c.WriteMessage(websocket.TextMessage, []byte(what)); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		if _, b, err := c.ReadMessage(); err != nil || string(b) != what {
+			t.Fatalf("%s: echo %q, %v", what, b, err)
+		}
+	}
+	reload := func(ws string) {
+		t.Helper()
+		g.rewrite(t, oneOrigin(map[string]string{"websocket": ws}, o.Addr))
+		if st, body := g.reloadNow(t); st != 200 {
+			t.Fatalf("reload to websocket %s: %d %s", ws, st, body)
+		}
+	}
+	reload("{enabled: true, max_tunnels: 2}")
+	second := dialTunnel(t, g, "/ws")
+	if r := dialTunnelRefused(t, g, "/ws"); r.StatusCode != 503 {
+		t.Errorf("over max_tunnels 2 with two open: %d", r.StatusCode)
+	}
+	echoes(first, "first, after the reload")
+	echoes(second, "second")
+
+	reload("{enabled: false}")
+	if r := dialTunnelRefused(t, g, "/ws"); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("upgrade with websocket off: %d; want the origin's 400 (no Upgrade reached it)", r.StatusCode)
+	}
+	echoes(first, "first, websocket off for new ones")
 }
