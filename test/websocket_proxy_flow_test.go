@@ -182,6 +182,56 @@ func TestWebSocketProxyTLS(t *testing.T) {
 	}
 }
 
+// TestWebSocketProxyTLSOrigin: ws:// to Gozer, wss:// to an origin with
+// origins.NAME.tls on: the upgrade and the frames go over the origin's TLS.
+func TestWebSocketProxyTLSOrigin(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "origin", false, "127.0.0.1")
+	o := startWSOriginTLS(t, nil, cert, key)
+	g := wsGozer(t, o.Addr, "{enabled: true}", map[string]string{"tls": fmt.Sprintf("{enabled: true, ca_file: %q}", ca.caFile())})
+	c := dialTunnel(t, g, "/ws")
+	msg := make([]byte, 200<<10)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, got, err := c.ReadMessage(); err != nil || string(got) != string(msg) {
+		t.Fatalf("echo over the origin's TLS: %d bytes, err %v", len(got), err)
+	}
+	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
+	if err := o.waitEnd(t); closeCode(err) != 1000 {
+		t.Errorf("TLS origin's read ended with %v; want 1000", err)
+	}
+}
+
+// TestWebSocketProxyOriginVanishes: an origin whose connection breaks
+// without a close frame takes its client's connection with it; the log
+// says the origin ended it.
+func TestWebSocketProxyOriginVanishes(t *testing.T) {
+	t.Parallel()
+	o := startWSOrigin(t, func(o *wsOrigin, c *websocket.Conn) {
+		_, _, _ = c.ReadMessage()
+		_ = c.UnderlyingConn().Close() // no close frame
+	})
+	g := wsGozer(t, o.Addr, "{enabled: true}", nil)
+	c := dialTunnel(t, g, "/ws")
+	if err := c.WriteMessage(websocket.TextMessage, []byte("bye?")); err != nil {
+		t.Fatal(err)
+	}
+	// gorilla reports a connection closed without a close frame as 1006.
+	if err := readUntilClose(t, c); closeCode(err) != websocket.CloseAbnormalClosure {
+		t.Errorf("client's read ended with %v; want the connection closed without a close frame (1006)", err)
+	}
+	_, wsl := tunnelLine(t, g, "/ws")
+	if wsl["closed_by"] != "origin" {
+		t.Errorf("tunnel line %v; want closed_by origin", wsl)
+	}
+}
+
 // TestWebSocketProxyProtocolError: a client frame without a mask (RFC 6455
 // forbids it) ends the tunnel with close 1002 to the client, counted and
 // logged.

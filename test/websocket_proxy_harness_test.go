@@ -33,6 +33,13 @@ type wsOrigin struct {
 // echo every message back as it came).
 func startWSOrigin(t testing.TB, handle func(o *wsOrigin, c *websocket.Conn)) *wsOrigin {
 	t.Helper()
+	return startWSOriginTLS(t, handle, "", "")
+}
+
+// startWSOriginTLS is startWSOrigin speaking TLS with certFile and keyFile
+// (both "": plain).
+func startWSOriginTLS(t testing.TB, handle func(o *wsOrigin, c *websocket.Conn), certFile, keyFile string) *wsOrigin {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +57,13 @@ func startWSOrigin(t testing.TB, handle func(o *wsOrigin, c *websocket.Conn)) *w
 		http.Error(w, "not you", http.StatusForbidden)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		if certFile != "" {
+			_ = srv.ServeTLS(ln, certFile, keyFile)
+			return
+		}
+		_ = srv.Serve(ln)
+	}()
 	t.Cleanup(func() { _ = srv.Close() })
 	return o
 }
