@@ -93,6 +93,8 @@ func failedLine(sh *loop.Shared, cause filters.Cause) *zerolog.Event {
 		return sh.Sampled.Warn(cause.Name)
 	case cause == filters.LocalOriginCircuitOpen || cause == filters.LocalOriginConcurrency || cause == filters.LocalAdaptiveLimit:
 		return sh.Log.Info()
+	case cause == filters.LocalTunnelLimit:
+		return sh.Sampled.Info(cause.Name) // upgrades over max_tunnels come by the thousand in a reconnect storm
 	case cause.Name == filters.LocalInjected.Name || cause == filters.LocalInjectedReset:
 		return sh.Sampled.Info(cause.Name) // rehearsals come by the thousand, on purpose
 	}
