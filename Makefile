@@ -82,6 +82,11 @@ bench-limits:
 bench-tls:
 	bash bench/tls.sh
 
+## bench-ws: websocket proxying vs nginx's: messages/s and the proxy's CPU µs per relayed message (issue 15: <= 1.0 x nginx)
+.PHONY: bench-ws
+bench-ws:
+	bash bench/ws.sh
+
 ## bench-asyncwait: p99 of plain requests while 1,000 requests wait in an async filter (issue 13: <= 1.10 x alone)
 .PHONY: bench-asyncwait
 bench-asyncwait:

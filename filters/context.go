@@ -38,6 +38,9 @@ type RouteDecision struct {
 	Path     []byte // request-target sent to the origin (nil = the client's)
 	Host     []byte // Host sent to the origin (nil = the client's)
 	Endpoint string // a named endpoint instead of the proxy ("" = proxy; "health" is built in)
+	// WebSocket proxies a websocket upgrade request to Origin as a tunnel
+	// even when the origin's websocket.enabled is off (ctx.route{websocket = true}).
+	WebSocket bool
 }
 
 // PushKind says whether a request asks for a push connection, and which.

@@ -79,6 +79,9 @@ var (
 	OriginReadTimeout      = Cause{"FAILURE_ORIGIN_READ_TIMEOUT", CategoryOriginFailure, 504}
 	OriginClosedMidBody    = Cause{"FAILURE_ORIGIN_CLOSED_MID_RESPONSE", CategoryOriginFailure, 502}
 	OriginStalledRequest   = Cause{"FAILURE_ORIGIN_STALLED_REQUEST_BODY", CategoryOriginFailure, 504}
+	// LocalTunnelLimit: the origin has origins.NAME.websocket.max_tunnels
+	// websocket tunnels open on this node.
+	LocalTunnelLimit = Cause{"FAILURE_LOCAL_THROTTLED_ORIGIN_WEBSOCKETS", CategoryLocalFailure, 503}
 )
 
 // Causes lists every cause the core produces, in a fixed order: CauseIndex gives
@@ -111,6 +114,7 @@ var all = []Cause{
 	LocalTooManySuspended, LocalCallTimeout, LocalCallTooLarge, LocalCallAbandoned,
 	LocalAdaptiveLimit, LocalInjected, LocalInjectedReset, // inject.go
 	ClientRateLimited, ClientDenied,
+	LocalTunnelLimit, // websocket tunnels (gateway/tunnel)
 }
 
 // CauseOfCodec is the status cause of a decoding error's class (its own

@@ -196,7 +196,8 @@ func TestMetrics(t *testing.T) {
 
 	// Bounded cardinality: Gozer's series are labelled only by these.
 	allowed := map[string]bool{"origin": true, "cause": true, "code": true, "state": true, "server": true, "health": true,
-		"filter": true, "type": true, "reason": true, "result": true, "loop": true, "kind": true, "limit": true}
+		"filter": true, "type": true, "reason": true, "result": true, "loop": true, "kind": true, "limit": true,
+		"direction": true}
 	for name, f := range fams {
 		if !strings.HasPrefix(name, "gozer_") {
 			continue

@@ -165,6 +165,17 @@ func TestContextAPI(t *testing.T) {
 				t.Fatalf("route = %+v", r)
 			}
 		}},
+		{name: "route as a websocket tunnel", code: `ctx.route{ origin = "chat", websocket = true }`, check: func(t *testing.T, ctx *filters.Context) {
+			if ctx.Route.Origin != "chat" || !ctx.Route.WebSocket {
+				t.Fatalf("route = %+v", ctx.Route)
+			}
+		}},
+		{name: "route websocket not a boolean changes nothing", code: `ctx.route{ origin = "chat", websocket = "yes" }`, err: "websocket must be a boolean",
+			check: func(t *testing.T, ctx *filters.Context) {
+				if ctx.Route.Origin != "" || ctx.Route.WebSocket {
+					t.Fatalf("route = %+v", ctx.Route)
+				}
+			}},
 		{name: "route to an endpoint", code: `ctx.route{ endpoint = "robots" }`, check: func(t *testing.T, ctx *filters.Context) {
 			if ctx.Route.Endpoint != "robots" {
 				t.Fatalf("route = %+v", ctx.Route)

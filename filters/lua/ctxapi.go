@@ -176,9 +176,16 @@ func (l *Loop) ctxRoute(L *glua.LState) int {
 	t := L.CheckTable(l.arg0(L))
 	// Check every field before changing anything: a bad call changes nothing.
 	var set [4]glua.LString // origin, path, host, endpoint
+	ws := glua.LValue(glua.LNil)
 	t.ForEach(func(k, v glua.LValue) {
 		i := -1
 		switch k {
+		case glua.LString("websocket"):
+			if _, ok := v.(glua.LBool); !ok {
+				L.RaiseError("ctx.route: websocket must be a boolean, not %s", luaRepr(v))
+			}
+			ws = v
+			return
 		case glua.LString("origin"):
 			i = 0
 		case glua.LString("path"):
@@ -188,7 +195,7 @@ func (l *Loop) ctxRoute(L *glua.LState) int {
 		case glua.LString("endpoint"):
 			i = 3
 		default:
-			L.RaiseError("ctx.route: unknown field %s (use origin, path, host, endpoint)", luaRepr(k))
+			L.RaiseError("ctx.route: unknown field %s (use origin, path, host, endpoint, websocket)", luaRepr(k))
 		}
 		s, ok := v.(glua.LString)
 		if !ok || s == "" {
@@ -213,6 +220,9 @@ func (l *Loop) ctxRoute(L *glua.LState) int {
 	}
 	if set[3] != "" {
 		ctx.Route.Endpoint = string(set[3])
+	}
+	if b, ok := ws.(glua.LBool); ok {
+		ctx.Route.WebSocket = bool(b)
 	}
 	return 0
 }

@@ -91,6 +91,12 @@ var (
 	dConnOpened = desc("origin_connections_opened_total", "Connections to a server opened (dials started, failed ones included).", "origin", "server")
 	dConnClosed = desc("origin_connections_closed_total", "Connections to a server closed.", "origin", "server")
 
+	dTunnelsOpen    = desc("origin_websocket_tunnels", "Websocket tunnels to the origin open now (or being opened: the upgrade is at the origin).", "origin")
+	dTunnelsTotal   = desc("origin_websocket_tunnels_total", "Websocket tunnels to the origin that opened (the origin answered 101).", "origin")
+	dTunnelsRefused = desc("origin_websocket_tunnels_refused_total", "Websocket upgrades refused because the origin had websocket.max_tunnels tunnels open.", "origin")
+	dTunnelBytes    = desc("origin_websocket_bytes_total", "Bytes relayed by the origin's websocket tunnels, by direction: up (client to origin) or down.", "origin", "direction")
+	dTunnelProto    = desc("origin_websocket_protocol_errors_total", "Websocket tunnels ended by a frame that broke RFC 6455 (either side).", "origin")
+
 	dFilterCalls    = desc("filter_calls_total", "Lua filter invocations, all loops.", "filter", "type")
 	dFilterErrors   = desc("filter_errors_total", "Lua filter invocations that raised an error or ran out of time.", "filter", "type")
 	dFilterTimeouts = desc("filter_timeouts_total", "Lua filter invocations stopped by the time budget.", "filter", "type")
@@ -158,6 +164,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		loops = c.src.Loops()
 	}
 	c.collectOrigins(loops, counter, gauge)
+	c.collectTunnels(counter, gauge)
 	if sh := c.src.Shared; sh != nil && sh.Faults != nil {
 		counts := sh.Faults.Counts()
 		for _, k := range faults.Kinds {
@@ -187,6 +194,22 @@ func constHistogram(d *prometheus.Desc, h telemetry.Histogram, lv ...string) pro
 		buckets[telemetry.LatencyBuckets[i]] = n
 	}
 	return prometheus.MustNewConstHistogram(d, h.Count(), h.Sum, buckets, lv...)
+}
+
+// collectTunnels reads the websocket tunnels' counts of every origin that
+// had one.
+func (c *collector) collectTunnels(counter, gauge emit) {
+	if c.src.Shared == nil || c.src.Shared.Tunnels == nil {
+		return
+	}
+	for _, s := range c.src.Shared.Tunnels.Each() {
+		gauge(dTunnelsOpen, float64(s.Open), s.Origin)
+		counter(dTunnelsTotal, float64(s.Total), s.Origin)
+		counter(dTunnelsRefused, float64(s.Refused), s.Origin)
+		counter(dTunnelBytes, float64(s.BytesUp), s.Origin, "up")
+		counter(dTunnelBytes, float64(s.BytesDown), s.Origin, "down")
+		counter(dTunnelProto, float64(s.ProtocolErrors), s.Origin)
+	}
 }
 
 // collectOrigins reads every origin's isolation: breaker, bulkhead, outlier

@@ -29,6 +29,18 @@ type originView struct {
 	Servers  []serverView     `json:"servers"`
 	Requests map[string]int64 `json:"requests_by_cause"`
 	DNSError string           `json:"dns_error"`
+	// WebSocket is the origin's websocket tunnels (all zero when it had none).
+	WebSocket websocketView `json:"websocket"`
+}
+
+// websocketView is an origin's websocket tunnels on this node.
+type websocketView struct {
+	Open      int64 `json:"open_tunnels"`
+	Max       int   `json:"max_tunnels"`
+	Total     int64 `json:"tunnels_total"`
+	Refused   int64 `json:"refused_total"`
+	BytesUp   int64 `json:"bytes_up_total"`
+	BytesDown int64 `json:"bytes_down_total"`
 }
 
 // adaptiveView is an origin's adaptive concurrency limit.
@@ -77,6 +89,14 @@ func (a *Server) origins(w http.ResponseWriter, _ *http.Request) {
 	out := []originView{}
 	for _, o := range a.src.Origins().List { // counts[telemetry.NoOrigin] is /admin/edge's
 		v := originView{Name: o.Name, Fallback: o.Fallback, Requests: counts[o.Name], Servers: []serverView{}}
+		if sh := a.src.Shared; sh != nil && sh.Tunnels != nil {
+			tc := sh.Tunnels.For(o.Name)
+			v.WebSocket = websocketView{Open: tc.Open.Load(), Total: tc.Total.Load(), Refused: tc.Refused.Load(),
+				BytesUp: tc.BytesUp.Load(), BytesDown: tc.BytesDown.Load()}
+		}
+		if o.Config != nil {
+			v.WebSocket.Max = o.Config.WebSocket.MaxTunnels
+		}
 		if iso := o.Iso; iso != nil {
 			st := iso.Breaker.Stats(now)
 			v.Breaker = breakerView{State: st.State.String(), Refusing: iso.Breaker.Refusing(now),

@@ -192,6 +192,8 @@ type Origin struct {
 	// AdaptiveConcurrency is the optional limit that follows the origin's
 	// latency (nil or not enabled: off).
 	AdaptiveConcurrency *AdaptiveConcurrency `yaml:"adaptive_concurrency"`
+	// WebSocket proxies websocket upgrades to the origin (websocket.go).
+	WebSocket WebSocket `yaml:"websocket"`
 }
 
 // Breaker is an origin's circuit breaker.
@@ -357,4 +359,5 @@ func (o *Origin) fillDefaults() {
 		o.RequestBuffer = &n
 	}
 	o.Compression.fillDefaults()
+	o.WebSocket.fillDefaults()
 }

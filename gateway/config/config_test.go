@@ -98,6 +98,9 @@ func TestDefaultsWhenLeftOut(t *testing.T) {
 	if n := c.Origins["zero"].RetryCount(); n != 0 {
 		t.Errorf("retries: 0 written out: %d, want 0", n)
 	}
+	if ws := c.Origins["api"].WebSocket; ws.Enabled || ws.IdleTimeout != DefaultWebSocketIdle || ws.MaxLifetime != DefaultWebSocketLifetime {
+		t.Errorf("websocket left out: %+v; want off, idle 5m, lifetime 24h", ws)
+	}
 }
 
 func TestOnEveryInterface(t *testing.T) {
@@ -159,6 +162,9 @@ func TestValidationNamesKeyAndValue(t *testing.T) {
 		{base + "push:\n  token_secret: short\n", "push.token_secret", "5 bytes"},
 		{base + "log:\n  access_log: \"\"\n", "log.access_log", `""`},
 		{base + "server:\n  memory_reclaim_interval: -1s\n", "server.memory_reclaim_interval", "-1s"},
+		{base + "    websocket: {enabled: true, max_tunnels: -1}\n", "origins.api.websocket.max_tunnels", "-1"},
+		{base + "    websocket: {idle_timeout: -1s}\n", "origins.api.websocket.idle_timeout", "-1s"},
+		{base + "    websocket: {max_lifetime: -2s}\n", "origins.api.websocket.max_lifetime", "-2s"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.yaml), "t.yaml")

@@ -177,6 +177,7 @@ func (c *Config) validateOrigin(name string, bad reporter) {
 	o.validateLimits(key, bad)
 	o.validateCompression(key, bad)
 	o.AdaptiveConcurrency.validate(key+".adaptive_concurrency", bad)
+	o.WebSocket.validate(key, bad)
 }
 
 // validateLimits checks an origin's connection and request limits.

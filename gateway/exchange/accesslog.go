@@ -93,6 +93,8 @@ func failedLine(sh *loop.Shared, cause filters.Cause) *zerolog.Event {
 		return sh.Sampled.Warn(cause.Name)
 	case cause == filters.LocalOriginCircuitOpen || cause == filters.LocalOriginConcurrency || cause == filters.LocalAdaptiveLimit:
 		return sh.Log.Info()
+	case cause == filters.LocalTunnelLimit:
+		return sh.Sampled.Info(cause.Name) // upgrades over max_tunnels come by the thousand in a reconnect storm
 	case cause.Name == filters.LocalInjected.Name || cause == filters.LocalInjectedReset:
 		return sh.Sampled.Info(cause.Name) // rehearsals come by the thousand, on purpose
 	}
@@ -113,21 +115,7 @@ func orDash(b []byte) []byte {
 // bulkhead, exactly once, and counts its cause for the origin.
 func (ex *Exchange) finishIsolation() {
 	t, g := &ex.try, &ex.log
-	if ex.lp.counts != nil || ex.lp.metrics != nil {
-		name := telemetry.NoOrigin
-		if t.origin != nil {
-			name = t.origin.Name
-		}
-		cause := filters.CauseIndex(ex.statusName())
-		ex.lp.counts.AddIndex(name, cause)
-		if ex.lp.metrics != nil {
-			now, atOrigin := ex.lp.l.Now(), int64(-1)
-			if t.admitted {
-				atOrigin = now - t.admitAt
-			}
-			ex.lp.metrics.Request(name, cause, g.status, now-g.started, atOrigin, t.n)
-		}
-	}
+	ex.countRequest()
 	if !t.admitted {
 		return
 	}
@@ -159,6 +147,29 @@ func (ex *Exchange) finishIsolation() {
 		} else {
 			log.Info().Str("origin", t.origin.Name).Msg("circuit breaker closed")
 		}
+	}
+}
+
+// countRequest counts the request's cause for its origin and records its
+// metrics (a websocket upgrade's when its tunnel opens: the tunnel holds its
+// isolation until it ends).
+func (ex *Exchange) countRequest() {
+	t, g := &ex.try, &ex.log
+	if ex.lp.counts == nil && ex.lp.metrics == nil {
+		return
+	}
+	name := telemetry.NoOrigin
+	if t.origin != nil {
+		name = t.origin.Name
+	}
+	cause := filters.CauseIndex(ex.statusName())
+	ex.lp.counts.AddIndex(name, cause)
+	if ex.lp.metrics != nil {
+		now, atOrigin := ex.lp.l.Now(), int64(-1)
+		if t.admitted {
+			atOrigin = now - t.admitAt
+		}
+		ex.lp.metrics.Request(name, cause, g.status, now-g.started, atOrigin, t.n)
 	}
 }
 

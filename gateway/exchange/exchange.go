@@ -82,6 +82,7 @@ type respState struct {
 	closeAfter bool // the client connection closes after this response
 	local      bool // the gateway (or a filter) answered, not the origin
 	upgradeTo  string
+	ws         bool // the request goes to the origin as a websocket upgrade; it holds a tunnel slot
 	head       Head // what head() built for the downstream
 	parked     bool // the origin's reads are paused behind a slow client (Loop.parked counts it)
 	parkedAt   *origin.Server
@@ -171,6 +172,7 @@ func trimBuf(b []byte) []byte {
 
 // reset clears ex for the next request, keeping its buffers.
 func (ex *Exchange) reset() {
+	ex.releaseTunnelSlot()
 	if ex.try.admitted && ex.try.origin != nil && ex.try.origin.Iso != nil {
 		// Safety net: every admitted request leaves the bulkhead.
 		ex.try.origin.Iso.Finish(origin.Canceled, ex.try.admitAt, ex.lp.l.Now())

@@ -159,6 +159,10 @@ func (ex *Exchange) responseHead(buf []byte) (int, bool) {
 		off += n
 		if st := ex.resp.Status; st >= 100 && st < 200 {
 			if st == 101 {
+				if ex.out.ws {
+					ex.openTunnel(buf[off-n:off], off)
+					return 0, false
+				}
 				ex.fail(filters.OriginBadResponse, "origin switched protocols without an upgrade request")
 				return 0, false
 			}

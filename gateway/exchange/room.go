@@ -9,6 +9,7 @@ import (
 	"gozer/gateway/pushconn"
 	"gozer/gateway/telemetry"
 	"gozer/gateway/tracectx"
+	"gozer/gateway/tunnel"
 )
 
 // OriginConn is an exchange's connection to an origin server: an
@@ -62,6 +63,7 @@ type Loop struct {
 	l       *loop.Loop
 	origins Origins
 	push    *pushconn.Loop
+	tunnels *tunnel.Loop         // websocket tunnels (nil: not proxied)
 	chains  func() filters.Chain // the current filter chain (nil: no filters)
 	counts  *telemetry.CauseCounters
 	// metrics is this loop's shard of the request metrics (nil: metrics off).
@@ -87,6 +89,9 @@ type Config struct {
 	Loop    *loop.Loop
 	Origins *originconn.Loop
 	Push    *pushconn.Loop
+	// Tunnels are the loop's websocket tunnels; nil: websocket upgrades are
+	// not proxied (the Upgrade header is dropped as hop-by-hop).
+	Tunnels *tunnel.Loop
 	// Chains returns the filter chain for new requests (nil: none); nil: no filters.
 	Chains func() filters.Chain
 	// Counts counts requests per origin and status cause.
@@ -98,7 +103,7 @@ type Config struct {
 // NewLoop returns the exchanges' side of cfg.Loop and hooks its recycling into
 // the end of every callback.
 func NewLoop(cfg Config) *Loop {
-	lp := &Loop{l: cfg.Loop, push: cfg.Push, chains: cfg.Chains, counts: cfg.Counts, metrics: cfg.Metrics.NewLoop()}
+	lp := &Loop{l: cfg.Loop, push: cfg.Push, tunnels: cfg.Tunnels, chains: cfg.Chains, counts: cfg.Counts, metrics: cfg.Metrics.NewLoop()}
 	lp.clock = cfg.Loop.Now
 	lp.ids = tracectx.NewIDSource()
 	if cfg.Origins != nil {

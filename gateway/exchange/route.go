@@ -212,6 +212,9 @@ func (ex *Exchange) proceed(o *origin.Origin) {
 		return
 	}
 	ex.try.origin = o
+	if !ex.startWebSocket(o) {
+		return
+	}
 	if fc.Route.Host != nil {
 		req.Header.Set("Host", string(fc.Route.Host))
 	}
@@ -222,6 +225,10 @@ func (ex *Exchange) proceed(o *origin.Origin) {
 		Traceparent: ex.trace.tp[:], DropTracestate: !ex.trace.keepState,
 	}
 	ex.try.fwd = httpcodec.AppendForwardRequest(ex.try.fwd, req, &fi)
+	if ex.out.ws {
+		// The hop-by-hop headers of the upgrade, this hop's own now.
+		ex.try.fwd = append(ex.try.fwd[:len(ex.try.fwd)-2], upgradeHeaders...)
+	}
 	ex.attempt()
 }
 

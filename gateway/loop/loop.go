@@ -77,6 +77,9 @@ type Shared struct {
 	// callbacks either (Busy).
 	Metrics *telemetry.Metrics
 
+	// Tunnels counts the websocket tunnels per origin (gateway/tunnel).
+	Tunnels *telemetry.Tunnels
+
 	// Faults is the fault injection set through the admin API and the
 	// counts of injected failures (gateway/faults); the config's rules are
 	// the Snapshot's.
@@ -115,7 +118,7 @@ const ReadBufferCap = 64 << 10
 
 // NewShared returns the shared part serving snap.
 func NewShared(snap *Snapshot, log zerolog.Logger, access *telemetry.AccessLog, w *Watcher) *Shared {
-	s := &Shared{Log: log, Access: access, Watcher: w, Peers: peers.New(0, 0), Sampled: telemetry.NewSampled(log, 10*time.Second), Faults: faults.NewLive()}
+	s := &Shared{Log: log, Access: access, Watcher: w, Peers: peers.New(0, 0), Sampled: telemetry.NewSampled(log, 10*time.Second), Faults: faults.NewLive(), Tunnels: &telemetry.Tunnels{}}
 	if c := snap.Config; c != nil {
 		s.Peers.SetLimits(c.Server.MaxConnectionsPerIP, c.Server.MaxRequestsPerIP)
 	}

@@ -58,6 +58,7 @@ type Conn struct {
 	idle      bool
 	gotBytes  bool // a response byte arrived for the current owner
 	reused    bool // taken from the pool (it served a request before)
+	tunneled  bool // carries a websocket tunnel: no read timer, never pooled again
 	reads     loop.Reads
 	writable  loop.Writable
 	served    int   // requests it carried
@@ -129,6 +130,9 @@ func (c *Conn) Writev(bs [][]byte) bool {
 // ArmRead starts the read timer: read_timeout from now, but never past the
 // request's total_timeout.
 func (c *Conn) ArmRead() {
+	if c.tunneled {
+		return // the tunnel times itself (idle_timeout, max_lifetime)
+	}
 	l := c.lp.l
 	d := l.Now() + int64(c.origin.ReadTimeout)
 	if t := c.origin.TotalTimeout; t > 0 && c.owner != nil {
@@ -187,12 +191,22 @@ func (c *Conn) Release() {
 		c.reads.Resume(c.lp.l, c.c)
 	}
 	o, l := c.origin, c.lp.l
-	retire := o.MaxRequestsPerConn > 0 && c.served >= o.MaxRequestsPerConn
+	retire := c.tunneled || o.MaxRequestsPerConn > 0 && c.served >= o.MaxRequestsPerConn
 	if retire || c.c.InboundBuffered() > 0 || c.c.OutboundBuffered() > 0 || l.Shared.Draining.Load() || !c.pool.Put(c, l.Now()) {
 		c.close()
 		return
 	}
 	c.idle = true
+}
+
+// Tunnel hands c to owner for the rest of its life: after the origin's 101
+// it carries a websocket tunnel, whose bytes are no HTTP. Its read timer
+// stops (the tunnel has its own), and it never goes back to a pool: Release
+// closes it.
+func (c *Conn) Tunnel(owner Owner) {
+	c.owner = owner
+	c.tunneled = true
+	c.deadline = 0
 }
 
 // Abort drops c from its owner and closes it: its stream state is unknown.

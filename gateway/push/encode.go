@@ -84,7 +84,8 @@ func AppendClose(dst []byte, code CloseCode, reason string) []byte {
 }
 
 // AppendMaskedFrame appends a frame as a client sends it: masked with mask.
-// The gateway never sends these; load clients, tests and fuzzers do.
+// Load clients, tests and fuzzers send these; so does a websocket tunnel
+// (gateway/tunnel) closing toward its origin.
 func AppendMaskedFrame(dst []byte, op Opcode, fin bool, mask [4]byte, payload []byte) []byte {
 	b0 := byte(op & 0x0F)
 	if fin {

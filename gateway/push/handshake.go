@@ -165,6 +165,10 @@ func headerHasToken(h Headers, all allHeaders, multi bool, name, token string) b
 	return false
 }
 
+// HasToken reports whether the comma-separated header value v holds token
+// (ASCII case-insensitive): "websocket" in an Upgrade value.
+func HasToken(v []byte, token string) bool { return hasToken(v, token) }
+
 // hasToken reports whether the comma-separated list v holds token (ASCII
 // case-insensitive, optional whitespace around elements).
 func hasToken(v []byte, token string) bool {

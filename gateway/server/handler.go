@@ -12,6 +12,7 @@ import (
 	"gozer/gateway/originconn"
 	"gozer/gateway/pushconn"
 	"gozer/gateway/tlsconn"
+	"gozer/gateway/tunnel"
 )
 
 // conn is what every connection kind's connection is, as gnet's context: the
@@ -27,6 +28,7 @@ var (
 	_ conn = (*http1.Conn)(nil)
 	_ conn = (*pushconn.Conn)(nil)
 	_ conn = (*originconn.Conn)(nil)
+	_ conn = (*tunnel.Tunnel)(nil)
 	_ conn = (*tlsconn.Conn)(nil) // in front of its kind
 )
 
@@ -76,6 +78,7 @@ func (h *handler) roomsOf(c gnet.Conn) *rooms {
 		Loop:    l,
 		Origins: origins,
 		Push:    pushconn.NewLoop(l, s.hub),
+		Tunnels: tunnel.NewLoop(l),
 		Chains:  chains,
 		Counts:  s.counts,
 		Metrics: s.shared.Metrics,

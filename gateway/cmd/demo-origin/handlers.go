@@ -46,6 +46,7 @@ func (o *origin) handler() http.Handler {
 	mux.HandleFunc("/counter", o.count)
 	mux.HandleFunc("/seen", o.seenID)
 	mux.HandleFunc("/auth", o.auth)
+	mux.HandleFunc("/ws", o.ws)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ids := r.Header.Values("X-Test-Id")
 		for _, id := range ids {
@@ -55,7 +56,7 @@ func (o *origin) handler() http.Handler {
 		r.Body = body
 		w.Header().Set("X-Origin-Name", o.name)
 		mux.ServeHTTP(w, r)
-		if len(ids) == 0 || r.URL.Path == "/reset" || r.URL.Path == "/close-mid" {
+		if len(ids) == 0 || r.URL.Path == "/reset" || r.URL.Path == "/close-mid" || r.URL.Path == "/ws" {
 			return // nothing to record, or the connection was hijacked
 		}
 		if !body.eof && !body.failed {

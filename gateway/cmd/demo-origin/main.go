@@ -28,6 +28,7 @@
 //	                      it rejected), else 404; JSON counts of requests, complete ones, connections
 //	/auth?delay=D         a toy auth service: "Authorization: Bearer allow:USER" is allowed (200,
 //	                      X-Auth-User), any other token 403, none 401; waits D (-auth-delay) first
+//	/ws                   a websocket echo: every message back as it came (gorilla/websocket)
 package main
 
 import (

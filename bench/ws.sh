@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Websocket proxying (issue 15): messages per second through Gozer's tunnels vs through
+# nginx's websocket proxying, with each proxy's CPU µs per relayed message and the ratio
+# (target: Gozer <= 1.0x nginx's CPU per message).
+#
+#   bash bench/ws.sh                                      (what `make bench-ws` runs, ~1 minute)
+#   WS_ROUNDS=1 WS_DURATION=2 bash bench/ws.sh            (smoke, ~15 s)
+#
+# One origin (gateway/cmd/demo-origin's /ws: a gorilla/websocket echo) and the load client
+# (bench/wsload: WS_CONNS connections, each echoing a WS_SIZE-byte binary message as soon
+# as the last came back) on core 1; each proxy pinned to core 0 with one event loop / one
+# worker:
+#   gozer  server.event_loops 1, origins.bench.websocket.enabled, access log off
+#   nginx  worker_processes 1, proxy_http_version 1.1; proxy_set_header Upgrade
+#          $http_upgrade; proxy_set_header Connection "upgrade"; access_log off
+# Before measuring, each must echo byte for byte (wsload -check). Rounds interleave the
+# proxies; per run: messages/s (an echo is two relayed messages, one each way) and the
+# proxy's CPU (utime+stime from /proc/PID/stat, nginx's master and worker) per relayed
+# message. Medians over the rounds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${WS_ROUNDS:-3}
+DURATION=${WS_DURATION:-5}
+CONNS=${WS_CONNS:-64}
+SIZE=${WS_SIZE:-128}
+BASE=${WS_PORT_BASE:-18580}
+ORIGIN_PORT=$BASE GOZER_PORT=$((BASE + 1)) ADMIN_PORT=$((BASE + 2)) NGINX_PORT=$((BASE + 3))
+WORK=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${WS_KEEP_TMP:-} ]] || rm -rf "$WORK"; }
+trap cleanup EXIT
+for c in nginx taskset; do command -v "$c" >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx util-linux; }; done
+go build -o "$WORK/" ./gateway/cmd/gozer ./gateway/cmd/demo-origin ./bench/wsload
+mkdir -p "$WORK/scripts" "$WORK/nginx"
+cat >"$WORK/gozer.yaml" <<YAML
+listeners:
+  proxy: {addr: "127.0.0.1:$GOZER_PORT"}
+  admin: {addr: "127.0.0.1:$ADMIN_PORT"}
+server: {event_loops: 1, max_connections_per_ip: 0, max_requests_per_ip: 0}
+log: {level: warn, access_log: "off"}
+filters: {dir: "$WORK/scripts"}
+origins:
+  bench: {servers: ["127.0.0.1:$ORIGIN_PORT"], websocket: {enabled: true}}
+routes:
+  - {path_prefix: /, origin: bench}
+YAML
+cat >"$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://127.0.0.1:$ORIGIN_PORT;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 300s;
+    }
+  }
+}
+CONF
+taskset -c 1 "$WORK/demo-origin" -addr "127.0.0.1:$ORIGIN_PORT" >/dev/null 2>&1 & pids+=($!)
+GOZER_PUSH_SECRET=bench-secret-0123456789 taskset -c 0 "$WORK/gozer" -config "$WORK/gozer.yaml" >"$WORK/gozer.log" 2>&1 & gozer=$!; pids+=($gozer)
+taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.log" 2>&1 & nginx=$!; pids+=($nginx)
+declare -A url=([gozer]="ws://127.0.0.1:$GOZER_PORT/ws" [nginx]="ws://127.0.0.1:$NGINX_PORT/ws")
+declare -A pid=([gozer]=$gozer [nginx]=$nginx)
+for t in gozer nginx; do
+  ok=
+  for _ in $(seq 100); do
+    if "$WORK/wsload" -url "${url[$t]}" -conns 2 -check >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.1
+  done
+  [[ -n $ok ]] || { echo "ws.sh: $t does not echo at ${url[$t]}"; cat "$WORK/$t.log" "$WORK/nginx/error.log" 2>/dev/null; exit 1; }
+done
+ticks() { # a process and its children: utime+stime
+  local p s=0
+  for p in "$1" $(pgrep -P "$1" || true); do s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat"))); done
+  echo "$s"
+}
+hz=$(getconf CLK_TCK)
+run() { # target -> "msgs/s us/msg"
+  local t0 t1 out
+  t0=$(ticks "${pid[$1]}")
+  out=$(taskset -c 1 "$WORK/wsload" -url "${url[$1]}" -conns "$CONNS" -size "$SIZE" -duration "${DURATION}s")
+  t1=$(ticks "${pid[$1]}")
+  awk -v t="$((t1 - t0))" -v hz="$hz" '{n=$2*2; printf "%.0f %.2f\n", $6, t/hz*1e6/n}' <<<"$out"
+}
+run gozer >/dev/null; run nginx >/dev/null # warm-up
+declare -A rate us
+for r in $(seq "$ROUNDS"); do
+  for t in gozer nginx; do
+    read -r a b < <(run "$t")
+    rate[$t]+="$a "; us[$t]+="$b "
+    echo "round $r $t: $a msgs/s, $b µs CPU/msg" >&2
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+echo "ws.sh: $ROUNDS rounds of ${DURATION}s, $CONNS connections echoing $SIZE-byte messages, proxy on core 0 (medians)"
+printf '%-6s %12s %14s %10s\n' proxy msgs/s "µs CPU/msg" "CPU vs nginx"
+base=$(median <<<"${us[nginx]}")
+for t in gozer nginx; do
+  u=$(median <<<"${us[$t]}")
+  printf '%-6s %12s %14s %10s\n' "$t" "$(median <<<"${rate[$t]}")" "$u" "$(awk -v u="$u" -v b="$base" 'BEGIN {printf "%.2fx", u/b}')"
+done
