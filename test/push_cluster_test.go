@@ -20,7 +20,7 @@ import (
 func TestPushCluster(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
-	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s}`, rs.Addr)
+	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s, secret: %q}`, rs.Addr, clusterSecret)
 	var nodes []*gozer
 	for range 3 {
 		nodes = append(nodes, pushGozer(t, map[string]string{"cluster": cluster}))
@@ -118,7 +118,7 @@ func TestPushCluster(t *testing.T) {
 func TestPushClusterRegistryHeals(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
-	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 30s}`, rs.Addr)
+	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 30s, secret: %q}`, rs.Addr, clusterSecret)
 	a := pushGozer(t, map[string]string{"cluster": cluster})
 	b := pushGozer(t, map[string]string{"cluster": cluster})
 	dev := dialWS(t, b, "heal-b", b.pushToken(t, "heal-b", "1h"))

@@ -70,7 +70,11 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	}
 	if pc.Cluster.Enabled {
 		RedisLogTo(h.Log)
-		rc, err := NewRedisCluster(pc.Cluster.Redis, cfg.Node, pc.Cluster.TTL)
+		opt, err := RedisOptions(&pc.Cluster.Redis)
+		if err != nil {
+			return nil, err
+		}
+		rc, err := NewRedisClusterWith(opt, cfg.Node, pc.Cluster.TTL)
 		if err != nil {
 			return nil, err
 		}
