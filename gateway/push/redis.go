@@ -29,7 +29,7 @@ import (
 // an entry outlive the TTL or vanish early. Scripts also make the trim, the
 // add and the key's expiry one atomic step against a concurrent Unregister.
 const (
-	redisIDPrefix = "gozer:push:id:"   // + client id: zset node → expiry ms
+	redisIDPrefix = "gozer:push:id:"          // + client id: zset node → expiry ms
 	redisNodesKey = "gozer:push:{meta}:nodes" // zset node → expiry ms
 	redisGenKey   = "gozer:push:{meta}:gen"   // string: the generation (server ms when it began)
 	redisReadyKey = "gozer:push:{meta}:ready" // hash node → the generation it registered all its ids in
