@@ -50,11 +50,11 @@ func TestPushCluster(t *testing.T) {
 	}
 	devC.expectText(t, "via A")
 
-	// A request another node forwarded is delivered locally only: A has no device
-	// of on-c, so 404, and nothing is forwarded to C.
+	// A request that only claims to be forwarded (no signature) is refused:
+	// the header alone skips nothing (push_forward_auth_test.go has the rest).
 	resp, ans := pushAPI(t, a.AdminAddr, "POST", "/push/on-c", []byte("looped"), map[string]string{"X-Gozer-Push-Forwarded": b.AdminAddr})
-	if resp.StatusCode != 404 || ans.Reached != 0 {
-		t.Errorf("forwarded POST /push/on-c at A: status %d %+v, want 404 reached 0", resp.StatusCode, ans)
+	if resp.StatusCode != 401 || ans.Reached != 0 {
+		t.Errorf("unsigned forwarded POST /push/on-c at A: status %d %+v, want 401 reached 0", resp.StatusCode, ans)
 	}
 
 	devA := dialWS(t, a, "on-a", a.pushToken(t, "on-a", "1h"))
