@@ -38,11 +38,12 @@ push-token:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gozer ./gateway/cmd/gozer
 	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
 
-## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server, chromium for the dashboard's browser test)
+## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server and redis-cli (the Redis Cluster tests), chromium for the dashboard's browser test)
 deps:
 	$(GO) mod download
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	@command -v redis-cli >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-tools; }
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 ## test: the whole suite (unit tests, end-to-end tests over real sockets), race detector on

@@ -212,6 +212,19 @@ func tuneRedis(opt *redis.UniversalOptions) {
 	}
 }
 
+// failed wraps a Redis call's error. With a Redis Cluster it also asks the
+// client to reload the slot map: go-redis reloads it on a MOVED answer or
+// once a minute, but a master that died answers nothing, so without this
+// every call for its slots would keep dialing it for up to a minute after
+// its replica took over. Reloads are coalesced by go-redis (at most one per
+// 200 ms), so a failing burst costs a few CLUSTER SLOTS, not one per call.
+func (c *RedisCluster) failed(op string, err error) error {
+	if cc, ok := c.rdb.(*redis.ClusterClient); ok && !errors.Is(err, context.Canceled) {
+		cc.ReloadState(context.Background())
+	}
+	return fmt.Errorf("push cluster %s: %w", op, err)
+}
+
 // Client is the go-redis client the registry uses (a *redis.Client,
 // *redis.ClusterClient or failover client), for other parts of push that
 // keep data in the same Redis. Close closes it.
@@ -250,7 +263,7 @@ func (c *RedisCluster) Leave(ctx context.Context) error {
 		return err
 	}
 	if err := c.rdb.HDel(ctx, redisReadyKey, c.node).Err(); err != nil {
-		return fmt.Errorf("push cluster leave: %w", err)
+		return c.failed("leave", err)
 	}
 	return nil
 }
@@ -262,7 +275,7 @@ func (c *RedisCluster) Generation(ctx context.Context) (string, bool, error) {
 	}
 	v, err := scriptGeneration.Run(ctx, c.rdb, []string{redisGenKey, redisReadyKey}, c.node).Slice()
 	if err != nil {
-		return "", false, fmt.Errorf("push cluster generation: %w", err)
+		return "", false, c.failed("generation", err)
 	}
 	if len(v) != 2 {
 		return "", false, fmt.Errorf("push cluster generation: unexpected answer %v", v)
@@ -279,7 +292,7 @@ func (c *RedisCluster) MarkReady(ctx context.Context, gen string) error {
 	}
 	keys := []string{redisGenKey, redisReadyKey}
 	if err := scriptMarkReady.Run(ctx, c.rdb, keys, c.node, gen).Err(); err != nil {
-		return fmt.Errorf("push cluster mark ready: %w", err)
+		return c.failed("mark ready", err)
 	}
 	return nil
 }
@@ -331,7 +344,7 @@ func (c *RedisCluster) Lookup(ctx context.Context, clientID string, dst []string
 	rec, err := scriptRecovering.Run(ctx, c.rdb, keys, c.grace.Milliseconds()).Int()
 	switch {
 	case err != nil:
-		return dst, fmt.Errorf("push cluster lookup: %w", err)
+		return dst, c.failed("lookup", err)
 	case rec == 1:
 		return dst, fmt.Errorf("push cluster lookup: %w", ErrRecovering)
 	}
@@ -349,7 +362,7 @@ func (c *RedisCluster) live(ctx context.Context, op, key string, dst []string) (
 	}
 	nodes, err := scriptLive.Run(ctx, c.rdb, []string{key}).StringSlice()
 	if err != nil {
-		return dst, fmt.Errorf("push cluster %s: %w", op, err)
+		return dst, c.failed(op, err)
 	}
 	start := len(dst)
 	dst = append(dst, nodes...)
@@ -364,7 +377,7 @@ func (c *RedisCluster) run(ctx context.Context, op string, s *redis.Script, key 
 		return fmt.Errorf("push cluster %s: %w", op, err)
 	}
 	if err := s.Run(ctx, c.rdb, []string{key}, args...).Err(); err != nil {
-		return fmt.Errorf("push cluster %s: %w", op, err)
+		return c.failed(op, err)
 	}
 	return nil
 }
@@ -397,14 +410,14 @@ func (c *RedisCluster) pipeline(ctx context.Context, op string, s *redis.Script,
 		}
 		if noScript && attempt == 0 {
 			if lerr := s.Load(ctx, c.rdb).Err(); lerr != nil {
-				return fmt.Errorf("push cluster %s: load script: %w", op, lerr)
+				return c.failed(op+": load script", lerr)
 			}
 			continue
 		}
 		if failed == 0 {
 			failed = len(ids)
 		}
-		return fmt.Errorf("push cluster %s: %d of %d ids failed: %w", op, failed, len(ids), err)
+		return c.failed(fmt.Sprintf("%s: %d of %d ids", op, failed, len(ids)), err)
 	}
 }
 
