@@ -211,7 +211,7 @@ type pushClusterView struct {
 	Enabled bool   `json:"enabled"`
 	Node    string `json:"node"` // this node's push-API address ("" single node)
 	// RedisMode is the kind of Redis deployment: single, cluster or sentinel.
-	RedisMode string `json:"redis_mode,omitempty"`
+	RedisMode string `json:"redis_mode"` // "" single node
 	// RegistrarDropped counts registry updates dropped because the registrar's
 	// queue was full (the periodic refresh repairs them).
 	RegistrarDropped int64 `json:"registrar_dropped_total"`
