@@ -35,9 +35,9 @@ func TestPushForwardAuth(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
 	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 5s, secret: %q}`, rs.Addr, clusterSecret)
-	// rate 1 burst 1: a forged forward that skipped the rate limit would show.
+	// rate 0.001/s burst 1: one push per id, then 429 for 1,000 s.
 	a := pushGozer(t, map[string]string{"cluster": cluster})
-	b := pushGozer(t, map[string]string{"cluster": cluster, "rate": "1", "burst": "1"})
+	b := pushGozer(t, map[string]string{"cluster": cluster, "rate": "0.001", "burst": "1"})
 	dev := dialWS(t, b, "fw-b", b.pushToken(t, "fw-b", "1h"))
 	waitFor(t, 5*time.Second, "node A sees fw-b on node B", func() bool {
 		st, ok := a.clusterStatus(t, "fw-b")
@@ -49,6 +49,11 @@ func TestPushForwardAuth(t *testing.T) {
 		t.Fatalf("push at A: %+v, want reached 1 on B", ans)
 	}
 	dev.expectText(t, "from A")
+
+	// Use up B's rate limit for fw-b (burst 1): an API client's next push is a 429.
+	b.push(t, "fw-b", "at B", 200)
+	dev.expectText(t, "at B")
+	b.push(t, "fw-b", "at B, over the limit", 429)
 
 	path := "/push/fw-b"
 	msg := []byte("forged")
@@ -71,8 +76,8 @@ func TestPushForwardAuth(t *testing.T) {
 			t.Errorf("%s: status %d %+v, want %d naming %q", tc.name, resp.StatusCode, ans, tc.status, tc.reason)
 		}
 	}
-	// Correctly signed: delivered, and not rate limited at B (B's limit of
-	// 1/s is for API clients; a forward was limited where it came in).
+	// Correctly signed: delivered although fw-b is over its limit at B (a
+	// forward was limited where it came in), but only once.
 	for i, want := range []int{200, 403} { // the same nonce again: a replay
 		resp, ans := pushAPI(t, b.AdminAddr, "POST", path, msg, replayed)
 		if resp.StatusCode != want {
