@@ -6,6 +6,7 @@ package test
 
 import (
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -154,4 +155,72 @@ func (rc *redisCluster) keysOn(n *redisClusterNode) int {
 		return -1
 	}
 	return v
+}
+
+// redisSentinelSetup is a master, its replica and one Sentinel watching them
+// under the name "mymaster", all of the test's own.
+type redisSentinelSetup struct {
+	Master, Replica, Sentinel *redisClusterNode
+	cli                       string
+}
+
+// startRedisSentinel starts the master, the replica (in sync before it
+// returns) and a Sentinel (redis-server --sentinel) with a 1 s
+// down-after-milliseconds, and waits until the Sentinel knows the replica.
+func startRedisSentinel(t testing.TB) *redisSentinelSetup {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed: the push cluster tests need it (`make deps`)")
+	}
+	s := &redisSentinelSetup{}
+	if s.cli, err = exec.LookPath("redis-cli"); err != nil {
+		t.Fatal("redis-cli is not installed: the Sentinel test needs it (`make deps`)")
+	}
+	dir := t.TempDir()
+	ports := freePorts(t, 3)
+	start := func(addr string, args ...string) *redisClusterNode {
+		_, port, _ := net.SplitHostPort(addr)
+		p, err := startProcess("redis-server", bin, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.stop(5 * time.Second) })
+		n := &redisClusterNode{process: p, Addr: addr, Port: port}
+		if !eventually(10*time.Second, func() bool { return !p.exited() && redisPing(addr) }) {
+			t.Fatalf("redis-server %s did not answer PING:\n%s", addr, tail(p.output(), 2000))
+		}
+		return n
+	}
+	common := func(port string) []string {
+		return []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
+	}
+	_, mport, _ := net.SplitHostPort(ports[0])
+	_, rport, _ := net.SplitHostPort(ports[1])
+	_, sport, _ := net.SplitHostPort(ports[2])
+	s.Master = start(ports[0], common(mport)...)
+	s.Replica = start(ports[1], append(common(rport), "--replicaof", "127.0.0.1", mport)...)
+	conf := filepath.Join(dir, "sentinel.conf") // the Sentinel rewrites it: a file of its own
+	body := "port " + sport + "\nbind 127.0.0.1\ndir " + dir + "\n" +
+		"sentinel monitor mymaster 127.0.0.1 " + mport + " 1\n" +
+		"sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n"
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Sentinel = start(ports[2], conf, "--sentinel")
+	waitFor(t, 20*time.Second, "the replica in sync and known to the Sentinel", func() bool {
+		repl := s.cmd(s.Replica, "INFO", "replication")
+		known := s.cmd(s.Sentinel, "SENTINEL", "REPLICAS", "mymaster")
+		return strings.Contains(repl, "master_link_status:up") && strings.Contains(known, rport)
+	})
+	return s
+}
+
+// cmd runs a redis-cli command against n ("" on error: the callers poll).
+func (s *redisSentinelSetup) cmd(n *redisClusterNode, args ...string) string {
+	out, err := exec.Command(s.cli, append([]string{"-h", "127.0.0.1", "-p", n.Port}, args...)...).Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
 }
