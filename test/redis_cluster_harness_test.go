@@ -148,15 +148,6 @@ func (rc *redisCluster) masterOf(t testing.TB, key string) *redisClusterNode {
 	return nil
 }
 
-// keysOn is DBSIZE of node n (-1 when it does not answer).
-func (rc *redisCluster) keysOn(n *redisClusterNode) int {
-	v, err := strconv.Atoi(strings.TrimSpace(rc.cmd(n, "DBSIZE")))
-	if err != nil {
-		return -1
-	}
-	return v
-}
-
 // redisSentinelSetup is a master, its replica and one Sentinel watching them
 // under the name "mymaster", all of the test's own.
 type redisSentinelSetup struct {
