@@ -162,3 +162,32 @@ func TestPushAPIAllowList(t *testing.T) {
 		t.Errorf("api.auth_refused_total = %d, want 2", n)
 	}
 }
+
+// TestPushAPITokenRotation: push.api is live. A reload that replaces the
+// token refuses the old one and accepts the new one, without a restart and
+// without touching the connected device.
+func TestPushAPITokenRotation(t *testing.T) {
+	t.Parallel()
+	const old, next = "the-old-push-api-token", "the-new-push-api-token"
+	cfg := pushConfig(t, map[string]string{"api": fmt.Sprintf("{tokens: [%q]}", old)})
+	g := startGozer(t, cfg)
+	dev := dialWS(t, g, "rot", g.pushToken(t, "rot", "1h"))
+	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+	waitFor(t, 5*time.Second, "rot connected, seen with the old token", func() bool {
+		resp, ans := pushAPI(t, g.AdminAddr, "GET", "/push/rot", nil, bearer(old))
+		return resp.StatusCode == 200 && ans.Connected
+	})
+
+	cfg.Push["api"] = fmt.Sprintf("{tokens: [%q]}", next)
+	g.rewrite(t, cfg)
+	if status, body := g.reloadNow(t); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if resp, ans := pushAPI(t, g.AdminAddr, "POST", "/push/rot", []byte("old token"), bearer(old)); resp.StatusCode != 401 {
+		t.Errorf("push with the old token after the reload: status %d %+v, want 401", resp.StatusCode, ans)
+	}
+	if resp, ans := pushAPI(t, g.AdminAddr, "POST", "/push/rot", []byte("new token"), bearer(next)); resp.StatusCode != 200 || ans.Reached != 1 {
+		t.Errorf("push with the new token after the reload: status %d %+v, want 200 reached 1", resp.StatusCode, ans)
+	}
+	dev.expectText(t, "new token")
+}
