@@ -41,7 +41,9 @@ run: build
 ## push-token: print a push token for CLIENT (default dev1) that `make run` accepts
 push-token:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gozer ./gateway/cmd/gozer
-	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
+	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} \
+	GOZER_PUSH_CLUSTER_SECRET=$${GOZER_PUSH_CLUSTER_SECRET:-$(DEV_PUSH_CLUSTER_SECRET)} \
+	$(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
 
 ## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server and redis-cli (the Redis Cluster tests), chromium for the dashboard's browser test)
 deps:
