@@ -9,6 +9,9 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # `make run` and `make push-token` sign push tokens with this when GOZER_PUSH_SECRET
 # is not set: fine on a laptop, never in production.
 DEV_PUSH_SECRET := gozer-development-secret-not-for-production
+# ... and sign forwards between push cluster nodes with this when GOZER_PUSH_CLUSTER_SECRET
+# is not set (push.cluster.enabled needs a cluster secret).
+DEV_PUSH_CLUSTER_SECRET := gozer-development-cluster-secret-not-for-production
 CLIENT ?= dev1
 TTL ?= 1h
 
@@ -31,18 +34,23 @@ run: build
 	trap 'kill $$demo 2>/dev/null' EXIT; \
 	echo "gozer: proxy on :8080, HTTPS on :8443, admin on 127.0.0.1:8081 (try: curl -i localhost:8080/ and curl -i --cacert .gozer/dev-cert.pem https://localhost:8443/)"; \
 	[ -n "$$GOZER_PUSH_SECRET" ] || echo "gozer: push tokens use a development secret (set GOZER_PUSH_SECRET for a real one)"; \
-	GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer -config $(CONFIG)
+	[ -n "$$GOZER_PUSH_CLUSTER_SECRET" ] || echo "gozer: push cluster forwards (when push.cluster is on) are signed with a development secret (set GOZER_PUSH_CLUSTER_SECRET for a real one)"; \
+	GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} \
+	GOZER_PUSH_CLUSTER_SECRET=$${GOZER_PUSH_CLUSTER_SECRET:-$(DEV_PUSH_CLUSTER_SECRET)} $(BIN)/gozer -config $(CONFIG)
 
 ## push-token: print a push token for CLIENT (default dev1) that `make run` accepts
 push-token:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gozer ./gateway/cmd/gozer
-	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
+	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} \
+	GOZER_PUSH_CLUSTER_SECRET=$${GOZER_PUSH_CLUSTER_SECRET:-$(DEV_PUSH_CLUSTER_SECRET)} \
+	$(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
 
-## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server, chromium for the dashboard's browser test)
+## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server and redis-cli (the Redis Cluster tests), chromium for the dashboard's browser test)
 deps:
 	$(GO) mod download
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	@command -v redis-cli >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-tools; }
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 ## test: the whole suite (unit tests, end-to-end tests over real sockets), race detector on

@@ -20,7 +20,7 @@ import (
 func TestPushCluster(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
-	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s}`, rs.Addr)
+	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s, secret: %q}`, rs.Addr, clusterSecret)
 	var nodes []*gozer
 	for range 3 {
 		nodes = append(nodes, pushGozer(t, map[string]string{"cluster": cluster}))
@@ -50,11 +50,11 @@ func TestPushCluster(t *testing.T) {
 	}
 	devC.expectText(t, "via A")
 
-	// A request another node forwarded is delivered locally only: A has no device
-	// of on-c, so 404, and nothing is forwarded to C.
+	// A request that only claims to be forwarded (no signature) is refused:
+	// the header alone skips nothing (push_forward_auth_test.go has the rest).
 	resp, ans := pushAPI(t, a.AdminAddr, "POST", "/push/on-c", []byte("looped"), map[string]string{"X-Gozer-Push-Forwarded": b.AdminAddr})
-	if resp.StatusCode != 404 || ans.Reached != 0 {
-		t.Errorf("forwarded POST /push/on-c at A: status %d %+v, want 404 reached 0", resp.StatusCode, ans)
+	if resp.StatusCode != 401 || ans.Reached != 0 {
+		t.Errorf("unsigned forwarded POST /push/on-c at A: status %d %+v, want 401 reached 0", resp.StatusCode, ans)
 	}
 
 	devA := dialWS(t, a, "on-a", a.pushToken(t, "on-a", "1h"))
@@ -118,7 +118,7 @@ func TestPushCluster(t *testing.T) {
 func TestPushClusterRegistryHeals(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
-	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 30s}`, rs.Addr)
+	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 30s, secret: %q}`, rs.Addr, clusterSecret)
 	a := pushGozer(t, map[string]string{"cluster": cluster})
 	b := pushGozer(t, map[string]string{"cluster": cluster})
 	dev := dialWS(t, b, "heal-b", b.pushToken(t, "heal-b", "1h"))

@@ -27,6 +27,9 @@ import (
 // pushSecret is the push.token_secret of the push tests.
 const pushSecret = "test-secret-0123456789"
 
+// clusterSecret is the push.cluster.secret of the push cluster tests.
+const clusterSecret = "test-cluster-secret-0123456789"
+
 // pushConfig is a config with the SHIPPED push auth filter
 // (scripts/inbound/05_push_auth.lua, copied into a scripts directory of the test's
 // own), push.token_secret set and the push.* keys of push added. Origins and

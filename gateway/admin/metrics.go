@@ -114,6 +114,7 @@ var (
 	dPushUpstream  = desc("push_upstream_messages_total", "Device messages to the push origin, by result: sent, failed, dropped.", "result")
 	dPushForwards  = desc("push_cluster_forwards_total", "Push API requests forwarded to other nodes of the cluster, by result: ok, error.", "result")
 	dPushForwardIn = desc("push_cluster_forwards_received_total", "Push API requests other nodes forwarded here.")
+	dPushAPIRefuse = desc("push_api_refused_total", "Push API requests refused before they were served, by kind: client (push.api: no or wrong bearer token, address not allowed), forward (unsigned, bad signature, stale timestamp, replayed nonce).", "kind")
 
 	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), origin.", "loop", "kind")
 	dLoopBusy  = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
@@ -319,6 +320,8 @@ func (c *collector) collectPush(counter, gauge emit) {
 	counter(dPushForwards, float64(api.Forwarded-min(api.Forwarded, api.ForwardErrors)), "ok")
 	counter(dPushForwards, float64(api.ForwardErrors), "error")
 	counter(dPushForwardIn, float64(api.ForwardsReceived))
+	counter(dPushAPIRefuse, float64(api.AuthRefused), "client")
+	counter(dPushAPIRefuse, float64(api.ForwardsRefused), "forward")
 }
 
 // collectLoops reads the loops' connections and busy time (timed only while

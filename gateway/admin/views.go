@@ -222,12 +222,16 @@ type pushAPIView struct {
 	TooLarge         uint64 `json:"too_large_total"`           // 413 answers
 	ClusterErrors    uint64 `json:"cluster_errors_total"`      // failed cluster registry calls
 	Recovering       uint64 `json:"registry_recovering_total"` // 503 answers while the cluster registry was being rebuilt
+	AuthRefused      uint64 `json:"auth_refused_total"`        // API calls refused by push.api: 401 (token), 403 (address)
+	ForwardsRefused  uint64 `json:"forwards_refused_total"`    // forwards refused: unsigned (401), bad signature, stale, replayed (403)
 }
 
 // pushClusterView says whether this node is part of a push cluster.
 type pushClusterView struct {
 	Enabled bool   `json:"enabled"`
 	Node    string `json:"node"` // this node's push-API address ("" single node)
+	// RedisMode is the kind of Redis deployment: single, cluster or sentinel.
+	RedisMode string `json:"redis_mode"` // "" single node
 	// RegistrarDropped counts registry updates dropped because the registrar's
 	// queue was full (the periodic refresh repairs them).
 	RegistrarDropped int64 `json:"registrar_dropped_total"`
@@ -251,11 +255,11 @@ func (a *Server) push(w http.ResponseWriter, _ *http.Request) {
 			Pushes: api.Pushed, NotFound: api.NotFound, Broadcasts: api.Broadcasts, MessagesQueued: api.Delivered,
 			Forwarded: api.Forwarded, ForwardErrors: api.ForwardErrors, ForwardsReceived: api.ForwardsReceived,
 			RateLimited: api.RateLimited, TooLarge: api.TooLarge, ClusterErrors: api.ClusterErrors,
-			Recovering: api.Recovering,
+			Recovering: api.Recovering, AuthRefused: api.AuthRefused, ForwardsRefused: api.ForwardsRefused,
 		},
 	}
 	if h.Cluster != nil {
-		v.Cluster = pushClusterView{Enabled: true, Node: h.Cluster.Node(),
+		v.Cluster = pushClusterView{Enabled: true, Node: h.Cluster.Node(), RedisMode: h.Cfg.Cluster.Redis.Mode(),
 			RegistrarDropped: h.Registrar.Dropped(), Rebuilds: h.Registrar.Rebuilds()}
 	}
 	writeAdminJSON(w, v)

@@ -45,6 +45,8 @@ type Push struct {
 	SSEReplayBytes  Size `yaml:"sse_replay_bytes"`
 
 	Cluster PushCluster `yaml:"cluster"`
+	// API guards the push API on the admin listener (config/push_cluster.go).
+	API PushAPI `yaml:"api"`
 
 	// CORS names the CORS policy (cors.NAME) of the push paths: the origins a
 	// browser page may open a push connection from (others: 403), and the
@@ -56,8 +58,11 @@ type Push struct {
 // PushCluster switches on the Redis-backed cluster registry.
 type PushCluster struct {
 	Enabled bool `yaml:"enabled"`
-	// Redis is the host:port of the Redis server.
-	Redis string `yaml:"redis"`
+	// Redis is where the registry lives: one server, a Redis Cluster or Sentinels.
+	Redis PushRedis `yaml:"redis"`
+	// Secret signs the requests nodes forward to each other (HMAC-SHA256); at
+	// least 16 bytes. Empty: taken from $GOZER_PUSH_CLUSTER_SECRET.
+	Secret string `yaml:"secret"`
 	// TTL is how long a registry entry outlives its node's last refresh.
 	TTL time.Duration `yaml:"ttl"`
 	// NodeAddr is this node's push-API address (host:port of the admin listener) as
@@ -78,7 +83,7 @@ func pushDefaults() Push {
 		MaxPerClient: 16, Rate: 100, Burst: 200,
 		UpstreamPath:    "/push/upstream",
 		SSEReplayEvents: 32, SSEReplayBytes: 64 << 10,
-		Cluster: PushCluster{Redis: "127.0.0.1:6379", TTL: 30 * time.Second},
+		Cluster: PushCluster{Redis: PushRedis{Addrs: []string{"127.0.0.1:6379"}}, TTL: 30 * time.Second},
 	}
 }
 
@@ -145,10 +150,9 @@ func (c *Config) validatePush(bad reporter) {
 	if p.SSEReplayEvents < 0 {
 		bad("push.sse_replay_events", "must be 0 (none kept) or more, got %d", p.SSEReplayEvents)
 	}
+	c.validatePushAPI(bad)
 	if cl := p.Cluster; cl.Enabled {
-		if _, _, err := net.SplitHostPort(cl.Redis); err != nil {
-			bad("push.cluster.redis", "%q is not host:port", cl.Redis)
-		}
+		c.validatePushCluster(bad)
 		if cl.TTL < time.Second {
 			bad("push.cluster.ttl", "must be at least 1s, got %v", cl.TTL)
 		}

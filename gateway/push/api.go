@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -61,10 +60,10 @@ import (
 
 const (
 	// ForwardedHeader marks a request one node forwarded to another; its value
-	// is the forwarding node's name. In cluster mode a request carrying it is
-	// delivered locally only and never forwarded again (the loop guard), and
-	// is not rate limited again. The admin listener is internal and trusted:
-	// whoever can reach it can set this header.
+	// is the forwarding node's name. In cluster mode a request carrying it must
+	// be signed with the cluster secret (forwardsig.go; else 401 or 403); it
+	// is then delivered locally only and never forwarded again (the loop
+	// guard), and is not rate limited again. A single node ignores it.
 	ForwardedHeader = "X-Gozer-Push-Forwarded"
 
 	// apiPrefix is the path prefix the API serves.
@@ -105,6 +104,12 @@ type APIConfig struct {
 	// Client forwards requests to the other nodes; nil: a client with a 1 s
 	// dial and 2 s overall timeout, no proxy, no redirects.
 	Client *http.Client
+	// ClusterSecret signs this node's forwards and checks the others' (with
+	// Cluster; empty: forwards are refused).
+	ClusterSecret []byte
+	// Auth says which API clients may call (SetAuth changes it); the zero
+	// value lets in loopback callers only.
+	Auth APIAuth
 }
 
 // APIStats are the push API's counters since NewAPI. "From API clients"
@@ -122,6 +127,8 @@ type APIStats struct {
 	NotFound         uint64 // push requests from API clients answered 404
 	ClusterErrors    uint64 // failed cluster registry calls
 	Recovering       uint64 // lookups that found nothing while the registry was being rebuilt (ErrRecovering)
+	AuthRefused      uint64 // API calls refused by push.api (401 no or wrong token, 403 address not allowed)
+	ForwardsRefused  uint64 // forwards refused: unsigned (401), bad signature, stale timestamp, replayed nonce (403)
 }
 
 // API is the push API handler. Build it with NewAPI.
@@ -144,12 +151,16 @@ type API struct {
 	client   *http.Client
 	start    time.Time // for the log samplers' clock
 
-	clusterLog, forwardLog, errLog logSampler
+	guard    atomic.Pointer[apiGuard]
+	signer   *ForwardSigner   // nil: single node
+	verifier *forwardVerifier // nil: single node
+
+	clusterLog, forwardLog, errLog, authLog logSampler
 
 	pushed, broadcasts, delivered                  atomic.Uint64
 	forwarded, forwardErrors, forwardsReceived     atomic.Uint64
 	rateLimited, tooLarge, notFound, clusterErrors atomic.Uint64
-	recovering                                     atomic.Uint64
+	recovering, authRefused, forwardsRefused       atomic.Uint64
 }
 
 // NewAPI returns the push API for cfg. It starts no goroutine: run SweepLoop
@@ -164,7 +175,10 @@ func NewAPI(cfg APIConfig) *API {
 	}
 	if a.cluster != nil {
 		a.self = a.cluster.Node()
+		a.signer = NewForwardSigner(cfg.ClusterSecret, a.self)
+		a.verifier = newForwardVerifier(cfg.ClusterSecret, time.Now)
 	}
+	a.SetAuth(cfg.Auth)
 	a.selfJSON, _ = json.Marshal(a.self) // a string always marshals
 	if a.max <= 0 {
 		a.max = defaultMaxMessage
@@ -182,6 +196,7 @@ func (a *API) Stats() APIStats {
 		Forwarded: a.forwarded.Load(), ForwardErrors: a.forwardErrors.Load(), ForwardsReceived: a.forwardsReceived.Load(),
 		RateLimited: a.rateLimited.Load(), TooLarge: a.tooLarge.Load(), NotFound: a.notFound.Load(),
 		ClusterErrors: a.clusterErrors.Load(), Recovering: a.recovering.Load(),
+		AuthRefused: a.authRefused.Load(), ForwardsRefused: a.forwardsRefused.Load(),
 	}
 }
 
@@ -230,19 +245,26 @@ func (a *API) route(ctx *fasthttp.RequestCtx) {
 		a.failAnswer(ctx, fasthttp.StatusNotFound, errorAnswer{Error: "not found: the push api serves /push/{client_id} and /push/broadcast"})
 		return
 	}
+	claim, ok := a.admit(ctx)
+	if !ok {
+		return
+	}
 	id := path[len(apiPrefix):]
 	if string(id) == broadcastID { // the conversion is only compared: no copy
 		if !ctx.IsPost() {
 			a.notAllowed(ctx, "POST")
 			return
 		}
-		a.serveBroadcast(ctx)
+		a.serveBroadcast(ctx, claim)
 		return
 	}
 	switch {
 	case ctx.IsPost():
-		a.servePush(ctx, id)
+		a.servePush(ctx, id, claim)
 	case ctx.IsGet():
+		if claim != nil && !a.verifyForward(ctx, claim, nil) {
+			return
+		}
 		a.serveStatus(ctx, id)
 	default:
 		a.notAllowed(ctx, "GET, POST")
@@ -268,15 +290,15 @@ const (
 // Single node (and a forwarded request in a cluster), it allocates only the
 // message's own copy (and, for an id the rate limiter has not seen, its key):
 // the answers are appended, not marshalled.
-func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
+func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte, claim *forwardClaim) {
 	id := b2s(idb) // only for calls that do not keep it: see ServeFastHTTP
 	if !ValidClientID(id) {
 		a.failAnswer(ctx, fasthttp.StatusBadRequest, errorAnswer{Error: msgInvalidID})
 		return
 	}
-	forwarded := a.isForwarded(ctx)
+	forwarded := claim != nil
 	body, binary, ok := a.readMessage(ctx)
-	if !ok {
+	if !ok || (forwarded && !a.verifyForward(ctx, claim, body)) {
 		return
 	}
 	// The rate limit applies once, at the node the API client called: a
@@ -347,15 +369,15 @@ func (a *API) serveStatus(ctx *fasthttp.RequestCtx, idb []byte) {
 	writeJSON(ctx, fasthttp.StatusOK, ans)
 }
 
-func (a *API) serveBroadcast(ctx *fasthttp.RequestCtx) {
+func (a *API) serveBroadcast(ctx *fasthttp.RequestCtx, claim *forwardClaim) {
 	prefix := string(ctx.QueryArgs().Peek("prefix")) // decoded, the first one if several
 	if prefix != "" && !ValidClientID(prefix) {
 		a.failAnswer(ctx, fasthttp.StatusBadRequest, errorAnswer{Error: "invalid prefix: want up to 256 of a-z A-Z 0-9 -._~:@+="})
 		return
 	}
-	forwarded := a.isForwarded(ctx)
+	forwarded := claim != nil
 	body, binary, ok := a.readMessage(ctx)
-	if !ok {
+	if !ok || (forwarded && !a.verifyForward(ctx, claim, body)) {
 		return
 	}
 
@@ -532,78 +554,3 @@ func isBinary(ct []byte) bool {
 	}
 	return mt == "application/octet-stream"
 }
-
-func (a *API) notAllowed(ctx *fasthttp.RequestCtx, allow string) {
-	ctx.Response.Header.Set("Allow", allow)
-	a.failAnswer(ctx, fasthttp.StatusMethodNotAllowed, errorAnswer{Error: fmt.Sprintf("method %s not allowed, use %s", ctx.Method(), allow)})
-}
-
-// failAnswer is fail with the answer v marshalled; its error is the reason.
-func (a *API) failAnswer(ctx *fasthttp.RequestCtx, status int, v any) {
-	reason := ""
-	switch v := v.(type) {
-	case errorAnswer:
-		reason = v.Error
-	case pushAnswer:
-		reason = v.Error
-	case broadcastAnswer:
-		reason = v.Error
-	case statusAnswer:
-		reason = v.Error
-	}
-	b, status := marshal(v, status)
-	a.fail(ctx, status, reason, b)
-}
-
-// fail answers a non-2xx status with the JSON body and logs it: 404 and 429
-// at debug (they are routine and can come in floods), other 4xx at info, 5xx
-// at warn, at most one 5xx line per 5 s with a count of the ones suppressed
-// (a registry outage would otherwise log every request).
-func (a *API) fail(ctx *fasthttp.RequestCtx, status int, reason string, body []byte) {
-	var ev *zerolog.Event
-	switch {
-	case status >= 500:
-		if ok, suppressed := a.errLog.allow(a.now()); ok {
-			ev = a.log.Warn().Int64("suppressed", suppressed)
-		}
-	case status == fasthttp.StatusNotFound || status == fasthttp.StatusTooManyRequests:
-		ev = a.log.Debug()
-	default:
-		ev = a.log.Info()
-	}
-	if ev != nil { // nil also when the level is off: then nothing is formatted
-		ev.Int("status", status).Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).
-			Str("remote", ctx.RemoteAddr().String()).Bool("forwarded", len(ctx.Request.Header.Peek(ForwardedHeader)) > 0).
-			Str("reason", reason).Msg("push api: request refused")
-	}
-	writeBody(ctx, status, body)
-}
-
-// marshal returns v as JSON with a newline, or a 500's body if that fails.
-func marshal(v any, status int) ([]byte, int) {
-	b, err := json.Marshal(v)
-	if err != nil { // cannot happen with the answer types above
-		return []byte(`{"error":"encoding the answer failed"}` + "\n"), fasthttp.StatusInternalServerError
-	}
-	return append(b, '\n'), status
-}
-
-func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	b, status := marshal(v, status)
-	writeBody(ctx, status, b)
-}
-
-// writeBody sets the status, the JSON headers and the body (copied: b may
-// be reused once it returns).
-func writeBody(ctx *fasthttp.RequestCtx, status int, b []byte) {
-	ctx.SetStatusCode(status)
-	ctx.Response.Header.SetContentType("application/json")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.Response.SetBody(b)
-}
-
-// b2s returns b as a string without copying it. The string is only valid
-// while b is and must not be kept: only for calls that merely look at it.
-func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-func (a *API) now() int64 { return int64(time.Since(a.start)) }

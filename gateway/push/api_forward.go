@@ -55,17 +55,6 @@ type forwardResult struct {
 	err     error
 }
 
-// isForwarded reports whether the request was forwarded by another node.
-// Only cluster mode honours the header: a single node never forwards, so
-// there the header cannot skip the rate limit.
-func (a *API) isForwarded(ctx *fasthttp.RequestCtx) bool {
-	if a.cluster == nil || len(ctx.Request.Header.Peek(ForwardedHeader)) == 0 {
-		return false
-	}
-	a.forwardsReceived.Add(1)
-	return true
-}
-
 // statusCluster fills in ans.Nodes for GET /push/{id} from the cluster
 // registry. When that fails and nothing is local, it answers 503 and returns
 // false.
@@ -192,7 +181,8 @@ func (a *API) clusterFailed(ctx *fasthttp.RequestCtx, op string, err error) erro
 }
 
 // forward sends body to every node as POST http://{node}{path}, in parallel,
-// with ctx's Content-Type and ForwardedHeader set to this node, and returns one
+// with ctx's Content-Type, ForwardedHeader set to this node and signed
+// (ForwardSigner), and returns one
 // result per node in nodes' order. A 200 answer counts its "reached"; a 404
 // (the id left that node; its registry entry is stale) counts 0 and is not an
 // error; anything else is an error, counted and logged (sampled).
@@ -250,7 +240,9 @@ func (a *API) forwardOne(ctx context.Context, node, path, ct string, body []byte
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	req.Header.Set(ForwardedHeader, a.self)
+	for _, h := range a.signer.Sign(time.Now(), http.MethodPost, req.URL.RequestURI(), ct, body) {
+		req.Header.Set(h[0], h[1])
+	}
 	req.Header.Set("User-Agent", "gozer-push-forward")
 	resp, err := a.client.Do(req)
 	if err != nil {

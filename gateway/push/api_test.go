@@ -109,6 +109,13 @@ type testLogger struct{ t testing.TB }
 
 func (l testLogger) Printf(format string, args ...any) { l.t.Logf("fasthttp: "+format, args...) }
 
+// testClusterSecret is the cluster secret of the test nodes; testSigner signs
+// the forwards the tests send as node "test".
+var (
+	testClusterSecret = []byte("test-cluster-secret-0123")
+	testSigner        = push.NewForwardSigner(testClusterSecret, "test")
+)
+
 // newNode starts a push API; cluster may be nil (single node), limiter too.
 func newNode(t *testing.T, mc *push.MemoryCluster, limiter *push.RateLimiter) *apiNode {
 	t.Helper()
@@ -119,7 +126,8 @@ func newNode(t *testing.T, mc *push.MemoryCluster, limiter *push.RateLimiter) *a
 	}
 	cfg := push.APIConfig{
 		Registry: n.reg, Limiter: limiter, MaxMessage: 1024,
-		Log: zerolog.New(n.log).Level(zerolog.DebugLevel),
+		Log:           zerolog.New(n.log).Level(zerolog.DebugLevel),
+		ClusterSecret: testClusterSecret,
 	}
 	if mc != nil {
 		cfg.Cluster = mc.Node(n.addr)
@@ -191,7 +199,10 @@ func do(t *testing.T, base string, q apiReq) apiResp {
 		req.Header.Set("Content-Type", q.ct)
 	}
 	if q.forwarded {
-		req.Header.Set(push.ForwardedHeader, "test")
+		// As a real peer signs it (the header alone is refused: forward_auth_test.go).
+		for _, h := range testSigner.Sign(time.Now(), q.method, req.URL.RequestURI(), q.ct, []byte(q.body)) {
+			req.Header.Set(h[0], h[1])
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -70,7 +70,11 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	}
 	if pc.Cluster.Enabled {
 		RedisLogTo(h.Log)
-		rc, err := NewRedisCluster(pc.Cluster.Redis, cfg.Node, pc.Cluster.TTL)
+		opt, err := RedisOptions(&pc.Cluster.Redis)
+		if err != nil {
+			return nil, err
+		}
+		rc, err := NewRedisClusterWith(opt, cfg.Node, pc.Cluster.TTL)
 		if err != nil {
 			return nil, err
 		}
@@ -80,6 +84,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	h.API = NewAPI(APIConfig{
 		Registry: h.Registry, Limiter: NewRateLimiter(pc.Rate, pc.Burst, MonotonicClock()),
 		Cluster: h.Cluster, MaxMessage: int(pc.MaxMessage), Log: h.Log,
+		ClusterSecret: pc.Cluster.ClusterSecret(), Auth: AuthOf(pc),
 	})
 	var up *origin.Origin
 	if name := pc.UpstreamOrigin; name != "" {
@@ -151,6 +156,12 @@ type ConnLimits struct {
 func (h *Hub) SetLimits(pc *config.Push) {
 	h.limits.Store(&ConnLimits{MaxOutbound: int64(pc.MaxOutboundBytes), PingInterval: int64(pc.PingInterval),
 		Lifetime: int64(pc.MaxLifetime), Dither: pc.LifetimeDither})
+}
+
+// AuthOf is push.api as the API's APIAuth (tokens from the config and the
+// environment, the allow-list parsed).
+func AuthOf(pc *config.Push) APIAuth {
+	return APIAuth{Tokens: pc.APITokens(), Allow: pc.APIAllow()}
 }
 
 // Limits are the ConnLimits in service. Any goroutine.

@@ -13,7 +13,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Redis layout. Why sorted sets and not the hash with a HEXPIRE per field that
+// Redis layout. The three keys of the cluster's own state share the hash tag
+// {meta}, so that with a Redis Cluster they sit in one slot and a script may
+// read them together; a client id's key is in a slot of its own (ids have no
+// braces: ValidClientID), and no script touches both kinds. Why sorted sets and not the hash with a HEXPIRE per field that
 // DESIGN.md first sketched: HEXPIRE needs Redis 7.4, and Debian 12 ships 7.0.
 // A sorted set whose member is the node and whose score is the entry's expiry
 // (unix ms) works on every Redis from 5 on, so there is one code path to test
@@ -26,11 +29,11 @@ import (
 // an entry outlive the TTL or vanish early. Scripts also make the trim, the
 // add and the key's expiry one atomic step against a concurrent Unregister.
 const (
-	redisIDPrefix = "gozer:push:id:"   // + client id: zset node → expiry ms
-	redisNodesKey = "gozer:push:nodes" // zset node → expiry ms
-	redisGenKey   = "gozer:push:gen"   // string: the generation (server ms when it began)
-	redisReadyKey = "gozer:push:ready" // hash node → the generation it registered all its ids in
-	redisBatch    = 1000               // ids per round trip in Refresh
+	redisIDPrefix = "gozer:push:id:"          // + client id: zset node → expiry ms
+	redisNodesKey = "gozer:push:{meta}:nodes" // zset node → expiry ms
+	redisGenKey   = "gozer:push:{meta}:gen"   // string: the generation (server ms when it began)
+	redisReadyKey = "gozer:push:{meta}:ready" // hash node → the generation it registered all its ids in
+	redisBatch    = 1000                      // ids per round trip in Refresh
 )
 
 // Generations. A Redis that restarts empty (or is flushed) loses every entry
@@ -102,8 +105,17 @@ end
 return 0`)
 )
 
-// RedisCluster is the production ClusterRegistry, kept in one Redis server
-// (Redis ≥ 5, or Valkey) that every gateway node of the cluster shares.
+// RedisCluster is the production ClusterRegistry, kept in Redis (≥ 5, or
+// Valkey) that every gateway node of the cluster shares: one server, a
+// master watched by Sentinels, or a Redis Cluster (go-redis's universal
+// client picks the kind from the options: NewRedisClusterWith).
+//
+// Cluster safety: every script touches keys of one hash slot only. The
+// per-id scripts touch one key; the node set, the generation and the ready
+// hash share the hash tag {meta}, so the scripts that read them together
+// (Generation, the recovery check) run on one shard. Pipelines (Refresh,
+// UnregisterMany) are one single-key script per id, which the Cluster
+// client splits by slot and sends to each shard in parallel.
 //
 // Concurrency: safe for any goroutine (the go-redis client pools its
 // connections). Its methods do network I/O and may block: never call them on
@@ -113,7 +125,7 @@ return 0`)
 // read and write; a cancellation without a deadline is noticed between round
 // trips, and a round trip in flight then ends within the I/O timeout (3s).
 type RedisCluster struct {
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	node  string
 	ttlMS int64
 	grace time.Duration // RecoveryGrace (tests set less)
@@ -127,31 +139,49 @@ const (
 )
 
 // NewRedisCluster returns the registry of node (its push-API address as other
-// nodes dial it) in the Redis at addr: "host:port", or a redis:// or rediss://
-// URL (for a password, a database number or TLS). Entries live for ttl after
-// their last Register or Refresh (millisecond precision).
+// nodes dial it) in the one Redis at addr: "host:port", or a redis:// or
+// rediss:// URL (for a password, a database number or TLS). Entries live for
+// ttl after their last Register or Refresh (millisecond precision).
 //
 // It does not connect: a gateway must start while Redis is down, and the
 // first call dials. It fails only on bad arguments.
 func NewRedisCluster(addr, node string, ttl time.Duration) (*RedisCluster, error) {
+	var opt redis.UniversalOptions
+	if strings.Contains(addr, "://") {
+		o, err := redis.ParseURL(addr)
+		if err != nil {
+			return nil, fmt.Errorf("push cluster: redis url: %w", err)
+		}
+		opt = redis.UniversalOptions{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}
+	} else {
+		if addr == "" {
+			return nil, errors.New("push cluster: empty redis address")
+		}
+		opt.Addrs = []string{addr}
+	}
+	return NewRedisClusterWith(&opt, node, ttl)
+}
+
+// NewRedisClusterWith is NewRedisCluster for any kind of Redis deployment:
+// opt.MasterName set, the addresses are Sentinels; two or more addresses, or
+// IsClusterMode, a Redis Cluster; else one server (redis.NewUniversalClient).
+// It sets the options Gozer needs (timeouts, pool, protocol) in opt.
+func NewRedisClusterWith(opt *redis.UniversalOptions, node string, ttl time.Duration) (*RedisCluster, error) {
 	if node == "" {
 		return nil, errors.New("push cluster: empty node address")
 	}
 	if ttl < time.Millisecond {
 		return nil, fmt.Errorf("push cluster: ttl %v is below 1ms", ttl)
 	}
-	var opt *redis.Options
-	if strings.Contains(addr, "://") {
-		var err error
-		if opt, err = redis.ParseURL(addr); err != nil {
-			return nil, fmt.Errorf("push cluster: redis url: %w", err)
-		}
-	} else {
-		if addr == "" {
-			return nil, errors.New("push cluster: empty redis address")
-		}
-		opt = &redis.Options{Addr: addr}
+	if len(opt.Addrs) == 0 {
+		return nil, errors.New("push cluster: empty redis address")
 	}
+	tuneRedis(opt)
+	return &RedisCluster{rdb: redis.NewUniversalClient(opt), node: node, ttlMS: ttl.Milliseconds(), grace: RecoveryGrace}, nil
+}
+
+// tuneRedis sets what every kind of client needs here.
+func tuneRedis(opt *redis.UniversalOptions) {
 	// RESP2 and no maintenance notifications: nothing here needs RESP3's push
 	// messages, and RESP2 replies are the same on every server version.
 	opt.Protocol = 2
@@ -162,9 +192,10 @@ func NewRedisCluster(addr, node string, ttl time.Duration) (*RedisCluster, error
 	// registrar retries on its own schedule. go-redis logs every failed dial
 	// to its global logger (redis.SetLogger) until PoolSize dials failed in a
 	// row; then it fails calls at once and probes once a second. So a small
-	// pool, one for pipelines too, bounds that log to a few lines per outage
-	// (the default is 10 per CPU, in each of two pools). Eight connections
-	// still serve some 50k lookups a second at a LAN round trip.
+	// pool (per shard, with a Redis Cluster), one for pipelines too, bounds
+	// that log to a few lines per outage (the default is 10 per CPU, in each
+	// of two pools). Eight connections still serve some 50k lookups a second
+	// at a LAN round trip.
 	opt.DialerRetries = 1
 	if opt.PoolSize == 0 {
 		opt.PoolSize = 8
@@ -179,8 +210,25 @@ func NewRedisCluster(addr, node string, ttl time.Duration) (*RedisCluster, error
 	if opt.WriteTimeout == 0 {
 		opt.WriteTimeout = redisIOTimeout
 	}
-	return &RedisCluster{rdb: redis.NewClient(opt), node: node, ttlMS: ttl.Milliseconds(), grace: RecoveryGrace}, nil
 }
+
+// failed wraps a Redis call's error. With a Redis Cluster it also asks the
+// client to reload the slot map: go-redis reloads it on a MOVED answer or
+// once a minute, but a master that died answers nothing, so without this
+// every call for its slots would keep dialing it for up to a minute after
+// its replica took over. Reloads are coalesced by go-redis (at most one per
+// 200 ms), so a failing burst costs a few CLUSTER SLOTS, not one per call.
+func (c *RedisCluster) failed(op string, err error) error {
+	if cc, ok := c.rdb.(*redis.ClusterClient); ok && !errors.Is(err, context.Canceled) {
+		cc.ReloadState(context.Background())
+	}
+	return fmt.Errorf("push cluster %s: %w", op, err)
+}
+
+// Client is the go-redis client the registry uses (a *redis.Client,
+// *redis.ClusterClient or failover client), for other parts of push that
+// keep data in the same Redis. Close closes it.
+func (c *RedisCluster) Client() redis.UniversalClient { return c.rdb }
 
 // Close closes the connections to Redis. It does not Leave or Unregister:
 // the Registrar does that before the gateway closes the registry.
@@ -215,7 +263,7 @@ func (c *RedisCluster) Leave(ctx context.Context) error {
 		return err
 	}
 	if err := c.rdb.HDel(ctx, redisReadyKey, c.node).Err(); err != nil {
-		return fmt.Errorf("push cluster leave: %w", err)
+		return c.failed("leave", err)
 	}
 	return nil
 }
@@ -227,7 +275,7 @@ func (c *RedisCluster) Generation(ctx context.Context) (string, bool, error) {
 	}
 	v, err := scriptGeneration.Run(ctx, c.rdb, []string{redisGenKey, redisReadyKey}, c.node).Slice()
 	if err != nil {
-		return "", false, fmt.Errorf("push cluster generation: %w", err)
+		return "", false, c.failed("generation", err)
 	}
 	if len(v) != 2 {
 		return "", false, fmt.Errorf("push cluster generation: unexpected answer %v", v)
@@ -244,7 +292,7 @@ func (c *RedisCluster) MarkReady(ctx context.Context, gen string) error {
 	}
 	keys := []string{redisGenKey, redisReadyKey}
 	if err := scriptMarkReady.Run(ctx, c.rdb, keys, c.node, gen).Err(); err != nil {
-		return fmt.Errorf("push cluster mark ready: %w", err)
+		return c.failed("mark ready", err)
 	}
 	return nil
 }
@@ -296,7 +344,7 @@ func (c *RedisCluster) Lookup(ctx context.Context, clientID string, dst []string
 	rec, err := scriptRecovering.Run(ctx, c.rdb, keys, c.grace.Milliseconds()).Int()
 	switch {
 	case err != nil:
-		return dst, fmt.Errorf("push cluster lookup: %w", err)
+		return dst, c.failed("lookup", err)
 	case rec == 1:
 		return dst, fmt.Errorf("push cluster lookup: %w", ErrRecovering)
 	}
@@ -314,7 +362,7 @@ func (c *RedisCluster) live(ctx context.Context, op, key string, dst []string) (
 	}
 	nodes, err := scriptLive.Run(ctx, c.rdb, []string{key}).StringSlice()
 	if err != nil {
-		return dst, fmt.Errorf("push cluster %s: %w", op, err)
+		return dst, c.failed(op, err)
 	}
 	start := len(dst)
 	dst = append(dst, nodes...)
@@ -329,7 +377,7 @@ func (c *RedisCluster) run(ctx context.Context, op string, s *redis.Script, key 
 		return fmt.Errorf("push cluster %s: %w", op, err)
 	}
 	if err := s.Run(ctx, c.rdb, []string{key}, args...).Err(); err != nil {
-		return fmt.Errorf("push cluster %s: %w", op, err)
+		return c.failed(op, err)
 	}
 	return nil
 }
@@ -362,14 +410,14 @@ func (c *RedisCluster) pipeline(ctx context.Context, op string, s *redis.Script,
 		}
 		if noScript && attempt == 0 {
 			if lerr := s.Load(ctx, c.rdb).Err(); lerr != nil {
-				return fmt.Errorf("push cluster %s: load script: %w", op, lerr)
+				return c.failed(op+": load script", lerr)
 			}
 			continue
 		}
 		if failed == 0 {
 			failed = len(ids)
 		}
-		return fmt.Errorf("push cluster %s: %d of %d ids failed: %w", op, failed, len(ids), err)
+		return c.failed(fmt.Sprintf("%s: %d of %d ids", op, failed, len(ids)), err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"gozer/gateway/config"
 	"gozer/gateway/loop"
 	"gozer/gateway/origin"
+	"gozer/gateway/push"
 )
 
 // Reload triggers: what asked for a reload (GET /admin/config shows it).
@@ -175,6 +176,7 @@ func (r *reloader) swap(prev, next *loop.Snapshot) {
 		s.filters.SetLimits(cfg.Filters.Budget, cfg.Filters.MaxSuspended)
 	}
 	s.hub.SetLimits(&cfg.Push)
+	s.hub.API.SetAuth(push.AuthOf(&cfg.Push))
 	if up, ok := next.Origins.Get(cfg.Push.UpstreamOrigin); ok {
 		s.hub.Sender.SetOrigin(up)
 	}
@@ -189,8 +191,10 @@ func (r *reloader) swap(prev, next *loop.Snapshot) {
 // cluster and API are built once) but for its connection limits
 // (push.ConnLimits: max_outbound_bytes, ping_interval, max_lifetime,
 // lifetime_dither), which apply to the next message, ping or connection,
-// and its CORS policy (push.cors: read per request from the snapshot, as
-// cors and routes[].cors are).
+// its CORS policy (push.cors: read per request from the snapshot, as
+// cors and routes[].cors are) and who may call the push API (push.api:
+// tokens and allow-list, swapped atomically; $GOZER_PUSH_API_TOKEN is
+// read again too).
 func restartOnly(old, cur *config.Config) []string {
 	var keys []string
 	keys = append(keys, diffFields("listeners.proxy", old.Listeners.Proxy, cur.Listeners.Proxy,
@@ -200,7 +204,7 @@ func restartOnly(old, cur *config.Config) []string {
 	keys = append(keys, diffFields("log", old.Log, cur.Log)...)
 	keys = append(keys, diffFields("limits", old.Limits, cur.Limits, "rules")...)
 	keys = append(keys, diffFields("push", old.Push, cur.Push,
-		"max_outbound_bytes", "ping_interval", "max_lifetime", "lifetime_dither", "cors")...)
+		"max_outbound_bytes", "ping_interval", "max_lifetime", "lifetime_dither", "cors", "api")...)
 	checks := []struct {
 		key  string
 		a, b any

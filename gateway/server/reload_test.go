@@ -31,6 +31,14 @@ func TestRestartOnly(t *testing.T) {
 			[]string{"log.level", "server.event_loops"}},
 		{"push limits are live", func(c *config.Config) { c.Push.PingInterval = time.Hour; c.Push.MaxOutboundBytes = 1 }, nil},
 		{"push paths are not", func(c *config.Config) { c.Push.WSPath = "/elsewhere" }, []string{"push.ws_path"}},
+		{"push api auth is live", func(c *config.Config) {
+			c.Push.API.Tokens = []string{"a-token-of-16-bytes"}
+			c.Push.API.Allow = []string{"10.0.0.0/8"}
+		}, nil},
+		{"the push cluster's redis and secret are not", func(c *config.Config) {
+			c.Push.Cluster.Redis.Addrs = []string{"a:1", "b:1"}
+			c.Push.Cluster.Secret = "another-secret-0123"
+		}, []string{"push.cluster"}},
 		{"the admin listener's TLS", func(c *config.Config) { c.Listeners.Admin.TLS.Enabled = true }, []string{"listeners.admin.tls"}},
 	}
 	for _, tc := range tests {

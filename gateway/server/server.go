@@ -281,9 +281,26 @@ func (s *Server) listen() error {
 	})
 	if a := &s.cfg.Listeners.Admin; a.OnEveryInterface() && !a.Authenticated() {
 		s.log.Warn().Str("admin", a.Addr).
-			Msg("admin listener on every interface: its push API and admin endpoints have no authentication; listen on loopback or a private address (listeners.admin.addr), or require client certificates (listeners.admin.tls)")
+			Msg("admin listener on every interface: its admin endpoints have no authentication; listen on loopback or a private address (listeners.admin.addr), or require client certificates (listeners.admin.tls)")
 	}
+	s.logPushAPIAuth()
 	return nil
+}
+
+// logPushAPIAuth says at start who may call the push API (push.api), so an
+// operator sees that a token is needed, or that only loopback is let in.
+func (s *Server) logPushAPIAuth() {
+	p := &s.cfg.Push
+	toks, allow := p.APITokens(), p.API.Allow
+	ev := s.log.Info().Int("tokens", len(toks)).Strs("allow", allow)
+	switch {
+	case len(toks) == 0 && len(allow) == 0:
+		ev.Msg("push api: loopback callers only (push.api.tokens, $GOZER_PUSH_API_TOKEN or push.api.allow let others in)")
+	case len(toks) == 0:
+		ev.Msg("push api: callers from the allowed networks only (push.api.allow)")
+	default:
+		ev.Msg("push api: callers need a bearer token (push.api.tokens, $GOZER_PUSH_API_TOKEN)")
+	}
 }
 
 // setGoMaxProcs gives Go one P per event loop plus one. A gnet loop blocks in
