@@ -46,6 +46,9 @@ type Push struct {
 
 	Cluster PushCluster `yaml:"cluster"`
 
+	// Topics bounds the topics devices subscribe to (POST /push/topic/{name}).
+	Topics PushTopics `yaml:"topics"`
+
 	// CORS names the CORS policy (cors.NAME) of the push paths: the origins a
 	// browser page may open a push connection from (others: 403), and the
 	// SSE answer's CORS headers. "": same-origin pages and clients that send
@@ -66,6 +69,24 @@ type PushCluster struct {
 	NodeAddr string `yaml:"node_addr"`
 }
 
+// PushTopics configures topics: named channels devices subscribe to at
+// connect (token claims, ctx.push_accept) or, when ClientSubscribe is on, with
+// a websocket control message.
+type PushTopics struct {
+	// MaxPerConn is how many topics one connection may subscribe to; a
+	// connection that asks for more at connect gets 400, a control message
+	// over it an error answer.
+	MaxPerConn int `yaml:"max_per_conn"`
+	// MaxPerNode bounds the distinct topics with a subscriber on this node
+	// (memory); a subscription to a new topic over it is refused (503 at
+	// connect, an error answer to a control message).
+	MaxPerNode int `yaml:"max_per_node"`
+	// ClientSubscribe lets websocket devices subscribe and unsubscribe at run
+	// time with {"subscribe":"name"} / {"unsubscribe":"name"} text messages.
+	// Off: such messages go upstream like any other.
+	ClientSubscribe bool `yaml:"client_subscribe"`
+}
+
 // SecretEnv is the environment variable that holds the push token secret when the
 // config does not.
 const SecretEnv = "GOZER_PUSH_SECRET"
@@ -79,6 +100,7 @@ func pushDefaults() Push {
 		UpstreamPath:    "/push/upstream",
 		SSEReplayEvents: 32, SSEReplayBytes: 64 << 10,
 		Cluster: PushCluster{Redis: "127.0.0.1:6379", TTL: 30 * time.Second},
+		Topics:  PushTopics{MaxPerConn: 32, MaxPerNode: 100000},
 	}
 }
 
@@ -144,6 +166,12 @@ func (c *Config) validatePush(bad reporter) {
 	}
 	if p.SSEReplayEvents < 0 {
 		bad("push.sse_replay_events", "must be 0 (none kept) or more, got %d", p.SSEReplayEvents)
+	}
+	if n := p.Topics.MaxPerConn; n < 1 || n > 1024 {
+		bad("push.topics.max_per_conn", "must be between 1 and 1024, got %d", n)
+	}
+	if n := p.Topics.MaxPerNode; n < 1 {
+		bad("push.topics.max_per_node", "must be positive, got %d", n)
 	}
 	if cl := p.Cluster; cl.Enabled {
 		if _, _, err := net.SplitHostPort(cl.Redis); err != nil {

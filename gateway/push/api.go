@@ -26,6 +26,8 @@ import (
 //	POST /push/{client_id}            push the body to every connection of the id, cluster-wide
 //	GET  /push/{client_id}            where the id is connected
 //	POST /push/broadcast[?prefix=p]   push the body to every id starting with p, cluster-wide
+//	POST /push/topic/{name}           push the body to every id subscribed to the topic, cluster-wide
+//	GET  /push/topic/{name}           where the topic has subscribers (api_topic.go)
 //
 // The body is the message. Content-Type application/octet-stream (parameters
 // ignored) makes it a binary message; anything else, or none, a text message,
@@ -105,6 +107,8 @@ type APIConfig struct {
 	// Client forwards requests to the other nodes; nil: a client with a 1 s
 	// dial and 2 s overall timeout, no proxy, no redirects.
 	Client *http.Client
+	// Topics is this node's topic index; nil: the topic routes answer 404.
+	Topics *Topics
 }
 
 // APIStats are the push API's counters since NewAPI. "From API clients"
@@ -122,6 +126,7 @@ type APIStats struct {
 	NotFound         uint64 // push requests from API clients answered 404
 	ClusterErrors    uint64 // failed cluster registry calls
 	Recovering       uint64 // lookups that found nothing while the registry was being rebuilt (ErrRecovering)
+	TopicPushes      uint64 // topic requests from API clients that passed the checks, whatever they reached
 }
 
 // API is the push API handler. Build it with NewAPI.
@@ -150,6 +155,9 @@ type API struct {
 	forwarded, forwardErrors, forwardsReceived     atomic.Uint64
 	rateLimited, tooLarge, notFound, clusterErrors atomic.Uint64
 	recovering                                     atomic.Uint64
+
+	topics      *Topics
+	topicPushes atomic.Uint64
 }
 
 // NewAPI returns the push API for cfg. It starts no goroutine: run SweepLoop
@@ -160,7 +168,7 @@ func NewAPI(cfg APIConfig) *API {
 	}
 	a := &API{
 		reg: cfg.Registry, limiter: cfg.Limiter, cluster: cfg.Cluster, self: localNode,
-		max: cfg.MaxMessage, log: cfg.Log, client: cfg.Client, start: time.Now(),
+		max: cfg.MaxMessage, log: cfg.Log, client: cfg.Client, start: time.Now(), topics: cfg.Topics,
 	}
 	if a.cluster != nil {
 		a.self = a.cluster.Node()
@@ -181,7 +189,7 @@ func (a *API) Stats() APIStats {
 		Pushed: a.pushed.Load(), Broadcasts: a.broadcasts.Load(), Delivered: a.delivered.Load(),
 		Forwarded: a.forwarded.Load(), ForwardErrors: a.forwardErrors.Load(), ForwardsReceived: a.forwardsReceived.Load(),
 		RateLimited: a.rateLimited.Load(), TooLarge: a.tooLarge.Load(), NotFound: a.notFound.Load(),
-		ClusterErrors: a.clusterErrors.Load(), Recovering: a.recovering.Load(),
+		ClusterErrors: a.clusterErrors.Load(), Recovering: a.recovering.Load(), TopicPushes: a.topicPushes.Load(),
 	}
 }
 
@@ -231,6 +239,10 @@ func (a *API) route(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	id := path[len(apiPrefix):]
+	if bytes.HasPrefix(id, []byte(topicSegment)) {
+		a.routeTopic(ctx, id[len(topicSegment):])
+		return
+	}
 	if string(id) == broadcastID { // the conversion is only compared: no copy
 		if !ctx.IsPost() {
 			a.notAllowed(ctx, "POST")
@@ -292,8 +304,7 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
 		}
 	}
 
-	n := a.reg.Push(id, body, binary)
-	a.delivered.Add(uint64(n))
+	n := a.deliverLocal(id, body, binary)
 	if a.cluster == nil || forwarded {
 		// Nothing to forward: the answer is this node's alone.
 		switch {
@@ -312,6 +323,15 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
 	}
 
 	a.pushCluster(ctx, string(idb), body, n) // from here on, the id may be kept
+}
+
+// deliverLocal delivers msg to every connection of id on this node and
+// returns how many took it: the one per-client-id delivery path, shared by
+// POST /push/{id} and topics (every subscribed id of a topic goes through it).
+func (a *API) deliverLocal(id string, msg []byte, binary bool) int {
+	n := a.reg.Push(id, msg, binary)
+	a.delivered.Add(uint64(n))
+	return n
 }
 
 // writePushed answers 200 {"reached":n,"nodes":[self]}.
@@ -549,6 +569,8 @@ func (a *API) failAnswer(ctx *fasthttp.RequestCtx, status int, v any) {
 	case broadcastAnswer:
 		reason = v.Error
 	case statusAnswer:
+		reason = v.Error
+	case topicAnswer:
 		reason = v.Error
 	}
 	b, status := marshal(v, status)

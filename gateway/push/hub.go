@@ -21,6 +21,7 @@ type Hub struct {
 	Cfg       *config.Push
 	Log       zerolog.Logger
 	Registry  *Registry
+	Topics    *Topics // topic → subscribed client ids on this node
 	API       *API
 	Cluster   ClusterRegistry // nil: single node
 	Registrar *Registrar      // nil: single node
@@ -77,7 +78,16 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		h.Cluster = rc
 		h.Registrar = NewRegistrar(rc, h.Registry, pc.Cluster.TTL, h.Log)
 	}
+	var topicChanged func(string)
+	if h.Registrar != nil {
+		topicChanged = h.Registrar.TopicChanged
+	}
+	h.Topics = NewTopics(pc.Topics.MaxPerNode, topicChanged)
+	if h.Registrar != nil {
+		h.Registrar.TrackTopics(h.Topics)
+	}
 	h.API = NewAPI(APIConfig{
+		Topics:   h.Topics,
 		Registry: h.Registry, Limiter: NewRateLimiter(pc.Rate, pc.Burst, MonotonicClock()),
 		Cluster: h.Cluster, MaxMessage: int(pc.MaxMessage), Log: h.Log,
 	})
