@@ -108,6 +108,10 @@ var (
 	dPushUpstream  = desc("push_upstream_messages_total", "Device messages to the push origin, by result: sent, failed, dropped.", "result")
 	dPushForwards  = desc("push_cluster_forwards_total", "Push API requests forwarded to other nodes of the cluster, by result: ok, error.", "result")
 	dPushForwardIn = desc("push_cluster_forwards_received_total", "Push API requests other nodes forwarded here.")
+	dPushTopics    = desc("push_topics", "Topics with a subscriber on this node.")
+	dPushTopicSubs = desc("push_topic_subscriptions", "Topic subscriptions (topic, client id) on this node.")
+	dPushTopicPub  = desc("push_topic_pushes_total", "POST /push/topic/{name} requests from API clients.")
+	dPushTopicRef  = desc("push_topic_refused_total", "Topic subscriptions refused, by reason: node_limit (push.topics.max_per_node), control (a websocket control message refused).", "reason")
 
 	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), origin.", "loop", "kind")
 	dLoopBusy  = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
@@ -296,6 +300,12 @@ func (c *collector) collectPush(counter, gauge emit) {
 	counter(dPushForwards, float64(api.Forwarded-min(api.Forwarded, api.ForwardErrors)), "ok")
 	counter(dPushForwards, float64(api.ForwardErrors), "error")
 	counter(dPushForwardIn, float64(api.ForwardsReceived))
+	ts := h.Topics.Stats()
+	gauge(dPushTopics, float64(ts.Topics))
+	gauge(dPushTopicSubs, float64(ts.Subscriptions))
+	counter(dPushTopicPub, float64(api.TopicPushes))
+	counter(dPushTopicRef, float64(ts.Refused), "node_limit")
+	counter(dPushTopicRef, float64(st.ControlRefused.Load()), "control")
 }
 
 // collectLoops reads the loops' connections and busy time (timed only while

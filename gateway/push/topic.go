@@ -176,7 +176,10 @@ type TopicStats struct {
 	Refused       int64 // subscriptions refused by push.topics.max_per_node
 }
 
-// Stats returns a snapshot.
+// Stats returns a snapshot (zero for a nil index).
 func (t *Topics) Stats() TopicStats {
+	if t == nil {
+		return TopicStats{}
+	}
 	return TopicStats{Topics: t.count.Load(), Subscriptions: t.subs.Load(), Refused: t.refused.Load()}
 }
