@@ -31,6 +31,7 @@ func TestRestartOnly(t *testing.T) {
 			[]string{"log.level", "server.event_loops"}},
 		{"push limits are live", func(c *config.Config) { c.Push.PingInterval = time.Hour; c.Push.MaxOutboundBytes = 1 }, nil},
 		{"push paths are not", func(c *config.Config) { c.Push.WSPath = "/elsewhere" }, []string{"push.ws_path"}},
+		{"push topics are not", func(c *config.Config) { c.Push.Topics.ClientSubscribe = true }, []string{"push.topics"}},
 		{"the admin listener's TLS", func(c *config.Config) { c.Listeners.Admin.TLS.Enabled = true }, []string{"listeners.admin.tls"}},
 	}
 	for _, tc := range tests {
