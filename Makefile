@@ -11,6 +11,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_PUSH_SECRET := gozer-development-secret-not-for-production
 CLIENT ?= dev1
 TTL ?= 1h
+# TOPICS (comma-separated) makes `make push-token` sign a token that subscribes to them.
+TOPICS ?=
 
 .PHONY: run push-token build test test-short bench bench-isolation bench-push fuzz lint deps clean dashboard-screenshot
 
@@ -33,10 +35,10 @@ run: build
 	[ -n "$$GOZER_PUSH_SECRET" ] || echo "gozer: push tokens use a development secret (set GOZER_PUSH_SECRET for a real one)"; \
 	GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer -config $(CONFIG)
 
-## push-token: print a push token for CLIENT (default dev1) that `make run` accepts
+## push-token: print a push token for CLIENT (default dev1, topics TOPICS) that `make run` accepts
 push-token:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gozer ./gateway/cmd/gozer
-	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
+	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} $(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL) $(if $(TOPICS),-topics $(TOPICS))
 
 ## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server, chromium for the dashboard's browser test)
 deps:
