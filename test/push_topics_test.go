@@ -182,11 +182,12 @@ func TestPushTopicsAcceptFilter(t *testing.T) {
 
 // TestPushTopicsControl: with push.topics.client_subscribe, a websocket device
 // subscribes and unsubscribes with control messages, each answered; a bad
-// name, a topic over max_per_conn and a new topic over max_per_node are
-// refused with an error answer and counted; unsubscribing stops delivery.
+// name, a topic outside client_prefixes, a topic over max_per_conn and a new
+// topic over max_per_node are refused with an error answer and counted;
+// unsubscribing stops delivery.
 func TestPushTopicsControl(t *testing.T) {
 	t.Parallel()
-	g := pushGozer(t, map[string]string{"topics": "{client_subscribe: true, max_per_conn: 2, max_per_node: 3}"})
+	g := pushGozer(t, map[string]string{"topics": "{client_subscribe: true, max_per_conn: 2, max_per_node: 3, client_prefixes: [a, b, c, d]}"})
 	one := dialWS(t, g, "one", g.pushToken(t, "ctl-1", "1h"))
 	two := dialWS(t, g, "two", g.pushToken(t, "ctl-2", "1h"))
 	send := func(d *wsDevice, msg, want string) {
@@ -205,6 +206,7 @@ func TestPushTopicsControl(t *testing.T) {
 	send(one, `{"subscribe":"c"}`, `too many topics for this connection`)
 	send(one, `{"subscribe":"bad name"}`, `invalid topic name`)
 	send(one, `{"subscribe":7}`, `malformed control message`)
+	send(one, `{"subscribe":"secret"}`, `topic not open to subscription by devices`)
 	send(two, `{"subscribe":"c"}`, `{"subscribed":"c"}`)
 	send(two, `{"subscribe":"d"}`, `too many topics on this node`)
 
@@ -216,9 +218,9 @@ func TestPushTopicsControl(t *testing.T) {
 	send(two, `{"subscribe":"d"}`, `{"subscribed":"d"}`) // a is gone: room on the node again
 
 	m := g.adminPush(t)
-	if jsonPath(m, "topics.control_refused_total") != 4.0 || jsonPath(m, "topics.node_limit_refused_total") != 1.0 ||
+	if jsonPath(m, "topics.control_refused_total") != 5.0 || jsonPath(m, "topics.node_limit_refused_total") != 1.0 ||
 		jsonPath(m, "topics.topics") != 3.0 {
-		t.Errorf("/admin/push topics %v, want 4 control messages refused, 1 by the node limit, 3 topics (b, c, d)", m["topics"])
+		t.Errorf("/admin/push topics %v, want 5 control messages refused, 1 by the node limit, 3 topics (b, c, d)", m["topics"])
 	}
 }
 

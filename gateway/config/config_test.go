@@ -157,6 +157,7 @@ func TestValidationNamesKeyAndValue(t *testing.T) {
 		{base + "push:\n  topics: {max_per_conn: 0}\n", "push.topics.max_per_conn", "0"},
 		{base + "push:\n  topics: {max_per_conn: 5000}\n", "push.topics.max_per_conn", "5000"},
 		{base + "push:\n  topics: {max_per_node: -1}\n", "push.topics.max_per_node", "-1"},
+		{base + "push:\n  topics: {client_prefixes: [\"ok:\", \"not ok\"]}\n", "push.topics.client_prefixes", `"not ok"`},
 		{base + "push:\n  ws_path: /p\n  sse_path: /p\n", "push.sse_path", `"/p"`},
 		{base + "push:\n  sse_replay_events: -1\n", "push.sse_replay_events", "-1"},
 		{base + "push:\n  token_secret: short\n", "push.token_secret", "5 bytes"},

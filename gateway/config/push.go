@@ -85,7 +85,14 @@ type PushTopics struct {
 	// time with {"subscribe":"name"} / {"unsubscribe":"name"} text messages.
 	// Off: such messages go upstream like any other.
 	ClientSubscribe bool `yaml:"client_subscribe"`
+	// ClientPrefixes limits what a control message may subscribe to: topics
+	// starting with one of them. Empty: any topic, so any device may read any
+	// topic it can name.
+	ClientPrefixes []string `yaml:"client_prefixes"`
 }
+
+// topicAlphabet is the characters of topic names (push.ValidTopic).
+const topicAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:@+="
 
 // SecretEnv is the environment variable that holds the push token secret when the
 // config does not.
@@ -172,6 +179,12 @@ func (c *Config) validatePush(bad reporter) {
 	}
 	if n := p.Topics.MaxPerNode; n < 1 {
 		bad("push.topics.max_per_node", "must be positive, got %d", n)
+	}
+	for _, pre := range p.Topics.ClientPrefixes {
+		// A prefix is the start of a topic name: the same alphabet, never empty.
+		if pre == "" || strings.Trim(pre, topicAlphabet) != "" || len(pre) > 128 {
+			bad("push.topics.client_prefixes", "%q is not the start of a topic name (1-128 of A-Z a-z 0-9 -._~:@+=)", pre)
+		}
 	}
 	if cl := p.Cluster; cl.Enabled {
 		if _, _, err := net.SplitHostPort(cl.Redis); err != nil {

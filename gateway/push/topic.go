@@ -3,6 +3,7 @@ package push
 import (
 	"errors"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -139,7 +140,9 @@ func (t *Topics) Unsubscribe(topic, id string) {
 func (t *Topics) IDs(topic string, dst []string) []string {
 	s := t.shard(topic)
 	s.mu.RLock()
-	for id := range s.m[topic] {
+	ids := s.m[topic]
+	dst = slices.Grow(dst, len(ids))
+	for id := range ids {
 		dst = append(dst, id)
 	}
 	s.mu.RUnlock()

@@ -3,6 +3,7 @@ package pushconn
 import (
 	"errors"
 	"slices"
+	"strings"
 
 	"gozer/gateway/push"
 )
@@ -12,8 +13,12 @@ import (
 // per loop, so that a close unsubscribes exactly those and a connection with
 // no topic costs nothing (Conn stays in its 128-byte size class).
 
-// errConnTopics is a subscription over push.topics.max_per_conn.
-var errConnTopics = errors.New("too many topics for this connection (push.topics.max_per_conn)")
+var (
+	// errConnTopics is a subscription over push.topics.max_per_conn.
+	errConnTopics = errors.New("too many topics for this connection (push.topics.max_per_conn)")
+	// errTopicClosed is a control message's topic outside push.topics.client_prefixes.
+	errTopicClosed = errors.New("topic not open to subscription by devices (push.topics.client_prefixes)")
+)
 
 // Subscribe subscribes pc to topics (names checked by the caller) at connect,
 // before Serve. On error some topics may be subscribed: the caller refuses the
@@ -73,6 +78,19 @@ func (pc *Conn) unsubscribeAll() {
 	delete(p.topics, pc)
 }
 
+// openToDevices reports whether a device may subscribe to topic by itself.
+func openToDevices(prefixes []string, topic string) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(topic, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // control handles a text message when push.topics.client_subscribe is on: a
 // control message ({"subscribe":"t"} / {"unsubscribe":"t"}) is applied and
 // answered, and true returned; any other message is the caller's (upstream).
@@ -84,6 +102,8 @@ func (pc *Conn) control(payload []byte) bool {
 	h := pc.lp.hub
 	switch {
 	case err != nil:
+	case op == push.Subscribe && !openToDevices(h.Cfg.Topics.ClientPrefixes, topic):
+		err = errTopicClosed
 	case op == push.Subscribe:
 		err = pc.subscribe(topic)
 	default:
