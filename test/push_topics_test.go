@@ -88,7 +88,7 @@ func notDelivered(t testing.TB, g *gozer, d *wsDevice, id string) {
 }
 
 // TestPushTopicsToken: topics in the push token (gozer push-token -topics,
-// the shipped auth filter); a topic push reaches its subscribers only, GET
+// the shipped auth filter), for websocket and SSE devices; a topic push reaches its subscribers only, GET
 // says who is subscribed, a bad topic name is 400, and a device that leaves
 // takes its subscription with it: the topic disappears.
 func TestPushTopicsToken(t *testing.T) {
@@ -97,16 +97,27 @@ func TestPushTopicsToken(t *testing.T) {
 	news := dialWS(t, g, "news", g.pushTokenTopics(t, "dev-news", "news,scores:42"))
 	scores := dialWS(t, g, "scores", g.pushTokenTopics(t, "dev-scores", "scores:42"))
 	plain := dialWS(t, g, "plain", g.pushToken(t, "dev-plain", "1h"))
+	sse := dialSSE(t, g, "sse", g.pushTokenTopics(t, "dev-sse", "scores:42"), "")
 
 	g.topicPush(t, "news", "breaking", 200).expect(t, 1, 1)
 	news.expectText(t, "breaking")
-	g.topicPush(t, "scores:42", "2-1", 200).expect(t, 2, 1)
+	g.topicPush(t, "scores:42", "2-1", 200).expect(t, 3, 1)
 	news.expectText(t, "2-1")
 	scores.expectText(t, "2-1")
+	for {
+		ev := sse.nextEvent(t, 5*time.Second)
+		if ev.comment {
+			continue
+		}
+		if ev.data != "2-1" {
+			t.Fatalf("SSE device got %+v, want the event 2-1", ev)
+		}
+		break
+	}
 	notDelivered(t, g, scores, "dev-scores") // "breaking" never came
 	notDelivered(t, g, plain, "dev-plain")
-	if local, nodes := g.topicNodes(t, "scores:42"); local != 2 || !slices.Equal(nodes, []string{"local"}) {
-		t.Errorf("GET /push/topic/scores:42: local %d nodes %v, want 2 on [local]", local, nodes)
+	if local, nodes := g.topicNodes(t, "scores:42"); local != 3 || !slices.Equal(nodes, []string{"local"}) {
+		t.Errorf("GET /push/topic/scores:42: local %d nodes %v, want 3 on [local]", local, nodes)
 	}
 	g.topicPush(t, "nobody", "x", 200).expect(t, 0, 0)
 
@@ -141,7 +152,8 @@ func TestPushTopicsToken(t *testing.T) {
 // TestPushTopicsAcceptFilter: a Lua filter subscribes with
 // ctx.push_accept(id, {topics = ...}); a bad name makes push_accept return
 // false and the filter answer 400; more topics than push.topics.max_per_conn
-// is 400 FAILURE_CLIENT_TOO_MANY_TOPICS.
+// is 400 FAILURE_CLIENT_TOO_MANY_TOPICS, and a new topic over
+// push.topics.max_per_node is 503 FAILURE_LOCAL_TOO_MANY_TOPICS.
 func TestPushTopicsAcceptFilter(t *testing.T) {
 	t.Parallel()
 	d := newScriptDir(t)
@@ -152,7 +164,7 @@ func TestPushTopicsAcceptFilter(t *testing.T) {
     if not ok then ctx.respond(400, "refused: " .. why .. "\n") end`))
 	cfg := oneOrigin(nil, closedPort(t))
 	cfg.Filters = &filtersConfig{Dir: string(d), Budget: "1s"}
-	cfg.Push = map[string]string{"topics": "{max_per_conn: 2}"}
+	cfg.Push = map[string]string{"topics": "{max_per_conn: 2, max_per_node: 3}"}
 	g := startGozer(t, cfg)
 	u := func(id, topics string) string {
 		return "ws://" + g.ProxyAddr + "/push/ws?id=" + id + "&topics=" + url.QueryEscape(topics)
@@ -177,6 +189,18 @@ func TestPushTopicsAcceptFilter(t *testing.T) {
 	}
 	if local, _ := g.topicNodes(t, "a"); local != 0 {
 		t.Errorf("GET /push/topic/a: local %d, want 0 after the refusal", local)
+	}
+	// alerts and eu are two of max_per_node 3: x fits, y does not. The device is
+	// refused, and takes x with it.
+	status, hdr, body = dialRefused(t, u("lua-full", "x,y"), nil)
+	if status != 503 || hdr.Get("X-Gozer-Status") != "FAILURE_LOCAL_TOO_MANY_TOPICS" || hdr.Get("Retry-After") == "" {
+		t.Errorf("a 4th topic over max_per_node 3: status %d %s %q, want 503 FAILURE_LOCAL_TOO_MANY_TOPICS with Retry-After", status, hdr.Get("X-Gozer-Status"), body)
+	}
+	if local, _ := g.topicNodes(t, "x"); local != 0 || g.pushStatus(t, "lua-full").Connected {
+		t.Errorf("topic x has %d subscribers after the refusal, want 0 and lua-full not connected", local)
+	}
+	if n := g.pushCounter(t, "topics.node_limit_refused_total"); n != 1 {
+		t.Errorf("/admin/push topics.node_limit_refused_total = %d, want 1", n)
 	}
 }
 
