@@ -138,7 +138,9 @@ func (ex *Exchange) upgrade(kind pushconn.Kind, answer []byte) {
 	}
 	if err := pc.Subscribe(fc.PushTopics); err != nil {
 		// Over the per-connection bound was refused above: here the node
-		// holds push.topics.max_per_node topics already.
+		// holds push.topics.max_per_node topics already. Register counted
+		// the connection accepted; it stays counted (counters never go
+		// down) and is counted refused too.
 		pc.Unregister()
 		pl.Hub().Stats.Refused.Add(1)
 		ex.out.closeAfter = true
