@@ -14,6 +14,8 @@ DEV_PUSH_SECRET := gozer-development-secret-not-for-production
 DEV_PUSH_CLUSTER_SECRET := gozer-development-cluster-secret-not-for-production
 CLIENT ?= dev1
 TTL ?= 1h
+# TOPICS (comma-separated) makes `make push-token` sign a token that subscribes to them.
+TOPICS ?=
 
 .PHONY: run push-token build test test-short bench bench-isolation bench-push fuzz lint deps clean dashboard-screenshot
 
@@ -38,12 +40,12 @@ run: build
 	GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} \
 	GOZER_PUSH_CLUSTER_SECRET=$${GOZER_PUSH_CLUSTER_SECRET:-$(DEV_PUSH_CLUSTER_SECRET)} $(BIN)/gozer -config $(CONFIG)
 
-## push-token: print a push token for CLIENT (default dev1) that `make run` accepts
+## push-token: print a push token for CLIENT (default dev1, topics TOPICS) that `make run` accepts
 push-token:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/gozer ./gateway/cmd/gozer
 	@GOZER_PUSH_SECRET=$${GOZER_PUSH_SECRET:-$(DEV_PUSH_SECRET)} \
 	GOZER_PUSH_CLUSTER_SECRET=$${GOZER_PUSH_CLUSTER_SECRET:-$(DEV_PUSH_CLUSTER_SECRET)} \
-	$(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL)
+	$(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL) $(if $(TOPICS),-topics $(TOPICS))
 
 ## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server and redis-cli (the Redis Cluster tests), chromium for the dashboard's browser test)
 deps:

@@ -82,6 +82,9 @@ type Context struct {
 	// inbound filter that accepts the push connection (ctx.push_accept).
 	Push   PushKind
 	PushID string
+	// PushTopics are the topics the accepting filter subscribed the
+	// connection to (ctx.push_accept(id, {topics = ...})), names checked.
+	PushTopics []string
 
 	// CORS is the request's cross-origin state (cors.go): the policy the core
 	// chose, a Lua filter's verdict, what was decided.

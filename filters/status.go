@@ -51,6 +51,7 @@ var (
 	ClientPushNotAccepted  = Cause{"FAILURE_CLIENT_PUSH_NOT_ACCEPTED", CategoryClientFailure, 403}
 	ClientBadHandshake     = Cause{"FAILURE_CLIENT_BAD_HANDSHAKE", CategoryClientFailure, 400}
 	ClientTooManyPushConns = Cause{"FAILURE_CLIENT_TOO_MANY_PUSH_CONNECTIONS", CategoryClientFailure, 429}
+	ClientTooManyTopics    = Cause{"FAILURE_CLIENT_TOO_MANY_TOPICS", CategoryClientFailure, 400}
 	// ClientOriginRefused: a browser's request from an origin the CORS
 	// policy does not allow (a preflight, a push upgrade).
 	ClientOriginRefused = Cause{"FAILURE_CLIENT_ORIGIN_REFUSED", CategoryClientFailure, 403}
@@ -62,6 +63,7 @@ var (
 	// their share; the slow reader that would take one more is closed.
 	LocalSlowReaders    = Cause{"FAILURE_LOCAL_TOO_MANY_SLOW_READERS", CategoryLocalFailure, 503}
 	LocalShuttingDown   = Cause{"FAILURE_LOCAL_SHUTTING_DOWN", CategoryLocalFailure, 503}
+	LocalTooManyTopics  = Cause{"FAILURE_LOCAL_TOO_MANY_TOPICS", CategoryLocalFailure, 503}
 	LocalInternal       = Cause{"FAILURE_LOCAL_INTERNAL", CategoryLocalFailure, 500}
 	LocalFilterError    = Cause{"FAILURE_LOCAL_FILTER_ERROR", CategoryLocalFailure, 500}
 	LocalFilterTimeout  = Cause{"FAILURE_LOCAL_FILTER_TIMEOUT", CategoryLocalFailure, 500}
@@ -107,7 +109,7 @@ func CauseIndex(name string) int {
 var all = []Cause{
 	Success, ClientBadRequest, ClientSmuggling, ClientTimeout, ClientBodyTooLarge, ClientURITooLong,
 	ClientHeadersTooLong, ClientClosed, ClientBodyTooSlow, ClientReadTooSlow, ClientTooManyConnections,
-	ClientTooManyRequests, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, ClientOriginRefused, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit, LocalSlowReaders,
+	ClientTooManyRequests, ClientPushNotAccepted, ClientBadHandshake, ClientTooManyPushConns, ClientTooManyTopics, LocalTooManyTopics, ClientOriginRefused, LocalNoRoute, LocalMaxConnections, LocalOriginConnLimit, LocalSlowReaders,
 	LocalShuttingDown, LocalInternal, LocalFilterError, LocalFilterTimeout, LocalFilterResponse, LocalRedirectHTTPS, SuccessViaFallback,
 	LocalOriginConcurrency, LocalOriginCircuitOpen, OriginConnectivity, OriginReset, OriginBadResponse,
 	OriginReadTimeout, OriginClosedMidBody, OriginStalledRequest,

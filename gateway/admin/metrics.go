@@ -115,6 +115,10 @@ var (
 	dPushForwards  = desc("push_cluster_forwards_total", "Push API requests forwarded to other nodes of the cluster, by result: ok, error.", "result")
 	dPushForwardIn = desc("push_cluster_forwards_received_total", "Push API requests other nodes forwarded here.")
 	dPushAPIRefuse = desc("push_api_refused_total", "Push API requests refused before they were served, by kind: client (push.api: no or wrong bearer token, address not allowed), forward (unsigned, bad signature, stale timestamp, replayed nonce).", "kind")
+	dPushTopics    = desc("push_topics", "Topics with a subscriber on this node.")
+	dPushTopicSubs = desc("push_topic_subscriptions", "Topic subscriptions (topic, client id) on this node.")
+	dPushTopicPub  = desc("push_topic_pushes_total", "POST /push/topic/{name} requests from API clients.")
+	dPushTopicRef  = desc("push_topic_refused_total", "Topic subscriptions refused, by reason: node_limit (push.topics.max_per_node), control (a websocket control message refused).", "reason")
 
 	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), origin.", "loop", "kind")
 	dLoopBusy  = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
@@ -322,6 +326,12 @@ func (c *collector) collectPush(counter, gauge emit) {
 	counter(dPushForwardIn, float64(api.ForwardsReceived))
 	counter(dPushAPIRefuse, float64(api.AuthRefused), "client")
 	counter(dPushAPIRefuse, float64(api.ForwardsRefused), "forward")
+	ts := h.Topics.Stats()
+	gauge(dPushTopics, float64(ts.Topics))
+	gauge(dPushTopicSubs, float64(ts.Subscriptions))
+	counter(dPushTopicPub, float64(api.TopicPushes))
+	counter(dPushTopicRef, float64(ts.Refused), "node_limit")
+	counter(dPushTopicRef, float64(st.ControlRefused.Load()), "control")
 }
 
 // collectLoops reads the loops' connections and busy time (timed only while

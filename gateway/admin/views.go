@@ -205,6 +205,17 @@ type pushView struct {
 	UpstreamDropped int64           `json:"upstream_dropped_total"`
 	API             pushAPIView     `json:"api"`
 	Cluster         pushClusterView `json:"cluster"`
+	Topics          pushTopicsView  `json:"topics"`
+}
+
+// pushTopicsView is the topics' part of GET /admin/push.
+type pushTopicsView struct {
+	Topics         int64  `json:"topics"`                   // distinct topics with a subscriber on this node
+	Subscriptions  int64  `json:"subscriptions"`            // (topic, client id) pairs on this node
+	Pushes         uint64 `json:"pushes_total"`             // POST /push/topic/{name} from API clients
+	NodeFull       int64  `json:"node_limit_refused_total"` // subscriptions refused by push.topics.max_per_node
+	ControlApplied int64  `json:"control_applied_total"`    // websocket control messages applied
+	ControlRefused int64  `json:"control_refused_total"`    // control messages refused (malformed, bad name, a limit)
 }
 
 // pushAPIView is the push API's part of GET /admin/push ("from API clients":
@@ -258,6 +269,9 @@ func (a *Server) push(w http.ResponseWriter, _ *http.Request) {
 			Recovering: api.Recovering, AuthRefused: api.AuthRefused, ForwardsRefused: api.ForwardsRefused,
 		},
 	}
+	ts := h.Topics.Stats()
+	v.Topics = pushTopicsView{Topics: ts.Topics, Subscriptions: ts.Subscriptions, Pushes: api.TopicPushes,
+		NodeFull: ts.Refused, ControlApplied: st.ControlApplied.Load(), ControlRefused: st.ControlRefused.Load()}
 	if h.Cluster != nil {
 		v.Cluster = pushClusterView{Enabled: true, Node: h.Cluster.Node(), RedisMode: h.Cfg.Cluster.Redis.Mode(),
 			RegistrarDropped: h.Registrar.Dropped(), Rebuilds: h.Registrar.Rebuilds()}

@@ -48,6 +48,9 @@ type Push struct {
 	// API guards the push API on the admin listener (config/push_cluster.go).
 	API PushAPI `yaml:"api"`
 
+	// Topics bounds the topics devices subscribe to (POST /push/topic/{name}).
+	Topics PushTopics `yaml:"topics"`
+
 	// CORS names the CORS policy (cors.NAME) of the push paths: the origins a
 	// browser page may open a push connection from (others: 403), and the
 	// SSE answer's CORS headers. "": same-origin pages and clients that send
@@ -71,6 +74,31 @@ type PushCluster struct {
 	NodeAddr string `yaml:"node_addr"`
 }
 
+// PushTopics configures topics: named channels devices subscribe to at
+// connect (token claims, ctx.push_accept) or, when ClientSubscribe is on, with
+// a websocket control message.
+type PushTopics struct {
+	// MaxPerConn is how many topics one connection may subscribe to; a
+	// connection that asks for more at connect gets 400, a control message
+	// over it an error answer.
+	MaxPerConn int `yaml:"max_per_conn"`
+	// MaxPerNode bounds the distinct topics with a subscriber on this node
+	// (memory); a subscription to a new topic over it is refused (503 at
+	// connect, an error answer to a control message).
+	MaxPerNode int `yaml:"max_per_node"`
+	// ClientSubscribe lets websocket devices subscribe and unsubscribe at run
+	// time with {"subscribe":"name"} / {"unsubscribe":"name"} text messages.
+	// Off: such messages go upstream like any other.
+	ClientSubscribe bool `yaml:"client_subscribe"`
+	// ClientPrefixes limits what a control message may subscribe to: topics
+	// starting with one of them. Empty: any topic, so any device may read any
+	// topic it can name.
+	ClientPrefixes []string `yaml:"client_prefixes"`
+}
+
+// topicAlphabet is the characters of topic names (push.ValidTopic).
+const topicAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:@+="
+
 // SecretEnv is the environment variable that holds the push token secret when the
 // config does not.
 const SecretEnv = "GOZER_PUSH_SECRET"
@@ -84,6 +112,7 @@ func pushDefaults() Push {
 		UpstreamPath:    "/push/upstream",
 		SSEReplayEvents: 32, SSEReplayBytes: 64 << 10,
 		Cluster: PushCluster{Redis: PushRedis{Addrs: []string{"127.0.0.1:6379"}}, TTL: 30 * time.Second},
+		Topics:  PushTopics{MaxPerConn: 32, MaxPerNode: 100000},
 	}
 }
 
@@ -151,6 +180,18 @@ func (c *Config) validatePush(bad reporter) {
 		bad("push.sse_replay_events", "must be 0 (none kept) or more, got %d", p.SSEReplayEvents)
 	}
 	c.validatePushAPI(bad)
+	if n := p.Topics.MaxPerConn; n < 1 || n > 1024 {
+		bad("push.topics.max_per_conn", "must be between 1 and 1024, got %d", n)
+	}
+	if n := p.Topics.MaxPerNode; n < 1 {
+		bad("push.topics.max_per_node", "must be positive, got %d", n)
+	}
+	for _, pre := range p.Topics.ClientPrefixes {
+		// A prefix is the start of a topic name: the same alphabet, never empty.
+		if pre == "" || strings.Trim(pre, topicAlphabet) != "" || len(pre) > 128 {
+			bad("push.topics.client_prefixes", "%q is not the start of a topic name (1-128 of A-Z a-z 0-9 -._~:@+=)", pre)
+		}
+	}
 	if cl := p.Cluster; cl.Enabled {
 		c.validatePushCluster(bad)
 		if cl.TTL < time.Second {

@@ -43,6 +43,13 @@ func (ex *Exchange) pushEndpoint() {
 		ex.refuseOrigin("push connection from origin " + strconv.Quote(string(origin)) + " not allowed by push.cors")
 		return
 	}
+	if max := pl.Hub().Cfg.Topics.MaxPerConn; len(fc.PushTopics) > max {
+		pl.Hub().Stats.Refused.Add(1)
+		ex.out.closeAfter = true
+		ex.log.reason = fmt.Sprintf("%d topics asked, push.topics.max_per_conn is %d", len(fc.PushTopics), max)
+		ex.answer(400, filters.ClientTooManyTopics, []byte("too many topics for one connection\n"), nil)
+		return
+	}
 	req, l := &ex.req, ex.lp.l
 	if fc.Push == filters.PushSSE && string(req.Header.Method()) != "GET" {
 		ex.refusePush(405, "SSE needs GET", []filters.Header{{Name: "Allow", Value: "GET"}})
@@ -127,6 +134,18 @@ func (ex *Exchange) upgrade(kind pushconn.Kind, answer []byte) {
 		ex.out.closeAfter = true
 		ex.log.reason = fmt.Sprintf("client id already has push.max_per_client (%d) connections", pl.Hub().Cfg.MaxPerClient)
 		ex.answer(429, filters.ClientTooManyPushConns, []byte("too many connections for this client id\n"), nil)
+		return
+	}
+	if err := pc.Subscribe(fc.PushTopics); err != nil {
+		// Over the per-connection bound was refused above: here the node
+		// holds push.topics.max_per_node topics already. Register counted
+		// the connection accepted; it stays counted (counters never go
+		// down) and is counted refused too.
+		pc.Unregister()
+		pl.Hub().Stats.Refused.Add(1)
+		ex.out.closeAfter = true
+		ex.log.reason = err.Error()
+		ex.answer(503, filters.LocalTooManyTopics, []byte("too many topics on this node, retry later\n"), []filters.Header{{Name: "Retry-After", Value: "5"}})
 		return
 	}
 	if !complete {

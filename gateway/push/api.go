@@ -25,6 +25,8 @@ import (
 //	POST /push/{client_id}            push the body to every connection of the id, cluster-wide
 //	GET  /push/{client_id}            where the id is connected
 //	POST /push/broadcast[?prefix=p]   push the body to every id starting with p, cluster-wide
+//	POST /push/topic/{name}           push the body to every id subscribed to the topic, cluster-wide
+//	GET  /push/topic/{name}           where the topic has subscribers (api_topic.go)
 //
 // The body is the message. Content-Type application/octet-stream (parameters
 // ignored) makes it a binary message; anything else, or none, a text message,
@@ -110,6 +112,8 @@ type APIConfig struct {
 	// Auth says which API clients may call (SetAuth changes it); the zero
 	// value lets in loopback callers only.
 	Auth APIAuth
+	// Topics is this node's topic index; nil: the topic routes answer 404.
+	Topics *Topics
 }
 
 // APIStats are the push API's counters since NewAPI. "From API clients"
@@ -129,6 +133,7 @@ type APIStats struct {
 	Recovering       uint64 // lookups that found nothing while the registry was being rebuilt (ErrRecovering)
 	AuthRefused      uint64 // API calls refused by push.api (401 no or wrong token, 403 address not allowed)
 	ForwardsRefused  uint64 // forwards refused: unsigned (401), bad signature, stale timestamp, replayed nonce (403)
+	TopicPushes      uint64 // topic requests from API clients that passed the checks, whatever they reached
 }
 
 // API is the push API handler. Build it with NewAPI.
@@ -161,6 +166,9 @@ type API struct {
 	forwarded, forwardErrors, forwardsReceived     atomic.Uint64
 	rateLimited, tooLarge, notFound, clusterErrors atomic.Uint64
 	recovering, authRefused, forwardsRefused       atomic.Uint64
+
+	topics      *Topics
+	topicPushes atomic.Uint64
 }
 
 // NewAPI returns the push API for cfg. It starts no goroutine: run SweepLoop
@@ -171,7 +179,7 @@ func NewAPI(cfg APIConfig) *API {
 	}
 	a := &API{
 		reg: cfg.Registry, limiter: cfg.Limiter, cluster: cfg.Cluster, self: localNode,
-		max: cfg.MaxMessage, log: cfg.Log, client: cfg.Client, start: time.Now(),
+		max: cfg.MaxMessage, log: cfg.Log, client: cfg.Client, start: time.Now(), topics: cfg.Topics,
 	}
 	if a.cluster != nil {
 		a.self = a.cluster.Node()
@@ -197,6 +205,7 @@ func (a *API) Stats() APIStats {
 		RateLimited: a.rateLimited.Load(), TooLarge: a.tooLarge.Load(), NotFound: a.notFound.Load(),
 		ClusterErrors: a.clusterErrors.Load(), Recovering: a.recovering.Load(),
 		AuthRefused: a.authRefused.Load(), ForwardsRefused: a.forwardsRefused.Load(),
+		TopicPushes: a.topicPushes.Load(),
 	}
 }
 
@@ -250,6 +259,10 @@ func (a *API) route(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	id := path[len(apiPrefix):]
+	if bytes.HasPrefix(id, []byte(topicSegment)) {
+		a.routeTopic(ctx, id[len(topicSegment):], claim)
+		return
+	}
 	if string(id) == broadcastID { // the conversion is only compared: no copy
 		if !ctx.IsPost() {
 			a.notAllowed(ctx, "POST")
@@ -314,8 +327,7 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte, claim *forwardClai
 		}
 	}
 
-	n := a.reg.Push(id, body, binary)
-	a.delivered.Add(uint64(n))
+	n := a.deliverLocal(id, body, binary)
 	if a.cluster == nil || forwarded {
 		// Nothing to forward: the answer is this node's alone.
 		switch {
@@ -334,6 +346,15 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte, claim *forwardClai
 	}
 
 	a.pushCluster(ctx, string(idb), body, n) // from here on, the id may be kept
+}
+
+// deliverLocal delivers msg to every connection of id on this node and
+// returns how many took it: the one per-client-id delivery path, shared by
+// POST /push/{id} and topics (every subscribed id of a topic goes through it).
+func (a *API) deliverLocal(id string, msg []byte, binary bool) int {
+	n := a.reg.Push(id, msg, binary)
+	a.delivered.Add(uint64(n))
+	return n
 }
 
 // writePushed answers 200 {"reached":n,"nodes":[self]}.

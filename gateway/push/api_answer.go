@@ -30,6 +30,8 @@ func (a *API) failAnswer(ctx *fasthttp.RequestCtx, status int, v any) {
 		reason = v.Error
 	case statusAnswer:
 		reason = v.Error
+	case topicAnswer:
+		reason = v.Error
 	}
 	b, status := marshal(v, status)
 	a.fail(ctx, status, reason, b)

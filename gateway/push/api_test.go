@@ -50,12 +50,13 @@ func (c *testConn) messages() []string {
 // apiNode is one push API on its own fasthttp server on a loopback listener;
 // its cluster node name is its listener address.
 type apiNode struct {
-	addr  string
-	url   string
-	reg   *push.Registry
-	api   *push.API
-	log   *syncbuf.Buffer
-	conns map[string]*testConn
+	addr   string
+	url    string
+	reg    *push.Registry
+	topics *push.Topics
+	api    *push.API
+	log    *syncbuf.Buffer
+	conns  map[string]*testConn
 }
 
 // listen returns a loopback listener.
@@ -121,11 +122,11 @@ func newNode(t *testing.T, mc *push.MemoryCluster, limiter *push.RateLimiter) *a
 	t.Helper()
 	ln := listen(t)
 	n := &apiNode{
-		addr: ln.Addr().String(), reg: push.NewRegistry(0), log: new(syncbuf.Buffer),
+		addr: ln.Addr().String(), reg: push.NewRegistry(0), topics: push.NewTopics(0, nil), log: new(syncbuf.Buffer),
 		conns: make(map[string]*testConn),
 	}
 	cfg := push.APIConfig{
-		Registry: n.reg, Limiter: limiter, MaxMessage: 1024,
+		Registry: n.reg, Topics: n.topics, Limiter: limiter, MaxMessage: 1024,
 		Log:           zerolog.New(n.log).Level(zerolog.DebugLevel),
 		ClusterSecret: testClusterSecret,
 	}

@@ -190,3 +190,35 @@ func BenchmarkRateLimiter(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkTopics(b *testing.B) {
+	const n = 100_000
+	r, tp := NewRegistry(0), NewTopics(0, nil)
+	api := NewAPI(APIConfig{Registry: r, Topics: tp})
+	for i := range n {
+		id := fmt.Sprint("user:", i)
+		r.Add(id, &nopConn{})
+		_ = tp.Subscribe("news", id)
+	}
+	b.Run("subscribe-unsubscribe-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				topic := fmt.Sprint("t", i%1000)
+				_ = tp.Subscribe(topic, "dev")
+				tp.Unsubscribe(topic, "dev")
+				i += 7919
+			}
+		})
+	})
+	b.Run("publish-100k", func(b *testing.B) {
+		b.ReportAllocs()
+		msg := []byte("hello")
+		for i := 0; i < b.N; i++ {
+			if got := api.publishLocal("news", msg, false); got != n {
+				b.Fatalf("reached %d", got)
+			}
+		}
+	})
+}

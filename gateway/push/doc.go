@@ -2,9 +2,11 @@
 // the websocket handshake check and accept response (RFC 6455, version 13),
 // an incremental server-side frame decoder and an allocation-free frame
 // encoder, Server-Sent Events encoding with a small replay ring, the local
-// registry of connected client ids, the cluster-wide registry (the
-// ClusterRegistry interface, RedisCluster on a real Redis, an in-memory fake)
-// and the Registrar goroutine that keeps it current, signed push tokens, a
+// registry of connected client ids, the topic index (Topics: topic → the
+// client ids subscribed on this node) and its control messages, the
+// cluster-wide registry (the ClusterRegistry and TopicRegistry interfaces,
+// RedisCluster on a real Redis, an in-memory fake) and the Registrar goroutine
+// that keeps it current, signed push tokens (with optional topics), a
 // per-client rate limiter, and the push API (an http.Handler for the admin
 // listener that forwards to other nodes in cluster mode).
 //
@@ -22,13 +24,15 @@
 //   - Event-loop goroutine only: Decoder and BufferPool. They belong to one
 //     connection (Decoder) or one event loop (BufferPool) and are not safe for
 //     concurrent use. A Decoder must use the BufferPool of its own loop.
-//   - Any goroutine: Registry, EventRing, RateLimiter, MemoryCluster,
+//   - Any goroutine: Registry, Topics, EventRing, RateLimiter, MemoryCluster,
 //     RedisCluster, API, and the ClusterRegistry and Conn interfaces (whose
 //     implementations must be). Registrar: Registered and Unregistered from
-//     any goroutine (they never block); Run on its own goroutine.
-//   - Pure functions (the Append* encoders, CheckHandshake, Sign, Verify) keep
-//     no state and may be called from anywhere; they only append to the dst
-//     they are given and never retain it.
+//     any goroutine (they never block), TopicChanged too; Run on its own
+//     goroutine.
+//   - Pure functions (the Append* encoders, CheckHandshake, Sign, Verify,
+//     SignClaims, VerifyClaims, ParseControl) keep no state and may be called
+//     from anywhere; they only append to the dst they are given and never
+//     retain it.
 //
 // Slices that functions return either alias their input (documented on each
 // function) or were appended to the caller's dst.

@@ -244,13 +244,13 @@ func FuzzToken(f *testing.F) {
 	f.Add(good+"=", "x", int64(1<<62), uint16(60))
 	f.Fuzz(func(t *testing.T, token, id string, expiry int64, pos uint16) {
 		// Arbitrary tokens: no panic, and only authentic ones pass.
-		if got, err := Verify(secret, token, t0); err == nil {
-			// Only what Sign makes passes: re-signing the same id and expiry
-			// gives the very same token.
+		if got, err := VerifyClaims(secret, token, t0); err == nil {
+			// Only what Sign makes passes: re-signing the same claims and
+			// expiry gives the very same token.
 			payload, _ := base64.RawURLEncoding.DecodeString(token[:strings.IndexByte(token, '.')])
 			exp := int64(binary.BigEndian.Uint64(payload[1:9]))
-			if again, _ := Sign(secret, got, time.Unix(exp, 0)); again != token {
-				t.Fatalf("token %q accepted as %q but Sign gives %q", token, got, again)
+			if again, _ := SignClaims(secret, got, time.Unix(exp, 0)); again != token {
+				t.Fatalf("token %q accepted as %+v but SignClaims gives %q", token, got, again)
 			}
 		} else if !errors.Is(err, ErrTokenMalformed) && !errors.Is(err, ErrTokenSignature) && !errors.Is(err, ErrTokenExpired) {
 			t.Fatalf("unexpected error %v", err)
@@ -296,4 +296,10 @@ func TestWriteSeedCorpus(t *testing.T) {
 	write("FuzzToken", 0, good, "user:42", t0.Add(time.Hour).Unix(), uint16(3))
 	write("FuzzToken", 1, good[:len(good)-2]+"AA", "device-1", int64(1), uint16(0))
 	write("FuzzToken", 2, "x.y", "a", int64(-5), uint16(100))
+	for i, s := range controlSeeds {
+		write("FuzzParseControl", i, []byte(s))
+	}
+	for i, s := range claimSeeds() {
+		write("FuzzTokenClaims", i, s.token, s.id, s.topics, s.pos)
+	}
 }

@@ -21,6 +21,7 @@ type Hub struct {
 	Cfg       *config.Push
 	Log       zerolog.Logger
 	Registry  *Registry
+	Topics    *Topics // topic → subscribed client ids on this node
 	API       *API
 	Cluster   ClusterRegistry // nil: single node
 	Registrar *Registrar      // nil: single node
@@ -34,6 +35,19 @@ type Hub struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	start     time.Time
+	refuseLog logSampler
+}
+
+// LogRefused logs, at most once per 5 s with the count held back, that a
+// device's request was refused (a topic control message over a limit, a bad
+// topic name): a device that floods them costs counters, not a log line each.
+// Any goroutine.
+func (h *Hub) LogRefused(clientID, reason string) {
+	if ok, suppressed := h.refuseLog.allow(int64(time.Since(h.start))); ok {
+		h.Log.Info().Str("client_id", clientID).Int64("suppressed", suppressed).Msg(reason)
+	}
 }
 
 // Stats are the push counters (GET /admin/push). Any goroutine.
@@ -43,6 +57,7 @@ type Stats struct {
 	GoAways, ProtocolClosed        atomic.Int64
 	UpstreamSent, UpstreamFailed   atomic.Int64
 	UpstreamDropped                atomic.Int64
+	ControlApplied, ControlRefused atomic.Int64 // topic control messages (push.topics.client_subscribe)
 }
 
 // HubConfig is what a Hub is built from.
@@ -62,7 +77,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	pc := cfg.Push
 	h := &Hub{
 		Cfg: pc, Log: cfg.Log.With().Str("part", "push").Logger(),
-		Registry: NewRegistry(pc.MaxPerClient),
+		Registry: NewRegistry(pc.MaxPerClient), start: time.Now(),
 	}
 	h.SetLimits(pc)
 	if pc.SSEReplayEvents > 0 {
@@ -81,7 +96,16 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		h.Cluster = rc
 		h.Registrar = NewRegistrar(rc, h.Registry, pc.Cluster.TTL, h.Log)
 	}
+	var topicChanged func(string)
+	if h.Registrar != nil {
+		topicChanged = h.Registrar.TopicChanged
+	}
+	h.Topics = NewTopics(pc.Topics.MaxPerNode, topicChanged)
+	if h.Registrar != nil {
+		h.Registrar.TrackTopics(h.Topics)
+	}
 	h.API = NewAPI(APIConfig{
+		Topics:   h.Topics,
 		Registry: h.Registry, Limiter: NewRateLimiter(pc.Rate, pc.Burst, MonotonicClock()),
 		Cluster: h.Cluster, MaxMessage: int(pc.MaxMessage), Log: h.Log,
 		ClusterSecret: pc.Cluster.ClusterSecret(), Auth: AuthOf(pc),

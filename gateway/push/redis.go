@@ -317,7 +317,7 @@ func (c *RedisCluster) Refresh(ctx context.Context, clientIDs []string) error {
 func (c *RedisCluster) UnregisterMany(ctx context.Context, clientIDs []string) error {
 	for len(clientIDs) > 0 {
 		n := min(len(clientIDs), redisBatch)
-		err := c.pipeline(ctx, "unregister", scriptRemove, clientIDs[:n], c.node)
+		err := c.pipeline(ctx, "unregister", scriptRemove, redisIDPrefix, clientIDs[:n], c.node)
 		if err != nil {
 			return err
 		}
@@ -327,7 +327,7 @@ func (c *RedisCluster) UnregisterMany(ctx context.Context, clientIDs []string) e
 }
 
 func (c *RedisCluster) refreshBatch(ctx context.Context, ids []string) error {
-	return c.pipeline(ctx, "refresh", scriptTouch, ids, c.node, c.ttlMS)
+	return c.pipeline(ctx, "refresh", scriptTouch, redisIDPrefix, ids, c.node, c.ttlMS)
 }
 
 // Lookup appends the nodes where clientID is connected, sorted. Finding none
@@ -382,11 +382,11 @@ func (c *RedisCluster) run(ctx context.Context, op string, s *redis.Script, key 
 	return nil
 }
 
-// pipeline runs s on the key of every id in one round trip. EVALSHA keeps the
+// pipeline runs s on the key of every id (prefix+id) in one round trip. EVALSHA keeps the
 // request small (40 bytes of digest instead of the script per id); when Redis
 // lost its script cache (a restart) it loads the script and sends the batch
 // once more, which is harmless since every script here is idempotent.
-func (c *RedisCluster) pipeline(ctx context.Context, op string, s *redis.Script, ids []string, args ...any) error {
+func (c *RedisCluster) pipeline(ctx context.Context, op string, s *redis.Script, prefix string, ids []string, args ...any) error {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("push cluster %s: %w", op, err)
@@ -394,7 +394,7 @@ func (c *RedisCluster) pipeline(ctx context.Context, op string, s *redis.Script,
 		p := c.rdb.Pipeline()
 		keys := make([]string, 1)
 		for _, id := range ids {
-			keys[0] = redisIDPrefix + id
+			keys[0] = prefix + id
 			s.EvalSha(ctx, p, keys, args...)
 		}
 		cmds, err := p.Exec(ctx)

@@ -39,6 +39,11 @@ type Registrar struct {
 	events  chan string
 	dropped atomic.Int64
 
+	// Topics (registrar_topics.go); nil until TrackTopics.
+	topics      *Topics
+	treg        TopicRegistry
+	topicEvents chan string
+
 	every       time.Duration // Alive and refresh period: ttl/3
 	probeEvery  time.Duration // Generation period
 	callTimeout time.Duration
@@ -132,6 +137,8 @@ func (r *Registrar) Run(ctx context.Context) {
 			batch[id] = struct{}{}
 			r.drain(batch, registrarBatch)
 			r.apply(ctx, batch)
+		case topic := <-r.topicEvents:
+			r.applyTopics(ctx, topic)
 		}
 	}
 }
@@ -214,6 +221,9 @@ func (r *Registrar) registerAll(ctx context.Context) (int, bool) {
 		}
 		ids = ids[len(b):]
 	}
+	if !r.refreshTopics(ctx) {
+		return len(all), false
+	}
 	return len(all), ctx.Err() == nil
 }
 
@@ -279,6 +289,7 @@ func (r *Registrar) leave(parent context.Context) {
 	if len(ids) > 0 {
 		r.call(ctx, "unregister", func(ctx context.Context) error { return r.unregister(ctx, ids) })
 	}
+	r.leaveTopics(ctx)
 }
 
 // call runs one registry call with its own timeout, so a Redis that stopped

@@ -271,6 +271,7 @@ func (pc *Conn) markLeaving() {
 }
 
 func (pc *Conn) unregister() {
+	pc.unsubscribeAll()
 	h := pc.lp.hub
 	if last := h.Registry.Remove(pc.id, pc); last && h.Registrar != nil {
 		h.Registrar.Unregistered(pc.id)
@@ -306,6 +307,9 @@ func (pc *Conn) onMessage(m push.Message) {
 		if pc.state != pcOpen {
 			h.Stats.UpstreamDropped.Add(1) // sent after our close frame: the device is leaving
 			return
+		}
+		if h.Cfg.Topics.ClientSubscribe && pc.control(m.Payload) {
+			return // a topic control message, answered: not for the push origin
 		}
 		pc.sendUpstream(m.Payload)
 	case push.OpBinary:

@@ -78,6 +78,9 @@ type Loop struct {
 	iov       [][]byte
 	scratch   []byte
 	drainTill int64 // SIGTERM: go-aways are spread until this time (0: not draining)
+	// topics holds each connection's topics (topics.go); a connection
+	// without any has no entry. Made on first use.
+	topics map[*Conn][]string
 }
 
 // NewLoop returns l's push connections, serving hub's, with their timers on

@@ -188,7 +188,8 @@ func (r *reloader) swap(prev, next *loop.Snapshot) {
 // (their sockets and certificate stores are bound at start), the event
 // loops, the node-wide buffer budget, the logs, the Lua runtime's directory,
 // disabled list, string cap and dictionaries, and push (its hub, paths,
-// cluster and API are built once) but for its connection limits
+// cluster, API and topic limits, push.topics, are built once) but for its
+// connection limits
 // (push.ConnLimits: max_outbound_bytes, ping_interval, max_lifetime,
 // lifetime_dither), which apply to the next message, ping or connection,
 // its CORS policy (push.cors: read per request from the snapshot, as

@@ -39,6 +39,7 @@ func TestRestartOnly(t *testing.T) {
 			c.Push.Cluster.Redis.Addrs = []string{"a:1", "b:1"}
 			c.Push.Cluster.Secret = "another-secret-0123"
 		}, []string{"push.cluster"}},
+		{"push topics are not", func(c *config.Config) { c.Push.Topics.ClientSubscribe = true }, []string{"push.topics"}},
 		{"the admin listener's TLS", func(c *config.Config) { c.Listeners.Admin.TLS.Enabled = true }, []string{"listeners.admin.tls"}},
 	}
 	for _, tc := range tests {

@@ -4,7 +4,9 @@
 -- ?token=... or as "Authorization: Bearer ...". Make one with
 --   gozer push-token -client device-42 -ttl 1h
 -- Without a filter that calls ctx.push_accept, push connections get 403: push is
--- never open by default. Replace this file to plug in your own auth (a session
+-- never open by default. A token may name topics (gozer push-token -topics news,scores:42):
+-- the connection is subscribed to them (POST /push/topic/{name} reaches it).
+-- Replace this file to plug in your own auth (a session
 -- cookie, an API key...): whatever you check, end with ctx.push_accept(id).
 local challenge = { ["WWW-Authenticate"] = 'Bearer realm="gozer-push"' }
 
@@ -27,14 +29,15 @@ return {
       ctx.respond(401, "push token missing\n", challenge)
       return
     end
-    local id, why = ctx.push_verify(token)
+    -- detail: the token's topics when it is valid, else why it is not.
+    local id, detail = ctx.push_verify(token)
     if id == nil then
       -- The reason goes to the log, and to the device: "expired" tells it to fetch a
       -- new token rather than retry.
-      ctx.log("info", "push token refused: " .. why)
-      ctx.respond(401, "push token " .. why .. "\n", challenge)
+      ctx.log("info", "push token refused: " .. detail)
+      ctx.respond(401, "push token " .. detail .. "\n", challenge)
       return
     end
-    ctx.push_accept(id)
+    ctx.push_accept(id, { topics = detail })
   end,
 }

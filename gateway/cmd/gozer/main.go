@@ -3,7 +3,7 @@
 //	gozer [-config FILE]          serve (without -config: the embedded conf/gozer.yaml)
 //	gozer -check [-config FILE]   validate the config and exit
 //	gozer -version                print the version and the main dependencies'
-//	gozer push-token [-config FILE] -client ID [-ttl 1h]
+//	gozer push-token [-config FILE] -client ID [-ttl 1h] [-topics a,b]
 //	                              print a push token for client ID (signed with
 //	                              push.token_secret or $GOZER_PUSH_SECRET)
 //
@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,7 +46,7 @@ Usage:
   gozer [-config FILE]             serve (without -config: the embedded conf/gozer.yaml)
   gozer -check [-config FILE]      validate the configuration and exit (1 when invalid)
   gozer -version                   print the version and the main dependencies' versions
-  gozer push-token -client ID [-ttl 1h] [-config FILE]
+  gozer push-token -client ID [-ttl 1h] [-topics a,b] [-config FILE]
                                    print a push token for client ID
 
 Subcommands:
@@ -196,8 +197,9 @@ func pushToken(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "configuration `file` whose push.token_secret signs (default: the embedded one)")
 	client := fs.String("client", "", "client `id` the token is for (required)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	topics := fs.String("topics", "", "comma-separated `topics` the connection is subscribed to at connect (none by default)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gozer push-token -client ID [-ttl 1h] [-config FILE]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: gozer push-token -client ID [-ttl 1h] [-topics a,b] [-config FILE]\n\n"+
 			"Prints a push token for client ID, signed with push.token_secret or $%s.\n\nFlags:\n", config.SecretEnv)
 		fs.PrintDefaults()
 	}
@@ -226,7 +228,11 @@ func pushToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gozer push-token: no secret: set push.token_secret in the config or %s\n", config.SecretEnv)
 		return exitFail
 	}
-	tok, err := push.Sign(secret, *client, time.Now().Add(*ttl))
+	claims := push.Claims{ClientID: *client}
+	if *topics != "" {
+		claims.Topics = strings.Split(*topics, ",")
+	}
+	tok, err := push.SignClaims(secret, claims, time.Now().Add(*ttl))
 	if err != nil {
 		fmt.Fprintf(stderr, "gozer push-token: %v\n", err)
 		return exitFail
