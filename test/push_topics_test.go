@@ -255,7 +255,7 @@ func TestPushTopicsControl(t *testing.T) {
 func TestPushTopicsCluster(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
-	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 3s}`, rs.Addr)
+	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 3s, secret: %q}`, rs.Addr, clusterSecret)
 	var nodes []*gozer
 	for range 3 {
 		nodes = append(nodes, pushGozer(t, map[string]string{"cluster": cluster}))
