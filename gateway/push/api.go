@@ -36,16 +36,21 @@ import (
 //
 // Answers:
 //
-//	200 {"reached": N, "nodes": ["node", ...]}      push: N connections took the message, on these nodes
+//	200 {"reached": N, "nodes": ["node", ...], "id": I}   push: N connections took the message, on these nodes;
+//	                                                 I is its message id (with a history)
+//	202 {"reached": 0, "stored": true, "id": I}      push: no device connected, but the id was seen within
+//	                                                 push.history.max_age: kept for its devices to recover
 //	200 {"reached": N, "nodes": {"node": n, ...}}   broadcast: per node, this one included, even with 0
 //	200 {"client_id": id, "connected": b, "local": n, "nodes": [...]}   GET
 //	400 bad client id or prefix, text body not UTF-8, unreadable body
-//	404 {"reached": 0, "error": "client not connected"}   push: no node has the id
+//	404 {"reached": 0, "error": "client not connected"}   push: no node has the id, and it was not seen
+//	                                                 within push.history.max_age (or there is no history)
 //	405 method not allowed (with Allow)
 //	413 body over MaxMessage (by Content-Length before reading, or while reading)
 //	429 the client id's message rate is exceeded (with Retry-After in seconds)
 //	502 nothing was reached and forwarding to at least one node failed
-//	503 nothing was reached and the cluster registry could not be asked, or is being
+//	503 nothing was reached and the message could not be kept: the history is over
+//	    push.history.max_total_bytes (with Retry-After); or the cluster registry could not be asked, or is being
 //	    rebuilt after it lost its data ("registry recovering"; with Retry-After)
 //
 // A 200 may carry "failed" (node → why forwarding to it failed) and
@@ -66,6 +71,9 @@ const (
 	// is not rate limited again. The admin listener is internal and trusted:
 	// whoever can reach it can set this header.
 	ForwardedHeader = "X-Gozer-Push-Forwarded"
+	// MessageIDHeader carries, on a forwarded push, the message id the first
+	// node gave the message, so that it has one id on every node.
+	MessageIDHeader = "X-Gozer-Push-Message-Id"
 
 	// apiPrefix is the path prefix the API serves.
 	apiPrefix = "/push/"
@@ -90,6 +98,9 @@ const (
 type APIConfig struct {
 	// Registry holds this node's connections. Required.
 	Registry *Registry
+	// History gives messages their ids and keeps them; nil: none (pushes go
+	// to Registry.Push, a push to an id not connected is 404).
+	History *History
 	// Limiter limits the message rate per client id on POST /push/{id}; nil:
 	// no limit. Broadcasts are not limited.
 	Limiter *RateLimiter
@@ -112,6 +123,7 @@ type APIConfig struct {
 // nodes counts each API call once.
 type APIStats struct {
 	Pushed           uint64 // push requests from API clients that reached a connection (200)
+	Stored           uint64 // push requests from API clients that reached nobody but were kept in the history (202)
 	Broadcasts       uint64 // broadcast requests from API clients that passed the checks, whatever they reached
 	Delivered        uint64 // messages this node's connections accepted (push and broadcast, forwarded or not)
 	Forwarded        uint64 // requests forwarded to other nodes (one per node)
@@ -135,6 +147,7 @@ type APIStats struct {
 // hung up.
 type API struct {
 	reg      *Registry
+	hist     *History
 	limiter  *RateLimiter
 	cluster  ClusterRegistry
 	self     string // Cluster.Node(), or "local"
@@ -146,7 +159,7 @@ type API struct {
 
 	clusterLog, forwardLog, errLog logSampler
 
-	pushed, broadcasts, delivered                  atomic.Uint64
+	pushed, stored, broadcasts, delivered          atomic.Uint64
 	forwarded, forwardErrors, forwardsReceived     atomic.Uint64
 	rateLimited, tooLarge, notFound, clusterErrors atomic.Uint64
 	recovering                                     atomic.Uint64
@@ -159,7 +172,7 @@ func NewAPI(cfg APIConfig) *API {
 		panic("push: NewAPI needs a Registry")
 	}
 	a := &API{
-		reg: cfg.Registry, limiter: cfg.Limiter, cluster: cfg.Cluster, self: localNode,
+		reg: cfg.Registry, hist: cfg.History, limiter: cfg.Limiter, cluster: cfg.Cluster, self: localNode,
 		max: cfg.MaxMessage, log: cfg.Log, client: cfg.Client, start: time.Now(),
 	}
 	if a.cluster != nil {
@@ -178,7 +191,7 @@ func NewAPI(cfg APIConfig) *API {
 // Stats returns a snapshot of the counters. Any goroutine.
 func (a *API) Stats() APIStats {
 	return APIStats{
-		Pushed: a.pushed.Load(), Broadcasts: a.broadcasts.Load(), Delivered: a.delivered.Load(),
+		Pushed: a.pushed.Load(), Stored: a.stored.Load(), Broadcasts: a.broadcasts.Load(), Delivered: a.delivered.Load(),
 		Forwarded: a.forwarded.Load(), ForwardErrors: a.forwardErrors.Load(), ForwardsReceived: a.forwardsReceived.Load(),
 		RateLimited: a.rateLimited.Load(), TooLarge: a.tooLarge.Load(), NotFound: a.notFound.Load(),
 		ClusterErrors: a.clusterErrors.Load(), Recovering: a.recovering.Load(),
@@ -292,7 +305,8 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
 		}
 	}
 
-	n := a.reg.Push(id, body, binary)
+	d := a.deliver(ctx, id, body, binary, forwarded)
+	n := d.Reached
 	a.delivered.Add(uint64(n))
 	if a.cluster == nil || forwarded {
 		// Nothing to forward: the answer is this node's alone.
@@ -301,7 +315,14 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
 			if !forwarded {
 				a.pushed.Add(1)
 			}
-			a.writePushed(ctx, n)
+			a.writePushed(ctx, n, d.ID)
+		case d.Stored:
+			if !forwarded {
+				a.stored.Add(1)
+			}
+			writeStored(ctx, d.ID)
+		case d.Full:
+			a.historyFull(ctx)
 		default:
 			if !forwarded {
 				a.notFound.Add(1)
@@ -311,17 +332,53 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte) {
 		return
 	}
 
-	a.pushCluster(ctx, string(idb), body, n) // from here on, the id may be kept
+	a.pushCluster(ctx, string(idb), body, binary, d) // from here on, the id may be kept
 }
 
-// writePushed answers 200 {"reached":n,"nodes":[self]}.
-func (a *API) writePushed(ctx *fasthttp.RequestCtx, n int) {
+// deliver hands the message to this node's devices of id: through the
+// history when there is one (with the id the first node gave it, for a
+// forwarded push), else the registry.
+func (a *API) deliver(ctx *fasthttp.RequestCtx, id string, body []byte, binary, forwarded bool) Delivery {
+	if a.hist == nil {
+		return Delivery{Reached: a.reg.Push(id, body, binary)}
+	}
+	if forwarded {
+		if msgID, err := strconv.ParseUint(string(ctx.Request.Header.Peek(MessageIDHeader)), 10, 64); err == nil && msgID > 0 {
+			return a.hist.DeliverID(id, msgID, body, binary)
+		}
+	}
+	return a.hist.Deliver(id, body, binary)
+}
+
+// writeStored answers 202 {"reached":0,"stored":true,"id":msgID}.
+func writeStored(ctx *fasthttp.RequestCtx, msgID uint64) {
+	var buf [64]byte
+	b := append(buf[:0], `{"reached":0,"stored":true,"id":`...)
+	b = strconv.AppendUint(b, msgID, 10)
+	b = append(b, "}\n"...)
+	writeBody(ctx, fasthttp.StatusAccepted, b)
+}
+
+// historyFull answers 503: nobody took the message and the history has no
+// room for it (push.history.max_total_bytes).
+func (a *API) historyFull(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Retry-After", "1")
+	a.failAnswer(ctx, fasthttp.StatusServiceUnavailable, errorAnswer{Error: "client not connected and the history is full (push.history.max_total_bytes)"})
+}
+
+// writePushed answers 200 {"reached":n,"nodes":[self],"id":msgID} (no id: 0).
+func (a *API) writePushed(ctx *fasthttp.RequestCtx, n int, msgID uint64) {
 	var buf [96]byte // on the stack unless the node's name is long
 	b := append(buf[:0], `{"reached":`...)
 	b = strconv.AppendInt(b, int64(n), 10)
 	b = append(b, `,"nodes":[`...)
 	b = append(b, a.selfJSON...)
-	b = append(b, "]}\n"...)
+	b = append(b, ']')
+	if msgID != 0 {
+		b = append(b, `,"id":`...)
+		b = strconv.AppendUint(b, msgID, 10)
+	}
+	b = append(b, "}\n"...)
 	writeBody(ctx, fasthttp.StatusOK, b)
 }
 
@@ -359,7 +416,12 @@ func (a *API) serveBroadcast(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	n := a.reg.Broadcast(prefix, body, binary)
+	var n int
+	if a.hist != nil {
+		n = a.hist.Broadcast(prefix, body, binary)
+	} else {
+		n = a.reg.Broadcast(prefix, body, binary)
+	}
 	a.delivered.Add(uint64(n))
 	ans := broadcastAnswer{Reached: n, Nodes: map[string]int{a.self: n}}
 	var clusterErr error

@@ -24,7 +24,7 @@ type Hub struct {
 	API       *API
 	Cluster   ClusterRegistry // nil: single node
 	Registrar *Registrar      // nil: single node
-	History   *History        // nil: no SSE history kept
+	History   *History        // nil: push.history.max_messages 0
 	Sender    *Sender
 	Stats     Stats
 
@@ -65,9 +65,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		Registry: NewRegistry(pc.MaxPerClient),
 	}
 	h.SetLimits(pc)
-	if pc.SSEReplayEvents > 0 {
-		h.History = NewHistory(pc.SSEReplayEvents, int(pc.SSEReplayBytes))
-	}
+	var store *RedisHistory
+	hc := HistoryConfig{MaxMessages: pc.History.MaxMessages, MaxBytes: int(pc.History.MaxBytes),
+		MaxAge: pc.History.MaxAge, MaxTotal: int64(pc.History.MaxTotalBytes)}
 	if pc.Cluster.Enabled {
 		RedisLogTo(h.Log)
 		rc, err := NewRedisCluster(pc.Cluster.Redis, cfg.Node, pc.Cluster.TTL)
@@ -76,9 +76,16 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		}
 		h.Cluster = rc
 		h.Registrar = NewRegistrar(rc, h.Registry, pc.Cluster.TTL, h.Log)
+		if hc.MaxMessages > 0 {
+			store = NewRedisHistory(NewRedisClient(pc.Cluster.Redis), hc.MaxMessages, hc.MaxAge, h.Log)
+			hc.Register = rc.Refresh
+		}
+	}
+	if hc.MaxMessages > 0 {
+		h.History = NewHistory(hc, h.Registry, store)
 	}
 	h.API = NewAPI(APIConfig{
-		Registry: h.Registry, Limiter: NewRateLimiter(pc.Rate, pc.Burst, MonotonicClock()),
+		Registry: h.Registry, History: h.History, Limiter: NewRateLimiter(pc.Rate, pc.Burst, MonotonicClock()),
 		Cluster: h.Cluster, MaxMessage: int(pc.MaxMessage), Log: h.Log,
 	})
 	var up *origin.Origin
@@ -100,7 +107,7 @@ func (e errUnknownOrigin) Error() string {
 }
 
 // Start runs the hub's goroutines: the registrar, the rate limiter's sweep,
-// the sender's workers and the history's expiry.
+// the sender's workers and the history's (sweep, recovery, Redis writer).
 func (h *Hub) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
@@ -113,7 +120,7 @@ func (h *Hub) Start() {
 	}
 	run(h.API.SweepLoop)
 	if h.History != nil {
-		run(h.History.ExpireLoop)
+		run(h.History.Run)
 	}
 	h.Sender.Start(run)
 }
@@ -135,6 +142,9 @@ func (h *Hub) Stop() {
 	}
 	if c, ok := h.Cluster.(interface{ Close() error }); ok {
 		_ = c.Close()
+	}
+	if h.History != nil && h.History.Store() != nil {
+		_ = h.History.Store().Close()
 	}
 }
 
