@@ -55,7 +55,7 @@ type Registry struct {
 	maxPerID   int
 	conns      atomic.Int64
 	clients    atomic.Int64
-	snapshotsP sync.Pool     // *[]idConn, for Each
+	snapshotsP sync.Pool // *[]idConn, for Each
 }
 
 type regShard struct {
