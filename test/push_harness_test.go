@@ -412,7 +412,13 @@ type sseDevice struct {
 // lastID as Last-Event-ID when not empty, and checks the 200 text/event-stream.
 func dialSSE(t testing.TB, g *gozer, name, token, lastID string) *sseDevice {
 	t.Helper()
-	req, err := http.NewRequest("GET", g.URL("/push/sse?token="+url.QueryEscape(token)), nil)
+	return dialSSEURL(t, name, g.URL("/push/sse?token="+url.QueryEscape(token)), lastID)
+}
+
+// dialSSEURL is dialSSE at the URL u.
+func dialSSEURL(t testing.TB, name, u, lastID string) *sseDevice {
+	t.Helper()
+	req, err := http.NewRequest("GET", u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,6 +163,11 @@ func (h *History) deliver(id string, msgID uint64, msg []byte, binary bool) Deli
 	}
 	if msgID == 0 {
 		msgID = nextID(e.last, now)
+	} else if e.has(msgID) {
+		// A forwarded message this node has already: a recovery read it from
+		// Redis and replayed it before the forward came. Sending it again
+		// would be a duplicate.
+		return Delivery{ID: msgID, Reached: len(conns), Stored: true}
 	}
 	e.last = max(e.last, msgID)
 	e.touched = now
@@ -194,6 +199,16 @@ func (h *History) live(sh *histShard, id string, now int64) *idHistory {
 		return nil
 	}
 	return e
+}
+
+// has reports whether e keeps the message with id.
+func (e *idHistory) has(id uint64) bool {
+	for i := len(e.entries) - 1; i >= 0; i-- {
+		if e.entries[i].ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // keep appends en to e within the bounds and reports whether it was kept. A

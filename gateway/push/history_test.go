@@ -97,6 +97,22 @@ func TestHistoryRecoverAfterLeave(t *testing.T) {
 	}
 }
 
+// A forwarded message this node keeps already (a recovery replayed it from
+// Redis before the forward came) is not sent again.
+func TestHistoryDeliverIDOnce(t *testing.T) {
+	th := newTestHistory(HistoryConfig{MaxMessages: 10, MaxBytes: 1 << 16})
+	c := &recConn{}
+	th.Attach("f", c, 0, false)
+	for range 2 {
+		if d := th.DeliverID("f", 42, []byte("x"), false); d.ID != 42 || d.Reached != 1 {
+			t.Fatalf("DeliverID: %+v, want id 42 reached 1", d)
+		}
+	}
+	if len(c.got) != 1 || c.got[0] != "42:x" {
+		t.Errorf("device got %v, want 42:x once", c.got)
+	}
+}
+
 func TestHistoryReplayCases(t *testing.T) {
 	th := newTestHistory(HistoryConfig{MaxMessages: 3, MaxBytes: 1 << 16})
 	c := &recConn{}
