@@ -187,6 +187,7 @@ func TestHistoryAttachRace(t *testing.T) {
 	th := newTestHistory(HistoryConfig{MaxMessages: 1000, MaxBytes: 1 << 20})
 	th.Left("r")
 	const n = 300
+	first := th.push(t, "r", "start").ID
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range n {
@@ -198,7 +199,6 @@ func TestHistoryAttachRace(t *testing.T) {
 		r Replay
 	}
 	var devs []dev
-	first := th.push(t, "r", "start").ID
 	for range 20 {
 		c := &recConn{}
 		_, r, err := th.Attach("r", c, first, true)
