@@ -206,7 +206,7 @@ func (d *wsDevice) silent(t testing.TB, wait time.Duration) {
 type pushAnswer struct {
 	Reached   int             `json:"reached"`
 	Stored    bool            `json:"stored"`
-	ID        uint64          `json:"id"` // the message id (with a history)
+	ID        uint64          `json:"id"`    // the message id (with a history)
 	Nodes     json.RawMessage `json:"nodes"` // a list (push) or an object (broadcast)
 	Failed    map[string]string
 	Warning   string `json:"warning"`
