@@ -136,6 +136,9 @@ func throughput() (bad bool) {
 		waitConns(g, *nConns)
 		cpu0 := g.cpu()
 		start := time.Now()
+		if prof := os.Getenv("PUSHHIST_PROFILE"); prof != "" && mode.history && mode.clus {
+			go profile(g, prof)
+		}
 		pushAll(g, *nMsgs, *senders, func(k int) (string, string) { return fmt.Sprintf("t-%d", k%*nConns), "x" }, 200)
 		got := countAll(devs, *nMsgs, 30*time.Second)
 		cpu := g.cpu() - cpu0

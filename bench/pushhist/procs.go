@@ -161,7 +161,7 @@ func (w *world) gozerWith(name string, rs *redisProc, cluster, history bool) *go
 	}
 	cfg := fmt.Sprintf(`listeners:
   proxy: { addr: %q }
-  admin: { addr: %q }
+  admin: { addr: %q, pprof: true }
 server: { event_loops: 1, max_connections: 300000, max_connections_per_ip: 0, idle_timeout: 300s }
 log: { level: warn, access_log: "off" }
 filters: { dir: bench/push/scripts, budget: 5ms }
@@ -244,4 +244,22 @@ func waitSettled(g *gozerProc) {
 		resp.Body.Close()
 		return resp.StatusCode == 404
 	})
+}
+
+// profile saves a 3 s CPU profile of g to path (PUSHHIST_PROFILE: a look at
+// where the cluster-with-history mode spends its time).
+func profile(g *gozerProc, path string) {
+	resp, err := http.Get("http://" + g.admin + "/debug/pprof/profile?seconds=3")
+	if err != nil {
+		log.Printf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		log.Printf("profile: %v", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }

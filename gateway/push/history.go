@@ -36,7 +36,7 @@ type History struct {
 	store  *RedisHistory // nil: this node's memory only
 	seed   maphash.Seed
 	total  atomic.Int64 // bytes kept, all ids
-	shards [64]histShard
+	shards [256]histShard
 
 	recoverCh chan recoverReq
 

@@ -25,6 +25,11 @@ import (
 const (
 	redisHistPrefix = "gozer:push:h:{"
 	redisSeenPrefix = "gozer:push:s:{"
+	// writeLinger is how long the writer gathers writes after the first one
+	// before it sends them in one pipeline: a push in cluster mode waits up
+	// to this much longer, and Redis round trips (the writer's CPU) shrink by
+	// the number of pushes that arrive meanwhile.
+	writeLinger = time.Millisecond
 	// writeBatch is the most writes one pipeline carries.
 	writeBatch = 512
 	// writeQueue bounds the writes waiting for the writer.
@@ -165,10 +170,12 @@ func (s *RedisHistory) logErr(err error) {
 	}
 }
 
-// Run writes queued appends until ctx is done, a pipeline of whatever is
-// queued at a time.
+// Run writes queued appends until ctx is done: a pipeline of what came
+// within writeLinger of the first write (at most writeBatch).
 func (s *RedisHistory) Run(ctx context.Context) {
 	batch := make([]histWrite, 0, writeBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -177,15 +184,17 @@ func (s *RedisHistory) Run(ctx context.Context) {
 		case w := <-s.ch:
 			batch = append(batch, w)
 		}
+		linger.Reset(writeLinger)
 	fill:
 		for len(batch) < writeBatch {
 			select {
 			case w := <-s.ch:
 				batch = append(batch, w)
-			default:
+			case <-linger.C:
 				break fill
 			}
 		}
+		linger.Stop()
 		s.flush(ctx, batch)
 		clear(batch)
 	}
