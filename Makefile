@@ -67,9 +67,11 @@ bench:
 bench-isolation:
 	bash bench/isolation.sh
 
-## bench-push: websocket push vs nginx + nchan: memory per connection, push latency, broadcast time
+## bench-push: websocket push vs nginx + nchan: memory per connection, push latency, broadcast time;
+## then the push history: recovery of 10,000 devices at once, CPU per message with history on/off
 bench-push:
 	bash bench/push.sh
+	bash bench/pushhist.sh
 
 ## bench-tls: TLS termination vs nginx and HAProxy: keep-alive HTTPS CPU/req, handshakes per core, idle TLS memory
 .PHONY: bench-tls
