@@ -194,7 +194,7 @@ type pushHistView struct {
 	Dropped  int64 `json:"messages_dropped_total"`  // messages not kept: over max_total_bytes or max_bytes
 	Replayed int64 `json:"messages_replayed_total"` // messages sent to reconnecting devices
 	Resyncs  int64 `json:"resyncs_total"`           // reconnects told to resync (last id gone)
-	Bytes    int64 `json:"bytes"`                   // kept now, all ids (payload + 40 B per message)
+	Bytes    int64 `json:"bytes"`                   // kept now, all ids (payloads + 100 B per message)
 	IDs      int   `json:"client_ids"`              // client ids with a history (or recently seen)
 	// Redis (cluster mode): writes done, failures (writes and recovery reads),
 	// writes dropped because the writer's queue was full.
