@@ -270,3 +270,50 @@ func TestPushHistoryCluster(t *testing.T) {
 		t.Errorf("push to an id never seen: %+v, want 404", ans)
 	}
 }
+
+// TestPushHistoryWindow: with push.history.max_age 3s, an id whose device left
+// is stored for a while, then refused with 404 (pushes meanwhile do not
+// keep it alive), on a single node and at a node of a cluster that never had it.
+func TestPushHistoryWindow(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s}`, rs.Addr)
+	for _, push := range []map[string]string{
+		{"history": "{max_age: 3s}"},
+		{"history": "{max_age: 3s}", "cluster": cluster},
+	} {
+		g := pushGozer(t, push)
+		other := g
+		if push["cluster"] != "" {
+			other = pushGozer(t, push)
+		}
+		tok := g.pushToken(t, "brief", "1h")
+		d := dialWS(t, g, "brief", tok)
+		for _, want := range []bool{true, false} {
+			// clusterStatus: a fresh cluster registry answers 503 for a moment.
+			waitFor(t, 10*time.Second, fmt.Sprintf("brief connected %v", want), func() bool {
+				st, ok := other.clusterStatus(t, "brief")
+				return ok && st.Connected == want
+			})
+			if want {
+				d.conn.Close()
+			}
+		}
+		stored := 0
+		waitFor(t, 15*time.Second, "a push to the id that left is refused once max_age passed", func() bool {
+			resp, a := pushAPI(t, other.AdminAddr, "POST", "/push/brief", []byte("x"), nil)
+			switch {
+			case resp.StatusCode == 202 && a.Stored:
+				stored++
+				return false
+			case resp.StatusCode == 404 && !a.Stored:
+				return true
+			}
+			t.Fatalf("push to brief: %d %+v, want 202 stored then 404", resp.StatusCode, a)
+			return false
+		})
+		if stored == 0 {
+			t.Errorf("the first push after the device left was refused, want it stored (max_age 3s)")
+		}
+	}
+}

@@ -19,8 +19,9 @@ import (
 //
 // Per client id: at most MaxMessages messages, MaxBytes bytes and MaxAge old;
 // all ids together at most MaxTotal bytes. An id counts as recently seen for
-// MaxAge after its last device left (Left) or its last message: a push to it
-// then is stored (Delivery.Stored) instead of refused.
+// MaxAge after its last device left (Left) or connected: a push to it then is
+// stored (Delivery.Stored) instead of refused. Pushes alone do not keep an id
+// seen.
 //
 // With a RedisHistory (cluster mode) every message is also written to Redis,
 // and a device that reconnects with a last id recovers from there, so it may
@@ -83,7 +84,7 @@ type idHistory struct {
 	bytes   int
 	last    uint64 // highest message id given out or seen
 	prev    uint64 // id of the message before entries[0] (dropped), 0: unknown
-	touched int64  // unix ms: last message, attach or leave
+	touched int64  // unix ms: last attach, leave, or message a device took
 }
 
 // Delivery is what Deliver did with a message.
@@ -163,6 +164,15 @@ func (h *History) deliver(id string, msgID uint64, msg []byte, binary bool) Deli
 		e = &idHistory{}
 		sh.m[id] = e
 	}
+	if len(conns) == 0 && now-e.touched > h.cfg.MaxAge.Milliseconds() {
+		// Its messages are still kept for a device that comes back, but the id
+		// was not seen within max_age: refused, so that pushes alone cannot
+		// keep an id alive for ever.
+		if msgID == 0 {
+			msgID = nextID(e.last, now)
+		}
+		return Delivery{ID: msgID}
+	}
 	if msgID == 0 {
 		msgID = nextID(e.last, now)
 	} else if e.has(msgID) {
@@ -172,7 +182,9 @@ func (h *History) deliver(id string, msgID uint64, msg []byte, binary bool) Deli
 		return Delivery{ID: msgID, Reached: len(conns), Stored: true}
 	}
 	e.last = max(e.last, msgID)
-	e.touched = now
+	if len(conns) > 0 {
+		e.touched = now // seen: a device is connected
+	}
 	kept := h.keep(e, Entry{ID: msgID, At: now, Msg: msg, Binary: binary}, now)
 	d := Delivery{ID: msgID, Stored: kept, Full: !kept}
 	for _, c := range conns {

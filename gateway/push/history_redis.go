@@ -46,10 +46,11 @@ func seenKey(id string) string { return redisSeenPrefix + id + "}" }
 
 // KEYS[1] history, KEYS[2] seen marker; ARGV[1] entry, ARGV[2] max messages,
 // ARGV[3] max age ms, ARGV[4] "1": append even when the id was not seen (a
-// device took the message). Returns 1 when appended, 0 when the id is
-// neither seen nor has a history (a push to an unknown id: 404).
+// device took the message). Returns 1 when appended, 0 when the id was not
+// seen within max age (a push to an unknown id: 404). Only the marker says
+// "seen": pushes alone must not keep an id alive.
 var scriptAppend = redis.NewScript(`
-if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1], KEYS[2]) == 0 then return 0 end
+if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])

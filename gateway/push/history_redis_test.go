@@ -30,19 +30,24 @@ func TestRedisHistoryAppendRead(t *testing.T) {
 	now := time.Now().UnixMilli()
 	en := func(id uint64, m string) Entry { return Entry{ID: id, At: now, Msg: []byte(m)} }
 
-	for _, tc := range []struct {
+	steps := []struct {
 		name         string
-		id           string
+		seen         bool // mark the id seen first
 		e            Entry
 		force, wantS bool
 	}{
-		{"unknown id, not forced: refused", "u", en(1, "x"), false, false},
-		{"forced (a device took it)", "u", en(2, "a"), true, true},
-		{"has a history now", "u", en(3, "b"), false, true},
-		{"capped at 3", "u", en(4, "c"), false, true},
-		{"capped at 3, oldest goes", "u", en(5, "d"), false, true},
-	} {
-		stored, err := s.Append(tc.id, tc.e, tc.force, true)
+		{"unknown id, not forced: refused", false, en(1, "x"), false, false},
+		{"forced (a device took it)", false, en(2, "a"), true, true},
+		{"a history alone is not seen", false, en(3, "y"), false, false},
+		{"seen", true, en(4, "b"), false, true},
+		{"capped at 3", false, en(5, "c"), false, true},
+		{"capped at 3, oldest goes", false, en(6, "d"), false, true},
+	}
+	for _, tc := range steps {
+		if tc.seen {
+			s.Seen("u") // queued before the append: written first
+		}
+		stored, err := s.Append("u", tc.e, tc.force, true)
 		if err != nil || stored != tc.wantS {
 			t.Errorf("%s: stored %v %v, want %v", tc.name, stored, err, tc.wantS)
 		}

@@ -148,6 +148,22 @@ func TestHistoryReplayCases(t *testing.T) {
 	}
 }
 
+// Pushes to an id whose device left do not keep it "recently seen": once
+// max_age passed since it left, a push is refused, though its messages were
+// stored meanwhile.
+func TestHistorySeenWindow(t *testing.T) {
+	th := newTestHistory(HistoryConfig{MaxMessages: 10, MaxBytes: 1 << 16})
+	th.Left("w")
+	for range 5 {
+		th.now = th.now.Add(20 * time.Second)
+		if d := th.push(t, "w", "x"); th.now.Sub(time.UnixMilli(1_800_000_000_000)) <= time.Minute && !d.Stored {
+			t.Fatalf("push within the window: %+v, want stored", d)
+		} else if th.now.Sub(time.UnixMilli(1_800_000_000_000)) > time.Minute && d.Stored {
+			t.Fatalf("push %v after the device left (max_age 1m): %+v, want refused", th.now.Sub(time.UnixMilli(1_800_000_000_000)), d)
+		}
+	}
+}
+
 // The bounds: bytes per id, total bytes (not stored: Full), age.
 func TestHistoryBounds(t *testing.T) {
 	th := newTestHistory(HistoryConfig{MaxMessages: 100, MaxBytes: 3 * (EntryOverhead + 10), MaxTotal: 5 * (EntryOverhead + 10)})
