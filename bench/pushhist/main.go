@@ -89,7 +89,7 @@ func recovery() (bad bool) {
 	waitUnregistered(a, "dev-0")
 	log.Printf("recovery: pushing %d messages to each of %d absent devices at node A", *missed, *nDev)
 	pushAll(a, *nDev**missed, *senders, func(k int) (string, string) {
-		return fmt.Sprintf("dev-%d", k%*nDev), fmt.Sprint("m", 1+k / *nDev)
+		return fmt.Sprintf("dev-%d", k%*nDev), fmt.Sprint("m", 1 + k / *nDev)
 	}, 202)
 
 	rs.resetStats()
