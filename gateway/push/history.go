@@ -311,14 +311,22 @@ func (h *History) Broadcast(prefix string, msg []byte, binary bool) (reached int
 			return true // Each lists an id's devices together: delivered already
 		}
 		prev = id
-		d := h.Deliver(id, msg, binary)
-		reached += d.Reached
-		if h.store != nil {
-			_, _ = h.store.Append(id, Entry{ID: d.ID, At: h.nowMS(), Msg: msg, Binary: binary}, true, false)
-		}
+		reached += h.Publish(id, msg, binary).Reached
 		return true
 	})
 	return reached
+}
+
+// Publish is Deliver plus, in cluster mode, the message's Redis write queued
+// without waiting for it (what a broadcast or a topic message to an id on
+// this node needs). The push API waits for its write instead (see
+// API.pushCluster, for the order against a device recovering elsewhere).
+func (h *History) Publish(id string, msg []byte, binary bool) Delivery {
+	d := h.Deliver(id, msg, binary)
+	if h.store != nil && (d.Reached > 0 || d.Stored) {
+		_, _ = h.store.Append(id, Entry{ID: d.ID, At: h.nowMS(), Msg: msg, Binary: binary}, d.Reached > 0, false)
+	}
+	return d
 }
 
 // IDConn is a Conn that carries message ids to its device (an SSE event's

@@ -181,6 +181,7 @@ func (s *RedisHistory) Run(ctx context.Context) {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
+			s.abandon()
 			return
 		case w := <-s.ch:
 			batch = append(batch, w)
@@ -198,6 +199,21 @@ func (s *RedisHistory) Run(ctx context.Context) {
 		linger.Stop()
 		s.flush(ctx, batch)
 		clear(batch)
+	}
+}
+
+// abandon answers the pushes still waiting for a write at shutdown: not
+// written, at once, instead of after their timeout.
+func (s *RedisHistory) abandon() {
+	for {
+		select {
+		case w := <-s.ch:
+			if w.done != nil {
+				w.done <- false
+			}
+		default:
+			return
+		}
 	}
 }
 

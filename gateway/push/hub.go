@@ -148,6 +148,17 @@ func (h *Hub) Stop() {
 	}
 }
 
+// Deliver delivers msg to client id on this node: through the history
+// (History.Publish: a message id, kept, in Redis in cluster mode), or without
+// one to the registry's connections. It does not ask other nodes. Any
+// goroutine; msg must not be modified afterwards.
+func (h *Hub) Deliver(id string, msg []byte, binary bool) Delivery {
+	if h.History == nil {
+		return Delivery{Reached: h.Registry.Push(id, msg, binary)}
+	}
+	return h.History.Publish(id, msg, binary)
+}
+
 // ConnLimits are the push settings a reload may change while connections
 // are open: the next message, ping or connection uses them.
 type ConnLimits struct {
