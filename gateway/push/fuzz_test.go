@@ -296,4 +296,7 @@ func TestWriteSeedCorpus(t *testing.T) {
 	write("FuzzToken", 0, good, "user:42", t0.Add(time.Hour).Unix(), uint16(3))
 	write("FuzzToken", 1, good[:len(good)-2]+"AA", "device-1", int64(1), uint16(0))
 	write("FuzzToken", 2, "x.y", "a", int64(-5), uint16(100))
+	for i, e := range entrySeeds() {
+		write("FuzzHistoryEntry", i, e)
+	}
 }
