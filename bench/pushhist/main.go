@@ -8,7 +8,8 @@
 //     node B's CPU, and Redis commands per recovered device (INFO commandstats);
 //   - throughput: C connected devices, -msgs pushes through the push API, with the
 //     history on and off (single node, and cluster with Redis): gozer's CPU per
-//     message and the ratio on/off.
+//     message and the ratio on/off, and the RSS per idle connection before the
+//     pushes (after a GC, with GODEBUG=madvdontneed=1).
 //
 // Every figure it prints is for the machine it ran on; lost or duplicated messages are
 // reported and make it exit non-zero.
@@ -132,8 +133,10 @@ func throughput() (bad bool) {
 			waitSettled(g)
 		}
 		devs := make([]*device, *nConns)
+		rss0 := g.idleRSS()
 		connectAll(devs, g, func(i int) string { return fmt.Sprintf("t-%d", i) }, nil)
 		waitConns(g, *nConns)
+		idle := (g.idleRSS() - rss0) / int64(*nConns)
 		cpu0 := g.cpu()
 		start := time.Now()
 		if prof := os.Getenv("PUSHHIST_PROFILE"); prof != "" && mode.history && mode.clus {
@@ -144,8 +147,8 @@ func throughput() (bad bool) {
 		cpu := g.cpu() - cpu0
 		took := time.Since(start)
 		per := cpu / time.Duration(*nMsgs)
-		fmt.Printf("throughput  %-22s %d messages to %d devices in %v (%.0f/s): gozer CPU %v per message; received %d\n",
-			mode.name, *nMsgs, *nConns, took.Round(time.Millisecond), float64(*nMsgs)/took.Seconds(), per, got)
+		fmt.Printf("throughput  %-22s %d messages to %d devices in %v (%.0f/s): gozer CPU %v per message; received %d; idle RSS %d B per connection before (target ≤ 1 KB)\n",
+			mode.name, *nMsgs, *nConns, took.Round(time.Millisecond), float64(*nMsgs)/took.Seconds(), per, got, idle)
 		if got != *nMsgs {
 			bad = true
 		}

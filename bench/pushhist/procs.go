@@ -263,3 +263,24 @@ func profile(g *gozerProc, path string) {
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
 }
+
+// idleRSS is g's resident memory after a GC (GODEBUG=madvdontneed=1 returns
+// freed pages at once), in bytes.
+func (g *gozerProc) idleRSS() int64 {
+	resp, err := http.Get("http://" + g.admin + "/debug/pprof/heap?gc=1")
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
