@@ -77,11 +77,17 @@ type RedisHistory struct {
 	errLog               logSampler
 }
 
+// writeResult is what a waiting Append learns of its write.
+type writeResult struct {
+	stored bool
+	err    error
+}
+
 type histWrite struct {
 	id    string
 	entry []byte // nil: a seen marker
 	force bool
-	done  chan bool // nil: nobody waits
+	done  chan writeResult // nil: nobody waits
 }
 
 var (
@@ -121,7 +127,7 @@ func (s *RedisHistory) Append(id string, e Entry, force, wait bool) (stored bool
 		if s.down() {
 			return false, errStoreDown
 		}
-		w.done = make(chan bool, 1)
+		w.done = make(chan writeResult, 1)
 	}
 	select {
 	case s.ch <- w:
@@ -133,8 +139,8 @@ func (s *RedisHistory) Append(id string, e Entry, force, wait bool) (stored bool
 		return false, nil
 	}
 	select {
-	case ok := <-w.done:
-		return ok, nil
+	case r := <-w.done:
+		return r.stored, r.err
 	case <-time.After(writeTimeout + redisIOTimeout):
 		return false, errStoreDown
 	}
@@ -209,7 +215,7 @@ func (s *RedisHistory) abandon() {
 		select {
 		case w := <-s.ch:
 			if w.done != nil {
-				w.done <- false
+				w.done <- writeResult{err: errStoreDown}
 			}
 		default:
 			return
@@ -220,8 +226,9 @@ func (s *RedisHistory) abandon() {
 // flush writes batch in one pipeline and tells the waiters.
 func (s *RedisHistory) flush(ctx context.Context, batch []histWrite) {
 	results := make([]bool, len(batch))
+	err := errStoreDown
 	if !s.down() {
-		if err := s.pipeline(ctx, batch, results); err != nil {
+		if err = s.pipeline(ctx, batch, results); err != nil {
 			s.fail(err)
 		} else {
 			s.writes.Add(int64(len(batch)))
@@ -229,7 +236,7 @@ func (s *RedisHistory) flush(ctx context.Context, batch []histWrite) {
 	}
 	for i, w := range batch {
 		if w.done != nil {
-			w.done <- results[i]
+			w.done <- writeResult{stored: results[i], err: err}
 		}
 	}
 }
