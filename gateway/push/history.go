@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,7 +136,8 @@ func nextID(last uint64, nowMS int64) uint64 {
 // its id, keeps it in id's history and hands it to id's connections here.
 // A client id that has no connection here and was not seen within MaxAge
 // gets an id but nothing else (Reached 0, Stored false): in cluster mode the
-// caller asks Redis and the other nodes. Any goroutine.
+// caller asks Redis and the other nodes. id is not kept (a copy is): it may
+// borrow a buffer the caller reuses. Any goroutine.
 func (h *History) Deliver(id string, msg []byte, binary bool) Delivery {
 	return h.deliver(id, 0, msg, binary)
 }
@@ -162,7 +164,7 @@ func (h *History) deliver(id string, msgID uint64, msg []byte, binary bool) Deli
 			return Delivery{ID: msgID}
 		}
 		e = &idHistory{}
-		sh.m[id] = e
+		sh.m[strings.Clone(id)] = e // id may borrow the API request's buffer
 	}
 	if len(conns) == 0 && now-e.touched > h.cfg.MaxAge.Milliseconds() {
 		// Its messages are still kept for a device that comes back, but the id

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // recConn records the ids and messages it was pushed.
@@ -110,6 +111,23 @@ func TestHistoryDeliverIDOnce(t *testing.T) {
 	}
 	if len(c.got) != 1 || c.got[0] != "42:x" {
 		t.Errorf("device got %v, want 42:x once", c.got)
+	}
+}
+
+// The push API hands Deliver an id that borrows its request buffer; the
+// history must key on a copy (the bug: a later request overwrote the key).
+func TestHistoryKeepsACopyOfTheID(t *testing.T) {
+	th := newTestHistory(HistoryConfig{MaxMessages: 10, MaxBytes: 1 << 16})
+	c := &recConn{}
+	th.Attach("dev-1", c, 0, false)
+	buf := []byte("dev-1")
+	d := th.Deliver(unsafe.String(&buf[0], len(buf)), []byte("m"), false)
+	copy(buf, "xxx-9")
+	th.reg.Remove("dev-1", c)
+	th.Left("dev-1")
+	th.push(t, "dev-1", "after")
+	if _, r, _ := th.Attach("dev-1", &recConn{}, d.ID, true); r.Resync || !slices.Equal(msgsOf(r.Entries), []string{"after"}) {
+		t.Errorf("replay after the borrowed id's buffer changed: %+v, want [after]", r)
 	}
 }
 
