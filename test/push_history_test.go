@@ -262,6 +262,17 @@ func TestPushHistoryCluster(t *testing.T) {
 	if !idLess(t, last, got) {
 		t.Errorf("after the restart ids went from %s to %s, want increasing", last, got)
 	}
+	// The same over SSE: the websocket device leaves, a push at A is stored, and an
+	// SSE device of the id recovers it at B with Last-Event-ID.
+	d.conn.Close()
+	waitFor(t, 5*time.Second, "roam gone from the registry", func() bool {
+		st, ok := a.clusterStatus(t, "roam")
+		return ok && !st.Connected
+	})
+	a.pushStored(t, "roam", "for-sse")
+	sse := dialSSE(t, b2, "sse", tok, got)
+	sse.expectEvents(t, "for-sse")
+	sse.resp.Body.Close()
 	// An id older than Redis's history: resync.
 	r := wsHistDevice(t, b2, "stale", tok, "5")
 	if m := r.next(t, 5*time.Second); !bytes.HasPrefix(m.data, []byte("resync\n")) {
