@@ -13,7 +13,7 @@ import (
 )
 
 // Hub is the node's push state that every event loop shares: the local
-// registry, the push API, the cluster registry and its registrar, the SSE
+// registry, the push API, the cluster registry and its registrar, the
 // history, the device-message sender, the settings the connections read and
 // the counters. Its fields are set by NewHub and then only read; what they
 // point to is safe for any goroutine.
