@@ -77,9 +77,11 @@ bench:
 bench-isolation:
 	bash bench/isolation.sh
 
-## bench-push: websocket push vs nginx + nchan: memory per connection, push latency, broadcast time
+## bench-push: websocket push vs nginx + nchan: memory per connection, push latency, broadcast time;
+## then the push history: recovery of 10,000 devices at once, CPU per message with history on/off
 bench-push:
 	bash bench/push.sh
+	bash bench/pushhist.sh
 
 ## bench-limits: CPU/req of one local and one cluster rate limit on every request (vs without, and nginx), then the cluster limit's admitted-rate error at 3 nodes
 .PHONY: bench-limits

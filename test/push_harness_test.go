@@ -208,6 +208,8 @@ func (d *wsDevice) silent(t testing.TB, wait time.Duration) {
 // pushAnswer is the JSON answer of the push API.
 type pushAnswer struct {
 	Reached   int             `json:"reached"`
+	Stored    bool            `json:"stored"`
+	ID        uint64          `json:"id"`    // the message id (with a history)
 	Nodes     json.RawMessage `json:"nodes"` // a list (push) or an object (broadcast)
 	Failed    map[string]string
 	Warning   string `json:"warning"`
@@ -413,7 +415,13 @@ type sseDevice struct {
 // lastID as Last-Event-ID when not empty, and checks the 200 text/event-stream.
 func dialSSE(t testing.TB, g *gozer, name, token, lastID string) *sseDevice {
 	t.Helper()
-	req, err := http.NewRequest("GET", g.URL("/push/sse?token="+url.QueryEscape(token)), nil)
+	return dialSSEURL(t, name, g.URL("/push/sse?token="+url.QueryEscape(token)), lastID)
+}
+
+// dialSSEURL is dialSSE at the URL u.
+func dialSSEURL(t testing.TB, name, u, lastID string) *sseDevice {
+	t.Helper()
+	req, err := http.NewRequest("GET", u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

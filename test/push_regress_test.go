@@ -321,7 +321,8 @@ func TestPushRegressPausedNotPingTimedOut(t *testing.T) {
 // TestPushRegressGoAwayRefusesPushes: with max_lifetime 2s and no dither, a
 // device that reads but does not echo the close gets its 1001; from that moment,
 // while its TCP connection is still open (the gateway waits closeGrace, 5 s, for
-// the echo), POST /push/{id} answers 404 reached 0, GET /push/{id} says
+// the echo), POST /push/{id} answers 202 reached 0 stored (kept for its
+// reconnect, not written to it), GET /push/{id} says
 // connected=false, and nothing more is written to it. Its late echo then ends the
 // connection.
 func TestPushRegressGoAwayRefusesPushes(t *testing.T) {
@@ -338,9 +339,11 @@ func TestPushRegressGoAwayRefusesPushes(t *testing.T) {
 	if f.op != push.OpClose || f.closeCode() != 1001 {
 		t.Fatalf("got frame %v %q, want a close 1001", f.op, f.payload)
 	}
+	// Not written to the leaving connection, but kept in the history for the
+	// device's reconnect: 202 stored.
 	resp, a := pushAPI(t, g.AdminAddr, "POST", "/push/leaving", []byte("too late"), nil)
-	if resp.StatusCode != 404 || a.Reached != 0 {
-		t.Errorf("POST /push/leaving right after its go-away: %d %+v, want 404 reached 0", resp.StatusCode, a)
+	if resp.StatusCode != 202 || a.Reached != 0 || !a.Stored {
+		t.Errorf("POST /push/leaving right after its go-away: %d %+v, want 202 reached 0 stored", resp.StatusCode, a)
 	}
 	if st := g.pushStatus(t, "leaving"); st.Connected || st.Local != 0 {
 		t.Errorf("GET /push/leaving right after its go-away: %+v, want connected=false", st)

@@ -108,6 +108,9 @@ var (
 	dPushRefused   = desc("push_connections_refused_total", "Push handshakes refused.")
 	dPushSent      = desc("push_messages_sent_total", "Messages written to push connections.")
 	dPushQueued    = desc("push_messages_queued_total", "Messages this node's push connections took from the push API (pushes and broadcasts, forwarded or not).")
+	dPushStored    = desc("push_messages_stored_total", "Push API messages that reached no connection but were kept in the history for a device away (202).")
+	dPushHist      = desc("push_history_messages_total", "Push history: messages kept, not kept (dropped: over max_total_bytes or max_bytes), replayed to reconnecting devices, and reconnects told to resync.", "kind")
+	dPushHistBytes = desc("push_history_bytes", "Bytes the push history keeps on this node (payloads plus 100 bytes per message).")
 	dPushDropped   = desc("push_messages_dropped_total", "Push API messages not delivered, by reason: not_found (no connection for the client id), rate_limited, too_large.", "reason")
 	dPushSlow      = desc("push_slow_consumers_closed_total", "Push connections closed because the device read slower than messages came.")
 	dPushClosed    = desc("push_connections_closed_total", "Push connections closed by the gateway, by reason: goaway, ping_timeout, protocol_error.", "reason")
@@ -318,6 +321,15 @@ func (c *collector) collectPush(counter, gauge emit) {
 	}
 	api := h.API.Stats()
 	counter(dPushQueued, float64(api.Delivered))
+	counter(dPushStored, float64(api.Stored))
+	if hist := h.History; hist != nil {
+		hs := hist.Stats()
+		counter(dPushHist, float64(hs.Stored), "stored")
+		counter(dPushHist, float64(hs.Dropped), "dropped")
+		counter(dPushHist, float64(hs.Replayed), "replayed")
+		counter(dPushHist, float64(hs.Resyncs), "resync")
+		gauge(dPushHistBytes, float64(hs.Bytes))
+	}
 	counter(dPushDropped, float64(api.NotFound), "not_found")
 	counter(dPushDropped, float64(api.RateLimited), "rate_limited")
 	counter(dPushDropped, float64(api.TooLarge), "too_large")

@@ -206,6 +206,7 @@ type pushView struct {
 	API             pushAPIView     `json:"api"`
 	Cluster         pushClusterView `json:"cluster"`
 	Topics          pushTopicsView  `json:"topics"`
+	History         *pushHistView   `json:"history"` // null: push.history.max_messages 0
 }
 
 // pushTopicsView is the topics' part of GET /admin/push.
@@ -218,12 +219,28 @@ type pushTopicsView struct {
 	ControlRefused int64  `json:"control_refused_total"`    // control messages refused (malformed, bad name, a limit)
 }
 
+// pushHistView is the history's part of GET /admin/push.
+type pushHistView struct {
+	Stored   int64 `json:"messages_stored_total"`   // messages kept (reached or not)
+	Dropped  int64 `json:"messages_dropped_total"`  // messages not kept: over max_total_bytes or max_bytes
+	Replayed int64 `json:"messages_replayed_total"` // messages sent to reconnecting devices
+	Resyncs  int64 `json:"resyncs_total"`           // reconnects told to resync (last id gone)
+	Bytes    int64 `json:"bytes"`                   // kept now, all ids (payloads + 100 B per message)
+	IDs      int   `json:"client_ids"`              // client ids with a history (or recently seen)
+	// Redis (cluster mode): writes done, failures (writes and recovery reads),
+	// writes dropped because the writer's queue was full.
+	RedisWrites   int64 `json:"redis_writes_total"`
+	RedisFailures int64 `json:"redis_failures_total"`
+	RedisDropped  int64 `json:"redis_dropped_total"`
+}
+
 // pushAPIView is the push API's part of GET /admin/push ("from API clients":
 // requests not forwarded by another node, so that a sum over the nodes counts
 // each call once).
 type pushAPIView struct {
 	Pushes           uint64 `json:"pushes_total"`              // push requests from API clients that reached a connection
 	NotFound         uint64 `json:"not_found_total"`           // push requests from API clients answered 404
+	Stored           uint64 `json:"stored_total"`              // push requests from API clients answered 202 (kept for a device away)
 	Broadcasts       uint64 `json:"broadcasts_total"`          // broadcast requests from API clients
 	MessagesQueued   uint64 `json:"messages_queued_total"`     // messages this node's connections took, forwarded or not
 	Forwarded        uint64 `json:"forwarded_total"`           // requests forwarded to other nodes (one per node)
@@ -263,7 +280,7 @@ func (a *Server) push(w http.ResponseWriter, _ *http.Request) {
 		ProtocolClosed: st.ProtocolClosed.Load(),
 		UpstreamSent:   st.UpstreamSent.Load(), UpstreamFailed: st.UpstreamFailed.Load(), UpstreamDropped: st.UpstreamDropped.Load(),
 		API: pushAPIView{
-			Pushes: api.Pushed, NotFound: api.NotFound, Broadcasts: api.Broadcasts, MessagesQueued: api.Delivered,
+			Pushes: api.Pushed, NotFound: api.NotFound, Stored: api.Stored, Broadcasts: api.Broadcasts, MessagesQueued: api.Delivered,
 			Forwarded: api.Forwarded, ForwardErrors: api.ForwardErrors, ForwardsReceived: api.ForwardsReceived,
 			RateLimited: api.RateLimited, TooLarge: api.TooLarge, ClusterErrors: api.ClusterErrors,
 			Recovering: api.Recovering, AuthRefused: api.AuthRefused, ForwardsRefused: api.ForwardsRefused,
@@ -275,6 +292,15 @@ func (a *Server) push(w http.ResponseWriter, _ *http.Request) {
 	if h.Cluster != nil {
 		v.Cluster = pushClusterView{Enabled: true, Node: h.Cluster.Node(), RedisMode: h.Cfg.Cluster.Redis.Mode(),
 			RegistrarDropped: h.Registrar.Dropped(), Rebuilds: h.Registrar.Rebuilds()}
+	}
+	if h.History != nil {
+		hs := h.History.Stats()
+		v.History = &pushHistView{Stored: hs.Stored, Dropped: hs.Dropped, Replayed: hs.Replayed, Resyncs: hs.Resyncs,
+			Bytes: hs.Bytes, IDs: hs.IDs}
+		if st := h.History.Store(); st != nil {
+			rs := st.Stats()
+			v.History.RedisWrites, v.History.RedisFailures, v.History.RedisDropped = rs.Writes, rs.Failures, rs.Dropped
+		}
 	}
 	writeAdminJSON(w, v)
 }

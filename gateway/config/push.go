@@ -39,10 +39,9 @@ type Push struct {
 	// as POST UpstreamPath with X-Push-Client-Id; empty: they are dropped and counted.
 	UpstreamOrigin string `yaml:"upstream_origin"`
 	UpstreamPath   string `yaml:"upstream_path"`
-	// SSEReplayEvents and SSEReplayBytes bound the recent events kept per client id
-	// for SSE's Last-Event-ID; 0 events: nothing is kept.
-	SSEReplayEvents int  `yaml:"sse_replay_events"`
-	SSEReplayBytes  Size `yaml:"sse_replay_bytes"`
+	// History keeps the recent messages of every client id, so that a device that
+	// reconnects with its last message id recovers what it missed.
+	History PushHistory `yaml:"history"`
 
 	Cluster PushCluster `yaml:"cluster"`
 	// API guards the push API on the admin listener (config/push_cluster.go).
@@ -99,6 +98,21 @@ type PushTopics struct {
 // topicAlphabet is the characters of topic names (push.ValidTopic).
 const topicAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:@+="
 
+// PushHistory bounds the history kept per client id (gateway/push/DESIGN.md,
+// "History"). Every key is restart-only: the hub is built once.
+type PushHistory struct {
+	// MaxMessages is how many messages are kept per client id; 0: no history (no
+	// message ids on websocket, SSE ids count per connection, no 202 stored).
+	MaxMessages int `yaml:"max_messages"`
+	// MaxBytes bounds the messages kept per client id (their payloads).
+	MaxBytes Size `yaml:"max_bytes"`
+	// MaxAge is how long a message is kept, and how long a client id counts as
+	// recently seen after its last device left: within it a push is stored (202).
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxTotalBytes bounds the history of all client ids on this node together.
+	MaxTotalBytes Size `yaml:"max_total_bytes"`
+}
+
 // SecretEnv is the environment variable that holds the push token secret when the
 // config does not.
 const SecretEnv = "GOZER_PUSH_SECRET"
@@ -109,10 +123,10 @@ func pushDefaults() Push {
 		MaxMessage: 64 << 10, MaxOutboundBytes: 256 << 10,
 		PingInterval: 30 * time.Second, MaxLifetime: 30 * time.Minute, LifetimeDither: 0.1,
 		MaxPerClient: 16, Rate: 100, Burst: 200,
-		UpstreamPath:    "/push/upstream",
-		SSEReplayEvents: 32, SSEReplayBytes: 64 << 10,
-		Cluster: PushCluster{Redis: PushRedis{Addrs: []string{"127.0.0.1:6379"}}, TTL: 30 * time.Second},
-		Topics:  PushTopics{MaxPerConn: 32, MaxPerNode: 100000},
+		UpstreamPath: "/push/upstream",
+		History:      PushHistory{MaxMessages: 100, MaxBytes: 256 << 10, MaxAge: 2 * time.Minute, MaxTotalBytes: 256 << 20},
+		Cluster:      PushCluster{Redis: PushRedis{Addrs: []string{"127.0.0.1:6379"}}, TTL: 30 * time.Second},
+		Topics:       PushTopics{MaxPerConn: 32, MaxPerNode: 100000},
 	}
 }
 
@@ -176,9 +190,7 @@ func (c *Config) validatePush(bad reporter) {
 		// The value itself is a secret: only its length is named.
 		bad("push.token_secret", "must be at least 16 bytes (or empty: $%s is used), got %d bytes", SecretEnv, len(p.TokenSecret))
 	}
-	if p.SSEReplayEvents < 0 {
-		bad("push.sse_replay_events", "must be 0 (none kept) or more, got %d", p.SSEReplayEvents)
-	}
+	p.History.validate(bad)
 	c.validatePushAPI(bad)
 	if n := p.Topics.MaxPerConn; n < 1 || n > 1024 {
 		bad("push.topics.max_per_conn", "must be between 1 and 1024, got %d", n)
@@ -202,5 +214,23 @@ func (c *Config) validatePush(bad reporter) {
 		} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 			bad("push.cluster.node_addr", "must name an address other nodes can dial (admin listener is %q)", c.Listeners.Admin.Addr)
 		}
+	}
+}
+
+func (h *PushHistory) validate(bad reporter) {
+	if h.MaxMessages < 0 || h.MaxMessages > 100000 {
+		bad("push.history.max_messages", "must be between 0 (no history) and 100000, got %d", h.MaxMessages)
+	}
+	if h.MaxMessages == 0 {
+		return
+	}
+	if h.MaxBytes < 1<<10 {
+		bad("push.history.max_bytes", "must be at least 1KiB, got %d", h.MaxBytes)
+	}
+	if h.MaxAge < time.Second || h.MaxAge > 24*time.Hour {
+		bad("push.history.max_age", "must be between 1s and 24h, got %v", h.MaxAge)
+	}
+	if h.MaxTotalBytes < h.MaxBytes {
+		bad("push.history.max_total_bytes", "must be at least push.history.max_bytes (%d), got %d", h.MaxBytes, h.MaxTotalBytes)
 	}
 }

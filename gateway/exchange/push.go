@@ -119,16 +119,17 @@ func (ex *Exchange) appendCORS(head, origin []byte) []byte {
 }
 
 // upgrade turns the client connection into a push connection: registry entry,
-// the 101 (or SSE 200) answer, the access-log line, and the connection handed
-// from the downstream to a pushconn.Conn.
+// the 101 (or SSE 200) answer with the replay of what a resuming device
+// missed, the access-log line, and the connection handed from the downstream
+// to a pushconn.Conn.
 func (ex *Exchange) upgrade(kind pushconn.Kind, answer []byte) {
 	fc, pl := &ex.flt.fc, ex.lp.push
-	var last uint64
-	var replay bool
-	if kind == pushconn.SSE {
-		last, replay = ex.lastEventID()
+	rs, ok := ex.resumeOf(kind)
+	if !ok {
+		ex.refusePush(400, "bad last_id: want the decimal id of the last message received (empty or 0: none yet)", nil)
+		return
 	}
-	pc, answer, complete, err := pl.Register(fc.PushID, kind, answer, last, replay)
+	pc, answer, resync, err := pl.Register(fc.PushID, kind, rs, answer)
 	if err != nil {
 		pl.Hub().Stats.Refused.Add(1)
 		ex.out.closeAfter = true
@@ -148,8 +149,8 @@ func (ex *Exchange) upgrade(kind pushconn.Kind, answer []byte) {
 		ex.answer(503, filters.LocalTooManyTopics, []byte("too many topics on this node, retry later\n"), []filters.Header{{Name: "Retry-After", Value: "5"}})
 		return
 	}
-	if !complete {
-		ex.log.reason = "Last-Event-ID " + strconv.FormatUint(last, 10) + " older than the replay buffer: events were lost"
+	if resync {
+		ex.log.reason = "last message id " + strconv.FormatUint(rs.LastID, 10) + " is not in the history: told to resync"
 	}
 	ex.log.status, ex.log.cause = 101, filters.Success
 	if kind == pushconn.SSE {
@@ -167,17 +168,40 @@ func (ex *Exchange) upgrade(kind pushconn.Kind, answer []byte) {
 	pc.Serve(c, answer)
 }
 
-// lastEventID is the event id an SSE device reconnects with: Last-Event-ID, or
-// ?lastEventId= (EventSource polyfills pass it in the query).
-func (ex *Exchange) lastEventID() (uint64, bool) {
+// resumeOf is what the device says about the messages it has. SSE:
+// Last-Event-ID, or ?last_event_id= / ?lastEventId= (EventSource polyfills pass
+// it in the query); one that is not a number of ours resumes from nothing,
+// which tells the device to resync. Websocket: ?last_id= asks for message ids,
+// and resumes after its value unless it is empty or 0; ok is false when it is
+// not a decimal id.
+func (ex *Exchange) resumeOf(kind pushconn.Kind) (rs pushconn.Resume, ok bool) {
+	fc := &ex.flt.fc
+	if kind == pushconn.WebSocket {
+		q, has := fc.Arg("last_id")
+		if !has {
+			return rs, true
+		}
+		rs.IDs = true
+		if q == "" || q == "0" {
+			return rs, true
+		}
+		rs.LastID, ok = push.ParseLastEventID([]byte(q))
+		rs.Resume = ok
+		return rs, ok
+	}
 	v := ex.req.Header.Peek("Last-Event-ID")
 	if len(v) == 0 {
-		if q, ok := ex.flt.fc.Arg("lastEventId"); ok {
-			v = []byte(q)
+		for _, name := range [...]string{"last_event_id", "lastEventId"} {
+			if q, has := fc.Arg(name); has {
+				v = []byte(q)
+				break
+			}
 		}
 	}
 	if len(bytes.TrimSpace(v)) == 0 {
-		return 0, false
+		return rs, true
 	}
-	return push.ParseLastEventID(v)
+	rs.LastID, _ = push.ParseLastEventID(v)
+	rs.Resume = true
+	return rs, true
 }

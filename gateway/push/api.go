@@ -37,16 +37,21 @@ import (
 //
 // Answers:
 //
-//	200 {"reached": N, "nodes": ["node", ...]}      push: N connections took the message, on these nodes
+//	200 {"reached": N, "nodes": ["node", ...], "id": I}   push: N connections took the message, on these nodes;
+//	                                                 I is its message id (with a history)
+//	202 {"reached": 0, "stored": true, "id": I}      push: no device connected, but the id was seen within
+//	                                                 push.history.max_age: kept for its devices to recover
 //	200 {"reached": N, "nodes": {"node": n, ...}}   broadcast: per node, this one included, even with 0
 //	200 {"client_id": id, "connected": b, "local": n, "nodes": [...]}   GET
 //	400 bad client id or prefix, text body not UTF-8, unreadable body
-//	404 {"reached": 0, "error": "client not connected"}   push: no node has the id
+//	404 {"reached": 0, "error": "client not connected"}   push: no node has the id, and it was not seen
+//	                                                 within push.history.max_age (or there is no history)
 //	405 method not allowed (with Allow)
 //	413 body over MaxMessage (by Content-Length before reading, or while reading)
 //	429 the client id's message rate is exceeded (with Retry-After in seconds)
 //	502 nothing was reached and forwarding to at least one node failed
-//	503 nothing was reached and the cluster registry could not be asked, or is being
+//	503 nothing was reached and the message could not be kept: the history is over
+//	    push.history.max_total_bytes (with Retry-After); or the cluster registry could not be asked, or is being
 //	    rebuilt after it lost its data ("registry recovering"; with Retry-After)
 //
 // A 200 may carry "failed" (node → why forwarding to it failed) and
@@ -67,6 +72,9 @@ const (
 	// is then delivered locally only and never forwarded again (the loop
 	// guard), and is not rate limited again. A single node ignores it.
 	ForwardedHeader = "X-Gozer-Push-Forwarded"
+	// MessageIDHeader carries, on a forwarded push, the message id the first
+	// node gave the message, so that it has one id on every node.
+	MessageIDHeader = "X-Gozer-Push-Message-Id"
 
 	// apiPrefix is the path prefix the API serves.
 	apiPrefix = "/push/"
@@ -91,6 +99,9 @@ const (
 type APIConfig struct {
 	// Registry holds this node's connections. Required.
 	Registry *Registry
+	// History gives messages their ids and keeps them; nil: none (pushes go
+	// to Registry.Push, a push to an id not connected is 404).
+	History *History
 	// Limiter limits the message rate per client id on POST /push/{id}; nil:
 	// no limit. Broadcasts are not limited.
 	Limiter *RateLimiter
@@ -121,6 +132,7 @@ type APIConfig struct {
 // nodes counts each API call once.
 type APIStats struct {
 	Pushed           uint64 // push requests from API clients that reached a connection (200)
+	Stored           uint64 // push requests from API clients that reached nobody but were kept in the history (202)
 	Broadcasts       uint64 // broadcast requests from API clients that passed the checks, whatever they reached
 	Delivered        uint64 // messages this node's connections accepted (push and broadcast, forwarded or not)
 	Forwarded        uint64 // requests forwarded to other nodes (one per node)
@@ -147,6 +159,7 @@ type APIStats struct {
 // hung up.
 type API struct {
 	reg      *Registry
+	hist     *History
 	limiter  *RateLimiter
 	cluster  ClusterRegistry
 	self     string // Cluster.Node(), or "local"
@@ -162,7 +175,7 @@ type API struct {
 
 	clusterLog, forwardLog, errLog, authLog logSampler
 
-	pushed, broadcasts, delivered                  atomic.Uint64
+	pushed, stored, broadcasts, delivered          atomic.Uint64
 	forwarded, forwardErrors, forwardsReceived     atomic.Uint64
 	rateLimited, tooLarge, notFound, clusterErrors atomic.Uint64
 	recovering, authRefused, forwardsRefused       atomic.Uint64
@@ -178,7 +191,7 @@ func NewAPI(cfg APIConfig) *API {
 		panic("push: NewAPI needs a Registry")
 	}
 	a := &API{
-		reg: cfg.Registry, limiter: cfg.Limiter, cluster: cfg.Cluster, self: localNode,
+		reg: cfg.Registry, hist: cfg.History, limiter: cfg.Limiter, cluster: cfg.Cluster, self: localNode,
 		max: cfg.MaxMessage, log: cfg.Log, client: cfg.Client, start: time.Now(), topics: cfg.Topics,
 	}
 	if a.cluster != nil {
@@ -200,7 +213,7 @@ func NewAPI(cfg APIConfig) *API {
 // Stats returns a snapshot of the counters. Any goroutine.
 func (a *API) Stats() APIStats {
 	return APIStats{
-		Pushed: a.pushed.Load(), Broadcasts: a.broadcasts.Load(), Delivered: a.delivered.Load(),
+		Pushed: a.pushed.Load(), Stored: a.stored.Load(), Broadcasts: a.broadcasts.Load(), Delivered: a.delivered.Load(),
 		Forwarded: a.forwarded.Load(), ForwardErrors: a.forwardErrors.Load(), ForwardsReceived: a.forwardsReceived.Load(),
 		RateLimited: a.rateLimited.Load(), TooLarge: a.tooLarge.Load(), NotFound: a.notFound.Load(),
 		ClusterErrors: a.clusterErrors.Load(), Recovering: a.recovering.Load(),
@@ -327,7 +340,9 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte, claim *forwardClai
 		}
 	}
 
-	n := a.deliverLocal(id, body, binary)
+	d := a.deliver(ctx, id, body, binary, forwarded)
+	n := d.Reached
+	a.delivered.Add(uint64(n))
 	if a.cluster == nil || forwarded {
 		// Nothing to forward: the answer is this node's alone.
 		switch {
@@ -335,7 +350,14 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte, claim *forwardClai
 			if !forwarded {
 				a.pushed.Add(1)
 			}
-			a.writePushed(ctx, n)
+			a.writePushed(ctx, n, d.ID)
+		case d.Stored:
+			if !forwarded {
+				a.stored.Add(1)
+			}
+			writeStored(ctx, d.ID)
+		case d.Full:
+			a.historyFull(ctx)
 		default:
 			if !forwarded {
 				a.notFound.Add(1)
@@ -345,26 +367,22 @@ func (a *API) servePush(ctx *fasthttp.RequestCtx, idb []byte, claim *forwardClai
 		return
 	}
 
-	a.pushCluster(ctx, string(idb), body, n) // from here on, the id may be kept
+	a.pushCluster(ctx, string(idb), body, binary, d) // from here on, the id may be kept
 }
 
-// deliverLocal delivers msg to every connection of id on this node and
-// returns how many took it: the one per-client-id delivery path, shared by
-// POST /push/{id} and topics (every subscribed id of a topic goes through it).
-func (a *API) deliverLocal(id string, msg []byte, binary bool) int {
-	n := a.reg.Push(id, msg, binary)
-	a.delivered.Add(uint64(n))
-	return n
-}
-
-// writePushed answers 200 {"reached":n,"nodes":[self]}.
-func (a *API) writePushed(ctx *fasthttp.RequestCtx, n int) {
+// writePushed answers 200 {"reached":n,"nodes":[self],"id":msgID} (no id: 0).
+func (a *API) writePushed(ctx *fasthttp.RequestCtx, n int, msgID uint64) {
 	var buf [96]byte // on the stack unless the node's name is long
 	b := append(buf[:0], `{"reached":`...)
 	b = strconv.AppendInt(b, int64(n), 10)
 	b = append(b, `,"nodes":[`...)
 	b = append(b, a.selfJSON...)
-	b = append(b, "]}\n"...)
+	b = append(b, ']')
+	if msgID != 0 {
+		b = append(b, `,"id":`...)
+		b = strconv.AppendUint(b, msgID, 10)
+	}
+	b = append(b, "}\n"...)
 	writeBody(ctx, fasthttp.StatusOK, b)
 }
 
@@ -402,7 +420,12 @@ func (a *API) serveBroadcast(ctx *fasthttp.RequestCtx, claim *forwardClaim) {
 		return
 	}
 
-	n := a.reg.Broadcast(prefix, body, binary)
+	var n int
+	if a.hist != nil {
+		n = a.hist.Broadcast(prefix, body, binary)
+	} else {
+		n = a.reg.Broadcast(prefix, body, binary)
+	}
 	a.delivered.Add(uint64(n))
 	ans := broadcastAnswer{Reached: n, Nodes: map[string]int{a.self: n}}
 	var clusterErr error

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,8 @@ import (
 // pushAnswer is the answer to POST /push/{id}.
 type pushAnswer struct {
 	Reached int               `json:"reached"`
+	Stored  bool              `json:"stored,omitempty"`
+	ID      uint64            `json:"id,omitempty"`
 	Nodes   []string          `json:"nodes,omitempty"`
 	Failed  map[string]string `json:"failed,omitempty"`
 	Warning string            `json:"warning,omitempty"`
@@ -52,6 +55,7 @@ type statusAnswer struct {
 type forwardResult struct {
 	node    string
 	reached int
+	stored  bool // answered 202: the id was seen there and the message kept
 	err     error
 }
 
@@ -82,10 +86,27 @@ func (a *API) statusCluster(ctx *fasthttp.RequestCtx, ans *statusAnswer) bool {
 // pushCluster finishes POST /push/{id} in a cluster, for a request from an
 // API client: n connections here took the message already; the other nodes
 // that hold id get it forwarded, and the answer sums them up.
-func (a *API) pushCluster(ctx *fasthttp.RequestCtx, id string, body []byte, n int) {
-	ans := pushAnswer{Reached: n}
+//
+// With a history in Redis, the message is written there before the lookup:
+// a device that reconnects elsewhere registers before it reads Redis, so
+// either this lookup finds it (and forwards the message, which it holds
+// until its replay is out) or its read finds the message.
+func (a *API) pushCluster(ctx *fasthttp.RequestCtx, id string, body []byte, binary bool, d Delivery) {
+	n := d.Reached
+	ans := pushAnswer{Reached: n, ID: d.ID}
 	if n > 0 {
 		ans.Nodes = append(ans.Nodes, a.self)
+	}
+	stored := d.Stored
+	var inRedis bool
+	var entry Entry
+	if a.hist != nil && a.hist.Clustered() {
+		entry = Entry{ID: d.ID, At: a.hist.nowMS(), Msg: body, Binary: binary}
+		ok, err := a.hist.Store().Append(id, entry, n > 0, true)
+		inRedis = ok
+		if err != nil {
+			ans.Warning = "kept on this node only: " + err.Error()
+		}
 	}
 	var clusterErr error
 	cctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
@@ -96,17 +117,25 @@ func (a *API) pushCluster(ctx *fasthttp.RequestCtx, id string, body []byte, n in
 		ans.Warning = "delivered on this node only: " + clusterErr.Error()
 	} else {
 		path := apiPrefix + id // a valid id needs no escaping in a path
-		for _, res := range a.forward(ctx, a.peers(nodes), path, body) {
+		for _, res := range a.forward(ctx, a.peers(nodes), path, body, d.ID) {
 			if res.err != nil {
 				ans.Failed = setErr(ans.Failed, res.node, res.err)
 				continue
 			}
+			stored = stored || res.stored
 			if res.reached > 0 {
 				ans.Reached += res.reached
 				ans.Nodes = append(ans.Nodes, res.node)
 			}
 		}
 	}
+	if ans.Reached > n && a.hist != nil && a.hist.Clustered() && !inRedis && ans.Warning == "" {
+		// Redis did not know the id (seen too long ago), but a device on
+		// another node took the message: keep it for that device's next
+		// reconnect too.
+		inRedis, _ = a.hist.Store().Append(id, entry, true, true)
+	}
+	stored = stored || inRedis
 
 	switch {
 	case ans.Reached > 0:
@@ -119,9 +148,15 @@ func (a *API) pushCluster(ctx *fasthttp.RequestCtx, id string, body []byte, n in
 	case len(ans.Failed) > 0:
 		ans.Error = fmt.Sprintf("client not reached: forwarding failed to %d node(s), it may be connected there", len(ans.Failed))
 		a.failAnswer(ctx, fasthttp.StatusBadGateway, ans)
+	case stored:
+		a.stored.Add(1)
+		ans.Stored = true
+		writeJSON(ctx, fasthttp.StatusAccepted, ans)
+	case d.Full:
+		a.historyFull(ctx)
 	default:
 		a.notFound.Add(1)
-		ans.Error = msgNotConnected
+		ans.Error, ans.ID = msgNotConnected, 0
 		a.failAnswer(ctx, fasthttp.StatusNotFound, ans)
 	}
 }
@@ -142,7 +177,7 @@ func (a *API) broadcastCluster(ctx *fasthttp.RequestCtx, prefix string, body []b
 	if prefix != "" {
 		path += "?prefix=" + prefix // a valid prefix needs no escaping in a query
 	}
-	for _, res := range a.forward(ctx, a.peers(nodes), path, body) {
+	for _, res := range a.forward(ctx, a.peers(nodes), path, body, 0) {
 		if res.err != nil {
 			ans.Failed = setErr(ans.Failed, res.node, res.err)
 			continue
@@ -193,7 +228,7 @@ func (a *API) clusterFailed(ctx *fasthttp.RequestCtx, op string, err error) erro
 // deadline of forwardTimeout instead. One goroutine per node: clusters are
 // tens of nodes, not thousands. Nothing of rctx is used after forward
 // returns, nor by the goroutines: they get copies.
-func (a *API) forward(rctx *fasthttp.RequestCtx, nodes []string, path string, body []byte) []forwardResult {
+func (a *API) forward(rctx *fasthttp.RequestCtx, nodes []string, path string, body []byte, msgID uint64) []forwardResult {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -205,7 +240,7 @@ func (a *API) forward(rctx *fasthttp.RequestCtx, nodes []string, path string, bo
 	for i, node := range nodes {
 		res[i].node = node
 		wg.Go(func() {
-			res[i].reached, res[i].err = a.forwardOne(ctx, node, path, ct, body)
+			res[i].reached, res[i].stored, res[i].err = a.forwardOne(ctx, node, path, ct, body, msgID)
 		})
 	}
 	wg.Wait()
@@ -232,10 +267,10 @@ type forwardAnswer struct {
 // maxForwardAnswer bounds how much of another node's answer is read.
 const maxForwardAnswer = 64 << 10
 
-func (a *API) forwardOne(ctx context.Context, node, path, ct string, body []byte) (reached int, err error) {
+func (a *API) forwardOne(ctx context.Context, node, path, ct string, body []byte, msgID uint64) (reached int, stored bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+node+path, bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("forward to %s: %w", node, err)
+		return 0, false, fmt.Errorf("forward to %s: %w", node, err)
 	}
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
@@ -243,10 +278,16 @@ func (a *API) forwardOne(ctx context.Context, node, path, ct string, body []byte
 	for _, h := range a.signer.Sign(time.Now(), http.MethodPost, req.URL.RequestURI(), ct, body) {
 		req.Header.Set(h[0], h[1])
 	}
+	if msgID != 0 {
+		// Not covered by the signature (a forward's signature is over the
+		// method, URI, content type and body): a forged id could only reorder
+		// a message a signed forward delivers anyway.
+		req.Header.Set(MessageIDHeader, strconv.FormatUint(msgID, 10))
+	}
 	req.Header.Set("User-Agent", "gozer-push-forward")
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("forward to %s: %w", node, err)
+		return 0, false, fmt.Errorf("forward to %s: %w", node, err)
 	}
 	defer func() {
 		// Drain a little so the connection can be reused.
@@ -258,16 +299,18 @@ func (a *API) forwardOne(ctx context.Context, node, path, ct string, body []byte
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if decodeErr != nil {
-			return 0, fmt.Errorf("forward to %s: reading the answer: %w", node, decodeErr)
+			return 0, false, fmt.Errorf("forward to %s: reading the answer: %w", node, decodeErr)
 		}
-		return ans.Reached, nil
+		return ans.Reached, false, nil
+	case http.StatusAccepted: // the device left that node meanwhile; kept there
+		return 0, true, nil
 	case http.StatusNotFound:
-		return 0, nil
+		return 0, false, nil
 	default:
 		if ans.Error == "" {
 			ans.Error = "no reason given"
 		}
-		return 0, fmt.Errorf("forward to %s: answered %d: %s", node, resp.StatusCode, ans.Error)
+		return 0, false, fmt.Errorf("forward to %s: answered %d: %s", node, resp.StatusCode, ans.Error)
 	}
 }
 

@@ -99,13 +99,13 @@ func (a *API) serveTopic(ctx *fasthttp.RequestCtx, topic string, claim *forwardC
 }
 
 // publishLocal delivers msg to every client id subscribed to topic on this
-// node, each through deliverLocal (the path of POST /push/{id}), and returns
+// node, each through deliverTopic (the history, as POST /push/{id}), and returns
 // how many connections took it.
 func (a *API) publishLocal(topic string, msg []byte, binary bool) int {
 	var buf [16]string
 	n := 0
 	for _, id := range a.topics.IDs(topic, buf[:0]) {
-		n += a.deliverLocal(id, msg, binary)
+		n += a.deliverTopic(id, msg, binary)
 	}
 	return n
 }
@@ -126,7 +126,7 @@ func (a *API) topicCluster(ctx *fasthttp.RequestCtx, topic string, body []byte, 
 		ans.Warning = "delivered on this node only: " + err.Error()
 		return err
 	}
-	for _, res := range a.forward(ctx, a.peers(nodes), apiPrefix+topicSegment+topic, body) {
+	for _, res := range a.forward(ctx, a.peers(nodes), apiPrefix+topicSegment+topic, body, 0) {
 		if res.err != nil {
 			ans.Failed = setErr(ans.Failed, res.node, res.err)
 			continue

@@ -7,14 +7,17 @@
 // cluster-wide registry (the ClusterRegistry and TopicRegistry interfaces,
 // RedisCluster on a real Redis, an in-memory fake) and the Registrar goroutine
 // that keeps it current, signed push tokens (with optional topics), a
-// per-client rate limiter, and the push API (an http.Handler for the admin
-// listener that forwards to other nodes in cluster mode).
+// per-client rate limiter, the push API (an http.Handler for the admin
+// listener that forwards to other nodes in cluster mode), and the history
+// per client id (History, with RedisHistory in cluster mode): the one path
+// that delivers a message to a client id on a node, and what a reconnecting
+// device recovers from.
 //
 // The frame, handshake, SSE and registry parts do no I/O and start no
 // goroutine: the push connections (gateway/pushconn) run them on the gnet
 // event loops. The parts that talk to Redis, to other nodes or to the push
-// origin (RedisCluster, Registrar, API, Sender) block, and are only ever
-// called off the loops. Hub holds the node's push state. See DESIGN.md beside
+// origin (RedisCluster, Registrar, API, Sender, RedisHistory) block, and are
+// only ever called off the loops. Hub holds the node's push state. See DESIGN.md beside
 // this file.
 //
 // # Concurrency contracts
@@ -25,10 +28,11 @@
 //     connection (Decoder) or one event loop (BufferPool) and are not safe for
 //     concurrent use. A Decoder must use the BufferPool of its own loop.
 //   - Any goroutine: Registry, Topics, EventRing, RateLimiter, MemoryCluster,
-//     RedisCluster, API, and the ClusterRegistry and Conn interfaces (whose
-//     implementations must be). Registrar: Registered and Unregistered from
-//     any goroutine (they never block), TopicChanged too; Run on its own
-//     goroutine.
+//     RedisCluster, API, History (Deliver, Attach and Left never block; its
+//     Run, and RedisHistory's, on goroutines of their own), and the
+//     ClusterRegistry, Conn and IDConn interfaces (whose implementations
+//     must be). Registrar: Registered and Unregistered from any goroutine
+//     (they never block), TopicChanged too; Run on its own goroutine.
 //   - Pure functions (the Append* encoders, CheckHandshake, Sign, Verify,
 //     SignClaims, VerifyClaims, ParseControl) keep no state and may be called
 //     from anywhere; they only append to the dst they are given and never

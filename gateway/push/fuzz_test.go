@@ -302,4 +302,7 @@ func TestWriteSeedCorpus(t *testing.T) {
 	for i, s := range claimSeeds() {
 		write("FuzzTokenClaims", i, s.token, s.id, s.topics, s.pos)
 	}
+	for i, e := range entrySeeds() {
+		write("FuzzHistoryEntry", i, e)
+	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // Hub is the node's push state that every event loop shares: the local
-// registry, the push API, the cluster registry and its registrar, the SSE
+// registry, the push API, the cluster registry and its registrar, the
 // history, the device-message sender, the settings the connections read and
 // the counters. Its fields are set by NewHub and then only read; what they
 // point to is safe for any goroutine.
@@ -25,7 +25,7 @@ type Hub struct {
 	API       *API
 	Cluster   ClusterRegistry // nil: single node
 	Registrar *Registrar      // nil: single node
-	History   *History        // nil: no SSE history kept
+	History   *History        // nil: push.history.max_messages 0
 	Sender    *Sender
 	Stats     Stats
 
@@ -80,9 +80,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		Registry: NewRegistry(pc.MaxPerClient), start: time.Now(),
 	}
 	h.SetLimits(pc)
-	if pc.SSEReplayEvents > 0 {
-		h.History = NewHistory(pc.SSEReplayEvents, int(pc.SSEReplayBytes))
-	}
+	var store *RedisHistory
+	hc := HistoryConfig{MaxMessages: pc.History.MaxMessages, MaxBytes: int(pc.History.MaxBytes),
+		MaxAge: pc.History.MaxAge, MaxTotal: int64(pc.History.MaxTotalBytes)}
 	if pc.Cluster.Enabled {
 		RedisLogTo(h.Log)
 		opt, err := RedisOptions(&pc.Cluster.Redis)
@@ -95,6 +95,13 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		}
 		h.Cluster = rc
 		h.Registrar = NewRegistrar(rc, h.Registry, pc.Cluster.TTL, h.Log)
+		if hc.MaxMessages > 0 {
+			store = NewRedisHistory(NewRedisClientWith(opt), hc.MaxMessages, hc.MaxAge, h.Log)
+			hc.Register = rc.Refresh
+		}
+	}
+	if hc.MaxMessages > 0 {
+		h.History = NewHistory(hc, h.Registry, store)
 	}
 	var topicChanged func(string)
 	if h.Registrar != nil {
@@ -106,7 +113,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	}
 	h.API = NewAPI(APIConfig{
 		Topics:   h.Topics,
-		Registry: h.Registry, Limiter: NewRateLimiter(pc.Rate, pc.Burst, MonotonicClock()),
+		Registry: h.Registry, History: h.History, Limiter: NewRateLimiter(pc.Rate, pc.Burst, MonotonicClock()),
 		Cluster: h.Cluster, MaxMessage: int(pc.MaxMessage), Log: h.Log,
 		ClusterSecret: pc.Cluster.ClusterSecret(), Auth: AuthOf(pc),
 	})
@@ -129,7 +136,7 @@ func (e errUnknownOrigin) Error() string {
 }
 
 // Start runs the hub's goroutines: the registrar, the rate limiter's sweep,
-// the sender's workers and the history's expiry.
+// the sender's workers and the history's (sweep, recovery, Redis writer).
 func (h *Hub) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
@@ -142,7 +149,7 @@ func (h *Hub) Start() {
 	}
 	run(h.API.SweepLoop)
 	if h.History != nil {
-		run(h.History.ExpireLoop)
+		run(h.History.Run)
 	}
 	h.Sender.Start(run)
 }
@@ -165,6 +172,20 @@ func (h *Hub) Stop() {
 	if c, ok := h.Cluster.(interface{ Close() error }); ok {
 		_ = c.Close()
 	}
+	if h.History != nil && h.History.Store() != nil {
+		_ = h.History.Store().Close()
+	}
+}
+
+// Deliver delivers msg to client id on this node: through the history
+// (History.Publish: a message id, kept, in Redis in cluster mode), or without
+// one to the registry's connections. It does not ask other nodes. Any
+// goroutine; msg must not be modified afterwards.
+func (h *Hub) Deliver(id string, msg []byte, binary bool) Delivery {
+	if h.History == nil {
+		return Delivery{Reached: h.Registry.Push(id, msg, binary)}
+	}
+	return h.History.Publish(id, msg, binary)
 }
 
 // ConnLimits are the push settings a reload may change while connections

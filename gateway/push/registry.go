@@ -55,8 +55,7 @@ type Registry struct {
 	maxPerID   int
 	conns      atomic.Int64
 	clients    atomic.Int64
-	seq        atomic.Uint64 // numbers Push and Broadcast calls (SeqConn)
-	snapshotsP sync.Pool     // *[]idConn, for Each
+	snapshotsP sync.Pool // *[]idConn, for Each
 }
 
 type regShard struct {
@@ -218,28 +217,13 @@ func (r *Registry) Count(id string) int {
 	return 1 + len(d.more())
 }
 
-// SeqConn is a Conn that wants to know which Push or Broadcast call a message
-// belongs to: every connection one call reaches gets the same seq, and seqs
-// grow. The core's SSE connections use it so that the devices of one client id
-// share one event (one event id) per message, whatever other pushes interleave.
-type SeqConn interface {
-	PushSeq(msg []byte, binary bool, seq uint64) error
-}
-
-// send hands msg to c, with seq when c wants it.
-func send(c Conn, msg []byte, binary bool, seq uint64) error {
-	if sc, ok := c.(SeqConn); ok {
-		return sc.PushSeq(msg, binary, seq)
-	}
-	return c.Push(msg, binary)
-}
-
 // Push delivers msg to every connection of id and returns how many accepted it.
+// Without a History only: History.Deliver is the path that gives messages ids
+// and keeps them.
 func (r *Registry) Push(id string, msg []byte, binary bool) (reached int) {
 	var buf [4]Conn
-	seq := r.seq.Add(1)
 	for _, c := range r.Lookup(id, buf[:0]) {
-		if send(c, msg, binary, seq) == nil {
+		if c.Push(msg, binary) == nil {
 			reached++
 		}
 	}
@@ -290,9 +274,8 @@ func (r *Registry) Each(prefix string, fn func(id string, c Conn) bool) {
 // Broadcast pushes msg to every connection whose client id starts with prefix
 // and returns how many accepted it.
 func (r *Registry) Broadcast(prefix string, msg []byte, binary bool) (reached int) {
-	seq := r.seq.Add(1)
 	r.Each(prefix, func(_ string, c Conn) bool {
-		if send(c, msg, binary, seq) == nil {
+		if c.Push(msg, binary) == nil {
 			reached++
 		}
 		return true

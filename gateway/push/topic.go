@@ -13,7 +13,7 @@ import (
 // ctx.push_accept(id, {topics = ...})) or, when push.topics.client_subscribe is
 // on, with a websocket control message. POST /push/topic/{name} delivers to
 // every client id subscribed on each node, through the same per-client-id
-// path as POST /push/{id} (API.deliverLocal).
+// path as POST /push/{id} (API.deliverTopic: History.Publish).
 //
 // A subscription belongs to the client id on this node: the index counts, per
 // topic and id, how many of the id's connections here subscribed, and a

@@ -69,7 +69,7 @@ type Conn struct {
 	flags      atomic.Uint32 // pcGone, pcLeaving, pcSlow
 	upInflight atomic.Int32  // device messages handed upstream, not finished
 	msgsIn     uint32
-	msgsOut    uint32 // also the id of the last SSE event when no history is kept
+	msgsOut    uint32 // also the id of the last SSE event when there is no history
 }
 
 // Why the gateway ended a connection (Conn.why), as the access log says.
@@ -86,9 +86,11 @@ var whyNames = [...]string{"device", "lifetime", "drain", "ping_timeout", "slow_
 
 // Conn.flags bits, set from any goroutine.
 const (
-	pcGone    uint32 = 1 << iota // closed: Push refuses
-	pcLeaving                    // a go-away or close frame is out: Push refuses
-	pcSlow                       // Push found the outbound bound exceeded: the loop closes it
+	pcGone       uint32 = 1 << iota // closed: Push refuses
+	pcLeaving                       // a go-away or close frame is out: Push refuses
+	pcSlow                          // Push found the outbound bound exceeded: the loop closes it
+	pcRecovering                    // waiting for its replay (Redis): live messages are in it, not sent
+	pcIDs                           // websocket: messages carry their id ("<id>\n" before the payload)
 )
 
 // setFlag sets bit f and reports whether this call set it.
@@ -106,63 +108,95 @@ func (pc *Conn) due() int64 {
 }
 
 // Push queues msg for the device. Any goroutine; see push.Conn.
-func (pc *Conn) Push(msg []byte, binary bool) error { return pc.PushSeq(msg, binary, 0) }
+func (pc *Conn) Push(msg []byte, binary bool) error { return pc.PushID(msg, binary, 0) }
 
-// PushSeq is Push with the number of the registry's push call (push.SeqConn), so
-// that an SSE message to several devices of one id is one event.
-func (pc *Conn) PushSeq(msg []byte, binary bool, seq uint64) error {
-	if pc.flags.Load()&(pcGone|pcLeaving) != 0 {
+// PushID is Push with the message's id (push.IDConn): an SSE event's id, and a
+// websocket message's prefix when the device asked for ids. While the
+// connection waits for its replay it takes the message without sending it:
+// the replay has it.
+func (pc *Conn) PushID(msg []byte, binary bool, id uint64) error {
+	f := pc.flags.Load()
+	if f&(pcGone|pcLeaving) != 0 {
 		return errPushClosed // closed, or told to go away: the message would be dropped
 	}
-	h := pc.lp.hub
-	if pc.kind == SSE && h.History != nil {
-		msg = h.History.Event(pc.id, msg, seq) // one event id for all the id's devices
+	if f&pcRecovering != 0 {
+		return nil
 	}
-	n := int64(len(msg))
+	return pc.queue(pushItem{pc: pc, msg: msg, binary: binary, id: id})
+}
+
+// queue hands it to the loop within the outbound bound. Any goroutine.
+func (pc *Conn) queue(it pushItem) error {
+	h := pc.lp.hub
+	n := int64(len(it.msg))
 	if pc.queued.Add(n) > h.Limits().MaxOutbound {
 		pc.queued.Add(-n)
 		if pc.setFlag(pcSlow) {
-			_ = pc.lp.enqueue(pushItem{pc: pc}) // nil msg: close it on the loop
+			_ = pc.lp.enqueue(pushItem{pc: pc, ctl: ctlSlow}) // close it on the loop
 		}
 		return errPushSlow
 	}
-	if err := pc.lp.enqueue(pushItem{pc: pc, msg: msg, binary: binary}); err != nil {
+	if err := pc.lp.enqueue(it); err != nil {
 		pc.queued.Add(-n)
 		return err
 	}
 	return nil
 }
 
-// deliver writes one queued message (loop goroutine).
-func (pc *Conn) deliver(msg []byte, binary bool) {
+// replayed queues a replay that a recovery worker built (push.History.Recover)
+// and lets live messages through again. It runs under the client id's history
+// lock, so a message delivered after it is queued after the replay.
+func (pc *Conn) replayed(r push.Replay) {
+	for _, e := range r.Entries {
+		_ = pc.queue(pushItem{pc: pc, msg: e.Msg, binary: e.Binary, id: e.ID})
+	}
+	if r.Resync {
+		_ = pc.queue(pushItem{pc: pc, ctl: ctlResync, id: r.Newest})
+	}
+	pc.flags.And(^pcRecovering)
+}
+
+// deliver writes one queued item (loop goroutine).
+func (pc *Conn) deliver(it *pushItem) {
 	if pc.state == pcClosed {
 		return
 	}
 	h := pc.lp.hub
-	if msg == nil { // queued by Push when the bound was exceeded
+	if it.ctl == ctlSlow { // queued by Push when the bound was exceeded
 		pc.slowClose()
 		return
 	}
-	pc.queued.Add(-int64(len(msg)))
+	pc.queued.Add(-int64(len(it.msg)))
 	if pc.state != pcOpen {
 		return // a go-away or close is out: the device reconnects elsewhere
 	}
 	p := pc.lp
-	if pc.kind == SSE {
-		if h.History == nil { // not formatted by Push: the event id is this connection's own count
-			b := push.AppendEvent(p.scratch[:0], uint64(pc.msgsOut)+1, "", msg)
-			p.scratch = b[:0]
-			msg = b
+	switch {
+	case it.ctl == ctlResync:
+		b := pc.appendResync(p.scratch[:0], it.id)
+		p.scratch = b[:0]
+		_, _ = pc.c.Write(b)
+		return
+	case pc.kind == SSE:
+		id := it.id
+		if id == 0 { // no history: the event id is this connection's own count
+			id = uint64(pc.msgsOut) + 1
 		}
-		_, _ = pc.c.Write(msg)
-	} else {
+		b := push.AppendEvent(p.scratch[:0], id, "", it.msg)
+		p.scratch = b[:0]
+		_, _ = pc.c.Write(b)
+	default:
 		op := push.OpText
-		if binary {
+		if it.binary {
 			op = push.OpBinary
 		}
-		p.iov = append(p.iov[:0], push.AppendFrameHeader(p.hdr[:0], op, true, len(msg)), msg)
+		var prefix []byte
+		if it.id != 0 && pc.flags.Load()&pcIDs != 0 {
+			prefix = appendIDPrefix(p.idBuf[:0], it.id)
+		}
+		p.iov = append(p.iov[:0], push.AppendFrameHeader(p.hdr[:0], op, true, len(prefix)+len(it.msg)), prefix, it.msg)
 		_, _ = pc.c.Writev(p.iov)
-		p.iov[1] = nil
+		p.iov[2] = nil
 	}
 	pc.msgsOut++
 	h.Stats.Sent.Add(1)
@@ -273,6 +307,9 @@ func (pc *Conn) markLeaving() {
 func (pc *Conn) unregister() {
 	pc.unsubscribeAll()
 	h := pc.lp.hub
+	if h.History != nil {
+		h.History.Left(pc.id) // first: a push in between finds the device or its history
+	}
 	if last := h.Registry.Remove(pc.id, pc); last && h.Registrar != nil {
 		h.Registrar.Unregistered(pc.id)
 	}

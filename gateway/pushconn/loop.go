@@ -51,9 +51,18 @@ var errLoopStopped = errors.New("event loop stopped")
 // pushItem is one message queued for a push connection by another goroutine.
 type pushItem struct {
 	pc     *Conn
-	msg    []byte // a websocket payload, or a whole SSE event; nil: close as slow consumer
+	msg    []byte // the message, shared: never modified
+	id     uint64 // its id (0: none); for ctlResync the id to go on from
 	binary bool
+	ctl    uint8 // ctlMessage, or what else to do
 }
+
+// pushItem.ctl values.
+const (
+	ctlMessage uint8 = iota
+	ctlSlow          // close as slow consumer
+	ctlResync        // tell the device its last id is gone from the history
+)
 
 // Loop is one event loop's push connections: their timer wheel, the inbox
 // other goroutines queue messages in, and scratch buffers.
@@ -75,6 +84,7 @@ type Loop struct {
 	wheel     *loop.Wheel[*Conn]
 	pool      *push.BufferPool
 	hdr       [14]byte
+	idBuf     [24]byte
 	iov       [][]byte
 	scratch   []byte
 	drainTill int64 // SIGTERM: go-aways are spread until this time (0: not draining)
@@ -86,7 +96,7 @@ type Loop struct {
 // NewLoop returns l's push connections, serving hub's, with their timers on
 // l's tick and their go-aways on l's drain.
 func NewLoop(l *loop.Loop, hub *push.Hub) *Loop {
-	p := &Loop{l: l, hub: hub, pool: push.NewBufferPool(16), iov: make([][]byte, 0, 2)}
+	p := &Loop{l: l, hub: hub, pool: push.NewBufferPool(16), iov: make([][]byte, 0, 3)}
 	p.inboxTask = func(context.Context) error {
 		l.Enter()
 		p.deliverInbox()
@@ -138,7 +148,7 @@ func (p *Loop) deliverInbox() {
 	p.inboxMu.Unlock()
 	for i := range items {
 		it := &items[i]
-		it.pc.deliver(it.msg, it.binary)
+		it.pc.deliver(it)
 		*it = pushItem{}
 	}
 	p.spare = items[:0]

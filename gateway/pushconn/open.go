@@ -2,44 +2,63 @@ package pushconn
 
 import (
 	"github.com/panjf2000/gnet/v2"
+
+	"gozer/gateway/push"
 )
 
+// Resume is what a connecting device said about the messages it has.
+type Resume struct {
+	// LastID is the id of the last message it got; with Resume it wants what
+	// came after.
+	LastID uint64
+	Resume bool
+	// IDs: a websocket device that asked for message ids (?last_id=).
+	IDs bool
+}
+
 // Register makes a push connection of kind for client id on this loop and puts
-// it in the registry (and, for SSE with a history, appends to answer the events
-// a reconnecting device missed since lastID, when replay). complete is false
-// when lastID was older than the history holds. err: the id holds
+// it in the registry. When the device resumes, the messages it missed are
+// appended to answer (after the 101 or the SSE head) when this node's history
+// has them; in cluster mode they come from Redis, after the connection serves
+// (the connection holds its live messages until then). resync: its last id is
+// gone from the history (known only without Redis). err: the id holds
 // push.max_per_client connections already. The connection serves once Serve
 // hands it its socket, in the same callback.
-func (p *Loop) Register(id string, kind Kind, answer []byte, lastID uint64, replay bool) (pc *Conn, out []byte, complete bool, err error) {
+func (p *Loop) Register(id string, kind Kind, rs Resume, answer []byte) (pc *Conn, out []byte, resync bool, err error) {
 	h := p.hub
 	pc = &Conn{lp: p, id: id, kind: kind, opened: p.l.Now()}
 	pc.timer.Init()
 	pc.dec.Init(int(h.Cfg.MaxMessage), p.pool)
-	var first bool
-	register := func() (err error) {
-		first, err = h.Registry.Add(pc.id, pc)
-		return err
+	if rs.IDs && h.History != nil {
+		pc.flags.Store(pcIDs)
 	}
-	out, complete = answer, true
-	if kind == SSE && h.History != nil {
-		out, complete, err = h.History.Attach(answer, id, lastID, replay, register)
-	} else {
-		err = register()
+	var first bool
+	out = answer
+	switch hist := h.History; {
+	case hist == nil:
+		first, err = h.Registry.Add(pc.id, pc)
+	case rs.Resume && hist.Clustered():
+		pc.setFlag(pcRecovering)
+		first, err = hist.Recover(id, pc, rs.LastID, pc.replayed)
+	default:
+		var r push.Replay
+		first, r, err = hist.Attach(id, pc, rs.LastID, rs.Resume)
+		out, resync = pc.appendReplay(answer, r), r.Resync
 	}
 	if err != nil {
-		return nil, answer, true, err
+		return nil, answer, false, err
 	}
 	if first && h.Registrar != nil {
 		h.Registrar.Registered(pc.id)
 	}
 	h.Stats.Accepted.Add(1)
 	h.Stats.Open.Add(1)
-	return pc, out, complete, nil
+	return pc, out, resync, nil
 }
 
 // Serve takes over c, the connection whose request Register accepted: from
 // here gnet's events for it go to pc. It writes answer (the 101, or the SSE
-// head and replay) and reads the frames the device sent behind its handshake.
+// head, and the replay) and reads the frames the device sent behind its handshake.
 func (pc *Conn) Serve(c gnet.Conn, answer []byte) {
 	p, h := pc.lp, pc.lp.hub
 	pc.c = c

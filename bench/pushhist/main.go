@@ -1,0 +1,172 @@
+// Command pushhist is the push history bench (`make bench-push`, after bench/push.sh;
+// bench/pushhist.sh runs it): it starts its own redis-server and gozer nodes and measures
+//
+//   - recovery: N websocket devices on node A get one message, disconnect, miss
+//     -missed pushes each (202 stored), then all reconnect at once to node B with
+//     their last id: time until every one recovered its messages (each checked: all
+//     of them, in order, no duplicate, then a live broadcast as the next message),
+//     node B's CPU, and Redis commands per recovered device (INFO commandstats);
+//   - throughput: C connected devices, -msgs pushes through the push API, with the
+//     history on and off (single node, and cluster with Redis): gozer's CPU per
+//     message and the ratio on/off, and the RSS per idle connection before the
+//     pushes (after a GC, with GODEBUG=madvdontneed=1).
+//
+// Every figure it prints is for the machine it ran on; lost or duplicated messages are
+// reported and make it exit non-zero.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"time"
+)
+
+var (
+	gozerBin = flag.String("gozer", "", "gozer binary (required)")
+	redisBin = flag.String("redis", "redis-server", "redis-server binary")
+	repo     = flag.String("repo", ".", "the repository root (gozer runs there: bench/push/scripts)")
+	nDev     = flag.Int("n", 10000, "recovery: devices")
+	missed   = flag.Int("missed", 10, "recovery: messages each device misses")
+	nConns   = flag.Int("conns", 1000, "throughput: connected devices")
+	nMsgs    = flag.Int("msgs", 50000, "throughput: messages pushed per mode")
+	senders  = flag.Int("senders", 64, "push API requests in flight")
+	phases   = flag.String("phases", "recovery,throughput", "phases to run")
+)
+
+func main() {
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+	if *gozerBin == "" {
+		log.Fatal("-gozer is required")
+	}
+	if *nDev <= *senders {
+		// A device's messages are pushed in order only when its next one is
+		// not in flight with the previous: -n apart, with -senders in flight.
+		log.Fatalf("-n %d must be more than -senders %d", *nDev, *senders)
+	}
+	bad := false
+	for _, p := range strings.Split(*phases, ",") {
+		switch p {
+		case "recovery":
+			bad = recovery() || bad
+		case "throughput":
+			bad = throughput() || bad
+		default:
+			log.Fatalf("unknown phase %q", p)
+		}
+	}
+	if bad {
+		os.Exit(1)
+	}
+}
+
+// recovery runs the recovery phase and reports whether a message was lost,
+// duplicated or out of order.
+func recovery() (bad bool) {
+	w := newWorld()
+	defer w.stop()
+	rs := w.redis()
+	a, b := w.gozer("A", rs, true), w.gozer("B", rs, true)
+	waitSettled(a)
+	waitSettled(b)
+	log.Printf("recovery: %d devices connect to node A", *nDev)
+	devs := make([]*device, *nDev)
+	connectAll(devs, a, func(i int) string { return fmt.Sprintf("dev-%d", i) }, nil)
+	waitConns(a, *nDev)
+	mustBroadcast(a, "dev-", "m0")
+	last := make([]string, *nDev)
+	for i, d := range devs {
+		id, p, err := d.next(10 * time.Second)
+		if err != nil || p != "m0" {
+			log.Fatalf("device %d: first message %q %v, want m0", i, p, err)
+		}
+		last[i] = id
+		d.close()
+	}
+	waitConns(a, 0)
+	waitUnregistered(a, "dev-0")
+	log.Printf("recovery: pushing %d messages to each of %d absent devices at node A", *missed, *nDev)
+	pushAll(a, *nDev**missed, *senders, func(k int) (string, string) {
+		return fmt.Sprintf("dev-%d", k%*nDev), fmt.Sprint("m", 1 + k / *nDev)
+	}, 202)
+
+	rs.resetStats()
+	cpu0 := b.cpu()
+	start := time.Now()
+	log.Printf("recovery: %d devices reconnect to node B at once", *nDev)
+	connectAll(devs, b, func(i int) string { return fmt.Sprintf("dev-%d", i) }, last)
+	errs := checkAll(devs, func(i int, d *device) error { return d.expect(30*time.Second, msgsFrom(1, *missed)...) })
+	took := time.Since(start)
+	cpu := b.cpu() - cpu0
+	ops := rs.commandCalls()
+	mustBroadcast(b, "dev-", "live")
+	errs += checkAll(devs, func(_ int, d *device) error { return d.expect(10*time.Second, "live") })
+	fmt.Printf("recovery  devices %d, missed %d each: all recovered in %v (from the first dial); node B CPU %.2f s (%.0f µs per device); Redis commands per device %.2f (%s); lost/duplicated/out of order: %d devices\n",
+		*nDev, *missed, took.Round(time.Millisecond), cpu.Seconds(), float64(cpu.Microseconds())/float64(*nDev),
+		float64(ops.total)/float64(*nDev), ops.detail, errs)
+	closeAll(devs)
+	return errs > 0
+}
+
+// throughput runs the throughput phase in four modes and reports a loss.
+func throughput() (bad bool) {
+	type result struct {
+		name   string
+		perMsg time.Duration
+	}
+	var res []result
+	for _, mode := range []struct {
+		name          string
+		history, clus bool
+	}{{"single, history off", false, false}, {"single, history on", true, false},
+		{"cluster, history off", false, true}, {"cluster, history on", true, true}} {
+		w := newWorld()
+		var rs *redisProc
+		if mode.clus {
+			rs = w.redis()
+		}
+		g := w.gozerWith("T", rs, mode.clus, mode.history)
+		if mode.clus {
+			waitSettled(g)
+		}
+		devs := make([]*device, *nConns)
+		rss0 := g.idleRSS()
+		connectAll(devs, g, func(i int) string { return fmt.Sprintf("t-%d", i) }, nil)
+		waitConns(g, *nConns)
+		idle := (g.idleRSS() - rss0) / int64(*nConns)
+		cpu0 := g.cpu()
+		start := time.Now()
+		if prof := os.Getenv("PUSHHIST_PROFILE"); prof != "" && mode.history && mode.clus {
+			go profile(g, prof)
+		}
+		pushAll(g, *nMsgs, *senders, func(k int) (string, string) { return fmt.Sprintf("t-%d", k%*nConns), "x" }, 200)
+		got := countAll(devs, *nMsgs, 30*time.Second)
+		cpu := g.cpu() - cpu0
+		took := time.Since(start)
+		per := cpu / time.Duration(*nMsgs)
+		fmt.Printf("throughput  %-22s %d messages to %d devices in %v (%.0f/s): gozer CPU %v per message; received %d; idle RSS %d B per connection before (fixed costs dominate below ~10,000; target ≤ 1 KB)\n",
+			mode.name, *nMsgs, *nConns, took.Round(time.Millisecond), float64(*nMsgs)/took.Seconds(), per, got, idle)
+		if got != *nMsgs {
+			bad = true
+		}
+		res = append(res, result{mode.name, per})
+		closeAll(devs)
+		w.stop()
+	}
+	if len(res) == 4 {
+		fmt.Printf("throughput  CPU per message, history on / off: single node %.2f×, cluster %.2f× (target ≤ 1.2×)\n",
+			float64(res[1].perMsg)/float64(res[0].perMsg), float64(res[3].perMsg)/float64(res[2].perMsg))
+	}
+	return bad
+}
+
+func msgsFrom(from, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprint("m", from+i)
+	}
+	return out
+}
