@@ -192,7 +192,7 @@ func (g *gozer) pushBinary(t testing.TB, id string, msg []byte) error {
 func TestPushHistoryCluster(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
-	cluster := map[string]string{"cluster": fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s}`, rs.Addr)}
+	cluster := map[string]string{"cluster": fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s, secret: %q}`, rs.Addr, clusterSecret)}
 	a, b := pushGozer(t, cluster), pushGozer(t, cluster)
 	tok := a.pushToken(t, "roam", "1h")
 
@@ -289,7 +289,7 @@ func TestPushHistoryCluster(t *testing.T) {
 func TestPushHistoryWindow(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
-	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s}`, rs.Addr)
+	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s, secret: %q}`, rs.Addr, clusterSecret)
 	for _, push := range []map[string]string{
 		{"history": "{max_age: 3s}"},
 		{"history": "{max_age: 3s}", "cluster": cluster},
@@ -336,7 +336,7 @@ func TestPushHistoryWindow(t *testing.T) {
 func TestPushHistoryRedisDown(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
-	g := pushGozer(t, map[string]string{"cluster": fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s}`, rs.Addr)})
+	g := pushGozer(t, map[string]string{"cluster": fmt.Sprintf(`{enabled: true, redis: %q, ttl: 2s, secret: %q}`, rs.Addr, clusterSecret)})
 	tok := g.pushToken(t, "solo", "1h")
 	d := wsHistDevice(t, g, "solo", tok, "")
 	waitFor(t, 10*time.Second, "solo registered", func() bool {
