@@ -137,16 +137,50 @@ func TestPushTopicsToken(t *testing.T) {
 		}
 	}
 
-	// Unsubscribe on close: the topic goes with its last subscriber.
+	// On close the subscription lingers for the history's max_age (2m by
+	// default; TestPushTopicsRecovery sees it go): the topic stays listed and a
+	// push to it reaches nobody now (it is kept in dev-news's history).
 	news.conn.Close()
-	waitFor(t, 5*time.Second, "topic news gone after its only device closed", func() bool {
-		local, _ := g.topicNodes(t, "news")
+	g.waitConnected(t, "dev-news", false, 5*time.Second)
+	if local, _ := g.topicNodes(t, "news"); local != 1 {
+		t.Errorf("GET /push/topic/news after its device left: local %d, want 1 (lingering)", local)
+	}
+	g.topicPush(t, "news", "after close", 200).expect(t, 0, 0)
+	if n := g.pushCounter(t, "topics.topics"); n != 2 {
+		t.Errorf("/admin/push topics.topics = %d, want 2 (news lingering, scores:42)", n)
+	}
+}
+
+// TestPushTopicsRecovery: a device subscribed to a topic disconnects; the
+// topic's messages meanwhile are kept in its client id's history and it
+// recovers them when it comes back with its last event id, then gets live
+// ones; once push.history.max_age passed, its lingering subscription goes
+// and the topic with it.
+func TestPushTopicsRecovery(t *testing.T) {
+	t.Parallel()
+	g := pushGozer(t, map[string]string{"history": "{max_age: 3s}"})
+	tok := g.pushTokenTopics(t, "dev-rec", "alerts")
+	d := dialSSE(t, g, "first", tok, "")
+	g.waitConnected(t, "dev-rec", true, 5*time.Second)
+	g.topicPush(t, "alerts", "a1", 200).expect(t, 1, 1)
+	last := d.expectEvents(t, "a1")
+	d.resp.Body.Close()
+	g.waitConnected(t, "dev-rec", false, 5*time.Second)
+
+	g.topicPush(t, "alerts", "a2", 200).expect(t, 0, 0)
+	g.topicPush(t, "alerts", "a3", 200).expect(t, 0, 0)
+	d = dialSSE(t, g, "back", tok, last)
+	d.expectEvents(t, "a2", "a3")
+	g.topicPush(t, "alerts", "live", 200).expect(t, 1, 1)
+	d.expectEvents(t, "live") // after the replay: nothing twice
+	d.resp.Body.Close()
+	g.waitConnected(t, "dev-rec", false, 5*time.Second)
+
+	waitFor(t, 10*time.Second, "the lingering subscription to go after max_age 3s", func() bool {
+		local, _ := g.topicNodes(t, "alerts")
 		return local == 0
 	})
-	g.topicPush(t, "news", "after close", 200).expect(t, 0, 0)
-	if n := g.pushCounter(t, "topics.topics"); n != 1 {
-		t.Errorf("/admin/push topics.topics = %d, want 1 (scores:42 only)", n)
-	}
+	g.topicPush(t, "alerts", "gone", 200).expect(t, 0, 0)
 }
 
 // TestPushTopicsAcceptFilter: a Lua filter subscribes with
@@ -251,14 +285,15 @@ func TestPushTopicsControl(t *testing.T) {
 // TestPushTopicsCluster: three nodes sharing a redis-server; a device on each
 // subscribed to "news" (and two on node A, under two ids). A topic push at
 // any node reaches each device exactly once; after the device on C leaves,
-// C drops out of the topic's nodes and is not forwarded to.
+// C drops out of the topic's nodes once its subscription stopped lingering
+// (push.history.max_age, 2 s here) and is not forwarded to.
 func TestPushTopicsCluster(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
 	cluster := fmt.Sprintf(`{enabled: true, redis: %q, ttl: 3s, secret: %q}`, rs.Addr, clusterSecret)
 	var nodes []*gozer
 	for range 3 {
-		nodes = append(nodes, pushGozer(t, map[string]string{"cluster": cluster}))
+		nodes = append(nodes, pushGozer(t, map[string]string{"cluster": cluster, "history": "{max_age: 2s}"}))
 	}
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	type dev struct {

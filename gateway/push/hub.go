@@ -108,6 +108,11 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		topicChanged = h.Registrar.TopicChanged
 	}
 	h.Topics = NewTopics(pc.Topics.MaxPerNode, topicChanged)
+	if h.History != nil {
+		// A device that left keeps its topics while its id is "recently
+		// seen": topic messages meanwhile are kept for its recovery.
+		h.Topics.SetLinger(pc.History.MaxAge)
+	}
 	if h.Registrar != nil {
 		h.Registrar.TrackTopics(h.Topics)
 	}
@@ -148,6 +153,7 @@ func (h *Hub) Start() {
 		run(h.Registrar.Run)
 	}
 	run(h.API.SweepLoop)
+	run(h.Topics.SweepLoop)
 	if h.History != nil {
 		run(h.History.Run)
 	}

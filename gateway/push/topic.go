@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Topics: named channels many devices subscribe to (DESIGN.md, "Topics"). A
@@ -57,6 +58,10 @@ type Topics struct {
 	seed     maphash.Seed
 	max      int64
 	onChange func(topic string)
+
+	lingerFor time.Duration // SetLinger: how long a leaving connection's topics stay
+	lingerMu  sync.Mutex
+	lingering []lingering // in due order (topic_linger.go)
 
 	count   atomic.Int64 // distinct topics
 	subs    atomic.Int64 // (topic, client id) pairs

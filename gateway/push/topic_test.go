@@ -265,3 +265,43 @@ func TestRegistrarTopics(t *testing.T) {
 		t.Errorf("sport after the registrar stopped: %v", got)
 	}
 }
+
+// TestTopicsLinger: a leaving connection's subscription stays for the linger
+// time (the history's max_age), then goes; without one it goes at once; a
+// device that came back in between keeps the topic after the sweep.
+func TestTopicsLinger(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name   string
+		linger time.Duration
+		back   bool // the id subscribes again before the sweep
+		ids    []int
+	}{ // ids: the topic's subscribed ids just after leaving, after 30 s, after 61 s
+		{"no linger", 0, false, []int{0, 0, 0}},
+		{"lingers then goes", time.Minute, false, []int{1, 1, 0}},
+		{"came back", time.Minute, true, []int{1, 1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := NewTopics(0, nil)
+			tp.SetLinger(tc.linger)
+			if err := tp.Subscribe("news", "dev"); err != nil {
+				t.Fatal(err)
+			}
+			tp.Linger("news", "dev", t0)
+			if tc.back {
+				_ = tp.Subscribe("news", "dev")
+			}
+			got := []int{len(tp.IDs("news", nil))}
+			tp.Sweep(t0.Add(30 * time.Second))
+			got = append(got, len(tp.IDs("news", nil)))
+			tp.Sweep(t0.Add(61 * time.Second))
+			got = append(got, len(tp.IDs("news", nil)))
+			if !slices.Equal(got, tc.ids) {
+				t.Errorf("subscribed ids %v, want %v", got, tc.ids)
+			}
+			if n := tp.Lingering(); n != 0 {
+				t.Errorf("%d lingering after the sweep, want 0", n)
+			}
+		})
+	}
+}

@@ -300,12 +300,14 @@ func (pc *Conn) leave(deadline int64) {
 // push API no longer counts it as connected. Loop goroutine.
 func (pc *Conn) markLeaving() {
 	if pc.setFlag(pcLeaving) {
-		pc.unregister()
+		pc.unregister(true)
 	}
 }
 
-func (pc *Conn) unregister() {
-	pc.unsubscribeAll()
+// unregister takes pc out of the registry and its topics (left is true for a
+// device that was served and goes: its topics linger, see unsubscribeAll).
+func (pc *Conn) unregister(left bool) {
+	pc.unsubscribeAll(left)
 	h := pc.lp.hub
 	if h.History != nil {
 		h.History.Left(pc.id) // first: a push in between finds the device or its history
@@ -447,7 +449,7 @@ func (pc *Conn) OnClose(err error) {
 	p.wheel.Cancel(pc)
 	pc.dec.Release()
 	if pc.flags.Load()&pcLeaving == 0 {
-		pc.unregister()
+		pc.unregister(true)
 	}
 	h.Stats.Open.Add(-1)
 	p.l.Shared.ClientClosed()

@@ -85,6 +85,6 @@ func (pc *Conn) Serve(c gnet.Conn, answer []byte) {
 func (pc *Conn) Unregister() {
 	pc.state = pcClosed
 	pc.setFlag(pcGone)
-	pc.unregister()
+	pc.unregister(false) // never served: its topics go at once
 	pc.lp.hub.Stats.Open.Add(-1)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"gozer/gateway/push"
 )
@@ -69,11 +70,22 @@ func (pc *Conn) unsubscribe(topic string) {
 	p.topics[pc] = cur
 }
 
-// unsubscribeAll drops every topic of pc: it leaves, or closed.
-func (pc *Conn) unsubscribeAll() {
+// unsubscribeAll drops every topic of pc: it leaves, or closed. For a device
+// that was served (left), with a history, the subscriptions linger for its
+// max_age (push.Topics.Linger), so the topic messages it misses while away
+// are kept for its recovery; a refused connection's go at once.
+func (pc *Conn) unsubscribeAll(left bool) {
 	p := pc.lp
+	var now time.Time
+	if left && len(p.topics[pc]) > 0 {
+		now = time.Now()
+	}
 	for _, t := range p.topics[pc] {
-		p.hub.Topics.Unsubscribe(t, pc.id)
+		if left {
+			p.hub.Topics.Linger(t, pc.id, now)
+		} else {
+			p.hub.Topics.Unsubscribe(t, pc.id)
+		}
 	}
 	delete(p.topics, pc)
 }
