@@ -66,6 +66,8 @@ type Shared struct {
 	ProxyRefused atomic.Int64
 	// CORS counts preflights answered and origins refused (filters.CORS).
 	CORS cors.Stats
+	// H2 counts HTTP/2 connections, streams and what ended them (gateway/http2).
+	H2 telemetry.H2Stats
 
 	// Limits are the node's rate limits, new-connection rates and deny list
 	// (gateway/ratelimit); built once (nil: none), the rules follow the
