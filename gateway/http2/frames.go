@@ -38,8 +38,12 @@ func (c *Conn) handle(f http2.Frame) {
 	case *http2.RSTStreamFrame:
 		c.onReset(f)
 	case *http2.PriorityFrame:
-		// Ignored (RFC 9113 5.3.2 deprecates priorities); the Framer refused a
-		// stream that depends on itself.
+		// Ignored (RFC 9113 5.3.2 deprecates priorities), but for a stream
+		// that depends on itself (a stream error, RFC 7540 5.3.1).
+		if f.StreamDep == f.StreamID {
+			c.resetStream(f.StreamID, http2.ErrCodeProtocol, telemetry.H2ProtocolError, "stream depends on itself")
+			return
+		}
 		c.abuse(false)
 	case *http2.GoAwayFrame:
 		// The client leaves: its streams in flight finish, it opens no more.
