@@ -117,6 +117,9 @@ var (
 	dReloads   = desc("config_reloads_total", "Configuration reloads, by result: applied, refused (invalid, or a restart-only setting changed: nothing changed).", "result")
 	dConfigGen = desc("config_generation", "The configuration in service: 1 at start, one more per applied reload.")
 	dConfigAt  = desc("config_loaded_timestamp_seconds", "When the configuration in service was loaded (Unix time).")
+	dH2Conns   = desc("http2_connections_total", "Client connections that spoke HTTP/2 (h2 by ALPN, h2c).")
+	dH2Streams = desc("http2_streams_total", "HTTP/2 streams that carried a request.")
+	dH2Ended   = desc("http2_ended_total", "HTTP/2 connections (GOAWAY) and streams (RST_STREAM, 431) the gateway ended, by reason: protocol_error, flow_control, frame_size, compression, rapid_reset, continuation_flood, control_flood, header_list_too_large, refused_stream, stream_stalled.", "reason")
 	dMetricsOn = desc("metrics_enabled", "1 when the per-request metrics are recorded (listeners.admin.metrics).")
 )
 
@@ -168,6 +171,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectPush(counter, gauge)
 	c.collectLoops(loops, on == 1, gauge, counter)
 	c.collectLimits(counter, gauge)
+	if sh := c.src.Shared; sh != nil {
+		counter(dH2Conns, float64(sh.H2.Conns.Load()))
+		counter(dH2Streams, float64(sh.H2.Streams.Load()))
+		for reason, n := range sh.H2.Ended() {
+			counter(dH2Ended, float64(n), reason)
+		}
+	}
 	if cc := c.src.Config; cc != nil {
 		st := cc.ReloadStats()
 		counter(dReloads, float64(st.Applied), "applied")
