@@ -2,7 +2,6 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -31,13 +30,12 @@ func h2Gozer(t testing.TB, ca *testCA, origin string, http2Keys map[string]strin
 	return startGozer(t, cfg)
 }
 
-// h2cClient is Go's HTTP/2 client (golang.org/x/net/http2) over clear text
-// with prior knowledge.
+// h2cClient is net/http's HTTP/2 client over clear text with prior
+// knowledge (Protocols: unencrypted HTTP/2 only).
 func h2cClient(t testing.TB) *http.Client {
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
 }

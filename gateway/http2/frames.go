@@ -1,6 +1,8 @@
 package http2
 
 import (
+	"errors"
+
 	"golang.org/x/net/http2"
 
 	"gozer/gateway/telemetry"
@@ -242,7 +244,7 @@ func (c *Conn) credit(st *stream, n int64) {
 		c.recvWindow += c.recvCredit
 		c.recvCredit = 0
 	}
-	if st != nil && !st.remoteDone {
+	if st != nil && !st.remoteDone && c.streams[st.id] == st {
 		st.recvCredit += n
 		if st.recvCredit >= int64(c.set.window)/4 || st.recvWindow < int64(c.set.window)/2 {
 			_ = c.fr.WriteWindowUpdate(st.id, uint32(st.recvCredit))
@@ -313,7 +315,7 @@ func (c *Conn) resetStream(id uint32, code http2.ErrCode, why telemetry.H2Reason
 	_ = c.fr.WriteRSTStream(id, code)
 	if st := c.streams[id]; st != nil {
 		st.reset = true
-		c.dropStream(st, errStreamError)
+		c.dropStream(st, errors.New("stream reset: "+reason))
 	}
 	c.abuse(false)
 }

@@ -9,10 +9,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-var (
-	errClientReset = errors.New("client reset the stream")
-	errStreamError = errors.New("stream error")
-)
+var errClientReset = errors.New("client reset the stream (RST_STREAM)")
 
 // block is the header block being received: its fields as the decoder emits
 // them, until the header list goes over SETTINGS_MAX_HEADER_LIST_SIZE (the
