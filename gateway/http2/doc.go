@@ -46,6 +46,15 @@
 // websocket) cannot take over an HTTP/2 stream: it is reset with
 // HTTP_1_1_REQUIRED, so the client retries over HTTP/1.1.
 //
+// Conformance: h2spec (TestHTTP2Spec) passes every case over TLS. Over h2c
+// one case fails, on purpose: "3.5/2 Sends invalid connection preface" wants
+// the connection closed unanswered, but on a plain listener that serves
+// HTTP/1.1 too, bytes that are not the preface are an HTTP/1.1 request
+// ("INVALID CONNECTION PREFACE" is a malformed request line), which
+// gateway/http1 answers 400 before it closes; h2spec reads that answer as a
+// frame. Closing unanswered would cost every HTTP/1.1 client that sends a
+// bad request line its error message.
+//
 // Concurrency: a Conn, its streams and its Loop belong to one event loop;
 // everything runs on that loop's goroutine. Frames read are valid for the
 // callback; what must outlive it (request body) is copied.
