@@ -337,6 +337,9 @@ func (c *Conn) dropStream(st *stream, err error) {
 		st.ex = nil
 		ex.OnGone(err)
 	}
+	if p := st.push; p != nil {
+		p.gone(err)
+	}
 	c.forget(st)
 }
 

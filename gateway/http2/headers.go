@@ -9,7 +9,10 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-var errClientReset = errors.New("client reset the stream (RST_STREAM)")
+var (
+	errClientReset = errors.New("client reset the stream (RST_STREAM)")
+	errStreamGone  = errors.New("http2 stream ended")
+)
 
 // block is the header block being received: its fields as the decoder emits
 // them, until the header list goes over SETTINGS_MAX_HEADER_LIST_SIZE (the

@@ -45,6 +45,7 @@ type stream struct {
 	queued     bool  // in c.blocked, waiting for the connection's window
 	reset      bool
 	in, out    int64
+	push       *pushStream // an SSE push connection took the stream (push.go)
 }
 
 // start hands the request to a new exchange.
@@ -91,7 +92,7 @@ func (st *stream) onData(p []byte, end bool) {
 		return
 	}
 	if st.ex == nil {
-		c.credit(st, int64(len(p))) // answered already: what comes is dropped
+		c.credit(st, int64(len(p))) // answered already (or a push stream): what comes is dropped
 	} else {
 		st.body = append(st.body, p...)
 	}
@@ -115,7 +116,7 @@ func (st *stream) endOfBody() {
 		st.ex.OnBody()
 		return
 	}
-	if st.localDone {
+	if st.localDone && st.push == nil {
 		st.c.forget(st)
 	}
 }
@@ -317,7 +318,7 @@ func (st *stream) sendPending() {
 	if st.localDone {
 		st.pend, st.poff = st.pend[:0], 0
 		st.sendAt = 0
-		if st.ex == nil {
+		if st.ex == nil && st.push == nil {
 			st.finish()
 		}
 	}
@@ -407,17 +408,16 @@ func (st *stream) Abort(reset bool) {
 	}
 }
 
-// Hijack implements exchange.Downstream: an HTTP/2 stream cannot become a
-// push connection; it is reset with HTTP_1_1_REQUIRED, which tells the
-// client to ask again over HTTP/1.1.
+// Hijack implements exchange.Downstream: an SSE push connection takes the
+// stream (the connection goes on with its other streams); see pushStream.
+// A websocket handshake never gets here over HTTP/2 (its Connection and
+// Upgrade headers make the request malformed).
 func (st *stream) Hijack() (gnet.Conn, bool) {
 	c := st.c
 	st.ex = nil
-	if c.state != stClosed && !st.reset {
-		_ = c.fr.WriteRSTStream(st.id, http2.ErrCodeHTTP11Required)
-		st.reset = true
-		c.forget(st)
-		c.flush()
+	st.expectBody = false
+	if c.state != stOpen && c.state != stGoingAway || st.reset {
+		return nil, false
 	}
-	return nil, false
+	return st.hijackPush()
 }

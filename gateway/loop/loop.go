@@ -363,6 +363,10 @@ func (l *Loop) Accepted(c gnet.Conn) {
 // in front of the socket (gateway/tlsconn) first says goodbye in its own
 // protocol (close_notify). Loop goroutine of c.
 func (l *Loop) CloseConn(c gnet.Conn) error {
+	if s, ok := c.(interface{ CloseStream() }); ok {
+		s.CloseStream() // a stream of a multiplexed connection (an HTTP/2 push stream): the stream ends, not the socket
+		return nil
+	}
 	if t, ok := c.(interface{ CloseNotify() }); ok {
 		t.CloseNotify()
 	}
