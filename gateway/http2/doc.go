@@ -40,11 +40,22 @@
 // over SETTINGS_MAX_HEADER_LIST_SIZE is answered 431; a decreasing or reused
 // stream id is a connection error.
 //
+// Push: an SSE push handshake takes its stream, not the connection
+// (stream.Hijack): the push connection (pushconn.Conn) writes to a
+// pushStream, a gnet.Conn whose writes become the stream's DATA (the
+// handshake's HTTP/1.1 head becomes HEADERS), whose OutboundBuffered is what
+// waits for the client's windows (push.max_outbound_bytes bounds it), and
+// whose close ends the stream (loop.CloseConn asks CloseStream first). The
+// registry delivers to it as to any push connection; the other streams of
+// the connection go on. A websocket handshake cannot be made over HTTP/2
+// (its Connection and Upgrade headers make the request malformed; RFC 8441
+// extended CONNECT is not offered): websocket push stays HTTP/1.1.
+//
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
 // is ignored); PRIORITY is ignored; request and response trailers are
-// dropped, as the exchange drops HTTP/1.1 trailers; a push endpoint (SSE,
-// websocket) cannot take over an HTTP/2 stream: it is reset with
-// HTTP_1_1_REQUIRED, so the client retries over HTTP/1.1.
+// dropped, as the exchange drops HTTP/1.1 trailers; server.min_send_rate
+// and server.min_body_rate do not apply to streams (the send and body
+// timers do), nor does protect.max_requests_per_connection.
 //
 // Conformance: h2spec (TestHTTP2Spec) passes every case over TLS. Over h2c
 // one case fails, on purpose: "3.5/2 Sends invalid connection preface" wants
