@@ -230,3 +230,18 @@ func (g *gozer) h2Ended(t testing.TB, reason string) int64 {
 	}
 	return e.HTTP2.Ended[reason]
 }
+
+// h2Streams is /admin/edge's http2.streams_total.
+func (g *gozer) h2Streams(t testing.TB) int64 {
+	t.Helper()
+	var e struct {
+		HTTP2 struct {
+			Streams int64 `json:"streams_total"`
+		} `json:"http2"`
+	}
+	resp, b := fetch(t, g.adminClient, "GET", g.adminURL("/admin/edge"), nil, nil)
+	if err := json.Unmarshal(b, &e); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("GET /admin/edge: %d %v", resp.StatusCode, err)
+	}
+	return e.HTTP2.Streams
+}

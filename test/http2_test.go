@@ -216,3 +216,42 @@ func TestHTTP2ContinueAndHead(t *testing.T) {
 		t.Fatalf("HEAD: %s with %d bytes", status, n)
 	}
 }
+
+// TestHTTP2Drain: a drain (SIGTERM) sends GOAWAY NO_ERROR to an HTTP/2
+// client; its stream in flight still gets its whole answer.
+func TestHTTP2Drain(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	o := startOrigin(t, "o")
+	g := h2Gozer(t, ca, o.Addr, nil, nil)
+	h := dialH2(t, g.ProxyAddr)
+	if err := h.request(1, "GET", "/slow?delay=1s", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the stream opened", func() bool { return g.h2Streams(t) > 0 })
+	if err := g.cmd.Process.Signal(terminate); err != nil {
+		t.Fatal(err)
+	}
+	goaway, status, n := false, "", 0
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && status == "" {
+		ev := h.next(time.Until(deadline))
+		switch {
+		case ev.goaway:
+			if ev.code != 0 {
+				t.Fatalf("GOAWAY %v, want NO_ERROR", ev.code)
+			}
+			goaway = true
+		case ev.closed || ev.timeout:
+			t.Fatalf("connection ended before the answer (GOAWAY seen: %v)", goaway)
+		case ev.stream == 1:
+			n += ev.data
+			if ev.end {
+				status = "done"
+			}
+		}
+	}
+	if !goaway || status != "done" || n == 0 {
+		t.Fatalf("drain: GOAWAY %v, stream 1 %q with %d bytes", goaway, status, n)
+	}
+}
