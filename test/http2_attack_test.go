@@ -3,8 +3,10 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,5 +166,64 @@ func TestHTTP2ZeroWindow(t *testing.T) {
 	if l[0].str("protocol") != "HTTP/2.0" {
 		t.Errorf("access log: %v", l[0])
 	}
-	_ = fmt.Sprint()
+}
+
+// TestHTTP2UploadBackpressure: clients that upload faster than their origin
+// reads (it waits 2 s before reading) are held back by their stream windows:
+// the gateway buffers a window per stream, not the uploads, and every upload
+// arrives whole once the origin reads.
+func TestHTTP2UploadBackpressure(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	o := startOrigin(t, "o")
+	g := h2Gozer(t, ca, o.Addr, nil, nil)
+	rss0, err := g.rss()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 8, 20 << 20
+	body := bytes.Repeat([]byte("u"), size)
+	var wg sync.WaitGroup
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	go func() { // the gateway's RSS while the uploads wait for their origin
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				if r, err := g.rss(); err == nil && r > peak.Load() {
+					peak.Store(r)
+				}
+			}
+		}
+	}()
+	errs := make([]string, n)
+	client := h2cClient(t)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Post(g.URL("/slow-sink?delay=2s"), "application/octet-stream", bytes.NewReader(body))
+			if err != nil {
+				errs[i] = err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(b), fmt.Sprintf(`"bytes":%d`, size)) {
+				errs[i] = fmt.Sprintf("%d %s", resp.StatusCode, tail(string(b), 200))
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	for i, e := range errs {
+		if e != "" {
+			t.Errorf("upload %d: %s", i, e)
+		}
+	}
+	if grew := peak.Load() - rss0; grew > 64<<20 {
+		t.Errorf("%d uploads of %d MiB to an origin that waits: RSS grew by %d MiB", n, size>>20, grew>>20)
+	}
 }

@@ -94,6 +94,7 @@ type Conn struct {
 	held       int32
 	idleAt     int64 // when the last stream ended
 
+	flushing         bool // flushSoon queued a flush
 	abuseAt          int64
 	resets, controls int
 	writable         loop.Writable
@@ -256,6 +257,21 @@ func (c *Conn) flush() {
 		c.out = nil
 	}
 	c.account()
+}
+
+// flushSoon flushes at the end of the outermost callback (loop.Later): for
+// frames written outside the connection's own callbacks.
+func (c *Conn) flushSoon() {
+	if !c.flushing {
+		c.flushing = true
+		c.lp.l.Later(c)
+	}
+}
+
+// Run implements loop.Task: flushSoon's flush.
+func (c *Conn) Run() {
+	c.flushing = false
+	c.flush()
 }
 
 // fail ends the connection for a protocol error or an attack: GOAWAY with

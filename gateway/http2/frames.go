@@ -238,6 +238,9 @@ func (c *Conn) credit(st *stream, n int64) {
 		return
 	}
 	c.recvCredit += n
+	// The body may be taken in an origin's callback: the updates must leave
+	// at its end, not wait for the client, which waits for them.
+	c.flushSoon()
 	// Batched: a WINDOW_UPDATE per quarter of the window, not per frame.
 	if c.recvCredit >= int64(c.set.connWindow)/4 || c.recvWindow < int64(c.set.connWindow)/2 {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvCredit))

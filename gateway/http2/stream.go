@@ -30,7 +30,8 @@ type stream struct {
 	recvWindow int64
 	recvCredit int64
 	expectBody bool
-	paused     bool
+	paused     bool  // PauseBody: no window given back, no OnBody
+	owed       int64 // body taken while paused, its window not given back yet
 	bodyAt     int64 // the body timer's deadline (0: not armed)
 
 	// The response: DATA waiting for a window (pend[poff:]).
@@ -100,7 +101,9 @@ func (st *stream) onData(p []byte, end bool) {
 		st.endOfBody()
 		return
 	}
-	if st.ex != nil {
+	if st.ex != nil && !st.paused {
+		// (Paused: the origin takes the body slower; what came waits here,
+		// within the window, and no window is given back until it resumes.)
 		if st.expectBody {
 			st.bodyAt = c.lp.l.Now() + c.lp.l.Snapshot().Limits.HeaderTimeout
 			c.rearm()
@@ -181,7 +184,11 @@ func (st *stream) ReadBody(fn func(piece []byte) bool) (bool, error) {
 		p := st.body
 		st.body = st.body[:0]
 		fn(p)
-		st.c.credit(st, int64(len(p)))
+		st.owed += int64(len(p))
+		if !st.paused {
+			st.c.credit(st, st.owed)
+			st.owed = 0
+		}
 	}
 	return st.remoteDone, nil
 }
@@ -206,6 +213,10 @@ func (st *stream) ResumeBody() {
 		return
 	}
 	st.paused = false
+	if st.owed > 0 {
+		st.c.credit(st, st.owed) // the body taken while paused: the client may send more
+		st.owed = 0
+	}
 	if st.expectBody {
 		st.bodyAt = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.HeaderTimeout
 	}
@@ -283,6 +294,7 @@ func (st *stream) sendNow(p []byte, end bool) int {
 		}
 		last := end && sent+n == len(p)
 		_ = c.fr.WriteData(st.id, last, p[sent:sent+n])
+		c.flushSoon() // a window opened in the client's callback, or the exchange's Flush comes first
 		sent += n
 		st.sendWindow -= int64(n)
 		c.sendWindow -= int64(n)
@@ -330,6 +342,7 @@ func (st *stream) finish() {
 	c := st.c
 	if !st.remoteDone {
 		_ = c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
+		c.flushSoon()
 	}
 	c.forget(st)
 }
@@ -379,9 +392,9 @@ func (st *stream) Bytes() (in, out int64) { return st.in, st.out }
 func (st *stream) Done(bool) {
 	st.ex = nil
 	st.expectBody = false
-	if len(st.body) > 0 {
-		st.c.credit(st, int64(len(st.body)))
-		st.body = st.body[:0]
+	if n := int64(len(st.body)) + st.owed; n > 0 {
+		st.c.credit(st, n)
+		st.body, st.owed = st.body[:0], 0
 	}
 	if st.localDone && st.poff == len(st.pend) {
 		st.finish()
