@@ -29,6 +29,7 @@ import (
 type LoopStats struct {
 	Index       int           // the loop's position, in the order loops were first seen
 	HTTPConns   int           // HTTP/1.1 client connections (push connections are counted by push)
+	HTTP2Conns  int           // HTTP/2 client connections
 	OriginConns int           // origin connections (busy, idle and dialling)
 	Busy        time.Duration // time spent in callbacks since start
 	Pools       []PoolCount
@@ -109,7 +110,7 @@ var (
 	dPushForwards  = desc("push_cluster_forwards_total", "Push API requests forwarded to other nodes of the cluster, by result: ok, error.", "result")
 	dPushForwardIn = desc("push_cluster_forwards_received_total", "Push API requests other nodes forwarded here.")
 
-	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), origin.", "loop", "kind")
+	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), http2 (HTTP/2 clients), origin.", "loop", "kind")
 	dLoopBusy  = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
 	dClients   = desc("client_connections", "Client connections open (HTTP and push).")
 	dCORSPre   = desc("cors_preflights_total", "CORS preflights the gateway answered for an allowed origin.")
@@ -321,6 +322,7 @@ func (c *collector) collectLoops(loops []LoopStats, timed bool, gauge, counter e
 	for _, l := range loops {
 		i := strconv.Itoa(l.Index)
 		gauge(dLoopConns, float64(l.HTTPConns), i, "http")
+		gauge(dLoopConns, float64(l.HTTP2Conns), i, "http2")
 		gauge(dLoopConns, float64(l.OriginConns), i, "origin")
 		if timed {
 			counter(dLoopBusy, l.Busy.Seconds(), i)

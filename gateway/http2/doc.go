@@ -30,6 +30,15 @@
 // client that opens no window for server.idle_timeout gets RST_STREAM
 // CANCEL.
 //
+// Memory per connection is bounded: request body by the connection's window
+// (http2.connection_window_size, 1 MiB) and each stream's; response DATA
+// waiting for windows by one origin read per stream (the exchange parks the
+// origin once a stream holds more than its allowance), so at most
+// max_concurrent_streams × 64 KiB, and counted in Shared.Buffered so that the
+// node's budget (server.max_buffered_total) lowers every allowance; control
+// answers by server.max_buffered_per_conn; a header block by twice
+// server.max_header_bytes; HPACK's dynamic table by 4 KiB each way.
+//
 // Defences, each counted (telemetry.H2Stats: /metrics
 // gozer_http2_errors_total, /admin/edge) and logged once per reason and 10 s:
 // streams over max_concurrent_streams get REFUSED_STREAM; resets past
