@@ -57,85 +57,119 @@ type malformed string
 
 func (m malformed) Error() string { return string(m) }
 
+// request is what a request's header fields say, once checked.
+type request struct {
+	method, scheme, authority, host, path string
+	declared                              int64 // content-length (-1: none)
+	seen                                  [4]bool
+}
+
 // head turns a request's header fields into the HTTP/1.1 head the exchange
 // parses (dst's bytes), and returns what the stream needs of it: the
 // declared content-length (-1: none), the method and :path for the access
 // log of a refused head.
 func head(dst []byte, fields []hpack.HeaderField, endStream bool) (out []byte, declared int64, method, path string, err error) {
-	var scheme, authority, host string
-	declared = -1
+	r, err := check(fields)
+	if err != nil {
+		return dst, 0, "", "", err
+	}
+	return r.write(dst, fields, endStream), r.declared, r.method, r.path, nil
+}
+
+// check checks the fields as RFC 9113 8.2 and 8.3 say; a malformed error
+// resets the stream.
+func check(fields []hpack.HeaderField) (request, error) {
+	r := request{declared: -1}
 	regular := false
-	seen := [4]bool{}
 	for _, f := range fields {
+		if !validValue(f.Value) {
+			return r, malformed("control character in " + f.Name)
+		}
 		if f.IsPseudo() {
 			if regular {
-				return dst, 0, "", "", malformed("pseudo-header after a regular header")
+				return r, malformed("pseudo-header after a regular header")
 			}
-			i := -1
-			switch f.Name {
-			case ":method":
-				i, method = 0, f.Value
-			case ":scheme":
-				i, scheme = 1, f.Value
-			case ":authority":
-				i, authority = 2, f.Value
-			case ":path":
-				i, path = 3, f.Value
-			default:
-				return dst, 0, "", "", malformed("unknown pseudo-header " + f.Name)
-			}
-			if seen[i] {
-				return dst, 0, "", "", malformed("pseudo-header " + f.Name + " twice")
-			}
-			seen[i] = true
-			if !validValue(f.Value) {
-				return dst, 0, "", "", malformed("control character in " + f.Name)
+			if err := r.pseudo(f); err != nil {
+				return r, err
 			}
 			continue
 		}
 		regular = true
-		if !validName(f.Name) {
-			return dst, 0, "", "", malformed("invalid header name")
-		}
-		if !validValue(f.Value) {
-			return dst, 0, "", "", malformed("control character in a header value")
-		}
-		switch f.Name {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-			return dst, 0, "", "", malformed("connection-specific header " + f.Name)
-		case "te":
-			if f.Value != "trailers" {
-				return dst, 0, "", "", malformed("te other than trailers")
-			}
-		case "host":
-			host = f.Value
-		case "content-length":
-			n, err := strconv.ParseInt(f.Value, 10, 64)
-			if err != nil || n < 0 || declared >= 0 && n != declared {
-				return dst, 0, "", "", malformed("invalid content-length")
-			}
-			declared = n
+		if err := r.regular(f); err != nil {
+			return r, err
 		}
 	}
-	if method == "CONNECT" {
-		if seen[1] || seen[3] || !seen[2] {
-			return dst, 0, "", "", malformed("malformed CONNECT")
+	if r.method == "CONNECT" {
+		if r.seen[1] || r.seen[3] || !r.seen[2] {
+			return r, malformed("malformed CONNECT")
 		}
-		path = "/" // refused by the exchange (CONNECT is not proxied)
-	} else if !seen[0] || !seen[1] || path == "" {
-		return dst, 0, "", "", malformed("missing :method, :scheme or :path")
+		r.path = "/" // refused by the exchange (CONNECT is not proxied)
+	} else if !r.seen[0] || !r.seen[1] || r.path == "" {
+		return r, malformed("missing :method, :scheme or :path")
 	}
-	_ = scheme
-	if authority == "" {
-		authority = host
+	if r.authority == "" {
+		r.authority = r.host
 	}
-	dst = append(dst, method...)
+	return r, nil
+}
+
+// pseudo takes a pseudo-header: each known one once, no other.
+func (r *request) pseudo(f hpack.HeaderField) error {
+	i := -1
+	switch f.Name {
+	case ":method":
+		i, r.method = 0, f.Value
+	case ":scheme":
+		i, r.scheme = 1, f.Value
+	case ":authority":
+		i, r.authority = 2, f.Value
+	case ":path":
+		i, r.path = 3, f.Value
+	default:
+		return malformed("unknown pseudo-header " + f.Name)
+	}
+	if r.seen[i] {
+		return malformed("pseudo-header " + f.Name + " twice")
+	}
+	r.seen[i] = true
+	return nil
+}
+
+// regular takes a regular header: lowercase, no connection-specific one.
+func (r *request) regular(f hpack.HeaderField) error {
+	if !validName(f.Name) {
+		return malformed("invalid header name")
+	}
+	switch f.Name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return malformed("connection-specific header " + f.Name)
+	case "te":
+		if f.Value != "trailers" {
+			return malformed("te other than trailers")
+		}
+	case "host":
+		r.host = f.Value
+	case "content-length":
+		n, err := strconv.ParseInt(f.Value, 10, 64)
+		if err != nil || n < 0 || r.declared >= 0 && n != r.declared {
+			return malformed("invalid content-length")
+		}
+		r.declared = n
+	}
+	return nil
+}
+
+// write appends the HTTP/1.1 head: the request line, Host from :authority,
+// the fields (cookie crumbs joined, RFC 9113 8.2.3), and chunked framing for
+// a body of unknown length.
+func (r *request) write(dst []byte, fields []hpack.HeaderField, endStream bool) []byte {
+	dst = append(dst, r.method...)
 	dst = append(dst, ' ')
-	dst = append(dst, path...)
+	dst = append(dst, r.path...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
-	if authority != "" {
+	if r.authority != "" {
 		dst = append(dst, "Host: "...)
-		dst = append(dst, authority...)
+		dst = append(dst, r.authority...)
 		dst = append(dst, "\r\n"...)
 	}
 	cookies := false
@@ -144,7 +178,6 @@ func head(dst []byte, fields []hpack.HeaderField, endStream bool) (out []byte, d
 		case f.IsPseudo() || f.Name == "host" || f.Name == "te":
 			continue
 		case f.Name == "cookie":
-			// RFC 9113 8.2.3: cookie crumbs become one header for HTTP/1.1.
 			if !cookies {
 				cookies = true
 				dst = appendCookies(dst, fields)
@@ -156,10 +189,10 @@ func head(dst []byte, fields []hpack.HeaderField, endStream bool) (out []byte, d
 		dst = append(dst, f.Value...)
 		dst = append(dst, "\r\n"...)
 	}
-	if declared < 0 && !endStream {
+	if r.declared < 0 && !endStream {
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
 	}
-	return append(dst, "\r\n"...), declared, method, path, nil
+	return append(dst, "\r\n"...)
 }
 
 func appendCookies(dst []byte, fields []hpack.HeaderField) []byte {
