@@ -79,6 +79,7 @@ type Conn struct {
 
 	streams  map[uint32]*stream
 	open     int    // streams counted against max_concurrent_streams
+	requests int    // streams begun (protect.max_requests_per_connection)
 	lastID   uint32 // the highest stream id the client used
 	closed   [16]uint32
 	closedAt int

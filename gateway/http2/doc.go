@@ -64,7 +64,8 @@
 // is ignored); PRIORITY is ignored; request and response trailers are
 // dropped, as the exchange drops HTTP/1.1 trailers; server.min_send_rate
 // and server.min_body_rate do not apply to streams (the send and body
-// timers do), nor does protect.max_requests_per_connection.
+// timers do). protect.max_requests_per_connection does: after that many
+// streams the connection gets GOAWAY NO_ERROR.
 //
 // Conformance: h2spec (TestHTTP2Spec) passes every case over TLS. Over h2c
 // one case fails, on purpose: "3.5/2 Sends invalid connection preface" wants

@@ -194,7 +194,13 @@ func (c *Conn) request() {
 	c.streams[id] = st
 	c.open++
 	c.lp.l.Shared.H2.Streams.Add(1)
+	c.requests++
 	st.start(b)
+	if max := c.lp.l.Snapshot().Config.Protect.MaxRequestsPerConnection; max > 0 && c.requests >= max {
+		// protect.max_requests_per_connection: this stream is the last; the
+		// client opens a new connection (through accept's limits) for more.
+		c.goAway()
+	}
 }
 
 // onData takes request body.

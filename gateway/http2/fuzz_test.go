@@ -141,6 +141,32 @@ func serverFrames(t testing.TB, out []byte) []http2.Frame {
 	}
 }
 
+// TestConnMaxRequests: protect.max_requests_per_connection ends an HTTP/2
+// connection gracefully (GOAWAY NO_ERROR after its last stream's id), its
+// streams answered.
+func TestConnMaxRequests(t *testing.T) {
+	c, fc, l := newTestConn(t)
+	l.Snapshot().Config.Protect.MaxRequestsPerConnection = 2
+	feed(l, c, fc, clientFrames(func(fr *http2.Framer, enc func(...string) []byte) {
+		for _, id := range []uint32{1, 3, 5} {
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndStream: true, EndHeaders: true,
+				BlockFragment: enc(":method", "GET", ":scheme", "http", ":authority", "h", ":path", "/x")})
+		}
+	}))
+	answered, goaway := 0, false
+	for _, f := range serverFrames(t, fc.out) {
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			answered++
+		case *http2.GoAwayFrame:
+			goaway = f.ErrCode == http2.ErrCodeNo && f.LastStreamID == 3
+		}
+	}
+	if answered != 2 || !goaway {
+		t.Fatalf("answered %d streams, GOAWAY NO_ERROR last 3: %v", answered, goaway)
+	}
+}
+
 func TestConnAnswersAStream(t *testing.T) {
 	c, fc, l := newTestConn(t)
 	feed(l, c, fc, clientFrames(func(fr *http2.Framer, enc func(...string) []byte) {
