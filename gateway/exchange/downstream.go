@@ -69,8 +69,10 @@ type Downstream interface {
 	// does not read (nginx's reset_timedout_connection).
 	Abort(reset bool)
 	// Hijack ends the exchange and hands the connection over to another
-	// connection kind (a push connection): the downstream forgets it. false:
-	// this downstream cannot (an HTTP/2 stream).
+	// connection kind (a push connection): the downstream forgets it. An
+	// HTTP/2 stream hands over itself, as a gnet.Conn whose writes are its
+	// DATA and whose close ends the stream (gateway/http2's pushStream).
+	// false: this downstream cannot (a side call), or the client went.
 	Hijack() (gnet.Conn, bool)
 }
 
