@@ -255,3 +255,29 @@ func TestHTTP2Drain(t *testing.T) {
 		t.Fatalf("drain: GOAWAY %v, stream 1 %q with %d bytes", goaway, status, n)
 	}
 }
+
+// TestHTTP2Off: with listeners.https.h2 false and listeners.proxy.h2c off
+// (its default), curl's HTTP/2 gets HTTP/1.1 over TLS, and the preface on
+// the plain port is an HTTP/1.1 request line of version HTTP/2.0, refused
+// 505 (HTTP Version Not Supported).
+func TestHTTP2Off(t *testing.T) {
+	t.Parallel()
+	curl := toolPath(t, "curl")
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "h2", false, "127.0.0.1")
+	o := startOrigin(t, "o")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key}), "h2": "false"}
+	g := startGozer(t, cfg)
+	out, err := exec.Command(curl, "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--http2",
+		"--cacert", ca.caFile(), "https://"+g.HTTPSAddr+"/").CombinedOutput()
+	if err != nil || string(out) != "1.1 200" {
+		t.Errorf("curl --http2 with listeners.https.h2 false: %q %v, want HTTP/1.1 200", out, err)
+	}
+	h := dialH2(t, g.ProxyAddr)
+	_ = h.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(h.c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 505 ") {
+		t.Errorf("the HTTP/2 preface without h2c: got %q, want an HTTP/1.1 505", b)
+	}
+}
