@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // TestHTTP2GoClients: Go's HTTP/2 clients (x/net/http2 over h2c, net/http
@@ -279,5 +281,44 @@ func TestHTTP2Off(t *testing.T) {
 	b, _ := io.ReadAll(h.c)
 	if !strings.HasPrefix(string(b), "HTTP/1.1 505 ") {
 		t.Errorf("the HTTP/2 preface without h2c: got %q, want an HTTP/1.1 505", b)
+	}
+}
+
+// TestHTTP2Reload: listeners.proxy.h2c and http2.* change while Gozer runs
+// (new connections see them); listeners.https.h2 needs a restart (the reload
+// is refused, naming it).
+func TestHTTP2Reload(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "h2", false, "127.0.0.1")
+	o := startOrigin(t, "o")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
+	g := startGozer(t, cfg)
+	if _, err := h2cClient(t).Get(g.URL("/")); err == nil {
+		t.Fatal("h2c answered before listeners.proxy.h2c was on")
+	}
+	cfg.httpsAddr = g.HTTPSAddr // startGozer set its own copy's
+	cfg.H2C = true
+	cfg.HTTP2 = map[string]string{"max_concurrent_streams": "7"}
+	g.rewrite(t, cfg)
+	if code, body := g.reloadNow(t); code != 200 {
+		t.Fatalf("reload with h2c and http2.max_concurrent_streams: %d %s", code, body)
+	}
+	h := dialH2(t, g.ProxyAddr)
+	_ = h.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := h.fr.ReadFrame()
+	sf, ok := f.(*http2.SettingsFrame)
+	if err != nil || !ok {
+		t.Fatalf("after the reload, h2c: %v %v", f, err)
+	}
+	if v, _ := sf.Value(http2.SettingMaxConcurrentStreams); v != 7 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d after the reload, want 7", v)
+	}
+	servedMeanwhile(t, g)
+	cfg.HTTPS["h2"] = "false"
+	g.rewrite(t, cfg)
+	if code, body := g.reloadNow(t); code == 200 || !strings.Contains(body, "listeners.https.h2") {
+		t.Errorf("reload that turns listeners.https.h2 off: %d %s; want it refused, naming the key", code, body)
 	}
 }
