@@ -6,6 +6,7 @@ CONFIG ?= conf/gozer.yaml
 DEMO_ADDR ?= 127.0.0.1:9000
 FUZZTIME ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 # `make run` and `make push-token` sign push tokens with this when GOZER_PUSH_SECRET
 # is not set: fine on a laptop, never in production.
 DEV_PUSH_SECRET := gozer-development-secret-not-for-production
@@ -47,9 +48,11 @@ push-token:
 	GOZER_PUSH_CLUSTER_SECRET=$${GOZER_PUSH_CLUSTER_SECRET:-$(DEV_PUSH_CLUSTER_SECRET)} \
 	$(BIN)/gozer push-token -config $(CONFIG) -client $(CLIENT) -ttl $(TTL) $(if $(TOPICS),-topics $(TOPICS))
 
-## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server and redis-cli (the Redis Cluster tests), chromium for the dashboard's browser test)
+## deps: what the test suite needs on a fresh machine (pinned Go modules, curl, redis-server and redis-cli (the Redis Cluster tests), chromium for the dashboard's browser test, nghttp2-client and h2spec for HTTP/2)
 deps:
 	$(GO) mod download
+	@command -v nghttp >/dev/null && command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client; }
+	@command -v h2spec >/dev/null || test -x "$$($(GO) env GOPATH)/bin/h2spec" || $(GO) install $(H2SPEC)
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 	@command -v redis-cli >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-tools; }
@@ -88,6 +91,11 @@ bench-push:
 bench-limits:
 	BENCH_SUITE=ratelimit BENCH_IDLE_CONNS=0 bash bench/run.sh
 	bash bench/ratelimit-cluster.sh
+
+## bench-h2: HTTP/2 over TLS vs nginx (h2load -c 64 -m 10): CPU µs per request, req/s, the ratio
+.PHONY: bench-h2
+bench-h2:
+	bash bench/h2.sh
 
 ## bench-tls: TLS termination vs nginx and HAProxy: keep-alive HTTPS CPU/req, handshakes per core, idle TLS memory
 .PHONY: bench-tls

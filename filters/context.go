@@ -67,6 +67,7 @@ type Context struct {
 	Phase      Phase
 	RemoteAddr string   // client ip:port
 	Scheme     string   // "http" or "https": how the client reached Gozer
+	Proto      string   // the protocol the client spoke: "HTTP/1.1", "HTTP/1.0", "HTTP/2.0" ("" for a side call)
 	TLS        *TLSInfo // the client's TLS connection; nil over plain HTTP
 	ID         []byte   // request id (X-Request-Id)
 	TraceID    []byte   // trace id (W3C Trace Context): 32 lowercase hex digits

@@ -57,6 +57,9 @@ type config struct {
 	CORS map[string]string
 	// Extra is top-level YAML appended verbatim (fault_injection:, limits:, protect: …).
 	Extra string
+	// H2C is listeners.proxy.h2c; HTTP2 holds http2.* keys, written verbatim.
+	H2C   bool
+	HTTP2 map[string]string
 }
 
 // filtersConfig is the filters: section; empty fields keep Gozer's defaults.
@@ -91,8 +94,8 @@ func oneOrigin(opts map[string]string, servers ...string) config {
 // render writes the YAML file Gozer reads.
 func (c config) render(proxy, admin string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n    proxy_protocol: %v\n    redirect_https: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
-		proxy, c.TrustForwarded, c.ProxyProtocol, c.RedirectHTTPS, admin, c.AdminPprof)
+	fmt.Fprintf(&b, "listeners:\n  proxy:\n    addr: %q\n    trust_forwarded: %v\n    proxy_protocol: %v\n    redirect_https: %v\n    h2c: %v\n  admin:\n    addr: %q\n    pprof: %v\n",
+		proxy, c.TrustForwarded, c.ProxyProtocol, c.RedirectHTTPS, c.H2C, admin, c.AdminPprof)
 	if c.NoMetrics {
 		b.WriteString("    metrics: false\n")
 	}
@@ -179,6 +182,12 @@ func (c config) render(proxy, admin string) string {
 		b.WriteString("tracing:\n")
 		for _, k := range sortedKeys(c.Tracing) {
 			fmt.Fprintf(&b, "  %s: %s\n", k, c.Tracing[k])
+		}
+	}
+	if len(c.HTTP2) > 0 {
+		b.WriteString("http2:\n")
+		for _, k := range sortedKeys(c.HTTP2) {
+			fmt.Fprintf(&b, "  %s: %s\n", k, c.HTTP2[k])
 		}
 	}
 	b.WriteString(c.Extra)

@@ -118,8 +118,9 @@ func TestHTTPSWithCurlAndOpenSSL(t *testing.T) {
 		tl, _ := l["tls"].(map[string]any)
 		return tl["sni"] == "a.wild.test"
 	})
-	if tl := l[0]["tls"].(map[string]any); tl["alpn"] != "http/1.1" || tl["version"] != "1.3" {
-		t.Errorf("curl's access-log tls %v: want alpn http/1.1 over 1.3", tl)
+	// curl offers h2 first, and listeners.https.h2 is on by default.
+	if tl := l[0]["tls"].(map[string]any); tl["alpn"] != "h2" || tl["version"] != "1.3" || l[0].str("protocol") != "HTTP/2.0" {
+		t.Errorf("curl's access-log tls %v, protocol %q: want alpn h2 over 1.3, HTTP/2.0", tl, l[0].str("protocol"))
 	}
 
 	sclient := func(args ...string) string {

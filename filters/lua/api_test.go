@@ -94,6 +94,7 @@ func TestRequestAPI(t *testing.T) {
 		{name: "host without port", code: `ctx.vars.v = ctx.req.host`, check: wantVar("v", "example.com")},
 		{name: "scheme", code: `ctx.vars.v = ctx.req.scheme`, check: wantVar("v", "http")},
 		{name: "remote_addr", code: `ctx.vars.v = ctx.req.remote_addr`, check: wantVar("v", "10.0.0.1:5555")},
+		{name: "proto", code: `ctx.vars.v = ctx.req.proto`, check: wantVar("v", "HTTP/2.0")},
 		{name: "header", code: `ctx.vars.v = ctx.req.header("user-agent") .. "|" .. tostring(ctx.req.header("X-Nope"))`, check: wantVar("v", "t|nil")},
 		{name: "header with colon call", code: `ctx.vars.v = ctx.req:header("User-Agent")`, check: wantVar("v", "t")},
 		{name: "headers iterates every line", code: `

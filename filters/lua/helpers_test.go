@@ -128,7 +128,7 @@ func newCtx(t testing.TB, head string, log *zerolog.Logger) *filters.Context {
 	if err := req.Parse([]byte(head)); err != nil {
 		t.Fatalf("parse request: %v", err)
 	}
-	return &filters.Context{Req: req, RemoteAddr: "10.0.0.1:5555", ID: []byte("req-1"), TraceID: []byte("4bf92f3577b34da6a3ce929d0e0e4736"), Log: log}
+	return &filters.Context{Req: req, RemoteAddr: "10.0.0.1:5555", Proto: "HTTP/2.0", ID: []byte("req-1"), TraceID: []byte("4bf92f3577b34da6a3ce929d0e0e4736"), Log: log}
 }
 
 const testRespHead = "HTTP/1.1 200 OK\r\nServer: origin\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"

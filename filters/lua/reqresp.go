@@ -42,6 +42,8 @@ func (l *Loop) reqIndex(L *glua.LState) int {
 		} else {
 			L.Push(l.api.schemes[0])
 		}
+	case "proto":
+		L.Push(glua.LString(ctx.Proto))
 	case "remote_addr":
 		L.Push(glua.LString(ctx.RemoteAddr))
 	case "tls":

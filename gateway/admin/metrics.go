@@ -29,6 +29,7 @@ import (
 type LoopStats struct {
 	Index       int           // the loop's position, in the order loops were first seen
 	HTTPConns   int           // HTTP/1.1 client connections (push connections are counted by push)
+	HTTP2Conns  int           // HTTP/2 client connections
 	OriginConns int           // origin connections (busy, idle and dialling)
 	Busy        time.Duration // time spent in callbacks since start
 	Pools       []PoolCount
@@ -123,7 +124,7 @@ var (
 	dPushTopicPub  = desc("push_topic_pushes_total", "POST /push/topic/{name} requests from API clients.")
 	dPushTopicRef  = desc("push_topic_refused_total", "Topic subscriptions refused, by reason: node_limit (push.topics.max_per_node), control (a websocket control message refused).", "reason")
 
-	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), origin.", "loop", "kind")
+	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), http2 (HTTP/2 clients), origin.", "loop", "kind")
 	dLoopBusy  = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
 	dClients   = desc("client_connections", "Client connections open (HTTP and push).")
 	dCORSPre   = desc("cors_preflights_total", "CORS preflights the gateway answered for an allowed origin.")
@@ -131,6 +132,9 @@ var (
 	dReloads   = desc("config_reloads_total", "Configuration reloads, by result: applied, refused (invalid, or a restart-only setting changed: nothing changed).", "result")
 	dConfigGen = desc("config_generation", "The configuration in service: 1 at start, one more per applied reload.")
 	dConfigAt  = desc("config_loaded_timestamp_seconds", "When the configuration in service was loaded (Unix time).")
+	dH2Conns   = desc("http2_connections_total", "Client connections that spoke HTTP/2 (h2 by ALPN, h2c).")
+	dH2Streams = desc("http2_streams_total", "HTTP/2 streams that carried a request.")
+	dH2Ended   = desc("http2_ended_total", "HTTP/2 connections (GOAWAY) and streams (RST_STREAM, 431) the gateway ended, by reason: protocol_error, flow_control, frame_size, compression, rapid_reset, continuation_flood, control_flood, header_list_too_large, refused_stream, stream_stalled.", "reason")
 	dMetricsOn = desc("metrics_enabled", "1 when the per-request metrics are recorded (listeners.admin.metrics).")
 )
 
@@ -183,6 +187,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectPush(counter, gauge)
 	c.collectLoops(loops, on == 1, gauge, counter)
 	c.collectLimits(counter, gauge)
+	if sh := c.src.Shared; sh != nil {
+		counter(dH2Conns, float64(sh.H2.Conns.Load()))
+		counter(dH2Streams, float64(sh.H2.Streams.Load()))
+		for reason, n := range sh.H2.Ended() {
+			counter(dH2Ended, float64(n), reason)
+		}
+	}
 	if cc := c.src.Config; cc != nil {
 		st := cc.ReloadStats()
 		counter(dReloads, float64(st.Applied), "applied")
@@ -359,6 +370,7 @@ func (c *collector) collectLoops(loops []LoopStats, timed bool, gauge, counter e
 	for _, l := range loops {
 		i := strconv.Itoa(l.Index)
 		gauge(dLoopConns, float64(l.HTTPConns), i, "http")
+		gauge(dLoopConns, float64(l.HTTP2Conns), i, "http2")
 		gauge(dLoopConns, float64(l.OriginConns), i, "origin")
 		if timed {
 			counter(dLoopBusy, l.Busy.Seconds(), i)

@@ -148,10 +148,20 @@ type edgeView struct {
 	// push).
 	CORSPreflights int64            `json:"cors_preflights_total"`
 	CORSRefused    map[string]int64 `json:"cors_refused_total"`
+	// HTTP2 is the HTTP/2 connections and streams, and what the gateway ended
+	// by reason (gateway/http2).
+	HTTP2 http2View `json:"http2"`
 	// Requests that never had an origin (refused heads, per-client refusals,
 	// no route, filters' answers), by status cause; an origin's own are in
 	// /admin/origins.
 	Requests map[string]int64 `json:"requests_without_origin_by_cause"`
+}
+
+// http2View is /admin/edge's http2.
+type http2View struct {
+	Connections int64            `json:"connections_total"`
+	Streams     int64            `json:"streams_total"`
+	Ended       map[string]int64 `json:"ended_total"`
 }
 
 // edge serves GET /admin/edge.
@@ -166,6 +176,7 @@ func (a *Server) edge(w http.ResponseWriter, _ *http.Request) {
 		ProxyRefused: sh.ProxyRefused.Load(), Requests: a.src.Counts.Snapshot()[telemetry.NoOrigin],
 		CORSPreflights: sh.CORS.Preflights.Load(), CORSRefused: map[string]int64{"preflight": sh.CORS.RefusedPreflight.Load(),
 			"request": sh.CORS.RefusedRequest.Load(), "push": sh.CORS.RefusedPush.Load()},
+		HTTP2: http2View{Connections: sh.H2.Conns.Load(), Streams: sh.H2.Streams.Load(), Ended: sh.H2.Ended()},
 	})
 }
 

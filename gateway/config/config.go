@@ -36,6 +36,8 @@ type Config struct {
 	// protection.
 	Limits  Limits  `yaml:"limits"`
 	Protect Protect `yaml:"protect"`
+	// HTTP2 is HTTP/2 downstream (http2.go).
+	HTTP2 HTTP2 `yaml:"http2"`
 }
 
 // Listeners names the ports Gozer accepts on.
@@ -56,6 +58,9 @@ type ProxyListener struct {
 	// same URL on the HTTPS listener, except the paths in RedirectExcept.
 	RedirectHTTPS  bool     `yaml:"redirect_https"`
 	RedirectExcept []string `yaml:"redirect_except"`
+	// H2C: a connection that starts with the HTTP/2 preface speaks HTTP/2
+	// (prior knowledge, RFC 9113 3.3); others HTTP/1.1 as always.
+	H2C bool `yaml:"h2c"`
 }
 
 // AdminListener is the internal listener (health check, admin API, push API).
@@ -316,6 +321,7 @@ func defaults() *Config {
 		Push:    pushDefaults(),
 		Tracing: tracingDefaults(),
 		Limits:  limitsDefaults(),
+		HTTP2:   http2Defaults(),
 	}
 }
 

@@ -33,6 +33,8 @@ type HTTPSListener struct {
 	// certificate, when sent, must verify against ClientCAFile) or "require".
 	ClientAuth   string `yaml:"client_auth"`
 	ClientCAFile string `yaml:"client_ca_file"`
+	// H2 offers HTTP/2 by ALPN ("h2" before "http/1.1"); on by default.
+	H2 bool `yaml:"h2"`
 }
 
 // CertificatePair is one certificate chain (leaf first) and its key, PEM files.
@@ -54,6 +56,7 @@ func httpsDefaults() HTTPSListener {
 		TicketKeyRotation: time.Hour,
 		CertCheckInterval: 10 * time.Second,
 		ClientAuth:        "off",
+		H2:                true,
 	}
 }
 

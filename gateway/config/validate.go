@@ -40,6 +40,7 @@ func (c *Config) Validate() error {
 	c.validateCORS(bad)
 	c.validateFaults(bad)
 	c.validateLimits(bad)
+	c.validateHTTP2(bad)
 	return errors.Join(errs...)
 }
 

@@ -22,11 +22,11 @@ func (ex *Exchange) logAccess() {
 	if t.server != nil {
 		serverAddr = t.server.Addr
 	}
-	remote := ""
+	remote, proto := "", ""
 	var in, out int64
 	var tlsInfo *filters.TLSInfo
 	if ex.ds != nil {
-		remote = ex.ds.Client().Remote
+		remote, proto = ex.ds.Client().Remote, ex.ds.Client().Proto
 		tlsInfo = ex.ds.Client().TLS
 		in, out = ex.ds.Bytes()
 	}
@@ -44,6 +44,9 @@ func (ex *Exchange) logAccess() {
 			Int64("bytes_in", in).Int64("bytes_out", out).Int64("duration_us", dur)
 		if g.reason != "" {
 			e.Str("reason", g.reason)
+		}
+		if proto != "" {
+			e.Str("protocol", proto)
 		}
 		if f := &ex.fault; f.kinds != "" {
 			e.Str("injected", f.kinds).Str("fault_rule", f.inj.Rule) // a rehearsal, not an outage

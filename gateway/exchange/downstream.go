@@ -10,8 +10,8 @@ import (
 	"gozer/gateway/peers"
 )
 
-// Downstream is the client side of an exchange: an HTTP/1.1 connection today
-// (gateway/http1), an HTTP/2 stream tomorrow. The exchange talks to its client
+// Downstream is the client side of an exchange: an HTTP/1.1 connection's
+// stream (gateway/http1) or an HTTP/2 stream (gateway/http2). The exchange talks to its client
 // only through it, and the downstream tells the exchange what happens through
 // the exchange's On* methods. Every method runs on the exchange's loop.
 type Downstream interface {
@@ -69,8 +69,10 @@ type Downstream interface {
 	// does not read (nginx's reset_timedout_connection).
 	Abort(reset bool)
 	// Hijack ends the exchange and hands the connection over to another
-	// connection kind (a push connection): the downstream forgets it. false:
-	// this downstream cannot (an HTTP/2 stream).
+	// connection kind (a push connection): the downstream forgets it. An
+	// HTTP/2 stream hands over itself, as a gnet.Conn whose writes are its
+	// DATA and whose close ends the stream (gateway/http2's pushStream).
+	// false: this downstream cannot (a side call), or the client went.
 	Hijack() (gnet.Conn, bool)
 }
 
@@ -80,6 +82,9 @@ type Client struct {
 	Addr   netip.Addr // for limits and trust
 	IP     []byte     // Addr as text, for X-Forwarded-For
 	Scheme string     // "http" (the default when empty) or "https"
+	// Proto is the protocol the client spoke, for the access log:
+	// "HTTP/1.1", "HTTP/1.0", "HTTP/2.0" ("" for a side call).
+	Proto string
 	// TLS is the client's TLS connection (nil over plain HTTP).
 	TLS *filters.TLSInfo
 	// Peer is the client's count of requests in flight (nil: not limited).

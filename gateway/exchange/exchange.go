@@ -6,8 +6,8 @@
 // buffering, answers locally (errors, filters' answers, push handshakes) and
 // writes the access-log line.
 //
-// The exchange talks to its client only through a Downstream (the HTTP/1.1
-// connection today, an HTTP/2 stream tomorrow) and to the origin only through
+// The exchange talks to its client only through a Downstream (an HTTP/1.1
+// connection's stream, or an HTTP/2 stream) and to the origin only through
 // an OriginConn (originconn.Conn), so that both can be faked in its tests.
 //
 // Concurrency: an Exchange and its Loop belong to one event loop; everything

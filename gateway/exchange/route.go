@@ -22,6 +22,7 @@ func (ex *Exchange) initContext() {
 	fc.Log = &ex.lp.l.Shared.Log
 	fc.RemoteAddr = ex.ds.Client().Remote
 	fc.Scheme = ex.ds.Client().Scheme
+	fc.Proto = ex.ds.Client().Proto
 	fc.TLS = ex.ds.Client().TLS
 	fc.Push = ex.pushKind()
 	if t := ex.snap.CORS; t != nil {

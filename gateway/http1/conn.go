@@ -121,7 +121,7 @@ func (c *Conn) OnData() {
 // readHead scans the buffered bytes for a complete head and starts its exchange.
 func (c *Conn) readHead() {
 	buf, _ := c.c.Peek(-1)
-	if len(buf) == 0 {
+	if len(buf) == 0 || c.sniffH2C(buf) {
 		return
 	}
 	l := c.lp.l

@@ -19,6 +19,7 @@ type Loop struct {
 	wheel   *loop.Wheel[*Conn]
 	streams *loop.Recycler[stream]
 	pending []byte // the response bytes a stream has not written yet (aliases l.Buf)
+	h2c     func(gnet.Conn, *peers.Peer)
 }
 
 // NewLoop returns l's HTTP/1.1 connections, whose requests go to ex; their

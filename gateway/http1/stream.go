@@ -52,6 +52,10 @@ type stream struct {
 func (st *stream) begin() {
 	req := st.ex.Request()
 	st.http10 = req.HTTP10
+	st.client.Proto = "HTTP/1.1"
+	if req.HTTP10 {
+		st.client.Proto = "HTTP/1.0"
+	}
 	st.body.Reset(req.Framing, req.ContentLength, false)
 }
 

@@ -66,6 +66,8 @@ type Shared struct {
 	ProxyRefused atomic.Int64
 	// CORS counts preflights answered and origins refused (filters.CORS).
 	CORS cors.Stats
+	// H2 counts HTTP/2 connections, streams and what ended them (gateway/http2).
+	H2 telemetry.H2Stats
 
 	// Limits are the node's rate limits, new-connection rates and deny list
 	// (gateway/ratelimit); built once (nil: none), the rules follow the
@@ -364,6 +366,10 @@ func (l *Loop) Accepted(c gnet.Conn) {
 // in front of the socket (gateway/tlsconn) first says goodbye in its own
 // protocol (close_notify). Loop goroutine of c.
 func (l *Loop) CloseConn(c gnet.Conn) error {
+	if s, ok := c.(interface{ CloseStream() }); ok {
+		s.CloseStream() // a stream of a multiplexed connection (an HTTP/2 push stream): the stream ends, not the socket
+		return nil
+	}
 	if t, ok := c.(interface{ CloseNotify() }); ok {
 		t.CloseNotify()
 	}

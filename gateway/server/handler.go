@@ -8,6 +8,7 @@ import (
 	"gozer/filters"
 	"gozer/gateway/exchange"
 	"gozer/gateway/http1"
+	"gozer/gateway/http2"
 	"gozer/gateway/loop"
 	"gozer/gateway/originconn"
 	"gozer/gateway/pushconn"
@@ -26,6 +27,7 @@ type conn interface {
 // Every connection kind is dispatched alike.
 var (
 	_ conn = (*http1.Conn)(nil)
+	_ conn = (*http2.Conn)(nil)
 	_ conn = (*pushconn.Conn)(nil)
 	_ conn = (*originconn.Conn)(nil)
 	_ conn = (*tunnel.Tunnel)(nil)
@@ -36,6 +38,7 @@ var (
 type rooms struct {
 	l       *loop.Loop
 	http    *http1.Loop
+	h2      *http2.Loop
 	origins *originconn.Loop
 }
 
@@ -83,7 +86,8 @@ func (h *handler) roomsOf(c gnet.Conn) *rooms {
 		Counts:  s.counts,
 		Metrics: s.shared.Metrics,
 	})
-	r := &rooms{l: l, http: http1.NewLoop(l, ex), origins: origins}
+	r := &rooms{l: l, http: http1.NewLoop(l, ex), h2: http2.NewLoop(l, ex), origins: origins}
+	r.http.SetH2C(r.h2.Accept)
 	h.loops.Store(el, r)
 	s.loopsMu.Lock()
 	s.loops = append(s.loops, l)
@@ -116,8 +120,16 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	r := h.roomsOf(c)
 	r.l.Enter()
 	if ts, ok := c.Context().(*tlsStart); ok {
-		// An HTTPS client: HTTP/1.1 once its handshake is done.
-		tlsconn.New(c, r.l, h.srv.tls, ts.peer, func(tc *tlsconn.Conn) { r.http.Accept(tc) })
+		// An HTTPS client: HTTP/2 or HTTP/1.1, as its ALPN chose, once its
+		// handshake is done.
+		tlsconn.New(c, r.l, h.srv.tls, ts.peer, func(tc *tlsconn.Conn) {
+			if tc.Info().ALPN == "h2" {
+				r.l.Accepted(tc)
+				r.h2.Accept(tc, ts.peer)
+				return
+			}
+			r.http.Accept(tc)
+		})
 	} else {
 		r.http.Accept(c)
 	}

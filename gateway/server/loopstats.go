@@ -26,7 +26,7 @@ func (s *Server) loopStats() []admin.LoopStats {
 	asked := 0
 	for i, r := range rooms {
 		if r.l.Execute(func() {
-			st := admin.LoopStats{Index: i, HTTPConns: r.http.Conns(), Busy: r.l.Busy()}
+			st := admin.LoopStats{Index: i, HTTPConns: r.http.Conns(), HTTP2Conns: r.h2.Conns(), Busy: r.l.Busy()}
 			for _, p := range r.origins.Pools() {
 				st.OriginConns += p.Open
 				st.Pools = append(st.Pools, admin.PoolCount{Origin: p.Origin, Server: p.Server, Open: p.Open, Idle: p.Idle})

@@ -199,7 +199,7 @@ func (r *reloader) swap(prev, next *loop.Snapshot) {
 func restartOnly(old, cur *config.Config) []string {
 	var keys []string
 	keys = append(keys, diffFields("listeners.proxy", old.Listeners.Proxy, cur.Listeners.Proxy,
-		"trust_forwarded", "redirect_https", "redirect_except")...)
+		"trust_forwarded", "redirect_https", "redirect_except", "h2c")...)
 	keys = append(keys, diffFields("listeners.https", old.Listeners.HTTPS, cur.Listeners.HTTPS)...)
 	keys = append(keys, diffFields("listeners.admin", old.Listeners.Admin, cur.Listeners.Admin)...)
 	keys = append(keys, diffFields("log", old.Log, cur.Log)...)

@@ -27,7 +27,7 @@ type tlsStart struct{ peer *peers.Peer }
 func certOptions(h *config.HTTPSListener, log zerolog.Logger) tlscert.Options {
 	return tlscert.Options{
 		Pairs: pairsOf(h.Certificates), DevDir: h.DevCertDir, MinVersion: minVersionOf(h.MinVersion),
-		NextProtos: []string{"http/1.1"}, SessionTickets: h.SessionTickets,
+		NextProtos: nextProtos(h), SessionTickets: h.SessionTickets,
 		TicketRotate: h.TicketKeyRotation, CheckEvery: h.CertCheckInterval, Log: log,
 	}
 }
@@ -42,6 +42,15 @@ func adminCertOptions(a *config.AdminTLS, log zerolog.Logger) tlscert.Options {
 		Pairs: pairsOf(a.Certificates), MinVersion: minVersionOf(a.MinVersion),
 		NextProtos: []string{"http/1.1"}, CheckEvery: a.CertCheckInterval, Log: log,
 	}
+}
+
+// nextProtos is what the HTTPS listener offers by ALPN: h2 first when
+// listeners.https.h2 is on.
+func nextProtos(h *config.HTTPSListener) []string {
+	if h.H2 {
+		return []string{"h2", "http/1.1"}
+	}
+	return []string{"http/1.1"}
 }
 
 func pairsOf(ps []config.CertificatePair) []tlscert.Pair {

@@ -1,0 +1,236 @@
+package http2
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"gozer/filters"
+	"gozer/gateway/config"
+	"gozer/gateway/exchange"
+	"gozer/gateway/loop"
+	"gozer/gateway/origin"
+	"gozer/gateway/telemetry"
+)
+
+// The connection's frame handling without sockets: a fake gnet connection
+// holds what the client sent and takes what Gozer writes; requests go to an
+// exchange whose routes match nothing (a local 404), so no origin is needed.
+
+// noLoop is a gnet.EventLoop for a Loop that never leaves the test's goroutine.
+type noLoop struct{ closed func(gnet.Conn) }
+
+func (noLoop) Register(context.Context, net.Addr) (<-chan gnet.RegisteredResult, error) {
+	return nil, nil
+}
+func (noLoop) Enroll(context.Context, net.Conn) (<-chan gnet.RegisteredResult, error) {
+	return nil, nil
+}
+func (noLoop) Execute(ctx context.Context, r gnet.Runnable) error           { return r.Run(ctx) }
+func (noLoop) Schedule(context.Context, gnet.Runnable, time.Duration) error { return nil }
+func (n noLoop) Close(c gnet.Conn) error                                    { n.closed(c); return nil }
+
+// fakeConn is the client's socket: in is what it sent, out what it got.
+type fakeConn struct {
+	gnet.Conn
+	in, out []byte
+	ctx     any
+	closed  bool
+}
+
+func (f *fakeConn) Peek(int) ([]byte, error) { return f.in, nil }
+func (f *fakeConn) Discard(n int) (int, error) {
+	if n < 0 || n > len(f.in) {
+		n = len(f.in)
+	}
+	f.in = f.in[n:]
+	return n, nil
+}
+func (f *fakeConn) InboundBuffered() int  { return len(f.in) }
+func (f *fakeConn) OutboundBuffered() int { return 0 }
+func (f *fakeConn) Write(b []byte) (int, error) {
+	f.out = append(f.out, b...)
+	return len(b), nil
+}
+func (f *fakeConn) Writev(bs [][]byte) (int, error) {
+	n := 0
+	for _, b := range bs {
+		m, _ := f.Write(b)
+		n += m
+	}
+	return n, nil
+}
+func (f *fakeConn) Fd() int              { return -1 }
+func (f *fakeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1234} }
+func (f *fakeConn) Context() any         { return f.ctx }
+func (f *fakeConn) SetContext(c any)     { f.ctx = c }
+
+// newTestConn is an HTTP/2 connection over a fakeConn on a loop of its own.
+func newTestConn(t testing.TB) (*Conn, *fakeConn, *loop.Loop) {
+	cfg, err := config.Parse([]byte("http2: {max_resets: 20, max_control_frames: 50}\norigins:\n  api:\n    servers: [\"127.0.0.1:1\"]\nroutes:\n  - {path_prefix: /never-, origin: api}\n"), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := origin.Build(cfg.Origins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tab.Close)
+	snap := loop.NewSnapshot(cfg, tab, filters.NewRouteTable(cfg.Routes))
+	shared := loop.NewShared(snap, zerolog.Nop(), telemetry.NewAccessLog(nil), nil)
+	fc := &fakeConn{}
+	var c *Conn
+	l := loop.New(noLoop{closed: func(gnet.Conn) {
+		fc.closed = true
+		c.OnClose(nil)
+	}}, -1, shared)
+	lp := NewLoop(l, exchange.NewLoop(exchange.Config{Loop: l}))
+	shared.Clients.Add(1)
+	l.Enter()
+	lp.Accept(fc, nil)
+	l.Leave()
+	c = fc.ctx.(*Conn)
+	return c, fc, l
+}
+
+// feed gives the connection bytes from the client, as one callback.
+func feed(l *loop.Loop, c *Conn, fc *fakeConn, b []byte) {
+	fc.in = append(fc.in, b...)
+	l.Enter()
+	c.OnData()
+	l.Leave()
+}
+
+// clientFrames is a preface and frames a client writes with x/net's Framer.
+func clientFrames(fn func(fr *http2.Framer, enc func(...string) []byte)) []byte {
+	var b bytes.Buffer
+	b.WriteString(Preface)
+	fr := http2.NewFramer(&b, nil)
+	var eb bytes.Buffer
+	henc := hpack.NewEncoder(&eb)
+	enc := func(kv ...string) []byte {
+		eb.Reset()
+		for i := 0; i+1 < len(kv); i += 2 {
+			_ = henc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+		}
+		return append([]byte(nil), eb.Bytes()...)
+	}
+	_ = fr.WriteSettings()
+	fn(fr, enc)
+	return b.Bytes()
+}
+
+// serverFrames reads what the connection wrote.
+func serverFrames(t testing.TB, out []byte) []http2.Frame {
+	fr := http2.NewFramer(nil, bytes.NewReader(out))
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	var fs []http2.Frame
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return fs
+		}
+		fs = append(fs, f)
+	}
+}
+
+// TestConnMaxRequests: protect.max_requests_per_connection ends an HTTP/2
+// connection gracefully (GOAWAY NO_ERROR after its last stream's id), its
+// streams answered.
+func TestConnMaxRequests(t *testing.T) {
+	c, fc, l := newTestConn(t)
+	l.Snapshot().Config.Protect.MaxRequestsPerConnection = 2
+	feed(l, c, fc, clientFrames(func(fr *http2.Framer, enc func(...string) []byte) {
+		for _, id := range []uint32{1, 3, 5} {
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndStream: true, EndHeaders: true,
+				BlockFragment: enc(":method", "GET", ":scheme", "http", ":authority", "h", ":path", "/x")})
+		}
+	}))
+	answered, goaway := 0, false
+	for _, f := range serverFrames(t, fc.out) {
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			answered++
+		case *http2.GoAwayFrame:
+			goaway = f.ErrCode == http2.ErrCodeNo && f.LastStreamID == 3
+		}
+	}
+	if answered != 2 || !goaway {
+		t.Fatalf("answered %d streams, GOAWAY NO_ERROR last 3: %v", answered, goaway)
+	}
+}
+
+func TestConnAnswersAStream(t *testing.T) {
+	c, fc, l := newTestConn(t)
+	feed(l, c, fc, clientFrames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+			BlockFragment: enc(":method", "GET", ":scheme", "http", ":authority", "h", ":path", "/x")})
+	}))
+	var status string
+	var ended bool
+	for _, f := range serverFrames(t, fc.out) {
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			status = f.PseudoValue("status")
+			ended = ended || f.StreamEnded()
+		case *http2.DataFrame:
+			ended = ended || f.StreamEnded()
+		}
+	}
+	if status != "404" || !ended || fc.closed {
+		t.Fatalf("got status %q, ended %v, closed %v", status, ended, fc.closed)
+	}
+}
+
+// FuzzConn: whatever a client sends after the preface, the connection
+// answers with frames that parse, never panics, and holds no more request
+// body than its windows allow.
+func FuzzConn(f *testing.F) {
+	f.Add(clientFrames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":authority", "h", ":path", "/", "content-length", "3")})
+		_ = fr.WriteData(1, true, []byte("abc"))
+		_ = fr.WritePing(false, [8]byte{1})
+		_ = fr.WriteWindowUpdate(0, 100)
+		_ = fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	})[len(Preface):])
+	f.Add(clientFrames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: false,
+			BlockFragment: enc(":method", "GET", ":scheme", "http")})
+		_ = fr.WriteContinuation(3, true, enc(":path", "/", "cookie", "a", "cookie", "b"))
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		_ = fr.WritePriority(3, http2.PriorityParam{StreamDep: 3})
+		_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	})[len(Preface):])
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, fc, l := newTestConn(t)
+		feed(l, c, fc, append([]byte(Preface), in...))
+		for _, st := range c.streams {
+			if int64(len(st.body)) > int64(c.set.window) {
+				t.Fatalf("stream %d holds %d bytes of body, over its window", st.id, len(st.body))
+			}
+		}
+		// Gozer's own frames parse, to the last byte.
+		fr := http2.NewFramer(nil, bytes.NewReader(fc.out))
+		fr.SetMaxReadFrameSize(1 << 24)
+		fr.AllowIllegalReads = true // a GOAWAY may follow a HEADERS cut short by nothing: none is
+		read := 0
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				break
+			}
+			read += 9 + int(f.Header().Length)
+		}
+		if read != len(fc.out) {
+			t.Fatalf("Gozer wrote %d bytes, of which %d parse as frames", len(fc.out), read)
+		}
+	})
+}
