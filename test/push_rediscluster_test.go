@@ -88,6 +88,23 @@ func TestPushRedisCluster(t *testing.T) {
 	for _, d := range devs {
 		d.expectText(t, "all")
 	}
+
+	// The history on the Redis Cluster (its keys hash-tagged by client id): a
+	// device of B leaves, three pushes at A are stored, and it recovers them
+	// at C with its last id, in order, then gets live messages.
+	tok := b.pushToken(t, "rc-hist", "1h")
+	d := wsHistDevice(t, b, "rc-hist", tok, "")
+	waitFor(t, 10*time.Second, "A sees rc-hist connected (on B)", func() bool { return a.pushStatus(t, "rc-hist").Connected })
+	a.push(t, "rc-hist", "h1", 200)
+	last := d.expectIDMsgs(t, "h1")
+	d.conn.Close()
+	waitFor(t, 10*time.Second, "A sees rc-hist gone", func() bool { return !a.pushStatus(t, "rc-hist").Connected })
+	a.pushStored(t, "rc-hist", "h2", "h3", "h4")
+	back := wsHistDevice(t, c, "rc-hist-back", tok, last)
+	back.expectIDMsgs(t, "h2", "h3", "h4")
+	waitFor(t, 10*time.Second, "A sees rc-hist connected (on C)", func() bool { return a.pushStatus(t, "rc-hist").Connected })
+	a.push(t, "rc-hist", "live", 200)
+	back.expectIDMsgs(t, "live")
 }
 
 // TestPushRedisClusterFailover: the master that holds a device's registry

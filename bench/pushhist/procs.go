@@ -157,7 +157,7 @@ func (w *world) gozerWith(name string, rs *redisProc, cluster, history bool) *go
 	}
 	cl := "cluster: {enabled: false}"
 	if cluster {
-		cl = fmt.Sprintf("cluster: {enabled: true, redis: %q, ttl: 30s}", rs.addr)
+		cl = fmt.Sprintf("cluster: {enabled: true, redis: %q, ttl: 30s, secret: %q}", rs.addr, benchClusterSecret)
 	}
 	cfg := fmt.Sprintf(`listeners:
   proxy: { addr: %q }
@@ -284,3 +284,7 @@ func (g *gozerProc) idleRSS() int64 {
 	}
 	return 0
 }
+
+// benchClusterSecret signs the forwards between the bench's nodes
+// (push.cluster.secret: a push cluster needs one).
+const benchClusterSecret = "bench-push-cluster-secret-0123456789"
