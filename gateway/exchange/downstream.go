@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"net/netip"
+	"strconv"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -122,3 +123,20 @@ const (
 	// server.min_send_rate over server.rate_window.
 	TimeoutSendRate
 )
+
+// AppendStatusHeaders ends a response head (which ends with its empty line;
+// it is re-ended) with h's status cause and attempt count, for a downstream
+// that writes HTTP/1.1 head text (http1, and http2 before its HPACK split).
+func (h *Head) AppendStatusHeaders(head []byte) []byte {
+	if h.Status == "" {
+		return head
+	}
+	head = head[:len(head)-2]
+	head = append(head, "X-Gozer-Status: "...)
+	head = append(head, h.Status...)
+	if h.Attempts > 0 {
+		head = append(head, "\r\nX-Gozer-Attempts: "...)
+		head = strconv.AppendInt(head, int64(h.Attempts), 10)
+	}
+	return append(head, "\r\n\r\n"...)
+}

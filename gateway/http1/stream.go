@@ -1,8 +1,6 @@
 package http1
 
 import (
-	"strconv"
-
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
@@ -277,23 +275,7 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via, Chunked: st.chunked,
 		Close: h.Close || st.closeAfter, HTTP10: st.http10, Upgrade: h.Upgrade}
 	head := httpcodec.AppendClientResponse(lp.l.Buf[:0], r, &ri)
-	lp.pending = appendStatusHeaders(head, h)
-}
-
-// appendStatusHeaders ends a response head with the request's status cause and
-// attempt count (head ends with the empty line; it is re-ended).
-func appendStatusHeaders(head []byte, h *exchange.Head) []byte {
-	if h.Status == "" {
-		return head
-	}
-	head = head[:len(head)-2]
-	head = append(head, "X-Gozer-Status: "...)
-	head = append(head, h.Status...)
-	if h.Attempts > 0 {
-		head = append(head, "\r\nX-Gozer-Attempts: "...)
-		head = strconv.AppendInt(head, int64(h.Attempts), 10)
-	}
-	return append(head, "\r\n\r\n"...)
+	lp.pending = h.AppendStatusHeaders(head)
 }
 
 // WriteBody implements exchange.Downstream. A big piece is written at once

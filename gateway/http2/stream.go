@@ -1,8 +1,6 @@
 package http2
 
 import (
-	"strconv"
-
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/net/http2"
 
@@ -230,7 +228,7 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	l := c.lp.l
 	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via}
 	hd := httpcodec.AppendClientResponse(l.Buf[:0], r, &ri)
-	hd = appendStatusHeaders(hd, h)
+	hd = h.AppendStatusHeaders(hd)
 	c.encodeHead(hd)
 	l.Buf = hd[:0]
 	end := r.Framing == httpcodec.FramingNone || r.Framing == httpcodec.FramingLength && r.ContentLength == 0
@@ -239,22 +237,6 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	if end {
 		st.localDone, st.endPending = true, true
 	}
-}
-
-// appendStatusHeaders ends a response head with the request's status cause
-// and attempt count (head ends with the empty line; it is re-ended).
-func appendStatusHeaders(head []byte, h *exchange.Head) []byte {
-	if h.Status == "" {
-		return head
-	}
-	head = head[:len(head)-2]
-	head = append(head, "X-Gozer-Status: "...)
-	head = append(head, h.Status...)
-	if h.Attempts > 0 {
-		head = append(head, "\r\nX-Gozer-Attempts: "...)
-		head = strconv.AppendInt(head, int64(h.Attempts), 10)
-	}
-	return append(head, "\r\n\r\n"...)
 }
 
 // WriteBody implements exchange.Downstream: what the windows allow leaves

@@ -436,20 +436,7 @@ func (a *API) serveBroadcast(ctx *fasthttp.RequestCtx, claim *forwardClaim) {
 		a.broadcasts.Add(1)
 	}
 
-	// Reaching nobody is a valid outcome of a broadcast, unless some nodes
-	// could not be asked: then, as for a push, 503 or 502 tells the caller
-	// that retrying may reach more.
-	switch {
-	case ans.Reached > 0 || (clusterErr == nil && len(ans.Failed) == 0):
-		writeJSON(ctx, fasthttp.StatusOK, ans)
-	case clusterErr != nil:
-		ans.Warning, ans.Error = "", clusterErr.Error()
-		ctx.Response.Header.Set("Retry-After", "1")
-		a.failAnswer(ctx, fasthttp.StatusServiceUnavailable, ans)
-	default:
-		ans.Error = fmt.Sprintf("nobody reached: forwarding failed to %d node(s)", len(ans.Failed))
-		a.failAnswer(ctx, fasthttp.StatusBadGateway, ans)
-	}
+	a.answerFanout(ctx, &ans, ans.Reached, len(ans.Failed), clusterErr)
 }
 
 // errTooLarge is readMessage's "the body went over MaxMessage".

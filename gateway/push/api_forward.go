@@ -358,3 +358,33 @@ func (s *logSampler) allow(now int64) (ok bool, suppressed int64) {
 	}
 	return true, s.suppressed.Swap(0)
 }
+
+// fanoutAnswer is the answer of a fan-out to every node (a broadcast, a topic
+// push): setError replaces its warning and sets its error.
+type fanoutAnswer interface{ setError(warning, err string) }
+
+func (b *broadcastAnswer) setError(warning, err string) { b.Warning, b.Error = warning, err }
+
+// answerFanout answers a fan-out that reached reached connections, with failed
+// nodes that could not be forwarded to and the cluster registry's error.
+// Reaching nobody is a valid outcome, unless some nodes could not be asked:
+// then, as for a push, 503 or 502 tells the caller that retrying may reach
+// more.
+func (a *API) answerFanout(ctx *fasthttp.RequestCtx, ans fanoutAnswer, reached, failed int, clusterErr error) {
+	var status int
+	var reason string
+	switch {
+	case reached > 0 || (clusterErr == nil && failed == 0):
+		writeJSON(ctx, fasthttp.StatusOK, ans)
+		return
+	case clusterErr != nil:
+		status, reason = fasthttp.StatusServiceUnavailable, clusterErr.Error()
+		ans.setError("", reason)
+		ctx.Response.Header.Set("Retry-After", "1")
+	default:
+		status, reason = fasthttp.StatusBadGateway, fmt.Sprintf("nobody reached: forwarding failed to %d node(s)", failed)
+		ans.setError("", reason)
+	}
+	b, status := marshal(ans, status)
+	a.fail(ctx, status, reason, b)
+}

@@ -19,7 +19,6 @@ package push
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/valyala/fasthttp"
 )
@@ -36,6 +35,8 @@ type topicAnswer struct {
 	Warning string            `json:"warning,omitempty"`
 	Error   string            `json:"error,omitempty"`
 }
+
+func (t *topicAnswer) setError(warning, err string) { t.Warning, t.Error = warning, err }
 
 // topicStatusAnswer is the answer to GET /push/topic/{name}.
 type topicStatusAnswer struct {
@@ -85,17 +86,7 @@ func (a *API) serveTopic(ctx *fasthttp.RequestCtx, topic string, claim *forwardC
 	if !forwarded {
 		a.topicPushes.Add(1)
 	}
-	switch {
-	case ans.Reached > 0 || (clusterErr == nil && len(ans.Failed) == 0):
-		writeJSON(ctx, fasthttp.StatusOK, ans)
-	case clusterErr != nil:
-		ans.Warning, ans.Error = "", clusterErr.Error()
-		ctx.Response.Header.Set("Retry-After", "1")
-		a.failAnswer(ctx, fasthttp.StatusServiceUnavailable, ans)
-	default:
-		ans.Error = fmt.Sprintf("nobody reached: forwarding failed to %d node(s)", len(ans.Failed))
-		a.failAnswer(ctx, fasthttp.StatusBadGateway, ans)
-	}
+	a.answerFanout(ctx, &ans, ans.Reached, len(ans.Failed), clusterErr)
 }
 
 // publishLocal delivers msg to every client id subscribed to topic on this
