@@ -65,14 +65,7 @@ func (ex *Exchange) pushEndpoint() {
 	case filters.PushWebSocket:
 		key, err := push.CheckHandshake(req.Header.Method(), req.Header.Protocol(), &req.Header)
 		if err != nil {
-			var he *push.HandshakeError
-			errors.As(err, &he)
-			var hdrs []filters.Header
-			if he.Status == 426 {
-				hdrs = []filters.Header{{Name: "Sec-WebSocket-Version", Value: "13"}}
-				ex.out.upgradeTo = "websocket"
-			}
-			ex.refusePush(he.Status, he.Reason, hdrs)
+			ex.refusePush(ex.handshakeRefusal(err))
 			return
 		}
 		accept = push.AppendAccept(l.Buf[:0], key)
@@ -95,6 +88,20 @@ func (ex *Exchange) refusePush(status int, reason string, hdrs []filters.Header)
 	ex.out.closeAfter = true
 	ex.log.reason = reason
 	ex.answer(status, filters.ClientBadHandshake, []byte(reason+"\n"), hdrs)
+}
+
+// handshakeRefusal is the answer to a websocket handshake push.CheckHandshake
+// refused (a *push.HandshakeError): its status and reason, and on a 426 the
+// version to use (the answer then says Upgrade: websocket). Push devices and
+// proxied websockets refuse alike.
+func (ex *Exchange) handshakeRefusal(err error) (status int, reason string, hdrs []filters.Header) {
+	var he *push.HandshakeError
+	errors.As(err, &he)
+	if he.Status == 426 {
+		hdrs = []filters.Header{{Name: "Sec-WebSocket-Version", Value: "13"}}
+		ex.out.upgradeTo = "websocket"
+	}
+	return he.Status, he.Reason, hdrs
 }
 
 // refuseOrigin answers 403 to a push request from a browser page whose

@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"errors"
 	"fmt"
 
 	"gozer/filters"
@@ -47,16 +46,10 @@ func (ex *Exchange) startWebSocket(o *origin.Origin) bool {
 		return false
 	}
 	if _, err := push.CheckHandshake(req.Header.Method(), req.Header.Protocol(), &req.Header); err != nil {
-		var he *push.HandshakeError
-		errors.As(err, &he)
-		var hdrs []filters.Header
-		if he.Status == 426 {
-			hdrs = []filters.Header{{Name: "Sec-WebSocket-Version", Value: "13"}}
-			ex.out.upgradeTo = "websocket"
-		}
+		status, reason, hdrs := ex.handshakeRefusal(err)
 		ex.out.closeAfter = true
-		ex.log.reason = he.Reason
-		ex.answer(he.Status, filters.ClientBadHandshake, []byte(he.Reason+"\n"), hdrs)
+		ex.log.reason = reason
+		ex.answer(status, filters.ClientBadHandshake, []byte(reason+"\n"), hdrs)
 		return false
 	}
 	counts := ex.lp.tunnels.Counts(o.Name)

@@ -32,16 +32,7 @@ func (c *Conn) sniffH2C(buf []byte) bool {
 	if !bytes.HasPrefix(buf, h2Preface) {
 		return false
 	}
-	// The connection leaves this room for good, as a push connection does
-	// (Hijack), and keeps its place in the node's counts.
-	lp.conns.Remove(c)
-	lp.wheel.Cancel(c)
-	c.writable.Release(lp.l, int(c.fd))
-	if c.reads.Paused() {
-		c.resume()
-	}
-	c.state = stClosed
-	c.account()
+	c.leave() // as a push connection does (Hijack)
 	peer := c.peer
 	c.peer = nil
 	lp.h2c(c.c, peer)

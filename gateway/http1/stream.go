@@ -406,6 +406,16 @@ func (st *stream) Hijack() (gnet.Conn, bool) {
 	lp := c.lp
 	lp.freeStream(st)
 	c.st = nil
+	c.leave() // a push connection's own queue is bounded by push.* settings
+	return c.c, true
+}
+
+// leave takes the connection out of this room for good (another kind takes
+// its gnet.Conn: a push connection, a tunnel, HTTP/2 after an h2c preface):
+// no more timers, write wake-ups or paused reads here; it keeps its place in
+// the node's counts, which the new kind carries on.
+func (c *Conn) leave() {
+	lp := c.lp
 	lp.conns.Remove(c)
 	lp.wheel.Cancel(c)
 	c.writable.Release(lp.l, int(c.fd))
@@ -413,6 +423,5 @@ func (st *stream) Hijack() (gnet.Conn, bool) {
 		c.resume()
 	}
 	c.state = stClosed
-	c.account() // a push connection's own queue is bounded by push.* settings
-	return c.c, true
+	c.account()
 }

@@ -275,6 +275,15 @@ func (c *Conn) Run() {
 	c.flush()
 }
 
+// connLogKeys and streamLogKeys are the sampled log's keys per reason, made
+// once: a flood of resets must not build a string per reset.
+var connLogKeys, streamLogKeys = func() (conn, stream [len(telemetry.H2Reasons)]string) {
+	for i, n := range telemetry.H2Reasons {
+		conn[i], stream[i] = "http2_"+n, "http2_stream_"+n
+	}
+	return conn, stream
+}()
+
 // fail ends the connection for a protocol error or an attack: GOAWAY with
 // code, counted under why and logged once per reason and 10 s.
 func (c *Conn) fail(code http2.ErrCode, why telemetry.H2Reason, reason string) {
@@ -283,8 +292,9 @@ func (c *Conn) fail(code http2.ErrCode, why telemetry.H2Reason, reason string) {
 	}
 	sh := c.lp.l.Shared
 	sh.H2.Count(why)
-	sh.Sampled.Info("http2_"+why.String()).Str("client", c.remote).Str("code", code.String()).
-		Str("reason", reason).Msg("http2 connection ended")
+	if e := sh.Sampled.Info(connLogKeys[why]); e != nil { // nil: sampled out, nothing formatted
+		e.Str("client", c.remote).Str("code", code.String()).Str("reason", reason).Msg("http2 connection ended")
+	}
 	_ = c.fr.WriteGoAway(c.lastID, code, nil)
 	c.linger()
 }

@@ -319,8 +319,9 @@ func (c *Conn) resetStream(id uint32, code http2.ErrCode, why telemetry.H2Reason
 	}
 	sh := c.lp.l.Shared
 	sh.H2.Count(why)
-	sh.Sampled.Info("http2_stream_"+why.String()).Str("client", c.remote).Str("code", code.String()).
-		Str("reason", reason).Msg("http2 stream reset")
+	if e := sh.Sampled.Info(streamLogKeys[why]); e != nil { // nil: sampled out, nothing formatted
+		e.Str("client", c.remote).Str("code", code.String()).Str("reason", reason).Msg("http2 stream reset")
+	}
 	_ = c.fr.WriteRSTStream(id, code)
 	if st := c.streams[id]; st != nil {
 		st.reset = true

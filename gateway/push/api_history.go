@@ -17,7 +17,8 @@ func (a *API) deliver(ctx *fasthttp.RequestCtx, id string, body []byte, binary, 
 		return Delivery{Reached: a.reg.Push(id, body, binary)}
 	}
 	if forwarded {
-		if msgID, err := strconv.ParseUint(string(ctx.Request.Header.Peek(MessageIDHeader)), 10, 64); err == nil && msgID > 0 {
+		// b2s: the id is parsed, not kept, so the header is not copied.
+		if msgID, err := strconv.ParseUint(b2s(ctx.Request.Header.Peek(MessageIDHeader)), 10, 64); err == nil && msgID > 0 {
 			return a.hist.DeliverID(id, msgID, body, binary)
 		}
 	}
