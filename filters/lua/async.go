@@ -68,11 +68,20 @@ type callSlot struct {
 }
 
 // threadOptions: a coroutine starts small (a request's filter needs little
-// stack) and grows to the same bounds as the loop's LState.
+// stack) and grows to the same bounds as the loop's LState. Every request
+// waiting in an async filter holds one: 128 slots are 2 KiB of interface
+// words the GC scans, half of what 256 were (bench/README.md, "asyncwait":
+// the heap per waiting request). It
+// grows in steps of threadRegistryGrow slots: a script that needs a little
+// more than the start must not jump to the loop's 4,096-slot step (64 KiB per
+// waiting request), and 1,024-slot steps still reach registryMax in 64
+// copies, not the quadratic thousands of gopher-lua's default.
 var threadOptions = glua.Options{
 	SkipOpenLibs: true, CallStackSize: callStackSize, MinimizeStackMemory: true,
-	RegistrySize: 256, RegistryMaxSize: registryMax, RegistryGrowStep: registryGrow,
+	RegistrySize: 128, RegistryMaxSize: registryMax, RegistryGrowStep: threadRegistryGrow,
 }
+
+const threadRegistryGrow = 1024
 
 // newSuspension takes a recycled suspension or makes one, with a coroutine.
 func (l *Loop) newSuspension() *suspension {

@@ -3,6 +3,7 @@ package httpcodec
 import (
 	"bufio"
 	"bytes"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -128,8 +129,6 @@ type Request struct {
 	Traceparent   tracectx.Parent
 	TraceparentOK bool
 
-	src      bytes.Reader
-	br       *bufio.Reader
 	scratch  []byte   // serialized header for VisitHeaders / forwarding
 	idx      []hline  // lines of scratch
 	connToks [][]byte // header names listed in Connection, while forwarding
@@ -220,7 +219,7 @@ func (r *Request) Parse(head []byte) error {
 
 	// Let fasthttp parse the validated head into Header.
 	r.Header.DisableSpecialHeader()
-	if err := r.Header.Read(headReader(&r.src, &r.br, h)); err != nil {
+	if err := readHead(&r.Header, h); err != nil {
 		return errMalformed
 	}
 	if seen.hosts == 0 && authority != nil {
@@ -572,21 +571,46 @@ func (r *Request) indexHeaders() []byte {
 	return b
 }
 
-// headReader points a reused bufio.Reader at a complete, validated head, so
-// fasthttp's Header.Read (its only exported parser) reads it without allocating:
-// the reader is made once, large enough for the head, and reset afterwards.
-func headReader(src *bytes.Reader, br **bufio.Reader, h []byte) *bufio.Reader {
-	src.Reset(h)
-	if *br == nil || (*br).Size() < len(h) {
+// headReaders lend the bufio.Reader that fasthttp's Header.Read (its only
+// exported parser) reads a complete, validated head from. A reader is needed
+// only for the length of one parse, so a request or response does not keep
+// one: a request waiting in an async filter held two 4 KiB readers (its own
+// and its side call's), a third of its heap (bench/README.md, "asyncwait":
+// the heap per waiting request).
+var headReaders = sync.Pool{New: func() any {
+	hr := &headReader{}
+	hr.br = bufio.NewReaderSize(&hr.src, 4096)
+	return hr
+}}
+
+type headReader struct {
+	src bytes.Reader
+	br  *bufio.Reader
+}
+
+// maxPooledHead: a reader grown past it for a large head is not pooled.
+const maxPooledHead = 16 << 10
+
+// readHead parses the head h into dst through a pooled reader. Any
+// goroutine; h is not retained.
+func readHead(dst interface{ Read(*bufio.Reader) error }, h []byte) error {
+	hr := headReaders.Get().(*headReader)
+	hr.src.Reset(h)
+	if hr.br.Size() < len(h) {
 		size := 4096
 		for size < len(h) {
 			size *= 2
 		}
-		*br = bufio.NewReaderSize(src, size)
+		hr.br = bufio.NewReaderSize(&hr.src, size)
 	} else {
-		(*br).Reset(src)
+		hr.br.Reset(&hr.src)
 	}
-	return *br
+	err := dst.Read(hr.br)
+	hr.src.Reset(nil)
+	if hr.br.Size() <= maxPooledHead {
+		headReaders.Put(hr)
+	}
+	return err
 }
 
 // RequestLineOf returns the method and the request-target at the start of a

@@ -1,7 +1,6 @@
 package httpcodec
 
 import (
-	"bufio"
 	"bytes"
 
 	"github.com/valyala/fasthttp"
@@ -63,9 +62,7 @@ type Response struct {
 	lazy     bool      // Header not filled yet: the head is kept raw (ParseLazy)
 	raw      []byte    // the head after any skipped empty lines, while lazy
 	lines    []rawLine // its header lines, while lazy
-	src      bytes.Reader
-	br       *bufio.Reader
-	connToks [][]byte // header names listed in Connection, while writing
+	connToks [][]byte  // header names listed in Connection, while writing
 
 	// SetHeader's edits of a lazy head: the names and values (in kept), for
 	// Materialize to apply to Header.
@@ -265,7 +262,7 @@ func (r *Response) Materialize() error {
 	r.lazy = false
 	h := r.raw
 	r.Header.SetNoDefaultContentType(true)
-	if err := r.Header.Read(headReader(&r.src, &r.br, h)); err != nil {
+	if err := readHead(&r.Header, h); err != nil {
 		r.Header.Reset()
 		return errRespMalformed
 	}
