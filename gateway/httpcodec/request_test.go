@@ -368,3 +368,37 @@ func TestRequestTraceparent(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestHeadReaderSizes: heads parse through pooled readers of any size
+// (a head past the pooled readers' 4 KiB grows one, which is then dropped,
+// not pooled) and from several goroutines at once, each head's own fields
+// and nothing of another's.
+func TestRequestHeadReaderSizes(t *testing.T) {
+	sizes := []int{10, 5000, maxPooledHead + 100, 40 << 10, 10}
+	done := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			var r Request
+			for i := range 50 {
+				for _, n := range sizes {
+					r.Reset()
+					v := strings.Repeat(string(rune('a'+g)), n)
+					if err := r.Parse([]byte(req("GET /"+v[:1]+" HTTP/1.1", "Host: h", "X-Big: "+v, "X-N: "+v[:1]))); err != nil {
+						done <- err
+						return
+					}
+					if string(r.Header.Peek("X-Big")) != v || string(r.Header.Peek("X-N")) != v[:1] {
+						done <- errors.New("wrong header after parse " + string(rune('0'+i%10)))
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
