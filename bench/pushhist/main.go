@@ -1,11 +1,15 @@
 // Command pushhist is the push history bench (`make bench-push`, after bench/push.sh;
 // bench/pushhist.sh runs it): it starts its own redis-server and gozer nodes and measures
 //
-//   - recovery: N websocket devices on node A get one message, disconnect, miss
-//     -missed pushes each (202 stored), then all reconnect at once to node B with
-//     their last id: time until every one recovered its messages (each checked: all
-//     of them, in order, no duplicate, then a live broadcast as the next message),
-//     node B's CPU, and Redis commands per recovered device (INFO commandstats);
+//   - recovery (recovery.go), for each of -targets: N devices get one message,
+//     disconnect, miss -missed pushes each (stored), then all reconnect at once
+//     with their last id, to the same node or to another (two nodes sharing
+//     Redis): time until every one recovered its messages (each checked: all of
+//     them, in order, no duplicate, then a live message as the next one), the
+//     reconnect node's CPU, Redis commands per recovered device (INFO
+//     commandstats), the store's memory per kept message; Gozer's devices over
+//     websocket and over SSE, nginx + nchan's over EventSource (nchan.go), and
+//     the ratios gozer / nchan;
 //   - throughput: C connected devices, -msgs pushes through the push API, with the
 //     history on and off (single node, and cluster with Redis): gozer's CPU per
 //     message and the ratio on/off, and the RSS per idle connection before the
@@ -34,6 +38,9 @@ var (
 	nMsgs    = flag.Int("msgs", 50000, "throughput: messages pushed per mode")
 	senders  = flag.Int("senders", 64, "push API requests in flight")
 	phases   = flag.String("phases", "recovery,throughput", "phases to run")
+	targets  = flag.String("targets", "gozer gozer-sse nchan nchan-redis", "recovery: gozer, gozer-sse (websocket or EventSource devices; single node, then two), nchan (single), nchan-redis (two nginx sharing Redis)")
+
+	nchanModules = flag.String("nchan-modules", "/usr/lib/nginx/modules", "the folder of ngx_nchan_module.so")
 )
 
 func main() {
@@ -61,54 +68,6 @@ func main() {
 	if bad {
 		os.Exit(1)
 	}
-}
-
-// recovery runs the recovery phase and reports whether a message was lost,
-// duplicated or out of order.
-func recovery() (bad bool) {
-	w := newWorld()
-	defer w.stop()
-	rs := w.redis()
-	a, b := w.gozer("A", rs, true), w.gozer("B", rs, true)
-	waitSettled(a)
-	waitSettled(b)
-	log.Printf("recovery: %d devices connect to node A", *nDev)
-	devs := make([]*device, *nDev)
-	connectAll(devs, a, func(i int) string { return fmt.Sprintf("dev-%d", i) }, nil)
-	waitConns(a, *nDev)
-	mustBroadcast(a, "dev-", "m0")
-	last := make([]string, *nDev)
-	for i, d := range devs {
-		id, p, err := d.next(10 * time.Second)
-		if err != nil || p != "m0" {
-			log.Fatalf("device %d: first message %q %v, want m0", i, p, err)
-		}
-		last[i] = id
-		d.close()
-	}
-	waitConns(a, 0)
-	waitUnregistered(a, "dev-0")
-	log.Printf("recovery: pushing %d messages to each of %d absent devices at node A", *missed, *nDev)
-	pushAll(a, *nDev**missed, *senders, func(k int) (string, string) {
-		return fmt.Sprintf("dev-%d", k%*nDev), fmt.Sprint("m", 1 + k / *nDev)
-	}, 202)
-
-	rs.resetStats()
-	cpu0 := b.cpu()
-	start := time.Now()
-	log.Printf("recovery: %d devices reconnect to node B at once", *nDev)
-	connectAll(devs, b, func(i int) string { return fmt.Sprintf("dev-%d", i) }, last)
-	errs := checkAll(devs, func(i int, d *device) error { return d.expect(30*time.Second, msgsFrom(1, *missed)...) })
-	took := time.Since(start)
-	cpu := b.cpu() - cpu0
-	ops := rs.commandCalls()
-	mustBroadcast(b, "dev-", "live")
-	errs += checkAll(devs, func(_ int, d *device) error { return d.expect(10*time.Second, "live") })
-	fmt.Printf("recovery  devices %d, missed %d each: all recovered in %v (from the first dial); node B CPU %.2f s (%.0f µs per device); Redis commands per device %.2f (%s); lost/duplicated/out of order: %d devices\n",
-		*nDev, *missed, took.Round(time.Millisecond), cpu.Seconds(), float64(cpu.Microseconds())/float64(*nDev),
-		float64(ops.total)/float64(*nDev), ops.detail, errs)
-	closeAll(devs)
-	return errs > 0
 }
 
 // throughput runs the throughput phase in four modes and reports a loss.

@@ -106,6 +106,21 @@ func (r *redisProc) resetStats() {
 	}
 }
 
+// usedMemory is INFO memory's used_memory, in bytes.
+func (r *redisProc) usedMemory() int64 {
+	s, err := r.rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 type cmdCalls struct {
 	total  int64
 	detail string
