@@ -68,8 +68,9 @@ return 1`)
 
 // RedisHistory is the cluster-wide side of History: every message is
 // appended to its id's list in Redis by one writer goroutine per node, which
-// pipelines whatever pushes queued meanwhile (a group commit: no timer, no
-// wait when idle), and recoveries read it back in pipelined batches.
+// pipelines what pushes queued within writeLinger of the first (a group
+// commit: nothing runs while idle), and recoveries read it back in pipelined
+// batches.
 //
 // Concurrency: Append, Seen, ReadMany and Stats may be called from any
 // goroutine (Append with wait, and ReadMany, block: never on a loop); Run is
