@@ -279,6 +279,29 @@ func profile(g *gozerProc, path string) {
 	_, _ = io.Copy(f, resp.Body)
 }
 
+// heapAlloc is g's live Go heap after a GC (runtime.MemStats.HeapAlloc from
+// the heap profile's debug=1 text), in bytes: exact where RSS keeps freed
+// pages the scavenger has not returned yet.
+func (g *gozerProc) heapAlloc() int64 {
+	resp, err := http.Get("http://" + g.admin + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	log.Fatal("no HeapAlloc in the heap profile")
+	return 0
+}
+
 // idleRSS is g's resident memory after a GC (GODEBUG=madvdontneed=1 returns
 // freed pages at once), in bytes.
 func (g *gozerProc) idleRSS() int64 {

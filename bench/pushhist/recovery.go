@@ -111,8 +111,8 @@ func recoverGozer(twoNodes, sse bool) recResult {
 	if twoNodes {
 		waitUnregistered(a, "dev-0")
 	}
-	mem := func() int64 { return a.idleRSS() }
-	r.memWhat = "the node's RSS after a GC"
+	mem := func() int64 { return a.heapAlloc() }
+	r.memWhat = "the node's Go heap after a GC"
 	if twoNodes {
 		mem, r.memWhat = rs.usedMemory, "Redis used_memory"
 	}
