@@ -75,6 +75,7 @@ func throughput() (bad bool) {
 	type result struct {
 		name   string
 		perMsg time.Duration
+		allocs float64
 	}
 	var res []result
 	for _, mode := range []struct {
@@ -96,6 +97,7 @@ func throughput() (bad bool) {
 		connectAll(devs, g, func(i int) string { return fmt.Sprintf("t-%d", i) }, nil)
 		waitConns(g, *nConns)
 		idle := (g.idleRSS() - rss0) / int64(*nConns)
+		mallocs0 := g.mallocs()
 		cpu0 := g.cpu()
 		start := time.Now()
 		if prof := os.Getenv("PUSHHIST_PROFILE"); prof != "" && mode.history && mode.clus {
@@ -106,18 +108,21 @@ func throughput() (bad bool) {
 		cpu := g.cpu() - cpu0
 		took := time.Since(start)
 		per := cpu / time.Duration(*nMsgs)
-		fmt.Printf("throughput  %-22s %d messages to %d devices in %v (%.0f/s): gozer CPU %v per message; received %d; idle RSS %d B per connection before (fixed costs dominate below ~10,000; target ≤ 1 KB)\n",
-			mode.name, *nMsgs, *nConns, took.Round(time.Millisecond), float64(*nMsgs)/took.Seconds(), per, got, idle)
+		allocs := float64(g.mallocs()-mallocs0) / float64(*nMsgs)
+		fmt.Printf("throughput  %-22s %d messages to %d devices in %v (%.0f/s): gozer CPU %v and %.1f allocations per message; received %d; idle RSS %d B per connection before (fixed costs dominate below ~10,000; target ≤ 1 KB)\n",
+			mode.name, *nMsgs, *nConns, took.Round(time.Millisecond), float64(*nMsgs)/took.Seconds(), per, allocs, got, idle)
 		if got != *nMsgs {
 			bad = true
 		}
-		res = append(res, result{mode.name, per})
+		res = append(res, result{mode.name, per, allocs})
 		closeAll(devs)
 		w.stop()
 	}
 	if len(res) == 4 {
 		fmt.Printf("throughput  CPU per message, history on / off: single node %.2f×, cluster %.2f× (target ≤ 1.2×)\n",
 			float64(res[1].perMsg)/float64(res[0].perMsg), float64(res[3].perMsg)/float64(res[2].perMsg))
+		fmt.Printf("throughput  allocations per message, history on / off: single node %.1f / %.1f, cluster %.1f / %.1f (a count other jobs do not change, unlike CPU)\n",
+			res[1].allocs, res[0].allocs, res[3].allocs, res[2].allocs)
 	}
 	return bad
 }

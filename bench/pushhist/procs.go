@@ -279,11 +279,22 @@ func profile(g *gozerProc, path string) {
 	_, _ = io.Copy(f, resp.Body)
 }
 
-// heapAlloc is g's live Go heap after a GC (runtime.MemStats.HeapAlloc from
-// the heap profile's debug=1 text), in bytes: exact where RSS keeps freed
-// pages the scavenger has not returned yet.
-func (g *gozerProc) heapAlloc() int64 {
-	resp, err := http.Get("http://" + g.admin + "/debug/pprof/heap?gc=1&debug=1")
+// heapAlloc is g's live Go heap after a GC (runtime.MemStats.HeapAlloc), in
+// bytes: exact where RSS keeps freed pages the scavenger has not returned yet.
+func (g *gozerProc) heapAlloc() int64 { return g.memStat("HeapAlloc", true) }
+
+// mallocs is how many heap objects g allocated so far (MemStats.Mallocs): a
+// count that, unlike CPU time, other jobs on the machine do not change.
+func (g *gozerProc) mallocs() int64 { return g.memStat("Mallocs", false) }
+
+// memStat reads a runtime.MemStats field from the heap profile's debug=1
+// text, after a GC when gc.
+func (g *gozerProc) memStat(name string, gc bool) int64 {
+	q := "debug=1"
+	if gc {
+		q += "&gc=1"
+	}
+	resp, err := http.Get("http://" + g.admin + "/debug/pprof/heap?" + q)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -293,12 +304,12 @@ func (g *gozerProc) heapAlloc() int64 {
 		log.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+		if v, ok := strings.CutPrefix(line, "# "+name+" = "); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			return n
 		}
 	}
-	log.Fatal("no HeapAlloc in the heap profile")
+	log.Fatalf("no %s in the heap profile", name)
 	return 0
 }
 
