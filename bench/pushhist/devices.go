@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,9 +18,11 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// device is one websocket device that asked for message ids (?last_id=).
+// device is one device that asked for message ids: a Gozer websocket
+// (?last_id=) or an nchan EventSource (Last-Event-ID, sse.go). Its reader
+// goroutine feeds msgs and closes it when the connection ends (err says why).
 type device struct {
-	c    *websocket.Conn
+	c    io.Closer
 	msgs chan [2]string // id, payload
 	err  error
 }
@@ -29,9 +32,8 @@ type device struct {
 var srcAddrs atomic.Uint32
 
 func dial(g *gozerProc, id, last string) (*device, error) {
-	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+srcAddrs.Add(1)%64))}
 	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 256,
-		NetDialContext: (&net.Dialer{LocalAddr: src, Timeout: 30 * time.Second}).DialContext}
+		NetDialContext: srcDialer().DialContext}
 	c, resp, err := d.Dial("ws://"+g.proxy+"/push/ws?id="+id+"&last_id="+last, nil)
 	if err != nil {
 		if resp != nil {
@@ -41,14 +43,20 @@ func dial(g *gozerProc, id, last string) (*device, error) {
 		return nil, fmt.Errorf("dial %s: %w", id, err)
 	}
 	dev := &device{c: c, msgs: make(chan [2]string, 64)}
-	go dev.read()
+	go dev.readWS(c)
 	return dev, nil
 }
 
-func (d *device) read() {
+// srcDialer dials from the next of srcAddrs' source addresses.
+func srcDialer() *net.Dialer {
+	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+srcAddrs.Add(1)%64))}
+	return &net.Dialer{LocalAddr: src, Timeout: 30 * time.Second}
+}
+
+func (d *device) readWS(c *websocket.Conn) {
 	defer close(d.msgs)
 	for {
-		_, b, err := d.c.ReadMessage()
+		_, b, err := c.ReadMessage()
 		if err != nil {
 			d.err = err
 			return
@@ -86,20 +94,28 @@ func (d *device) expect(timeout time.Duration, want ...string) error {
 
 func (d *device) close() { _ = d.c.Close() }
 
-// connectAll dials devs[i] (as idOf(i), with last[i] or "" as last_id) with
-// 256 dials in flight.
+// connectAll dials devs[i] (as idOf(i), with last[i] or "" as last_id) to
+// g's websocket with 256 dials in flight.
 func connectAll(devs []*device, g *gozerProc, idOf func(int) string, last []string) {
+	dialAll(devs, func(i int) (*device, error) {
+		l := ""
+		if last != nil {
+			l = last[i]
+		}
+		return dial(g, idOf(i), l)
+	})
+}
+
+// dialAll sets devs[i] to dialOne(i), 256 dials in flight; a failed dial
+// ends the bench.
+func dialAll(devs []*device, dialOne func(i int) (*device, error)) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256)
 	for i := range devs {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			l := ""
-			if last != nil {
-				l = last[i]
-			}
-			d, err := dial(g, idOf(i), l)
+			d, err := dialOne(i)
 			if err != nil {
 				log.Fatal(err)
 			}
@@ -163,10 +179,15 @@ func countAll(devs []*device, want int, timeout time.Duration) int {
 	return int(got.Load())
 }
 
-// pushAll POSTs n messages (msg(k) names the id and the body) through the
+// pushAll POSTs n messages (msg(k) names the id and the body) through g's
 // push API with senders in flight, in order of k, and fails on an answer
 // other than status.
 func pushAll(g *gozerProc, n, senders int, msg func(k int) (id, body string), status int) {
+	postAll(func(id string) string { return "http://" + g.admin + "/push/" + id }, n, senders, msg, status)
+}
+
+// postAll is pushAll to the URL urlOf(id), where any of statuses is success.
+func postAll(urlOf func(id string) string, n, senders int, msg func(k int) (id, body string), statuses ...int) {
 	tr := &http.Transport{MaxIdleConnsPerHost: senders, MaxConnsPerHost: senders}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
@@ -180,14 +201,14 @@ func pushAll(g *gozerProc, n, senders int, msg func(k int) (id, body string), st
 					return
 				}
 				id, body := msg(k)
-				resp, err := client.Post("http://"+g.admin+"/push/"+id, "text/plain", strings.NewReader(body))
+				resp, err := client.Post(urlOf(id), "text/plain", strings.NewReader(body))
 				if err != nil {
 					log.Fatal(err)
 				}
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != status {
-					log.Fatalf("push %d to %s: %d %s, want %d", k, id, resp.StatusCode, b, status)
+				if !slices.Contains(statuses, resp.StatusCode) {
+					log.Fatalf("push %d to %s: %d %s, want %v", k, id, resp.StatusCode, b, statuses)
 				}
 			}
 		})

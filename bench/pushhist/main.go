@@ -1,11 +1,15 @@
 // Command pushhist is the push history bench (`make bench-push`, after bench/push.sh;
 // bench/pushhist.sh runs it): it starts its own redis-server and gozer nodes and measures
 //
-//   - recovery: N websocket devices on node A get one message, disconnect, miss
-//     -missed pushes each (202 stored), then all reconnect at once to node B with
-//     their last id: time until every one recovered its messages (each checked: all
-//     of them, in order, no duplicate, then a live broadcast as the next message),
-//     node B's CPU, and Redis commands per recovered device (INFO commandstats);
+//   - recovery (recovery.go), for each of -targets: N devices get one message,
+//     disconnect, miss -missed pushes each (stored), then all reconnect at once
+//     with their last id, to the same node or to another (two nodes sharing
+//     Redis): time until every one recovered its messages (each checked: all of
+//     them, in order, no duplicate, then a live message as the next one), the
+//     reconnect node's CPU, Redis commands per recovered device (INFO
+//     commandstats), the store's memory per kept message; Gozer's devices over
+//     websocket and over SSE, nginx + nchan's over EventSource (nchan.go), and
+//     the ratios gozer / nchan;
 //   - throughput: C connected devices, -msgs pushes through the push API, with the
 //     history on and off (single node, and cluster with Redis): gozer's CPU per
 //     message and the ratio on/off, and the RSS per idle connection before the
@@ -34,6 +38,9 @@ var (
 	nMsgs    = flag.Int("msgs", 50000, "throughput: messages pushed per mode")
 	senders  = flag.Int("senders", 64, "push API requests in flight")
 	phases   = flag.String("phases", "recovery,throughput", "phases to run")
+	targets  = flag.String("targets", "gozer gozer-sse nchan nchan-redis", "recovery: gozer, gozer-sse (websocket or EventSource devices; single node, then two), nchan (single), nchan-redis (two nginx sharing Redis)")
+
+	nchanModules = flag.String("nchan-modules", "/usr/lib/nginx/modules", "the folder of ngx_nchan_module.so")
 )
 
 func main() {
@@ -63,59 +70,12 @@ func main() {
 	}
 }
 
-// recovery runs the recovery phase and reports whether a message was lost,
-// duplicated or out of order.
-func recovery() (bad bool) {
-	w := newWorld()
-	defer w.stop()
-	rs := w.redis()
-	a, b := w.gozer("A", rs, true), w.gozer("B", rs, true)
-	waitSettled(a)
-	waitSettled(b)
-	log.Printf("recovery: %d devices connect to node A", *nDev)
-	devs := make([]*device, *nDev)
-	connectAll(devs, a, func(i int) string { return fmt.Sprintf("dev-%d", i) }, nil)
-	waitConns(a, *nDev)
-	mustBroadcast(a, "dev-", "m0")
-	last := make([]string, *nDev)
-	for i, d := range devs {
-		id, p, err := d.next(10 * time.Second)
-		if err != nil || p != "m0" {
-			log.Fatalf("device %d: first message %q %v, want m0", i, p, err)
-		}
-		last[i] = id
-		d.close()
-	}
-	waitConns(a, 0)
-	waitUnregistered(a, "dev-0")
-	log.Printf("recovery: pushing %d messages to each of %d absent devices at node A", *missed, *nDev)
-	pushAll(a, *nDev**missed, *senders, func(k int) (string, string) {
-		return fmt.Sprintf("dev-%d", k%*nDev), fmt.Sprint("m", 1 + k / *nDev)
-	}, 202)
-
-	rs.resetStats()
-	cpu0 := b.cpu()
-	start := time.Now()
-	log.Printf("recovery: %d devices reconnect to node B at once", *nDev)
-	connectAll(devs, b, func(i int) string { return fmt.Sprintf("dev-%d", i) }, last)
-	errs := checkAll(devs, func(i int, d *device) error { return d.expect(30*time.Second, msgsFrom(1, *missed)...) })
-	took := time.Since(start)
-	cpu := b.cpu() - cpu0
-	ops := rs.commandCalls()
-	mustBroadcast(b, "dev-", "live")
-	errs += checkAll(devs, func(_ int, d *device) error { return d.expect(10*time.Second, "live") })
-	fmt.Printf("recovery  devices %d, missed %d each: all recovered in %v (from the first dial); node B CPU %.2f s (%.0f µs per device); Redis commands per device %.2f (%s); lost/duplicated/out of order: %d devices\n",
-		*nDev, *missed, took.Round(time.Millisecond), cpu.Seconds(), float64(cpu.Microseconds())/float64(*nDev),
-		float64(ops.total)/float64(*nDev), ops.detail, errs)
-	closeAll(devs)
-	return errs > 0
-}
-
 // throughput runs the throughput phase in four modes and reports a loss.
 func throughput() (bad bool) {
 	type result struct {
 		name   string
 		perMsg time.Duration
+		allocs float64
 	}
 	var res []result
 	for _, mode := range []struct {
@@ -137,6 +97,7 @@ func throughput() (bad bool) {
 		connectAll(devs, g, func(i int) string { return fmt.Sprintf("t-%d", i) }, nil)
 		waitConns(g, *nConns)
 		idle := (g.idleRSS() - rss0) / int64(*nConns)
+		mallocs0 := g.mallocs()
 		cpu0 := g.cpu()
 		start := time.Now()
 		if prof := os.Getenv("PUSHHIST_PROFILE"); prof != "" && mode.history && mode.clus {
@@ -147,18 +108,21 @@ func throughput() (bad bool) {
 		cpu := g.cpu() - cpu0
 		took := time.Since(start)
 		per := cpu / time.Duration(*nMsgs)
-		fmt.Printf("throughput  %-22s %d messages to %d devices in %v (%.0f/s): gozer CPU %v per message; received %d; idle RSS %d B per connection before (fixed costs dominate below ~10,000; target ≤ 1 KB)\n",
-			mode.name, *nMsgs, *nConns, took.Round(time.Millisecond), float64(*nMsgs)/took.Seconds(), per, got, idle)
+		allocs := float64(g.mallocs()-mallocs0) / float64(*nMsgs)
+		fmt.Printf("throughput  %-22s %d messages to %d devices in %v (%.0f/s): gozer CPU %v and %.1f allocations per message; received %d; idle RSS %d B per connection before (fixed costs dominate below ~10,000; target ≤ 1 KB)\n",
+			mode.name, *nMsgs, *nConns, took.Round(time.Millisecond), float64(*nMsgs)/took.Seconds(), per, allocs, got, idle)
 		if got != *nMsgs {
 			bad = true
 		}
-		res = append(res, result{mode.name, per})
+		res = append(res, result{mode.name, per, allocs})
 		closeAll(devs)
 		w.stop()
 	}
 	if len(res) == 4 {
 		fmt.Printf("throughput  CPU per message, history on / off: single node %.2f×, cluster %.2f× (target ≤ 1.2×)\n",
 			float64(res[1].perMsg)/float64(res[0].perMsg), float64(res[3].perMsg)/float64(res[2].perMsg))
+		fmt.Printf("throughput  allocations per message, history on / off: single node %.1f / %.1f, cluster %.1f / %.1f (a count other jobs do not change, unlike CPU)\n",
+			res[1].allocs, res[0].allocs, res[3].allocs, res[2].allocs)
 	}
 	return bad
 }

@@ -106,6 +106,21 @@ func (r *redisProc) resetStats() {
 	}
 }
 
+// usedMemory is INFO memory's used_memory, in bytes.
+func (r *redisProc) usedMemory() int64 {
+	s, err := r.rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 type cmdCalls struct {
 	total  int64
 	detail string
@@ -262,6 +277,40 @@ func profile(g *gozerProc, path string) {
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
+}
+
+// heapAlloc is g's live Go heap after a GC (runtime.MemStats.HeapAlloc), in
+// bytes: exact where RSS keeps freed pages the scavenger has not returned yet.
+func (g *gozerProc) heapAlloc() int64 { return g.memStat("HeapAlloc", true) }
+
+// mallocs is how many heap objects g allocated so far (MemStats.Mallocs): a
+// count that, unlike CPU time, other jobs on the machine do not change.
+func (g *gozerProc) mallocs() int64 { return g.memStat("Mallocs", false) }
+
+// memStat reads a runtime.MemStats field from the heap profile's debug=1
+// text, after a GC when gc.
+func (g *gozerProc) memStat(name string, gc bool) int64 {
+	q := "debug=1"
+	if gc {
+		q += "&gc=1"
+	}
+	resp, err := http.Get("http://" + g.admin + "/debug/pprof/heap?" + q)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "# "+name+" = "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	log.Fatalf("no %s in the heap profile", name)
+	return 0
 }
 
 // idleRSS is g's resident memory after a GC (GODEBUG=madvdontneed=1 returns

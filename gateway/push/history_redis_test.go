@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -116,5 +117,79 @@ func TestHistoryRecoverFromRedis(t *testing.T) {
 	}
 	if r.Resync || !slices.Equal(msgsOf(r.Entries), []string{"b", "c"}) {
 		t.Errorf("replay after 100: %+v, want b c", r)
+	}
+}
+
+// Many appends in one pipeline (the writer's batch: keys and arguments cut
+// from one allocation each, passed by pointer), mixed with seen markers and
+// refused appends, and again after Redis forgot the script (NOSCRIPT: the
+// batch is sent again with the same arguments): each id gets exactly its own
+// entries, in order, and each answer is its own.
+func TestRedisHistoryBatch(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	s := NewRedisHistory(NewRedisClient(rs.Addr), 100, time.Minute, zerolog.Nop())
+	raw := rawRedis(t, rs.Addr)
+	for round, flush := range []bool{false, true} {
+		if flush {
+			must(t, raw.ScriptFlush(testCtx(t)).Err())
+		}
+		const ids, per = 64, 3
+		// Queued before the writer runs: one batch (writeBatch > ids*per).
+		answers := make([]chan writeResult, 0, ids*per)
+		for i := range ids {
+			id := fmt.Sprintf("b%d-%d", round, i)
+			if i%4 == 1 {
+				s.Seen(id)
+			}
+			for k := range per {
+				msg := fmt.Sprintf("%s/%d", id, k)
+				// ids 0 mod 4 forced; 1 mod 4 seen; others neither: refused.
+				w := histWrite{id: id, entry: entryString(Entry{ID: uint64(k + 1), At: time.Now().UnixMilli(), Msg: []byte(msg)}),
+					force: i%4 == 0, done: make(chan writeResult, 1)}
+				s.ch <- w
+				answers = append(answers, w.done)
+			}
+		}
+		if got := len(s.ch); got != ids*per+ids/4 {
+			t.Fatalf("queued %d writes, want %d", got, ids*per+ids/4)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { s.Run(ctx) })
+		for j, ch := range answers {
+			r := <-ch
+			if want := (j/per)%4 <= 1; r.err != nil || r.stored != want {
+				t.Errorf("round %d, write %d (id %d): stored %v %v, want %v", round, j, j/per, r.stored, r.err, want)
+			}
+		}
+		cancel()
+		wg.Wait()
+		names := make([]string, ids)
+		for i := range names {
+			names[i] = fmt.Sprintf("b%d-%d", round, i)
+		}
+		got, err := s.ReadMany(context.Background(), names)
+		must(t, err)
+		for i, es := range got {
+			var want []string
+			if i%4 <= 1 {
+				for k := range per {
+					want = append(want, fmt.Sprintf("%s/%d", names[i], k))
+				}
+			}
+			if m := msgsOf(es); !slices.Equal(m, want) {
+				t.Errorf("round %d, %s: %v, want %v", round, names[i], m, want)
+			}
+		}
+	}
+}
+
+func TestBothKeys(t *testing.T) {
+	for _, id := range []string{"", "a", "dev-12345", "ünïcode"} {
+		h, s := bothKeys(id)
+		if h != histKey(id) || s != seenKey(id) {
+			t.Errorf("bothKeys(%q) = %q %q, want %q %q", id, h, s, histKey(id), seenKey(id))
+		}
 	}
 }
