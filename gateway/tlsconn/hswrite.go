@@ -13,11 +13,11 @@ import (
 // the messages of a flight) while the loop owns the socket's gnet side.
 //
 // It writes straight to the socket when the socket takes the whole flight,
-// which it does on a handshake's first bytes unless the client has stopped
-// reading. Handing the flight to the loop instead (gnet's AsyncWrite) costs a
-// copy, an eventfd write to wake the loop, a turn of the loop and the write:
-// with TLS_MODES=resumed, strace -c -f counted 5.1 writes per resumed
-// connection through AsyncWrite and 4.1 this way (bench/README.md, TLS).
+// which it does unless the client has stopped reading. Handing the flight to
+// the loop instead (gnet's AsyncWrite) costs a copy of it (an allocation the
+// size of the flight: the certificate chain in a full handshake), a task on
+// the loop's queue, and, when the loop sleeps, an eventfd write and an epoll
+// turn to wake it.
 //
 // Two rules keep it safe:
 //   - The loop never writes to the socket while the handshake runs (the
