@@ -253,8 +253,9 @@ func (s *Server) Start() error {
 // or dials (net.newTCPConn), and gnet's enrollment keeps the socket (a dup of
 // the same one), so gnet is told not to set it again (gnet.TCPDelay means
 // "leave it", not "turn it off": Client.EnrollContext only ever sets it):
-// one setsockopt fewer per accepted connection (strace -c, bench/tls.sh's
-// tcp mode: 2.00 setsockopt per connection before, 1.00 after).
+// one setsockopt fewer per accepted connection (strace -c -f -p PID over
+// bench/tlsload -mode tcp: 2.00 setsockopt per connection before, 1.00
+// after).
 // TestEngineNoDelay checks a client's socket still has it.
 func engineOptions(loops int, log logging.Logger) []gnet.Option {
 	return []gnet.Option{
