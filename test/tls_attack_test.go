@@ -176,6 +176,17 @@ func TestTLSMaxHandshakes(t *testing.T) {
 	if resp, _ := fetch(t, c, "GET", g.httpsURL("/"), nil, nil); resp.StatusCode != 200 {
 		t.Fatalf("after the timeouts: status %d", resp.StatusCode)
 	}
+	// A client that goes away before its ClientHello gives its slot back at
+	// once, not at the 2s timeout (its handshake goroutine, not started yet,
+	// starts to end).
+	silent := dialTCP(t, g.HTTPSAddr)
+	waitFor(t, 5*time.Second, "the silent connection's handshake", func() bool { return g.tlsStats(t).Handshakes.InProgress == 1 })
+	_ = silent.Close()
+	start := time.Now()
+	waitFor(t, 5*time.Second, "its slot back", func() bool { return g.tlsStats(t).Handshakes.InProgress == 0 })
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the slot came back after %v: at the timeout, not at the close", d)
+	}
 }
 
 // clientHello is a real TLS ClientHello record (what crypto/tls sends first).

@@ -87,17 +87,19 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 		_ = gc.Close()
 		return c
 	}
-	c.w.hs = newHandshake(srv.timeout)
+	tc := tls.Server(&c.w, srv.config)
+	var hs *handshake
+	hs = newHandshake(srv.timeout, func() { c.handshake(hs, tc) })
 	// For the goroutine's log line: gnet's address is the loop's to read (and
 	// gone once the socket closes).
-	c.w.hs.client = gc.RemoteAddr().String()
-	c.tc = tls.Server(&c.w, srv.config)
-	go c.handshake(c.w.hs, c.tc)
+	hs.client = gc.RemoteAddr().String()
+	c.w.hs, c.tc = hs, tc
 	return c
 }
 
 // handshake runs crypto/tls's server handshake; then it wakes the loop, which
-// takes over (OnData). Its own goroutine, bounded by the handshake timeout.
+// takes over (OnData). Its own goroutine (started by handshake.start, at the
+// client's first bytes), bounded by the handshake timeout.
 func (c *Conn) handshake(hs *handshake, tc *tls.Conn) {
 	err := tc.Handshake()
 	// Counted (and a failure logged) here, not when the loop takes over: a
@@ -187,6 +189,7 @@ func (c *Conn) handshakeData() {
 	if buf, _ := c.Conn.Peek(-1); len(buf) > 0 {
 		ok := hs.feed(buf)
 		_, _ = c.Conn.Discard(len(buf))
+		hs.start() // the first bytes: see handshake.start
 		if !ok {
 			c.handshakeFailed(errHelloTooLarge)
 			return

@@ -28,9 +28,13 @@
 //     partial record stays in its raw input and the next bytes complete it.
 //     Writes go through tls.Conn.Write straight to gnet's Write on the loop.
 //   - The handshake, which crypto/tls cannot suspend (an error during it is
-//     final), runs in a short-lived goroutine per handshaking connection. It
-//     reads what the loop hands it and writes through gnet's AsyncWrite; when
-//     it ends it wakes the loop, which takes the connection over. Its cost is
+//     final), runs in a short-lived goroutine per handshaking connection,
+//     started when the client's first bytes arrive (or the socket closes, or
+//     the timeout fires: a silent client holds no goroutine). It reads what
+//     the loop hands it and writes its flights straight to the socket, which
+//     the loop does not write to meanwhile (through gnet's AsyncWrite when the
+//     socket is full: hswrite.go); when it ends it wakes the loop, which takes
+//     the connection over. Its cost is
 //     bounded: at most listeners.https.max_handshakes at once node-wide (past
 //     that a new connection is closed at once and counted), each ended by
 //     listeners.https.handshake_timeout, a ClientHello over 64 KiB ends it. An
@@ -56,7 +60,8 @@
 //
 // A Conn belongs to its event loop: every method runs on the loop's goroutine,
 // except that the handshake goroutine uses the wire (under the handshake's
-// mutex) and gnet's goroutine-safe AsyncWrite and Wake. Server (the listener's
+// mutexes), the socket's fd for its writes (until OnClose, which waits for a
+// write in progress) and gnet's goroutine-safe AsyncWrite and Wake. Server (the listener's
 // shared side: the tls.Config, the handshake cap, the counters) is safe for
 // concurrent use.
 package tlsconn

@@ -61,17 +61,14 @@ func (w *wire) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Write: the handshake goroutine hands a copy to the loop (crypto/tls reuses
-// its record buffer); the loop writes to the socket directly.
+// Write: the handshake goroutine writes its flights itself (handshake.write);
+// the loop writes to the socket directly.
 func (w *wire) Write(p []byte) (int, error) {
 	if w.net != nil {
 		return w.net.Write(p)
 	}
-	if w.hs != nil {
-		if err := w.c.Conn.AsyncWrite(append([]byte(nil), p...), nil); err != nil {
-			return 0, err
-		}
-		return len(p), nil
+	if hs := w.hs; hs != nil {
+		return hs.write(w.c.Conn, p)
 	}
 	return w.c.Conn.Write(p)
 }
@@ -112,16 +109,39 @@ type handshake struct {
 	closed bool   // the socket closed: reads end
 	done   bool   // the goroutine finished; err is its result
 	err    error
+	run    func()        // the goroutine's body until start takes it (then nil)
 	notify chan struct{} // one token: in grew or closed changed
 	timer  *time.Timer
 	expire chan struct{} // closed when the handshake timeout fires
 	client string        // the client's address, for log lines
+	out    outFlight     // the goroutine's writes (hswrite.go)
 }
 
-func newHandshake(timeout time.Duration) *handshake {
-	hs := &handshake{notify: make(chan struct{}, 1), expire: make(chan struct{})}
-	hs.timer = time.AfterFunc(timeout, func() { close(hs.expire) })
+// newHandshake prepares the handshake of a new connection; run is the
+// goroutine's body, started by start.
+func newHandshake(timeout time.Duration, run func()) *handshake {
+	hs := &handshake{notify: make(chan struct{}, 1), expire: make(chan struct{}), run: run}
+	hs.timer = time.AfterFunc(timeout, func() {
+		close(hs.expire)
+		hs.start() // a client that never sent a byte: the goroutine ends it as timed out
+	})
 	return hs
+}
+
+// start runs the handshake goroutine, once: when the client's first bytes
+// arrive (the loop feeds them first, so it finds them at once), when the
+// socket closes, or when the time is up, whichever comes first. Starting it
+// at the first bytes rather than at accept spares every handshake one park
+// and wake-up of the goroutine (and a connection that sends nothing holds
+// no goroutine). Any goroutine.
+func (hs *handshake) start() {
+	hs.mu.Lock()
+	run := hs.run
+	hs.run = nil
+	hs.mu.Unlock()
+	if run != nil {
+		go run()
+	}
 }
 
 // read blocks until the loop fed bytes, the socket closed or time ran out.
@@ -167,12 +187,15 @@ func (hs *handshake) feed(b []byte) bool {
 	return ok
 }
 
-// close ends the goroutine's reads (the socket is gone). Loop goroutine.
+// close ends the goroutine's reads and writes (the socket is gone; gnet
+// closes its fd after OnClose, which calls this). Loop goroutine.
 func (hs *handshake) close() {
+	hs.out.close()
 	hs.mu.Lock()
 	hs.closed = true
 	hs.mu.Unlock()
 	hs.wake()
+	hs.start() // not started yet: it starts to end at once (net.ErrClosed)
 }
 
 func (hs *handshake) wake() {
