@@ -116,14 +116,9 @@ func (l *Loop) ctxIndex(L *glua.LState) int {
 	ctx := l.cur(L)
 	switch key := L.CheckString(2); key {
 	case "vars":
-		t, ok := ctx.Vars.(*glua.LTable)
-		if !ok {
-			// Kept in the Context, not in the Loop: Context.Reset clears it,
-			// so a new request never sees the previous request's table.
-			t = L.CreateTable(0, 4)
-			ctx.Vars = t
-		}
-		L.Push(t)
+		// Kept in the Context, not in the Loop: a suspended request keeps
+		// its own while others run; Context.Reset recycles it (vars.go).
+		L.Push(l.vars(ctx))
 	case "id":
 		L.Push(glua.LString(ctx.ID))
 	case "trace_id":

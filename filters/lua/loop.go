@@ -42,6 +42,8 @@ type Loop struct {
 	dicts    map[string]*glua.LUserData
 	dictMeta *glua.LTable
 
+	varsFree []*varsTable // emptied ctx.vars tables (vars.go)
+
 	goInst  []*instance     // the Go filters' instances on this loop (gofilter.go)
 	ansMeta *glua.LTable    // the metatable of side calls' answers (answer.go)
 	pcKinds map[uintptr]int // return addresses classified by nestedLuaCall (asyncapi.go)
