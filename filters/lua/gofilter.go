@@ -43,6 +43,7 @@ func (l *Loop) addGoFilters(c *Chain) {
 			}
 		case filters.Outbound:
 			c.outbound = append(c.outbound, in)
+			c.goOut = true
 		}
 	}
 	byOrder := func(a, b *instance) int {
