@@ -32,11 +32,11 @@ func (l *Loop) reqIndex(L *glua.LState) int {
 			L.Push(glua.LString(m))
 		}
 	case "path":
-		L.Push(glua.LString(ctx.Path()))
+		L.Push(l.api.path.get(ctx.Path()))
 	case "query":
 		L.Push(glua.LString(ctx.Query()))
 	case "host":
-		L.Push(glua.LString(ctx.Host()))
+		L.Push(l.api.host.get(ctx.Host()))
 	case "scheme":
 		if ctx.Scheme == "https" {
 			L.Push(l.api.schemes[1])

@@ -106,3 +106,32 @@ func TestVarsRecycleBounds(t *testing.T) {
 		t.Fatalf("free list holds %d tables, want %d", n, varsKeep)
 	}
 }
+
+// TestReqFieldMemo: ctx.req.path and ctx.req.host come from a one-entry
+// cache (strMemo); consecutive requests with the same or another path and
+// host, and a path rewritten in the request, read their own.
+func TestReqFieldMemo(t *testing.T) {
+	e := newEnv(t, map[string]string{
+		"inbound/a.lua": filterSrc("a", "inbound", 1, "", `
+			ctx.vars.v = ctx.req.path .. "|" .. ctx.req.host
+			if ctx.req.header("X-Rewrite") then
+				ctx.req.set_path(ctx.req.header("X-Rewrite"))
+				ctx.vars.v = ctx.vars.v .. "|" .. ctx.req.path
+			end`),
+	}, Options{})
+	ch := e.loop.Chain()
+	for _, c := range []struct{ head, want string }{
+		{"GET /a HTTP/1.1\r\nHost: h1\r\n\r\n", "/a|h1"},
+		{"GET /a HTTP/1.1\r\nHost: h1\r\n\r\n", "/a|h1"},
+		{"GET /b?x=1 HTTP/1.1\r\nHost: h2:80\r\n\r\n", "/b|h2"},
+		{"GET /a HTTP/1.1\r\nHost: h1\r\nX-Rewrite: /c?q\r\n\r\n", "/a|h1|/c"},
+		{"GET / HTTP/1.1\r\nHost: h1\r\n\r\n", "/|h1"},
+	} {
+		ctx := newCtx(t, c.head, nil)
+		ch.Inbound(ctx)
+		if got := vars(ctx, "v"); got != c.want {
+			t.Fatalf("%q: got %q, want %q; log:\n%s", c.head, got, c.want, e.log)
+		}
+		ctx.Reset()
+	}
+}
