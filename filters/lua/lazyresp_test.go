@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"gozer/filters"
+	"gozer/filters/builtin"
 	"gozer/gateway/httpcodec"
 )
 
@@ -70,11 +71,16 @@ func TestLazyResponseHead(t *testing.T) {
 }
 
 // TestLazyResponseHeadGoFilter: a Go outbound filter may use ctx.Resp.Header,
-// so a chain with one asks the core for a parsed head.
+// so a chain with one asks the core for a parsed head, unless it is a
+// filters.LazyHeadFilter (the built-in ones).
 func TestLazyResponseHeadGoFilter(t *testing.T) {
-	e := newEnv(t, nil, Options{GoFilters: []filters.Filter{respHeaderGoFilter{}}})
+	e := newEnv(t, nil, Options{GoFilters: []filters.Filter{respHeaderGoFilter{}, builtin.ServerTiming{}}})
 	if e.loop.Chain().LazyResponseHead() {
 		t.Fatal("a chain with a Go outbound filter took a lazy head")
+	}
+	e = newEnv(t, nil, Options{GoFilters: []filters.Filter{builtin.ServerTiming{}, builtin.CORSResponse{}}})
+	if !e.loop.Chain().LazyResponseHead() {
+		t.Fatal("a chain with only the built-in Go filters did not take a lazy head")
 	}
 }
 
