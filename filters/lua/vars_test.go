@@ -92,12 +92,19 @@ func TestVarsRecycleBounds(t *testing.T) {
 	if len(e.loop.varsFree) != 0 || run("") == big {
 		t.Fatal("a table that held more than varsMaxKeys entries was recycled")
 	}
-	// Many requests holding tables at once: the free list keeps varsKeep.
+	// Many requests holding tables at once (suspended ones do): each has its
+	// own, and the free list keeps varsKeep of them once they end.
 	var held []*filters.Context
+	seen := map[*varsTable]bool{}
 	for range varsKeep + 10 {
 		ctx := newCtx(t, "", nil)
 		ch.Inbound(ctx)
 		held = append(held, ctx)
+		if v := ctx.Vars.(*varsTable); seen[v] {
+			t.Fatal("two requests in flight share a ctx.vars table")
+		} else {
+			seen[v] = true
+		}
 	}
 	for _, ctx := range held {
 		ctx.Reset()
