@@ -126,7 +126,8 @@ type Context struct {
 	RespBodyOK bool
 
 	// Vars is the filter runtime's per-request state (the Lua ctx.vars table);
-	// the core only clears it.
+	// the core only clears it. A Vars that is a Recycler is handed back by
+	// Reset, once the request is over.
 	Vars any
 
 	// Async filters (async.go). Calls makes the request's side calls and
@@ -146,8 +147,16 @@ type Context struct {
 	Passport *Passport
 }
 
+// Recycler is a Vars value that its runtime takes back when the request is
+// over: Reset calls Recycle, on the goroutine that owns c (the request's
+// event loop), after which the request's filters never run again.
+type Recycler interface{ Recycle() }
+
 // Reset clears c for the next request, keeping its buffers.
 func (c *Context) Reset() {
+	if r, ok := c.Vars.(Recycler); ok {
+		r.Recycle()
+	}
 	*c = Context{
 		RespondBody:    c.RespondBody[:0],
 		RespondHeaders: c.RespondHeaders[:0],

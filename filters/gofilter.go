@@ -25,6 +25,17 @@ type Filter interface {
 	ShouldFilter(ctx *Context) bool
 }
 
+// LazyHeadFilter is an outbound Go filter that uses ctx.Resp only through the
+// httpcodec.Response methods that work on a head the core has not parsed
+// (Get, Value, Headers, SetHeader, DelHeader, Status), never Resp.Header.
+// LazyResponseHead returning true spares every response the parse of its
+// head into Resp.Header (fasthttp's), which a chain with any other outbound
+// Go filter needs.
+type LazyHeadFilter interface {
+	Filter
+	LazyResponseHead() bool
+}
+
 // SyncFilter does its work on the loop and returns: no I/O, no waiting.
 type SyncFilter interface {
 	Filter

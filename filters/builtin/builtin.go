@@ -48,5 +48,9 @@ func (ServerTiming) Apply(ctx *filters.Context) {
 	var b [32]byte
 	v := append(b[:0], "gozer;dur="...)
 	v = strconv.AppendFloat(v, ms, 'f', 2, 64)
-	ctx.Resp.Header.SetBytesV("Server-Timing", v)
+	ctx.Resp.SetHeader("Server-Timing", v)
 }
+
+// LazyResponseHead implements filters.LazyHeadFilter: Apply only sets a
+// header, which works on the unparsed head.
+func (ServerTiming) LazyResponseHead() bool { return true }

@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"fmt"
 	"testing"
 
 	"gozer/filters"
@@ -17,23 +18,29 @@ func TestServerTiming(t *testing.T) {
 		{"under a microsecond", 5, 5, "gozer;dur=0.00"},
 		{"long", 0, 61_000_000_000, "gozer;dur=61000.00"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			resp := &httpcodec.Response{}
-			if err := resp.Parse([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), false); err != nil {
-				t.Fatal(err)
-			}
-			now := tc.now
-			ctx := &filters.Context{Start: tc.start, Resp: resp, Clock: func() int64 { return now }}
-			f := ServerTiming{}
-			if !f.ShouldFilter(ctx) {
-				t.Fatal("ShouldFilter false with a response")
-			}
-			f.Apply(ctx)
-			if got := string(resp.Header.Peek("Server-Timing")); got != tc.want {
-				t.Fatalf("Server-Timing %q, want %q", got, tc.want)
-			}
-		})
+	for _, lazy := range []bool{false, true} { // a parsed head, or the unparsed one (LazyResponseHead)
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s lazy=%v", tc.name, lazy), func(t *testing.T) {
+				resp := &httpcodec.Response{}
+				parse := resp.Parse
+				if lazy {
+					parse = resp.ParseLazy
+				}
+				if err := parse([]byte("HTTP/1.1 200 OK\r\nServer-Timing: origin;dur=1\r\nContent-Length: 0\r\n\r\n"), false); err != nil {
+					t.Fatal(err)
+				}
+				now := tc.now
+				ctx := &filters.Context{Start: tc.start, Resp: resp, Clock: func() int64 { return now }}
+				f := ServerTiming{}
+				if !f.ShouldFilter(ctx) {
+					t.Fatal("ShouldFilter false with a response")
+				}
+				f.Apply(ctx)
+				if got := string(resp.Get("Server-Timing")); got != tc.want {
+					t.Fatalf("Server-Timing %q, want %q", got, tc.want)
+				}
+			})
+		}
 	}
 	if (ServerTiming{}).ShouldFilter(&filters.Context{}) {
 		t.Fatal("ShouldFilter true without a response")

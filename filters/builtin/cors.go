@@ -98,26 +98,30 @@ var corsHeaders = []string{"Access-Control-Allow-Origin", "Access-Control-Allow-
 // Apply implements filters.SyncFilter.
 func (CORSResponse) Apply(ctx *filters.Context) {
 	origin, ok, cross := ctx.CORSAllowed(filters.CORSRequest)
-	h := &ctx.Resp.Header
+	r := ctx.Resp // read and edited with the methods that work on an unparsed head
 	// Vary: Origin on every answer of a route with a policy, same-origin
 	// ones and those without Origin included: a shared cache must not give
 	// one origin's answer to another.
-	if vary := h.Peek("Vary"); len(vary) == 0 {
-		h.Set("Vary", "Origin")
+	if vary := r.Get("Vary"); len(vary) == 0 {
+		r.SetHeader("Vary", []byte("Origin"))
 	} else if v := filters.MergeVary(vary, "Origin"); v != nil {
-		h.SetBytesV("Vary", v)
+		r.SetHeader("Vary", v)
 	}
 	if !cross {
 		return
 	}
 	for _, name := range corsHeaders {
-		h.Del(name)
+		r.DelHeader(name)
 	}
 	if !ok {
 		return
 	}
 	var buf [4]filters.Header
 	for _, kv := range ctx.AppendCORSHeaders(buf[:0], origin) {
-		h.Set(kv.Name, kv.Value)
+		r.SetHeader(kv.Name, []byte(kv.Value))
 	}
 }
+
+// LazyResponseHead implements filters.LazyHeadFilter: Apply uses
+// Response.Get, SetHeader and DelHeader only.
+func (CORSResponse) LazyResponseHead() bool { return true }

@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -148,30 +149,38 @@ func TestCORSResponse(t *testing.T) {
 			map[string]string{"Access-Control-Allow-Origin": ""}, 1},
 		{"same origin: nothing", p, 0, "http://api.test", "", map[string]string{"Vary": "Origin", "Access-Control-Allow-Origin": ""}, 0},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			st := &cors.Stats{}
-			ctx := corsCtx(t, tc.policy, st, "Origin: "+tc.origin)
-			ctx.CORS.Verdict = tc.verdict
-			resp := &httpcodec.Response{}
-			if err := resp.Parse([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"+tc.respHead+"\r\n"), false); err != nil {
-				t.Fatal(err)
-			}
-			ctx.Resp = resp
-			f := CORSResponse{}
-			if !f.ShouldFilter(ctx) {
-				t.Fatal("ShouldFilter false")
-			}
-			f.Apply(ctx)
-			for k, v := range tc.want {
-				if got := string(resp.Header.Peek(k)); got != v {
-					t.Errorf("%s: %q, want %q", k, got, v)
+	// On a parsed head, and on the unparsed one the core gives a chain whose
+	// outbound Go filters are all filters.LazyHeadFilter.
+	for _, lazy := range []bool{false, true} {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s lazy=%v", tc.name, lazy), func(t *testing.T) {
+				st := &cors.Stats{}
+				ctx := corsCtx(t, tc.policy, st, "Origin: "+tc.origin)
+				ctx.CORS.Verdict = tc.verdict
+				resp := &httpcodec.Response{}
+				parse := resp.Parse
+				if lazy {
+					parse = resp.ParseLazy
 				}
-			}
-			if st.RefusedRequest.Load() != tc.refused {
-				t.Errorf("refused %d, want %d", st.RefusedRequest.Load(), tc.refused)
-			}
-		})
+				if err := parse([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"+tc.respHead+"\r\n"), false); err != nil {
+					t.Fatal(err)
+				}
+				ctx.Resp = resp
+				f := CORSResponse{}
+				if !f.ShouldFilter(ctx) {
+					t.Fatal("ShouldFilter false")
+				}
+				f.Apply(ctx)
+				for k, v := range tc.want {
+					if got := string(resp.Get(k)); got != v {
+						t.Errorf("%s: %q, want %q", k, got, v)
+					}
+				}
+				if st.RefusedRequest.Load() != tc.refused {
+					t.Errorf("refused %d, want %d", st.RefusedRequest.Load(), tc.refused)
+				}
+			})
+		}
 	}
 	if (CORSResponse{}).ShouldFilter(&filters.Context{Resp: &httpcodec.Response{}}) {
 		t.Error("ShouldFilter true without a policy")

@@ -22,6 +22,27 @@ type api struct {
 	causes  map[string]glua.LValue // boxed cause names, filled on use
 	schemes [2]glua.LValue         // "http", "https", boxed once
 	hdrs    []filters.Header       // scratch for ctx.respond
+	path    strMemo                // ctx.req.path of the last request that read it
+	host    strMemo                // ctx.req.host, likewise
+}
+
+// strMemo is a one-entry cache of a request field's Lua string. Requests on a
+// loop often repeat the path and host of the one before, and a hit saves the
+// two allocations of a new Lua string (the bytes and their box): for
+// ctx.req.path in BenchmarkBenchScripts, 2 of its 5 allocs/op.
+type strMemo struct {
+	s string
+	v glua.LValue // glua.LString(s), or nil when empty
+}
+
+// get returns b as a Lua string, the cached one when it is the same text.
+func (m *strMemo) get(b []byte) glua.LValue {
+	if m.v != nil && string(b) == m.s { // compared without a copy
+		return m.v
+	}
+	m.s = string(b)
+	m.v = glua.LString(m.s)
+	return m.v
 }
 
 // initAPI creates the ctx objects on l's LState.
@@ -116,14 +137,9 @@ func (l *Loop) ctxIndex(L *glua.LState) int {
 	ctx := l.cur(L)
 	switch key := L.CheckString(2); key {
 	case "vars":
-		t, ok := ctx.Vars.(*glua.LTable)
-		if !ok {
-			// Kept in the Context, not in the Loop: Context.Reset clears it,
-			// so a new request never sees the previous request's table.
-			t = L.CreateTable(0, 4)
-			ctx.Vars = t
-		}
-		L.Push(t)
+		// Kept in the Context, not in the Loop: a suspended request keeps
+		// its own while others run; Context.Reset recycles it (vars.go).
+		L.Push(l.vars(ctx))
 	case "id":
 		L.Push(glua.LString(ctx.ID))
 	case "trace_id":

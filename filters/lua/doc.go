@@ -30,7 +30,7 @@
 //	ctx.req.body()                buffered body (needs body = true), nil if not buffered
 //	ctx.resp.status, header(n), headers(), set_status(s), set_header(n, v), add_header(n, v),
 //	  del_header(n), body(), set_body(s)                          endpoint and outbound only
-//	ctx.vars                      per-request table shared by the request's filters
+//	ctx.vars                      per-request table shared by the request's filters (recycled: vars.go)
 //	ctx.id, ctx.start, ctx.now()  request id; head complete, wall clock (seconds, float)
 //	ctx.cause, ctx.attempts       outbound only: the request's status cause name, tries
 //	ctx.route{origin=, path=, host=, endpoint=}                   inbound only

@@ -43,6 +43,9 @@ func (l *Loop) addGoFilters(c *Chain) {
 			}
 		case filters.Outbound:
 			c.outbound = append(c.outbound, in)
+			if lz, ok := in.gf.(filters.LazyHeadFilter); !ok || !lz.LazyResponseHead() {
+				c.goOut = true
+			}
 		}
 	}
 	byOrder := func(a, b *instance) int {

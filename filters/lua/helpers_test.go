@@ -144,11 +144,11 @@ func newResp(t testing.TB) *httpcodec.Response {
 
 // vars returns ctx.vars[key] as Go text ("" when unset).
 func vars(ctx *filters.Context, key string) string {
-	t, ok := ctx.Vars.(*glua.LTable)
-	if !ok {
+	vt, ok := ctx.Vars.(*varsTable)
+	if !ok || !vt.inUse {
 		return ""
 	}
-	v := t.RawGetString(key)
+	v := vt.t.RawGetString(key)
 	if v == glua.LNil {
 		return ""
 	}

@@ -1,6 +1,7 @@
 package lua
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -31,11 +32,11 @@ func (l *Loop) reqIndex(L *glua.LState) int {
 			L.Push(glua.LString(m))
 		}
 	case "path":
-		L.Push(glua.LString(ctx.Path()))
+		L.Push(l.api.path.get(ctx.Path()))
 	case "query":
 		L.Push(glua.LString(ctx.Query()))
 	case "host":
-		L.Push(glua.LString(ctx.Host()))
+		L.Push(l.api.host.get(ctx.Host()))
 	case "scheme":
 		if ctx.Scheme == "https" {
 			L.Push(l.api.schemes[1])
@@ -190,6 +191,20 @@ func (l *Loop) response(L *glua.LState) (*filters.Context, *httpcodec.Response) 
 	return ctx, ctx.Resp
 }
 
+// parsedResponse is response with the origin's head parsed into r.Header (the
+// core leaves it unparsed for a chain of Lua filters: Chain.LazyResponseHead).
+// A head fasthttp refuses fails the request as the core would have (502).
+func (l *Loop) parsedResponse(L *glua.LState) (*filters.Context, *httpcodec.Response) {
+	ctx, r := l.response(L)
+	if r != nil {
+		if err := r.Materialize(); err != nil {
+			ctx.Fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from the origin: %v", err))
+			L.RaiseError("ctx.resp: bad response head from the origin: %v", err)
+		}
+	}
+	return ctx, r
+}
+
 // respIndex serves the per-request fields of ctx.resp.
 func (l *Loop) respIndex(L *glua.LState) int {
 	ctx, r := l.response(L)
@@ -217,7 +232,7 @@ func (l *Loop) respHeader(L *glua.LState) int {
 		return 1
 	}
 	if r != nil {
-		pushBytes(L, r.Header.Peek(name))
+		pushBytes(L, r.Get(name)) // the head may be unparsed: Get reads its lines
 		return 1
 	}
 	for _, h := range ctx.RespondHeaders {
@@ -234,7 +249,7 @@ func (l *Loop) respHeader(L *glua.LState) int {
 // response's headers (Content-Length left out: the gateway writes it from
 // the body's framing).
 func (l *Loop) respHeaders(L *glua.LState) int {
-	ctx, r := l.response(L)
+	ctx, r := l.parsedResponse(L)
 	var list []string
 	if r == nil {
 		for _, h := range ctx.RespondHeaders {
@@ -268,7 +283,7 @@ func (l *Loop) respSetHeader(L *glua.LState) int {
 	checkHeader(L, "ctx.resp.set_header", name, value)
 	ownStatusHeader(ctx, name)
 	if r != nil {
-		r.Header.Set(name, value)
+		r.SetHeader(name, []byte(value)) // the head may be unparsed: SetHeader edits its lines
 		return 0
 	}
 	hs := ctx.RespondHeaders
@@ -283,7 +298,7 @@ func (l *Loop) respSetHeader(L *glua.LState) int {
 }
 
 func (l *Loop) respAddHeader(L *glua.LState) int {
-	ctx, r := l.response(L)
+	ctx, r := l.parsedResponse(L)
 	a := l.arg0(L)
 	name, value := L.CheckString(a), L.CheckString(a+1)
 	checkHeader(L, "ctx.resp.add_header", name, value)
@@ -301,7 +316,7 @@ func (l *Loop) respDelHeader(L *glua.LState) int {
 	name := L.CheckString(l.arg0(L))
 	ownStatusHeader(ctx, name)
 	if r != nil {
-		r.Header.Del(name)
+		r.DelHeader(name) // the head may be unparsed: DelHeader edits its lines
 		return 0
 	}
 	hs := ctx.RespondHeaders[:0]

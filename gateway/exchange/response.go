@@ -186,15 +186,22 @@ func (ex *Exchange) responseHead(buf []byte) (int, bool) {
 	return off, true
 }
 
+// lazyHeadChain is a filters.Chain whose outbound filters may be given an
+// unparsed response head (filters/lua.Chain: when they are all Lua filters);
+// it spares the fasthttp parse of every response head (Response.Materialize).
+type lazyHeadChain interface{ LazyResponseHead() bool }
+
 // startResponse decides what happens with the origin's response head: the
 // outbound filters run on it now, or once its body was collected for them;
 // then the client's head is written.
 func (ex *Exchange) startResponse() bool {
 	r := &ex.resp
 	if ex.flt.chain != nil {
-		if err := r.Materialize(); err != nil {
-			ex.fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from %s: %v", ex.try.server.Addr, err))
-			return false
+		if lz, ok := ex.flt.chain.(lazyHeadChain); !ok || !lz.LazyResponseHead() {
+			if err := r.Materialize(); err != nil {
+				ex.fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from %s: %v", ex.try.server.Addr, err))
+				return false
+			}
 		}
 		if ex.flt.chain.NeedsResponseBody() && r.Framing != httpcodec.FramingNone &&
 			!(r.Framing == httpcodec.FramingLength && r.ContentLength > int64(ex.snap.Limits.MaxFilterBody)) {

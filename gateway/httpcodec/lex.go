@@ -61,6 +61,19 @@ func eqFold(b []byte, lower string) bool {
 	return true
 }
 
+// eqFoldString reports whether b and s are equal ASCII-case-insensitively.
+func eqFoldString(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if lowerTable[b[i]] != lowerTable[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 // eqFoldBytes reports whether a and b are equal ASCII-case-insensitively.
 func eqFoldBytes(a, b []byte) bool {
 	if len(a) != len(b) {

@@ -98,6 +98,7 @@ func (r *Response) resetFields() {
 type rawLine struct {
 	name, value []byte
 	kind        hdrKind
+	del         bool // an edit that deletes name (DelHeader)
 }
 
 // Parse parses an origin's complete response head (as found by a HeadScanner
@@ -268,7 +269,9 @@ func (r *Response) Materialize() error {
 	}
 	for _, e := range r.edits {
 		r.Header.DelBytes(e.name)
-		r.Header.SetBytesKV(e.name, e.value)
+		if !e.del {
+			r.Header.SetBytesKV(e.name, e.value)
+		}
 	}
 	return nil
 }
@@ -313,6 +316,47 @@ func (r *Response) SetHeader(name string, value []byte) {
 		r.lines = append(r.lines, rawLine{name: n, value: v, kind: kindOf(n)})
 	}
 	r.edits = append(r.edits, rawLine{name: n, value: v})
+}
+
+// DelHeader removes every line of the header name (ASCII case-insensitively),
+// lazy head or not; on a lazy head, without parsing it (the outbound Lua
+// filters' ctx.resp.del_header). Materialize afterwards applies it to Header.
+func (r *Response) DelHeader(name string) {
+	if !r.lazy {
+		r.Header.Del(name)
+		return
+	}
+	lines := r.lines[:0]
+	for _, l := range r.lines {
+		if !eqFoldString(l.name, name) {
+			lines = append(lines, l)
+		}
+	}
+	clear(r.lines[len(lines):])
+	r.lines = lines
+	// Copied into kept as SetHeader does: a fresh buffer when it is full, so
+	// the lines already pointing into it remain valid.
+	if cap(r.kept)-len(r.kept) < len(name) {
+		r.kept = make([]byte, 0, max(256, 2*cap(r.kept), len(name)))
+	}
+	start := len(r.kept)
+	r.kept = append(r.kept, name...)
+	r.edits = append(r.edits, rawLine{name: r.kept[start:len(r.kept):len(r.kept)], del: true})
+}
+
+// Get is the first value of the header name (ASCII case-insensitively), from
+// the lines ParseLazy recorded or from Header once materialized; nil when
+// absent. Valid as long as the head is.
+func (r *Response) Get(name string) []byte {
+	if !r.lazy {
+		return r.Header.Peek(name)
+	}
+	for i := range r.lines {
+		if eqFoldString(r.lines[i].name, name) {
+			return r.lines[i].value
+		}
+	}
+	return nil
 }
 
 // Value is the first value of the header lowerName (given in lower case), from the
