@@ -18,6 +18,8 @@
 #        the same load, with a CPU profile (bench/results/h2-profile.pprof, its top printed) and
 #        Go heap allocations per request (runtime MemStats.Mallocs before and after: unlike CPU
 #        time, a count that a busy machine does not disturb)
+#        BENCH_STRACE=1: after the rounds, syscalls per request of each proxy (strace -c -f over
+#        a 3 s h2load run: strace slows the proxy, the counts per request stay)
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -30,6 +32,7 @@ BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
 H2_PORT_BASE=${H2_PORT_BASE:-18580}
 BENCH_PROFILE=${BENCH_PROFILE:-}
 BENCH_PROFILE_SECS=${BENCH_PROFILE_SECS:-10}
+BENCH_STRACE=${BENCH_STRACE:-}
 ORIGIN_PORT=$H2_PORT_BASE
 GOZER_PLAIN=$((H2_PORT_BASE + 1)) GOZER_ADMIN=$((H2_PORT_BASE + 2)) GOZER_TLS=$((H2_PORT_BASE + 3))
 NGINX_TLS=$((H2_PORT_BASE + 4))
@@ -150,6 +153,24 @@ profile_gozer() {
   fi
 }
 
+# strace_one TARGET: BENCH_STRACE's run (not in the medians): the proxy's syscalls per request.
+strace_one() {
+  local t=$1 out done_ sc p
+  p=$(pgrep -P "${PID[$t]}" | head -n 1) # nginx: its one worker; gozer: none, itself
+  [[ -n $p ]] || p=${PID[$t]}
+  ensure_cmds strace:strace
+  bg_start "$WORK/strace-$t.txt" strace -c -f -p "$p"
+  sc=$BG_PID
+  sleep 1
+  out=$(taskset -c "$LOADGEN_CPU" timeout -k 5 60 h2load -t 1 -c "$BENCH_CONNS" -m "$BENCH_STREAMS" -D 3 "https://localhost:${PORT[$t]}/" 2>&1) ||
+    die "$t: h2load did not end under strace"
+  kill -INT "$sc"
+  wait "$sc" 2>/dev/null || true
+  done_=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+  awk -v n="$done_" -v t="$t" '$NF == "total" { printf "%s: %.2f syscalls per request over %d requests (strace -c):", t, $4 / n, n }
+    $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { top = top sprintf(" %s %.2f", $NF, $4 / n) } END { print top }' "$WORK/strace-$t.txt"
+}
+
 declare -A RPS CPU
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
   for t in gozer nginx; do
@@ -171,4 +192,5 @@ med() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((
   awk -v gc="$(med <<<"${CPU[gozer]}")" -v nc="$(med <<<"${CPU[nginx]}")" -v gr="$(med <<<"${RPS[gozer]}")" -v nr="$(med <<<"${RPS[nginx]}")" \
     'BEGIN { printf "gozer/nginx: CPU per request %.2fx, req/s %.2fx\n", gc / nc, gr / nr }'
   if [[ -n $BENCH_PROFILE ]]; then profile_gozer; fi
+  if [[ -n $BENCH_STRACE ]]; then for t in gozer nginx; do strace_one "$t"; done; fi
 } | { mkdir -p "$REPO/bench/results"; tee "$REPO/bench/results/h2-latest.txt"; }

@@ -21,6 +21,12 @@
 // request line and Host, cookies are joined, a body of unknown length is
 // marked chunked so the exchange frames it for the origin.
 //
+// A response head goes the other way without HTTP/1.1 text: the fields
+// HTTP/1.1 would send (httpcodec.AppendClientFields decides them for both)
+// are written as HPACK by headEncoder, straight into a reused block buffer:
+// literals without indexing, static-table names, Huffman when shorter, no
+// dynamic table, as nginx does; no allocation per head.
+//
 // Flow control: a stream's request body is buffered up to the window we
 // advertised (http2.initial_window_size), and WINDOW_UPDATE gives back what
 // the exchange took, so an origin that reads slowly holds the client back.
@@ -37,7 +43,8 @@
 // max_concurrent_streams × 64 KiB, and counted in Shared.Buffered so that the
 // node's budget (server.max_buffered_total) lowers every allowance; control
 // answers by server.max_buffered_per_conn; a header block by twice
-// server.max_header_bytes; HPACK's dynamic table by 4 KiB each way.
+// server.max_header_bytes; HPACK's dynamic table by 4 KiB (the decoder's;
+// the encoder keeps none).
 //
 // Defences, each counted (telemetry.H2Stats: /metrics
 // gozer_http2_errors_total, /admin/edge) and logged once per reason and 10 s:
