@@ -97,7 +97,7 @@ type Conn struct {
 	held       int32
 	idleAt     int64 // when the last stream ended
 
-	flushing         bool // flushSoon queued a flush
+	flushing         bool // flushSoon queued a flush (in lp.batch)
 	abuseAt          int64
 	resets, controls int
 	writable         loop.Writable
@@ -261,19 +261,15 @@ func (c *Conn) flush() {
 	c.account()
 }
 
-// flushSoon flushes at the end of the outermost callback (loop.Later): for
-// frames written outside the connection's own callbacks.
+// flushSoon flushes once the loop finished its batch of events (Loop.queueFlush):
+// for frames written outside the connection's own callbacks (a response
+// from an origin's, a WINDOW_UPDATE for body an origin took). Responses of
+// several streams that came in one batch leave in one write, one TLS record.
 func (c *Conn) flushSoon() {
 	if !c.flushing {
 		c.flushing = true
-		c.lp.l.Later(c)
+		c.lp.queueFlush(c)
 	}
-}
-
-// Run implements loop.Task: flushSoon's flush.
-func (c *Conn) Run() {
-	c.flushing = false
-	c.flush()
 }
 
 // connLogKeys and streamLogKeys are the sampled log's keys per reason, made

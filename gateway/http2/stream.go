@@ -327,10 +327,11 @@ func (st *stream) finish() {
 	c.forget(st)
 }
 
-// Flush implements exchange.Downstream.
+// Flush implements exchange.Downstream: the frames leave at the end of the
+// loop's batch of events (flushSoon), with the other streams' of this batch.
 func (st *stream) Flush() bool {
 	c := st.c
-	c.flush()
+	c.flushSoon()
 	return c.state != stClosed && !st.reset && st.ex != nil
 }
 
@@ -349,7 +350,9 @@ func (st *stream) WaitWritable() {
 	}
 	st.sendAt = c.lp.l.Now() + c.lp.l.Snapshot().Limits.IdleTimeout
 	c.arm(st)
-	if c.c.OutboundBuffered() > 0 {
+	// Frames still in c.out (flushSoon: they leave at the end of the batch)
+	// may fill the socket too: watch for them as for gnet's buffer.
+	if c.c.OutboundBuffered() > 0 || len(c.out) > 0 {
 		c.watchWritable()
 	}
 }

@@ -1,7 +1,12 @@
 package http2
 
 import (
+	"bytes"
+	"context"
 	"testing"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/net/http2"
 )
 
 // openStreams puts n bare streams (no exchange) on c, as request would.
@@ -80,5 +85,50 @@ func TestArm(t *testing.T) {
 	}
 	if c.deadline != now+9e9 {
 		t.Fatalf("after the stale fire, deadline %d, want %d", c.deadline, now+9e9)
+	}
+}
+
+// TestFlushBatch: responses that several streams flush in the callbacks of
+// one batch of events (an origin's each) leave together once the batch
+// ended: one write to the socket, every stream's frames in it, in order.
+func TestFlushBatch(t *testing.T) {
+	var tasks []gnet.Runnable
+	c, fc, l := newTestConnTasks(t, &tasks)
+	for _, r := range tasks { // the SETTINGS of start
+		_ = r.Run(context.Background())
+	}
+	tasks = nil
+	l.Enter()
+	c.state = stOpen
+	sts := openStreams(c, 3)
+	l.Leave()
+	fc.out, fc.writes = nil, 0
+	for i, st := range sts { // three origins' callbacks
+		l.Enter()
+		st.WriteBody([]byte{byte('a' + i)})
+		st.EndBody()
+		st.Flush() // (false: a bare stream has no exchange)
+		l.Leave()
+	}
+	if fc.writes != 0 || len(tasks) != 1 {
+		t.Fatalf("before the batch ended: %d writes, %d tasks queued; want 0 and 1", fc.writes, len(tasks))
+	}
+	_ = tasks[0].Run(context.Background())
+	if fc.writes != 1 {
+		t.Fatalf("%d writes for the batch, want 1", fc.writes)
+	}
+	var got []byte
+	fr := http2.NewFramer(nil, bytes.NewReader(fc.out))
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		if d, ok := f.(*http2.DataFrame); ok {
+			got = append(got, d.Data()...)
+		}
+	}
+	if string(got) != "abc" {
+		t.Fatalf("DATA of the batch %q, want abc", got)
 	}
 }
