@@ -11,7 +11,10 @@
 // per connection or stream. The Framer reads from an in-memory reader that
 // holds exactly one whole frame of gnet's buffer (OnData only calls ReadFrame
 // once 9 + length bytes are here), so it never blocks; frames written go to
-// the connection's out buffer and leave in one write per callback.
+// the connection's out buffer and leave in one write per callback, but for
+// those written outside the connection's callbacks (a response, in its
+// origin's): they leave at the end of the loop's batch of events
+// (Loop.queueFlush), the responses of one batch in one write.
 //
 // A request's header block is decoded as its fragments come (the hpack
 // decoder keeps at most one unfinished field, bounded by
