@@ -156,7 +156,7 @@ profile_gozer() {
 # strace_one TARGET: BENCH_STRACE's run (not in the medians): the proxy's syscalls per request.
 strace_one() {
   local t=$1 out done_ sc p
-  p=$(pgrep -P "${PID[$t]}" | head -n 1) # nginx: its one worker; gozer: none, itself
+  p=$(pgrep -P "${PID[$t]}" | head -n 1 || true) # nginx: its one worker; gozer: none, itself
   [[ -n $p ]] || p=${PID[$t]}
   ensure_cmds strace:strace
   bg_start "$WORK/strace-$t.txt" strace -c -f -p "$p"
