@@ -14,6 +14,12 @@
 # µs per request (medians over rounds) and Gozer's ratio to nginx.
 # Knobs: BENCH_ROUNDS=3 BENCH_DURATION=5 BENCH_WARMUP=2 BENCH_CONNS=64 BENCH_STREAMS=10
 #        H2_PORT_BASE=18580 BENCH_KEEP_TMP=1 (keep configs and logs)
+#        BENCH_PROFILE=1: after the rounds, one more Gozer run of BENCH_PROFILE_SECS (10) under
+#        the same load, with a CPU profile (bench/results/h2-profile.pprof, its top printed) and
+#        Go heap allocations per request (runtime MemStats.Mallocs before and after: unlike CPU
+#        time, a count that a busy machine does not disturb)
+#        BENCH_STRACE=1: after the rounds, syscalls per request of each proxy (strace -c -f over
+#        a 3 s h2load run: strace slows the proxy, the counts per request stay)
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -24,6 +30,9 @@ BENCH_CONNS=${BENCH_CONNS:-64}
 BENCH_STREAMS=${BENCH_STREAMS:-10}
 BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
 H2_PORT_BASE=${H2_PORT_BASE:-18580}
+BENCH_PROFILE=${BENCH_PROFILE:-}
+BENCH_PROFILE_SECS=${BENCH_PROFILE_SECS:-10}
+BENCH_STRACE=${BENCH_STRACE:-}
 ORIGIN_PORT=$H2_PORT_BASE
 GOZER_PLAIN=$((H2_PORT_BASE + 1)) GOZER_ADMIN=$((H2_PORT_BASE + 2)) GOZER_TLS=$((H2_PORT_BASE + 3))
 NGINX_TLS=$((H2_PORT_BASE + 4))
@@ -59,7 +68,7 @@ origin_start
 cat >"$WORK/gozer.yaml" <<CONF
 listeners:
   proxy: { addr: "127.0.0.1:$GOZER_PLAIN" }
-  admin: { addr: "127.0.0.1:$GOZER_ADMIN", metrics: true }
+  admin: { addr: "127.0.0.1:$GOZER_ADMIN", metrics: true, pprof: $([[ -n $BENCH_PROFILE ]] && echo true || echo false) }
   https: { addr: "127.0.0.1:$GOZER_TLS", certificates: [{ cert: "$WORK/cert.pem", key: "$WORK/key.pem" }] }
 server: { event_loops: 1, max_connections_per_ip: 0, max_requests_per_ip: 0 }
 log: { level: warn, access_log: "off" }
@@ -109,11 +118,57 @@ done
 run() {
   local t=$1 secs=$2 c0 c1 out done_
   c0=$(cpu_ticks "${PID[$t]}")
-  out=$(taskset -c "$LOADGEN_CPU" h2load -t 1 -c "$BENCH_CONNS" -m "$BENCH_STREAMS" -D "$secs" "https://localhost:${PORT[$t]}/" 2>&1)
+  # (timeout: h2load 1.52 was once seen still sending 10 minutes into a -D 2 run.)
+  out=$(taskset -c "$LOADGEN_CPU" timeout -k 5 $((secs + 60)) h2load -t 1 -c "$BENCH_CONNS" -m "$BENCH_STREAMS" -D "$secs" "https://localhost:${PORT[$t]}/" 2>&1) ||
+    die "$t: h2load did not end within $((secs + 60)) s: $(tail -n 5 <<<"$out")"
   c1=$(cpu_ticks "${PID[$t]}")
   done_=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
   [[ -n $done_ && $done_ -gt 0 ]] || die "$t: h2load failed: $(tail -n 5 <<<"$out")"
   awk -v n="$done_" -v s="$secs" -v d=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.0f %.2f\n", n / s, d / hz * 1e6 / n }'
+}
+
+# mallocs prints the Go runtime's count of heap allocations so far (MemStats.Mallocs, at
+# the end of /debug/pprof/allocs?debug=1).
+mallocs() {
+  curl -sS -f "http://127.0.0.1:$GOZER_ADMIN/debug/pprof/allocs?debug=1" | sed -n 's/^# Mallocs = //p'
+}
+
+# profile_gozer: BENCH_PROFILE's run (not in the medians): a CPU profile of Gozer over
+# BENCH_PROFILE_SECS of the same h2load load, and its heap allocations per request.
+profile_gozer() {
+  local prof=$REPO/bench/results/h2-profile.pprof m0 m1 out done_ pp
+  m0=$(mallocs)
+  bg_start "$WORK/pprof.log" curl -sS -f -m $((BENCH_PROFILE_SECS + 30)) -o "$prof" \
+    "http://127.0.0.1:$GOZER_ADMIN/debug/pprof/profile?seconds=$BENCH_PROFILE_SECS"
+  pp=$BG_PID
+  out=$(taskset -c "$LOADGEN_CPU" timeout -k 5 $((BENCH_PROFILE_SECS + 60)) h2load -t 1 -c "$BENCH_CONNS" -m "$BENCH_STREAMS" -D "$BENCH_PROFILE_SECS" "https://localhost:$GOZER_TLS/" 2>&1) ||
+    die "gozer: h2load did not end within $((BENCH_PROFILE_SECS + 60)) s"
+  m1=$(mallocs)
+  wait "$pp" || warn "no CPU profile (see $WORK/pprof.log)"
+  done_=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+  awk -v n="$done_" -v m=$((m1 - m0)) 'BEGIN { printf "gozer: %.2f heap allocations per request (MemStats.Mallocs over %d requests)\n", m / n, n }'
+  if [[ -s $prof ]]; then
+    echo "gozer CPU profile: $prof"
+    go tool pprof -top -nodecount=30 "$prof" 2>/dev/null | sed -n '/flat%/,$p'
+  fi
+}
+
+# strace_one TARGET: BENCH_STRACE's run (not in the medians): the proxy's syscalls per request.
+strace_one() {
+  local t=$1 out done_ sc p
+  p=$(pgrep -P "${PID[$t]}" | head -n 1 || true) # nginx: its one worker; gozer: none, itself
+  [[ -n $p ]] || p=${PID[$t]}
+  ensure_cmds strace:strace
+  bg_start "$WORK/strace-$t.txt" strace -c -f -p "$p"
+  sc=$BG_PID
+  sleep 1
+  out=$(taskset -c "$LOADGEN_CPU" timeout -k 5 60 h2load -t 1 -c "$BENCH_CONNS" -m "$BENCH_STREAMS" -D 3 "https://localhost:${PORT[$t]}/" 2>&1) ||
+    die "$t: h2load did not end under strace"
+  kill -INT "$sc"
+  wait "$sc" 2>/dev/null || true
+  done_=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+  awk -v n="$done_" -v t="$t" '$NF == "total" { printf "%s: %.2f syscalls per request over %d requests (strace -c):", t, $4 / n, n }
+    $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { top = top sprintf(" %s %.2f", $NF, $4 / n) } END { print top }' "$WORK/strace-$t.txt"
 }
 
 declare -A RPS CPU
@@ -136,4 +191,6 @@ med() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((
   done
   awk -v gc="$(med <<<"${CPU[gozer]}")" -v nc="$(med <<<"${CPU[nginx]}")" -v gr="$(med <<<"${RPS[gozer]}")" -v nr="$(med <<<"${RPS[nginx]}")" \
     'BEGIN { printf "gozer/nginx: CPU per request %.2fx, req/s %.2fx\n", gc / nc, gr / nr }'
+  if [[ -n $BENCH_PROFILE ]]; then profile_gozer; fi
+  if [[ -n $BENCH_STRACE ]]; then for t in gozer nginx; do strace_one "$t"; done; fi
 } | { mkdir -p "$REPO/bench/results"; tee "$REPO/bench/results/h2-latest.txt"; }

@@ -105,6 +105,8 @@ type Head struct {
 	// not shown to this client).
 	Status   string
 	Attempts int
+
+	scratch []byte // AppendStatusFields' values
 }
 
 // Timeout says which of a downstream's timers expired.
@@ -126,17 +128,42 @@ const (
 
 // AppendStatusHeaders ends a response head (which ends with its empty line;
 // it is re-ended) with h's status cause and attempt count, for a downstream
-// that writes HTTP/1.1 head text (http1, and http2 before its HPACK split).
+// that writes HTTP/1.1 head text (http1).
 func (h *Head) AppendStatusHeaders(head []byte) []byte {
 	if h.Status == "" {
 		return head
 	}
-	head = head[:len(head)-2]
-	head = append(head, "X-Gozer-Status: "...)
-	head = append(head, h.Status...)
-	if h.Attempts > 0 {
-		head = append(head, "\r\nX-Gozer-Attempts: "...)
-		head = strconv.AppendInt(head, int64(h.Attempts), 10)
+	head = h.AppendStatusFields(head[:len(head)-2], nil)
+	return append(head, "\r\n"...)
+}
+
+var (
+	nameGozerStatus   = []byte("X-Gozer-Status")
+	nameGozerAttempts = []byte("X-Gozer-Attempts")
+)
+
+// AppendStatusFields appends h's status cause and attempt count (when shown)
+// as w encodes fields (nil: HTTP/1.1 text), for a downstream that encodes the
+// head's fields itself (http2's HPACK, httpcodec.AppendClientFields).
+func (h *Head) AppendStatusFields(dst []byte, w httpcodec.FieldWriter) []byte {
+	if h.Status == "" {
+		return dst
 	}
-	return append(head, "\r\n\r\n"...)
+	h.scratch = append(h.scratch[:0], h.Status...)
+	dst = appendField(dst, w, nameGozerStatus, h.scratch)
+	if h.Attempts > 0 {
+		h.scratch = strconv.AppendInt(h.scratch[:0], int64(h.Attempts), 10)
+		dst = appendField(dst, w, nameGozerAttempts, h.scratch)
+	}
+	return dst
+}
+
+func appendField(dst []byte, w httpcodec.FieldWriter, name, value []byte) []byte {
+	if w != nil {
+		return w.AppendField(dst, name, value)
+	}
+	dst = append(dst, name...)
+	dst = append(dst, ": "...)
+	dst = append(dst, value...)
+	return append(dst, "\r\n"...)
 }

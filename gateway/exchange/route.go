@@ -349,7 +349,7 @@ func (ex *Exchange) head() *Head {
 	h := &ex.out.head
 	*h = Head{
 		RequestID: ex.id, Via: ex.snap.Config.Server.Via, Close: ex.out.closeAfter || ex.ds.Draining(),
-		Upgrade: ex.out.upgradeTo,
+		Upgrade: ex.out.upgradeTo, scratch: h.scratch[:0],
 	}
 	if ex.flt.fc.StatusHeaders {
 		h.Status, h.Attempts = ex.statusName(), ex.try.n

@@ -72,8 +72,8 @@ type Conn struct {
 	fr  *http2.Framer
 	rd  frameReader
 	out []byte // frames written in this callback, not yet given to gnet
-	enc *hpack.Encoder
-	eb  bytes.Buffer // the encoder's output
+	enc headEncoder
+	hb  []byte // the header block being written (writeHeaders)
 	dec *hpack.Decoder
 	blk block // the header block being received
 
@@ -91,11 +91,13 @@ type Conn struct {
 	recvWindow int64  // what the client may still send on the connection
 	recvCredit int64  // taken or dropped, not yet given back
 	blocked    []*stream
-	pendTotal  int // response bytes the streams hold (flow control)
+	waiters    []*stream // streams that called WaitWritable (st.waiting)
+	spare      []*stream // wakeWaiters' other list
+	pendTotal  int       // response bytes the streams hold (flow control)
 	held       int32
 	idleAt     int64 // when the last stream ended
 
-	flushing         bool // flushSoon queued a flush
+	flushing         bool // flushSoon queued a flush (in lp.batch)
 	abuseAt          int64
 	resets, controls int
 	writable         loop.Writable
@@ -142,7 +144,6 @@ func (c *Conn) start() {
 	c.streams = make(map[uint32]*stream)
 	c.fr = http2.NewFramer(outWriter{c}, &c.rd)
 	c.fr.SetMaxReadFrameSize(c.set.maxFrame)
-	c.enc = hpack.NewEncoder(&c.eb)
 	c.dec = hpack.NewDecoder(4096, c.blk.emit)
 	c.dec.SetMaxStringLength(int(c.set.maxHeaderList))
 	c.peerWindow, c.peerFrame = 65535, 16384
@@ -260,19 +261,15 @@ func (c *Conn) flush() {
 	c.account()
 }
 
-// flushSoon flushes at the end of the outermost callback (loop.Later): for
-// frames written outside the connection's own callbacks.
+// flushSoon flushes once the loop finished its batch of events (Loop.queueFlush):
+// for frames written outside the connection's own callbacks (a response
+// from an origin's, a WINDOW_UPDATE for body an origin took). Responses of
+// several streams that came in one batch leave in one write, one TLS record.
 func (c *Conn) flushSoon() {
 	if !c.flushing {
 		c.flushing = true
-		c.lp.l.Later(c)
+		c.lp.queueFlush(c)
 	}
-}
-
-// Run implements loop.Task: flushSoon's flush.
-func (c *Conn) Run() {
-	c.flushing = false
-	c.flush()
 }
 
 // connLogKeys and streamLogKeys are the sampled log's keys per reason, made
@@ -387,7 +384,8 @@ func (c *Conn) idle() {
 }
 
 // rearm sets the connection's timer to its earliest: a stream's, or the
-// idle timeout while no stream is open.
+// idle timeout while no stream is open. It scans the streams: for the timer
+// itself (onTimer) and idle; a stream's own events call arm.
 func (c *Conn) rearm() {
 	if c.state == stLingering || c.state == stClosed || c.state == stPreface {
 		return
@@ -402,6 +400,21 @@ func (c *Conn) rearm() {
 		}
 	}
 	c.setDeadline(d)
+}
+
+// arm takes st's timers into the connection's after one of them changed,
+// without a scan of the streams: a deadline that comes sooner moves the
+// connection's; one that went later or away leaves it, and the timer that
+// then fires early finds nothing due and rearms (onTimer). So a stream's
+// events cost the same with 1 or 100 streams open (rearm's scan ran several
+// times per request).
+func (c *Conn) arm(st *stream) {
+	if c.state == stLingering || c.state == stClosed || c.state == stPreface {
+		return
+	}
+	if t := st.due(); t > 0 && (c.deadline == 0 || t < c.deadline) {
+		c.setDeadline(t)
+	}
 }
 
 // onTimer runs when the connection's deadline passed.
@@ -453,26 +466,41 @@ func (c *Conn) onWritable() {
 	c.wakeWaiters()
 }
 
-// wakeWaiters lets the streams whose response waited go on once their
-// client took enough (window opened, socket drained).
+// wakeWaiters lets the streams whose response waited (WaitWritable) go on
+// once their client took enough (window opened, socket drained). It walks
+// c.waiters only, not every stream: it runs after every read.
 func (c *Conn) wakeWaiters() {
 	if c.state == stClosed || c.state == stLingering {
 		return
 	}
+	if len(c.waiters) == 0 {
+		c.flush()
+		return
+	}
 	resume := loop.ResumeAt(c.lp.l.Shared.SendAllowance(c.lp.l.Snapshot().Limits.MaxBuffered))
 	socketFull := false
-	for _, st := range c.streams {
-		if !st.waiting {
+	// OnWritable may wait again or end streams: they go to a fresh list.
+	ws := c.waiters
+	c.waiters = c.spare[:0]
+	for i, st := range ws {
+		if !st.waiting { // forgotten meanwhile
 			continue
 		}
 		if st.Buffered() > resume {
 			socketFull = socketFull || c.c.OutboundBuffered() > resume
+			c.waiters = append(c.waiters, st)
 			continue
 		}
 		st.writable()
 		if c.state == stClosed {
-			return
+			clear(ws[i+1:])
+			break
 		}
+	}
+	clear(ws)
+	c.spare = ws[:0]
+	if c.state == stClosed {
+		return
 	}
 	if socketFull {
 		c.watchWritable()

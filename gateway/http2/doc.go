@@ -11,7 +11,10 @@
 // per connection or stream. The Framer reads from an in-memory reader that
 // holds exactly one whole frame of gnet's buffer (OnData only calls ReadFrame
 // once 9 + length bytes are here), so it never blocks; frames written go to
-// the connection's out buffer and leave in one write per callback.
+// the connection's out buffer and leave in one write per callback, but for
+// those written outside the connection's callbacks (a response, in its
+// origin's): they leave at the end of the loop's batch of events
+// (Loop.queueFlush), the responses of one batch in one write.
 //
 // A request's header block is decoded as its fragments come (the hpack
 // decoder keeps at most one unfinished field, bounded by
@@ -20,6 +23,12 @@
 // every check of a head applies to HTTP/2 as well): pseudo-headers become the
 // request line and Host, cookies are joined, a body of unknown length is
 // marked chunked so the exchange frames it for the origin.
+//
+// A response head goes the other way without HTTP/1.1 text: the fields
+// HTTP/1.1 would send (httpcodec.AppendClientFields decides them for both)
+// are written as HPACK by headEncoder, straight into a reused block buffer:
+// literals without indexing, static-table names, Huffman when shorter, no
+// dynamic table, as nginx does; no allocation per head.
 //
 // Flow control: a stream's request body is buffered up to the window we
 // advertised (http2.initial_window_size), and WINDOW_UPDATE gives back what
@@ -37,7 +46,8 @@
 // max_concurrent_streams × 64 KiB, and counted in Shared.Buffered so that the
 // node's budget (server.max_buffered_total) lowers every allowance; control
 // answers by server.max_buffered_per_conn; a header block by twice
-// server.max_header_bytes; HPACK's dynamic table by 4 KiB each way.
+// server.max_header_bytes; HPACK's dynamic table by 4 KiB (the decoder's;
+// the encoder keeps none).
 //
 // Defences, each counted (telemetry.H2Stats: /metrics
 // gozer_http2_errors_total, /admin/edge) and logged once per reason and 10 s:

@@ -71,7 +71,7 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) {
 	_ = f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
-			c.enc.SetMaxDynamicTableSize(min(s.Val, 4096))
+			c.enc.resize = true
 		case http2.SettingInitialWindowSize:
 			d := int64(s.Val) - int64(c.peerWindow)
 			c.peerWindow = s.Val
@@ -341,12 +341,11 @@ func (c *Conn) forget(st *stream) {
 	c.closed[c.closedAt] = st.id
 	c.closedAt = (c.closedAt + 1) % len(c.closed)
 	if st.queued {
-		for i, b := range c.blocked {
-			if b == st {
-				c.blocked = append(c.blocked[:i], c.blocked[i+1:]...)
-				break
-			}
-		}
+		c.blocked = remove(c.blocked, st)
+	}
+	if st.waiting {
+		st.waiting = false
+		c.waiters = remove(c.waiters, st)
 	}
 	c.lp.freeStream(st)
 	if len(c.streams) == 0 {
@@ -365,4 +364,16 @@ func (c *Conn) recentlyClosed(id uint32) bool {
 		}
 	}
 	return false
+}
+
+// remove takes st out of list (the order of the others kept).
+func remove(list []*stream, st *stream) []*stream {
+	for i, x := range list {
+		if x == st {
+			n := copy(list[i:], list[i+1:])
+			list[i+n] = nil
+			return list[:i+n]
+		}
+	}
+	return list
 }

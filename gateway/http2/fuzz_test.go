@@ -25,7 +25,12 @@ import (
 // exchange whose routes match nothing (a local 404), so no origin is needed.
 
 // noLoop is a gnet.EventLoop for a Loop that never leaves the test's goroutine.
-type noLoop struct{ closed func(gnet.Conn) }
+// Tasks given to Execute run at once, or wait in *tasks when it is set (the
+// end of gnet's batch of events, for the test to run).
+type noLoop struct {
+	closed func(gnet.Conn)
+	tasks  *[]gnet.Runnable
+}
 
 func (noLoop) Register(context.Context, net.Addr) (<-chan gnet.RegisteredResult, error) {
 	return nil, nil
@@ -33,7 +38,13 @@ func (noLoop) Register(context.Context, net.Addr) (<-chan gnet.RegisteredResult,
 func (noLoop) Enroll(context.Context, net.Conn) (<-chan gnet.RegisteredResult, error) {
 	return nil, nil
 }
-func (noLoop) Execute(ctx context.Context, r gnet.Runnable) error           { return r.Run(ctx) }
+func (n noLoop) Execute(ctx context.Context, r gnet.Runnable) error {
+	if n.tasks != nil {
+		*n.tasks = append(*n.tasks, r)
+		return nil
+	}
+	return r.Run(ctx)
+}
 func (noLoop) Schedule(context.Context, gnet.Runnable, time.Duration) error { return nil }
 func (n noLoop) Close(c gnet.Conn) error                                    { n.closed(c); return nil }
 
@@ -41,6 +52,7 @@ func (n noLoop) Close(c gnet.Conn) error                                    { n.
 type fakeConn struct {
 	gnet.Conn
 	in, out []byte
+	writes  int
 	ctx     any
 	closed  bool
 }
@@ -56,6 +68,7 @@ func (f *fakeConn) Discard(n int) (int, error) {
 func (f *fakeConn) InboundBuffered() int  { return len(f.in) }
 func (f *fakeConn) OutboundBuffered() int { return 0 }
 func (f *fakeConn) Write(b []byte) (int, error) {
+	f.writes++
 	f.out = append(f.out, b...)
 	return len(b), nil
 }
@@ -74,6 +87,12 @@ func (f *fakeConn) SetContext(c any)     { f.ctx = c }
 
 // newTestConn is an HTTP/2 connection over a fakeConn on a loop of its own.
 func newTestConn(t testing.TB) (*Conn, *fakeConn, *loop.Loop) {
+	return newTestConnTasks(t, nil)
+}
+
+// newTestConnTasks is newTestConn whose loop's tasks wait in *tasks (nil:
+// they run at once).
+func newTestConnTasks(t testing.TB, tasks *[]gnet.Runnable) (*Conn, *fakeConn, *loop.Loop) {
 	cfg, err := config.Parse([]byte("http2: {max_resets: 20, max_control_frames: 50}\norigins:\n  api:\n    servers: [\"127.0.0.1:1\"]\nroutes:\n  - {path_prefix: /never-, origin: api}\n"), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +109,7 @@ func newTestConn(t testing.TB) (*Conn, *fakeConn, *loop.Loop) {
 	l := loop.New(noLoop{closed: func(gnet.Conn) {
 		fc.closed = true
 		c.OnClose(nil)
-	}}, -1, shared)
+	}, tasks: tasks}, -1, shared)
 	lp := NewLoop(l, exchange.NewLoop(exchange.Config{Loop: l}))
 	shared.Clients.Add(1)
 	l.Enter()

@@ -244,46 +244,10 @@ func hopByHop(name []byte) bool {
 	return false
 }
 
-// encodeHead encodes an HTTP/1.1 response head (as httpcodec writes it) as
-// an HTTP/2 header block in c.eb: the status line's code becomes :status,
-// names are lowercased, connection-specific headers go.
-func (c *Conn) encodeHead(h []byte) {
-	c.eb.Reset()
-	eol := bytes.IndexByte(h, '\n')
-	if len(h) < 12 || eol < 0 {
-		return
-	}
-	_ = c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: string(h[9:12])})
-	h = h[eol+1:]
-	var name []byte
-	for len(h) > 0 {
-		eol = bytes.IndexByte(h, '\n')
-		if eol <= 1 {
-			break
-		}
-		line := h[:eol-1]
-		h = h[eol+1:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			continue
-		}
-		name = append(name[:0], line[:colon]...)
-		for i, ch := range name {
-			if ch >= 'A' && ch <= 'Z' {
-				name[i] = ch + 'a' - 'A'
-			}
-		}
-		if hopByHop(name) {
-			continue
-		}
-		_ = c.enc.WriteField(hpack.HeaderField{Name: string(name), Value: string(bytes.TrimSpace(line[colon+1:]))})
-	}
-}
-
-// writeHeaders writes the header block in c.eb as HEADERS and as many
+// writeHeaders writes the header block blk (in c.hb) as HEADERS and as many
 // CONTINUATION frames as the client's frame size needs.
-func (c *Conn) writeHeaders(id uint32, endStream bool) int {
-	blk := c.eb.Bytes()
+func (c *Conn) writeHeaders(id uint32, blk []byte, endStream bool) int {
+	c.hb = blk[:0]
 	n := len(blk)
 	max := int(c.peerFrame)
 	first := blk

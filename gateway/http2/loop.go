@@ -1,6 +1,7 @@
 package http2
 
 import (
+	"context"
 	"net"
 	"net/netip"
 
@@ -20,6 +21,12 @@ type Loop struct {
 	conns   loop.SlotList[*Conn]
 	wheel   *loop.Wheel[*Conn]
 	streams *loop.Recycler[stream]
+
+	// The connections whose frames wait for the end of the loop's batch of
+	// events (flushSoon), and whether flushBatch is queued for it.
+	batch       []*Conn
+	batchQueued bool
+	batchTask   gnet.RunnableFunc // flushBatch, made once
 }
 
 // NewLoop returns l's HTTP/2 connections, whose streams go to ex; their
@@ -29,7 +36,41 @@ func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
 	lp.wheel = loop.NewConnWheel(l, func(c *Conn) int64 { return c.deadline }, (*Conn).onTimer)
 	lp.streams = loop.NewRecycler(l, func(st *stream) { *st = stream{body: trim(st.body[:0]), pend: trim(st.pend[:0])} })
 	l.OnDrain(lp.drain)
+	lp.batchTask = func(context.Context) error { lp.flushBatch(); return nil }
 	return lp
+}
+
+// queueFlush adds c to the connections flushed at the end of this batch of
+// events. gnet has no hook there: a task given to its loop (Execute) runs
+// after the callbacks of the events epoll_wait returned with it, at the cost
+// of one eventfd write per batch, which is what makes several responses of a
+// connection leave in one write (one syscall, one TLS record) instead of one
+// each. A loop that is shutting down takes no task: flushed now.
+func (lp *Loop) queueFlush(c *Conn) {
+	lp.batch = append(lp.batch, c)
+	if lp.batchQueued {
+		return
+	}
+	lp.batchQueued = true
+	if err := lp.l.EL.Execute(context.Background(), lp.batchTask); err != nil {
+		lp.flushBatch()
+	}
+}
+
+// flushBatch flushes the connections queueFlush gathered, as a callback.
+func (lp *Loop) flushBatch() {
+	lp.l.Enter()
+	lp.batchQueued = false
+	// A flush that fails closes its connection, whose streams' ends may
+	// queue more: the list is read to its end as it grows.
+	for i := 0; i < len(lp.batch); i++ {
+		c := lp.batch[i]
+		lp.batch[i] = nil
+		c.flushing = false
+		c.flush()
+	}
+	lp.batch = lp.batch[:0]
+	lp.l.Leave()
 }
 
 // trim drops a buffer that grew past what a recycled stream keeps.

@@ -47,8 +47,8 @@ func (p *pushStream) Write(b []byte) (int, error) {
 		if end < 0 {
 			return 0, errStreamGone
 		}
-		st.c.encodeHead(b[:end+4])
-		st.out += int64(st.c.writeHeaders(st.id, false))
+		c := st.c
+		st.out += int64(c.writeHeaders(st.id, c.enc.appendTextHead(c.hb[:0], b[:end+4]), false))
 		st.started = true
 		b = b[end+4:]
 	}
@@ -101,7 +101,7 @@ func (p *pushStream) CloseStream() {
 		if !st.localDone {
 			// Its last DATA waits for a window: the send timer bounds that.
 			st.sendAt = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.IdleTimeout
-			st.c.rearm()
+			st.c.arm(st)
 		}
 		st.c.flush()
 	}

@@ -104,7 +104,7 @@ func (st *stream) onData(p []byte, end bool) {
 		// within the window, and no window is given back until it resumes.)
 		if st.expectBody {
 			st.bodyAt = c.lp.l.Now() + c.lp.l.Snapshot().Limits.HeaderTimeout
-			c.rearm()
+			c.arm(st)
 		}
 		st.ex.OnBody()
 	}
@@ -169,9 +169,7 @@ func (st *stream) Continue() {
 	if st.received > 0 || st.remoteDone || st.reset {
 		return
 	}
-	c.eb.Reset()
-	c.encodeHead([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
-	st.out += int64(c.writeHeaders(st.id, false))
+	st.out += int64(c.writeHeaders(st.id, c.enc.status(c.hb[:0], 100), false))
 	c.flush()
 }
 
@@ -198,12 +196,12 @@ func (st *stream) BodyExpected(on bool) {
 	if on {
 		st.bodyAt = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.HeaderTimeout
 	}
-	st.c.rearm()
+	st.c.arm(st)
 }
 
 // PauseBody implements exchange.Downstream: the body stays in its buffer
 // and no window is given back, so the client stops within its window.
-func (st *stream) PauseBody() { st.paused = true; st.c.rearm() }
+func (st *stream) PauseBody() { st.paused = true }
 
 // ResumeBody implements exchange.Downstream.
 func (st *stream) ResumeBody() {
@@ -218,21 +216,21 @@ func (st *stream) ResumeBody() {
 	if st.expectBody {
 		st.bodyAt = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.HeaderTimeout
 	}
-	st.c.rearm()
+	st.c.arm(st)
 }
 
 // WriteHead implements exchange.Downstream: HEADERS, with END_STREAM when
-// the response has no body.
+// the response has no body. The head's fields are those HTTP/1.1 would send
+// (httpcodec.AppendClientFields decides them), encoded by c.enc.
 func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	c := st.c
-	l := c.lp.l
 	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via}
-	hd := httpcodec.AppendClientResponse(l.Buf[:0], r, &ri)
-	hd = h.AppendStatusHeaders(hd)
-	c.encodeHead(hd)
-	l.Buf = hd[:0]
+	status := httpcodec.ClientStatus(r)
+	blk := c.enc.status(c.hb[:0], status)
+	blk = httpcodec.AppendClientFields(blk, r, &ri, status, &c.enc)
+	blk = h.AppendStatusFields(blk, &c.enc)
 	end := r.Framing == httpcodec.FramingNone || r.Framing == httpcodec.FramingLength && r.ContentLength == 0
-	st.out += int64(c.writeHeaders(st.id, end))
+	st.out += int64(c.writeHeaders(st.id, blk, end))
 	st.started = true
 	if end {
 		st.localDone, st.endPending = true, true
@@ -329,10 +327,11 @@ func (st *stream) finish() {
 	c.forget(st)
 }
 
-// Flush implements exchange.Downstream.
+// Flush implements exchange.Downstream: the frames leave at the end of the
+// loop's batch of events (flushSoon), with the other streams' of this batch.
 func (st *stream) Flush() bool {
 	c := st.c
-	c.flush()
+	c.flushSoon()
 	return c.state != stClosed && !st.reset && st.ex != nil
 }
 
@@ -345,19 +344,24 @@ func (st *stream) Buffered() int { return len(st.pend) - st.poff + st.c.c.Outbou
 // server.idle_timeout the exchange gets TimeoutSend.
 func (st *stream) WaitWritable() {
 	c := st.c
-	st.waiting = true
+	if !st.waiting {
+		st.waiting = true
+		c.waiters = append(c.waiters, st)
+	}
 	st.sendAt = c.lp.l.Now() + c.lp.l.Snapshot().Limits.IdleTimeout
-	c.rearm()
-	if c.c.OutboundBuffered() > 0 {
+	c.arm(st)
+	// Frames still in c.out (flushSoon: they leave at the end of the batch)
+	// may fill the socket too: watch for them as for gnet's buffer.
+	if c.c.OutboundBuffered() > 0 || len(c.out) > 0 {
 		c.watchWritable()
 	}
 }
 
-// writable: the client took enough; the exchange goes on.
+// writable: the client took enough; the exchange goes on. The caller took
+// st out of c.waiters.
 func (st *stream) writable() {
 	st.waiting = false
-	st.sendAt = 0
-	st.c.rearm()
+	st.sendAt = 0 // (the connection's timer finds out when it fires: arm)
 	if st.ex != nil {
 		st.ex.OnWritable()
 	}
@@ -382,7 +386,7 @@ func (st *stream) Done(bool) {
 		st.finish()
 		return
 	}
-	st.c.rearm()
+	st.c.arm(st)
 }
 
 // Abort implements exchange.Downstream: the response cannot be finished; the

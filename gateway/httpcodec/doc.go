@@ -3,8 +3,9 @@
 // (HeadScanner), validates and parses them strictly against request
 // smuggling (Request.Parse, Response.Parse), decodes chunked bodies over any
 // split of the input (ChunkedDecoder), and writes the heads the gateway sends:
-// to the origin (AppendForwardRequest), to the client (AppendClientResponse)
-// and its own error responses (AppendError).
+// to the origin (AppendForwardRequest), to the client (AppendClientResponse;
+// its fields alone, for an encoding of the downstream's own such as HTTP/2's
+// HPACK: AppendClientFields) and its own error responses (AppendError).
 //
 // Header parsing proper is fasthttp's (fasthttp.RequestHeader and
 // ResponseHeader); this package runs its own raw-bytes validation pass

@@ -68,6 +68,8 @@ type Response struct {
 	// Materialize to apply to Header.
 	edits []rawLine
 	kept  []byte
+
+	scratch []byte // values AppendClientFields makes (Content-Length, Via, ...)
 }
 
 // Reset clears r for the next response, keeping its buffers.
