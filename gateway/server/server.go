@@ -314,7 +314,7 @@ func (s *Server) logPushAPIAuth() {
 // What the spare P costs: each time a loop's poll finds nothing, gnet calls
 // runtime.Gosched, which wakes an idle thread for the spare P that finds no
 // work and sleeps again (two context switches). On the websocket bench that is
-// most of Gozer's futex calls and a quarter of its context switches; with
+// 97 % of Gozer's futex calls and a third of its context switches; with
 // GOMAXPROCS = loops sysmon churns instead (bench/README.md, "Websocket
 // proxying"), and bench/ws.sh, like bench/run.sh, tries both.
 func (s *Server) setGoMaxProcs() {
