@@ -17,6 +17,13 @@
 # proxies; per run: messages/s (an echo is two relayed messages, one each way) and the
 # proxy's CPU (utime+stime from /proc/PID/stat, nginx's master and worker) per relayed
 # message. Medians over the rounds.
+#
+# GOMAXPROCS: as bench/run.sh does, Gozer is first tried with GOMAXPROCS unset (Gozer then
+# takes its event loops + 1, so 2) and with GOMAXPROCS=1, one run each, and the rounds use
+# the one with the lower CPU per message (printed). WS_GOZER_GOMAXPROCS ("default" or a
+# number) skips the trial. Why it matters here: with a spare P, each time the loop finds no
+# event (gnet's poller then calls runtime.Gosched) Go wakes an idle thread to look for work
+# and puts it back to sleep, two context switches on the proxy's one core (bench/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${WS_ROUNDS:-3}
@@ -66,18 +73,26 @@ http {
 }
 CONF
 taskset -c 1 "$WORK/demo-origin" -addr "127.0.0.1:$ORIGIN_PORT" >/dev/null 2>&1 & pids+=($!)
-GOZER_PUSH_SECRET=bench-secret-0123456789 taskset -c 0 "$WORK/gozer" -config "$WORK/gozer.yaml" >"$WORK/gozer.log" 2>&1 & gozer=$!; pids+=($gozer)
+start_gozer() { # GOMAXPROCS value ("default": unset) -> sets pid[gozer]
+  local env=()
+  [[ $1 == default ]] || env=(GOMAXPROCS="$1")
+  GOZER_PUSH_SECRET=bench-secret-0123456789 env "${env[@]}" taskset -c 0 "$WORK/gozer" -config "$WORK/gozer.yaml" >"$WORK/gozer.log" 2>&1 &
+  gozer=$!; pids+=($gozer); pid[gozer]=$gozer
+}
+declare -A pid
+start_gozer "${WS_GOZER_GOMAXPROCS:-default}"
 taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.log" 2>&1 & nginx=$!; pids+=($nginx)
 declare -A url=([gozer]="ws://127.0.0.1:$GOZER_PORT/ws" [nginx]="ws://127.0.0.1:$NGINX_PORT/ws")
-declare -A pid=([gozer]=$gozer [nginx]=$nginx)
-for t in gozer nginx; do
-  ok=
+pid[nginx]=$nginx
+ready() { # target: echoes byte for byte, or the bench ends
+  local ok=
   for _ in $(seq 100); do
-    if "$WORK/wsload" -url "${url[$t]}" -conns 2 -check >/dev/null 2>&1; then ok=1; break; fi
+    if "$WORK/wsload" -url "${url[$1]}" -conns 2 -check >/dev/null 2>&1; then ok=1; break; fi
     sleep 0.1
   done
-  [[ -n $ok ]] || { echo "ws.sh: $t does not echo at ${url[$t]}"; cat "$WORK/$t.log" "$WORK/nginx/error.log" 2>/dev/null; exit 1; }
-done
+  [[ -n $ok ]] || { echo "ws.sh: $1 does not echo at ${url[$1]}"; cat "$WORK/$1.log" "$WORK/nginx/error.log" 2>/dev/null; exit 1; }
+}
+ready gozer; ready nginx
 ticks() { # a process and its children: utime+stime
   local p s=0
   for p in "$1" $(pgrep -P "$1" || true); do s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat"))); done
@@ -91,6 +106,18 @@ run() { # target -> "msgs/s us/msg"
   t1=$(ticks "${pid[$1]}")
   awk -v t="$((t1 - t0))" -v hz="$hz" '{n=$2*2; printf "%.0f %.2f\n", $6, t/hz*1e6/n}' <<<"$out"
 }
+gmp=${WS_GOZER_GOMAXPROCS:-}
+if [[ -z $gmp ]]; then # the GOMAXPROCS trial: one warm-up and one run each, keep the lower CPU/msg
+  best=
+  for v in default 1; do
+    if [[ $v != default ]]; then kill "${pid[gozer]}"; wait "${pid[gozer]}" 2>/dev/null || true; start_gozer "$v"; ready gozer; fi
+    run gozer >/dev/null
+    read -r a b < <(run gozer)
+    echo "trial gozer GOMAXPROCS=$v: $a msgs/s, $b µs CPU/msg" >&2
+    if [[ -z $best ]] || awk -v x="$b" -v y="$best" 'BEGIN { exit !(x < y) }'; then best=$b gmp=$v; fi
+  done
+  if [[ $gmp != 1 ]]; then kill "${pid[gozer]}"; wait "${pid[gozer]}" 2>/dev/null || true; start_gozer "$gmp"; ready gozer; fi
+fi
 run gozer >/dev/null; run nginx >/dev/null # warm-up
 declare -A rate us
 for r in $(seq "$ROUNDS"); do
@@ -101,7 +128,7 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-echo "ws.sh: $ROUNDS rounds of ${DURATION}s, $CONNS connections echoing $SIZE-byte messages, proxy on core 0 (medians)"
+echo "ws.sh: $ROUNDS rounds of ${DURATION}s, $CONNS connections echoing $SIZE-byte messages, proxy on core 0 (medians); gozer GOMAXPROCS=$gmp"
 printf '%-6s %12s %14s %10s\n' proxy msgs/s "µs CPU/msg" "CPU vs nginx"
 base=$(median <<<"${us[nginx]}")
 for t in gozer nginx; do

@@ -99,9 +99,18 @@ func TestWebSocketProxySlowReader(t *testing.T) {
 		t.Errorf("gozer's RSS grew %d MiB while holding a slow reader's stream; want bounded", (grown-before)>>20)
 	}
 	t.Logf("down: origin blocked after %d MiB; gozer RSS %d → %d MiB", sent>>20, before>>20, grown>>20)
+	// What the tunnel holds toward its client counts in the node's total
+	// (server.max_buffered_total), bounded by an allowance and the reads
+	// behind it, and leaves it once the client took it.
+	if held := g.adminEdge(t).Buffered; held <= 0 || held > 4<<20 {
+		t.Errorf("/admin/edge buffered_bytes %d behind a stalled tunnel; want counted, within 4 MiB", held)
+	}
 	if err := readStream(c); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 10*time.Second, "buffered_bytes back to 0 once the client read", func() bool {
+		return g.adminEdge(t).Buffered == 0
+	})
 
 	go func() { _ = sendStream(c, &up) }()
 	sent = waitStalled(t, &up)

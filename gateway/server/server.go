@@ -325,6 +325,13 @@ func (s *Server) logPushAPIAuth() {
 // which costs tens of microseconds to milliseconds per hand-off. Measured with
 // the push bench on one pinned core: 53.2 → 37.7 µs of CPU per pushed message
 // and p99 3.60 → 2.25 ms. An explicit GOMAXPROCS in the environment wins.
+//
+// What the spare P costs: each time a loop's poll finds nothing, gnet calls
+// runtime.Gosched, which wakes an idle thread for the spare P that finds no
+// work and sleeps again (two context switches). On the websocket bench that is
+// 97 % of Gozer's futex calls and a third of its context switches; with
+// GOMAXPROCS = loops sysmon churns instead (bench/README.md, "Websocket
+// proxying"), and bench/ws.sh, like bench/run.sh, tries both.
 func (s *Server) setGoMaxProcs() {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return

@@ -14,27 +14,25 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/rs/zerolog/diode"
 )
 
 func init() {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 }
 
-// NewProcessLogger returns the process logger. Writes go through a diode (a lock-free
-// ring drained by its own goroutine), so an event loop that logs an error never blocks
-// on a slow stderr; when the ring overflows, lines are dropped and the drop is counted
-// in a later line. The logger is safe for use from any goroutine.
+// NewProcessLogger returns the process logger. Writes go through a queue
+// drained by its own goroutine (lineWriter), so an event loop that logs an
+// error never blocks on a slow stderr; when the queue overflows, lines are
+// dropped and the drop is counted in a later line. The logger is safe for use
+// from any goroutine; the returned func writes what is queued and stops.
 func NewProcessLogger(level string, out io.Writer) (zerolog.Logger, func(), error) {
 	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
 	if err != nil {
 		return zerolog.Nop(), nil, fmt.Errorf("log level %q: %w", level, err)
 	}
-	dw := diode.NewWriter(out, 4096, 10*time.Millisecond, func(missed int) {
-		fmt.Fprintf(out, `{"level":"warn","message":"process log dropped %d lines"}`+"\n", missed)
-	})
-	l := zerolog.New(dw).Level(lvl).With().Timestamp().Logger()
-	return l, func() { _ = dw.Close() }, nil
+	lw := newLineWriter(out)
+	l := zerolog.New(lw).Level(lvl).With().Timestamp().Logger()
+	return l, func() { _ = lw.Close() }, nil
 }
 
 // OpenSink opens where the access log goes: "stdout", "stderr", "off" (nil, nil) or a file path.

@@ -66,6 +66,7 @@ func (t *Tunnel) OnClose(err error) {
 		t.why = whyClient
 	}
 	t.state = stClosed
+	t.account() // what it held toward the client is gone with it
 	lp := t.lp
 	lp.wheel.Cancel(t)
 	t.writable.Release(lp.l, t.fd)

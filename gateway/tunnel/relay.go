@@ -40,7 +40,8 @@ func (t *Tunnel) relayUp() {
 }
 
 // relayDown moves what the origin sent to the client, and pauses the
-// origin's reads while the client holds more than MaxBuffered of it.
+// origin's reads while the client holds more than its allowance of it
+// (MaxBuffered, less while the node is over its budget).
 func (t *Tunnel) relayDown() {
 	if t.state == stClosed || t.oGone {
 		return
@@ -57,7 +58,7 @@ func (t *Tunnel) relayDown() {
 	if !ok || t.state == stClosed {
 		return
 	}
-	if t.c.OutboundBuffered() > t.spec.MaxBuffered {
+	if t.c.OutboundBuffered() > t.allowance() {
 		t.oc.Pause()
 		if err := t.writable.Watch(t.lp.l, t.c, t.onClientWritable); err != nil {
 			t.oc.Resume()
@@ -243,6 +244,7 @@ func (t *Tunnel) onClientWritable() {
 	if t.state == stClosed {
 		return
 	}
+	t.account()
 	if t.flushing {
 		if t.c.OutboundBuffered() == 0 {
 			_ = t.lp.l.CloseConn(t.c)
@@ -251,7 +253,7 @@ func (t *Tunnel) onClientWritable() {
 		}
 		return
 	}
-	if t.c.OutboundBuffered() > loop.ResumeAt(t.spec.MaxBuffered) {
+	if t.c.OutboundBuffered() > loop.ResumeAt(t.allowance()) {
 		if err := t.writable.Watch(t.lp.l, t.c, t.onClientWritable); err == nil {
 			return
 		}

@@ -69,7 +69,8 @@ type Spec struct {
 	Conn     *originconn.Conn
 	Settings config.WebSocket
 	// MaxBuffered is server.max_buffered_per_conn: how much one side may
-	// hold unwritten before the other side's reads pause.
+	// hold unwritten before the other side's reads pause (toward the client,
+	// less while the node is over server.max_buffered_total: allowance).
 	MaxBuffered int
 	// Counts are the origin's tunnel counts; the exchange took the tunnel's
 	// slot (TunnelCounts.Acquire), the tunnel gives it back when it ends.
@@ -110,6 +111,7 @@ type Tunnel struct {
 	reads    loop.Reads    // the client's: paused while the origin takes less
 	writable loop.Writable // the client's socket: taking bytes again
 	fd       int
+	held     int32 // what the tunnel counts in Shared.Buffered (account)
 
 	state    uint8
 	why      uint8
@@ -186,8 +188,31 @@ func (t *Tunnel) toClient(b []byte) bool {
 		return false
 	}
 	_, _ = t.c.Write(b)
+	t.account()
 	return t.state != stClosed
 }
+
+// account tells the node how much the tunnel holds toward its client
+// (Shared.Buffered, against server.max_buffered_total), as an HTTP/1.1
+// connection does for its responses. It runs after each write to the client,
+// each wake-up of a client with bytes pending, and when the tunnel ends, so
+// the count is at most one wake-up stale. While the client takes everything
+// at once (the common case) it costs a compare, no atomic add.
+func (t *Tunnel) account() {
+	n := int32(0)
+	if t.state != stClosed {
+		n = int32(min(t.c.OutboundBuffered(), 1<<30))
+	}
+	if d := n - t.held; d != 0 {
+		t.lp.l.Shared.Buffered.Add(int64(d))
+		t.held = n
+	}
+}
+
+// allowance is how much the client may hold before the origin's reads
+// pause: server.max_buffered_per_conn, lowered while the node holds more than
+// server.max_buffered_total (loop.Shared.SendAllowance).
+func (t *Tunnel) allowance() int { return t.lp.l.Shared.SendAllowance(t.spec.MaxBuffered) }
 
 // due is when the wheel must look at t next.
 func (t *Tunnel) due() int64 {
