@@ -275,9 +275,9 @@ filters:
   dir: "$WORK/scripts"
   budget: 5ms
   max_suspended: $MAX_SUSPENDED
-  # The built-in Go filter (Server-Timing on every response) off: plain requests run
+  # The built-in Go filters (CORS, Server-Timing on every response) off: plain requests run
   # nothing but the bench filter's should_filter.
-  disabled: [server_timing]
+  disabled: [cors, cors_response, server_timing]
 origins:
   bench:
     servers: ["127.0.0.1:$ORIGIN_PORT"]
