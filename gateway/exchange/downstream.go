@@ -150,20 +150,10 @@ func (h *Head) AppendStatusFields(dst []byte, w httpcodec.FieldWriter) []byte {
 		return dst
 	}
 	h.scratch = append(h.scratch[:0], h.Status...)
-	dst = appendField(dst, w, nameGozerStatus, h.scratch)
+	dst = httpcodec.AppendField(dst, w, nameGozerStatus, h.scratch)
 	if h.Attempts > 0 {
 		h.scratch = strconv.AppendInt(h.scratch[:0], int64(h.Attempts), 10)
-		dst = appendField(dst, w, nameGozerAttempts, h.scratch)
+		dst = httpcodec.AppendField(dst, w, nameGozerAttempts, h.scratch)
 	}
 	return dst
-}
-
-func appendField(dst []byte, w httpcodec.FieldWriter, name, value []byte) []byte {
-	if w != nil {
-		return w.AppendField(dst, name, value)
-	}
-	dst = append(dst, name...)
-	dst = append(dst, ": "...)
-	dst = append(dst, value...)
-	return append(dst, "\r\n"...)
 }
