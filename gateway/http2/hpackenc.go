@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/net/http2/hpack"
+
+	"gozer/gateway/httpcodec"
 )
 
 // headEncoder writes response header blocks in HPACK (RFC 7541) straight
@@ -86,7 +88,10 @@ func (e *headEncoder) AppendField(dst, name, value []byte) []byte {
 		dst = append(dst, 0)
 		dst = appendHpackString(dst, e.lower)
 	}
-	return appendHpackString(dst, value)
+	// A field value has no leading or trailing whitespace in HTTP/2 (RFC 9113
+	// 8.2.1: a peer treats it as malformed); a filter may set one with it,
+	// which HTTP/1.1 tolerates.
+	return appendHpackString(dst, httpcodec.TrimOWS(value))
 }
 
 // appendHpackString appends an HPACK string literal (RFC 7541 5.2):

@@ -141,3 +141,18 @@ func TestWriteHeadAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per head", n)
 	}
 }
+
+// TestHeadEncoderTrimsValues: a value a filter set with leading or trailing
+// whitespace (HTTP/1.1 tolerates it) goes out trimmed, as RFC 9113 8.2.1
+// wants; inner whitespace stays.
+func TestHeadEncoderTrimsValues(t *testing.T) {
+	var e headEncoder
+	for _, tc := range []struct{ in, want string }{
+		{"v", "v"}, {" v", "v"}, {"v \t", "v"}, {"\t a b ", "a b"}, {"   ", ""},
+	} {
+		got := decodeBlock(t, e.AppendField(nil, []byte("X-A"), []byte(tc.in)))
+		if len(got) != 1 || got[0] != "x-a: "+tc.want {
+			t.Errorf("%q: decoded %q, want %q", tc.in, got, "x-a: "+tc.want)
+		}
+	}
+}

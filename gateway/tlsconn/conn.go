@@ -89,11 +89,12 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	}
 	tc := tls.Server(&c.w, srv.config)
 	var hs *handshake
-	hs = newHandshake(srv.timeout, func() { c.handshake(hs, tc) })
+	hs = newHandshake(func() { c.handshake(hs, tc) })
 	// For the goroutine's log line: gnet's address is the loop's to read (and
 	// gone once the socket closes).
 	hs.client = gc.RemoteAddr().String()
 	c.w.hs, c.tc = hs, tc
+	hs.arm(srv.timeout)
 	return c
 }
 
@@ -201,6 +202,11 @@ func (c *Conn) handshakeData() {
 	}
 	if err != nil {
 		c.handshakeFailed(err)
+		return
+	}
+	if hs.out.pending() {
+		// A flight still waits in gnet's task queue: the goroutine's Wake,
+		// queued after it, brings the loop back here once it is written.
 		return
 	}
 	c.w.hs = nil

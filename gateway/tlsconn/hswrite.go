@@ -3,6 +3,7 @@ package tlsconn
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
@@ -34,7 +35,23 @@ type outFlight struct {
 	mu     sync.Mutex
 	queued bool // a flight went through AsyncWrite: so do the rest
 	closed bool // the socket is closing: no more direct writes
+	// inflight counts the flights handed to AsyncWrite that gnet has not
+	// written yet (its callback runs on the loop once it did). The loop takes
+	// the connection over only at zero: a read event can come before gnet's
+	// task queue, and the kind's first write (HTTP/2's SETTINGS, an answer to
+	// False Start data) must not overtake the server's Finished.
+	inflight atomic.Int32
 }
+
+// flightWritten is AsyncWrite's callback for a queued flight. Loop goroutine.
+func (o *outFlight) flightWritten(gnet.Conn, error) error {
+	o.inflight.Add(-1)
+	return nil
+}
+
+// pending reports whether a queued flight is still in gnet's task queue.
+// Loop goroutine.
+func (o *outFlight) pending() bool { return o.inflight.Load() > 0 }
 
 // write sends p (crypto/tls's record buffer, reused after the call) to the
 // client. Handshake goroutine.
@@ -53,7 +70,9 @@ func (hs *handshake) write(gc gnet.Conn, p []byte) (int, error) {
 	// The rest through the loop, as a copy: a full socket (the loop writes
 	// it when it drains), an error (the loop's write meets it and closes),
 	// or a socket already closing (gnet drops it).
-	if err := gc.AsyncWrite(append([]byte(nil), p[n:]...), nil); err != nil {
+	o.inflight.Add(1)
+	if err := gc.AsyncWrite(append([]byte(nil), p[n:]...), o.flightWritten); err != nil {
+		o.inflight.Add(-1)
 		return n, err
 	}
 	return len(p), nil

@@ -20,13 +20,15 @@ type flightConn struct {
 	fd        int
 	mu        sync.Mutex
 	async     [][]byte
+	callbacks []gnet.AsyncCallback // what gnet's task would call once written
 }
 
 func (f *flightConn) Fd() int { return f.fd }
 
-func (f *flightConn) AsyncWrite(b []byte, _ gnet.AsyncCallback) error {
+func (f *flightConn) AsyncWrite(b []byte, cb gnet.AsyncCallback) error {
 	f.mu.Lock()
 	f.async = append(f.async, b)
+	f.callbacks = append(f.callbacks, cb)
 	f.mu.Unlock()
 	return nil
 }
@@ -72,7 +74,8 @@ func TestHandshakeWrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fd, client := socketPair(t)
 			gc := &flightConn{fd: fd}
-			hs := newHandshake(time.Hour, func() {})
+			hs := newHandshake(func() {})
+			hs.arm(time.Hour)
 			defer hs.timer.Stop()
 			if tc.closeFirst {
 				hs.out.close()
@@ -97,6 +100,17 @@ func TestHandshakeWrite(t *testing.T) {
 			if len(gc.async) != tc.wantAsync {
 				t.Errorf("%d AsyncWrite calls, want %d", len(gc.async), tc.wantAsync)
 			}
+			// The loop may not take over while a queued flight waits in
+			// gnet's task queue, and may once gnet wrote them all.
+			if got, want := hs.out.pending(), tc.wantAsync > 0; got != want {
+				t.Errorf("pending before gnet wrote the queued flights = %v, want %v", got, want)
+			}
+			for _, cb := range gc.callbacks {
+				_ = cb(nil, nil)
+			}
+			if hs.out.pending() {
+				t.Error("pending after gnet wrote every queued flight")
+			}
 			// What the client would get: the socket's bytes, then the loop's.
 			got := append([]byte(nil), direct...)
 			for _, b := range gc.async {
@@ -114,7 +128,8 @@ func TestHandshakeWrite(t *testing.T) {
 // starts it for a client that never sends a byte.
 func TestHandshakeStart(t *testing.T) {
 	runs := make(chan struct{}, 4)
-	hs := newHandshake(20*time.Millisecond, func() { runs <- struct{}{} })
+	hs := newHandshake(func() { runs <- struct{}{} })
+	hs.arm(20 * time.Millisecond)
 	select {
 	case <-runs:
 		t.Fatal("started before any bytes or the timeout")

@@ -119,13 +119,18 @@ type handshake struct {
 
 // newHandshake prepares the handshake of a new connection; run is the
 // goroutine's body, started by start.
-func newHandshake(timeout time.Duration, run func()) *handshake {
-	hs := &handshake{notify: make(chan struct{}, 1), expire: make(chan struct{}), run: run}
+func newHandshake(run func()) *handshake {
+	return &handshake{notify: make(chan struct{}, 1), expire: make(chan struct{}), run: run}
+}
+
+// arm starts the handshake's clock. Call it once the connection is wired to
+// hs: the timer may start the goroutine at once (a timeout of a nanosecond
+// is a valid setting).
+func (hs *handshake) arm(timeout time.Duration) {
 	hs.timer = time.AfterFunc(timeout, func() {
 		close(hs.expire)
 		hs.start() // a client that never sent a byte: the goroutine ends it as timed out
 	})
-	return hs
 }
 
 // start runs the handshake goroutine, once: when the client's first bytes

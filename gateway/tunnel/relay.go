@@ -262,4 +262,5 @@ func (t *Tunnel) onClientWritable() {
 		t.oc.Resume()
 		t.relayDown()
 	}
+	t.followHeld()
 }

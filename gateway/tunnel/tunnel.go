@@ -189,14 +189,27 @@ func (t *Tunnel) toClient(b []byte) bool {
 	}
 	_, _ = t.c.Write(b)
 	t.account()
+	t.followHeld()
 	return t.state != stClosed
+}
+
+// followHeld keeps a wake-up armed while the client holds bytes, so that the
+// account follows them out: without it a tunnel that goes quiet with a tail
+// in gnet's buffer (under its allowance, so nothing else watches) would keep
+// that tail counted in server.max_buffered_total until its next message.
+func (t *Tunnel) followHeld() {
+	if t.held > 0 && t.state != stClosed {
+		if err := t.writable.Watch(t.lp.l, t.c, t.onClientWritable); err != nil {
+			_ = t.lp.l.CloseConn(t.c)
+		}
+	}
 }
 
 // account tells the node how much the tunnel holds toward its client
 // (Shared.Buffered, against server.max_buffered_total), as an HTTP/1.1
 // connection does for its responses. It runs after each write to the client,
-// each wake-up of a client with bytes pending, and when the tunnel ends, so
-// the count is at most one wake-up stale. While the client takes everything
+// each wake-up of a client with bytes pending (followHeld keeps one armed),
+// and when the tunnel ends, so the count is at most one wake-up stale. While the client takes everything
 // at once (the common case) it costs a compare, no atomic add.
 func (t *Tunnel) account() {
 	n := int32(0)
