@@ -25,11 +25,11 @@ func (ex *Exchange) startCompression() {
 	if cc == nil || ex.flt.fc.NoCompress || ex.req.IsHead || ex.out.upgradeTo != "" ||
 		r.Status < 200 || r.Status == 204 || r.Status == 206 || r.Status == 304 || r.Framing == httpcodec.FramingNone ||
 		r.Framing == httpcodec.FramingLength && r.ContentLength < cc.MinSize ||
-		len(r.Value("content-encoding")) > 0 || len(r.Value("content-range")) > 0 ||
-		!compress.Compressible(r.Value("content-type"), cc.Types) {
+		len(r.Get("content-encoding")) > 0 || len(r.Get("content-range")) > 0 ||
+		!compress.Compressible(r.Get("content-type"), cc.Types) {
 		return
 	}
-	if hasToken(r.Value("cache-control"), "no-transform") {
+	if hasToken(r.Get("cache-control"), "no-transform") {
 		return
 	}
 	// The head is edited without a fasthttp parse when it was not parsed yet
@@ -39,7 +39,7 @@ func (ex *Exchange) startCompression() {
 	// A cache must know the answer depends on Accept-Encoding, whether this
 	// client got it compressed or not.
 	var buf [128]byte // for the values built here; SetHeader copies them
-	if vary := r.Value("vary"); !hasToken(vary, "accept-encoding") && !bytes.Equal(vary, []byte("*")) {
+	if vary := r.Get("vary"); !hasToken(vary, "accept-encoding") && !bytes.Equal(vary, []byte("*")) {
 		if len(vary) == 0 {
 			r.SetHeader("Vary", append(buf[:0], "Accept-Encoding"...))
 		} else {
@@ -57,7 +57,7 @@ func (ex *Exchange) startCompression() {
 	}
 	ex.out.enc, ex.out.encPool = enc, pool
 	r.SetHeader("Content-Encoding", append(buf[:0], coding.String()...))
-	if etag := r.Value("etag"); len(etag) > 0 && !bytes.HasPrefix(etag, []byte("W/")) {
+	if etag := r.Get("etag"); len(etag) > 0 && !bytes.HasPrefix(etag, []byte("W/")) {
 		// Another representation: a strong validator would lie about its bytes.
 		r.SetHeader("ETag", append(append(buf[:0], "W/"...), etag...))
 	}

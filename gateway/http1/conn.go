@@ -59,9 +59,9 @@ type Conn struct {
 	// drains, or protect.max_requests_per_connection was reached); the rest
 	// counts the requests begun on the connection (protect.go).
 	drainClose drainFlag
-	held       int32 // what this connection counts in Shared.Buffered (account)
-	headStart  int64 // when the first byte of the current head arrived (0: idle)
-	deadline   int64 // when the connection's timer fires (0: not armed)
+	held       loop.Held // what this connection counts in Shared.Buffered (account)
+	headStart  int64     // when the first byte of the current head arrived (0: idle)
+	deadline   int64     // when the connection's timer fires (0: not armed)
 	scan       httpcodec.HeadScanner
 	st         *stream // the request in flight
 	writable   loop.Writable
@@ -329,19 +329,8 @@ func (c *Conn) onWritable() {
 }
 
 // account tells the node how much the connection holds toward its client
-// (Shared.Buffered, against server.max_buffered_total). It runs after each
-// write and each wake-up of a connection with bytes pending, so the count is
-// at most one wake-up stale.
-func (c *Conn) account() {
-	n := int32(0)
-	if c.state != stClosed {
-		n = int32(min(c.c.OutboundBuffered(), 1<<30))
-	}
-	if d := n - c.held; d != 0 {
-		c.lp.l.Shared.Buffered.Add(int64(d))
-		c.held = n
-	}
-}
+// (Shared.Buffered, against server.max_buffered_total).
+func (c *Conn) account() { c.held.Account(c.lp.l.Shared, c.c, c.state == stClosed) }
 
 // setRemote records the client's address (the socket's peer, or what a PROXY
 // protocol header named).

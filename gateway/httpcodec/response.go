@@ -348,30 +348,15 @@ func (r *Response) DelHeader(name string) {
 
 // Get is the first value of the header name (ASCII case-insensitively), from
 // the lines ParseLazy recorded or from Header once materialized; nil when
-// absent. Valid as long as the head is.
+// absent. It lets the relay decide on a header (compression looks at
+// Content-Type, Content-Encoding, Cache-Control) and outbound filters read
+// one without materializing the head. Valid as long as the head is.
 func (r *Response) Get(name string) []byte {
 	if !r.lazy {
 		return r.Header.Peek(name)
 	}
 	for i := range r.lines {
 		if eqFoldString(r.lines[i].name, name) {
-			return r.lines[i].value
-		}
-	}
-	return nil
-}
-
-// Value is the first value of the header lowerName (given in lower case), from the
-// lines ParseLazy recorded or from Header once materialized; nil when absent.
-// It lets the relay decide on a header (compression looks at Content-Type,
-// Content-Encoding, Cache-Control) without materializing the head. The value
-// is valid as long as the head is.
-func (r *Response) Value(lowerName string) []byte {
-	if !r.lazy {
-		return r.Header.Peek(lowerName)
-	}
-	for i := range r.lines {
-		if eqFold(r.lines[i].name, lowerName) {
 			return r.lines[i].value
 		}
 	}

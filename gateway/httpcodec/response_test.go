@@ -171,7 +171,7 @@ func TestSetHeader(t *testing.T) {
 				t.Fatal("SetHeader parsed the lazy head")
 			}
 			last := tc.sets[len(tc.sets)-1]
-			if got := string(lazy.Value(strings.ToLower(last.name))); got != last.value {
+			if got := string(lazy.Get(strings.ToLower(last.name))); got != last.value {
 				t.Errorf("Value(%q) = %q, want %q", last.name, got, last.value)
 			}
 			ri := ResponseInfo{}
@@ -194,8 +194,8 @@ func TestSetHeader(t *testing.T) {
 			}
 			// Reset forgets them.
 			lazy.Reset()
-			if err := lazy.ParseLazy([]byte(head), false); err != nil || lazy.Value("content-encoding") != nil || len(lazy.edits) != 0 {
-				t.Errorf("edits survived Reset: %q, %d", lazy.Value("content-encoding"), len(lazy.edits))
+			if err := lazy.ParseLazy([]byte(head), false); err != nil || lazy.Get("content-encoding") != nil || len(lazy.edits) != 0 {
+				t.Errorf("edits survived Reset: %q, %d", lazy.Get("content-encoding"), len(lazy.edits))
 			}
 		})
 	}

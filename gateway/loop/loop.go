@@ -103,6 +103,25 @@ func (s *Shared) SendAllowance(perConn int) int {
 	return perConn
 }
 
+// Held is what one client connection counts in Shared.Buffered: the bytes
+// gnet could not write to it yet. Its connection's loop goroutine.
+type Held int32
+
+// Account sets h to what c holds now (nothing once closed) and adds the
+// difference to s.Buffered. A connection calls it after each write and each
+// wake-up with bytes pending, so the count is at most one wake-up stale;
+// while the client takes everything at once it costs a compare, no atomic add.
+func (h *Held) Account(s *Shared, c gnet.Conn, closed bool) {
+	n := Held(0)
+	if !closed {
+		n = Held(min(c.OutboundBuffered(), 1<<30))
+	}
+	if d := n - *h; d != 0 {
+		s.Buffered.Add(int64(d))
+		*h = n
+	}
+}
+
 // PauseAt is how much a client connection may hold after a relay of
 // response before its origin's reads pause: allowance less one read of the
 // origin (ReadBufferCap), so that the read that comes in before the pause

@@ -1,42 +1,24 @@
 package telemetry
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"gozer/gateway/internal/syncbuf"
 )
-
-// syncBuf is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // gate blocks every Write until open is closed: a stuck stderr.
 type gate struct {
 	open chan struct{}
-	out  syncBuf
+	out  syncbuf.Buffer
 }
 
 func (g *gate) Write(p []byte) (int, error) { <-g.open; return g.out.Write(p) }
 
 func TestLineWriterDeliversPromptlyInOrder(t *testing.T) {
-	var out syncBuf
+	var out syncbuf.Buffer
 	w := newLineWriter(&out)
 	buf := []byte("line 0\n")
 	for i := range 100 {
@@ -46,9 +28,13 @@ func TestLineWriterDeliversPromptlyInOrder(t *testing.T) {
 		}
 		buf[0] = 'X' // the caller's buffer is reused: the writer kept a copy
 	}
-	// No poll interval: the line is out as soon as the goroutine runs.
+	// No poll interval: the line is out as soon as the goroutine runs, before
+	// any Close flushes it.
 	deadline := time.Now().Add(2 * time.Second)
-	for !strings.Contains(out.String(), "line 99\n") && time.Now().Before(deadline) {
+	for !strings.Contains(out.String(), "line 99\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("the last line was not written within 2 s of its Write")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	if err := w.Close(); err != nil {
@@ -91,7 +77,7 @@ func TestLineWriterDropsAndCountsWhenStuck(t *testing.T) {
 }
 
 func TestLineWriterAfterClose(t *testing.T) {
-	var out syncBuf
+	var out syncbuf.Buffer
 	w := newLineWriter(&out)
 	_, _ = w.Write([]byte("before\n"))
 	_ = w.Close()

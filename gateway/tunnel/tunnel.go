@@ -111,7 +111,7 @@ type Tunnel struct {
 	reads    loop.Reads    // the client's: paused while the origin takes less
 	writable loop.Writable // the client's socket: taking bytes again
 	fd       int
-	held     int32 // what the tunnel counts in Shared.Buffered (account)
+	held     loop.Held // what the tunnel counts in Shared.Buffered (account)
 
 	state    uint8
 	why      uint8
@@ -207,20 +207,10 @@ func (t *Tunnel) followHeld() {
 
 // account tells the node how much the tunnel holds toward its client
 // (Shared.Buffered, against server.max_buffered_total), as an HTTP/1.1
-// connection does for its responses. It runs after each write to the client,
-// each wake-up of a client with bytes pending (followHeld keeps one armed),
-// and when the tunnel ends, so the count is at most one wake-up stale. While the client takes everything
-// at once (the common case) it costs a compare, no atomic add.
-func (t *Tunnel) account() {
-	n := int32(0)
-	if t.state != stClosed {
-		n = int32(min(t.c.OutboundBuffered(), 1<<30))
-	}
-	if d := n - t.held; d != 0 {
-		t.lp.l.Shared.Buffered.Add(int64(d))
-		t.held = n
-	}
-}
+// connection does for its responses: after each write to the client, each
+// wake-up of a client with bytes pending (followHeld keeps one armed), and
+// when the tunnel ends.
+func (t *Tunnel) account() { t.held.Account(t.lp.l.Shared, t.c, t.state == stClosed) }
 
 // allowance is how much the client may hold before the origin's reads
 // pause: server.max_buffered_per_conn, lowered while the node holds more than
