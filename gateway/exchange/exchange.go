@@ -45,8 +45,12 @@ type Exchange struct {
 	trace traceState
 	fault faultState // an injected failure (faults.go)
 	// pass is the request's passport (passport.go), in the filters'
-	// Context.Passport while tracing.passport_threshold is on.
-	pass filters.Passport
+	// Context.Passport while tracing.passport_threshold is on. Allocated the
+	// first time this (recycled) exchange needs one, then kept: embedded, its
+	// 1 KiB would sit in every exchange, a request waiting in an async
+	// filter holds two (its own and its side call's), and the GC's mark
+	// phase scans them all (bench/README.md, "Async filters").
+	pass *filters.Passport
 	// The body sinks, bound once: ex.sendPiece, ex.collectPiece, ex.bufferPiece.
 	bodySink func([]byte) bool
 	collect  func([]byte) bool
@@ -196,7 +200,9 @@ func (ex *Exchange) reset() {
 	ex.log.reset()
 	ex.trace = traceState{}
 	ex.fault.reset()
-	ex.pass.Reset()
+	if ex.pass != nil {
+		ex.pass.Reset()
+	}
 }
 
 // Request is where the downstream parses the request head, before Start.

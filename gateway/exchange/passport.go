@@ -33,7 +33,10 @@ func (ex *Exchange) mark(s filters.PassportState, detail string) {
 // for one, and marks the start.
 func (ex *Exchange) startPassport() {
 	if ex.snap.Limits.PassportAfter > 0 {
-		ex.flt.fc.Passport = &ex.pass
+		if ex.pass == nil {
+			ex.pass = new(filters.Passport)
+		}
+		ex.flt.fc.Passport = ex.pass
 		ex.pass.MarkAt(filters.PassStart, "", ex.lp.l.Mono())
 	}
 }
