@@ -11,12 +11,13 @@ import (
 )
 
 // Websocket proxying: a request that asks to upgrade to websocket, routed to
-// an origin whose websocket.enabled is on (or by a filter's
-// ctx.route{websocket = true}), goes to the origin as an upgrade, through
-// the same admission and attempts as any request. The origin's 101 turns
-// the client connection and the origin connection into a tunnel
-// (gateway/tunnel), which holds the request's bulkhead slot until it ends;
-// any other answer is relayed as a response.
+// an origin whose websocket.enabled is on, goes to the origin as an upgrade,
+// through the same admission and attempts as any request. A route may say
+// otherwise (filters.WebSocketChoice): a filter's ctx.route{websocket =
+// true|false} first, else the route table's route that chose the origin
+// (routes[].websocket). The origin's 101 turns the client connection and the
+// origin connection into a tunnel (gateway/tunnel), which holds the request's
+// bulkhead slot until it ends; any other answer is relayed as a response.
 
 // upgradeHeaders are the hop-by-hop headers of a websocket upgrade, which
 // AppendForwardRequest drops and the upgrade to the origin puts back.
@@ -34,7 +35,7 @@ func (ex *Exchange) wantsWebSocket() bool {
 // tunnel slot under o's websocket.max_tunnels (503). It reports false when it
 // answered the request itself.
 func (ex *Exchange) startWebSocket(o *origin.Origin) bool {
-	ws := ex.flt.fc.Route.WebSocket || o.Config != nil && o.Config.WebSocket.Enabled
+	ws := ex.flt.fc.Route.WebSocket.Tunnels(o.Config != nil && o.Config.WebSocket.Enabled)
 	if !ws || !ex.wantsWebSocket() || ex.lp.tunnels == nil {
 		return true // a plain request: the Upgrade header goes no further
 	}
