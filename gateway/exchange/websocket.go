@@ -76,8 +76,8 @@ func (ex *Exchange) releaseTunnelSlot() {
 }
 
 // openTunnel turns the exchange into a tunnel after the origin's 101: head is
-// the 101 as the origin sent it, n how many bytes of the origin's buffer it
-// takes. The tunnel takes the origin connection, the client connection, the
+// the 101 as the origin sent it (through the outbound filters first:
+// upgradeOutbound), n how many bytes of the origin's buffer it takes. The tunnel takes the origin connection, the client connection, the
 // tunnel slot and the isolation; the exchange ends without a log line (the
 // tunnel writes one when it ends).
 func (ex *Exchange) openTunnel(head []byte, n int) {
@@ -87,9 +87,16 @@ func (ex *Exchange) openTunnel(head []byte, n int) {
 		return
 	}
 	l, t := ex.lp.l, &ex.try
-	now := l.Now()
 	h := append(l.Buf[:0], head...) // the origin's buffer moves on at Discard
 	l.Buf = h[:0]
+	if ex.flt.chain != nil {
+		// The origin's bytes behind its 101 stay in its buffer meanwhile:
+		// outbound filters are sync, and the tunnel relays them at Serve.
+		if h, ok = ex.upgradeOutbound(h); !ok {
+			return // a fatal filter or a head that does not parse: answered
+		}
+	}
+	now := l.Now()
 	c.Discard(n)
 	ex.log.status, ex.log.cause = 101, filters.Success
 	ex.out.headDone = true
