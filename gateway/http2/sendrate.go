@@ -39,9 +39,11 @@ import (
 //     slow HTTP/1.1 reader.
 //
 // Both count under telemetry.H2SlowReader and log once per 10 s (the
-// connection's and the stream's apart). Push streams (SSE) are left to
-// push's own bounds (push.max_outbound_bytes), as push connections over
-// HTTP/1.1 are. Over TLS the connection's count mixes plaintext written and
+// connection's and the stream's apart). Push streams (SSE) are not measured
+// on their own: push's bounds (push.max_outbound_bytes) judge them, as they
+// judge push connections over HTTP/1.1; the connection's check counts every
+// byte, a push stream's included (a socket that does not drain is a slow
+// reader whatever it carries). Over TLS the connection's count mixes plaintext written and
 // ciphertext waiting in gnet's buffer: a record's overhead (under 0.2 %)
 // counts as taken.
 
