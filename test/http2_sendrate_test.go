@@ -44,8 +44,9 @@ func slowStreamReader(t testing.TB, g *gozer) (string, time.Duration) {
 }
 
 // slowSocketReader opens every window wide but reads its socket (a small
-// receive buffer) 512 bytes every 100 ms (5 KB/s) for a 50 MB answer, and
-// reports how the connection ended and when.
+// receive buffer) 512 bytes every 100 ms (5 KB/s) for a 50 MB answer, with
+// an upload beside it whose body never comes, and reports how the
+// connection ended and when.
 func slowSocketReader(t testing.TB, g *gozer) (string, time.Duration) {
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
@@ -60,6 +61,11 @@ func slowSocketReader(t testing.TB, g *gozer) (string, time.Duration) {
 	}
 	start := time.Now()
 	if err := h.request(1, "GET", "/bytes?n=50000000", true); err != nil {
+		return err.Error(), 0
+	}
+	// A second stream whose request body never comes: the connection's end
+	// ends it too, before any response.
+	if err := h.request(3, "POST", "/upload", false); err != nil {
 		return err.Error(), 0
 	}
 	buf := make([]byte, 512)
@@ -143,7 +149,12 @@ func TestHTTP2MinSendRate(t *testing.T) {
 	lines := g.waitAccessLog(t, "the slow readers' lines", func(l accessLine) bool {
 		return l.str("cause") == "FAILURE_CLIENT_READ_TOO_SLOW" && l.str("protocol") == "HTTP/2.0"
 	})
-	if len(lines) != 2 {
-		t.Errorf("%d access-log lines FAILURE_CLIENT_READ_TOO_SLOW; want 2", len(lines))
+	if len(lines) != 3 {
+		t.Errorf("%d access-log lines FAILURE_CLIENT_READ_TOO_SLOW; want 3 (the socket reader's upload too)", len(lines))
+	}
+	for _, l := range lines {
+		if st, _ := l.num("status"); l.str("path") == "/upload" && st != 408 {
+			t.Errorf("the unanswered upload's line: status %v; want 408 (no response started)", st)
+		}
 	}
 }
