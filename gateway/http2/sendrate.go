@@ -46,6 +46,9 @@ import (
 // reader whatever it carries). Over TLS the connection's count mixes plaintext written and
 // ciphertext waiting in gnet's buffer: a record's overhead (under 0.2 %)
 // counts as taken.
+//
+// Concurrency: everything here runs on the connection's loop, from its
+// timer (onTimer) and its writes (sendPending, account).
 
 // rateNeed is what a client must take in one window of min_send_rate (0: the
 // check is off).
