@@ -38,9 +38,11 @@ type RouteDecision struct {
 	Path     []byte // request-target sent to the origin (nil = the client's)
 	Host     []byte // Host sent to the origin (nil = the client's)
 	Endpoint string // a named endpoint instead of the proxy ("" = proxy; "health" is built in)
-	// WebSocket proxies a websocket upgrade request to Origin as a tunnel
-	// even when the origin's websocket.enabled is off (ctx.route{websocket = true}).
-	WebSocket bool
+	// WebSocket is a filter's say on proxying a websocket upgrade request
+	// (ctx.route{websocket = true|false}); when it says nothing
+	// (WebSocketByOrigin) and no filter chose the origin, the route table's
+	// route does (routes[].websocket), else the origin's websocket.enabled.
+	WebSocket WebSocketChoice
 }
 
 // PushKind says whether a request asks for a push connection, and which.

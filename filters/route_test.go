@@ -7,27 +7,33 @@ import (
 )
 
 func TestRouteTable(t *testing.T) {
+	on, off := true, false
 	rt := NewRouteTable([]config.Route{
 		{Host: "api.example.com", PathPrefix: "/", Origin: "api"},
 		{Host: "*.cdn.example.com", PathPrefix: "/img", Origin: "images"},
 		{PathPrefix: "/play", Origin: "playback"},
+		{PathPrefix: "/chat", Origin: "web", WebSocket: &on},
+		{PathPrefix: "/nows", Origin: "web", WebSocket: &off},
 		{PathPrefix: "/", Origin: "web"},
 	})
 	cases := []struct {
 		host, path, want string
+		ws               WebSocketChoice
 	}{
-		{"api.example.com", "/anything", "api"},
-		{"API.Example.COM", "/x", "api"},
-		{"eu.cdn.example.com", "/img/a.png", "images"},
-		{"cdn.example.com", "/img/a.png", "web"}, // wildcard needs a subdomain
-		{"eu.cdn.example.com", "/other", "web"},
-		{"other", "/playback/1", "playback"},
-		{"other", "/", "web"},
+		{"api.example.com", "/anything", "api", WebSocketByOrigin},
+		{"API.Example.COM", "/x", "api", WebSocketByOrigin},
+		{"eu.cdn.example.com", "/img/a.png", "images", WebSocketByOrigin},
+		{"cdn.example.com", "/img/a.png", "web", WebSocketByOrigin}, // wildcard needs a subdomain
+		{"eu.cdn.example.com", "/other", "web", WebSocketByOrigin},
+		{"other", "/playback/1", "playback", WebSocketByOrigin},
+		{"other", "/chat/room", "web", WebSocketOn},
+		{"other", "/nows", "web", WebSocketOff},
+		{"other", "/", "web", WebSocketByOrigin},
 	}
 	for _, c := range cases {
 		got, ok := rt.Route([]byte(c.host), []byte(c.path))
-		if !ok || got != c.want {
-			t.Errorf("Route(%q, %q) = %q, %v; want %q", c.host, c.path, got, ok, c.want)
+		if !ok || got.Origin != c.want || got.WebSocket != c.ws {
+			t.Errorf("Route(%q, %q) = %+v, %v; want %q, websocket %d", c.host, c.path, got, ok, c.want, c.ws)
 		}
 	}
 	empty := NewRouteTable([]config.Route{{Host: "a", PathPrefix: "/", Origin: "x"}})
@@ -59,6 +65,27 @@ func TestPathOf(t *testing.T) {
 	for _, c := range cases {
 		if got := string(PathOf([]byte(c.uri))); got != c.want {
 			t.Errorf("PathOf(%q) = %q, want %q", c.uri, got, c.want)
+		}
+	}
+}
+
+// TestWebSocketChoiceTunnels: a route's choice overrides the origin's
+// websocket.enabled both ways; no choice leaves it to the origin.
+func TestWebSocketChoiceTunnels(t *testing.T) {
+	cases := []struct {
+		c             WebSocketChoice
+		origin, wants bool
+	}{
+		{WebSocketByOrigin, false, false},
+		{WebSocketByOrigin, true, true},
+		{WebSocketOn, false, true},
+		{WebSocketOn, true, true},
+		{WebSocketOff, false, false},
+		{WebSocketOff, true, false},
+	}
+	for _, c := range cases {
+		if got := c.c.Tunnels(c.origin); got != c.wants {
+			t.Errorf("WebSocketChoice(%d).Tunnels(%v) = %v; want %v", c.c, c.origin, got, c.wants)
 		}
 	}
 }

@@ -80,8 +80,9 @@ type originConfig struct {
 	Opts map[string]string
 }
 
-// route is one routes[] entry; CORS is its routes[].cors ("" none).
-type route struct{ Host, PathPrefix, Origin, CORS string }
+// route is one routes[] entry; CORS is its routes[].cors ("" none),
+// WebSocket its routes[].websocket ("true", "false"; "" left out).
+type route struct{ Host, PathPrefix, Origin, CORS, WebSocket string }
 
 // oneOrigin is the config of a single origin "demo" with a catch-all route.
 func oneOrigin(opts map[string]string, servers ...string) config {
@@ -199,6 +200,9 @@ func (c config) render(proxy, admin string) string {
 		}
 		if r.CORS != "" {
 			fmt.Fprintf(&b, " cors: %s,", r.CORS)
+		}
+		if r.WebSocket != "" {
+			fmt.Fprintf(&b, " websocket: %s,", r.WebSocket)
 		}
 		fmt.Fprintf(&b, " path_prefix: %q, origin: %s }\n", r.PathPrefix, r.Origin)
 	}

@@ -64,6 +64,12 @@ func dialH2(t testing.TB, addr string, settings ...http2.Setting) *h2raw {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newH2raw(t, c, settings...)
+}
+
+// newH2raw starts HTTP/2 with prior knowledge on c: the preface and settings.
+func newH2raw(t testing.TB, c net.Conn, settings ...http2.Setting) *h2raw {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	h := &h2raw{t: t, c: c}
 	h.fr = http2.NewFramer(c, c)

@@ -167,13 +167,18 @@ func TestContextAPI(t *testing.T) {
 			}
 		}},
 		{name: "route as a websocket tunnel", code: `ctx.route{ origin = "chat", websocket = true }`, check: func(t *testing.T, ctx *filters.Context) {
-			if ctx.Route.Origin != "chat" || !ctx.Route.WebSocket {
+			if ctx.Route.Origin != "chat" || ctx.Route.WebSocket != filters.WebSocketOn {
+				t.Fatalf("route = %+v", ctx.Route)
+			}
+		}},
+		{name: "route refusing a websocket tunnel", code: `ctx.route{ websocket = false }`, check: func(t *testing.T, ctx *filters.Context) {
+			if ctx.Route.Origin != "" || ctx.Route.WebSocket != filters.WebSocketOff {
 				t.Fatalf("route = %+v", ctx.Route)
 			}
 		}},
 		{name: "route websocket not a boolean changes nothing", code: `ctx.route{ origin = "chat", websocket = "yes" }`, err: "websocket must be a boolean",
 			check: func(t *testing.T, ctx *filters.Context) {
-				if ctx.Route.Origin != "" || ctx.Route.WebSocket {
+				if ctx.Route.Origin != "" || ctx.Route.WebSocket != filters.WebSocketByOrigin {
 					t.Fatalf("route = %+v", ctx.Route)
 				}
 			}},

@@ -238,7 +238,10 @@ func (l *Loop) ctxRoute(L *glua.LState) int {
 		ctx.Route.Endpoint = string(set[3])
 	}
 	if b, ok := ws.(glua.LBool); ok {
-		ctx.Route.WebSocket = bool(b)
+		ctx.Route.WebSocket = filters.WebSocketOff
+		if b {
+			ctx.Route.WebSocket = filters.WebSocketOn
+		}
 	}
 	return 0
 }

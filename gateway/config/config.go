@@ -241,6 +241,13 @@ type Route struct {
 	Origin     string `yaml:"origin"`
 	// CORS names the route's CORS policy (cors.NAME); "" none.
 	CORS string `yaml:"cors"`
+	// WebSocket is the route's say on websocket proxying: true tunnels the
+	// upgrade requests it routes even when the origin's websocket.enabled is
+	// off, false never tunnels them (the Upgrade header stops at Gozer), nil
+	// (left out) leaves it to the origin. It applies when this route chose
+	// the origin (not when a filter did); a filter's ctx.route{websocket =}
+	// overrides it.
+	WebSocket *bool `yaml:"websocket"`
 }
 
 // EmbeddedName is how errors and GET /admin/config name the embedded

@@ -161,9 +161,14 @@ func (ex *Exchange) penalize() {
 }
 
 // stopSending ends a response the client does not take: the connection closes.
+// A request whose response had not started (another stream of an HTTP/2
+// connection ended as too slow) logs the cause's status, as OnGone does.
 func (ex *Exchange) stopSending(cause filters.Cause, reason string) {
 	ex.log.cause, ex.log.reason = cause, reason
 	ex.log.status = ex.resp.Status
+	if ex.ds != nil && !ex.ds.Started() {
+		ex.log.status = cause.Status
+	}
 	ex.logAccess()
 	ex.abort(true)
 }

@@ -191,17 +191,28 @@ func (ex *Exchange) responseHead(buf []byte) (int, bool) {
 // it spares the fasthttp parse of every response head (Response.Materialize).
 type lazyHeadChain interface{ LazyResponseHead() bool }
 
+// headForFilters readies the origin's response head for the outbound
+// filters: parsed into Response.Header unless they all read the lazy head
+// (lazyHeadChain); false when the head does not parse (the exchange failed).
+func (ex *Exchange) headForFilters() bool {
+	if lz, ok := ex.flt.chain.(lazyHeadChain); ok && lz.LazyResponseHead() {
+		return true
+	}
+	if err := ex.resp.Materialize(); err != nil {
+		ex.fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from %s: %v", ex.try.server.Addr, err))
+		return false
+	}
+	return true
+}
+
 // startResponse decides what happens with the origin's response head: the
 // outbound filters run on it now, or once its body was collected for them;
 // then the client's head is written.
 func (ex *Exchange) startResponse() bool {
 	r := &ex.resp
 	if ex.flt.chain != nil {
-		if lz, ok := ex.flt.chain.(lazyHeadChain); !ok || !lz.LazyResponseHead() {
-			if err := r.Materialize(); err != nil {
-				ex.fail(filters.OriginBadResponse, fmt.Sprintf("bad response head from %s: %v", ex.try.server.Addr, err))
-				return false
-			}
+		if !ex.headForFilters() {
+			return false
 		}
 		if ex.flt.chain.NeedsResponseBody() && r.Framing != httpcodec.FramingNone &&
 			!(r.Framing == httpcodec.FramingLength && r.ContentLength > int64(ex.snap.Limits.MaxFilterBody)) {

@@ -171,10 +171,16 @@ func (ex *Exchange) routed() {
 	}
 	name := fc.Route.Origin
 	if name == "" {
-		var ok bool
-		if name, ok = ex.snap.Router.Route(fc.Host(), fc.Path()); !ok {
+		m, ok := ex.snap.Router.Route(fc.Host(), fc.Path())
+		if !ok {
 			ex.fail(filters.LocalNoRoute, "no route matches the request")
 			return
+		}
+		name = m.Origin
+		// The route that chose the origin has its say on websocket
+		// (routes[].websocket), unless a filter said it already.
+		if fc.Route.WebSocket == filters.WebSocketByOrigin {
+			fc.Route.WebSocket = m.WebSocket
 		}
 	}
 	o, ok := ex.snap.Origins.Get(name)

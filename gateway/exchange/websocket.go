@@ -11,12 +11,13 @@ import (
 )
 
 // Websocket proxying: a request that asks to upgrade to websocket, routed to
-// an origin whose websocket.enabled is on (or by a filter's
-// ctx.route{websocket = true}), goes to the origin as an upgrade, through
-// the same admission and attempts as any request. The origin's 101 turns
-// the client connection and the origin connection into a tunnel
-// (gateway/tunnel), which holds the request's bulkhead slot until it ends;
-// any other answer is relayed as a response.
+// an origin whose websocket.enabled is on, goes to the origin as an upgrade,
+// through the same admission and attempts as any request. A route may say
+// otherwise (filters.WebSocketChoice): a filter's ctx.route{websocket =
+// true|false} first, else the route table's route that chose the origin
+// (routes[].websocket). The origin's 101 turns the client connection and the
+// origin connection into a tunnel (gateway/tunnel), which holds the request's
+// bulkhead slot until it ends; any other answer is relayed as a response.
 
 // upgradeHeaders are the hop-by-hop headers of a websocket upgrade, which
 // AppendForwardRequest drops and the upgrade to the origin puts back.
@@ -34,7 +35,7 @@ func (ex *Exchange) wantsWebSocket() bool {
 // tunnel slot under o's websocket.max_tunnels (503). It reports false when it
 // answered the request itself.
 func (ex *Exchange) startWebSocket(o *origin.Origin) bool {
-	ws := ex.flt.fc.Route.WebSocket || o.Config != nil && o.Config.WebSocket.Enabled
+	ws := ex.flt.fc.Route.WebSocket.Tunnels(o.Config != nil && o.Config.WebSocket.Enabled)
 	if !ws || !ex.wantsWebSocket() || ex.lp.tunnels == nil {
 		return true // a plain request: the Upgrade header goes no further
 	}
@@ -75,8 +76,8 @@ func (ex *Exchange) releaseTunnelSlot() {
 }
 
 // openTunnel turns the exchange into a tunnel after the origin's 101: head is
-// the 101 as the origin sent it, n how many bytes of the origin's buffer it
-// takes. The tunnel takes the origin connection, the client connection, the
+// the 101 as the origin sent it (through the outbound filters first:
+// upgradeOutbound), n how many bytes of the origin's buffer it takes. The tunnel takes the origin connection, the client connection, the
 // tunnel slot and the isolation; the exchange ends without a log line (the
 // tunnel writes one when it ends).
 func (ex *Exchange) openTunnel(head []byte, n int) {
@@ -86,9 +87,16 @@ func (ex *Exchange) openTunnel(head []byte, n int) {
 		return
 	}
 	l, t := ex.lp.l, &ex.try
-	now := l.Now()
 	h := append(l.Buf[:0], head...) // the origin's buffer moves on at Discard
 	l.Buf = h[:0]
+	if ex.flt.chain != nil {
+		// The origin's bytes behind its 101 stay in its buffer meanwhile:
+		// outbound filters are sync, and the tunnel relays them at Serve.
+		if h, ok = ex.upgradeOutbound(h); !ok {
+			return // a fatal filter or a head that does not parse: answered
+		}
+	}
+	now := l.Now()
 	c.Discard(n)
 	ex.log.status, ex.log.cause = 101, filters.Success
 	ex.out.headDone = true

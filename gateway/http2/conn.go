@@ -94,6 +94,9 @@ type Conn struct {
 	waiters    []*stream // streams that called WaitWritable (st.waiting)
 	spare      []*stream // wakeWaiters' other list
 	pendTotal  int       // response bytes the streams hold (flow control)
+	sent       int64     // bytes given to gnet
+	rateAt     int64     // the end of the window of server.min_send_rate (0: none; sendrate.go)
+	rateMark   int64     // taken when it began
 	held       int32
 	idleAt     int64 // when the last stream ended
 
@@ -253,6 +256,7 @@ func (c *Conn) flush() {
 		return
 	}
 	out := c.out
+	c.sent += int64(len(out))
 	_, _ = c.c.Write(out)
 	c.out = out[:0]
 	if cap(c.out) > 256<<10 {
@@ -390,9 +394,11 @@ func (c *Conn) rearm() {
 	if c.state == stLingering || c.state == stClosed || c.state == stPreface {
 		return
 	}
-	d := int64(0)
+	d := c.rateAt
 	if len(c.streams) == 0 {
-		d = c.idleAt + c.lp.l.Snapshot().Limits.IdleTimeout
+		if t := c.idleAt + c.lp.l.Snapshot().Limits.IdleTimeout; d == 0 || t < d {
+			d = t
+		}
 	}
 	for _, st := range c.streams {
 		if t := st.due(); t > 0 && (d == 0 || t < d) {
@@ -425,7 +431,14 @@ func (c *Conn) onTimer(now int64) {
 		c.close()
 		return
 	}
+	if c.rateAt > 0 && now >= c.rateAt && !c.rateDue() {
+		return
+	}
 	if len(c.streams) == 0 {
+		if now < c.idleAt+c.lp.l.Snapshot().Limits.IdleTimeout {
+			c.rearm() // the rate window's turn (it goes on): not idle yet
+			return
+		}
 		if c.state == stGoingAway {
 			c.linger()
 		} else {
@@ -518,6 +531,9 @@ func (c *Conn) account() {
 	if d := n - c.held; d != 0 {
 		c.lp.l.Shared.Buffered.Add(int64(d))
 		c.held = n
+	}
+	if n > 0 && c.rateAt == 0 {
+		c.rateWatch()
 	}
 }
 

@@ -37,7 +37,8 @@
 // in the stream's Buffered, so the exchange parks the origin
 // (WaitWritable/OnWritable) as it does behind a slow HTTP/1.1 reader, and a
 // client that opens no window for server.idle_timeout gets RST_STREAM
-// CANCEL.
+// CANCEL. A client that opens its windows or takes its socket's bytes slower
+// than server.min_send_rate loses the stream or the connection (sendrate.go).
 //
 // Memory per connection is bounded: request body by the connection's window
 // (http2.connection_window_size, 1 MiB) and each stream's; response DATA
@@ -57,7 +58,10 @@
 // not read, get GOAWAY ENHANCE_YOUR_CALM; a header block over its byte cap or
 // frame cap (CONTINUATION flood) gets GOAWAY ENHANCE_YOUR_CALM; a header list
 // over SETTINGS_MAX_HEADER_LIST_SIZE is answered 431; a decreasing or reused
-// stream id is a connection error.
+// stream id is a connection error; a stream whose own window opens slower
+// than server.min_send_rate gets RST_STREAM CANCEL, a connection whose socket
+// (or connection window) drains slower GOAWAY ENHANCE_YOUR_CALM and a close
+// with SO_LINGER 0 (slow_reader, sendrate.go).
 //
 // Push: an SSE push handshake takes its stream, not the connection
 // (stream.Hijack): the push connection (pushconn.Conn) writes to a
@@ -72,9 +76,9 @@
 //
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
 // is ignored); PRIORITY is ignored; request and response trailers are
-// dropped, as the exchange drops HTTP/1.1 trailers; server.min_send_rate
-// and server.min_body_rate do not apply to streams (the send and body
-// timers do). protect.max_requests_per_connection does: after that many
+// dropped, as the exchange drops HTTP/1.1 trailers; server.min_body_rate
+// does not apply to streams (the body timer does, and the stream's window
+// bounds what a slow upload holds). protect.max_requests_per_connection does: after that many
 // streams the connection gets GOAWAY NO_ERROR.
 //
 // Conformance: h2spec (TestHTTP2Spec) passes every case over TLS. Over h2c

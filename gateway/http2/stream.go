@@ -42,6 +42,8 @@ type stream struct {
 	waiting    bool  // WaitWritable: OnWritable is owed
 	sendAt     int64 // the send timer's deadline (0: not armed)
 	queued     bool  // in c.blocked, waiting for the connection's window
+	rateAt     int64 // the end of the window of server.min_send_rate (0: none; sendrate.go)
+	rateMark   int64 // out when it began
 	reset      bool
 	in, out    int64
 	push       *pushStream // an SSE push connection took the stream (push.go)
@@ -131,6 +133,9 @@ func (st *stream) due() int64 {
 	if st.sendAt > 0 && (d == 0 || st.sendAt < d) {
 		d = st.sendAt
 	}
+	if st.rateAt > 0 && (d == 0 || st.rateAt < d) {
+		d = st.rateAt
+	}
 	return d
 }
 
@@ -147,6 +152,9 @@ func (st *stream) onTimer(now int64) {
 			return
 		}
 		c.resetStream(st.id, http2.ErrCodeCancel, telemetry.H2StreamStalled, "client opened no window for server.idle_timeout")
+		return
+	}
+	if st.rateAt > 0 && now >= st.rateAt && !st.rateDue() {
 		return
 	}
 	if st.ex != nil && st.expectBody && !st.paused && st.bodyAt > 0 && now >= st.bodyAt {
@@ -306,6 +314,9 @@ func (st *stream) sendPending() {
 	if st.poff < len(st.pend) && c.sendWindow <= 0 && !st.queued {
 		st.queued = true
 		c.blocked = append(c.blocked, st)
+	}
+	if st.poff < len(st.pend) && st.rateAt == 0 {
+		st.rateWatch() // held up by a window: min_send_rate measures it
 	}
 	if st.localDone {
 		st.pend, st.poff = st.pend[:0], 0

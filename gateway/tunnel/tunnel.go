@@ -156,8 +156,8 @@ func (lp *Loop) Open(spec Spec) *Tunnel {
 }
 
 // Serve takes over c, the client connection whose request the origin
-// accepted: head (the origin's 101, as the origin sent it; valid for the
-// callback only, it is written before Serve returns) goes to the client,
+// accepted: head (the origin's 101, as the outbound filters left it; valid
+// for the callback only, it is written before Serve returns) goes to the client,
 // then whatever either side sent behind its handshake.
 func (t *Tunnel) Serve(c gnet.Conn, head []byte) {
 	t.c, t.fd = c, c.Fd()
