@@ -66,10 +66,11 @@ type bodyState struct {
 	collecting bool   // buffering the body for an inbound filter before routing
 	buffering  bool   // receiving the body (up to the origin's request_buffer) before taking a connection
 	err        error  // why a body callback stopped the body (over a limit)
+	final      []byte // the last chunk with the client's trailers (finalChunk)
 }
 
 func (b *bodyState) reset() {
-	*b = bodyState{replay: trimBuf(b.replay[:0])}
+	*b = bodyState{replay: trimBuf(b.replay[:0]), final: b.final[:0]}
 }
 
 // respState is the response as the exchange relays it.
@@ -78,6 +79,7 @@ type respState struct {
 	headDone   bool
 	body       httpcodec.BodyReader
 	collecting bool // collecting the body for an outbound filter
+	filtered   bool // the outbound filters had the whole body (and may have replaced it): no trailers
 	originEOF  bool // the origin closed; what it sent is all there is
 	closeAfter bool // the client connection closes after this response
 	local      bool // the gateway (or a filter) answered, not the origin
@@ -91,7 +93,9 @@ type respState struct {
 }
 
 func (r *respState) reset() {
-	*r = respState{scan: httpcodec.HeadScanner{Response: true}}
+	body := r.body // its trailer buffer is reused (ChunkedDecoder.Reset)
+	*r = respState{scan: httpcodec.HeadScanner{Response: true}, body: body}
+	r.body.Reset(httpcodec.FramingNone, 0, true)
 }
 
 // attemptState is the request's way through its origin: admission, the

@@ -43,7 +43,7 @@ func (ex *Exchange) pumpResponse() {
 	if done && ex.out.collecting {
 		// The whole body is here: the filters see it, may replace it, and it goes
 		// out with a Content-Length.
-		ex.out.collecting = false
+		ex.out.collecting, ex.out.filtered = false, true
 		ex.flt.fc.RespBodyOK = true
 		if !ex.outbound() {
 			return

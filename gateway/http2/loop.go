@@ -34,7 +34,9 @@ type Loop struct {
 func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
 	lp := &Loop{l: l, ex: ex}
 	lp.wheel = loop.NewConnWheel(l, func(c *Conn) int64 { return c.deadline }, (*Conn).onTimer)
-	lp.streams = loop.NewRecycler(l, func(st *stream) { *st = stream{body: trim(st.body[:0]), pend: trim(st.pend[:0])} })
+	lp.streams = loop.NewRecycler(l, func(st *stream) {
+		*st = stream{body: trim(st.body[:0]), pend: trim(st.pend[:0]), trailer: st.trailer[:0], respTrailer: st.respTrailer[:0]}
+	})
 	l.OnDrain(lp.drain)
 	lp.batchTask = func(context.Context) error { lp.flushBatch(); return nil }
 	return lp
