@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +167,19 @@ func TestTrailersResponse(t *testing.T) {
 			}
 		})
 	}
+	t.Run("nghttp", func(t *testing.T) {
+		out, err := exec.Command(toolPath(t, "nghttp"), "-nv", g.URL("/forbidden")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nghttp: %v\n%s", err, out)
+		}
+		// The trailing HEADERS: after the DATA, END_STREAM, the kept field only.
+		s := string(out)
+		data, trailer := strings.Index(s, "recv DATA frame"), strings.Index(s, ") grpc-status: 0")
+		if data < 0 || trailer < data || strings.Contains(s, "content-length: 99") || strings.Contains(s, "evil") ||
+			!regexp.MustCompile(`recv HEADERS frame <length=\d+, flags=0x05`).MatchString(s[trailer:]) { // END_STREAM | END_HEADERS
+			t.Fatalf("nghttp did not show the trailer after the DATA:\n%s", tail(s, 2000))
+		}
+	})
 	t.Run("http1.0", func(t *testing.T) {
 		c := dialRaw(t, g.ProxyAddr)
 		c.send("GET /trailers HTTP/1.0\r\nHost: x\r\n\r\n")
