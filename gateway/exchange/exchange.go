@@ -70,7 +70,7 @@ type bodyState struct {
 }
 
 func (b *bodyState) reset() {
-	*b = bodyState{replay: trimBuf(b.replay[:0]), final: b.final[:0]}
+	*b = bodyState{replay: trimBuf(b.replay[:0]), final: httpcodec.KeepTrailerBuffer(b.final)}
 }
 
 // respState is the response as the exchange relays it.

@@ -120,9 +120,21 @@ type ChunkedDecoder struct {
 }
 
 // Reset prepares the decoder for the next body. It keeps Response and
-// MaxTrailerBytes (and the trailer buffer's memory, emptied).
+// MaxTrailerBytes, and the trailer buffer's memory, emptied, while it is
+// small (KeepTrailerBuffer): a pooled decoder does not hold a big section's.
 func (d *ChunkedDecoder) Reset() {
-	*d = ChunkedDecoder{Response: d.Response, MaxTrailerBytes: d.MaxTrailerBytes, fields: d.fields[:0]}
+	*d = ChunkedDecoder{Response: d.Response, MaxTrailerBytes: d.MaxTrailerBytes, fields: KeepTrailerBuffer(d.fields)}
+}
+
+// KeepTrailerBuffer returns b emptied when its memory is worth keeping for the
+// next message (at most 1 KiB: the trailer sections seen in practice, gRPC's
+// status and message), nil otherwise, so that recycled streams and exchanges
+// do not each keep up to a bound's worth after one big trailer section.
+func KeepTrailerBuffer(b []byte) []byte {
+	if cap(b) > 1<<10 {
+		return nil
+	}
+	return b[:0]
 }
 
 // Done reports whether the whole body, trailers included, has been decoded.

@@ -87,3 +87,23 @@ func TestAppendTrailerFieldsDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%q", dst)
 	}
 }
+
+// TestChunkedTrailerBufferKept: a decoder keeps a small trailer section's
+// buffer for the next body, not a big one's (recycled streams would each
+// hold up to the bound).
+func TestChunkedTrailerBufferKept(t *testing.T) {
+	for _, tc := range []struct {
+		value int
+		kept  bool
+	}{{10, true}, {2 << 10, false}} {
+		var d ChunkedDecoder
+		in := "0\r\nX-A: " + strings.Repeat("a", tc.value) + "\r\n\r\n"
+		if _, done, _, err := decodeAll(&d, []byte(in), 0); !done || err != nil {
+			t.Fatalf("%v %v", done, err)
+		}
+		d.Reset()
+		if kept := cap(d.fields) > 0; kept != tc.kept {
+			t.Errorf("a %d-byte trailer: buffer kept %v, want %v", tc.value, kept, tc.kept)
+		}
+	}
+}
