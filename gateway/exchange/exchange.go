@@ -4,7 +4,10 @@
 // origin's isolation, makes the attempts (one retry decision), relays the
 // request body to the origin and the response to the client with bounded
 // buffering, answers locally (errors, filters' answers, push handshakes) and
-// writes the access-log line.
+// writes the access-log line. Trailers pass through it both ways as field
+// lines (Downstream.Trailer to the origin after the last chunk, the origin's
+// to Downstream.EndBody), but for a body it changed (compressed, or read by
+// the outbound filters); each downstream writes them as its protocol does.
 //
 // The exchange talks to its client only through a Downstream (an HTTP/1.1
 // connection's stream, or an HTTP/2 stream) and to the origin only through
