@@ -208,3 +208,52 @@ func TestStreamRequestTrailers(t *testing.T) {
 		})
 	}
 }
+
+// FuzzTrailers: whatever fields a request's trailing HEADERS carry, the
+// stream keeps them only as a trailer section an origin's chunked decoder
+// accepts (the lines it decodes are the lines kept), within 8 KiB, or
+// refuses them (a reset, a failed body).
+func FuzzTrailers(f *testing.F) {
+	f.Add([]byte("grpc-status\x000\nx-sum\x00abc\n"), false)
+	f.Add([]byte("content-length\x009\nhost\x00evil\n"), false)
+	f.Add([]byte("X-Up\x001\n"), false)
+	f.Add([]byte("x\x00a\r\nb: c\n"), false)
+	f.Add([]byte("connection\x00close\nte\x00trailers\n"), true)
+	f.Fuzz(func(t *testing.T, in []byte, over bool) {
+		c, _, l := newTestConn(t)
+		l.Enter()
+		defer l.Leave()
+		c.state = stOpen
+		st := openStreams(c, 1)[0]
+		b := &block{over: over}
+		for _, line := range bytes.Split(in, []byte("\n")) {
+			n, v, _ := bytes.Cut(line, []byte{0})
+			b.fields = append(b.fields, hpack.HeaderField{Name: string(n), Value: string(v)})
+		}
+		for _, fl := range b.fields {
+			if !validName(fl.Name) || !validValue(fl.Value) || hopByHop([]byte(fl.Name)) {
+				return // takeTrailers resets the stream (TestStreamRequestTrailers)
+			}
+		}
+		st.ex = &exchange.Exchange{} // the stream has an exchange: its trailers are kept
+		if !st.takeTrailers(b) {
+			t.Fatal("valid fields reset the stream")
+		}
+		st.ex, st.remoteDone = nil, true
+		if st.bodyErr != nil {
+			return
+		}
+		tr := st.Trailer()
+		if len(tr) > httpcodec.DefaultMaxTrailerBytes {
+			t.Fatalf("%d bytes kept", len(tr))
+		}
+		var d httpcodec.ChunkedDecoder
+		sec := append(append([]byte("0\r\n"), tr...), "\r\n"...)
+		if n, _, done, err := d.Next(sec); err != nil || !done || n != len(sec) {
+			t.Fatalf("the origin would refuse %q: %v", sec, err)
+		}
+		if !bytes.Equal(d.Trailer(), tr) {
+			t.Fatalf("decoded %q, kept %q", d.Trailer(), tr)
+		}
+	})
+}
