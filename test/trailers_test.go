@@ -23,7 +23,8 @@ import (
 // body's, an HTTP/2 stream's trailing HEADERS) reach the origin after the
 // last chunk; fields that must not be trailers are dropped both ways.
 
-// trailerOrigin is a Go net/http origin on loopback:
+// trailerOrigin is a Go net/http origin on loopback (a /gz, /lua or
+// /lua/set prefix is ignored):
 //
 //	/trailers       "hello", chunked, with trailers Grpc-Status: 0 and X-Sum: abc
 //	/forbidden      the same by hand (hijacked), with Content-Length, Host and Set-Cookie trailers too
@@ -42,7 +43,8 @@ func trailerOrigin(t *testing.T) *httptest.Server {
 	}
 	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch strings.TrimPrefix(r.URL.Path, "/gz") {
+		path := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/gz"), "/lua"), "/set")
+		switch path {
 		case "/trailers":
 			w.Header().Set("Trailer", "Grpc-Status")
 			w.Header().Set("Content-Type", "text/plain")
@@ -330,5 +332,45 @@ func (h *h2raw) postTrailers(id uint32, body string, trailer ...string) (status,
 		case *http2.GoAwayFrame:
 			h.t.Fatalf("GOAWAY %v", f.ErrCode)
 		}
+	}
+}
+
+// TestTrailersLuaFilters: outbound Lua filters that read the head, or the
+// whole body (body = true), leave an origin's trailers alone; one that
+// replaces the body (ctx.resp.set_body) takes them away: they described the
+// origin's.
+func TestTrailersLuaFilters(t *testing.T) {
+	t.Parallel()
+	d := newScriptDir(t)
+	d.write(t, "outbound", "10_saw.lua", luaFilter("saw", "outbound", 10, `ctx.req.path:find("^/lua/") ~= nil`, `
+    local b = ctx.resp.body() or ""
+    ctx.resp.set_header("X-Saw-Body", tostring(#b))
+    if ctx.req.path:find("^/lua/set/") then ctx.resp.set_body(b .. "!") end`, "body = true"))
+	d.write(t, "outbound", "20_tag.lua", luaFilter("tag", "outbound", 20, "", `ctx.resp.set_header("X-Tag", "1")`))
+	o := trailerOrigin(t)
+	g := luaGozer(t, d, filtersConfig{}, map[string]originConfig{"demo": {Servers: []string{o.Listener.Addr().String()}}},
+		route{PathPrefix: "/", Origin: "demo"})
+	for _, tc := range []struct {
+		path, saw, body string
+		trailers        bool
+	}{
+		{"/trailers", "", "hello", true},
+		{"/lua/trailers", "5", "hello", true},
+		{"/lua/set/trailers", "5", "hello!", false},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := newClient(t, 20*time.Second).Get(g.URL(tc.path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(body) != tc.body || resp.Header.Get("X-Tag") != "1" || resp.Header.Get("X-Saw-Body") != tc.saw {
+				t.Fatalf("%d %q %v X-Tag %q X-Saw-Body %q", resp.StatusCode, body, err, resp.Header.Get("X-Tag"), resp.Header.Get("X-Saw-Body"))
+			}
+			if got := resp.Trailer.Get("Grpc-Status") == "0"; got != tc.trailers {
+				t.Fatalf("trailers %v, want them: %v", resp.Trailer, tc.trailers)
+			}
+		})
 	}
 }

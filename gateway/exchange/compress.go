@@ -110,9 +110,9 @@ func (ex *Exchange) flushBody() bool {
 // endBody ends the response body (the encoder's last bytes first) and gives
 // the encoder back; false when the exchange moved on. The origin's trailers
 // go with it when the body goes as the origin sent it: a compressed body, or
-// one the outbound filters read (and may have replaced), loses them, since a
+// one an outbound filter replaced (ctx.resp.set_body), loses them, since a
 // trailer describing the content (a checksum, a digest) would lie about the
-// new one, as a strong ETag would (nginx's gzip drops them too).
+// new one, as a strong ETag would.
 func (ex *Exchange) endBody() bool {
 	trailer := ex.out.body.Trailer()
 	if ex.out.filtered {

@@ -6,8 +6,8 @@
 // buffering, answers locally (errors, filters' answers, push handshakes) and
 // writes the access-log line. Trailers pass through it both ways as field
 // lines (Downstream.Trailer to the origin after the last chunk, the origin's
-// to Downstream.EndBody), but for a body it changed (compressed, or read by
-// the outbound filters); each downstream writes them as its protocol does.
+// to Downstream.EndBody), but for a body it changed (compressed, or replaced
+// by an outbound filter); each downstream writes them as its protocol does.
 //
 // The exchange talks to its client only through a Downstream (an HTTP/1.1
 // connection's stream, or an HTTP/2 stream) and to the origin only through
@@ -82,7 +82,7 @@ type respState struct {
 	headDone   bool
 	body       httpcodec.BodyReader
 	collecting bool // collecting the body for an outbound filter
-	filtered   bool // the outbound filters had the whole body (and may have replaced it): no trailers
+	filtered   bool // an outbound filter replaced the whole body (RespBodySet): no trailers
 	originEOF  bool // the origin closed; what it sent is all there is
 	closeAfter bool // the client connection closes after this response
 	local      bool // the gateway (or a filter) answered, not the origin
