@@ -250,24 +250,35 @@ func TestTrailersRequest(t *testing.T) {
 	})
 	t.Run("h2 raw: forbidden fields dropped", func(t *testing.T) {
 		h := dialH2(t, g.ProxyAddr)
-		status, body := h.postTrailers(1, "hello", "x-sum", "abc", "content-length", "99", "host", "evil", "if-match", "*", "cookie", "a=b")
+		status, body := h.postTrailers(1, nil, "hello", "x-sum", "abc", "content-length", "99", "host", "evil", "if-match", "*", "cookie", "a=b")
 		if status != "200" || !strings.Contains(body, `"trailer":{"X-Sum":["abc"]}`) {
 			t.Fatalf("%s %s", status, body)
 		}
 	})
 	t.Run("h2 raw: over 8 KiB", func(t *testing.T) {
 		h := dialH2(t, g.ProxyAddr)
-		status, _ := h.postTrailers(1, "hello", "x-big", strings.Repeat("b", 9<<10))
+		status, _ := h.postTrailers(1, nil, "hello", "x-big", strings.Repeat("b", 9<<10))
 		if status != "431" {
 			t.Fatalf("status %s, want 431", status)
 		}
 	})
-	t.Run("h2 raw: malformed trailers reset the stream", func(t *testing.T) {
-		h := dialH2(t, g.ProxyAddr)
-		if status, _ := h.postTrailers(1, "hello", "connection", "close"); status != "RST_STREAM PROTOCOL_ERROR" {
-			t.Fatalf("got %s", status)
-		}
-	})
+	for _, tc := range []struct {
+		name    string
+		head    []string
+		trailer []string
+	}{
+		{"connection-specific", nil, []string{"connection", "close"}},
+		{"upper case", nil, []string{"X-Sum", "1"}},
+		{"pseudo-header", nil, []string{":status", "200"}},
+		{"before the content-length's DATA", []string{"content-length", "10"}, []string{"x-sum", "1"}},
+	} {
+		t.Run("h2 raw: malformed trailers reset the stream: "+tc.name, func(t *testing.T) {
+			h := dialH2(t, g.ProxyAddr)
+			if status, _ := h.postTrailers(1, tc.head, "hello", tc.trailer...); status != "RST_STREAM PROTOCOL_ERROR" {
+				t.Fatalf("got %s", status)
+			}
+		})
+	}
 }
 
 // echoed is /echo-trailers's answer as "body trailers-json".
@@ -284,12 +295,12 @@ func echoed(t *testing.T, resp *http.Response) string {
 	return v.Body + " " + string(v.Trailer)
 }
 
-// postTrailers sends a POST of /echo-trailers on stream id (no
-// content-length), its body, and trailing HEADERS of the name, value pairs;
+// postTrailers sends a POST of /echo-trailers on stream id (with the head's
+// name, value pairs), its body, and trailing HEADERS of the name, value pairs;
 // it returns the answer's :status (or "RST_STREAM <code>") and its body.
-func (h *h2raw) postTrailers(id uint32, body string, trailer ...string) (status, got string) {
+func (h *h2raw) postTrailers(id uint32, head []string, body string, trailer ...string) (status, got string) {
 	h.t.Helper()
-	if err := h.request(id, "POST", "/echo-trailers", false); err != nil {
+	if err := h.request(id, "POST", "/echo-trailers", false, head...); err != nil {
 		h.t.Fatal(err)
 	}
 	_ = h.fr.WriteData(id, false, []byte(body))
