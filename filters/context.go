@@ -123,9 +123,12 @@ type Context struct {
 	Body   []byte
 	BodyOK bool
 	// RespBody is the whole response body when an outbound filter asked for it
-	// buffered (RespBodyOK); a filter may replace it.
-	RespBody   []byte
-	RespBodyOK bool
+	// buffered (RespBodyOK); a filter may replace it, and then sets
+	// RespBodySet: the origin's trailers (a checksum, a digest) no longer
+	// describe it, and the core drops them.
+	RespBody    []byte
+	RespBodyOK  bool
+	RespBodySet bool
 
 	// Vars is the filter runtime's per-request state (the Lua ctx.vars table);
 	// the core only clears it. A Vars that is a Recycler is handed back by

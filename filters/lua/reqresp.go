@@ -367,7 +367,7 @@ func (l *Loop) respSetBody(L *glua.LState) int {
 	if !ctx.RespBodyOK {
 		L.RaiseError("ctx.resp.set_body: the response body is not buffered (too large, or streamed)")
 	}
-	ctx.RespBody = append(ctx.RespBody[:0], body...)
+	ctx.RespBody, ctx.RespBodySet = append(ctx.RespBody[:0], body...), true
 	r.ContentLength = int64(len(body))
 	if r.Framing != httpcodec.FramingNone {
 		r.Framing, r.HasContentLength = httpcodec.FramingLength, true

@@ -108,9 +108,18 @@ func (ex *Exchange) flushBody() bool {
 }
 
 // endBody ends the response body (the encoder's last bytes first) and gives
-// the encoder back; false when the exchange moved on.
+// the encoder back; false when the exchange moved on. The origin's trailers
+// go with it when the body goes as the origin sent it: a compressed body, or
+// one an outbound filter replaced (ctx.resp.set_body), loses them, since a
+// trailer describing the content (a checksum, a digest) would lie about the
+// new one, as a strong ETag would.
 func (ex *Exchange) endBody() bool {
+	trailer := ex.out.body.Trailer()
+	if ex.out.filtered {
+		trailer = nil
+	}
 	if enc := ex.out.enc; enc != nil {
+		trailer = nil
 		out, err := enc.Close()
 		if err != nil {
 			ex.compressFailed(err)
@@ -122,7 +131,7 @@ func (ex *Exchange) endBody() bool {
 		}
 		ex.releaseEncoder()
 	}
-	ex.ds.EndBody()
+	ex.ds.EndBody(trailer)
 	return true
 }
 

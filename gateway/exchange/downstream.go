@@ -30,6 +30,12 @@ type Downstream interface {
 	// every piece given to fn is consumed. done: the body is complete; err: the
 	// body is broken (an *httpcodec.Error).
 	ReadBody(fn func(piece []byte) bool) (done bool, err error)
+	// Trailer is the request's trailer section once ReadBody reported done:
+	// field lines "name:value\r\n" (a chunked body's, or an HTTP/2 stream's
+	// trailing HEADERS written so), unfiltered, bounded by
+	// httpcodec.DefaultMaxTrailerBytes; nil when there is none. Valid until
+	// Done or Abort, so that a retry sends it again.
+	Trailer() []byte
 	// BodyExpected arms (true) or disarms the body timer: while armed and the
 	// body is not paused, the client must send its next piece within
 	// server.header_read_timeout (OnTimeout(TimeoutBody) otherwise).
@@ -43,9 +49,17 @@ type Downstream interface {
 	// downstream frames them), EndBody ends the body. Nothing is sent before
 	// Flush (but a big piece may go at once); Flush reports false when the
 	// client is gone (OnGone was called).
+	//
+	// EndBody's trailer is the origin's trailer section to pass on (field
+	// lines as httpcodec.ChunkedDecoder.Trailer keeps them, unfiltered; nil:
+	// none): the downstream writes the fields httpcodec.AppendTrailerFields
+	// keeps, as its protocol carries trailers (a chunked body's trailer
+	// section, HTTP/2's trailing HEADERS), or drops them when its response
+	// cannot carry them (HTTP/1.0, a Content-Length body). Valid for the call:
+	// a downstream that sends them later copies them.
 	WriteHead(r *httpcodec.Response, h *Head)
 	WriteBody(p []byte)
-	EndBody()
+	EndBody(trailer []byte)
 	Flush() bool
 	// Started reports whether a byte of the response went to the client: an
 	// error can then only close the connection.

@@ -4,7 +4,10 @@
 // origin's isolation, makes the attempts (one retry decision), relays the
 // request body to the origin and the response to the client with bounded
 // buffering, answers locally (errors, filters' answers, push handshakes) and
-// writes the access-log line.
+// writes the access-log line. Trailers pass through it both ways as field
+// lines (Downstream.Trailer to the origin after the last chunk, the origin's
+// to Downstream.EndBody), but for a body it changed (compressed, or replaced
+// by an outbound filter); each downstream writes them as its protocol does.
 //
 // The exchange talks to its client only through a Downstream (an HTTP/1.1
 // connection's stream, or an HTTP/2 stream) and to the origin only through
@@ -70,10 +73,11 @@ type bodyState struct {
 	collecting bool   // buffering the body for an inbound filter before routing
 	buffering  bool   // receiving the body (up to the origin's request_buffer) before taking a connection
 	err        error  // why a body callback stopped the body (over a limit)
+	final      []byte // the last chunk with the client's trailers (finalChunk)
 }
 
 func (b *bodyState) reset() {
-	*b = bodyState{replay: trimBuf(b.replay[:0])}
+	*b = bodyState{replay: trimBuf(b.replay[:0]), final: httpcodec.KeepTrailerBuffer(b.final)}
 }
 
 // respState is the response as the exchange relays it.
@@ -82,6 +86,7 @@ type respState struct {
 	headDone   bool
 	body       httpcodec.BodyReader
 	collecting bool // collecting the body for an outbound filter
+	filtered   bool // an outbound filter replaced the whole body (RespBodySet): no trailers
 	originEOF  bool // the origin closed; what it sent is all there is
 	closeAfter bool // the client connection closes after this response
 	local      bool // the gateway (or a filter) answered, not the origin
@@ -95,7 +100,9 @@ type respState struct {
 }
 
 func (r *respState) reset() {
-	*r = respState{scan: httpcodec.HeadScanner{Response: true}}
+	body := r.body // its trailer buffer is reused (ChunkedDecoder.Reset)
+	*r = respState{scan: httpcodec.HeadScanner{Response: true}, body: body}
+	r.body.Reset(httpcodec.FramingNone, 0, true)
 }
 
 // attemptState is the request's way through its origin: admission, the

@@ -38,6 +38,8 @@ type fakeDS struct {
 	hdr      Head
 	body     bytes.Buffer
 	ended    bool
+	trailer  []byte // what EndBody was given
+	reqTrail []byte // the request's trailer section (Trailer, once the body ended)
 	started  bool
 	pending  bool
 	done     bool
@@ -63,6 +65,12 @@ func (d *fakeDS) ReadBody(fn func([]byte) bool) (bool, error) {
 	}
 	return len(d.pieces) == 0 && d.bodyEnd, d.bodyErr
 }
+func (d *fakeDS) Trailer() []byte {
+	if len(d.pieces) > 0 || !d.bodyEnd {
+		return nil
+	}
+	return d.reqTrail
+}
 func (d *fakeDS) BodyExpected(on bool) { d.expect = on }
 func (d *fakeDS) PauseBody()           { d.paused = true }
 func (d *fakeDS) ResumeBody()          { d.paused = false }
@@ -72,7 +80,7 @@ func (d *fakeDS) WriteHead(r *httpcodec.Response, h *Head) {
 	d.pending = true
 }
 func (d *fakeDS) WriteBody(p []byte) { d.body.Write(p) }
-func (d *fakeDS) EndBody()           { d.ended = true }
+func (d *fakeDS) EndBody(t []byte)   { d.ended, d.trailer = true, append(d.trailer[:0], t...) }
 func (d *fakeDS) Flush() bool {
 	if d.pending {
 		d.started = true

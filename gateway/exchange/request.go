@@ -31,7 +31,7 @@ func (ex *Exchange) sendRequest() {
 	}
 	if ex.body.done {
 		if chunked {
-			c.Write(lastChunk)
+			c.Write(ex.finalChunk())
 		}
 		return
 	}
@@ -69,7 +69,7 @@ func (ex *Exchange) pumpRequestBody() {
 	}
 	if done && !ex.body.done {
 		ex.body.done = true
-		if ex.req.Framing == httpcodec.FramingChunked && !c.Write(lastChunk) {
+		if ex.req.Framing == httpcodec.FramingChunked && !c.Write(ex.finalChunk()) {
 			return
 		}
 	}
@@ -87,6 +87,25 @@ func (ex *Exchange) pumpRequestBody() {
 			ex.fail(filters.LocalInternal, err.Error())
 		}
 	}
+}
+
+// finalChunk ends a chunked request body for the origin: the last chunk and
+// the trailer fields of the client's that may be passed on
+// (httpcodec.AppendTrailerFields). A request body framed by its length has
+// no place for trailers: an HTTP/2 request with content-length loses them.
+// The bytes are valid until the exchange's next finalChunk.
+func (ex *Exchange) finalChunk() []byte {
+	var t []byte
+	if ex.ds != nil {
+		t = ex.ds.Trailer()
+	}
+	if len(t) == 0 {
+		return lastChunk
+	}
+	b := append(ex.body.final[:0], "0\r\n"...)
+	b = httpcodec.AppendTrailerFields(b, t, nil)
+	ex.body.final = append(b, "\r\n"...)
+	return ex.body.final
 }
 
 // sendPiece writes one piece of decoded body to the origin (as a chunk when

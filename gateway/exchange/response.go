@@ -42,14 +42,18 @@ func (ex *Exchange) pumpResponse() {
 	}
 	if done && ex.out.collecting {
 		// The whole body is here: the filters see it, may replace it, and it goes
-		// out with a Content-Length.
+		// out with a Content-Length; but for an unchanged body with trailers,
+		// which stays chunked so that they follow it.
 		ex.out.collecting = false
 		ex.flt.fc.RespBodyOK = true
 		if !ex.outbound() {
 			return
 		}
+		ex.out.filtered = ex.flt.fc.RespBodySet
 		body := ex.flt.fc.RespBody
-		ex.resp.Framing, ex.resp.ContentLength, ex.resp.HasContentLength = httpcodec.FramingLength, int64(len(body)), true
+		if ex.out.filtered || ex.out.body.Trailer() == nil {
+			ex.resp.Framing, ex.resp.ContentLength, ex.resp.HasContentLength = httpcodec.FramingLength, int64(len(body)), true
+		}
 		ex.startCompression()
 		ds.WriteHead(&ex.resp, ex.head())
 		if !ex.writeBody(body) {

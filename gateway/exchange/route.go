@@ -333,7 +333,7 @@ func (ex *Exchange) answer(status int, cause filters.Cause, body []byte, headers
 	if r.Framing == httpcodec.FramingLength {
 		ds.WriteBody(body)
 	}
-	ds.EndBody()
+	ds.EndBody(nil)
 	ex.logAccess()
 	if ex.ds == nil || !ds.Flush() {
 		return // the client is gone; OnGone ended the exchange

@@ -272,6 +272,7 @@ func (sc *sideCall) Continue()       {}
 
 // ReadBody: the call's body is given whole at the start (startCall).
 func (sc *sideCall) ReadBody(func([]byte) bool) (bool, error) { return true, nil }
+func (sc *sideCall) Trailer() []byte                          { return nil }
 func (sc *sideCall) BodyExpected(bool)                        {}
 func (sc *sideCall) PauseBody()                               {}
 func (sc *sideCall) ResumeBody()                              {}
@@ -326,7 +327,10 @@ func (sc *sideCall) WriteBody(p []byte) {
 	sc.res.Body = append(sc.res.Body, p...)
 	sc.out += int64(len(p))
 }
-func (sc *sideCall) EndBody() {}
+
+// EndBody: a side call's answer has no trailers for the filter (ctx.http
+// gives status, headers and body).
+func (sc *sideCall) EndBody([]byte) {}
 
 // Flush: over the cap, the call ends here (the exchange sees a client gone).
 func (sc *sideCall) Flush() bool {

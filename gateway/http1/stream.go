@@ -95,6 +95,10 @@ func (st *stream) ReadBody(fn func(piece []byte) bool) (bool, error) {
 	return st.body.Done(), nil
 }
 
+// Trailer implements exchange.Downstream: a chunked body's trailer section,
+// kept by its decoder until the next request's begin.
+func (st *stream) Trailer() []byte { return st.body.Trailer() }
+
 // consume drops n bytes of request body the exchange took.
 func (st *stream) consume(n int) {
 	if n > 0 && st.c.state != stClosed {
@@ -318,15 +322,25 @@ func (st *stream) WriteBody(p []byte) {
 	}
 }
 
-// EndBody implements exchange.Downstream.
-func (st *stream) EndBody() {
-	if st.chunked {
-		lp := st.c.lp
-		if lp.pending == nil {
-			lp.pending = lp.l.Buf[:0]
-		}
-		lp.pending = append(lp.pending, lastChunk...)
+// EndBody implements exchange.Downstream: a chunked response ends with the
+// last chunk and the trailer fields that may be passed on; a response framed
+// otherwise (Content-Length, or close-delimited for an HTTP/1.0 client) has
+// no place for trailers and drops them.
+func (st *stream) EndBody(trailer []byte) {
+	if !st.chunked {
+		return
 	}
+	lp := st.c.lp
+	if lp.pending == nil {
+		lp.pending = lp.l.Buf[:0]
+	}
+	if len(trailer) == 0 {
+		lp.pending = append(lp.pending, lastChunk...)
+		return
+	}
+	lp.pending = append(lp.pending, "0\r\n"...)
+	lp.pending = httpcodec.AppendTrailerFields(lp.pending, trailer, nil)
+	lp.pending = append(lp.pending, crlf...)
 }
 
 // Flush implements exchange.Downstream.

@@ -74,9 +74,20 @@
 // (its Connection and Upgrade headers make the request malformed; RFC 8441
 // extended CONNECT is not offered): websocket push stays HTTP/1.1.
 //
+// Trailers (trailers.go) pass both ways, as HTTP/1.1 field lines between
+// a stream and its exchange (origins speak HTTP/1.1: a chunked body's
+// trailer section): a request's trailing HEADERS (END_STREAM, no
+// pseudo-header, lower-case names, no connection-specific field, else
+// RST_STREAM PROTOCOL_ERROR) become Trailer's lines, bounded by the header
+// list size and by 8 KiB as lines (over either: the body fails, 431); an
+// origin's trailer section ends the response as trailing HEADERS with
+// END_STREAM once every DATA frame left (HEADERS are not flow-controlled),
+// HPACK-encoded by headEncoder; httpcodec.AppendTrailerFields drops the
+// fields that must not be trailers. A request with content-length goes to
+// the origin with it, and so without its trailers.
+//
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
-// is ignored); PRIORITY is ignored; request and response trailers are
-// dropped, as the exchange drops HTTP/1.1 trailers; server.min_body_rate
+// is ignored); PRIORITY is ignored; server.min_body_rate
 // does not apply to streams (the body timer does, and the stream's window
 // bounds what a slow upload holds). protect.max_requests_per_connection does: after that many
 // streams the connection gets GOAWAY NO_ERROR.

@@ -160,15 +160,21 @@ func (c *Conn) fragment(p []byte, end bool) {
 	c.request()
 }
 
-// trailers takes a request's trailer section: checked, then dropped (the
-// exchange passes no trailers on).
+// trailers takes a request's trailer section (trailers.go): checked, kept
+// for the exchange, which passes it on to the origin, and the end of the
+// stream's body.
 func (c *Conn) trailers(st *stream) {
 	switch {
 	case st.remoteDone:
 		c.resetStream(st.id, http2.ErrCodeStreamClosed, telemetry.H2ProtocolError, "HEADERS after the end of the stream")
 	case !c.blk.endStream || c.blk.pseudo:
 		c.resetStream(st.id, http2.ErrCodeProtocol, telemetry.H2ProtocolError, "malformed trailers")
+	case st.declared >= 0 && st.received != st.declared:
+		c.resetStream(st.id, http2.ErrCodeProtocol, telemetry.H2ProtocolError, "DATA does not match content-length")
 	default:
+		if !st.takeTrailers(&c.blk) {
+			return // reset
+		}
 		st.endOfBody()
 	}
 }

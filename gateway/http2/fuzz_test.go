@@ -228,6 +228,22 @@ func FuzzConn(f *testing.F) {
 		_ = fr.WritePriority(3, http2.PriorityParam{StreamDep: 3})
 		_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
 	})[len(Preface):])
+	// Trailers: kept, malformed (upper case, a connection field), without
+	// END_STREAM, after END_STREAM, in CONTINUATION.
+	f.Add(clientFrames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":authority", "h", ":path", "/")})
+		_ = fr.WriteData(1, false, []byte("abc"))
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: false, BlockFragment: enc("grpc-status", "0")})
+		_ = fr.WriteContinuation(1, true, enc("x-sum", "abc", "content-length", "9"))
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":authority", "h", ":path", "/")})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndStream: true, EndHeaders: true, BlockFragment: enc("X-Up", "1", "connection", "x")})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":authority", "h", ":path", "/", "content-length", "1")})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, EndStream: false, EndHeaders: true, BlockFragment: enc("x", "1")})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, EndStream: true, EndHeaders: true, BlockFragment: enc("x", "1")})
+	})[len(Preface):])
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, fc, l := newTestConn(t)
 		feed(l, c, fc, append([]byte(Preface), in...))

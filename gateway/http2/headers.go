@@ -46,9 +46,7 @@ func (b *block) emit(f hpack.HeaderField) {
 		b.over = true
 		return
 	}
-	if b.st == nil {
-		b.fields = append(b.fields, f)
-	}
+	b.fields = append(b.fields, f)
 }
 
 // malformed is a request that RFC 9113 8.1.1 says to reset with

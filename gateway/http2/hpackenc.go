@@ -29,12 +29,18 @@ type headEncoder struct {
 	resize bool
 }
 
-// status starts a block with :status.
-func (e *headEncoder) status(dst []byte, code int) []byte {
+// begin starts a block: the dynamic table size update when one is owed.
+func (e *headEncoder) begin(dst []byte) []byte {
 	if e.resize {
 		e.resize = false
 		dst = append(dst, 0x20) // dynamic table size update: 0
 	}
+	return dst
+}
+
+// status starts a block with :status.
+func (e *headEncoder) status(dst []byte, code int) []byte {
+	dst = e.begin(dst)
 	if i := staticStatus(code); i > 0 {
 		return append(dst, 0x80|i) // indexed field
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"gozer/gateway/exchange"
+	"gozer/gateway/httpcodec"
 	"gozer/gateway/loop"
 	"gozer/gateway/peers"
 	"gozer/gateway/tlsconn"
@@ -34,7 +35,9 @@ type Loop struct {
 func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
 	lp := &Loop{l: l, ex: ex}
 	lp.wheel = loop.NewConnWheel(l, func(c *Conn) int64 { return c.deadline }, (*Conn).onTimer)
-	lp.streams = loop.NewRecycler(l, func(st *stream) { *st = stream{body: trim(st.body[:0]), pend: trim(st.pend[:0])} })
+	lp.streams = loop.NewRecycler(l, func(st *stream) {
+		*st = stream{body: trim(st.body[:0]), pend: trim(st.pend[:0]), trailer: httpcodec.KeepTrailerBuffer(st.trailer), respTrailer: httpcodec.KeepTrailerBuffer(st.respTrailer)}
+	})
 	l.OnDrain(lp.drain)
 	lp.batchTask = func(context.Context) error { lp.flushBatch(); return nil }
 	return lp

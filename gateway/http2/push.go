@@ -97,7 +97,7 @@ func (p *pushStream) CloseStream() {
 	}
 	p.gone(nil)
 	if !st.reset && st.c.state != stClosed {
-		st.EndBody()
+		st.EndBody(nil)
 		if !st.localDone {
 			// Its last DATA waits for a window: the send timer bounds that.
 			st.sendAt = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.IdleTimeout

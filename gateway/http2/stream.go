@@ -31,12 +31,20 @@ type stream struct {
 	paused     bool  // PauseBody: no window given back, no OnBody
 	owed       int64 // body taken while paused, its window not given back yet
 	bodyAt     int64 // the body timer's deadline (0: not armed)
+	// trailer is the request's trailer section as HTTP/1.1 field lines
+	// (trailers.go), for the exchange's Trailer; bodyErr fails the body (a
+	// trailer section over its bound).
+	trailer []byte
+	bodyErr error
 
 	// The response: DATA waiting for a window (pend[poff:]).
 	sendWindow int64
 	pend       []byte
 	poff       int
 	endPending bool // EndBody came: END_STREAM after pend
+	// respTrailer is the origin's trailer section (EndBody's, copied): the
+	// trailing HEADERS that end the stream once pend left.
+	respTrailer []byte
 	localDone  bool // END_STREAM sent
 	started    bool
 	waiting    bool  // WaitWritable: OnWritable is owed
@@ -194,6 +202,9 @@ func (st *stream) ReadBody(fn func(piece []byte) bool) (bool, error) {
 			st.owed = 0
 		}
 	}
+	if st.bodyErr != nil {
+		return false, st.bodyErr
+	}
 	return st.remoteDone, nil
 }
 
@@ -261,12 +272,15 @@ func (st *stream) WriteBody(p []byte) {
 	st.sendPending()
 }
 
-// EndBody implements exchange.Downstream.
-func (st *stream) EndBody() {
+// EndBody implements exchange.Downstream: END_STREAM once the DATA waiting
+// left, on the last DATA frame, or on trailing HEADERS that carry the
+// trailer fields that may be passed on (sendTrailers).
+func (st *stream) EndBody(trailer []byte) {
 	if st.localDone {
 		return
 	}
 	st.endPending = true
+	st.respTrailer = append(st.respTrailer[:0], trailer...)
 	st.sendPending()
 }
 
@@ -276,8 +290,8 @@ func (st *stream) sendNow(p []byte, end bool) int {
 	c := st.c
 	sent := 0
 	for {
-		n := int(min(int64(len(p)-sent), st.sendWindow, c.sendWindow, int64(c.peerFrame)))
-		if n <= 0 && !(end && sent == len(p)) {
+		n := int(max(0, min(int64(len(p)-sent), st.sendWindow, c.sendWindow, int64(c.peerFrame))))
+		if n == 0 && !(end && sent == len(p)) {
 			break
 		}
 		last := end && sent+n == len(p)
@@ -305,9 +319,13 @@ func (st *stream) sendPending() {
 	if st.reset || st.localDone && st.poff == len(st.pend) {
 		return
 	}
-	n := st.sendNow(st.pend[st.poff:], st.endPending)
+	trailers := len(st.respTrailer) > 0
+	n := st.sendNow(st.pend[st.poff:], st.endPending && !trailers)
 	st.poff += n
 	c.pendTotal -= n
+	if trailers && st.endPending && st.poff == len(st.pend) {
+		st.sendTrailers() // not flow-controlled: they go at once
+	}
 	if n > 0 && st.sendAt > 0 {
 		st.sendAt = c.lp.l.Now() + c.lp.l.Snapshot().Limits.IdleTimeout // progress
 	}

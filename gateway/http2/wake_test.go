@@ -106,7 +106,7 @@ func TestFlushBatch(t *testing.T) {
 	for i, st := range sts { // three origins' callbacks
 		l.Enter()
 		st.WriteBody([]byte{byte('a' + i)})
-		st.EndBody()
+		st.EndBody(nil)
 		st.Flush() // (false: a bare stream has no exchange)
 		l.Leave()
 	}

@@ -33,6 +33,15 @@ func (r *BodyReader) Reset(f Framing, length int64, response bool) {
 // connection's end is never done by itself: its end is the close.
 func (r *BodyReader) Done() bool { return r.done }
 
+// Trailer is the trailer section of a chunked body once Done (see
+// ChunkedDecoder.Trailer); nil for other framings. Valid until Reset.
+func (r *BodyReader) Trailer() []byte {
+	if r.framing != FramingChunked {
+		return nil
+	}
+	return r.chunks.Trailer()
+}
+
 // Next takes the next piece of body out of buf: consumed is how many bytes of
 // buf it used (framing included), data the piece of body among them (nil
 // when there was only framing). Call it again with buf[consumed:] while it

@@ -80,8 +80,8 @@ const (
 // pipelined request, are not consumed) or fails; partial framing is kept in
 // the decoder's state, so the caller never has to keep unconsumed bytes for
 // it. done becomes true after the last-chunk and the trailer section.
-// Trailer fields are validated, counted against MaxTrailerBytes and
-// discarded.
+// Trailer fields are validated, counted against MaxTrailerBytes and kept,
+// as received, for Trailer (a proxy passes them on: AppendTrailerFields).
 //
 // Strictness: the chunk-size is 1*HEXDIG up to MaxChunkSize (2^62); after
 // it only BWS followed by ";" chunk extensions, or CRLF, may come (so
@@ -97,7 +97,9 @@ const (
 // Concurrency: a ChunkedDecoder belongs to one message stream and is used on
 // its connection's event loop goroutine only. It holds no reference to in
 // between calls; returned data is a subslice of in, valid as long as in is.
-// It never allocates.
+// It allocates only to keep a trailer section, into a buffer it reuses after
+// Reset (at most MaxTrailerBytes are kept), so a body without trailers never
+// allocates.
 type ChunkedDecoder struct {
 	// Response selects response errors (502). Kept by Reset.
 	Response bool
@@ -112,16 +114,42 @@ type ChunkedDecoder struct {
 	remaining uint64
 	trailer   int
 	err       *Error
+	// fields is the trailer section's field lines as received ("name:value\r\n"
+	// each, validated), without the section's final CRLF.
+	fields []byte
 }
 
 // Reset prepares the decoder for the next body. It keeps Response and
-// MaxTrailerBytes.
+// MaxTrailerBytes, and the trailer buffer's memory, emptied, while it is
+// small (KeepTrailerBuffer): a pooled decoder does not hold a big section's.
 func (d *ChunkedDecoder) Reset() {
-	*d = ChunkedDecoder{Response: d.Response, MaxTrailerBytes: d.MaxTrailerBytes}
+	*d = ChunkedDecoder{Response: d.Response, MaxTrailerBytes: d.MaxTrailerBytes, fields: KeepTrailerBuffer(d.fields)}
+}
+
+// KeepTrailerBuffer returns b emptied when its memory is worth keeping for the
+// next message (at most 1 KiB: the trailer sections seen in practice, gRPC's
+// status and message), nil otherwise, so that recycled streams and exchanges
+// do not each keep up to a bound's worth after one big trailer section.
+func KeepTrailerBuffer(b []byte) []byte {
+	if cap(b) > 1<<10 {
+		return nil
+	}
+	return b[:0]
 }
 
 // Done reports whether the whole body, trailers included, has been decoded.
 func (d *ChunkedDecoder) Done() bool { return d.state == csDone }
+
+// Trailer returns the trailer section's field lines once Done: each
+// "name:value\r\n" as the sender wrote it (names are tokens, values have no
+// control character but HTAB and may carry OWS), without the final empty
+// line; nil before Done or when the section is empty. Valid until Reset.
+func (d *ChunkedDecoder) Trailer() []byte {
+	if d.state != csDone || len(d.fields) == 0 {
+		return nil
+	}
+	return d.fields
+}
 
 func (d *ChunkedDecoder) fail(k chunkErr) *Error {
 	mode := 0
@@ -264,6 +292,11 @@ func (d *ChunkedDecoder) trailerByte(c byte, maxTrailer int) *Error {
 	d.trailer++
 	if d.trailer > maxTrailer {
 		return d.fail(ceTrailerTooLarge)
+	}
+	if d.state != csEndLF && !(d.state == csTrailerStart && c == '\r') {
+		// A byte of a field line (the final CRLF is not kept); a bad one
+		// fails below, and a failed decoder's Trailer is never read.
+		d.fields = append(d.fields, c)
 	}
 	switch d.state {
 	case csTrailerStart:

@@ -2,10 +2,13 @@
 // core: it finds request and response heads in the bytes read so far
 // (HeadScanner), validates and parses them strictly against request
 // smuggling (Request.Parse, Response.Parse), decodes chunked bodies over any
-// split of the input (ChunkedDecoder), and writes the heads the gateway sends:
-// to the origin (AppendForwardRequest), to the client (AppendClientResponse;
-// its fields alone, for an encoding of the downstream's own such as HTTP/2's
-// HPACK: AppendClientFields) and its own error responses (AppendError).
+// split of the input (ChunkedDecoder, which keeps the trailer section for a
+// proxy to pass on: Trailer), and writes the heads the gateway sends: to the
+// origin (AppendForwardRequest), to the client (AppendClientResponse; its
+// fields alone, for an encoding of the downstream's own such as HTTP/2's
+// HPACK: AppendClientFields), trailer fields either way without those that
+// must not be trailers (AppendTrailerFields, ForbiddenTrailer) and its own
+// error responses (AppendError).
 //
 // Header parsing proper is fasthttp's (fasthttp.RequestHeader and
 // ResponseHeader); this package runs its own raw-bytes validation pass

@@ -72,6 +72,8 @@ var chunkedSeeds = []string{
 	"0\r\nX : y\r\n\r\n",
 	"0x5\r\nhello\r\n0\r\n\r\n",
 	"-5\r\nhello\r\n0\r\n\r\n",
+	"2\r\nhi\r\n0\r\nGrpc-Status:  0 \r\nContent-Length: 5\r\nhost:x\r\nIf-Match: *\r\nProxy-X: 1\r\nX-Long-Name-Over-Twenty-Four: v\r\n\r\n",
+	"0\r\nX-A:\t\r\nx-a: 2\r\n\r\n",
 }
 
 func FuzzRequestParse(f *testing.F) {
@@ -364,6 +366,12 @@ func FuzzChunkedDecoder(f *testing.F) {
 		if err1 != nil {
 			checkError(t, err1, 400)
 		}
+		if !bytes.Equal(d1.Trailer(), d2.Trailer()) {
+			t.Fatalf("split decode keeps another trailer: %q vs %q", d1.Trailer(), d2.Trailer())
+		}
+		if done1 {
+			checkTrailer(t, d1.Trailer())
+		}
 		// 2. Encoding in as a payload round-trips.
 		enc := encodeChunked(in, seed)
 		var d3 ChunkedDecoder
@@ -396,6 +404,38 @@ func decodeSplit(d *ChunkedDecoder, in []byte, seed uint64) (out []byte, done bo
 		}
 	}
 	return out, false, used, nil
+}
+
+// checkTrailer: a decoded trailer section is field lines; what
+// AppendTrailerFields keeps of it holds no forbidden field, decodes again as
+// a trailer section, and is kept whole a second time.
+func checkTrailer(t *testing.T, tr []byte) {
+	t.Helper()
+	if len(tr) > DefaultMaxTrailerBytes {
+		t.Fatalf("trailer over its bound: %d bytes", len(tr))
+	}
+	for _, line := range strings.SplitAfter(string(tr), "\r\n") {
+		if line == "" {
+			continue
+		}
+		name, _, ok := strings.Cut(line, ":")
+		if !ok || name == "" || !strings.HasSuffix(line, "\r\n") {
+			t.Fatalf("trailer line %q in %q", line, tr)
+		}
+	}
+	out := AppendTrailerFields(nil, tr, nil)
+	for _, line := range strings.SplitAfter(string(out), "\r\n") {
+		if name, _, _ := strings.Cut(line, ":"); line != "" && ForbiddenTrailer([]byte(name)) {
+			t.Fatalf("forbidden field %q passed on from %q", name, tr)
+		}
+	}
+	var d ChunkedDecoder
+	if _, done, _, err := decodeAll(&d, []byte("0\r\n"+string(out)+"\r\n"), 0); !done || err != nil {
+		t.Fatalf("passed-on trailer %q does not decode: %v", out, err)
+	}
+	if again := AppendTrailerFields(nil, d.Trailer(), nil); !bytes.Equal(again, out) {
+		t.Fatalf("passed on twice: %q then %q", out, again)
+	}
 }
 
 // encodeChunked chunks payload with sizes, extensions and trailers drawn from seed.
