@@ -45,16 +45,16 @@ type stream struct {
 	// respTrailer is the origin's trailer section (EndBody's, copied): the
 	// trailing HEADERS that end the stream once pend left.
 	respTrailer []byte
-	localDone  bool // END_STREAM sent
-	started    bool
-	waiting    bool  // WaitWritable: OnWritable is owed
-	sendAt     int64 // the send timer's deadline (0: not armed)
-	queued     bool  // in c.blocked, waiting for the connection's window
-	rateAt     int64 // the end of the window of server.min_send_rate (0: none; sendrate.go)
-	rateMark   int64 // out when it began
-	reset      bool
-	in, out    int64
-	push       *pushStream // an SSE push connection took the stream (push.go)
+	localDone   bool // END_STREAM sent
+	started     bool
+	waiting     bool  // WaitWritable: OnWritable is owed
+	sendAt      int64 // the send timer's deadline (0: not armed)
+	queued      bool  // in c.blocked, waiting for the connection's window
+	rateAt      int64 // the end of the window of server.min_send_rate (0: none; sendrate.go)
+	rateMark    int64 // out when it began
+	reset       bool
+	in, out     int64
+	push        *pushStream // an SSE push connection took the stream (push.go)
 }
 
 // start hands the request to a new exchange.
