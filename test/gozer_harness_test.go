@@ -57,6 +57,9 @@ type config struct {
 	CORS map[string]string
 	// Extra is top-level YAML appended verbatim (fault_injection:, limits:, protect: …).
 	Extra string
+	// Prefix runs Gozer under another command that execs it (e.g. prlimit
+	// --nofile=N:N): the process the test signals is still Gozer.
+	Prefix []string
 	// H2C is listeners.proxy.h2c; HTTP2 holds http2.* keys, written verbatim.
 	H2C   bool
 	HTTP2 map[string]string
@@ -268,7 +271,11 @@ func startGozer(t testing.TB, cfg config) *gozer {
 		if err := os.WriteFile(g.ConfigPath, []byte(cfg.render(g.ProxyAddr, g.AdminAddr)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p, err := startProcess("gozer", gozerBin, "-config", g.ConfigPath)
+		bin, args := gozerBin, []string{"-config", g.ConfigPath}
+		if len(cfg.Prefix) > 0 {
+			bin, args = cfg.Prefix[0], append(append(cfg.Prefix[1:len(cfg.Prefix):len(cfg.Prefix)], gozerBin), args...)
+		}
+		p, err := startProcess("gozer", bin, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -65,6 +65,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
 	"golang.org/x/sys/unix"
 
 	"gozer/filters"
@@ -102,15 +103,7 @@ func (s *Server) startLoopEngine() error {
 		addrs = append(addrs, "tcp://"+https)
 	}
 	s.loopEng = le
-	opts := append(engineOptions(s.cfg.Server.EventLoops, gnetLogger{s.log}),
-		gnet.WithReusePort(true),
-		// As Go's listeners: a restart binds while the last run's
-		// connections linger in TIME_WAIT (on Linux it lets no two
-		// sockets listen on one port; SO_REUSEPORT does that).
-		gnet.WithReuseAddr(true),
-		// Set once on each listening socket; Linux copies it to the sockets
-		// accepted from it (no setsockopt per connection).
-		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+	opts := append(loopEngineOptions(s.cfg.Server.EventLoops, gnetLogger{s.log}),
 		gnet.WithTicker(true)) // the first tick says the loops run
 	go func() {
 		err := gnet.Rotate(s.handler, addrs, opts...)
@@ -140,6 +133,21 @@ func booted(le *loopEngine) bool {
 	default:
 		return false
 	}
+}
+
+// loopEngineOptions are the gnet options of loops that accept: the acceptors'
+// loops' (engineOptions) with SO_REUSEPORT and TCP_NODELAY on the listening
+// sockets.
+func loopEngineOptions(loops int, log logging.Logger) []gnet.Option {
+	return append(engineOptions(loops, log),
+		gnet.WithReusePort(true),
+		// As Go's listeners: a restart binds while the last run's
+		// connections linger in TIME_WAIT (on Linux it lets no two
+		// sockets listen on one port; SO_REUSEPORT does that).
+		gnet.WithReuseAddr(true),
+		// Set once on each listening socket; Linux copies it to the sockets
+		// accepted from it (no setsockopt per connection; TestLoopEngineNoDelay).
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay))
 }
 
 // listenAddr checks that addr can be bound by a socket without SO_REUSEPORT

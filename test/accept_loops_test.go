@@ -1,0 +1,104 @@
+package test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Accepting on the loops (server.accept_on_loops): what differs from the
+// acceptor goroutine. The rest (TLS, protections, PROXY protocol, push) is the
+// whole suite run with GOZER_TEST_ACCEPT_ON_LOOPS=true; the drain is
+// TestGracefulShutdownAcceptOnLoops.
+
+// TestAcceptOnLoopsBalance: with 2 loops each on its own SO_REUSEPORT socket,
+// the kernel spreads 64 connections from one client address over both (by
+// their ports' hash), and every one is served.
+func TestAcceptOnLoopsBalance(t *testing.T) {
+	t.Parallel()
+	g, _ := proxied(t, map[string]string{"accept_on_loops": "true", "event_loops": "2"}, nil)
+	var conns []*rawConn
+	for i := 0; i < 64; i++ {
+		c := dialRaw(t, g.ProxyAddr)
+		conns = append(conns, c)
+		if resp, _ := c.roundTrip(request("GET", "/counter")); resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %d", i, resp.StatusCode)
+		}
+	}
+	fams := scrapeMetrics(t, g)
+	total := 0.0
+	for _, loop := range []string{"0", "1"} {
+		n := sumOf(fams, "gozer_loop_connections", "kind", "http", "loop", loop)
+		if n == 0 {
+			t.Errorf("loop %s holds no client connection of 64", loop)
+		}
+		total += n
+	}
+	if total != 64 {
+		t.Errorf("the loops hold %v client connections, want 64", total)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// TestAcceptOnLoopsOpenFiles: gnet stops a loop whose accept fails with
+// EMFILE, so a loop refuses (503) a connection whose descriptor nears the
+// open-file limit and closes it at once. Under a limit of 160 descriptors,
+// 200 connections opened at once get 503s past the ceiling, Gozer keeps
+// serving, and once they close a new one is served.
+func TestAcceptOnLoopsOpenFiles(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Server = map[string]string{"accept_on_loops": "true"}
+	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
+	g := startGozer(t, cfg)
+	var conns []net.Conn
+	for i := 0; i < 200; i++ {
+		c, err := net.DialTimeout("tcp", g.ProxyAddr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	refused := 0
+	for _, c := range conns {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprint(c, request("GET", "/counter")); err != nil {
+			refused++ // closed after its 503, which the write may race
+			continue
+		}
+		b := make([]byte, 12)
+		n, _ := c.Read(b)
+		if strings.HasPrefix(string(b[:n]), "HTTP/1.1 503") {
+			refused++
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if refused == 0 {
+		t.Error("200 connections under a limit of 160 descriptors: none refused")
+	}
+	if !strings.Contains(g.output(), "too close to the open-file limit") {
+		t.Error("no log line names the open-file limit")
+	}
+	waitFor(t, 10*time.Second, "a new connection is served", func() bool {
+		c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprint(c, request("GET", "/counter"))
+		b := make([]byte, 12)
+		n, _ := c.Read(b)
+		return strings.HasPrefix(string(b[:n]), "HTTP/1.1 200")
+	})
+	if g.exited() {
+		t.Fatal("gozer exited")
+	}
+}
