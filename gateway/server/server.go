@@ -68,9 +68,9 @@ type Server struct {
 	httpsLn   net.Listener    // the acceptor's (nil with accept_on_loops or without an HTTPS listener)
 	proxyAddr string          // the bound proxy address
 	httpsAddr string          // the bound HTTPS address ("" without one)
-	certs   *tlscert.Store  // its certificates
-	tls     *tlsconn.Server // its handshakes, shared by the loops
-	admin   *admin.Server
+	certs     *tlscert.Store  // its certificates
+	tls       *tlsconn.Server // its handshakes, shared by the loops
+	admin     *admin.Server
 	// adminCerts are the admin listener's certificates (listeners.admin.tls);
 	// nil when it speaks plain HTTP.
 	adminCerts *tlscert.Store
