@@ -125,9 +125,9 @@ func (c config) render(proxy, admin string) string {
 		"max_connections_per_ip": "0",
 		"max_requests_per_ip":    "0",
 	}
-	// GOZER_TEST_ACCEPT_ON_LOOPS=true (or false) runs every test with
-	// server.accept_on_loops so (a test's own Server keys win): both ways of
-	// accepting pass the same tests.
+	// GOZER_TEST_ACCEPT_ON_LOOPS=false (or true) runs every test with
+	// server.accept_on_loops so (a test's own Server keys win; Gozer's
+	// default is true): both ways of accepting pass the same tests.
 	if v := os.Getenv("GOZER_TEST_ACCEPT_ON_LOOPS"); v != "" {
 		server["accept_on_loops"] = v
 	}

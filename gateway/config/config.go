@@ -302,6 +302,7 @@ func defaults() *Config {
 	return &Config{
 		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr, Metrics: true, TLS: adminTLSDefaults()}},
 		Server: Server{
+			AcceptOnLoops:         true,
 			MaxConnections:        100000,
 			HeaderReadTimeout:     10 * time.Second,
 			IdleTimeout:           60 * time.Second,
