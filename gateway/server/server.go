@@ -5,7 +5,9 @@
 // kinds, ticks the loops' timers, and drains on shutdown.
 //
 // Concurrency: every connection is served on the goroutine of the loop that
-// owns it. The other goroutines are the acceptors (plain and HTTPS), the TLS
+// owns it; the loops accept their client connections themselves
+// (server.accept_on_loops, accept.go). The other goroutines are the acceptors
+// (plain and HTTPS; only with accept_on_loops off), gnet's ticker (with it on), the TLS
 // handshakes (one per handshaking connection, gateway/tlsconn), the
 // certificate store's checks, the dialers (one per new origin connection),
 // the writable watcher, the ticker, the memory reclaimer, the admin server,
@@ -434,10 +436,12 @@ func (s *Server) DrainTimeout() time.Duration {
 // ProxyAddr is the bound address of the proxy listener.
 func (s *Server) ProxyAddr() string { return s.proxyAddr }
 
-// acceptLoop hands each accepted connection to an event loop. Accepting outside gnet
-// keeps the listener ours: Shutdown can close it (new clients are refused at once
-// while the loops go on serving), and a full gateway can answer 503 before the
-// connection ever costs a loop anything.
+// acceptLoop hands each accepted connection to an event loop
+// (server.accept_on_loops off). Accepting outside gnet keeps the listener
+// ours: Shutdown can close it (new clients are refused at once while the loops
+// go on serving), and a full gateway can answer 503 before the connection ever
+// costs a loop anything; it costs more CPU per connection than accepting on
+// the loops (accept.go).
 func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 	for {
 		c, err := ln.Accept()
