@@ -2,23 +2,28 @@ package server
 
 // Accepting on the loops (server.accept_on_loops).
 //
-// By default one acceptor goroutine per client listener (acceptLoop) accepts
-// with Go's net package and hands each connection to a loop with gnet's
-// EnrollContext: Go's poller registers and unregisters the descriptor, gnet
-// dups it, Go's copy is closed, and an eventfd write wakes the loop: seven
-// system calls and a cross-thread wake-up per connection (strace -c over
-// bench/tlsload -mode tcp: 23.2 calls per plain connection), and 27 % of
-// Gozer's CPU on new plain connections in the acceptor goroutine (perf, the
-// same load; bench/README.md, "Where a new connection's CPU goes").
+// With accept_on_loops off, one acceptor goroutine per client listener
+// (acceptLoop) accepts with Go's net package and hands each connection to a
+// loop with gnet's EnrollContext: Go's poller registers and unregisters the
+// descriptor, gnet dups it, Go's copy is closed, and an eventfd write wakes
+// the loop: about ten system calls more per connection than accepting on the
+// loop, and a cross-thread wake-up,
+// and 27 % of Gozer's CPU on new plain connections in the acceptor goroutine
+// (perf record; bench/README.md, "Where a new connection's CPU goes").
 //
 // With accept_on_loops the loops are a gnet engine (gnet.Rotate) instead of a
 // gnet client: SO_REUSEPORT gives every loop its own listening socket on the
 // proxy address and on the HTTPS one, and a loop accepts on its own goroutine
 // (accept4, one epoll_ctl, then OnOpen), so the connection never crosses a
-// thread. What the acceptor did moves into OnOpen (handler.acceptedOnLoop):
+// thread. Measured (bench/README.md, "Accepting on the loops"): system calls
+// per plain connection 21.2 → 10.6 besides the scheduler's (strace -c -f -p
+// PID over tlsload -mode tcp -c 16 -d 1.5s), CPU per resumed TLS connection
+// 335–347 → 287–302 µs (perf stat -e task-clock over tlsload -mode resumed).
+// What the acceptor did moves into OnOpen (Server.acceptedOnLoop):
 //
 //   - Which listener: the connection's local port (the HTTPS listener's, or
-//     the proxy's).
+//     the proxy's). An HTTPS connection then meets max_handshakes in
+//     tlsconn.New, as before.
 //   - Connection protection, max_connections and the per-IP cap: the same
 //     checks, counters and sampled log lines (Server.admit); a refusal is
 //     OnOpen's answer with gnet.Close (gnet writes it and closes). The PROXY
