@@ -8,10 +8,11 @@ import (
 	"time"
 )
 
-// Accepting on the loops (server.accept_on_loops): what differs from the
-// acceptor goroutine. The rest (TLS, protections, PROXY protocol, push) is the
-// whole suite run with GOZER_TEST_ACCEPT_ON_LOOPS=true; the drain is
-// TestGracefulShutdownAcceptOnLoops.
+// Accepting on the loops (server.accept_on_loops, the default): what differs
+// from the acceptor goroutines. The whole suite runs on the loops; with
+// GOZER_TEST_ACCEPT_ON_LOOPS=false it runs on the acceptors, and
+// TestAcceptorPath and TestGracefulShutdownAcceptor keep that path tested in
+// every run.
 
 // TestAcceptOnLoopsBalance: with 2 loops each on its own SO_REUSEPORT socket,
 // the kernel spreads 64 connections from one client address over both (by
@@ -101,4 +102,42 @@ func TestAcceptOnLoopsOpenFiles(t *testing.T) {
 	if g.exited() {
 		t.Fatal("gozer exited")
 	}
+}
+
+// TestAcceptorPath: with server.accept_on_loops false the acceptor goroutines
+// serve plain and HTTPS clients, and refuse the connection over
+// max_connections with a 503 (Server.admit, as on the loops).
+func TestAcceptorPath(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "localhost", false, "localhost", "127.0.0.1")
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
+	cfg.Server = map[string]string{"accept_on_loops": "false", "max_connections": "3"}
+	g := startGozer(t, cfg)
+	if !strings.Contains(g.output(), `"accept_on_loops":false`) {
+		t.Fatal("gozer does not say it runs with accept_on_loops false")
+	}
+	resp, err := httpsClient(t, ca, "localhost", nil).Get(g.httpsURL("/counter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTPS: %d", resp.StatusCode)
+	}
+	for i := range 2 { // with the HTTPS client's kept-alive connection: 3
+		c := dialRaw(t, g.ProxyAddr)
+		if resp, _ := c.roundTrip(request("GET", "/counter")); resp.StatusCode != 200 {
+			t.Fatalf("plain connection %d: %d", i, resp.StatusCode)
+		}
+	}
+	c := dialRaw(t, g.ProxyAddr)
+	_ = c.write(request("GET", "/counter"))
+	r, _, _ := c.readResponse("GET")
+	if r == nil || r.StatusCode != 503 {
+		t.Fatalf("4th connection: %v, want a 503", r)
+	}
+	wantGozerStatus(t, r, "FAILURE_LOCAL_MAX_CONNECTIONS")
 }

@@ -30,6 +30,13 @@ func TestGracefulShutdownAcceptOnLoops(t *testing.T) {
 	gracefulShutdown(t, syscall.SIGTERM, map[string]string{"accept_on_loops": "true"})
 }
 
+// TestGracefulShutdownAcceptor: the same with the acceptor goroutines
+// (server.accept_on_loops: false): their listeners close at SIGTERM.
+func TestGracefulShutdownAcceptor(t *testing.T) {
+	t.Parallel()
+	gracefulShutdown(t, syscall.SIGTERM, map[string]string{"accept_on_loops": "false"})
+}
+
 func gracefulShutdown(t *testing.T, sig os.Signal, server ...map[string]string) {
 	const drain = 10 * time.Second
 	keys := map[string]string{"drain_timeout": drain.String()}
