@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -123,6 +124,7 @@ func TestAcceptorPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, _ = io.Copy(io.Discard, resp.Body) // read whole, the connection stays open (and counted)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("HTTPS: %d", resp.StatusCode)
