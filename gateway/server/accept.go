@@ -65,6 +65,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -270,4 +271,60 @@ func (s *Server) stopLoopEngine() error {
 	cancel() // Engine.Stop polls every 500 ms; Rotate's return says when it is done
 	_ = s.loopEng.eng.Stop(ctx)
 	return <-s.loopEng.done
+}
+
+// acceptLoop hands each accepted connection to an event loop
+// (server.accept_on_loops off). Accepting outside gnet keeps the listener
+// ours: Shutdown can close it (new clients are refused at once while the loops
+// go on serving), and a full gateway can answer 503 before the connection ever
+// costs a loop anything; it costs more CPU per connection than accepting on
+// the loops (accept.go).
+func (s *Server) acceptLoop(ln net.Listener, secure bool) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn().Err(err).Msg("accept failed")
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
+			continue
+		}
+		// Connection protection (deny list, new connections per second per
+		// client) and the per-IP cap on the socket's peer. Behind a PROXY
+		// protocol balancer that is the balancer: the loop applies them once
+		// the header named the client (http1.Conn.admitClient).
+		a := loop.AddrOf(c.RemoteAddr())
+		peer, r := s.admit(a, secure || !s.cfg.Listeners.Proxy.ProxyProtocol) // proxy_protocol is the plain listener's
+		if r != nil {
+			s.refuse(c, a, r)
+			continue
+		}
+		cfg := &s.shared.Snapshot().Config.Server
+		if n := cfg.SocketSendBuffer; n > 0 {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetWriteBuffer(int(n))
+			}
+		}
+		var ctx any = peer
+		if secure {
+			ctx = &tlsStart{peer: peer}
+		}
+		if _, err := s.engine.EnrollContext(c, ctx); err != nil {
+			s.shared.Clients.Add(-1)
+			s.shared.Peers.Close(peer)
+			s.log.Error().Err(err).Msg("cannot hand connection to an event loop")
+		}
+	}
+}
+
+// refuse answers a connection admit refused (unless the refusal is silent),
+// closes it and logs it. The acceptor's goroutine.
+func (s *Server) refuse(c net.Conn, a netip.Addr, r *refusal) {
+	if !r.silent {
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write(s.refusalAnswer(r))
+	}
+	_ = c.Close()
+	s.logRefusal(refusalClient(r, a, c.RemoteAddr()), r)
 }
