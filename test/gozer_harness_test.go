@@ -57,6 +57,9 @@ type config struct {
 	CORS map[string]string
 	// Extra is top-level YAML appended verbatim (fault_injection:, limits:, protect: …).
 	Extra string
+	// Prefix runs Gozer under another command that execs it (e.g. prlimit
+	// --nofile=N:N): the process the test signals is still Gozer.
+	Prefix []string
 	// H2C is listeners.proxy.h2c; HTTP2 holds http2.* keys, written verbatim.
 	H2C   bool
 	HTTP2 map[string]string
@@ -122,6 +125,12 @@ func (c config) render(proxy, admin string) string {
 		// subject (clientip_test.go), not the tests' accident.
 		"max_connections_per_ip": "0",
 		"max_requests_per_ip":    "0",
+	}
+	// GOZER_TEST_ACCEPT_ON_LOOPS=false (or true) runs every test with
+	// server.accept_on_loops so (a test's own Server keys win; Gozer's
+	// default is true): both ways of accepting pass the same tests.
+	if v := os.Getenv("GOZER_TEST_ACCEPT_ON_LOOPS"); v != "" {
+		server["accept_on_loops"] = v
 	}
 	for k, v := range c.Server {
 		server[k] = v
@@ -266,7 +275,11 @@ func startGozer(t testing.TB, cfg config) *gozer {
 		if err := os.WriteFile(g.ConfigPath, []byte(cfg.render(g.ProxyAddr, g.AdminAddr)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p, err := startProcess("gozer", gozerBin, "-config", g.ConfigPath)
+		bin, args := gozerBin, []string{"-config", g.ConfigPath}
+		if len(cfg.Prefix) > 0 {
+			bin, args = cfg.Prefix[0], append(append(cfg.Prefix[1:len(cfg.Prefix):len(cfg.Prefix)], gozerBin), args...)
+		}
+		p, err := startProcess("gozer", bin, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -21,9 +22,28 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-func gracefulShutdown(t *testing.T, sig os.Signal) {
+// TestGracefulShutdownAcceptOnLoops: the same drain when the loops accept
+// (server.accept_on_loops): each loop's listening socket stops at SIGTERM (a
+// new connection is refused) while the request in flight finishes.
+func TestGracefulShutdownAcceptOnLoops(t *testing.T) {
+	t.Parallel()
+	gracefulShutdown(t, syscall.SIGTERM, map[string]string{"accept_on_loops": "true"})
+}
+
+// TestGracefulShutdownAcceptor: the same with the acceptor goroutines
+// (server.accept_on_loops: false): their listeners close at SIGTERM.
+func TestGracefulShutdownAcceptor(t *testing.T) {
+	t.Parallel()
+	gracefulShutdown(t, syscall.SIGTERM, map[string]string{"accept_on_loops": "false"})
+}
+
+func gracefulShutdown(t *testing.T, sig os.Signal, server ...map[string]string) {
 	const drain = 10 * time.Second
-	g, o := proxied(t, map[string]string{"drain_timeout": drain.String()}, nil)
+	keys := map[string]string{"drain_timeout": drain.String()}
+	for _, m := range server {
+		maps.Copy(keys, m)
+	}
+	g, o := proxied(t, keys, nil)
 
 	idle := dialRaw(t, g.ProxyAddr)
 	if resp, _ := idle.roundTrip(request("GET", "/counter")); resp.StatusCode != 200 {

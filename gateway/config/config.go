@@ -107,7 +107,11 @@ const DefaultAdminAddr = "127.0.0.1:8081"
 
 // Server holds the limits and timeouts of client connections.
 type Server struct {
-	EventLoops         int           `yaml:"event_loops"`
+	EventLoops int `yaml:"event_loops"`
+	// AcceptOnLoops makes every event loop accept client connections on
+	// listening sockets of its own (SO_REUSEPORT) instead of one acceptor
+	// goroutine handing each connection over (gateway/server, accept.go).
+	AcceptOnLoops      bool          `yaml:"accept_on_loops"`
 	MaxConnections     int           `yaml:"max_connections"`
 	HeaderReadTimeout  time.Duration `yaml:"header_read_timeout"`
 	IdleTimeout        time.Duration `yaml:"idle_timeout"`
@@ -305,6 +309,7 @@ func defaults() *Config {
 	return &Config{
 		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr, Metrics: true, TLS: adminTLSDefaults()}},
 		Server: Server{
+			AcceptOnLoops:         true,
 			MaxConnections:        100000,
 			HeaderReadTimeout:     10 * time.Second,
 			IdleTimeout:           60 * time.Second,

@@ -35,14 +35,14 @@ func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
 // Conns is the number of HTTP/1.1 client connections open on this loop.
 func (lp *Loop) Conns() int { return lp.conns.Len() }
 
-// Accept makes gc, a connection the acceptor handed to this loop, an HTTP/1.1
+// Accept makes gc, a connection accepted on (or handed to) this loop, an HTTP/1.1
 // client. Call it in OnOpen.
 func (lp *Loop) Accept(gc gnet.Conn) {
 	lp.l.Accepted(gc)
 	c := &Conn{lp: lp, c: gc, fd: int32(gc.Fd()), slot: -1}
 	c.timer.Init()
 	c.setRemote(gc.RemoteAddr())
-	c.peer, _ = gc.Context().(*peers.Peer) // counted by the acceptor
+	c.peer, _ = gc.Context().(*peers.Peer) // counted at accept (server.Server.admit)
 	gc.SetContext(c)
 	lp.conns.Add(c)
 	c.awaitRequest(true)

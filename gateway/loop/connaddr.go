@@ -21,8 +21,9 @@ import (
 // CompactAddrs replaces them on the connection's loop, in OnOpen: the local
 // address becomes one shared value, the remote one a copy whose IP stands on
 // its own, and the unused sockaddr goes. Measured: about 130 bytes less per
-// connection. (gnet's own listener shares the local address; Enroll, which
-// Gozer uses so that it owns its accept loop, does not.)
+// connection handed over with Enroll (server.accept_on_loops off). gnet's own
+// listener (accept_on_loops on) already shares the local address; the remote
+// copy and the sockaddr are still saved there.
 //
 // This writes gnet's unexported fields, as EpollFD reads one; TestCompactAddrs
 // guards it against a gnet upgrade, and any surprise leaves the connection as

@@ -2,7 +2,14 @@
 // whatever the connection's kind (an HTTP/1.1 client, a push connection, an
 // origin connection): the clock, the timers, backpressure, request ids, a
 // random source, scratch buffers, the access-log writer, and the
-// configuration snapshot the loop serves with.
+// configuration snapshot the loop serves with; and, for drain, its listening
+// sockets when it accepts (ListeningOf).
+//
+// gnet v2.10 lacks three things Gozer needs, so this package reaches into its
+// unexported fields by reflection, each place guarded by a test that fails if
+// a gnet upgrade moves them: the loop's epoll fd (EpollFD, TestLoopEpollFD),
+// a connection's addresses (CompactAddrs, TestCompactAddrs) and the engine's
+// loops and listeners (ListeningOf, TestLoopListeners).
 //
 // Concurrency: a Loop belongs to its event loop's goroutine; every method
 // runs there unless its comment says otherwise. Other goroutines reach a loop

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -65,3 +66,48 @@ func TestEngineNoDelay(t *testing.T) {
 		t.Fatal("the connection never opened on a loop")
 	}
 }
+
+// TestLoopEngineNoDelay: a client connection a loop accepts with the options of
+// server.accept_on_loops has TCP_NODELAY on: gnet sets it on the listening
+// socket only, and the kernel copies it to the accepted one.
+func TestLoopEngineNoDelay(t *testing.T) {
+	p := &bootProbe{noDelayProbe: noDelayProbe{got: make(chan int, 1)}, eng: make(chan gnet.Engine, 1)}
+	addr, err := listenAddr("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gnet.Run(p, "tcp://"+addr, loopEngineOptions(1, gnetLogger{zerolog.Nop()})...) }()
+	var client net.Conn
+	for i := 0; client == nil; i++ { // the loop binds in Run's goroutine
+		if client, err = net.Dial("tcp", addr); err != nil {
+			if i == 100 {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	defer client.Close()
+	select {
+	case v := <-p.got:
+		if v != 1 {
+			t.Errorf("TCP_NODELAY = %d on a socket a loop accepted, want 1", v)
+		}
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection never opened on a loop")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // Stop starts the shutdown; done says when it is over
+	_ = (<-p.eng).Stop(ctx)
+	<-done
+}
+
+// bootProbe is a noDelayProbe that keeps its engine.
+type bootProbe struct {
+	noDelayProbe
+	eng chan gnet.Engine
+}
+
+func (p *bootProbe) OnBoot(e gnet.Engine) gnet.Action { p.eng <- e; return gnet.None }

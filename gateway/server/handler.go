@@ -96,7 +96,8 @@ func (h *handler) roomsOf(c gnet.Conn) *rooms {
 	return r
 }
 
-// OnOpen fires for accepted client connections and for origin connections
+// OnOpen fires for accepted client connections (handed over by an acceptor
+// with their enroll context, or accepted by the loop with none) and for origin connections
 // (whose gnet context is their *originconn.Conn, set when they were enrolled,
 // or the *tlsconn.Conn that carries it over TLS).
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
@@ -116,6 +117,15 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		oc.OnOpen(tc)
 		l.Leave()
 		return nil, gnet.None
+	}
+	if h.srv.loopEng != nil && c.Context() == nil {
+		// A client a loop accepted (server.accept_on_loops): admitted here,
+		// as the acceptor admits one before it hands it over.
+		ctx, answer, ok := h.srv.acceptedOnLoop(c)
+		if !ok {
+			return answer, gnet.Close // gnet writes the answer, then closes
+		}
+		c.SetContext(ctx)
 	}
 	r := h.roomsOf(c)
 	r.l.Enter()

@@ -3,40 +3,96 @@ package server
 import (
 	"context"
 	"net"
+	"net/netip"
 	"time"
 
 	"gozer/filters"
 	"gozer/gateway/config"
-	"gozer/gateway/loop"
+	"gozer/gateway/httpcodec"
 	"gozer/gateway/peers"
 	"gozer/gateway/push"
 	"gozer/gateway/ratelimit"
 )
 
-// admitConn applies connection protection to a connection just accepted,
-// before a loop spends anything on it: the deny list (protect.deny,
-// /admin/deny, ctx.deny) and the client's rate of new connections
-// (protect.new_connections_per_ip). A connection refused is closed here
-// (a denied one without a word, one over the rate with a 429) and counted;
-// the log line is sampled. Runs on the accepting goroutine.
-func (s *Server) admitConn(c net.Conn) bool {
-	a := loop.AddrOf(c.RemoteAddr())
-	p := &s.shared.Snapshot().Config.Protect
-	var buf [16]byte
-	switch s.shared.Limits.AdmitConn(a, peers.AppendKey(buf[:0], a), time.Now().UnixNano(), p.NewConnectionsPerIP, p.NewConnectionsBurst) {
-	case ratelimit.ConnDenied:
-		_ = c.Close()
-		if e := s.shared.Sampled.Warn(filters.ClientDenied.Name); e != nil { // nil: sampled out, nothing formatted
-			e.Str("client", a.String()).Str("cause", filters.ClientDenied.Name).
-				Msg("connection refused: client network denied (protect.deny, /admin/deny)")
+// refusal is why a new client connection is turned away before a loop serves
+// it, and what its log line says.
+type refusal struct {
+	cause  filters.Cause
+	msg    string // the log line's reason
+	limit  string // the limit's config key, logged with value ("": none)
+	value  int
+	silent bool // closed without an answer (a denied network)
+}
+
+// admit applies what a new client connection meets before a loop serves it
+// and counts it in Shared.Clients. byPeer says the socket's peer is the
+// client (not a PROXY protocol balancer): then connection protection (the
+// deny list: protect.deny, /admin/deny, ctx.deny; the client's rate of new
+// connections: protect.new_connections_per_ip) and the per-IP cap apply here,
+// and the returned peer is counted. max_connections applies to every
+// connection. A refusal is counted; the caller closes the connection, with
+// the refusal's answer unless silent, and logs it (logRefusal). Any goroutine:
+// the acceptors, or the loop that accepted (accept_on_loops).
+func (s *Server) admit(a netip.Addr, byPeer bool) (*peers.Peer, *refusal) {
+	snap := s.shared.Snapshot()
+	if byPeer {
+		p := &snap.Config.Protect
+		var buf [16]byte
+		switch s.shared.Limits.AdmitConn(a, peers.AppendKey(buf[:0], a), time.Now().UnixNano(), p.NewConnectionsPerIP, p.NewConnectionsBurst) {
+		case ratelimit.ConnDenied:
+			return nil, &refusal{cause: filters.ClientDenied, msg: "client network denied (protect.deny, /admin/deny)", silent: true}
+		case ratelimit.ConnTooFast:
+			return nil, &refusal{cause: filters.ClientTooManyConnections, msg: "too many new connections per second from one client",
+				limit: "new_connections_per_ip", value: int(p.NewConnectionsPerIP)}
 		}
-		return false
-	case ratelimit.ConnTooFast:
-		s.refuse(c, filters.ClientTooManyConnections, "too many new connections per second from one client",
-			"new_connections_per_ip", int(p.NewConnectionsPerIP))
-		return false
 	}
-	return true
+	cfg := &snap.Config.Server
+	if s.shared.Clients.Load() >= int64(cfg.MaxConnections) {
+		s.shared.RefusedMax.Add(1)
+		return nil, &refusal{cause: filters.LocalMaxConnections, msg: "too many client connections", limit: "max_connections", value: cfg.MaxConnections}
+	}
+	var peer *peers.Peer
+	if byPeer {
+		var ok bool
+		if peer, ok = s.shared.Peers.Open(a); !ok {
+			return nil, &refusal{cause: filters.ClientTooManyConnections, msg: "too many connections from one client",
+				limit: "max_connections_per_ip", value: cfg.MaxConnectionsPerIP}
+		}
+	}
+	s.shared.Clients.Add(1)
+	return peer, nil
+}
+
+// refusalAnswer is the HTTP answer a refused connection gets.
+func (s *Server) refusalAnswer(r *refusal) []byte {
+	name := ""
+	if s.shared.Snapshot().Config.Server.StatusHeaders.Expose == config.ExposeAll {
+		name = r.cause.Name
+	}
+	return httpcodec.AppendError(nil, r.cause.Status, name, "", nil, true)
+}
+
+// logRefusal logs a refused connection, sampled (a flood must not flood the
+// log): one line per cause and period.
+func (s *Server) logRefusal(client string, r *refusal) {
+	e := s.shared.Sampled.Warn(r.cause.Name)
+	if e == nil {
+		return // sampled out: nothing formatted
+	}
+	e = e.Str("client", client).Str("cause", r.cause.Name)
+	if r.limit != "" {
+		e = e.Int(r.limit, r.value)
+	}
+	e.Msg("connection refused: " + r.msg)
+}
+
+// refusalClient is how a refusal's log line names the client: a denied one by
+// its address (its network is what is denied), others by address and port.
+func refusalClient(r *refusal, a netip.Addr, remote net.Addr) string {
+	if r.silent {
+		return a.String()
+	}
+	return remote.String()
 }
 
 // connRateKeys bounds the clients whose new-connection rate the node keeps

@@ -211,6 +211,7 @@ func restartOnly(old, cur *config.Config) []string {
 		a, b any
 	}{
 		{"server.event_loops", old.Server.EventLoops, cur.Server.EventLoops},
+		{"server.accept_on_loops", old.Server.AcceptOnLoops, cur.Server.AcceptOnLoops},
 		{"server.max_buffered_total", old.Server.MaxBufferedTotal, cur.Server.MaxBufferedTotal},
 		{"server.memory_reclaim_interval", old.Server.MemoryReclaimInterval, cur.Server.MemoryReclaimInterval},
 		{"filters.dir", old.Filters.Dir, cur.Filters.Dir},

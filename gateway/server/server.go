@@ -5,7 +5,9 @@
 // kinds, ticks the loops' timers, and drains on shutdown.
 //
 // Concurrency: every connection is served on the goroutine of the loop that
-// owns it. The other goroutines are the acceptors (plain and HTTPS), the TLS
+// owns it; the loops accept their client connections themselves
+// (server.accept_on_loops, accept.go). The other goroutines are the acceptors
+// (plain and HTTPS; only with accept_on_loops off), gnet's ticker (with it on), the TLS
 // handshakes (one per handshaking connection, gateway/tlsconn), the
 // certificate store's checks, the dialers (one per new origin connection),
 // the writable watcher, the ticker, the memory reclaimer, the admin server,
@@ -17,7 +19,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -35,10 +36,8 @@ import (
 	"gozer/filters/lua"
 	"gozer/gateway/admin"
 	"gozer/gateway/config"
-	"gozer/gateway/httpcodec"
 	"gozer/gateway/loop"
 	"gozer/gateway/origin"
-	"gozer/gateway/peers"
 	"gozer/gateway/push"
 	"gozer/gateway/pushconn"
 	"gozer/gateway/ratelimit"
@@ -60,15 +59,18 @@ type Server struct {
 	shared  *loop.Shared
 	limits  *limitsState
 
-	engine  *gnet.Client
+	engine  *gnet.Client // the loops, when acceptors hand them connections
+	loopEng *loopEngine  // the loops, when they accept (server.accept_on_loops)
 	handler *handler
 	watcher *loop.Watcher
 
-	proxyLn net.Listener
-	httpsLn net.Listener    // nil without an HTTPS listener
-	certs   *tlscert.Store  // its certificates
-	tls     *tlsconn.Server // its handshakes, shared by the loops
-	admin   *admin.Server
+	proxyLn   net.Listener    // the acceptor's (nil with accept_on_loops)
+	httpsLn   net.Listener    // the acceptor's (nil with accept_on_loops or without an HTTPS listener)
+	proxyAddr string          // the bound proxy address
+	httpsAddr string          // the bound HTTPS address ("" without one)
+	certs     *tlscert.Store  // its certificates
+	tls       *tlsconn.Server // its handshakes, shared by the loops
+	admin     *admin.Server
 	// adminCerts are the admin listener's certificates (listeners.admin.tls);
 	// nil when it speaks plain HTTP.
 	adminCerts *tlscert.Store
@@ -212,16 +214,11 @@ func (s *Server) Start() error {
 	}
 	s.hub.Start()
 	s.setGoMaxProcs()
-	cli, err := gnet.NewClient(s.handler, engineOptions(s.cfg.Server.EventLoops, gnetLogger{s.log})...)
-	if err != nil {
-		return fmt.Errorf("create event loops: %w", err)
+	if err := s.startLoops(); err != nil {
+		return err
 	}
-	if err := cli.Start(); err != nil {
-		return fmt.Errorf("start event loops: %w", err)
-	}
-	s.engine = cli
 	if err := s.listen(); err != nil {
-		_ = cli.Stop()
+		_ = s.stopLoops()
 		return err
 	}
 	if every := s.cfg.Server.MemoryReclaimInterval; every > 0 {
@@ -229,9 +226,12 @@ func (s *Server) Start() error {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); r.run(s.stopTick) }()
 	}
-	s.wg.Add(4)
+	if s.proxyLn != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.acceptLoop(s.proxyLn, false) }()
+	}
+	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.watcher.Run() }()
-	go func() { defer s.wg.Done(); s.acceptLoop(s.proxyLn, false) }()
 	go func() { defer s.wg.Done(); s.tickLoop() }()
 	go func() {
 		defer s.wg.Done()
@@ -241,7 +241,7 @@ func (s *Server) Start() error {
 	}()
 	s.startTLS()
 	s.startConfigWatch()
-	s.log.Info().Str("proxy", s.proxyLn.Addr().String()).Str("admin", s.admin.Addr().String()).
+	s.log.Info().Str("proxy", s.proxyAddr).Bool("accept_on_loops", s.loopEng != nil).Str("admin", s.admin.Addr().String()).
 		Str("admin_scheme", s.cfg.Listeners.Admin.Scheme()).Str("admin_client_auth", s.cfg.Listeners.Admin.TLS.ClientAuth).
 		Int("origins", len(s.origins.List)).Msg("gozer serving")
 	return nil
@@ -267,27 +267,74 @@ func engineOptions(loops int, log logging.Logger) []gnet.Option {
 	}
 }
 
-// listen binds the proxy and admin listeners.
-func (s *Server) listen() error {
-	// No TCP keep-alive probes on client connections: idle HTTP connections end
-	// at server.idle_timeout and push connections are pinged by the gateway, so
-	// the three setsockopt calls Go makes per accepted connection buy nothing.
-	lc := net.ListenConfig{KeepAlive: -1}
-	ln, err := lc.Listen(context.Background(), "tcp", s.cfg.Listeners.Proxy.Addr)
+// startLoops starts the event loops: a gnet client that the acceptors hand
+// connections to, or with server.accept_on_loops a gnet engine whose loops
+// accept on the proxy and HTTPS addresses themselves (accept.go).
+func (s *Server) startLoops() error {
+	if s.cfg.Server.AcceptOnLoops {
+		return s.startLoopEngine()
+	}
+	cli, err := gnet.NewClient(s.handler, engineOptions(s.cfg.Server.EventLoops, gnetLogger{s.log})...)
 	if err != nil {
-		return fmt.Errorf("listen proxy %s: %w", s.cfg.Listeners.Proxy.Addr, err)
+		return fmt.Errorf("create event loops: %w", err)
+	}
+	if err := cli.Start(); err != nil {
+		return fmt.Errorf("start event loops: %w", err)
+	}
+	s.engine = cli
+	return nil
+}
+
+// stopLoops stops the event loops; every connection they hold is closed.
+func (s *Server) stopLoops() error {
+	if s.loopEng != nil {
+		return s.stopLoopEngine()
+	}
+	return s.engine.Stop()
+}
+
+// stopAccepting makes the client listeners refuse new connections (drain):
+// the acceptors' listeners close, or the loops' listening sockets stop.
+func (s *Server) stopAccepting() {
+	if s.loopEng != nil {
+		s.stopLoopAccepting()
+		return
+	}
+	_ = s.proxyLn.Close()
+	if s.httpsLn != nil {
+		_ = s.httpsLn.Close()
+	}
+}
+
+// listen binds the admin listener and, for the acceptors, the proxy and HTTPS
+// listeners (the loops bound theirs with accept_on_loops).
+func (s *Server) listen() error {
+	var ln net.Listener
+	if s.loopEng == nil {
+		// No TCP keep-alive probes on client connections: idle HTTP connections end
+		// at server.idle_timeout and push connections are pinged by the gateway, so
+		// the three setsockopt calls Go makes per accepted connection buy nothing.
+		lc := net.ListenConfig{KeepAlive: -1}
+		var err error
+		if ln, err = lc.Listen(context.Background(), "tcp", s.cfg.Listeners.Proxy.Addr); err != nil {
+			return fmt.Errorf("listen proxy %s: %w", s.cfg.Listeners.Proxy.Addr, err)
+		}
+		if err := s.listenHTTPS(); err != nil {
+			_ = ln.Close()
+			return err
+		}
+		s.proxyLn, s.proxyAddr = ln, ln.Addr().String()
 	}
 	adminLn, err := net.Listen("tcp", s.cfg.Listeners.Admin.Addr)
 	if err != nil {
-		_ = ln.Close()
+		if ln != nil {
+			_ = ln.Close()
+			if s.httpsLn != nil {
+				_ = s.httpsLn.Close()
+			}
+		}
 		return fmt.Errorf("listen admin %s: %w", s.cfg.Listeners.Admin.Addr, err)
 	}
-	if err := s.listenHTTPS(); err != nil {
-		_ = ln.Close()
-		_ = adminLn.Close()
-		return err
-	}
-	s.proxyLn = ln
 	s.admin = admin.New(adminLn, admin.Sources{
 		Log: s.log, Origins: func() *origin.Table { return s.shared.Snapshot().Origins }, Counts: s.counts, Filters: s.filters, Push: s.hub,
 		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
@@ -385,79 +432,7 @@ func (s *Server) DrainTimeout() time.Duration {
 }
 
 // ProxyAddr is the bound address of the proxy listener.
-func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
-
-// acceptLoop hands each accepted connection to an event loop. Accepting outside gnet
-// keeps the listener ours: Shutdown can close it (new clients are refused at once
-// while the loops go on serving), and a full gateway can answer 503 before the
-// connection ever costs a loop anything.
-func (s *Server) acceptLoop(ln net.Listener, secure bool) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn().Err(err).Msg("accept failed")
-			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
-			continue
-		}
-		// Connection protection (deny list, new connections per second per
-		// client) on the socket's peer. Behind a PROXY protocol balancer that
-		// is the balancer: the loop applies it once the header named the
-		// client (http1.Conn.admitClient).
-		if (secure || !s.cfg.Listeners.Proxy.ProxyProtocol) && !s.admitConn(c) {
-			continue
-		}
-		cfg := &s.shared.Snapshot().Config.Server
-		if s.shared.Clients.Load() >= int64(cfg.MaxConnections) {
-			s.shared.RefusedMax.Add(1)
-			s.refuse(c, filters.LocalMaxConnections, "too many client connections", "max_connections", cfg.MaxConnections)
-			continue
-		}
-		// The client's own cap, before a loop spends anything on it. Behind a
-		// PROXY protocol load balancer the socket's peer is the balancer: the
-		// loop counts the client once the header named it.
-		var peer *peers.Peer
-		if secure || !s.cfg.Listeners.Proxy.ProxyProtocol { // proxy_protocol is the plain listener's
-			var ok bool
-			if peer, ok = s.shared.Peers.Open(loop.AddrOf(c.RemoteAddr())); !ok {
-				s.refuse(c, filters.ClientTooManyConnections, "too many connections from one client",
-					"max_connections_per_ip", cfg.MaxConnectionsPerIP)
-				continue
-			}
-		}
-		if n := cfg.SocketSendBuffer; n > 0 {
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetWriteBuffer(int(n))
-			}
-		}
-		s.shared.Clients.Add(1)
-		var ctx any = peer
-		if secure {
-			ctx = &tlsStart{peer: peer}
-		}
-		if _, err := s.engine.EnrollContext(c, ctx); err != nil {
-			s.shared.Clients.Add(-1)
-			s.shared.Peers.Close(peer)
-			s.log.Error().Err(err).Msg("cannot hand connection to an event loop")
-		}
-	}
-}
-
-// refuse answers a connection over a limit (cause) and closes it; the log
-// line (sampled: a flood must not flood the log) names the limit.
-func (s *Server) refuse(c net.Conn, cause filters.Cause, msg, limit string, value int) {
-	name := ""
-	if s.shared.Snapshot().Config.Server.StatusHeaders.Expose == config.ExposeAll {
-		name = cause.Name
-	}
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Write(httpcodec.AppendError(nil, cause.Status, name, "", nil, true))
-	_ = c.Close()
-	s.shared.Sampled.Warn(cause.Name).Str("client", c.RemoteAddr().String()).Str("cause", cause.Name).
-		Int(limit, value).Msg("connection refused: " + msg)
-}
+func (s *Server) ProxyAddr() string { return s.proxyAddr }
 
 // tickLoop drives every loop's timers: a loop checks its deadlines on its own goroutine.
 func (s *Server) tickLoop() {
@@ -490,10 +465,7 @@ func (s *Server) tickLoop() {
 // stops the loops and flushes the logs.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shared.Draining.Store(true)
-	_ = s.proxyLn.Close()
-	if s.httpsLn != nil {
-		_ = s.httpsLn.Close()
-	}
+	s.stopAccepting()
 	if s.cfgWatch != nil {
 		s.cfgWatch.stop() // no reload while draining
 	}
@@ -511,7 +483,7 @@ stop:
 	close(s.stopTick)
 	s.stopLimits()
 	s.forEachLoop(func(l *loop.Loop) { l.Log.Flush() })
-	err := s.engine.Stop()
+	err := s.stopLoops()
 	actx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = s.admin.Shutdown(actx)

@@ -199,7 +199,7 @@ func (s *Server) listenHTTPS() error {
 	if err != nil {
 		return fmt.Errorf("listen https %s: %w", h.Addr, err)
 	}
-	s.httpsLn = ln
+	s.httpsLn, s.httpsAddr = ln, ln.Addr().String()
 	return nil
 }
 
@@ -211,23 +211,21 @@ func (s *Server) startTLS() {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.adminCerts.Run(s.stopTick) }()
 	}
-	if s.httpsLn == nil {
+	if s.certs == nil {
 		return
 	}
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.acceptLoop(s.httpsLn, true) }()
+	if s.httpsLn != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.acceptLoop(s.httpsLn, true) }()
+	}
+	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.certs.Run(s.stopTick) }()
-	s.log.Info().Str("https", s.httpsLn.Addr().String()).Interface("certificates", s.certs.Stats().Certificates).
+	s.log.Info().Str("https", s.httpsAddr).Interface("certificates", s.certs.Stats().Certificates).
 		Msg("HTTPS listener serving")
 }
 
 // HTTPSAddr is the bound address of the HTTPS listener ("" without one).
-func (s *Server) HTTPSAddr() string {
-	if s.httpsLn == nil {
-		return ""
-	}
-	return s.httpsLn.Addr().String()
-}
+func (s *Server) HTTPSAddr() string { return s.httpsAddr }
 
 // tlsSource is the admin API's view of the HTTPS listener; nil without one.
 func (s *Server) tlsSource() *admin.TLSSource {

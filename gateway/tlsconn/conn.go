@@ -43,7 +43,7 @@ type Conn struct {
 	tc    *tls.Conn
 	w     wire
 	ready Ready
-	ctx   any // the kind's context (before it: what the acceptor enrolled, e.g. the client's *peers.Peer)
+	ctx   any // the kind's context (before it: what accept gave gc, e.g. the client's *peers.Peer)
 	// buf is the plaintext buffer (from the loop's pool, nil when empty);
 	// plain is its part the kind has not discarded yet: Discard moves plain's
 	// start, and the rest moves to buf's front only when a fill needs room.
@@ -73,15 +73,15 @@ const (
 )
 
 // New wraps gc, a connection accepted on the HTTPS listener, and starts its
-// handshake; gc's context becomes the Conn. ctx is what the acceptor enrolled
-// with gc (the kind finds it with Context, as on a plain connection). Loop
+// handshake; gc's context becomes the Conn. ctx is what accept gave gc
+// (the kind finds it with Context, as on a plain connection). Loop
 // goroutine, in OnOpen.
 func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	c := &Conn{Conn: gc, l: l, srv: srv, ready: ready, ctx: ctx}
 	c.w.c = c
 	gc.SetContext(c)
 	if !srv.admit() {
-		c.state = stClosed // OnClose releases the acceptor's counts
+		c.state = stClosed // OnClose releases the counts taken at accept
 		l.Shared.Sampled.Warn("tls_max_handshakes").Str("client", gc.RemoteAddr().String()).
 			Int64("max_handshakes", srv.max).Msg("connection closed: too many TLS handshakes in progress")
 		_ = gc.Close()
@@ -167,7 +167,7 @@ func (c *Conn) OnClose(err error) {
 	k, ok := c.ctx.(Kind)
 	if !ok {
 		// No kind took the connection (its handshake did not finish): the
-		// acceptor's counts end here.
+		// counts taken at accept end here.
 		c.l.Shared.ClientClosed()
 		p, _ := c.ctx.(*peers.Peer)
 		c.l.Shared.Peers.Close(p)

@@ -1,0 +1,145 @@
+package test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Accepting on the loops (server.accept_on_loops, the default): what differs
+// from the acceptor goroutines. The whole suite runs on the loops; with
+// GOZER_TEST_ACCEPT_ON_LOOPS=false it runs on the acceptors, and
+// TestAcceptorPath and TestGracefulShutdownAcceptor keep that path tested in
+// every run.
+
+// TestAcceptOnLoopsBalance: with 2 loops each on its own SO_REUSEPORT socket,
+// the kernel spreads 64 connections from one client address over both (by
+// their ports' hash), and every one is served.
+func TestAcceptOnLoopsBalance(t *testing.T) {
+	t.Parallel()
+	g, _ := proxied(t, map[string]string{"accept_on_loops": "true", "event_loops": "2"}, nil)
+	var conns []*rawConn
+	for i := 0; i < 64; i++ {
+		c := dialRaw(t, g.ProxyAddr)
+		conns = append(conns, c)
+		if resp, _ := c.roundTrip(request("GET", "/counter")); resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %d", i, resp.StatusCode)
+		}
+	}
+	fams := scrapeMetrics(t, g)
+	total := 0.0
+	for _, loop := range []string{"0", "1"} {
+		n := sumOf(fams, "gozer_loop_connections", "kind", "http", "loop", loop)
+		if n == 0 {
+			t.Errorf("loop %s holds no client connection of 64", loop)
+		}
+		total += n
+	}
+	if total != 64 {
+		t.Errorf("the loops hold %v client connections, want 64", total)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// TestAcceptOnLoopsOpenFiles: gnet stops a loop whose accept fails with
+// EMFILE, so a loop refuses (503) a connection whose descriptor nears the
+// open-file limit and closes it at once. Under a limit of 160 descriptors,
+// 200 connections opened at once get 503s past the ceiling, Gozer keeps
+// serving, and once they close a new one is served.
+func TestAcceptOnLoopsOpenFiles(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Server = map[string]string{"accept_on_loops": "true"}
+	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
+	g := startGozer(t, cfg)
+	var conns []net.Conn
+	for i := 0; i < 200; i++ {
+		c, err := net.DialTimeout("tcp", g.ProxyAddr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	refused := 0
+	for _, c := range conns {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprint(c, request("GET", "/counter")); err != nil {
+			refused++ // closed after its 503, which the write may race
+			continue
+		}
+		b := make([]byte, 12)
+		n, _ := c.Read(b)
+		if strings.HasPrefix(string(b[:n]), "HTTP/1.1 503") {
+			refused++
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if refused == 0 {
+		t.Error("200 connections under a limit of 160 descriptors: none refused")
+	}
+	if !strings.Contains(g.output(), "too close to the open-file limit") {
+		t.Error("no log line names the open-file limit")
+	}
+	waitFor(t, 10*time.Second, "a new connection is served", func() bool {
+		c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprint(c, request("GET", "/counter"))
+		b := make([]byte, 12)
+		n, _ := c.Read(b)
+		return strings.HasPrefix(string(b[:n]), "HTTP/1.1 200")
+	})
+	if g.exited() {
+		t.Fatal("gozer exited")
+	}
+}
+
+// TestAcceptorPath: with server.accept_on_loops false the acceptor goroutines
+// serve plain and HTTPS clients, and refuse the connection over
+// max_connections with a 503 (Server.admit, as on the loops).
+func TestAcceptorPath(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "localhost", false, "localhost", "127.0.0.1")
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
+	cfg.Server = map[string]string{"accept_on_loops": "false", "max_connections": "3"}
+	g := startGozer(t, cfg)
+	if !strings.Contains(g.output(), `"accept_on_loops":false`) {
+		t.Fatal("gozer does not say it runs with accept_on_loops false")
+	}
+	resp, err := httpsClient(t, ca, "localhost", nil).Get(g.httpsURL("/counter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body) // read whole, the connection stays open (and counted)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTPS: %d", resp.StatusCode)
+	}
+	for i := range 2 { // with the HTTPS client's kept-alive connection: 3
+		c := dialRaw(t, g.ProxyAddr)
+		if resp, _ := c.roundTrip(request("GET", "/counter")); resp.StatusCode != 200 {
+			t.Fatalf("plain connection %d: %d", i, resp.StatusCode)
+		}
+	}
+	c := dialRaw(t, g.ProxyAddr)
+	_ = c.write(request("GET", "/counter"))
+	r, _, _ := c.readResponse("GET")
+	if r == nil || r.StatusCode != 503 {
+		t.Fatalf("4th connection: %v, want a 503", r)
+	}
+	wantGozerStatus(t, r, "FAILURE_LOCAL_MAX_CONNECTIONS")
+}
