@@ -252,7 +252,7 @@ func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, t0 tim
 
 // callLua is call for a Lua filter.
 func (l *Loop) callLua(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
-	l.ctx, l.in, l.phase = ctx, in, ph
+	l.enter(ctx, in, ph)
 	L := l.L
 	l.sb.wd.arm(l.rt.callBudget())
 	var err error
