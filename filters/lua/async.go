@@ -273,7 +273,7 @@ func (l *Loop) resume(s *suspension) {
 // finished: the phase's next filters, then the core (ctx.Resume) unless one
 // of them suspends the request again.
 func (l *Loop) goOn(chain *Chain, ctx *filters.Context, ph filters.Phase, idx int, t time.Duration) {
-	if ph == filters.Inbound && chain.runInbound(ctx, idx+1, t) {
+	if ph == filters.Inbound && chain.runInbound(ctx, idx+1, timedFrom(t)) {
 		return // a later async filter waits now
 	}
 	l.ctx, l.in = nil, nil
