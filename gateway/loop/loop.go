@@ -22,7 +22,6 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 
-	"gozer/filters"
 	"gozer/filters/cors"
 	"gozer/gateway/origin"
 	"gozer/gateway/peers"
@@ -189,10 +188,9 @@ type Loop struct {
 	TLSPlain   BufPool
 	TLSScratch []byte
 
-	epfd      int // the loop's epoll instance, for pausing reads (flow.go)
-	now       int64
-	at        time.Time // the clock's reading behind now (its monotonic part: Mono)
-	idPrefix  [16]byte  // random per loop: request ids are unique across loops and restarts
+	epfd      int      // the loop's epoll instance, for pausing reads (flow.go)
+	clock     clock    // the loop's time as of the current event (clock.go)
+	idPrefix  [16]byte // random per loop: request ids are unique across loops and restarts
 	idSeq     uint64
 	localAddr *net.TCPAddr // shared by the loop's accepted connections (CompactAddrs)
 	addrWarn  bool
@@ -237,21 +235,6 @@ func New(el gnet.EventLoop, epfd int, s *Shared) *Loop {
 // (BusySample): its busy share is the rate at which this grows. Any
 // goroutine.
 func (l *Loop) Busy() time.Duration { return time.Duration(l.busy.Load()) }
-
-// Clock refreshes and returns the loop's time (unix ns): once per gnet event.
-func (l *Loop) Clock() int64 {
-	l.at = time.Now()
-	l.now = l.at.UnixNano()
-	return l.now
-}
-
-// Now is the loop's time as of the current event.
-func (l *Loop) Now() int64 { return l.now }
-
-// Mono is the loop's time as of the current event on the monotonic clock
-// (filters.Mono's scale), without reading the clock again: the passport's
-// steps cost no clock read (one is 40 to 80 ns on a VM's kvm-clock).
-func (l *Loop) Mono() int64 { return filters.MonoOf(l.at) }
 
 // Snapshot is the configuration in service now. A request keeps the one it
 // started with.
