@@ -22,6 +22,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 
+	"gozer/filters"
 	"gozer/filters/cors"
 	"gozer/gateway/origin"
 	"gozer/gateway/peers"
@@ -199,7 +200,7 @@ type Loop struct {
 	// Busy time (metrics on): when the outermost callback began, and the
 	// callbacks' total so far, written by the loop, read by any goroutine.
 	timeBusy bool
-	entered  int64
+	entered  int64 // Mono
 	busy     atomic.Int64
 	later    []Task
 	tickTask gnet.RunnableFunc
@@ -274,7 +275,7 @@ func (l *Loop) Enter() int64 {
 	l.depth++
 	now := l.Clock()
 	if l.depth == 1 {
-		l.entered = now
+		l.entered = l.clock.mono
 	}
 	return now
 }
@@ -300,15 +301,16 @@ func (l *Loop) Leave() {
 	}
 	if l.timeBusy && l.Rand.Uint32()%BusySample == 0 {
 		// One writer: a load and a store, no locked add.
-		l.busy.Store(l.busy.Load() + BusySample*(time.Now().UnixNano()-l.entered))
+		l.busy.Store(l.busy.Load() + BusySample*(filters.Mono()-l.entered))
 	}
 }
 
 // BusySample: one outermost callback in BusySample, chosen at random, is
 // timed for the busy share, and counts BusySample times (an unbiased
-// estimate). Reading the clock costs ~50 ns here (kvm-clock: time.Now reads
-// it twice); a keep-alive request takes about two callbacks, so timing every
-// one would cost ~100 ns of CPU per request, a third of the metrics' budget.
+// estimate). Reading the clock costs ~50 ns here (kvm-clock; the monotonic
+// clock only, as Enter's: clock.go); a keep-alive request takes about two
+// callbacks, so timing every one would cost ~100 ns of CPU per request, a
+// third of the metrics' budget.
 const BusySample = 8
 
 // Task is work queued with Later.
