@@ -10,10 +10,11 @@ import (
 // functions, ctx.req, ctx.resp) sit in one table; a field that depends on the
 // request is served by a Go __index function instead. Reaching that function
 // costs a nested VM call and boxes the key's string (gopher-lua's
-// getFieldString): about 180 ns a read, against 10 ns for a member
-// (BenchmarkFieldDynamic / BenchmarkFieldMember in corebench_test.go, the
-// fastest of 6 runs each). The bench's scripts read two such fields per request,
-// ctx.req.path and ctx.vars. So the hottest of them are kept in the members
+// getFieldString): about 180 ns and an allocation a read, against 10 ns for a
+// member (BenchmarkFieldDynamic, BenchmarkFieldMember and BenchmarkFieldNone in
+// corebench_test.go: 1180, 1002 and 994 ns/op, the fastest of 6 runs of each
+// with -test.cpu 1 -test.benchtime 300000x, before this file). The bench's
+// scripts read two such fields per request, ctx.req.path and ctx.vars. So the hottest of them are kept in the members
 // table while they are valid for the filter call in progress:
 //
 //   - ctx.vars is put there at the start of every Lua call (Loop.enter): the
