@@ -19,7 +19,7 @@
 #                           Lua filter), metrics (gozer gozer-nometrics nginx: Gozer with
 #                           its metrics on, the default, and off) or all (every one of them)
 #   BENCH_TARGETS           the exact target list instead (overrides BENCH_SUITE)
-#   BENCH_BASE_REV          a git revision for the gozer-base target: Gozer as it was then,
+#   BENCH_BASE_REV          a git revision for the gozer-base and gozer-lua3-base targets: Gozer as it was then,
 #                           beside the working tree's in the same rounds (a change's cost)
 #   BENCH_ROUNDS=5          measured rounds per target
 #   BENCH_DURATION=6        seconds per wrk run

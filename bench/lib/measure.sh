@@ -316,6 +316,8 @@ print_lua_table() {
     [[ -n ${CPU[gozer-lua$n1]:-} && -n ${CPU[nginx-lua$n1]:-} ]] || continue
     if ((n1 == 3)); then ratio_line gozer-lua3 nginx-lua3 1.00; else ratio_line gozer-lua1 nginx-lua1; fi
   done
+  # gozer-lua3-base (BENCH_BASE_REV with the same scripts): the change, in the same rounds.
+  [[ -n ${CPU[gozer-lua3]:-} && -n ${CPU[gozer-lua3-base]:-} ]] && ratio_line gozer-lua3 gozer-lua3-base
   printf '\n"within each round": the ratio of the two runs of the same round (seconds apart), whose median cancels contention that the guest cannot see and that moves every target alike for a while; when it and the ratio of medians disagree, trust it, or run more rounds.\n'
 }
 

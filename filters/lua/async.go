@@ -157,7 +157,7 @@ func (l *Loop) callAsyncRun(c *Chain, in *instance, ctx *filters.Context, ph fil
 		return l.callGoAsync(c, in, ctx, ph, idx, t0)
 	}
 	if in.should != nil {
-		l.ctx, l.in, l.phase = ctx, in, ph
+		l.enter(ctx, in, ph)
 		L := l.L
 		l.sb.wd.arm(l.rt.callBudget())
 		L.Push(in.should)
@@ -188,7 +188,8 @@ func (l *Loop) callAsyncRun(c *Chain, in *instance, ctx *filters.Context, ph fil
 // step runs s's coroutine until it yields (waiting on calls: suspended) or
 // returns (the filter is done: s is released).
 func (l *Loop) step(s *suspension, t0 time.Duration, args ...glua.LValue) (time.Duration, bool) {
-	l.ctx, l.in, l.phase, l.co = s.ctx, s.in, s.phase, s
+	l.enter(s.ctx, s.in, s.phase)
+	l.co = s
 	budget := l.rt.callBudget()
 	left := budget - s.used
 	if left < budget/ticksPerBudget {
@@ -272,7 +273,7 @@ func (l *Loop) resume(s *suspension) {
 // finished: the phase's next filters, then the core (ctx.Resume) unless one
 // of them suspends the request again.
 func (l *Loop) goOn(chain *Chain, ctx *filters.Context, ph filters.Phase, idx int, t time.Duration) {
-	if ph == filters.Inbound && chain.runInbound(ctx, idx+1, t) {
+	if ph == filters.Inbound && chain.runInbound(ctx, idx+1, timedFrom(t)) {
 		return // a later async filter waits now
 	}
 	l.ctx, l.in = nil, nil

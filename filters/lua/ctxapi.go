@@ -22,17 +22,17 @@ type api struct {
 	causes  map[string]glua.LValue // boxed cause names, filled on use
 	schemes [2]glua.LValue         // "http", "https", boxed once
 	hdrs    []filters.Header       // scratch for ctx.respond
-	path    strMemo                // ctx.req.path of the last request that read it
-	host    strMemo                // ctx.req.host, likewise
+	fields                         // ctx.vars, ctx.req.path and .host as plain fields (fields.go)
 }
 
-// strMemo is a one-entry cache of a request field's Lua string. Requests on a
+// strMemo is a one-entry cache of a request field's Lua string (the last
+// request's ctx.req.path, or host, that a filter read). Requests on a
 // loop often repeat the path and host of the one before, and a hit saves the
 // two allocations of a new Lua string (the bytes and their box): for
 // ctx.req.path in BenchmarkBenchScripts, 2 of its 5 allocs/op.
 type strMemo struct {
 	s string
-	v glua.LValue // glua.LString(s), or nil when empty
+	v glua.LValue // glua.LString(s), nil until the first get
 }
 
 // get returns b as a Lua string, the cached one when it is the same text.
@@ -44,6 +44,9 @@ func (m *strMemo) get(b []byte) glua.LValue {
 	m.v = glua.LString(m.s)
 	return m.v
 }
+
+// same reports whether b is the memo's text, without a copy.
+func (m *strMemo) same(b []byte) bool { return m.v != nil && string(b) == m.s }
 
 // initAPI creates the ctx objects on l's LState.
 func (l *Loop) initAPI() {
@@ -74,9 +77,10 @@ func (l *Loop) initAPI() {
 	// ctx.req and ctx.resp are the same objects for every request: plain
 	// members, no Go call per access. The phase rule for ctx.resp is checked
 	// by its functions and fields: using it in an inbound filter raises.
-	members := a.ctx.Metatable.(*glua.LTable).RawGetString("__index").(*glua.LTable)
+	members := membersOf(a.ctx)
 	members.RawSetString("req", a.req)
 	members.RawSetString("resp", a.resp)
+	a.fields.init(a.ctx, a.req)
 }
 
 // object builds a read-only userdata named name: functions are members of
@@ -230,9 +234,11 @@ func (l *Loop) ctxRoute(L *glua.LState) int {
 	}
 	if set[1] != "" {
 		ctx.Route.Path = append(ctx.Route.Path[:0], set[1]...)
+		l.api.drop(&l.api.path)
 	}
 	if set[2] != "" {
 		ctx.Route.Host = append(ctx.Route.Host[:0], set[2]...)
+		l.api.drop(&l.api.host)
 	}
 	if set[3] != "" {
 		ctx.Route.Endpoint = string(set[3])

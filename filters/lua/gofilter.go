@@ -56,20 +56,19 @@ func (l *Loop) addGoFilters(c *Chain) {
 }
 
 // callGo runs a sync Go filter.
-func (l *Loop) callGo(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
+func (l *Loop) callGo(in *instance, ctx *filters.Context, ph filters.Phase, s span) span {
 	l.ctx, l.in, l.phase = ctx, in, ph
 	err := l.guard(func() {
 		if in.gf.ShouldFilter(ctx) {
 			in.gf.(filters.SyncFilter).Apply(ctx)
 		}
 	})
-	t1 := now()
+	s = s.end(in)
 	in.stats.calls.Add(1)
-	in.stats.nanos.Add(int64(t1 - t0))
 	if err != nil {
 		l.failed(in, ctx, err, false)
 	}
-	return t1
+	return s
 }
 
 // guard runs fn and turns a panic into an error.

@@ -43,6 +43,7 @@ type Loop struct {
 	dictMeta *glua.LTable
 
 	varsFree []*varsTable // emptied ctx.vars tables (vars.go)
+	runs     [3]uint32    // runs started per phase, for the sampled timing (timing.go)
 
 	goInst  []*instance     // the Go filters' instances on this loop (gofilter.go)
 	ansMeta *glua.LTable    // the metatable of side calls' answers (answer.go)
@@ -236,23 +237,23 @@ func passMark(ctx *filters.Context, s filters.PassportState, in *instance, t tim
 }
 
 // call runs one filter (should_filter, then apply) on ctx under the budget.
-// t0 is the time the call starts; it returns the time it ended, so that a
-// chain of calls reads the clock once per call, not twice.
-func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
-	passMark(ctx, filters.PassFilterStart, in, t0)
-	var t1 time.Duration
+// s is the phase run's timing as the call starts (timing.go); it returns the
+// timing as it ended, so that a chain of timed calls reads the clock once per
+// call, not twice.
+func (l *Loop) call(in *instance, ctx *filters.Context, ph filters.Phase, s span) span {
+	passMark(ctx, filters.PassFilterStart, in, s.at)
 	if in.gf != nil {
-		t1 = l.callGo(in, ctx, ph, t0)
+		s = l.callGo(in, ctx, ph, s)
 	} else {
-		t1 = l.callLua(in, ctx, ph, t0)
+		s = l.callLua(in, ctx, ph, s)
 	}
-	passMark(ctx, filters.PassFilterEnd, in, t1)
-	return t1
+	passMark(ctx, filters.PassFilterEnd, in, s.at)
+	return s
 }
 
 // callLua is call for a Lua filter.
-func (l *Loop) callLua(in *instance, ctx *filters.Context, ph filters.Phase, t0 time.Duration) time.Duration {
-	l.ctx, l.in, l.phase = ctx, in, ph
+func (l *Loop) callLua(in *instance, ctx *filters.Context, ph filters.Phase, s span) span {
+	l.enter(ctx, in, ph)
 	L := l.L
 	l.sb.wd.arm(l.rt.callBudget())
 	var err error
@@ -271,16 +272,15 @@ func (l *Loop) callLua(in *instance, ctx *filters.Context, ph filters.Phase, t0 
 		err = L.PCall(1, 0, nil)
 	}
 	spent := l.sb.wd.disarm()
-	t1 := now()
+	s = s.end(in)
 	in.stats.calls.Add(1)
-	in.stats.nanos.Add(int64(t1 - t0))
 	if err != nil || spent {
 		// spent without an error: the script swallowed the stop (a tail call
 		// to pcall); it still ran past its budget.
 		L.SetTop(0)
 		l.failed(in, ctx, err, spent)
 	}
-	return t1
+	return s
 }
 
 // failed accounts for a filter that raised or ran past its budget.
@@ -343,26 +343,27 @@ func (c *Chain) Inbound(ctx *filters.Context) {
 	if len(c.inbound) == 0 {
 		return
 	}
-	c.runInbound(ctx, 0, now())
+	c.runInbound(ctx, 0, c.l.startRun(ctx, filters.Inbound))
 }
 
 // runInbound runs the inbound filters from the one at index from; true when
 // one suspended the request.
-func (c *Chain) runInbound(ctx *filters.Context, from int, t time.Duration) bool {
+func (c *Chain) runInbound(ctx *filters.Context, from int, s span) bool {
 	for i := from; i < len(c.inbound); i++ {
 		if ctx.Responded || ctx.Failed {
 			break
 		}
 		in := c.inbound[i]
 		if in.async {
-			var suspended bool
-			if t, suspended = c.l.callAsync(c, in, ctx, filters.Inbound, i, t); suspended {
+			t, suspended := c.l.callAsync(c, in, ctx, filters.Inbound, i, s.clock())
+			if suspended {
 				c.l.ctx, c.l.in = nil, nil
 				return true
 			}
+			s = timedFrom(t)
 			continue
 		}
-		t = c.l.call(in, ctx, filters.Inbound, t)
+		s = c.l.call(in, ctx, filters.Inbound, s)
 	}
 	c.l.ctx, c.l.in = nil, nil
 	return false
@@ -380,7 +381,7 @@ func (c *Chain) Endpoint(name string, ctx *filters.Context) bool {
 	if in.async {
 		c.l.callAsync(c, in, ctx, filters.Endpoint, -1, now())
 	} else {
-		c.l.call(in, ctx, filters.Endpoint, now())
+		c.l.call(in, ctx, filters.Endpoint, c.l.startRun(ctx, filters.Endpoint))
 	}
 	c.l.ctx, c.l.in = nil, nil
 	return true
@@ -394,9 +395,9 @@ func (c *Chain) Outbound(ctx *filters.Context) {
 	if len(c.outbound) == 0 {
 		return
 	}
-	t := now()
+	s := c.l.startRun(ctx, filters.Outbound)
 	for _, in := range c.outbound {
-		t = c.l.call(in, ctx, filters.Outbound, t)
+		s = c.l.call(in, ctx, filters.Outbound, s)
 	}
 	c.l.ctx, c.l.in = nil, nil
 }

@@ -32,11 +32,11 @@ func (l *Loop) reqIndex(L *glua.LState) int {
 			L.Push(glua.LString(m))
 		}
 	case "path":
-		L.Push(l.api.path.get(ctx.Path()))
+		L.Push(l.api.show(&l.api.path, ctx))
 	case "query":
 		L.Push(glua.LString(ctx.Query()))
 	case "host":
-		L.Push(l.api.host.get(ctx.Host()))
+		L.Push(l.api.show(&l.api.host, ctx))
 	case "scheme":
 		if ctx.Scheme == "https" {
 			L.Push(l.api.schemes[1])
@@ -128,6 +128,7 @@ func (l *Loop) reqSetHeader(L *glua.LState) int {
 	name, value := L.CheckString(a), L.CheckString(a+1)
 	checkHeader(L, "ctx.req.set_header", name, value)
 	ctx.Req.Header.Set(name, value)
+	l.hostMayChange(name)
 	return 0
 }
 
@@ -137,13 +138,24 @@ func (l *Loop) reqAddHeader(L *glua.LState) int {
 	name, value := L.CheckString(a), L.CheckString(a+1)
 	checkHeader(L, "ctx.req.add_header", name, value)
 	ctx.Req.Header.Add(name, value)
+	l.hostMayChange(name)
 	return 0
 }
 
 func (l *Loop) reqDelHeader(L *glua.LState) int {
 	ctx := l.reqMutable(L, "ctx.req.del_header")
-	ctx.Req.Header.Del(L.CheckString(l.arg0(L)))
+	name := L.CheckString(l.arg0(L))
+	ctx.Req.Header.Del(name)
+	l.hostMayChange(name)
 	return 0
+}
+
+// hostMayChange drops the plain field ctx.req.host (fields.go) after a change
+// to the request's header name.
+func (l *Loop) hostMayChange(name string) {
+	if l.api.host.shown && strings.EqualFold(name, "Host") {
+		l.api.drop(&l.api.host)
+	}
 }
 
 // reqSetPath is ctx.req.set_path(p): the request-target sent to the origin
@@ -155,6 +167,7 @@ func (l *Loop) reqSetPath(L *glua.LState) int {
 		L.RaiseError("ctx.req.set_path: path must start with '/', not %q", p)
 	}
 	ctx.Route.Path = append(ctx.Route.Path[:0], p...) // ctx.SetPath without a []byte copy
+	l.api.drop(&l.api.path)
 	return 0
 }
 

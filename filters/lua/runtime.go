@@ -65,7 +65,7 @@ type FilterStatus struct {
 	Calls       int64     `json:"calls_total"`        // filter invocations, all loops
 	Errors      int64     `json:"errors_total"`       // raised errors and timeouts, all loops
 	Timeouts    int64     `json:"timeouts_total"`     // invocations stopped by the budget
-	TotalTimeUS int64     `json:"time_us_total"`      // time spent in the filter, all loops
+	TotalTimeUS int64     `json:"time_us_total"`      // time spent in the filter, all loops (sync filters: sampled, timing.go)
 	Disabled    bool      `json:"disabled"`
 }
 

@@ -10,9 +10,10 @@ import (
 // allocations (750 bytes) by its first string key (the table, its string map,
 // the key index map and slice, the boxed key), which was most of what a request
 // through the bench's three filters allocated (BenchmarkBenchScripts: 13
-// allocs/op, 800 B/op before, see bench_test.go). A request that touches
-// ctx.vars takes a table from its Loop's free list; filters.Context.Reset
-// hands it back once the request is over, emptied.
+// allocs/op, 800 B/op before, see bench_test.go). A request takes a table
+// from its Loop's free list at its first Lua call (Loop.enter puts it in ctx's
+// members as a plain field, fields.go); filters.Context.Reset hands it back
+// once the request is over, emptied.
 //
 // The table is the request's for as long as the request lasts: a script that
 // keeps ctx.vars in a module-level variable past its request would see a

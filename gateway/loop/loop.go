@@ -196,10 +196,9 @@ type Loop struct {
 	TLSPlain   BufPool
 	TLSScratch []byte
 
-	epfd      int // the loop's epoll instance, for pausing reads (flow.go)
-	now       int64
-	at        time.Time // the clock's reading behind now (its monotonic part: Mono)
-	idPrefix  [16]byte  // random per loop: request ids are unique across loops and restarts
+	epfd      int      // the loop's epoll instance, for pausing reads (flow.go)
+	clock     clock    // the loop's time as of the current event (clock.go)
+	idPrefix  [16]byte // random per loop: request ids are unique across loops and restarts
 	idSeq     uint64
 	localAddr *net.TCPAddr // shared by the loop's accepted connections (CompactAddrs)
 	addrWarn  bool
@@ -208,7 +207,7 @@ type Loop struct {
 	// Busy time (metrics on): when the outermost callback began, and the
 	// callbacks' total so far, written by the loop, read by any goroutine.
 	timeBusy bool
-	entered  int64
+	entered  int64 // Mono
 	busy     atomic.Int64
 	later    []Task
 	tickTask gnet.RunnableFunc
@@ -244,21 +243,6 @@ func New(el gnet.EventLoop, epfd int, s *Shared) *Loop {
 // (BusySample): its busy share is the rate at which this grows. Any
 // goroutine.
 func (l *Loop) Busy() time.Duration { return time.Duration(l.busy.Load()) }
-
-// Clock refreshes and returns the loop's time (unix ns): once per gnet event.
-func (l *Loop) Clock() int64 {
-	l.at = time.Now()
-	l.now = l.at.UnixNano()
-	return l.now
-}
-
-// Now is the loop's time as of the current event.
-func (l *Loop) Now() int64 { return l.now }
-
-// Mono is the loop's time as of the current event on the monotonic clock
-// (filters.Mono's scale), without reading the clock again: the passport's
-// steps cost no clock read (one is 40 to 80 ns on a VM's kvm-clock).
-func (l *Loop) Mono() int64 { return filters.MonoOf(l.at) }
 
 // Snapshot is the configuration in service now. A request keeps the one it
 // started with.
@@ -298,7 +282,7 @@ func (l *Loop) Enter() int64 {
 	l.depth++
 	now := l.Clock()
 	if l.depth == 1 {
-		l.entered = now
+		l.entered = l.clock.mono
 	}
 	return now
 }
@@ -324,15 +308,16 @@ func (l *Loop) Leave() {
 	}
 	if l.timeBusy && l.Rand.Uint32()%BusySample == 0 {
 		// One writer: a load and a store, no locked add.
-		l.busy.Store(l.busy.Load() + BusySample*(time.Now().UnixNano()-l.entered))
+		l.busy.Store(l.busy.Load() + BusySample*(filters.Mono()-l.entered))
 	}
 }
 
 // BusySample: one outermost callback in BusySample, chosen at random, is
 // timed for the busy share, and counts BusySample times (an unbiased
-// estimate). Reading the clock costs ~50 ns here (kvm-clock: time.Now reads
-// it twice); a keep-alive request takes about two callbacks, so timing every
-// one would cost ~100 ns of CPU per request, a third of the metrics' budget.
+// estimate). Reading the clock costs ~50 ns here (kvm-clock; the monotonic
+// clock only, as Enter's: clock.go); a keep-alive request takes about two
+// callbacks, so timing every one would cost ~100 ns of CPU per request, a
+// third of the metrics' budget.
 const BusySample = 8
 
 // Task is work queued with Later.
