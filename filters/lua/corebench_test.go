@@ -53,13 +53,7 @@ func BenchmarkCoreZeroFilters(b *testing.B) { benchCoreRequests(b, nil) }
 // BenchmarkCoreBenchScripts is BenchmarkBenchScripts (the bench's three
 // scripts) on the core's path: its difference to BenchmarkCoreZeroFilters is
 // what the three Lua steps cost a proxied request.
-func BenchmarkCoreBenchScripts(b *testing.B) {
-	benchCoreRequests(b, map[string]string{
-		"inbound/10_route.lua":   `return { name = "route", type = "inbound", order = 10, apply = function(ctx) ctx.req.set_header("X-Route", ctx.req.path) end }`,
-		"outbound/10_gw.lua":     `return { name = "gw", type = "outbound", order = 10, apply = function(ctx) ctx.resp.set_header("X-Gateway", "gozer"); ctx.resp.del_header("Server") end }`,
-		"outbound/90_timing.lua": `return { name = "timing", type = "outbound", order = 90, apply = function(ctx) ctx.vars.t = ctx.now() end }`,
-	})
-}
+func BenchmarkCoreBenchScripts(b *testing.B) { benchCoreRequests(b, benchScripts) }
 
 // BenchmarkFieldDynamic, BenchmarkFieldMember and BenchmarkFieldNone: one
 // filter that reads ctx.req.path (a field served by reqIndex until fields.go
