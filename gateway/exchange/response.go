@@ -184,6 +184,11 @@ func (ex *Exchange) responseHead(buf []byte) (int, bool) {
 	if isRetriableStatus(ex.log.status) && ex.retryOrFail(failStatus, c.Reused(), filters.Success, "") {
 		return 0, false // another server may do better
 	}
+	// An upgrade the origin answered with a final status is no tunnel: its
+	// slot under websocket.max_tunnels goes back before the client hears the
+	// answer, so a client retrying at once is not refused for it (from the
+	// exchange's end it could come a callback late, on another loop).
+	ex.releaseTunnelSlot()
 	if !ex.startResponse() {
 		return 0, false
 	}
