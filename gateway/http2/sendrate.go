@@ -23,16 +23,21 @@ import (
 // after server.idle_timeout without progress) only asks for progress.
 //
 //   - A stream whose DATA waits for its own window must get its DATA out at
-//     min_send_rate; below it the stream is reset (RST_STREAM CANCEL, as the
-//     stall's reset: the response is not wanted at this pace) and its
-//     exchange ends FAILURE_CLIENT_READ_TOO_SLOW; the connection's other
-//     streams go on. A stream whose own window is open waits on the
-//     connection (its window, or its socket): that is the connection's rate
-//     to judge, not the stream's (a client downloading many streams at once
-//     gives each a share of its bandwidth).
+//     min_send_rate, counted as payload (a window opened a byte at a time
+//     costs a 9-byte frame header per byte, which is no progress); below it
+//     the stream is reset (RST_STREAM CANCEL, as the stall's reset: the
+//     response is not wanted at this pace) and its exchange ends
+//     FAILURE_CLIENT_READ_TOO_SLOW; the connection's other streams go on. A
+//     stream whose own window is open waits on the connection (its window,
+//     or its socket): that is the connection's rate to judge, not the
+//     stream's (a client downloading many streams at once gives each a share
+//     of its bandwidth).
 //   - A connection that holds bytes up (its send buffer, or DATA waiting for
 //     the connection's window) must have its socket take them at
-//     min_send_rate; below it every stream's exchange ends
+//     min_send_rate; while DATA waits for the connection's window, the
+//     window must let DATA payload out at min_send_rate instead (the socket
+//     takes PING and SETTINGS acks as readily: a client that pings and opens
+//     no window takes no response). Below it every stream's exchange ends
 //     FAILURE_CLIENT_READ_TOO_SLOW, GOAWAY ENHANCE_YOUR_CALM is written (a
 //     socket that does not drain may never deliver it) and the connection is
 //     closed with SO_LINGER 0, so that the kernel's buffers go too, as for a
@@ -71,7 +76,7 @@ func (st *stream) rateWatch() {
 	if rateNeed(lim) == 0 || st.push != nil {
 		return
 	}
-	st.rateMark = st.out
+	st.rateMark = st.dataOut
 	st.rateAt = st.c.lp.l.Now() + lim.RateWindow
 	st.c.arm(st)
 }
@@ -87,7 +92,9 @@ func (st *stream) rateDue() bool {
 	if need == 0 || st.poff == len(st.pend) || st.reset {
 		return true
 	}
-	if st.sendWindow > 0 || st.out-st.rateMark >= need {
+	// DATA payload only: a client opening a byte of window at a time must
+	// not be credited the 9-byte frame header each byte costs us.
+	if st.sendWindow > 0 || st.dataOut-st.rateMark >= need {
 		st.rateWatch()
 		return true
 	}
@@ -110,11 +117,26 @@ func (st *stream) rateDue() bool {
 // up: its socket has not taken what gnet holds, or DATA waits for the
 // connection's window.
 func (c *Conn) holdsUp() bool {
-	return c.c.OutboundBuffered() > 0 || c.pendTotal > 0 && c.sendWindow <= 0
+	return c.c.OutboundBuffered() > 0 || c.windowHoldsUp()
 }
 
 // taken is how many bytes the connection's socket took so far.
 func (c *Conn) taken() int64 { return c.sent - int64(c.c.OutboundBuffered()) }
+
+// windowHoldsUp reports whether DATA waits for the connection's window.
+func (c *Conn) windowHoldsUp() bool { return c.pendTotal > 0 && c.sendWindow <= 0 }
+
+// progress is what the client took since its window of min_send_rate began.
+// While the connection's window holds DATA up, that is the DATA payload the
+// window let out: the socket takes our PING and SETTINGS acks as readily as
+// DATA, so a client that pings while it opens no window would look like a
+// reader. Otherwise it is what the socket took, whatever it carried.
+func (c *Conn) progress() int64 {
+	if c.windowHoldsUp() {
+		return c.dataSent - c.dataMark
+	}
+	return c.taken() - c.rateMark
+}
 
 // rateWatch starts a window of min_send_rate for the connection when it
 // holds bytes up and none runs (account calls it after every write).
@@ -126,7 +148,7 @@ func (c *Conn) rateWatch() {
 	if rateNeed(lim) == 0 {
 		return
 	}
-	c.rateMark = c.taken()
+	c.rateMark, c.dataMark = c.taken(), c.dataSent
 	c.rateAt = c.lp.l.Now() + lim.RateWindow
 	if c.deadline == 0 || c.rateAt < c.deadline {
 		c.setDeadline(c.rateAt)
@@ -143,7 +165,7 @@ func (c *Conn) rateDue() bool {
 	if need == 0 || !c.holdsUp() {
 		return true
 	}
-	if c.taken()-c.rateMark >= need {
+	if c.progress() >= need {
 		c.rateWatch()
 		return true
 	}
