@@ -126,7 +126,8 @@ func socketEnd(frames <-chan h2frameEvent) string {
 // windows let out as DATA, whatever else it makes the gateway write. A
 // client that never opens the connection's window (its streams' are wide
 // open) loses the connection, with or without a PING every 12 ms (their
-// acks are bytes its socket takes, not a response); one that opens a
+// acks are bytes its socket takes, not a response), gracefully: its socket
+// drains, so GOAWAY and then EOF, no reset; one that opens a
 // stream's window a byte at a time, 200 times a second (200 B/s of DATA, 2
 // KB/s of frames), loses the stream; one that opens the connection's window
 // at 4 KB/s is kept. All with min_send_rate 1 KiB/s over 1 s windows, far
@@ -143,9 +144,9 @@ func TestHTTP2MinSendRateWindows(t *testing.T) {
 		d      time.Duration
 		want   string
 	}{
-		{"connection window never opened", windowReader{initial: 1 << 30, wholeConn: true}, 10 * time.Second, "GOAWAY:ENHANCE_YOUR_CALM"},
+		{"connection window never opened", windowReader{initial: 1 << 30, wholeConn: true}, 10 * time.Second, "GOAWAY:ENHANCE_YOUR_CALM then EOF"},
 		{"connection window never opened, PING every 12ms", windowReader{initial: 1 << 30, period: 12 * time.Millisecond, tick: ping, wholeConn: true},
-			10 * time.Second, "GOAWAY:ENHANCE_YOUR_CALM"},
+			10 * time.Second, "GOAWAY:ENHANCE_YOUR_CALM then EOF"},
 		{"stream window a byte every 5ms", windowReader{initial: 0, conn: 1 << 30, period: 5 * time.Millisecond,
 			tick: func(h *h2raw) error { return h.fr.WriteWindowUpdate(1, 1) }}, 10 * time.Second, "RST:CANCEL"},
 		{"connection window at 4KB/s", windowReader{initial: 1 << 30, period: 250 * time.Millisecond,

@@ -38,10 +38,13 @@ import (
 //     window must let DATA payload out at min_send_rate instead (the socket
 //     takes PING and SETTINGS acks as readily: a client that pings and opens
 //     no window takes no response). Below it every stream's exchange ends
-//     FAILURE_CLIENT_READ_TOO_SLOW, GOAWAY ENHANCE_YOUR_CALM is written (a
-//     socket that does not drain may never deliver it) and the connection is
-//     closed with SO_LINGER 0, so that the kernel's buffers go too, as for a
-//     slow HTTP/1.1 reader.
+//     FAILURE_CLIENT_READ_TOO_SLOW and GOAWAY ENHANCE_YOUR_CALM is written.
+//     When its socket held up, the connection is closed with SO_LINGER 0 (a
+//     socket that does not drain may never deliver the GOAWAY), so that the
+//     kernel's buffers go too, as for a slow HTTP/1.1 reader; when only the
+//     connection's window did, its socket drains, and the connection ends
+//     gracefully (Conn.linger): the GOAWAY and the other streams' finished
+//     responses reach the client.
 //
 // Both count under telemetry.H2SlowReader and log once per 10 s (the
 // connection's and the stream's apart). Push streams (SSE) are not measured
@@ -175,8 +178,12 @@ func (c *Conn) rateDue() bool {
 
 // slowRead ends a connection whose client reads slower than min_send_rate:
 // its streams' exchanges end as too slow (their access-log lines), GOAWAY
-// ENHANCE_YOUR_CALM, and a close that drops the kernel's buffers.
+// ENHANCE_YOUR_CALM, and a close that drops the kernel's buffers when the
+// socket held up; when only the connection's window did, the socket drains,
+// so the end is graceful (linger): a reset would destroy the GOAWAY and the
+// other streams' finished responses still in the kernel's buffers.
 func (c *Conn) slowRead(reason string) {
+	socketHeld := c.c.OutboundBuffered() > 0
 	sh := c.lp.l.Shared
 	sh.H2.Count(telemetry.H2SlowReader)
 	if e := sh.Sampled.Info(connLogKeys[telemetry.H2SlowReader]); e != nil {
@@ -192,7 +199,14 @@ func (c *Conn) slowRead(reason string) {
 	}
 	if c.state == stOpen || c.state == stGoingAway {
 		_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeEnhanceYourCalm, nil)
+		if !socketHeld {
+			c.linger()
+			return
+		}
 		c.flush()
+	}
+	if !socketHeld {
+		return // the last stream's end made it linger (a GOAWAY was sent)
 	}
 	_ = unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	c.close()
