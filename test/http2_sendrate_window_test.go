@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,5 +173,61 @@ func TestHTTP2MinSendRateWindows(t *testing.T) {
 	}
 	if got := g.h2Ended(t, "slow_reader"); got != 3 {
 		t.Errorf("http2 ended_total slow_reader %d; want 3", got)
+	}
+}
+
+// pacedConn reads at most chunk bytes per period: a slow socket.
+type pacedConn struct {
+	net.Conn
+	chunk  int
+	period time.Duration
+	next   time.Time
+}
+
+func (p *pacedConn) Read(b []byte) (int, error) {
+	time.Sleep(time.Until(p.next)) // the reader's pace, not a wait for a condition
+	n, err := p.Conn.Read(b[:min(len(b), p.chunk)])
+	p.next = time.Now().Add(p.period)
+	return n, err
+}
+
+// TestHTTP2MinSendRateMultiplexed: 16 downloads on one connection whose
+// socket takes 8 KB/s (8 times min_send_rate, a 4 KiB receive buffer). Each
+// stream's first 64 KiB window leaves at once and waits in the gateway's
+// send buffers behind the others' (1 MiB, minutes at this pace), so the
+// streams' windows stay shut: that is the socket's doing, which reads fast
+// enough, not the client's, and no stream may be judged a slow reader.
+func TestHTTP2MinSendRateMultiplexed(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	o := startOrigin(t, "o")
+	g := h2Gozer(t, ca, o.Addr, nil, map[string]string{"min_send_rate": "1KiB", "rate_window": "1s", "idle_timeout": "60s"})
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	raw, err := d.Dial("tcp", g.ProxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newH2raw(t, &pacedConn{Conn: raw, chunk: 1024, period: 125 * time.Millisecond})
+	if err := h.fr.WriteWindowUpdate(0, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint32(1); id < 32; id += 2 {
+		if err := h.request(id, "GET", "/bytes?n=50000000", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start, data := time.Now(), 0
+	for time.Since(start) < 5*time.Second { // five windows of min_send_rate
+		ev := h.next(10 * time.Second) // a 16 KiB frame takes 2 s at this pace
+		if ev.closed || ev.goaway || ev.rst != 0 || ev.timeout {
+			t.Fatalf("after %v: %+v; want DATA", time.Since(start), ev)
+		}
+		data += ev.data
+	}
+	t.Logf("%d bytes of DATA in %v", data, time.Since(start))
+	if got := g.h2Ended(t, "slow_reader"); got != 0 {
+		t.Errorf("http2 ended_total slow_reader %d; want 0 (the socket took %d B/s, min_send_rate 1 KiB/s)", got, data/5)
 	}
 }

@@ -24,7 +24,10 @@ import (
 //
 //   - A stream whose DATA waits for its own window must get its DATA out at
 //     min_send_rate, counted as payload (a window opened a byte at a time
-//     costs a 9-byte frame header per byte, which is no progress); below it
+//     costs a 9-byte frame header per byte, which is no progress), once the
+//     client got the DATA that shut the window (while that DATA waits in our
+//     send buffers, behind other streams' on a slow socket, the client
+//     cannot open the window: the connection's check judges); below it
 //     the stream is reset (RST_STREAM CANCEL, as the stall's reset: the
 //     response is not wanted at this pace) and its exchange ends
 //     FAILURE_CLIENT_READ_TOO_SLOW; the connection's other streams go on. A
@@ -79,7 +82,7 @@ func (st *stream) rateWatch() {
 	if rateNeed(lim) == 0 || st.push != nil {
 		return
 	}
-	st.rateMark = st.dataOut
+	st.rateMark, st.rateEnd = st.dataOut, st.dataEnd
 	st.rateAt = st.c.lp.l.Now() + lim.RateWindow
 	st.c.arm(st)
 }
@@ -96,8 +99,19 @@ func (st *stream) rateDue() bool {
 		return true
 	}
 	// DATA payload only: a client opening a byte of window at a time must
-	// not be credited the 9-byte frame header each byte costs us.
+	// not be credited the 9-byte frame header each byte costs us. And a
+	// window is the client's to open only once it got the DATA that shut it
+	// (sent before this window began): while that DATA waits in our send
+	// buffers (behind other streams' on a slow socket) the connection's
+	// check judges, and once it left, the client gets a whole window to
+	// answer it.
 	if st.sendWindow > 0 || st.dataOut-st.rateMark >= need {
+		st.rateSocket = false
+		st.rateWatch()
+		return true
+	}
+	if delivered := st.c.delivered(st.rateEnd); !delivered || st.rateSocket {
+		st.rateSocket = !delivered
 		st.rateWatch()
 		return true
 	}
@@ -125,6 +139,21 @@ func (c *Conn) holdsUp() bool {
 
 // taken is how many bytes the connection's socket took so far.
 func (c *Conn) taken() int64 { return c.sent - int64(c.c.OutboundBuffered()) }
+
+// delivered reports whether the client's socket took the connection's
+// output up to pos (a count of Conn.sent): out of gnet's buffer and out of
+// the kernel's send queue (SIOCOUTQ: a system call, but only for a stream
+// found below the rate, once per window of min_send_rate).
+func (c *Conn) delivered(pos int64) bool {
+	taken := c.taken()
+	if taken < pos {
+		return false
+	}
+	if q, err := unix.IoctlGetInt(int(c.fd), unix.SIOCOUTQ); err == nil {
+		taken -= int64(q)
+	}
+	return taken >= pos
+}
 
 // windowHoldsUp reports whether DATA waits for the connection's window.
 func (c *Conn) windowHoldsUp() bool { return c.pendTotal > 0 && c.sendWindow <= 0 }

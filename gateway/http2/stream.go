@@ -55,6 +55,9 @@ type stream struct {
 	reset       bool
 	in, out     int64       // bytes each way, frame headers included (the access log's)
 	dataOut     int64       // DATA payload sent: min_send_rate's measure (out would count 9 per frame)
+	dataEnd     int64       // where its last DATA ends in the connection's output (Conn.sent's count)
+	rateEnd     int64       // dataEnd when the window of min_send_rate began
+	rateSocket  bool        // the last window ended with that DATA still in our send buffers
 	push        *pushStream // an SSE push connection took the stream (push.go)
 }
 
@@ -304,6 +307,7 @@ func (st *stream) sendNow(p []byte, end bool) int {
 		st.out += int64(n) + 9
 		st.dataOut += int64(n)
 		c.dataSent += int64(n)
+		st.dataEnd = c.sent + int64(len(c.out))
 		if last {
 			st.localDone = true
 			break
