@@ -1,6 +1,11 @@
 package test
 
 import (
+	"bufio"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -9,55 +14,90 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// startWSGreeter is a websocket origin that answers its 101 with X-Origin
-// and X-Secret, sends "hello" at once behind it (before the client says
-// anything: bytes the gateway must not lose while its outbound filters run
-// on the 101), then echoes until the read fails (reported on ends).
+// startWSGreeter is a raw websocket origin (no library: it controls its
+// writes) that answers its 101 with X-Origin and X-Secret and its first
+// message, "hello", in the same write (before the client says anything: the
+// bytes behind the 101 come in the gateway's read of the 101 itself, which
+// it must not lose while its outbound filters run on the 101), then echoes
+// the client's messages (small text frames) until a close, which it echoes
+// before it hangs up, or until its read fails; each connection's end is
+// reported on ends.
 func startWSGreeter(t testing.TB) (addr string, ends chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
 	ends = make(chan error, 16)
-	up := websocket.Upgrader{}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, http.Header{"X-Origin": {"1"}, "X-Secret": {"s"}})
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
-			ends <- err
-			return
-		}
+	go func() {
 		for {
-			mt, msg, err := c.ReadMessage()
-			if err == nil {
-				err = c.WriteMessage(mt, msg)
-			}
+			c, err := ln.Accept()
 			if err != nil {
-				ends <- err
 				return
 			}
+			go func() {
+				defer c.Close()
+				ends <- greet(c)
+			}()
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	}()
 	return ln.Addr().String(), ends
+}
+
+// greet is one connection of startWSGreeter; it returns why it ended.
+func greet(c net.Conn) error {
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second)) // a bound for a broken test
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return err
+	}
+	sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\nX-Origin: 1\r\nX-Secret: s\r\n\r\n"
+	if _, err := c.Write(append([]byte(head), 0x81, 5, 'h', 'e', 'l', 'l', 'o')); err != nil { // one write
+		return err
+	}
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return err
+		}
+		n := int(h[1] & 0x7f)
+		if h[1]&0x80 == 0 || n > 125 {
+			return fmt.Errorf("frame %x: want a masked frame under 126 bytes", h)
+		}
+		p := make([]byte, 4+n)
+		if _, err := io.ReadFull(br, p); err != nil {
+			return err
+		}
+		for i := range p[4:] {
+			p[4+i] ^= p[i%4]
+		}
+		if _, err := c.Write(append([]byte{h[0], byte(n)}, p[4:]...)); err != nil {
+			return err
+		}
+		if h[0]&0x0f == 8 { // close, echoed
+			return io.EOF
+		}
+	}
 }
 
 // TestWebSocketProxyOutbound101: the outbound filters run on the origin's
 // 101 before the client gets it: a Lua filter's header edits (one that lists
 // the headers, which parses the head, and one that does not) and the
 // built-in Go filter's Server-Timing reach the client, and the origin's
-// first message, sent behind its 101, is not lost. Edits of what makes the
-// upgrade (the status, Upgrade, Connection, Sec-WebSocket-Accept) are
-// ignored and logged; a fatal filter's error fails the upgrade with 500 and
-// closes the origin's websocket. Each tunnel still logs one line.
+// first message, sent in the same write as its 101, is not lost. The core
+// leaves the head lazy here (not parsed into Resp.Header): Lua filters and
+// server_timing, a filters.LazyHeadFilter as every built-in outbound Go
+// filter is, work on it; TestUpgradeEdits (gateway/exchange) covers a
+// parsed head. Edits of what makes the upgrade (the status, Upgrade,
+// Connection, Sec-WebSocket-Accept) are ignored and logged; a fatal filter's
+// error fails the upgrade with 500 and closes the origin's websocket. Each
+// tunnel still logs one line.
 func TestWebSocketProxyOutbound101(t *testing.T) {
 	t.Parallel()
-	addr, ends := startWSGreeter(t)
 	d := newScriptDir(t)
 	d.write(t, "outbound", "ws101.lua", luaFilter("ws101", "outbound", 10, "ctx.resp.status == 101", `
     local p = ctx.req.path
@@ -77,6 +117,7 @@ func TestWebSocketProxyOutbound101(t *testing.T) {
     elseif p == "/ws/fail" then
       error("refused in outbound")
     end`, "fatal = true"))
+	addr, ends := startWSGreeter(t)
 	g := luaGozer(t, d, filtersConfig{}, map[string]originConfig{"demo": {Servers: []string{addr},
 		Opts: map[string]string{"websocket": "{enabled: true}"}}}, route{PathPrefix: "/", Origin: "demo"})
 

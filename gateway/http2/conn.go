@@ -95,8 +95,10 @@ type Conn struct {
 	spare      []*stream // wakeWaiters' other list
 	pendTotal  int       // response bytes the streams hold (flow control)
 	sent       int64     // bytes given to gnet
+	dataSent   int64     // DATA payload the connection's window let out (sendrate.go)
 	rateAt     int64     // the end of the window of server.min_send_rate (0: none; sendrate.go)
 	rateMark   int64     // taken when it began
+	dataMark   int64     // dataSent when it began
 	held       int32
 	idleAt     int64 // when the last stream ended
 

@@ -58,10 +58,11 @@
 // not read, get GOAWAY ENHANCE_YOUR_CALM; a header block over its byte cap or
 // frame cap (CONTINUATION flood) gets GOAWAY ENHANCE_YOUR_CALM; a header list
 // over SETTINGS_MAX_HEADER_LIST_SIZE is answered 431; a decreasing or reused
-// stream id is a connection error; a stream whose own window opens slower
-// than server.min_send_rate gets RST_STREAM CANCEL, a connection whose socket
-// (or connection window) drains slower GOAWAY ENHANCE_YOUR_CALM and a close
-// with SO_LINGER 0 (slow_reader, sendrate.go).
+// stream id is a connection error; a stream whose own window lets DATA out
+// slower than server.min_send_rate gets RST_STREAM CANCEL, a connection
+// whose socket drains slower GOAWAY ENHANCE_YOUR_CALM and a close with
+// SO_LINGER 0, one whose connection window lets DATA out slower GOAWAY
+// ENHANCE_YOUR_CALM and a graceful end (slow_reader, sendrate.go).
 //
 // Push: an SSE push handshake takes its stream, not the connection
 // (stream.Hijack): the push connection (pushconn.Conn) writes to a

@@ -93,7 +93,13 @@ func newTestConn(t testing.TB) (*Conn, *fakeConn, *loop.Loop) {
 // newTestConnTasks is newTestConn whose loop's tasks wait in *tasks (nil:
 // they run at once).
 func newTestConnTasks(t testing.TB, tasks *[]gnet.Runnable) (*Conn, *fakeConn, *loop.Loop) {
-	cfg, err := config.Parse([]byte("http2: {max_resets: 20, max_control_frames: 50}\norigins:\n  api:\n    servers: [\"127.0.0.1:1\"]\nroutes:\n  - {path_prefix: /never-, origin: api}\n"), "test.yaml")
+	return newTestConnConfig(t, tasks, "")
+}
+
+// newTestConnConfig is newTestConnTasks with more configuration (YAML
+// lines added to the test's).
+func newTestConnConfig(t testing.TB, tasks *[]gnet.Runnable, more string) (*Conn, *fakeConn, *loop.Loop) {
+	cfg, err := config.Parse([]byte("http2: {max_resets: 20, max_control_frames: 50}\norigins:\n  api:\n    servers: [\"127.0.0.1:1\"]\nroutes:\n  - {path_prefix: /never-, origin: api}\n"+more), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,20 +23,31 @@ import (
 // after server.idle_timeout without progress) only asks for progress.
 //
 //   - A stream whose DATA waits for its own window must get its DATA out at
-//     min_send_rate; below it the stream is reset (RST_STREAM CANCEL, as the
-//     stall's reset: the response is not wanted at this pace) and its
-//     exchange ends FAILURE_CLIENT_READ_TOO_SLOW; the connection's other
-//     streams go on. A stream whose own window is open waits on the
-//     connection (its window, or its socket): that is the connection's rate
-//     to judge, not the stream's (a client downloading many streams at once
-//     gives each a share of its bandwidth).
+//     min_send_rate, counted as payload (a window opened a byte at a time
+//     costs a 9-byte frame header per byte, which is no progress), once the
+//     client got the DATA that shut the window (while that DATA waits in our
+//     send buffers, behind other streams' on a slow socket, the client
+//     cannot open the window: the connection's check judges); below it
+//     the stream is reset (RST_STREAM CANCEL, as the stall's reset: the
+//     response is not wanted at this pace) and its exchange ends
+//     FAILURE_CLIENT_READ_TOO_SLOW; the connection's other streams go on. A
+//     stream whose own window is open waits on the connection (its window,
+//     or its socket): that is the connection's rate to judge, not the
+//     stream's (a client downloading many streams at once gives each a share
+//     of its bandwidth).
 //   - A connection that holds bytes up (its send buffer, or DATA waiting for
 //     the connection's window) must have its socket take them at
-//     min_send_rate; below it every stream's exchange ends
-//     FAILURE_CLIENT_READ_TOO_SLOW, GOAWAY ENHANCE_YOUR_CALM is written (a
-//     socket that does not drain may never deliver it) and the connection is
-//     closed with SO_LINGER 0, so that the kernel's buffers go too, as for a
-//     slow HTTP/1.1 reader.
+//     min_send_rate; while DATA waits for the connection's window, the
+//     window must let DATA payload out at min_send_rate instead (the socket
+//     takes PING and SETTINGS acks as readily: a client that pings and opens
+//     no window takes no response). Below it every stream's exchange ends
+//     FAILURE_CLIENT_READ_TOO_SLOW and GOAWAY ENHANCE_YOUR_CALM is written.
+//     When its socket held up, the connection is closed with SO_LINGER 0 (a
+//     socket that does not drain may never deliver the GOAWAY), so that the
+//     kernel's buffers go too, as for a slow HTTP/1.1 reader; when only the
+//     connection's window did, its socket drains, and the connection ends
+//     gracefully (Conn.linger): the GOAWAY and the other streams' finished
+//     responses reach the client.
 //
 // Both count under telemetry.H2SlowReader and log once per 10 s (the
 // connection's and the stream's apart). Push streams (SSE) are not measured
@@ -71,7 +82,7 @@ func (st *stream) rateWatch() {
 	if rateNeed(lim) == 0 || st.push != nil {
 		return
 	}
-	st.rateMark = st.out
+	st.rateMark, st.rateEnd = st.dataOut, st.dataEnd
 	st.rateAt = st.c.lp.l.Now() + lim.RateWindow
 	st.c.arm(st)
 }
@@ -87,7 +98,20 @@ func (st *stream) rateDue() bool {
 	if need == 0 || st.poff == len(st.pend) || st.reset {
 		return true
 	}
-	if st.sendWindow > 0 || st.out-st.rateMark >= need {
+	// DATA payload only: a client opening a byte of window at a time must
+	// not be credited the 9-byte frame header each byte costs us. And a
+	// window is the client's to open only once it got the DATA that shut it
+	// (sent before this window began): while that DATA waits in our send
+	// buffers (behind other streams' on a slow socket) the connection's
+	// check judges, and once it left, the client gets a whole window to
+	// answer it.
+	if st.sendWindow > 0 || st.dataOut-st.rateMark >= need {
+		st.rateSocket = false
+		st.rateWatch()
+		return true
+	}
+	if delivered := st.c.delivered(st.rateEnd); !delivered || st.rateSocket {
+		st.rateSocket = !delivered
 		st.rateWatch()
 		return true
 	}
@@ -110,11 +134,41 @@ func (st *stream) rateDue() bool {
 // up: its socket has not taken what gnet holds, or DATA waits for the
 // connection's window.
 func (c *Conn) holdsUp() bool {
-	return c.c.OutboundBuffered() > 0 || c.pendTotal > 0 && c.sendWindow <= 0
+	return c.c.OutboundBuffered() > 0 || c.windowHoldsUp()
 }
 
 // taken is how many bytes the connection's socket took so far.
 func (c *Conn) taken() int64 { return c.sent - int64(c.c.OutboundBuffered()) }
+
+// delivered reports whether the client's socket took the connection's
+// output up to pos (a count of Conn.sent): out of gnet's buffer and out of
+// the kernel's send queue (SIOCOUTQ: a system call, but only for a stream
+// found below the rate, once per window of min_send_rate).
+func (c *Conn) delivered(pos int64) bool {
+	taken := c.taken()
+	if taken < pos {
+		return false
+	}
+	if q, err := unix.IoctlGetInt(int(c.fd), unix.SIOCOUTQ); err == nil {
+		taken -= int64(q)
+	}
+	return taken >= pos
+}
+
+// windowHoldsUp reports whether DATA waits for the connection's window.
+func (c *Conn) windowHoldsUp() bool { return c.pendTotal > 0 && c.sendWindow <= 0 }
+
+// progress is what the client took since its window of min_send_rate began.
+// While the connection's window holds DATA up, that is the DATA payload the
+// window let out: the socket takes our PING and SETTINGS acks as readily as
+// DATA, so a client that pings while it opens no window would look like a
+// reader. Otherwise it is what the socket took, whatever it carried.
+func (c *Conn) progress() int64 {
+	if c.windowHoldsUp() {
+		return c.dataSent - c.dataMark
+	}
+	return c.taken() - c.rateMark
+}
 
 // rateWatch starts a window of min_send_rate for the connection when it
 // holds bytes up and none runs (account calls it after every write).
@@ -126,7 +180,7 @@ func (c *Conn) rateWatch() {
 	if rateNeed(lim) == 0 {
 		return
 	}
-	c.rateMark = c.taken()
+	c.rateMark, c.dataMark = c.taken(), c.dataSent
 	c.rateAt = c.lp.l.Now() + lim.RateWindow
 	if c.deadline == 0 || c.rateAt < c.deadline {
 		c.setDeadline(c.rateAt)
@@ -143,7 +197,7 @@ func (c *Conn) rateDue() bool {
 	if need == 0 || !c.holdsUp() {
 		return true
 	}
-	if c.taken()-c.rateMark >= need {
+	if c.progress() >= need {
 		c.rateWatch()
 		return true
 	}
@@ -153,8 +207,12 @@ func (c *Conn) rateDue() bool {
 
 // slowRead ends a connection whose client reads slower than min_send_rate:
 // its streams' exchanges end as too slow (their access-log lines), GOAWAY
-// ENHANCE_YOUR_CALM, and a close that drops the kernel's buffers.
+// ENHANCE_YOUR_CALM, and a close that drops the kernel's buffers when the
+// socket held up; when only the connection's window did, the socket drains,
+// so the end is graceful (linger): a reset would destroy the GOAWAY and the
+// other streams' finished responses still in the kernel's buffers.
 func (c *Conn) slowRead(reason string) {
+	socketHeld := c.c.OutboundBuffered() > 0
 	sh := c.lp.l.Shared
 	sh.H2.Count(telemetry.H2SlowReader)
 	if e := sh.Sampled.Info(connLogKeys[telemetry.H2SlowReader]); e != nil {
@@ -170,7 +228,14 @@ func (c *Conn) slowRead(reason string) {
 	}
 	if c.state == stOpen || c.state == stGoingAway {
 		_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeEnhanceYourCalm, nil)
+		if !socketHeld {
+			c.linger()
+			return
+		}
 		c.flush()
+	}
+	if !socketHeld {
+		return // the last stream's end made it linger (a GOAWAY was sent)
 	}
 	_ = unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	c.close()

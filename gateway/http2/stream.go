@@ -51,9 +51,13 @@ type stream struct {
 	sendAt      int64 // the send timer's deadline (0: not armed)
 	queued      bool  // in c.blocked, waiting for the connection's window
 	rateAt      int64 // the end of the window of server.min_send_rate (0: none; sendrate.go)
-	rateMark    int64 // out when it began
+	rateMark    int64 // dataOut when it began
 	reset       bool
-	in, out     int64
+	in, out     int64       // bytes each way, frame headers included (the access log's)
+	dataOut     int64       // DATA payload sent: min_send_rate's measure (out would count 9 per frame)
+	dataEnd     int64       // where its last DATA ends in the connection's output (Conn.sent's count)
+	rateEnd     int64       // dataEnd when the window of min_send_rate began
+	rateSocket  bool        // the last window ended with that DATA still in our send buffers
 	push        *pushStream // an SSE push connection took the stream (push.go)
 }
 
@@ -301,6 +305,9 @@ func (st *stream) sendNow(p []byte, end bool) int {
 		st.sendWindow -= int64(n)
 		c.sendWindow -= int64(n)
 		st.out += int64(n) + 9
+		st.dataOut += int64(n)
+		c.dataSent += int64(n)
+		st.dataEnd = c.sent + int64(len(c.out))
 		if last {
 			st.localDone = true
 			break
@@ -333,8 +340,14 @@ func (st *stream) sendPending() {
 		st.queued = true
 		c.blocked = append(c.blocked, st)
 	}
-	if st.poff < len(st.pend) && st.rateAt == 0 {
-		st.rateWatch() // held up by a window: min_send_rate measures it
+	if st.poff < len(st.pend) {
+		if st.rateAt == 0 {
+			st.rateWatch() // held up by a window: min_send_rate measures it
+		}
+		// pend grew or stayed while nothing may have been written: no flush
+		// comes to count it (Shared.Buffered) or to start the connection's
+		// window of min_send_rate when its window is the hold-up.
+		c.account()
 	}
 	if st.localDone {
 		st.pend, st.poff = st.pend[:0], 0
