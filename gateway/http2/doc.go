@@ -84,7 +84,10 @@
 // END_STREAM once every DATA frame left (HEADERS are not flow-controlled),
 // HPACK-encoded by headEncoder; httpcodec.AppendTrailerFields drops the
 // fields that must not be trailers. A request with content-length goes to
-// the origin with it, and so without its trailers.
+// the origin with it, and so without its trailers. Trailing HEADERS whose
+// stream ended before their END_HEADERS (a 408, an early answer, a reset, in
+// another callback) are decoded, for HPACK's state, and dropped: the block
+// finds its stream again by id, never keeps a pointer to a recyclable one.
 //
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
 // is ignored); PRIORITY is ignored; server.min_body_rate
