@@ -9,9 +9,10 @@ import (
 
 // TestExchangeTrailers: a client's trailer section reaches the origin after
 // the last chunk (its forbidden fields dropped), again on a retry, and not
-// at all when the body goes with a Content-Length; an origin's reaches the
-// downstream's EndBody as it came (the downstream filters it), unless the
-// exchange changed the body (compression).
+// at all when the body goes with a Content-Length, without what the gateway
+// controls; an origin's reaches the downstream's EndBody without what its
+// Connection names and what must not be trailers, unless the exchange
+// changed the body (compression).
 func TestExchangeTrailers(t *testing.T) {
 	const (
 		chunkedPost = "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -51,8 +52,15 @@ func TestExchangeTrailers(t *testing.T) {
 		{name: "sent again on a retry", head: chunkedPut, reqTrail: "X-Sum: 1\r\n",
 			responses: []string{busy, ok200},
 			wantSent:  []string{"5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n", "5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"}},
-		{name: "response trailers handed on unfiltered", head: getHead, responses: []string{trailed}, wantSent: []string{""},
-			wantTrail: "Grpc-Status: 0\r\nContent-Length: 9\r\n"},
+		{name: "request trailers that the gateway controls go", head: chunkedPost,
+			reqTrail:  "X-Forwarded-For: 127.0.0.1\r\nX-Request-Id: x\r\nHost: evil\r\nX-Sum: 1\r\n",
+			responses: []string{ok200}, wantSent: []string{"5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"}},
+		{name: "response trailers handed on filtered", head: getHead, responses: []string{trailed}, wantSent: []string{""},
+			wantTrail: "Grpc-Status: 0\r\n"},
+		{name: "response trailers the origin's Connection names go", head: getHead, wantSent: []string{""},
+			responses: []string{"HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				"5\r\nhello\r\n0\r\nX-Hop: 1\r\nGrpc-Status: 0\r\n\r\n"},
+			wantTrail: "Grpc-Status: 0\r\n"},
 		{name: "a response without trailers", head: getHead, responses: []string{ok200}, wantSent: []string{""}},
 		{name: "compressed: the body changed, its trailers go", head: "GET /a HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\n\r\n",
 			edit: compressed, responses: []string{trailed}, wantSent: []string{""}},

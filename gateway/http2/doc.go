@@ -83,7 +83,8 @@
 // origin's trailer section ends the response as trailing HEADERS with
 // END_STREAM once every DATA frame left (HEADERS are not flow-controlled),
 // HPACK-encoded by headEncoder; httpcodec.AppendTrailerFields drops the
-// fields that must not be trailers. A request with content-length goes to
+// fields that must not be trailers (the exchange has dropped, before, what
+// the origin's Connection names, and from a request's what its heads carry). A request with content-length goes to
 // the origin with it, and so without its trailers. Trailing HEADERS whose
 // stream ended before their END_HEADERS (a 408, an early answer, a reset, in
 // another callback) are decoded, for HPACK's state, and dropped: the block
