@@ -105,7 +105,13 @@ func (ex *Exchange) finalChunk() []byte {
 		return lastChunk
 	}
 	b := append(ex.body.final[:0], "0\r\n"...)
-	b = ex.req.AppendTrailerFields(b, t, ex.try.fwd)
+	b = ex.req.AppendTrailerFields(b, t, ex.try.fwd, nil)
+	if len(b)-len("0\r\n")+len("\r\n") > httpcodec.DefaultMaxTrailerBytes {
+		// "name: value" is a byte longer a line than a client's "name:value":
+		// a section the gateway took within 8 KiB goes out within 8 KiB too,
+		// or an origin (Gozer's own decoder among them) would refuse it.
+		b = ex.req.AppendTrailerFields(b[:len("0\r\n")], t, ex.try.fwd, httpcodec.CompactFields)
+	}
 	ex.body.final = append(b, "\r\n"...)
 	return ex.body.final
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"gozer/gateway/config"
+	"gozer/gateway/httpcodec"
 )
 
 // TestExchangeTrailers: a client's trailer section reaches the origin after
@@ -32,6 +33,9 @@ func TestExchangeTrailers(t *testing.T) {
 		o.Compression = config.Compression{Enabled: true, Encodings: []string{"gzip"}, Level: 1, MinSize: 1, Types: []string{"text/plain"}}
 		c.Origins["api"] = o
 	}
+	// A value whose line "X-A:value\r\n" and the section's final CRLF make
+	// 8 KiB: as "X-A: value" it would be a byte over.
+	atBound := strings.Repeat("v", httpcodec.DefaultMaxTrailerBytes-8)
 	tests := []struct {
 		name      string
 		head      string
@@ -52,6 +56,8 @@ func TestExchangeTrailers(t *testing.T) {
 		{name: "sent again on a retry", head: chunkedPut, reqTrail: "X-Sum: 1\r\n",
 			responses: []string{busy, ok200},
 			wantSent:  []string{"5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n", "5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"}},
+		{name: "a client's 8 KiB section goes out within 8 KiB", head: chunkedPost, reqTrail: "X-A:" + atBound + "\r\n",
+			responses: []string{ok200}, wantSent: []string{"5\r\nhello\r\n0\r\nX-A:" + atBound + "\r\n\r\n"}},
 		{name: "request trailers that the gateway controls go", head: chunkedPost,
 			reqTrail:  "X-Forwarded-For: 127.0.0.1\r\nX-Request-Id: x\r\nHost: evil\r\nX-Sum: 1\r\n",
 			responses: []string{ok200}, wantSent: []string{"5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"}},

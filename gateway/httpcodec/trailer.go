@@ -59,11 +59,12 @@ func appendTrailerFields(dst, section []byte, w FieldWriter, drop func(name []by
 // 9110 6.5.2 allows it where the field's definition does) would otherwise
 // take a client's trailer over what the gateway decided, checked or
 // replaced in the head: a spoofed identity header, a second
-// X-Forwarded-For. It uses r's scratch buffers (r must not be used
+// X-Forwarded-For. Each field is written as w encodes it (nil: "Name:
+// value\r\n"). It uses r's scratch buffers (r must not be used
 // concurrently) and allocates nothing when dst has room.
-func (r *Request) AppendTrailerFields(dst, section, fwd []byte) []byte {
+func (r *Request) AppendTrailerFields(dst, section, fwd []byte, w FieldWriter) []byte {
 	head := r.indexHeaders()
-	return appendTrailerFields(dst, section, nil, func(name []byte) bool {
+	return appendTrailerFields(dst, section, w, func(name []byte) bool {
 		return headRulesOut(head, name) || headRulesOut(fwd, name)
 	})
 }
@@ -165,4 +166,20 @@ func ForbiddenTrailer(name []byte) bool {
 		return true
 	}
 	return false
+}
+
+// CompactFields writes fields as "name:value\r\n", without the space
+// AppendField puts after the colon: a trailer section so written is no
+// longer than the one ChunkedDecoder kept (its lines are the same bytes, OWS
+// trimmed), so within the 8 KiB the next hop's decoder allows when the
+// client's was; "name: value" may not be (a byte more a line).
+var CompactFields FieldWriter = compactFields{}
+
+type compactFields struct{}
+
+func (compactFields) AppendField(dst, name, value []byte) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ':')
+	dst = append(dst, value...)
+	return append(dst, "\r\n"...)
 }

@@ -129,7 +129,7 @@ func TestRequestTrailerFields(t *testing.T) {
 	}
 	fwd := []byte("POST / HTTP/1.1\r\nHost: h\r\nX-User: alice\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
 	in := "X-Internal: 1\r\nx-user: admin\r\nX-CLIENT: 2\r\nX-Forwarded-For: 127.0.0.1\r\nX-Sum: abc\r\n"
-	if got := string(r.AppendTrailerFields(nil, []byte(in), fwd)); got != "X-Sum: abc\r\n" {
+	if got := string(r.AppendTrailerFields(nil, []byte(in), fwd, nil)); got != "X-Sum: abc\r\n" {
 		t.Fatalf("got %q, want only X-Sum", got)
 	}
 }
