@@ -349,7 +349,8 @@ func (h *h2raw) postTrailers(id uint32, head []string, body string, trailer ...s
 // TestTrailersLuaFilters: outbound Lua filters that read the head, or the
 // whole body (body = true), leave an origin's trailers alone; one that
 // replaces the body (ctx.resp.set_body) takes them away: they described the
-// origin's.
+// origin's. An HTTP/1.0 client, which takes none, gets the read body with
+// a Content-Length.
 func TestTrailersLuaFilters(t *testing.T) {
 	t.Parallel()
 	d := newScriptDir(t)
@@ -384,4 +385,12 @@ func TestTrailersLuaFilters(t *testing.T) {
 			}
 		})
 	}
+	// An HTTP/1.0 client takes no trailers: the buffered body goes with a
+	// Content-Length and keep-alive, not close-delimited.
+	t.Run("HTTP/1.0 /lua/trailers", func(t *testing.T) {
+		resp, body := rawExchange(t, g.ProxyAddr, "GET /lua/trailers HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+		if body != "hello" || resp.ContentLength != 5 || resp.Close {
+			t.Fatalf("%q Content-Length %d, closed %v", body, resp.ContentLength, resp.Close)
+		}
+	})
 }

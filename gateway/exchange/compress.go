@@ -131,6 +131,12 @@ func (ex *Exchange) endBody() bool {
 		}
 		ex.releaseEncoder()
 	}
+	if len(trailer) > 0 {
+		// What the origin's Connection header names ends here, in a trailer
+		// as in the head; the downstream drops the rest that must not pass.
+		ex.out.trailer = ex.resp.AppendTrailerFields(ex.out.trailer[:0], trailer, nil)
+		trailer = ex.out.trailer
+	}
 	ex.ds.EndBody(trailer)
 	return true
 }

@@ -97,11 +97,12 @@ type respState struct {
 	parkedAt   *origin.Server
 	enc        *compress.Encoder // the body is compressed (compress.go); from encPool
 	encPool    *compress.Pool
+	trailer    []byte // the origin's trailer section as it goes to the client (endBody)
 }
 
 func (r *respState) reset() {
 	body := r.body // its trailer buffer is reused (ChunkedDecoder.Reset)
-	*r = respState{scan: httpcodec.HeadScanner{Response: true}, body: body}
+	*r = respState{scan: httpcodec.HeadScanner{Response: true}, body: body, trailer: httpcodec.KeepTrailerBuffer(r.trailer)}
 	r.body.Reset(httpcodec.FramingNone, 0, true)
 }
 

@@ -91,7 +91,9 @@ func (ex *Exchange) pumpRequestBody() {
 
 // finalChunk ends a chunked request body for the origin: the last chunk and
 // the trailer fields of the client's that may be passed on
-// (httpcodec.AppendTrailerFields). A request body framed by its length has
+// (httpcodec.Request.AppendTrailerFields: none that the gateway controls or
+// that the head carries, so none can override what the inbound filters and
+// the gateway decided there). A request body framed by its length has
 // no place for trailers: an HTTP/2 request with content-length loses them.
 // The bytes are valid until the exchange's next finalChunk.
 func (ex *Exchange) finalChunk() []byte {
@@ -103,7 +105,13 @@ func (ex *Exchange) finalChunk() []byte {
 		return lastChunk
 	}
 	b := append(ex.body.final[:0], "0\r\n"...)
-	b = httpcodec.AppendTrailerFields(b, t, nil)
+	b = ex.req.AppendTrailerFields(b, t, ex.try.fwd, nil)
+	if len(b)-len("0\r\n")+len("\r\n") > httpcodec.DefaultMaxTrailerBytes {
+		// "name: value" is a byte longer a line than a client's "name:value":
+		// a section the gateway took within 8 KiB goes out within 8 KiB too,
+		// or an origin (Gozer's own decoder among them) would refuse it.
+		b = ex.req.AppendTrailerFields(b[:len("0\r\n")], t, ex.try.fwd, httpcodec.CompactFields)
+	}
 	ex.body.final = append(b, "\r\n"...)
 	return ex.body.final
 }

@@ -43,7 +43,9 @@ func (ex *Exchange) pumpResponse() {
 	if done && ex.out.collecting {
 		// The whole body is here: the filters see it, may replace it, and it goes
 		// out with a Content-Length; but for an unchanged body with trailers,
-		// which stays chunked so that they follow it.
+		// which stays chunked so that they follow it, when the client can take
+		// them (an HTTP/1.0 client cannot: chunked, it would get a
+		// close-delimited body, and lose keep-alive, for nothing).
 		ex.out.collecting = false
 		ex.flt.fc.RespBodyOK = true
 		if !ex.outbound() {
@@ -51,7 +53,7 @@ func (ex *Exchange) pumpResponse() {
 		}
 		ex.out.filtered = ex.flt.fc.RespBodySet
 		body := ex.flt.fc.RespBody
-		if ex.out.filtered || ex.out.body.Trailer() == nil {
+		if ex.out.filtered || ex.out.body.Trailer() == nil || ex.req.HTTP10 {
 			ex.resp.Framing, ex.resp.ContentLength, ex.resp.HasContentLength = httpcodec.FramingLength, int64(len(body)), true
 		}
 		ex.startCompression()

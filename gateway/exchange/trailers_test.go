@@ -5,13 +5,15 @@ import (
 	"testing"
 
 	"gozer/gateway/config"
+	"gozer/gateway/httpcodec"
 )
 
 // TestExchangeTrailers: a client's trailer section reaches the origin after
 // the last chunk (its forbidden fields dropped), again on a retry, and not
-// at all when the body goes with a Content-Length; an origin's reaches the
-// downstream's EndBody as it came (the downstream filters it), unless the
-// exchange changed the body (compression).
+// at all when the body goes with a Content-Length, without what the gateway
+// controls; an origin's reaches the downstream's EndBody without what its
+// Connection names and what must not be trailers, unless the exchange
+// changed the body (compression).
 func TestExchangeTrailers(t *testing.T) {
 	const (
 		chunkedPost = "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -31,6 +33,9 @@ func TestExchangeTrailers(t *testing.T) {
 		o.Compression = config.Compression{Enabled: true, Encodings: []string{"gzip"}, Level: 1, MinSize: 1, Types: []string{"text/plain"}}
 		c.Origins["api"] = o
 	}
+	// A value whose line "X-A:value\r\n" and the section's final CRLF make
+	// 8 KiB: as "X-A: value" it would be a byte over.
+	atBound := strings.Repeat("v", httpcodec.DefaultMaxTrailerBytes-8)
 	tests := []struct {
 		name      string
 		head      string
@@ -51,8 +56,17 @@ func TestExchangeTrailers(t *testing.T) {
 		{name: "sent again on a retry", head: chunkedPut, reqTrail: "X-Sum: 1\r\n",
 			responses: []string{busy, ok200},
 			wantSent:  []string{"5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n", "5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"}},
-		{name: "response trailers handed on unfiltered", head: getHead, responses: []string{trailed}, wantSent: []string{""},
-			wantTrail: "Grpc-Status: 0\r\nContent-Length: 9\r\n"},
+		{name: "a client's 8 KiB section goes out within 8 KiB", head: chunkedPost, reqTrail: "X-A:" + atBound + "\r\n",
+			responses: []string{ok200}, wantSent: []string{"5\r\nhello\r\n0\r\nX-A:" + atBound + "\r\n\r\n"}},
+		{name: "request trailers that the gateway controls go", head: chunkedPost,
+			reqTrail:  "X-Forwarded-For: 127.0.0.1\r\nX-Request-Id: x\r\nHost: evil\r\nX-Sum: 1\r\n",
+			responses: []string{ok200}, wantSent: []string{"5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"}},
+		{name: "response trailers handed on filtered", head: getHead, responses: []string{trailed}, wantSent: []string{""},
+			wantTrail: "Grpc-Status: 0\r\n"},
+		{name: "response trailers the origin's Connection names go", head: getHead, wantSent: []string{""},
+			responses: []string{"HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				"5\r\nhello\r\n0\r\nX-Hop: 1\r\nGrpc-Status: 0\r\n\r\n"},
+			wantTrail: "Grpc-Status: 0\r\n"},
 		{name: "a response without trailers", head: getHead, responses: []string{ok200}, wantSent: []string{""}},
 		{name: "compressed: the body changed, its trailers go", head: "GET /a HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\n\r\n",
 			edit: compressed, responses: []string{trailed}, wantSent: []string{""}},

@@ -75,17 +75,22 @@
 // (its Connection and Upgrade headers make the request malformed; RFC 8441
 // extended CONNECT is not offered): websocket push stays HTTP/1.1.
 //
-// Trailers (trailers.go) pass both ways, as HTTP/1.1 field lines between
-// a stream and its exchange (origins speak HTTP/1.1: a chunked body's
-// trailer section): a request's trailing HEADERS (END_STREAM, no
-// pseudo-header, lower-case names, no connection-specific field, else
-// RST_STREAM PROTOCOL_ERROR) become Trailer's lines, bounded by the header
-// list size and by 8 KiB as lines (over either: the body fails, 431); an
-// origin's trailer section ends the response as trailing HEADERS with
-// END_STREAM once every DATA frame left (HEADERS are not flow-controlled),
-// HPACK-encoded by headEncoder; httpcodec.AppendTrailerFields drops the
-// fields that must not be trailers. A request with content-length goes to
-// the origin with it, and so without its trailers.
+// Trailers (trailers.go) pass both ways, as HTTP/1.1 field lines between a
+// stream and its exchange (origins speak HTTP/1.1: a chunked body's trailer
+// section): a request's trailing HEADERS (END_STREAM, no pseudo-header,
+// lower-case names, no connection-specific field, else RST_STREAM
+// PROTOCOL_ERROR) become Trailer's lines, bounded by the header list size
+// and by 8 KiB as an HTTP/1.1 section, its final CRLF counted (over either:
+// the body fails, 431); an origin's trailer section ends the response as
+// trailing HEADERS with END_STREAM once every DATA frame left (HEADERS are
+// not flow-controlled), HPACK-encoded by headEncoder;
+// httpcodec.AppendTrailerFields drops the fields that must not be trailers
+// (the exchange has dropped, before, what the origin's Connection names, and
+// from a request's what its heads carry). A request with content-length goes
+// to the origin with it, and so without its trailers. Trailing HEADERS whose
+// stream ended before their END_HEADERS (a 408, an early answer, a reset, in
+// another callback) are decoded, for HPACK's state, and dropped: the block
+// finds its stream again by id, never keeps a pointer to a recyclable one.
 //
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
 // is ignored); PRIORITY is ignored; server.min_body_rate

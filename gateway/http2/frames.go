@@ -103,8 +103,8 @@ func (c *Conn) onHeaders(f *http2.HeadersFrame) {
 		return
 	}
 	c.blk.begin(c, id, f.StreamEnded())
-	if st := c.streams[id]; st != nil {
-		c.blk.st = st // trailers
+	if c.streams[id] != nil {
+		c.blk.trailers = true
 	} else if id <= c.lastID {
 		code := http2.ErrCodeProtocol
 		if c.recentlyClosed(id) {
@@ -153,8 +153,17 @@ func (c *Conn) fragment(p []byte, end bool) {
 		return
 	}
 	c.blk.active = false
-	if c.blk.st != nil {
-		c.trailers(c.blk.st)
+	if c.blk.trailers {
+		// The stream may have ended since its HEADERS (body timer, an early
+		// answer, a reset; each in another callback), and its object been
+		// recycled. c.streams holds only this connection's live streams and
+		// a stream id is never used twice, so what is found is the stream
+		// the block began on. Gone: the block was decoded (HPACK state kept)
+		// and is dropped; the client's frames on a stream we closed with
+		// RST_STREAM are to be ignored (RFC 9113 5.1).
+		if st := c.streams[c.blk.id]; st != nil {
+			c.trailers(st)
+		}
 		return
 	}
 	c.request()

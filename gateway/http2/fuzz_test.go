@@ -214,6 +214,10 @@ func TestConnAnswersAStream(t *testing.T) {
 	}
 }
 
+// resetMark splits FuzzConn's input into callbacks, between which the open
+// streams are reset.
+const resetMark = "\xffRESET\xff"
+
 // FuzzConn: whatever a client sends after the preface, the connection
 // answers with frames that parse, never panics, and holds no more request
 // body than its windows allow.
@@ -250,9 +254,40 @@ func FuzzConn(f *testing.F) {
 		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, EndStream: false, EndHeaders: true, BlockFragment: enc("x", "1")})
 		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, EndStream: true, EndHeaders: true, BlockFragment: enc("x", "1")})
 	})[len(Preface):])
+	// A stream that ends (a reset, in a callback of its own) between its
+	// trailing HEADERS and their CONTINUATION; then another request.
+	trailing := func(all bool) []byte {
+		return clientFrames(func(fr *http2.Framer, enc func(...string) []byte) {
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+				BlockFragment: enc(":method", "POST", ":scheme", "http", ":authority", "h", ":path", "/never-x")})
+			blk := enc("X-User", "admin") // invalid: a reset, on whatever stream the block lands
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, BlockFragment: blk[:1]})
+			if all {
+				_ = fr.WriteContinuation(1, true, blk[1:])
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndStream: true, EndHeaders: true,
+					BlockFragment: enc(":method", "GET", ":scheme", "http", ":authority", "h", ":path", "/x")})
+			}
+		})
+	}
+	first, all := trailing(false), trailing(true)
+	f.Add(append(append(first[len(Preface):len(first):len(first)], resetMark...), all[len(first):]...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, fc, l := newTestConn(t)
-		feed(l, c, fc, append([]byte(Preface), in...))
+		// Each resetMark ends a callback; the streams still open are reset
+		// between the two (RST_STREAM CANCEL, as for a slow reader), so a
+		// stream can end where the client cannot end it: inside its header
+		// block.
+		for i, part := range bytes.Split(append([]byte(Preface), in...), []byte(resetMark)) {
+			if i > 0 {
+				l.Enter()
+				for id := range c.streams {
+					c.resetStream(id, http2.ErrCodeCancel, telemetry.H2StreamStalled, "fuzz: reset between callbacks")
+				}
+				c.flush()
+				l.Leave()
+			}
+			feed(l, c, fc, part)
+		}
 		for _, st := range c.streams {
 			if int64(len(st.body)) > int64(c.set.window) {
 				t.Fatalf("stream %d holds %d bytes of body, over its window", st.id, len(st.body))

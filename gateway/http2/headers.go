@@ -20,7 +20,7 @@ var (
 type block struct {
 	active    bool
 	id        uint32
-	st        *stream // trailers of this stream (nil: a request)
+	trailers  bool // a live stream's trailing HEADERS, not a request (no *stream kept: see fragment)
 	endStream bool
 	frames    int
 	bytes     int

@@ -19,7 +19,8 @@ import (
 
 // errTrailerTooLarge fails the body of a request whose trailer section goes
 // over SETTINGS_MAX_HEADER_LIST_SIZE, or over httpcodec.DefaultMaxTrailerBytes
-// as HTTP/1.1 lines (what an origin's chunked decoder accepts): the request
+// as an HTTP/1.1 section, lines and final CRLF (what an origin's chunked
+// decoder accepts): the request
 // is answered 431 when its response has not started, else the stream is
 // reset.
 var errTrailerTooLarge = &httpcodec.Error{Status: 431, Cause: httpcodec.CauseHeadersTooLarge,
@@ -58,7 +59,7 @@ func (st *stream) takeTrailers(b *block) bool {
 		t = append(t, ": "...)
 		t = append(t, f.Value...)
 		t = append(t, "\r\n"...)
-		if len(t) > httpcodec.DefaultMaxTrailerBytes {
+		if len(t)+len("\r\n") > httpcodec.DefaultMaxTrailerBytes { // the section ends with a CRLF: the origin's decoder counts it
 			st.trailer = t[:0]
 			return st.trailerTooLarge()
 		}

@@ -158,6 +158,10 @@ func TestStreamRequestTrailers(t *testing.T) {
 		{name: "connection-specific", fields: []string{"connection", "close"}, reset: "connection-specific trailer connection"},
 		{name: "over the header list size", fields: []string{"x-sum", "1"}, over: true, status: 431},
 		{name: "over 8 KiB as lines", fields: []string{"x-a", big}, status: 431},
+		// "x-a: " and CRLF are 7 bytes; the section's final CRLF 2 more.
+		{name: "8 KiB with the final CRLF", fields: []string{"x-a", big[:httpcodec.DefaultMaxTrailerBytes-9]},
+			want: "x-a: " + big[:httpcodec.DefaultMaxTrailerBytes-9] + "\r\n"},
+		{name: "8 KiB as lines, over with the final CRLF", fields: []string{"x-a", big[:httpcodec.DefaultMaxTrailerBytes-7]}, status: 431},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,6 +223,9 @@ func FuzzTrailers(f *testing.F) {
 	f.Add([]byte("X-Up\x001\n"), false)
 	f.Add([]byte("x\x00a\r\nb: c\n"), false)
 	f.Add([]byte("connection\x00close\nte\x00trailers\n"), true)
+	// At the 8 KiB bound: the lines and the final CRLF exactly, and 1 byte over.
+	f.Add([]byte("x-a\x00"+strings.Repeat("v", httpcodec.DefaultMaxTrailerBytes-9)), false)
+	f.Add([]byte("x-a\x00"+strings.Repeat("v", httpcodec.DefaultMaxTrailerBytes-8)), false)
 	f.Fuzz(func(t *testing.T, in []byte, over bool) {
 		c, _, l := newTestConn(t)
 		l.Enter()
@@ -244,8 +251,8 @@ func FuzzTrailers(f *testing.F) {
 			return
 		}
 		tr := st.Trailer()
-		if len(tr) > httpcodec.DefaultMaxTrailerBytes {
-			t.Fatalf("%d bytes kept", len(tr))
+		if len(tr)+len("\r\n") > httpcodec.DefaultMaxTrailerBytes {
+			t.Fatalf("%d bytes kept: with the final CRLF, over 8 KiB", len(tr))
 		}
 		var d httpcodec.ChunkedDecoder
 		sec := append(append([]byte("0\r\n"), tr...), "\r\n"...)

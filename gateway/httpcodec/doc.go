@@ -7,7 +7,10 @@
 // origin (AppendForwardRequest), to the client (AppendClientResponse; its
 // fields alone, for an encoding of the downstream's own such as HTTP/2's
 // HPACK: AppendClientFields), trailer fields either way without those that
-// must not be trailers (AppendTrailerFields, ForbiddenTrailer) and its own
+// must not be trailers (AppendTrailerFields, ForbiddenTrailer; a request's
+// also without any field its heads carry or its Connection names:
+// Request.AppendTrailerFields; a response's without what its Connection
+// names: Response.AppendTrailerFields) and its own
 // error responses (AppendError).
 //
 // Header parsing proper is fasthttp's (fasthttp.RequestHeader and

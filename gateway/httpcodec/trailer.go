@@ -17,8 +17,15 @@ import "bytes"
 // "name:value\r\n" as ChunkedDecoder.Trailer keeps them; values lose their
 // OWS; a line without a name is skipped. Fields ForbiddenTrailer names are
 // dropped. It keeps nothing of section and does not allocate when dst has
-// room.
+// room. A proxy also drops what its message's head rules out: see
+// Request.AppendTrailerFields and Response.AppendTrailerFields.
 func AppendTrailerFields(dst, section []byte, w FieldWriter) []byte {
+	return appendTrailerFields(dst, section, w, nil)
+}
+
+// appendTrailerFields is AppendTrailerFields that also drops the fields for
+// which drop (when not nil) is true.
+func appendTrailerFields(dst, section []byte, w FieldWriter, drop func(name []byte) bool) []byte {
 	for len(section) > 0 {
 		line := section
 		if i := bytes.IndexByte(section, '\n'); i >= 0 {
@@ -34,7 +41,7 @@ func AppendTrailerFields(dst, section []byte, w FieldWriter) []byte {
 			continue
 		}
 		name := line[:colon]
-		if ForbiddenTrailer(name) {
+		if ForbiddenTrailer(name) || drop != nil && drop(name) {
 			continue
 		}
 		dst = AppendField(dst, w, name, TrimOWS(line[colon+1:]))
@@ -42,12 +49,99 @@ func AppendTrailerFields(dst, section []byte, w FieldWriter) []byte {
 	return dst
 }
 
+// AppendTrailerFields is AppendTrailerFields for a request's trailer
+// section going to an origin after the head fwd (AppendForwardRequest's,
+// with the request line). Besides ForbiddenTrailer's fields it drops any
+// field whose name the head carries, either head: r's (the client's, as the
+// inbound filters left it: what its Connection names is hop-by-hop and
+// must not reach the origin) or fwd (what filters set, what the gateway
+// added). A recipient that merges trailers into the header section (RFC
+// 9110 6.5.2 allows it where the field's definition does) would otherwise
+// take a client's trailer over what the gateway decided, checked or
+// replaced in the head: a spoofed identity header, a second
+// X-Forwarded-For. Each field is written as w encodes it (nil: "Name:
+// value\r\n"). It uses r's scratch buffers (r must not be used
+// concurrently) and allocates nothing when dst has room.
+func (r *Request) AppendTrailerFields(dst, section, fwd []byte, w FieldWriter) []byte {
+	head := r.indexHeaders()
+	return appendTrailerFields(dst, section, w, func(name []byte) bool {
+		return headRulesOut(head, name) || headRulesOut(fwd, name)
+	})
+}
+
+// AppendTrailerFields is AppendTrailerFields for an origin's trailer section
+// going to the client after r's head: it also drops the fields r's
+// Connection header names (hop-by-hop: they end at the gateway, in a
+// trailer as in the head).
+func (r *Response) AppendTrailerFields(dst, section []byte, w FieldWriter) []byte {
+	return appendTrailerFields(dst, section, w, func(name []byte) bool {
+		if r.lazy {
+			for i := range r.lines {
+				if l := &r.lines[i]; l.kind == kConnection && listHasTokenFold(l.value, name) {
+					return true
+				}
+			}
+			return false
+		}
+		for n, v := range r.Header.All() {
+			if eqFold(n, "connection") && listHasTokenFold(v, name) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// headRulesOut reports whether head (an HTTP/1.1 head: a start line, then
+// field lines) has a field called name, or a Connection field that names it.
+func headRulesOut(head, name []byte) bool {
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[i+1:] // the start line
+	}
+	for len(head) > 0 {
+		line := head
+		if i := bytes.IndexByte(head, '\n'); i >= 0 {
+			line, head = head[:i], head[i+1:]
+		} else {
+			head = nil
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue // the empty line, or no field
+		}
+		n := line[:colon]
+		if eqFoldBytes(n, name) || eqFold(n, "connection") && listHasTokenFold(line[colon+1:], name) {
+			return true
+		}
+	}
+	return false
+}
+
+// listHasTokenFold is listHasToken for a token of any case.
+func listHasTokenFold(list, tok []byte) bool {
+	for len(list) > 0 {
+		var t []byte
+		t, list = nextToken(list)
+		if eqFoldBytes(t, tok) {
+			return true
+		}
+	}
+	return false
+}
+
 // ForbiddenTrailer reports whether name (ASCII case-insensitive) may not be
 // passed on in a trailer section: Go's net/http list (httpguts.badTrailer:
 // framing, routing, request modifiers, authentication, content processing),
-// conditionals (If-*), the hop-by-hop fields (Upgrade, Proxy-*), and the
-// rest of RFC 9110 6.5.1's kinds: cookies and the response control data
-// (Age, Date, Expires, Location, Retry-After, Vary, Warning).
+// conditionals (If-*), the hop-by-hop fields (Upgrade, Proxy-*), the rest
+// of RFC 9110 6.5.1's kinds: cookies and the response control data (Age,
+// Date, Expires, Location, Retry-After, Vary, Warning), and the fields the
+// gateway itself vouches for in a head (AppendForwardRequest's
+// X-Forwarded-*, Forwarded, Via, X-Request-Id, traceparent, tracestate; and
+// X-Real-IP, which origins read as X-Forwarded-For): a client's value in a
+// trailer would reach the origin unreplaced.
 func ForbiddenTrailer(name []byte) bool {
 	var low [24]byte
 	n := copy(low[:], name)
@@ -66,8 +160,26 @@ func ForbiddenTrailer(name []byte) bool {
 		"keep-alive", "max-forwards", "pragma", "range", "realm", "te",
 		"trailer", "transfer-encoding", "www-authenticate", "upgrade",
 		"cookie", "set-cookie", "age", "date", "expires", "location",
-		"retry-after", "vary", "warning":
+		"retry-after", "vary", "warning",
+		"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
+		"via", "x-request-id", "x-real-ip", "traceparent", "tracestate":
 		return true
 	}
 	return false
+}
+
+// CompactFields writes fields as "name:value\r\n", without the space
+// AppendField puts after the colon: a trailer section so written is no
+// longer than the one ChunkedDecoder kept (its lines are the same bytes, OWS
+// trimmed), so within the 8 KiB the next hop's decoder allows when the
+// client's was; "name: value" may not be (a byte more a line).
+var CompactFields FieldWriter = compactFields{}
+
+type compactFields struct{}
+
+func (compactFields) AppendField(dst, name, value []byte) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ':')
+	dst = append(dst, value...)
+	return append(dst, "\r\n"...)
 }

@@ -107,3 +107,49 @@ func TestChunkedTrailerBufferKept(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailerGatewayFieldsDropped: a trailer may not carry what the gateway
+// vouches for in a head (a client's value would reach the origin
+// unreplaced).
+func TestTrailerGatewayFieldsDropped(t *testing.T) {
+	in := "X-Forwarded-For: 127.0.0.1\r\nx-forwarded-proto: https\r\nX-Forwarded-Host: a\r\nForwarded: for=1\r\n" +
+		"Via: 1.1 x\r\nX-Request-Id: 1\r\nX-Real-IP: 127.0.0.1\r\ntraceparent: 00-x\r\ntracestate: a=b\r\nX-Sum: 1\r\n"
+	if got := string(AppendTrailerFields(nil, []byte(in), nil)); got != "X-Sum: 1\r\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestRequestTrailerFields: a request's trailer may not carry a field the
+// client's head names in Connection, nor one either head carries (the
+// client's as filters left it, the forwarded one with what filters set).
+func TestRequestTrailerFields(t *testing.T) {
+	var r Request
+	if err := r.Parse([]byte("POST / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Internal\r\nX-Client: 1\r\nTransfer-Encoding: chunked\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	fwd := []byte("POST / HTTP/1.1\r\nHost: h\r\nX-User: alice\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
+	in := "X-Internal: 1\r\nx-user: admin\r\nX-CLIENT: 2\r\nX-Forwarded-For: 127.0.0.1\r\nX-Sum: abc\r\n"
+	if got := string(r.AppendTrailerFields(nil, []byte(in), fwd, nil)); got != "X-Sum: abc\r\n" {
+		t.Fatalf("got %q, want only X-Sum", got)
+	}
+}
+
+// TestResponseTrailerFields: an origin's trailer may not carry a field its
+// head's Connection names (hop-by-hop), lazy head or not.
+func TestResponseTrailerFields(t *testing.T) {
+	head := []byte("HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nTransfer-Encoding: chunked\r\n\r\n")
+	in := []byte("x-hop: 1\r\nGrpc-Status: 0\r\n")
+	for _, lazy := range []bool{true, false} {
+		var r Response
+		parse := r.Parse
+		if lazy {
+			parse = r.ParseLazy
+		}
+		if err := parse(head, false); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(r.AppendTrailerFields(nil, in, nil)); got != "Grpc-Status: 0\r\n" {
+			t.Fatalf("lazy %v: got %q", lazy, got)
+		}
+	}
+}
