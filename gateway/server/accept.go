@@ -37,10 +37,15 @@ package server
 //     reserve (fdCeiling): Linux hands out the lowest free number, so a
 //     descriptor that high means few are left, and closing it at once keeps
 //     one free for the next accept4. The reserve (1/16 of the limit, at least
-//     64) is for what else opens descriptors: origin connections, the admin
-//     listener, logs. It bounds; it does not make EMFILE impossible (an
-//     origin dial storm could still eat the reserve), which is why the
-//     switch exists.
+//     64) is for what else opens descriptors: the admin listener, Redis,
+//     health checks, logs, Go's runtime. Origin connections (requests and
+//     side calls) keep under the same ceiling (Shared.FDCeiling,
+//     originconn.ErrOpenFiles: the request fails with a 503), so clients
+//     holding origin requests cannot eat the reserve. It bounds; it does not
+//     make EMFILE impossible (many admin connections could still), so if the
+//     loops stop, Done says so: the health check answers 503 and main exits
+//     non-zero, for the supervisor to restart Gozer. The limit is read once,
+//     at start (a raised limit needs a restart to be used).
 //   - Drain: gnet closes its listeners only with the engine, and that closes
 //     every connection; Shutdown instead has each loop take its listening
 //     sockets out of its epoll instance and shut them down, on its own
@@ -97,6 +102,7 @@ func (s *Server) startLoopEngine() error {
 	}
 	addrs := []string{"tcp://" + proxy}
 	le := &loopEngine{booted: make(chan struct{}), done: make(chan error, 1), fdCeiling: fdCeiling()}
+	s.died = make(chan error, 1)
 	s.proxyAddr = proxy
 	if h := &s.cfg.Listeners.HTTPS; h.Enabled() {
 		https, err := listenAddr(h.Addr)
@@ -109,14 +115,22 @@ func (s *Server) startLoopEngine() error {
 		addrs = append(addrs, "tcp://"+https)
 	}
 	s.loopEng = le
+	s.shared.FDCeiling = le.fdCeiling // origin dials keep under it too (originconn.ErrOpenFiles)
 	opts := append(loopEngineOptions(s.cfg.Server.EventLoops, gnetLogger{s.log}),
 		gnet.WithTicker(true)) // the first tick says the loops run
 	go func() {
 		err := gnet.Rotate(s.handler, addrs, opts...)
 		if booted(le) && !s.shared.Draining.Load() {
 			// A loop's accept failed in a way gnet does not survive (package
-			// comment, "The open-file limit"): no loop serves any more.
+			// comment, "The open-file limit"): no loop serves any more. The
+			// health check says so and main exits non-zero (Done): a
+			// supervisor restarts a process it would otherwise think healthy.
 			s.log.Error().Err(err).Msg("event loops stopped")
+			s.dead.Store(true)
+			if err == nil {
+				err = errors.New("event loops stopped")
+			}
+			s.died <- err
 		}
 		le.done <- err
 	}()
@@ -130,6 +144,12 @@ func (s *Server) startLoopEngine() error {
 		return fmt.Errorf("start event loops: %w", err)
 	}
 }
+
+// Done receives an error once the event loops stopped by themselves (not by
+// Shutdown): the process no longer serves and should exit. Nil (never ready)
+// until Start, and with accept_on_loops off, whose gnet client has no way to
+// report its loops' end.
+func (s *Server) Done() <-chan error { return s.died }
 
 // booted reports whether the loops of le ran.
 func booted(le *loopEngine) bool {
