@@ -174,3 +174,26 @@ func TestAcceptOnLoopsTLSByIP(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptOnLoopsSharedPort: the proxy listener on 127.0.0.1:P and the
+// HTTPS one on 127.0.0.2:P: a loop tells their connections apart by IP and
+// port, not by port alone (which took plain clients for TLS ones).
+func TestAcceptOnLoopsSharedPort(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "ip2", false, "127.0.0.2")
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
+	cfg.HTTPSOnProxyPort = true
+	cfg.Server = map[string]string{"accept_on_loops": "true"}
+	g := startGozer(t, cfg)
+	if resp, _ := dialRaw(t, g.ProxyAddr).roundTrip(request("GET", "/counter")); resp == nil || resp.StatusCode != 200 {
+		t.Fatalf("plain request on the proxy listener: %v", resp)
+	}
+	conn, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool})
+	if err != nil {
+		t.Fatalf("HTTPS on %s: %v", g.HTTPSAddr, err)
+	}
+	_ = conn.Close()
+}

@@ -48,6 +48,9 @@ type config struct {
 	// HTTPSAnyIP has the HTTPS listener bind every address (":port", as the
 	// shipped ":8443"); HTTPSAddr still names 127.0.0.1:port.
 	HTTPSAnyIP bool
+	// HTTPSOnProxyPort puts the HTTPS listener on 127.0.0.2 at the proxy
+	// listener's port (127.0.0.1): two listeners, one port.
+	HTTPSOnProxyPort bool
 	// AdminTLS, when not nil, is listeners.admin.tls with these keys written
 	// verbatim ({"enabled": "true", "certificates": "[...]"}); AdminClient is
 	// then how the harness reaches the admin listener (its health check, the
@@ -273,6 +276,11 @@ func startGozer(t testing.TB, cfg config) *gozer {
 		if cfg.HTTPS != nil {
 			g.HTTPSAddr = ports[2]
 			cfg.httpsAddr = g.HTTPSAddr
+			if cfg.HTTPSOnProxyPort {
+				_, port, _ := net.SplitHostPort(g.ProxyAddr)
+				g.HTTPSAddr = net.JoinHostPort("127.0.0.2", port)
+				cfg.httpsAddr = g.HTTPSAddr
+			}
 			if cfg.HTTPSAnyIP {
 				_, port, _ := net.SplitHostPort(g.HTTPSAddr)
 				cfg.httpsAddr = ":" + port

@@ -21,8 +21,9 @@ package server
 // 335–347 → 287–302 µs (perf stat -e task-clock over tlsload -mode resumed).
 // What the acceptor did moves into OnOpen (Server.acceptedOnLoop):
 //
-//   - Which listener: the connection's local port (the HTTPS listener's, or
-//     the proxy's). An HTTPS connection then meets max_handshakes in
+//   - Which listener: the connection's local address, IP and port (the
+//     HTTPS listener's, or the proxy's, which may share a port on another
+//     IP). An HTTPS connection then meets max_handshakes in
 //     tlsconn.New, as before.
 //   - Connection protection, max_connections and the per-IP cap: the same
 //     checks, counters and sampled log lines (Server.admit); a refusal is
@@ -71,7 +72,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -88,7 +88,7 @@ type loopEngine struct {
 	eng       gnet.Engine
 	booted    chan struct{} // closed at the first OnTick: every loop runs
 	done      chan error    // gnet.Rotate's result, once the engine stopped
-	httpsPort int           // the HTTPS listener's port (0: none)
+	https     *net.TCPAddr  // the HTTPS listener's address (nil: none)
 	fdCeiling int           // a connection whose descriptor reaches it is refused
 	bootOnce  sync.Once
 }
@@ -109,8 +109,9 @@ func (s *Server) startLoopEngine() error {
 		if err != nil {
 			return fmt.Errorf("listen https %s: %w", h.Addr, err)
 		}
-		_, port, _ := net.SplitHostPort(https)
-		le.httpsPort, _ = strconv.Atoi(port)
+		if le.https, err = net.ResolveTCPAddr("tcp", https); err != nil {
+			return fmt.Errorf("listen https %s: %w", h.Addr, err)
+		}
 		s.httpsAddr = https
 		addrs = append(addrs, "tcp://"+https)
 	}
@@ -231,8 +232,8 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 func (s *Server) acceptedOnLoop(c gnet.Conn) (ctx any, answer []byte, ok bool) {
 	le := s.loopEng
 	secure := false
-	if ta, isTCP := c.LocalAddr().(*net.TCPAddr); isTCP && le.httpsPort != 0 {
-		secure = ta.Port == le.httpsPort
+	if ta, isTCP := c.LocalAddr().(*net.TCPAddr); isTCP && le.https != nil {
+		secure = sameListener(ta, le.https)
 	}
 	if fd := c.Fd(); fd >= le.fdCeiling {
 		r := &refusal{cause: filters.LocalMaxConnections, msg: "too close to the open-file limit", limit: "open_files", value: le.fdCeiling}
@@ -256,6 +257,22 @@ func (s *Server) acceptedOnLoop(c gnet.Conn) (ctx any, answer []byte, ok bool) {
 		return &tlsStart{peer: peer}, nil, true
 	}
 	return peer, nil, true
+}
+
+// sameListener reports whether a connection's local address (gnet gives the
+// address its listener was bound to, as resolved from the configuration)
+// is the HTTPS listener's: port and IP both, since proxy 10.0.0.1:8443 and
+// HTTPS 10.0.0.2:8443 may share a port. No IP and an unspecified one
+// (":8443", "0.0.0.0:8443") are the same listener.
+func sameListener(a, https *net.TCPAddr) bool {
+	if a.Port != https.Port {
+		return false
+	}
+	anyA, anyH := len(a.IP) == 0 || a.IP.IsUnspecified(), len(https.IP) == 0 || https.IP.IsUnspecified()
+	if anyA || anyH {
+		return anyA && anyH
+	}
+	return a.IP.Equal(https.IP)
 }
 
 // stopLoopAccepting stops every loop's listening sockets (drain), on each
