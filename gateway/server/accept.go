@@ -276,8 +276,9 @@ func sameListener(a, https *net.TCPAddr) bool {
 }
 
 // stopLoopAccepting stops every loop's listening sockets (drain), on each
-// loop's goroutine, and waits for them.
-func (s *Server) stopLoopAccepting() {
+// loop's goroutine, and waits for them until ctx ends (Shutdown's drain
+// deadline): a loop stuck in a callback must not hold the drain past it.
+func (s *Server) stopLoopAccepting(ctx context.Context) {
 	lns, err := loop.ListeningOf(s.loopEng.eng)
 	if err != nil {
 		s.log.Error().Err(err).Msg("drain: cannot stop the loops' listeners; new connections are served with Connection: close")
@@ -298,7 +299,13 @@ func (s *Server) stopLoopAccepting() {
 			wg.Done()
 		}
 	}
-	wg.Wait()
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.log.Error().Msg("drain: a loop did not stop its listeners before the drain deadline")
+	}
 }
 
 // stopLoopEngine stops the loops (closing every connection and listener) and

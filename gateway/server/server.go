@@ -300,9 +300,9 @@ func (s *Server) stopLoops() error {
 
 // stopAccepting makes the client listeners refuse new connections (drain):
 // the acceptors' listeners close, or the loops' listening sockets stop.
-func (s *Server) stopAccepting() {
+func (s *Server) stopAccepting(ctx context.Context) {
 	if s.loopEng != nil {
-		s.stopLoopAccepting()
+		s.stopLoopAccepting(ctx)
 		return
 	}
 	_ = s.proxyLn.Close()
@@ -470,7 +470,7 @@ func (s *Server) tickLoop() {
 // stops the loops and flushes the logs.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shared.Draining.Store(true)
-	s.stopAccepting()
+	s.stopAccepting(ctx)
 	if s.cfgWatch != nil {
 		s.cfgWatch.stop() // no reload while draining
 	}
