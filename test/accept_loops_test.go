@@ -1,6 +1,7 @@
 package test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -142,4 +143,57 @@ func TestAcceptorPath(t *testing.T) {
 		t.Fatalf("4th connection: %v, want a 503", r)
 	}
 	wantGozerStatus(t, r, "FAILURE_LOCAL_MAX_CONNECTIONS")
+}
+
+// TestAcceptOnLoopsTLSByIP: a client that connects by IP and sends no SNI gets
+// the certificate whose IP SAN is that address, with the HTTPS listener on
+// ":port" (every address, as the shipped ":8443"). gnet reports the
+// listener's bound address as the connection's local one; certificate
+// selection needs where the client connected (tlsconn wire.LocalAddr).
+func TestAcceptOnLoopsTLSByIP(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"true", "false"} {
+		t.Run("accept_on_loops="+mode, func(t *testing.T) {
+			ca := newTestCA(t)
+			c1, k1, _ := ca.issue(t, "names", false, "example.test")
+			c2, k2, _ := ca.issue(t, "ip", false, "127.0.0.1")
+			o := startOrigin(t, "o1")
+			cfg := oneOrigin(nil, o.Addr)
+			cfg.HTTPS = map[string]string{"certificates": certList([2]string{c1, k1}, [2]string{c2, k2})}
+			cfg.HTTPSAnyIP = true
+			cfg.Server = map[string]string{"accept_on_loops": mode}
+			g := startGozer(t, cfg)
+			conn, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool}) // an IP: no SNI
+			if err != nil {
+				t.Fatalf("no-SNI handshake to %s: %v", g.HTTPSAddr, err)
+			}
+			defer conn.Close()
+			if ips := conn.ConnectionState().PeerCertificates[0].IPAddresses; len(ips) != 1 || !ips[0].Equal(net.IPv4(127, 0, 0, 1)) {
+				t.Fatalf("served a certificate for %v", ips)
+			}
+		})
+	}
+}
+
+// TestAcceptOnLoopsSharedPort: the proxy listener on 127.0.0.1:P and the
+// HTTPS one on 127.0.0.2:P: a loop tells their connections apart by IP and
+// port, not by port alone (which took plain clients for TLS ones).
+func TestAcceptOnLoopsSharedPort(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "ip2", false, "127.0.0.2")
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
+	cfg.HTTPSOnProxyPort = true
+	cfg.Server = map[string]string{"accept_on_loops": "true"}
+	g := startGozer(t, cfg)
+	if resp, _ := dialRaw(t, g.ProxyAddr).roundTrip(request("GET", "/counter")); resp == nil || resp.StatusCode != 200 {
+		t.Fatalf("plain request on the proxy listener: %v", resp)
+	}
+	conn, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool})
+	if err != nil {
+		t.Fatalf("HTTPS on %s: %v", g.HTTPSAddr, err)
+	}
+	_ = conn.Close()
 }

@@ -45,6 +45,12 @@ type config struct {
 	// {"certificates": "[{cert: a.pem, key: a-key.pem}]"}.
 	HTTPS     map[string]string
 	httpsAddr string
+	// HTTPSAnyIP has the HTTPS listener bind every address (":port", as the
+	// shipped ":8443"); HTTPSAddr still names 127.0.0.1:port.
+	HTTPSAnyIP bool
+	// HTTPSOnProxyPort puts the HTTPS listener on 127.0.0.2 at the proxy
+	// listener's port (127.0.0.1): two listeners, one port.
+	HTTPSOnProxyPort bool
 	// AdminTLS, when not nil, is listeners.admin.tls with these keys written
 	// verbatim ({"enabled": "true", "certificates": "[...]"}); AdminClient is
 	// then how the harness reaches the admin listener (its health check, the
@@ -270,6 +276,15 @@ func startGozer(t testing.TB, cfg config) *gozer {
 		if cfg.HTTPS != nil {
 			g.HTTPSAddr = ports[2]
 			cfg.httpsAddr = g.HTTPSAddr
+			if cfg.HTTPSOnProxyPort {
+				_, port, _ := net.SplitHostPort(g.ProxyAddr)
+				g.HTTPSAddr = net.JoinHostPort("127.0.0.2", port)
+				cfg.httpsAddr = g.HTTPSAddr
+			}
+			if cfg.HTTPSAnyIP {
+				_, port, _ := net.SplitHostPort(g.HTTPSAddr)
+				cfg.httpsAddr = ":" + port
+			}
 		}
 		g.ConfigPath = filepath.Join(t.TempDir(), "gozer.yaml")
 		if err := os.WriteFile(g.ConfigPath, []byte(cfg.render(g.ProxyAddr, g.AdminAddr)), 0o644); err != nil {

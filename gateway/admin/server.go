@@ -75,6 +75,9 @@ type Sources struct {
 	Filters  *lua.Runtime // nil: no Lua filters
 	Push     *push.Hub
 	Draining func() bool
+	// Dead reports that the event loops stopped by themselves: the health
+	// check answers 503 until the process exits (nil: never).
+	Dead func() bool
 	// Shared is the loops' node-wide state: client connections, per-client
 	// counts, buffered bytes (GET /admin/edge).
 	Shared *loop.Shared
@@ -237,6 +240,10 @@ func bufferAdminBody(ctx *fasthttp.RequestCtx) bool {
 func (a *Server) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthcheck", func(w http.ResponseWriter, _ *http.Request) {
+		if a.src.Dead != nil && a.src.Dead() {
+			http.Error(w, "event loops stopped\n", http.StatusServiceUnavailable)
+			return
+		}
 		if a.src.Draining() {
 			http.Error(w, "draining\n", http.StatusServiceUnavailable)
 			return

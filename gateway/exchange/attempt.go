@@ -243,6 +243,12 @@ func (ex *Exchange) OriginDialFailed(err error) {
 	c := ex.try.conn
 	ex.try.conn = nil
 	reason := fmt.Sprintf("connect to %s: %v", c.Server().Addr, err)
+	if errors.Is(err, originconn.ErrOpenFiles) {
+		// Gozer's limit, not the server's fault: no retry (another server
+		// needs a descriptor too), nothing against the server's record.
+		ex.fail(filters.LocalMaxConnections, reason)
+		return
+	}
 	ex.retryOrFail(failConnect, false, filters.OriginConnectivity, reason)
 }
 

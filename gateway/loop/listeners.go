@@ -28,9 +28,10 @@ import (
 
 // Listening is one gnet loop and the listening sockets it accepts on.
 type Listening struct {
-	EL   gnet.EventLoop
-	epfd int
-	fds  []int
+	EL      gnet.EventLoop
+	epfd    int
+	fds     []int
+	stopped bool // Stop ran: its sockets are out of epoll and shut down
 }
 
 // ListeningOf lists the loops of a gnet engine started with listeners
@@ -74,13 +75,21 @@ func (ln *Listening) FDs() []int { return ln.fds }
 
 // Stop stops the loop's listening sockets: out of its epoll instance, then
 // shut down (new connections are refused; those in the accept queue are
-// reset). It must run on the loop's own goroutine (through EL.Execute).
+// reset). It must run on the loop's own goroutine (through EL.Execute). A
+// second Stop does nothing.
 func (ln *Listening) Stop() error {
+	if ln.stopped {
+		return nil
+	}
+	ln.stopped = true
 	var errs []error
 	for _, fd := range ln.fds {
-		if err := unix.EpollCtl(ln.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && err != unix.ENOENT {
+		if err := unix.EpollCtl(ln.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil {
+			// Still polled, or (ENOENT) not the socket this loop polls: the
+			// number may name another descriptor now. Shut down only what
+			// was taken out here.
 			errs = append(errs, fmt.Errorf("remove listener %d from its loop: %w", fd, err))
-			continue // still polled: shutting it down would kill the loop
+			continue
 		}
 		if err := unix.Shutdown(fd, unix.SHUT_RD); err != nil && err != unix.ENOTCONN {
 			errs = append(errs, fmt.Errorf("shut listener %d down: %w", fd, err))

@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -147,5 +148,61 @@ func TestLoopListeners(t *testing.T) {
 		if err := echo(c); err != nil {
 			t.Fatalf("open connection %d after the listeners stopped: %v", i, err)
 		}
+	}
+}
+
+// TestListeningStopNotPolled: Stop shuts down only a socket it took out of
+// the loop's epoll instance. A descriptor the instance does not hold (ENOENT:
+// the number may name another socket now) is reported and left alone; a
+// second Stop does nothing.
+func TestListeningStopNotPolled(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(epfd)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 8); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	listening := func() bool {
+		v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		return err == nil && v == 1
+	}
+
+	ln := &Listening{epfd: epfd, fds: []int{fd}}
+	if err := ln.Stop(); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("Stop of a socket the loop does not poll: %v, want ENOENT", err)
+	}
+	if !listening() {
+		t.Fatal("Stop shut down a socket it did not take out of epoll")
+	}
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatalf("the socket left alone refuses connections: %v", err)
+	}
+	c.Close()
+
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+		t.Fatal(err)
+	}
+	ln = &Listening{epfd: epfd, fds: []int{fd}}
+	if err := ln.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if listening() {
+		t.Fatal("a stopped listener still listens")
+	}
+	if err := ln.Stop(); err != nil {
+		t.Fatalf("a second Stop: %v", err)
 	}
 }

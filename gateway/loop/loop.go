@@ -71,6 +71,13 @@ type Shared struct {
 	// ProxyRefused those closed for a missing or malformed PROXY header.
 	RefusedMax   atomic.Int64
 	ProxyRefused atomic.Int64
+	// FDCeiling, when not 0, is the descriptor number from which a new socket
+	// is closed at once (server/accept.go, "The open-file limit"): set before
+	// the loops start with accept_on_loops, where an accept4 that meets
+	// EMFILE stops every loop. OriginOpenFiles counts the origin connections
+	// (and side calls) failed by it.
+	FDCeiling       int
+	OriginOpenFiles atomic.Int64
 	// CORS counts preflights answered and origins refused (filters.CORS).
 	CORS cors.Stats
 	// H2 counts HTTP/2 connections, streams and what ended them (gateway/http2).

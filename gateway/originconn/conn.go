@@ -251,6 +251,12 @@ func (c *Conn) dial() {
 			fail(err)
 			return
 		}
+		if overCeiling(conn, l.Shared.FDCeiling) {
+			_ = conn.Close()
+			l.Shared.OriginOpenFiles.Add(1)
+			fail(ErrOpenFiles)
+			return
+		}
 		var ctx any = c
 		if t := c.origin.TLS; t != nil {
 			// The handshake in this goroutine too (within connect_timeout);
@@ -273,6 +279,33 @@ func (c *Conn) dial() {
 			fail(r.Err)
 		}
 	}()
+}
+
+// ErrOpenFiles fails a dial whose socket came too close to the open-file
+// limit: with accept_on_loops the descriptors left are the loops' accept4's,
+// and an accept4 that meets EMFILE stops every loop (server/accept.go), so an
+// origin socket gives way instead; its request fails, the gateway goes on.
+var ErrOpenFiles = errors.New("too close to the open-file limit")
+
+// overCeiling reports whether conn's descriptor reaches ceiling (0: none).
+// Linux hands out the lowest free number, so a descriptor that high means few
+// are left. gnet's Enroll then dups it, for a moment one more: the reserve
+// under the limit covers it.
+func overCeiling(conn net.Conn, ceiling int) bool {
+	if ceiling == 0 {
+		return false
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	over := false
+	_ = rc.Control(func(fd uintptr) { over = int(fd) >= ceiling })
+	return over
 }
 
 func (c *Conn) onDialFailed(err error) {

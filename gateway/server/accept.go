@@ -21,8 +21,9 @@ package server
 // 335–347 → 287–302 µs (perf stat -e task-clock over tlsload -mode resumed).
 // What the acceptor did moves into OnOpen (Server.acceptedOnLoop):
 //
-//   - Which listener: the connection's local port (the HTTPS listener's, or
-//     the proxy's). An HTTPS connection then meets max_handshakes in
+//   - Which listener: the connection's local address, IP and port (the
+//     HTTPS listener's, or the proxy's, which may share a port on another
+//     IP). An HTTPS connection then meets max_handshakes in
 //     tlsconn.New, as before.
 //   - Connection protection, max_connections and the per-IP cap: the same
 //     checks, counters and sampled log lines (Server.admit); a refusal is
@@ -37,10 +38,15 @@ package server
 //     reserve (fdCeiling): Linux hands out the lowest free number, so a
 //     descriptor that high means few are left, and closing it at once keeps
 //     one free for the next accept4. The reserve (1/16 of the limit, at least
-//     64) is for what else opens descriptors: origin connections, the admin
-//     listener, logs. It bounds; it does not make EMFILE impossible (an
-//     origin dial storm could still eat the reserve), which is why the
-//     switch exists.
+//     64) is for what else opens descriptors: the admin listener, Redis,
+//     health checks, logs, Go's runtime. Origin connections (requests and
+//     side calls) keep under the same ceiling (Shared.FDCeiling,
+//     originconn.ErrOpenFiles: the request fails with a 503), so clients
+//     holding origin requests cannot eat the reserve. It bounds; it does not
+//     make EMFILE impossible (many admin connections could still), so if the
+//     loops stop, Done says so: the health check answers 503 and main exits
+//     non-zero, for the supervisor to restart Gozer. The limit is read once,
+//     at start (a raised limit needs a restart to be used).
 //   - Drain: gnet closes its listeners only with the engine, and that closes
 //     every connection; Shutdown instead has each loop take its listening
 //     sockets out of its epoll instance and shut them down, on its own
@@ -66,7 +72,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -83,7 +88,7 @@ type loopEngine struct {
 	eng       gnet.Engine
 	booted    chan struct{} // closed at the first OnTick: every loop runs
 	done      chan error    // gnet.Rotate's result, once the engine stopped
-	httpsPort int           // the HTTPS listener's port (0: none)
+	https     *net.TCPAddr  // the HTTPS listener's address (nil: none)
 	fdCeiling int           // a connection whose descriptor reaches it is refused
 	bootOnce  sync.Once
 }
@@ -97,26 +102,36 @@ func (s *Server) startLoopEngine() error {
 	}
 	addrs := []string{"tcp://" + proxy}
 	le := &loopEngine{booted: make(chan struct{}), done: make(chan error, 1), fdCeiling: fdCeiling()}
+	s.died = make(chan error, 1)
 	s.proxyAddr = proxy
 	if h := &s.cfg.Listeners.HTTPS; h.Enabled() {
 		https, err := listenAddr(h.Addr)
 		if err != nil {
 			return fmt.Errorf("listen https %s: %w", h.Addr, err)
 		}
-		_, port, _ := net.SplitHostPort(https)
-		le.httpsPort, _ = strconv.Atoi(port)
+		if le.https, err = net.ResolveTCPAddr("tcp", https); err != nil {
+			return fmt.Errorf("listen https %s: %w", h.Addr, err)
+		}
 		s.httpsAddr = https
 		addrs = append(addrs, "tcp://"+https)
 	}
 	s.loopEng = le
+	s.shared.FDCeiling = le.fdCeiling // origin dials keep under it too (originconn.ErrOpenFiles)
 	opts := append(loopEngineOptions(s.cfg.Server.EventLoops, gnetLogger{s.log}),
 		gnet.WithTicker(true)) // the first tick says the loops run
 	go func() {
 		err := gnet.Rotate(s.handler, addrs, opts...)
 		if booted(le) && !s.shared.Draining.Load() {
 			// A loop's accept failed in a way gnet does not survive (package
-			// comment, "The open-file limit"): no loop serves any more.
+			// comment, "The open-file limit"): no loop serves any more. The
+			// health check says so and main exits non-zero (Done): a
+			// supervisor restarts a process it would otherwise think healthy.
 			s.log.Error().Err(err).Msg("event loops stopped")
+			s.dead.Store(true)
+			if err == nil {
+				err = errors.New("event loops stopped")
+			}
+			s.died <- err
 		}
 		le.done <- err
 	}()
@@ -130,6 +145,12 @@ func (s *Server) startLoopEngine() error {
 		return fmt.Errorf("start event loops: %w", err)
 	}
 }
+
+// Done receives an error once the event loops stopped by themselves (not by
+// Shutdown): the process no longer serves and should exit. Nil (never ready)
+// until Start, and with accept_on_loops off, whose gnet client has no way to
+// report its loops' end.
+func (s *Server) Done() <-chan error { return s.died }
 
 // booted reports whether the loops of le ran.
 func booted(le *loopEngine) bool {
@@ -211,8 +232,8 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 func (s *Server) acceptedOnLoop(c gnet.Conn) (ctx any, answer []byte, ok bool) {
 	le := s.loopEng
 	secure := false
-	if ta, isTCP := c.LocalAddr().(*net.TCPAddr); isTCP && le.httpsPort != 0 {
-		secure = ta.Port == le.httpsPort
+	if ta, isTCP := c.LocalAddr().(*net.TCPAddr); isTCP && le.https != nil {
+		secure = sameListener(ta, le.https)
 	}
 	if fd := c.Fd(); fd >= le.fdCeiling {
 		r := &refusal{cause: filters.LocalMaxConnections, msg: "too close to the open-file limit", limit: "open_files", value: le.fdCeiling}
@@ -238,9 +259,26 @@ func (s *Server) acceptedOnLoop(c gnet.Conn) (ctx any, answer []byte, ok bool) {
 	return peer, nil, true
 }
 
+// sameListener reports whether a connection's local address (gnet gives the
+// address its listener was bound to, as resolved from the configuration)
+// is the HTTPS listener's: port and IP both, since proxy 10.0.0.1:8443 and
+// HTTPS 10.0.0.2:8443 may share a port. No IP and an unspecified one
+// (":8443", "0.0.0.0:8443") are the same listener.
+func sameListener(a, https *net.TCPAddr) bool {
+	if a.Port != https.Port {
+		return false
+	}
+	anyA, anyH := len(a.IP) == 0 || a.IP.IsUnspecified(), len(https.IP) == 0 || https.IP.IsUnspecified()
+	if anyA || anyH {
+		return anyA && anyH
+	}
+	return a.IP.Equal(https.IP)
+}
+
 // stopLoopAccepting stops every loop's listening sockets (drain), on each
-// loop's goroutine, and waits for them.
-func (s *Server) stopLoopAccepting() {
+// loop's goroutine, and waits for them until ctx ends (Shutdown's drain
+// deadline): a loop stuck in a callback must not hold the drain past it.
+func (s *Server) stopLoopAccepting(ctx context.Context) {
 	lns, err := loop.ListeningOf(s.loopEng.eng)
 	if err != nil {
 		s.log.Error().Err(err).Msg("drain: cannot stop the loops' listeners; new connections are served with Connection: close")
@@ -261,7 +299,13 @@ func (s *Server) stopLoopAccepting() {
 			wg.Done()
 		}
 	}
-	wg.Wait()
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.log.Error().Msg("drain: a loop did not stop its listeners before the drain deadline")
+	}
 }
 
 // stopLoopEngine stops the loops (closing every connection and listener) and

@@ -9,6 +9,8 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"gozer/gateway/loop"
 )
 
 // noDelayProbe reports TCP_NODELAY of each socket the loops open.
@@ -111,3 +113,66 @@ type bootProbe struct {
 }
 
 func (p *bootProbe) OnBoot(e gnet.Engine) gnet.Action { p.eng <- e; return gnet.None }
+
+// TestStopLoopAcceptingDeadline: drain stops the loops' listeners on their
+// own goroutines; a loop stuck in a callback must not hold Shutdown past its
+// deadline (stopLoopAccepting returns when ctx ends).
+func TestStopLoopAcceptingDeadline(t *testing.T) {
+	p := &bootProbe{noDelayProbe: noDelayProbe{got: make(chan int, 1)}, eng: make(chan gnet.Engine, 1)}
+	addr, err := listenAddr("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gnet.Run(p, "tcp://"+addr, loopEngineOptions(1, gnetLogger{zerolog.Nop()})...) }()
+	var eng gnet.Engine
+	select {
+	case eng = <-p.eng:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	unblock := make(chan struct{})
+	defer func() {
+		close(unblock)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = eng.Stop(ctx)
+		<-done
+	}()
+	// A connection opened on the loop: it runs, gnet set it up (ListeningOf
+	// reads what gnet wrote before the loop started).
+	var client net.Conn
+	for i := 0; client == nil; i++ {
+		if client, err = net.Dial("tcp", addr); err != nil {
+			if i == 100 {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond) // the loop binds in Run's goroutine
+		}
+	}
+	defer client.Close()
+	<-p.got
+	lns, err := loop.ListeningOf(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := make(chan struct{})
+	if err := lns[0].EL.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		close(busy)
+		<-unblock // the loop is stuck until the test ends
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	<-busy
+	s := &Server{loopEng: &loopEngine{eng: eng}, log: zerolog.Nop()}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	returned := make(chan struct{})
+	go func() { s.stopLoopAccepting(ctx); close(returned) }()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stopLoopAccepting waited for a stuck loop past its deadline")
+	}
+}

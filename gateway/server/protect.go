@@ -47,7 +47,10 @@ func (s *Server) admit(a netip.Addr, byPeer bool) (*peers.Peer, *refusal) {
 		}
 	}
 	cfg := &snap.Config.Server
-	if s.shared.Clients.Load() >= int64(cfg.MaxConnections) {
+	// Count first, then check: the loops admit concurrently (accept_on_loops),
+	// and a check before the count would let each of them take the last slot.
+	if s.shared.Clients.Add(1) > int64(cfg.MaxConnections) {
+		s.shared.Clients.Add(-1)
 		s.shared.RefusedMax.Add(1)
 		return nil, &refusal{cause: filters.LocalMaxConnections, msg: "too many client connections", limit: "max_connections", value: cfg.MaxConnections}
 	}
@@ -55,11 +58,11 @@ func (s *Server) admit(a netip.Addr, byPeer bool) (*peers.Peer, *refusal) {
 	if byPeer {
 		var ok bool
 		if peer, ok = s.shared.Peers.Open(a); !ok {
+			s.shared.Clients.Add(-1)
 			return nil, &refusal{cause: filters.ClientTooManyConnections, msg: "too many connections from one client",
 				limit: "max_connections_per_ip", value: cfg.MaxConnectionsPerIP}
 		}
 	}
-	s.shared.Clients.Add(1)
 	return peer, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -61,6 +62,10 @@ type Server struct {
 
 	engine  *gnet.Client // the loops, when acceptors hand them connections
 	loopEng *loopEngine  // the loops, when they accept (server.accept_on_loops)
+	// died receives why the loops stopped when they stopped by themselves
+	// (Done); dead says so to the health check.
+	died    chan error
+	dead    atomic.Bool
 	handler *handler
 	watcher *loop.Watcher
 
@@ -295,9 +300,9 @@ func (s *Server) stopLoops() error {
 
 // stopAccepting makes the client listeners refuse new connections (drain):
 // the acceptors' listeners close, or the loops' listening sockets stop.
-func (s *Server) stopAccepting() {
+func (s *Server) stopAccepting(ctx context.Context) {
 	if s.loopEng != nil {
-		s.stopLoopAccepting()
+		s.stopLoopAccepting(ctx)
 		return
 	}
 	_ = s.proxyLn.Close()
@@ -337,7 +342,7 @@ func (s *Server) listen() error {
 	}
 	s.admin = admin.New(adminLn, admin.Sources{
 		Log: s.log, Origins: func() *origin.Table { return s.shared.Snapshot().Origins }, Counts: s.counts, Filters: s.filters, Push: s.hub,
-		Draining: s.shared.Draining.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
+		Draining: s.shared.Draining.Load, Dead: s.dead.Load, Pprof: s.cfg.Listeners.Admin.Pprof, Shared: s.shared,
 		TLS: s.tlsSource(), ListenerTLS: s.adminTLS(), Config: s.configControl(),
 		Metrics: s.shared.Metrics, Loops: s.loopStats, Latency: s.latencySource(),
 	})
@@ -465,7 +470,7 @@ func (s *Server) tickLoop() {
 // stops the loops and flushes the logs.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shared.Draining.Store(true)
-	s.stopAccepting()
+	s.stopAccepting(ctx)
 	if s.cfgWatch != nil {
 		s.cfgWatch.stop() // no reload while draining
 	}

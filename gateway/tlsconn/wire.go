@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // errWouldBlock is what the wire answers a read when it has no bytes: a
@@ -77,11 +79,48 @@ func (w *wire) Write(p []byte) (int, error) {
 // it sees the error, not here (the handshake goroutine must not touch it).
 func (w *wire) Close() error { return nil }
 
+// LocalAddr is where the client connected. gnet answers with the address
+// its listener bound, which with accept_on_loops is the configured one
+// (":8443": unspecified), not the address the client dialled; certificate
+// selection without SNI matches IP SANs against it (tlscert.connIP), so an
+// unspecified address is resolved with getsockname. Only that path pays (a
+// system call and an allocation, per handshake without SNI).
 func (w *wire) LocalAddr() net.Addr {
 	if w.net != nil {
 		return w.net.LocalAddr()
 	}
-	return w.c.Conn.LocalAddr()
+	a := w.c.Conn.LocalAddr()
+	if ta, ok := a.(*net.TCPAddr); ok && (len(ta.IP) == 0 || ta.IP.IsUnspecified()) { // ":8443" resolves to no IP
+		if real := w.sockName(); real != nil {
+			return real
+		}
+	}
+	return a
+}
+
+// sockName is the socket's own local address (nil if it cannot be had). On
+// the handshake goroutine it holds the flights' lock, under which the
+// descriptor stays this connection's (outFlight: the loop's OnClose takes it
+// before gnet closes the socket).
+func (w *wire) sockName() net.Addr {
+	if hs := w.hs; hs != nil {
+		hs.out.mu.Lock()
+		defer hs.out.mu.Unlock()
+		if hs.out.closed {
+			return nil
+		}
+	}
+	sa, err := unix.Getsockname(w.c.Conn.Fd())
+	if err != nil {
+		return nil
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
+	}
+	return nil
 }
 
 func (w *wire) RemoteAddr() net.Addr {

@@ -173,10 +173,19 @@ func serve(cfg *config.Config, path string, data []byte, watch bool) int {
 		return exitFail
 	}
 
-	s := <-sig
-	for s == syscall.SIGHUP {
-		srv.Reload()
-		s = <-sig
+	var s os.Signal
+	for s == nil || s == syscall.SIGHUP {
+		select {
+		case s = <-sig:
+			if s == syscall.SIGHUP {
+				srv.Reload()
+			}
+		case err := <-srv.Done():
+			// The loops are gone with every connection they held: nothing to
+			// drain. Exit so that the supervisor restarts the gateway.
+			log.Error().Err(err).Msg("exiting: the event loops stopped")
+			return exitFail
+		}
 	}
 	drain := srv.DrainTimeout() // a reload may have changed it
 	log.Info().Str("signal", s.String()).Dur("drain_timeout", drain).Msg("draining")

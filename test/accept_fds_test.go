@@ -1,0 +1,145 @@
+package test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestAcceptOnLoopsOriginOpenFiles: origin connections do not eat the
+// descriptors the loops' accept4 needs. Under a limit of 160 descriptors
+// (ceiling 96), many clients each hold a request to a silent origin (/hang)
+// while new connections keep arriving: a dial whose socket reaches the
+// ceiling fails at once with a 503 (originconn.ErrOpenFiles, counted in
+// /admin/edge), where it used to take the last descriptors so that the next
+// accept4 met EMFILE and gnet stopped every loop. Gozer keeps serving.
+func TestAcceptOnLoopsOriginOpenFiles(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(map[string]string{"read_timeout": "60s"}, o.Addr)
+	cfg.Server = map[string]string{"accept_on_loops": "true", "header_read_timeout": "30s"}
+	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
+	g := startGozer(t, cfg)
+	var conns []net.Conn
+	for range 110 {
+		c, err := net.DialTimeout("tcp", g.ProxyAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	// New connections arrive all along: each is an accept4 that must find a
+	// free descriptor.
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	for range 2 {
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second); err == nil {
+					_ = c.Close()
+				}
+			}
+		}()
+	}
+	// Every client asks for /hang: those past the ceiling at accept get
+	// their 503 (they were refused before they sent), and those whose origin
+	// dial reaches it get theirs; the rest hang at the origin until the test
+	// ends (their reads time out).
+	var mu sync.Mutex
+	status := map[string]int{}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			got := "no answer"
+			if _, err := fmt.Fprint(c, request("GET", "/hang")); err == nil {
+				b := make([]byte, 12)
+				if n, _ := c.Read(b); n > 0 {
+					got = string(b[:n])
+				}
+			}
+			mu.Lock()
+			status[got]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	churn.Wait()
+	t.Logf("answers to /hang: %v", status)
+	if e := g.adminEdge(t); e.OriginOpenFiles == 0 {
+		t.Errorf("no origin dial failed at the open-file ceiling (refused_origin_open_files_total 0; answers %v)", status)
+	}
+	if status["HTTP/1.1 503"] == 0 {
+		t.Errorf("no /hang answered 503: %v", status)
+	}
+	if out := g.output(); strings.Contains(out, "event loops stopped") || strings.Contains(out, "too many open files") {
+		t.Fatal("the loops met EMFILE")
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	waitFor(t, 10*time.Second, "a new connection is served", func() bool {
+		c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprint(c, request("GET", "/counter"))
+		b := make([]byte, 12)
+		n, _ := c.Read(b)
+		return strings.HasPrefix(string(b[:n]), "HTTP/1.1 200")
+	})
+	if g.exited() {
+		t.Fatal("gozer exited")
+	}
+}
+
+// TestAcceptOnLoopsEngineDiesExits: when the loops stop by themselves, the
+// process exits non-zero (a supervisor restarts it) instead of staying up with
+// a health check that answers 200. Triggered as in production: the admin
+// listener's connections (which the open-file reserve must cover, and do not
+// meet the ceiling) take every descriptor, so the next accept4 on a loop
+// meets EMFILE, which gnet does not survive.
+func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Server = map[string]string{"accept_on_loops": "true"}
+	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
+	g := startGozer(t, cfg)
+	for range 200 {
+		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
+		if err != nil {
+			break
+		}
+		defer c.Close()
+	}
+	waitFor(t, 20*time.Second, "gozer exits", func() bool {
+		if c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second); err == nil {
+			_ = c.Close()
+		}
+		return g.exited()
+	})
+	code, _ := g.exitCode(time.Second)
+	if code == 0 {
+		t.Errorf("exit code 0 after the loops stopped")
+	}
+	if !strings.Contains(g.output(), "exiting: the event loops stopped") {
+		t.Error("no log line says why it exits")
+	}
+}
