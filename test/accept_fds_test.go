@@ -92,21 +92,7 @@ func TestAcceptOnLoopsOriginOpenFiles(t *testing.T) {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	waitFor(t, 10*time.Second, "a new connection is served", func() bool {
-		c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-		fmt.Fprint(c, request("GET", "/counter"))
-		b := make([]byte, 12)
-		n, _ := c.Read(b)
-		return strings.HasPrefix(string(b[:n]), "HTTP/1.1 200")
-	})
-	if g.exited() {
-		t.Fatal("gozer exited")
-	}
+	waitServesAgain(t, g)
 }
 
 // TestAcceptOnLoopsEngineDiesExits: when the loops stop by themselves, the

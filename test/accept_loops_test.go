@@ -89,21 +89,7 @@ func TestAcceptOnLoopsOpenFiles(t *testing.T) {
 	if !strings.Contains(g.output(), "too close to the open-file limit") {
 		t.Error("no log line names the open-file limit")
 	}
-	waitFor(t, 10*time.Second, "a new connection is served", func() bool {
-		c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-		fmt.Fprint(c, request("GET", "/counter"))
-		b := make([]byte, 12)
-		n, _ := c.Read(b)
-		return strings.HasPrefix(string(b[:n]), "HTTP/1.1 200")
-	})
-	if g.exited() {
-		t.Fatal("gozer exited")
-	}
+	waitServesAgain(t, g)
 }
 
 // TestAcceptorPath: with server.accept_on_loops false the acceptor goroutines
@@ -196,4 +182,25 @@ func TestAcceptOnLoopsSharedPort(t *testing.T) {
 		t.Fatalf("HTTPS on %s: %v", g.HTTPSAddr, err)
 	}
 	_ = conn.Close()
+}
+
+// waitServesAgain waits until a new connection to g's proxy is served a 200
+// (after an open-file squeeze ends), and fails if g exited meanwhile.
+func waitServesAgain(t *testing.T, g *gozer) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "a new connection is served", func() bool {
+		c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprint(c, request("GET", "/counter"))
+		b := make([]byte, 12)
+		n, _ := c.Read(b)
+		return strings.HasPrefix(string(b[:n]), "HTTP/1.1 200")
+	})
+	if g.exited() {
+		t.Fatal("gozer exited")
+	}
 }
