@@ -43,7 +43,7 @@ type Loop struct {
 	dictMeta *glua.LTable
 
 	varsFree []*varsTable // emptied ctx.vars tables (vars.go)
-	runs     [3]uint32    // runs started per phase, for the sampled timing (timing.go)
+	rng      uint32       // xorshift32 state of the sampled timing (timing.go)
 
 	goInst  []*instance     // the Go filters' instances on this loop (gofilter.go)
 	ansMeta *glua.LTable    // the metatable of side calls' answers (answer.go)

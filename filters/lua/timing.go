@@ -33,16 +33,26 @@ type span struct {
 // timedFrom is a timed span from t on (t from an async step's clock read).
 func timedFrom(t time.Duration) span { return span{at: t, scale: 1} }
 
-// startRun starts a run of phase ph on ctx: timed, one in timeEvery of the
-// phase's runs (counted per phase: a request runs inbound, then outbound, and
-// one counter for both would time inbound runs only), or always when the
-// passport is on. Loop goroutine only.
+// startRun starts a run of phase ph on ctx: timed for one run in timeEvery,
+// chosen at random (a counter would follow any traffic that repeats with a
+// period dividing timeEvery: a client alternating a health check the filters
+// skip and an API call would have only the health checks timed), or always
+// when the passport is on. Loop goroutine only.
 func (l *Loop) startRun(ctx *filters.Context, ph filters.Phase) span {
 	if ctx.Passport != nil {
 		return timedFrom(now())
 	}
-	l.runs[ph]++
-	if l.runs[ph]%timeEvery != 1 {
+	// xorshift32: a few instructions, no lock (math/rand/v2's global source
+	// is shared by the loops); its top bits are the sample.
+	x := l.rng
+	if x == 0 {
+		x = 0x9e3779b9 + uint32(ph)
+	}
+	x ^= x << 13
+	x ^= x >> 17
+	x ^= x << 5
+	l.rng = x
+	if (x>>16)%timeEvery != 0 { // the high half: xorshift's low bits are weaker
 		return span{}
 	}
 	return span{at: now(), scale: timeEvery}

@@ -6,10 +6,10 @@ import (
 	"gozer/filters"
 )
 
-// TestSampledTiming: sync filter calls are timed one phase run in timeEvery,
-// per phase (an inbound and an outbound filter of the same requests both get
-// time), the first run included, and charged timeEvery times what was
-// measured; calls are counted on every run; a request with a passport is
+// TestSampledTiming: sync filter calls are timed about one phase run in
+// timeEvery, chosen at random (an inbound and an outbound filter of the same
+// requests both get time, and so do both kinds of alternating traffic), and
+// charged timeEvery times what was measured; calls are counted on every run; a request with a passport is
 // timed on every run, charged once, and its steps carry real times.
 func TestSampledTiming(t *testing.T) {
 	busy := `local n = 0 for i = 1, 2000 do n = n + i end`
@@ -29,23 +29,50 @@ func TestSampledTiming(t *testing.T) {
 		c := e.loop.stats[name]
 		return c.nanos.Load()
 	}
-	run(nil) // the first run of each phase is timed
-	in1, out1 := nanos("in"), nanos("out")
-	if in1 == 0 || out1 == 0 || in1%timeEvery != 0 || out1%timeEvery != 0 {
-		t.Fatalf("after the first request: in %d ns, out %d ns (want > 0, charged %d times)", in1, out1, timeEvery)
-	}
-	for i := 2; i <= timeEvery; i++ {
+	// About one run in timeEvery is timed, at random, and charged timeEvery
+	// times: count the runs that moved each filter's total.
+	const runs = 100 * timeEvery
+	var timedIn, timedOut int
+	for i := 0; i < runs; i++ {
+		in0, out0 := nanos("in"), nanos("out")
 		run(nil)
+		if d := nanos("in") - in0; d != 0 {
+			timedIn++
+			if d%timeEvery != 0 {
+				t.Fatalf("a timed run charged %d ns: not %d times what it measured", d, timeEvery)
+			}
+		}
+		if nanos("out") != out0 {
+			timedOut++
+		}
 	}
-	if nanos("in") != in1 || nanos("out") != out1 {
-		t.Fatalf("runs 2..%d were timed: in %d → %d ns, out %d → %d ns", timeEvery, in1, nanos("in"), out1, nanos("out"))
+	// Binomial(800, 1/8): mean 100, standard deviation 9.4; the bounds are
+	// over 5 deviations away, and a counter that timed every run or none fails.
+	for name, n := range map[string]int{"in": timedIn, "out": timedOut} {
+		if n < 50 || n > 160 {
+			t.Errorf("%s: %d of %d runs timed, want about %d", name, n, runs, runs/timeEvery)
+		}
 	}
-	run(nil) // run timeEvery+1: timed again
-	if nanos("in") == in1 || nanos("out") == out1 {
-		t.Fatalf("run %d was not timed", timeEvery+1)
+	if st, _ := status(e.rt, "out"); st.Calls != runs {
+		t.Fatalf("calls %d, want %d: the count stays exact", st.Calls, runs)
 	}
-	if st, _ := status(e.rt, "out"); st.Calls != timeEvery+1 {
-		t.Fatalf("calls %d, want %d", st.Calls, timeEvery+1)
+
+	// Traffic alternating two kinds of request must not be sampled on one kind
+	// only (a counter modulo timeEvery did that).
+	var timedEven, timedOdd int
+	for i := 0; i < runs; i++ {
+		in0 := nanos("in")
+		run(nil)
+		if nanos("in") != in0 {
+			if i%2 == 0 {
+				timedEven++
+			} else {
+				timedOdd++
+			}
+		}
+	}
+	if timedEven < 20 || timedOdd < 20 {
+		t.Errorf("alternate runs timed %d and %d times of %d each: the sample follows the traffic's period", timedEven, timedOdd, runs/2)
 	}
 
 	// With a passport: timed on every run (charged once), steps with times.

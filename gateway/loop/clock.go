@@ -10,6 +10,11 @@ import (
 // between two readings of the wall clock.
 const clockAnchor = 100 * time.Millisecond
 
+// anchorSkew bounds how long a time.Now taken as an anchor may have spanned
+// (from a monotonic reading before it to its own): three tries, then the
+// last is kept.
+const anchorSkew = 50 * time.Microsecond
+
 // clock is a loop's time: read once per gnet event (Loop.Enter), used by
 // everything the event does. time.Now reads two clocks (the wall clock and
 // the monotonic one: two vDSO calls, 40 to 80 ns each on a VM's kvm-clock,
@@ -18,8 +23,12 @@ const clockAnchor = 100 * time.Millisecond
 // proxied request (uprobes on time.now: 2.9-3.1 calls a request through the
 // bench's gozer target). So an event reads the monotonic clock only, and the
 // wall time is the last wall reading plus the monotonic time since, the wall
-// clock being read again every clockAnchor: a step of the system clock (or an
-// NTP slew, at most 500 ppm: 50 µs per anchor) shows within clockAnchor.
+// clock being read again every clockAnchor: a step of the system clock shows
+// within clockAnchor (an NTP slew changes both clocks' rates alike on Linux).
+// An anchor is taken only from a time.Now whose two readings (wall, then
+// monotonic) came close together: a thread preempted between them would pair
+// an old wall time with a later monotonic one and leave the loop's wall time
+// behind by that gap for a whole anchor.
 //
 // Concurrency: the loop's goroutine only.
 type clock struct {
@@ -31,8 +40,14 @@ type clock struct {
 func (c *clock) read() int64 {
 	m := filters.Mono()
 	if c.anchorWall == 0 || m-c.anchorM >= int64(clockAnchor) || m < c.anchorM {
-		at := time.Now()
-		c.anchorWall, c.anchorM = at.UnixNano(), filters.MonoOf(at)
+		for try := 0; ; try++ {
+			at := time.Now()
+			c.anchorWall, c.anchorM = at.UnixNano(), filters.MonoOf(at)
+			if c.anchorM-m < int64(anchorSkew) || try == 2 {
+				break
+			}
+			m = filters.Mono()
+		}
 		c.now, c.mono = c.anchorWall, c.anchorM
 		return c.now
 	}

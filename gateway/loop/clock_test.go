@@ -44,8 +44,9 @@ func TestClockFollowsTheWallClock(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	// 3 anchors' worth of time: the first read, then one per clockAnchor (a
-	// slow machine may stretch the loop: at least 3, at most one per read).
-	if anchors < 3 || anchors > 5 {
+	// slow or loaded machine may stretch the loop and skip one: at least 2,
+	// and no more than one per anchor's worth of time and a spare).
+	if anchors < 2 || anchors > 5 {
 		t.Fatalf("%d wall clock readings over %v", anchors, 3*clockAnchor)
 	}
 }
