@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/panjf2000/gnet/v2"
@@ -246,15 +247,10 @@ func (c *Conn) dial() {
 		hctx, c.certAsked = origin.WatchCertRequest(hctx)
 	}
 	go func() {
-		conn, err := net.DialTimeout("tcp", addr, timeout)
+		d := net.Dialer{Timeout: timeout, Control: ceilingCheck(l.Shared.FDCeiling, &l.Shared.OriginOpenFiles)}
+		conn, err := d.Dial("tcp", addr)
 		if err != nil {
 			fail(err)
-			return
-		}
-		if overCeiling(conn, l.Shared.FDCeiling) {
-			_ = conn.Close()
-			l.Shared.OriginOpenFiles.Add(1)
-			fail(ErrOpenFiles)
 			return
 		}
 		var ctx any = c
@@ -287,25 +283,27 @@ func (c *Conn) dial() {
 // origin socket gives way instead; its request fails, the gateway goes on.
 var ErrOpenFiles = errors.New("too close to the open-file limit")
 
-// overCeiling reports whether conn's descriptor reaches ceiling (0: none).
-// Linux hands out the lowest free number, so a descriptor that high means few
-// are left. gnet's Enroll then dups it, for a moment one more: the reserve
-// under the limit covers it.
-func overCeiling(conn net.Conn, ceiling int) bool {
+// ceilingCheck is the dialer's Control: it runs right after socket(), before
+// connect, so a socket at or above the open-file ceiling is refused (Go
+// closes it) before it can sit out a connect_timeout toward an origin that
+// drops SYNs: dials in flight hold descriptors too, and enough of them would
+// leave the loops' accept4 an EMFILE (ErrOpenFiles, counted in refused).
+// A ceiling of 0 checks nothing.
+func ceilingCheck(ceiling int, refused *atomic.Int64) func(string, string, syscall.RawConn) error {
 	if ceiling == 0 {
-		return false
+		return nil
 	}
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return false
+	return func(_, _ string, rc syscall.RawConn) error {
+		over := false
+		if err := rc.Control(func(fd uintptr) { over = int(fd) >= ceiling }); err != nil {
+			return err
+		}
+		if over {
+			refused.Add(1)
+			return ErrOpenFiles
+		}
+		return nil
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	over := false
-	_ = rc.Control(func(fd uintptr) { over = int(fd) >= ceiling })
-	return over
 }
 
 func (c *Conn) onDialFailed(err error) {
