@@ -111,6 +111,20 @@ func (st *stream) rateDue() bool {
 		return true
 	}
 	if delivered := st.c.delivered(st.rateEnd); !delivered || st.rateSocket {
+		if !delivered && st.c.c.OutboundBuffered() == 0 {
+			// The DATA sits in the kernel's send queue and gnet holds none, so
+			// the connection's check (it watches gnet's buffer and the
+			// connection's window) does not run: a client that reads nothing
+			// and opens its window a byte now and then would be given window
+			// after window. Judge the socket here, by what the client's TCP
+			// acknowledged over the window.
+			acked := st.c.acked()
+			if st.rateSocket && acked-st.rateAcked < need {
+				st.c.slowRead(rateReason(lim, "client's socket took the connection's data"))
+				return false
+			}
+			st.rateAcked = acked
+		}
 		st.rateSocket = !delivered
 		st.rateWatch()
 		return true
@@ -145,14 +159,23 @@ func (c *Conn) taken() int64 { return c.sent - int64(c.c.OutboundBuffered()) }
 // the kernel's send queue (SIOCOUTQ: a system call, but only for a stream
 // found below the rate, once per window of min_send_rate).
 func (c *Conn) delivered(pos int64) bool {
-	taken := c.taken()
-	if taken < pos {
-		return false
-	}
+	return c.taken() >= pos && c.acked() >= pos
+}
+
+// acked is how many bytes of the connection's output left the kernel's send
+// queue too (the client's TCP acknowledged them): taken less SIOCOUTQ, one
+// system call. (Over TLS the queue holds records, a little more than the
+// plaintext counted here: the estimate errs toward a slow verdict's delay.)
+func (c *Conn) acked() int64 {
+	return c.taken() - c.kernelQueued()
+}
+
+// kernelQueued is what the kernel's send queue holds (0 when it cannot say).
+func (c *Conn) kernelQueued() int64 {
 	if q, err := unix.IoctlGetInt(int(c.fd), unix.SIOCOUTQ); err == nil {
-		taken -= int64(q)
+		return int64(q)
 	}
-	return taken >= pos
+	return 0
 }
 
 // windowHoldsUp reports whether DATA waits for the connection's window.

@@ -58,6 +58,7 @@ type stream struct {
 	dataEnd     int64       // where its last DATA ends in the connection's output (Conn.sent's count)
 	rateEnd     int64       // dataEnd when the window of min_send_rate began
 	rateSocket  bool        // the last window ended with that DATA still in our send buffers
+	rateAcked   int64       // the connection's acked() when such a window began (sendrate.go)
 	push        *pushStream // an SSE push connection took the stream (push.go)
 }
 
