@@ -72,7 +72,8 @@ type Shared struct {
 	RefusedMax   atomic.Int64
 	ProxyRefused atomic.Int64
 	// FDCeiling, when not 0, is the descriptor number from which a new socket
-	// is closed at once (server/accept.go, "The open-file limit"): set before
+	// is closed at once, an origin socket before it connects (server/accept.go,
+	// "The open-file limit"; originconn's dialer Control): set before
 	// the loops start with accept_on_loops, where an accept4 that meets
 	// EMFILE stops every loop. OriginOpenFiles counts the origin connections
 	// (and side calls) failed by it.
