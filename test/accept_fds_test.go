@@ -18,11 +18,7 @@ import (
 // accept4 met EMFILE and gnet stopped every loop. Gozer keeps serving.
 func TestAcceptOnLoopsOriginOpenFiles(t *testing.T) {
 	t.Parallel()
-	o := startOrigin(t, "o1")
-	cfg := oneOrigin(map[string]string{"read_timeout": "60s"}, o.Addr)
-	cfg.Server = map[string]string{"accept_on_loops": "true", "header_read_timeout": "30s"}
-	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
-	g := startGozer(t, cfg)
+	g := startGozer(t, openFilesSqueeze(t, map[string]string{"read_timeout": "60s"}, map[string]string{"header_read_timeout": "30s"}))
 	var conns []net.Conn
 	for range 110 {
 		c, err := net.DialTimeout("tcp", g.ProxyAddr, 5*time.Second)
@@ -103,11 +99,7 @@ func TestAcceptOnLoopsOriginOpenFiles(t *testing.T) {
 // meets EMFILE, which gnet does not survive.
 func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
 	t.Parallel()
-	o := startOrigin(t, "o1")
-	cfg := oneOrigin(nil, o.Addr)
-	cfg.Server = map[string]string{"accept_on_loops": "true"}
-	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
-	g := startGozer(t, cfg)
+	g := startGozer(t, openFilesSqueeze(t, nil, nil))
 	for range 200 {
 		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
 		if err != nil {

@@ -54,11 +54,7 @@ func TestAcceptOnLoopsBalance(t *testing.T) {
 // serving, and once they close a new one is served.
 func TestAcceptOnLoopsOpenFiles(t *testing.T) {
 	t.Parallel()
-	o := startOrigin(t, "o1")
-	cfg := oneOrigin(nil, o.Addr)
-	cfg.Server = map[string]string{"accept_on_loops": "true"}
-	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
-	g := startGozer(t, cfg)
+	g := startGozer(t, openFilesSqueeze(t, nil, nil))
 	var conns []net.Conn
 	for i := 0; i < 200; i++ {
 		c, err := net.DialTimeout("tcp", g.ProxyAddr, 5*time.Second)
@@ -203,4 +199,19 @@ func waitServesAgain(t *testing.T, g *gozer) {
 	if g.exited() {
 		t.Fatal("gozer exited")
 	}
+}
+
+// openFilesSqueeze is the open-file tests' Gozer: one origin (its keys
+// more), accepting on the loops (server keys more), under a limit of 160
+// descriptors (prlimit), so that a few hundred connections reach it.
+func openFilesSqueeze(t *testing.T, origin, server map[string]string) config {
+	t.Helper()
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(origin, o.Addr)
+	cfg.Server = map[string]string{"accept_on_loops": "true"}
+	for k, v := range server {
+		cfg.Server[k] = v
+	}
+	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
+	return cfg
 }

@@ -1,9 +1,11 @@
 package loop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
@@ -96,4 +98,36 @@ func (ln *Listening) Stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// StopListening stops every loop's listening sockets in lns, each on its own
+// loop's goroutine (Stop's contract), and waits for them until ctx ends: a
+// loop stuck in a callback must not hold the caller (drain) past its
+// deadline. onErr hears each loop's failure (from that loop's goroutine). It
+// reports whether every loop stopped in time.
+func StopListening(ctx context.Context, lns []Listening, onErr func(error)) bool {
+	var wg sync.WaitGroup
+	for i := range lns {
+		ln := &lns[i]
+		wg.Add(1)
+		err := ln.EL.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			defer wg.Done()
+			if err := ln.Stop(); err != nil {
+				onErr(err)
+			}
+			return nil
+		}))
+		if err != nil {
+			wg.Done()
+			onErr(fmt.Errorf("stop a loop's listeners: %w", err))
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

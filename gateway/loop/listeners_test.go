@@ -118,22 +118,9 @@ func TestLoopListeners(t *testing.T) {
 			t.Fatalf("loop %d: fd %d is not a listening socket (SO_ACCEPTCONN %d, %v)", i, ln.FDs()[0], v, err)
 		}
 	}
-	var wg sync.WaitGroup
-	for i := range lns {
-		ln := &lns[i]
-		wg.Add(1)
-		err := ln.EL.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			defer wg.Done()
-			if err := ln.Stop(); err != nil {
-				t.Error(err)
-			}
-			return nil
-		}))
-		if err != nil {
-			t.Fatal(err)
-		}
+	if !StopListening(t.Context(), lns, func(err error) { t.Error(err) }) {
+		t.Fatal("the loops did not stop their listeners")
 	}
-	wg.Wait()
 	for i := 0; i < 8; i++ { // any of the sockets would have taken one of 8
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {

@@ -284,26 +284,9 @@ func (s *Server) stopLoopAccepting(ctx context.Context) {
 		s.log.Error().Err(err).Msg("drain: cannot stop the loops' listeners; new connections are served with Connection: close")
 		return
 	}
-	var wg sync.WaitGroup
-	for i := range lns {
-		ln := &lns[i]
-		wg.Add(1)
-		err := ln.EL.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			defer wg.Done()
-			if err := ln.Stop(); err != nil {
-				s.log.Error().Err(err).Msg("drain: a loop's listener goes on accepting")
-			}
-			return nil
-		}))
-		if err != nil {
-			wg.Done()
-		}
-	}
-	stopped := make(chan struct{})
-	go func() { wg.Wait(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
+	if !loop.StopListening(ctx, lns, func(err error) {
+		s.log.Error().Err(err).Msg("drain: a loop's listener goes on accepting")
+	}) {
 		s.log.Error().Msg("drain: a loop did not stop its listeners before the drain deadline")
 	}
 }

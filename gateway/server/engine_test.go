@@ -73,22 +73,8 @@ func TestEngineNoDelay(t *testing.T) {
 // server.accept_on_loops has TCP_NODELAY on: gnet sets it on the listening
 // socket only, and the kernel copies it to the accepted one.
 func TestLoopEngineNoDelay(t *testing.T) {
-	p := &bootProbe{noDelayProbe: noDelayProbe{got: make(chan int, 1)}, eng: make(chan gnet.Engine, 1)}
-	addr, err := listenAddr("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- gnet.Run(p, "tcp://"+addr, loopEngineOptions(1, gnetLogger{zerolog.Nop()})...) }()
-	var client net.Conn
-	for i := 0; client == nil; i++ { // the loop binds in Run's goroutine
-		if client, err = net.Dial("tcp", addr); err != nil {
-			if i == 100 {
-				t.Fatal(err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	p, addr, done := startProbeEngine(t)
+	client := dialLoop(t, addr)
 	defer client.Close()
 	select {
 	case v := <-p.got:
@@ -106,6 +92,36 @@ func TestLoopEngineNoDelay(t *testing.T) {
 	<-done
 }
 
+// startProbeEngine runs server.accept_on_loops's engine with one loop and a
+// bootProbe on a free loopback port; done says when gnet.Run returned.
+func startProbeEngine(t *testing.T) (*bootProbe, string, chan error) {
+	t.Helper()
+	p := &bootProbe{noDelayProbe: noDelayProbe{got: make(chan int, 1)}, eng: make(chan gnet.Engine, 1)}
+	addr, err := listenAddr("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gnet.Run(p, "tcp://"+addr, loopEngineOptions(1, gnetLogger{zerolog.Nop()})...) }()
+	return p, addr, done
+}
+
+// dialLoop connects to addr once the loop, which binds in gnet.Run's
+// goroutine, listens (a condition polled for up to a second).
+func dialLoop(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			return c
+		}
+		if i == 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // bootProbe is a noDelayProbe that keeps its engine.
 type bootProbe struct {
 	noDelayProbe
@@ -118,13 +134,7 @@ func (p *bootProbe) OnBoot(e gnet.Engine) gnet.Action { p.eng <- e; return gnet.
 // own goroutines; a loop stuck in a callback must not hold Shutdown past its
 // deadline (stopLoopAccepting returns when ctx ends).
 func TestStopLoopAcceptingDeadline(t *testing.T) {
-	p := &bootProbe{noDelayProbe: noDelayProbe{got: make(chan int, 1)}, eng: make(chan gnet.Engine, 1)}
-	addr, err := listenAddr("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- gnet.Run(p, "tcp://"+addr, loopEngineOptions(1, gnetLogger{zerolog.Nop()})...) }()
+	p, addr, done := startProbeEngine(t)
 	var eng gnet.Engine
 	select {
 	case eng = <-p.eng:
@@ -141,15 +151,7 @@ func TestStopLoopAcceptingDeadline(t *testing.T) {
 	}()
 	// A connection opened on the loop: it runs, gnet set it up (ListeningOf
 	// reads what gnet wrote before the loop started).
-	var client net.Conn
-	for i := 0; client == nil; i++ {
-		if client, err = net.Dial("tcp", addr); err != nil {
-			if i == 100 {
-				t.Fatal(err)
-			}
-			time.Sleep(10 * time.Millisecond) // the loop binds in Run's goroutine
-		}
-	}
+	client := dialLoop(t, addr)
 	defer client.Close()
 	<-p.got
 	lns, err := loop.ListeningOf(eng)
