@@ -90,6 +90,7 @@ type Conn struct {
 	sendWindow int64  // the connection's send window
 	recvWindow int64  // what the client may still send on the connection
 	recvCredit int64  // taken or dropped, not yet given back
+	bodyHeldAt int64  // when the connection's window last closed or reopened (bodyrate.go)
 	blocked    []*stream
 	waiters    []*stream // streams that called WaitWritable (st.waiting)
 	spare      []*stream // wakeWaiters' other list

@@ -93,10 +93,14 @@
 // finds its stream again by id, never keeps a pointer to a recyclable one.
 //
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
-// is ignored); PRIORITY is ignored; server.min_body_rate
-// does not apply to streams (the body timer does, and the stream's window
-// bounds what a slow upload holds). protect.max_requests_per_connection does: after that many
-// streams the connection gets GOAWAY NO_ERROR.
+// is ignored); PRIORITY is ignored.
+//
+// server.min_body_rate applies to a stream's request body (bodyrate.go): one
+// slower than it over server.rate_window, while Gozer did not hold it back
+// (its windows open, the body not paused), is answered 408
+// FAILURE_CLIENT_BODY_TOO_SLOW and reset (RST_STREAM NO_ERROR); the
+// connection's other streams go on. protect.max_requests_per_connection
+// applies too: after that many streams the connection gets GOAWAY NO_ERROR.
 //
 // Conformance: h2spec (TestHTTP2Spec) passes every case over TLS. Over h2c
 // one case fails, on purpose: "3.5/2 Sends invalid connection preface" wants

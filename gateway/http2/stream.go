@@ -31,6 +31,14 @@ type stream struct {
 	paused     bool  // PauseBody: no window given back, no OnBody
 	owed       int64 // body taken while paused, its window not given back yet
 	bodyAt     int64 // the body timer's deadline (0: not armed)
+	// The window of server.min_body_rate (bodyrate.go): at bodyRateAt, the
+	// DATA that arrived since bodyMark (received when it began, at
+	// bodyStart) must reach the minimum, unless Gozer held the body back
+	// since (bodyHeldAt).
+	bodyRateAt int64
+	bodyMark   int64
+	bodyStart  int64
+	bodyHeldAt int64
 	// trailer is the request's trailer section as HTTP/1.1 field lines
 	// (trailers.go), for the exchange's Trailer; bodyErr fails the body (a
 	// trailer section over its bound).
@@ -149,6 +157,9 @@ func (st *stream) due() int64 {
 	if st.rateAt > 0 && (d == 0 || st.rateAt < d) {
 		d = st.rateAt
 	}
+	if st.bodyRateAt > 0 && (d == 0 || st.bodyRateAt < d) {
+		d = st.bodyRateAt
+	}
 	return d
 }
 
@@ -168,6 +179,9 @@ func (st *stream) onTimer(now int64) {
 		return
 	}
 	if st.rateAt > 0 && now >= st.rateAt && !st.rateDue() {
+		return
+	}
+	if st.bodyRateAt > 0 && now >= st.bodyRateAt && !st.bodyRateDue() {
 		return
 	}
 	if st.ex != nil && st.expectBody && !st.paused && st.bodyAt > 0 && now >= st.bodyAt {
@@ -220,12 +234,16 @@ func (st *stream) BodyExpected(on bool) {
 	if on {
 		st.bodyAt = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.HeaderTimeout
 	}
+	st.bodyWatch() // (off: no window)
 	st.c.arm(st)
 }
 
 // PauseBody implements exchange.Downstream: the body stays in its buffer
 // and no window is given back, so the client stops within its window.
-func (st *stream) PauseBody() { st.paused = true }
+func (st *stream) PauseBody() {
+	st.paused = true
+	st.stampHold() // min_body_rate: from now on the wait is Gozer's
+}
 
 // ResumeBody implements exchange.Downstream.
 func (st *stream) ResumeBody() {
@@ -233,6 +251,7 @@ func (st *stream) ResumeBody() {
 		return
 	}
 	st.paused = false
+	st.stampHold() // the time Gozer held the body back was not the client's
 	if st.owed > 0 {
 		st.c.credit(st, st.owed) // the body taken while paused: the client may send more
 		st.owed = 0
@@ -421,6 +440,7 @@ func (st *stream) Bytes() (in, out int64) { return st.in, st.out }
 func (st *stream) Done(bool) {
 	st.ex = nil
 	st.expectBody = false
+	st.bodyRateAt = 0
 	if n := int64(len(st.body)) + st.owed; n > 0 {
 		st.c.credit(st, n)
 		st.body, st.owed = st.body[:0], 0

@@ -1,0 +1,169 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// bodyRateServer is the server section of the min_body_rate tests: 1 KiB/s
+// over 1 s windows, and a body timer too long to end anything first.
+var bodyRateServer = map[string]string{"min_body_rate": "1KiB", "rate_window": "1s", "header_read_timeout": "60s"}
+
+// TestHTTP2MinBodyRate: server.min_body_rate applies to HTTP/2 streams. A
+// client that trickles its request body (10 bytes every 200 ms, 50 B/s,
+// its windows open) is answered as over HTTP/1.1, 408
+// FAILURE_CLIENT_BODY_TOO_SLOW after its first rate window, and its stream
+// is reset (RST_STREAM NO_ERROR: stop sending, the 408 stands); a second
+// stream on the same connection and another connection are served
+// meanwhile, and the connection goes on.
+func TestHTTP2MinBodyRate(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	o := startOrigin(t, "o")
+	g := h2Gozer(t, ca, o.Addr, nil, bodyRateServer)
+
+	h := dialH2(t, g.ProxyAddr)
+	if err := h.request(1, "POST", "/sink", false); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var status1, status3 string
+	var ended1, reset1 bool
+	var code1 http2.ErrCode
+	var at408 time.Duration
+	next, asked3 := start, false
+	for !reset1 && time.Since(start) < 15*time.Second {
+		ev := h.next(time.Until(next))
+		if ev.closed {
+			t.Fatalf("the connection ended (stream 1: %q, stream 3: %q)", status1, status3)
+		}
+		switch {
+		case ev.stream == 1 && ev.reset:
+			reset1, code1 = true, ev.rst
+		case ev.stream == 1 && ev.status != "":
+			status1, at408 = ev.status, time.Since(start)
+			ended1 = ended1 || ev.end
+		case ev.stream == 1:
+			ended1 = ended1 || ev.end
+		case ev.stream == 3 && ev.status != "":
+			status3 = ev.status
+		}
+		if time.Now().Before(next) {
+			continue
+		}
+		next = next.Add(200 * time.Millisecond) // the trickle's pace
+		if status1 == "" {
+			if err := h.fr.WriteData(1, false, []byte("0123456789")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !asked3 && time.Since(start) > 300*time.Millisecond {
+			asked3 = true
+			if err := h.request(3, "GET", "/", true); err != nil {
+				t.Fatal(err)
+			}
+			servedMeanwhile(t, g) // another connection, while stream 1 trickles
+		}
+	}
+	if status1 != "408" || !ended1 {
+		t.Fatalf("the trickling stream got %q (END_STREAM %v), want 408 and its end", status1, ended1)
+	}
+	if at408 < 800*time.Millisecond {
+		t.Errorf("408 after %v, before the first rate window (1 s) ended", at408)
+	}
+	if !reset1 || code1 != http2.ErrCodeNo {
+		t.Errorf("the trickling stream's reset: %v %v, want RST_STREAM NO_ERROR after its 408", reset1, code1)
+	}
+	if status3 != "200" {
+		t.Errorf("a second stream on the same connection got %q, want 200", status3)
+	}
+	if err := h.request(5, "GET", "/", true); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := h.waitStream(5, 5*time.Second); status != "200" {
+		t.Errorf("a stream opened after the reset got %q, want 200: the connection must go on", status)
+	}
+	if n := g.adminOrigin(t, "demo").Requests["FAILURE_CLIENT_BODY_TOO_SLOW"]; n != 1 {
+		t.Errorf("/admin/origins counts %d FAILURE_CLIENT_BODY_TOO_SLOW, want 1", n)
+	}
+	line := g.waitAccessLog(t, "the trickling stream", func(l accessLine) bool { return l.str("cause") == "FAILURE_CLIENT_BODY_TOO_SLOW" })[0]
+	if s, _ := line.num("status"); s != 408 || line.str("protocol") != "HTTP/2.0" ||
+		!strings.Contains(line.str("reason"), "request body slower than server.min_body_rate") {
+		t.Errorf("access-log line %v, want 408 HTTP/2.0 and the min_body_rate reason", line)
+	}
+}
+
+// slowBody is a request body that gives piece bytes every pace (the
+// client's pace, not a wait for a condition), n pieces in all.
+type slowBody struct {
+	piece, n int
+	pace     time.Duration
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(b.pace)
+	b.n--
+	k := min(len(p), b.piece)
+	for i := range p[:k] {
+		p[i] = 'x'
+	}
+	return k, nil
+}
+
+// TestHTTP2MinBodyRateKept: what min_body_rate must not end. A slow body
+// above the rate (10 KiB/s for 3 s) reaches the origin whole; a body that
+// waits because Gozer stops reading it (its origin reads nothing for 4 s:
+// the exchange pauses the body and the stream's window closes, so the
+// client sends nothing for several rate windows) is not judged, and reaches
+// the origin whole once it reads.
+func TestHTTP2MinBodyRateKept(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	o := startOrigin(t, "o")
+	g := h2Gozer(t, ca, o.Addr, nil, bodyRateServer)
+	const held = 32 << 20 // more than the origin's socket, Gozer's and the windows hold
+	cases := []struct {
+		name string
+		path string
+		body func() io.Reader
+		want int64
+	}{
+		{"slow above the rate", "/sink", func() io.Reader { return &slowBody{piece: 2 << 10, n: 15, pace: 200 * time.Millisecond} }, 15 * 2 << 10},
+		{"held by Gozer's window", "/slow-sink?delay=4s", func() io.Reader { return bytes.NewReader(make([]byte, held)) }, held},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest("POST", g.URL(tc.path), tc.body())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := h2cClient(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			var sink struct {
+				Bytes int64 `json:"bytes"`
+			}
+			_ = json.Unmarshal(b, &sink)
+			if resp.StatusCode != 200 || resp.ProtoMajor != 2 || sink.Bytes != tc.want {
+				t.Fatalf("%s %d %s (%s), want HTTP/2 200 and %d bytes at the origin", resp.Proto, resp.StatusCode,
+					resp.Header.Get("X-Gozer-Status"), strings.TrimSpace(string(b)), tc.want)
+			}
+		})
+	}
+	if n := g.adminOrigin(t, "demo").Requests["FAILURE_CLIENT_BODY_TOO_SLOW"]; n != 0 {
+		t.Errorf("/admin/origins counts %d FAILURE_CLIENT_BODY_TOO_SLOW, want 0", n)
+	}
+}
