@@ -30,6 +30,8 @@ import (
 //	/forbidden      the same by hand (hijacked), with Content-Length, Host and Set-Cookie trailers too
 //	/big-trailer    "hello" and a 9 KiB trailer section (over the 8 KiB bound)
 //	/echo-trailers  reads the body, answers {"body": ..., "trailer": r.Trailer}
+//	/te             "hello", chunked, with trailer Grpc-Status: 0 only when its TE said "trailers"
+//	                (as gRPC servers); X-Got-TE and X-Got-Connection say what came
 func trailerOrigin(t *testing.T) *httptest.Server {
 	t.Helper()
 	raw := func(w http.ResponseWriter, s string) {
@@ -56,6 +58,19 @@ func trailerOrigin(t *testing.T) *httptest.Server {
 			raw(w, head+"Grpc-Status: 0\r\nContent-Length: 99\r\nHost: evil\r\nSet-Cookie: a=b\r\nIf-Match: *\r\n\r\n")
 		case "/big-trailer":
 			raw(w, head+"X-Big: "+strings.Repeat("b", 9<<10)+"\r\n\r\n")
+		case "/te":
+			w.Header().Set("X-Got-TE", strings.Join(r.Header.Values("Te"), ","))
+			w.Header().Set("X-Got-Connection", strings.Join(r.Header.Values("Connection"), ","))
+			w.Header().Set("Content-Type", "text/plain")
+			te := strings.Contains(r.Header.Get("Te"), "trailers")
+			if te {
+				w.Header().Set("Trailer", "Grpc-Status")
+			}
+			_, _ = io.WriteString(w, "hello")
+			w.(http.Flusher).Flush()
+			if te {
+				w.Header().Set("Grpc-Status", "0")
+			}
 		case "/echo-trailers":
 			body, _ := io.ReadAll(r.Body)
 			w.Header().Set("Content-Type", "application/json")

@@ -87,7 +87,10 @@
 // httpcodec.AppendTrailerFields drops the fields that must not be trailers
 // (the exchange has dropped, before, what the origin's Connection names, and
 // from a request's what its heads carry). A request with content-length goes
-// to the origin with it, and so without its trailers. Trailing HEADERS whose
+// to the origin with it, and so without its trailers. A request's te (only
+// ever "trailers", else the request is malformed) is kept in the head the
+// exchange parses, which says it again to the origin when trailers can
+// reach the client (httpcodec.ForwardInfo.Trailers). Trailing HEADERS whose
 // stream ended before their END_HEADERS (a 408, an early answer, a reset, in
 // another callback) are decoded, for HPACK's state, and dropped: the block
 // finds its stream again by id, never keeps a pointer to a recyclable one.

@@ -133,11 +133,11 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		resp Response
 		d    ChunkedDecoder
 		dst  = make([]byte, 0, 4096)
-		fi   = ForwardInfo{ClientIP: []byte("203.0.113.7"), RequestID: []byte("id"), Via: "1.1 gozer", TrustForwarded: true}
+		fi   = ForwardInfo{ClientIP: []byte("203.0.113.7"), RequestID: []byte("id"), Via: "1.1 gozer", TrustForwarded: true, Trailers: true}
 		ri   = ResponseInfo{RequestID: []byte("id"), Via: "1.1 gozer", Chunked: true}
 		body = []byte("5;x=y\r\nhello\r\n0\r\nX-T: 1\r\n\r\n")
 		reqs = [][]byte{benchRequest, []byte(req("POST /p HTTP/1.1", "Host: a", "Transfer-Encoding: chunked",
-			"Connection: X-A", "X-A: 1", "X-Forwarded-For: 1.1.1.1", "Via: 1.0 x"))}
+			"Connection: X-A, TE", "X-A: 1", "X-Forwarded-For: 1.1.1.1", "Via: 1.0 x", "TE: gzip;q=0.5, trailers"))}
 	)
 	allocs := testing.AllocsPerRun(200, func() {
 		for _, h := range reqs {

@@ -182,7 +182,7 @@ func appendHeaderLines(dst []byte, r *Response, ri *ResponseInfo, status int, w 
 	for i := range r.lines {
 		l := &r.lines[i]
 		switch l.kind {
-		case kHopByHop, kConnection, kContentLength, kVia, kInvalid:
+		case kHopByHop, kConnection, kTE, kTrailer, kContentLength, kVia, kInvalid:
 			continue
 		case kXRequestID:
 			if replaceID {

@@ -9,8 +9,10 @@ type hdrKind uint8
 
 const (
 	kOther         hdrKind = iota
-	kHopByHop              // Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*
+	kHopByHop              // Keep-Alive, Transfer-Encoding, Upgrade, Proxy-*
 	kConnection            // Connection (also hop-by-hop)
+	kTE                    // TE (hop-by-hop; its "trailers" is this hop's to say again: ForwardInfo.Trailers)
+	kTrailer               // Trailer (hop-by-hop here: a response's is filtered, AppendClientFields)
 	kContentLength         // re-emitted from framing
 	kExpect                // answered by the gateway
 	kHost
@@ -43,7 +45,7 @@ func kindOfToken(name []byte) hdrKind {
 	switch len(name) {
 	case 2:
 		if eqFold(name, "te") {
-			return kHopByHop
+			return kTE
 		}
 	case 3:
 		if eqFold(name, "via") {
@@ -58,7 +60,10 @@ func kindOfToken(name []byte) hdrKind {
 			return kExpect
 		}
 	case 7:
-		if eqFold(name, "trailer") || eqFold(name, "upgrade") {
+		if eqFold(name, "trailer") {
+			return kTrailer
+		}
+		if eqFold(name, "upgrade") {
 			return kHopByHop
 		}
 	case 9:
@@ -192,12 +197,17 @@ type ForwardInfo struct {
 	// DropTracestate leaves the client's tracestate out (its traceparent was
 	// invalid or not accepted: the trace restarts).
 	DropTracestate bool
+	// Trailers: the origin's trailers can reach the client (the gateway
+	// passes them on to it: not an HTTP/1.0 client, not a side call). Then a
+	// client whose TE lists "trailers" has the gateway say "TE: trailers" to
+	// the origin (see AppendForwardRequest).
+	Trailers bool
 }
 
 // AppendForwardRequest appends the request head to send to the origin:
 //
 //   - "METHOD target HTTP/1.1": always HTTP/1.1, keep-alive, no Connection
-//     header. The target is fi.Path when set, else the client's target, in
+//     header but "Connection: TE" beside a TE (below). The target is fi.Path when set, else the client's target, in
 //     origin-form (an absolute-form "http://h/p?q" is sent as "/p?q").
 //   - every current header of r.Header in order (the client's order; headers
 //     a filter Set keep their place, Add appends, and fasthttp's Del moves
@@ -212,6 +222,14 @@ type ForwardInfo struct {
 //     Host) per fi.TrustForwarded; X-Request-Id (the client's first one is
 //     kept in place, or fi.RequestID is added); Via; fi.Traceparent in place
 //     of the client's traceparent, and its tracestate unless fi.DropTracestate.
+//   - "TE: trailers" and "Connection: TE" (RFC 9110 10.1.4: TE is this
+//     hop's, named in Connection) when fi.Trailers and a TE of the client's
+//     lists "trailers", whatever else it lists and whether or not its
+//     Connection named TE: the gateway accepts trailers on this hop because
+//     the client does on its own, and passes them on (origins such as gRPC
+//     servers send them only then). Other transfer codings never go: the
+//     gateway speaks none to an origin but chunked, as Envoy forwards only
+//     "te: trailers".
 //   - the framing: "Content-Length: N" for FramingLength, "Transfer-Encoding:
 //     chunked" for FramingChunked (the core re-encodes the body), and
 //     "Content-Length: 0" for a POST, PUT or PATCH without a body.
@@ -230,6 +248,8 @@ func AppendForwardRequest(dst []byte, r *Request, fi *ForwardInfo) []byte {
 			fs.via = true
 		case kXFF:
 			fs.xff = true
+		case kTE:
+			fs.te = fs.te || fi.Trailers && listHasToken(l.value(b), "trailers")
 		}
 	}
 
@@ -265,6 +285,7 @@ type forwardSeen struct {
 	hostSeen, rid, xfp, xfh bool
 	via, xff                bool
 	clientRID               bool // the client sent a usable X-Request-Id
+	te                      bool // TE: trailers goes (ForwardInfo.Trailers)
 }
 
 // appendKeptHeaders appends the client's headers that go on to the origin:
@@ -275,7 +296,7 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 	for i := range r.idx {
 		l := &r.idx[i]
 		switch l.kind {
-		case kHopByHop, kConnection, kContentLength, kExpect, kVia, kXFF, kInvalid:
+		case kHopByHop, kConnection, kTE, kTrailer, kContentLength, kExpect, kVia, kXFF, kInvalid:
 			continue
 		case kHost:
 			if fs.hostSeen {
@@ -363,6 +384,9 @@ func (r *Request) appendForwardedHeaders(dst, b []byte, fi *ForwardInfo, fs *for
 		dst = append(dst, "traceparent: "...)
 		dst = appendSafe(dst, fi.Traceparent)
 		dst = append(dst, "\r\n"...)
+	}
+	if fs.te {
+		dst = append(dst, "TE: trailers\r\nConnection: TE\r\n"...)
 	}
 	if fs.via || fi.Via != "" {
 		dst = append(dst, "Via: "...)

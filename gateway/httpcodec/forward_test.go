@@ -129,6 +129,32 @@ func TestAppendForwardRequest(t *testing.T) {
 			want: req("GET / HTTP/1.1", "Host: h", "Traceparent: 00-x", "Tracestate: a=1", "X-Forwarded-Proto: http", "X-Forwarded-Host: h"),
 		},
 		{
+			name: "te trailers said again, other codings not",
+			head: req("GET / HTTP/1.1", "Host: h", "Connection: TE", "TE: deflate;q=0.5, Trailers", "X-A: 1"),
+			fi:   ForwardInfo{Trailers: true},
+			want: req("GET / HTTP/1.1", "Host: h", "X-A: 1", "X-Forwarded-Proto: http", "X-Forwarded-Host: h",
+				"TE: trailers", "Connection: TE"),
+		},
+		{
+			name: "te trailers on a second line, without connection",
+			head: req("GET / HTTP/1.1", "Host: h", "TE: gzip", "TE: trailers"),
+			fi:   ForwardInfo{Trailers: true},
+			want: req("GET / HTTP/1.1", "Host: h", "X-Forwarded-Proto: http", "X-Forwarded-Host: h",
+				"TE: trailers", "Connection: TE"),
+		},
+		{
+			name: "te without trailers",
+			head: req("GET / HTTP/1.1", "Host: h", "TE: gzip, trailersx, trailers;q=1"),
+			fi:   ForwardInfo{Trailers: true},
+			want: req("GET / HTTP/1.1", "Host: h", "X-Forwarded-Proto: http", "X-Forwarded-Host: h"),
+		},
+		{
+			name: "te trailers when trailers cannot reach the client",
+			head: req("GET / HTTP/1.1", "Host: h", "TE: trailers"),
+			fi:   ForwardInfo{},
+			want: req("GET / HTTP/1.1", "Host: h", "X-Forwarded-Proto: http", "X-Forwarded-Host: h"),
+		},
+		{
 			name: "filter edits are forwarded",
 			head: req("GET / HTTP/1.1", "Host: h", "X-Drop: 1", "X-Change: old"),
 			fi:   ForwardInfo{},

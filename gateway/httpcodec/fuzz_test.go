@@ -54,6 +54,8 @@ var requestSeeds = []string{
 	req("GET / HTTP/1.1", "Host: a", "X-Forwarded-For: 1.1.1.1", "Via: 1.0 x", "X-Request-Id: r"),
 	"\r\n" + req("GET / HTTP/1.1", "Host: a"),
 	req("GET /ws HTTP/1.1", "Host: a", "Connection: Upgrade", "Upgrade: websocket"),
+	req("POST /g HTTP/1.1", "Host: a", "Connection: TE", "TE: trailers, gzip;q=0.5", "Trailer: grpc-status", "Transfer-Encoding: chunked"),
+	req("GET / HTTP/1.1", "Host: a", "TE: gzip", "TE: ,trailers,"),
 }
 
 // chunkedSeeds are chunked bodies: valid ones with extensions and trailers
@@ -265,6 +267,25 @@ func checkAccepted(t *testing.T, head []byte, r *Request) {
 	}
 	if count(fnames, "host") != 1 || count(fnames, "content-length")+count(fnames, "transfer-encoding") > 1 {
 		t.Fatalf("bad forwarded framing headers:\n%q", out)
+	}
+	// Trailers reaching the client: the only hop-by-hop fields that may go
+	// are the gateway's own "TE: trailers" and "Connection: TE", together.
+	fi.Trailers = true
+	out = AppendForwardRequest(nil, r, &fi)
+	_, fnames, fvalues := naiveHeaders(out)
+	for _, hop := range []string{"keep-alive", "trailer", "upgrade", "expect", "proxy-connection"} {
+		if count(fnames, hop) != 0 {
+			t.Fatalf("hop-by-hop %s forwarded:\n%q", hop, out)
+		}
+	}
+	te, conn := count(fnames, "te"), count(fnames, "connection")
+	if te > 1 || te != conn {
+		t.Fatalf("%d TE and %d Connection forwarded:\n%q", te, conn, out)
+	}
+	for i, n := range fnames {
+		if n == "te" && fvalues[i] != "trailers" || n == "connection" && fvalues[i] != "TE" {
+			t.Fatalf("forwarded %s: %q\n%q", n, fvalues[i], out)
+		}
 	}
 }
 
