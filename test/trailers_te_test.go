@@ -1,8 +1,10 @@
 package test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +88,128 @@ func TestTrailersTE(t *testing.T) {
 			t.Fatalf("te: gzip over HTTP/2 got %q, want RST_STREAM PROTOCOL_ERROR", status)
 		}
 	})
+}
+
+// TestTrailerHeader: the Trailer header that announces trailers is kept
+// where the trailers go, filtered to the names whose fields pass. An
+// origin's "Trailer: Grpc-Status, Content-Length, X-Checksum" and "Trailer:
+// Host" reach Go's HTTP/1.1 and HTTP/2 clients as Grpc-Status and
+// X-Checksum (resp.Trailer's keys before the body is read), none for a
+// compressed answer (its trailers are dropped) or an HTTP/1.0 client. A
+// client's Trailer reaches the origin (r.Trailer's keys before it reads the
+// body) likewise, and not when its body goes with a Content-Length.
+func TestTrailerHeader(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	o := trailerOrigin(t)
+	g := trailerGozer(t, ca, o.Listener.Addr().String())
+	clients := []struct {
+		name   string
+		client *http.Client
+		base   string
+	}{
+		{"http1", newClient(t, 20*time.Second), "http://" + g.ProxyAddr},
+		{"h2c", h2cClient(t), "http://" + g.ProxyAddr},
+		{"h2", h2TLSClient(t, ca), "https://" + g.HTTPSAddr},
+	}
+	responses := []struct {
+		path      string
+		announced string // resp.Trailer's keys before the body
+		got       string // and after
+	}{
+		{"/announced", "Grpc-Status X-Checksum", "Grpc-Status:0 X-Checksum:abc"},
+		{"/gz/announced", "", ""},
+	}
+	for _, c := range clients {
+		for _, r := range responses {
+			t.Run(c.name+r.path, func(t *testing.T) {
+				req, _ := http.NewRequest("GET", c.base+r.path, nil)
+				req.Header.Set("Accept-Encoding", "gzip") // (so no client decodes it: /gz/ is compressed)
+				resp, err := c.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if got := trailerKeys(resp.Trailer, false); got != r.announced {
+					t.Errorf("announced %q, want %q", got, r.announced)
+				}
+				if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != 200 {
+					t.Fatalf("%d %v", resp.StatusCode, err)
+				}
+				if got := trailerKeys(resp.Trailer, true); got != r.got {
+					t.Errorf("trailers %q, want %q", got, r.got)
+				}
+			})
+		}
+		t.Run(c.name+" request", func(t *testing.T) {
+			pr, pw := io.Pipe()
+			req, _ := http.NewRequest("POST", c.base+"/echo-trailers", pr)
+			req.Trailer = http.Header{"X-Sum": nil, "Grpc-Timeout": nil}
+			go func() {
+				_, _ = io.WriteString(pw, "hello")
+				req.Trailer.Set("X-Sum", "abc")
+				req.Trailer.Set("Grpc-Timeout", "1S")
+				pw.Close()
+			}()
+			resp, err := c.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := announcedAt(t, resp); got != `["Grpc-Timeout","X-Sum"]` {
+				t.Fatalf("the origin was announced %s", got)
+			}
+		})
+	}
+	t.Run("http1.0", func(t *testing.T) {
+		c := dialRaw(t, g.ProxyAddr)
+		c.send("GET /announced HTTP/1.0\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(ioTimeout))
+		all, err := io.ReadAll(c.br)
+		if s := strings.ToLower(string(all)); err != nil || !strings.HasSuffix(s, "\r\n\r\nhello") || strings.Contains(s, "\r\ntrailer:") {
+			t.Fatalf("HTTP/1.0 answer %q (%v): no Trailer header", all, err)
+		}
+	})
+	t.Run("http1 raw request", func(t *testing.T) {
+		resp, body := rawExchange(t, g.ProxyAddr, "POST /echo-trailers HTTP/1.1\r\nHost: x\r\nTrailer: X-Sum, Content-Length, X-A\r\n"+
+			"X-A: 1\r\nTrailer: Host\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: abc\r\n\r\n")
+		if resp.StatusCode != 200 || !strings.Contains(body, `"announced":["X-Sum"]`) {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("h2 raw request with content-length", func(t *testing.T) {
+		h := dialH2(t, g.ProxyAddr)
+		status, body := h.postTrailers(1, []string{"content-length", "5", "trailer", "x-sum"}, "hello", "x-sum", "abc")
+		if status != "200" || !strings.Contains(body, `"announced":null`) {
+			t.Fatalf("%s %s", status, body)
+		}
+	})
+}
+
+// trailerKeys is h's keys, sorted, space-separated (values: "Key:value",
+// for the keys that have one).
+func trailerKeys(h http.Header, values bool) string {
+	var out []string
+	for k := range h {
+		switch {
+		case !values:
+			out = append(out, k)
+		case h.Get(k) != "":
+			out = append(out, k+":"+h.Get(k))
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+// announcedAt is /echo-trailers's "announced", as JSON.
+func announcedAt(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	var v struct {
+		Announced json.RawMessage
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d: %v", resp.StatusCode, err)
+	}
+	return string(v.Announced)
 }

@@ -115,6 +115,11 @@ type Head struct {
 	Close bool
 	// Upgrade names the protocol of a 426 answer.
 	Upgrade string
+	// Trailers: the origin's trailer section, if it sends one, goes to
+	// EndBody (its body is chunked, not compressed, not replaced by a
+	// filter): a downstream whose response carries trailers keeps the
+	// origin's Trailer header (httpcodec.ResponseInfo.Trailers).
+	Trailers bool
 	// Status and Attempts are X-Gozer-Status and X-Gozer-Attempts ("" and 0:
 	// not shown to this client).
 	Status   string

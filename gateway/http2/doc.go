@@ -90,7 +90,11 @@
 // to the origin with it, and so without its trailers. A request's te (only
 // ever "trailers", else the request is malformed) is kept in the head the
 // exchange parses, which says it again to the origin when trailers can
-// reach the client (httpcodec.ForwardInfo.Trailers). Trailing HEADERS whose
+// reach the client (httpcodec.ForwardInfo.Trailers). An origin's Trailer
+// header goes in the response's HEADERS when its body follows (not
+// END_STREAM) and the exchange passes its trailers (Head.Trailers), filtered
+// as they are (httpcodec.ResponseInfo.Trailers); a request's trailer header
+// reaches the origin when its body goes chunked (no content-length). Trailing HEADERS whose
 // stream ended before their END_HEADERS (a 408, an early answer, a reset, in
 // another callback) are decoded, for HPACK's state, and dropped: the block
 // finds its stream again by id, never keeps a pointer to a recyclable one.

@@ -267,12 +267,12 @@ func (st *stream) ResumeBody() {
 // (httpcodec.AppendClientFields decides them), encoded by c.enc.
 func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	c := st.c
-	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via}
+	end := r.Framing == httpcodec.FramingNone || r.Framing == httpcodec.FramingLength && r.ContentLength == 0
+	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via, Trailers: h.Trailers && !end}
 	status := httpcodec.ClientStatus(r)
 	blk := c.enc.status(c.hb[:0], status)
 	blk = httpcodec.AppendClientFields(blk, r, &ri, status, &c.enc)
 	blk = h.AppendStatusFields(blk, &c.enc)
-	end := r.Framing == httpcodec.FramingNone || r.Framing == httpcodec.FramingLength && r.ContentLength == 0
 	st.out += int64(c.writeHeaders(st.id, blk, end))
 	st.started = true
 	if end {

@@ -296,7 +296,10 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 	for i := range r.idx {
 		l := &r.idx[i]
 		switch l.kind {
-		case kHopByHop, kConnection, kTE, kTrailer, kContentLength, kExpect, kVia, kXFF, kInvalid:
+		case kHopByHop, kConnection, kTE, kContentLength, kExpect, kVia, kXFF, kInvalid:
+			continue
+		case kTrailer:
+			dst = r.appendTrailerHeader(dst, b, l)
 			continue
 		case kHost:
 			if fs.hostSeen {
@@ -340,6 +343,36 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 		dst = append(dst, "\r\n"...)
 	}
 	return dst
+}
+
+// appendTrailerHeader appends the client's Trailer header l (b: the head)
+// when its trailers reach the origin (a chunked body: finalChunk), with the
+// names whose fields Request.AppendTrailerFields will pass: not
+// ForbiddenTrailer's, none the head carries or its Connection names (what
+// the gateway adds to the forwarded head is all ForbiddenTrailer's).
+// Nothing when none is left, or when the client's Connection names Trailer.
+func (r *Request) appendTrailerHeader(dst, b []byte, l *hline) []byte {
+	if r.Framing != FramingChunked || len(r.connToks) > 0 && nominated(r.connToks, l.name(b)) {
+		return dst
+	}
+	start := len(dst)
+	dst = append(dst, "Trailer: "...)
+	names := len(dst)
+	dst = appendTrailerNames(dst, l.value(b), func(name []byte) bool {
+		if len(r.connToks) > 0 && nominated(r.connToks, name) {
+			return false
+		}
+		for i := range r.idx {
+			if eqFoldBytes(r.idx[i].name(b), name) {
+				return false
+			}
+		}
+		return true
+	})
+	if len(dst) == names {
+		return dst[:start]
+	}
+	return append(dst, "\r\n"...)
 }
 
 // appendForwardedHeaders appends what the gateway adds: X-Forwarded-For (the

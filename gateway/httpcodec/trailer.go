@@ -120,6 +120,45 @@ func headRulesOut(head, name []byte) bool {
 	return false
 }
 
+// maxTrailerNames bounds how many names of a Trailer header are looked at
+// (appendTrailerNames): each costs a look through the head, and a
+// 32 KiB head could list thousands. Announcing is advisory (RFC 9110 6.6.2):
+// a name past the bound is not announced, its trailer field still passes.
+// gRPC announces two or three.
+const maxTrailerNames = 32
+
+// appendTrailerNames appends to dst the names of a Trailer header's value v
+// (a list of field names, RFC 9110 6.6.2) whose trailer fields will be
+// passed on, ", "-joined: not ForbiddenTrailer's, and those keep accepts
+// (nil: all). Names that are not tokens, and names past maxTrailerNames,
+// are left out. keep does not escape: it allocates nothing.
+func appendTrailerNames(dst, v []byte, keep func(name []byte) bool) []byte {
+	first := true
+	for i := 0; len(v) > 0 && i < maxTrailerNames; i++ {
+		var name []byte
+		name, v = nextToken(v)
+		if !isToken(name) || ForbiddenTrailer(name) || keep != nil && !keep(name) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, name...)
+		first = false
+	}
+	return dst
+}
+
+// isToken reports whether b is a non-empty token (RFC 9110 5.6.2).
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !isTchar(c) {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
 // listHasTokenFold is listHasToken for a token of any case.
 func listHasTokenFold(list, tok []byte) bool {
 	for len(list) > 0 {

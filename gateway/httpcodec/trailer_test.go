@@ -153,3 +153,25 @@ func TestResponseTrailerFields(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendTrailerNames(t *testing.T) {
+	many := strings.Repeat("x-a, ", maxTrailerNames) + "x-past"
+	tests := []struct {
+		name, value, want string
+		keep              func([]byte) bool
+	}{
+		{"kept", "Grpc-Status, x-checksum", "Grpc-Status, x-checksum", nil},
+		{"forbidden dropped", "Content-Length, grpc-status, Set-Cookie, Host, If-Match, Trailer, Via", "grpc-status", nil},
+		{"empty elements and non-tokens dropped", ",, a b, x-(y), \"q\" , ok,", "ok", nil},
+		{"keep refuses", "x-a, x-b", "x-b", func(n []byte) bool { return string(n) != "x-a" }},
+		{"none left", "Date, Age", "", nil},
+		{"names past the bound not announced", many, strings.TrimSuffix(strings.Repeat("x-a, ", maxTrailerNames), ", "), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(appendTrailerNames(nil, []byte(tc.value), tc.keep)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
