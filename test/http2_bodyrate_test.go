@@ -167,3 +167,52 @@ func TestHTTP2MinBodyRateKept(t *testing.T) {
 		t.Errorf("/admin/origins counts %d FAILURE_CLIENT_BODY_TOO_SLOW, want 0", n)
 	}
 }
+
+// TestHTTP2MinBodyRateConnectionWindow: a stream whose body waits for the
+// connection's window, which another stream's held body closed, is not
+// judged either. The windows are 64 KiB each: stream A's upload, whose
+// origin reads nothing for 4 s, holds its whole stream window, so the whole
+// connection window, and stream B (its own window open, its origin reading)
+// can send nothing for several rate windows; both reach their origins whole.
+func TestHTTP2MinBodyRateConnectionWindow(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	o := startOrigin(t, "o")
+	g := h2Gozer(t, ca, o.Addr, map[string]string{"initial_window_size": "65535", "connection_window_size": "65535"}, bodyRateServer)
+	client := h2cClient(t) // one connection for both streams
+	const size = 32 << 20
+	type result struct {
+		name   string
+		status int
+		bytes  int64
+		err    error
+	}
+	results := make(chan result, 2)
+	for _, path := range []string{"/slow-sink?delay=4s", "/sink"} {
+		go func() {
+			r := result{name: path}
+			resp, err := client.Post(g.URL(path), "application/octet-stream", bytes.NewReader(make([]byte, size)))
+			if err != nil {
+				r.err = err
+				results <- r
+				return
+			}
+			defer resp.Body.Close()
+			var sink struct {
+				Bytes int64 `json:"bytes"`
+			}
+			r.err = json.NewDecoder(resp.Body).Decode(&sink)
+			r.status, r.bytes = resp.StatusCode, sink.Bytes
+			results <- r
+		}()
+	}
+	for range 2 {
+		r := <-results
+		if r.err != nil || r.status != 200 || r.bytes != size {
+			t.Errorf("%s: %d, %d bytes at the origin, %v; want 200 and %d", r.name, r.status, r.bytes, r.err, size)
+		}
+	}
+	if n := g.adminOrigin(t, "demo").Requests["FAILURE_CLIENT_BODY_TOO_SLOW"]; n != 0 {
+		t.Errorf("/admin/origins counts %d FAILURE_CLIENT_BODY_TOO_SLOW, want 0", n)
+	}
+}
