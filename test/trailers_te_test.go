@@ -79,6 +79,32 @@ func TestTrailersTE(t *testing.T) {
 			t.Fatalf("HTTP/1.0 answer %q (%v): the origin must get no TE", s, err)
 		}
 	})
+	t.Run("side call", func(t *testing.T) {
+		// A Lua side call's answer goes to its filter, never with trailers:
+		// its TE: trailers is not said to the origin, whatever the request
+		// that made it spoke (Go's HTTP/1.1 and h2c clients, both with TE).
+		d := newScriptDir(t)
+		d.write(t, "inbound", "10_side.lua", luaFilter("side", "inbound", 10, "", `
+    local res, err = ctx.http{ origin = "demo", path = "/te", headers = { TE = "trailers" }, timeout = 10 }
+    if res == nil then ctx.respond(502, err) return end
+    ctx.respond(200, "te=" .. (res.header("X-Got-TE") or "") .. " connection=" .. (res.header("X-Got-Connection") or ""))`,
+			"async = true"))
+		sg := startGozer(t, config{Origins: map[string]originConfig{"demo": {Servers: []string{o.Listener.Addr().String()}}},
+			Routes: []route{{PathPrefix: "/", Origin: "demo"}}, Filters: &filtersConfig{Dir: string(d), Budget: "1s"}, H2C: true})
+		for name, c := range map[string]*http.Client{"http1": http1, "h2c": h2c} {
+			req, _ := http.NewRequest("GET", "http://"+sg.ProxyAddr+"/side", nil)
+			req.Header.Set("TE", "trailers")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || string(body) != "te= connection=" {
+				t.Errorf("%s: %d %q %v: the side call's origin must get no TE nor Connection", name, resp.StatusCode, body, err)
+			}
+		}
+	})
 	t.Run("h2 te gzip malformed", func(t *testing.T) {
 		h := dialH2(t, g.ProxyAddr)
 		if err := h.request(1, "GET", "/te", true, "te", "gzip"); err != nil {

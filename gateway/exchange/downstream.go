@@ -98,7 +98,8 @@ type Client struct {
 	IP     []byte     // Addr as text, for X-Forwarded-For
 	Scheme string     // "http" (the default when empty) or "https"
 	// Proto is the protocol the client spoke, for the access log:
-	// "HTTP/1.1", "HTTP/1.0", "HTTP/2.0" ("" for a side call).
+	// "HTTP/1.1", "HTTP/1.0", "HTTP/2.0" ("" for a side call: Exchange.Call
+	// clears it, so that its origin is not told TE: trailers either).
 	Proto string
 	// TLS is the client's TLS connection (nil over plain HTTP).
 	TLS *filters.TLSInfo
