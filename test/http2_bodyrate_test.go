@@ -216,3 +216,63 @@ func TestHTTP2MinBodyRateConnectionWindow(t *testing.T) {
 		t.Errorf("/admin/origins counts %d FAILURE_CLIENT_BODY_TOO_SLOW, want 0", n)
 	}
 }
+
+// TestHTTP2MinBodyRateAnswered: min_body_rate judges a body only while no
+// response has started. Once the origin answered, a stream that sends
+// little is the origin's choice (gRPC client streaming and bidi): a client
+// that trickles its body (10 bytes every 200 ms, 50 B/s, for 2.4 s: over
+// two rate windows) to a full-duplex origin (request_buffer 0), which answers 200 at once and
+// echoes the body as it reads it, gets every byte back and its stream's
+// end, no reset, and no FAILURE_CLIENT_BODY_TOO_SLOW is counted.
+func TestHTTP2MinBodyRateAnswered(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "o")
+	// request_buffer 0: the body streams at once, so the origin answers
+	// while it trickles (as an interactive, gRPC, route is set).
+	cfg := oneOrigin(map[string]string{"request_buffer": "0"}, o.Addr)
+	cfg.H2C, cfg.Server = true, bodyRateServer
+	g := startGozer(t, cfg)
+
+	h := dialH2(t, g.ProxyAddr)
+	if err := h.request(1, "POST", "/echo", false); err != nil {
+		t.Fatal(err)
+	}
+	const pieces, piece = 12, "0123456789"
+	status, echoed, sent, ended := "", 0, 0, false
+	deadline := time.Now().Add(20 * time.Second)
+	next := time.Now()
+	for !ended && time.Now().Before(deadline) {
+		if sent < pieces && !time.Now().Before(next) {
+			sent++
+			if err := h.fr.WriteData(1, sent == pieces, []byte(piece)); err != nil {
+				t.Fatal(err)
+			}
+			next = next.Add(200 * time.Millisecond) // the trickle's pace
+		}
+		wait := time.Until(deadline)
+		if sent < pieces {
+			wait = time.Until(next)
+		}
+		ev := h.next(wait)
+		switch {
+		case ev.closed:
+			t.Fatalf("the connection ended after %d pieces (status %q, %d bytes echoed)", sent, status, echoed)
+		case ev.stream != 1:
+			continue
+		case ev.reset:
+			t.Fatalf("stream reset (%v) after %d pieces (status %q, %d bytes echoed): an answered stream must not be judged",
+				ev.rst, sent, status, echoed)
+		}
+		if ev.status != "" {
+			status = ev.status
+		}
+		echoed += ev.data
+		ended = ev.end
+	}
+	if status != "200" || echoed != pieces*len(piece) || !ended {
+		t.Fatalf("status %q, %d bytes echoed, END_STREAM %v; want 200, %d bytes and the end", status, echoed, ended, pieces*len(piece))
+	}
+	if n := g.adminOrigin(t, "demo").Requests["FAILURE_CLIENT_BODY_TOO_SLOW"]; n != 0 {
+		t.Errorf("/admin/origins counts %d FAILURE_CLIENT_BODY_TOO_SLOW, want 0", n)
+	}
+}

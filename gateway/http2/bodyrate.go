@@ -18,6 +18,12 @@ import "gozer/gateway/exchange"
 // client that gets RST_STREAM NO_ERROR after a complete response keeps the
 // response, so it learns why. The connection's other streams go on.
 //
+// Only while no response has started: once the response head went to the
+// client, the origin answered and chose to keep reading the stream (gRPC
+// client streaming and bidi: a long-lived stream that sends little, as
+// TE: trailers invites), and the 408 could no longer be said (the stream
+// would be reset mid-response). WriteHead ends the watch.
+//
 // Only the client's own time is judged. Its DATA can be held back by
 // Gozer: the stream's window or the connection's is closed because the
 // exchange does not take the body yet (its origin reads slowly, PauseBody;
@@ -45,7 +51,7 @@ func (st *stream) bodyNeed() int64 {
 // from now on is measured.
 func (st *stream) bodyWatch() {
 	st.bodyRateAt = 0
-	if st.bodyNeed() == 0 || !st.expectBody || st.remoteDone || st.push != nil {
+	if st.bodyNeed() == 0 || !st.expectBody || st.remoteDone || st.push != nil || st.started {
 		return
 	}
 	l := st.c.lp.l
@@ -71,7 +77,7 @@ func (st *stream) stampHold() { st.bodyHeldAt = st.c.lp.l.Now() }
 func (st *stream) bodyRateDue() bool {
 	st.bodyRateAt = 0
 	need := st.bodyNeed()
-	if need == 0 || st.ex == nil || !st.expectBody || st.remoteDone || st.reset {
+	if need == 0 || st.ex == nil || !st.expectBody || st.remoteDone || st.reset || st.started {
 		return true
 	}
 	held := st.bodyHeld() || st.bodyHeldAt >= st.bodyStart || st.c.bodyHeldAt >= st.bodyStart

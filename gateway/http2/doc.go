@@ -102,9 +102,11 @@
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
 // is ignored); PRIORITY is ignored.
 //
-// server.min_body_rate applies to a stream's request body (bodyrate.go): one
-// slower than it over server.rate_window, while Gozer did not hold it back
-// (its windows open, the body not paused), is answered 408
+// server.min_body_rate applies to a stream's request body (bodyrate.go)
+// while no response has started (once the origin answered, a stream that
+// sends little is its choice: gRPC client streaming, bidi): one slower than
+// it over server.rate_window, while Gozer did not hold it back (its windows
+// open, the body not paused), is answered 408
 // FAILURE_CLIENT_BODY_TOO_SLOW and reset (RST_STREAM NO_ERROR); the
 // connection's other streams go on. protect.max_requests_per_connection
 // applies too: after that many streams the connection gets GOAWAY NO_ERROR.

@@ -275,6 +275,7 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	blk = h.AppendStatusFields(blk, &c.enc)
 	st.out += int64(c.writeHeaders(st.id, blk, end))
 	st.started = true
+	st.bodyRateAt = 0 // min_body_rate judges no more: the origin answered (bodyrate.go)
 	if end {
 		st.localDone, st.endPending = true, true
 	}
