@@ -139,22 +139,32 @@ var (
 	valueKeepAlive       = []byte("keep-alive")
 )
 
-// appendTrailerHeader appends the origin's Trailer header l when its
-// trailers reach the client (ri.Trailers), with the names whose fields
+// appendTrailerHeader appends the origin's Trailer header, one field for
+// all its Trailer lines (r.lines[first] is the first), when its trailers
+// reach the client (ri.Trailers), with the names whose fields
 // Response.AppendTrailerFields will pass (not ForbiddenTrailer's, not named
-// by the response's Connection); nothing when none is left. Its value is
-// made in r.scratch.
-func (r *Response) appendTrailerHeader(dst []byte, l *rawLine, ri *ResponseInfo, w FieldWriter) []byte {
-	if !ri.Trailers || len(r.connToks) > 0 && nominated(r.connToks, l.name) {
+// by the response's Connection), within trailerNames' bounds; nothing when
+// none is left. Its value is made in r.scratch.
+func (r *Response) appendTrailerHeader(dst []byte, first int, ri *ResponseInfo, w FieldWriter) []byte {
+	name := r.lines[first].name
+	if !ri.Trailers || len(r.connToks) > 0 && nominated(r.connToks, name) {
 		return dst
 	}
-	r.scratch = appendTrailerNames(r.scratch[:0], l.value, func(name []byte) bool {
+	keep := func(name []byte) bool {
 		return len(r.connToks) == 0 || !nominated(r.connToks, name)
-	})
-	if len(r.scratch) == 0 {
+	}
+	var tn trailerNames
+	v := r.scratch[:0]
+	for i := first; i < len(r.lines) && !tn.full(); i++ {
+		if l := &r.lines[i]; l.kind == kTrailer {
+			v = tn.add(v, l.value, keep)
+		}
+	}
+	r.scratch = v
+	if len(v) == 0 {
 		return dst
 	}
-	return AppendField(dst, w, l.name, r.scratch)
+	return AppendField(dst, w, name, v)
 }
 
 // appendFraming ends a client response's fields: framing, connection.
@@ -203,13 +213,17 @@ func appendHeaderLines(dst []byte, r *Response, ri *ResponseInfo, status int, w 
 		}
 	}
 	replaceID := len(ri.RequestID) > 0
+	trailer := false // the Trailer header was written
 	for i := range r.lines {
 		l := &r.lines[i]
 		switch l.kind {
 		case kHopByHop, kConnection, kTE, kContentLength, kVia, kInvalid:
 			continue
 		case kTrailer:
-			dst = r.appendTrailerHeader(dst, l, ri, w)
+			if !trailer { // the first Trailer line says them all
+				trailer = true
+				dst = r.appendTrailerHeader(dst, i, ri, w)
+			}
 			continue
 		case kXRequestID:
 			if replaceID {

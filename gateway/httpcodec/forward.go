@@ -286,6 +286,7 @@ type forwardSeen struct {
 	via, xff                bool
 	clientRID               bool // the client sent a usable X-Request-Id
 	te                      bool // TE: trailers goes (ForwardInfo.Trailers)
+	trailer                 bool // the Trailer header was written
 }
 
 // appendKeptHeaders appends the client's headers that go on to the origin:
@@ -299,7 +300,10 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 		case kHopByHop, kConnection, kTE, kContentLength, kExpect, kVia, kXFF, kInvalid:
 			continue
 		case kTrailer:
-			dst = r.appendTrailerHeader(dst, b, l)
+			if !fs.trailer { // the first Trailer line says them all
+				fs.trailer = true
+				dst = r.appendTrailerHeader(dst, b, i)
+			}
 			continue
 		case kHost:
 			if fs.hostSeen {
@@ -345,20 +349,26 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 	return dst
 }
 
-// appendTrailerHeader appends the client's Trailer header l (b: the head)
-// when its trailers reach the origin (a chunked body: finalChunk), with the
-// names whose fields Request.AppendTrailerFields will pass: not
+// appendTrailerHeader appends the client's Trailer header, one line for
+// all its Trailer lines (r.idx[first] is the first; b: the head), when its
+// trailers reach the origin (a chunked body: finalChunk), with the names
+// whose fields Request.AppendTrailerFields will pass: not
 // ForbiddenTrailer's, none the head carries or its Connection names (what
-// the gateway adds to the forwarded head is all ForbiddenTrailer's).
-// Nothing when none is left, or when the client's Connection names Trailer.
-func (r *Request) appendTrailerHeader(dst, b []byte, l *hline) []byte {
-	if r.Framing != FramingChunked || len(r.connToks) > 0 && nominated(r.connToks, l.name(b)) {
+// the gateway adds to the forwarded head is all ForbiddenTrailer's), within
+// trailerNames' and trailerWork's bounds. Nothing when none is left, or
+// when the client's Connection names Trailer.
+func (r *Request) appendTrailerHeader(dst, b []byte, first int) []byte {
+	if r.Framing != FramingChunked || len(r.connToks) > 0 && nominated(r.connToks, r.idx[first].name(b)) {
 		return dst
 	}
 	start := len(dst)
 	dst = append(dst, "Trailer: "...)
-	names := len(dst)
-	dst = appendTrailerNames(dst, l.value(b), func(name []byte) bool {
+	tn := trailerNames{from: len(dst)}
+	left := trailerWork
+	keep := func(name []byte) bool {
+		if left -= len(r.connToks) + len(r.idx); left < 0 {
+			return false // the work's bound: not announced
+		}
 		if len(r.connToks) > 0 && nominated(r.connToks, name) {
 			return false
 		}
@@ -368,8 +378,13 @@ func (r *Request) appendTrailerHeader(dst, b []byte, l *hline) []byte {
 			}
 		}
 		return true
-	})
-	if len(dst) == names {
+	}
+	for i := first; i < len(r.idx) && !tn.full(); i++ {
+		if l := &r.idx[i]; l.kind == kTrailer {
+			dst = tn.add(dst, l.value(b), keep)
+		}
+	}
+	if len(dst) == tn.from {
 		return dst[:start]
 	}
 	return append(dst, "\r\n"...)

@@ -1,6 +1,7 @@
 package httpcodec
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -155,7 +156,16 @@ func TestResponseTrailerFields(t *testing.T) {
 }
 
 func TestAppendTrailerNames(t *testing.T) {
-	many := strings.Repeat("x-a, ", maxTrailerNames) + "x-past"
+	var names []string
+	for i := range maxTrailerNames {
+		names = append(names, fmt.Sprintf("x-%d", i))
+	}
+	many := strings.Join(names, ", ") + ", x-past"
+	var refused []string // names keep refuses: each is looked through the head
+	for i := range maxTrailerLooks {
+		refused = append(refused, fmt.Sprintf("x-no-%d", i))
+	}
+	noNo := func(n []byte) bool { return !strings.HasPrefix(string(n), "x-no-") }
 	tests := []struct {
 		name, value, want string
 		keep              func([]byte) bool
@@ -165,11 +175,14 @@ func TestAppendTrailerNames(t *testing.T) {
 		{"empty elements and non-tokens dropped", ",, a b, x-(y), \"q\" , ok,", "ok", nil},
 		{"keep refuses", "x-a, x-b", "x-b", func(n []byte) bool { return string(n) != "x-a" }},
 		{"none left", "Date, Age", "", nil},
-		{"names past the bound not announced", many, strings.TrimSuffix(strings.Repeat("x-a, ", maxTrailerNames), ", "), nil},
+		{"names past the bound not announced", many, strings.Join(names, ", "), nil},
+		{"each name once", "x-a, X-A, x-b, x-a", "x-a, x-b", nil},
+		{"looks bounded", strings.Join(refused[:maxTrailerLooks-1], ", ") + ", x-ok, x-past", "x-ok", noNo},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(appendTrailerNames(nil, []byte(tc.value), tc.keep)); got != tc.want {
+			var tn trailerNames
+			if got := string(tn.add(nil, []byte(tc.value), tc.keep)); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
