@@ -236,6 +236,16 @@ func (c *Conn) onData(f *http2.DataFrame) {
 			c.fail(http2.ErrCodeProtocol, telemetry.H2ProtocolError, "DATA on an idle stream")
 			return
 		}
+		if st == nil && c.recentlyReset(f.StreamID) || st != nil && st.resetByUs() {
+			// RFC 9113 5.1: what the client sent before our RST_STREAM
+			// reached it (a body after min_body_rate's 408) is ignored,
+			// its window given back above; no reset, count or log. Empty
+			// frames spend the abuse budget, as on an open stream.
+			if n == 0 {
+				c.abuse(false)
+			}
+			return
+		}
 		c.resetStream(f.StreamID, http2.ErrCodeStreamClosed, telemetry.H2ProtocolError, "DATA on a closed stream")
 		return
 	}
@@ -334,7 +344,7 @@ func (c *Conn) onReset(f *http2.RSTStreamFrame) {
 	if c.abuse(true) || st == nil {
 		return
 	}
-	st.reset = true
+	st.reset, st.peerReset = true, true
 	c.dropStream(st, errClientReset)
 }
 
@@ -365,7 +375,11 @@ func (c *Conn) forget(st *stream) {
 	delete(c.streams, st.id)
 	c.open--
 	c.pendTotal -= len(st.pend) - st.poff
-	c.closed[c.closedAt] = st.id
+	id := st.id
+	if !st.remoteDone && !st.peerReset {
+		id |= closedByUs // the client may still be sending on it
+	}
+	c.closed[c.closedAt] = id
 	c.closedAt = (c.closedAt + 1) % len(c.closed)
 	if st.queued {
 		c.blocked = remove(c.blocked, st)
@@ -383,10 +397,31 @@ func (c *Conn) forget(st *stream) {
 	}
 }
 
+// closedByUs marks, in Conn.closed, a stream Gozer ended while the client
+// could still send on it (RST_STREAM: after a response that did not wait
+// for the body, a stream error, an abort). Stream ids are 31 bits.
+const closedByUs = 1 << 31
+
 // recentlyClosed reports whether id is one of the last streams closed.
 func (c *Conn) recentlyClosed(id uint32) bool {
 	for _, x := range c.closed {
-		if x == id {
+		if x&^closedByUs == id {
+			return true
+		}
+	}
+	return false
+}
+
+// resetByUs reports whether Gozer reset st (still known) while the client
+// could still send on it.
+func (st *stream) resetByUs() bool { return st.reset && !st.peerReset && !st.remoteDone }
+
+// recentlyReset reports whether id is one of the last streams closed, and
+// was closed by Gozer while the client could still send on it: frames the
+// client sent before it learnt are to be ignored (RFC 9113 5.1).
+func (c *Conn) recentlyReset(id uint32) bool {
+	for _, x := range c.closed {
+		if x == id|closedByUs {
 			return true
 		}
 	}

@@ -61,6 +61,7 @@ type stream struct {
 	rateAt      int64 // the end of the window of server.min_send_rate (0: none; sendrate.go)
 	rateMark    int64 // dataOut when it began
 	reset       bool
+	peerReset   bool        // the client reset it (onReset): it sends no more
 	in, out     int64       // bytes each way, frame headers included (the access log's)
 	dataOut     int64       // DATA payload sent: min_send_rate's measure (out would count 9 per frame)
 	dataEnd     int64       // where its last DATA ends in the connection's output (Conn.sent's count)
