@@ -207,15 +207,20 @@ type ForwardInfo struct {
 // AppendForwardRequest appends the request head to send to the origin:
 //
 //   - "METHOD target HTTP/1.1": always HTTP/1.1, keep-alive, no Connection
-//     header but "Connection: TE" beside a TE (below). The target is fi.Path when set, else the client's target, in
-//     origin-form (an absolute-form "http://h/p?q" is sent as "/p?q").
+//     header but "Connection: TE" beside a TE (below). The target is
+//     fi.Path when set, else the client's target, in origin-form (an
+//     absolute-form "http://h/p?q" is sent as "/p?q").
 //   - every current header of r.Header in order (the client's order; headers
 //     a filter Set keep their place, Add appends, and fasthttp's Del moves
 //     the last header into the deleted one's place), except the hop-by-hop ones
 //     (Connection and every header named in a Connection value, Keep-Alive,
-//     TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Connection and any
-//     "Proxy-*"), Expect (the gateway answers 100-continue) and
-//     Content-Length (re-framed). Host, X-Request-Id and X-Forwarded-* are
+//     TE, Transfer-Encoding, Upgrade, Proxy-Connection and any "Proxy-*"),
+//     Expect (the gateway answers 100-continue) and Content-Length
+//     (re-framed). Trailer is hop-by-hop too, but said again, filtered, in
+//     the first one's place when the body goes chunked: one line for all
+//     the client's, with the names whose trailer fields
+//     Request.AppendTrailerFields will pass (appendTrailerHeader); TE as
+//     below. Host, X-Request-Id and X-Forwarded-* are
 //     never dropped because a Connection value names them. fi.DefaultHost
 //     is sent as Host when the request has none (HTTP/1.0).
 //   - X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host (the client's
