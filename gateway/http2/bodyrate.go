@@ -28,11 +28,13 @@ import "gozer/gateway/exchange"
 // Gozer: the stream's window or the connection's is closed because the
 // exchange does not take the body yet (its origin reads slowly, PauseBody;
 // other streams' bodies fill the connection's window). A window of the rate
-// that such a hold touched is not judged: a new one starts. So holds are
-// stamped (bodyHeldAt, Conn.bodyHeldAt) when a window closes, when Gozer
-// gives it back, and when the exchange pauses or resumes the body; a window
-// is judged only when it began after the last stamp and nothing holds the
-// body when it ends.
+// is lengthened by the time such holds lasted in it, so that the client is
+// judged over a whole window of its own time: a moment's hold excuses a
+// moment, not the window. So the time held is counted (noteHold): the
+// stream's own holds (paused, its window closed) as they begin and end, and
+// the connection's window's, closed for every stream alike, as a running
+// total each window takes its part of (Conn.heldNS). A time both held is
+// counted twice: the client's favour, never its loss.
 //
 // Concurrency: everything here runs on the connection's loop, from its
 // timer (onTimer) and the frames it reads (onData, credit).
@@ -55,10 +57,21 @@ func (st *stream) bodyWatch() {
 		return
 	}
 	l := st.c.lp.l
+	now := l.Now()
 	st.bodyMark = st.received
-	st.bodyStart = l.Now()
-	st.bodyRateAt = st.bodyStart + l.Snapshot().Limits.RateWindow
+	st.restartHeld(now)
+	st.bodyRateAt = now + l.Snapshot().Limits.RateWindow
 	st.c.arm(st)
+}
+
+// restartHeld starts counting the time held anew (a window, or its
+// lengthening, begins now).
+func (st *stream) restartHeld(now int64) {
+	st.bodyHeldNS = 0
+	if st.bodyHeldFrom != 0 {
+		st.bodyHeldFrom = now
+	}
+	st.bodyConnMark = st.c.heldNS(now)
 }
 
 // bodyHeld reports whether Gozer holds the stream's body back now: the
@@ -67,21 +80,66 @@ func (st *stream) bodyHeld() bool {
 	return st.paused || st.recvWindow <= 0 || st.c.recvWindow <= 0
 }
 
-// stampHold notes that Gozer held st's body back (or stopped holding it)
-// now: the window of min_body_rate running is not the client's to answer for.
-func (st *stream) stampHold() { st.bodyHeldAt = st.c.lp.l.Now() }
+// noteHold counts the stream's own holds: called when it may have begun
+// or ended one (paused, its window closed or given back).
+func (st *stream) noteHold() {
+	held, now := st.paused || st.recvWindow <= 0, st.c.lp.l.Now()
+	switch {
+	case held && st.bodyHeldFrom == 0:
+		st.bodyHeldFrom = now
+	case !held && st.bodyHeldFrom != 0:
+		st.bodyHeldNS += now - st.bodyHeldFrom
+		st.bodyHeldFrom = 0
+	}
+}
 
-// bodyRateDue checks st's window of min_body_rate, which ended: a body that
-// came fast enough, or that Gozer held back during the window, gets a new
-// window; a slower one fails its exchange (false).
+// noteHold counts the time the connection's window is closed: called when
+// it may have closed or opened.
+func (c *Conn) noteHold() {
+	held, now := c.recvWindow <= 0, c.lp.l.Now()
+	switch {
+	case held && c.bodyHeldFrom == 0:
+		c.bodyHeldFrom = now
+	case !held && c.bodyHeldFrom != 0:
+		c.bodyHeldNS += now - c.bodyHeldFrom
+		c.bodyHeldFrom = 0
+	}
+}
+
+// heldNS is how long the connection's window was closed, in all, by now.
+func (c *Conn) heldNS(now int64) int64 {
+	if c.bodyHeldFrom != 0 {
+		return c.bodyHeldNS + now - c.bodyHeldFrom
+	}
+	return c.bodyHeldNS
+}
+
+// bodyRateDue checks st's window of min_body_rate, which ended: one Gozer
+// held the body back in is lengthened by as long; a body that came fast
+// enough gets a new window; a slower one fails its exchange (false).
 func (st *stream) bodyRateDue() bool {
 	st.bodyRateAt = 0
 	need := st.bodyNeed()
 	if need == 0 || st.ex == nil || !st.expectBody || st.remoteDone || st.reset || st.started {
 		return true
 	}
-	held := st.bodyHeld() || st.bodyHeldAt >= st.bodyStart || st.c.bodyHeldAt >= st.bodyStart
-	if held || st.received-st.bodyMark >= need {
+	now := st.c.lp.l.Now()
+	held := st.bodyHeldNS + st.c.heldNS(now) - st.bodyConnMark
+	if st.bodyHeldFrom != 0 {
+		held += now - st.bodyHeldFrom
+	}
+	if held > 0 {
+		if st.bodyHeld() {
+			// A hold that goes on: looked at again a quarter window on
+			// at the soonest, not a timer for every moment of it.
+			held = max(held, st.c.lp.l.Snapshot().Limits.RateWindow/4)
+		}
+		st.restartHeld(now)
+		st.bodyRateAt = now + held
+		st.c.arm(st)
+		return true
+	}
+	if st.received-st.bodyMark >= need {
 		st.bodyWatch()
 		return true
 	}

@@ -227,7 +227,7 @@ func (c *Conn) onData(f *http2.DataFrame) {
 	}
 	c.recvWindow -= n
 	if c.recvWindow <= 0 {
-		c.bodyHeldAt = c.lp.l.Now() // min_body_rate: every stream's body waits for Gozer now
+		c.noteHold() // min_body_rate: every stream's body waits for Gozer now
 	}
 	st := c.streams[f.StreamID]
 	if st == nil || st.remoteDone || st.reset {
@@ -259,7 +259,7 @@ func (c *Conn) onData(f *http2.DataFrame) {
 	}
 	st.recvWindow -= n
 	if st.recvWindow <= 0 {
-		st.stampHold() // min_body_rate: the body waits for Gozer's window now
+		st.noteHold() // min_body_rate: the body waits for Gozer's window now
 	}
 	data := f.Data()
 	if pad := n - int64(len(data)); pad > 0 {
@@ -281,21 +281,21 @@ func (c *Conn) credit(st *stream, n int64) {
 	// Batched: a WINDOW_UPDATE per quarter of the window, not per frame.
 	if c.recvCredit >= int64(c.set.connWindow)/4 || c.recvWindow < int64(c.set.connWindow)/2 {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvCredit))
-		if c.recvWindow <= 0 {
-			c.bodyHeldAt = c.lp.l.Now() // the hold ends: stamped at both ends (bodyrate.go)
-		}
 		c.recvWindow += c.recvCredit
 		c.recvCredit = 0
+		if c.bodyHeldFrom != 0 {
+			c.noteHold() // the hold ends (bodyrate.go)
+		}
 	}
 	if st != nil && !st.remoteDone && c.streams[st.id] == st {
 		st.recvCredit += n
 		if st.recvCredit >= int64(c.set.window)/4 || st.recvWindow < int64(c.set.window)/2 {
 			_ = c.fr.WriteWindowUpdate(st.id, uint32(st.recvCredit))
-			if st.recvWindow <= 0 {
-				st.stampHold()
-			}
 			st.recvWindow += st.recvCredit
 			st.recvCredit = 0
+			if st.bodyHeldFrom != 0 {
+				st.noteHold()
+			}
 		}
 	}
 }

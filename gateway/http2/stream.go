@@ -32,13 +32,15 @@ type stream struct {
 	owed       int64 // body taken while paused, its window not given back yet
 	bodyAt     int64 // the body timer's deadline (0: not armed)
 	// The window of server.min_body_rate (bodyrate.go): at bodyRateAt, the
-	// DATA that arrived since bodyMark (received when it began, at
-	// bodyStart) must reach the minimum, unless Gozer held the body back
-	// since (bodyHeldAt).
-	bodyRateAt int64
-	bodyMark   int64
-	bodyStart  int64
-	bodyHeldAt int64
+	// DATA that arrived since bodyMark (received when it began) must reach
+	// the minimum, the window lengthened by the time Gozer held the body
+	// back in it: its own holds (bodyHeldNS, and since bodyHeldFrom when one
+	// goes on), the connection window's since bodyConnMark (Conn.heldNS).
+	bodyRateAt   int64
+	bodyMark     int64
+	bodyHeldFrom int64
+	bodyHeldNS   int64
+	bodyConnMark int64
 	// trailer is the request's trailer section as HTTP/1.1 field lines
 	// (trailers.go), for the exchange's Trailer; bodyErr fails the body (a
 	// trailer section over its bound).
@@ -243,7 +245,7 @@ func (st *stream) BodyExpected(on bool) {
 // and no window is given back, so the client stops within its window.
 func (st *stream) PauseBody() {
 	st.paused = true
-	st.stampHold() // min_body_rate: from now on the wait is Gozer's
+	st.noteHold() // min_body_rate: from now on the wait is Gozer's
 }
 
 // ResumeBody implements exchange.Downstream.
@@ -252,7 +254,7 @@ func (st *stream) ResumeBody() {
 		return
 	}
 	st.paused = false
-	st.stampHold() // the time Gozer held the body back was not the client's
+	st.noteHold() // the time Gozer held the body back was not the client's
 	if st.owed > 0 {
 		st.c.credit(st, st.owed) // the body taken while paused: the client may send more
 		st.owed = 0
