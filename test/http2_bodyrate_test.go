@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // bodyRateServer is the server section of the min_body_rate tests: 1 KiB/s
@@ -97,6 +98,13 @@ func TestHTTP2MinBodyRate(t *testing.T) {
 		if err := h.fr.WriteData(1, false, []byte("0123456789")); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// So is its trailer section, in flight too (decoded: the HPACK state
+	// it changes must follow, or stream 5's header block would not parse).
+	h.eb.Reset()
+	_ = h.enc.WriteField(hpack.HeaderField{Name: "x-checksum", Value: "in-flight"})
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.eb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
 	}
 	if err := h.request(5, "GET", "/", true); err != nil {
 		t.Fatal(err)

@@ -105,6 +105,12 @@ func (c *Conn) onHeaders(f *http2.HeadersFrame) {
 	c.blk.begin(c, id, f.StreamEnded())
 	if c.streams[id] != nil {
 		c.blk.trailers = true
+	} else if id <= c.lastID && c.recentlyReset(id) {
+		// A trailer section the client sent before our RST_STREAM reached
+		// it (after min_body_rate's 408, a stream error): decoded, for
+		// HPACK's state, and dropped, as its DATA is (RFC 9113 5.1), not a
+		// connection error that would end every other stream.
+		c.blk.trailers = true
 	} else if id <= c.lastID {
 		code := http2.ErrCodeProtocol
 		if c.recentlyClosed(id) {
