@@ -107,6 +107,7 @@ func (h *h2raw) request(id uint32, method, path string, end bool, extra ...strin
 type h2event struct {
 	status  string        // the response's :status (a MetaHeadersFrame)
 	rst     http2.ErrCode // RST_STREAM's code
+	reset   bool          // an RST_STREAM came (its code may be NO_ERROR, 0)
 	goaway  bool
 	code    http2.ErrCode // GOAWAY's code
 	data    int           // DATA bytes
@@ -140,7 +141,7 @@ func (h *h2raw) next(timeout time.Duration) h2event {
 		case *http2.DataFrame:
 			return h2event{stream: f.StreamID, data: len(f.Data()), end: f.StreamEnded()}
 		case *http2.RSTStreamFrame:
-			return h2event{stream: f.StreamID, rst: f.ErrCode}
+			return h2event{stream: f.StreamID, rst: f.ErrCode, reset: true}
 		case *http2.GoAwayFrame:
 			return h2event{goaway: true, code: f.ErrCode}
 		}

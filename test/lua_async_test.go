@@ -73,9 +73,10 @@ func TestLuaAsyncCall(t *testing.T) {
 			}
 		})
 	}
-	// The side call has an access-log line of its own naming its parent.
+	// The side call has an access-log line of its own naming its parent, and
+	// no protocol: no client spoke it.
 	g.waitAccessLog(t, "the side call's access-log line", func(l accessLine) bool {
-		return l.str("origin") == "auth" && l.str("parent_id") != "" && l.str("path") == "/auth"
+		return l.str("origin") == "auth" && l.str("parent_id") != "" && l.str("path") == "/auth" && l.str("protocol") == ""
 	})
 }
 

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +31,11 @@ import (
 //	/trailers       "hello", chunked, with trailers Grpc-Status: 0 and X-Sum: abc
 //	/forbidden      the same by hand (hijacked), with Content-Length, Host and Set-Cookie trailers too
 //	/big-trailer    "hello" and a 9 KiB trailer section (over the 8 KiB bound)
-//	/echo-trailers  reads the body, answers {"body": ..., "trailer": r.Trailer}
+//	/announced      "hello", chunked, announcing (Trailer) and sending Grpc-Status, X-Checksum and Content-Length
+//	/echo-trailers  reads the body, answers {"body": ..., "trailer": r.Trailer, "announced": the names its
+//	                Trailer header named}
+//	/te             "hello", chunked, with trailer Grpc-Status: 0 only when its TE said "trailers"
+//	                (as gRPC servers); X-Got-TE and X-Got-Connection say what came
 func trailerOrigin(t *testing.T) *httptest.Server {
 	t.Helper()
 	raw := func(w http.ResponseWriter, s string) {
@@ -42,6 +48,8 @@ func trailerOrigin(t *testing.T) *httptest.Server {
 		_, _ = io.WriteString(c, s)
 	}
 	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n"
+	const announcedHead = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: Grpc-Status, Content-Length, X-Checksum\r\n" +
+		"Trailer: Host\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/gz"), "/lua"), "/set")
 		switch path {
@@ -56,10 +64,26 @@ func trailerOrigin(t *testing.T) *httptest.Server {
 			raw(w, head+"Grpc-Status: 0\r\nContent-Length: 99\r\nHost: evil\r\nSet-Cookie: a=b\r\nIf-Match: *\r\n\r\n")
 		case "/big-trailer":
 			raw(w, head+"X-Big: "+strings.Repeat("b", 9<<10)+"\r\n\r\n")
+		case "/te":
+			w.Header().Set("X-Got-TE", strings.Join(r.Header.Values("Te"), ","))
+			w.Header().Set("X-Got-Connection", strings.Join(r.Header.Values("Connection"), ","))
+			w.Header().Set("Content-Type", "text/plain")
+			te := strings.Contains(r.Header.Get("Te"), "trailers")
+			if te {
+				w.Header().Set("Trailer", "Grpc-Status")
+			}
+			_, _ = io.WriteString(w, "hello")
+			w.(http.Flusher).Flush()
+			if te {
+				w.Header().Set("Grpc-Status", "0")
+			}
+		case "/announced":
+			raw(w, announcedHead+"5\r\nhello\r\n0\r\nGrpc-Status: 0\r\nX-Checksum: abc\r\nContent-Length: 99\r\n\r\n")
 		case "/echo-trailers":
+			announced := slices.Sorted(maps.Keys(r.Trailer)) // what the Trailer header named, before the body
 			body, _ := io.ReadAll(r.Body)
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"body": string(body), "trailer": r.Trailer})
+			_ = json.NewEncoder(w).Encode(map[string]any{"body": string(body), "trailer": r.Trailer, "announced": announced})
 		default:
 			http.NotFound(w, r)
 		}
@@ -374,6 +398,10 @@ func TestTrailersLuaFilters(t *testing.T) {
 			resp, err := newClient(t, 20*time.Second).Get(g.URL(tc.path))
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The origin's Trailer: Grpc-Status is announced where they follow.
+			if announced := trailerKeys(resp.Trailer, false); announced != map[bool]string{true: "Grpc-Status"}[tc.trailers] {
+				t.Errorf("announced %q, want them: %v", announced, tc.trailers)
 			}
 			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()

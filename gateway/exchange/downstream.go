@@ -98,7 +98,8 @@ type Client struct {
 	IP     []byte     // Addr as text, for X-Forwarded-For
 	Scheme string     // "http" (the default when empty) or "https"
 	// Proto is the protocol the client spoke, for the access log:
-	// "HTTP/1.1", "HTTP/1.0", "HTTP/2.0" ("" for a side call).
+	// "HTTP/1.1", "HTTP/1.0", "HTTP/2.0" ("" for a side call: Exchange.Call
+	// clears it, so that its origin is not told TE: trailers either).
 	Proto string
 	// TLS is the client's TLS connection (nil over plain HTTP).
 	TLS *filters.TLSInfo
@@ -115,6 +116,11 @@ type Head struct {
 	Close bool
 	// Upgrade names the protocol of a 426 answer.
 	Upgrade string
+	// Trailers: the origin's trailer section, if it sends one, goes to
+	// EndBody (its body is chunked, not compressed, not replaced by a
+	// filter): a downstream whose response carries trailers keeps the
+	// origin's Trailer header (httpcodec.ResponseInfo.Trailers).
+	Trailers bool
 	// Status and Attempts are X-Gozer-Status and X-Gozer-Attempts ("" and 0:
 	// not shown to this client).
 	Status   string

@@ -230,6 +230,7 @@ func (ex *Exchange) proceed(o *origin.Origin) {
 		ClientIP: ex.ds.Client().IP, Proto: ex.ds.Client().Scheme, TrustForwarded: cfg.Listeners.Proxy.TrustForwarded,
 		RequestID: ex.id, Via: cfg.Server.Via, DefaultHost: o.DefaultHost, Path: fc.Route.Path,
 		Traceparent: ex.trace.tp[:], DropTracestate: !ex.trace.keepState,
+		Trailers: ex.trailersReachClient(),
 	}
 	ex.try.fwd = httpcodec.AppendForwardRequest(ex.try.fwd, req, &fi)
 	if ex.out.ws {
@@ -237,6 +238,18 @@ func (ex *Exchange) proceed(o *origin.Origin) {
 		ex.try.fwd = append(ex.try.fwd[:len(ex.try.fwd)-2], upgradeHeaders...)
 	}
 	ex.attempt()
+}
+
+// trailersReachClient reports whether an origin's trailers can reach this
+// request's client, so that its "TE: trailers" is said again to the origin
+// (httpcodec.ForwardInfo.Trailers): not to an HTTP/1.0 client (no chunked
+// response), a side call (its answer goes to a filter, without trailers) or
+// a websocket upgrade. Whether the response will be compressed or its body
+// replaced by an outbound filter (which drop trailers: endBody) depends on
+// the response, not known yet: TE goes, and such a response loses the
+// trailers it then carries, as it does without TE.
+func (ex *Exchange) trailersReachClient() bool {
+	return !ex.req.HTTP10 && ex.ds.Client().Proto != "" && !ex.out.ws
 }
 
 // endpoint runs a named endpoint instead of the proxy: a built-in one
@@ -356,6 +369,8 @@ func (ex *Exchange) head() *Head {
 	*h = Head{
 		RequestID: ex.id, Via: ex.snap.Config.Server.Via, Close: ex.out.closeAfter || ex.ds.Draining(),
 		Upgrade: ex.out.upgradeTo, scratch: h.scratch[:0],
+		// As endBody decides: a compressed or replaced body loses its trailers.
+		Trailers: !ex.out.local && ex.out.enc == nil && !ex.out.filtered && ex.resp.Framing == httpcodec.FramingChunked,
 	}
 	if ex.flt.fc.StatusHeaders {
 		h.Status, h.Attempts = ex.statusName(), ex.try.n

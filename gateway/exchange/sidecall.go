@@ -34,6 +34,10 @@ func (ex *Exchange) Call(c *filters.SideCall, done func(*filters.SideResult)) fi
 	sc.done = done
 	sc.client = *ex.ds.Client()
 	sc.client.Peer = nil // the client's own count holds its request, not the gateway's calls
+	// The call is Gozer's, spoken by no client: no protocol in its access-log
+	// line, and its origin is not told TE: trailers (trailersReachClient),
+	// as its answer goes to the filter, without trailers.
+	sc.client.Proto = ""
 	sc.parentID = append(sc.parentID[:0], ex.id...)
 	ex.callTrace(sc)
 	sc.start(c)

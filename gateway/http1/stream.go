@@ -277,7 +277,7 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 		}
 	}
 	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via, Chunked: st.chunked,
-		Close: h.Close || st.closeAfter, HTTP10: st.http10, Upgrade: h.Upgrade}
+		Close: h.Close || st.closeAfter, HTTP10: st.http10, Upgrade: h.Upgrade, Trailers: h.Trailers && st.chunked}
 	head := httpcodec.AppendClientResponse(lp.l.Buf[:0], r, &ri)
 	lp.pending = h.AppendStatusHeaders(head)
 }

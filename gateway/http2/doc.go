@@ -87,16 +87,29 @@
 // httpcodec.AppendTrailerFields drops the fields that must not be trailers
 // (the exchange has dropped, before, what the origin's Connection names, and
 // from a request's what its heads carry). A request with content-length goes
-// to the origin with it, and so without its trailers. Trailing HEADERS whose
+// to the origin with it, and so without its trailers. A request's te (only
+// ever "trailers", else the request is malformed) is kept in the head the
+// exchange parses, which says it again to the origin when trailers can
+// reach the client (httpcodec.ForwardInfo.Trailers). An origin's Trailer
+// header goes in the response's HEADERS when its body follows (not
+// END_STREAM) and the exchange passes its trailers (Head.Trailers), filtered
+// as they are (httpcodec.ResponseInfo.Trailers); a request's trailer header
+// reaches the origin when its body goes chunked (no content-length). Trailing HEADERS whose
 // stream ended before their END_HEADERS (a 408, an early answer, a reset, in
 // another callback) are decoded, for HPACK's state, and dropped: the block
 // finds its stream again by id, never keeps a pointer to a recyclable one.
 //
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
-// is ignored); PRIORITY is ignored; server.min_body_rate
-// does not apply to streams (the body timer does, and the stream's window
-// bounds what a slow upload holds). protect.max_requests_per_connection does: after that many
-// streams the connection gets GOAWAY NO_ERROR.
+// is ignored); PRIORITY is ignored.
+//
+// server.min_body_rate applies to a stream's request body (bodyrate.go)
+// while no response has started (once the origin answered, a stream that
+// sends little is its choice: gRPC client streaming, bidi): one slower than
+// it over server.rate_window, while Gozer did not hold it back (its windows
+// open, the body not paused), is answered 408
+// FAILURE_CLIENT_BODY_TOO_SLOW and reset (RST_STREAM NO_ERROR); the
+// connection's other streams go on. protect.max_requests_per_connection
+// applies too: after that many streams the connection gets GOAWAY NO_ERROR.
 //
 // Conformance: h2spec (TestHTTP2Spec) passes every case over TLS. Over h2c
 // one case fails, on purpose: "3.5/2 Sends invalid connection preface" wants

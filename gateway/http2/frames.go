@@ -105,6 +105,12 @@ func (c *Conn) onHeaders(f *http2.HeadersFrame) {
 	c.blk.begin(c, id, f.StreamEnded())
 	if c.streams[id] != nil {
 		c.blk.trailers = true
+	} else if id <= c.lastID && c.recentlyReset(id) {
+		// A trailer section the client sent before our RST_STREAM reached
+		// it (after min_body_rate's 408, a stream error): decoded, for
+		// HPACK's state, and dropped, as its DATA is (RFC 9113 5.1), not a
+		// connection error that would end every other stream.
+		c.blk.trailers = true
 	} else if id <= c.lastID {
 		code := http2.ErrCodeProtocol
 		if c.recentlyClosed(id) {
@@ -226,11 +232,24 @@ func (c *Conn) onData(f *http2.DataFrame) {
 		return
 	}
 	c.recvWindow -= n
+	if c.recvWindow <= 0 {
+		c.noteHold() // min_body_rate: every stream's body waits for Gozer now
+	}
 	st := c.streams[f.StreamID]
 	if st == nil || st.remoteDone || st.reset {
 		c.credit(nil, n)
 		if st == nil && f.StreamID > c.lastID {
 			c.fail(http2.ErrCodeProtocol, telemetry.H2ProtocolError, "DATA on an idle stream")
+			return
+		}
+		if st == nil && c.recentlyReset(f.StreamID) || st != nil && st.resetByUs() {
+			// RFC 9113 5.1: what the client sent before our RST_STREAM
+			// reached it (a body after min_body_rate's 408) is ignored,
+			// its window given back above; no reset, count or log. Empty
+			// frames spend the abuse budget, as on an open stream.
+			if n == 0 {
+				c.abuse(false)
+			}
 			return
 		}
 		c.resetStream(f.StreamID, http2.ErrCodeStreamClosed, telemetry.H2ProtocolError, "DATA on a closed stream")
@@ -245,6 +264,9 @@ func (c *Conn) onData(f *http2.DataFrame) {
 		return
 	}
 	st.recvWindow -= n
+	if st.recvWindow <= 0 {
+		st.noteHold() // min_body_rate: the body waits for Gozer's window now
+	}
 	data := f.Data()
 	if pad := n - int64(len(data)); pad > 0 {
 		c.credit(st, pad)
@@ -267,6 +289,9 @@ func (c *Conn) credit(st *stream, n int64) {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvCredit))
 		c.recvWindow += c.recvCredit
 		c.recvCredit = 0
+		if c.bodyHeldFrom != 0 {
+			c.noteHold() // the hold ends (bodyrate.go)
+		}
 	}
 	if st != nil && !st.remoteDone && c.streams[st.id] == st {
 		st.recvCredit += n
@@ -274,6 +299,9 @@ func (c *Conn) credit(st *stream, n int64) {
 			_ = c.fr.WriteWindowUpdate(st.id, uint32(st.recvCredit))
 			st.recvWindow += st.recvCredit
 			st.recvCredit = 0
+			if st.bodyHeldFrom != 0 {
+				st.noteHold()
+			}
 		}
 	}
 }
@@ -322,7 +350,7 @@ func (c *Conn) onReset(f *http2.RSTStreamFrame) {
 	if c.abuse(true) || st == nil {
 		return
 	}
-	st.reset = true
+	st.reset, st.peerReset = true, true
 	c.dropStream(st, errClientReset)
 }
 
@@ -353,7 +381,11 @@ func (c *Conn) forget(st *stream) {
 	delete(c.streams, st.id)
 	c.open--
 	c.pendTotal -= len(st.pend) - st.poff
-	c.closed[c.closedAt] = st.id
+	id := st.id
+	if !st.remoteDone && !st.peerReset {
+		id |= closedByUs // the client may still be sending on it
+	}
+	c.closed[c.closedAt] = id
 	c.closedAt = (c.closedAt + 1) % len(c.closed)
 	if st.queued {
 		c.blocked = remove(c.blocked, st)
@@ -371,10 +403,31 @@ func (c *Conn) forget(st *stream) {
 	}
 }
 
+// closedByUs marks, in Conn.closed, a stream Gozer ended while the client
+// could still send on it (RST_STREAM: after a response that did not wait
+// for the body, a stream error, an abort). Stream ids are 31 bits.
+const closedByUs = 1 << 31
+
 // recentlyClosed reports whether id is one of the last streams closed.
 func (c *Conn) recentlyClosed(id uint32) bool {
 	for _, x := range c.closed {
-		if x == id {
+		if x&^closedByUs == id {
+			return true
+		}
+	}
+	return false
+}
+
+// resetByUs reports whether Gozer reset st (still known) while the client
+// could still send on it.
+func (st *stream) resetByUs() bool { return st.reset && !st.peerReset && !st.remoteDone }
+
+// recentlyReset reports whether id is one of the last streams closed, and
+// was closed by Gozer while the client could still send on it: frames the
+// client sent before it learnt are to be ignored (RFC 9113 5.1).
+func (c *Conn) recentlyReset(id uint32) bool {
+	for _, x := range c.closed {
+		if x == id|closedByUs {
 			return true
 		}
 	}

@@ -158,8 +158,10 @@ func (r *request) regular(f hpack.HeaderField) error {
 }
 
 // write appends the HTTP/1.1 head: the request line, Host from :authority,
-// the fields (cookie crumbs joined, RFC 9113 8.2.3), and chunked framing for
-// a body of unknown length.
+// the fields (cookie crumbs joined, RFC 9113 8.2.3; te, only ever
+// "trailers", kept for the exchange, which says it again to the origin when
+// trailers can reach the client: httpcodec.ForwardInfo.Trailers), and
+// chunked framing for a body of unknown length.
 func (r *request) write(dst []byte, fields []hpack.HeaderField, endStream bool) []byte {
 	dst = append(dst, r.method...)
 	dst = append(dst, ' ')
@@ -173,7 +175,7 @@ func (r *request) write(dst []byte, fields []hpack.HeaderField, endStream bool) 
 	cookies := false
 	for _, f := range fields {
 		switch {
-		case f.IsPseudo() || f.Name == "host" || f.Name == "te":
+		case f.IsPseudo() || f.Name == "host":
 			continue
 		case f.Name == "cookie":
 			if !cookies {

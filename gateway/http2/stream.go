@@ -31,6 +31,16 @@ type stream struct {
 	paused     bool  // PauseBody: no window given back, no OnBody
 	owed       int64 // body taken while paused, its window not given back yet
 	bodyAt     int64 // the body timer's deadline (0: not armed)
+	// The window of server.min_body_rate (bodyrate.go): at bodyRateAt, the
+	// DATA that arrived since bodyMark (received when it began) must reach
+	// the minimum, the window lengthened by the time Gozer held the body
+	// back in it: its own holds (bodyHeldNS, and since bodyHeldFrom when one
+	// goes on), the connection window's since bodyConnMark (Conn.heldNS).
+	bodyRateAt   int64
+	bodyMark     int64
+	bodyHeldFrom int64
+	bodyHeldNS   int64
+	bodyConnMark int64
 	// trailer is the request's trailer section as HTTP/1.1 field lines
 	// (trailers.go), for the exchange's Trailer; bodyErr fails the body (a
 	// trailer section over its bound).
@@ -53,6 +63,7 @@ type stream struct {
 	rateAt      int64 // the end of the window of server.min_send_rate (0: none; sendrate.go)
 	rateMark    int64 // dataOut when it began
 	reset       bool
+	peerReset   bool        // the client reset it (onReset): it sends no more
 	in, out     int64       // bytes each way, frame headers included (the access log's)
 	dataOut     int64       // DATA payload sent: min_send_rate's measure (out would count 9 per frame)
 	dataEnd     int64       // where its last DATA ends in the connection's output (Conn.sent's count)
@@ -149,6 +160,9 @@ func (st *stream) due() int64 {
 	if st.rateAt > 0 && (d == 0 || st.rateAt < d) {
 		d = st.rateAt
 	}
+	if st.bodyRateAt > 0 && (d == 0 || st.bodyRateAt < d) {
+		d = st.bodyRateAt
+	}
 	return d
 }
 
@@ -168,6 +182,9 @@ func (st *stream) onTimer(now int64) {
 		return
 	}
 	if st.rateAt > 0 && now >= st.rateAt && !st.rateDue() {
+		return
+	}
+	if st.bodyRateAt > 0 && now >= st.bodyRateAt && !st.bodyRateDue() {
 		return
 	}
 	if st.ex != nil && st.expectBody && !st.paused && st.bodyAt > 0 && now >= st.bodyAt {
@@ -220,12 +237,16 @@ func (st *stream) BodyExpected(on bool) {
 	if on {
 		st.bodyAt = st.c.lp.l.Now() + st.c.lp.l.Snapshot().Limits.HeaderTimeout
 	}
+	st.bodyWatch() // (off: no window)
 	st.c.arm(st)
 }
 
 // PauseBody implements exchange.Downstream: the body stays in its buffer
 // and no window is given back, so the client stops within its window.
-func (st *stream) PauseBody() { st.paused = true }
+func (st *stream) PauseBody() {
+	st.paused = true
+	st.noteHold() // min_body_rate: from now on the wait is Gozer's
+}
 
 // ResumeBody implements exchange.Downstream.
 func (st *stream) ResumeBody() {
@@ -233,6 +254,7 @@ func (st *stream) ResumeBody() {
 		return
 	}
 	st.paused = false
+	st.noteHold() // the time Gozer held the body back was not the client's
 	if st.owed > 0 {
 		st.c.credit(st, st.owed) // the body taken while paused: the client may send more
 		st.owed = 0
@@ -248,14 +270,15 @@ func (st *stream) ResumeBody() {
 // (httpcodec.AppendClientFields decides them), encoded by c.enc.
 func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	c := st.c
-	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via}
+	end := r.Framing == httpcodec.FramingNone || r.Framing == httpcodec.FramingLength && r.ContentLength == 0
+	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via, Trailers: h.Trailers && !end}
 	status := httpcodec.ClientStatus(r)
 	blk := c.enc.status(c.hb[:0], status)
 	blk = httpcodec.AppendClientFields(blk, r, &ri, status, &c.enc)
 	blk = h.AppendStatusFields(blk, &c.enc)
-	end := r.Framing == httpcodec.FramingNone || r.Framing == httpcodec.FramingLength && r.ContentLength == 0
 	st.out += int64(c.writeHeaders(st.id, blk, end))
 	st.started = true
+	st.bodyRateAt = 0 // min_body_rate judges no more: the origin answered (bodyrate.go)
 	if end {
 		st.localDone, st.endPending = true, true
 	}
@@ -421,6 +444,7 @@ func (st *stream) Bytes() (in, out int64) { return st.in, st.out }
 func (st *stream) Done(bool) {
 	st.ex = nil
 	st.expectBody = false
+	st.bodyRateAt = 0
 	if n := int64(len(st.body)) + st.owed; n > 0 {
 		st.c.credit(st, n)
 		st.body, st.owed = st.body[:0], 0

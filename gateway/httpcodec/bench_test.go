@@ -123,6 +123,11 @@ func BenchmarkAppendError(b *testing.B) {
 	}
 }
 
+// trailerResponse announces trailers (a gRPC answer's head), some of them
+// not to be announced to the client.
+var trailerResponse = []byte(req("HTTP/1.1 200 OK", "Content-Type: application/grpc", "Connection: X-Hop",
+	"Trailer: grpc-status, grpc-message, X-Hop, Content-Length", "Transfer-Encoding: chunked"))
+
 func TestHotPathDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race")
@@ -133,11 +138,11 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		resp Response
 		d    ChunkedDecoder
 		dst  = make([]byte, 0, 4096)
-		fi   = ForwardInfo{ClientIP: []byte("203.0.113.7"), RequestID: []byte("id"), Via: "1.1 gozer", TrustForwarded: true}
-		ri   = ResponseInfo{RequestID: []byte("id"), Via: "1.1 gozer", Chunked: true}
+		fi   = ForwardInfo{ClientIP: []byte("203.0.113.7"), RequestID: []byte("id"), Via: "1.1 gozer", TrustForwarded: true, Trailers: true}
+		ri   = ResponseInfo{RequestID: []byte("id"), Via: "1.1 gozer", Chunked: true, Trailers: true}
 		body = []byte("5;x=y\r\nhello\r\n0\r\nX-T: 1\r\n\r\n")
 		reqs = [][]byte{benchRequest, []byte(req("POST /p HTTP/1.1", "Host: a", "Transfer-Encoding: chunked",
-			"Connection: X-A", "X-A: 1", "X-Forwarded-For: 1.1.1.1", "Via: 1.0 x"))}
+			"Connection: X-A, TE", "X-A: 1", "X-Forwarded-For: 1.1.1.1", "Via: 1.0 x", "TE: gzip;q=0.5, trailers"))}
 	)
 	allocs := testing.AllocsPerRun(200, func() {
 		for _, h := range reqs {
@@ -152,6 +157,10 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 			dst = AppendForwardRequest(dst[:0], &r, &fi)
 		}
 		if err := resp.Parse(benchResponse, false); err != nil {
+			t.Fatal(err)
+		}
+		dst = AppendClientResponse(dst[:0], &resp, &ri)
+		if err := resp.ParseLazy(trailerResponse, false); err != nil {
 			t.Fatal(err)
 		}
 		dst = AppendClientResponse(dst[:0], &resp, &ri)

@@ -27,6 +27,11 @@ type ResponseInfo struct {
 	// Connection: a 426 Upgrade Required must name the protocol (RFC 9110
 	// §15.5.22). The origin's own Upgrade header is never passed on.
 	Upgrade string
+	// Trailers: the origin's trailer section follows this head to the client
+	// (a chunked body to an HTTP/1.1 client, HTTP/2's trailing HEADERS), so
+	// its Trailer header is kept, filtered to the names whose fields pass
+	// (Response.AppendTrailerFields' rule); else it is dropped.
+	Trailers bool
 }
 
 // AppendClientResponse appends the response head for the client:
@@ -38,7 +43,8 @@ type ResponseInfo struct {
 //     received), minus the hop-by-hop ones (as for AppendForwardRequest:
 //     Connection and the headers it names, Keep-Alive, TE, Trailer,
 //     Transfer-Encoding, Upgrade, Proxy-*) and Content-Length, which is
-//     re-emitted from the framing.
+//     re-emitted from the framing. Trailer stays when ri.Trailers, with the
+//     names of the fields that will pass only (none: no Trailer).
 //   - X-Request-Id (ri.RequestID replaces the origin's), Via.
 //   - the framing: "Content-Length: N" for FramingLength, and for a
 //     FramingNone response to HEAD or a 304 when the origin sent a
@@ -133,6 +139,34 @@ var (
 	valueKeepAlive       = []byte("keep-alive")
 )
 
+// appendTrailerHeader appends the origin's Trailer header, one field for
+// all its Trailer lines (r.lines[first] is the first), when its trailers
+// reach the client (ri.Trailers), with the names whose fields
+// Response.AppendTrailerFields will pass (not ForbiddenTrailer's, not named
+// by the response's Connection), within trailerNames' bounds; nothing when
+// none is left. Its value is made in r.scratch.
+func (r *Response) appendTrailerHeader(dst []byte, first int, ri *ResponseInfo, w FieldWriter) []byte {
+	name := r.lines[first].name
+	if !ri.Trailers || len(r.connToks) > 0 && nominated(r.connToks, name) {
+		return dst
+	}
+	keep := func(name []byte) bool {
+		return len(r.connToks) == 0 || !nominated(r.connToks, name)
+	}
+	var tn trailerNames
+	v := r.scratch[:0]
+	for i := first; i < len(r.lines) && !tn.full(); i++ {
+		if l := &r.lines[i]; l.kind == kTrailer {
+			v = tn.add(v, l.value, keep)
+		}
+	}
+	r.scratch = v
+	if len(v) == 0 {
+		return dst
+	}
+	return AppendField(dst, w, name, v)
+}
+
 // appendFraming ends a client response's fields: framing, connection.
 func appendFraming(dst []byte, r *Response, ri *ResponseInfo, status int, w FieldWriter) []byte {
 	switch r.Framing {
@@ -179,10 +213,17 @@ func appendHeaderLines(dst []byte, r *Response, ri *ResponseInfo, status int, w 
 		}
 	}
 	replaceID := len(ri.RequestID) > 0
+	trailer := false // the Trailer header was written
 	for i := range r.lines {
 		l := &r.lines[i]
 		switch l.kind {
-		case kHopByHop, kConnection, kContentLength, kVia, kInvalid:
+		case kHopByHop, kConnection, kTE, kContentLength, kVia, kInvalid:
+			continue
+		case kTrailer:
+			if !trailer { // the first Trailer line says them all
+				trailer = true
+				dst = r.appendTrailerHeader(dst, i, ri, w)
+			}
 			continue
 		case kXRequestID:
 			if replaceID {

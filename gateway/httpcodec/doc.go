@@ -10,7 +10,9 @@
 // must not be trailers (AppendTrailerFields, ForbiddenTrailer; a request's
 // also without any field its heads carry or its Connection names:
 // Request.AppendTrailerFields; a response's without what its Connection
-// names: Response.AppendTrailerFields) and its own
+// names: Response.AppendTrailerFields), the Trailer header that announces
+// them filtered alike where the trailers follow (ForwardInfo, ResponseInfo;
+// TE: trailers said again to an origin, ForwardInfo.Trailers) and its own
 // error responses (AppendError).
 //
 // Header parsing proper is fasthttp's (fasthttp.RequestHeader and

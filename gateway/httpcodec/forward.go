@@ -9,8 +9,10 @@ type hdrKind uint8
 
 const (
 	kOther         hdrKind = iota
-	kHopByHop              // Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*
+	kHopByHop              // Keep-Alive, Transfer-Encoding, Upgrade, Proxy-*
 	kConnection            // Connection (also hop-by-hop)
+	kTE                    // TE (hop-by-hop; its "trailers" is this hop's to say again: ForwardInfo.Trailers)
+	kTrailer               // Trailer (hop-by-hop here: a response's is filtered, AppendClientFields)
 	kContentLength         // re-emitted from framing
 	kExpect                // answered by the gateway
 	kHost
@@ -43,7 +45,7 @@ func kindOfToken(name []byte) hdrKind {
 	switch len(name) {
 	case 2:
 		if eqFold(name, "te") {
-			return kHopByHop
+			return kTE
 		}
 	case 3:
 		if eqFold(name, "via") {
@@ -58,7 +60,10 @@ func kindOfToken(name []byte) hdrKind {
 			return kExpect
 		}
 	case 7:
-		if eqFold(name, "trailer") || eqFold(name, "upgrade") {
+		if eqFold(name, "trailer") {
+			return kTrailer
+		}
+		if eqFold(name, "upgrade") {
 			return kHopByHop
 		}
 	case 9:
@@ -192,26 +197,44 @@ type ForwardInfo struct {
 	// DropTracestate leaves the client's tracestate out (its traceparent was
 	// invalid or not accepted: the trace restarts).
 	DropTracestate bool
+	// Trailers: the origin's trailers can reach the client (the gateway
+	// passes them on to it: not an HTTP/1.0 client, not a side call). Then a
+	// client whose TE lists "trailers" has the gateway say "TE: trailers" to
+	// the origin (see AppendForwardRequest).
+	Trailers bool
 }
 
 // AppendForwardRequest appends the request head to send to the origin:
 //
 //   - "METHOD target HTTP/1.1": always HTTP/1.1, keep-alive, no Connection
-//     header. The target is fi.Path when set, else the client's target, in
-//     origin-form (an absolute-form "http://h/p?q" is sent as "/p?q").
+//     header but "Connection: TE" beside a TE (below). The target is
+//     fi.Path when set, else the client's target, in origin-form (an
+//     absolute-form "http://h/p?q" is sent as "/p?q").
 //   - every current header of r.Header in order (the client's order; headers
 //     a filter Set keep their place, Add appends, and fasthttp's Del moves
 //     the last header into the deleted one's place), except the hop-by-hop ones
 //     (Connection and every header named in a Connection value, Keep-Alive,
-//     TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Connection and any
-//     "Proxy-*"), Expect (the gateway answers 100-continue) and
-//     Content-Length (re-framed). Host, X-Request-Id and X-Forwarded-* are
+//     TE, Transfer-Encoding, Upgrade, Proxy-Connection and any "Proxy-*"),
+//     Expect (the gateway answers 100-continue) and Content-Length
+//     (re-framed). Trailer is hop-by-hop too, but said again, filtered, in
+//     the first one's place when the body goes chunked: one line for all
+//     the client's, with the names whose trailer fields
+//     Request.AppendTrailerFields will pass (appendTrailerHeader); TE as
+//     below. Host, X-Request-Id and X-Forwarded-* are
 //     never dropped because a Connection value names them. fi.DefaultHost
 //     is sent as Host when the request has none (HTTP/1.0).
 //   - X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host (the client's
 //     Host) per fi.TrustForwarded; X-Request-Id (the client's first one is
 //     kept in place, or fi.RequestID is added); Via; fi.Traceparent in place
 //     of the client's traceparent, and its tracestate unless fi.DropTracestate.
+//   - "TE: trailers" and "Connection: TE" (RFC 9110 10.1.4: TE is this
+//     hop's, named in Connection) when fi.Trailers and a TE of the client's
+//     lists "trailers", whatever else it lists and whether or not its
+//     Connection named TE: the gateway accepts trailers on this hop because
+//     the client does on its own, and passes them on (origins such as gRPC
+//     servers send them only then). Other transfer codings never go: the
+//     gateway speaks none to an origin but chunked, as Envoy forwards only
+//     "te: trailers".
 //   - the framing: "Content-Length: N" for FramingLength, "Transfer-Encoding:
 //     chunked" for FramingChunked (the core re-encodes the body), and
 //     "Content-Length: 0" for a POST, PUT or PATCH without a body.
@@ -230,6 +253,8 @@ func AppendForwardRequest(dst []byte, r *Request, fi *ForwardInfo) []byte {
 			fs.via = true
 		case kXFF:
 			fs.xff = true
+		case kTE:
+			fs.te = fs.te || fi.Trailers && listHasToken(l.value(b), "trailers")
 		}
 	}
 
@@ -265,6 +290,8 @@ type forwardSeen struct {
 	hostSeen, rid, xfp, xfh bool
 	via, xff                bool
 	clientRID               bool // the client sent a usable X-Request-Id
+	te                      bool // TE: trailers goes (ForwardInfo.Trailers)
+	trailer                 bool // the Trailer header was written
 }
 
 // appendKeptHeaders appends the client's headers that go on to the origin:
@@ -275,7 +302,13 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 	for i := range r.idx {
 		l := &r.idx[i]
 		switch l.kind {
-		case kHopByHop, kConnection, kContentLength, kExpect, kVia, kXFF, kInvalid:
+		case kHopByHop, kConnection, kTE, kContentLength, kExpect, kVia, kXFF, kInvalid:
+			continue
+		case kTrailer:
+			if !fs.trailer { // the first Trailer line says them all
+				fs.trailer = true
+				dst = r.appendTrailerHeader(dst, b, i)
+			}
 			continue
 		case kHost:
 			if fs.hostSeen {
@@ -321,6 +354,47 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 	return dst
 }
 
+// appendTrailerHeader appends the client's Trailer header, one line for
+// all its Trailer lines (r.idx[first] is the first; b: the head), when its
+// trailers reach the origin (a chunked body: finalChunk), with the names
+// whose fields Request.AppendTrailerFields will pass: not
+// ForbiddenTrailer's, none the head carries or its Connection names (what
+// the gateway adds to the forwarded head is all ForbiddenTrailer's), within
+// trailerNames' and trailerWork's bounds. Nothing when none is left, or
+// when the client's Connection names Trailer.
+func (r *Request) appendTrailerHeader(dst, b []byte, first int) []byte {
+	if r.Framing != FramingChunked || len(r.connToks) > 0 && nominated(r.connToks, r.idx[first].name(b)) {
+		return dst
+	}
+	start := len(dst)
+	dst = append(dst, "Trailer: "...)
+	tn := trailerNames{from: len(dst)}
+	left := trailerWork
+	keep := func(name []byte) bool {
+		if left -= len(r.connToks) + len(r.idx); left < 0 {
+			return false // the work's bound: not announced
+		}
+		if len(r.connToks) > 0 && nominated(r.connToks, name) {
+			return false
+		}
+		for i := range r.idx {
+			if eqFoldBytes(r.idx[i].name(b), name) {
+				return false
+			}
+		}
+		return true
+	}
+	for i := first; i < len(r.idx) && !tn.full(); i++ {
+		if l := &r.idx[i]; l.kind == kTrailer {
+			dst = tn.add(dst, l.value(b), keep)
+		}
+	}
+	if len(dst) == tn.from {
+		return dst[:start]
+	}
+	return append(dst, "\r\n"...)
+}
+
 // appendForwardedHeaders appends what the gateway adds: X-Forwarded-For (the
 // trusted chain, then the client's address), X-Forwarded-Proto and -Host
 // unless kept, X-Request-Id when the client sent none, and Via.
@@ -363,6 +437,9 @@ func (r *Request) appendForwardedHeaders(dst, b []byte, fi *ForwardInfo, fs *for
 		dst = append(dst, "traceparent: "...)
 		dst = appendSafe(dst, fi.Traceparent)
 		dst = append(dst, "\r\n"...)
+	}
+	if fs.te {
+		dst = append(dst, "TE: trailers\r\nConnection: TE\r\n"...)
 	}
 	if fs.via || fi.Via != "" {
 		dst = append(dst, "Via: "...)

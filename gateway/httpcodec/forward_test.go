@@ -129,6 +129,46 @@ func TestAppendForwardRequest(t *testing.T) {
 			want: req("GET / HTTP/1.1", "Host: h", "Traceparent: 00-x", "Tracestate: a=1", "X-Forwarded-Proto: http", "X-Forwarded-Host: h"),
 		},
 		{
+			name: "te trailers said again, other codings not",
+			head: req("GET / HTTP/1.1", "Host: h", "Connection: TE", "TE: deflate;q=0.5, Trailers", "X-A: 1"),
+			fi:   ForwardInfo{Trailers: true},
+			want: req("GET / HTTP/1.1", "Host: h", "X-A: 1", "X-Forwarded-Proto: http", "X-Forwarded-Host: h",
+				"TE: trailers", "Connection: TE"),
+		},
+		{
+			name: "te trailers on a second line, without connection",
+			head: req("GET / HTTP/1.1", "Host: h", "TE: gzip", "TE: trailers"),
+			fi:   ForwardInfo{Trailers: true},
+			want: req("GET / HTTP/1.1", "Host: h", "X-Forwarded-Proto: http", "X-Forwarded-Host: h",
+				"TE: trailers", "Connection: TE"),
+		},
+		{
+			name: "trailer announced, filtered, with a chunked body",
+			head: req("POST / HTTP/1.1", "Host: h", "Transfer-Encoding: chunked", "Connection: X-Hop", "X-Sum: head",
+				"Trailer: Grpc-Status, X-Sum, X-Hop, Host, Authorization", "Trailer: Content-Length"),
+			fi: ForwardInfo{},
+			want: req("POST / HTTP/1.1", "Host: h", "X-Sum: head", "Trailer: Grpc-Status",
+				"X-Forwarded-Proto: http", "X-Forwarded-Host: h", "Transfer-Encoding: chunked"),
+		},
+		{
+			name: "trailer dropped with a body framed by its length",
+			head: req("POST / HTTP/1.1", "Host: h", "Content-Length: 1", "Trailer: Grpc-Status"),
+			fi:   ForwardInfo{},
+			want: req("POST / HTTP/1.1", "Host: h", "X-Forwarded-Proto: http", "X-Forwarded-Host: h", "Content-Length: 1"),
+		},
+		{
+			name: "te without trailers",
+			head: req("GET / HTTP/1.1", "Host: h", "TE: gzip, trailersx, trailers;q=1"),
+			fi:   ForwardInfo{Trailers: true},
+			want: req("GET / HTTP/1.1", "Host: h", "X-Forwarded-Proto: http", "X-Forwarded-Host: h"),
+		},
+		{
+			name: "te trailers when trailers cannot reach the client",
+			head: req("GET / HTTP/1.1", "Host: h", "TE: trailers"),
+			fi:   ForwardInfo{},
+			want: req("GET / HTTP/1.1", "Host: h", "X-Forwarded-Proto: http", "X-Forwarded-Host: h"),
+		},
+		{
 			name: "filter edits are forwarded",
 			head: req("GET / HTTP/1.1", "Host: h", "X-Drop: 1", "X-Change: old"),
 			fi:   ForwardInfo{},
@@ -169,6 +209,7 @@ func TestAppendClientResponse(t *testing.T) {
 		name     string
 		head     string
 		headReq  bool
+		lazy     bool // ParseLazy, as the proxy path does, not Parse
 		ri       ResponseInfo
 		edit     func(r *Response)
 		want     string
@@ -188,6 +229,32 @@ func TestAppendClientResponse(t *testing.T) {
 				"X-B: 2"),
 			ri:   ResponseInfo{RequestID: []byte("rid"), Chunked: true},
 			want: req("HTTP/1.1 200 Fine", "X-B: 2", "X-Request-Id: rid", "Transfer-Encoding: chunked"),
+		},
+		{
+			name: "trailer announced, filtered, when the trailers reach the client",
+			head: req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Connection: X-Hop",
+				"Trailer: Grpc-Status, Via, X-Hop,, Set-Cookie", "Trailer: x-checksum", "Trailer: Date"),
+			lazy: true, // (fasthttp's parse keeps the last Trailer line only, and refuses some names)
+			ri:   ResponseInfo{Chunked: true, Trailers: true},
+			want: req("HTTP/1.1 200 OK", "Trailer: Grpc-Status, x-checksum", "Transfer-Encoding: chunked"), // one line for all
+		},
+		{
+			name: "trailer announced, filtered, from fasthttp's header",
+			head: req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Trailer: Grpc-Status, Via, X-Checksum"),
+			ri:   ResponseInfo{Chunked: true, Trailers: true},
+			want: req("HTTP/1.1 200 OK", "Trailer: Grpc-Status, X-Checksum", "Transfer-Encoding: chunked"),
+		},
+		{
+			name: "trailer dropped when the trailers do not reach the client",
+			head: req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Trailer: Grpc-Status"),
+			ri:   ResponseInfo{HTTP10: true, Close: true},
+			want: req("HTTP/1.1 200 OK", "Connection: close"),
+		},
+		{
+			name: "trailer named by connection dropped",
+			head: req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Connection: Trailer", "Trailer: Grpc-Status"),
+			ri:   ResponseInfo{Chunked: true, Trailers: true},
+			want: req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked"),
 		},
 		{
 			name: "origin request id kept when none given, via appended",
@@ -257,7 +324,11 @@ func TestAppendClientResponse(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var r Response
-			if err := r.Parse([]byte(tc.head), tc.headReq); err != nil {
+			parse := r.Parse
+			if tc.lazy {
+				parse = r.ParseLazy
+			}
+			if err := parse([]byte(tc.head), tc.headReq); err != nil {
 				t.Fatal(err)
 			}
 			if tc.edit != nil {

@@ -54,6 +54,8 @@ var requestSeeds = []string{
 	req("GET / HTTP/1.1", "Host: a", "X-Forwarded-For: 1.1.1.1", "Via: 1.0 x", "X-Request-Id: r"),
 	"\r\n" + req("GET / HTTP/1.1", "Host: a"),
 	req("GET /ws HTTP/1.1", "Host: a", "Connection: Upgrade", "Upgrade: websocket"),
+	req("POST /g HTTP/1.1", "Host: a", "Connection: TE", "TE: trailers, gzip;q=0.5", "Trailer: grpc-status", "Transfer-Encoding: chunked"),
+	req("GET / HTTP/1.1", "Host: a", "TE: gzip", "TE: ,trailers,"),
 }
 
 // chunkedSeeds are chunked bodies: valid ones with extensions and trailers
@@ -257,14 +259,48 @@ func checkAccepted(t *testing.T, head []byte, r *Request) {
 		t.Fatalf("forwarded framing %v/%d keepAlive %v, want %v/%d\n%q", r2.Framing, r2.ContentLength, r2.KeepAlive,
 			wantFraming, wantCL, out)
 	}
-	_, fnames, _ := naiveHeaders(out)
-	for _, hop := range []string{"connection", "keep-alive", "te", "trailer", "upgrade", "expect", "proxy-connection"} {
+	_, fnames, fvalues := naiveHeaders(out)
+	for _, hop := range []string{"connection", "keep-alive", "te", "upgrade", "expect", "proxy-connection"} {
 		if count(fnames, hop) != 0 {
 			t.Fatalf("hop-by-hop %s forwarded:\n%q", hop, out)
 		}
 	}
+	// A Trailer goes only before a chunked body, whose trailers follow it,
+	// naming tokens whose fields may pass.
+	for i, n := range fnames {
+		if n != "trailer" {
+			continue
+		}
+		if r.Framing != FramingChunked {
+			t.Fatalf("Trailer forwarded with framing %v:\n%q", r.Framing, out)
+		}
+		for _, name := range strings.Split(fvalues[i], ", ") {
+			if !isToken([]byte(name)) || ForbiddenTrailer([]byte(name)) {
+				t.Fatalf("announced %q:\n%q", name, out)
+			}
+		}
+	}
 	if count(fnames, "host") != 1 || count(fnames, "content-length")+count(fnames, "transfer-encoding") > 1 {
 		t.Fatalf("bad forwarded framing headers:\n%q", out)
+	}
+	// Trailers reaching the client: the only hop-by-hop fields that may go
+	// are the gateway's own "TE: trailers" and "Connection: TE", together.
+	fi.Trailers = true
+	out = AppendForwardRequest(nil, r, &fi)
+	_, fnames, fvalues = naiveHeaders(out)
+	for _, hop := range []string{"keep-alive", "upgrade", "expect", "proxy-connection"} {
+		if count(fnames, hop) != 0 {
+			t.Fatalf("hop-by-hop %s forwarded:\n%q", hop, out)
+		}
+	}
+	te, conn := count(fnames, "te"), count(fnames, "connection")
+	if te > 1 || te != conn {
+		t.Fatalf("%d TE and %d Connection forwarded:\n%q", te, conn, out)
+	}
+	for i, n := range fnames {
+		if n == "te" && fvalues[i] != "trailers" || n == "connection" && fvalues[i] != "TE" {
+			t.Fatalf("forwarded %s: %q\n%q", n, fvalues[i], out)
+		}
 	}
 }
 
@@ -280,6 +316,8 @@ var responseSeeds = []string{
 	req("HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: upgrade"),
 	req("HTTP/1.1 200 OK", "Set-Cookie: a=b", "Via: 1.1 x", "Connection: X-A", "X-A: 1"),
 	req("HTTP/1.1 200"),
+	req("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Connection: X-A", "Trailer: grpc-status, X-A, Via, x-sum", "Trailer: Date"),
+	req("HTTP/1.1 200 OK", "Trailer: ,, a b, grpc-status", "Transfer-Encoding: chunked"),
 }
 
 func FuzzResponseParse(f *testing.F) {
@@ -337,6 +375,30 @@ func FuzzResponseParse(f *testing.F) {
 		if r2.Status != r.Status || r2.Framing != wantFraming || (wantFraming == FramingLength && r2.ContentLength != r.ContentLength) {
 			t.Fatalf("client response %d %v/%d, want %d %v/%d\n%q", r2.Status, r2.Framing, r2.ContentLength,
 				r.Status, wantFraming, r.ContentLength, out)
+		}
+		// Trailers reaching the client: the Trailer header announces tokens
+		// whose fields may pass, never an empty one, never a forbidden one,
+		// and the head still parses.
+		if ri.Chunked {
+			ri.Trailers = true
+			for _, resp := range []*Response{&r, &lz} {
+				out := AppendClientResponse(nil, resp, &ri)
+				_, names, values := naiveHeaders(out)
+				for i, n := range names {
+					if n != "trailer" {
+						continue
+					}
+					for _, name := range strings.Split(values[i], ", ") {
+						if !isToken([]byte(name)) || ForbiddenTrailer([]byte(name)) {
+							t.Fatalf("announced %q:\n%q", name, out)
+						}
+					}
+				}
+				if err := r2.Parse(out, headReq); err != nil {
+					t.Fatalf("client response with its Trailer rejected: %v\n%q", err, out)
+				}
+			}
+			ri.Trailers = false
 		}
 		// What the compressing relay does to a head (SetHeader) comes out the
 		// same whether the head was parsed or kept lazy.

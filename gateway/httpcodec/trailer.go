@@ -62,10 +62,15 @@ func appendTrailerFields(dst, section []byte, w FieldWriter, drop func(name []by
 // X-Forwarded-For. Each field is written as w encodes it (nil: "Name:
 // value\r\n"). It uses r's scratch buffers (r must not be used
 // concurrently) and allocates nothing when dst has room.
+//
+// The work is bounded (trailerWork): each field is looked for in both
+// heads, and a client controls the fields and most of the head; past the
+// bound, the fields left are dropped, as fields the head rules out.
 func (r *Request) AppendTrailerFields(dst, section, fwd []byte, w FieldWriter) []byte {
 	head := r.indexHeaders()
+	left := trailerWork
 	return appendTrailerFields(dst, section, w, func(name []byte) bool {
-		return headRulesOut(head, name) || headRulesOut(fwd, name)
+		return headRulesOut(head, name, &left) || headRulesOut(fwd, name, &left)
 	})
 }
 
@@ -94,7 +99,9 @@ func (r *Response) AppendTrailerFields(dst, section []byte, w FieldWriter) []byt
 
 // headRulesOut reports whether head (an HTTP/1.1 head: a start line, then
 // field lines) has a field called name, or a Connection field that names it.
-func headRulesOut(head, name []byte) bool {
+// Each line looked at costs *left one, and one per 128 bytes (a Connection
+// line's tokens one per 8); once *left is spent, every name is ruled out.
+func headRulesOut(head, name []byte, left *int) bool {
 	if i := bytes.IndexByte(head, '\n'); i >= 0 {
 		head = head[i+1:] // the start line
 	}
@@ -112,12 +119,106 @@ func headRulesOut(head, name []byte) bool {
 		if colon <= 0 {
 			continue // the empty line, or no field
 		}
+		if *left -= 1 + len(line)>>7; *left < 0 { // (a long line costs its scan)
+			return true
+		}
 		n := line[:colon]
-		if eqFoldBytes(n, name) || eqFold(n, "connection") && listHasTokenFold(line[colon+1:], name) {
+		if eqFoldBytes(n, name) {
+			return true
+		}
+		if eqFold(n, "connection") {
+			if *left -= len(line) >> 3; *left < 0 || listHasTokenFold(line[colon+1:], name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The Trailer header a message forwards is bounded per head, whatever its
+// Trailer lines list (a 32 KiB head could list thousands of names over
+// hundreds of lines): one line, the names of all of them, each once, at
+// most maxTrailerNames, and at most maxTrailerLooks distinct names checked
+// (keep looks each through the head). Announcing is advisory (RFC 9110
+// 6.6.2): a name past the bounds is not announced, its trailer field still
+// passes. gRPC announces two or three.
+const (
+	maxTrailerNames = 32
+	maxTrailerLooks = 2 * maxTrailerNames
+)
+
+// trailerWork bounds the head lines one call compares names with
+// (Request.AppendTrailerFields, the forwarded Trailer header): each trailer
+// field or announced name is looked for in the head, and a client controls
+// both (an 8 KiB trailer section is 2,000 fields, a 32 KiB head 3,500
+// lines: 7 million comparisons, some 200 ms of loop CPU; the bound keeps
+// it to a few milliseconds). An ordinary request (tens of lines, a few
+// trailers) uses a few hundred; past the bound, the names left are taken as
+// the head's (not announced, their fields dropped): the safe side.
+const trailerWork = 1 << 16
+
+// trailerNames gathers the names a head's Trailer lines announce into one
+// value: at most maxTrailerNames, each once (case-insensitively), at most
+// maxTrailerLooks checked by keep. The names' places in the value are kept
+// (no allocation) so that a duplicate costs maxTrailerNames comparisons at
+// most, not a parse of the value.
+type trailerNames struct {
+	from   int // where the value starts in dst
+	looked int
+	kept   int
+	at     [maxTrailerNames][2]int32 // each kept name's start and end in dst
+}
+
+// full reports whether no more names can be announced.
+func (tn *trailerNames) full() bool {
+	return tn.kept == maxTrailerNames || tn.looked == maxTrailerLooks
+}
+
+// add appends to dst the names of a Trailer header's value v (a list of
+// field names, RFC 9110 6.6.2) whose trailer fields will be passed on,
+// ", "-joined after those already there: not ForbiddenTrailer's, not one
+// already announced, and those keep accepts (nil: all). Names that are not
+// tokens, and names past the bounds, are left out. keep does not escape:
+// it allocates nothing.
+func (tn *trailerNames) add(dst, v []byte, keep func(name []byte) bool) []byte {
+	for len(v) > 0 && !tn.full() {
+		var name []byte
+		name, v = nextToken(v)
+		if !isToken(name) || ForbiddenTrailer(name) || tn.has(dst, name) {
+			continue
+		}
+		tn.looked++
+		if keep != nil && !keep(name) {
+			continue
+		}
+		if len(dst) > tn.from {
+			dst = append(dst, ", "...)
+		}
+		tn.at[tn.kept] = [2]int32{int32(len(dst)), int32(len(dst) + len(name))}
+		tn.kept++
+		dst = append(dst, name...)
+	}
+	return dst
+}
+
+// has reports whether name was announced already (in dst).
+func (tn *trailerNames) has(dst, name []byte) bool {
+	for _, at := range tn.at[:tn.kept] {
+		if eqFoldBytes(dst[at[0]:at[1]], name) {
 			return true
 		}
 	}
 	return false
+}
+
+// isToken reports whether b is a non-empty token (RFC 9110 5.6.2).
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !isTchar(c) {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // listHasTokenFold is listHasToken for a token of any case.

@@ -1,6 +1,7 @@
 package httpcodec
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -151,5 +152,39 @@ func TestResponseTrailerFields(t *testing.T) {
 		if got := string(r.AppendTrailerFields(nil, in, nil)); got != "Grpc-Status: 0\r\n" {
 			t.Fatalf("lazy %v: got %q", lazy, got)
 		}
+	}
+}
+
+func TestAppendTrailerNames(t *testing.T) {
+	var names []string
+	for i := range maxTrailerNames {
+		names = append(names, fmt.Sprintf("x-%d", i))
+	}
+	many := strings.Join(names, ", ") + ", x-past"
+	var refused []string // names keep refuses: each is looked through the head
+	for i := range maxTrailerLooks {
+		refused = append(refused, fmt.Sprintf("x-no-%d", i))
+	}
+	noNo := func(n []byte) bool { return !strings.HasPrefix(string(n), "x-no-") }
+	tests := []struct {
+		name, value, want string
+		keep              func([]byte) bool
+	}{
+		{"kept", "Grpc-Status, x-checksum", "Grpc-Status, x-checksum", nil},
+		{"forbidden dropped", "Content-Length, grpc-status, Set-Cookie, Host, If-Match, Trailer, Via", "grpc-status", nil},
+		{"empty elements and non-tokens dropped", ",, a b, x-(y), \"q\" , ok,", "ok", nil},
+		{"keep refuses", "x-a, x-b", "x-b", func(n []byte) bool { return string(n) != "x-a" }},
+		{"none left", "Date, Age", "", nil},
+		{"names past the bound not announced", many, strings.Join(names, ", "), nil},
+		{"each name once", "x-a, X-A, x-b, x-a", "x-a, x-b", nil},
+		{"looks bounded", strings.Join(refused[:maxTrailerLooks-1], ", ") + ", x-ok, x-past", "x-ok", noNo},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var tn trailerNames
+			if got := string(tn.add(nil, []byte(tc.value), tc.keep)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
