@@ -129,15 +129,7 @@ func TestTrailerHeader(t *testing.T) {
 	ca := newTestCA(t)
 	o := trailerOrigin(t)
 	g := trailerGozer(t, ca, o.Listener.Addr().String())
-	clients := []struct {
-		name   string
-		client *http.Client
-		base   string
-	}{
-		{"http1", newClient(t, 20*time.Second), "http://" + g.ProxyAddr},
-		{"h2c", h2cClient(t), "http://" + g.ProxyAddr},
-		{"h2", h2TLSClient(t, ca), "https://" + g.HTTPSAddr},
-	}
+	clients := trailerClients(t, ca, g)
 	responses := []struct {
 		path      string
 		announced string // resp.Trailer's keys before the body

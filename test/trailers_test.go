@@ -110,6 +110,23 @@ func trailerGozer(t *testing.T, ca *testCA, origin string) *gozer {
 	return startGozer(t, cfg)
 }
 
+// trailerClient is one of the clients the trailer tests run through
+// trailerGozer: Go's HTTP/1.1 client, its h2c one and HTTP/2 over TLS.
+type trailerClient struct {
+	name   string
+	client *http.Client
+	base   string // the URL's scheme and host
+	proto  int    // the response's ProtoMajor
+}
+
+func trailerClients(t *testing.T, ca *testCA, g *gozer) []trailerClient {
+	return []trailerClient{
+		{"http1", newClient(t, 20*time.Second), "http://" + g.ProxyAddr, 1},
+		{"h2c", h2cClient(t), "http://" + g.ProxyAddr, 2},
+		{"h2", h2TLSClient(t, ca), "https://" + g.HTTPSAddr, 2},
+	}
+}
+
 // TestTrailersResponse: an origin's trailers reach Go's HTTP/1.1 client and
 // its HTTP/2 clients (h2c, h2 over TLS) in resp.Trailer, without the fields
 // that must not be trailers; a compressed response and an HTTP/1.0 client's
@@ -121,16 +138,7 @@ func TestTrailersResponse(t *testing.T) {
 	ca := newTestCA(t)
 	o := trailerOrigin(t)
 	g := trailerGozer(t, ca, o.Listener.Addr().String())
-	clients := []struct {
-		name   string
-		client *http.Client
-		base   string
-		proto  int
-	}{
-		{"http1", newClient(t, 20*time.Second), "http://" + g.ProxyAddr, 1},
-		{"h2c", h2cClient(t), "http://" + g.ProxyAddr, 2},
-		{"h2", h2TLSClient(t, ca), "https://" + g.HTTPSAddr, 2},
-	}
+	clients := trailerClients(t, ca, g)
 	paths := []struct {
 		path string
 		want map[string]string // the trailers the client must see, exactly

@@ -33,7 +33,7 @@ import "gozer/gateway/exchange"
 // moment, not the window. So the time held is counted (noteHold): the
 // stream's own holds (paused, its window closed) as they begin and end, and
 // the connection's window's, closed for every stream alike, as a running
-// total each window takes its part of (Conn.heldNS). A time both held is
+// total each window takes its part of (Conn.bodyHold). A time both held is
 // counted twice: the client's favour, never its loss.
 //
 // Concurrency: everything here runs on the connection's loop, from its
@@ -64,14 +64,47 @@ func (st *stream) bodyWatch() {
 	st.c.arm(st)
 }
 
+// holdClock adds up the time a body was held back (a window closed, the
+// exchange paused it): ns before from, and since from while a hold goes on
+// (from 0: none). Owned by the connection's loop goroutine.
+type holdClock struct{ ns, from int64 }
+
+// note begins or ends a hold as held says; a hold already going on, or
+// none, stays as it is.
+func (h *holdClock) note(held bool, now int64) {
+	switch {
+	case held && h.from == 0:
+		h.from = now
+	case !held && h.from != 0:
+		h.ns += now - h.from
+		h.from = 0
+	}
+}
+
+// total is the time held, in all, by now.
+func (h *holdClock) total(now int64) int64 {
+	if h.from != 0 {
+		return h.ns + now - h.from
+	}
+	return h.ns
+}
+
+// restart counts anew from now; a hold going on goes on.
+func (h *holdClock) restart(now int64) {
+	h.ns = 0
+	if h.from != 0 {
+		h.from = now
+	}
+}
+
+// holding reports whether a hold goes on.
+func (h *holdClock) holding() bool { return h.from != 0 }
+
 // restartHeld starts counting the time held anew (a window, or its
 // lengthening, begins now).
 func (st *stream) restartHeld(now int64) {
-	st.bodyHeldNS = 0
-	if st.bodyHeldFrom != 0 {
-		st.bodyHeldFrom = now
-	}
-	st.bodyConnMark = st.c.heldNS(now)
+	st.bodyHold.restart(now)
+	st.bodyConnMark = st.c.bodyHold.total(now)
 }
 
 // bodyHeld reports whether Gozer holds the stream's body back now: the
@@ -83,36 +116,12 @@ func (st *stream) bodyHeld() bool {
 // noteHold counts the stream's own holds: called when it may have begun
 // or ended one (paused, its window closed or given back).
 func (st *stream) noteHold() {
-	held, now := st.paused || st.recvWindow <= 0, st.c.lp.l.Now()
-	switch {
-	case held && st.bodyHeldFrom == 0:
-		st.bodyHeldFrom = now
-	case !held && st.bodyHeldFrom != 0:
-		st.bodyHeldNS += now - st.bodyHeldFrom
-		st.bodyHeldFrom = 0
-	}
+	st.bodyHold.note(st.paused || st.recvWindow <= 0, st.c.lp.l.Now())
 }
 
 // noteHold counts the time the connection's window is closed: called when
 // it may have closed or opened.
-func (c *Conn) noteHold() {
-	held, now := c.recvWindow <= 0, c.lp.l.Now()
-	switch {
-	case held && c.bodyHeldFrom == 0:
-		c.bodyHeldFrom = now
-	case !held && c.bodyHeldFrom != 0:
-		c.bodyHeldNS += now - c.bodyHeldFrom
-		c.bodyHeldFrom = 0
-	}
-}
-
-// heldNS is how long the connection's window was closed, in all, by now.
-func (c *Conn) heldNS(now int64) int64 {
-	if c.bodyHeldFrom != 0 {
-		return c.bodyHeldNS + now - c.bodyHeldFrom
-	}
-	return c.bodyHeldNS
-}
+func (c *Conn) noteHold() { c.bodyHold.note(c.recvWindow <= 0, c.lp.l.Now()) }
 
 // bodyRateDue checks st's window of min_body_rate, which ended: one Gozer
 // held the body back in is lengthened by as long; a body that came fast
@@ -124,10 +133,7 @@ func (st *stream) bodyRateDue() bool {
 		return true
 	}
 	now := st.c.lp.l.Now()
-	held := st.bodyHeldNS + st.c.heldNS(now) - st.bodyConnMark
-	if st.bodyHeldFrom != 0 {
-		held += now - st.bodyHeldFrom
-	}
+	held := st.bodyHold.total(now) + st.c.bodyHold.total(now) - st.bodyConnMark
 	if held > 0 {
 		if st.bodyHeld() {
 			// A hold that goes on: looked at again a quarter window on

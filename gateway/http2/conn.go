@@ -91,20 +91,19 @@ type Conn struct {
 	recvWindow int64  // what the client may still send on the connection
 	recvCredit int64  // taken or dropped, not yet given back
 	// min_body_rate (bodyrate.go): how long the connection's window was
-	// closed, before bodyHeldFrom (when it closed, 0: open).
-	bodyHeldNS   int64
-	bodyHeldFrom int64
-	blocked      []*stream
-	waiters      []*stream // streams that called WaitWritable (st.waiting)
-	spare        []*stream // wakeWaiters' other list
-	pendTotal    int       // response bytes the streams hold (flow control)
-	sent         int64     // bytes given to gnet
-	dataSent     int64     // DATA payload the connection's window let out (sendrate.go)
-	rateAt       int64     // the end of the window of server.min_send_rate (0: none; sendrate.go)
-	rateMark     int64     // taken when it began
-	dataMark     int64     // dataSent when it began
-	held         int32
-	idleAt       int64 // when the last stream ended
+	// closed, in all.
+	bodyHold  holdClock
+	blocked   []*stream
+	waiters   []*stream // streams that called WaitWritable (st.waiting)
+	spare     []*stream // wakeWaiters' other list
+	pendTotal int       // response bytes the streams hold (flow control)
+	sent      int64     // bytes given to gnet
+	dataSent  int64     // DATA payload the connection's window let out (sendrate.go)
+	rateAt    int64     // the end of the window of server.min_send_rate (0: none; sendrate.go)
+	rateMark  int64     // taken when it began
+	dataMark  int64     // dataSent when it began
+	held      int32
+	idleAt    int64 // when the last stream ended
 
 	flushing         bool // flushSoon queued a flush (in lp.batch)
 	abuseAt          int64

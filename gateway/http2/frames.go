@@ -289,7 +289,7 @@ func (c *Conn) credit(st *stream, n int64) {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvCredit))
 		c.recvWindow += c.recvCredit
 		c.recvCredit = 0
-		if c.bodyHeldFrom != 0 {
+		if c.bodyHold.holding() {
 			c.noteHold() // the hold ends (bodyrate.go)
 		}
 	}
@@ -299,7 +299,7 @@ func (c *Conn) credit(st *stream, n int64) {
 			_ = c.fr.WriteWindowUpdate(st.id, uint32(st.recvCredit))
 			st.recvWindow += st.recvCredit
 			st.recvCredit = 0
-			if st.bodyHeldFrom != 0 {
+			if st.bodyHold.holding() {
 				st.noteHold()
 			}
 		}

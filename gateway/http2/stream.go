@@ -34,12 +34,11 @@ type stream struct {
 	// The window of server.min_body_rate (bodyrate.go): at bodyRateAt, the
 	// DATA that arrived since bodyMark (received when it began) must reach
 	// the minimum, the window lengthened by the time Gozer held the body
-	// back in it: its own holds (bodyHeldNS, and since bodyHeldFrom when one
-	// goes on), the connection window's since bodyConnMark (Conn.heldNS).
+	// back in it: its own holds (bodyHold), the connection window's since
+	// bodyConnMark (Conn.bodyHold's total then).
 	bodyRateAt   int64
 	bodyMark     int64
-	bodyHeldFrom int64
-	bodyHeldNS   int64
+	bodyHold     holdClock
 	bodyConnMark int64
 	// trailer is the request's trailer section as HTTP/1.1 field lines
 	// (trailers.go), for the exchange's Trailer; bodyErr fails the body (a
