@@ -135,6 +135,17 @@ func TestHTTP2MinBodyRate(t *testing.T) {
 		!strings.Contains(line.str("reason"), "request body slower than server.min_body_rate") {
 		t.Errorf("access-log line %v, want 408 HTTP/2.0 and the min_body_rate reason", line)
 	}
+	// Its trailer section ended the stream on the client's side: another
+	// HEADERS there is no longer in flight but the client's error, not
+	// header blocks Gozer would decode for nothing, forever.
+	h.eb.Reset()
+	_ = h.enc.WriteField(hpack.HeaderField{Name: "x-checksum", Value: "again"})
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.eb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if code, ok := h.waitGoAway(5 * time.Second); !ok || code != http2.ErrCodeStreamClosed {
+		t.Errorf("a second trailer section on the reset stream: GOAWAY %v (%v), want STREAM_CLOSED", code, ok)
+	}
 }
 
 // slowBody is a request body that gives piece bytes every pace (the

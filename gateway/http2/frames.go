@@ -105,11 +105,14 @@ func (c *Conn) onHeaders(f *http2.HeadersFrame) {
 	c.blk.begin(c, id, f.StreamEnded())
 	if c.streams[id] != nil {
 		c.blk.trailers = true
-	} else if id <= c.lastID && c.recentlyReset(id) {
+	} else if id <= c.lastID && f.StreamEnded() && c.clientEnds(id) {
 		// A trailer section the client sent before our RST_STREAM reached
 		// it (after min_body_rate's 408, a stream error): decoded, for
 		// HPACK's state, and dropped, as its DATA is (RFC 9113 5.1), not a
-		// connection error that would end every other stream.
+		// connection error that would end every other stream. Once: it
+		// ended the stream on the client's side, so another HEADERS there
+		// is the client's error (STREAM_CLOSED, below), not a way to make
+		// Gozer decode header blocks that count against nothing.
 		c.blk.trailers = true
 	} else if id <= c.lastID {
 		code := http2.ErrCodeProtocol
@@ -428,6 +431,19 @@ func (st *stream) resetByUs() bool { return st.reset && !st.peerReset && !st.rem
 func (c *Conn) recentlyReset(id uint32) bool {
 	for _, x := range c.closed {
 		if x == id|closedByUs {
+			return true
+		}
+	}
+	return false
+}
+
+// clientEnds reports whether id is a stream Gozer reset while the client
+// could still send on it (recentlyReset), and notes that the client ended
+// it: frames after that are no longer in flight but the client's error.
+func (c *Conn) clientEnds(id uint32) bool {
+	for i, x := range c.closed {
+		if x == id|closedByUs {
+			c.closed[i] = id
 			return true
 		}
 	}
