@@ -98,6 +98,10 @@
 // stream ended before their END_HEADERS (a 408, an early answer, a reset, in
 // another callback) are decoded, for HPACK's state, and dropped: the block
 // finds its stream again by id, never keeps a pointer to a recyclable one.
+// So are frames the client sent on a stream Gozer reset before the reset
+// reached it (RFC 9113 5.1): its DATA (the window given back) and one
+// trailer section, which ends the stream on the client's side; a second
+// HEADERS there is the client's error (GOAWAY STREAM_CLOSED).
 //
 // Not done: server push (PUSH_PROMISE) is never sent (SETTINGS_ENABLE_PUSH
 // is ignored); PRIORITY is ignored.
