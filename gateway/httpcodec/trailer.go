@@ -242,7 +242,9 @@ func listHasTokenFold(list, tok []byte) bool {
 // gateway itself vouches for in a head (AppendForwardRequest's
 // X-Forwarded-*, Forwarded, Via, X-Request-Id, traceparent, tracestate; and
 // X-Real-IP, which origins read as X-Forwarded-For): a client's value in a
-// trailer would reach the origin unreplaced.
+// trailer would reach the origin unreplaced; and the status headers the
+// gateway shows a client (X-Gozer-Status, X-Gozer-Attempts), which an
+// origin's trailer could otherwise contradict.
 func ForbiddenTrailer(name []byte) bool {
 	var low [24]byte
 	n := copy(low[:], name)
@@ -263,7 +265,8 @@ func ForbiddenTrailer(name []byte) bool {
 		"cookie", "set-cookie", "age", "date", "expires", "location",
 		"retry-after", "vary", "warning",
 		"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
-		"via", "x-request-id", "x-real-ip", "traceparent", "tracestate":
+		"via", "x-request-id", "x-real-ip", "traceparent", "tracestate",
+		"x-gozer-status", "x-gozer-attempts":
 		return true
 	}
 	return false

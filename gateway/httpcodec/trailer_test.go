@@ -111,10 +111,12 @@ func TestChunkedTrailerBufferKept(t *testing.T) {
 
 // TestTrailerGatewayFieldsDropped: a trailer may not carry what the gateway
 // vouches for in a head (a client's value would reach the origin
-// unreplaced).
+// unreplaced), nor the status headers it shows a client (an origin's
+// trailer would contradict them).
 func TestTrailerGatewayFieldsDropped(t *testing.T) {
 	in := "X-Forwarded-For: 127.0.0.1\r\nx-forwarded-proto: https\r\nX-Forwarded-Host: a\r\nForwarded: for=1\r\n" +
-		"Via: 1.1 x\r\nX-Request-Id: 1\r\nX-Real-IP: 127.0.0.1\r\ntraceparent: 00-x\r\ntracestate: a=b\r\nX-Sum: 1\r\n"
+		"Via: 1.1 x\r\nX-Request-Id: 1\r\nX-Real-IP: 127.0.0.1\r\ntraceparent: 00-x\r\ntracestate: a=b\r\n" +
+		"X-Gozer-Status: SUCCESS\r\nx-gozer-attempts: 1\r\nX-Sum: 1\r\n"
 	if got := string(AppendTrailerFields(nil, []byte(in), nil)); got != "X-Sum: 1\r\n" {
 		t.Fatalf("got %q", got)
 	}
