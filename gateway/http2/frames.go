@@ -428,26 +428,29 @@ func (st *stream) resetByUs() bool { return st.reset && !st.peerReset && !st.rem
 // recentlyReset reports whether id is one of the last streams closed, and
 // was closed by Gozer while the client could still send on it: frames the
 // client sent before it learnt are to be ignored (RFC 9113 5.1).
-func (c *Conn) recentlyReset(id uint32) bool {
-	for _, x := range c.closed {
+func (c *Conn) recentlyReset(id uint32) bool { return c.resetAt(id) >= 0 }
+
+// resetAt is where id stands in Conn.closed as closed by Gozer while the
+// client could still send on it (-1: not there).
+func (c *Conn) resetAt(id uint32) int {
+	for i, x := range c.closed {
 		if x == id|closedByUs {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // clientEnds reports whether id is a stream Gozer reset while the client
 // could still send on it (recentlyReset), and notes that the client ended
 // it: frames after that are no longer in flight but the client's error.
 func (c *Conn) clientEnds(id uint32) bool {
-	for i, x := range c.closed {
-		if x == id|closedByUs {
-			c.closed[i] = id
-			return true
-		}
+	i := c.resetAt(id)
+	if i < 0 {
+		return false
 	}
-	return false
+	c.closed[i] = id
+	return true
 }
 
 // remove takes st out of list (the order of the others kept).

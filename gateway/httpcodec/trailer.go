@@ -27,26 +27,34 @@ func AppendTrailerFields(dst, section []byte, w FieldWriter) []byte {
 // which drop (when not nil) is true.
 func appendTrailerFields(dst, section []byte, w FieldWriter, drop func(name []byte) bool) []byte {
 	for len(section) > 0 {
-		line := section
-		if i := bytes.IndexByte(section, '\n'); i >= 0 {
-			line, section = section[:i], section[i+1:]
-		} else {
-			section = nil
-		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+		var name, value []byte
+		if name, value, section = nextField(section); name == nil {
 			continue
 		}
-		name := line[:colon]
 		if ForbiddenTrailer(name) || drop != nil && drop(name) {
 			continue
 		}
-		dst = AppendField(dst, w, name, TrimOWS(line[colon+1:]))
+		dst = AppendField(dst, w, name, TrimOWS(value))
 	}
 	return dst
+}
+
+// nextField cuts b's first line (LF or CRLF ended) and splits it at its
+// colon: name nil for a line without a field (the empty line, no colon or
+// an empty name); rest is what follows the line.
+func nextField(b []byte) (name, value, rest []byte) {
+	line := b
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		line, rest = b[:i], b[i+1:]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, rest
+	}
+	return line[:colon], line[colon+1:], rest
 }
 
 // AppendTrailerFields is AppendTrailerFields for a request's trailer
@@ -106,28 +114,19 @@ func headRulesOut(head, name []byte, left *int) bool {
 		head = head[i+1:] // the start line
 	}
 	for len(head) > 0 {
-		line := head
-		if i := bytes.IndexByte(head, '\n'); i >= 0 {
-			line, head = head[:i], head[i+1:]
-		} else {
-			head = nil
-		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+		var n, v []byte
+		if n, v, head = nextField(head); n == nil {
 			continue // the empty line, or no field
 		}
-		if *left -= 1 + len(line)>>7; *left < 0 { // (a long line costs its scan)
+		line := len(n) + 1 + len(v)
+		if *left -= 1 + line>>7; *left < 0 { // (a long line costs its scan)
 			return true
 		}
-		n := line[:colon]
 		if eqFoldBytes(n, name) {
 			return true
 		}
 		if eqFold(n, "connection") {
-			if *left -= len(line) >> 3; *left < 0 || listHasTokenFold(line[colon+1:], name) {
+			if *left -= line >> 3; *left < 0 || listHasTokenFold(v, name) {
 				return true
 			}
 		}
