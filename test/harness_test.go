@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gozer/gateway/loop"
 )
 
 var (
@@ -72,8 +74,15 @@ func run(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
+// goBuild builds pkg into out with the poller this test binary has (make test
+// passes -tags=poll_opt through GOFLAGS, which the go command below inherits;
+// a plain go test -tags=poll_opt does not set GOFLAGS, hence the explicit tag).
 func goBuild(out, pkg string) error {
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", out, pkg)
+	args := []string{"build", "-buildvcs=false", "-o", out}
+	if loop.PollOpt {
+		args = append(args, "-tags=poll_opt")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = moduleRoot
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)

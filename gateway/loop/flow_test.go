@@ -14,7 +14,8 @@ import (
 // epollProbe records what EpollFD finds from inside a real gnet loop.
 type epollProbe struct {
 	gnet.BuiltinEventEngine
-	got chan error
+	got  chan error
+	read chan string // what OnTraffic reads after the pause and resume
 }
 
 func (p *epollProbe) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
@@ -34,6 +35,15 @@ func (p *epollProbe) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	p.got <- err
 	return nil, gnet.None
+}
+
+func (p *epollProbe) OnTraffic(c gnet.Conn) gnet.Action {
+	b, _ := c.Next(-1)
+	select {
+	case p.read <- string(b):
+	default:
+	}
+	return gnet.None
 }
 
 // probeClient starts a one-loop gnet client with handler h and a loopback
@@ -60,11 +70,12 @@ func probeClient(t *testing.T, h gnet.EventHandler) (*gnet.Client, net.Listener)
 // TestLoopEpollFD guards a place Gozer reaches into gnet's internals: if a gnet
 // upgrade moves the loop's epoll fd, backpressure would silently stop working.
 func TestLoopEpollFD(t *testing.T) {
-	p := &epollProbe{got: make(chan error, 1)}
+	p := &epollProbe{got: make(chan error, 1), read: make(chan string, 1)}
 	cli, ln := probeClient(t, p)
 	go func() {
 		if c, err := ln.Accept(); err == nil {
 			defer c.Close()
+			_, _ = c.Write([]byte("ping"))
 			time.Sleep(time.Second)
 		}
 	}()
@@ -78,6 +89,16 @@ func TestLoopEpollFD(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("gnet never opened the connection")
+	}
+	// After the pause and resume, gnet's poller must still find the connection
+	// from the event's data (the fd, or with poll_opt a pointer).
+	select {
+	case got := <-p.read:
+		if got != "ping" {
+			t.Fatalf("read %q after resume, want %q", got, "ping")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no read after resume (PollOpt=%v): the epoll event data is not what gnet registered", PollOpt)
 	}
 }
 
