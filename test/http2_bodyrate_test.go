@@ -127,6 +127,9 @@ func TestHTTP2MinBodyRate(t *testing.T) {
 	if n := g.h2Ended(t, "protocol_error"); n != 0 {
 		t.Errorf("/admin/edge counts %d protocol_error, want 0: frames in flight are no error", n)
 	}
+	if n := g.h2Ended(t, "slow_body"); n != 1 {
+		t.Errorf("/admin/edge counts %d slow_body, want 1", n)
+	}
 	if n := g.adminOrigin(t, "demo").Requests["FAILURE_CLIENT_BODY_TOO_SLOW"]; n != 1 {
 		t.Errorf("/admin/origins counts %d FAILURE_CLIENT_BODY_TOO_SLOW, want 1", n)
 	}

@@ -134,7 +134,7 @@ var (
 	dConfigAt  = desc("config_loaded_timestamp_seconds", "When the configuration in service was loaded (Unix time).")
 	dH2Conns   = desc("http2_connections_total", "Client connections that spoke HTTP/2 (h2 by ALPN, h2c).")
 	dH2Streams = desc("http2_streams_total", "HTTP/2 streams that carried a request.")
-	dH2Ended   = desc("http2_ended_total", "HTTP/2 connections (GOAWAY) and streams (RST_STREAM, 431) the gateway ended, by reason: protocol_error, flow_control, frame_size, compression, rapid_reset, continuation_flood, control_flood, header_list_too_large, refused_stream, stream_stalled, slow_reader.", "reason")
+	dH2Ended   = desc("http2_ended_total", "HTTP/2 connections (GOAWAY) and streams (RST_STREAM, 431) the gateway ended, by reason: protocol_error, flow_control, frame_size, compression, rapid_reset, continuation_flood, control_flood, header_list_too_large, refused_stream, stream_stalled, slow_reader, slow_body.", "reason")
 	dMetricsOn = desc("metrics_enabled", "1 when the per-request metrics are recorded (listeners.admin.metrics).")
 )
 

@@ -1,6 +1,9 @@
 package http2
 
-import "gozer/gateway/exchange"
+import (
+	"gozer/gateway/exchange"
+	"gozer/gateway/telemetry"
+)
 
 // server.min_body_rate over HTTP/2: slow-upload protection (R.U.D.Y.). A
 // client can hold a stream, and the origin connection its request took, by
@@ -149,6 +152,9 @@ func (st *stream) bodyRateDue() bool {
 		st.bodyWatch()
 		return true
 	}
-	st.ex.OnTimeout(exchange.TimeoutBodyRate) // the exchange's cause, log line and answer
+	// The exchange's cause, log line and answer; counted here too, so that
+	// /admin/edge's HTTP/2 ends tell a slow body from the streams' other ends.
+	st.c.lp.l.Shared.H2.Count(telemetry.H2SlowBody)
+	st.ex.OnTimeout(exchange.TimeoutBodyRate)
 	return false
 }

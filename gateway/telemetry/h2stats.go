@@ -18,12 +18,13 @@ const (
 	H2RefusedStream                      // a stream over SETTINGS_MAX_CONCURRENT_STREAMS: REFUSED_STREAM
 	H2StreamStalled                      // a stream the client gave no window for server.idle_timeout
 	H2SlowReader                         // a stream or connection the client read slower than server.min_send_rate
+	H2SlowBody                           // a stream whose request body came slower than server.min_body_rate: 408, RST_STREAM NO_ERROR
 	h2Reasons
 )
 
 // H2Reasons names the reasons as counters and logs show them.
 var H2Reasons = [h2Reasons]string{"protocol_error", "flow_control", "frame_size", "compression", "rapid_reset",
-	"continuation_flood", "control_flood", "header_list_too_large", "refused_stream", "stream_stalled", "slow_reader"}
+	"continuation_flood", "control_flood", "header_list_too_large", "refused_stream", "stream_stalled", "slow_reader", "slow_body"}
 
 func (r H2Reason) String() string { return H2Reasons[r] }
 
