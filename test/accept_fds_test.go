@@ -96,10 +96,15 @@ func TestAcceptOnLoopsOriginOpenFiles(t *testing.T) {
 // a health check that answers 200. Triggered as in production: the admin
 // listener's connections (which the open-file reserve must cover, and do not
 // meet the ceiling) take every descriptor, so the next accept4 on a loop
-// meets EMFILE, which gnet does not survive.
+// meets EMFILE, which gnet does not survive. A request in flight then ends
+// with its connection: its access-log line, written after the loops' last
+// tick, must still come out before the process exits.
 func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
 	t.Parallel()
 	g := startGozer(t, openFilesSqueeze(t, nil, nil))
+	hung := dialRaw(t, g.ProxyAddr)
+	hung.send("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, 10*time.Second, "/hang in flight", func() bool { return g.adminOrigin(t, "demo").InFlight == 1 })
 	for range 200 {
 		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
 		if err != nil {
@@ -119,5 +124,8 @@ func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
 	}
 	if !strings.Contains(g.output(), "exiting: the event loops stopped") {
 		t.Error("no log line says why it exits")
+	}
+	if !strings.Contains(g.output(), `"method":"GET","path":"/hang","status":499`) { // the access log's (the process log's "request failed" has no method)
+		t.Errorf("the in-flight request's access-log line was lost when the loops stopped:\n%s", tail(g.output(), 3000))
 	}
 }

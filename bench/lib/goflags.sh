@@ -12,5 +12,7 @@
 #                      that poller reads its pointer from the packed epoll_event at a
 #                      4-byte offset, which -race's pointer checks reject (the CPU does
 #                      not mind); the check is off for that one gnet package only.
-GOZER_GOFLAGS="-tags=poll_opt -gcflags=github.com/panjf2000/gnet/v2/pkg/netpoll=-d=checkptr=0"
-[[ " ${GOFLAGS:-} " == *" $GOZER_GOFLAGS "* ]] || export GOFLAGS="${GOFLAGS:+$GOFLAGS }$GOZER_GOFLAGS"
+# GOZER_GOFLAGS set (even empty) in the environment replaces these: GOZER_GOFLAGS= builds
+# with gnet's default poller, to compare.
+GOZER_GOFLAGS=${GOZER_GOFLAGS-"-tags=poll_opt -gcflags=github.com/panjf2000/gnet/v2/pkg/netpoll=-d=checkptr=0"}
+[[ -z $GOZER_GOFLAGS || " ${GOFLAGS:-} " == *" $GOZER_GOFLAGS "* ]] || export GOFLAGS="${GOFLAGS:+$GOFLAGS }$GOZER_GOFLAGS"

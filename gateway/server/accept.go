@@ -152,6 +152,22 @@ func (s *Server) startLoopEngine() error {
 // report its loops' end.
 func (s *Server) Done() <-chan error { return s.died }
 
+// Abandon is what is left to do once Done fired: the loops' goroutines have
+// returned (gnet.Rotate waits for them before Done's error is sent), so the
+// access-log lines they buffered since their last tick, those of the requests
+// their connections' closes ended included, are flushed here, on the
+// caller's goroutine, and the access log is closed (it writes them out before
+// it returns). Call it once, only after Done, instead of Shutdown.
+func (s *Server) Abandon() {
+	s.loopsMu.Lock()
+	loops := append([]*loop.Loop(nil), s.loops...)
+	s.loopsMu.Unlock()
+	for _, l := range loops {
+		l.Log.Flush()
+	}
+	_ = s.access.Close()
+}
+
 // booted reports whether the loops of le ran.
 func booted(le *loopEngine) bool {
 	select {
