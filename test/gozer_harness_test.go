@@ -290,17 +290,20 @@ func startGozer(t testing.TB, cfg config) *gozer {
 		if err := os.WriteFile(g.ConfigPath, []byte(cfg.render(g.ProxyAddr, g.AdminAddr)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		bin, args := gozerBin, []string{"-config", g.ConfigPath}
+		gbin, race := gozerBinFor(t)
+		bin, args := gbin, []string{"-config", g.ConfigPath}
 		if len(cfg.Prefix) > 0 {
-			bin, args = cfg.Prefix[0], append(append(cfg.Prefix[1:len(cfg.Prefix):len(cfg.Prefix)], gozerBin), args...)
+			bin, args = cfg.Prefix[0], append(append(cfg.Prefix[1:len(cfg.Prefix):len(cfg.Prefix)], gbin), args...)
 		}
 		p, err := startProcess("gozer", bin, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
+		p.race = race
 		g.process = p
 		t.Cleanup(func() {
 			p.stop(10 * time.Second)
+			checkRaces(t, p)
 			if t.Failed() {
 				t.Logf("gozer output:\n%s", tail(p.output(), 6000))
 			}

@@ -28,8 +28,12 @@ import (
 var (
 	// moduleRoot is the directory of go.mod (the tests run in test/).
 	moduleRoot string
-	// gozerBin and originBin are the binaries built once by TestMain.
-	gozerBin, originBin string
+	// gozerBin and originBin are the binaries built once by TestMain;
+	// gozerPlainBin is gozer without the race detector (plainGozer), the
+	// same file as gozerBin when the tests run without -race.
+	gozerBin, gozerPlainBin, originBin string
+	// plainTests holds the names of the tests that called plainGozer.
+	plainTests sync.Map
 	// gozerBuildErr is set when gozer does not build: every test that needs it fails
 	// with this message, the others still run.
 	gozerBuildErr error
@@ -63,10 +67,16 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	gozerBin = filepath.Join(dir, "gozer")
+	gozerPlainBin = gozerBin
 	if bin := os.Getenv("GOZER_BIN"); bin != "" {
-		gozerBin = bin // test a binary built elsewhere
-	} else {
-		gozerBuildErr = goBuild(gozerBin, "./gateway/cmd/gozer")
+		gozerBin, gozerPlainBin = bin, bin // test a binary built elsewhere
+	} else if gozerBuildErr = goBuild(gozerBin, "./gateway/cmd/gozer"); gozerBuildErr == nil && raceBuild {
+		// The gateway under test gets the race detector too (make test runs
+		// -race): a data race the end-to-end traffic provokes in the process
+		// fails the test that ran it (checkRaces). Tests that measure its
+		// memory keep the plain build (plainGozer).
+		gozerBin = filepath.Join(dir, "gozer-race")
+		gozerBuildErr = goBuild(gozerBin, "./gateway/cmd/gozer", "-race")
 	}
 	if gozerBuildErr != nil {
 		fmt.Fprintln(os.Stderr, "warning:", gozerBuildErr)
@@ -77,8 +87,8 @@ func run(m *testing.M) (int, error) {
 // goBuild builds pkg into out with the poller this test binary has (make test
 // passes -tags=poll_opt through GOFLAGS, which the go command below inherits;
 // a plain go test -tags=poll_opt does not set GOFLAGS, hence the explicit tag).
-func goBuild(out, pkg string) error {
-	args := []string{"build", "-buildvcs=false", "-o", out}
+func goBuild(out, pkg string, flags ...string) error {
+	args := append([]string{"build", "-buildvcs=false", "-o", out}, flags...)
 	if loop.PollOpt {
 		args = append(args, "-tags=poll_opt")
 	}
@@ -88,6 +98,39 @@ func goBuild(out, pkg string) error {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return nil
+}
+
+// plainGozer marks t, and the subtests it runs, as a test that measures what
+// the race detector distorts: the gozer processes it starts are built without
+// it. Memory (its shadow memory would be most of the RSS measured) and the
+// service a client gets under a flood (2-10x the CPU per connection). Call it
+// before starting gozer.
+func plainGozer(t *testing.T) { plainTests.Store(t.Name(), true) }
+
+// gozerBinFor is the gozer binary t runs: gozerPlainBin for a test (or a
+// subtest of one) that called plainGozer, gozerBin otherwise.
+func gozerBinFor(t testing.TB) (bin string, race bool) {
+	for name := t.Name(); ; {
+		if _, ok := plainTests.Load(name); ok {
+			return gozerPlainBin, false
+		}
+		i := strings.LastIndexByte(name, '/')
+		if i < 0 {
+			return gozerBin, raceBuild && gozerBin != gozerPlainBin
+		}
+		name = name[:i]
+	}
+}
+
+// checkRaces fails t when p, a gozer built with -race, reported a data race:
+// the race detector prints "WARNING: DATA RACE" and both stacks, then lets the
+// process go on (and exit 66 at the end).
+func checkRaces(t testing.TB, p *process) {
+	t.Helper()
+	out := p.output()
+	if i := strings.Index(out, "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("the gozer process reported a data race:\n%s", out[i:min(len(out), i+8000)])
+	}
 }
 
 // waitFor polls cond every 20 ms until it is true, and fails the test with what when
@@ -147,6 +190,7 @@ type process struct {
 	stderr syncBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's result, valid after done
+	race   bool          // built with -race: its RSS is mostly the detector's (rss refuses)
 }
 
 func startProcess(name, bin string, args ...string) (*process, error) {
@@ -211,6 +255,9 @@ func (p *process) exitCode(timeout time.Duration) (int, bool) {
 
 // rss is the resident set size of the process in bytes, from /proc/PID/status.
 func (p *process) rss() (int64, error) {
+	if p.race {
+		return 0, fmt.Errorf("%s is built with -race, whose shadow memory would be most of its RSS: call plainGozer(t) first", p.name)
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err

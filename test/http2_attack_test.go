@@ -19,6 +19,7 @@ import (
 // /admin/edge, and that an ordinary client is served meanwhile.
 func TestHTTP2Attacks(t *testing.T) {
 	t.Parallel()
+	plainGozer(t)
 	ca := newTestCA(t)
 	o := startOrigin(t, "o")
 	g := h2Gozer(t, ca, o.Addr, map[string]string{"max_resets": "50", "max_control_frames": "200",
@@ -127,6 +128,7 @@ func goAwayOf(h *h2raw) string {
 // counted; an ordinary client is served meanwhile.
 func TestHTTP2ZeroWindow(t *testing.T) {
 	t.Parallel()
+	plainGozer(t)
 	ca := newTestCA(t)
 	o := startOrigin(t, "o")
 	g := h2Gozer(t, ca, o.Addr, nil, map[string]string{"idle_timeout": "2s"})
@@ -174,6 +176,7 @@ func TestHTTP2ZeroWindow(t *testing.T) {
 // arrives whole once the origin reads.
 func TestHTTP2UploadBackpressure(t *testing.T) {
 	t.Parallel()
+	plainGozer(t)
 	ca := newTestCA(t)
 	o := startOrigin(t, "o")
 	g := h2Gozer(t, ca, o.Addr, nil, nil)

@@ -224,6 +224,7 @@ func TestLuaFilterErrors(t *testing.T) {
 // ran), and the gateway stays alive with bounded memory.
 func TestLuaSandboxEscapes(t *testing.T) {
 	t.Parallel()
+	plainGozer(t)
 	d := newScriptDir(t)
 	marker := filepath.Join(t.TempDir(), "escaped")
 	q := fmt.Sprintf("%q", marker)

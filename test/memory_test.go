@@ -14,6 +14,7 @@ import (
 // collection from outside (server.memory_reclaim_interval, 2s here; 10s by
 // default).
 func TestMemoryComesBackAfterSlowReaders(t *testing.T) {
+	plainGozer(t)
 	if testing.Short() {
 		t.Skip("300 connections holding ~100 MiB; runs without -short")
 	}

@@ -15,6 +15,7 @@ import (
 // Gozer must stop taking its next requests while the answers wait (memory stays
 // bounded), then serve every one of them, in order, once the client reads.
 func TestPipeliningClientThatDoesNotRead(t *testing.T) {
+	plainGozer(t)
 	if testing.Short() {
 		t.Skip("300 MiB of answers; runs without -short")
 	}

@@ -84,6 +84,7 @@ func TestSlowUploadsControl(t *testing.T) {
 // rate window, counted; ordinary requests keep being answered meanwhile.
 func TestSlowReaders(t *testing.T) {
 	t.Parallel()
+	plainGozer(t)
 	const readers = 200
 	o := startOrigin(t, "slowread")
 	cfg := oneOrigin(map[string]string{"max_connections_per_server": "1000"}, o.Addr)

@@ -91,6 +91,7 @@ var streamSizes = []struct {
 }
 
 func TestStreamUpload(t *testing.T) {
+	plainGozer(t)
 	if testing.Short() {
 		t.Skip("1 GiB transfer; runs without -short")
 	}
@@ -126,6 +127,7 @@ func TestStreamUpload(t *testing.T) {
 }
 
 func TestStreamDownload(t *testing.T) {
+	plainGozer(t)
 	if testing.Short() {
 		t.Skip("1 GiB transfer; runs without -short")
 	}
@@ -162,6 +164,7 @@ func TestStreamDownload(t *testing.T) {
 // stop reading from the origin (backpressure) instead of buffering the response, and
 // deliver all of it once the client reads.
 func TestSlowClient(t *testing.T) {
+	plainGozer(t)
 	if testing.Short() {
 		t.Skip("512 MiB transfer; runs without -short")
 	}
@@ -192,6 +195,7 @@ func TestSlowClient(t *testing.T) {
 // stop reading from the client meanwhile instead of buffering the body, and the
 // upload must then complete whole.
 func TestSlowOriginReader(t *testing.T) {
+	plainGozer(t)
 	if testing.Short() {
 		t.Skip("512 MiB transfer; runs without -short")
 	}

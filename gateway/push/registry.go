@@ -209,11 +209,13 @@ func (r *Registry) Lookup(id string, dst []Conn) []Conn {
 func (r *Registry) Count(id string) int {
 	s := r.shard(id)
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	d, ok := s.m[id]
-	s.mu.RUnlock()
 	if !ok {
 		return 0
 	}
+	// Under the lock: d is a copy, but d.rest points at the slice Remove
+	// and Add rewrite in place.
 	return 1 + len(d.more())
 }
 

@@ -175,6 +175,39 @@ func TestRegistryConcurrent(t *testing.T) {
 	}
 }
 
+// TestRegistryCountWhileDevicesChange: the push API's status (Count) runs on
+// the admin goroutine while a loop adds and removes devices of the same id;
+// the race detector fails it if Count reads the devices after the lock.
+func TestRegistryCountWhileDevicesChange(t *testing.T) {
+	r := NewRegistry(0)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		conns := []*fakeConn{{}, {}, {}, {}}
+		for range 5000 {
+			for _, c := range conns {
+				_, _ = r.Add("dev", c)
+			}
+			for _, c := range conns {
+				r.Remove("dev", c)
+			}
+		}
+	}()
+	for counting := true; counting; {
+		select {
+		case <-done:
+			counting = false
+		default:
+			if n := r.Count("dev"); n < 0 || n > 4 {
+				t.Fatalf("Count %d, want 0 to 4", n)
+			}
+		}
+	}
+	if n := r.Count("dev"); n != 0 {
+		t.Fatalf("Count %d after every device left", n)
+	}
+}
+
 func TestRegistryShardLayout(t *testing.T) {
 	if s := unsafe.Sizeof(regShard{}); s != 64 {
 		t.Fatalf("shard is %d bytes, want one 64-byte cache line", s)
