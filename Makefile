@@ -20,11 +20,6 @@ TOPICS ?=
 
 .PHONY: run push-token build test test-short bench bench-isolation bench-push fuzz lint deps clean dashboard-screenshot
 
-# How Gozer is built (gnet's poll_opt poller): bench/lib/goflags.sh says it for the
-# Makefile and the benches alike; exported, so the go commands below and the ones the
-# end-to-end tests run inherit it.
-export GOFLAGS := $(shell GOFLAGS='$(GOFLAGS)' bash -c 'source bench/lib/goflags.sh && echo "$$GOFLAGS"')
-
 # What `gozer -version` prints as the version: the nearest tag and the commit.
 # (The commit is passed too: a build with -buildvcs=false has no VCS stamp.)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -67,9 +62,6 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 25m ./...
-	@# A plain go build has gnet's default poller: its epoll data is Gozer's concern too.
-	GOFLAGS= $(GO) vet ./gateway/loop/
-	GOFLAGS= $(GO) test -race -count=1 ./gateway/loop/
 
 ## test-short: the suite without the 1 GiB transfers
 test-short:
@@ -133,7 +125,6 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
-	GOFLAGS= $(GO) run $(STATICCHECK) ./gateway/loop/
 
 clean:
 	rm -rf $(BIN)

@@ -18,8 +18,6 @@
 #   go test -run XXX -bench CORS -benchmem ./filters/builtin/
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=bench/lib/goflags.sh
-source bench/lib/goflags.sh
 ROUNDS=${CORS_ROUNDS:-3}
 DURATION=${CORS_DURATION:-8}
 PORT=${CORS_PORT:-18480}

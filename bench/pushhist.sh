@@ -21,8 +21,6 @@
 # Exit status non-zero when a device lost, duplicated or reordered a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=bench/lib/goflags.sh
-source bench/lib/goflags.sh
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 command -v redis-server >/dev/null || { echo "redis-server is missing: make deps" >&2; exit 2; }

@@ -5,9 +5,6 @@
 #
 #   bash bench/ws.sh                                      (what `make bench-ws` runs, ~1 minute)
 #   WS_ROUNDS=1 WS_DURATION=2 bash bench/ws.sh            (smoke, ~15 s)
-#   WS_TARGETS="gozer gozer-default nginx" bash bench/ws.sh
-#       adds Gozer built without bench/lib/goflags.sh's flags (gnet's default poller
-#       instead of poll_opt), same config and GOMAXPROCS, in the same rounds
 #
 # One origin (gateway/cmd/demo-origin's /ws: a gorilla/websocket echo) and the load client
 # (bench/wsload: WS_CONNS connections, each echoing a WS_SIZE-byte binary message as soon
@@ -29,13 +26,10 @@
 # and puts it back to sleep, two context switches on the proxy's one core (bench/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=bench/lib/goflags.sh
-source bench/lib/goflags.sh
 ROUNDS=${WS_ROUNDS:-3}
 DURATION=${WS_DURATION:-5}
 CONNS=${WS_CONNS:-64}
 SIZE=${WS_SIZE:-128}
-read -r -a TARGETS <<<"${WS_TARGETS:-gozer nginx}"
 BASE=${WS_PORT_BASE:-18580}
 ORIGIN_PORT=$BASE GOZER_PORT=$((BASE + 1)) ADMIN_PORT=$((BASE + 2)) NGINX_PORT=$((BASE + 3))
 WORK=$(mktemp -d)
@@ -44,9 +38,6 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n
 trap cleanup EXIT
 for c in nginx taskset; do command -v "$c" >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx util-linux; }; done
 go build -o "$WORK/" ./gateway/cmd/gozer ./gateway/cmd/demo-origin ./bench/wsload
-if [[ " ${TARGETS[*]} " == *" gozer-default "* ]]; then
-  GOFLAGS=${GOFLAGS//$GOZER_GOFLAGS/} go build -o "$WORK/gozer-default" ./gateway/cmd/gozer
-fi
 mkdir -p "$WORK/scripts" "$WORK/nginx"
 cat >"$WORK/gozer.yaml" <<YAML
 listeners:
@@ -82,17 +73,16 @@ http {
 }
 CONF
 taskset -c 1 "$WORK/demo-origin" -addr "127.0.0.1:$ORIGIN_PORT" >/dev/null 2>&1 & pids+=($!)
-sed -e "s/:$GOZER_PORT\"/:$((BASE + 4))\"/" -e "s/:$ADMIN_PORT\"/:$((BASE + 5))\"/" "$WORK/gozer.yaml" >"$WORK/gozer-default.yaml"
-start_gozer() { # name (gozer, gozer-default), GOMAXPROCS value ("default": unset) -> sets pid[name]
-  local env=() p
-  [[ $2 == default ]] || env=(GOMAXPROCS="$2")
-  GOZER_PUSH_SECRET=bench-secret-0123456789 env "${env[@]}" taskset -c 0 "$WORK/$1" -config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
-  p=$!; pids+=("$p"); pid[$1]=$p
+start_gozer() { # GOMAXPROCS value ("default": unset) -> sets pid[gozer]
+  local env=()
+  [[ $1 == default ]] || env=(GOMAXPROCS="$1")
+  GOZER_PUSH_SECRET=bench-secret-0123456789 env "${env[@]}" taskset -c 0 "$WORK/gozer" -config "$WORK/gozer.yaml" >"$WORK/gozer.log" 2>&1 &
+  gozer=$!; pids+=("$gozer"); pid[gozer]=$gozer
 }
 declare -A pid
-start_gozer gozer "${WS_GOZER_GOMAXPROCS:-default}"
+start_gozer "${WS_GOZER_GOMAXPROCS:-default}"
 taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.log" 2>&1 & nginx=$!; pids+=("$nginx")
-declare -A url=([gozer]="ws://127.0.0.1:$GOZER_PORT/ws" [gozer-default]="ws://127.0.0.1:$((BASE + 4))/ws" [nginx]="ws://127.0.0.1:$NGINX_PORT/ws")
+declare -A url=([gozer]="ws://127.0.0.1:$GOZER_PORT/ws" [nginx]="ws://127.0.0.1:$NGINX_PORT/ws")
 pid[nginx]=$nginx
 ready() { # target: echoes byte for byte, or the bench ends
   local ok=
@@ -120,34 +110,28 @@ gmp=${WS_GOZER_GOMAXPROCS:-}
 if [[ -z $gmp ]]; then # the GOMAXPROCS trial: one warm-up and one run each, keep the lower CPU/msg
   best=
   for v in default 1; do
-    if [[ $v != default ]]; then kill "${pid[gozer]}"; wait "${pid[gozer]}" 2>/dev/null || true; start_gozer gozer "$v"; ready gozer; fi
+    if [[ $v != default ]]; then kill "${pid[gozer]}"; wait "${pid[gozer]}" 2>/dev/null || true; start_gozer "$v"; ready gozer; fi
     run gozer >/dev/null
     read -r a b < <(run gozer)
     echo "trial gozer GOMAXPROCS=$v: $a msgs/s, $b µs CPU/msg" >&2
     if [[ -z $best ]] || awk -v x="$b" -v y="$best" 'BEGIN { exit !(x < y) }'; then best=$b gmp=$v; fi
   done
-  if [[ $gmp != 1 ]]; then kill "${pid[gozer]}"; wait "${pid[gozer]}" 2>/dev/null || true; start_gozer gozer "$gmp"; ready gozer; fi
+  if [[ $gmp != 1 ]]; then kill "${pid[gozer]}"; wait "${pid[gozer]}" 2>/dev/null || true; start_gozer "$gmp"; ready gozer; fi
 fi
-if [[ " ${TARGETS[*]} " == *" gozer-default "* ]]; then start_gozer gozer-default "$gmp"; ready gozer-default; fi
-for t in "${TARGETS[@]}"; do run "$t" >/dev/null; done # warm-up
-declare -A rate us last
-within=() # per round: gozer / gozer-default
+run gozer >/dev/null; run nginx >/dev/null # warm-up
+declare -A rate us
 for r in $(seq "$ROUNDS"); do
-  for t in "${TARGETS[@]}"; do
+  for t in gozer nginx; do
     read -r a b < <(run "$t")
-    rate[$t]+="$a "; us[$t]+="$b "; last[$t]=$b
+    rate[$t]+="$a "; us[$t]+="$b "
     echo "round $r $t: $a msgs/s, $b µs CPU/msg" >&2
   done
-  [[ -z ${last[gozer-default]:-} ]] || within+=("$(awk -v a="${last[gozer]}" -v b="${last[gozer-default]}" 'BEGIN {printf "%.3f", a/b}')")
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 echo "ws.sh: $ROUNDS rounds of ${DURATION}s, $CONNS connections echoing $SIZE-byte messages, proxy on core 0 (medians); gozer GOMAXPROCS=$gmp"
-printf '%-13s %12s %14s %10s\n' proxy msgs/s "µs CPU/msg" "CPU vs nginx"
+printf '%-6s %12s %14s %10s\n' proxy msgs/s "µs CPU/msg" "CPU vs nginx"
 base=$(median <<<"${us[nginx]}")
-for t in "${TARGETS[@]}"; do
+for t in gozer nginx; do
   u=$(median <<<"${us[$t]}")
-  printf '%-13s %12s %14s %10s\n' "$t" "$(median <<<"${rate[$t]}")" "$u" "$(awk -v u="$u" -v b="$base" 'BEGIN {printf "%.2fx", u/b}')"
+  printf '%-6s %12s %14s %10s\n' "$t" "$(median <<<"${rate[$t]}")" "$u" "$(awk -v u="$u" -v b="$base" 'BEGIN {printf "%.2fx", u/b}')"
 done
-if ((${#within[@]})); then
-  echo "gozer / gozer-default CPU per message within each round: median $(median <<<"${within[*]}") (${within[*]})"
-fi

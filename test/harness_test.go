@@ -21,8 +21,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"gozer/gateway/loop"
 )
 
 var (
@@ -84,14 +82,9 @@ func run(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// goBuild builds pkg into out with the poller this test binary has (make test
-// passes -tags=poll_opt through GOFLAGS, which the go command below inherits;
-// a plain go test -tags=poll_opt does not set GOFLAGS, hence the explicit tag).
+// goBuild builds pkg into out, with flags (e.g. -race) before the package.
 func goBuild(out, pkg string, flags ...string) error {
 	args := append([]string{"build", "-buildvcs=false", "-o", out}, flags...)
-	if loop.PollOpt {
-		args = append(args, "-tags=poll_opt")
-	}
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = moduleRoot
 	if b, err := cmd.CombinedOutput(); err != nil {

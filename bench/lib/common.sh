@@ -3,9 +3,6 @@
 # starting/stopping background processes, and reading CPU time and RSS from /proc.
 # Sourced, never run.
 
-# shellcheck source=bench/lib/goflags.sh
-source "$(dirname "${BASH_SOURCE[0]}")/goflags.sh"
-
 log()  { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 warn() { log "WARNING: $*"; }
 die()  { log "FATAL: $*"; exit 1; }

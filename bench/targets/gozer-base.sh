@@ -29,15 +29,8 @@ gozer_base_build() {
     WAIT_FAIL_REASON="git archive $BENCH_BASE_REV failed"
     return 1
   fi
-  # With that revision's own build flags (bench/lib/goflags.sh, none before it
-  # existed): a tree from before poll_opt support would crash under -tags=poll_opt.
-  local flags=""
-  if [[ -f $src/bench/lib/goflags.sh ]]; then
-    # shellcheck disable=SC1090,SC2016
-    flags=$(GOFLAGS="" bash -c 'source "$1" && echo "$GOFLAGS"' _ "$src/bench/lib/goflags.sh")
-  fi
-  log "building gozer at $BENCH_BASE_REV${flags:+ ($flags)}"
-  if ! (cd "$src" && GOFLAGS=$flags go build -o "$WORK/gozer-base" ./gateway/cmd/gozer) >"$WORK/gozer-base-build.log" 2>&1; then
+  log "building gozer at $BENCH_BASE_REV"
+  if ! (cd "$src" && go build -o "$WORK/gozer-base" ./gateway/cmd/gozer) >"$WORK/gozer-base-build.log" 2>&1; then
     WAIT_FAIL_REASON="$BENCH_BASE_REV does not build: $(head -n 3 "$WORK/gozer-base-build.log" | tr '\n' ' ')"
     return 1
   fi

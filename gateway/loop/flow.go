@@ -92,9 +92,9 @@ func EpollFD(c gnet.Conn) (fd int, err error) {
 }
 
 // setInterest sets the epoll events of c's fd in its loop's epoll. The event data
-// stays what gnet registered, which is how its poller finds the connection
-// (epollEvent: the fd, or with poll_opt a pointer).
+// stays the fd, which is how gnet's default poller finds its connection.
 func setInterest(epfd int, c gnet.Conn, read bool) error {
+	fd := c.Fd()
 	var ev uint32
 	if read {
 		ev = unix.EPOLLIN | unix.EPOLLPRI
@@ -102,11 +102,7 @@ func setInterest(epfd int, c gnet.Conn, read bool) error {
 	if c.OutboundBuffered() > 0 {
 		ev |= unix.EPOLLOUT
 	}
-	e, err := epollEvent(c, ev)
-	if err != nil {
-		return err
-	}
-	return unix.EpollCtl(epfd, unix.EPOLL_CTL_MOD, c.Fd(), e)
+	return unix.EpollCtl(epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: ev, Fd: int32(fd)})
 }
 
 // Watcher tells a loop when a connection's socket can take more bytes (see

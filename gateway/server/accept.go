@@ -157,15 +157,23 @@ func (s *Server) Done() <-chan error { return s.died }
 // access-log lines they buffered since their last tick, those of the requests
 // their connections' closes ended included, are flushed here, on the
 // caller's goroutine, and the access log is closed (it writes them out before
-// it returns). Call it once, only after Done, instead of Shutdown.
-func (s *Server) Abandon() {
+// it returns), waiting at most wait: a sink that does not take them (a stalled
+// log collector on stdout) must not keep the process from exiting, for its
+// supervisor to restart it. Call it once, only after Done, instead of Shutdown.
+func (s *Server) Abandon(wait time.Duration) {
 	s.loopsMu.Lock()
 	loops := append([]*loop.Loop(nil), s.loops...)
 	s.loopsMu.Unlock()
 	for _, l := range loops {
 		l.Log.Flush()
 	}
-	_ = s.access.Close()
+	closed := make(chan struct{})
+	go func() { _ = s.access.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(wait):
+		s.log.Warn().Dur("waited", wait).Msg("access log not written out: its sink does not take the lines")
+	}
 }
 
 // booted reports whether the loops of le ran.

@@ -5,8 +5,6 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
-
-	"gozer/gateway/loop"
 )
 
 // version and commit are set at build time (make build: -ldflags "-X
@@ -65,11 +63,6 @@ func printVersion(w io.Writer) {
 		rev = "unknown"
 	}
 	fmt.Fprintf(w, "gozer %s\ncommit %s\n%s %s/%s\n", v, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	poller := "default (built without -tags=poll_opt)"
-	if loop.PollOpt {
-		poller = "poll_opt"
-	}
-	fmt.Fprintf(w, "gnet poller %s\n", poller)
 	for _, p := range mainDeps {
 		dv, ok := deps[p]
 		if !ok {
