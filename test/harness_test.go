@@ -1,11 +1,13 @@
 // Package test holds Gozer's end-to-end tests: the real gozer binary in front of real
 // demo-origin processes, driven over loopback sockets by net/http, curl and raw TCP.
 //
-//	go test -race -count=1 ./test/...          # everything (about 4 minutes)
+//	go test -race -count=1 ./test/...          # everything (about 7.5 minutes)
 //	go test -race -count=1 -short ./test/...   # without the 1 GiB transfers
 //
-// TestMain builds gozer and demo-origin once; GOZER_BIN=/path/to/gozer tests a gozer
-// binary built elsewhere instead.
+// TestMain builds gozer and demo-origin once, and under -race a second gozer with
+// the race detector, which every test runs unless it called plainGozer (checkRaces
+// fails a test whose gozer reported a data race); GOZER_BIN=/path/to/gozer tests a
+// gozer binary built elsewhere instead (taken as a plain build).
 package test
 
 import (

@@ -96,14 +96,19 @@ func TestHTTP2Attacks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := g.h2Ended(t, tc.reason)
-			rss0, _ := g.rss()
+			rss0, err := g.rss()
+			if err != nil {
+				t.Fatal(err)
+			}
 			h := dialH2(t, g.ProxyAddr)
 			if got := tc.attack(t, h); got != tc.want {
 				t.Errorf("%s: the gateway answered %q, want %q", tc.name, got, tc.want)
 			}
 			servedMeanwhile(t, g)
 			waitFor(t, 5*time.Second, "/admin/edge counts "+tc.reason, func() bool { return g.h2Ended(t, tc.reason) > before })
-			if rss, err := g.rss(); err == nil && rss-rss0 > 64<<20 {
+			if rss, err := g.rss(); err != nil {
+				t.Fatal(err)
+			} else if rss-rss0 > 64<<20 {
 				t.Errorf("%s: RSS grew by %d MiB", tc.name, (rss-rss0)>>20)
 			}
 		})

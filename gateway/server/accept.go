@@ -172,7 +172,7 @@ func (s *Server) Abandon(wait time.Duration) {
 	select {
 	case <-closed:
 	case <-time.After(wait):
-		s.log.Warn().Dur("waited", wait).Msg("access log not written out: its sink does not take the lines")
+		s.log.Warn().Dur("waited", wait).Msg("access log not all written out: its sink does not take the lines")
 	}
 }
 
