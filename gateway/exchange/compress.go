@@ -115,11 +115,10 @@ func (ex *Exchange) flushBody() bool {
 // new one, as a strong ETag would.
 func (ex *Exchange) endBody() bool {
 	trailer := ex.out.body.Trailer()
-	if ex.out.filtered {
+	if !ex.trailersPass() {
 		trailer = nil
 	}
 	if enc := ex.out.enc; enc != nil {
-		trailer = nil
 		out, err := enc.Close()
 		if err != nil {
 			ex.compressFailed(err)
@@ -139,6 +138,14 @@ func (ex *Exchange) endBody() bool {
 	}
 	ex.ds.EndBody(trailer)
 	return true
+}
+
+// trailersPass reports whether the origin's trailers, if its body carries
+// any, go to the client with it (endBody), which the response head says in
+// advance (Head.Trailers): not for a compressed body or one an outbound
+// filter replaced, nor for the gateway's own answer.
+func (ex *Exchange) trailersPass() bool {
+	return !ex.out.local && ex.out.enc == nil && !ex.out.filtered
 }
 
 // releaseEncoder gives the response's encoder back to its pool (Put resets it).

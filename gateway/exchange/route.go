@@ -369,8 +369,7 @@ func (ex *Exchange) head() *Head {
 	*h = Head{
 		RequestID: ex.id, Via: ex.snap.Config.Server.Via, Close: ex.out.closeAfter || ex.ds.Draining(),
 		Upgrade: ex.out.upgradeTo, scratch: h.scratch[:0],
-		// As endBody decides: a compressed or replaced body loses its trailers.
-		Trailers: !ex.out.local && ex.out.enc == nil && !ex.out.filtered && ex.resp.Framing == httpcodec.FramingChunked,
+		Trailers: ex.trailersPass() && ex.resp.Framing == httpcodec.FramingChunked,
 	}
 	if ex.flt.fc.StatusHeaders {
 		h.Status, h.Attempts = ex.statusName(), ex.try.n
