@@ -63,6 +63,12 @@ type config struct {
 	CORS map[string]string
 	// Extra is top-level YAML appended verbatim (fault_injection:, limits:, protect: …).
 	Extra string
+	// AccessLog is log.access_log; empty means stdout, what accessLog reads.
+	// A test that floods Gozer with tens of thousands of requests and reads
+	// no access-log line sets "off": the harness keeps all Gozer prints in
+	// memory, and tens of megabytes of lines make the test's own process
+	// stall in its collector, which the flood's client then measures.
+	AccessLog string
 	// Prefix runs Gozer under another command that execs it (e.g. prlimit
 	// --nofile=N:N): the process the test signals is still Gozer.
 	Prefix []string
@@ -145,7 +151,11 @@ func (c config) render(proxy, admin string) string {
 	for _, k := range sortedKeys(server) {
 		fmt.Fprintf(&b, "  %s: %s\n", k, server[k])
 	}
-	b.WriteString("log:\n  level: info\n  access_log: stdout\n")
+	accessLog := c.AccessLog
+	if accessLog == "" {
+		accessLog = "stdout"
+	}
+	fmt.Fprintf(&b, "log:\n  level: info\n  access_log: %q\n", accessLog)
 	if f := c.Filters; f != nil {
 		fmt.Fprintf(&b, "filters:\n  dir: %q\n", f.Dir)
 		if f.Budget != "" {

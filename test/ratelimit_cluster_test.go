@@ -30,7 +30,7 @@ func clusterRunPath(t *testing.T, nodes []*gozer, path string, d time.Duration, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got := hammer(t, g.URL(path), nil, 2, d, func(resp *http.Response) {
+			got := hammer(t, g.URL(path), nil, 2, d, func(resp *http.Response, _ time.Time) {
 				if resp.StatusCode == 200 {
 					mu.Lock()
 					admitted = append(admitted, time.Now())
@@ -85,6 +85,7 @@ func TestRateLimitCluster(t *testing.T) {
 	var nodes []*gozer
 	for range 3 {
 		cfg := oneOrigin(nil, o.Addr)
+		cfg.AccessLog = "off" // tens of thousands of requests, no line read
 		cfg.Extra = extra
 		cfg.Filters = &filtersConfig{Dir: string(d), Budget: "1s"}
 		nodes = append(nodes, startGozer(t, cfg))
