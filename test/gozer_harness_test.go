@@ -69,6 +69,10 @@ type config struct {
 	// memory, and tens of megabytes of lines make the test's own process
 	// stall in its collector, which the flood's client then measures.
 	AccessLog string
+	// Output, when not nil, is where Gozer's stdout and stderr go instead of
+	// the harness's buffers (a pipe a test does not read: a stalled log
+	// collector); accessLog and the failure dump then see nothing.
+	Output *os.File
 	// Prefix runs Gozer under another command that execs it (e.g. prlimit
 	// --nofile=N:N): the process the test signals is still Gozer.
 	Prefix []string
@@ -305,7 +309,7 @@ func startGozer(t testing.TB, cfg config) *gozer {
 		if len(cfg.Prefix) > 0 {
 			bin, args = cfg.Prefix[0], append(append(cfg.Prefix[1:len(cfg.Prefix):len(cfg.Prefix)], gbin), args...)
 		}
-		p, err := startProcess("gozer", bin, args...)
+		p, err := startProcessTo("gozer", cfg.Output, bin, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -189,10 +189,19 @@ type process struct {
 }
 
 func startProcess(name, bin string, args ...string) (*process, error) {
+	return startProcessTo(name, nil, bin, args...)
+}
+
+// startProcessTo is startProcess with the child's stdout and stderr both on
+// out instead of captured, when out is not nil (output then says nothing).
+func startProcessTo(name string, out *os.File, bin string, args ...string) (*process, error) {
 	p := &process{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
+	if out != nil {
+		p.cmd.Stdout, p.cmd.Stderr = out, out
+	}
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

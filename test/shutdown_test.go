@@ -1,10 +1,13 @@
 package test
 
 import (
+	"io"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -110,5 +113,66 @@ func TestShutdownDrainTimeout(t *testing.T) {
 	// The client may get an error answer before the close; either way the connection ends.
 	if closed, why := hung.closedBy(10 * time.Second); !closed && !strings.Contains(why, "HTTP/1.1 5") {
 		t.Errorf("client of the hung request: %s", why)
+	}
+}
+
+// TestShutdownStalledLogOutput: Gozer's stdout and stderr go to a pipe no one
+// reads (a log collector that stopped) and the access log fills it. Requests
+// are still served, the lines that do not fit are dropped and counted
+// (gozer_access_log_dropped_bytes_total), and SIGTERM still ends the process
+// within drain_timeout plus the logs' bounded closes (telemetry.CloseWait,
+// 2 s each for the access log and the process log), with status 0: the last
+// lines are given up instead of holding the exit until SIGKILL.
+func TestShutdownStalledLogOutput(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close() // open, never read: writes block once the pipe is full
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Output = w
+	g := startGozer(t, cfg)
+	w.Close() // Gozer has its own copy
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	get := func() {
+		resp, err := client.Get(g.URL("/"))
+		if err != nil {
+			t.Fatalf("request while the log output is stalled: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request while the log output is stalled: %d", resp.StatusCode)
+		}
+	}
+	waitFor(t, 90*time.Second, "access-log bytes dropped (the pipe and the writer's queue full)", func() bool {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 250 {
+					get()
+				}
+			}()
+		}
+		wg.Wait()
+		return value(t, scrapeMetrics(t, g), "gozer_access_log_dropped_bytes_total") > 0
+	})
+
+	if err := g.cmd.Process.Signal(terminate); err != nil {
+		t.Fatal(err)
+	}
+	const drain = 2 * time.Second // the harness's drain_timeout
+	limit := drain + 2*2*time.Second + 6*time.Second
+	code, ok := g.exitCode(limit)
+	if !ok {
+		t.Fatalf("gozer still running %v after SIGTERM with its log output stalled (drain_timeout %v)", limit, drain)
+	}
+	if code != 0 {
+		t.Errorf("exit code %d, want 0", code)
 	}
 }

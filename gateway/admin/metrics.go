@@ -124,18 +124,19 @@ var (
 	dPushTopicPub  = desc("push_topic_pushes_total", "POST /push/topic/{name} requests from API clients.")
 	dPushTopicRef  = desc("push_topic_refused_total", "Topic subscriptions refused, by reason: node_limit (push.topics.max_per_node), control (a websocket control message refused).", "reason")
 
-	dLoopConns = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), http2 (HTTP/2 clients), origin.", "loop", "kind")
-	dLoopBusy  = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
-	dClients   = desc("client_connections", "Client connections open (HTTP and push).")
-	dCORSPre   = desc("cors_preflights_total", "CORS preflights the gateway answered for an allowed origin.")
-	dCORSRef   = desc("cors_refused_total", "Cross-origin requests whose Origin no CORS policy allowed, by kind: preflight (403), request (served without CORS headers), push (403).", "kind")
-	dReloads   = desc("config_reloads_total", "Configuration reloads, by result: applied, refused (invalid, or a restart-only setting changed: nothing changed).", "result")
-	dConfigGen = desc("config_generation", "The configuration in service: 1 at start, one more per applied reload.")
-	dConfigAt  = desc("config_loaded_timestamp_seconds", "When the configuration in service was loaded (Unix time).")
-	dH2Conns   = desc("http2_connections_total", "Client connections that spoke HTTP/2 (h2 by ALPN, h2c).")
-	dH2Streams = desc("http2_streams_total", "HTTP/2 streams that carried a request.")
-	dH2Ended   = desc("http2_ended_total", "HTTP/2 connections (GOAWAY) and streams (RST_STREAM, 431) the gateway ended, by reason: protocol_error, flow_control, frame_size, compression, rapid_reset, continuation_flood, control_flood, header_list_too_large, refused_stream, stream_stalled, slow_reader, slow_body.", "reason")
-	dMetricsOn = desc("metrics_enabled", "1 when the per-request metrics are recorded (listeners.admin.metrics).")
+	dLoopConns  = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), http2 (HTTP/2 clients), origin.", "loop", "kind")
+	dLoopBusy   = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
+	dClients    = desc("client_connections", "Client connections open (HTTP and push).")
+	dCORSPre    = desc("cors_preflights_total", "CORS preflights the gateway answered for an allowed origin.")
+	dCORSRef    = desc("cors_refused_total", "Cross-origin requests whose Origin no CORS policy allowed, by kind: preflight (403), request (served without CORS headers), push (403).", "kind")
+	dReloads    = desc("config_reloads_total", "Configuration reloads, by result: applied, refused (invalid, or a restart-only setting changed: nothing changed).", "result")
+	dConfigGen  = desc("config_generation", "The configuration in service: 1 at start, one more per applied reload.")
+	dConfigAt   = desc("config_loaded_timestamp_seconds", "When the configuration in service was loaded (Unix time).")
+	dH2Conns    = desc("http2_connections_total", "Client connections that spoke HTTP/2 (h2 by ALPN, h2c).")
+	dH2Streams  = desc("http2_streams_total", "HTTP/2 streams that carried a request.")
+	dH2Ended    = desc("http2_ended_total", "HTTP/2 connections (GOAWAY) and streams (RST_STREAM, 431) the gateway ended, by reason: protocol_error, flow_control, frame_size, compression, rapid_reset, continuation_flood, control_flood, header_list_too_large, refused_stream, stream_stalled, slow_reader, slow_body.", "reason")
+	dAccessDrop = desc("access_log_dropped_bytes_total", "Access-log bytes dropped because the sink (log.access_log) took them slower than they came.")
+	dMetricsOn  = desc("metrics_enabled", "1 when the per-request metrics are recorded (listeners.admin.metrics).")
 )
 
 // collector reads the gateway's state at scrape time. Collect may run on any
@@ -192,6 +193,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dH2Streams, float64(sh.H2.Streams.Load()))
 		for reason, n := range sh.H2.Ended() {
 			counter(dH2Ended, float64(n), reason)
+		}
+		if sh.Access != nil {
+			counter(dAccessDrop, float64(sh.Access.Dropped()))
 		}
 	}
 	if cc := c.src.Config; cc != nil {

@@ -156,24 +156,17 @@ func (s *Server) Done() <-chan error { return s.died }
 // returned (gnet.Rotate waits for them before Done's error is sent), so the
 // access-log lines they buffered since their last tick, those of the requests
 // their connections' closes ended included, are flushed here, on the
-// caller's goroutine, and the access log is closed (it writes them out before
-// it returns), waiting at most wait: a sink that does not take them (a stalled
-// log collector on stdout) must not keep the process from exiting, for its
-// supervisor to restart it. Call it once, only after Done, instead of Shutdown.
-func (s *Server) Abandon(wait time.Duration) {
+// caller's goroutine, and the access log is closed (closeAccessLog: it writes
+// them out, waiting at most telemetry.CloseWait). Call it once, only after
+// Done, instead of Shutdown.
+func (s *Server) Abandon() {
 	s.loopsMu.Lock()
 	loops := append([]*loop.Loop(nil), s.loops...)
 	s.loopsMu.Unlock()
 	for _, l := range loops {
 		l.Log.Flush()
 	}
-	closed := make(chan struct{})
-	go func() { _ = s.access.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(wait):
-		s.log.Warn().Dur("waited", wait).Msg("access log not all written out: its sink does not take the lines")
-	}
+	s.closeAccessLog()
 }
 
 // booted reports whether the loops of le ran.

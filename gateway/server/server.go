@@ -191,7 +191,18 @@ func (s *Server) release() {
 		s.hub.Stop()
 	}
 	s.origins.Close()
-	_ = s.access.Close()
+	s.closeAccessLog()
+}
+
+// closeAccessLog writes out what the access log holds and closes its sink,
+// waiting at most telemetry.CloseWait: every exit path ends with it, and a
+// sink that does not take the lines (a stalled log collector on stdout, a
+// full pipe) must not keep the process from exiting; the lines are lost
+// then, and the process log says so.
+func (s *Server) closeAccessLog() {
+	if err := telemetry.CloseWithin(s.access, telemetry.CloseWait); err != nil {
+		s.log.Warn().Err(err).Msg("access log not all written out: its sink does not take the lines")
+	}
 }
 
 // Start binds the listeners and starts the event loops; it returns once Gozer serves.
@@ -454,6 +465,7 @@ func (s *Server) tickLoop() {
 		if now.Sub(swept) >= time.Second {
 			swept = now
 			s.shared.Peers.Sweep(now.UnixNano()) // clients kept for a penalty that ended
+			s.access.ReportDrops(now, s.log)
 		}
 		s.loopsMu.Lock()
 		loops := s.loops
@@ -504,7 +516,7 @@ stop:
 		defer s.reload.mu.Unlock()
 	}
 	s.shared.Snapshot().Origins.Close() // the table in service: reloads replaced the first
-	_ = s.access.Close()
+	s.closeAccessLog()
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -22,7 +23,14 @@ type AccessLog struct {
 	free    chan []byte
 	dropped atomic.Uint64
 	wg      sync.WaitGroup
+
+	// What ReportDrops last said; only its one caller touches them.
+	reported   uint64
+	reportedAt time.Time
 }
+
+// dropReportEvery is how often at most ReportDrops logs a warning.
+const dropReportEvery = 10 * time.Second
 
 // NewAccessLog starts the writer goroutine. sink nil means the access log is off:
 // every LoopWriter it returns then discards its lines without formatting them.
@@ -51,6 +59,20 @@ func (a *AccessLog) run() {
 
 // Dropped is how many bytes of access log were dropped because the sink was too slow.
 func (a *AccessLog) Dropped() uint64 { return a.dropped.Load() }
+
+// ReportDrops logs a warning when access-log bytes were dropped since its
+// last one, at most once per dropReportEvery: a sink that stops taking lines
+// drops them on every flush, and the warning must not flood the process log
+// in turn. Call it from one goroutine only (the server's ticker), often.
+func (a *AccessLog) ReportDrops(now time.Time, log zerolog.Logger) {
+	d := a.dropped.Load()
+	if d == a.reported || now.Sub(a.reportedAt) < dropReportEvery {
+		return
+	}
+	log.Warn().Uint64("dropped_bytes", d-a.reported).Uint64("dropped_bytes_total", d).
+		Msg("access log lines dropped: its sink (log.access_log) takes them slower than they come")
+	a.reported, a.reportedAt = d, now
+}
 
 // Close writes what the writer goroutine holds and closes the sink. Call it only
 // after every LoopWriter has flushed for the last time.

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"gozer/gateway/internal/syncbuf"
 )
@@ -77,5 +80,55 @@ func TestOpenSink(t *testing.T) {
 	_ = s.Close()
 	if _, err := OpenSink(t.TempDir() + "/no/such/dir/log"); err == nil {
 		t.Error("OpenSink into a missing directory succeeded")
+	}
+}
+
+// gatedSink is an access-log sink that takes nothing until open is closed.
+type gatedSink struct{ gate }
+
+func (g *gatedSink) Close() error { return nil }
+
+// TestAccessLogStalledSinkDropsAndReports: a sink that takes nothing makes
+// the loops' flushes drop their lines (never wait), the drop is counted, and
+// ReportDrops warns once per dropReportEvery while drops go on, and not
+// when none happened since its last warning.
+func TestAccessLogStalledSinkDropsAndReports(t *testing.T) {
+	sink := &gatedSink{gate{open: make(chan struct{})}}
+	a := NewAccessLog(sink)
+	defer func() {
+		close(sink.open)
+		_ = a.Close()
+	}()
+	w := a.NewLoopWriter()
+	flood := func() {
+		for range 200 { // 200 flushes: more than the writer's queue holds
+			w.Logger.Log().Str("path", strings.Repeat("x", flushAt)).Send()
+		}
+	}
+	flood()
+	if a.Dropped() == 0 {
+		t.Fatal("a stalled sink dropped nothing: the flushes must have waited or grown without bound")
+	}
+	var out strings.Builder
+	log := zerolog.New(&out)
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		at    time.Duration
+		flood bool
+		warns int // warnings logged so far
+	}{
+		{0, false, 1},                               // drops since start: warn
+		{time.Second, true, 1},                      // more, but within dropReportEvery
+		{dropReportEvery + time.Second, false, 2},   // those, reported once the period is over
+		{3*dropReportEvery + time.Second, false, 2}, // nothing new: quiet
+	}
+	for i, st := range steps {
+		if st.flood {
+			flood()
+		}
+		a.ReportDrops(t0.Add(st.at), log)
+		if n := strings.Count(out.String(), "access log lines dropped"); n != st.warns {
+			t.Fatalf("step %d: %d warnings; want %d:\n%s", i, n, st.warns, out.String())
+		}
 	}
 }

@@ -24,15 +24,18 @@ func init() {
 // drained by its own goroutine (lineWriter), so an event loop that logs an
 // error never blocks on a slow stderr; when the queue overflows, lines are
 // dropped and the drop is counted in a later line. The logger is safe for use
-// from any goroutine; the returned func writes what is queued and stops.
-func NewProcessLogger(level string, out io.Writer) (zerolog.Logger, func(), error) {
+// from any goroutine; the returned func writes what is queued and stops,
+// waiting at most CloseWait for out to take it (a stalled stderr loses the
+// last lines rather than hold up the exit), and reports whether all of it
+// was written.
+func NewProcessLogger(level string, out io.Writer) (zerolog.Logger, func() bool, error) {
 	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
 	if err != nil {
 		return zerolog.Nop(), nil, fmt.Errorf("log level %q: %w", level, err)
 	}
 	lw := newLineWriter(out)
 	l := zerolog.New(lw).Level(lvl).With().Timestamp().Logger()
-	return l, func() { _ = lw.Close() }, nil
+	return l, func() bool { return CloseWithin(lw, CloseWait) == nil }, nil
 }
 
 // OpenSink opens where the access log goes: "stdout", "stderr", "off" (nil, nil) or a file path.

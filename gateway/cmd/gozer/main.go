@@ -184,7 +184,7 @@ func serve(cfg *config.Config, path string, data []byte, watch bool) int {
 			// The loops are gone with every connection they held: nothing to
 			// drain. Exit so that the supervisor restarts the gateway.
 			log.Error().Err(err).Msg("exiting: the event loops stopped")
-			srv.Abandon(2 * time.Second) // their last access-log lines
+			srv.Abandon() // their last access-log lines
 			return exitFail
 		}
 	}
