@@ -313,7 +313,7 @@ func startGozer(t testing.TB, cfg config) *gozer {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.race = race
+		p.race, p.unmeasured = race, race && unmeasured(t)
 		g.process = p
 		t.Cleanup(func() {
 			p.stop(10 * time.Second)

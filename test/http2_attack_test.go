@@ -181,7 +181,10 @@ func TestHTTP2ZeroWindow(t *testing.T) {
 // arrives whole once the origin reads.
 func TestHTTP2UploadBackpressure(t *testing.T) {
 	t.Parallel()
-	plainGozer(t)
+	raceAlso(t, testHTTP2UploadBackpressure)
+}
+
+func testHTTP2UploadBackpressure(t *testing.T) {
 	ca := newTestCA(t)
 	o := startOrigin(t, "o")
 	g := h2Gozer(t, ca, o.Addr, nil, nil)

@@ -156,7 +156,10 @@ func TestPushLifetimeGoAway(t *testing.T) {
 // that.
 func TestPushSlowConsumer(t *testing.T) {
 	t.Parallel()
-	plainGozer(t)
+	raceAlso(t, testPushSlowConsumer)
+}
+
+func testPushSlowConsumer(t *testing.T) {
 	g := pushGozer(t, map[string]string{
 		"max_message": "16KiB", "max_outbound_bytes": "64KiB", "rate": "1000000", "burst": "1000000",
 	})

@@ -84,7 +84,10 @@ func TestSlowUploadsControl(t *testing.T) {
 // rate window, counted; ordinary requests keep being answered meanwhile.
 func TestSlowReaders(t *testing.T) {
 	t.Parallel()
-	plainGozer(t)
+	raceAlso(t, testSlowReaders)
+}
+
+func testSlowReaders(t *testing.T) {
 	const readers = 200
 	o := startOrigin(t, "slowread")
 	cfg := oneOrigin(map[string]string{"max_connections_per_server": "1000"}, o.Addr)

@@ -77,7 +77,10 @@ func waitStalled(t testing.TB, written *atomic.Int64) int64 {
 // read pauses the client.
 func TestWebSocketProxySlowReader(t *testing.T) {
 	t.Parallel()
-	plainGozer(t)
+	raceAlso(t, testWebSocketProxySlowReader)
+}
+
+func testWebSocketProxySlowReader(t *testing.T) {
 	var down, up atomic.Int64
 	read := make(chan struct{})
 	o := startWSOrigin(t, func(o *wsOrigin, c *websocket.Conn) {
