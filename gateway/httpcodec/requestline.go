@@ -1,0 +1,142 @@
+package httpcodec
+
+import "bytes"
+
+// The request line: the strict parse of a complete one (Parse's first step)
+// and the lenient look at a partial one that a log line quotes.
+
+// parseRequestLine validates the request line (without CRLF) and sets HTTP10
+// and IsHead. For an absolute-form target it returns its authority (a
+// subslice of line).
+func (r *Request) parseRequestLine(line []byte) (authority []byte, err error) {
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 < 0 {
+		return nil, errRequestLine
+	}
+	method := line[:sp1]
+	if len(method) == 0 {
+		return nil, errRequestLine
+	}
+	for _, c := range method {
+		if !isTchar(c) {
+			return nil, errMethod
+		}
+	}
+	rest := line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 < 0 {
+		return nil, errNoVersion
+	}
+	target, version := rest[:sp2], rest[sp2+1:]
+	switch {
+	case string(version) == "HTTP/1.1":
+	case string(version) == "HTTP/1.0":
+		r.HTTP10 = true
+	case len(version) == 8 && string(version[:5]) == "HTTP/" && isDigit(version[5]) &&
+		version[6] == '.' && isDigit(version[7]):
+		return nil, errVersion
+	default:
+		return nil, errBadVersion
+	}
+	if len(target) == 0 {
+		return nil, errRequestLine
+	}
+	for _, c := range target {
+		if class[c]&classTarget == 0 {
+			return nil, errTarget
+		}
+	}
+	if string(method) == "CONNECT" {
+		return nil, errConnect
+	}
+	r.IsHead = string(method) == "HEAD"
+	switch {
+	case target[0] == '/':
+		return nil, nil
+	case len(target) == 1 && target[0] == '*':
+		if string(method) != "OPTIONS" {
+			return nil, errAsterisk
+		}
+		return nil, nil
+	}
+	authority, _, ok := splitAbsolute(target)
+	if !ok || len(authority) == 0 || !validHost(authority) {
+		return nil, errTarget
+	}
+	return authority, nil
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// splitAbsolute splits an absolute-form target "http://authority/path?q"
+// (scheme http or https, any case) into its authority and the rest ("/path?q",
+// "?q" or ""). ok is false when target is not absolute-form.
+func splitAbsolute(target []byte) (authority, rest []byte, ok bool) {
+	var after []byte
+	switch {
+	case hasPrefixFold(target, "http://"):
+		after = target[len("http://"):]
+	case hasPrefixFold(target, "https://"):
+		after = target[len("https://"):]
+	default:
+		return nil, nil, false
+	}
+	end := len(after)
+	for i, c := range after {
+		if c == '/' || c == '?' || c == '#' {
+			end = i
+			break
+		}
+	}
+	return after[:end], after[end:], true
+}
+
+// validHost reports whether b is a non-empty uri-host [":" port]: only
+// unreserved, pct-encoded, sub-delims, ":" and "[" "]" characters; no "@",
+// "/", whitespace or control characters.
+func validHost(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if class[c]&classHostCh == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestLineOf returns the method and the request-target at the start of a
+// request head that may be incomplete or invalid (refused while scanning or
+// parsing), so that a log can say what was received. Each is nil unless it is
+// complete (followed by a space, within the first max bytes), the method a
+// token, the target free of controls. They alias buf.
+func RequestLineOf(buf []byte, max int) (method, target []byte) {
+	for i := 0; i < maxLeadingEmpty && len(buf) >= 2 && buf[0] == '\r' && buf[1] == '\n'; i += 2 {
+		buf = buf[2:]
+	}
+	if len(buf) > max {
+		buf = buf[:max]
+	}
+	sp1 := bytes.IndexByte(buf, ' ')
+	if sp1 <= 0 {
+		return nil, nil
+	}
+	for _, c := range buf[:sp1] {
+		if !isTchar(c) {
+			return nil, nil
+		}
+	}
+	method = buf[:sp1]
+	rest := buf[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return method, nil
+	}
+	for _, c := range rest[:sp2] {
+		if class[c]&classTarget == 0 {
+			return method, nil
+		}
+	}
+	return method, rest[:sp2]
+}
