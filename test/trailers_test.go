@@ -290,13 +290,6 @@ func TestTrailersRequest(t *testing.T) {
 			t.Fatalf("%s %s", status, body)
 		}
 	})
-	t.Run("h2 raw: content-length and trailers announced", func(t *testing.T) {
-		h := dialH2(t, g.ProxyAddr)
-		status, body := h.postTrailers(1, []string{"content-length", "5", "trailer", "x-sum"}, "hello", "x-sum", "abc")
-		if status != "200" || !strings.Contains(body, `"body":"hello"`) || !strings.Contains(body, `"trailer":{"X-Sum":["abc"]}`) {
-			t.Fatalf("%s %s", status, body)
-		}
-	})
 	t.Run("h2 raw: over 8 KiB", func(t *testing.T) {
 		h := dialH2(t, g.ProxyAddr)
 		status, _ := h.postTrailers(1, nil, "hello", "x-big", strings.Repeat("b", 9<<10))

@@ -87,9 +87,7 @@
 // httpcodec.AppendTrailerFields drops the fields that must not be trailers
 // (the exchange has dropped, before, what the origin's Connection names, and
 // from a request's what its heads carry). A request with content-length goes
-// to the origin with it, and so without trailers, unless it announced them
-// (a trailer field): it then goes chunked, its trailers after its body (the
-// stream still holds its DATA to the content-length). A request's te (only
+// to the origin with it, and so without its trailers. A request's te (only
 // ever "trailers", else the request is malformed) is kept in the head the
 // exchange parses, which says it again to the origin when trailers can
 // reach the client (httpcodec.ForwardInfo.Trailers). An origin's Trailer

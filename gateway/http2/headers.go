@@ -60,9 +60,6 @@ type request struct {
 	method, scheme, authority, host, path string
 	declared                              int64 // content-length (-1: none)
 	seen                                  [4]bool
-	// announced: the client sent a trailer field, saying trailers follow
-	// its body (RFC 9110 6.6.2).
-	announced bool
 }
 
 // head turns a request's header fields into the HTTP/1.1 head the exchange
@@ -150,8 +147,6 @@ func (r *request) regular(f hpack.HeaderField) error {
 		}
 	case "host":
 		r.host = f.Value
-	case "trailer":
-		r.announced = true
 	case "content-length":
 		n, err := strconv.ParseInt(f.Value, 10, 64)
 		if err != nil || n < 0 || r.declared >= 0 && n != r.declared {
@@ -166,12 +161,8 @@ func (r *request) regular(f hpack.HeaderField) error {
 // the fields (cookie crumbs joined, RFC 9113 8.2.3; te, only ever
 // "trailers", kept for the exchange, which says it again to the origin when
 // trailers can reach the client: httpcodec.ForwardInfo.Trailers), and
-// chunked framing for a body of unknown length, or for one whose trailers
-// the client announced (a trailer field): HTTP/1.1 carries trailers only
-// after a chunked body, so the content-length is not said to the origin then
-// (the stream still holds the client's DATA to it).
+// chunked framing for a body of unknown length.
 func (r *request) write(dst []byte, fields []hpack.HeaderField, endStream bool) []byte {
-	chunked := !endStream && (r.declared < 0 || r.announced)
 	dst = append(dst, r.method...)
 	dst = append(dst, ' ')
 	dst = append(dst, r.path...)
@@ -184,7 +175,7 @@ func (r *request) write(dst []byte, fields []hpack.HeaderField, endStream bool) 
 	cookies := false
 	for _, f := range fields {
 		switch {
-		case f.IsPseudo() || f.Name == "host" || f.Name == "content-length" && chunked:
+		case f.IsPseudo() || f.Name == "host":
 			continue
 		case f.Name == "cookie":
 			if !cookies {
@@ -198,7 +189,7 @@ func (r *request) write(dst []byte, fields []hpack.HeaderField, endStream bool) 
 		dst = append(dst, f.Value...)
 		dst = append(dst, "\r\n"...)
 	}
-	if chunked {
+	if r.declared < 0 && !endStream {
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
 	}
 	return append(dst, "\r\n"...)
