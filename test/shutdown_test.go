@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -119,58 +121,107 @@ func TestShutdownDrainTimeout(t *testing.T) {
 // TestShutdownStalledLogOutput: Gozer's stdout and stderr go to a pipe no one
 // reads (a log collector that stopped) and the access log fills it. Requests
 // are still served, the lines that do not fit are dropped and counted
-// (gozer_access_log_dropped_bytes_total), and SIGTERM still ends the process
-// within drain_timeout plus the logs' bounded closes (telemetry.CloseWait,
-// 2 s each for the access log and the process log), with status 0: the last
-// lines are given up instead of holding the exit until SIGKILL.
+// (gozer_access_log_dropped_bytes_total{reason="slow_sink"}), and SIGTERM
+// still ends the process within drain_timeout plus the logs' bounded closes
+// (telemetry.CloseWait, 2 s each for the access log and the process log),
+// with status 0: the last lines are given up instead of holding the exit
+// until SIGKILL.
 func TestShutdownStalledLogOutput(t *testing.T) {
 	t.Parallel()
+	plainGozer(t) // a race report could not be read from the stalled pipe
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close() // open, never read: writes block once the pipe is full
+	g := outputGozer(t, w)
+	floodUntil(t, g, "access-log bytes dropped (the pipe and the writer's queue full)", "slow_sink")
+	stopWithin(t, g)
+}
+
+// TestLogOutputClosed: the reader of Gozer's stdout and stderr goes away (a
+// log collector that died: the pipe has no reader). Gozer keeps serving
+// instead of dying of SIGPIPE at its next log line; what the access log
+// cannot write is counted (gozer_access_log_dropped_bytes_total{reason=
+// "write_error"}); SIGTERM still ends it with status 0.
+func TestLogOutputClosed(t *testing.T) {
+	t.Parallel()
+	plainGozer(t) // a race report could not be read from the closed pipe
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := outputGozer(t, w)
+	r.Close() // the collector is gone: every write gets EPIPE
+	floodUntil(t, g, "access-log writes failing (EPIPE)", "write_error")
+	stopWithin(t, g)
+}
+
+// outputGozer is a gozer whose stdout and stderr are w (closed here once
+// Gozer has its copy).
+func outputGozer(t *testing.T, w *os.File) *gozer {
+	t.Helper()
 	o := startOrigin(t, "o1")
 	cfg := oneOrigin(nil, o.Addr)
 	cfg.Output = w
 	g := startGozer(t, cfg)
-	w.Close() // Gozer has its own copy
+	w.Close()
+	return g
+}
 
+// floodUntil sends requests on four connections, each of which must be
+// answered 200, until gozer_access_log_dropped_bytes_total{reason} is above 0.
+func floodUntil(t *testing.T, g *gozer, what, reason string) {
+	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second}
-	get := func() {
+	var failed atomic.Value
+	get := func() bool {
 		resp, err := client.Get(g.URL("/"))
 		if err != nil {
-			t.Fatalf("request while the log output is stalled: %v", err)
+			failed.Store(fmt.Sprintf("request with the log output %s: %v (gozer exited: %v)", reason, err, g.exited()))
+			return false
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			t.Fatalf("request while the log output is stalled: %d", resp.StatusCode)
+			failed.Store(fmt.Sprintf("request with the log output %s: %d", reason, resp.StatusCode))
+			return false
 		}
+		return true
 	}
-	waitFor(t, 90*time.Second, "access-log bytes dropped (the pipe and the writer's queue full)", func() bool {
+	waitFor(t, 90*time.Second, what, func() bool {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for range 250 {
-					get()
+					if !get() {
+						return
+					}
 				}
 			}()
 		}
 		wg.Wait()
-		return value(t, scrapeMetrics(t, g), "gozer_access_log_dropped_bytes_total") > 0
+		if f := failed.Load(); f != nil {
+			t.Fatal(f)
+		}
+		return value(t, scrapeMetrics(t, g), "gozer_access_log_dropped_bytes_total", "reason", reason) > 0
 	})
+}
 
+// stopWithin sends SIGTERM and wants status 0 within the harness's
+// drain_timeout (2 s), both logs' bounded closes (2 s each) and some slack.
+func stopWithin(t *testing.T, g *gozer) {
+	t.Helper()
 	if err := g.cmd.Process.Signal(terminate); err != nil {
 		t.Fatal(err)
 	}
-	const drain = 2 * time.Second // the harness's drain_timeout
+	const drain = 2 * time.Second
 	limit := drain + 2*2*time.Second + 6*time.Second
 	code, ok := g.exitCode(limit)
 	if !ok {
-		t.Fatalf("gozer still running %v after SIGTERM with its log output stalled (drain_timeout %v)", limit, drain)
+		t.Fatalf("gozer still running %v after SIGTERM with its log output stalled or closed (drain_timeout %v)", limit, drain)
 	}
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)

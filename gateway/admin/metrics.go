@@ -135,7 +135,7 @@ var (
 	dH2Conns    = desc("http2_connections_total", "Client connections that spoke HTTP/2 (h2 by ALPN, h2c).")
 	dH2Streams  = desc("http2_streams_total", "HTTP/2 streams that carried a request.")
 	dH2Ended    = desc("http2_ended_total", "HTTP/2 connections (GOAWAY) and streams (RST_STREAM, 431) the gateway ended, by reason: protocol_error, flow_control, frame_size, compression, rapid_reset, continuation_flood, control_flood, header_list_too_large, refused_stream, stream_stalled, slow_reader, slow_body.", "reason")
-	dAccessDrop = desc("access_log_dropped_bytes_total", "Access-log bytes dropped because the sink (log.access_log) took them slower than they came.")
+	dAccessDrop = desc("access_log_dropped_bytes_total", "Access-log bytes lost, by reason: slow_sink (log.access_log's sink took them slower than they came), write_error (its write failed: a full disk, a closed pipe).", "reason")
 	dMetricsOn  = desc("metrics_enabled", "1 when the per-request metrics are recorded (listeners.admin.metrics).")
 )
 
@@ -195,7 +195,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(dH2Ended, float64(n), reason)
 		}
 		if sh.Access != nil {
-			counter(dAccessDrop, float64(sh.Access.Dropped()))
+			counter(dAccessDrop, float64(sh.Access.Dropped()), "slow_sink")
+			counter(dAccessDrop, float64(sh.Access.Failed()), "write_error")
 		}
 	}
 	if cc := c.src.Config; cc != nil {

@@ -203,6 +203,7 @@ func (s *Server) closeAccessLog() {
 	if err := telemetry.CloseWithin(s.access, telemetry.CloseWait); err != nil {
 		s.log.Warn().Err(err).Msg("access log not all written out: its sink does not take the lines")
 	}
+	s.access.ReportDropsAtExit(s.log) // what the last flushes lost
 }
 
 // Start binds the listeners and starts the event loops; it returns once Gozer serves.

@@ -16,15 +16,19 @@ const flushAt = 32 << 10
 // own goroutine, so that a slow disk or a blocked stdout never stalls a loop.
 // Each loop owns a LoopWriter; buffers travel to the writer goroutine through a
 // bounded channel. When the channel is full the buffer is dropped and counted:
-// a gateway must keep serving rather than wait for its log.
+// a gateway must keep serving rather than wait for its log. So is what the
+// sink fails to write (a full disk, a collector that closed its pipe).
 type AccessLog struct {
 	sink    io.WriteCloser
 	full    chan []byte
 	free    chan []byte
-	dropped atomic.Uint64
+	dropped atomic.Uint64 // bytes dropped with the channel full
+	failed  atomic.Uint64 // bytes the sink's Write did not take, with an error
+	lastErr atomic.Pointer[string]
 	wg      sync.WaitGroup
 
-	// What ReportDrops last said; only its one caller touches them.
+	// What ReportDrops last said.
+	reportMu   sync.Mutex
 	reported   uint64
 	reportedAt time.Time
 }
@@ -49,7 +53,11 @@ func NewAccessLog(sink io.WriteCloser) *AccessLog {
 func (a *AccessLog) run() {
 	defer a.wg.Done()
 	for b := range a.full {
-		_, _ = a.sink.Write(b)
+		if n, err := a.sink.Write(b); err != nil {
+			a.failed.Add(uint64(len(b) - n))
+			msg := err.Error()
+			a.lastErr.Store(&msg)
+		}
 		select {
 		case a.free <- b[:0]:
 		default:
@@ -60,18 +68,40 @@ func (a *AccessLog) run() {
 // Dropped is how many bytes of access log were dropped because the sink was too slow.
 func (a *AccessLog) Dropped() uint64 { return a.dropped.Load() }
 
-// ReportDrops logs a warning when access-log bytes were dropped since its
-// last one, at most once per dropReportEvery: a sink that stops taking lines
-// drops them on every flush, and the warning must not flood the process log
-// in turn. Call it from one goroutine only (the server's ticker), often.
+// Failed is how many bytes of access log the sink failed to write (its Write
+// returned an error: ENOSPC, EPIPE, ...).
+func (a *AccessLog) Failed() uint64 { return a.failed.Load() }
+
+// ReportDrops logs a warning when access-log bytes were dropped or failed
+// since its last one, at most once per dropReportEvery: a sink that stops
+// taking lines loses them on every flush, and the warning must not flood the
+// process log in turn. The server's ticker calls it, often; safe from any
+// goroutine.
 func (a *AccessLog) ReportDrops(now time.Time, log zerolog.Logger) {
-	d := a.dropped.Load()
-	if d == a.reported || now.Sub(a.reportedAt) < dropReportEvery {
+	a.reportDrops(now, log, dropReportEvery)
+}
+
+// ReportDropsAtExit is ReportDrops without the wait: what the last flushes
+// lost, said once the ticker has stopped.
+func (a *AccessLog) ReportDropsAtExit(log zerolog.Logger) {
+	a.reportDrops(time.Now(), log, 0)
+}
+
+func (a *AccessLog) reportDrops(now time.Time, log zerolog.Logger, every time.Duration) {
+	a.reportMu.Lock()
+	defer a.reportMu.Unlock()
+	slow, failed := a.dropped.Load(), a.failed.Load()
+	lost := slow + failed
+	if lost == a.reported || now.Sub(a.reportedAt) < every {
 		return
 	}
-	log.Warn().Uint64("dropped_bytes", d-a.reported).Uint64("dropped_bytes_total", d).
-		Msg("access log lines dropped: its sink (log.access_log) takes them slower than they come")
-	a.reported, a.reportedAt = d, now
+	ev := log.Warn().Uint64("lost_bytes", lost-a.reported).
+		Uint64("slow_sink_bytes_total", slow).Uint64("write_error_bytes_total", failed)
+	if e := a.lastErr.Load(); e != nil {
+		ev = ev.Str("last_error", *e)
+	}
+	ev.Msg("access log lines lost: its sink (log.access_log) takes them slower than they come, or fails to write them")
+	a.reported, a.reportedAt = lost, now
 }
 
 // Close writes what the writer goroutine holds and closes the sink. Call it only

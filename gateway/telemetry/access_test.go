@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -127,8 +128,43 @@ func TestAccessLogStalledSinkDropsAndReports(t *testing.T) {
 			flood()
 		}
 		a.ReportDrops(t0.Add(st.at), log)
-		if n := strings.Count(out.String(), "access log lines dropped"); n != st.warns {
+		if n := strings.Count(out.String(), "access log lines lost"); n != st.warns {
 			t.Fatalf("step %d: %d warnings; want %d:\n%s", i, n, st.warns, out.String())
 		}
+	}
+}
+
+// failingSink is an access-log sink whose every write fails (a full disk, a
+// closed pipe), taking n bytes first.
+type failingSink struct{ n int }
+
+func (f failingSink) Write(p []byte) (int, error) {
+	return min(f.n, len(p)), errors.New("no space left on device")
+}
+func (failingSink) Close() error { return nil }
+
+// TestAccessLogWriteErrorsCounted: what the sink fails to write is counted
+// apart from what a slow sink drops (Failed, not Dropped), and the warning
+// names the error; at exit ReportDropsAtExit says it without the wait.
+func TestAccessLogWriteErrorsCounted(t *testing.T) {
+	a := NewAccessLog(failingSink{n: 10})
+	w := a.NewLoopWriter()
+	w.Logger.Log().Str("path", "/x").Send()
+	w.Flush()
+	n := len(`{"path":"/x","time":""}`) // at least this long
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if a.Dropped() != 0 || a.Failed() < uint64(n-10) {
+		t.Fatalf("Dropped %d, Failed %d; want 0 and the line's bytes less the 10 written", a.Dropped(), a.Failed())
+	}
+	var out strings.Builder
+	log := zerolog.New(&out)
+	a.ReportDrops(time.Unix(1000, 0), log)
+	a.ReportDropsAtExit(log) // nothing new: quiet
+	got := out.String()
+	if strings.Count(got, "access log lines lost") != 1 || !strings.Contains(got, `"last_error":"no space left on device"`) ||
+		!strings.Contains(got, `"slow_sink_bytes_total":0`) {
+		t.Fatalf("warnings:\n%s", got)
 	}
 }

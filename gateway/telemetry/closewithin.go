@@ -11,7 +11,8 @@ import (
 // queued (the access log's buffers, the process log's lines) before it gives
 // up on them: a sink that stopped reading (a log collector stalled on stdout,
 // a full pipe) must not keep the process from exiting, for its supervisor
-// to restart it or for SIGTERM to mean a stop within the drain timeout.
+// to restart it, or SIGTERM from meaning a stop within a few seconds of the
+// drain timeout (the README's supervisor grace: drain_timeout + ~5 s).
 const CloseWait = 2 * time.Second
 
 // ErrCloseTimeout is what CloseWithin returns when the close did not finish in time.

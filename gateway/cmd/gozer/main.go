@@ -152,6 +152,11 @@ func check(cfg *config.Config, name string, stdout, stderr io.Writer) int {
 // the configuration (data, read from path) and the Lua scripts, and never
 // stops it.
 func serve(cfg *config.Config, path string, data []byte, watch bool) int {
+	// A log collector that goes away closes our stdout or stderr: Go's
+	// default is then to die of SIGPIPE at the next log write. A gateway
+	// keeps serving instead; the writes fail (EPIPE), counted for the access
+	// log (gozer_access_log_dropped_bytes_total{reason="write_error"}).
+	signal.Ignore(syscall.SIGPIPE)
 	log, closeLog, err := telemetry.NewProcessLogger(cfg.Log.Level, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gozer: %v\n", err)
