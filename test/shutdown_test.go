@@ -118,43 +118,40 @@ func TestShutdownDrainTimeout(t *testing.T) {
 	}
 }
 
-// TestShutdownStalledLogOutput: Gozer's stdout and stderr go to a pipe no one
-// reads (a log collector that stopped) and the access log fills it. Requests
-// are still served, the lines that do not fit are dropped and counted
-// (gozer_access_log_dropped_bytes_total{reason="slow_sink"}), and SIGTERM
-// still ends the process within drain_timeout plus the logs' bounded closes
-// (telemetry.CloseWait, 2 s each for the access log and the process log),
-// with status 0: the last lines are given up instead of holding the exit
-// until SIGKILL.
-func TestShutdownStalledLogOutput(t *testing.T) {
+// TestLogOutputStalledOrClosed: Gozer's stdout and stderr go to a pipe whose
+// reader is a log collector that stalled (open, never read: the access log
+// fills it) or died (closed: every write gets EPIPE). Either way Gozer keeps
+// serving, counts what the access log loses
+// (gozer_access_log_dropped_bytes_total: slow_sink, write_error), does not
+// die of SIGPIPE at its next log line, and SIGTERM ends it with status 0
+// within drain_timeout plus the logs' bounded closes (telemetry.CloseWait,
+// 2 s each for the access log and the process log): the last lines are given
+// up instead of holding the exit until SIGKILL.
+func TestLogOutputStalledOrClosed(t *testing.T) {
 	t.Parallel()
-	plainGozer(t) // a race report could not be read from the stalled pipe
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name, reason, what string
+		closeReader        bool
+	}{
+		{"stalled", "slow_sink", "access-log bytes dropped (the pipe and the writer's queue full)", false},
+		{"closed", "write_error", "access-log writes failing (EPIPE)", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			plainGozer(t) // a race report could not be read from the pipe
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			g := outputGozer(t, w)
+			if tc.closeReader {
+				r.Close() // the collector is gone
+			}
+			floodUntil(t, g, tc.what, tc.reason)
+			stopWithin(t, g)
+		})
 	}
-	defer r.Close() // open, never read: writes block once the pipe is full
-	g := outputGozer(t, w)
-	floodUntil(t, g, "access-log bytes dropped (the pipe and the writer's queue full)", "slow_sink")
-	stopWithin(t, g)
-}
-
-// TestLogOutputClosed: the reader of Gozer's stdout and stderr goes away (a
-// log collector that died: the pipe has no reader). Gozer keeps serving
-// instead of dying of SIGPIPE at its next log line; what the access log
-// cannot write is counted (gozer_access_log_dropped_bytes_total{reason=
-// "write_error"}); SIGTERM still ends it with status 0.
-func TestLogOutputClosed(t *testing.T) {
-	t.Parallel()
-	plainGozer(t) // a race report could not be read from the closed pipe
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := outputGozer(t, w)
-	r.Close() // the collector is gone: every write gets EPIPE
-	floodUntil(t, g, "access-log writes failing (EPIPE)", "write_error")
-	stopWithin(t, g)
 }
 
 // outputGozer is a gozer whose stdout and stderr are w (closed here once
