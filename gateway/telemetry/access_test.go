@@ -144,27 +144,44 @@ func (f failingSink) Write(p []byte) (int, error) {
 func (failingSink) Close() error { return nil }
 
 // TestAccessLogWriteErrorsCounted: what the sink fails to write is counted
-// apart from what a slow sink drops (Failed, not Dropped), and the warning
-// names the error; at exit ReportDropsAtExit says it without the wait.
+// apart from what a slow sink drops (Failed, not Dropped), the warning names
+// the error, and ReportDropsAtExit says a new loss without ReportDrops' wait
+// (the exit path's last word), and nothing when there is none.
 func TestAccessLogWriteErrorsCounted(t *testing.T) {
 	a := NewAccessLog(failingSink{n: 10})
+	defer a.Close()
 	w := a.NewLoopWriter()
-	w.Logger.Log().Str("path", "/x").Send()
-	w.Flush()
-	n := len(`{"path":"/x","time":""}`) // at least this long
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
+	lose := func() { // one line, written by the writer goroutine, failed
+		t.Helper()
+		before := a.Failed()
+		w.Logger.Log().Str("path", "/x").Send()
+		w.Flush()
+		for deadline := time.Now().Add(5 * time.Second); a.Failed() == before; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the failed write was not counted within 5s")
+			}
+		}
 	}
-	if a.Dropped() != 0 || a.Failed() < uint64(n-10) {
-		t.Fatalf("Dropped %d, Failed %d; want 0 and the line's bytes less the 10 written", a.Dropped(), a.Failed())
+	lose()
+	if n := len(`{"path":"/x"}`) - 10; a.Dropped() != 0 || a.Failed() < uint64(n) {
+		t.Fatalf("Dropped %d, Failed %d; want 0 and at least the line's bytes less the 10 written (%d)", a.Dropped(), a.Failed(), n)
 	}
 	var out strings.Builder
 	log := zerolog.New(&out)
-	a.ReportDrops(time.Unix(1000, 0), log)
-	a.ReportDropsAtExit(log) // nothing new: quiet
-	got := out.String()
-	if strings.Count(got, "access log lines lost") != 1 || !strings.Contains(got, `"last_error":"no space left on device"`) ||
-		!strings.Contains(got, `"slow_sink_bytes_total":0`) {
-		t.Fatalf("warnings:\n%s", got)
+	warnings := func() int { return strings.Count(out.String(), "access log lines lost") }
+	a.ReportDrops(time.Now(), log)
+	if warnings() != 1 || !strings.Contains(out.String(), `"last_error":"no space left on device"`) ||
+		!strings.Contains(out.String(), `"slow_sink_bytes_total":0`) {
+		t.Fatalf("after the first loss:\n%s", out.String())
+	}
+	a.ReportDropsAtExit(log) // nothing new
+	lose()
+	a.ReportDrops(time.Now(), log) // within dropReportEvery
+	if warnings() != 1 {
+		t.Fatalf("want no second warning yet:\n%s", out.String())
+	}
+	a.ReportDropsAtExit(log) // the new loss, without the wait
+	if warnings() != 2 {
+		t.Fatalf("want the exit's warning:\n%s", out.String())
 	}
 }
