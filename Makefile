@@ -67,7 +67,7 @@ test: deps
 
 ## test-short: the suite without the 1 GiB transfers
 test-short:
-	$(GO) test -race -count=1 -short ./...
+	$(GO) test -race -count=1 -short ./test/ ./...
 
 ## dashboard-screenshot: docs/dashboard.png, the dashboard under the browser test's traffic
 dashboard-screenshot: deps

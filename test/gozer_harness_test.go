@@ -332,6 +332,9 @@ func startGozer(t testing.TB, cfg config) *gozer {
 			break
 		}
 	}
+	if cfg.Output != nil {
+		lastErr = "(its output went to config.Output)"
+	}
 	t.Fatalf("gozer did not become ready (health check 200 and proxy port open) within 10s:\n%s", lastErr)
 	return nil
 }

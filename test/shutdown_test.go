@@ -148,7 +148,7 @@ func TestLogOutputStalledOrClosed(t *testing.T) {
 			if tc.closeReader {
 				r.Close() // the collector is gone
 			}
-			floodUntil(t, g, tc.what, tc.reason)
+			floodUntil(t, g, tc.name, tc.what, tc.reason)
 			stopWithin(t, g)
 		})
 	}
@@ -167,21 +167,22 @@ func outputGozer(t *testing.T, w *os.File) *gozer {
 }
 
 // floodUntil sends requests on four connections, each of which must be
-// answered 200, until gozer_access_log_dropped_bytes_total{reason} is above 0.
-func floodUntil(t *testing.T, g *gozer, what, reason string) {
+// answered 200 while the log output is state, until
+// gozer_access_log_dropped_bytes_total{reason} is above 0.
+func floodUntil(t *testing.T, g *gozer, state, what, reason string) {
 	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second}
 	var failed atomic.Value
 	get := func() bool {
 		resp, err := client.Get(g.URL("/"))
 		if err != nil {
-			failed.Store(fmt.Sprintf("request with the log output %s: %v (gozer exited: %v)", reason, err, g.exited()))
+			failed.Store(fmt.Sprintf("request with the log output %s: %v (gozer exited: %v)", state, err, g.exited()))
 			return false
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			failed.Store(fmt.Sprintf("request with the log output %s: %d", reason, resp.StatusCode))
+			failed.Store(fmt.Sprintf("request with the log output %s: %d", state, resp.StatusCode))
 			return false
 		}
 		return true

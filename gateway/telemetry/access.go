@@ -28,9 +28,10 @@ type AccessLog struct {
 	wg      sync.WaitGroup
 
 	// What ReportDrops last said.
-	reportMu   sync.Mutex
-	reported   uint64
-	reportedAt time.Time
+	reportMu       sync.Mutex
+	reported       uint64 // bytes lost, both reasons
+	reportedFailed uint64 // of which write errors
+	reportedAt     time.Time
 }
 
 // dropReportEvery is how often at most ReportDrops logs a warning.
@@ -54,9 +55,9 @@ func (a *AccessLog) run() {
 	defer a.wg.Done()
 	for b := range a.full {
 		if n, err := a.sink.Write(b); err != nil {
-			a.failed.Add(uint64(len(b) - n))
 			msg := err.Error()
-			a.lastErr.Store(&msg)
+			a.lastErr.Store(&msg) // before the count: a report that sees the count sees its error
+			a.failed.Add(uint64(len(b) - n))
 		}
 		select {
 		case a.free <- b[:0]:
@@ -97,11 +98,11 @@ func (a *AccessLog) reportDrops(now time.Time, log zerolog.Logger, every time.Du
 	}
 	ev := log.Warn().Uint64("lost_bytes", lost-a.reported).
 		Uint64("slow_sink_bytes_total", slow).Uint64("write_error_bytes_total", failed)
-	if e := a.lastErr.Load(); e != nil {
-		ev = ev.Str("last_error", *e)
+	if e := a.lastErr.Load(); e != nil && failed != a.reportedFailed {
+		ev = ev.Str("last_error", *e) // only when this report's loss has write errors
 	}
 	ev.Msg("access log lines lost: its sink (log.access_log) takes them slower than they come, or fails to write them")
-	a.reported, a.reportedAt = lost, now
+	a.reported, a.reportedFailed, a.reportedAt = lost, failed, now
 }
 
 // Close writes what the writer goroutine holds and closes the sink. Call it only

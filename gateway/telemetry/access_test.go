@@ -145,8 +145,9 @@ func (failingSink) Close() error { return nil }
 
 // TestAccessLogWriteErrorsCounted: what the sink fails to write is counted
 // apart from what a slow sink drops (Failed, not Dropped), the warning names
-// the error, and ReportDropsAtExit says a new loss without ReportDrops' wait
-// (the exit path's last word), and nothing when there is none.
+// the error (and only while write errors are what it reports), and
+// ReportDropsAtExit says a new loss without ReportDrops' wait (the exit
+// path's last word), and nothing when there is none.
 func TestAccessLogWriteErrorsCounted(t *testing.T) {
 	a := NewAccessLog(failingSink{n: 10})
 	defer a.Close()
@@ -183,5 +184,12 @@ func TestAccessLogWriteErrorsCounted(t *testing.T) {
 	a.ReportDropsAtExit(log) // the new loss, without the wait
 	if warnings() != 2 {
 		t.Fatalf("want the exit's warning:\n%s", out.String())
+	}
+	// A loss that is only a slow sink's does not carry an old write error.
+	a.dropped.Add(100)
+	out.Reset()
+	a.ReportDropsAtExit(log)
+	if warnings() != 1 || strings.Contains(out.String(), "last_error") {
+		t.Fatalf("a slow sink's loss after write errors:\n%s", out.String())
 	}
 }

@@ -156,7 +156,10 @@ func serve(cfg *config.Config, path string, data []byte, watch bool) int {
 	// default is then to die of SIGPIPE at the next log write. A gateway
 	// keeps serving instead; the writes fail (EPIPE), counted for the access
 	// log (gozer_access_log_dropped_bytes_total{reason="write_error"}).
-	signal.Ignore(syscall.SIGPIPE)
+	// Notify, not Ignore: an ignored signal would stay ignored in any child
+	// process; a notified one goes back to its default there. The channel is
+	// never read (Notify drops what does not fit).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	log, closeLog, err := telemetry.NewProcessLogger(cfg.Log.Level, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gozer: %v\n", err)
