@@ -12,7 +12,7 @@ import (
 // up on them: a sink that stopped reading (a log collector stalled on stdout,
 // a full pipe) must not keep the process from exiting, for its supervisor
 // to restart it, or SIGTERM from meaning a stop within a few seconds of the
-// drain timeout (the README's supervisor grace: drain_timeout + ~5 s).
+// drain timeout (the README: a supervisor grace of at least drain_timeout + 5 s).
 const CloseWait = 2 * time.Second
 
 // ErrCloseTimeout is what CloseWithin returns when the close did not finish in time.
