@@ -129,29 +129,26 @@ func raceAlso(t *testing.T, test func(t *testing.T)) {
 
 // unmeasured reports whether t (or the test it is a subtest of) is a race
 // pass of raceAlso.
-func unmeasured(t testing.TB) bool {
+func unmeasured(t testing.TB) bool { return marked(&unmeasuredTests, t) }
+
+// gozerBinFor is the gozer binary t runs: gozerPlainBin for a test (or a
+// subtest of one) that called plainGozer, gozerBin otherwise.
+func gozerBinFor(t testing.TB) (bin string, race bool) {
+	if marked(&plainTests, t) {
+		return gozerPlainBin, false
+	}
+	return gozerBin, raceBuild && gozerBin != gozerPlainBin
+}
+
+// marked reports whether m holds t's name or that of a test t is a subtest of.
+func marked(m *sync.Map, t testing.TB) bool {
 	for name := t.Name(); ; {
-		if _, ok := unmeasuredTests.Load(name); ok {
+		if _, ok := m.Load(name); ok {
 			return true
 		}
 		i := strings.LastIndexByte(name, '/')
 		if i < 0 {
 			return false
-		}
-		name = name[:i]
-	}
-}
-
-// gozerBinFor is the gozer binary t runs: gozerPlainBin for a test (or a
-// subtest of one) that called plainGozer, gozerBin otherwise.
-func gozerBinFor(t testing.TB) (bin string, race bool) {
-	for name := t.Name(); ; {
-		if _, ok := plainTests.Load(name); ok {
-			return gozerPlainBin, false
-		}
-		i := strings.LastIndexByte(name, '/')
-		if i < 0 {
-			return gozerBin, raceBuild && gozerBin != gozerPlainBin
 		}
 		name = name[:i]
 	}
@@ -226,7 +223,8 @@ type process struct {
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's result, valid after done
 	race   bool          // built with -race: its RSS is mostly the detector's (rss refuses)
-	// unmeasured: a race pass of raceAlso, whose rss reports 0 instead of refusing.
+	// unmeasured: a race pass of raceAlso (race-built), whose rss reports 0
+	// instead of refusing.
 	unmeasured bool
 }
 
@@ -301,7 +299,7 @@ func (p *process) exitCode(timeout time.Duration) (int, bool) {
 
 // rss is the resident set size of the process in bytes, from /proc/PID/status.
 func (p *process) rss() (int64, error) {
-	if p.race && p.unmeasured {
+	if p.unmeasured {
 		return 0, nil
 	}
 	if p.race {

@@ -1,15 +1,10 @@
 package test
 
 import (
-	"fmt"
-	"io"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -166,43 +161,14 @@ func outputGozer(t *testing.T, w *os.File) *gozer {
 	return g
 }
 
-// floodUntil sends requests on four connections, each of which must be
-// answered 200 while the log output is state, until
-// gozer_access_log_dropped_bytes_total{reason} is above 0.
+// floodUntil sends requests in batches of 1,000 on four connections
+// (ordinary), every one of which must be answered 200 while the log output
+// is state, until gozer_access_log_dropped_bytes_total{reason} is above 0.
 func floodUntil(t *testing.T, g *gozer, state, what, reason string) {
 	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	var failed atomic.Value
-	get := func() bool {
-		resp, err := client.Get(g.URL("/"))
-		if err != nil {
-			failed.Store(fmt.Sprintf("request with the log output %s: %v (gozer exited: %v)", state, err, g.exited()))
-			return false
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			failed.Store(fmt.Sprintf("request with the log output %s: %d", state, resp.StatusCode))
-			return false
-		}
-		return true
-	}
 	waitFor(t, 90*time.Second, what, func() bool {
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range 250 {
-					if !get() {
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if f := failed.Load(); f != nil {
-			t.Fatal(f)
+		if tr := ordinary(t, g, "/", 1000, 4); tr.failed > 0 {
+			t.Fatalf("requests with the log output %s: %d ok, %d failed %v (gozer exited: %v)", state, tr.ok, tr.failed, tr.failures, g.exited())
 		}
 		return value(t, scrapeMetrics(t, g), "gozer_access_log_dropped_bytes_total", "reason", reason) > 0
 	})

@@ -160,10 +160,7 @@ func (s *Server) Done() <-chan error { return s.died }
 // them out, waiting at most telemetry.CloseWait). Call it once, only after
 // Done, instead of Shutdown.
 func (s *Server) Abandon() {
-	s.loopsMu.Lock()
-	loops := append([]*loop.Loop(nil), s.loops...)
-	s.loopsMu.Unlock()
-	for _, l := range loops {
+	for _, l := range s.loopList() {
 		l.Log.Flush()
 	}
 	s.closeAccessLog()

@@ -521,13 +521,18 @@ stop:
 	return err
 }
 
+// loopList is a copy of the loops so far (handler.roomsOf appends each one
+// the first time it sees it).
+func (s *Server) loopList() []*loop.Loop {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	return append([]*loop.Loop(nil), s.loops...)
+}
+
 // forEachLoop runs fn on every loop's own goroutine and waits for all of them.
 func (s *Server) forEachLoop(fn func(*loop.Loop)) {
-	s.loopsMu.Lock()
-	loops := append([]*loop.Loop(nil), s.loops...)
-	s.loopsMu.Unlock()
 	var wg sync.WaitGroup
-	for _, l := range loops {
+	for _, l := range s.loopList() {
 		wg.Add(1)
 		if !l.Execute(func() { defer wg.Done(); fn(l) }) {
 			wg.Done()
