@@ -24,6 +24,11 @@
 # number) skips the trial. Why it matters here: with a spare P, each time the loop finds no
 # event (gnet's poller then calls runtime.Gosched) Go wakes an idle thread to look for work
 # and puts it back to sleep, two context switches on the proxy's one core (bench/README.md).
+#
+# A/B: WS_ALT_GOZER=/path/to/gozer adds a third target, "alt": that binary, same config and
+# GOMAXPROCS as "gozer", started under WS_ALT_WRAPPER (a command prefix, e.g. one that sets a
+# process setting before exec) when given, in the same interleaved rounds. For trying a change
+# to a dependency or to how Gozer is started against the tree's own build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${WS_ROUNDS:-3}
@@ -38,6 +43,8 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n
 trap cleanup EXIT
 for c in nginx taskset; do command -v "$c" >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx util-linux; }; done
 go build -o "$WORK/" ./gateway/cmd/gozer ./gateway/cmd/demo-origin ./bench/wsload
+ALT=${WS_ALT_GOZER:-}
+targets=(gozer ${ALT:+alt} nginx)
 mkdir -p "$WORK/scripts" "$WORK/nginx"
 cat >"$WORK/gozer.yaml" <<YAML
 listeners:
@@ -81,8 +88,16 @@ start_gozer() { # GOMAXPROCS value ("default": unset) -> sets pid[gozer]
 }
 declare -A pid
 start_gozer "${WS_GOZER_GOMAXPROCS:-default}"
+start_alt() { # GOMAXPROCS value -> sets pid[alt]; its own ports
+  local env=()
+  [[ $1 == default ]] || env=(GOMAXPROCS="$1")
+  sed -e "s/127.0.0.1:$GOZER_PORT/127.0.0.1:$((BASE + 4))/" -e "s/127.0.0.1:$ADMIN_PORT/127.0.0.1:$((BASE + 5))/" "$WORK/gozer.yaml" >"$WORK/alt.yaml"
+  # shellcheck disable=SC2086 # the wrapper is a command prefix, split on purpose
+  GOZER_PUSH_SECRET=bench-secret-0123456789 env "${env[@]}" taskset -c 0 ${WS_ALT_WRAPPER:-} "$ALT" -config "$WORK/alt.yaml" >"$WORK/alt.log" 2>&1 &
+  pid[alt]=$!; pids+=("${pid[alt]}")
+}
 taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.log" 2>&1 & nginx=$!; pids+=("$nginx")
-declare -A url=([gozer]="ws://127.0.0.1:$GOZER_PORT/ws" [nginx]="ws://127.0.0.1:$NGINX_PORT/ws")
+declare -A url=([gozer]="ws://127.0.0.1:$GOZER_PORT/ws" [alt]="ws://127.0.0.1:$((BASE + 4))/ws" [nginx]="ws://127.0.0.1:$NGINX_PORT/ws")
 pid[nginx]=$nginx
 ready() { # target: echoes byte for byte, or the bench ends
   local ok=
@@ -118,10 +133,11 @@ if [[ -z $gmp ]]; then # the GOMAXPROCS trial: one warm-up and one run each, kee
   done
   if [[ $gmp != 1 ]]; then kill "${pid[gozer]}"; wait "${pid[gozer]}" 2>/dev/null || true; start_gozer "$gmp"; ready gozer; fi
 fi
-run gozer >/dev/null; run nginx >/dev/null # warm-up
+if [[ -n $ALT ]]; then start_alt "$gmp"; ready alt; fi
+for t in "${targets[@]}"; do run "$t" >/dev/null; done # warm-up
 declare -A rate us
 for r in $(seq "$ROUNDS"); do
-  for t in gozer nginx; do
+  for t in "${targets[@]}"; do
     read -r a b < <(run "$t")
     rate[$t]+="$a "; us[$t]+="$b "
     echo "round $r $t: $a msgs/s, $b µs CPU/msg" >&2
@@ -131,7 +147,11 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[i
 echo "ws.sh: $ROUNDS rounds of ${DURATION}s, $CONNS connections echoing $SIZE-byte messages, proxy on core 0 (medians); gozer GOMAXPROCS=$gmp"
 printf '%-6s %12s %14s %10s\n' proxy msgs/s "µs CPU/msg" "CPU vs nginx"
 base=$(median <<<"${us[nginx]}")
-for t in gozer nginx; do
+for t in "${targets[@]}"; do
   u=$(median <<<"${us[$t]}")
   printf '%-6s %12s %14s %10s\n' "$t" "$(median <<<"${rate[$t]}")" "$u" "$(awk -v u="$u" -v b="$base" 'BEGIN {printf "%.2fx", u/b}')"
 done
+if [[ -n $ALT ]]; then # the A/B figure: alt over gozer within each round, then their median
+  within=$(paste -d' ' <(tr ' ' '\n' <<<"${us[alt]}" | grep -v '^$') <(tr ' ' '\n' <<<"${us[gozer]}" | grep -v '^$') | awk '{printf "%.3f ", $1/$2}')
+  echo "alt / gozer CPU per message within each round: median $(median <<<"$within") ($within)"
+fi
