@@ -64,6 +64,10 @@ type Header struct{ Name, Value string }
 // goroutine, and nothing may keep a Context, or a slice taken from it, after the
 // request has ended (the core recycles it).
 type Context struct {
+	// Req is the client's request as the origin will get it. Req.Header.Set
+	// replaces only the first field of a name (fasthttp's): to vouch for a
+	// value (an identity, a scope), Del the name first, or a client's second
+	// copy goes on beside it (ctx.req.set_header does both).
 	Req        *httpcodec.Request
 	Resp       *httpcodec.Response // set for the outbound phase: the origin's answer or the gateway's own
 	Phase      Phase

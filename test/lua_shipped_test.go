@@ -100,6 +100,20 @@ func TestLuaFilterShippedScripts(t *testing.T) {
 					t.Errorf("the origin got X-Public-Req %q, want kept", got)
 				}
 			}},
+		// What origins trust the gateway to set: a client's own goes, "_" read as "-".
+		{"client identity and internal headers stripped, underscores too", "/headers",
+			map[string]string{"X-User": "admin", "X_User": "root", "X_Internal_Role": "admin", "X-User-Agent-Hint": "kept"}, 200, "other",
+			func(t *testing.T, _ *http.Response, body []byte) {
+				v := decodeView(t, body)
+				for name, vals := range v.Headers {
+					if n := strings.ReplaceAll(strings.ToLower(name), "_", "-"); n == "x-user" || strings.HasPrefix(n, "x-internal-") {
+						t.Errorf("the origin got %s %q", name, vals)
+					}
+				}
+				if got := v.Headers.Get("X-User-Agent-Hint"); got != "kept" {
+					t.Errorf("the origin got X-User-Agent-Hint %q, want kept", got)
+				}
+			}},
 		{"origin self-description stripped from the response", "/leaky/x", nil, 200, "",
 			func(t *testing.T, resp *http.Response, body []byte) {
 				for _, h := range []string{"X-Powered-By", "X-Internal-Trace", "X-Internal-Shard"} {

@@ -107,6 +107,30 @@ func TestRequestAPI(t *testing.T) {
 				t.Fatalf("X-Route = %q", got)
 			}
 		}},
+		// A client's second copy must not survive beside the filter's value.
+		{name: "set_header replaces every copy", code: `ctx.req.set_header("x-dup", "mine")`, check: func(t *testing.T, ctx *filters.Context) {
+			var got []string
+			ctx.Req.VisitHeaders(func(name, value []byte) bool {
+				if strings.EqualFold(string(name), "X-Dup") {
+					got = append(got, string(value))
+				}
+				return true
+			})
+			if len(got) != 1 || got[0] != "mine" {
+				t.Fatalf("X-Dup values %q, want only \"mine\"", got)
+			}
+		}},
+		{name: "endpoint: resp.set_header replaces every copy", phase: "endpoint", code: `
+			ctx.respond(200, "", { ["X-A"] = "1" })
+			ctx.resp.add_header("X-B", "2")
+			ctx.resp.add_header("x-a", "3")
+			ctx.resp.set_header("X-A", "4")`,
+			check: func(t *testing.T, ctx *filters.Context) {
+				hs := ctx.RespondHeaders
+				if len(hs) != 2 || hs[0].Name != "X-A" || hs[0].Value != "4" || hs[1].Name != "X-B" {
+					t.Fatalf("headers: %v, want X-A: 4 then X-B: 2", hs)
+				}
+			}},
 		{name: "add_header", code: `ctx.req.add_header("X-Dup", "3")`, check: func(t *testing.T, ctx *filters.Context) {
 			n := 0
 			ctx.Req.VisitHeaders(func(name, _ []byte) bool {

@@ -127,6 +127,9 @@ func (l *Loop) reqSetHeader(L *glua.LState) int {
 	a := l.arg0(L)
 	name, value := L.CheckString(a), L.CheckString(a+1)
 	checkHeader(L, "ctx.req.set_header", name, value)
+	// Every copy goes: fasthttp's Set replaces only the first, and a client
+	// that sends "X-User: root" twice would keep one beside the filter's.
+	ctx.Req.Header.Del(name)
 	ctx.Req.Header.Set(name, value)
 	l.hostMayChange(name)
 	return 0
@@ -299,14 +302,21 @@ func (l *Loop) respSetHeader(L *glua.LState) int {
 		r.SetHeader(name, []byte(value)) // the head may be unparsed: SetHeader edits its lines
 		return 0
 	}
-	hs := ctx.RespondHeaders
-	for i := range hs {
-		if strings.EqualFold(hs[i].Name, name) {
-			hs[i].Value = value
-			return 0
+	// The first copy takes the value in its place; later ones (add_header's) go.
+	hs, set := ctx.RespondHeaders[:0], false
+	for _, h := range ctx.RespondHeaders {
+		if strings.EqualFold(h.Name, name) {
+			if set {
+				continue
+			}
+			h.Value, set = value, true
 		}
+		hs = append(hs, h)
 	}
-	ctx.RespondHeaders = append(hs, filters.Header{Name: name, Value: value})
+	if !set {
+		hs = append(hs, filters.Header{Name: name, Value: value})
+	}
+	ctx.RespondHeaders = hs
 	return 0
 }
 

@@ -45,6 +45,10 @@ func TestHead(t *testing.T) {
 			"GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\ncontent-length: 5\r\ntrailer: x-sum\r\n\r\n", 5},
 		{"host without authority", []string{":method: GET", ":scheme: http", ":path: /", "host: h"}, true,
 			"GET / HTTP/1.1\r\nHost: h\r\n\r\n", -1},
+		{"host equal to authority, any case", append(get, "host: Example.COM"), true, "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", -1},
+		// Which one would the routes and the origin believe? (RFC 9113 8.3.1)
+		{"host other than authority", append(get, "host: evil.example"), true, "malformed", 0},
+		{"host twice", []string{":method: GET", ":scheme: http", ":path: /", "host: h", "host: i"}, true, "malformed", 0},
 		// (kept for the exchange, which says it again to the origin: httpcodec.ForwardInfo.Trailers)
 		{"te trailers", append(get, "te: trailers"), true, "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nte: trailers\r\n\r\n", -1},
 		{"te trailers upper case", append(get, "te: Trailers"), true, "malformed", 0},
@@ -56,6 +60,8 @@ func TestHead(t *testing.T) {
 		{"CRLF in the path", []string{":method: GET", ":scheme: http", ":authority: h", ":path: /\r\nX: 1"}, true, "malformed", 0},
 		{"no path", get[:3], true, "malformed", 0},
 		{"empty path", append(get[:3:3], ":path: "), true, "malformed", 0},
+		{"absolute-form path", append(get[:3:3], ":path: http://example.com/x"), true, "malformed", 0},
+		{"path without slash", append(get[:3:3], ":path: x"), true, "malformed", 0},
 		{"unknown pseudo", append(get, ":protocol: websocket"), true, "malformed", 0},
 		{"pseudo after regular", append(append(get[:3:3], "x: 1"), ":path: /"), true, "malformed", 0},
 		{"pseudo twice", append(get, ":path: /b"), true, "malformed", 0},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -60,6 +61,7 @@ type request struct {
 	method, scheme, authority, host, path string
 	declared                              int64 // content-length (-1: none)
 	seen                                  [4]bool
+	hostSeen                              bool
 }
 
 // head turns a request's header fields into the HTTP/1.1 head the exchange
@@ -104,6 +106,16 @@ func check(fields []hpack.HeaderField) (request, error) {
 		r.path = "/" // refused by the exchange (CONNECT is not proxied)
 	} else if !r.seen[0] || !r.seen[1] || r.path == "" {
 		return r, malformed("missing :method, :scheme or :path")
+	} else if r.path[0] != '/' && r.path != "*" {
+		// RFC 9113 8.3.1: origin-form or "*"; an absolute-form target
+		// would name its authority a second time.
+		return r, malformed(":path not origin-form")
+	}
+	// RFC 9113 8.3.1: a Host that names another entity than :authority makes
+	// the request malformed (which one would the origin and the routes
+	// believe?); HTTP/1.1's absolute-form against its Host is a 400 alike.
+	if r.seen[2] && r.hostSeen && !strings.EqualFold(r.authority, r.host) {
+		return r, malformed(":authority and host differ")
 	}
 	if r.authority == "" {
 		r.authority = r.host
@@ -146,7 +158,10 @@ func (r *request) regular(f hpack.HeaderField) error {
 			return malformed("te other than trailers")
 		}
 	case "host":
-		r.host = f.Value
+		if r.hostSeen { // as HTTP/1.1's second Host: which one is meant?
+			return malformed("host twice")
+		}
+		r.host, r.hostSeen = f.Value, true
 	case "content-length":
 		n, err := strconv.ParseInt(f.Value, 10, 64)
 		if err != nil || n < 0 || r.declared >= 0 && n != r.declared {

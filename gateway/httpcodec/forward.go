@@ -21,6 +21,7 @@ const (
 	kXFProto
 	kXFHost
 	kForwarded
+	kXRealIP // X-Real-IP: a client address claim, as X-Forwarded-For; kept only when trusted
 	kXRequestID
 	kTraceparent // W3C Trace Context: replaced by the gateway's span
 	kTracestate  // W3C Trace Context: dropped with an invalid traceparent
@@ -69,6 +70,9 @@ func kindOfToken(name []byte) hdrKind {
 	case 9:
 		if eqFold(name, "forwarded") {
 			return kForwarded
+		}
+		if eqFold(name, "x-real-ip") {
+			return kXRealIP
 		}
 	case 10:
 		if eqFold(name, "connection") {
@@ -171,11 +175,12 @@ type ForwardInfo struct {
 	ClientIP []byte // peer IP of the client connection
 	Proto    string // scheme the client used: "http" (the default when empty) or "https"
 	// TrustForwarded: when false, the client's X-Forwarded-For,
-	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded are dropped, and
+	// X-Forwarded-Proto, X-Forwarded-Host, Forwarded and X-Real-IP (a claim
+	// of the client's address origins read as X-Forwarded-For) are dropped, and
 	// X-Forwarded-* are set from the connection. When true, the client's
 	// X-Forwarded-For values are kept and ClientIP appended ("a, b,
-	// clientip"), and X-Forwarded-Proto / X-Forwarded-Host / Forwarded are
-	// kept when present (else set).
+	// clientip"), and X-Forwarded-Proto / X-Forwarded-Host / Forwarded /
+	// X-Real-IP are kept when present (the first three else set).
 	TrustForwarded bool
 	// RequestID is the X-Request-Id to send when the client sent none (see
 	// Request.RequestID); when the client sent one, the client's is kept.
@@ -213,15 +218,16 @@ type ForwardInfo struct {
 //   - every current header of r.Header in order (the client's order; headers
 //     a filter Set keep their place, Add appends, and fasthttp's Del moves
 //     the last header into the deleted one's place), except the hop-by-hop ones
-//     (Connection and every header named in a Connection value, Keep-Alive,
-//     TE, Transfer-Encoding, Upgrade, Proxy-Connection and any "Proxy-*"),
+//     (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade,
+//     Proxy-Connection and any "Proxy-*"; the fields a Connection value
+//     named were deleted when the head was parsed, so that a field a filter
+//     sets under such a name goes: Request.Parse),
 //     Expect (the gateway answers 100-continue) and Content-Length
 //     (re-framed). Trailer is hop-by-hop too, but said again, filtered, in
 //     the first one's place when the body goes chunked: one line for all
 //     the client's, with the names whose trailer fields
 //     Request.AppendTrailerFields will pass (appendTrailerHeader); TE as
-//     below. Host, X-Request-Id and X-Forwarded-* are
-//     never dropped because a Connection value names them. fi.DefaultHost
+//     below. fi.DefaultHost
 //     is sent as Host when the request has none (HTTP/1.0).
 //   - X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host (the client's
 //     Host) per fi.TrustForwarded; X-Request-Id (the client's first one is
@@ -296,7 +302,7 @@ type forwardSeen struct {
 
 // appendKeptHeaders appends the client's headers that go on to the origin:
 // not hop-by-hop, not Content-Length (re-framed), one Host, the client's
-// X-Request-Id, and the X-Forwarded-* and Forwarded only when trusted.
+// X-Request-Id, and the X-Forwarded-*, Forwarded and X-Real-IP only when trusted.
 func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardSeen) []byte {
 	trust := fi.TrustForwarded
 	for i := range r.idx {
@@ -330,17 +336,18 @@ func (r *Request) appendKeptHeaders(dst, b []byte, fi *ForwardInfo, fs *forwardS
 				continue
 			}
 			fs.xfh = true
-		case kForwarded:
+		case kForwarded, kXRealIP:
 			if !trust {
 				continue
 			}
 		case kTraceparent, kTracestate:
-			if l.kind == kTraceparent && fi.Traceparent != nil || l.kind == kTracestate && fi.DropTracestate ||
-				len(r.connToks) > 0 && nominated(r.connToks, l.name(b)) {
+			if l.kind == kTraceparent && fi.Traceparent != nil || l.kind == kTracestate && fi.DropTracestate {
 				continue
 			}
 		default:
-			if l.colon < 0 || (len(r.connToks) > 0 && nominated(r.connToks, l.name(b))) {
+			// The fields the client's Connection named are gone since
+			// Parse (dropNominated): a field of that name now is a filter's.
+			if l.colon < 0 {
 				continue
 			}
 		}

@@ -69,6 +69,35 @@ func TestAppendForwardRequest(t *testing.T) {
 				"Forwarded: for=1.1.1.1", "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"),
 		},
 		{
+			name: "untrusted x-real-ip dropped",
+			head: req("GET / HTTP/1.1", "Host: h", "X-Real-IP: 6.6.6.6", "x-real-ip: 7.7.7.7", "X-B: 1"),
+			fi:   ForwardInfo{ClientIP: []byte("10.0.0.9")},
+			want: req("GET / HTTP/1.1", "Host: h", "X-B: 1",
+				"X-Forwarded-For: 10.0.0.9", "X-Forwarded-Proto: http", "X-Forwarded-Host: h"),
+		},
+		{
+			name: "trusted x-real-ip kept",
+			head: req("GET / HTTP/1.1", "Host: h", "X-Real-IP: 1.1.1.1"),
+			fi:   ForwardInfo{ClientIP: []byte("10.0.0.9"), TrustForwarded: true},
+			want: req("GET / HTTP/1.1", "Host: h", "X-Real-Ip: 1.1.1.1", "X-Forwarded-For: 10.0.0.9", "X-Forwarded-Proto: http",
+				"X-Forwarded-Host: h"),
+		},
+		{
+			// RFC 9110 7.6.1: Connection names the fields the client sent
+			// for this hop, not the ones a filter sets: they go.
+			name: "connection does not strip what a filter sets",
+			head: req("GET / HTTP/1.1", "Host: h", "Connection: X-User, X-Edge, Tracestate", "X-User: root", "X-Edge: c",
+				"Tracestate: a=1", "X-Keep: k"),
+			fi: fi,
+			edit: func(r *Request) {
+				r.Header.Set("X-User", "alice")
+				r.Header.Add("X-Edge", "gozer")
+			},
+			want: req("GET / HTTP/1.1", "Host: h", "X-Keep: k", "X-User: alice", "X-Edge: gozer",
+				"X-Forwarded-For: 10.0.0.9", "X-Forwarded-Proto: http", "X-Forwarded-Host: h",
+				"X-Request-Id: gen-1", "Via: 1.1 gozer"),
+		},
+		{
 			name: "trusted without client headers",
 			head: req("GET / HTTP/1.1", "Host: h"),
 			fi:   ForwardInfo{ClientIP: []byte("10.0.0.9"), TrustForwarded: true},

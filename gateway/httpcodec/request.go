@@ -64,6 +64,9 @@ var (
 	errDupHost          = badRequest("more than one host header")
 	errBadHost          = badRequest("invalid host")
 	errHostMismatch     = badRequest("host does not match absolute-form target")
+	errFragment         = badRequest("fragment in request target")
+	errDotSegment       = badRequest("dot-segment in request path")
+	errDupAuthorization = badRequest("more than one authorization header")
 	errExpect           = &Error{Status: 417, Cause: CauseBadRequest, Reason: "unsupported expect value"}
 	errMalformed        = badRequest("malformed head")
 	errDupCL            = smuggling("more than one content-length")
@@ -177,7 +180,9 @@ func (r *Request) resetFields() {
 // missing or malformed HTTP-version, a target with control characters or
 // spaces); a target that is not origin-form ("/..."), absolute-form
 // ("http://host/...", "https://..."; its authority must then equal Host) or
-// "*" with OPTIONS; the CONNECT method (not supported); more than two leading
+// "*" with OPTIONS; a fragment ("#") in the target, or a dot-segment ("."
+// or "..", literal or "%2e") in its path (checkPath); more than one
+// Authorization; the CONNECT method (not supported); more than two leading
 // empty lines. An HTTP-version "HTTP/x.y" other than 1.0 and 1.1 is a 505.
 // An Expect value other than 100-continue is a 417.
 func (r *Request) Parse(head []byte) error {
@@ -227,10 +232,42 @@ func (r *Request) Parse(head []byte) error {
 		r.Header.SetBytesV(fasthttp.HeaderHost, authority)
 	}
 	r.frame(&seen)
+	if seen.connOther && r.dropNominated() {
+		seen.traceparents = 0 // the client's was for this hop only
+	}
 	if seen.traceparents == 1 {
 		r.Traceparent, r.TraceparentOK = tracectx.Parse(seen.traceparent)
 	}
 	return nil
+}
+
+// dropNominated deletes from Header the fields the client's Connection
+// header names (RFC 9110 7.6.1: meant for this hop only), as soon as the head
+// is parsed: filters never see them, and a field a filter sets later under
+// such a name is the filter's and goes to the origin. (Dropped while
+// forwarding instead, "Connection: X-User" stripped the identity an auth
+// filter had just set.) Only end-to-end fields go, and traceparent and
+// tracestate: the names forwarding rewrites or re-frames itself (Host,
+// X-Request-Id, X-Forwarded-*, Forwarded, X-Real-IP, Via, Content-Length,
+// Trailer, Upgrade, ...) stay as they were. It reports whether it deleted a
+// traceparent. It does not allocate: PeekAll's values stay valid across
+// DelBytes, which swaps fields' structs, not the bytes of the others
+// (fasthttp's delAllArgs), and nothing is added meanwhile.
+func (r *Request) dropNominated() (traceparent bool) {
+	for _, v := range r.Header.PeekAll(fasthttp.HeaderConnection) {
+		for len(v) > 0 {
+			var t []byte
+			t, v = nextToken(v)
+			switch kindOf(t) {
+			case kOther, kTracestate:
+				r.Header.DelBytes(t)
+			case kTraceparent:
+				r.Header.DelBytes(t)
+				traceparent = true
+			}
+		}
+	}
+	return traceparent
 }
 
 // headSeen is what Parse's header scan found that framing and routing depend on.
@@ -244,6 +281,8 @@ type headSeen struct {
 	connUpgrade    bool
 	upgradeHdr     bool
 	expectContinue bool
+	auths          int  // Authorization lines
+	connOther      bool // Connection names a field (dropNominated)
 	traceparents   int
 	traceparent    []byte // the first one's value
 }
@@ -310,6 +349,14 @@ func (s *headSeen) header(name, value []byte, http10 bool) error {
 				s.traceparent = value
 			}
 		}
+	case 13:
+		// One credential: a filter checks the first, an origin may use
+		// another (RFC 9110 5.3: not a list field). nginx refuses it too.
+		if eqFold(name, "authorization") {
+			if s.auths++; s.auths > 1 {
+				return errDupAuthorization
+			}
+		}
 	case 14:
 		if eqFold(name, "content-length") {
 			if s.cl {
@@ -352,6 +399,8 @@ func (s *headSeen) connection(value []byte) {
 			s.connKeepAlive = true
 		case eqFold(tok, "upgrade"):
 			s.connUpgrade = true
+		case len(tok) > 0:
+			s.connOther = true
 		}
 	}
 }

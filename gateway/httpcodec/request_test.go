@@ -121,6 +121,21 @@ func TestRequestRejections(t *testing.T) {
 		{"target with tab", req("GET /a\tb HTTP/1.1", "Host: a"), 400, bad},
 		{"target with nul", req("GET /a\x00b HTTP/1.1", "Host: a"), 400, bad},
 		{"asterisk get", req("GET * HTTP/1.1", "Host: a"), 400, bad},
+		// Targets an origin could read otherwise than the routes (checkPath).
+		{"fragment", req("GET /admin#x HTTP/1.1", "Host: a"), 400, bad},
+		{"fragment in query", req("GET /a?b#c HTTP/1.1", "Host: a"), 400, bad},
+		{"fragment absolute", req("GET http://a/x#y HTTP/1.1", "Host: a"), 400, bad},
+		{"dot-dot segment", req("GET /api/v1/../../internal HTTP/1.1", "Host: a"), 400, bad},
+		{"dot-dot at end", req("GET /api/.. HTTP/1.1", "Host: a"), 400, bad},
+		{"dot segment", req("GET /./api HTTP/1.1", "Host: a"), 400, bad},
+		{"dot segment at end", req("GET /api/. HTTP/1.1", "Host: a"), 400, bad},
+		{"encoded dot-dot", req("GET /api/%2e%2E/x HTTP/1.1", "Host: a"), 400, bad},
+		{"half encoded dot-dot", req("GET /api/.%2e/x HTTP/1.1", "Host: a"), 400, bad},
+		{"encoded dot", req("GET /api/%2E/x HTTP/1.1", "Host: a"), 400, bad},
+		{"dot-dot before query", req("GET /a/..?x=1 HTTP/1.1", "Host: a"), 400, bad},
+		{"dot-dot absolute", req("GET http://a/x/../y HTTP/1.1", "Host: a"), 400, bad},
+		// One credential: a filter checks the first, an origin may use another.
+		{"duplicate authorization", req("GET / HTTP/1.1", "Host: a", "Authorization: Bearer a", "authorization: Bearer b"), 400, bad},
 		{"connect", req("CONNECT a:443 HTTP/1.1", "Host: a:443"), 400, bad},
 		{"too many leading crlf", "\r\n\r\n\r\n" + req("GET / HTTP/1.1", "Host: a"), 400, bad},
 		// Expect.
@@ -214,6 +229,11 @@ func TestRequestValid(t *testing.T) {
 			keepAlive: true, upgrade: true, method: "GET", target: "/ws", host: "a"},
 		{name: "empty value", head: req("GET / HTTP/1.1", "Host: a", "X-Empty:"), keepAlive: true,
 			method: "GET", target: "/", host: "a"},
+		// Dots that are not whole segments, and a dot-dot in the query, are names.
+		{name: "dots in names", head: req("GET /a..b/.well-known/x.y/...?p=/../ HTTP/1.1", "Host: a"), keepAlive: true,
+			method: "GET", target: "/a..b/.well-known/x.y/...?p=/../", host: "a"},
+		{name: "percent not a dot", head: req("GET /%2f/%2e%2e%2e/%2ex HTTP/1.1", "Host: a"), keepAlive: true,
+			method: "GET", target: "/%2f/%2e%2e%2e/%2ex", host: "a"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -351,6 +371,7 @@ func TestRequestTraceparent(t *testing.T) {
 		{"none", nil, false},
 		{"invalid", []string{"traceparent: " + tp[:54]}, false},
 		{"two", []string{"traceparent: " + tp, "traceparent: " + tp}, false},
+		{"named in connection", []string{"Connection: traceparent", "traceparent: " + tp}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -400,5 +421,26 @@ func TestRequestHeadReaderSizes(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestRequestConnectionNominated: the fields the client's Connection names
+// are gone once the head is parsed (filters never see them), the ones
+// forwarding rewrites stay, and the rest of the head is untouched.
+func TestRequestConnectionNominated(t *testing.T) {
+	var r Request
+	head := req("GET / HTTP/1.1", "Host: h", "Connection: keep-alive, X-A, x-b", "Connection: Host, Upgrade, X-Real-IP",
+		"X-A: 1", "X-B: 2", "x-a: 3", "X-Real-IP: 1.1.1.1", "Upgrade: websocket", "X-C: 4")
+	if err := r.Parse([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"X-A": "", "X-B": "", "Host": "h", "Upgrade": "websocket",
+		"X-Real-IP": "1.1.1.1", "X-C": "4"} {
+		if got := string(r.Header.Peek(name)); got != want {
+			t.Errorf("%s = %q after Parse, want %q", name, got, want)
+		}
+	}
+	if len(r.Header.PeekAll("Connection")) != 2 {
+		t.Errorf("Connection lines: %q, want both kept (forwarding drops them)", r.Header.PeekAll("Connection"))
 	}
 }

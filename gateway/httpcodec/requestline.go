@@ -52,18 +52,69 @@ func (r *Request) parseRequestLine(line []byte) (authority []byte, err error) {
 	r.IsHead = string(method) == "HEAD"
 	switch {
 	case target[0] == '/':
-		return nil, nil
+		return nil, checkPath(target)
 	case len(target) == 1 && target[0] == '*':
 		if string(method) != "OPTIONS" {
 			return nil, errAsterisk
 		}
 		return nil, nil
 	}
-	authority, _, ok := splitAbsolute(target)
+	authority, rest, ok := splitAbsolute(target)
 	if !ok || len(authority) == 0 || !validHost(authority) {
 		return nil, errTarget
 	}
-	return authority, nil
+	return authority, checkPath(rest)
+}
+
+// checkPath refuses a target whose path an origin could read otherwise than
+// the routes did: with a fragment (none in a request-target, RFC 9112 3.2:
+// "/admin#x" is not "/admin" to a deny rule, and is to most origins), or with
+// a dot-segment, "." or "..", literal or percent-encoded ("%2e", which many
+// origins decode first): "/api/v1/../../internal" matches a route for
+// "/api/v1/" and an origin resolves it to "/internal" (RFC 3986 5.2.4).
+// Browsers and curl resolve dot-segments before they send; a client that
+// sends one is probing. target is the part from the path on ("/p?q", "?q"
+// or "", what splitAbsolute leaves).
+func checkPath(target []byte) error {
+	if bytes.IndexByte(target, '#') >= 0 {
+		return errFragment
+	}
+	path := target
+	if q := bytes.IndexByte(path, '?'); q >= 0 {
+		path = path[:q]
+	}
+	if bytes.IndexByte(path, '.') < 0 && bytes.IndexByte(path, '%') < 0 {
+		return nil // the common case: no scan of segments
+	}
+	for i := 0; i < len(path); {
+		end := len(path)
+		if j := bytes.IndexByte(path[i+1:], '/'); j >= 0 {
+			end = i + 1 + j
+		}
+		if isDotSegment(path[i+1 : end]) {
+			return errDotSegment
+		}
+		i = end
+	}
+	return nil
+}
+
+// isDotSegment reports whether seg is "." or "..", each dot literal or
+// "%2e" (any case).
+func isDotSegment(seg []byte) bool {
+	dots := 0
+	for k := 0; k < len(seg); {
+		switch {
+		case seg[k] == '.':
+			k++
+		case k+2 < len(seg) && seg[k] == '%' && seg[k+1] == '2' && seg[k+2]|0x20 == 'e':
+			k += 3
+		default:
+			return false
+		}
+		dots++
+	}
+	return dots == 1 || dots == 2
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

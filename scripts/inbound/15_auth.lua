@@ -7,7 +7,8 @@
 --   refused    401 or 403, the service's own answer
 --   no answer  503 (fail closed: a timeout, an open breaker, no server)
 -- Requests without a bearer token, and push connections (push_auth checks
--- those), pass untouched. With `make run`, try:
+-- those), pass on without an X-User (12_request_headers.lua drops a client's
+-- own first). With `make run`, try:
 --   curl -i -H 'Authorization: Bearer allow:alice' localhost:8080/headers
 --   curl -i -H 'Authorization: Bearer nope' localhost:8080/
 local CACHE_SECONDS = 5
