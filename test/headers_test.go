@@ -69,7 +69,7 @@ func TestForwardedHeaders(t *testing.T) {
 	}{
 		{"untrusted, none sent", untrusted, nil, "127.0.0.1", "http", "shop.test:8080"},
 		{"untrusted, client values replaced", untrusted,
-			[]string{"X-Forwarded-For: 203.0.113.9", "X-Forwarded-Proto: https", "X-Forwarded-Host: evil.test"},
+			[]string{"X-Forwarded-For: 203.0.113.9", "X-Forwarded-Proto: https", "X-Forwarded-Host: evil.test", "X-Real-IP: 203.0.113.9"},
 			"127.0.0.1", "http", "shop.test:8080"},
 		{"trusted, client XFF appended to", trusted, []string{"X-Forwarded-For: 203.0.113.9, 198.51.100.7"},
 			"203.0.113.9, 198.51.100.7, 127.0.0.1", "http", "shop.test:8080"},
@@ -90,6 +90,11 @@ func TestForwardedHeaders(t *testing.T) {
 			}
 			if v.Host != "shop.test:8080" {
 				t.Errorf("origin saw Host %q, want the client's shop.test:8080", v.Host)
+			}
+			// A client's claim of its own address, which origins read as
+			// X-Forwarded-For: only a trusted one goes.
+			if got := v.Headers.Get("X-Real-Ip"); tc.g == untrusted && got != "" {
+				t.Errorf("origin saw X-Real-IP %q from an untrusted client", got)
 			}
 		})
 	}
@@ -152,6 +157,72 @@ func TestVia(t *testing.T) {
 			}
 			if !strings.Contains(resp["Via"], "1.1 gozer") {
 				t.Errorf("response Via %q lacks 1.1 gozer", resp["Via"])
+			}
+		})
+	}
+}
+
+// TestHeadersWithUnderscores: a client's header whose name has an "_" is
+// dropped by default (X_User is X-User to a CGI, WSGI, Rack or PHP origin),
+// refused with a 400 when server.headers_with_underscores is reject, and
+// passed when it is allow.
+func TestHeadersWithUnderscores(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "o1")
+	start := func(mode string) *gozer {
+		cfg := oneOrigin(nil, o.Addr)
+		if mode != "" {
+			cfg.Server = map[string]string{"headers_with_underscores": mode}
+		}
+		return startGozer(t, cfg)
+	}
+	req := request("GET", "/headers", "X_User: root", "Content_Length: 5", "X-Kept: yes")
+	for _, tc := range []struct {
+		mode   string // "": the default
+		status int
+		passed bool // the origin got X_User and Content_Length
+	}{{"", 200, false}, {"reject", 400, false}, {"allow", 200, true}} {
+		t.Run("mode "+tc.mode, func(t *testing.T) {
+			g := start(tc.mode)
+			resp, body := dialRaw(t, g.ProxyAddr).roundTrip(req)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d; body %q", resp.StatusCode, tc.status, tail(string(body), 200))
+			}
+			if tc.status != 200 {
+				g.waitLog(t, "header name with an underscore")
+				return
+			}
+			v := decodeView(t, body)
+			got := 0
+			for name := range v.Headers {
+				if strings.Contains(name, "_") {
+					got++
+				}
+			}
+			if tc.passed && got != 2 || !tc.passed && got != 0 {
+				t.Errorf("the origin got %d underscore headers of 2 (headers %v)", got, v.Headers)
+			}
+			if v.Headers.Get("X-Kept") != "yes" {
+				t.Errorf("X-Kept = %q, want yes", v.Headers.Get("X-Kept"))
+			}
+		})
+	}
+}
+
+// TestTargetsRefused: a path an origin would resolve past the route that
+// matched, and a fragment, are 400s that reach no origin.
+func TestTargetsRefused(t *testing.T) {
+	t.Parallel()
+	g, o := proxied(t, nil, nil)
+	for _, target := range []string{"/api/v1/../../internal", "/a/%2e%2e/b", "/./x", "/admin#frag"} {
+		t.Run(target, func(t *testing.T) {
+			id := uniqueID("target")
+			resp, _ := dialRaw(t, g.ProxyAddr).roundTrip("GET " + target + " HTTP/1.1\r\nHost: h\r\nX-Test-Id: " + id + "\r\n\r\n")
+			if resp.StatusCode != 400 {
+				t.Fatalf("status %d, want 400", resp.StatusCode)
+			}
+			if s := seen(t, o, id); s.Requests+s.Connections > 0 {
+				t.Fatalf("the origin got the request: %+v", s)
 			}
 		})
 	}

@@ -121,6 +121,12 @@ type Server struct {
 	MaxRequestBody     Size          `yaml:"max_request_body"`
 	MaxBufferedPerConn Size          `yaml:"max_buffered_per_conn"`
 	Via                string        `yaml:"via"`
+	// HeadersWithUnderscores is what becomes of a client's header whose name
+	// has an "_" (X_User, Content_Length), which origins behind CGI, WSGI,
+	// Rack or PHP read as the name with "-": "drop" it (the default, as
+	// nginx's underscores_in_headers off), "reject" the request (400, as
+	// Envoy's edge advice), or "allow" it.
+	HeadersWithUnderscores string `yaml:"headers_with_underscores"`
 	// MemoryReclaimInterval is how often Gozer checks whether connections
 	// that closed left memory the Go runtime holds on to, and gives it back to
 	// the OS (0: never; the runtime's own pacing then decides).
@@ -309,23 +315,24 @@ func defaults() *Config {
 	return &Config{
 		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr, Metrics: true, TLS: adminTLSDefaults()}},
 		Server: Server{
-			AcceptOnLoops:         true,
-			MaxConnections:        100000,
-			HeaderReadTimeout:     10 * time.Second,
-			IdleTimeout:           60 * time.Second,
-			DrainTimeout:          15 * time.Second,
-			MaxRequestLine:        8 << 10,
-			MaxHeaderBytes:        32 << 10,
-			MaxRequestBody:        1 << 30,
-			MaxBufferedPerConn:    64 << 10,
-			Via:                   "1.1 gozer",
-			MemoryReclaimInterval: 10 * time.Second,
-			MaxConnectionsPerIP:   1024,
-			MaxRequestsPerIP:      256,
-			MinBodyRate:           1 << 10,
-			MinSendRate:           1 << 10,
-			RateWindow:            10 * time.Second,
-			StatusHeaders:         statusHeaderDefaults(),
+			AcceptOnLoops:          true,
+			MaxConnections:         100000,
+			HeaderReadTimeout:      10 * time.Second,
+			IdleTimeout:            60 * time.Second,
+			DrainTimeout:           15 * time.Second,
+			MaxRequestLine:         8 << 10,
+			MaxHeaderBytes:         32 << 10,
+			MaxRequestBody:         1 << 30,
+			MaxBufferedPerConn:     64 << 10,
+			Via:                    "1.1 gozer",
+			HeadersWithUnderscores: "drop",
+			MemoryReclaimInterval:  10 * time.Second,
+			MaxConnectionsPerIP:    1024,
+			MaxRequestsPerIP:       256,
+			MinBodyRate:            1 << 10,
+			MinSendRate:            1 << 10,
+			RateWindow:             10 * time.Second,
+			StatusHeaders:          statusHeaderDefaults(),
 		},
 		Log: Log{Level: "info", AccessLog: "stdout"},
 		Filters: Filters{Dir: "scripts", Budget: 5 * time.Millisecond, MaxBodyBytes: 1 << 20,

@@ -45,6 +45,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"route to nowhere", base + "  - {path_prefix: /x, origin: ghost}\n", "routes[1].origin"},
 		{"no origins", "routes: []\n", "origins"},
 		{"bad level", base + "log: {level: loud}\n", "log.level"},
+		{"bad underscore mode", base + "server:\n  headers_with_underscores: strip\n", "server.headers_with_underscores"},
 		{"negative retries", "origins:\n  api:\n    servers: [\"127.0.0.1:1\"]\n    retries: -1\n", "origins.api.retries"},
 		{"bad listener", base + "listeners:\n  proxy: {addr: \"8080\"}\n", "listeners.proxy.addr"},
 		{"ticket keys rotated under a second", base + "listeners:\n  https: {addr: \":8443\", ticket_key_rotation: 500ms}\n",

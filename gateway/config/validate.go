@@ -93,6 +93,11 @@ func (c *Config) validateServer(bad reporter) {
 	if s.MaxBufferedPerConn < 4<<10 {
 		bad("server.max_buffered_per_conn", "must be at least 4KiB, got %d", s.MaxBufferedPerConn)
 	}
+	switch s.HeadersWithUnderscores {
+	case "drop", "reject", "allow":
+	default:
+		bad("server.headers_with_underscores", "must be one of drop, reject, allow; got %q", s.HeadersWithUnderscores)
+	}
 }
 
 func (c *Config) validateLogAndFilters(bad reporter) {

@@ -38,6 +38,9 @@ func (ex *Exchange) Start() {
 	if ex.denied() {
 		return
 	}
+	if req.Underscores && ex.underscores() {
+		return
+	}
 	if max := ex.snap.Limits.MaxBody; max > 0 && req.Framing == httpcodec.FramingLength && req.ContentLength > max {
 		ex.fail(filters.ClientBodyTooLarge, fmt.Sprintf("content-length %d over server.max_request_body %d", req.ContentLength, max))
 		return
@@ -217,4 +220,19 @@ func (ex *Exchange) dropConn() {
 		ex.try.conn = nil
 		c.Abort()
 	}
+}
+
+// underscores applies server.headers_with_underscores to a request with a
+// header name that has an "_" (Request.Underscores), before any filter sees
+// it: it drops those headers, or refuses the request (true: answered).
+func (ex *Exchange) underscores() bool {
+	switch ex.snap.Limits.Underscores {
+	case "reject":
+		ex.fail(filters.ClientBadRequest, "header name with an underscore (server.headers_with_underscores: reject)")
+		return true
+	case "allow":
+	default:
+		ex.req.DropUnderscoreHeaders()
+	}
+	return false
 }

@@ -131,6 +131,12 @@ type Request struct {
 	// later is not reflected.
 	Traceparent   tracectx.Parent
 	TraceparentOK bool
+	// Underscores: a header name of the client's has an "_" in it, which
+	// CGI, WSGI, Rack and PHP read as "-" (X_User is X-User to them, and
+	// Content_Length Content-Length): the exchange drops such headers or
+	// refuses the request (server.headers_with_underscores;
+	// DropUnderscoreHeaders).
+	Underscores bool
 
 	scratch  []byte   // serialized header for VisitHeaders / forwarding
 	idx      []hline  // lines of scratch
@@ -153,6 +159,7 @@ func (r *Request) resetFields() {
 	r.IsHead = false
 	r.Skipped = 0
 	r.TraceparentOK = false
+	r.Underscores = false
 }
 
 // Parse validates and parses a complete request head, as found by
@@ -232,6 +239,7 @@ func (r *Request) Parse(head []byte) error {
 		r.Header.SetBytesV(fasthttp.HeaderHost, authority)
 	}
 	r.frame(&seen)
+	r.Underscores = seen.underscores
 	if seen.connOther && r.dropNominated() {
 		seen.traceparents = 0 // the client's was for this hop only
 	}
@@ -281,6 +289,7 @@ type headSeen struct {
 	connUpgrade    bool
 	upgradeHdr     bool
 	expectContinue bool
+	underscores    bool // a name with "_"
 	auths          int  // Authorization lines
 	connOther      bool // Connection names a field (dropNominated)
 	traceparents   int
@@ -316,6 +325,9 @@ func (s *headSeen) scan(h []byte, pos int, http10 bool) error {
 
 // header records one header line (value without OWS).
 func (s *headSeen) header(name, value []byte, http10 bool) error {
+	if !s.underscores && bytes.IndexByte(name, '_') >= 0 {
+		s.underscores = true
+	}
 	switch len(name) {
 	case 4:
 		if eqFold(name, "host") {
@@ -477,6 +489,18 @@ func (r *Request) VisitHeaders(f func(name, value []byte) bool) {
 		l := &r.idx[i]
 		if !f(l.name(b), l.value(b)) {
 			return
+		}
+	}
+}
+
+// DropUnderscoreHeaders deletes the headers whose names have an "_" (see
+// Underscores). The names come from r's scratch serialization, which
+// DelBytes does not touch: no allocation.
+func (r *Request) DropUnderscoreHeaders() {
+	b := r.indexHeaders()
+	for i := range r.idx {
+		if name := r.idx[i].name(b); bytes.IndexByte(name, '_') >= 0 {
+			r.Header.DelBytes(name)
 		}
 	}
 }

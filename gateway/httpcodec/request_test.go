@@ -444,3 +444,34 @@ func TestRequestConnectionNominated(t *testing.T) {
 		t.Errorf("Connection lines: %q, want both kept (forwarding drops them)", r.Header.PeekAll("Connection"))
 	}
 }
+
+// TestRequestUnderscores: Parse marks a head with an "_" in a header name,
+// and DropUnderscoreHeaders deletes exactly those headers.
+func TestRequestUnderscores(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		marked  bool
+		left    string // the header names after the drop
+	}{
+		{"none", []string{"X-A: 1"}, false, "Host,X-A"},
+		{"some", []string{"X_User: root", "X-A: 1", "content_length: 5", "A_: 2"}, true, "Host,X-A"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r Request
+			r.Underscores = !tc.marked // Parse resets it
+			if err := r.Parse([]byte(req(append([]string{"GET / HTTP/1.1", "Host: h"}, tc.headers...)...))); err != nil {
+				t.Fatal(err)
+			}
+			if r.Underscores != tc.marked {
+				t.Fatalf("Underscores = %v, want %v", r.Underscores, tc.marked)
+			}
+			r.DropUnderscoreHeaders()
+			var names []string
+			r.VisitHeaders(func(name, _ []byte) bool { names = append(names, string(name)); return true })
+			if got := strings.Join(names, ","); got != tc.left {
+				t.Fatalf("headers after the drop: %s, want %s", got, tc.left)
+			}
+		})
+	}
+}

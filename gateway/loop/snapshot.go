@@ -35,6 +35,7 @@ type Limits struct {
 	MaxFilterBody  int   // filters.max_body_bytes
 	MaxRequestLine int
 	MaxHeaderBytes int
+	Underscores    string // server.headers_with_underscores: drop, reject or allow
 
 	MinBodyRate int64 // bytes per second a request body must keep up, over RateWindow (0: none)
 	MinSendRate int64 // bytes per second a client must take of a response it holds up (0: none)
@@ -70,6 +71,7 @@ func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Route
 			MaxFilterBody:  int(cfg.Filters.MaxBodyBytes),
 			MaxRequestLine: int(s.MaxRequestLine),
 			MaxHeaderBytes: int(s.MaxHeaderBytes),
+			Underscores:    s.HeadersWithUnderscores,
 			MinBodyRate:    int64(s.MinBodyRate),
 			MinSendRate:    int64(s.MinSendRate),
 			RateWindow:     int64(s.RateWindow),
