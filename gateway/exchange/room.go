@@ -86,7 +86,9 @@ type Loop struct {
 
 // Config is what a Loop is built from.
 type Config struct {
-	Loop    *loop.Loop
+	Loop *loop.Loop
+	// Origins are the loop's origin connections; nil: none (a test without
+	// sockets), and a request routed to an origin fails with a 500.
 	Origins *originconn.Loop
 	Push    *pushconn.Loop
 	// Tunnels are the loop's websocket tunnels; nil: websocket upgrades are

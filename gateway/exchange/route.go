@@ -213,6 +213,10 @@ func (ex *Exchange) toOrigin(o *origin.Origin) {
 // proceed admits the routed request into its origin's isolation and makes its
 // first attempt.
 func (ex *Exchange) proceed(o *origin.Origin) {
+	if ex.lp.origins == nil { // Config.Origins nil: a loop without sockets (a test's)
+		ex.fail(filters.LocalInternal, "no origin connections on this loop")
+		return
+	}
 	fc, req := &ex.flt.fc, &ex.req
 	o, ok := ex.admit(o)
 	if !ok {

@@ -22,7 +22,10 @@ import (
 
 // The connection's frame handling without sockets: a fake gnet connection
 // holds what the client sent and takes what Gozer writes; requests go to an
-// exchange whose routes match nothing (a local 404), so no origin is needed.
+// exchange whose routes match nothing (a local 404) but /never-, routed to an
+// origin the loop has no connections for (exchange.Config.Origins nil): such
+// a request waits for its body, then fails with a 500 (testdata/fuzz/FuzzConn
+// holds the two inputs that found the nil dereference this was).
 
 // noLoop is a gnet.EventLoop for a Loop that never leaves the test's goroutine.
 // Tasks given to Execute run at once, or wait in *tasks when it is set (the
