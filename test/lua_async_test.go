@@ -506,7 +506,10 @@ func TestLuaAsyncShippedAuth(t *testing.T) {
 	api, auth := startOrigin(t, "api"), startOrigin(t, "auth")
 	origins := servers(api, auth)
 	origins["auth"] = originConfig{Servers: []string{auth.Addr}, Opts: map[string]string{"retries": "0"}}
+	// headers_with_underscores: allow, so that X_User below meets the
+	// scripts, not the core's default drop.
 	g := startGozer(t, config{Origins: origins, Routes: []route{{PathPrefix: "/", Origin: "api"}},
+		Server:  map[string]string{"headers_with_underscores": "allow"},
 		Filters: &filtersConfig{Dir: filepath.Join(moduleRoot, "scripts"), Budget: "1s", SharedDicts: map[string]string{"auth": "1MiB"}}})
 	c := newClient(t, 10*time.Second)
 	get := func(token string) (*http.Response, []byte) {
@@ -555,7 +558,7 @@ func TestLuaAsyncShippedAuth(t *testing.T) {
 	if n := authCalls(); n != before+1 {
 		t.Fatalf("%d calls to auth for cached decisions", n-before-1)
 	}
-	// A client's own X-User never reaches the origin: not without a token,
+	// A client's own X-User never reaches the origin in the head: not without a token,
 	// not beside the one the auth service named (raw: two copies, "_").
 	for _, tc := range []struct {
 		name, head string

@@ -38,9 +38,12 @@ func TestLuaFilterShippedScripts(t *testing.T) {
 	origins := servers(demo, other, secret)
 	origins["leaky"] = originConfig{Servers: []string{strings.TrimPrefix(leaky.URL, "http://")}}
 	origins["dead"] = originConfig{Servers: []string{closedPort(t)}}
-	g := luaGozer(t, scriptDir(filepath.Join(moduleRoot, "scripts")), filtersConfig{}, origins,
-		route{PathPrefix: "/leaky/", Origin: "leaky"}, route{PathPrefix: "/dead/", Origin: "dead"},
-		route{PathPrefix: "/", Origin: "other"})
+	// server.headers_with_underscores: allow, so that the scripts' own
+	// reading of "_" as "-" is what the underscore case tests (the core's
+	// default would drop X_User before them).
+	g := startGozer(t, config{Origins: origins, Filters: &filtersConfig{Dir: filepath.Join(moduleRoot, "scripts"), Budget: "1s"},
+		Server: map[string]string{"headers_with_underscores": "allow"},
+		Routes: []route{{PathPrefix: "/leaky/", Origin: "leaky"}, {PathPrefix: "/dead/", Origin: "dead"}, {PathPrefix: "/", Origin: "other"}}})
 	c := newClient(t, 10*time.Second)
 	timing := regexp.MustCompile(`^gozer;dur=\d+(\.\d+)?$`)
 

@@ -148,7 +148,7 @@ func (l *Loop) reqAddHeader(L *glua.LState) int {
 func (l *Loop) reqDelHeader(L *glua.LState) int {
 	ctx := l.reqMutable(L, "ctx.req.del_header")
 	name := L.CheckString(l.arg0(L))
-	ctx.Req.Header.Del(name)
+	ctx.Req.DeleteHeader(name) // out of the trailers too
 	l.hostMayChange(name)
 	return 0
 }

@@ -38,6 +38,7 @@ func (ex *Exchange) Start() {
 	if ex.denied() {
 		return
 	}
+	req.NoUnderscoreTrailers = ex.snap.Limits.Underscores != "allow"
 	if req.Underscores && ex.underscores() {
 		return
 	}

@@ -46,6 +46,10 @@ func TestHead(t *testing.T) {
 		{"host without authority", []string{":method: GET", ":scheme: http", ":path: /", "host: h"}, true,
 			"GET / HTTP/1.1\r\nHost: h\r\n\r\n", -1},
 		{"host equal to authority, any case", append(get, "host: Example.COM"), true, "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", -1},
+		{"host with the default port", append(get, "host: example.com:443"), true, "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", -1},
+		{"empty authority, host", []string{":method: GET", ":scheme: http", ":authority: ", ":path: /", "host: h"}, true,
+			"GET / HTTP/1.1\r\nHost: h\r\n\r\n", -1},
+		{"host with another port", append(get, "host: example.com:8443"), true, "malformed", 0},
 		// Which one would the routes and the origin believe? (RFC 9113 8.3.1)
 		{"host other than authority", append(get, "host: evil.example"), true, "malformed", 0},
 		{"host twice", []string{":method: GET", ":scheme: http", ":path: /", "host: h", "host: i"}, true, "malformed", 0},

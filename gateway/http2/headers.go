@@ -114,13 +114,24 @@ func check(fields []hpack.HeaderField) (request, error) {
 	// RFC 9113 8.3.1: a Host that names another entity than :authority makes
 	// the request malformed (which one would the origin and the routes
 	// believe?); HTTP/1.1's absolute-form against its Host is a 400 alike.
-	if r.seen[2] && r.hostSeen && !strings.EqualFold(r.authority, r.host) {
+	if r.authority != "" && r.hostSeen && !sameAuthority(r.authority, r.host, r.scheme) {
 		return r, malformed(":authority and host differ")
 	}
 	if r.authority == "" {
 		r.authority = r.host
 	}
 	return r, nil
+}
+
+// sameAuthority reports whether a and b name one server: equal but for case
+// and the scheme's default port ("example.com" and "example.com:443" over
+// https).
+func sameAuthority(a, b, scheme string) bool {
+	port := ":443"
+	if scheme == "http" {
+		port = ":80"
+	}
+	return strings.EqualFold(strings.TrimSuffix(a, port), strings.TrimSuffix(b, port))
 }
 
 // pseudo takes a pseudo-header: each known one once, no other.

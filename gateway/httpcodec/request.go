@@ -66,7 +66,9 @@ var (
 	errHostMismatch     = badRequest("host does not match absolute-form target")
 	errFragment         = badRequest("fragment in request target")
 	errDotSegment       = badRequest("dot-segment in request path")
+	errBackslash        = badRequest("backslash in request path")
 	errDupAuthorization = badRequest("more than one authorization header")
+	errConnOptions      = badRequest("connection header names too many fields")
 	errExpect           = &Error{Status: 417, Cause: CauseBadRequest, Reason: "unsupported expect value"}
 	errMalformed        = badRequest("malformed head")
 	errDupCL            = smuggling("more than one content-length")
@@ -137,8 +139,13 @@ type Request struct {
 	// refuses the request (server.headers_with_underscores;
 	// DropUnderscoreHeaders).
 	Underscores bool
+	// NoUnderscoreTrailers: the request's trailer fields named with an "_"
+	// are dropped too (AppendTrailerFields), whatever the head had; the
+	// exchange sets it per server.headers_with_underscores. Parse clears it.
+	NoUnderscoreTrailers bool
 
 	scratch  []byte   // serialized header for VisitHeaders / forwarding
+	deleted  []byte   // names DeleteHeader took, each followed by '\n': out of the trailers too
 	idx      []hline  // lines of scratch
 	connToks [][]byte // header names listed in Connection, while forwarding
 }
@@ -160,6 +167,8 @@ func (r *Request) resetFields() {
 	r.Skipped = 0
 	r.TraceparentOK = false
 	r.Underscores = false
+	r.NoUnderscoreTrailers = false
+	r.deleted = r.deleted[:0]
 }
 
 // Parse validates and parses a complete request head, as found by
@@ -240,42 +249,13 @@ func (r *Request) Parse(head []byte) error {
 	}
 	r.frame(&seen)
 	r.Underscores = seen.underscores
-	if seen.connOther && r.dropNominated() {
+	if seen.connOther && r.dropNominated(seen.connVals[:seen.connN]) {
 		seen.traceparents = 0 // the client's was for this hop only
 	}
 	if seen.traceparents == 1 {
 		r.Traceparent, r.TraceparentOK = tracectx.Parse(seen.traceparent)
 	}
 	return nil
-}
-
-// dropNominated deletes from Header the fields the client's Connection
-// header names (RFC 9110 7.6.1: meant for this hop only), as soon as the head
-// is parsed: filters never see them, and a field a filter sets later under
-// such a name is the filter's and goes to the origin. (Dropped while
-// forwarding instead, "Connection: X-User" stripped the identity an auth
-// filter had just set.) Only end-to-end fields go, and traceparent and
-// tracestate: the names forwarding rewrites or re-frames itself (Host,
-// X-Request-Id, X-Forwarded-*, Forwarded, X-Real-IP, Via, Content-Length,
-// Trailer, Upgrade, ...) stay as they were. It reports whether it deleted a
-// traceparent. It does not allocate: PeekAll's values stay valid across
-// DelBytes, which swaps fields' structs, not the bytes of the others
-// (fasthttp's delAllArgs), and nothing is added meanwhile.
-func (r *Request) dropNominated() (traceparent bool) {
-	for _, v := range r.Header.PeekAll(fasthttp.HeaderConnection) {
-		for len(v) > 0 {
-			var t []byte
-			t, v = nextToken(v)
-			switch kindOf(t) {
-			case kOther, kTracestate:
-				r.Header.DelBytes(t)
-			case kTraceparent:
-				r.Header.DelBytes(t)
-				traceparent = true
-			}
-		}
-	}
-	return traceparent
 }
 
 // headSeen is what Parse's header scan found that framing and routing depend on.
@@ -292,8 +272,14 @@ type headSeen struct {
 	underscores    bool // a name with "_"
 	auths          int  // Authorization lines
 	connOther      bool // Connection names a field (dropNominated)
-	traceparents   int
-	traceparent    []byte // the first one's value
+	connNamed      int  // the fields Connection names, at most maxConnNamed
+	// connVals are the Connection lines' values (slices of the head, valid
+	// while Parse runs): what dropNominated reads. fasthttp's PeekAll is no
+	// use there: on HTTP/1.0 without keep-alive it answers "close" alone.
+	connVals     [maxConnNamed][]byte
+	connN        int
+	traceparents int
+	traceparent  []byte // the first one's value
 }
 
 // scan validates the header lines of h from pos (after the request line) to
@@ -353,7 +339,9 @@ func (s *headSeen) header(name, value []byte, http10 bool) error {
 		}
 	case 10:
 		if eqFold(name, "connection") {
-			s.connection(value)
+			if err := s.connection(value); err != nil {
+				return err
+			}
 		}
 	case 11:
 		if eqFold(name, "traceparent") {
@@ -399,8 +387,16 @@ func (s *headSeen) header(name, value []byte, http10 bool) error {
 	return nil
 }
 
-// connection records the tokens of a Connection header that matter.
-func (s *headSeen) connection(value []byte) {
+// maxConnNamed bounds the fields a request's Connection lines may name (and
+// the lines): each named field is a delete over the whole header list
+// (dropNominated), so thousands of them in a 32 KiB head would cost the loop
+// tens of milliseconds a request. Real clients name one or two.
+const maxConnNamed = 32
+
+// connection records the tokens of a Connection header that matter, and the
+// line's value when it names fields.
+func (s *headSeen) connection(value []byte) error {
+	named := false
 	for v := value; len(v) > 0; {
 		var tok []byte
 		tok, v = nextToken(v)
@@ -412,9 +408,17 @@ func (s *headSeen) connection(value []byte) {
 		case eqFold(tok, "upgrade"):
 			s.connUpgrade = true
 		case len(tok) > 0:
-			s.connOther = true
+			if s.connNamed++; s.connNamed > maxConnNamed {
+				return errConnOptions
+			}
+			s.connOther, named = true, true
 		}
 	}
+	if named {
+		s.connVals[s.connN] = value // connN <= connNamed <= maxConnNamed
+		s.connN++
+	}
+	return nil
 }
 
 // frame sets the request's framing and connection fields from what the scan saw.
@@ -489,18 +493,6 @@ func (r *Request) VisitHeaders(f func(name, value []byte) bool) {
 		l := &r.idx[i]
 		if !f(l.name(b), l.value(b)) {
 			return
-		}
-	}
-}
-
-// DropUnderscoreHeaders deletes the headers whose names have an "_" (see
-// Underscores). The names come from r's scratch serialization, which
-// DelBytes does not touch: no allocation.
-func (r *Request) DropUnderscoreHeaders() {
-	b := r.indexHeaders()
-	for i := range r.idx {
-		if name := r.idx[i].name(b); bytes.IndexByte(name, '_') >= 0 {
-			r.Header.DelBytes(name)
 		}
 	}
 }

@@ -134,6 +134,14 @@ func TestRequestRejections(t *testing.T) {
 		{"encoded dot", req("GET /api/%2E/x HTTP/1.1", "Host: a"), 400, bad},
 		{"dot-dot before query", req("GET /a/..?x=1 HTTP/1.1", "Host: a"), 400, bad},
 		{"dot-dot absolute", req("GET http://a/x/../y HTTP/1.1", "Host: a"), 400, bad},
+		// What Java and Windows origins resolve: ";parameters", "\\", encoded separators.
+		{"dot-dot with parameters", req("GET /api/v1/..;/..;/internal HTTP/1.1", "Host: a"), 400, bad},
+		{"dot with parameters", req("GET /api/v1/.;x=1/y HTTP/1.1", "Host: a"), 400, bad},
+		{"backslash", req("GET /api/v1/..\\..\\internal HTTP/1.1", "Host: a"), 400, bad},
+		{"backslash alone", req("GET /a\\b HTTP/1.1", "Host: a"), 400, bad},
+		{"encoded backslash separator", req("GET /api/v1/..%5c..%5Cinternal HTTP/1.1", "Host: a"), 400, bad},
+		{"encoded slash separator", req("GET /api/v1/..%2f..%2Finternal HTTP/1.1", "Host: a"), 400, bad},
+		{"encoded slash then dot-dot", req("GET /api/v1%2F.. HTTP/1.1", "Host: a"), 400, bad},
 		// One credential: a filter checks the first, an origin may use another.
 		{"duplicate authorization", req("GET / HTTP/1.1", "Host: a", "Authorization: Bearer a", "authorization: Bearer b"), 400, bad},
 		{"connect", req("CONNECT a:443 HTTP/1.1", "Host: a:443"), 400, bad},
@@ -234,6 +242,8 @@ func TestRequestValid(t *testing.T) {
 			method: "GET", target: "/a..b/.well-known/x.y/...?p=/../", host: "a"},
 		{name: "percent not a dot", head: req("GET /%2f/%2e%2e%2e/%2ex HTTP/1.1", "Host: a"), keepAlive: true,
 			method: "GET", target: "/%2f/%2e%2e%2e/%2ex", host: "a"},
+		{name: "parameters and encoded separators around names", head: req("GET /a;b/..x;/x%2f.y/%5c...;v=1 HTTP/1.1", "Host: a"), keepAlive: true,
+			method: "GET", target: "/a;b/..x;/x%2f.y/%5c...;v=1", host: "a"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -442,6 +452,22 @@ func TestRequestConnectionNominated(t *testing.T) {
 	}
 	if len(r.Header.PeekAll("Connection")) != 2 {
 		t.Errorf("Connection lines: %q, want both kept (forwarding drops them)", r.Header.PeekAll("Connection"))
+	}
+	// HTTP/1.0 without keep-alive (fasthttp then answers PeekAll("Connection")
+	// with "close" alone), and a traceparent named.
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if err := r.Parse([]byte(req("GET / HTTP/1.0", "Connection: X-A", "X-A: 1", "Connection: traceparent", "traceparent: "+tp, "X-C: 4"))); err != nil {
+		t.Fatal(err)
+	}
+	if r.Header.Peek("X-A") != nil || r.Header.Peek("traceparent") != nil || r.TraceparentOK || string(r.Header.Peek("X-C")) != "4" {
+		t.Errorf("HTTP/1.0: X-A %q, traceparent %q (ok %v), X-C %q after Parse; want the named ones gone",
+			r.Header.Peek("X-A"), r.Header.Peek("traceparent"), r.TraceparentOK, r.Header.Peek("X-C"))
+	}
+	// Past maxConnNamed named fields: refused (each is a delete over the list).
+	many := "Connection: " + strings.Repeat("x-a, ", maxConnNamed) + "x-b"
+	wantError(t, r.Parse([]byte(req("GET / HTTP/1.1", "Host: h", many))), 400, CauseBadRequest)
+	if err := r.Parse([]byte(req("GET / HTTP/1.1", "Host: h", "Connection: "+strings.Repeat("x-a, ", maxConnNamed-1)+"close"))); err != nil {
+		t.Errorf("%d named fields refused: %v", maxConnNamed-1, err)
 	}
 }
 

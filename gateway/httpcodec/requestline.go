@@ -68,13 +68,17 @@ func (r *Request) parseRequestLine(line []byte) (authority []byte, err error) {
 
 // checkPath refuses a target whose path an origin could read otherwise than
 // the routes did: with a fragment (none in a request-target, RFC 9112 3.2:
-// "/admin#x" is not "/admin" to a deny rule, and is to most origins), or with
-// a dot-segment, "." or "..", literal or percent-encoded ("%2e", which many
-// origins decode first): "/api/v1/../../internal" matches a route for
-// "/api/v1/" and an origin resolves it to "/internal" (RFC 3986 5.2.4).
-// Browsers and curl resolve dot-segments before they send; a client that
-// sends one is probing. target is the part from the path on ("/p?q", "?q"
-// or "", what splitAbsolute leaves).
+// "/admin#x" is not "/admin" to a deny rule, and is to most origins), with a
+// dot-segment, "." or "..", literal or percent-encoded ("%2e", which many
+// origins decode first), or with a backslash: "/api/v1/../../internal"
+// matches a route for "/api/v1/" and an origin resolves it to "/internal"
+// (RFC 3986 5.2.4). What origins resolve differs, so the segments are cut
+// where any of them would: at "/", at "%2f" and "%5c" (decoded first by
+// some), and a segment's ";parameters" are left out (Tomcat and Jetty read
+// "/..;/" as "/../"); a literal "\" (IIS reads it as "/") is refused
+// outright. Browsers and curl resolve dot-segments before they send; Go's
+// net/http and Java's URI do not, and their users get a 400 here. target is
+// the part from the path on ("/p?q", "?q" or "", what splitAbsolute leaves).
 func checkPath(target []byte) error {
 	if bytes.IndexByte(target, '#') >= 0 {
 		return errFragment
@@ -83,25 +87,43 @@ func checkPath(target []byte) error {
 	if q := bytes.IndexByte(path, '?'); q >= 0 {
 		path = path[:q]
 	}
+	if bytes.IndexByte(path, '\\') >= 0 {
+		return errBackslash
+	}
 	if bytes.IndexByte(path, '.') < 0 && bytes.IndexByte(path, '%') < 0 {
 		return nil // the common case: no scan of segments
 	}
-	for i := 0; i < len(path); {
-		end := len(path)
-		if j := bytes.IndexByte(path[i+1:], '/'); j >= 0 {
-			end = i + 1 + j
+	seg := 0 // where the current segment starts
+	for i := 0; i <= len(path); {
+		sep := 0 // the separator's length at i; at the end, the end
+		switch {
+		case i == len(path):
+		case path[i] == '/':
+			sep = 1
+		case path[i] == '%' && i+2 < len(path) && (path[i+1] == '2' && path[i+2]|0x20 == 'f' || path[i+1] == '5' && path[i+2]|0x20 == 'c'):
+			sep = 3
+		default:
+			i++
+			continue
 		}
-		if isDotSegment(path[i+1 : end]) {
+		if isDotSegment(path[seg:i]) {
 			return errDotSegment
 		}
-		i = end
+		if sep == 0 {
+			break
+		}
+		i += sep
+		seg = i
 	}
 	return nil
 }
 
-// isDotSegment reports whether seg is "." or "..", each dot literal or
-// "%2e" (any case).
+// isDotSegment reports whether seg, without its ";parameters", is "." or
+// "..", each dot literal or "%2e" (any case).
 func isDotSegment(seg []byte) bool {
+	if p := bytes.IndexByte(seg, ';'); p >= 0 {
+		seg = seg[:p]
+	}
 	dots := 0
 	for k := 0; k < len(seg); {
 		switch {

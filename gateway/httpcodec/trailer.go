@@ -67,7 +67,9 @@ func nextField(b []byte) (name, value, rest []byte) {
 // 9110 6.5.2 allows it where the field's definition does) would otherwise
 // take a client's trailer over what the gateway decided, checked or
 // replaced in the head: a spoofed identity header, a second
-// X-Forwarded-For. Each field is written as w encodes it (nil: "Name:
+// X-Forwarded-For. It also drops the fields a filter deleted from the head
+// (DeleteHeader, even when the head had none) and, with
+// NoUnderscoreTrailers, those named with an "_". Each field is written as w encodes it (nil: "Name:
 // value\r\n"). It uses r's scratch buffers (r must not be used
 // concurrently) and allocates nothing when dst has room.
 //
@@ -78,6 +80,9 @@ func (r *Request) AppendTrailerFields(dst, section, fwd []byte, w FieldWriter) [
 	head := r.indexHeaders()
 	left := trailerWork
 	return appendTrailerFields(dst, section, w, func(name []byte) bool {
+		if r.NoUnderscoreTrailers && bytes.IndexByte(name, '_') >= 0 || r.deletedName(name) {
+			return true
+		}
 		return headRulesOut(head, name, &left) || headRulesOut(fwd, name, &left)
 	})
 }

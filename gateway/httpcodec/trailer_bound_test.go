@@ -122,3 +122,47 @@ func BenchmarkTrailerWorstCase(b *testing.B) {
 		out = r.AppendTrailerFields(out[:0], section, fwd, nil)
 	}
 }
+
+// TestTrailerFieldsUnderscores: with NoUnderscoreTrailers a request's
+// trailer fields named with an "_" are dropped (X_User would be X-User to a
+// CGI origin that merges trailers), the others pass; without it they pass.
+func TestTrailerFieldsUnderscores(t *testing.T) {
+	for _, drop := range []bool{true, false} {
+		var r Request
+		if err := r.Parse([]byte(req("POST / HTTP/1.1", "Host: h", "Transfer-Encoding: chunked"))); err != nil {
+			t.Fatal(err)
+		}
+		r.NoUnderscoreTrailers = drop
+		fwd := AppendForwardRequest(nil, &r, &ForwardInfo{})
+		got := string(r.AppendTrailerFields(nil, []byte("X_User: root\r\nx-sum: 1\r\n"), fwd, nil))
+		want := "X_User: root\r\nx-sum: 1\r\n"
+		if drop {
+			want = "x-sum: 1\r\n"
+		}
+		if got != want {
+			t.Errorf("NoUnderscoreTrailers %v: passed %q, want %q", drop, got, want)
+		}
+	}
+}
+
+// TestTrailerFieldsDeleted: a name a filter deleted (DeleteHeader), present
+// in the head or not, is kept out of the trailer section; Parse forgets it.
+func TestTrailerFieldsDeleted(t *testing.T) {
+	var r Request
+	if err := r.Parse([]byte(req("POST / HTTP/1.1", "Host: h", "Transfer-Encoding: chunked", "X-Internal-A: 1"))); err != nil {
+		t.Fatal(err)
+	}
+	r.DeleteHeader("X-Internal-A")
+	r.DeleteHeader("x-user") // not in the head
+	fwd := AppendForwardRequest(nil, &r, &ForwardInfo{})
+	if got := string(r.AppendTrailerFields(nil, []byte("X-User: root\r\nx-internal-a: 2\r\nx-sum: 1\r\n"), fwd, nil)); got != "x-sum: 1\r\n" {
+		t.Fatalf("passed %q, want only x-sum", got)
+	}
+	if err := r.Parse([]byte(req("POST / HTTP/1.1", "Host: h", "Transfer-Encoding: chunked"))); err != nil {
+		t.Fatal(err)
+	}
+	fwd = AppendForwardRequest(nil, &r, &ForwardInfo{})
+	if got := string(r.AppendTrailerFields(nil, []byte("X-User: root\r\n"), fwd, nil)); got != "X-User: root\r\n" {
+		t.Fatalf("the next request: passed %q, want X-User (Parse forgets the deleted names)", got)
+	}
+}

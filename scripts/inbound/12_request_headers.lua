@@ -24,6 +24,9 @@ return {
     for _, name in ipairs(drop) do
       ctx.req.del_header(name)
     end
+    -- Always, even when the head has none: a deleted name is kept out of the
+    -- request's trailer fields too, which some origins merge into headers.
+    ctx.req.del_header("X-User")
     ctx.req.set_header("X-Gozer-Edge", "gozer")
   end,
 }
