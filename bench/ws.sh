@@ -30,6 +30,7 @@
 # process setting before exec) when given, in the same interleaved rounds. For trying a change
 # to a dependency or to how Gozer is started against the tree's own build.
 set -euo pipefail
+ALT=${WS_ALT_GOZER:+$(realpath "$WS_ALT_GOZER")} # before the cd: a relative path is the caller's
 cd "$(dirname "$0")/.."
 ROUNDS=${WS_ROUNDS:-3}
 DURATION=${WS_DURATION:-5}
@@ -43,7 +44,6 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n
 trap cleanup EXIT
 for c in nginx taskset; do command -v "$c" >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx util-linux; }; done
 go build -o "$WORK/" ./gateway/cmd/gozer ./gateway/cmd/demo-origin ./bench/wsload
-ALT=${WS_ALT_GOZER:-}
 targets=(gozer ${ALT:+alt} nginx)
 mkdir -p "$WORK/scripts" "$WORK/nginx"
 cat >"$WORK/gozer.yaml" <<YAML
@@ -137,7 +137,9 @@ if [[ -n $ALT ]]; then start_alt "$gmp"; ready alt; fi
 for t in "${targets[@]}"; do run "$t" >/dev/null; done # warm-up
 declare -A rate us
 for r in $(seq "$ROUNDS"); do
-  for t in "${targets[@]}"; do
+  order=("${targets[@]}")
+  if [[ -n $ALT && $((r % 2)) == 0 ]]; then order=(alt gozer nginx); fi # neither build always first
+  for t in "${order[@]}"; do
     read -r a b < <(run "$t")
     rate[$t]+="$a "; us[$t]+="$b "
     echo "round $r $t: $a msgs/s, $b µs CPU/msg" >&2

@@ -192,6 +192,9 @@ func TestHeadersWithUnderscores(t *testing.T) {
 				g.waitLog(t, "header name with an underscore")
 				return
 			}
+			if tc.mode == "" {
+				g.waitLog(t, "underscore_headers", "dropped a client's headers")
+			}
 			v := decodeView(t, body)
 			got := 0
 			for name := range v.Headers {

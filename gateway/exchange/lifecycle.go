@@ -234,6 +234,12 @@ func (ex *Exchange) underscores() bool {
 	case "allow":
 	default:
 		ex.req.DropUnderscoreHeaders()
+		// Sampled: a deployment whose clients send X_API_KEY learns why its
+		// origin stopped seeing it.
+		if e := ex.lp.l.Shared.Sampled.Info("underscore_headers"); e != nil {
+			e.Str("reason", "underscore_headers").Str("request_id", string(ex.id)).
+				Msg("dropped a client's headers named with an underscore (server.headers_with_underscores: drop; allow passes them)")
+		}
 	}
 	return false
 }
