@@ -129,7 +129,8 @@ func (l *Loop) reqSetHeader(L *glua.LState) int {
 	checkHeader(L, "ctx.req.set_header", name, value)
 	// Every copy goes: fasthttp's Set replaces only the first, and a client
 	// that sends "X-User: root" twice would keep one beside the filter's.
-	ctx.Req.Header.Del(name)
+	// DeleteHeader also keeps the name out of the request's trailers.
+	ctx.Req.DeleteHeader(name)
 	ctx.Req.Header.Set(name, value)
 	l.hostMayChange(name)
 	return 0

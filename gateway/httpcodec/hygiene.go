@@ -33,17 +33,17 @@ func (r *Request) deletedName(name []byte) bool {
 
 // dropNominated deletes from Header the fields the client's Connection
 // header names (RFC 9110 7.6.1: meant for this hop only), as soon as the head
-// is parsed: filters never see them, and a field a filter sets later under
-// such a name is the filter's and goes to the origin. (Dropped while
-// forwarding instead, "Connection: X-User" stripped the identity an auth
-// filter had just set.) Filters do not see them either: a field the client
-// addressed to the gateway alone is no request's (Connection: Authorization
-// leaves the auth filter nothing to judge: it fails safe). Only end-to-end
-// fields go, and traceparent and tracestate: the names forwarding handles
-// itself (Host, X-Request-Id, X-Forwarded-*, Forwarded, X-Real-IP, Via,
-// Content-Length, Trailer, Upgrade, ...) stay as they were. It reports whether it deleted a
-// traceparent. vals are the Connection lines' values (headSeen.connVals:
-// the raw head's bytes, which DelBytes does not touch).
+// is parsed, so a field a filter sets later under such a name is the
+// filter's and goes to the origin. (Dropped while forwarding instead,
+// "Connection: X-User" stripped the identity an auth filter had just set.)
+// Filters do not see them: a field the client addressed to the gateway alone
+// is no request's ("Connection: Authorization" leaves the auth filter
+// nothing to judge, which fails safe). Only end-to-end fields go, and
+// traceparent and tracestate; the names forwarding handles itself (Host,
+// X-Request-Id, X-Forwarded-*, Forwarded, X-Real-IP, Via, Content-Length,
+// Trailer, Upgrade, ...) stay as they were. It reports whether it deleted a
+// traceparent. vals are the Connection lines' values (headSeen.connVals: the
+// raw head's bytes, which DelBytes does not touch).
 func (r *Request) dropNominated(vals [][]byte) (traceparent bool) {
 	for _, v := range vals {
 		for len(v) > 0 {
