@@ -66,9 +66,9 @@ type Header struct{ Name, Value string }
 type Context struct {
 	// Req is the client's request as the origin will get it. Req.Header.Set
 	// replaces only the first field of a name (fasthttp's): to vouch for a
-	// value (an identity, a scope), Req.DeleteHeader the name first (which
-	// also keeps it out of the request's trailers), or a client's second copy
-	// goes on beside it (ctx.req.set_header does both).
+	// value (an identity, a scope), Del the name first, or a client's second
+	// copy goes on beside it (ctx.req.set_header does both). To remove a
+	// name, Req.DeleteHeader also keeps it out of the request's trailers.
 	Req        *httpcodec.Request
 	Resp       *httpcodec.Response // set for the outbound phase: the origin's answer or the gateway's own
 	Phase      Phase

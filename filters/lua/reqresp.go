@@ -129,8 +129,9 @@ func (l *Loop) reqSetHeader(L *glua.LState) int {
 	checkHeader(L, "ctx.req.set_header", name, value)
 	// Every copy goes: fasthttp's Set replaces only the first, and a client
 	// that sends "X-User: root" twice would keep one beside the filter's.
-	// DeleteHeader also keeps the name out of the request's trailers.
-	ctx.Req.DeleteHeader(name)
+	// (Header.Del, not DeleteHeader: the name set stays in the head, which
+	// keeps it out of the trailers already.)
+	ctx.Req.Header.Del(name)
 	ctx.Req.Header.Set(name, value)
 	l.hostMayChange(name)
 	return 0

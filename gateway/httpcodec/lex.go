@@ -2,11 +2,12 @@ package httpcodec
 
 // Byte classes of RFC 9110 / RFC 9112, as lookup tables.
 const (
-	classTchar  = 1 << iota // token character
-	classVchar              // field-vchar: VCHAR or obs-text
-	classHostCh             // byte allowed in a Host value / authority
-	classTarget             // byte allowed in a request-target
-	classHexDig             // HEXDIG
+	classTchar   = 1 << iota // token character
+	classVchar               // field-vchar: VCHAR or obs-text
+	classHostCh              // byte allowed in a Host value / authority
+	classTarget              // byte allowed in a request-target
+	classHexDig              // HEXDIG
+	classPathOdd             // '#', '\\', '.', '%': a target checkPath must look at
 )
 
 var class = func() (t [256]uint8) {
@@ -30,6 +31,10 @@ var class = func() (t [256]uint8) {
 		}
 		if (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F') {
 			t[c] |= classHexDig
+		}
+		switch b {
+		case '#', '\\', '.', '%':
+			t[c] |= classPathOdd
 		}
 	}
 	return t

@@ -196,9 +196,10 @@ func (r *Request) resetFields() {
 // missing or malformed HTTP-version, a target with control characters or
 // spaces); a target that is not origin-form ("/..."), absolute-form
 // ("http://host/...", "https://..."; its authority must then equal Host) or
-// "*" with OPTIONS; a fragment ("#") in the target, or a dot-segment ("."
-// or "..", literal or "%2e") in its path (checkPath); more than one
-// Authorization; the CONNECT method (not supported); more than two leading
+// "*" with OPTIONS; a fragment ("#") in the target, a backslash or a
+// dot-segment ("." or "..", literal or "%2e") in its path (checkPath); more
+// than one Authorization; a Connection naming more than maxConnNamed fields;
+// the CONNECT method (not supported); more than two leading
 // empty lines. An HTTP-version "HTTP/x.y" other than 1.0 and 1.1 is a 505.
 // An Expect value other than 100-continue is a 417.
 func (r *Request) Parse(head []byte) error {
@@ -249,7 +250,7 @@ func (r *Request) Parse(head []byte) error {
 	}
 	r.frame(&seen)
 	r.Underscores = seen.underscores
-	if seen.connOther && r.dropNominated(seen.connVals[:seen.connN]) {
+	if seen.connN > 0 && r.dropNominated(seen.connVals[:seen.connN]) {
 		seen.traceparents = 0 // the client's was for this hop only
 	}
 	if seen.traceparents == 1 {
@@ -271,13 +272,12 @@ type headSeen struct {
 	expectContinue bool
 	underscores    bool // a name with "_"
 	auths          int  // Authorization lines
-	connOther      bool // Connection names a field (dropNominated)
 	connNamed      int  // the fields Connection names, at most maxConnNamed
 	// connVals are the Connection lines' values (slices of the head, valid
 	// while Parse runs): what dropNominated reads. fasthttp's PeekAll is no
 	// use there: on HTTP/1.0 without keep-alive it answers "close" alone.
 	connVals     [maxConnNamed][]byte
-	connN        int
+	connN        int // Connection lines that name fields: dropNominated's work
 	traceparents int
 	traceparent  []byte // the first one's value
 }
@@ -411,7 +411,7 @@ func (s *headSeen) connection(value []byte) error {
 			if s.connNamed++; s.connNamed > maxConnNamed {
 				return errConnOptions
 			}
-			s.connOther, named = true, true
+			named = true
 		}
 	}
 	if named {

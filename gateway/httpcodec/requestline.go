@@ -41,10 +41,13 @@ func (r *Request) parseRequestLine(line []byte) (authority []byte, err error) {
 	if len(target) == 0 {
 		return nil, errRequestLine
 	}
+	var seen uint8 // the classes of the target's bytes, ORed: checkPath only when it can refuse
 	for _, c := range target {
-		if class[c]&classTarget == 0 {
+		k := class[c]
+		if k&classTarget == 0 {
 			return nil, errTarget
 		}
+		seen |= k
 	}
 	if string(method) == "CONNECT" {
 		return nil, errConnect
@@ -52,6 +55,9 @@ func (r *Request) parseRequestLine(line []byte) (authority []byte, err error) {
 	r.IsHead = string(method) == "HEAD"
 	switch {
 	case target[0] == '/':
+		if seen&classPathOdd == 0 {
+			return nil, nil
+		}
 		return nil, checkPath(target)
 	case len(target) == 1 && target[0] == '*':
 		if string(method) != "OPTIONS" {
