@@ -127,6 +127,15 @@ type Server struct {
 	// nginx's underscores_in_headers off), "reject" the request (400, as
 	// Envoy's edge advice), or "allow" it.
 	HeadersWithUnderscores string `yaml:"headers_with_underscores"`
+	// NormalizePath decodes percent-encoded unreserved characters in a
+	// request's path ("/%61pi" is "/api", RFC 3986 6.2.2.2) and MergeSlashes
+	// merges runs of "/" ("//api//v1" is "/api/v1", as nginx's merge_slashes),
+	// before routes and filters see the path; the origin gets the same path
+	// (httpcodec.Request.NormalizePath). Both on by default: otherwise
+	// "//admin/" passes a filter that denies "/admin/" and reaches an origin
+	// that merges slashes.
+	NormalizePath bool `yaml:"normalize_path"`
+	MergeSlashes  bool `yaml:"merge_slashes"`
 	// MemoryReclaimInterval is how often Gozer checks whether connections
 	// that closed left memory the Go runtime holds on to, and gives it back to
 	// the OS (0: never; the runtime's own pacing then decides).
@@ -326,6 +335,8 @@ func defaults() *Config {
 			MaxBufferedPerConn:     64 << 10,
 			Via:                    "1.1 gozer",
 			HeadersWithUnderscores: "drop",
+			NormalizePath:          true,
+			MergeSlashes:           true,
 			MemoryReclaimInterval:  10 * time.Second,
 			MaxConnectionsPerIP:    1024,
 			MaxRequestsPerIP:       256,

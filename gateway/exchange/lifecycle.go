@@ -42,6 +42,7 @@ func (ex *Exchange) Start() {
 	if req.Underscores && ex.underscores() {
 		return
 	}
+	req.NormalizePath(ex.snap.Limits.Paths) // before any filter or route reads the path
 	if max := ex.snap.Limits.MaxBody; max > 0 && req.Framing == httpcodec.FramingLength && req.ContentLength > max {
 		ex.fail(filters.ClientBodyTooLarge, fmt.Sprintf("content-length %d over server.max_request_body %d", req.ContentLength, max))
 		return

@@ -8,6 +8,7 @@ const (
 	classTarget              // byte allowed in a request-target
 	classHexDig              // HEXDIG
 	classPathOdd             // '#', '\\', '.', '%': a target checkPath must look at
+	classPct                 // '%': a target NormalizePath may decode
 )
 
 var class = func() (t [256]uint8) {
@@ -35,6 +36,9 @@ var class = func() (t [256]uint8) {
 		switch b {
 		case '#', '\\', '.', '%':
 			t[c] |= classPathOdd
+		}
+		if b == '%' {
+			t[c] |= classPct
 		}
 	}
 	return t

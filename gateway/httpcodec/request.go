@@ -143,9 +143,13 @@ type Request struct {
 	// are dropped too (AppendTrailerFields), whatever the head had; the
 	// exchange sets it per server.headers_with_underscores. Parse clears it.
 	NoUnderscoreTrailers bool
+	// PathToNormalize: the target has a "%" or a "//", so NormalizePath may
+	// rewrite its path; Parse sets it.
+	PathToNormalize bool
 
 	scratch  []byte   // serialized header for VisitHeaders / forwarding
 	deleted  []byte   // names DeleteHeader took, each followed by '\n': out of the trailers too
+	uriBuf   []byte   // NormalizePath's output, copied into Header
 	idx      []hline  // lines of scratch
 	connToks [][]byte // header names listed in Connection, while forwarding
 }
@@ -168,6 +172,7 @@ func (r *Request) resetFields() {
 	r.TraceparentOK = false
 	r.Underscores = false
 	r.NoUnderscoreTrailers = false
+	r.PathToNormalize = false
 	r.deleted = r.deleted[:0]
 }
 

@@ -53,6 +53,8 @@ func (r *Request) parseRequestLine(line []byte) (authority []byte, err error) {
 		return nil, errConnect
 	}
 	r.IsHead = string(method) == "HEAD"
+	// Most targets have neither: NormalizePath then costs nothing.
+	r.PathToNormalize = seen&classPct != 0 || bytes.Contains(target, slash2)
 	switch {
 	case target[0] == '/':
 		if seen&classPathOdd == 0 {
@@ -144,6 +146,8 @@ func isDotSegment(seg []byte) bool {
 	}
 	return dots == 1 || dots == 2
 }
+
+var slash2 = []byte("//")
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 

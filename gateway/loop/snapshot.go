@@ -6,6 +6,7 @@ import (
 	"gozer/filters"
 	"gozer/gateway/config"
 	"gozer/gateway/faults"
+	"gozer/gateway/httpcodec"
 	"gozer/gateway/origin"
 	"gozer/gateway/tracectx"
 )
@@ -35,7 +36,8 @@ type Limits struct {
 	MaxFilterBody  int   // filters.max_body_bytes
 	MaxRequestLine int
 	MaxHeaderBytes int
-	Underscores    string // server.headers_with_underscores: drop, reject or allow
+	Underscores    string               // server.headers_with_underscores: drop, reject or allow
+	Paths          httpcodec.PathPolicy // server.normalize_path, server.merge_slashes
 
 	MinBodyRate int64 // bytes per second a request body must keep up, over RateWindow (0: none)
 	MinSendRate int64 // bytes per second a client must take of a response it holds up (0: none)
@@ -72,6 +74,7 @@ func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Route
 			MaxRequestLine: int(s.MaxRequestLine),
 			MaxHeaderBytes: int(s.MaxHeaderBytes),
 			Underscores:    s.HeadersWithUnderscores,
+			Paths:          httpcodec.PathPolicy{DecodeUnreserved: s.NormalizePath, MergeSlashes: s.MergeSlashes},
 			MinBodyRate:    int64(s.MinBodyRate),
 			MinSendRate:    int64(s.MinSendRate),
 			RateWindow:     int64(s.RateWindow),
