@@ -1,8 +1,12 @@
 package test
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // viewThrough sends a raw request to /headers through Gozer and returns the response
@@ -228,5 +232,35 @@ func TestTargetsRefused(t *testing.T) {
 				t.Fatalf("the origin got the request: %+v", s)
 			}
 		})
+	}
+}
+
+// TestResponseConnectionNominated: an origin's Connection that names a
+// header ends that header at Gozer, but cannot strip what an outbound filter
+// sets under the same name (here the HSTS a filter adds), over HTTP/1.1.
+func TestResponseConnectionNominated(t *testing.T) {
+	t.Parallel()
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Connection", "X-Hop, Strict-Transport-Security")
+		h.Set("X-Hop", "1")
+		h.Set("Strict-Transport-Security", "max-age=0")
+		h.Set("X-Public", "ok")
+		fmt.Fprintln(w, "hello")
+	}))
+	t.Cleanup(o.Close)
+	d := newScriptDir(t)
+	d.write(t, "outbound", "10_hsts.lua", luaFilter("hsts", "outbound", 10, "", `
+    ctx.resp.set_header("Strict-Transport-Security", "max-age=63072000")`))
+	g := luaGozer(t, d, filtersConfig{}, map[string]originConfig{"o": {Servers: []string{strings.TrimPrefix(o.URL, "http://")}}},
+		route{PathPrefix: "/", Origin: "o"})
+	resp, body := fetch(t, newClient(t, 10*time.Second), "GET", g.URL("/"), nil, nil)
+	if resp.StatusCode != 200 || string(body) != "hello\n" {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	for name, want := range map[string]string{"Strict-Transport-Security": "max-age=63072000", "X-Public": "ok", "X-Hop": ""} {
+		if got := resp.Header.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
 	}
 }

@@ -202,13 +202,9 @@ func appendFraming(dst []byte, r *Response, ri *ResponseInfo, status int, w Fiel
 
 // appendHeaderLines is the header part of AppendClientFields, over r.lines.
 func appendHeaderLines(dst []byte, r *Response, ri *ResponseInfo, status int, w FieldWriter) []byte {
-	r.connToks = r.connToks[:0]
 	viaSeen := false
 	for i := range r.lines {
-		switch r.lines[i].kind {
-		case kConnection:
-			r.connToks = addConnTokens(r.connToks, r.lines[i].value)
-		case kVia:
+		if r.lines[i].kind == kVia {
 			viaSeen = true
 		}
 	}
@@ -229,11 +225,7 @@ func appendHeaderLines(dst []byte, r *Response, ri *ResponseInfo, status int, w 
 			if replaceID {
 				continue
 			}
-		default:
-			if len(r.connToks) > 0 && nominated(r.connToks, l.name) {
-				continue
-			}
-		}
+		} // what the origin's Connection named is gone already (dropNominated)
 		if w != nil {
 			dst = w.AppendField(dst, l.name, l.value)
 			continue

@@ -62,7 +62,7 @@ type Response struct {
 	lazy     bool      // Header not filled yet: the head is kept raw (ParseLazy)
 	raw      []byte    // the head after any skipped empty lines, while lazy
 	lines    []rawLine // its header lines, while lazy
-	connToks [][]byte  // header names listed in Connection, while writing
+	connToks [][]byte  // header names the origin's Connection lists (slices of raw)
 
 	// SetHeader's edits of a lazy head: the names and values (in kept), for
 	// Materialize to apply to Header.
@@ -89,6 +89,8 @@ func (r *Response) resetFields() {
 	r.headReq = false
 	r.lazy = false
 	r.raw = r.raw[:0]
+	clear(r.connToks)
+	r.connToks = r.connToks[:0]
 	clear(r.lines)
 	r.lines = r.lines[:0]
 	clear(r.edits)
@@ -181,7 +183,42 @@ func (r *Response) ParseLazy(head []byte, requestWasHEAD bool) error {
 	if r.Framing == FramingUntilClose || r.Status == 101 {
 		r.KeepAlive = false
 	}
+	if len(r.connToks) > 0 {
+		r.dropNominated()
+	}
 	return nil
+}
+
+// dropNominated deletes the lines the origin's Connection names (RFC 9110
+// 7.6.1: meant for this hop only) as the head is parsed, so a field an
+// outbound filter sets later under such a name is the filter's and reaches
+// the client. (Dropped while writing instead, "Connection:
+// Strict-Transport-Security" stripped the HSTS a filter had just added.) The
+// names the writer handles itself (framing, Trailer, Via, X-Request-Id,
+// Upgrade, Keep-Alive ...) stay for it; Materialize deletes the same from
+// Header (an edit each, before any filter's). connToks stays for the
+// trailers: a trailer field Connection names is not passed either.
+func (r *Response) dropNominated() {
+	lines := r.lines[:0]
+	for _, l := range r.lines {
+		if endToEnd(l.kind) && nominated(r.connToks, l.name) {
+			r.edits = append(r.edits, rawLine{name: l.name, del: true})
+			continue
+		}
+		lines = append(lines, l)
+	}
+	clear(r.lines[len(lines):])
+	r.lines = lines
+}
+
+// endToEnd reports whether a response field of kind k reaches the client as
+// the origin sent it (appendHeaderLines writes it unchanged).
+func endToEnd(k hdrKind) bool {
+	switch k {
+	case kHopByHop, kConnection, kTE, kContentLength, kVia, kInvalid, kTrailer, kXRequestID:
+		return false
+	}
+	return true
 }
 
 // respSeen is what a response head's header lines say about its framing.
@@ -227,6 +264,7 @@ func (r *Response) respHeader(name, value []byte, s *respSeen) error {
 		if eqFold(name, "connection") {
 			s.connClose = s.connClose || listHasToken(value, "close")
 			s.connKeepAlive = s.connKeepAlive || listHasToken(value, "keep-alive")
+			r.connToks = addConnTokens(r.connToks, value) // value is in r.raw: stable
 		}
 	case 14:
 		if eqFold(name, "content-length") {

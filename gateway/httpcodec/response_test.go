@@ -223,3 +223,46 @@ func TestResponseHeadersLazyAndMaterialized(t *testing.T) {
 		}
 	}
 }
+
+// TestResponseConnectionNominated: what the origin's Connection names is gone
+// as the head is parsed (filters never see it), and a field an outbound
+// filter sets under such a name reaches the client: an origin naming
+// Strict-Transport-Security there cannot strip the HSTS a filter adds. Lazy
+// head or materialized before or after the filter's edit, the same.
+func TestResponseConnectionNominated(t *testing.T) {
+	head := req("HTTP/1.1 200 OK", "Connection: X-A, strict-transport-security", "X-A: 1",
+		"Strict-Transport-Security: max-age=0", "X-B: 2", "Connection: keep-alive, Via", "Via: 1.0 o", "Content-Length: 0")
+	for _, when := range []string{"lazy", "materialized before", "materialized after"} {
+		t.Run(when, func(t *testing.T) {
+			var r Response
+			if err := r.ParseLazy([]byte(head), false); err != nil {
+				t.Fatal(err)
+			}
+			if when == "materialized before" {
+				if err := r.Materialize(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if v := r.Get("X-A"); v != nil {
+				t.Errorf("a filter sees X-A: %q", v)
+			}
+			r.SetHeader("Strict-Transport-Security", []byte("max-age=63072000"))
+			if when == "materialized after" {
+				if err := r.Materialize(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := headerMultiset(t, AppendClientResponse(nil, &r, &ResponseInfo{Via: "1.1 gozer"}))
+			for _, want := range []string{"strict-transport-security:max-age=63072000", "x-b:2", "via:1.0 o, 1.1 gozer"} {
+				if !strings.Contains(got, want) {
+					t.Errorf("client head lacks %q:\n%s", want, got)
+				}
+			}
+			for _, gone := range []string{"x-a:", "max-age=0", "connection:"} {
+				if strings.Contains(got, gone) {
+					t.Errorf("client head has %q:\n%s", gone, got)
+				}
+			}
+		})
+	}
+}

@@ -88,25 +88,12 @@ func (r *Request) AppendTrailerFields(dst, section, fwd []byte, w FieldWriter) [
 }
 
 // AppendTrailerFields is AppendTrailerFields for an origin's trailer section
-// going to the client after r's head: it also drops the fields r's
+// going to the client after r's head: it also drops the fields the origin's
 // Connection header names (hop-by-hop: they end at the gateway, in a
-// trailer as in the head).
+// trailer as in the head; connToks, recorded by ParseLazy).
 func (r *Response) AppendTrailerFields(dst, section []byte, w FieldWriter) []byte {
 	return appendTrailerFields(dst, section, w, func(name []byte) bool {
-		if r.lazy {
-			for i := range r.lines {
-				if l := &r.lines[i]; l.kind == kConnection && listHasTokenFold(l.value, name) {
-					return true
-				}
-			}
-			return false
-		}
-		for n, v := range r.Header.All() {
-			if eqFold(n, "connection") && listHasTokenFold(v, name) {
-				return true
-			}
-		}
-		return false
+		return nominated(r.connToks, name)
 	})
 }
 
