@@ -120,8 +120,8 @@ func (c *Conn) OnData() {
 
 // readHead scans the buffered bytes for a complete head and starts its exchange.
 func (c *Conn) readHead() {
-	buf, _ := c.c.Peek(-1)
-	if len(buf) == 0 || c.sniffH2C(buf) {
+	buf, base := c.pendingHead()
+	if len(buf) == 0 || base == 0 && c.sniffH2C(buf) {
 		return
 	}
 	l := c.lp.l
@@ -136,6 +136,7 @@ func (c *Conn) readHead() {
 		return
 	}
 	if n == 0 {
+		c.consumeHead(buf, base, 0) // the rest of the head comes later: kept out of gnet (partial.go)
 		return
 	}
 	st := c.lp.newStream(c)
@@ -143,7 +144,7 @@ func (c *Conn) readHead() {
 		c.refuseWith(st, err)
 		return
 	}
-	_, _ = c.c.Discard(n)
+	c.consumeHead(buf, base, n) // Parse copied what it keeps
 	st.in = int64(n)
 	st.begin()
 	c.st = st
@@ -161,12 +162,16 @@ func (c *Conn) readHead() {
 func (c *Conn) refuse(err error) { c.refuseWith(c.lp.newStream(c), err) }
 
 func (c *Conn) refuseWith(st *stream, err error) {
-	buf, _ := c.c.Peek(-1)
+	buf := c.partialHead()
+	if buf == nil {
+		buf, _ = c.c.Peek(-1)
+	}
 	method, target := httpcodec.RequestLineOf(buf, c.lp.l.Snapshot().Limits.MaxRequestLine)
 	c.st = st
 	c.state = stProxy
 	c.deadline = 0
-	st.ex.Refuse(err, method, target)
+	st.ex.Refuse(err, method, target) // copies method and target
+	c.dropHead()
 }
 
 // onTimer runs when the connection's deadline passed.
@@ -257,6 +262,9 @@ func (c *Conn) close() {
 
 // OnClose runs when gnet closed the connection, whoever asked.
 func (c *Conn) OnClose(err error) {
+	if c.headStart != 0 {
+		c.dropHead()
+	}
 	c.state = stClosed
 	c.account()
 	c.lp.conns.Remove(c)

@@ -20,6 +20,10 @@ type Loop struct {
 	streams *loop.Recycler[stream]
 	pending []byte // the response bytes a stream has not written yet (aliases l.Buf)
 	h2c     func(gnet.Conn, *peers.Peer)
+	// partial holds the heads that did not arrive in one read, heads the
+	// loop's free buffers for them (partial.go).
+	partial map[*Conn][]byte
+	heads   [][]byte
 }
 
 // NewLoop returns l's HTTP/1.1 connections, whose requests go to ex; their
