@@ -1,10 +1,13 @@
 package test
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // TestHeadTrickled: a request head sent a few bytes at a time (slowloris)
@@ -63,4 +66,38 @@ func allocated(t testing.TB, g *gozer) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.GetUntyped().GetValue()
+}
+
+// TestFrameTrickled: an HTTP/2 frame sent a few bytes at a time (h2c) is
+// read whole, the body echoed, and costs Gozer a bounded amount of garbage
+// (the partial frame is kept out of gnet's buffer, as a partial head is).
+func TestFrameTrickled(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "o1")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.H2C = true
+	g := startGozer(t, cfg)
+	h := dialH2(t, g.ProxyAddr)
+	if err := h.request(1, "POST", "/echo", false, "content-length", "16384"); err != nil {
+		t.Fatal(err)
+	}
+	var frame bytes.Buffer
+	if err := http2.NewFramer(&frame, nil).WriteData(1, true, bytes.Repeat([]byte("d"), 16384)); err != nil {
+		t.Fatal(err)
+	}
+	before := allocated(t, g)
+	raw := frame.Bytes()
+	const piece = 10
+	for off := 0; off < len(raw); off += piece {
+		if _, err := h.c.Write(raw[off:min(off+piece, len(raw))]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	if st, n := h.waitStream(1, 20*time.Second); st != "200" || n != 16384 {
+		t.Fatalf("status %s, %d bytes echoed; want 200 and 16384", st, n)
+	}
+	if grew := allocated(t, g) - before; grew > 4<<20 {
+		t.Errorf("a %d-byte frame sent %d bytes at a time allocated %.1f MB in Gozer", len(raw), piece, float64(grew)/(1<<20))
+	}
 }

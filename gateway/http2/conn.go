@@ -69,13 +69,15 @@ type Conn struct {
 	state    connState
 	set      settings
 
-	fr  *http2.Framer
-	rd  frameReader
-	out []byte // frames written in this callback, not yet given to gnet
-	enc headEncoder
-	hb  []byte // the header block being written (writeHeaders)
-	dec *hpack.Decoder
-	blk block // the header block being received
+	fr *http2.Framer
+	rd frameReader
+	// part is the start of a frame that did not arrive whole (partial.go).
+	part []byte
+	out  []byte // frames written in this callback, not yet given to gnet
+	enc  headEncoder
+	hb   []byte // the header block being written (writeHeaders)
+	dec  *hpack.Decoder
+	blk  block // the header block being received
 
 	streams  map[uint32]*stream
 	open     int    // streams counted against max_concurrent_streams
@@ -176,9 +178,10 @@ func (c *Conn) start() {
 func (c *Conn) OnData() {
 	if c.state == stLingering || c.state == stClosed {
 		_, _ = c.c.Discard(-1)
+		c.dropPart()
 		return
 	}
-	buf, _ := c.c.Peek(-1)
+	buf, took := c.pending()
 	off := 0
 	if c.state == stPreface {
 		if len(buf) < len(preface) {
@@ -217,11 +220,12 @@ func (c *Conn) OnData() {
 		}
 		c.handle(f)
 	}
-	if c.state != stClosed && off > 0 {
-		_, _ = c.c.Discard(off)
-	}
-	if c.state == stLingering {
+	switch c.state {
+	case stOpen, stGoingAway:
+		c.consume(buf, off, took)
+	case stLingering:
 		_, _ = c.c.Discard(-1)
+		c.dropPart()
 	}
 	c.flush()
 	c.wakeWaiters()
@@ -350,6 +354,7 @@ func (c *Conn) close() {
 // OnClose runs when gnet closed the connection, whoever asked.
 func (c *Conn) OnClose(err error) {
 	c.state = stClosed
+	c.dropPart()
 	for _, st := range c.streams {
 		c.dropStream(st, err)
 	}

@@ -28,6 +28,8 @@ type Loop struct {
 	batch       []*Conn
 	batchQueued bool
 	batchTask   gnet.RunnableFunc // flushBatch, made once
+
+	parts [][]byte // free buffers for partial frames (partial.go)
 }
 
 // NewLoop returns l's HTTP/2 connections, whose streams go to ex; their

@@ -1,0 +1,75 @@
+package http2
+
+// Partial frames: the start of a frame that did not arrive whole waits in
+// the connection's own buffer, not in gnet's.
+//
+// Why (as gateway/http1's partial heads): when bytes wait in gnet's buffer
+// and more arrive, gnet's Peek copies all of them into a fresh allocation.
+// A 16 KiB DATA frame sent 10 bytes at a time left 14.1 MB of garbage in
+// Gozer (TestFrameTrickled, which bounds it at 4 MB). Kept here, each byte
+// is copied once. Over TLS the plaintext buffer of
+// gateway/tlsconn already holds them; it costs a copy there too, no more.
+
+// maxKeptParts bounds the loop's free list of frame buffers; larger buffers
+// than maxKeptPartCap (a frame over the default size plus a read) are not
+// kept.
+const (
+	maxKeptParts   = 64
+	maxKeptPartCap = 64 << 10
+)
+
+// pending is what c has to read: its partial frame grown by what gnet holds
+// now, or gnet's bytes alone; took is how many came from gnet (consume
+// discards them).
+func (c *Conn) pending() (buf []byte, took int) {
+	buf, _ = c.c.Peek(-1)
+	took = len(buf)
+	if len(c.part) > 0 && took > 0 {
+		c.part = append(c.part, buf...)
+	}
+	if len(c.part) > 0 {
+		return c.part, took
+	}
+	return buf, took
+}
+
+// consume ends a read of buf (what pending gave): the bytes past off, a
+// frame not complete yet, become c's partial frame, and gnet's bytes are
+// all taken.
+func (c *Conn) consume(buf []byte, off, took int) {
+	rest := buf[off:]
+	switch {
+	case len(rest) == 0:
+		c.dropPart()
+	case len(c.part) > 0: // buf is c.part: the rest moves to its front
+		c.part = c.part[:copy(c.part, rest)]
+	default:
+		c.part = append(c.lp.takePart(), rest...)
+	}
+	if took > 0 {
+		_, _ = c.c.Discard(took) // never Discard(0): gnet reads it as "everything"
+	}
+}
+
+// dropPart forgets c's partial frame, its buffer back to the loop.
+func (c *Conn) dropPart() {
+	b := c.part
+	if b == nil {
+		return
+	}
+	c.part = nil
+	if lp := c.lp; cap(b) <= maxKeptPartCap && len(lp.parts) < maxKeptParts {
+		lp.parts = append(lp.parts, b[:0])
+	}
+}
+
+// takePart is an empty buffer for a partial frame.
+func (lp *Loop) takePart() []byte {
+	if n := len(lp.parts); n > 0 {
+		b := lp.parts[n-1]
+		lp.parts[n-1] = nil
+		lp.parts = lp.parts[:n-1]
+		return b
+	}
+	return make([]byte, 0, 16<<10)
+}
