@@ -22,6 +22,9 @@ func TestExchangeInterim(t *testing.T) {
 		headReq = "HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n"
 	)
 	off := func(c *config.Config) { c.Server.ForwardEarlyHints = false }
+	// upgrade marks the request as a websocket upgrade sent on (what
+	// startWebSocket does, without its tunnel slot: the room has no tunnels).
+	upgrade := func(_ *testRoom, d *fakeDS) { d.ex.out.ws = true }
 	tests := []struct {
 		name      string
 		head      string
@@ -54,6 +57,8 @@ func TestExchangeInterim(t *testing.T) {
 		{name: "an HTTP/1.0 client gets none", head: getHead, http10: true, steps: []step{answer(hint103 + ok200)},
 			status: 200, cause: "SUCCESS", attempts: 1},
 		{name: "server.forward_early_hints off", head: getHead, edit: off, steps: []step{answer(hint103 + ok200)},
+			status: 200, cause: "SUCCESS", attempts: 1},
+		{name: "a websocket upgrade passes none", head: getHead, steps: []step{upgrade, answer(hint103 + ok200)},
 			status: 200, cause: "SUCCESS", attempts: 1},
 		{name: "a flood: 8 passed on, the rest dropped", head: getHead, steps: []step{answer(strings.Repeat(hint103, 20) + ok200)},
 			interim: maxInterim, status: 200, cause: "SUCCESS", attempts: 1, forwarded: maxInterim, dropped: 20 - maxInterim},
