@@ -146,6 +146,10 @@ type edgeView struct {
 	Parked int64 `json:"parked_origin_connections"`
 	// Connections closed for a missing or malformed PROXY protocol header.
 	ProxyRefused int64 `json:"proxy_protocol_refused_total"`
+	// The origins' interim answers (103 Early Hints) passed to clients, and
+	// those dropped over the cap per request or toward a client not reading.
+	InterimForwarded int64 `json:"interim_forwarded_total"`
+	InterimDropped   int64 `json:"interim_dropped_total"`
 	// CORS: preflights answered for an allowed origin, and cross-origin
 	// requests whose Origin no policy allowed, by kind (preflight, request,
 	// push).
@@ -177,6 +181,7 @@ func (a *Server) edge(w http.ResponseWriter, _ *http.Request) {
 		MaxRequestsPerIP: ps.MaxRequestsPerIP, RefusedConnectionsIP: ps.RefusedConns, RefusedRequestsIP: ps.RefusedRequests,
 		Buffered: max(0, sh.Buffered.Load()), BufferedBudget: sh.Budget, Parked: sh.Parked.Load(),
 		ProxyRefused: sh.ProxyRefused.Load(), Requests: a.src.Counts.Snapshot()[telemetry.NoOrigin],
+		InterimForwarded: sh.InterimForwarded.Load(), InterimDropped: sh.InterimDropped.Load(),
 		CORSPreflights: sh.CORS.Preflights.Load(), CORSRefused: map[string]int64{"preflight": sh.CORS.RefusedPreflight.Load(),
 			"request": sh.CORS.RefusedRequest.Load(), "push": sh.CORS.RefusedPush.Load()},
 		HTTP2: http2View{Connections: sh.H2.Conns.Load(), Streams: sh.H2.Streams.Load(), Ended: sh.H2.Ended()},

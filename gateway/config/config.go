@@ -121,6 +121,10 @@ type Server struct {
 	MaxRequestBody     Size          `yaml:"max_request_body"`
 	MaxBufferedPerConn Size          `yaml:"max_buffered_per_conn"`
 	Via                string        `yaml:"via"`
+	// ForwardEarlyHints passes an origin's interim answers (103 Early Hints,
+	// any 1xx but 100 and 101) on to HTTP/1.1 and HTTP/2 clients, as RFC
+	// 9110 15.2 has a proxy do; off, they are dropped as before.
+	ForwardEarlyHints bool `yaml:"forward_early_hints"`
 	// HeadersWithUnderscores is what becomes of a client's header whose name
 	// has an "_" (X_User, Content_Length), which origins behind CGI, WSGI,
 	// Rack or PHP read as the name with "-": "drop" it (the default, as
@@ -325,6 +329,7 @@ func defaults() *Config {
 		Listeners: Listeners{Proxy: ProxyListener{Addr: ":8080", RedirectExcept: []string{"/healthcheck"}}, HTTPS: httpsDefaults(), Admin: AdminListener{Addr: DefaultAdminAddr, Metrics: true, TLS: adminTLSDefaults()}},
 		Server: Server{
 			AcceptOnLoops:          true,
+			ForwardEarlyHints:      true,
 			MaxConnections:         100000,
 			HeaderReadTimeout:      10 * time.Second,
 			IdleTimeout:            60 * time.Second,

@@ -61,6 +61,16 @@ type Downstream interface {
 	WriteBody(p []byte)
 	EndBody(trailer []byte)
 	Flush() bool
+	// WriteInterim sends the origin's interim answer r (a 1xx but 100 and
+	// 101, such as 103 Early Hints) before the final head, at once: it is
+	// not held for Flush, and it does not start the response (Started stays
+	// false: a failure after it still gets its own final answer). Its fields
+	// are r's as httpcodec.AppendClientFields writes them, h's RequestID and
+	// Via with them; r has no body. It reports false when this downstream
+	// sends no interim answers: an HTTP/1.0 client (RFC 9110 15.2), a side
+	// call, a stream already reset. The client may be gone when it returns
+	// (OnGone was called), as after WriteBody.
+	WriteInterim(r *httpcodec.Response, h *Head) bool
 	// Started reports whether a byte of the response went to the client: an
 	// error can then only close the connection.
 	Started() bool

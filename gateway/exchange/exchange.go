@@ -98,6 +98,7 @@ type respState struct {
 	enc        *compress.Encoder // the body is compressed (compress.go); from encPool
 	encPool    *compress.Pool
 	trailer    []byte // the origin's trailer section as it goes to the client (endBody)
+	interim    uint8  // interim answers passed to the client, over all attempts (interim.go)
 }
 
 func (r *respState) reset() {

@@ -50,6 +50,10 @@ type fakeDS struct {
 	waiting  bool
 	paused   bool
 	expect   bool
+	// interim holds the interim answers written (WriteInterim), as HTTP/1.1
+	// text; noInterim: the downstream takes none (an HTTP/1.0 client).
+	interim   []string
+	noInterim bool
 }
 
 func (d *fakeDS) Client() *Client { return &d.client }
@@ -78,6 +82,14 @@ func (d *fakeDS) WriteHead(r *httpcodec.Response, h *Head) {
 	d.head, d.status, d.hdr = r, r.Status, *h
 	d.body.Reset()
 	d.pending = true
+}
+func (d *fakeDS) WriteInterim(r *httpcodec.Response, h *Head) bool {
+	if d.noInterim {
+		return false
+	}
+	// What an HTTP/1.1 client would read, at once (no Flush).
+	d.interim = append(d.interim, string(httpcodec.AppendClientResponse(nil, r, &httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via})))
+	return true
 }
 func (d *fakeDS) WriteBody(p []byte) { d.body.Write(p) }
 func (d *fakeDS) EndBody(t []byte)   { d.ended, d.trailer = true, append(d.trailer[:0], t...) }

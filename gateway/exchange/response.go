@@ -136,9 +136,9 @@ func (ex *Exchange) unpark() {
 }
 
 // responseHead reads the origin's response head at the start of buf: it
-// skips interim answers, retries a 502/503/504 on another server when allowed,
-// runs the outbound filters, and writes the client's head (unless a filter
-// collects the body first). It returns how many bytes of buf the head took;
+// passes interim answers on (interim) or skips them, retries a 502/503/504
+// on another server when allowed, runs the outbound filters, and writes the
+// client's head (unless a filter collects the body first). It returns how many bytes of buf the head took;
 // ok is false when it has nothing to go on with (the head is incomplete, or
 // the exchange failed or retried).
 func (ex *Exchange) responseHead(buf []byte) (int, bool) {
@@ -172,8 +172,12 @@ func (ex *Exchange) responseHead(buf []byte) (int, bool) {
 				ex.fail(filters.OriginBadResponse, "origin switched protocols without an upgrade request")
 				return 0, false
 			}
-			// Interim answers (100 Continue, 103 Early Hints): the gateway answered
-			// 100-continue itself, so they are dropped.
+			// Interim answers: 103 Early Hints and the like go on to the client
+			// (interim.go); 100 Continue does not (the gateway answered the
+			// client's 100-continue itself).
+			if !ex.interim() {
+				return 0, false // the client went away during the write
+			}
 			ex.resp.Reset()
 			ex.out.scan.Reset()
 			continue

@@ -281,6 +281,10 @@ func (sc *sideCall) BodyExpected(bool)                        {}
 func (sc *sideCall) PauseBody()                               {}
 func (sc *sideCall) ResumeBody()                              {}
 
+// WriteInterim: a filter's call waits for the final answer; hints are for
+// browsers, so an interim answer goes nowhere.
+func (sc *sideCall) WriteInterim(*httpcodec.Response, *Head) bool { return false }
+
 // WriteHead keeps the answer's status and headers (hop-by-hop ones left out).
 // A later head replaces an earlier one: nothing reached the filter yet.
 func (sc *sideCall) WriteHead(r *httpcodec.Response, _ *Head) {

@@ -361,6 +361,27 @@ func (st *stream) Flush() bool {
 	return c.state != stClosed && c.st == st
 }
 
+// WriteInterim implements exchange.Downstream: the 1xx head goes at once,
+// behind what the connection's earlier responses left in its send buffer
+// (a pipelined request's interim answer follows the answers before it, as
+// its final one will); nothing goes to an HTTP/1.0 client (RFC 9110 15.2).
+// It is no part of the response: started stays false (lp.pending is not
+// used: nothing of this response is pending before its head), and it counts
+// in the bytes out and in the node's buffered bytes (account) as any write.
+func (st *stream) WriteInterim(r *httpcodec.Response, h *exchange.Head) bool {
+	c, lp := st.c, st.c.lp
+	if st.http10 || c.state == stClosed || c.st != st {
+		return false
+	}
+	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via}
+	out := httpcodec.AppendClientResponse(lp.l.Buf[:0], r, &ri)
+	lp.l.Buf = out[:0] // keep what the buffer grew to
+	st.out += int64(len(out))
+	_, _ = c.c.Write(out)
+	c.account()
+	return true
+}
+
 // Buffered implements exchange.Downstream.
 func (st *stream) Buffered() int { return st.c.c.OutboundBuffered() }
 

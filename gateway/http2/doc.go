@@ -28,7 +28,9 @@
 // HTTP/1.1 would send (httpcodec.AppendClientFields decides them for both)
 // are written as HPACK by headEncoder, straight into a reused block buffer:
 // literals without indexing, static-table names, Huffman when shorter, no
-// dynamic table, as nginx does; no allocation per head.
+// dynamic table, as nginx does; no allocation per head. An origin's interim
+// answer (103 Early Hints) is such a head too, a HEADERS frame without
+// END_STREAM before the final one (stream.WriteInterim, RFC 9113 8.1).
 //
 // Flow control: a stream's request body is buffered up to the window we
 // advertised (http2.initial_window_size), and WINDOW_UPDATE gives back what

@@ -283,6 +283,25 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	}
 }
 
+// WriteInterim implements exchange.Downstream: an interim answer is a
+// HEADERS frame without END_STREAM before the final one (RFC 9113 8.1),
+// its fields encoded as WriteHead's; HEADERS are not flow-controlled, so it
+// leaves with the loop's batch (flushSoon) whatever the windows. The stream
+// is not started by it.
+func (st *stream) WriteInterim(r *httpcodec.Response, h *exchange.Head) bool {
+	c := st.c
+	if c.state == stClosed || st.reset || st.started || st.localDone {
+		return false
+	}
+	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via}
+	status := httpcodec.ClientStatus(r)
+	blk := c.enc.status(c.hb[:0], status)
+	blk = httpcodec.AppendClientFields(blk, r, &ri, status, &c.enc)
+	st.out += int64(c.writeHeaders(st.id, blk, false))
+	c.flushSoon()
+	return true
+}
+
 // WriteBody implements exchange.Downstream: what the windows allow leaves
 // as DATA now, the rest waits in pend (and counts in Buffered).
 func (st *stream) WriteBody(p []byte) {

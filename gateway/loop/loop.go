@@ -79,6 +79,12 @@ type Shared struct {
 	// (and side calls) failed by it.
 	FDCeiling       int
 	OriginOpenFiles atomic.Int64
+	// InterimForwarded counts the origins' interim answers (1xx but 100 and
+	// 101: 103 Early Hints) passed to clients; InterimDropped those not
+	// passed for the client's sake: over the cap per request, or toward a
+	// client holding its allowance unread (gateway/exchange, interim.go).
+	InterimForwarded atomic.Int64
+	InterimDropped   atomic.Int64
 	// CORS counts preflights answered and origins refused (filters.CORS).
 	CORS cors.Stats
 	// H2 counts HTTP/2 connections, streams and what ended them (gateway/http2).
