@@ -257,6 +257,9 @@ func (r *kindResult) write(w io.Writer) {
 	case "slowread":
 		fmt.Fprintf(w, "%s connections from %d source addresses, each: GET %s with SO_RCVBUF %s, reading %d bytes every %s (slowhttptest -X).\n\n",
 			m["conns"], a.Sources, a.Path, m["rcvbuf"], a.Bytes, a.Every)
+	case "slowhead":
+		fmt.Fprintf(w, "%s connections from %d source addresses, each: GET %s HTTP/1.1 and Host, then %d bytes of further header lines (X-a: b) every %s, never the empty line that ends the head (slowloris, slowhttptest -H).\n\n",
+			m["conns"], a.Sources, a.Path, a.Bytes, a.Every)
 	}
 	if len(r.missing) > 0 {
 		fmt.Fprintf(w, "**Incomplete: %s missing** (see the logs in the kept temp dir).\n\n", strings.Join(r.missing, ", "))
