@@ -2,8 +2,8 @@
 # Slow-client attacks at full scale: what ordinary traffic gets from Gozer while
 # SLOW_CONNS connections (4,000) from 16 source addresses attack it slowly.
 #
-#   bash bench/slowclients.sh                                      (~3.5 minutes, both attacks)
-#   SLOW_CONNS=200 ATTACK_SECS=10 BASE_SECS=5 bash bench/slowclients.sh   (smoke, ~1 minute)
+#   bash bench/slowclients.sh                                      (~4.5 minutes + quiet waits, all three attacks)
+#   SLOW_CONNS=200 ATTACK_SECS=10 BASE_SECS=5 bash bench/slowclients.sh   (smoke, ~1 minute + quiet waits)
 #
 # Attacks (bench/slowclients, one goroutine per connection, pinned to the load core):
 #   slowbody  R.U.D.Y. / slowhttptest -B: POST /sink announcing Content-Length: 8192, then
@@ -34,7 +34,7 @@
 # 2s. It uses only keys conf/gozer.yaml has; newer ones go in EXTRA_SERVER_YAML.
 #
 # Knobs (environment):
-#   SLOW_KINDS="slowbody slowread"  attacks to run, in this order (slowbody, slowread, slowhead)
+#   SLOW_KINDS="slowbody slowread slowhead"  attacks to run, in this order
 #   SLOW_CONNS=4000         attacking connections
 #   BASE_SECS=15            ordinary client alone
 #   ATTACK_SECS=60          ordinary client under attack
@@ -76,7 +76,7 @@
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
-SLOW_KINDS=${SLOW_KINDS:-slowbody slowread}
+SLOW_KINDS=${SLOW_KINDS:-slowbody slowread slowhead}
 SLOW_CONNS=${SLOW_CONNS:-4000}
 BASE_SECS=${BASE_SECS:-15}
 ATTACK_SECS=${ATTACK_SECS:-60}
