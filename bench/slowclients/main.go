@@ -4,14 +4,17 @@
 //
 //	slowclients -mode slowbody -target 127.0.0.1:8080 [-n 4000] [-src 127.0.0.2-127.0.0.17]
 //	slowclients -mode slowread -target 127.0.0.1:8080 [-n 4000] [-src ...]
+//	slowclients -mode slowhead -target 127.0.0.1:8080 [-n 4000] [-src ...]
 //	slowclients -mode ordinary -target 127.0.0.1:8080 -d 15s [-c 16]
-//	slowclients -mode report   -kind "slowbody slowread" -dir DIR   (bench/slowclients.sh's tables)
+//	slowclients -mode report   -kind "slowbody slowread slowhead" -dir DIR   (bench/slowclients.sh's tables)
 //
 // slowbody is R.U.D.Y. / slowhttptest -B: each connection sends a POST head announcing
 // Content-Length: 8192 and then -bytes bytes of body every -every (10s), forever.
 // slowread is slowhttptest -X: each connection asks for a large response (1 MiB) with a
-// receive buffer of 4 KiB and reads -bytes bytes every -every (1s). Both keep -n
-// connections open: when the server answers or closes one, the attacker records how
+// receive buffer of 4 KiB and reads -bytes bytes every -every (1s). slowhead is the
+// classic slowloris, slowhttptest -H: each connection sends "GET / HTTP/1.1" and Host,
+// then -bytes bytes of further header lines ("X-a: b", cut anywhere) every -every (1s),
+// never the empty line that ends the head. All three keep -n connections open: when the server answers or closes one, the attacker records how
 // (status line, X-Gozer-Status, close or reset) and how long it lived, and opens another
 // (-reconnect). Connections go out round-robin from the -src addresses, as a botnet's
 // would: a per-IP cap must not be what stops them in the bench if it would not in life.
@@ -73,12 +76,12 @@ type config struct {
 func main() {
 	var cfg config
 	var src string
-	flag.StringVar(&cfg.mode, "mode", "", "slowbody, slowread, ordinary or report")
+	flag.StringVar(&cfg.mode, "mode", "", "slowbody, slowread, slowhead, ordinary or report")
 	flag.StringVar(&cfg.target, "target", "127.0.0.1:8080", "server host:port")
-	flag.StringVar(&cfg.path, "path", "", "request path (default: /sink for slowbody, /bytes?n=1048576 for slowread, / for ordinary)")
+	flag.StringVar(&cfg.path, "path", "", "request path (default: /sink for slowbody, /bytes?n=1048576 for slowread, / for slowhead and ordinary)")
 	flag.StringVar(&cfg.host, "host", "", "Host header (default: -target)")
 	flag.IntVar(&cfg.n, "n", 4000, "attack connections kept open")
-	flag.DurationVar(&cfg.every, "every", 0, "attack: send (slowbody) or read (slowread) -bytes bytes this often (default 10s slowbody, 1s slowread)")
+	flag.DurationVar(&cfg.every, "every", 0, "attack: send (slowbody, slowhead) or read (slowread) -bytes bytes this often (default 10s slowbody, 1s slowread and slowhead)")
 	flag.IntVar(&cfg.bytes, "bytes", 4, "attack: bytes sent or read each -every")
 	flag.IntVar(&cfg.contentLen, "content-length", 8192, "slowbody: the Content-Length announced")
 	flag.IntVar(&cfg.rcvbuf, "rcvbuf", 4096, "slowread: SO_RCVBUF, set before connect (Linux doubles it)")
@@ -91,7 +94,7 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "ordinary: a request not answered within this is a transport error (timeout)")
 	flag.StringVar(&cfg.from, "from", "127.0.0.1", "ordinary: source address")
 	flag.StringVar(&cfg.debugHeader, "debug-header", "X-Gozer-Debug", "header sent with value 1 on every request so that Gozer shows X-Gozer-Status (empty: none)")
-	flag.StringVar(&cfg.kind, "kind", "", "report: the attack kinds, space-separated (slowbody slowread)")
+	flag.StringVar(&cfg.kind, "kind", "", "report: the attack kinds, space-separated (slowbody slowread slowhead)")
 	flag.StringVar(&cfg.dir, "dir", "", "report: the run directory bench/slowclients.sh wrote, one subdirectory per kind")
 	flag.IntVar(&cfg.clkTck, "clk-tck", 100, "report: clock ticks per second of the samples' CPU column")
 	flag.Parse()
@@ -108,12 +111,12 @@ func main() {
 	}
 
 	switch cfg.mode {
-	case "slowbody", "slowread":
+	case "slowbody", "slowread", "slowhead":
 		if cfg.path == "" {
-			cfg.path = map[string]string{"slowbody": "/sink", "slowread": "/bytes?n=1048576"}[cfg.mode]
+			cfg.path = map[string]string{"slowbody": "/sink", "slowread": "/bytes?n=1048576", "slowhead": "/"}[cfg.mode]
 		}
 		if cfg.every == 0 {
-			cfg.every = map[string]time.Duration{"slowbody": 10 * time.Second, "slowread": time.Second}[cfg.mode]
+			cfg.every = map[string]time.Duration{"slowbody": 10 * time.Second, "slowread": time.Second, "slowhead": time.Second}[cfg.mode]
 		}
 		if cfg.n <= 0 || cfg.bytes <= 0 || cfg.every <= 0 || cfg.rate <= 0 || cfg.contentLen <= 0 {
 			fail("-n, -bytes, -every, -rate and -content-length must be positive")
@@ -138,7 +141,7 @@ func main() {
 			fail("report: %v", err)
 		}
 	default:
-		fail("-mode must be slowbody, slowread, ordinary or report")
+		fail("-mode must be slowbody, slowread, slowhead, ordinary or report")
 	}
 }
 

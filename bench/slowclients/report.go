@@ -257,6 +257,14 @@ func (r *kindResult) write(w io.Writer) {
 	case "slowread":
 		fmt.Fprintf(w, "%s connections from %d source addresses, each: GET %s with SO_RCVBUF %s, reading %d bytes every %s (slowhttptest -X).\n\n",
 			m["conns"], a.Sources, a.Path, m["rcvbuf"], a.Bytes, a.Every)
+	case "slowhead":
+		fmt.Fprintf(w, "%s connections from %d source addresses, each: GET %s HTTP/1.1 and Host, then %d bytes of further header lines (X-a: b) every %s, never the empty line that ends the head (slowloris, slowhttptest -H).\n\n",
+			m["conns"], a.Sources, a.Path, a.Bytes, a.Every)
+	}
+	if r.kind == "slowhead" && anyBareStatus(a.ClosedBy) {
+		// Not a fault of the harness: Gozer drops a head it refuses unread, debug header and all.
+		fmt.Fprintf(w, "Gozer does not read a head it refuses as a request, so it does not see the debug header in it: with status_headers expose: debug "+
+			"its 408 or 431 carries no X-Gozer-Status (EXTRA_SERVER_YAML='status_headers: { expose: all }' shows the cause).\n\n")
 	}
 	if len(r.missing) > 0 {
 		fmt.Fprintf(w, "**Incomplete: %s missing** (see the logs in the kept temp dir).\n\n", strings.Join(r.missing, ", "))
@@ -409,6 +417,18 @@ func counts(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return strings.Join(parts, "; ")
+}
+
+// anyBareStatus: some of the server's answers in a closed-by tally ("408, then close")
+// named no X-Gozer-Status cause.
+func anyBareStatus(closedBy map[string]int) bool {
+	for k := range closedBy {
+		answer, _, _ := strings.Cut(k, ", then ")
+		if _, err := strconv.Atoi(answer); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func countsPrefixed(m map[string]int) string {
