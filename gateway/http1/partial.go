@@ -79,10 +79,29 @@ func (c *Conn) pendingHead() (head []byte, base int) {
 	}
 	base = len(kept)
 	if len(buf) > 0 {
-		kept = append(kept, buf...)
+		kept = append(c.grow(kept, len(buf)), buf...)
 		c.keepHead(kept)
 	}
 	return kept, base
+}
+
+// grow makes room in kept for n more bytes. It doubles, as append would, but
+// not past server.max_header_bytes (a head over it is refused): a head near
+// the limit holds a buffer of the limit, not of twice it.
+func (c *Conn) grow(kept []byte, n int) []byte {
+	need := len(kept) + n
+	if need <= cap(kept) {
+		return kept
+	}
+	size := max(2*cap(kept), need)
+	if lim := c.lp.l.Snapshot().Limits.MaxHeaderBytes + 4; size > lim { // + 4: leading empty lines
+		size = max(lim, need)
+	}
+	b := append(make([]byte, 0, size), kept...)
+	if cap(kept) <= maxKeptHeadCap && len(c.lp.heads) < maxKeptHeads {
+		c.lp.heads = append(c.lp.heads, kept[:0]) // the smaller one serves another head
+	}
+	return b
 }
 
 // consumeHead takes from gnet what pendingHead's head used: n > 0, the
@@ -99,7 +118,8 @@ func (c *Conn) consumeHead(head []byte, base, n int) {
 		return // nothing new
 	}
 	if base == 0 {
-		c.keepHead(append(c.lp.takeHeadBuf(), head...))
+		b := c.lp.takeHeadBuf()
+		c.keepHead(append(c.grow(b, len(head)), head...))
 	}
 	_, _ = c.c.Discard(len(head) - base)
 }
