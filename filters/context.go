@@ -250,16 +250,18 @@ func (c *Context) Host() []byte {
 func (c *Context) SetPath(p []byte) { c.Route.Path = append(c.Route.Path[:0], p...) }
 
 // PathOf returns the path of a request-target: origin-form up to '?', or the path
-// part of an absolute-form target.
+// part of an absolute-form target, whose authority ends at the first '/' or
+// '?' (as the origin-form sent on is made: "http://h?/api" is "/" with the
+// query "/api", never the path "/api").
 func PathOf(uri []byte) []byte {
 	if len(uri) > 0 && uri[0] != '/' {
 		if i := bytes.Index(uri, []byte("://")); i >= 0 {
 			rest := uri[i+3:]
-			if j := bytes.IndexByte(rest, '/'); j >= 0 {
-				uri = rest[j:]
-			} else {
+			j := bytes.IndexAny(rest, "/?")
+			if j < 0 || rest[j] == '?' {
 				return []byte("/")
 			}
+			uri = rest[j:]
 		}
 	}
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {

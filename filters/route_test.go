@@ -60,6 +60,9 @@ func TestPathOf(t *testing.T) {
 		{"/a?", "/a"},
 		{"http://example.com/p/q?z", "/p/q"},
 		{"http://example.com", "/"},
+		// The authority ends at "?" too: what forwarding sends is "/?/api/x".
+		{"http://example.com?/api/x", "/"},
+		{"https://example.com?a=/b/c#", "/"},
 		{"*", "*"},
 	}
 	for _, c := range cases {

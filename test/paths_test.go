@@ -39,6 +39,11 @@ func TestPathNormalized(t *testing.T) {
 		{"filter denies merged slashes", on, "//admin/x", 403, "", ""},
 		{"filter denies decoded escapes", on, "/%61dmin/x", 403, "", ""},
 		{"plain path", on, "/api/x", 200, "a", "/api/x"},
+		// Absolute-form: the path ends the authority's "/" or "?"; a path
+		// in the query is the query's ("/" routes to b, the origin gets it).
+		{"absolute-form path normalised", on, "http://h//api//x", 200, "a", "/api/x"},
+		{"absolute-form query is no path", on, "http://h?/api/x", 200, "b", "/?/api/x"},
+		{"absolute-form query is not denied either", on, "http://h?/admin/x", 200, "b", "/?/admin/x"},
 		// Off, the bytes decide: the route and the filter miss, the origin
 		// gets the raw path (its mux, Go's, answers a 307 to the clean one).
 		{"off: slashes reach the catch-all route", off, "//api//x", 307, "b", ""},

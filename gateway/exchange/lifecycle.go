@@ -18,6 +18,9 @@ func (ex *Exchange) Start() {
 	} else {
 		ex.id = ex.lp.l.NextRequestID(ex.id)
 	}
+	// Before anything reads the path: filters, routes, the access log, and
+	// the answers refused below.
+	req.NormalizePath(ex.snap.Limits.Paths)
 	ex.beginTrace()
 	ex.out.closeAfter = !req.KeepAlive || ex.ds.Draining()
 	ex.initContext() // before any answer: outbound filters see the gateway's errors too
@@ -42,7 +45,6 @@ func (ex *Exchange) Start() {
 	if req.Underscores && ex.underscores() {
 		return
 	}
-	req.NormalizePath(ex.snap.Limits.Paths) // before any filter or route reads the path
 	if max := ex.snap.Limits.MaxBody; max > 0 && req.Framing == httpcodec.FramingLength && req.ContentLength > max {
 		ex.fail(filters.ClientBodyTooLarge, fmt.Sprintf("content-length %d over server.max_request_body %d", req.ContentLength, max))
 		return

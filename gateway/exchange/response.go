@@ -138,9 +138,9 @@ func (ex *Exchange) unpark() {
 // responseHead reads the origin's response head at the start of buf: it
 // passes interim answers on (interim) or skips them, retries a 502/503/504
 // on another server when allowed, runs the outbound filters, and writes the
-// client's head (unless a filter collects the body first). It returns how many bytes of buf the head took;
-// ok is false when it has nothing to go on with (the head is incomplete, or
-// the exchange failed or retried).
+// client's head (unless a filter collects the body first). It returns how
+// many bytes of buf the head took; ok is false when it has nothing to go on
+// with (the head is incomplete, or the exchange failed or retried).
 func (ex *Exchange) responseHead(buf []byte) (int, bool) {
 	c := ex.try.conn
 	off := 0

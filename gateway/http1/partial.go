@@ -111,7 +111,9 @@ func (c *Conn) grow(kept []byte, n int) []byte {
 func (c *Conn) consumeHead(head []byte, base, n int) {
 	if n > 0 {
 		_, _ = c.c.Discard(n - base) // > 0: the head ends past what was kept
-		c.dropHead()
+		if base > 0 {
+			c.dropHead()
+		}
 		return
 	}
 	if len(head) == base {

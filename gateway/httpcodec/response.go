@@ -195,13 +195,15 @@ func (r *Response) ParseLazy(head []byte, requestWasHEAD bool) error {
 // the client. (Dropped while writing instead, "Connection:
 // Strict-Transport-Security" stripped the HSTS a filter had just added.) The
 // names the writer handles itself (framing, Trailer, Via, X-Request-Id,
-// Upgrade, Keep-Alive ...) stay for it; Materialize deletes the same from
-// Header (an edit each, before any filter's). connToks stays for the
-// trailers: a trailer field Connection names is not passed either.
+// Upgrade, Keep-Alive ...) stay for it, and so does Content-Encoding: the
+// body is coded whatever Connection says, and without the field the relay
+// would compress it a second time. Materialize deletes the same from Header
+// (an edit each, before any filter's). connToks stays for the trailers: a
+// trailer field Connection names is not passed either.
 func (r *Response) dropNominated() {
 	lines := r.lines[:0]
 	for _, l := range r.lines {
-		if endToEnd(l.kind) && nominated(r.connToks, l.name) {
+		if endToEnd(l.kind) && nominated(r.connToks, l.name) && !eqFold(l.name, "content-encoding") {
 			r.edits = append(r.edits, rawLine{name: l.name, del: true})
 			continue
 		}

@@ -227,11 +227,13 @@ func TestResponseHeadersLazyAndMaterialized(t *testing.T) {
 // TestResponseConnectionNominated: what the origin's Connection names is gone
 // as the head is parsed (filters never see it), and a field an outbound
 // filter sets under such a name reaches the client: an origin naming
-// Strict-Transport-Security there cannot strip the HSTS a filter adds. Lazy
+// Strict-Transport-Security there cannot strip the HSTS a filter adds, and
+// Content-Encoding stays (the body is coded whatever Connection says). Lazy
 // head or materialized before or after the filter's edit, the same.
 func TestResponseConnectionNominated(t *testing.T) {
 	head := req("HTTP/1.1 200 OK", "Connection: X-A, strict-transport-security", "X-A: 1",
-		"Strict-Transport-Security: max-age=0", "X-B: 2", "Connection: keep-alive, Via", "Via: 1.0 o", "Content-Length: 0")
+		"Strict-Transport-Security: max-age=0", "X-B: 2", "Connection: keep-alive, Via, Content-Encoding", "Via: 1.0 o",
+		"Content-Encoding: gzip", "Content-Length: 0")
 	for _, when := range []string{"lazy", "materialized before", "materialized after"} {
 		t.Run(when, func(t *testing.T) {
 			var r Response
@@ -253,7 +255,7 @@ func TestResponseConnectionNominated(t *testing.T) {
 				}
 			}
 			got := headerMultiset(t, AppendClientResponse(nil, &r, &ResponseInfo{Via: "1.1 gozer"}))
-			for _, want := range []string{"strict-transport-security:max-age=63072000", "x-b:2", "via:1.0 o, 1.1 gozer"} {
+			for _, want := range []string{"strict-transport-security:max-age=63072000", "x-b:2", "via:1.0 o, 1.1 gozer", "content-encoding:gzip"} {
 				if !strings.Contains(got, want) {
 					t.Errorf("client head lacks %q:\n%s", want, got)
 				}
