@@ -23,13 +23,13 @@ type Loop struct {
 	// partial holds the heads that did not arrive in one read, heads the
 	// loop's free buffers for them (partial.go).
 	partial map[*Conn][]byte
-	heads   [][]byte
+	heads   loop.BufPool
 }
 
 // NewLoop returns l's HTTP/1.1 connections, whose requests go to ex; their
 // timers run on l's tick and their drain on l's drain.
 func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
-	lp := &Loop{l: l, ex: ex}
+	lp := &Loop{l: l, ex: ex, heads: loop.NewBufPool(headBufSize, 64)}
 	lp.wheel = loop.NewConnWheel(l, func(c *Conn) int64 { return c.deadline }, (*Conn).onTimer)
 	lp.streams = loop.NewRecycler(l, func(st *stream) { *st = stream{} })
 	l.OnDrain(lp.drain)

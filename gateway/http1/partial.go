@@ -19,12 +19,9 @@ package http1
 // connection stays in its size class (TestConnSize), and only connections
 // in the middle of a head have one.
 
-// maxKeptHeads bounds the loop's free list of head buffers.
-const maxKeptHeads = 64
-
-// maxKeptHeadCap: a buffer larger than this (a head near
-// server.max_header_bytes plus a read) is not kept for reuse.
-const maxKeptHeadCap = 64 << 10
+// headBufSize is the size of the loop's buffers for partial heads (a head
+// that grows past it takes a larger one, left to the collector after).
+const headBufSize = 4 << 10
 
 // partialHead is the head bytes c kept from earlier reads (nil: none). Only
 // a connection in the middle of a head (headStart != 0) can have one.
@@ -35,7 +32,7 @@ func (c *Conn) partialHead() []byte {
 	return c.lp.partial[c]
 }
 
-// keepHead records b (c's partial head, a buffer from takeHeadBuf or grown
+// keepHead records b (c's partial head, a buffer of the loop's or grown
 // from one) as c's.
 func (c *Conn) keepHead(b []byte) {
 	if c.lp.partial == nil {
@@ -52,20 +49,7 @@ func (c *Conn) dropHead() {
 		return
 	}
 	delete(lp.partial, c)
-	if cap(b) <= maxKeptHeadCap && len(lp.heads) < maxKeptHeads {
-		lp.heads = append(lp.heads, b[:0])
-	}
-}
-
-// takeHeadBuf is an empty buffer for a partial head.
-func (lp *Loop) takeHeadBuf() []byte {
-	if n := len(lp.heads); n > 0 {
-		b := lp.heads[n-1]
-		lp.heads[n-1] = nil
-		lp.heads = lp.heads[:n-1]
-		return b
-	}
-	return make([]byte, 0, 4<<10)
+	lp.heads.Put(b)
 }
 
 // pendingHead is what c has of its next head: its partial head grown by
@@ -98,9 +82,7 @@ func (c *Conn) grow(kept []byte, n int) []byte {
 		size = max(lim, need)
 	}
 	b := append(make([]byte, 0, size), kept...)
-	if cap(kept) <= maxKeptHeadCap && len(c.lp.heads) < maxKeptHeads {
-		c.lp.heads = append(c.lp.heads, kept[:0]) // the smaller one serves another head
-	}
+	c.lp.heads.Put(kept) // a pool-sized one serves another head
 	return b
 }
 
@@ -120,7 +102,7 @@ func (c *Conn) consumeHead(head []byte, base, n int) {
 		return // nothing new
 	}
 	if base == 0 {
-		b := c.lp.takeHeadBuf()
+		b := c.lp.heads.Get()
 		c.keepHead(append(c.grow(b, len(head)), head...))
 	}
 	_, _ = c.c.Discard(len(head) - base)

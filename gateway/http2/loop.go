@@ -29,13 +29,13 @@ type Loop struct {
 	batchQueued bool
 	batchTask   gnet.RunnableFunc // flushBatch, made once
 
-	parts [][]byte // free buffers for partial frames (partial.go)
+	parts loop.BufPool // buffers for partial frames (partial.go)
 }
 
 // NewLoop returns l's HTTP/2 connections, whose streams go to ex; their
 // timers run on l's tick and their drain on l's drain.
 func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
-	lp := &Loop{l: l, ex: ex}
+	lp := &Loop{l: l, ex: ex, parts: loop.NewBufPool(partBufSize, 64)}
 	lp.wheel = loop.NewConnWheel(l, func(c *Conn) int64 { return c.deadline }, (*Conn).onTimer)
 	lp.streams = loop.NewRecycler(l, func(st *stream) {
 		*st = stream{body: trim(st.body[:0]), pend: trim(st.pend[:0]), trailer: httpcodec.KeepTrailerBuffer(st.trailer), respTrailer: httpcodec.KeepTrailerBuffer(st.respTrailer)}

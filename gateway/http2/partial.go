@@ -10,13 +10,10 @@ package http2
 // is copied once. Over TLS the plaintext buffer of
 // gateway/tlsconn already holds them; it costs a copy there too, no more.
 
-// maxKeptParts bounds the loop's free list of frame buffers; larger buffers
-// than maxKeptPartCap (a frame over the default size plus a read) are not
-// kept.
-const (
-	maxKeptParts   = 64
-	maxKeptPartCap = 64 << 10
-)
+// partBufSize is the size of the loop's buffers for partial frames: a
+// frame of the default size and its header (a larger one takes a larger
+// buffer, left to the collector after).
+const partBufSize = 16<<10 + 9
 
 // pending is what c has to read: its partial frame grown by what gnet holds
 // now, or gnet's bytes alone; took is how many came from gnet (consume
@@ -44,7 +41,7 @@ func (c *Conn) consume(buf []byte, off, took int) {
 	case len(c.part) > 0: // buf is c.part: the rest moves to its front
 		c.part = c.part[:copy(c.part, rest)]
 	default:
-		c.part = append(c.lp.takePart(), rest...)
+		c.part = append(c.lp.parts.Get(), rest...)
 	}
 	if took > 0 {
 		_, _ = c.c.Discard(took) // never Discard(0): gnet reads it as "everything"
@@ -53,23 +50,8 @@ func (c *Conn) consume(buf []byte, off, took int) {
 
 // dropPart forgets c's partial frame, its buffer back to the loop.
 func (c *Conn) dropPart() {
-	b := c.part
-	if b == nil {
-		return
+	if c.part != nil {
+		c.lp.parts.Put(c.part)
+		c.part = nil
 	}
-	c.part = nil
-	if lp := c.lp; cap(b) <= maxKeptPartCap && len(lp.parts) < maxKeptParts {
-		lp.parts = append(lp.parts, b[:0])
-	}
-}
-
-// takePart is an empty buffer for a partial frame.
-func (lp *Loop) takePart() []byte {
-	if n := len(lp.parts); n > 0 {
-		b := lp.parts[n-1]
-		lp.parts[n-1] = nil
-		lp.parts = lp.parts[:n-1]
-		return b
-	}
-	return make([]byte, 0, 16<<10)
 }
