@@ -188,41 +188,18 @@ func (a *attack) slowBody(c net.Conn) outcome {
 	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: slowclients\r\n"+
 		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n%s\r\n",
 		cfg.path, cfg.host, cfg.contentLen, debugLine(cfg))
-	var hp headParser
-	if err := a.write(c, []byte(head)); err != nil {
-		return a.afterWriteError(c, &hp, err)
-	}
 	piece := []byte(strings.Repeat("x", cfg.bytes))
-	buf := make([]byte, 1024)
 	sent := 0
-	next := time.Now().Add(cfg.every)
-	for {
-		_ = c.SetReadDeadline(next)
-		n, err := c.Read(buf)
-		if n > 0 {
-			a.bytesIn.Add(int64(n))
-			if hp.feed(buf[:n]) {
-				if sent >= cfg.contentLen {
-					return outcome{hp.answer(), "complete"} // it got the whole body: served, not defended
-				}
-				return a.afterAnswer(c, &hp) // the server answered before the body ended
-			}
+	return a.trickle(c, head, func() []byte {
+		k := min(cfg.bytes, cfg.contentLen-sent)
+		sent += k
+		return piece[:k]
+	}, func(hp *headParser) outcome {
+		if sent >= cfg.contentLen {
+			return outcome{hp.answer(), "complete"} // it got the whole body: served, not defended
 		}
-		switch {
-		case err == nil:
-		case isTimeout(err):
-			if sent < cfg.contentLen {
-				k := min(cfg.bytes, cfg.contentLen-sent)
-				if err := a.write(c, piece[:k]); err != nil {
-					return a.afterWriteError(c, &hp, err)
-				}
-				sent += k
-			}
-			next = time.Now().Add(cfg.every)
-		default:
-			return outcome{hp.answer(), endHow(err)}
-		}
-	}
+		return a.afterAnswer(c, hp) // the server answered before the body ended
+	})
 }
 
 // headFiller is the header line slowHead repeats. Every line of it is non-empty, so
@@ -238,33 +215,47 @@ func (a *attack) slowHead(c net.Conn) outcome {
 	// (main.go); whether a server honours it in a head it never finished reading is
 	// the server's business, and the report shows which it did.
 	head := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n%s", cfg.path, cfg.host, debugLine(cfg))
-	var hp headParser
-	if err := a.write(c, []byte(head)); err != nil {
-		return a.afterWriteError(c, &hp, err)
-	}
 	// Pieces are cut from a run of filler lines long enough for any offset within a
 	// line plus cfg.bytes, so that piece after piece continues the same stream.
 	fill := []byte(strings.Repeat(headFiller, cfg.bytes/len(headFiller)+2))
 	off := 0
+	return a.trickle(c, head, func() []byte {
+		p := fill[off : off+cfg.bytes]
+		off = (off + cfg.bytes) % len(headFiller)
+		return p
+	}, func(hp *headParser) outcome {
+		return a.afterAnswer(c, hp) // the head never ended: any answer is a refusal
+	})
+}
+
+// trickle writes head, then what piece gives (nothing when empty) every cfg.every,
+// reading meanwhile whatever the server says; answered decides what a whole answer
+// head means. slowBody and slowHead differ only in their pieces and that decision.
+func (a *attack) trickle(c net.Conn, head string, piece func() []byte, answered func(*headParser) outcome) outcome {
+	var hp headParser
+	if err := a.write(c, []byte(head)); err != nil {
+		return a.afterWriteError(c, &hp, err)
+	}
 	buf := make([]byte, 1024)
-	next := time.Now().Add(cfg.every)
+	next := time.Now().Add(a.cfg.every)
 	for {
 		_ = c.SetReadDeadline(next)
 		n, err := c.Read(buf)
 		if n > 0 {
 			a.bytesIn.Add(int64(n))
 			if hp.feed(buf[:n]) {
-				return a.afterAnswer(c, &hp) // the head never ended: any answer is a refusal
+				return answered(&hp)
 			}
 		}
 		switch {
 		case err == nil:
 		case isTimeout(err):
-			if err := a.write(c, fill[off:off+cfg.bytes]); err != nil {
-				return a.afterWriteError(c, &hp, err)
+			if p := piece(); len(p) > 0 {
+				if err := a.write(c, p); err != nil {
+					return a.afterWriteError(c, &hp, err)
+				}
 			}
-			off = (off + cfg.bytes) % len(headFiller)
-			next = time.Now().Add(cfg.every)
+			next = time.Now().Add(a.cfg.every)
 		default:
 			return outcome{hp.answer(), endHow(err)}
 		}
