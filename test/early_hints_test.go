@@ -42,15 +42,6 @@ func hintsOrigin(t *testing.T) (srv *httptest.Server, release func()) {
 	t.Helper()
 	held := make(chan struct{})
 	var once sync.Once
-	raw := func(w http.ResponseWriter, s string) {
-		c, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		_, _ = io.WriteString(c, s)
-	}
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/hints", "/held":
@@ -67,13 +58,13 @@ func hintsOrigin(t *testing.T) (srv *httptest.Server, release func()) {
 			w.Header().Set("Content-Type", "text/plain")
 			_, _ = io.WriteString(w, "hello")
 		case "/raw":
-			raw(w, rawHint+rawOK)
+			writeRaw(t, w, rawHint+rawOK)
 		case "/continue":
-			raw(w, "HTTP/1.1 100 Continue\r\n\r\n"+rawOK)
+			writeRaw(t, w, "HTTP/1.1 100 Continue\r\n\r\n"+rawOK)
 		case "/flood":
-			raw(w, strings.Repeat(rawHint, 50)+rawOK)
+			writeRaw(t, w, strings.Repeat(rawHint, 50)+rawOK)
 		case "/die":
-			raw(w, rawHint)
+			writeRaw(t, w, rawHint)
 		default:
 			http.NotFound(w, r)
 		}

@@ -38,15 +38,6 @@ import (
 //	                (as gRPC servers); X-Got-TE and X-Got-Connection say what came
 func trailerOrigin(t *testing.T) *httptest.Server {
 	t.Helper()
-	raw := func(w http.ResponseWriter, s string) {
-		c, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		_, _ = io.WriteString(c, s)
-	}
 	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n"
 	const announcedHead = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: Grpc-Status, Content-Length, X-Checksum\r\n" +
 		"Trailer: Host\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -61,9 +52,9 @@ func trailerOrigin(t *testing.T) *httptest.Server {
 			w.Header().Set("Grpc-Status", "0")
 			w.Header().Set(http.TrailerPrefix+"X-Sum", "abc")
 		case "/forbidden":
-			raw(w, head+"Grpc-Status: 0\r\nContent-Length: 99\r\nHost: evil\r\nSet-Cookie: a=b\r\nIf-Match: *\r\n\r\n")
+			writeRaw(t, w, head+"Grpc-Status: 0\r\nContent-Length: 99\r\nHost: evil\r\nSet-Cookie: a=b\r\nIf-Match: *\r\n\r\n")
 		case "/big-trailer":
-			raw(w, head+"X-Big: "+strings.Repeat("b", 9<<10)+"\r\n\r\n")
+			writeRaw(t, w, head+"X-Big: "+strings.Repeat("b", 9<<10)+"\r\n\r\n")
 		case "/te":
 			w.Header().Set("X-Got-TE", strings.Join(r.Header.Values("Te"), ","))
 			w.Header().Set("X-Got-Connection", strings.Join(r.Header.Values("Connection"), ","))
@@ -78,7 +69,7 @@ func trailerOrigin(t *testing.T) *httptest.Server {
 				w.Header().Set("Grpc-Status", "0")
 			}
 		case "/announced":
-			raw(w, announcedHead+"5\r\nhello\r\n0\r\nGrpc-Status: 0\r\nX-Checksum: abc\r\nContent-Length: 99\r\n\r\n")
+			writeRaw(t, w, announcedHead+"5\r\nhello\r\n0\r\nGrpc-Status: 0\r\nX-Checksum: abc\r\nContent-Length: 99\r\n\r\n")
 		case "/echo-trailers":
 			announced := slices.Sorted(maps.Keys(r.Trailer)) // what the Trailer header named, before the body
 			body, _ := io.ReadAll(r.Body)
@@ -432,4 +423,17 @@ func TestTrailersLuaFilters(t *testing.T) {
 			t.Fatalf("%q Content-Length %d, closed %v", body, resp.ContentLength, resp.Close)
 		}
 	})
+}
+
+// writeRaw answers an origin's request with the bytes s, written on the
+// hijacked connection (the test's own framing, which net/http would not
+// write), and closes the connection.
+func writeRaw(t testing.TB, w http.ResponseWriter, s string) {
+	c, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, s)
 }
