@@ -7,6 +7,7 @@ import (
 
 	"gozer/filters"
 	"gozer/gateway/httpcodec"
+	"gozer/gateway/loop"
 )
 
 // Start routes the request the downstream parsed into Request and begins its
@@ -41,7 +42,7 @@ func (ex *Exchange) Start() {
 	if ex.denied() {
 		return
 	}
-	req.NoUnderscoreTrailers = ex.snap.Limits.Underscores != "allow"
+	req.NoUnderscoreTrailers = ex.snap.Limits.Underscores != loop.UnderscoresAllow
 	if req.Underscores && ex.underscores() {
 		return
 	}
@@ -231,10 +232,10 @@ func (ex *Exchange) dropConn() {
 // it: it drops those headers, or refuses the request (true: answered).
 func (ex *Exchange) underscores() bool {
 	switch ex.snap.Limits.Underscores {
-	case "reject":
+	case loop.UnderscoresReject:
 		ex.fail(filters.ClientBadRequest, "header name with an underscore (server.headers_with_underscores: reject)")
 		return true
-	case "allow":
+	case loop.UnderscoresAllow:
 	default:
 		ex.req.DropUnderscoreHeaders()
 		// Sampled: a deployment whose clients send X_API_KEY learns why its

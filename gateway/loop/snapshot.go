@@ -36,7 +36,7 @@ type Limits struct {
 	MaxFilterBody  int   // filters.max_body_bytes
 	MaxRequestLine int
 	MaxHeaderBytes int
-	Underscores    string               // server.headers_with_underscores: drop, reject or allow
+	Underscores    Underscores          // server.headers_with_underscores
 	Paths          httpcodec.PathPolicy // server.normalize_path, server.merge_slashes
 
 	MinBodyRate int64 // bytes per second a request body must keep up, over RateWindow (0: none)
@@ -73,7 +73,7 @@ func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Route
 			MaxFilterBody:  int(cfg.Filters.MaxBodyBytes),
 			MaxRequestLine: int(s.MaxRequestLine),
 			MaxHeaderBytes: int(s.MaxHeaderBytes),
-			Underscores:    s.HeadersWithUnderscores,
+			Underscores:    underscoresOf(s.HeadersWithUnderscores),
 			Paths:          httpcodec.PathPolicy{DecodeUnreserved: s.NormalizePath, MergeSlashes: s.MergeSlashes},
 			MinBodyRate:    int64(s.MinBodyRate),
 			MinSendRate:    int64(s.MinSendRate),
@@ -86,4 +86,27 @@ func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Route
 			PassportAfter:  int64(cfg.Tracing.PassportThreshold),
 		},
 	}
+}
+
+// Underscores is server.headers_with_underscores, read once per snapshot
+// rather than compared as a string per request.
+type Underscores uint8
+
+// The policies: drop the client's "_" headers (the default), refuse the
+// request with a 400, or pass them.
+const (
+	UnderscoresDrop Underscores = iota
+	UnderscoresReject
+	UnderscoresAllow
+)
+
+// underscoresOf is the policy a validated setting names.
+func underscoresOf(s string) Underscores {
+	switch s {
+	case "reject":
+		return UnderscoresReject
+	case "allow":
+		return UnderscoresAllow
+	}
+	return UnderscoresDrop
 }
