@@ -61,16 +61,24 @@ func TestSlowUploadsHoldNoOrigin(t *testing.T) {
 // same slow uploads take the origin's connections and ordinary requests fail.
 func TestSlowUploadsControl(t *testing.T) {
 	t.Parallel()
-	const attackers = 40
+	// 80 attackers for 20 origin connections (10 per loop): the kernel spreads
+	// connections over the loops by a hash, and with 40 one loop could get
+	// fewer than its 10 (then ordinary requests on it would be served and the
+	// wait below would time out at 19 connections).
+	const attackers = 80
 	o := startOrigin(t, "rudy-control")
 	cfg := oneOrigin(map[string]string{"max_connections_per_server": "10", "request_buffer": "0"}, o.Addr)
 	cfg.Server = map[string]string{"min_body_rate": "0", "header_read_timeout": "60s"}
 	g := startGozer(t, cfg)
 	atk := slowBodies(t, g.ProxyAddr, attackers, 200*time.Millisecond)
 	atk.ready.Wait()
-	waitFor(t, 10*time.Second, "the attackers to take the origin's connections", func() bool {
-		return g.adminOrigin(t, "demo").Servers[0].Connections >= 20 // 10 per loop, 2 loops
-	})
+	var held int64
+	if !eventually(10*time.Second, func() bool {
+		held = g.adminOrigin(t, "demo").Servers[0].Connections
+		return held >= 20 // 10 per loop, 2 loops
+	}) {
+		t.Fatalf("the attackers hold %d origin connections after 10s, want all 20 (10 per loop): %+v", held, g.adminOrigin(t, "demo").Requests)
+	}
 	if tr := ordinary(t, g, "/", 100, 4); tr.successRate() > 0.5 {
 		t.Fatalf("ordinary requests did fine (%d ok of %d) against slow uploads streamed to the origin: the attack in TestSlowUploadsHoldNoOrigin proves nothing",
 			tr.ok, tr.ok+tr.failed)
