@@ -63,6 +63,18 @@ func TestHTTP2Attacks(t *testing.T) {
 			status, _ := h.waitStream(1, 10*time.Second)
 			return status
 		}, "431"},
+		{"header field flood", "header_list_too_large", func(t *testing.T, h *h2raw) string {
+			// 200 one-byte references to a small field: 7 KB of header list
+			// (under max_header_bytes) but twice server.max_headers.
+			blk := h.block("GET", "/")
+			h.eb.Reset()
+			_ = h.enc.WriteField(hpack.HeaderField{Name: "x-a", Value: "b"})
+			blk = append(blk, h.eb.Bytes()...)
+			blk = append(blk, bytes.Repeat([]byte{0x80 | 62}, 200)...)
+			_ = h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk, EndStream: true, EndHeaders: true})
+			status, _ := h.waitStream(1, 10*time.Second)
+			return status
+		}, "431"},
 		{"ping flood", "control_flood", func(t *testing.T, h *h2raw) string {
 			for i := 0; i < 5000; i++ {
 				if h.fr.WritePing(false, [8]byte{byte(i)}) != nil {
@@ -236,5 +248,25 @@ func testHTTP2UploadBackpressure(t *testing.T) {
 	}
 	if grew := peak.Load() - rss0; grew > 64<<20 {
 		t.Errorf("%d uploads of %d MiB to an origin that waits: RSS grew by %d MiB", n, size>>20, grew>>20)
+	}
+}
+
+// TestHTTP2CookieCrumbs: a browser sends each cookie as a field of its own
+// (RFC 9113 8.2.3); Gozer joins them into one Cookie line for the origin, and
+// server.max_headers counts them as that one field: 150 crumbs are served.
+func TestHTTP2CookieCrumbs(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "o")
+	g := h2Gozer(t, newTestCA(t), o.Addr, nil, nil)
+	var crumbs []string
+	for i := range 150 {
+		crumbs = append(crumbs, "cookie", fmt.Sprintf("c%d=v", i))
+	}
+	h := dialH2(t, g.ProxyAddr)
+	if err := h.request(1, "GET", "/headers", true, crumbs...); err != nil {
+		t.Fatal(err)
+	}
+	if status, n := h.waitStream(1, 10*time.Second); status != "200" || n == 0 {
+		t.Fatalf("150 cookie crumbs: %s with %d bytes, want 200 and the origin's echo (crumbs count as one field)", status, n)
 	}
 }

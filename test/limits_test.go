@@ -82,14 +82,21 @@ func TestClientLimits(t *testing.T) {
 		"max_request_line":    "8KiB",
 		"max_header_bytes":    "32KiB",
 		"max_request_body":    "1KiB",
+		"max_headers":         "50",
 	}, nil)
 	var bigHeaders []string
 	for i := range 40 {
 		bigHeaders = append(bigHeaders, fmt.Sprintf("X-Big-%d: %s", i, strings.Repeat("a", 1000)))
 	}
+	manyHeaders := []string{"X-Test-Id: ID"}
+	for i := range 50 { // with Host, 52 fields: 2 over, in 700 bytes
+		manyHeaders = append(manyHeaders, fmt.Sprintf("X-%d: 1", i))
+	}
 	body2k := strings.Repeat("b", 2048)
 	tests := []badInput{
 		{"header block over 32KiB", raw(request("GET", "/headers", append([]string{"X-Test-Id: ID"}, bigHeaders...)...)),
+			431, "FAILURE_CLIENT_HEADERS_TOO_LARGE", true, "none"},
+		{"header fields over max_headers", raw(request("GET", "/headers", manyHeaders...)),
 			431, "FAILURE_CLIENT_HEADERS_TOO_LARGE", true, "none"},
 		{"request line over 8KiB", raw(request("GET", "/headers?q="+strings.Repeat("a", 9000), "X-Test-Id: ID")),
 			414, "FAILURE_CLIENT_URI_TOO_LONG", true, "none"},

@@ -111,16 +111,19 @@ type Server struct {
 	// AcceptOnLoops makes every event loop accept client connections on
 	// listening sockets of its own (SO_REUSEPORT) instead of one acceptor
 	// goroutine handing each connection over (gateway/server, accept.go).
-	AcceptOnLoops      bool          `yaml:"accept_on_loops"`
-	MaxConnections     int           `yaml:"max_connections"`
-	HeaderReadTimeout  time.Duration `yaml:"header_read_timeout"`
-	IdleTimeout        time.Duration `yaml:"idle_timeout"`
-	DrainTimeout       time.Duration `yaml:"drain_timeout"`
-	MaxRequestLine     Size          `yaml:"max_request_line"`
-	MaxHeaderBytes     Size          `yaml:"max_header_bytes"`
-	MaxRequestBody     Size          `yaml:"max_request_body"`
-	MaxBufferedPerConn Size          `yaml:"max_buffered_per_conn"`
-	Via                string        `yaml:"via"`
+	AcceptOnLoops     bool          `yaml:"accept_on_loops"`
+	MaxConnections    int           `yaml:"max_connections"`
+	HeaderReadTimeout time.Duration `yaml:"header_read_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	DrainTimeout      time.Duration `yaml:"drain_timeout"`
+	MaxRequestLine    Size          `yaml:"max_request_line"`
+	MaxHeaderBytes    Size          `yaml:"max_header_bytes"`
+	// MaxHeaders is the most header fields a request may have (an HTTP/1.1
+	// head's lines, an HTTP/2 header list's fields): more → 431.
+	MaxHeaders         int    `yaml:"max_headers"`
+	MaxRequestBody     Size   `yaml:"max_request_body"`
+	MaxBufferedPerConn Size   `yaml:"max_buffered_per_conn"`
+	Via                string `yaml:"via"`
 	// ForwardEarlyHints passes an origin's interim answers (103 Early Hints,
 	// any 1xx but 100 and 101) on to HTTP/1.1 and HTTP/2 clients, as RFC
 	// 9110 15.2 has a proxy do; off, they are dropped as before.
@@ -336,6 +339,7 @@ func defaults() *Config {
 			DrainTimeout:           15 * time.Second,
 			MaxRequestLine:         8 << 10,
 			MaxHeaderBytes:         32 << 10,
+			MaxHeaders:             100,
 			MaxRequestBody:         1 << 30,
 			MaxBufferedPerConn:     64 << 10,
 			Via:                    "1.1 gozer",

@@ -26,7 +26,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	if tr := c.Tracing; !tr.AcceptTraceparent || tr.SampleRatio != 0 || tr.PassportThreshold != 0 {
 		t.Errorf("default tracing %+v, want traceparent accepted, nothing sampled, the passport off", tr)
 	}
-	if c.Server.MaxHeaderBytes != 32<<10 || c.Server.MaxRequestLine != 8<<10 {
+	if c.Server.MaxHeaderBytes != 32<<10 || c.Server.MaxRequestLine != 8<<10 || c.Server.MaxHeaders != 100 {
 		t.Errorf("default limits %+v", c.Server)
 	}
 }
@@ -45,6 +45,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"route to nowhere", base + "  - {path_prefix: /x, origin: ghost}\n", "routes[1].origin"},
 		{"no origins", "routes: []\n", "origins"},
 		{"bad level", base + "log: {level: loud}\n", "log.level"},
+		{"no headers allowed", base + "server:\n  max_headers: 0\n", "server.max_headers"},
+		{"too many headers allowed", base + "server:\n  max_headers: 10001\n", "server.max_headers"},
 		{"bad underscore mode", base + "server:\n  headers_with_underscores: strip\n", "server.headers_with_underscores"},
 		{"negative retries", "origins:\n  api:\n    servers: [\"127.0.0.1:1\"]\n    retries: -1\n", "origins.api.retries"},
 		{"bad listener", base + "listeners:\n  proxy: {addr: \"8080\"}\n", "listeners.proxy.addr"},

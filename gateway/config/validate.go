@@ -87,6 +87,9 @@ func (c *Config) validateServer(bad reporter) {
 	if s.MaxHeaderBytes < s.MaxRequestLine {
 		bad("server.max_header_bytes", "must be at least server.max_request_line (%d), got %d", s.MaxRequestLine, s.MaxHeaderBytes)
 	}
+	if s.MaxHeaders < 1 || s.MaxHeaders > 10000 {
+		bad("server.max_headers", "must be 1 to 10000, got %d", s.MaxHeaders)
+	}
 	if s.MemoryReclaimInterval < 0 {
 		bad("server.memory_reclaim_interval", "must be 0 (off) or a positive duration, got %v", s.MemoryReclaimInterval)
 	}

@@ -130,7 +130,7 @@ func (c *Conn) readHead() {
 		c.headStart = l.Now()
 		c.setDeadline(l.Now() + lim.HeaderTimeout)
 	}
-	n, err := c.scan.Scan(buf, httpcodec.Limits{MaxRequestLine: lim.MaxRequestLine, MaxHeaderBytes: lim.MaxHeaderBytes})
+	n, err := c.scan.Scan(buf, httpcodec.Limits{MaxRequestLine: lim.MaxRequestLine, MaxHeaderBytes: lim.MaxHeaderBytes, MaxHeaders: lim.MaxHeaders})
 	if err != nil {
 		c.refuse(err)
 		return

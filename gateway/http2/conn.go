@@ -43,6 +43,7 @@ type settings struct {
 	connWindow    uint32
 	maxFrame      uint32
 	maxHeaderList uint32
+	maxFields     int // server.max_headers
 	maxBlock      int // header block bytes (all fragments) before ENHANCE_YOUR_CALM
 	maxResets     int
 	maxControl    int
@@ -148,7 +149,7 @@ func (c *Conn) start() {
 	h := &snap.Config.HTTP2
 	c.set = settings{maxStreams: h.MaxConcurrentStreams, window: uint32(h.InitialWindowSize),
 		connWindow: uint32(h.ConnectionWindowSize), maxFrame: uint32(h.MaxFrameSize),
-		maxHeaderList: uint32(snap.Limits.MaxHeaderBytes), maxResets: h.MaxResets,
+		maxHeaderList: uint32(snap.Limits.MaxHeaderBytes), maxFields: snap.Limits.MaxHeaders, maxResets: h.MaxResets,
 		maxControl: h.MaxControlFrames, abuseWindow: int64(h.AbuseWindow)}
 	c.set.maxBlock = 2*int(c.set.maxHeaderList) + 16<<10
 	c.streams = make(map[uint32]*stream)

@@ -59,7 +59,8 @@
 // max_control_frames, or control answers queued toward a client that does
 // not read, get GOAWAY ENHANCE_YOUR_CALM; a header block over its byte cap or
 // frame cap (CONTINUATION flood) gets GOAWAY ENHANCE_YOUR_CALM; a header list
-// over SETTINGS_MAX_HEADER_LIST_SIZE is answered 431; a decreasing or reused
+// over SETTINGS_MAX_HEADER_LIST_SIZE, or of more than server.max_headers
+// fields (cookie crumbs counted as one), is answered 431; a decreasing or reused
 // stream id is a connection error; a stream whose own window lets DATA out
 // slower than server.min_send_rate gets RST_STREAM CANCEL, a connection
 // whose socket drains slower GOAWAY ENHANCE_YOUR_CALM and a close with

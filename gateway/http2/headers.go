@@ -27,14 +27,19 @@ type block struct {
 	bytes     int
 	size      uint32 // the header list's size as RFC 9113 6.5.2 counts it
 	max       uint32
-	over      bool // the list went over max
+	over      bool // the list went over max, or over maxFields fields
+	many      bool // ... because of maxFields
+	cookie    bool // a cookie field was counted
+	count     int  // fields but pseudo-headers and cookie crumbs after the first
+	maxFields int  // server.max_headers
 	pseudo    bool // a pseudo-header came (in trailers: malformed)
 	reset     http2.ErrCode
 	fields    []hpack.HeaderField
 }
 
 func (b *block) begin(c *Conn, id uint32, endStream bool) {
-	*b = block{active: true, id: id, endStream: endStream, frames: 1, max: c.set.maxHeaderList, fields: b.fields[:0]}
+	*b = block{active: true, id: id, endStream: endStream, frames: 1, max: c.set.maxHeaderList,
+		maxFields: c.set.maxFields, fields: b.fields[:0]}
 }
 
 // emit is the decoder's emit function.
@@ -43,7 +48,16 @@ func (b *block) emit(f hpack.HeaderField) {
 		b.pseudo = true
 	}
 	b.size += f.Size()
-	if b.over || b.size > b.max {
+	// Cookie crumbs (RFC 9113 8.2.3: browsers send each cookie as a field of
+	// its own, for HPACK) become one Cookie line: they count as one field.
+	if !f.IsPseudo() && (f.Name != "cookie" || !b.cookie) {
+		b.count++
+		b.cookie = b.cookie || f.Name == "cookie"
+	}
+	if b.count > b.maxFields {
+		b.many = true
+	}
+	if b.over || b.many || b.size > b.max {
 		b.over = true
 		return
 	}

@@ -80,8 +80,11 @@ func (st *stream) start(b *block) {
 	if b.over {
 		c.lp.l.Shared.H2.Count(telemetry.H2HeaderListTooLarge)
 		st.remoteDone = b.endStream
-		st.ex.Refuse(&httpcodec.Error{Status: 431, Cause: httpcodec.CauseHeadersTooLarge,
-			Reason: "header list over SETTINGS_MAX_HEADER_LIST_SIZE (server.max_header_bytes)"}, nil, nil)
+		reason := "header list over SETTINGS_MAX_HEADER_LIST_SIZE (server.max_header_bytes)"
+		if b.many {
+			reason = "too many header fields (server.max_headers)"
+		}
+		st.ex.Refuse(&httpcodec.Error{Status: 431, Cause: httpcodec.CauseHeadersTooLarge, Reason: reason}, nil, nil)
 		return
 	}
 	l := c.lp.l

@@ -88,7 +88,7 @@ func FuzzRequestParse(f *testing.F) {
 		f.Add([]byte(s), uint8(3))
 	}
 	f.Fuzz(func(t *testing.T, head []byte, step uint8) {
-		lim := Limits{MaxRequestLine: 1024, MaxHeaderBytes: 4096}
+		lim := Limits{MaxRequestLine: 1024, MaxHeaderBytes: 4096, MaxHeaders: 64}
 		checkRequestLineOf(t, head, lim.MaxRequestLine)
 		n, err := scanWhole(head, lim, 0)
 		n2, err2 := scanWhole(head, lim, int(step))

@@ -13,12 +13,23 @@ type Limits struct {
 	// not counting skipped leading empty lines. Larger → 431
 	// (CauseHeadersTooLarge) for requests, 502 for responses.
 	MaxHeaderBytes int
+	// MaxHeaders is the most header fields (lines after the request line) a
+	// request head may have. More → 431 (CauseHeadersTooLarge) as soon as the
+	// first one too many ends. Not applied to responses. Why a count beside
+	// the byte limit: 32 KiB of 4-byte headers is 8,000 fields for the parser,
+	// the filters and the origin, each costing more than its bytes.
+	MaxHeaders int
 }
 
 // Default limits, the same as the gateway's configuration defaults.
 const (
 	DefaultMaxRequestLine = 8 << 10
 	DefaultMaxHeaderBytes = 32 << 10
+	// DefaultMaxHeaders is Envoy's default (HAProxy's is 101); browsers send
+	// 10 to 30.
+	DefaultMaxHeaders = 100
+	// MaxMaxHeaders is the highest MaxHeaders a HeadScanner counts to.
+	MaxMaxHeaders = 1<<16 - 1
 )
 
 // maxLeadingEmpty is how many bytes of empty lines (CRLF) may precede a
@@ -33,12 +44,17 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = DefaultMaxHeaders
+	}
+	l.MaxHeaders = min(l.MaxHeaders, MaxMaxHeaders-1)
 	return l
 }
 
 var (
 	errURITooLong      = &Error{Status: 414, Cause: CauseURITooLong, Reason: "request line too long"}
 	errHeadersTooLarge = &Error{Status: 431, Cause: CauseHeadersTooLarge, Reason: "request head too large"}
+	errTooManyHeaders  = &Error{Status: 431, Cause: CauseHeadersTooLarge, Reason: "too many header fields (server.max_headers)"}
 	errBareLF          = smuggling("bare lf in head")
 	errLeadingEmpty    = badRequest("too many empty lines before request line")
 
@@ -63,7 +79,8 @@ var (
 // is a 400. A bare LF anywhere (an LF not preceded by CR) is a 400 with
 // CauseSmuggling. For requests the limits are enforced as soon as they are
 // known to be exceeded: a request line grown past MaxRequestLine without its
-// CRLF is a 414 at once, a head grown past MaxHeaderBytes a 431 at once.
+// CRLF is a 414 at once, a head grown past MaxHeaderBytes a 431 at once, and
+// so is a head whose header line one past MaxHeaders ends.
 //
 // Set Response before the first Scan to scan an origin's response head: then
 // MaxRequestLine is not applied and every error is a 502 with
@@ -81,9 +98,10 @@ type HeadScanner struct {
 
 	// Laid out small: an idle client connection keeps one.
 	firstDone bool
-	skipped   int32 // bytes of leading empty lines
-	off       int   // next byte to scan
-	lineStart int   // start of the line being scanned
+	skipped   uint8  // bytes of leading empty lines
+	fields    uint16 // header lines so far (requests: MaxHeaders)
+	off       int    // next byte to scan
+	lineStart int    // start of the line being scanned
 	n         int
 	err       *Error
 }
@@ -142,6 +160,11 @@ func (s *HeadScanner) Scan(buf []byte, lim Limits) (n int, err error) {
 			}
 			s.n = s.off
 			return s.n, nil
+		case !s.Response:
+			s.fields++
+			if int(s.fields) > lim.MaxHeaders {
+				return 0, s.fail(errTooManyHeaders, nil)
+			}
 		}
 		// At least the final CRLF is still to come.
 		if s.off+2-int(s.skipped) > lim.MaxHeaderBytes {

@@ -125,3 +125,49 @@ func TestScannerResponse(t *testing.T) {
 	_, err = s.Scan([]byte("HTTP/1.1 200 OK\nX: y\r\n\r\n"), lim)
 	wantError(t, err, 502, CauseOriginBadResponse)
 }
+
+func TestScannerMaxHeaders(t *testing.T) {
+	fields := func(n int) string { return strings.Repeat("A: b\r\n", n) }
+	tests := []struct {
+		name     string
+		response bool
+		max      int // Limits.MaxHeaders (0: the default, 100)
+		input    string
+		tooMany  bool // else accepted, or more bytes needed
+	}{
+		{name: "at the limit", max: 4, input: "GET / HTTP/1.1\r\n" + fields(4) + "\r\n"},
+		{name: "one over", max: 4, input: "GET / HTTP/1.1\r\n" + fields(5) + "\r\n", tooMany: true},
+		{name: "one over, before the head ends", max: 4, input: "GET / HTTP/1.1\r\n" + fields(5), tooMany: true},
+		{name: "the one over not ended yet", max: 4, input: "GET / HTTP/1.1\r\n" + fields(4) + "A: b"},
+		{name: "leading empty lines are not fields", max: 4, input: "\r\n\r\nGET / HTTP/1.1\r\n" + fields(4) + "\r\n"},
+		{name: "default at its limit", input: "GET / HTTP/1.1\r\n" + fields(DefaultMaxHeaders) + "\r\n"},
+		{name: "default one over", input: "GET / HTTP/1.1\r\n" + fields(DefaultMaxHeaders+1) + "\r\n", tooMany: true},
+		{name: "responses are not counted", response: true, max: 4, input: "HTTP/1.1 200 OK\r\n" + fields(50) + "\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := Limits{MaxHeaders: tc.max}
+			for _, step := range []int{len(tc.input), 1} { // whole, then byte by byte: same outcome
+				s := HeadScanner{Response: tc.response}
+				var n int
+				var err error
+				for end := step; end <= len(tc.input); end += step {
+					if n, err = s.Scan([]byte(tc.input[:end]), lim); err != nil || n > 0 {
+						break
+					}
+				}
+				switch {
+				case tc.tooMany:
+					wantError(t, err, 431, CauseHeadersTooLarge)
+					if e := err.(*Error); !strings.Contains(e.Reason, "too many header fields") {
+						t.Fatalf("step %d: reason %q, want it to say too many header fields", step, e.Reason)
+					}
+				case err != nil:
+					t.Fatalf("step %d: %v, want no error", step, err)
+				case strings.HasSuffix(tc.input, "\r\n\r\n") && n != len(tc.input):
+					t.Fatalf("step %d: head of %d bytes, want all %d", step, n, len(tc.input))
+				}
+			}
+		})
+	}
+}

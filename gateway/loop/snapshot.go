@@ -36,6 +36,7 @@ type Limits struct {
 	MaxFilterBody  int   // filters.max_body_bytes
 	MaxRequestLine int
 	MaxHeaderBytes int
+	MaxHeaders     int                  // server.max_headers
 	Underscores    Underscores          // server.headers_with_underscores
 	Paths          httpcodec.PathPolicy // server.normalize_path, server.merge_slashes
 
@@ -73,6 +74,7 @@ func NewSnapshot(cfg *config.Config, origins *origin.Table, router filters.Route
 			MaxFilterBody:  int(cfg.Filters.MaxBodyBytes),
 			MaxRequestLine: int(s.MaxRequestLine),
 			MaxHeaderBytes: int(s.MaxHeaderBytes),
+			MaxHeaders:     s.MaxHeaders,
 			Underscores:    underscoresOf(s.HeadersWithUnderscores),
 			Paths:          httpcodec.PathPolicy{DecodeUnreserved: s.NormalizePath, MergeSlashes: s.MergeSlashes},
 			MinBodyRate:    int64(s.MinBodyRate),
