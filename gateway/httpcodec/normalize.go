@@ -18,7 +18,9 @@ import "bytes"
 // (server.normalize_path, server.merge_slashes).
 type PathPolicy struct {
 	// DecodeUnreserved decodes percent-encoded unreserved characters (ALPHA,
-	// DIGIT, "-", ".", "_", "~") in the path: "/%61pi" is "/api".
+	// DIGIT, "-", ".", "_", "~") in the path: "/%61pi" is "/api"; and writes
+	// the hex digits of the escapes it keeps in upper case (RFC 3986
+	// 6.2.2.1): "/a%2fb" is "/a%2Fb", so one filter rule matches both.
 	DecodeUnreserved bool
 	// MergeSlashes merges each run of "/" in the path into one: "//api///v1"
 	// is "/api/v1". Off for origins whose names hold "//" (S3 keys).
@@ -71,12 +73,22 @@ func appendNormalPath(dst, target []byte, p PathPolicy) ([]byte, bool) {
 			changed = true
 			continue
 		case c == '%' && p.DecodeUnreserved && i+2 < len(path):
-			if d, ok := unhex(path[i+1], path[i+2]); ok && isUnreserved(d) && !formsEscape(dst[p0:], d) {
+			d, ok := unhex(path[i+1], path[i+2])
+			if !ok {
+				break // a broken escape is passed, not guessed at
+			}
+			if isUnreserved(d) && !formsEscape(dst[p0:], d) {
 				dst = append(dst, d)
 				i += 2
 				changed = true
 				continue
 			}
+			// Kept escaped: only its case changes (a triplet stays one).
+			hi, lo := upperHex(path[i+1]), upperHex(path[i+2])
+			changed = changed || hi != path[i+1] || lo != path[i+2]
+			dst = append(dst, '%', hi, lo)
+			i += 2
+			continue
 		}
 		dst = append(dst, c)
 	}
@@ -108,6 +120,14 @@ func unhex(a, b byte) (byte, bool) {
 		return 0, false
 	}
 	return hexVal(a)<<4 | hexVal(b), true
+}
+
+// upperHex is the hex digit c in upper case.
+func upperHex(c byte) byte {
+	if c >= 'a' && c <= 'f' {
+		return c - 'a' + 'A'
+	}
+	return c
 }
 
 // isUnreserved reports whether c is an RFC 3986 unreserved character.

@@ -21,10 +21,14 @@ func TestNormalizePath(t *testing.T) {
 		{"//api///v1//", bothRewrites, "/api/v1/", ""},
 		{"/%61pi/%7Euser/%2D%2e%5f%41%30", bothRewrites, "/api/~user/-._A0", ""},
 		{"/%61%70%69/", bothRewrites, "/api/", ""},
-		// Reserved and non-ASCII escapes stay escaped: "%2F" is not "/" to routes.
-		{"/a%2Fb/%2f%25%20%3F%C3%A9", bothRewrites, "/a%2Fb/%2f%25%20%3F%C3%A9", ""},
+		// Reserved and non-ASCII escapes stay escaped: "%2F" is not "/" to
+		// routes; their hex digits are written in upper case (RFC 3986 6.2.2.1).
+		{"/a%2Fb/%2f%25%20%3F%C3%A9", bothRewrites, "/a%2Fb/%2F%25%20%3F%C3%A9", ""},
+		{"/a%2fb/%c3%a9?q=%2f", bothRewrites, "/a%2Fb/%C3%A9?q=%2f", ""},
+		{"/a%2fb", mergeOnly, "/a%2fb", ""},
 		// "%252e" is "%2e" once decoded: left as it is (one decoding only).
 		{"/%252e%252e/x", bothRewrites, "/%252e%252e/x", ""},
+		{"/%%2f", bothRewrites, "/%%2F", ""},
 		// A broken escape is passed, not guessed at; nor is one decoded into
 		// a new escape with a stray "%" ("%", "A", "0" is not "%A0").
 		{"/%6/%zz/%", bothRewrites, "/%6/%zz/%", ""},
