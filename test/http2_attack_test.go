@@ -38,6 +38,20 @@ func TestHTTP2Attacks(t *testing.T) {
 			}
 			return goAwayOf(h)
 		}, "GOAWAY:ENHANCE_YOUR_CALM"},
+		{"made you reset", "rapid_reset", func(t *testing.T, h *h2raw) string {
+			// CVE-2025-8671: each stream starts an origin request, then a
+			// WINDOW_UPDATE of 0 makes Gozer reset it (a stream error). Counted
+			// as the client's own resets (max_resets 50), not as control
+			// frames (max_control_frames 200: the counter would say
+			// control_flood).
+			h.fr.AllowIllegalWrites = true
+			for id := uint32(1); id < 2000; id += 2 {
+				if h.request(id, "GET", "/slow?delay=2s", true) != nil || h.fr.WriteWindowUpdate(id, 0) != nil {
+					break // the gateway closed
+				}
+			}
+			return goAwayOf(h)
+		}, "GOAWAY:ENHANCE_YOUR_CALM"},
 		{"continuation flood", "continuation_flood", func(t *testing.T, h *h2raw) string {
 			blk := h.block("GET", "/")
 			_ = h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk, EndHeaders: false})

@@ -55,7 +55,8 @@
 // Defences, each counted (telemetry.H2Stats: /metrics
 // gozer_http2_errors_total, /admin/edge) and logged once per reason and 10 s:
 // streams over max_concurrent_streams get REFUSED_STREAM; resets past
-// http2.max_resets per abuse_window (rapid reset) and control frames past
+// http2.max_resets per abuse_window (rapid reset; resets the client provoked
+// by protocol errors count, MadeYouReset) and control frames past
 // max_control_frames, or control answers queued toward a client that does
 // not read, get GOAWAY ENHANCE_YOUR_CALM; a header block over its byte cap or
 // frame cap (CONTINUATION flood) gets GOAWAY ENHANCE_YOUR_CALM; a header list

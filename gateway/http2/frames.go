@@ -373,7 +373,13 @@ func (c *Conn) resetStream(id uint32, code http2.ErrCode, why telemetry.H2Reason
 		st.reset = true
 		c.dropStream(st, errors.New("stream reset: "+reason))
 	}
-	c.abuse(false)
+	// A reset the client provoked with a frame the RFC forbids counts as a
+	// reset it sent (MadeYouReset, CVE-2025-8671: a WINDOW_UPDATE of 0 or
+	// DATA after END_STREAM cancels a stream, its origin request started,
+	// as RST_STREAM does, and would otherwise get max_control_frames' budget,
+	// ten times max_resets'). Resets Gozer decides (a slow reader, a stall,
+	// a refused push) are control frames.
+	c.abuse(why == telemetry.H2ProtocolError || why == telemetry.H2FlowControl)
 }
 
 // forget removes st from the connection, once.
