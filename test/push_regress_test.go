@@ -7,10 +7,12 @@ package test
 // error (1009) ends with the close frame and a FIN, not a reset.
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -475,5 +477,48 @@ func TestPushRegressPausedDeviceDrainEndsCleanly(t *testing.T) {
 	t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 	if strings.Contains(g.output(), "drain deadline reached") {
 		t.Fatalf("the paused device held the drain to its deadline:\n%s", tail(g.output(), 2000))
+	}
+}
+
+// TestPushFrameInPieces: a device's frame that reaches Gozer in several reads
+// (a slow link, a frame bigger than a segment) is decoded whole. Gozer once
+// dropped an incomplete frame at the end of each read (gnet reads Discard(0)
+// as "everything") and closed the device with 1002.
+func TestPushFrameInPieces(t *testing.T) {
+	t.Parallel()
+	g := pushGozer(t, nil)
+	tok := g.pushToken(t, "pieces", "1h")
+	c, err := net.Dial("tcp", g.ProxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(wsRequest("GET", "/push/ws?token="+url.QueryEscape(tok), g.ProxyAddr, ""))); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("handshake: %v, %v", resp, err)
+	}
+	g.waitConnected(t, "pieces", true, 5*time.Second)
+	// A masked PING "abcd" in three reads: its header, its mask, its payload.
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x89, 0x84, mask[0], mask[1], mask[2], mask[3]}
+	for i, b := range []byte("abcd") {
+		frame = append(frame, b^mask[i%4])
+	}
+	for _, p := range [][]byte{frame[:2], frame[2:6], frame[6:]} {
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond) // each piece in a read of its own
+	}
+	pong := make([]byte, 6)
+	if _, err := io.ReadFull(br, pong); err != nil {
+		t.Fatalf("no answer to a PING sent in pieces: %v", err)
+	}
+	if string(pong) != "\x8a\x04abcd" {
+		t.Fatalf("answer %q, want the PONG \"\\x8a\\x04abcd\"", pong)
 	}
 }

@@ -100,8 +100,12 @@ func (c *Conn) Peek() []byte {
 	return b
 }
 
-// Discard consumes n bytes of what the origin sent.
-func (c *Conn) Discard(n int) { _, _ = c.c.Discard(n) }
+// Discard consumes n bytes of what the origin sent; n <= 0 consumes none.
+func (c *Conn) Discard(n int) {
+	if n > 0 { // gnet's Discard(0) drops everything buffered
+		_, _ = c.c.Discard(n)
+	}
+}
 
 // InboundBuffered is how much the origin sent that was not consumed.
 func (c *Conn) InboundBuffered() int { return c.c.InboundBuffered() }
