@@ -17,7 +17,14 @@ func (t *Tunnel) OnData() {
 // relayUp moves what the client sent to the origin, and pauses the client's
 // reads while the origin holds more than MaxBuffered of it unwritten.
 func (t *Tunnel) relayUp() {
-	if t.state == stClosed || t.oGone {
+	if t.state == stClosed {
+		return
+	}
+	if t.oGone {
+		// Nowhere to send it, while the client gets its last bytes (closeClient's
+		// grace): dropped, or gnet's buffer would hold all it sends meanwhile
+		// (a client sending as fast as it can grew Gozer by 1 GiB in the 5 s).
+		_, _ = t.c.Discard(-1)
 		return
 	}
 	buf, _ := t.c.Peek(-1)
