@@ -128,8 +128,10 @@ func (ex *Exchange) openTunnel(head []byte, n int) {
 		ex.lp.retire(ex)
 		return
 	}
-	// From here the tunnel owns the slot, the isolation and both connections.
+	// From here the tunnel owns the slot, the isolation, both connections
+	// and the client's count of requests in flight.
 	t.admitted, t.conn, ex.out.ws = false, nil, false
+	spec.Peer, ex.peer = ex.peer, nil
 	ex.lp.retire(ex)
 	ex.lp.tunnels.Open(spec).Serve(gc, h)
 }

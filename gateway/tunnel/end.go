@@ -76,6 +76,8 @@ func (t *Tunnel) OnClose(err error) {
 	}
 	sh := lp.l.Shared
 	sh.ClientClosed()
+	sh.Peers.End(t.spec.Peer) // the request in flight it was counted as
+	t.spec.Peer = nil
 	// The HTTP connection it was counted as.
 	sh.Peers.CloseAddr(loop.AddrOf(t.c.RemoteAddr()))
 	t.finishIsolation()

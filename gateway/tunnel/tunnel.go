@@ -25,6 +25,7 @@ import (
 	"gozer/gateway/loop"
 	"gozer/gateway/origin"
 	"gozer/gateway/originconn"
+	"gozer/gateway/peers"
 	"gozer/gateway/telemetry"
 
 	"github.com/panjf2000/gnet/v2"
@@ -80,7 +81,13 @@ type Spec struct {
 	// Latency is the origin's time to its 101, for the adaptive limit.
 	Admitted         bool
 	AdmitAt, Latency int64
-	Log              LogInfo
+	// Peer is the client's count of requests in flight
+	// (server.max_requests_per_ip) the tunnel stays in while it is open: it
+	// holds an origin's slot as long, and a client opening tunnels must meet
+	// that cap as one sending requests does. Ended when the tunnel ends; nil:
+	// not counted.
+	Peer *peers.Peer
+	Log  LogInfo
 }
 
 // dir is one direction of a tunnel.

@@ -91,3 +91,39 @@ func TestWebSocketProxyGraceBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestWebSocketProxyPerClientCap: an open tunnel is a request in flight for
+// server.max_requests_per_ip as long as it lasts (it holds an origin's slot
+// as long): a client at the cap gets 429 for its next tunnel or request,
+// another client does not, and a closed tunnel gives its place back. Before,
+// a tunnel left the count at its 101, and one address could take every slot
+// of an origin's bulkhead for a day.
+func TestWebSocketProxyPerClientCap(t *testing.T) {
+	t.Parallel()
+	o := startWSOrigin(t, nil)
+	cfg := oneOrigin(map[string]string{"websocket": "{enabled: true}"}, o.Addr)
+	cfg.Server = map[string]string{"max_requests_per_ip": "2"}
+	g := startGozer(t, cfg)
+	first, second := dialTunnel(t, g, "/ws"), dialTunnel(t, g, "/ws")
+	_ = second
+	resp := dialTunnelRefused(t, g, "/ws")
+	if resp.StatusCode != 429 {
+		t.Fatalf("a third tunnel from one address: status %d, want 429", resp.StatusCode)
+	}
+	wantGozerStatus(t, resp, "FAILURE_CLIENT_TOO_MANY_REQUESTS")
+	if resp, _ := dialRaw(t, g.ProxyAddr).roundTrip(request("GET", "/forbidden")); resp.StatusCode != 429 {
+		t.Fatalf("a request from the address holding two tunnels: status %d, want 429", resp.StatusCode)
+	}
+	if resp, _ := dialFrom(t, "127.0.0.3", g.ProxyAddr).roundTrip(request("GET", "/forbidden")); resp.StatusCode != 403 {
+		t.Fatalf("a request from another address: status %d, want the origin's 403", resp.StatusCode)
+	}
+	_ = first.Close()
+	waitFor(t, 10*time.Second, "a tunnel to open once one of the two closed", func() bool {
+		c, _, err := wsDialer().Dial("ws://"+g.ProxyAddr+"/ws", nil)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
