@@ -9,6 +9,7 @@ var (
 	dConnRate      = desc("connections_refused_rate_total", "Connections closed at accept over protect.new_connections_per_ip.")
 	dDenied        = desc("denied_total", "Connections closed at accept, and requests answered 403, because the client's network is on the deny list.")
 	dDenyNetworks  = desc("deny_networks", "Networks on the deny list (protect.deny, /admin/deny, ctx.deny).")
+	dDenyEvicted   = desc("deny_evicted_total", "Networks /admin/deny or ctx.deny added, dropped before their end to stay within protect.max_denied.")
 	dClusterDown   = desc("rate_limit_cluster_fallback", "1 while cluster limits fall back to local limits (Redis unreachable).")
 	dClusterRounds = desc("rate_limit_cluster_rounds_total", "Cluster limit reconciliations through Redis, by result: ok, failed.", "result")
 )
@@ -30,6 +31,7 @@ func (c *collector) collectLimits(counter, gauge emit) {
 	counter(dConnRate, float64(st.Connections.RefusedRate))
 	counter(dDenied, float64(st.Connections.DeniedTotal))
 	gauge(dDenyNetworks, float64(st.Connections.DenyNetworks))
+	counter(dDenyEvicted, float64(st.Connections.DenyEvicted))
 	if cs := st.Cluster; cs != nil {
 		down := 0.0
 		if cs.Fallback {

@@ -360,6 +360,7 @@ func defaults() *Config {
 		Push:    pushDefaults(),
 		Tracing: tracingDefaults(),
 		Limits:  limitsDefaults(),
+		Protect: Protect{MaxDenied: 100000},
 		HTTP2:   http2Defaults(),
 	}
 }

@@ -57,6 +57,9 @@ type Protect struct {
 	// Deny are networks (CIDRs or addresses) whose connections are closed at
 	// accept; POST /admin/deny and ctx.deny add more while serving.
 	Deny []string `yaml:"deny"`
+	// MaxDenied bounds the networks POST /admin/deny and ctx.deny add: past
+	// it, an add evicts an expired entry, else an arbitrary one (counted).
+	MaxDenied int `yaml:"max_denied"`
 }
 
 func limitsDefaults() Limits {
@@ -134,6 +137,9 @@ func (c *Config) validateLimits(bad reporter) {
 	}
 	if p.MaxRequestsPerConnection < 0 || p.MaxRequestsPerConnection > 32767 {
 		bad("protect.max_requests_per_connection", "must be 0 (no limit) to 32767, got %d", p.MaxRequestsPerConnection)
+	}
+	if p.MaxDenied < 1 {
+		bad("protect.max_denied", "must be at least 1, got %d", p.MaxDenied)
 	}
 	for _, s := range p.Deny {
 		if _, err := ratelimit.ParsePrefix(s); err != nil {

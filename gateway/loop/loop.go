@@ -177,7 +177,7 @@ func (s *Shared) Swap(snap *Snapshot) {
 	if c := snap.Config; c != nil {
 		s.Peers.SetLimits(c.Server.MaxConnectionsPerIP, c.Server.MaxRequestsPerIP)
 		if s.Limits != nil {
-			s.Limits.Deny.SetConfigured(c.Protect.DenyPrefixes())
+			s.Limits.Deny.SetConfigured(c.Protect.DenyPrefixes(), c.Protect.MaxDenied)
 		}
 	}
 	s.snap.Store(snap)

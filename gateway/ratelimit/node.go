@@ -166,6 +166,9 @@ type ConnStats struct {
 	RefusedRate  int64 `json:"refused_rate_total"`
 	DeniedTotal  int64 `json:"denied_total"`
 	DenyNetworks int   `json:"deny_networks"`
+	// DenyEvicted counts added networks dropped before their end to stay
+	// within protect.max_denied.
+	DenyEvicted int64 `json:"deny_evicted_total"`
 }
 
 // Stats gathers the counts; rules are the limits in service (nil: none).
@@ -197,7 +200,7 @@ func (n *Node) Stats(rules *Rules) Stats {
 		st.Deny = []DenyEntry{}
 	}
 	st.Connections = ConnStats{Keys: n.Conns.Len(), RefusedRate: n.RefusedConns.Load(),
-		DeniedTotal: n.Deny.Count(), DenyNetworks: len(st.Deny)}
+		DeniedTotal: n.Deny.Count(), DenyNetworks: len(st.Deny), DenyEvicted: n.Deny.Evicted()}
 	if n.Cluster != nil {
 		cs := n.Cluster.Stats()
 		st.Cluster = &cs

@@ -238,7 +238,7 @@ func TestDenyList(t *testing.T) {
 	if d.Denied(netip.MustParseAddr("192.0.2.1")) {
 		t.Fatal("empty list denies")
 	}
-	d.SetConfigured([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")})
+	d.SetConfigured([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, 0)
 	p, _ := ParsePrefix("192.0.2.7")
 	d.Add(p, 0)
 	p6, _ := ParsePrefix("2001:db8::/32")

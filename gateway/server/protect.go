@@ -119,7 +119,7 @@ func newLimits(cfg *config.Config) *limitsState {
 func (s *Server) startLimits() {
 	n := s.limits.node
 	s.shared.Limits = n
-	n.Deny.SetConfigured(s.cfg.Protect.DenyPrefixes())
+	n.Deny.SetConfigured(s.cfg.Protect.DenyPrefixes(), s.cfg.Protect.MaxDenied)
 	l := &s.cfg.Limits
 	if l.Redis == "" {
 		return
