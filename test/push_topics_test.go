@@ -282,6 +282,50 @@ func TestPushTopicsControl(t *testing.T) {
 	}
 }
 
+// TestPushTopicsClientShare: one client id holds at most its share of the
+// node's topics (push.max_per_client × push.topics.max_per_conn: 8 here), the
+// ones it left lingering included. A device that subscribes to fresh topics,
+// leaves them lingering and comes back cannot fill push.topics.max_per_node
+// for everyone (it did: 100,000 topics in 2 s from one id, and other devices
+// got 503 at connect).
+func TestPushTopicsClientShare(t *testing.T) {
+	t.Parallel()
+	g := pushGozer(t, map[string]string{"max_per_client": "2", "topics": "{client_subscribe: true, max_per_conn: 4}"})
+	tok := g.pushToken(t, "hog", "1h")
+	send := func(d *wsDevice, msg, want string) {
+		t.Helper()
+		if err := d.conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if m := d.next(t, 5*time.Second); !strings.Contains(string(m.data), want) {
+			t.Fatalf("device %s sent %s, got %q, want an answer with %q", d.name, msg, m.data, want)
+		}
+	}
+	for round := range 3 {
+		d := dialWS(t, g, "hog", tok)
+		for i := range 4 {
+			want := "subscribed"
+			if round == 2 { // 8 held already, live or lingering
+				want = "too many topics for this client id"
+			}
+			send(d, fmt.Sprintf(`{"subscribe":"hog-%d-%d"}`, round, i), want)
+		}
+		_ = d.conn.Close()
+		g.waitConnected(t, "hog", false, 10*time.Second)
+	}
+	// At connect, a token's topic over the share: 400.
+	resp, _ := rawExchange(t, g.ProxyAddr, wsRequest("GET", "/push/ws?token="+url.QueryEscape(g.pushTokenTopics(t, "hog", "one-more")), g.ProxyAddr, ""))
+	if resp.StatusCode != 400 || resp.Header.Get("X-Gozer-Status") != "FAILURE_CLIENT_TOO_MANY_TOPICS" {
+		t.Fatalf("a token topic over the id's share: %d %s, want 400 FAILURE_CLIENT_TOO_MANY_TOPICS", resp.StatusCode, resp.Header.Get("X-Gozer-Status"))
+	}
+	// Another id subscribes as usual.
+	send(dialWS(t, g, "other", g.pushToken(t, "other", "1h")), `{"subscribe":"scores"}`, `{"subscribed":"scores"}`)
+	m := g.adminPush(t)
+	if jsonPath(m, "topics.client_limit_refused_total") != 5.0 || jsonPath(m, "topics.topics") != 9.0 {
+		t.Errorf("/admin/push topics %v, want 5 refused by the client's share, 9 topics (8 lingering, scores)", m["topics"])
+	}
+}
+
 // TestPushTopicsCluster: three nodes sharing a redis-server; a device on each
 // subscribed to "news" (and two on node A, under two ids). A topic push at
 // any node reaches each device exactly once; after the device on C leaves,

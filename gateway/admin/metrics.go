@@ -122,7 +122,7 @@ var (
 	dPushTopics    = desc("push_topics", "Topics with a subscriber on this node.")
 	dPushTopicSubs = desc("push_topic_subscriptions", "Topic subscriptions (topic, client id) on this node.")
 	dPushTopicPub  = desc("push_topic_pushes_total", "POST /push/topic/{name} requests from API clients.")
-	dPushTopicRef  = desc("push_topic_refused_total", "Topic subscriptions refused, by reason: node_limit (push.topics.max_per_node), control (a websocket control message refused).", "reason")
+	dPushTopicRef  = desc("push_topic_refused_total", "Topic subscriptions refused, by reason: node_limit (push.topics.max_per_node), client_limit (a client id's share: push.max_per_client × push.topics.max_per_conn), control (a websocket control message refused).", "reason")
 
 	dLoopConns  = desc("loop_connections", "Connections owned by an event loop, by kind: http (HTTP/1.1 clients), http2 (HTTP/2 clients), origin.", "loop", "kind")
 	dLoopBusy   = desc("loop_busy_seconds_total", "Time an event loop spent in callbacks; its rate is the loop's busy share (0 to 1).", "loop")
@@ -359,6 +359,7 @@ func (c *collector) collectPush(counter, gauge emit) {
 	gauge(dPushTopicSubs, float64(ts.Subscriptions))
 	counter(dPushTopicPub, float64(api.TopicPushes))
 	counter(dPushTopicRef, float64(ts.Refused), "node_limit")
+	counter(dPushTopicRef, float64(ts.RefusedIDs), "client_limit")
 	counter(dPushTopicRef, float64(st.ControlRefused.Load()), "control")
 }
 

@@ -230,12 +230,13 @@ type pushView struct {
 
 // pushTopicsView is the topics' part of GET /admin/push.
 type pushTopicsView struct {
-	Topics         int64  `json:"topics"`                   // distinct topics with a subscriber on this node
-	Subscriptions  int64  `json:"subscriptions"`            // (topic, client id) pairs on this node
-	Pushes         uint64 `json:"pushes_total"`             // POST /push/topic/{name} from API clients
-	NodeFull       int64  `json:"node_limit_refused_total"` // subscriptions refused by push.topics.max_per_node
-	ControlApplied int64  `json:"control_applied_total"`    // websocket control messages applied
-	ControlRefused int64  `json:"control_refused_total"`    // control messages refused (malformed, bad name, a limit)
+	Topics         int64  `json:"topics"`                     // distinct topics with a subscriber on this node
+	Subscriptions  int64  `json:"subscriptions"`              // (topic, client id) pairs on this node
+	Pushes         uint64 `json:"pushes_total"`               // POST /push/topic/{name} from API clients
+	NodeFull       int64  `json:"node_limit_refused_total"`   // subscriptions refused by push.topics.max_per_node
+	ClientFull     int64  `json:"client_limit_refused_total"` // refused by a client id's share of the node's topics
+	ControlApplied int64  `json:"control_applied_total"`      // websocket control messages applied
+	ControlRefused int64  `json:"control_refused_total"`      // control messages refused (malformed, bad name, a limit)
 }
 
 // pushHistView is the history's part of GET /admin/push.
@@ -307,7 +308,7 @@ func (a *Server) push(w http.ResponseWriter, _ *http.Request) {
 	}
 	ts := h.Topics.Stats()
 	v.Topics = pushTopicsView{Topics: ts.Topics, Subscriptions: ts.Subscriptions, Pushes: api.TopicPushes,
-		NodeFull: ts.Refused, ControlApplied: st.ControlApplied.Load(), ControlRefused: st.ControlRefused.Load()}
+		NodeFull: ts.Refused, ClientFull: ts.RefusedIDs, ControlApplied: st.ControlApplied.Load(), ControlRefused: st.ControlRefused.Load()}
 	if h.Cluster != nil {
 		v.Cluster = pushClusterView{Enabled: true, Node: h.Cluster.Node(), RedisMode: h.Cfg.Cluster.Redis.Mode(),
 			RegistrarDropped: h.Registrar.Dropped(), Rebuilds: h.Registrar.Rebuilds()}

@@ -145,14 +145,19 @@ func (ex *Exchange) upgrade(kind pushconn.Kind, answer []byte) {
 		return
 	}
 	if err := pc.Subscribe(fc.PushTopics); err != nil {
-		// Over the per-connection bound was refused above: here the node
-		// holds push.topics.max_per_node topics already. Register counted
-		// the connection accepted; it stays counted (counters never go
-		// down) and is counted refused too.
+		// Over the per-connection bound was refused above: here the client
+		// id holds its share of the node's topics, or the node holds
+		// push.topics.max_per_node topics already. Register counted the
+		// connection accepted; it stays counted (counters never go down)
+		// and is counted refused too.
 		pc.Unregister()
 		pl.Hub().Stats.Refused.Add(1)
 		ex.out.closeAfter = true
 		ex.log.reason = err.Error()
+		if errors.Is(err, push.ErrClientTopics) {
+			ex.answer(400, filters.ClientTooManyTopics, []byte("too many topics for this client id\n"), nil)
+			return
+		}
 		ex.answer(503, filters.LocalTooManyTopics, []byte("too many topics on this node, retry later\n"), []filters.Header{{Name: "Retry-After", Value: "5"}})
 		return
 	}

@@ -108,6 +108,8 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		topicChanged = h.Registrar.TopicChanged
 	}
 	h.Topics = NewTopics(pc.Topics.MaxPerNode, topicChanged)
+	// A client id's share: each of its connections with all its topics.
+	h.Topics.SetMaxPerID(pc.MaxPerClient * pc.Topics.MaxPerConn)
 	if h.History != nil {
 		// A device that left keeps its topics while its id is "recently
 		// seen": topic messages meanwhile are kept for its recovery.

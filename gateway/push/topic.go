@@ -30,6 +30,9 @@ var (
 	// ErrTooManyTopics: this node holds push.topics.max_per_node topics
 	// already; a new one cannot be subscribed until others empty.
 	ErrTooManyTopics = errors.New("too many topics on this node (push.topics.max_per_node)")
+	// ErrClientTopics: the client id holds its share of topics on this node
+	// already (SetMaxPerID), the ones it left lingering included.
+	ErrClientTopics = errors.New("too many topics for this client id (push.max_per_client × push.topics.max_per_conn, lingering ones included)")
 )
 
 // ValidTopic reports whether name can be a topic: 1 to 128 bytes of the client
@@ -66,6 +69,23 @@ type Topics struct {
 	count   atomic.Int64 // distinct topics
 	subs    atomic.Int64 // (topic, client id) pairs
 	refused atomic.Int64 // subscriptions refused by the node's limit
+
+	// maxPerID bounds the distinct topics one client id holds here, live
+	// and lingering (0: none); perID counts them, sharded by id. Without it
+	// one device subscribing to fresh topics, leaving them to linger and
+	// reconnecting filled max_per_node for everyone (a review's find).
+	maxPerID   int32
+	perID      [idShards]idShard
+	refusedIDs atomic.Int64 // subscriptions refused by maxPerID
+}
+
+// idShards is the number of shards of Topics.perID; a power of two.
+const idShards = 64
+
+type idShard struct {
+	mu sync.Mutex
+	m  map[string]int32 // client id → distinct topics it holds here
+	_  [64 - 16]byte
 }
 
 type topicShard struct {
@@ -97,10 +117,15 @@ func (t *Topics) Subscribe(topic, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := s.m[topic]
+	if ids[id] == 0 && !t.takeID(id) {
+		t.refusedIDs.Add(1)
+		return ErrClientTopics
+	}
 	if ids == nil {
 		if n := t.count.Add(1); t.max > 0 && n > t.max {
 			t.count.Add(-1)
 			t.refused.Add(1)
+			t.releaseID(id)
 			return ErrTooManyTopics
 		}
 		ids = make(map[string]int32, 1)
@@ -132,6 +157,7 @@ func (t *Topics) Unsubscribe(topic, id string) {
 	}
 	delete(ids, id)
 	t.subs.Add(-1)
+	t.releaseID(id)
 	if len(ids) == 0 {
 		delete(s.m, topic)
 		t.count.Add(-1)
@@ -139,6 +165,46 @@ func (t *Topics) Unsubscribe(topic, id string) {
 			t.onChange(topic)
 		}
 	}
+}
+
+// SetMaxPerID bounds the distinct topics one client id may hold on this
+// node, lingering ones included (0: no bound). Call before the loops serve
+// (Hub building).
+func (t *Topics) SetMaxPerID(n int) { t.maxPerID = int32(min(n, 1<<30)) }
+
+// takeID counts one more topic of id; false when id holds maxPerID already.
+// Under the topic's shard lock (topic shard, then id shard: never the other
+// way round).
+func (t *Topics) takeID(id string) bool {
+	if t.maxPerID <= 0 {
+		return true
+	}
+	s := &t.perID[maphash.String(t.seed, id)&(idShards-1)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[id] >= t.maxPerID {
+		return false
+	}
+	if s.m == nil {
+		s.m = make(map[string]int32)
+	}
+	s.m[id]++
+	return true
+}
+
+// releaseID undoes one takeID. Under the topic's shard lock.
+func (t *Topics) releaseID(id string) {
+	if t.maxPerID <= 0 {
+		return
+	}
+	s := &t.perID[maphash.String(t.seed, id)&(idShards-1)]
+	s.mu.Lock()
+	if n := s.m[id] - 1; n > 0 {
+		s.m[id] = n
+	} else {
+		delete(s.m, id)
+	}
+	s.mu.Unlock()
 }
 
 // IDs appends the client ids subscribed to topic here to dst and returns it.
@@ -182,6 +248,7 @@ type TopicStats struct {
 	Topics        int64 // distinct topics with a subscriber here
 	Subscriptions int64 // (topic, client id) pairs
 	Refused       int64 // subscriptions refused by push.topics.max_per_node
+	RefusedIDs    int64 // subscriptions refused by the client id's share (SetMaxPerID)
 }
 
 // Stats returns a snapshot (zero for a nil index).
@@ -189,5 +256,6 @@ func (t *Topics) Stats() TopicStats {
 	if t == nil {
 		return TopicStats{}
 	}
-	return TopicStats{Topics: t.count.Load(), Subscriptions: t.subs.Load(), Refused: t.refused.Load()}
+	return TopicStats{Topics: t.count.Load(), Subscriptions: t.subs.Load(), Refused: t.refused.Load(),
+		RefusedIDs: t.refusedIDs.Load()}
 }

@@ -305,3 +305,40 @@ func TestTopicsLinger(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicsMaxPerID: a client id holds at most its share of distinct
+// topics, the ones it left lingering included; a second connection's
+// subscription to a topic the id holds costs nothing; other ids are not
+// affected; a topic refused by the node's bound does not use the share.
+func TestTopicsMaxPerID(t *testing.T) {
+	tp := NewTopics(4, nil)
+	tp.SetMaxPerID(3)
+	tp.SetLinger(time.Hour)
+	sub := func(topic, id string, want error) {
+		t.Helper()
+		if err := tp.Subscribe(topic, id); !errors.Is(err, want) || want == nil && err != nil {
+			t.Fatalf("Subscribe(%s, %s) = %v, want %v", topic, id, err, want)
+		}
+	}
+	for _, topic := range []string{"t1", "t2", "t3"} {
+		sub(topic, "a", nil)
+	}
+	sub("t4", "a", ErrClientTopics)
+	sub("t1", "a", nil) // a second connection of a: the same pair
+	sub("t4", "b", nil)
+	now := time.Now()
+	for _, topic := range []string{"t1", "t1", "t2", "t3"} { // a leaves: its topics linger
+		tp.Linger(topic, "a", now)
+	}
+	sub("t5", "a", ErrClientTopics) // lingering ones count
+	tp.Sweep(now.Add(2 * time.Hour))
+	sub("t5", "a", nil)
+	sub("t6", "c", nil)
+	sub("t7", "c", nil)              // the node holds t4 to t7: its bound
+	sub("t8", "c", ErrTooManyTopics) // refused by the node: c's share not used
+	if st := tp.Stats(); st.RefusedIDs != 2 || st.Refused != 1 || st.Topics != 4 {
+		t.Fatalf("stats %+v, want 4 topics, 2 refused by the id's share, 1 by the node's", st)
+	}
+	tp.Unsubscribe("t4", "b")
+	sub("t8", "c", nil) // c's third
+}
