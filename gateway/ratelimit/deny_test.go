@@ -14,7 +14,9 @@ import (
 func TestDenyListBound(t *testing.T) {
 	var d DenyList
 	d.SetConfigured([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, 3)
-	addr := func(i int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32) }
+	addr := func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32)
+	}
 	past := time.Now().Add(-time.Second).UnixNano()
 	for i := range 3 {
 		d.Add(addr(i), past)
