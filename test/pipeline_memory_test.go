@@ -58,3 +58,43 @@ func TestPipeliningClientThatDoesNotRead(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedLocalAnswers: one write of 150,000 pipelined requests that
+// Gozer answers itself (404: no route). Each used to begin the next from
+// inside its own end, recursively: thousands deep on the loop's stack, every
+// exchange kept until the recursion unwound, no other client served
+// meanwhile. Now a callback begins at most a few and queues the rest behind
+// the loop's other work: all are answered, in order, and memory stays flat.
+func TestPipelinedLocalAnswers(t *testing.T) {
+	t.Parallel()
+	plainGozer(t)
+	o := startOrigin(t, "pipelined")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Routes = []route{{PathPrefix: "/api/", Origin: "demo"}}
+	cfg.Server = map[string]string{"event_loops": "1"}
+	g := startGozer(t, cfg)
+	const requests = 150000
+	c := dialRaw(t, g.ProxyAddr)
+	all := strings.Repeat("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", requests)
+	base := settledRSS(t, g)
+	rss := sampleRSS(g.process)
+	go func() { _ = c.write(all) }()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	br := bufio.NewReaderSize(c.br, 64<<10)
+	for i := range requests {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("answer %d: status %d, want 404", i, resp.StatusCode)
+		}
+	}
+	rss.done(t, "pipelined local answers")
+	t.Logf("RSS %d MiB before, peak %d MiB", base>>20, rss.max>>20)
+	if grew := rss.max - base; grew > 24<<20 { // 12 MiB measured; 34 before
+		t.Errorf("Gozer grew by %d MiB answering one client's pipeline", grew>>20)
+	}
+}

@@ -220,7 +220,7 @@ func (c *Conn) done(closeAfter bool) {
 		c.watchWritable() // the response's tail: the account follows it out
 	}
 	if c.c.InboundBuffered() > 0 {
-		c.readHead() // a pipelined request is already here
+		c.nextPipelined() // a pipelined request is already here
 	}
 }
 

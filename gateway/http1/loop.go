@@ -24,6 +24,9 @@ type Loop struct {
 	// loop's free buffers for them (partial.go).
 	partial map[*Conn][]byte
 	heads   loop.BufPool
+	// pipelined counts the pipelined requests begun in this outermost
+	// callback (pipeline.go); reset when it ends.
+	pipelined int
 }
 
 // NewLoop returns l's HTTP/1.1 connections, whose requests go to ex; their
@@ -33,6 +36,7 @@ func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
 	lp.wheel = loop.NewConnWheel(l, func(c *Conn) int64 { return c.deadline }, (*Conn).onTimer)
 	lp.streams = loop.NewRecycler(l, func(st *stream) { *st = stream{} })
 	l.OnDrain(lp.drain)
+	l.OnCallbackEnd(func() { lp.pipelined = 0 })
 	return lp
 }
 

@@ -56,7 +56,15 @@ func (c *Conn) dropHead() {
 // what gnet holds now (gnet's bytes stay there until consumeHead), or gnet's
 // bytes alone. base is how many of them were kept from earlier reads.
 func (c *Conn) pendingHead() (head []byte, base int) {
-	buf, _ := c.c.Peek(-1)
+	// No more than a head can hold (a byte over is the 431): when bytes
+	// wait in gnet's buffer (pipelined requests whose turn comes in a later
+	// callback: pipeline.go), Peek copies what it returns, and all of a
+	// backlog per request would be O(backlog²).
+	n := c.c.InboundBuffered()
+	if lim := c.lp.l.Snapshot().Limits.MaxHeaderBytes + 5; n > lim { // + 4: leading empty lines
+		n = lim
+	}
+	buf, _ := c.c.Peek(n)
 	kept := c.partialHead()
 	if kept == nil {
 		return buf, 0
