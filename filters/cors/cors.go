@@ -78,6 +78,12 @@ func New(o Options) (*Policy, error) {
 		if err := p.addOrigin(s); err != nil {
 			return nil, fmt.Errorf("allow_origins[%d]: %w", i, err)
 		}
+		// With credentials an allowed origin is echoed (a browser refuses "*"
+		// then): "*" would let every site read the user's answers, cookies
+		// and all, and "null" every sandboxed iframe and file: page.
+		if o.AllowCredentials && (s == "*" || s == "null") {
+			return nil, fmt.Errorf("allow_origins[%d]: %q with allow_credentials would let any page read credentialed answers; list the pages' origins", i, s)
+		}
 	}
 	methods := o.AllowMethods
 	if len(methods) == 0 {

@@ -91,7 +91,7 @@ func TestAllowOriginValue(t *testing.T) {
 		want        string
 	}{
 		{"any without credentials", []string{"*"}, false, "https://a.b", "*"},
-		{"any with credentials reflects", []string{"*"}, true, "https://a.b", "https://a.b"},
+		{"listed with credentials reflects", []string{"https://a.b"}, true, "https://a.b", "https://a.b"},
 		{"exact", []string{"https://a.b"}, false, "https://a.b", "https://a.b"},
 		{"null reflects", []string{"*", "null"}, false, "null", "null"},
 	}
@@ -141,6 +141,10 @@ func TestNewErrors(t *testing.T) {
 		{"header", Options{AllowOrigins: []string{"*"}, AllowHeaders: []string{"a:b"}}, `allow_headers[0]: "a:b" is not a header name`},
 		{"expose", Options{AllowOrigins: []string{"*"}, ExposeHeaders: []string{""}}, `expose_headers[0]: "" is not a header name`},
 		{"max age", Options{AllowOrigins: []string{"*"}, MaxAge: -time.Second}, "max_age: must not be negative, got -1s"},
+		{"any with credentials", Options{AllowOrigins: []string{"https://a.b", "*"}, AllowCredentials: true},
+			`allow_origins[1]: "*" with allow_credentials would let any page read credentialed answers; list the pages' origins`},
+		{"null with credentials", Options{AllowOrigins: []string{"null"}, AllowCredentials: true},
+			`allow_origins[0]: "null" with allow_credentials would let any page read credentialed answers; list the pages' origins`},
 	}
 	for _, tc := range tests {
 		_, err := New(tc.o)
