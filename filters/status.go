@@ -56,7 +56,10 @@ var (
 	// policy does not allow (a preflight, a push upgrade).
 	ClientOriginRefused = Cause{"FAILURE_CLIENT_ORIGIN_REFUSED", CategoryClientFailure, 403}
 
-	LocalNoRoute         = Cause{"FAILURE_LOCAL_NO_ROUTE", CategoryLocalFailure, 404}
+	LocalNoRoute = Cause{"FAILURE_LOCAL_NO_ROUTE", CategoryLocalFailure, 404}
+	// LocalLoopDetected: the request already went through this gateway
+	// several times (its Via says so): a route or Host leads back to it.
+	LocalLoopDetected    = Cause{"FAILURE_LOCAL_LOOP_DETECTED", CategoryLocalFailure, 508}
 	LocalMaxConnections  = Cause{"FAILURE_LOCAL_MAX_CONNECTIONS", CategoryLocalFailure, 503}
 	LocalOriginConnLimit = Cause{"FAILURE_LOCAL_THROTTLED_ORIGIN_CONNECTIONS", CategoryLocalFailure, 503}
 	// LocalSlowReaders: the origin's connections held by slow readers reached
@@ -117,6 +120,7 @@ var all = []Cause{
 	LocalAdaptiveLimit, LocalInjected, LocalInjectedReset, // inject.go
 	ClientRateLimited, ClientDenied,
 	LocalTunnelLimit, // websocket tunnels (gateway/tunnel)
+	LocalLoopDetected,
 }
 
 // CauseOfCodec is the status cause of a decoding error's class (its own

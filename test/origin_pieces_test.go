@@ -2,9 +2,11 @@ package test
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -64,4 +66,54 @@ func TestOriginAnswerInPieces(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRequestLoopDetected: an origin whose address leads back to Gozer (here
+// a TCP relay to its own proxy port) makes a request call itself. The fifth
+// pass, whose Via names this gateway four times, is answered 508 Loop
+// Detected (FAILURE_LOCAL_LOOP_DETECTED), and the loop ends there; it used to
+// go on until sockets or the per-client cap ran out (2,000 hops with the
+// tests' caps off), answered with a misleading 502 or 429.
+func TestRequestLoopDetected(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var target atomic.Value // Gozer's proxy address, once it started
+	var hops atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			hops.Add(1)
+			go func() {
+				defer c.Close()
+				g, err := net.Dial("tcp", target.Load().(string))
+				if err != nil {
+					return
+				}
+				defer g.Close()
+				go func() { _, _ = io.Copy(g, c) }()
+				_, _ = io.Copy(c, g)
+			}()
+		}
+	}()
+	g := startGozer(t, oneOrigin(map[string]string{"retries": "0"}, ln.Addr().String()))
+	target.Store(g.ProxyAddr)
+	resp, err := newClient(t, 20*time.Second).Get(g.URL("/x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 508 {
+		t.Fatalf("a request that loops: %d %s, want 508", resp.StatusCode, resp.Header.Get("X-Gozer-Status"))
+	}
+	if n := hops.Load(); n != 4 {
+		t.Errorf("%d passes through the relay, want 4 (the fifth pass through Gozer is refused)", n)
+	}
+	g.waitLog(t, "request failed", "FAILURE_LOCAL_LOOP_DETECTED")
 }

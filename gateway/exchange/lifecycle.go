@@ -39,7 +39,7 @@ func (ex *Exchange) Start() {
 		}
 		ex.peer = p
 	}
-	if ex.denied() {
+	if ex.denied() || ex.looped() {
 		return
 	}
 	req.NoUnderscoreTrailers = ex.snap.Limits.Underscores != loop.UnderscoresAllow
