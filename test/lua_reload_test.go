@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,4 +313,36 @@ func TestLuaFilterBrokenScriptRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFiltersDirAppearsLater: a filters.dir that does not exist at start
+// (a volume mounted after the process, another working directory) leaves
+// the Go filters running (a route's CORS policy is applied), and the
+// scripts load once it appears. Gozer used to start with no filter chain
+// at all then, route CORS included, until a restart.
+func TestFiltersDirAppearsLater(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "late-dir")
+	dir := filepath.Join(t.TempDir(), "scripts")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Routes[0].CORS = "web"
+	cfg.CORS = map[string]string{"web": `{allow_origins: ["https://app.example"]}`}
+	cfg.Filters = &filtersConfig{Dir: dir, Budget: "1s"}
+	g := startGozer(t, cfg)
+	c := newClient(t, 10*time.Second)
+	resp, _ := fetch(t, c, "GET", g.URL("/"), nil, map[string]string{"Origin": "https://app.example"})
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); resp.StatusCode != 200 || got != "https://app.example" {
+		t.Fatalf("with filters.dir missing: %d, Access-Control-Allow-Origin %q; want 200 and the route's CORS applied", resp.StatusCode, got)
+	}
+	d := scriptDir(dir)
+	for _, ph := range []string{"inbound", "endpoint", "outbound"} {
+		if err := os.MkdirAll(d.path(ph, ""), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.write(t, "inbound", "10_deny.lua", luaFilter("deny", "inbound", 10, "true", `ctx.respond(401, "no")`))
+	waitFor(t, 10*time.Second, "the scripts to load once their directory appeared", func() bool {
+		resp, _ := fetch(t, c, "GET", g.URL("/"), nil, nil)
+		return resp.StatusCode == 401
+	})
 }

@@ -146,14 +146,14 @@ func (s *Server) buildServing() error {
 	return s.buildAdminTLS()
 }
 
-// loadFilters starts the Lua runtime on filters.dir; nil without one.
+// loadFilters starts the filter runtime on filters.dir; nil with filters.dir
+// "" (no chain at all). A directory that does not exist yet is watched for
+// (the runtime logs it): its scripts load when it appears, and the Go filters
+// (route CORS, Server-Timing) run meanwhile. Returning no runtime for it, as
+// before, turned the Go filters off too, and never loaded the scripts.
 func loadFilters(cfg *config.Config, log zerolog.Logger, limits *ratelimit.Node) (*lua.Runtime, error) {
 	dir := cfg.Filters.Dir
 	if dir == "" {
-		return nil, nil
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		log.Warn().Str("dir", dir).Msg("filters directory not found: no Lua filters")
 		return nil, nil
 	}
 	rt, err := lua.New(lua.Options{
