@@ -373,6 +373,23 @@ func firstLine(s string) string {
 	return l
 }
 
+// wsHandshakeRaw upgrades c, a raw connection to g's proxy port, to a push
+// websocket with token tok (c closes with the test, its deadline 10 s away),
+// and returns the reader (of size bytes) of what follows the 101.
+func wsHandshakeRaw(t testing.TB, g *gozer, c net.Conn, tok string, size int) *bufio.Reader {
+	t.Helper()
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(wsRequest("GET", "/push/ws?token="+url.QueryEscape(tok), g.ProxyAddr, ""))); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReaderSize(c, size)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("handshake: %v, %v", resp, err)
+	}
+	return br
+}
+
 // wsRequest is a websocket upgrade request for path on host, with the header
 // lines extra (each ending in CRLF) and the standard ones except those named in
 // omit ("key", "version").

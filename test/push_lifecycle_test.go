@@ -5,7 +5,6 @@ package test
 // Last-Event-ID replay, keepalives, go-away) and device messages sent upstream.
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,15 +176,7 @@ func testPushSlowConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(wsRequest("GET", "/push/ws?token="+url.QueryEscape(tok), g.ProxyAddr, ""))); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 16), nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("handshake: %v, %v", resp, err)
-	}
+	wsHandshakeRaw(t, g, c, tok, 16)
 	// From here the device reads nothing.
 	g.waitConnected(t, "slow", true, 5*time.Second)
 	base, err := g.rss()

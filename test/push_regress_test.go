@@ -7,7 +7,6 @@ package test
 // error (1009) ends with the close frame and a FIN, not a reset.
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -492,15 +491,7 @@ func TestPushFrameInPieces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(wsRequest("GET", "/push/ws?token="+url.QueryEscape(tok), g.ProxyAddr, ""))); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
-		t.Fatalf("handshake: %v, %v", resp, err)
-	}
+	br := wsHandshakeRaw(t, g, c, tok, 4096)
 	g.waitConnected(t, "pieces", true, 5*time.Second)
 	// A masked PING "abcd" in three reads: its header, its mask, its payload.
 	mask := [4]byte{1, 2, 3, 4}
