@@ -67,7 +67,7 @@ func TestPipeliningClientThatDoesNotRead(t *testing.T) {
 // exchange kept until the recursion unwound, no other client served
 // meanwhile. Now a callback begins at most a few and queues the rest behind
 // the loop's other work: all are answered, in order, and the loop's stack
-// stays small. The stack (go_memstats_stack_inuse_bytes, sampled while the
+// stays small; the process log names the 404s' cause once per 10 s. The stack (go_memstats_stack_inuse_bytes, sampled while the
 // answers come) is what is asserted: the recursion grew it by megabytes
 // whatever the machine's load, where RSS also moves with the collector's pace.
 func TestPipelinedLocalAnswers(t *testing.T) {
@@ -134,5 +134,10 @@ func TestPipelinedLocalAnswers(t *testing.T) {
 	t.Logf("goroutine stacks: %d KiB before, peak %d KiB", int64(base)>>10, peak.Load()>>10)
 	if grew := peak.Load() - int64(base); grew > 1<<20 {
 		t.Errorf("the goroutine stacks grew by %d KiB answering one client's pipeline: recursion", grew>>10)
+	}
+	// The process log names the cause once per 10 s, not 50,000 times (a
+	// scanner's random paths must not flood it).
+	if n := g.countLog("request failed", "FAILURE_LOCAL_NO_ROUTE"); n < 1 || n > 6 {
+		t.Errorf("%d process-log lines for the 404s, want one per 10 s", n)
 	}
 }

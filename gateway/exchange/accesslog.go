@@ -96,6 +96,11 @@ func failedLine(sh *loop.Shared, cause filters.Cause) *zerolog.Event {
 		return sh.Sampled.Warn(cause.Name)
 	case cause == filters.LocalOriginCircuitOpen || cause == filters.LocalOriginConcurrency || cause == filters.LocalAdaptiveLimit:
 		return sh.Log.Info()
+	case cause == filters.LocalNoRoute || cause == filters.LocalLoopDetected:
+		// A scanner's random paths bring 404s by the thousand, and a loop
+		// one per pass: a warning, once per 10 s (a route to an unknown
+		// origin, the operator's mistake, is this cause too).
+		return sh.Sampled.Warn(cause.Name)
 	case cause == filters.LocalTunnelLimit:
 		return sh.Sampled.Info(cause.Name) // upgrades over max_tunnels come by the thousand in a reconnect storm
 	case cause.Name == filters.LocalInjected.Name || cause == filters.LocalInjectedReset:
