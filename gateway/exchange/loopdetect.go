@@ -25,11 +25,30 @@ func (ex *Exchange) looped() bool {
 	}
 	n := 0
 	for _, v := range ex.req.Header.PeekAll("Via") {
-		n += bytes.Count(v, []byte(via))
+		n += countVia(v, via)
 	}
 	if n < maxOwnVia {
 		return false
 	}
 	ex.fail(filters.LocalLoopDetected, fmt.Sprintf("the request's Via names this gateway (server.via %q) %d times: a route or Host leads back to it", via, n))
 	return true
+}
+
+// countVia counts the entries of a Via field value that are via, alone or
+// with a comment ("1.1 gozer (edge)"): not "1.1 gozer-edge".
+func countVia(v []byte, via string) int {
+	n := 0
+	for len(v) > 0 {
+		e := v
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			e, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		e = bytes.TrimSpace(e)
+		if rest, ok := bytes.CutPrefix(e, []byte(via)); ok && (len(rest) == 0 || rest[0] == ' ') {
+			n++
+		}
+	}
+	return n
 }
