@@ -23,9 +23,9 @@ func (ex *Exchange) looped() bool {
 	if via == "" || ex.req.Header.Peek("Via") == nil {
 		return false
 	}
-	n := 0
+	n, own := 0, []byte(via)
 	for _, v := range ex.req.Header.PeekAll("Via") {
-		n += countVia(v, via)
+		n += countVia(v, own)
 	}
 	if n < maxOwnVia {
 		return false
@@ -36,7 +36,7 @@ func (ex *Exchange) looped() bool {
 
 // countVia counts the entries of a Via field value that are via, alone or
 // with a comment ("1.1 gozer (edge)"): not "1.1 gozer-edge".
-func countVia(v []byte, via string) int {
+func countVia(v, via []byte) int {
 	n := 0
 	for len(v) > 0 {
 		e := v
@@ -46,7 +46,7 @@ func countVia(v []byte, via string) int {
 			v = nil
 		}
 		e = bytes.TrimSpace(e)
-		if rest, ok := bytes.CutPrefix(e, []byte(via)); ok && (len(rest) == 0 || rest[0] == ' ') {
+		if rest, ok := bytes.CutPrefix(e, via); ok && (len(rest) == 0 || rest[0] == ' ') {
 			n++
 		}
 	}

@@ -14,7 +14,7 @@ func TestCountVia(t *testing.T) {
 		{" , ,1.1 gozer ,", 1},
 		{"", 0},
 	} {
-		if got := countVia([]byte(tc.v), "1.1 gozer"); got != tc.want {
+		if got := countVia([]byte(tc.v), []byte("1.1 gozer")); got != tc.want {
 			t.Errorf("countVia(%q) = %d, want %d", tc.v, got, tc.want)
 		}
 	}

@@ -120,12 +120,12 @@ func (c *Conn) OnData() {
 
 // readHead scans the buffered bytes for a complete head and starts its exchange.
 func (c *Conn) readHead() {
-	buf, base := c.pendingHead()
+	l := c.lp.l
+	lim := &l.Snapshot().Limits
+	buf, base := c.pendingHead(lim.MaxHeaderBytes)
 	if len(buf) == 0 || base == 0 && c.sniffH2C(buf) {
 		return
 	}
-	l := c.lp.l
-	lim := &l.Snapshot().Limits
 	if c.headStart == 0 {
 		c.headStart = l.Now()
 		c.setDeadline(l.Now() + lim.HeaderTimeout)

@@ -1,5 +1,7 @@
 package http1
 
+import "gozer/gateway/loop"
+
 // Partial heads: a request head that did not arrive in one read waits here,
 // not in gnet's buffer.
 //
@@ -55,13 +57,13 @@ func (c *Conn) dropHead() {
 // pendingHead is what c has of its next head: its partial head grown by
 // what gnet holds now (gnet's bytes stay there until consumeHead), or gnet's
 // bytes alone. base is how many of them were kept from earlier reads.
-func (c *Conn) pendingHead() (head []byte, base int) {
+func (c *Conn) pendingHead(maxHeaderBytes int) (head []byte, base int) {
 	// No more than a head can hold (a byte over is the 431): when bytes
 	// wait in gnet's buffer (pipelined requests whose turn comes in a later
 	// callback: pipeline.go), Peek copies what it returns, and all of a
 	// backlog per request would be O(backlog²).
 	n := c.c.InboundBuffered()
-	if lim := c.lp.l.Snapshot().Limits.MaxHeaderBytes + 5; n > lim { // + 4: leading empty lines
+	if lim := maxHeaderBytes + 5; n > lim { // + 4: leading empty lines
 		n = lim
 	}
 	buf, _ := c.c.Peek(n)
@@ -100,7 +102,7 @@ func (c *Conn) grow(kept []byte, n int) []byte {
 // of it, kept as c's partial head.
 func (c *Conn) consumeHead(head []byte, base, n int) {
 	if n > 0 {
-		_, _ = c.c.Discard(n - base) // > 0: the head ends past what was kept
+		loop.Consume(c.c, n-base) // > 0: the head ends past what was kept
 		if base > 0 {
 			c.dropHead()
 		}
@@ -113,5 +115,5 @@ func (c *Conn) consumeHead(head []byte, base, n int) {
 		b := c.lp.heads.Get()
 		c.keepHead(append(c.grow(b, len(head)), head...))
 	}
-	_, _ = c.c.Discard(len(head) - base)
+	loop.Consume(c.c, len(head)-base)
 }

@@ -6,6 +6,7 @@ import (
 
 	"gozer/gateway/exchange"
 	"gozer/gateway/httpcodec"
+	"gozer/gateway/loop"
 )
 
 // bigPiece is the body piece size from which a response piece is written on
@@ -102,7 +103,7 @@ func (st *stream) Trailer() []byte { return st.body.Trailer() }
 // consume drops n bytes of request body the exchange took.
 func (st *stream) consume(n int) {
 	if n > 0 && st.c.state != stClosed {
-		_, _ = st.c.c.Discard(n)
+		loop.Consume(st.c.c, n)
 		st.in += int64(n)
 	}
 }

@@ -1,5 +1,7 @@
 package http2
 
+import "gozer/gateway/loop"
+
 // Partial frames: the start of a frame that did not arrive whole waits in
 // the connection's own buffer, not in gnet's.
 //
@@ -43,9 +45,7 @@ func (c *Conn) consume(buf []byte, off, took int) {
 	default:
 		c.part = append(c.lp.parts.Get(), rest...)
 	}
-	if took > 0 {
-		_, _ = c.c.Discard(took) // never Discard(0): gnet reads it as "everything"
-	}
+	loop.Consume(c.c, took)
 }
 
 // dropPart forgets c's partial frame, its buffer back to the loop.

@@ -101,11 +101,7 @@ func (c *Conn) Peek() []byte {
 }
 
 // Discard consumes n bytes of what the origin sent; n <= 0 consumes none.
-func (c *Conn) Discard(n int) {
-	if n > 0 { // gnet's Discard(0) drops everything buffered
-		_, _ = c.c.Discard(n)
-	}
-}
+func (c *Conn) Discard(n int) { loop.Consume(c.c, n) }
 
 // InboundBuffered is how much the origin sent that was not consumed.
 func (c *Conn) InboundBuffered() int { return c.c.InboundBuffered() }

@@ -255,8 +255,8 @@ func (pc *Conn) OnData() {
 			break // upstream backpressure: the rest waits in gnet's buffer until resume
 		}
 	}
-	if pc.state != pcClosed && consumed > 0 { // gnet's Discard(0) drops everything: a partial frame too
-		_, _ = c.Discard(consumed)
+	if pc.state != pcClosed {
+		loop.Consume(c, consumed) // none when only part of a frame is here
 	}
 }
 

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -338,14 +339,10 @@ func familyOf(a netip.Addr) int {
 	return 1
 }
 
-// shardOf spreads prefixes over the shards (FNV-1a of the address and
-// length).
+// denySeed seeds shardOf's hash (the zero DenyList is ready to use).
+var denySeed = maphash.MakeSeed()
+
+// shardOf spreads prefixes over the shards.
 func shardOf(p netip.Prefix) int {
-	h := uint32(2166136261)
-	b := p.Addr().As16()
-	for _, c := range b {
-		h = (h ^ uint32(c)) * 16777619
-	}
-	h = (h ^ uint32(p.Bits())) * 16777619
-	return int(h % denyShards)
+	return int(maphash.Comparable(denySeed, p) % denyShards)
 }

@@ -262,10 +262,7 @@ func (c *Conn) fill() {
 		c.early = nil
 	}
 	buf, _ := c.Conn.Peek(-1)
-	// Never Discard(0): gnet reads it as "everything".
-	if used := c.decrypt(buf); used > 0 {
-		_, _ = c.Conn.Discard(used)
-	}
+	loop.Consume(c.Conn, c.decrypt(buf))
 }
 
 // decrypt offers src to crypto/tls and reads plaintext until it needs more
