@@ -87,6 +87,10 @@ func TestAccessLog(t *testing.T) {
 			if tc.wantStatus == 200 {
 				checkCounts(t, l, 5, int64(len(body)))
 			}
+			// Gozer's own answers count what they sent too (they logged 0 before).
+			if n, _ := l.num("bytes_out"); int(n) < len("HTTP/1.1 200 OK\r\n")+len(body) {
+				t.Errorf("bytes_out %v, want at least the status line and the %d body bytes", l["bytes_out"], len(body))
+			}
 		})
 	}
 }

@@ -110,6 +110,10 @@ func (c *Conn) OnData() {
 	case stProxyHeader:
 		c.readProxyHeader()
 	case stHead:
+		if c.waiting() {
+			c.pauseOverBacklog() // its turn reads what came: others go first
+			return
+		}
 		c.readHead()
 	case stProxy:
 		c.st.onData()
@@ -202,11 +206,12 @@ func (c *Conn) done(closeAfter bool) {
 		return
 	}
 	if closeAfter || c.drainClose.on() {
+		c.uncork()
 		c.closeWhenFlushed()
 		return
 	}
 	c.awaitRequest(false)
-	if c.c.OutboundBuffered() > c.lp.l.Snapshot().Limits.MaxBuffered {
+	if c.c.OutboundBuffered()+c.corked() > c.lp.l.Snapshot().Limits.MaxBuffered {
 		// A pipelining client that does not read its answers: take no next request
 		// until they drained, or its answers would pile up without bound.
 		c.pause()
@@ -265,6 +270,7 @@ func (c *Conn) OnClose(err error) {
 	if c.headStart != 0 {
 		c.dropHead()
 	}
+	c.dropCork()
 	c.state = stClosed
 	c.account()
 	c.lp.conns.Remove(c)
@@ -324,9 +330,10 @@ func (c *Conn) onWritable() {
 		}
 		c.watchWritable()
 	case c.state == stHead && c.reads.Paused():
-		// Its answers drained: the pipelined requests may go on.
+		// Its answers drained: the pipelined requests may go on (in its
+		// turn, if it waits for one).
 		c.resume()
-		if c.c.InboundBuffered() > 0 {
+		if !c.waiting() && c.c.InboundBuffered() > 0 {
 			c.readHead()
 		}
 	case c.st != nil:

@@ -25,8 +25,15 @@ type Loop struct {
 	partial map[*Conn][]byte
 	heads   loop.BufPool
 	// pipelined counts the pipelined requests begun in this outermost
-	// callback (pipeline.go); reset when it ends.
+	// callback; waiting holds the connections waiting for their turn
+	// (pipeline.go).
 	pipelined int
+	waiting   map[*Conn]struct{}
+	// corks gathers the answers of connections with pipelined requests
+	// until the callback's end (cork.go); corkFree keeps emptied buffers.
+	corks     map[*Conn][]byte
+	corkFree  [][]byte
+	uncorkAll uncorker
 }
 
 // NewLoop returns l's HTTP/1.1 connections, whose requests go to ex; their
@@ -36,6 +43,7 @@ func NewLoop(l *loop.Loop, ex *exchange.Loop) *Loop {
 	lp.wheel = loop.NewConnWheel(l, func(c *Conn) int64 { return c.deadline }, (*Conn).onTimer)
 	lp.streams = loop.NewRecycler(l, func(st *stream) { *st = stream{} })
 	l.OnDrain(lp.drain)
+	lp.uncorkAll = uncorker{lp}
 	l.OnCallbackEnd(func() { lp.pipelined = 0 })
 	return lp
 }

@@ -1,5 +1,7 @@
 package http1
 
+import "gozer/gateway/loop"
+
 // Pipelined requests: the next request already buffered when one ends.
 //
 // Why not read it at once: a request answered without an origin (a filter's
@@ -13,19 +15,16 @@ package http1
 // max_buffered_per_conn, 1 s and 190 MiB).
 //
 // Now the next head is read after the current callback's stack unwound
-// (loop.Later: no recursion), and after pipelineBurst of them in one
-// callback, in a callback of its own (loop.Execute), so that each batch's
-// exchanges are recycled. Not fair yet: gnet v2.10 runs a task queued from
-// the loop in the same drain of its task queue (poller.Trigger puts it in
-// the urgent queue, which Polling empties, new tasks included), so a
-// client's whole backlog is still served before the loop polls again (a
-// review: another client's worst latency 836 ms behind 300,000 pipelined
-// 404s, 786 ms before). A client whose backlog passes
-// server.max_buffered_per_conn while it waits is not read meanwhile (over
-// TLS that compares the decrypted bytes only).
+// (loop.Later: no recursion), pipelineBurst of them at most in one callback
+// (whatever connections they come from, in turn); then the connection waits
+// for the loop's next round of I/O (loop.Turn), so every other connection
+// ready meanwhile is served first, and the batch's exchanges are recycled.
+// A client that sends more while it waits for its turn is not read (its
+// bytes wait in gnet's buffer; past server.max_buffered_per_conn, counting
+// TLS's undecrypted bytes too, not read from the socket either).
 
 // pipelineBurst is how many pipelined requests one callback begins before
-// it queues the rest as a callback of its own.
+// the rest wait for the loop's next round of I/O.
 const pipelineBurst = 16
 
 // nextPipelined reads c's next, already buffered, request soon. Loop
@@ -37,16 +36,40 @@ func (c *Conn) nextPipelined() {
 		lp.l.Later(c)
 		return
 	}
-	// Waiting for its turn, a client that pipelines faster than it gets
-	// turns stops being read: gnet's buffer would keep all it sends.
-	if c.c.InboundBuffered() > lp.l.Snapshot().Limits.MaxBuffered {
-		c.pause()
+	c.uncork() // its answers so far go out before it waits
+	c.pauseOverBacklog()
+	if !c.waiting() {
+		if lp.waiting == nil {
+			lp.waiting = make(map[*Conn]struct{})
+		}
+		lp.waiting[c] = struct{}{}
+		lp.l.Turn(c)
 	}
-	lp.l.Execute(c.continueHead)
 }
 
-// Run implements loop.Task: nextPipelined's deferred read.
-func (c *Conn) Run() { c.continueHead() }
+// waiting tells whether c waits for its turn: its buffered requests are not
+// read before.
+func (c *Conn) waiting() bool {
+	if len(c.lp.waiting) == 0 {
+		return false
+	}
+	_, ok := c.lp.waiting[c]
+	return ok
+}
+
+// pauseOverBacklog stops reading a client whose bytes waiting to be read
+// passed server.max_buffered_per_conn: gnet's buffer would keep all it sends.
+func (c *Conn) pauseOverBacklog() {
+	if loop.Inbound(c.c) > c.lp.l.Snapshot().Limits.MaxBuffered {
+		c.pause()
+	}
+}
+
+// Run implements loop.Task: nextPipelined's deferred read, or c's turn.
+func (c *Conn) Run() {
+	delete(c.lp.waiting, c)
+	c.continueHead()
+}
 
 // continueHead reads the buffered next head if c still waits for one (it
 // may have closed since nextPipelined), reading the client again first.

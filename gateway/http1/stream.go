@@ -69,7 +69,7 @@ func (st *stream) Draining() bool { return st.c.drainClose.on() }
 func (st *stream) Continue() {
 	c := st.c
 	if c.c.InboundBuffered() == 0 && c.state != stClosed {
-		_, _ = c.c.Write(continue100)
+		c.write(continue100)
 	}
 }
 
@@ -125,9 +125,7 @@ func (st *stream) onData() {
 	// Body bytes the exchange cannot take yet (its origin connection is not
 	// up), or the next pipelined request: keep them in gnet's buffer, but only
 	// so many.
-	if c.c.InboundBuffered() > c.lp.l.Snapshot().Limits.MaxBuffered {
-		c.pause()
-	}
+	c.pauseOverBacklog()
 }
 
 // BodyExpected implements exchange.Downstream.
@@ -281,6 +279,7 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 		Close: h.Close || st.closeAfter, HTTP10: st.http10, Upgrade: h.Upgrade, Trailers: h.Trailers && st.chunked}
 	head := httpcodec.AppendClientResponse(lp.l.Buf[:0], r, &ri)
 	lp.pending = h.AppendStatusHeaders(head)
+	st.out += int64(len(lp.pending)) // bytes out count what the stream wrote, pending too
 }
 
 // WriteBody implements exchange.Downstream. A big piece is written at once
@@ -294,6 +293,7 @@ func (st *stream) WriteBody(p []byte) {
 	if out == nil {
 		out = lp.l.Buf[:0]
 	}
+	was := len(out)
 	if st.chunked {
 		out = httpcodec.AppendChunkHeader(out, len(p))
 	}
@@ -303,6 +303,7 @@ func (st *stream) WriteBody(p []byte) {
 			out = append(out, crlf...)
 		}
 		lp.pending = out
+		st.out += int64(len(out) - was)
 		return
 	}
 	l := lp.l
@@ -310,7 +311,7 @@ func (st *stream) WriteBody(p []byte) {
 	if st.chunked {
 		l.Iov = append(l.Iov, crlf)
 	}
-	n := len(out) + len(p)
+	n := len(out) - was + len(p)
 	if st.chunked {
 		n += len(crlf)
 	}
@@ -318,6 +319,7 @@ func (st *stream) WriteBody(p []byte) {
 	st.started = true
 	st.out += int64(n)
 	if st.c.state != stClosed {
+		st.c.uncork() // what it gathered goes first
 		_, _ = st.c.c.Writev(l.Iov)
 		st.c.account()
 	}
@@ -335,13 +337,15 @@ func (st *stream) EndBody(trailer []byte) {
 	if lp.pending == nil {
 		lp.pending = lp.l.Buf[:0]
 	}
+	was := len(lp.pending)
 	if len(trailer) == 0 {
 		lp.pending = append(lp.pending, lastChunk...)
-		return
+	} else {
+		lp.pending = append(lp.pending, "0\r\n"...)
+		lp.pending = httpcodec.AppendTrailerFields(lp.pending, trailer, nil)
+		lp.pending = append(lp.pending, crlf...)
 	}
-	lp.pending = append(lp.pending, "0\r\n"...)
-	lp.pending = httpcodec.AppendTrailerFields(lp.pending, trailer, nil)
-	lp.pending = append(lp.pending, crlf...)
+	st.out += int64(len(lp.pending) - was)
 }
 
 // Flush implements exchange.Downstream.
@@ -355,8 +359,7 @@ func (st *stream) Flush() bool {
 	}
 	if len(out) > 0 {
 		st.started = true
-		st.out += int64(len(out))
-		_, _ = c.c.Write(out)
+		c.write(out)
 		c.account()
 	}
 	return c.state != stClosed && c.st == st
@@ -378,13 +381,13 @@ func (st *stream) WriteInterim(r *httpcodec.Response, h *exchange.Head) bool {
 	out := httpcodec.AppendClientResponse(lp.l.Buf[:0], r, &ri)
 	lp.l.Buf = out[:0] // keep what the buffer grew to
 	st.out += int64(len(out))
-	_, _ = c.c.Write(out)
+	c.write(out)
 	c.account()
 	return true
 }
 
 // Buffered implements exchange.Downstream.
-func (st *stream) Buffered() int { return st.c.c.OutboundBuffered() }
+func (st *stream) Buffered() int { return st.c.c.OutboundBuffered() + st.c.corked() }
 
 // WaitWritable implements exchange.Downstream: the client gets idle_timeout to
 // take more of the response.
@@ -428,6 +431,9 @@ func (st *stream) Abort(reset bool) {
 	c := st.c
 	c.lp.freeStream(st)
 	c.st = nil
+	if !reset {
+		c.uncork() // the answers before this one are whole: they go
+	}
 	if reset && c.state != stClosed {
 		// SO_LINGER 0: close sends a reset and frees the socket's buffers now.
 		_ = unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
@@ -451,6 +457,7 @@ func (st *stream) Hijack() (gnet.Conn, bool) {
 // no more timers, write wake-ups or paused reads here; it keeps its place in
 // the node's counts, which the new kind carries on.
 func (c *Conn) leave() {
+	c.uncork() // the answers before go first
 	lp := c.lp
 	lp.conns.Remove(c)
 	lp.wheel.Cancel(c)

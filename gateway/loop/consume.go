@@ -12,3 +12,15 @@ func Consume(c gnet.Conn, n int) {
 		_, _ = c.Discard(n)
 	}
 }
+
+// Inbound is how many bytes c received that its kind has not read: over TLS
+// the decrypted ones and the records not decrypted yet (the transport
+// decrypts only as much as its buffer takes, the rest waits in gnet's).
+// Loop goroutine of c.
+func Inbound(c gnet.Conn) int {
+	n := c.InboundBuffered()
+	if r := Raw(c); r != c {
+		n += r.InboundBuffered()
+	}
+	return n
+}

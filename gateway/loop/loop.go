@@ -9,7 +9,9 @@
 // unexported fields by reflection, each place guarded by a test that fails if
 // a gnet upgrade moves them: the loop's epoll fd (EpollFD, TestLoopEpollFD),
 // a connection's addresses (CompactAddrs, TestCompactAddrs) and the engine's
-// loops and listeners (ListeningOf, TestLoopListeners).
+// loops and listeners (ListeningOf, TestLoopListeners). It also lacks a way to
+// run work after the loop's next round of I/O; Turn builds one from a socket
+// pair the loop polls (turns.go, TestTurnLetsIOIn).
 //
 // Concurrency: a Loop belongs to its event loop's goroutine; every method
 // runs there unless its comment says otherwise. Other goroutines reach a loop
@@ -224,6 +226,9 @@ type Loop struct {
 	entered  int64 // Mono
 	busy     atomic.Int64
 	later    []Task
+	last     []Task // LaterLast's, run from lastAt on
+	lastAt   int
+	turns    turns // turns.go
 	tickTask gnet.RunnableFunc
 	ticks    []func(now int64)
 	ends     []func()
@@ -302,20 +307,33 @@ func (l *Loop) Enter() int64 {
 }
 
 // Leave ends a callback begun with Enter; the outermost runs the tasks
-// queued with Later, then the end-of-callback hooks.
+// queued with Later and LaterLast, then the end-of-callback hooks.
 func (l *Loop) Leave() {
 	if l.depth--; l.depth > 0 {
 		return
 	}
 	// Later tasks run as part of this callback (depth 1): a callback they
 	// cause (a failed write's OnClose) nests instead of recycling under them.
-	for i := 0; i < len(l.later); i++ {
+	// LaterLast tasks run one by one once no Later task waits; what one
+	// queues runs before the next.
+	for {
+		for i := 0; i < len(l.later); i++ {
+			l.depth = 1
+			t := l.later[i]
+			l.later[i] = nil
+			t.Run()
+		}
+		l.later = l.later[:0]
+		if l.lastAt == len(l.last) {
+			break
+		}
 		l.depth = 1
-		t := l.later[i]
-		l.later[i] = nil
+		t := l.last[l.lastAt]
+		l.last[l.lastAt] = nil
+		l.lastAt++
 		t.Run()
 	}
-	l.later = l.later[:0]
+	l.last, l.lastAt = l.last[:0], 0
 	l.depth = 0
 	for _, fn := range l.ends {
 		fn()
@@ -343,6 +361,12 @@ type Task interface{ Run() }
 // the code waiting for it without re-entering the connection callback that
 // produced it. Loop goroutine, inside a callback (Enter, Leave).
 func (l *Loop) Later(t Task) { l.later = append(l.later, t) }
+
+// LaterLast runs t at the end of the current outermost callback, after the
+// tasks queued with Later, those they queue included: what a callback's
+// tasks gathered (a pipelined connection's answers) goes out once. Loop
+// goroutine, inside a callback.
+func (l *Loop) LaterLast(t Task) { l.last = append(l.last, t) }
 
 // Tick runs the tick hooks and flushes the access log, as a callback.
 func (l *Loop) Tick() {

@@ -32,6 +32,7 @@ var (
 	_ conn = (*originconn.Conn)(nil)
 	_ conn = (*tunnel.Tunnel)(nil)
 	_ conn = (*tlsconn.Conn)(nil) // in front of its kind
+	_ conn = (*loop.Waker)(nil)   // a loop's own, for its turns
 )
 
 // rooms are one event loop's state and the connection kinds' sides of it.
@@ -97,10 +98,15 @@ func (h *handler) roomsOf(c gnet.Conn) *rooms {
 }
 
 // OnOpen fires for accepted client connections (handed over by an acceptor
-// with their enroll context, or accepted by the loop with none) and for origin connections
+// with their enroll context, or accepted by the loop with none), for a loop's
+// waker (loop.Turn) and for origin connections
 // (whose gnet context is their *originconn.Conn, set when they were enrolled,
 // or the *tlsconn.Conn that carries it over TLS).
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if w, ok := c.Context().(*loop.Waker); ok {
+		w.OnOpen(c) // a loop's own socket pair (loop.Turn)
+		return nil, gnet.None
+	}
 	if oc, ok := c.Context().(*originconn.Conn); ok {
 		l := oc.Loop()
 		l.Enter()
