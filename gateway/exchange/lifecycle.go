@@ -52,16 +52,27 @@ func (ex *Exchange) Start() {
 	}
 	if !ex.body.done {
 		ex.ds.BodyExpected(true) // the body must start coming too
-		if req.ExpectContinue {
-			ex.ds.Continue()
-		}
 		if ex.flt.chain != nil && ex.flt.chain.NeedsRequestBody() {
+			ex.continueBody()
 			ex.body.collecting = true // an inbound filter reads the body: route once it is all here
 			ex.collectBody()
 			return
 		}
 	}
 	ex.route()
+}
+
+// continueBody sends "100 Continue" to a client that asked for it
+// (Expect: 100-continue), once: when the body is wanted, by an inbound filter
+// that reads it or by the origin the request goes to. A request refused before
+// (a filter's 401, no route, a rate limit, a body over the limit) gets only its
+// final answer: the client is not invited to upload what would be thrown away
+// (RFC 9110 10.1.1), and the connection closes after it.
+func (ex *Exchange) continueBody() {
+	if ex.req.ExpectContinue && !ex.body.done {
+		ex.req.ExpectContinue = false
+		ex.ds.Continue()
+	}
 }
 
 // Refuse answers a request whose head could not be read (err: the codec's

@@ -201,6 +201,7 @@ func (ex *Exchange) routed() {
 // toOrigin sends the routed request on to o: once its body is buffered
 // (request_buffer), or at once.
 func (ex *Exchange) toOrigin(o *origin.Origin) {
+	ex.continueBody()
 	if !ex.body.done && o.RequestBuffer > 0 {
 		ex.try.origin = o
 		ex.body.buffering = true
