@@ -94,6 +94,21 @@ func TestCORS(t *testing.T) {
 	resp, body := fetch(t, c, "OPTIONS", g.URL("/api/items"), nil, preflight("/api/items", evil, "GET", ""))
 	check("refused preflight", resp, want{":status": "403", "Access-Control-Allow-Origin": "", "Vary": "Origin",
 		"X-Gozer-Status": "FAILURE_CLIENT_ORIGIN_REFUSED"})
+	// An allowed origin asking for what the policy does not allow: 403 with the
+	// reason, counted (a browser would refuse the request anyway); the
+	// safelisted methods are always allowed, as browsers send them whatever
+	// the answer lists.
+	for _, ask := range []struct{ name, method, headers, status string }{
+		{"a method not listed", "DELETE", "", "403"},
+		{"a header not listed", "PUT", "x-demo, x-secret", "403"},
+		{"POST, not listed but safelisted", "POST", "X-Demo", "204"},
+	} {
+		resp, _ = fetch(t, c, "OPTIONS", g.URL("/api/items"), nil, preflight("/api/items", good, ask.method, ask.headers))
+		check("preflight asking for "+ask.name, resp, want{":status": ask.status})
+	}
+	g.waitAccessLog(t, "the refused method's reason", func(l accessLine) bool {
+		return l.str("cause") == "FAILURE_CLIENT_ORIGIN_REFUSED" && strings.Contains(l.str("reason"), `method "DELETE"`)
+	})
 	if api.count() != before {
 		t.Errorf("preflights reached the origin (%d requests): the gateway answers them", api.count()-before)
 	}
@@ -156,8 +171,8 @@ func TestCORS(t *testing.T) {
 		"Access-Control-Allow-Credentials": "true", "Vary": "Origin"})
 
 	e := g.corsEdge(t)
-	if e.Preflights < 3 || e.Refused["preflight"] != 1 || e.Refused["request"] < 2 || e.Refused["push"] != 2 {
-		t.Errorf("/admin/edge: %+v; want >= 3 preflights, refused: 1 preflight, >= 2 requests, 2 push", e)
+	if e.Preflights < 4 || e.Refused["preflight"] != 3 || e.Refused["request"] < 2 || e.Refused["push"] != 2 {
+		t.Errorf("/admin/edge: %+v; want >= 4 preflights, refused: 3 preflights, >= 2 requests, 2 push", e)
 	}
 	fams := scrapeMetrics(t, g)
 	if f := fams["gozer_cors_refused_total"]; f == nil || len(f.Metric) != 3 {
