@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -248,4 +249,57 @@ func (t *trickle) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// TestTLSHandshakesPerIP: a handshake in progress is a request in flight of its
+// client's address (server.max_requests_per_ip), so one address holding silent
+// connections cannot take every listeners.https.max_handshakes slot and shut
+// HTTPS for everyone: its next connection is closed at once (counted, logged),
+// another address shakes hands meanwhile, and the address gets its share back
+// when its connections go.
+func TestTLSHandshakesPerIP(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "localhost", false, "localhost")
+	o := startOrigin(t, "o")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key}), "handshake_timeout": "10s"}
+	cfg.HTTPSAnyIP = true
+	cfg.Server = map[string]string{"max_requests_per_ip": "3"}
+	g := startGozer(t, cfg)
+	var silent []net.Conn
+	for range 3 {
+		silent = append(silent, dialTCP(t, g.HTTPSAddr)) // connected, silent: each holds a handshake
+	}
+	waitFor(t, 5*time.Second, "3 handshakes in progress", func() bool { return g.tlsStats(t).Handshakes.InProgress == 3 })
+	if err := expectClosed(dialTCP(t, g.HTTPSAddr), 5*time.Second); err != nil {
+		t.Fatalf("a 4th connection from the same address: %v", err)
+	}
+	if s := g.tlsStats(t); s.Handshakes.RefusedPerIP != 1 {
+		t.Errorf("refused_handshakes_per_ip_total %d, want 1", s.Handshakes.RefusedPerIP)
+	}
+	g.waitLog(t, "handshakes and requests in flight")
+
+	get := func(src string) int {
+		t.Helper()
+		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: "localhost"}, DialContext: d.DialContext}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(g.httpsURL("/"))
+		if err != nil {
+			t.Fatalf("from %s: %v", src, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := get("127.0.0.2"); s != 200 {
+		t.Fatalf("another address meanwhile: status %d, want 200", s)
+	}
+	for _, c := range silent {
+		_ = c.Close()
+	}
+	waitFor(t, 5*time.Second, "the silent handshakes to end", func() bool { return g.tlsStats(t).Handshakes.InProgress == 0 })
+	if s := get("127.0.0.1"); s != 200 {
+		t.Fatalf("the address, once its silent connections went: status %d, want 200", s)
+	}
 }

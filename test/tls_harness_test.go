@@ -166,12 +166,14 @@ func (g *gozer) httpsURL(path string) string { return "https://" + g.HTTPSAddr +
 type tlsStats struct {
 	Enabled    bool `json:"enabled"`
 	Handshakes struct {
-		Total      int64            `json:"handshakes_total"`
-		Resumed    int64            `json:"resumed_total"`
-		InProgress int64            `json:"handshakes_in_progress"`
-		Refused    int64            `json:"refused_too_many_handshakes_total"`
-		Failures   map[string]int64 `json:"handshake_failures_by_reason"`
-		Versions   map[string]int64 `json:"handshakes_by_version"`
+		Total      int64 `json:"handshakes_total"`
+		Resumed    int64 `json:"resumed_total"`
+		InProgress int64 `json:"handshakes_in_progress"`
+		Refused    int64 `json:"refused_too_many_handshakes_total"`
+		// RefusedPerIP: over server.max_requests_per_ip.
+		RefusedPerIP int64            `json:"refused_handshakes_per_ip_total"`
+		Failures     map[string]int64 `json:"handshake_failures_by_reason"`
+		Versions     map[string]int64 `json:"handshakes_by_version"`
 	} `json:"handshakes"`
 	Certificates struct {
 		Reloads   int64  `json:"reloads_total"`

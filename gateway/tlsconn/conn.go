@@ -87,9 +87,22 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 		_ = gc.Close()
 		return c
 	}
+	// A handshake in progress is a request in flight of its client's address
+	// (server.max_requests_per_ip): one address holding silent connections
+	// cannot take every max_handshakes slot and shut HTTPS for everyone.
+	peer, _ := ctx.(*peers.Peer)
+	if !l.Shared.Peers.Begin(peer, l.Now()) {
+		srv.release()
+		srv.stats.refusedPerIP.Add(1)
+		c.state = stClosed
+		l.Shared.Sampled.Warn("tls_handshakes_per_ip").Str("client", gc.RemoteAddr().String()).
+			Msg("connection closed: its address has server.max_requests_per_ip handshakes and requests in flight")
+		_ = gc.Close()
+		return c
+	}
 	tc := tls.Server(&c.w, srv.config)
 	var hs *handshake
-	hs = newHandshake(func() { c.handshake(hs, tc) })
+	hs = newHandshake(func() { c.handshake(hs, tc, peer) })
 	// For the goroutine's log line: gnet's address is the loop's to read (and
 	// gone once the socket closes).
 	hs.client = gc.RemoteAddr().String()
@@ -98,10 +111,10 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	return c
 }
 
-// handshake runs crypto/tls's server handshake; then it wakes the loop, which
-// takes over (OnData). Its own goroutine (started by handshake.start, at the
+// handshake runs crypto/tls's server handshake; then it gives back the slot
+// and peer's count New took, and wakes the loop, which takes over (OnData). Its own goroutine (started by handshake.start, at the
 // client's first bytes), bounded by the handshake timeout.
-func (c *Conn) handshake(hs *handshake, tc *tls.Conn) {
+func (c *Conn) handshake(hs *handshake, tc *tls.Conn, peer *peers.Peer) {
 	err := tc.Handshake()
 	// Counted (and a failure logged) here, not when the loop takes over: a
 	// client may close before that, and still has shaken hands or been
@@ -115,7 +128,8 @@ func (c *Conn) handshake(hs *handshake, tc *tls.Conn) {
 	}
 	hs.finish(err)
 	c.srv.release()
-	_ = c.Conn.Wake(nil) // a no-op when the socket is gone
+	c.l.Shared.Peers.End(peer) // atomic: any goroutine
+	_ = c.Conn.Wake(nil)       // a no-op when the socket is gone
 }
 
 // Loop is the connection's event loop.

@@ -26,6 +26,7 @@ type Server struct {
 
 type counters struct {
 	handshakes, resumed, refused, closedAlert atomic.Int64
+	refusedPerIP                              atomic.Int64 // over server.max_requests_per_ip
 	mu                                        sync.Mutex
 	failures                                  map[string]int64 // by reason
 	versions                                  map[string]int64 // "1.2", "1.3"
@@ -45,6 +46,7 @@ type Stats struct {
 	HandshakesInProgress      int64            `json:"handshakes_in_progress"`
 	MaxHandshakes             int64            `json:"max_handshakes"`
 	RefusedTooManyHandshakes  int64            `json:"refused_too_many_handshakes_total"`
+	RefusedPerIP              int64            `json:"refused_handshakes_per_ip_total"`
 	HandshakeFailuresByReason map[string]int64 `json:"handshake_failures_by_reason"`
 	HandshakesByVersion       map[string]int64 `json:"handshakes_by_version"`
 	ClosedOnRecordErrorTotal  int64            `json:"closed_on_record_error_total"`
@@ -56,6 +58,7 @@ func (s *Server) Stats() Stats {
 		HandshakesTotal: s.stats.handshakes.Load(), ResumedTotal: s.stats.resumed.Load(),
 		HandshakesInProgress: s.inProgress.Load(), MaxHandshakes: s.max,
 		RefusedTooManyHandshakes: s.stats.refused.Load(), ClosedOnRecordErrorTotal: s.stats.closedAlert.Load(),
+		RefusedPerIP:              s.stats.refusedPerIP.Load(),
 		HandshakeFailuresByReason: map[string]int64{}, HandshakesByVersion: map[string]int64{},
 	}
 	s.stats.mu.Lock()
