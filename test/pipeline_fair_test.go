@@ -143,8 +143,9 @@ func TestPipelineBacklogOverTLS(t *testing.T) {
 
 // TestPipelinedMixedAnswers: the answers to one write of pipelined requests,
 // some answered by Gozer itself (404: they are gathered and leave in one
-// write), some by the origin (fast, slow, with a body), come back whole and in
-// order, over plain TCP and TLS; a request that asks to close is answered
+// write), some by the origin (fast, slow, with a body), some with heads longer
+// than the 4 KiB a backlog is first looked at, come back whole and in order,
+// over plain TCP and TLS; a request that asks to close is answered
 // after every answer before it, and then the connection closes.
 func TestPipelinedMixedAnswers(t *testing.T) {
 	t.Parallel()
@@ -171,6 +172,9 @@ func TestPipelinedMixedAnswers(t *testing.T) {
 	add(2, request("GET", "/nope"), 404)
 	add(1, request("POST", "/sink", "Content-Length: 5")+"hello", 200)
 	add(40, request("GET", "/nope"), 404)
+	// Heads longer than the first look at a backlog (4 KiB): read whole.
+	add(1, request("GET", "/headers?seq=big", "X-Big: "+strings.Repeat("b", 10000)), 200)
+	add(2, request("GET", "/nope", "X-Big: "+strings.Repeat("b", 5000)), 404)
 	add(1, request("GET", "/nope", "Connection: close"), 404)
 	add(1, request("GET", "/headers?seq=never"), 0) // after the close: never answered
 

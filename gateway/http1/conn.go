@@ -126,7 +126,7 @@ func (c *Conn) OnData() {
 func (c *Conn) readHead() {
 	l := c.lp.l
 	lim := &l.Snapshot().Limits
-	buf, base := c.pendingHead(lim.MaxHeaderBytes)
+	buf, base := c.pendingHead(lim.MaxHeaderBytes, true)
 	if len(buf) == 0 || base == 0 && c.sniffH2C(buf) {
 		return
 	}
@@ -134,7 +134,13 @@ func (c *Conn) readHead() {
 		c.headStart = l.Now()
 		c.setDeadline(l.Now() + lim.HeaderTimeout)
 	}
-	n, err := c.scan.Scan(buf, httpcodec.Limits{MaxRequestLine: lim.MaxRequestLine, MaxHeaderBytes: lim.MaxHeaderBytes, MaxHeaders: lim.MaxHeaders})
+	limits := httpcodec.Limits{MaxRequestLine: lim.MaxRequestLine, MaxHeaderBytes: lim.MaxHeaderBytes, MaxHeaders: lim.MaxHeaders}
+	n, err := c.scan.Scan(buf, limits)
+	if err == nil && n == 0 && base == 0 && len(buf) == headWindow && c.c.InboundBuffered() > headWindow {
+		// A head longer than the first look: all of what may be it.
+		buf, base = c.pendingHead(lim.MaxHeaderBytes, false)
+		n, err = c.scan.Scan(buf, limits)
+	}
 	if err != nil {
 		c.refuse(err)
 		return

@@ -76,7 +76,16 @@ func (st *stream) Continue() {
 // ReadBody implements exchange.Downstream.
 func (st *stream) ReadBody(fn func(piece []byte) bool) (bool, error) {
 	c := st.c
-	buf, _ := c.c.Peek(-1)
+	if st.body.Done() {
+		return true, nil
+	}
+	// No more than the body can take: gnet copies what Peek returns where
+	// its ring wraps, and pipelined requests may wait behind the body.
+	n := c.c.InboundBuffered()
+	if w := st.body.Want(); w >= 0 && w < int64(n) {
+		n = int(w)
+	}
+	buf, _ := c.c.Peek(n)
 	off := 0
 	for off < len(buf) && !st.body.Done() {
 		n, data, err := st.body.Next(buf[off:])

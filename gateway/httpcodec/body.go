@@ -33,6 +33,19 @@ func (r *BodyReader) Reset(f Framing, length int64, response bool) {
 // connection's end is never done by itself: its end is the close.
 func (r *BodyReader) Done() bool { return r.done }
 
+// Want is the most bytes of its connection the body can still take: what is
+// left of a Content-Length; -1 when its framing does not say (chunked, until
+// the close).
+func (r *BodyReader) Want() int64 {
+	switch {
+	case r.done:
+		return 0
+	case r.framing == FramingLength:
+		return r.remaining
+	}
+	return -1
+}
+
 // Trailer is the trailer section of a chunked body once Done (see
 // ChunkedDecoder.Trailer); nil for other framings. Valid until Reset.
 func (r *BodyReader) Trailer() []byte {
