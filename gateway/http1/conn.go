@@ -276,7 +276,7 @@ func (c *Conn) OnClose(err error) {
 	if c.headStart != 0 {
 		c.dropHead()
 	}
-	c.dropCork()
+	c.uncork() // whole answers: gnet sends them before it closes the socket
 	c.state = stClosed
 	c.account()
 	c.lp.conns.Remove(c)
@@ -338,9 +338,11 @@ func (c *Conn) onWritable() {
 	case c.state == stHead && c.reads.Paused():
 		// Its answers drained: the pipelined requests may go on (in its
 		// turn, if it waits for one).
-		c.resume()
-		if !c.waiting() && c.c.InboundBuffered() > 0 {
-			c.readHead()
+		if !c.waiting() { // one that waits is resumed in its turn
+			c.resume()
+			if c.c.InboundBuffered() > 0 {
+				c.readHead()
+			}
 		}
 	case c.st != nil:
 		c.st.writable()

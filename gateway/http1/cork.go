@@ -8,13 +8,22 @@ package http1
 // pipeline of small answers); gathered, they leave in one write when the
 // callback's tasks are done (loop.LaterLast), before the loop polls again:
 // no answer waits longer than it would have, only the syscalls are fewer.
-// A connection corks only while requests wait behind the one being
-// answered; bytes its kind writes in any other way (a big body piece, the
-// connection handed to a tunnel, a close) first send what is corked, so the
-// order on the wire is always the order written.
+// Only whole answers cork (a response that streams is written as it comes,
+// so that what the client has not read is what gnet holds: backpressure and
+// the send-rate checks see it), and only while requests wait behind the one
+// being answered. Bytes the connection writes in any other way (a streamed
+// response, a big body piece, the connection handed to a push connection or
+// a tunnel, a close) first send what is corked, so the order on the wire is
+// always the order written. A connection that closes sends what it corked
+// on its way out (gnet flushes a closing connection's buffer), except over
+// TLS, whose transport is closed first (a bad record from the client).
 
-// corkFreeMax is the largest cork buffer kept for reuse.
-const corkFreeMax = 64 << 10
+// corkFreeMax is the largest cork buffer kept for reuse, corkFreeCount how
+// many are kept.
+const (
+	corkFreeMax   = 64 << 10
+	corkFreeCount = 16
+)
 
 // write sends b to the client, behind what c corked, or corks it when more
 // requests wait to be answered. b is copied or written before it returns.
@@ -57,7 +66,8 @@ func (c *Conn) corked() int {
 	return len(c.lp.corks[c])
 }
 
-// uncork writes what c gathered, if anything.
+// uncork writes what c gathered, if anything. The write may close c (OnClose,
+// nested): callers that go on with c check its state.
 func (c *Conn) uncork() {
 	lp := c.lp
 	if len(lp.corks) == 0 {
@@ -72,22 +82,8 @@ func (c *Conn) uncork() {
 		_, _ = c.c.Write(buf) // a failure closes c (OnClose, nested)
 		c.account()
 	}
-	if cap(buf) <= corkFreeMax {
+	if cap(buf) <= corkFreeMax && len(lp.corkFree) < corkFreeCount {
 		lp.corkFree = append(lp.corkFree, buf[:0])
-	}
-}
-
-// dropCork forgets what c gathered: it closed.
-func (c *Conn) dropCork() {
-	lp := c.lp
-	if len(lp.corks) == 0 {
-		return
-	}
-	if buf, ok := lp.corks[c]; ok {
-		delete(lp.corks, c)
-		if cap(buf) <= corkFreeMax {
-			lp.corkFree = append(lp.corkFree, buf[:0])
-		}
 	}
 }
 
@@ -95,9 +91,13 @@ func (c *Conn) dropCork() {
 // callback (loop.LaterLast).
 type uncorker struct{ lp *Loop }
 
-// Run implements loop.Task.
+// Run implements loop.Task. A write that fails closes its connection from
+// inside it (OnClose, nested), which may cork more: the map is emptied to the
+// end.
 func (u uncorker) Run() {
-	for c := range u.lp.corks {
-		c.uncork()
+	for len(u.lp.corks) > 0 {
+		for c := range u.lp.corks {
+			c.uncork()
+		}
 	}
 }

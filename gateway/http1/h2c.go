@@ -32,7 +32,9 @@ func (c *Conn) sniffH2C(buf []byte) bool {
 	if !bytes.HasPrefix(buf, h2Preface) {
 		return false
 	}
-	c.leave() // as a push connection does (Hijack)
+	if !c.leave() { // as a push connection does (Hijack)
+		return true
+	}
 	peer := c.peer
 	c.peer = nil
 	lp.h2c(c.c, peer)

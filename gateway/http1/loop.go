@@ -19,7 +19,10 @@ type Loop struct {
 	wheel   *loop.Wheel[*Conn]
 	streams *loop.Recycler[stream]
 	pending []byte // the response bytes a stream has not written yet (aliases l.Buf)
-	h2c     func(gnet.Conn, *peers.Peer)
+	// pendingOf is the stream pending is of (nil: none), whose bytes out
+	// count it already: a head it replaces unsent is taken back (WriteHead).
+	pendingOf *stream
+	h2c       func(gnet.Conn, *peers.Peer)
 	// partial holds the heads that did not arrive in one read, heads the
 	// loop's free buffers for them (partial.go).
 	partial map[*Conn][]byte
@@ -90,6 +93,9 @@ func (lp *Loop) newStream(c *Conn) *stream {
 // the stack may still compare it with its connection's current stream).
 func (lp *Loop) freeStream(st *stream) {
 	if st != nil {
+		if lp.pendingOf == st {
+			lp.pending, lp.pendingOf = nil, nil
+		}
 		lp.streams.Retire(st)
 	}
 }

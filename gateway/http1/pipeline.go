@@ -19,9 +19,10 @@ import "gozer/gateway/loop"
 // (whatever connections they come from, in turn); then the connection waits
 // for the loop's next round of I/O (loop.Turn), so every other connection
 // ready meanwhile is served first, and the batch's exchanges are recycled.
-// A client that sends more while it waits for its turn is not read (its
-// bytes wait in gnet's buffer; past server.max_buffered_per_conn, counting
-// TLS's undecrypted bytes too, not read from the socket either).
+// A connection that waits for its turn is not read (its reads are paused
+// until then): neither what it sends meanwhile nor an EOF, which gnet would
+// act on by closing it with its pipeline half answered (a client that
+// half-closes after its requests, as `nc -N` does, got 17 answers).
 
 // pipelineBurst is how many pipelined requests one callback begins before
 // the rest wait for the loop's next round of I/O.
@@ -37,7 +38,10 @@ func (c *Conn) nextPipelined() {
 		return
 	}
 	c.uncork() // its answers so far go out before it waits
-	c.pauseOverBacklog()
+	if c.state == stClosed {
+		return // the write failed
+	}
+	c.pause()
 	if !c.waiting() {
 		if lp.waiting == nil {
 			lp.waiting = make(map[*Conn]struct{})

@@ -36,6 +36,7 @@ type stream struct {
 	chunked      bool // the response body is re-framed as chunks
 	closeAfter   bool // the response's framing ends the connection (close-delimited)
 	started      bool // a response byte went to the client
+	ended        bool // EndBody was called: the response is whole
 	bodyDeadline int64
 	sendDeadline int64
 	in, out      int64
@@ -286,8 +287,13 @@ func (st *stream) WriteHead(r *httpcodec.Response, h *exchange.Head) {
 	}
 	ri := httpcodec.ResponseInfo{RequestID: h.RequestID, Via: h.Via, Chunked: st.chunked,
 		Close: h.Close || st.closeAfter, HTTP10: st.http10, Upgrade: h.Upgrade, Trailers: h.Trailers && st.chunked}
+	if lp.pendingOf == st {
+		// Its answer so far was never sent (the exchange failed before
+		// Flush and answers with an error instead): not counted out.
+		st.out -= int64(len(lp.pending))
+	}
 	head := httpcodec.AppendClientResponse(lp.l.Buf[:0], r, &ri)
-	lp.pending = h.AppendStatusHeaders(head)
+	lp.pending, lp.pendingOf = h.AppendStatusHeaders(head), st
 	st.out += int64(len(lp.pending)) // bytes out count what the stream wrote, pending too
 }
 
@@ -311,7 +317,7 @@ func (st *stream) WriteBody(p []byte) {
 		if st.chunked {
 			out = append(out, crlf...)
 		}
-		lp.pending = out
+		lp.pending, lp.pendingOf = out, st
 		st.out += int64(len(out) - was)
 		return
 	}
@@ -324,11 +330,13 @@ func (st *stream) WriteBody(p []byte) {
 	if st.chunked {
 		n += len(crlf)
 	}
-	lp.pending = out[:0]
+	lp.pending, lp.pendingOf = out[:0], nil
 	st.started = true
 	st.out += int64(n)
 	if st.c.state != stClosed {
 		st.c.uncork() // what it gathered goes first
+	}
+	if st.c.state != stClosed { // the uncork's write may have closed it
 		_, _ = st.c.c.Writev(l.Iov)
 		st.c.account()
 	}
@@ -339,6 +347,7 @@ func (st *stream) WriteBody(p []byte) {
 // otherwise (Content-Length, or close-delimited for an HTTP/1.0 client) has
 // no place for trailers and drops them.
 func (st *stream) EndBody(trailer []byte) {
+	st.ended = true
 	if !st.chunked {
 		return
 	}
@@ -346,6 +355,7 @@ func (st *stream) EndBody(trailer []byte) {
 	if lp.pending == nil {
 		lp.pending = lp.l.Buf[:0]
 	}
+	lp.pendingOf = st
 	was := len(lp.pending)
 	if len(trailer) == 0 {
 		lp.pending = append(lp.pending, lastChunk...)
@@ -361,14 +371,21 @@ func (st *stream) EndBody(trailer []byte) {
 func (st *stream) Flush() bool {
 	lp, c := st.c.lp, st.c
 	out := lp.pending
-	lp.pending = nil
+	lp.pending, lp.pendingOf = nil, nil
 	lp.l.Buf = out[:0] // keep what the buffer grew to
 	if c.state == stClosed || c.st != st {
 		return false
 	}
 	if len(out) > 0 {
 		st.started = true
-		c.write(out)
+		if st.ended {
+			c.write(out) // a whole answer: it may wait for the callback's end
+		} else {
+			c.uncork() // a response streaming: it goes now, behind what was gathered
+			if c.state != stClosed {
+				_, _ = c.c.Write(out)
+			}
+		}
 		c.account()
 	}
 	return c.state != stClosed && c.st == st
@@ -457,7 +474,9 @@ func (st *stream) Hijack() (gnet.Conn, bool) {
 	lp := c.lp
 	lp.freeStream(st)
 	c.st = nil
-	c.leave() // a push connection's own queue is bounded by push.* settings
+	if !c.leave() { // a push connection's own queue is bounded by push.* settings
+		return nil, false // the answers before went and the write closed it
+	}
 	return c.c, true
 }
 
@@ -465,8 +484,11 @@ func (st *stream) Hijack() (gnet.Conn, bool) {
 // its gnet.Conn: a push connection, a tunnel, HTTP/2 after an h2c preface):
 // no more timers, write wake-ups or paused reads here; it keeps its place in
 // the node's counts, which the new kind carries on.
-func (c *Conn) leave() {
+func (c *Conn) leave() bool {
 	c.uncork() // the answers before go first
+	if c.state == stClosed {
+		return false // the write failed: OnClose ended it
+	}
 	lp := c.lp
 	lp.conns.Remove(c)
 	lp.wheel.Cancel(c)
@@ -476,4 +498,5 @@ func (c *Conn) leave() {
 	}
 	c.state = stClosed
 	c.account()
+	return true
 }

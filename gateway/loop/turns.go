@@ -17,14 +17,16 @@ package loop
 // write, a read and a poll per round that has turns, none when there are none.
 //
 // Until the waker is open (it is made on the first Turn, and gnet opens it
-// a little later), or if it cannot be made, turns run through Execute as
-// before: correct, only not fair.
+// a little later), or if it cannot be made (tried again a minute later),
+// turns run through Execute as before: correct, only not fair.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
@@ -41,6 +43,7 @@ type Waker struct {
 // turns is the Loop's side of its Waker.
 type turns struct {
 	state int     // turnsNone, turnsStarting, turnsOpen, turnsFailed
+	retry int64   // when a failed waker is tried again (loop clock)
 	w     *Waker  // while starting or open
 	wfd   int     // the end written to, while starting or open
 	armed bool    // a byte is on its way: no need for another
@@ -61,7 +64,7 @@ const (
 // for t's work to end. Loop goroutine, inside a callback.
 func (l *Loop) Turn(t Task) {
 	ts := &l.turns
-	if ts.state == turnsNone {
+	if ts.state == turnsNone || ts.state == turnsFailed && l.Now() >= ts.retry {
 		l.startWaker()
 	}
 	if ts.state != turnsOpen {
@@ -75,7 +78,7 @@ func (l *Loop) Turn(t Task) {
 	// One byte at most is ever unread (the waker reads all each round), so
 	// the write cannot find the socket full.
 	if _, err := unix.Write(ts.wfd, ts.wake[:]); err != nil {
-		l.Shared.Log.Error().Err(err).Msg("turns: cannot wake the loop; pipelined requests run unfairly from now on")
+		l.Shared.Log.Error().Err(err).Msg("turns: cannot wake the loop; pipelined requests run unfairly for a minute")
 		l.stopTurns()
 		return
 	}
@@ -86,10 +89,10 @@ func (l *Loop) Turn(t Task) {
 // The Waker's OnOpen comes later, in a callback of its own.
 func (l *Loop) startWaker() {
 	ts := &l.turns
-	ts.state = turnsFailed
+	ts.state, ts.retry = turnsFailed, l.Now()+wakerRetry
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		l.Shared.Log.Error().Err(err).Msg("turns: no socket pair; pipelined requests run unfairly")
+		l.Shared.Log.Error().Err(err).Msg("turns: no socket pair; pipelined requests run unfairly for a minute")
 		return
 	}
 	f := os.NewFile(uintptr(fds[0]), "gozer-waker")
@@ -97,25 +100,51 @@ func (l *Loop) startWaker() {
 	_ = f.Close()
 	if err == nil {
 		w := &Waker{l: l}
-		// gnet dups nc's fd for itself and closes nc once it is registered.
-		if _, err = l.EL.Enroll(gnet.NewContext(context.Background(), w), nc); err == nil {
+		// gnet dups nc's fd for itself and closes nc once it is registered,
+		// in a goroutine of its own: a failure there comes on the channel.
+		var ch <-chan gnet.RegisteredResult
+		if ch, err = l.EL.Enroll(gnet.NewContext(context.Background(), w), nc); err == nil {
 			ts.state, ts.w, ts.wfd = turnsStarting, w, fds[1]
+			go w.enrolled(ch)
 			return
 		}
 		_ = nc.Close()
 	}
 	_ = unix.Close(fds[1])
-	l.Shared.Log.Error().Err(fmt.Errorf("turns: enroll the waker: %w", err)).Msg("pipelined requests run unfairly")
+	l.Shared.Log.Error().Err(fmt.Errorf("turns: enroll the waker: %w", err)).Msg("pipelined requests run unfairly for a minute")
+}
+
+// wakerRetry is how long after a failure a waker is tried again (ns).
+const wakerRetry = int64(time.Minute)
+
+// enrolled waits for gnet's word on the waker's enrollment; a failure gives
+// it up on its loop. Its own goroutine.
+func (w *Waker) enrolled(ch <-chan gnet.RegisteredResult) {
+	r, ok := <-ch
+	if ok && r.Err == nil {
+		return
+	}
+	err := r.Err
+	if err == nil {
+		err = errors.New("gnet gave no result")
+	}
+	w.l.Execute(func() {
+		if w.l.turns.w == w {
+			w.l.Shared.Log.Error().Err(fmt.Errorf("turns: enroll the waker: %w", err)).Msg("pipelined requests run unfairly for a minute")
+			w.l.stopTurns()
+		}
+	})
 }
 
 // stopTurns gives up on the waker: what waits runs through Execute, and so
-// will every later turn.
+// will every later turn until the waker is tried again (wakerRetry).
 func (l *Loop) stopTurns() {
 	ts := &l.turns
 	if ts.state == turnsStarting || ts.state == turnsOpen {
 		_ = unix.Close(ts.wfd)
 	}
 	ts.state, ts.w, ts.wfd, ts.armed = turnsFailed, nil, -1, false
+	ts.retry = l.Now() + wakerRetry
 	for i, t := range ts.wait {
 		ts.wait[i] = nil
 		l.Execute(t.Run)
