@@ -163,11 +163,6 @@ func TestPipelinedFastReaders(t *testing.T) {
 // chunked body of chunks pieces of 1000 bytes.
 func chunkyOrigin(t *testing.T, chunks int) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var body strings.Builder
 	body.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
 	data := strings.Repeat("x", 1000)
@@ -175,7 +170,18 @@ func chunkyOrigin(t *testing.T, chunks int) string {
 		fmt.Fprintf(&body, "%x\r\n%s\r\n", len(data), data)
 	}
 	body.WriteString("0\r\n\r\n")
-	resp := []byte(body.String())
+	return cannedOrigin(t, []byte(body.String()))
+}
+
+// cannedOrigin answers every request head (bodies are not read) with answer,
+// on keep-alive connections, until the test ends; it returns its address.
+func cannedOrigin(t *testing.T, answer []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -195,7 +201,7 @@ func chunkyOrigin(t *testing.T, chunks int) string {
 							break
 						}
 					}
-					if _, err := c.Write(resp); err != nil {
+					if _, err := c.Write(answer); err != nil {
 						return
 					}
 				}
@@ -211,33 +217,9 @@ func chunkyOrigin(t *testing.T, chunks int) string {
 // too).
 func TestBytesOutUnsentHead(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	pad := strings.Repeat("p", 4000)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil || l == "\r\n" {
-						break
-					}
-				}
-				_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nX-Pad: " + pad + "\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nbroken\r\n"))
-				_, _ = br.ReadString('\n')
-			}()
-		}
-	}()
-	g := startGozer(t, oneOrigin(nil, ln.Addr().String()))
+	addr := cannedOrigin(t, []byte("HTTP/1.1 200 OK\r\nX-Pad: "+pad+"\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nbroken\r\n"))
+	g := startGozer(t, oneOrigin(nil, addr))
 	c := dialRaw(t, g.ProxyAddr)
 	resp, body := c.roundTrip("GET /x HTTP/1.1\r\nHost: gozer.test\r\n\r\n")
 	if resp.StatusCode != 502 {

@@ -30,20 +30,7 @@ func TestPipelineFairness(t *testing.T) {
 	cfg.Server = map[string]string{"event_loops": "1"}
 	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
 	g := startGozer(t, cfg)
-	for _, tc := range []struct {
-		name string
-		dial func(t *testing.T) *rawConn
-	}{
-		{"plain", func(t *testing.T) *rawConn { return dialRaw(t, g.ProxyAddr) }},
-		{"tls", func(t *testing.T) *rawConn {
-			c, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return dialed(t, c)
-		}},
-	} {
+	for _, tc := range plainAndTLS(g, ca) {
 		t.Run(tc.name, func(t *testing.T) { pipelineFairness(t, tc.dial(t), tc.dial(t)) })
 	}
 }
@@ -180,20 +167,7 @@ func TestPipelinedMixedAnswers(t *testing.T) {
 	add(1, request("GET", "/nope", "Connection: close"), 404)
 	add(1, request("GET", "/headers?seq=never"), 0) // after the close: never answered
 
-	for _, tc := range []struct {
-		name string
-		dial func(t *testing.T) *rawConn
-	}{
-		{"plain", func(t *testing.T) *rawConn { return dialRaw(t, g.ProxyAddr) }},
-		{"tls", func(t *testing.T) *rawConn {
-			c, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return dialed(t, c)
-		}},
-	} {
+	for _, tc := range plainAndTLS(g, ca) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.dial(t)
 			c.send(reqs.String())
@@ -237,5 +211,27 @@ func TestPipelinedThenUpgrade(t *testing.T) {
 	echo := make([]byte, 4)
 	if _, err := io.ReadFull(c.br, echo); err != nil || string(echo) != "\x81\x02hi" {
 		t.Fatalf("echo %q %v, want the frame back", echo, err)
+	}
+}
+
+// http1Dialer names a way to reach Gozer's HTTP/1.1.
+type http1Dialer struct {
+	name string
+	dial func(t *testing.T) *rawConn
+}
+
+// plainAndTLS are g's proxy listener and its HTTPS one (HTTP/1.1 by ALPN,
+// trusting ca), for tests that run over both.
+func plainAndTLS(g *gozer, ca *testCA) []http1Dialer {
+	return []http1Dialer{
+		{"plain", func(t *testing.T) *rawConn { return dialRaw(t, g.ProxyAddr) }},
+		{"tls", func(t *testing.T) *rawConn {
+			c, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return dialed(t, c)
+		}},
 	}
 }
