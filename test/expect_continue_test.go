@@ -6,12 +6,15 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestExpectContinueRefused: a request that asks "Expect: 100-continue" and is
 // refused before it reaches an origin (an inbound filter's 401, no route, a
 // body over the limit) gets its final answer without a 100 first: the client
-// is not invited to upload a body that would be thrown away. One that is let
+// is not invited to upload a body that would be thrown away; nor when its
+// origin's bulkhead is full (503) and its body would stream (request_buffer
+// 0). One that is let
 // through gets its 100 once the filters passed, and its body reaches the
 // origin. Over HTTP/1.1 (raw, and net/http's client, which sends no body
 // when the final answer comes first) and HTTP/2.
@@ -21,8 +24,10 @@ func TestExpectContinueRefused(t *testing.T) {
 	dir := newScriptDir(t)
 	dir.write(t, "inbound", "auth.lua", luaFilter("auth", "inbound", 10, "",
 		`if ctx.req.header("Authorization") == nil then ctx.respond(401, "who are you\n") end`))
-	cfg := oneOrigin(nil, o.Addr)
-	cfg.Routes = []route{{PathPrefix: "/sink", Origin: "demo"}}
+	// request_buffer 0: the body streams, so admission comes before it (with a
+	// buffer, the body is received first and admission after).
+	cfg := oneOrigin(map[string]string{"max_concurrent_requests": "1", "request_buffer": "0"}, o.Addr)
+	cfg.Routes = []route{{PathPrefix: "/sink", Origin: "demo"}, {PathPrefix: "/slow", Origin: "demo"}}
 	cfg.Filters = &filtersConfig{Dir: string(dir)}
 	cfg.Server = map[string]string{"max_request_body": "1MiB"}
 	cfg.H2C = true
@@ -95,6 +100,17 @@ func TestExpectContinueRefused(t *testing.T) {
 			})
 		}
 	}
+
+	// The origin's one slot (max_concurrent_requests) taken by a slow request:
+	// the next is refused 503 before it is invited to send its body.
+	slow := dialRaw(t, g.ProxyAddr)
+	slow.send(request("GET", "/slow?delay=3s", "Authorization: x"))
+	waitFor(t, 10*time.Second, "the slow request in flight", func() bool { return g.adminOrigin(t, "demo").InFlight == 1 })
+	c := dialRaw(t, g.ProxyAddr)
+	c.send(request("POST", "/sink", "Authorization: x", "Content-Length: 100", "Expect: 100-continue"))
+	if resp, body := c.response("POST"); resp.StatusCode != 503 {
+		t.Errorf("a full bulkhead: first answer %d %q, want 503 without a 100", resp.StatusCode, body)
+	}
 }
 
 // countingReader counts what was read from r into n.
@@ -107,4 +123,31 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	k, err := c.r.Read(p)
 	c.n.Add(int64(k))
 	return k, err
+}
+
+// TestExpectContinueLimits: with a filter that reads bodies, a Content-Length
+// over filters.max_body_bytes is refused 413 without a 100, and a request let
+// through gets its 100 before the filters run (they need the body: with such
+// a filter in the chain, every request with a body does).
+func TestExpectContinueLimits(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "expect-limits")
+	dir := newScriptDir(t)
+	dir.write(t, "inbound", "body.lua", luaFilter("body", "inbound", 10, `ctx.req.path == "/sink"`, `local b = ctx.req.body()`, "body = true"))
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Filters = &filtersConfig{Dir: string(dir), MaxBodyBytes: "4KiB"}
+	g := startGozer(t, cfg)
+	first := func(path string, n int) int {
+		t.Helper()
+		c := dialRaw(t, g.ProxyAddr)
+		c.send(request("POST", path, "Content-Length: "+strconv.Itoa(n), "Expect: 100-continue"))
+		resp, _ := c.response("POST")
+		return resp.StatusCode
+	}
+	if s := first("/sink", 1<<20); s != 413 {
+		t.Errorf("a body over filters.max_body_bytes: first answer %d, want 413 without a 100", s)
+	}
+	if s := first("/sink", 100); s != 100 {
+		t.Errorf("a body a filter reads: first answer %d, want 100 (the filter needs the body)", s)
+	}
 }

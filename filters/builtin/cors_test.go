@@ -47,6 +47,10 @@ func TestCORSPreflight(t *testing.T) {
 	}
 	const opt = "OPTIONS /x HTTP/1.1"
 	const vary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+	anyMethod, err := cors.New(cors.Options{AllowOrigins: []string{"*"}, AllowMethods: []string{"*"}, AllowHeaders: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		policy  *cors.Policy
@@ -69,6 +73,17 @@ func TestCORSPreflight(t *testing.T) {
 		{"another port refused", p, []string{opt, "Origin: http://localhost:3001", "Access-Control-Request-Method: GET"},
 			true, 0, true, nil},
 		{"null refused", p, []string{opt, "Origin: null", "Access-Control-Request-Method: GET"}, true, 0, true, nil},
+		{"a method not listed refused", p, []string{opt, "Origin: http://localhost:3000", "Access-Control-Request-Method: DELETE"},
+			true, 0, true, nil},
+		{"a header not listed refused", p, []string{opt, "Origin: http://localhost:3000", "Access-Control-Request-Method: PUT",
+			"Access-Control-Request-Headers: x-demo, x-secret"}, true, 0, true, nil},
+		{"POST: safelisted, passes though not listed", p, []string{opt, "Origin: http://localhost:3000", "Access-Control-Request-Method: POST"},
+			true, 204, false, map[string]string{"Vary": vary, "Access-Control-Allow-Origin": "http://localhost:3000",
+				"Access-Control-Allow-Credentials": "true", "Access-Control-Expose-Headers": "X-Request-Id",
+				"Access-Control-Allow-Methods": "GET, PUT", "Access-Control-Allow-Headers": "X-Demo", "Access-Control-Max-Age": "600"}},
+		{"allow_methods *: any method", anyMethod, []string{opt, "Origin: http://localhost:3000", "Access-Control-Request-Method: PUT",
+			"Access-Control-Request-Headers: content-type"}, true, 204, false, map[string]string{"Vary": vary,
+			"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "*", "Access-Control-Allow-Headers": "content-type"}},
 		{"no policy: passes", nil, []string{opt, "Origin: http://localhost:3000", "Access-Control-Request-Method: GET"}, false, 0, false, nil},
 		{"OPTIONS without Access-Control-Request-Method: passes", p, []string{opt, "Origin: http://localhost:3000"}, false, 0, false, nil},
 		{"GET: passes", p, []string{"Origin: http://localhost:3000", "Access-Control-Request-Method: GET"}, false, 0, false, nil},

@@ -50,6 +50,7 @@ type Policy struct {
 	wild        []wildcard
 	any, null   bool
 	methods     map[string]struct{}
+	anyMethod   bool // "*" listed: sent as is, the browser decides
 	anyHeader   bool
 	headers     map[string]struct{} // lower-case
 	credentials bool
@@ -95,6 +96,7 @@ func New(o Options) (*Policy, error) {
 			return nil, fmt.Errorf("allow_methods[%d]: %q is not a method name", i, m)
 		}
 		p.methods[m] = struct{}{} // methods are case-sensitive (RFC 9110)
+		p.anyMethod = p.anyMethod || m == "*"
 		ms = append(ms, m)
 	}
 	p.MethodsValue = strings.Join(ms, ", ")
@@ -199,8 +201,13 @@ func (p *Policy) AllowOriginValue(origin []byte) []byte {
 }
 
 // AllowsMethod reports whether a preflight's Access-Control-Request-Method
-// is allowed.
+// is allowed. A policy that lists "*" allows any: browsers read the "*" of
+// Access-Control-Allow-Methods as any method without credentials, and as a
+// method named "*" with them, so the browser decides.
 func (p *Policy) AllowsMethod(m []byte) bool {
+	if p.anyMethod {
+		return true
+	}
 	_, ok := p.methods[string(m)]
 	return ok
 }

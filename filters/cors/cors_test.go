@@ -121,6 +121,11 @@ func TestMethodsHeaders(t *testing.T) {
 	if !star.AllowsHeaders([]byte("x-anything")) || star.AllowHeadersValue([]byte("x-anything")) != "x-anything" {
 		t.Error("headers *: reflects what was asked")
 	}
+	anyMethod := mustNew(t, Options{AllowOrigins: []string{"*"}, AllowMethods: []string{"*"}})
+	if !anyMethod.AllowsMethod([]byte("PUT")) || anyMethod.MethodsValue != "*" {
+		t.Errorf("methods *: PUT allowed %v, Access-Control-Allow-Methods %q; want any method, \"*\" as is",
+			anyMethod.AllowsMethod([]byte("PUT")), anyMethod.MethodsValue)
+	}
 	def := mustNew(t, Options{AllowOrigins: []string{"*"}})
 	if def.MethodsValue != "GET, HEAD, POST" || def.MaxAgeValue != "" {
 		t.Errorf("defaults: %q %q", def.MethodsValue, def.MaxAgeValue)

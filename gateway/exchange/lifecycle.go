@@ -53,6 +53,11 @@ func (ex *Exchange) Start() {
 	if !ex.body.done {
 		ex.ds.BodyExpected(true) // the body must start coming too
 		if ex.flt.chain != nil && ex.flt.chain.NeedsRequestBody() {
+			if lim := ex.snap.Limits.MaxFilterBody; req.Framing == httpcodec.FramingLength && req.ContentLength > int64(lim) {
+				// Known now: not worth inviting the body (the 100) to refuse it.
+				ex.fail(filters.ClientBodyTooLarge, fmt.Sprintf("content-length %d over filters.max_body_bytes (%d) that a filter reading the body allows", req.ContentLength, lim))
+				return
+			}
 			ex.continueBody()
 			ex.body.collecting = true // an inbound filter reads the body: route once it is all here
 			ex.collectBody()
@@ -64,10 +69,14 @@ func (ex *Exchange) Start() {
 
 // continueBody sends "100 Continue" to a client that asked for it
 // (Expect: 100-continue), once: when the body is wanted, by an inbound filter
-// that reads it or by the origin the request goes to. A request refused before
-// (a filter's 401, no route, a rate limit, a body over the limit) gets only its
-// final answer: the client is not invited to upload what would be thrown away
-// (RFC 9110 10.1.1), and the connection closes after it.
+// that reads it, or by the origin the request goes to once its isolation
+// admitted it (or before its body is buffered, request_buffer). A request
+// refused before (a filter's 401, no route, a rate limit, a full bulkhead, a
+// body over a limit) gets only its final answer: the client is not invited
+// to upload what would be thrown away (RFC 9110 10.1.1), and the connection
+// closes after it. When a filter of the chain reads bodies (body = true),
+// every request with a body gets its 100 before the inbound filters run:
+// they run once the body is here.
 func (ex *Exchange) continueBody() {
 	if ex.req.ExpectContinue && !ex.body.done {
 		ex.req.ExpectContinue = false

@@ -201,8 +201,8 @@ func (ex *Exchange) routed() {
 // toOrigin sends the routed request on to o: once its body is buffered
 // (request_buffer), or at once.
 func (ex *Exchange) toOrigin(o *origin.Origin) {
-	ex.continueBody()
 	if !ex.body.done && o.RequestBuffer > 0 {
+		ex.continueBody()
 		ex.try.origin = o
 		ex.body.buffering = true
 		ex.bufferBody()
@@ -223,6 +223,7 @@ func (ex *Exchange) proceed(o *origin.Origin) {
 	if !ok {
 		return
 	}
+	ex.continueBody()
 	ex.try.origin = o
 	if !ex.startWebSocket(o) {
 		return
