@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
@@ -52,6 +53,7 @@ func h2TLSClient(t testing.TB, ca *testCA) *http.Client {
 type h2raw struct {
 	t   testing.TB
 	c   net.Conn
+	br  *bufio.Reader // what fr reads: next peeks a whole frame here first
 	fr  *http2.Framer
 	enc *hpack.Encoder
 	eb  bytes.Buffer
@@ -71,8 +73,8 @@ func dialH2(t testing.TB, addr string, settings ...http2.Setting) *h2raw {
 func newH2raw(t testing.TB, c net.Conn, settings ...http2.Setting) *h2raw {
 	t.Helper()
 	t.Cleanup(func() { c.Close() })
-	h := &h2raw{t: t, c: c}
-	h.fr = http2.NewFramer(c, c)
+	h := &h2raw{t: t, c: c, br: bufio.NewReaderSize(c, 1<<20)}
+	h.fr = http2.NewFramer(c, h.br)
 	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	h.fr.MaxHeaderListSize = 1 << 20
 	h.enc = hpack.NewEncoder(&h.eb)
@@ -123,7 +125,11 @@ func (h *h2raw) next(timeout time.Duration) h2event {
 	deadline := time.Now().Add(timeout)
 	for {
 		_ = h.c.SetReadDeadline(deadline)
-		f, err := h.fr.ReadFrame()
+		err := h.frameBuffered()
+		var f http2.Frame
+		if err == nil {
+			f, err = h.fr.ReadFrame()
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -146,6 +152,23 @@ func (h *h2raw) next(timeout time.Duration) h2event {
 			return h2event{goaway: true, code: f.ErrCode}
 		}
 	}
+}
+
+// frameBuffered waits until a whole frame is in h.br (or one larger than its
+// buffer has begun), so that the deadline of next never falls inside a
+// frame: a read that timed out after the frame's header was taken lost it,
+// and every frame after it was misread (a status never seen, on a busy
+// machine).
+func (h *h2raw) frameBuffered() error {
+	hdr, err := h.br.Peek(9)
+	if err != nil {
+		return err
+	}
+	n := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+	if _, err := h.br.Peek(9 + n); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		return err
+	}
+	return nil
 }
 
 // waitGoAway reads until GOAWAY (its code, true) or the connection ended
