@@ -23,12 +23,10 @@ import (
 func TestPipelineFairness(t *testing.T) {
 	t.Parallel()
 	o := startOrigin(t, "fair")
-	ca := newTestCA(t)
-	cert, key, _ := ca.issue(t, "fair", false, "127.0.0.1")
 	cfg := oneOrigin(nil, o.Addr)
+	ca := withHTTPS(t, &cfg)
 	cfg.Routes = []route{{PathPrefix: "/api/", Origin: "demo"}}
 	cfg.Server = map[string]string{"event_loops": "1"}
-	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
 	g := startGozer(t, cfg)
 	for _, tc := range plainAndTLS(g, ca) {
 		t.Run(tc.name, func(t *testing.T) { pipelineFairness(t, tc.dial(t), tc.dial(t)) })
@@ -98,17 +96,11 @@ func pipelineFairness(t *testing.T, a, b *rawConn) {
 func TestPipelineBacklogOverTLS(t *testing.T) {
 	t.Parallel()
 	o := startOrigin(t, "backlog")
-	ca := newTestCA(t)
-	cert, key, _ := ca.issue(t, "backlog", false, "127.0.0.1")
 	cfg := oneOrigin(nil, o.Addr)
+	ca := withHTTPS(t, &cfg)
 	cfg.Server = map[string]string{"max_buffered_per_conn": "1MiB"}
-	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
 	g := startGozer(t, cfg)
-	c, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTLS1(t, g, ca)
 	if _, err := io.WriteString(c, "GET /slow?delay=20s HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -139,11 +131,9 @@ func TestPipelineBacklogOverTLS(t *testing.T) {
 func TestPipelinedMixedAnswers(t *testing.T) {
 	t.Parallel()
 	o := startOrigin(t, "mixed")
-	ca := newTestCA(t)
-	cert, key, _ := ca.issue(t, "mixed", false, "127.0.0.1")
 	cfg := oneOrigin(nil, o.Addr)
+	ca := withHTTPS(t, &cfg)
 	cfg.Routes = []route{{PathPrefix: "/headers", Origin: "demo"}, {PathPrefix: "/slow", Origin: "demo"}, {PathPrefix: "/sink", Origin: "demo"}}
-	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
 	g := startGozer(t, cfg)
 
 	var reqs strings.Builder
@@ -225,13 +215,17 @@ type http1Dialer struct {
 func plainAndTLS(g *gozer, ca *testCA) []http1Dialer {
 	return []http1Dialer{
 		{"plain", func(t *testing.T) *rawConn { return dialRaw(t, g.ProxyAddr) }},
-		{"tls", func(t *testing.T) *rawConn {
-			c, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return dialed(t, c)
-		}},
+		{"tls", func(t *testing.T) *rawConn { return dialTLS1(t, g, ca) }},
 	}
+}
+
+// dialTLS1 connects to g's HTTPS listener speaking HTTP/1.1 (ALPN), trusting ca.
+func dialTLS1(t *testing.T, g *gozer, ca *testCA) *rawConn {
+	t.Helper()
+	c, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return dialed(t, c)
 }

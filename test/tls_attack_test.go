@@ -259,11 +259,10 @@ func (t *trickle) Write(p []byte) (int, error) {
 // when its connections go.
 func TestTLSHandshakesPerIP(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t)
-	cert, key, _ := ca.issue(t, "localhost", false, "localhost")
 	o := startOrigin(t, "o")
 	cfg := oneOrigin(nil, o.Addr)
-	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key}), "handshake_timeout": "10s"}
+	ca := withHTTPS(t, &cfg)
+	cfg.HTTPS["handshake_timeout"] = "10s"
 	cfg.HTTPSAnyIP = true
 	cfg.Server = map[string]string{"max_requests_per_ip": "3"}
 	g := startGozer(t, cfg)

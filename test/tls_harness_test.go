@@ -147,6 +147,16 @@ func tlsGozer(t testing.TB, origin string, extra map[string]string, pairs ...[2]
 	return startGozer(t, cfg)
 }
 
+// withHTTPS adds listeners.https to cfg, with a certificate for 127.0.0.1
+// and localhost from a new CA, which it returns for the clients to trust.
+func withHTTPS(t testing.TB, cfg *config) *testCA {
+	t.Helper()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "https", false, "127.0.0.1", "localhost")
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
+	return ca
+}
+
 // httpsClient trusts ca and speaks to Gozer's HTTPS port as host (the SNI).
 func httpsClient(t testing.TB, ca *testCA, host string, conf func(*tls.Config)) *http.Client {
 	t.Helper()

@@ -53,9 +53,10 @@ func (ex *Exchange) Start() {
 	if !ex.body.done {
 		ex.ds.BodyExpected(true) // the body must start coming too
 		if ex.flt.chain != nil && ex.flt.chain.NeedsRequestBody() {
-			if lim := ex.snap.Limits.MaxFilterBody; req.Framing == httpcodec.FramingLength && req.ContentLength > int64(lim) {
+			if req.Framing == httpcodec.FramingLength && req.ContentLength > int64(ex.snap.Limits.MaxFilterBody) {
 				// Known now: not worth inviting the body (the 100) to refuse it.
-				ex.fail(filters.ClientBodyTooLarge, fmt.Sprintf("content-length %d over filters.max_body_bytes (%d) that a filter reading the body allows", req.ContentLength, lim))
+				f := ex.filterBodyTooLarge()
+				ex.fail(f.Cause, f.Reason)
 				return
 			}
 			ex.continueBody()

@@ -85,15 +85,19 @@ func (ex *Exchange) collectBody() {
 // collectPiece keeps one piece of request body for an inbound filter; false
 // (with body.err set) when the body outgrew filters.max_body_bytes.
 func (ex *Exchange) collectPiece(p []byte) bool {
-	limit := ex.snap.Limits.MaxFilterBody
-	if len(ex.body.replay)+len(p) > limit {
-		ex.body.err = &Failure{filters.ClientBodyTooLarge,
-			fmt.Sprintf("body over filters.max_body_bytes (%d) that a filter reading the body allows", limit)}
+	if len(ex.body.replay)+len(p) > ex.snap.Limits.MaxFilterBody {
+		ex.body.err = ex.filterBodyTooLarge()
 		return false
 	}
 	ex.body.replay = append(ex.body.replay, p...)
 	ex.body.decoded += int64(len(p))
 	return true
+}
+
+// filterBodyTooLarge is the 413 of a body a filter reads over
+// filters.max_body_bytes.
+func (ex *Exchange) filterBodyTooLarge() *Failure {
+	return &Failure{filters.ClientBodyTooLarge, fmt.Sprintf("body over filters.max_body_bytes (%d) that a filter reading the body allows", ex.snap.Limits.MaxFilterBody)}
 }
 
 // route runs the inbound filters, then answers locally or picks the origin.

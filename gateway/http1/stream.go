@@ -333,10 +333,8 @@ func (st *stream) WriteBody(p []byte) {
 	lp.pending, lp.pendingOf = out[:0], nil
 	st.started = true
 	st.out += int64(n)
-	if st.c.state != stClosed {
-		st.c.uncork() // what it gathered goes first
-	}
-	if st.c.state != stClosed { // the uncork's write may have closed it
+	st.c.uncork()               // what it gathered goes first
+	if st.c.state != stClosed { // (the uncork's write may have closed it)
 		_, _ = st.c.c.Writev(l.Iov)
 		st.c.account()
 	}
@@ -457,9 +455,6 @@ func (st *stream) Abort(reset bool) {
 	c := st.c
 	c.lp.freeStream(st)
 	c.st = nil
-	if !reset {
-		c.uncork() // the answers before this one are whole: they go
-	}
 	if reset && c.state != stClosed {
 		// SO_LINGER 0: close sends a reset and frees the socket's buffers now.
 		_ = unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})

@@ -17,12 +17,14 @@ type turnsProbe struct {
 	gnet.BuiltinEventEngine
 	l      *Loop
 	opened chan *Loop
+	woken  chan struct{} // closed when the waker opened
 	onData func()
 }
 
 func (p *turnsProbe) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if w, ok := c.Context().(*Waker); ok {
 		w.OnOpen(c)
+		close(p.woken)
 		return nil, gnet.None
 	}
 	p.l = New(c.EventLoop(), -1, NewShared(&Snapshot{}, zerolog.Nop(), telemetry.NewAccessLog(nil), nil))
@@ -56,7 +58,7 @@ func (p *turnsProbe) OnClose(c gnet.Conn, err error) gnet.Action {
 // the chain ends. (gnet's Execute from the loop runs the chain to its end
 // first: that is what a pipelining client did to everyone else.)
 func TestTurnLetsIOIn(t *testing.T) {
-	p := &turnsProbe{opened: make(chan *Loop, 1)}
+	p := &turnsProbe{opened: make(chan *Loop, 1), woken: make(chan struct{})}
 	cli, ln := probeClient(t, p)
 	peer := make(chan net.Conn, 1)
 	go func() {
@@ -97,17 +99,10 @@ func TestTurnLetsIOIn(t *testing.T) {
 	})
 	<-started
 	// Wait until the chain runs on the waker (not Execute's fallback).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok := make(chan bool, 1)
-		l.Execute(func() { ok <- l.turns.state == turnsOpen })
-		if <-ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the waker did not open within 10 s")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-p.woken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waker did not open within 10 s")
 	}
 	if _, err := srv.Write([]byte("x")); err != nil {
 		t.Fatal(err)
