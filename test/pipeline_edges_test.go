@@ -80,38 +80,43 @@ func TestPipelinedThenPushReset(t *testing.T) {
 // TestPipelineHalfClose: a client that pipelines its requests and half-closes
 // (shutdown of its write side, as `nc -N` does) gets every answer. A
 // connection waiting for its turn was still read, and gnet closed it on the
-// EOF: 17 answers of 40.
+// EOF: 17 answers of 40. Over TLS the half-close is the client's
+// close_notify, which closed the connection as soon as it was decrypted,
+// whatever came ahead of it waiting.
 func TestPipelineHalfClose(t *testing.T) {
 	t.Parallel()
 	o := startOrigin(t, "hc")
 	cfg := oneOrigin(nil, o.Addr)
+	ca := withHTTPS(t, &cfg)
 	cfg.Routes = []route{{PathPrefix: "/api/", Origin: "demo"}}
 	cfg.Server = map[string]string{"event_loops": "1"}
 	g := startGozer(t, cfg)
-	for _, n := range []int{17, 40, 200} {
-		for try := range 3 {
-			c, err := net.Dial("tcp", g.ProxyAddr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = c.Write([]byte(strings.Repeat("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", n)))
-			_ = c.(*net.TCPConn).CloseWrite()
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			br := bufio.NewReader(c)
-			got := 0
-			for {
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					break
+	for _, tc := range plainAndTLS(g, ca) {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, n := range []int{17, 40, 200} {
+				for try := range 3 {
+					c := tc.dial(t)
+					_, _ = c.Write([]byte(strings.Repeat("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", n)))
+					// Plain: a FIN; TLS: close_notify, which must not
+					// end the connection before what came ahead of it.
+					_ = c.Conn.(interface{ CloseWrite() error }).CloseWrite()
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					got := 0
+					for {
+						resp, err := http.ReadResponse(c.br, nil)
+						if err != nil {
+							break
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						got++
+					}
+					c.Close()
+					if got != n {
+						t.Errorf("%d pipelined then half-closed (try %d): %d answers, want %d", n, try+1, got, n)
+					}
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				got++
 			}
-			c.Close()
-			if got != n {
-				t.Errorf("%d pipelined then half-closed (try %d): %d answers, want %d", n, try+1, got, n)
-			}
-		}
+		})
 	}
 }
 

@@ -109,6 +109,9 @@ type Conn struct {
 	idleAt    int64 // when the last stream ended
 
 	flushing         bool // flushSoon queued a flush (in lp.batch)
+	burst            int  // streams begun in this OnData (turns.go)
+	turn             bool // waiting for its turn: not read meanwhile (turns.go)
+	reads            loop.Reads
 	abuseAt          int64
 	resets, controls int
 	writable         loop.Writable
@@ -175,14 +178,24 @@ func (c *Conn) start() {
 	c.flush()
 }
 
-// OnData reads the whole frames gnet holds and answers them.
+// OnData reads the whole frames the client sent and answers them, up to
+// streamBurst streams begun (turns.go).
 func (c *Conn) OnData() {
 	if c.state == stLingering || c.state == stClosed {
 		_, _ = c.c.Discard(-1)
 		c.dropPart()
 		return
 	}
-	buf, took := c.pending()
+	if c.turn {
+		// A read gnet let slip past the pause: it waits with the rest.
+		c.reads.Pause(c.lp.l, c.c)
+		return
+	}
+	c.burst = 0
+	if len(c.part) > 0 {
+		c.finishPart()
+	}
+	buf, _ := c.c.Peek(-1)
 	off := 0
 	if c.state == stPreface {
 		if len(buf) < len(preface) {
@@ -199,12 +212,17 @@ func (c *Conn) OnData() {
 		c.state = stOpen
 		c.idle()
 	}
+	later := false
 	for c.state == stOpen || c.state == stGoingAway {
 		rest := buf[off:]
 		if len(rest) < 9 {
 			break
 		}
-		n := int(rest[0])<<16 | int(rest[1])<<8 | int(rest[2])
+		if c.burst >= streamBurst {
+			later = true
+			break
+		}
+		n := frameLen(rest)
 		if n > int(c.set.maxFrame) {
 			c.fail(http2.ErrCodeFrameSize, telemetry.H2FrameSize, "frame over http2.max_frame_size")
 			break
@@ -212,24 +230,40 @@ func (c *Conn) OnData() {
 		if len(rest) < 9+n {
 			break
 		}
-		c.rd.b = rest[:9+n]
-		f, err := c.fr.ReadFrame()
 		off += 9 + n
-		if err != nil {
-			c.readError(err)
-			continue
-		}
-		c.handle(f)
+		c.readFrame(rest[:9+n])
 	}
 	switch c.state {
 	case stOpen, stGoingAway:
-		c.consume(buf, off, took)
+		if !later && off < len(buf) {
+			c.keepPart(buf[off:])
+			off = len(buf)
+		}
+		loop.Consume(c.c, off)
+		if later {
+			c.waitTurn()
+		}
 	case stLingering:
 		_, _ = c.c.Discard(-1)
 		c.dropPart()
 	}
 	c.flush()
 	c.wakeWaiters()
+}
+
+// frameLen is the payload length in a frame's header (b holds 9 bytes).
+func frameLen(b []byte) int { return int(b[0])<<16 | int(b[1])<<8 | int(b[2]) }
+
+// readFrame answers frame, one whole frame (header and payload); what the
+// Framer refuses is answered as its error says.
+func (c *Conn) readFrame(frame []byte) {
+	c.rd.b = frame
+	f, err := c.fr.ReadFrame()
+	if err != nil {
+		c.readError(err)
+		return
+	}
+	c.handle(f)
 }
 
 // readError answers what the Framer refused: a stream error resets the

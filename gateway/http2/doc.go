@@ -14,7 +14,10 @@
 // the connection's out buffer and leave in one write per callback, but for
 // those written outside the connection's callbacks (a response, in its
 // origin's): they leave at the end of the loop's batch of events
-// (Loop.queueFlush), the responses of one batch in one write.
+// (Loop.queueFlush), the responses of one batch in one write. One callback
+// begins streamBurst streams at most; the frames after them wait for the
+// loop's next round of I/O (turns.go), so one connection's requests never
+// hold the loop from its other clients.
 //
 // A request's header block is decoded as its fragments come (the hpack
 // decoder keeps at most one unfinished field, bounded by

@@ -204,6 +204,7 @@ func (c *Conn) request() {
 	if c.state != stOpen {
 		return // after GOAWAY: ignored (RFC 9113 6.8)
 	}
+	c.burst++
 	if b.reset != 0 {
 		c.resetStream(id, b.reset, telemetry.H2ProtocolError, "stream depends on itself")
 		return

@@ -1,9 +1,15 @@
 package http2
 
-import "gozer/gateway/loop"
+import (
+	"golang.org/x/net/http2"
+
+	"gozer/gateway/loop"
+	"gozer/gateway/telemetry"
+)
 
 // Partial frames: the start of a frame that did not arrive whole waits in
-// the connection's own buffer, not in gnet's.
+// the connection's own buffer, not in gnet's, and is completed from the next
+// bytes before the frames after it are read where they are.
 //
 // Why (as gateway/http1's partial heads): when bytes wait in gnet's buffer
 // and more arrive, gnet's Peek copies all of them into a fresh allocation.
@@ -17,35 +23,39 @@ import "gozer/gateway/loop"
 // buffer, left to the collector after).
 const partBufSize = 16<<10 + 9
 
-// pending is what c has to read: its partial frame grown by what gnet holds
-// now, or gnet's bytes alone; took is how many came from gnet (consume
-// discards them).
-func (c *Conn) pending() (buf []byte, took int) {
-	buf, _ = c.c.Peek(-1)
-	took = len(buf)
-	if len(c.part) > 0 && took > 0 {
-		c.part = append(c.part, buf...)
+// finishPart completes c's partial frame from what the client sent since,
+// taking no more than the frame's own bytes from gnet (the frames after it
+// are read where they are), and answers it once whole.
+func (c *Conn) finishPart() {
+	in, _ := c.c.Peek(-1)
+	took := 0
+	if len(c.part) < 9 {
+		took = min(9-len(c.part), len(in))
+		c.part = append(c.part, in[:took]...)
+		if len(c.part) < 9 {
+			loop.Consume(c.c, took)
+			return
+		}
 	}
-	if len(c.part) > 0 {
-		return c.part, took
+	n := frameLen(c.part)
+	if n > int(c.set.maxFrame) {
+		loop.Consume(c.c, took)
+		c.fail(http2.ErrCodeFrameSize, telemetry.H2FrameSize, "frame over http2.max_frame_size")
+		return
 	}
-	return buf, took
+	k := min(9+n-len(c.part), len(in)-took)
+	c.part = append(c.part, in[took:took+k]...)
+	loop.Consume(c.c, took+k)
+	if len(c.part) == 9+n {
+		c.readFrame(c.part)
+		c.dropPart()
+	}
 }
 
-// consume ends a read of buf (what pending gave): the bytes past off, a
-// frame not complete yet, become c's partial frame, and gnet's bytes are
-// all taken.
-func (c *Conn) consume(buf []byte, off, took int) {
-	rest := buf[off:]
-	switch {
-	case len(rest) == 0:
-		c.dropPart()
-	case len(c.part) > 0: // buf is c.part: the rest moves to its front
-		c.part = c.part[:copy(c.part, rest)]
-	default:
-		c.part = append(c.lp.parts.Get(), rest...)
-	}
-	loop.Consume(c.c, took)
+// keepPart keeps rest, the start of a frame that did not arrive whole, in
+// c's own buffer (the caller discards it from gnet's).
+func (c *Conn) keepPart(rest []byte) {
+	c.part = append(c.lp.parts.Get(), rest...)
 }
 
 // dropPart forgets c's partial frame, its buffer back to the loop.

@@ -61,6 +61,10 @@ type Conn struct {
 	// decrypted before anything newer in gnet's buffer.
 	early []byte
 	info  *filters.TLSInfo
+	// notified: the peer's close_notify came behind plaintext the kind has
+	// not read yet; the connection closes once the kind read it (Discard),
+	// as it would after a plain connection's EOF, not before.
+	notified bool
 	// dialed: a client connection (to an origin) whose handshake ran in the
 	// dialling goroutine (Dial); it has no Server.
 	dialed bool
@@ -263,6 +267,10 @@ var plainHTTPAnswer = []byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/pla
 
 // fill decrypts what gnet has read into the plaintext buffer, up to maxPlain.
 func (c *Conn) fill() {
+	if c.notified {
+		_, _ = c.Conn.Discard(-1) // nothing counts after close_notify
+		return
+	}
 	if c.state != stOpen || (c.buf != nil && len(c.plain) == cap(c.buf) && cap(c.buf) >= maxPlain) ||
 		(!c.more && c.Conn.InboundBuffered() == 0) {
 		return
@@ -303,7 +311,13 @@ func (c *Conn) decrypt(src []byte) int {
 	var used int
 	var err error
 	c.plain, used, c.more, err = drain(c.tc, &c.w, src, c.plain)
-	if err != nil {
+	switch {
+	case err == nil:
+	case isCloseNotify(err) && len(c.plain) > 0:
+		// What came before it is the kind's: pipelined requests over a
+		// connection the client half-closed, an origin's last response.
+		c.notified, c.err, c.more = true, err, false
+	default:
 		c.recordError(err)
 	}
 	if len(c.plain) == 0 {
@@ -354,6 +368,22 @@ func (c *Conn) recordError(err error) {
 	c.err = err
 	c.state = stClosed
 	_ = c.l.EL.Close(c.Conn)
+}
+
+// closeNotified is the close that waited for the kind to read what came
+// before the peer's close_notify (Conn.notified): at the very end of the
+// callback in which the kind read the last of it (loop.LaterLast), after the
+// answers the kind gathered in it went out (gateway/http1's corks, queued
+// before).
+type closeNotified Conn
+
+// Run implements loop.Task.
+func (cn *closeNotified) Run() {
+	c := (*Conn)(cn)
+	if c.state == stOpen && len(c.plain) == 0 {
+		c.state = stClosed
+		_ = c.l.EL.Close(c.Conn)
+	}
 }
 
 func isCloseNotify(err error) bool {

@@ -26,6 +26,9 @@ func (c *Conn) Discard(n int) (int, error) {
 	if n < 0 || n >= len(c.plain) {
 		n = len(c.plain)
 		c.releasePlain()
+		if c.notified {
+			c.l.LaterLast((*closeNotified)(c))
+		}
 	} else {
 		c.plain = c.plain[n:] // no copy: fill compacts when it needs the room
 	}
