@@ -237,6 +237,8 @@ func (pc *Conn) OnData() {
 	}
 	buf, _ := c.Peek(-1)
 	in, consumed := buf, 0
+	var ping []byte // the last ping's payload (in buf): answered once, below
+	pinged := false
 	for pc.state != pcClosed {
 		n, m, err := pc.dec.Decode(in)
 		in, consumed = in[n:], consumed+n
@@ -250,10 +252,17 @@ func (pc *Conn) OnData() {
 			break
 		}
 		pc.missed = 0 // any frame shows the device is there
+		if m.Op == push.OpPing {
+			ping, pinged = m.Payload, true
+			continue
+		}
 		pc.onMessage(m)
 		if pc.reads.Paused() {
 			break // upstream backpressure: the rest waits in gnet's buffer until resume
 		}
+	}
+	if pinged {
+		pc.pong(ping)
 	}
 	if pc.state != pcClosed {
 		loop.Consume(c, consumed) // none when only part of a frame is here
@@ -317,18 +326,27 @@ func (pc *Conn) unregister(left bool) {
 	}
 }
 
-// onMessage handles one decoded message; its payload is valid until Discard.
+// pong answers the last of the pings one read brought (payload: its
+// payload). RFC 6455 5.5.3 lets an endpoint answer only the most recent of
+// the pings it has not answered yet: a device that sends pings as fast as it
+// can costs one write per read, not one per ping (3.3 million pings, one
+// write each, held the loop's other clients for up to 350 ms at a time;
+// TestPushPingFlood).
+func (pc *Conn) pong(payload []byte) {
+	if pc.state != pcOpen {
+		return // after our close frame nothing more may be sent
+	}
+	_, _ = pc.c.Write(push.AppendPong(pc.lp.scratch[:0], payload))
+	if int64(pc.c.OutboundBuffered()) > pc.lp.hub.Limits().MaxOutbound {
+		pc.slowClose() // pings from a peer that does not read the pongs
+	}
+}
+
+// onMessage handles one decoded message but pings (pong); its payload is
+// valid until Discard.
 func (pc *Conn) onMessage(m push.Message) {
 	h := pc.lp.hub
 	switch m.Op {
-	case push.OpPing:
-		if pc.state != pcOpen {
-			return // after our close frame nothing more may be sent
-		}
-		_, _ = pc.c.Write(push.AppendPong(pc.lp.scratch[:0], m.Payload))
-		if int64(pc.c.OutboundBuffered()) > h.Limits().MaxOutbound {
-			pc.slowClose() // a ping flood from a peer that does not read the pongs
-		}
 	case push.OpPong:
 	case push.OpClose:
 		if pc.state == pcOpen {
