@@ -82,6 +82,9 @@ type Loop struct {
 	clock func() int64
 	// ids makes the loop's trace and span ids (trace.go).
 	ids *tracectx.IDSource
+	// gather holds the small pieces of a chunked request body one pump
+	// sends as one chunk (request.go, gatherPiece); empty between pumps.
+	gather []byte
 }
 
 // Config is what a Loop is built from.

@@ -108,9 +108,10 @@ type Conn struct {
 	held      int32
 	idleAt    int64 // when the last stream ended
 
-	flushing         bool // flushSoon queued a flush (in lp.batch)
-	burst            int  // streams begun in this OnData (turns.go)
-	turn             bool // waiting for its turn: not read meanwhile (turns.go)
+	flushing         bool      // flushSoon queued a flush (in lp.batch)
+	burst            int       // streams begun in this OnData (turns.go)
+	turn             bool      // waiting for its turn: not read meanwhile (turns.go)
+	fed              []*stream // streams whose body came in this OnData (feedBodies)
 	reads            loop.Reads
 	abuseAt          int64
 	resets, controls int
@@ -246,6 +247,9 @@ func (c *Conn) OnData() {
 	case stLingering:
 		_, _ = c.c.Discard(-1)
 		c.dropPart()
+	}
+	if len(c.fed) > 0 {
+		c.feedBodies()
 	}
 	c.flush()
 	c.wakeWaiters()

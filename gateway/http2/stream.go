@@ -29,6 +29,7 @@ type stream struct {
 	recvCredit int64
 	expectBody bool
 	paused     bool  // PauseBody: no window given back, no OnBody
+	fed        bool  // body came in this OnData: in c.fed, handed over at its end
 	owed       int64 // body taken while paused, its window not given back yet
 	bodyAt     int64 // the body timer's deadline (0: not armed)
 	// The window of server.min_body_rate (bodyrate.go): at bodyRateAt, the
@@ -134,8 +135,28 @@ func (st *stream) onData(p []byte, end bool) {
 			st.bodyAt = c.lp.l.Now() + c.lp.l.Snapshot().Limits.HeaderTimeout
 			c.arm(st)
 		}
-		st.ex.OnBody()
+		if !st.fed {
+			st.fed = true
+			c.fed = append(c.fed, st)
+		}
 	}
+}
+
+// feedBodies hands the body that came in this OnData to the streams'
+// exchanges, once per stream: the DATA frames of one read go to the origin
+// together (a body sent a byte per frame was a write to the origin per
+// frame; TestChunkedBodyTinyChunks). Loop goroutine, at the end of OnData.
+func (c *Conn) feedBodies() {
+	// OnBody may end streams or the connection, which feed no more.
+	for i := 0; i < len(c.fed); i++ {
+		st := c.fed[i]
+		c.fed[i] = nil
+		st.fed = false
+		if st.c == c && st.ex != nil && !st.paused && !st.remoteDone && c.state != stClosed { // remoteDone: endOfBody fed it
+			st.ex.OnBody()
+		}
+	}
+	c.fed = c.fed[:0]
 }
 
 // endOfBody: the client's side of the stream ended.
