@@ -241,9 +241,6 @@ func (c *Conn) OnData() {
 			off = len(buf)
 		}
 		loop.Consume(c.c, off)
-		if later {
-			c.waitTurn()
-		}
 	case stLingering:
 		_, _ = c.c.Discard(-1)
 		c.dropPart()
@@ -253,6 +250,11 @@ func (c *Conn) OnData() {
 	}
 	c.flush()
 	c.wakeWaiters()
+	if later && (c.state == stOpen || c.state == stGoingAway) {
+		// After the flush: a write the socket does not take whole makes
+		// gnet read the connection again, which would undo the pause.
+		c.waitTurn()
+	}
 }
 
 // frameLen is the payload length in a frame's header (b holds 9 bytes).

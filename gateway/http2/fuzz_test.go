@@ -3,6 +3,7 @@ package http2
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -38,8 +39,11 @@ type noLoop struct {
 func (noLoop) Register(context.Context, net.Addr) (<-chan gnet.RegisteredResult, error) {
 	return nil, nil
 }
+
+// Enroll refuses: a loop.Turn then runs through Execute (and leaks no
+// socket pair, nor a goroutine waiting on a channel that never answers).
 func (noLoop) Enroll(context.Context, net.Conn) (<-chan gnet.RegisteredResult, error) {
-	return nil, nil
+	return nil, errors.New("test loop: no enrollment")
 }
 func (n noLoop) Execute(ctx context.Context, r gnet.Runnable) error {
 	if n.tasks != nil {
