@@ -181,9 +181,11 @@ type tlsStats struct {
 		InProgress int64 `json:"handshakes_in_progress"`
 		Refused    int64 `json:"refused_too_many_handshakes_total"`
 		// RefusedPerIP: over server.max_requests_per_ip.
-		RefusedPerIP int64            `json:"refused_handshakes_per_ip_total"`
-		Failures     map[string]int64 `json:"handshake_failures_by_reason"`
-		Versions     map[string]int64 `json:"handshakes_by_version"`
+		RefusedPerIP int64 `json:"refused_handshakes_per_ip_total"`
+		// ClosedOnRecordError: a bad record, an alert, a key update flood.
+		ClosedOnRecordError int64            `json:"closed_on_record_error_total"`
+		Failures            map[string]int64 `json:"handshake_failures_by_reason"`
+		Versions            map[string]int64 `json:"handshakes_by_version"`
 	} `json:"handshakes"`
 	Certificates struct {
 		Reloads   int64  `json:"reloads_total"`

@@ -65,6 +65,10 @@ type Conn struct {
 	// not read yet; the connection closes once the kind read it (Discard),
 	// as it would after a plain connection's EOF, not before.
 	notified bool
+	// keyUpdates counts the peer's KeyUpdate requests answered since
+	// keyUpdateAt (keyupdate.go).
+	keyUpdates  int32
+	keyUpdateAt int64
 	// dialed: a client connection (to an origin) whose handshake ran in the
 	// dialling goroutine (Dial); it has no Server.
 	dialed bool
@@ -310,7 +314,10 @@ func (c *Conn) decrypt(src []byte) int {
 	}
 	var used int
 	var err error
+	c.w.hold = true
 	c.plain, used, c.more, err = drain(c.tc, &c.w, src, c.plain)
+	c.w.hold = false
+	c.writeHeld()
 	switch {
 	case err == nil:
 	case isCloseNotify(err) && len(c.plain) > 0:

@@ -45,6 +45,11 @@ type wire struct {
 	net  net.Conn   // Dial: the dialled socket, until the loop adopts the connection
 	src  []byte     // loop mode: the ciphertext the loop offers; src[used:] not read yet
 	used int
+	// While the loop decrypts (hold), what crypto/tls writes (its answers to
+	// the peer's KeyUpdate requests, an alert) is held and written once
+	// after (keyupdate.go); flood: the peer asked for too many.
+	hold, flood bool
+	held        []byte
 }
 
 // Read: see wire.
@@ -54,6 +59,9 @@ func (w *wire) Read(p []byte) (int, error) {
 	}
 	if hs := w.hs; hs != nil {
 		return hs.read(p)
+	}
+	if w.flood {
+		return 0, errKeyUpdateFlood // crypto/tls reads no further: the connection ends
 	}
 	if w.used == len(w.src) {
 		return 0, errWouldBlock
@@ -71,6 +79,14 @@ func (w *wire) Write(p []byte) (int, error) {
 	}
 	if hs := w.hs; hs != nil {
 		return hs.write(w.c.Conn, p)
+	}
+	if w.hold {
+		if w.flood || w.c.keyUpdated() {
+			w.flood = true // the connection ends: no more answers
+			return len(p), nil
+		}
+		w.held = append(w.held, p...)
+		return len(p), nil
 	}
 	return w.c.Conn.Write(p)
 }
