@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -89,5 +90,38 @@ func readPongs(br *bufio.Reader, want string) (int, error) {
 				return pongs, nil
 			}
 		}
+	}
+}
+
+// TestPushPingThenClose: a ping and a close frame in one read: the ping came
+// first, so it gets its pong before the close echo (RFC 6455 5.5.2). With
+// pongs sent after the read, the close went first and the pong never.
+func TestPushPingThenClose(t *testing.T) {
+	t.Parallel()
+	g := pushGozer(t, nil)
+	c, err := net.Dial("tcp", g.ProxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := wsHandshakeRaw(t, g, c, g.pushToken(t, "pc1", "1h"), 64<<10)
+	ping := append([]byte{0x89, 0x84, 0, 0, 0, 0}, "abcd"...)
+	closeFrame := []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8} // 1000
+	if _, err := c.Write(append(ping, closeFrame...)); err != nil {
+		t.Fatal(err)
+	}
+	var frames []string
+	hdr := make([]byte, 2)
+	for {
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			break
+		}
+		p := make([]byte, int(hdr[1]&0x7f))
+		if _, err := io.ReadFull(br, p); err != nil {
+			break
+		}
+		frames = append(frames, fmt.Sprintf("%x:%s", hdr[0]&0x0f, p))
+	}
+	if len(frames) != 2 || frames[0] != "a:abcd" || frames[1] != "8:\x03\xe8" {
+		t.Errorf("frames from Gozer %q, want the pong (a:abcd), then the close echo (8: code 1000)", frames)
 	}
 }

@@ -256,6 +256,12 @@ func (pc *Conn) OnData() {
 			ping, pinged = m.Payload, true
 			continue
 		}
+		if pinged && m.Op != push.OpPong {
+			// A ping is answered before whatever came after it (a close
+			// frame ends what may be sent: RFC 6455 5.5.2).
+			pc.pong(ping)
+			pinged = false
+		}
 		pc.onMessage(m)
 		if pc.reads.Paused() {
 			break // upstream backpressure: the rest waits in gnet's buffer until resume
