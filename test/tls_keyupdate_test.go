@@ -106,8 +106,12 @@ func (w *tls13Writer) open(r io.Reader) (byte, []byte, error) {
 
 // keyUpdate appends a KeyUpdate asking the peer to update too, then moves
 // to the next secret (RFC 8446 4.6.3, 7.2).
-func (w *tls13Writer) keyUpdate(dst []byte) []byte {
-	dst = w.seal(dst, 22, []byte{24, 0, 0, 1, 1})
+func (w *tls13Writer) keyUpdate(dst []byte) []byte { return w.keyUpdateAsking(dst, 1) }
+
+// keyUpdateAsking is keyUpdate with its request_update field: 1 asks the
+// peer to update too, 0 does not.
+func (w *tls13Writer) keyUpdateAsking(dst []byte, ask byte) []byte {
+	dst = w.seal(dst, 22, []byte{24, 0, 0, 1, ask})
 	w.setSecret(hkdfLabel(w.secret, "traffic upd", 32))
 	return dst
 }
@@ -168,7 +172,9 @@ func readTLS13(r io.Reader, in *tls13Writer, until string) (data string, keyUpda
 // one-byte application records (crypto/tls allows 16), gets 8 answers, then
 // its connection closes, counted and logged; each answer was a write, and
 // 16,800 of them held the loop's other clients for up to 360 ms. A client
-// that updates its keys a few times is served as usual.
+// that updates its keys a few times is served as usual. KeyUpdates that ask
+// for no answer (2.25 million on one connection in a review's test) end the
+// connection past 64 records without data a minute.
 func TestTLSKeyUpdateFlood(t *testing.T) {
 	t.Parallel()
 	o := startOrigin(t, "ku")
@@ -193,6 +199,35 @@ func TestTLSKeyUpdateFlood(t *testing.T) {
 		if !errors.Is(err, io.EOF) || updates != 3 || strings.Count(data, "HTTP/1.1 200 OK") != 2 {
 			t.Fatalf("3 key updates and 2 requests: %d key updates back, %q, %v", updates, data, err)
 		}
+	})
+
+	t.Run("a flood that asks for no answer", func(t *testing.T) {
+		// Nothing to count on the way out: the records are counted as they
+		// are read (15 without data, then one with a byte).
+		before := g.tlsStats(t).Handshakes.ClosedOnRecordError
+		raw, out, in := dialTLS13Raw(t, g, ca)
+		requests := strings.Repeat(req, 40)
+		var wire []byte
+		for i := range len(requests) {
+			for range 15 {
+				wire = out.keyUpdateAsking(wire, 0)
+			}
+			wire = out.seal(wire, 23, []byte{requests[i]})
+		}
+		go func() { _, _ = raw.Write(wire) }()
+		_ = raw.SetReadDeadline(time.Now().Add(30 * time.Second))
+		data, _, err := readTLS13(raw, in, "never")
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the flooding connection still open after %d answers (%v)", strings.Count(data, "HTTP/1.1 200"), err)
+		}
+		if n := strings.Count(data, "HTTP/1.1 200"); n > 0 {
+			t.Errorf("%d requests answered: the connection should end within its first request's 64 key updates", n)
+		}
+		if n := g.tlsStats(t).Handshakes.ClosedOnRecordError; n != before+1 {
+			t.Errorf("closed_on_record_error_total %d → %d, want one more", before, n)
+		}
+		g.waitLog(t, "TLS connection closed on a record error", "records without data past 64 a minute")
 	})
 
 	t.Run("a flood", func(t *testing.T) {

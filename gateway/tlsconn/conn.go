@@ -66,9 +66,10 @@ type Conn struct {
 	// as it would after a plain connection's EOF, not before.
 	notified bool
 	// keyUpdates counts the peer's KeyUpdate requests answered since
-	// keyUpdateAt (keyupdate.go).
-	keyUpdates  int32
-	keyUpdateAt int64
+	// keyUpdateAt (keyupdate.go); barrenN its records without data since
+	// barrenAt (records.go).
+	keyUpdates, barrenN   int32
+	keyUpdateAt, barrenAt int64
 	// dialed: a client connection (to an origin) whose handshake ran in the
 	// dialling goroutine (Dial); it has no Server.
 	dialed bool
@@ -111,6 +112,7 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	tc := tls.Server(&c.w, srv.config)
 	var hs *handshake
 	hs = newHandshake(func() { c.handshake(hs, tc, peer) })
+	hs.rec.on = true // records.go
 	// For the goroutine's log line: gnet's address is the loop's to read (and
 	// gone once the socket closes).
 	hs.client = gc.RemoteAddr().String()
@@ -231,6 +233,7 @@ func (c *Conn) handshakeData() {
 		// queued after it, brings the loop back here once it is written.
 		return
 	}
+	c.w.rec = hs.records()
 	c.w.hs = nil
 	c.state = stOpen
 	cs := c.tc.ConnectionState()
@@ -347,8 +350,14 @@ func drain(tc *tls.Conn, w *wire, src, plain []byte) (out []byte, used int, full
 		if len(plain) == cap(plain) {
 			return plain, w.used, true, nil
 		}
+		w.ended = 0
 		n, rerr := tc.Read(plain[len(plain):cap(plain)])
 		plain = plain[:len(plain)+n]
+		// The records this Read took, but the one that gave data: barren
+		// (records.go).
+		if b := w.ended - min(n, 1); b > 0 && w.c != nil && w.c.barren(b) {
+			return plain, w.used, false, errBarrenRecords
+		}
 		if rerr != nil {
 			var ne interface{ Temporary() bool }
 			if errors.As(rerr, &ne) && ne.Temporary() {
@@ -369,8 +378,17 @@ func (c *Conn) recordError(err error) {
 		} else if c.dialed {
 			peer = "origin" // the exchange reports it too, with its cause
 		}
-		c.l.Shared.Sampled.Info("tls_record").Str(peer, c.Conn.RemoteAddr().String()).
-			Str("error", err.Error()).Msg("TLS connection closed on a record error")
+		// Sampled per kind: a flood of one does not hide the others.
+		key := "tls_record"
+		switch err {
+		case errKeyUpdateFlood:
+			key = "tls_key_update_flood"
+		case errBarrenRecords:
+			key = "tls_barren_records"
+		}
+		if e := c.l.Shared.Sampled.Info(key); e != nil {
+			e.Str(peer, c.Conn.RemoteAddr().String()).Str("error", err.Error()).Msg("TLS connection closed on a record error")
+		}
 	}
 	c.err = err
 	c.state = stClosed

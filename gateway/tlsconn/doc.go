@@ -49,11 +49,14 @@
 // over; the loop then adopts the connection (Adopt), and it is driven like a
 // client's.
 //
-// Two peer behaviours are bounded here rather than in crypto/tls: a flood of
-// KeyUpdate requests (keyupdate.go: what crypto/tls writes while the loop
+// Three peer behaviours are bounded here rather than in crypto/tls: a flood
+// of KeyUpdate requests (keyupdate.go: what crypto/tls writes while the loop
 // decrypts is held and written once, and past maxKeyUpdates a minute the
-// connection ends), and a close_notify behind unread plaintext (Conn.notified:
-// the connection closes once the kind read what came before it).
+// connection ends), records without data (records.go: the client's records
+// are handed over one at a time and counted; past maxBarren a minute the
+// connection ends), and a close_notify behind unread plaintext
+// (Conn.notified: the connection closes once the kind read what came before
+// it).
 //
 // Copies per record: gnet's buffer → crypto/tls's raw input (decrypted in
 // place) → this Conn's plaintext buffer, which the kind reads. The last copy

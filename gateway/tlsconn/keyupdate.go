@@ -18,12 +18,8 @@ import (
 // counted: past maxKeyUpdates within keyUpdateWindow the wire refuses to read
 // further, crypto/tls ends with errKeyUpdateFlood, and the connection closes
 // as on a bad record (counted in /admin/tls's closed_on_record_error_total and
-// logged). KeyUpdates that request no answer cost one derivation each and
-// are not counted: nothing the loop sees tells them apart, since crypto/tls
-// takes whole reads of records and handles them inside one Read. A flood of
-// those (15 between one-byte application records, 2.25 million in 21 s in a
-// review's test) is bounded only by crypto/tls's 16 in a row; counting them
-// needs records offered to crypto/tls one at a time (the next step).
+// logged). KeyUpdates that request no answer write nothing; they are
+// records without data, counted as crypto/tls reads them (records.go).
 
 // maxKeyUpdates is how many KeyUpdate answers a connection gets per
 // keyUpdateWindow.

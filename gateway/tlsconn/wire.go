@@ -50,6 +50,10 @@ type wire struct {
 	// after (keyupdate.go); flood: the peer asked for too many.
 	hold, flood bool
 	held        []byte
+	// rec cuts reads at the end of each record (records.go); ended counts
+	// the records the reads of the current tls.Conn.Read ended.
+	rec   recordCutter
+	ended int
 }
 
 // Read: see wire.
@@ -66,7 +70,8 @@ func (w *wire) Read(p []byte) (int, error) {
 	if w.used == len(w.src) {
 		return 0, errWouldBlock
 	}
-	n := copy(p, w.src[w.used:])
+	n := copy(p[:w.rec.span(len(p))], w.src[w.used:])
+	w.ended += w.rec.take(w.src[w.used : w.used+n])
 	w.used += n
 	return n, nil
 }
@@ -159,10 +164,11 @@ func (w *wire) SetWriteDeadline(t time.Time) error { return nil }
 // handshake is what the loop and the handshake goroutine share while it runs.
 type handshake struct {
 	mu     sync.Mutex
-	in     []byte // bytes from the client the goroutine has not read (at most maxFedIn)
-	taken  int    // bytes the goroutine read (at most maxHandshakeIn)
-	closed bool   // the socket closed: reads end
-	done   bool   // the goroutine finished; err is its result
+	in     []byte       // bytes from the client the goroutine has not read (at most maxFedIn)
+	taken  int          // bytes the goroutine read (at most maxHandshakeIn)
+	rec    recordCutter // the goroutine's reads end at each record's end (records.go)
+	closed bool         // the socket closed: reads end
+	done   bool         // the goroutine finished; err is its result
 	err    error
 	run    func()        // the goroutine's body until start takes it (then nil)
 	notify chan struct{} // one token: in grew or closed changed
@@ -214,7 +220,8 @@ func (hs *handshake) read(p []byte) (int, error) {
 				hs.mu.Unlock()
 				return 0, errHelloTooLarge
 			}
-			n := copy(p[:min(len(p), maxHandshakeIn-hs.taken)], hs.in)
+			n := copy(p[:hs.rec.span(min(len(p), maxHandshakeIn-hs.taken))], hs.in)
+			hs.rec.take(hs.in[:n])
 			hs.in = hs.in[n:]
 			hs.taken += n
 			hs.mu.Unlock()
@@ -280,4 +287,12 @@ func (hs *handshake) result() (done bool, rest []byte, err error) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	return hs.done, hs.in, hs.err
+}
+
+// records is where the handshake's reads left the record stream: the loop's
+// reads go on from there. Loop goroutine, once result says done.
+func (hs *handshake) records() recordCutter {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.rec
 }
