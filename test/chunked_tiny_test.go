@@ -20,32 +20,17 @@ import (
 // itself: net/http would hide it).
 func chunkCountOrigin(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveTCP(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			body, chunks, err := readChunkedRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					body, chunks, err := readChunkedRequest(br)
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Chunks: %d\r\n\r\n", len(body), chunks)
-					_, _ = c.Write(body)
-				}
-			}()
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Chunks: %d\r\n\r\n", len(body), chunks)
+			_, _ = c.Write(body)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // readChunkedRequest reads a request head and its chunked body.

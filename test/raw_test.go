@@ -198,3 +198,28 @@ func wantGozerStatus(t testing.TB, resp *http.Response, want string) {
 	}
 	t.Errorf("X-Gozer-Status = %q, want %q", got, want)
 }
+
+// serveTCP accepts connections on a loopback port until the test ends, and
+// runs handle on each in a goroutine of its own (the connection closes when
+// handle returns); it returns the port's address.
+func serveTCP(t testing.TB, handle func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -182,7 +182,6 @@ func TestTLSKeyUpdateFlood(t *testing.T) {
 	ca := withHTTPS(t, &cfg)
 	cfg.Server = map[string]string{"event_loops": "1"}
 	g := startGozer(t, cfg)
-	const req = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
 
 	t.Run("a few key updates", func(t *testing.T) {
 		raw, out, in := dialTLS13Raw(t, g, ca)
@@ -190,7 +189,7 @@ func TestTLSKeyUpdateFlood(t *testing.T) {
 		for range 3 {
 			wire = out.keyUpdate(wire)
 		}
-		wire = out.seal(wire, 23, []byte(req+"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
+		wire = out.seal(wire, 23, []byte(keyUpdateRequest+"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
 		if _, err := raw.Write(wire); err != nil {
 			t.Fatal(err)
 		}
@@ -205,22 +204,7 @@ func TestTLSKeyUpdateFlood(t *testing.T) {
 		// Nothing to count on the way out: the records are counted as they
 		// are read (15 without data, then one with a byte).
 		before := g.tlsStats(t).Handshakes.ClosedOnRecordError
-		raw, out, in := dialTLS13Raw(t, g, ca)
-		requests := strings.Repeat(req, 40)
-		var wire []byte
-		for i := range len(requests) {
-			for range 15 {
-				wire = out.keyUpdateAsking(wire, 0)
-			}
-			wire = out.seal(wire, 23, []byte{requests[i]})
-		}
-		go func() { _, _ = raw.Write(wire) }()
-		_ = raw.SetReadDeadline(time.Now().Add(30 * time.Second))
-		data, _, err := readTLS13(raw, in, "never")
-		var ne net.Error
-		if err == nil || errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("the flooding connection still open after %d answers (%v)", strings.Count(data, "HTTP/1.1 200"), err)
-		}
+		data, _ := keyUpdateFlood(t, g, ca, 0)
 		if n := strings.Count(data, "HTTP/1.1 200"); n > 0 {
 			t.Errorf("%d requests answered: the connection should end within its first request's 64 key updates", n)
 		}
@@ -232,23 +216,7 @@ func TestTLSKeyUpdateFlood(t *testing.T) {
 
 	t.Run("a flood", func(t *testing.T) {
 		before := g.tlsStats(t).Handshakes.ClosedOnRecordError
-		raw, out, in := dialTLS13Raw(t, g, ca)
-		requests := strings.Repeat(req, 40)
-		var wire []byte
-		for i := range len(requests) {
-			for range 15 {
-				wire = out.keyUpdate(wire)
-			}
-			wire = out.seal(wire, 23, []byte{requests[i]})
-		}
-		go func() { _, _ = raw.Write(wire) }()
-		_ = raw.SetReadDeadline(time.Now().Add(30 * time.Second))
-		_, updates, err := readTLS13(raw, in, "never")
-		t.Logf("%d key updates asked, %d answered, then %v", 15*len(requests), updates, err)
-		var ne net.Error
-		if err == nil || errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("the flooding connection still open after %d key updates answered (%v)", updates, err)
-		}
+		_, updates := keyUpdateFlood(t, g, ca, 1)
 		if updates > 8 {
 			t.Errorf("%d key updates answered, want 8 at most", updates)
 		}
@@ -261,4 +229,34 @@ func TestTLSKeyUpdateFlood(t *testing.T) {
 			t.Errorf("another client after the flood: %d %q", resp.StatusCode, body)
 		}
 	})
+}
+
+// keyUpdateRequest is what the key update tests ask.
+const keyUpdateRequest = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+
+// keyUpdateFlood sends 40 requests a byte per record, each byte behind 15
+// KeyUpdates (ask: 1 asks for one back, 0 does not), in one write, and reads
+// until the connection ends, which it must: it returns the application data
+// and the KeyUpdates that came back.
+func keyUpdateFlood(t *testing.T, g *gozer, ca *testCA, ask byte) (string, int) {
+	t.Helper()
+	raw, out, in := dialTLS13Raw(t, g, ca)
+	requests := strings.Repeat(keyUpdateRequest, 40)
+	var wire []byte
+	for i := range len(requests) {
+		for range 15 {
+			wire = out.keyUpdateAsking(wire, ask)
+		}
+		wire = out.seal(wire, 23, []byte{requests[i]})
+	}
+	go func() { _, _ = raw.Write(wire) }()
+	_ = raw.SetReadDeadline(time.Now().Add(30 * time.Second))
+	data, updates, err := readTLS13(raw, in, "never")
+	t.Logf("%d key updates (request_update %d), %d answered, %d requests answered, then %v",
+		15*len(requests), ask, updates, strings.Count(data, "HTTP/1.1 200"), err)
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the flooding connection still open (%v)", err)
+	}
+	return data, updates
 }

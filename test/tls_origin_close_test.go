@@ -53,44 +53,30 @@ func TestTLSOriginCloseNotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	body := bytes.Repeat([]byte("0123456789abcdef"), 2000) // 32,000 bytes: several records
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				hc := &heldConn{Conn: nc}
-				tc := tls.Server(hc, &tls.Config{Certificates: []tls.Certificate{pair}})
-				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
-				req, err := http.ReadRequest(bufio.NewReader(tc))
-				if err != nil {
-					return
-				}
-				head := "HTTP/1.1 200 OK\r\nConnection: close\r\n" // framed by the close
-				if req.URL.Path == "/length" {
-					head += fmt.Sprintf("Content-Length: %d\r\n", len(body))
-				}
-				hc.mu.Lock()
-				hc.held = true
-				hc.mu.Unlock()
-				_, _ = tc.Write([]byte(head + "\r\n"))
-				_, _ = tc.Write(body)
-				_ = tc.CloseWrite() // close_notify
-				_ = hc.flush()
-				// Wait for Gozer's close, so that no FIN comes early.
-				_, _ = tc.Read(make([]byte, 1))
-			}()
+	addr := serveTCP(t, func(nc net.Conn) {
+		hc := &heldConn{Conn: nc}
+		tc := tls.Server(hc, &tls.Config{Certificates: []tls.Certificate{pair}})
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		req, err := http.ReadRequest(bufio.NewReader(tc))
+		if err != nil {
+			return
 		}
-	}()
-	g := startGozer(t, oneOrigin(map[string]string{"tls": fmt.Sprintf("{enabled: true, ca_file: %q, server_name: origin.test}", ca.caFile()), "retries": "0"}, ln.Addr().String()))
+		head := "HTTP/1.1 200 OK\r\nConnection: close\r\n" // framed by the close
+		if req.URL.Path == "/length" {
+			head += fmt.Sprintf("Content-Length: %d\r\n", len(body))
+		}
+		hc.mu.Lock()
+		hc.held = true
+		hc.mu.Unlock()
+		_, _ = tc.Write([]byte(head + "\r\n"))
+		_, _ = tc.Write(body)
+		_ = tc.CloseWrite() // close_notify
+		_ = hc.flush()
+		// Wait for Gozer's close, so that no FIN comes early.
+		_, _ = tc.Read(make([]byte, 1))
+	})
+	g := startGozer(t, oneOrigin(map[string]string{"tls": fmt.Sprintf("{enabled: true, ca_file: %q, server_name: origin.test}", ca.caFile()), "retries": "0"}, addr))
 	c := newClient(t, 10*time.Second)
 	for _, path := range []string{"/close", "/length"} {
 		for try := range 5 {

@@ -62,8 +62,13 @@ type Conn struct {
 	early []byte
 	info  *filters.TLSInfo
 	// notified: the peer's close_notify came behind plaintext the kind has
-	// not read yet; the connection closes once the kind read it (Discard),
-	// as it would after a plain connection's EOF, not before.
+	// not read yet. Nothing more is read. An origin's connection closes once
+	// the kind read it (Discard: its EOF ends a body framed by the close); a
+	// client's stays open for the kind to answer what came before it and
+	// close it as it closes an idle one: closing with answers still in
+	// gnet's buffer would lose them (gnet writes what it holds once, then
+	// closes), and a TLS 1.3 client may well read after its close_notify
+	// (RFC 8446 6.1).
 	notified bool
 	// keyUpdates counts the peer's KeyUpdate requests answered since
 	// keyUpdateAt (keyupdate.go); barrenN its records without data since
@@ -395,11 +400,10 @@ func (c *Conn) recordError(err error) {
 	_ = c.l.EL.Close(c.Conn)
 }
 
-// closeNotified is the close that waited for the kind to read what came
-// before the peer's close_notify (Conn.notified): at the very end of the
-// callback in which the kind read the last of it (loop.LaterLast), after the
-// answers the kind gathered in it went out (gateway/http1's corks, queued
-// before).
+// closeNotified is the close of an origin's connection that waited for the
+// kind to read what came before the origin's close_notify (Conn.notified):
+// at the very end of the callback in which the kind read the last of it
+// (loop.LaterLast).
 type closeNotified Conn
 
 // Run implements loop.Task.

@@ -26,7 +26,7 @@ func (c *Conn) Discard(n int) (int, error) {
 	if n < 0 || n >= len(c.plain) {
 		n = len(c.plain)
 		c.releasePlain()
-		if c.notified {
+		if c.notified && c.dialed {
 			c.l.LaterLast((*closeNotified)(c))
 		}
 	} else {
