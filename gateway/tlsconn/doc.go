@@ -55,8 +55,7 @@
 // connection ends), records without data (records.go: the client's records
 // are handed over one at a time and counted; past maxBarren a minute the
 // connection ends), and a close_notify behind unread plaintext
-// (Conn.notified: the connection closes once the kind read what came before
-// it).
+// (Conn.notified: what came before it is still the kind's to read).
 //
 // Copies per record: gnet's buffer → crypto/tls's raw input (decrypted in
 // place) → this Conn's plaintext buffer, which the kind reads. The last copy
