@@ -116,3 +116,47 @@ func h2Requests(n int, path string) []byte {
 	}
 	return frames.Bytes()
 }
+
+// TestHTTP2HalfCloseTLS: an HTTP/2 client over TLS that sends its requests
+// and then its close_notify gets every answer, then the end of the
+// connection (with GOAWAY NO_ERROR when the close_notify came while frames
+// waited for their turn; it sends nothing more, so Gozer does not wait for
+// the idle timeout).
+func TestHTTP2HalfCloseTLS(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "hc2")
+	cfg := oneOrigin(nil, o.Addr)
+	ca := withHTTPS(t, &cfg)
+	cfg.Routes = []route{{PathPrefix: "/api/", Origin: "demo"}}
+	g := startGozer(t, cfg)
+	for try := range 5 {
+		c, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newH2raw(t, c)
+		const n = 200 // past a callback's 32: some wait for their turn
+		if _, err := c.Write(h2Requests(n, "/nope")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseWrite(); err != nil { // close_notify
+			t.Fatal(err)
+		}
+		ended := 0
+		for {
+			ev := h.next(10 * time.Second)
+			if ev.timeout {
+				t.Fatalf("try %d: %d answers, and the connection still open after 10 s", try+1, ended)
+			}
+			if ev.closed || ev.goaway && ev.code != http2.ErrCodeNo {
+				break
+			}
+			if ev.end {
+				ended++
+			}
+		}
+		if ended != n {
+			t.Errorf("try %d: %d of %d answers before the connection ended", try+1, ended, n)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"gozer/gateway/httpcodec"
 	"gozer/gateway/loop"
 	"gozer/gateway/peers"
+	"gozer/gateway/tlsconn"
 )
 
 // connState is where a client connection is in its request cycle.
@@ -211,7 +212,7 @@ func (c *Conn) done(closeAfter bool) {
 	if c.state == stClosed {
 		return
 	}
-	if closeAfter || c.drainClose.on() {
+	if closeAfter || c.drainClose.on() || c.peerClosed() {
 		c.uncork()
 		c.closeWhenFlushed()
 		return
@@ -233,6 +234,14 @@ func (c *Conn) done(closeAfter bool) {
 	if c.c.InboundBuffered() > 0 {
 		c.nextPipelined() // a pipelined request is already here
 	}
+}
+
+// peerClosed reports whether a TLS client sent its close_notify and every
+// request it sent before is read: it sends no more, so the connection
+// closes once the answers left, as a plain one does at the client's EOF.
+func (c *Conn) peerClosed() bool {
+	tc, ok := c.c.(*tlsconn.Conn)
+	return ok && tc.PeerClosed() && c.c.InboundBuffered() == 0
 }
 
 // closeWhenFlushed closes the connection once gnet has written everything out.

@@ -14,6 +14,7 @@ import (
 	"gozer/gateway/loop"
 	"gozer/gateway/peers"
 	"gozer/gateway/telemetry"
+	"gozer/gateway/tlsconn"
 )
 
 // Preface is what an HTTP/2 client sends first (RFC 9113 3.4).
@@ -254,7 +255,16 @@ func (c *Conn) OnData() {
 		// After the flush: a write the socket does not take whole makes
 		// gnet read the connection again, which would undo the pause.
 		c.waitTurn()
+	} else if c.state == stOpen && c.peerClosed() {
+		c.goAway() // the streams it began finish; then it closes, flushed
 	}
+}
+
+// peerClosed reports whether a TLS client sent its close_notify and every
+// frame before it is read: it sends no more.
+func (c *Conn) peerClosed() bool {
+	tc, ok := c.c.(*tlsconn.Conn)
+	return ok && tc.PeerClosed() && c.c.InboundBuffered() == 0 // a partial frame never ends now
 }
 
 // frameLen is the payload length in a frame's header (b holds 9 bytes).

@@ -61,11 +61,14 @@ type Conn struct {
 	// decrypted before anything newer in gnet's buffer.
 	early []byte
 	info  *filters.TLSInfo
+	// reads: paused while the handshake has all it may read (handshakeData).
+	reads loop.Reads
 	// notified: the peer's close_notify came behind plaintext the kind has
-	// not read yet. Nothing more is read. An origin's connection closes once
-	// the kind read it (Discard: its EOF ends a body framed by the close); a
-	// client's stays open for the kind to answer what came before it and
-	// close it as it closes an idle one: closing with answers still in
+	// not read yet (or, from a client, while answers wait in gnet's buffer).
+	// Nothing more is read. An origin's connection closes once the kind read
+	// it (Discard: its EOF ends a body framed by the close); a client's stays
+	// open for the kind to answer what came before it, which then closes it
+	// once its answers left (PeerClosed): closing with answers still in
 	// gnet's buffer would lose them (gnet writes what it holds once, then
 	// closes), and a TLS 1.3 client may well read after its close_notify
 	// (RFC 8446 6.1).
@@ -217,12 +220,18 @@ func (c *Conn) OnClose(err error) {
 func (c *Conn) handshakeData() {
 	hs := c.w.hs
 	if buf, _ := c.Conn.Peek(-1); len(buf) > 0 {
-		ok := hs.feed(buf)
-		_, _ = c.Conn.Discard(len(buf))
-		hs.start() // the first bytes: see handshake.start
-		if !ok {
-			c.handshakeFailed(errHelloTooLarge)
-			return
+		fed := 0
+		if done, _, _ := hs.result(); !done {
+			fed = hs.feed(buf)
+			hs.start() // the first bytes: see handshake.start
+		}
+		loop.Consume(c.Conn, fed)
+		if fed < len(buf) {
+			// The rest waits in gnet's buffer, and the client is not read
+			// until the loop takes over (it decrypts them then): the
+			// handshake has more than it may read already (maxHandshakeIn),
+			// or is done.
+			c.reads.Pause(c.l, c.Conn)
 		}
 	}
 	done, rest, err := hs.result()
@@ -241,18 +250,22 @@ func (c *Conn) handshakeData() {
 	c.w.rec = hs.records()
 	c.w.hs = nil
 	c.state = stOpen
+	if c.reads.Paused() {
+		c.reads.Resume(c.l, c.Conn) // from now on the kind pauses and resumes it
+	}
 	cs := c.tc.ConnectionState()
 	c.info = infoOf(&cs)
+	// What the client sent after its Finished (TLS 1.3 clients send their
+	// request at once) is decrypted first: the rest of the handshake's
+	// buffer, then gnet's (what came once the handshake was done, or past
+	// maxFedIn). Set before the kind is made, which may read at once.
+	c.more, c.early = true, rest
 	ready := c.ready
 	c.ready = nil // the closure is not the connection's to keep
 	ready(c)
 	if c.state != stOpen {
 		return
 	}
-	// What the client sent after its Finished (TLS 1.3 clients send their
-	// request at once) is decrypted first: crypto/tls may have read some of it
-	// already, the rest is still in the handshake's buffer.
-	c.more, c.early = true, rest
 	c.fill()
 	if c.state == stOpen && len(c.plain) > 0 {
 		if k, ok := c.ctx.(Kind); ok {
@@ -265,9 +278,6 @@ func (c *Conn) handshakeData() {
 // words, and closes. The goroutine may still be running (a ClientHello too
 // large): closing the socket ends its reads.
 func (c *Conn) handshakeFailed(err error) {
-	if errors.Is(err, errHelloTooLarge) {
-		c.countFailure(c.w.hs, err) // the loop found it, not the goroutine
-	}
 	if FailureReason(err) == "plain_http" {
 		_, _ = c.Conn.Write(plainHTTPAnswer)
 	}
@@ -328,9 +338,10 @@ func (c *Conn) decrypt(src []byte) int {
 	c.writeHeld()
 	switch {
 	case err == nil:
-	case isCloseNotify(err) && len(c.plain) > 0:
+	case isCloseNotify(err) && (len(c.plain) > 0 || !c.dialed && c.Conn.OutboundBuffered() > 0):
 		// What came before it is the kind's: pipelined requests over a
-		// connection the client half-closed, an origin's last response.
+		// connection the client half-closed, an origin's last response;
+		// or answers still on their way to the client.
 		c.notified, c.err, c.more = true, err, false
 	default:
 		c.recordError(err)
@@ -399,6 +410,11 @@ func (c *Conn) recordError(err error) {
 	c.state = stClosed
 	_ = c.l.EL.Close(c.Conn)
 }
+
+// PeerClosed reports whether the client sent its close_notify (and nothing
+// after it counts): a kind closes the connection once it has answered what
+// it read, as a plain one's EOF would have. Loop goroutine.
+func (c *Conn) PeerClosed() bool { return c.notified }
 
 // closeNotified is the close of an origin's connection that waited for the
 // kind to read what came before the origin's close_notify (Conn.notified):

@@ -29,7 +29,9 @@ var errHelloTooLarge = errors.New("handshake messages over 64 KiB")
 
 // maxHandshakeIn bounds what the handshake may read. maxFedIn bounds what the
 // loop holds for it meanwhile: more, since a TLS 1.3 client sends its request
-// right behind its Finished, before the loop has taken the connection over.
+// right behind its Finished, before the loop has taken the connection over;
+// past it the client is not read until then (an upload that starts at once
+// went past it in a few reads, and was closed as a ClientHello too large).
 const (
 	maxHandshakeIn = 64 << 10
 	maxFedIn       = 4 * maxHandshakeIn
@@ -240,18 +242,16 @@ func (hs *handshake) read(p []byte) (int, error) {
 	}
 }
 
-// feed gives the goroutine the client's next bytes; false when more than
-// maxFedIn wait unread (a flood the handshake cannot be keeping up with). Loop
+// feed gives the goroutine the client's next bytes, as many as fit under
+// maxFedIn with those it has not read yet, and returns how many. Loop
 // goroutine.
-func (hs *handshake) feed(b []byte) bool {
+func (hs *handshake) feed(b []byte) int {
 	hs.mu.Lock()
-	ok := len(hs.in)+len(b) <= maxFedIn
-	if ok {
-		hs.in = append(hs.in, b...)
-	}
+	n := max(0, min(len(b), maxFedIn-len(hs.in)))
+	hs.in = append(hs.in, b[:n]...)
 	hs.mu.Unlock()
 	hs.wake()
-	return ok
+	return n
 }
 
 // close ends the goroutine's reads and writes (the socket is gone; gnet
