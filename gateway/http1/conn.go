@@ -244,6 +244,17 @@ func (c *Conn) peerClosed() bool {
 	return ok && tc.PeerClosed() && c.c.InboundBuffered() == 0
 }
 
+// OnPeerClosed implements tlsconn.PeerCloser: the client sent its
+// close_notify and every byte before it is read. An idle connection (or one
+// with a head that can no longer end) closes once its answers left; one with
+// a request in flight closes after its answer (done).
+func (c *Conn) OnPeerClosed() {
+	if c.state == stHead && c.st == nil {
+		c.uncork()
+		c.closeWhenFlushed()
+	}
+}
+
 // closeWhenFlushed closes the connection once gnet has written everything out.
 func (c *Conn) closeWhenFlushed() {
 	if c.c.OutboundBuffered() == 0 {

@@ -260,6 +260,12 @@ func (c *Conn) OnData() {
 	}
 }
 
+// OnPeerClosed implements tlsconn.PeerCloser: the client sent its
+// close_notify and every byte before it is read. GOAWAY: the streams in
+// flight finish, then the connection closes, flushed (a partial preface or
+// frame can no longer end).
+func (c *Conn) OnPeerClosed() { c.goAway() }
+
 // peerClosed reports whether a TLS client sent its close_notify and every
 // frame before it is read: it sends no more.
 func (c *Conn) peerClosed() bool {

@@ -61,6 +61,8 @@ type Conn struct {
 	// decrypted before anything newer in gnet's buffer.
 	early []byte
 	info  *filters.TLSInfo
+	// told: the kind heard of the client's close_notify (peerClosed).
+	told bool
 	// reads: paused while the handshake has all it may read (handshakeData).
 	reads loop.Reads
 	// notified: the peer's close_notify came behind plaintext the kind has
@@ -338,11 +340,14 @@ func (c *Conn) decrypt(src []byte) int {
 	c.writeHeld()
 	switch {
 	case err == nil:
-	case isCloseNotify(err) && (len(c.plain) > 0 || !c.dialed && c.Conn.OutboundBuffered() > 0):
+	case isCloseNotify(err) && (len(c.plain) > 0 || !c.dialed):
 		// What came before it is the kind's: pipelined requests over a
-		// connection the client half-closed, an origin's last response;
-		// or answers still on their way to the client.
+		// connection the client half-closed, an origin's last response. A
+		// client's kind decides when its connection closes (peerClosed).
 		c.notified, c.err, c.more = true, err, false
+		if len(c.plain) == 0 {
+			c.l.LaterLast((*peerClosed)(c))
+		}
 	default:
 		c.recordError(err)
 	}
@@ -415,6 +420,32 @@ func (c *Conn) recordError(err error) {
 // after it counts): a kind closes the connection once it has answered what
 // it read, as a plain one's EOF would have. Loop goroutine.
 func (c *Conn) PeerClosed() bool { return c.notified }
+
+// PeerCloser is a kind that closes its client's connection itself once the
+// client sent its close_notify and the kind read what came before it:
+// OnPeerClosed is called then, once, at the end of that callback. It closes
+// at once when idle, or once the answers in flight left. A kind that is not
+// one is closed then.
+type PeerCloser interface{ OnPeerClosed() }
+
+// peerClosed tells a client's kind that the client sent its close_notify
+// and the kind read everything before it (Conn.notified).
+type peerClosed Conn
+
+// Run implements loop.Task.
+func (pc *peerClosed) Run() {
+	c := (*Conn)(pc)
+	if c.state != stOpen || len(c.plain) > 0 || c.told {
+		return
+	}
+	c.told = true
+	if k, ok := c.ctx.(PeerCloser); ok {
+		k.OnPeerClosed()
+		return
+	}
+	c.state = stClosed
+	_ = c.l.EL.Close(c.Conn)
+}
 
 // closeNotified is the close of an origin's connection that waited for the
 // kind to read what came before the origin's close_notify (Conn.notified):

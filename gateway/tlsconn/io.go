@@ -26,8 +26,11 @@ func (c *Conn) Discard(n int) (int, error) {
 	if n < 0 || n >= len(c.plain) {
 		n = len(c.plain)
 		c.releasePlain()
-		if c.notified && c.dialed {
+		switch {
+		case c.notified && c.dialed:
 			c.l.LaterLast((*closeNotified)(c))
+		case c.notified:
+			c.l.LaterLast((*peerClosed)(c))
 		}
 	} else {
 		c.plain = c.plain[n:] // no copy: fill compacts when it needs the room
