@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -158,5 +159,33 @@ func TestHTTP2HalfCloseTLS(t *testing.T) {
 		if ended != n {
 			t.Errorf("try %d: %d of %d answers before the connection ended", try+1, ended, n)
 		}
+	}
+}
+
+// TestHTTP2PartialPrefaceCloseNotify: a TLS client that chose h2, sent half
+// the connection preface, then its close_notify, is closed at once: the
+// preface can no longer end (it waited for header_read_timeout, 60 s here).
+func TestHTTP2PartialPrefaceCloseNotify(t *testing.T) {
+	t.Parallel()
+	o := startOrigin(t, "pp")
+	cfg := oneOrigin(nil, o.Addr)
+	ca := withHTTPS(t, &cfg)
+	cfg.Server = map[string]string{"header_read_timeout": "60s"}
+	g := startGozer(t, cfg)
+	c, err := tls.Dial("tcp", g.HTTPSAddr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(http2.ClientPreface[:10])); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the connection still open 10 s after a partial preface and close_notify")
 	}
 }

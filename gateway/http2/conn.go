@@ -203,6 +203,8 @@ func (c *Conn) OnData() {
 		if len(buf) < len(preface) {
 			if !bytes.HasPrefix(preface, buf) {
 				c.fail(http2.ErrCodeProtocol, telemetry.H2ProtocolError, "no HTTP/2 connection preface")
+			} else if tc, ok := c.c.(*tlsconn.Conn); ok && tc.PeerClosed() {
+				c.close() // a TLS client's close_notify: the preface never ends now
 			}
 			return
 		}
