@@ -100,7 +100,8 @@ func TestAcceptorPath(t *testing.T) {
 	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key})}
 	cfg.Server = map[string]string{"accept_on_loops": "false", "max_connections": "3"}
 	g := startGozer(t, cfg)
-	if !strings.Contains(g.output(), `"accept_on_loops":false`) {
+	// The line may reach the test's pipe a moment after the gateway serves.
+	if !eventually(5*time.Second, func() bool { return strings.Contains(g.output(), `"accept_on_loops":false`) }) {
 		t.Fatal("gozer does not say it runs with accept_on_loops false")
 	}
 	resp, err := httpsClient(t, ca, "localhost", nil).Get(g.httpsURL("/counter"))
