@@ -24,25 +24,8 @@ import (
 // reported on ends.
 func startWSGreeter(t testing.TB) (addr string, ends chan error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	ends = make(chan error, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				ends <- greet(c)
-			}()
-		}
-	}()
-	return ln.Addr().String(), ends
+	return serveTCP(t, func(c net.Conn) { ends <- greet(c) }), ends
 }
 
 // greet is one connection of startWSGreeter; it returns why it ended.

@@ -75,11 +75,9 @@ type Conn struct {
 	// closes), and a TLS 1.3 client may well read after its close_notify
 	// (RFC 8446 6.1).
 	notified bool
-	// keyUpdates counts the peer's KeyUpdate requests answered since
-	// keyUpdateAt (keyupdate.go); barrenN its records without data since
-	// barrenAt (records.go).
-	keyUpdates, barrenN   int32
-	keyUpdateAt, barrenAt int64
+	// keyUpdates counts the peer's KeyUpdate requests answered
+	// (keyupdate.go), barrenN its records without data (records.go).
+	keyUpdates, barrenN perWindow
 	// dialed: a client connection (to an origin) whose handshake ran in the
 	// dialling goroutine (Dial); it has no Server.
 	dialed bool

@@ -33,12 +33,7 @@ var errKeyUpdateFlood = errors.New("tls: key updates requested past 8 a minute")
 // keyUpdated counts an answer crypto/tls wrote while the loop decrypted and
 // reports whether the connection went past maxKeyUpdates. Loop goroutine.
 func (c *Conn) keyUpdated() bool {
-	now := c.l.Now()
-	if now-c.keyUpdateAt > keyUpdateWindow {
-		c.keyUpdateAt, c.keyUpdates = now, 0
-	}
-	c.keyUpdates++
-	return c.keyUpdates > maxKeyUpdates
+	return c.keyUpdates.add(c.l.Now(), 1, keyUpdateWindow, maxKeyUpdates)
 }
 
 // writeHeld writes what crypto/tls wrote during a decrypt, in one write.

@@ -86,10 +86,21 @@ func (r *recordCutter) take(b []byte) (ended int) {
 // barren counts n records that gave no data and reports whether the
 // connection went past maxBarren in its window. Loop goroutine.
 func (c *Conn) barren(n int) bool {
-	now := c.l.Now()
-	if now-c.barrenAt > barrenWindow {
-		c.barrenAt, c.barrenN = now, 0
+	return c.barrenN.add(c.l.Now(), n, barrenWindow, maxBarren)
+}
+
+// perWindow counts events in fixed windows (the first event opens one).
+type perWindow struct {
+	at int64 // when the window opened
+	n  int32
+}
+
+// add counts n events at now and reports whether the window holds more than
+// max.
+func (w *perWindow) add(now int64, n int, window int64, max int32) bool {
+	if now-w.at > window {
+		w.at, w.n = now, 0
 	}
-	c.barrenN += int32(n)
-	return c.barrenN > maxBarren
+	w.n += int32(n)
+	return w.n > max
 }
