@@ -224,6 +224,7 @@ type Loop struct {
 	// callbacks' total so far, written by the loop, read by any goroutine.
 	timeBusy bool
 	entered  int64 // Mono
+	yielded  int64 // Mono of the last yield to Go's scheduler (yield.go)
 	busy     atomic.Int64
 	later    []Task
 	last     []Task // LaterLast's, run from lastAt on
@@ -342,6 +343,7 @@ func (l *Loop) Leave() {
 		// One writer: a load and a store, no locked add.
 		l.busy.Store(l.busy.Load() + BusySample*(filters.Mono()-l.entered))
 	}
+	l.maybeYield()
 }
 
 // BusySample: one outermost callback in BusySample, chosen at random, is

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,7 @@ type BreakerConfig struct {
 	// HystrixSample is the least time between two outcomes copied into hystrix-go's
 	// circuit, for its metrics and dashboard stream. 0 means 1 ms (≤ 1000 events/s
 	// per origin, well within hystrix's 2000-event channel); negative: no copy.
+	// The copies wait in the breaker until ForwardSamples hands them over.
 	HystrixSample time.Duration
 	// Clock gives unix nanoseconds to Allow and Report; nil means time.Now. The
 	// request path should call AllowAt and ReportAt with the loop's cached clock.
@@ -75,9 +77,18 @@ const (
 // time-sampled stream of outcomes into its circuit (ReportEvent), so hystrix's
 // metrics and dashboard stream show each origin's volume and error share.
 //
+// The copy is handed over off the request path. ReportEvent sends on a channel
+// whose reader, hystrix's metrics goroutine, is usually parked: each send woke
+// it, which woke an idle thread to run it, and on the proxy's core that thread
+// pre-empted the event loop (bench/README.md, "hystrix's wake-ups": ~4 context
+// switches per copy, most of Gozer's switches under load). So the loop only
+// queues the sampled outcome (pending), and ForwardSamples, called every
+// 100 ms by the server's tick goroutine, sends what queued.
+//
 // A Breaker is safe for concurrent use: every event loop calls AllowAt and ReportAt
-// on the request path; they use atomics only and do not allocate (a sampled hystrix
-// copy allocates, at most once per HystrixSample per origin).
+// on the request path; they use atomics only and do not allocate (the sampled
+// hystrix copy, at most once per HystrixSample per origin, takes a mutex that
+// only ForwardSamples contends for). ForwardSamples is for one goroutine.
 type Breaker struct {
 	name    string
 	enabled bool
@@ -88,6 +99,12 @@ type Breaker struct {
 	clock   func() int64
 	circuit *hystrix.CircuitBreaker
 	sink    hystrixSink // circuit, or a test's recorder
+
+	// The sampled copies not yet handed to sink (mirror appends, ForwardSamples
+	// takes them; at most maxPendingSamples: beyond, a late forwarder loses copies).
+	pendingMu sync.Mutex
+	pending   []hystrixEvent
+	spare     []hystrixEvent // ForwardSamples' own: the slice it sends from
 
 	// st is the state: 0 closed; > 0 open since st (unix ns); < 0 half-open, the
 	// trial let through at -st. One word so that a transition is one CAS.
@@ -134,7 +151,17 @@ func NewBreaker(origin string, cfg BreakerConfig) *Breaker {
 	return b
 }
 
-// hystrixSink is where mirror sends outcomes: hystrix's circuit.
+// maxPendingSamples bounds the copies waiting for ForwardSamples: a second's
+// worth at the default sample period, ten ticks of the forwarder.
+const maxPendingSamples = 1024
+
+// hystrixEvent is one sampled outcome waiting for ForwardSamples.
+type hystrixEvent struct {
+	ev         []string // evSuccess, evFailure or evTimeout
+	start, end int64    // unix ns
+}
+
+// hystrixSink is where ForwardSamples sends outcomes: hystrix's circuit.
 type hystrixSink interface {
 	ReportEvent(eventTypes []string, start time.Time, runDuration time.Duration) error
 }
@@ -228,7 +255,7 @@ func (b *Breaker) tripped(now int64) bool {
 	return reqs >= b.volume && errs*100 >= b.percent*reqs
 }
 
-// mirror copies one outcome per sample period into hystrix-go's circuit. Sampling
+// mirror queues one outcome per sample period for hystrix-go's circuit. Sampling
 // in time keeps the error share unbiased while bounding what hystrix keeps (it
 // stores every duration for 60 s) and what its one metrics goroutine must process.
 func (b *Breaker) mirror(outcome Outcome, start, end int64) {
@@ -246,8 +273,32 @@ func (b *Breaker) mirror(outcome Outcome, start, end int64) {
 	case Timeout:
 		ev = evTimeout
 	}
-	// A full hystrix channel only loses this sample; hystrix's numbers are advisory.
-	_ = b.sink.ReportEvent(ev, time.Unix(0, start), time.Duration(end-start))
+	b.pendingMu.Lock()
+	if len(b.pending) < maxPendingSamples { // beyond, hystrix's numbers (advisory) lose it
+		if b.pending == nil {
+			b.pending = make([]hystrixEvent, 0, 128)
+		}
+		b.pending = append(b.pending, hystrixEvent{ev: ev, start: start, end: end})
+	}
+	b.pendingMu.Unlock()
+}
+
+// ForwardSamples hands the queued outcomes to hystrix-go's circuit (its metrics
+// goroutine applies them). Call it from one goroutine, periodically: the server
+// does every 100 ms, for the origins of the configuration in service.
+func (b *Breaker) ForwardSamples() {
+	if b.sink == nil {
+		return
+	}
+	b.pendingMu.Lock()
+	out := b.pending
+	b.pending = b.spare[:0]
+	b.pendingMu.Unlock()
+	for _, e := range out {
+		// A full hystrix channel only loses this sample; hystrix's numbers are advisory.
+		_ = b.sink.ReportEvent(e.ev, time.Unix(0, e.start), time.Duration(e.end-e.start))
+	}
+	b.spare = out
 }
 
 // Enabled reports whether the breaker judges at all (breaker.enabled); a

@@ -297,6 +297,12 @@ func TestBreakerMirrorSamples(t *testing.T) {
 				b.ReportAt(o, now, now)
 				now += int64(tc.gap)
 			}
+			// The request path only queues: nothing reaches hystrix until
+			// the forwarder (the server's tick) runs.
+			if rec.events != 0 {
+				t.Fatalf("%d events sent from ReportAt, want them queued", rec.events)
+			}
+			b.ForwardSamples()
 			if rec.events != tc.wantEvents {
 				t.Fatalf("%d events copied, want %d", rec.events, tc.wantEvents)
 			}
@@ -304,6 +310,32 @@ func TestBreakerMirrorSamples(t *testing.T) {
 				t.Fatalf("%d errors of %d copied: the 25 %% share is lost", rec.errors, rec.events)
 			}
 		})
+	}
+}
+
+// A forwarder that falls behind loses copies beyond maxPendingSamples; the
+// queue never grows past it, and what was queued arrives in order.
+func TestBreakerMirrorBound(t *testing.T) {
+	b := testBreaker(BreakerConfig{RequestVolumeThreshold: 1 << 20, HystrixSample: time.Millisecond})
+	rec := &recordingSink{}
+	b.sink = rec
+	now := t0
+	for range 3 * maxPendingSamples {
+		b.ReportAt(Success, now, now)
+		now += int64(time.Millisecond)
+	}
+	if len(b.pending) != maxPendingSamples {
+		t.Fatalf("%d copies queued, want the bound %d", len(b.pending), maxPendingSamples)
+	}
+	b.ForwardSamples()
+	if rec.events != maxPendingSamples {
+		t.Fatalf("%d copies forwarded, want %d", rec.events, maxPendingSamples)
+	}
+	b.ReportAt(Failure, now, now)
+	b.ForwardSamples()
+	b.ForwardSamples() // nothing new: nothing sent twice
+	if rec.events != maxPendingSamples+1 || rec.errors != 1 {
+		t.Fatalf("after one more: %d events, %d errors; want %d and 1", rec.events, rec.errors, maxPendingSamples+1)
 	}
 }
 
@@ -317,6 +349,7 @@ func TestBreakerMirrorReachesHystrix(t *testing.T) {
 		b.ReportAt(Failure, now, now)
 		now += int64(100 * time.Microsecond) // 200 ms: 200 copies
 	}
+	b.ForwardSamples()
 	deadline := time.Now().Add(5 * time.Second)
 	for !b.Circuit().IsOpen() {
 		if time.Now().After(deadline) {

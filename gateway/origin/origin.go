@@ -239,6 +239,16 @@ func (t *Table) Close() {
 	}
 }
 
+// ForwardSamples hands each origin's sampled breaker outcomes to hystrix-go
+// (Breaker.ForwardSamples). One goroutine calls it: the server's tick.
+func (t *Table) ForwardSamples() {
+	for _, o := range t.List {
+		if o.Iso != nil {
+			o.Iso.Breaker.ForwardSamples()
+		}
+	}
+}
+
 // ReserveConn counts a new connection to s against the origin-wide cap max (0: no
 // cap); false when the cap is reached. Every true must be matched by ReleaseConn.
 func (s *Server) ReserveConn(max int64) bool {

@@ -451,7 +451,8 @@ func (s *Server) DrainTimeout() time.Duration {
 // ProxyAddr is the bound address of the proxy listener.
 func (s *Server) ProxyAddr() string { return s.proxyAddr }
 
-// tickLoop drives every loop's timers: a loop checks its deadlines on its own goroutine.
+// tickLoop drives every loop's timers (a loop checks its deadlines on its own
+// goroutine) and forwards the breakers' samples to hystrix-go.
 func (s *Server) tickLoop() {
 	t := time.NewTicker(pushconn.TickEvery)
 	defer t.Stop()
@@ -467,6 +468,11 @@ func (s *Server) tickLoop() {
 			swept = now
 			s.shared.Peers.Sweep(now.UnixNano()) // clients kept for a penalty that ended
 			s.access.ReportDrops(now, s.log)
+		}
+		// The breakers' sampled outcomes reach hystrix-go from here, not from
+		// the loops (origin.Breaker: a send from a loop woke a thread).
+		if snap := s.shared.Snapshot(); snap != nil && snap.Origins != nil {
+			snap.Origins.ForwardSamples()
 		}
 		s.loopsMu.Lock()
 		loops := s.loops
