@@ -143,6 +143,27 @@ cpu_ticks() {
   echo "$total"
 }
 
+# proc_split PID prints "utime stime switches" summed over PID and its descendants: CPU
+# ticks in user and in kernel mode, and context switches (voluntary + involuntary) of every
+# thread (a process's own status line counts only its main thread's). Read without forks
+# but the process tree's, so that the harness stays out of the measured window.
+proc_split() {
+  local u=0 s=0 n=0 p t k v rest
+  local -a f
+  for p in $(proc_tree "$1"); do
+    read -r rest <"/proc/$p/stat" 2>/dev/null || continue
+    rest=${rest##*) }
+    read -r -a f <<<"$rest"
+    u=$((u + f[11])) s=$((s + f[12]))
+    for t in /proc/"$p"/task/*/status; do
+      while read -r k v _; do
+        case $k in voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) n=$((n + v)) ;; esac
+      done <"$t" 2>/dev/null || true
+    done
+  done
+  echo "$u $s $n"
+}
+
 # cores_busy_ticks CPU... prints the busy ticks (user nice system irq softirq steal) of
 # those cores from /proc/stat: compared with our processes' own ticks it shows CPU time that
 # something else (another job on a shared machine) took from the measured cores. softirq

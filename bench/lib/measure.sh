@@ -5,7 +5,10 @@
 
 # Columns of $RUNS_TSV, one line per wrk run.
 # shellcheck disable=SC2034 # used by run.sh
-RUNS_HEADER=$'kind\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\torigin_cpu_pct\twrk_cpu_pct\terrors\trequests\tother_cpu_pct\tdisturbed\terror_detail'
+# kernel_pct: the proxy's stime share of its CPU; ctxsw_req: its threads' context switches
+# per request (a Go proxy's extra ones are its scheduler's: bench/README.md, "Thread wake-ups
+# under load").
+RUNS_HEADER=$'kind\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\torigin_cpu_pct\twrk_cpu_pct\terrors\trequests\tother_cpu_pct\tdisturbed\terror_detail\tkernel_pct\tctxsw_req'
 
 # to_us converts a wrk latency ("812.00us", "1.23ms", "1.01s") to microseconds.
 to_us() {
@@ -24,10 +27,10 @@ to_us() {
 wrk_run() {
   local kind=$1 name=$2 round=$3 url=$4 pid=$5
   local out=$WORK/wrk-$kind-$name-$round.txt
-  local c0 c1 o0 o1 t0 t1 b0 b1
+  local c0 c1 o0 o1 t0 t1 b0 b1 u0 u1 s0 s1 x0 x1
 
   # Readings closest to the run first, so that the harness's own forks stay out of the window.
-  c0=$(cpu_ticks "$pid"); o0=$(cpu_ticks "$ORIGIN_PID")
+  read -r u0 s0 x0 <<<"$(proc_split "$pid")"; c0=$((u0 + s0)); o0=$(cpu_ticks "$ORIGIN_PID")
   b0=$(cores_busy_ticks "${BENCH_CORES[@]}"); t0=$(date +%s%N)
   # The subshell's "times" prints the CPU time of its children, i.e. of wrk: that is how we
   # know wrk's share of the load-generator core without another tool. It runs in the
@@ -44,7 +47,7 @@ wrk_run() {
   wait "$WRK_PID" || warn "wrk exited non-zero against $name (see below)"
   WRK_PID=""
   t1=$(date +%s%N); b1=$(cores_busy_ticks "${BENCH_CORES[@]}")
-  c1=$(cpu_ticks "$pid"); o1=$(cpu_ticks "$ORIGIN_PID")
+  read -r u1 s1 x1 <<<"$(proc_split "$pid")"; c1=$((u1 + s1)); o1=$(cpu_ticks "$ORIGIN_PID")
 
   local requests rps p50 p99 errors detail wall wrk_s
   requests=$(awk '/ requests in / {print $1; exit}' "$out")
@@ -71,17 +74,17 @@ wrk_run() {
   line=$(awk -v kind="$kind" -v name="$name" -v round="$round" -v req="$requests" -v rps="$rps" \
     -v p50="$(to_us "$p50")" -v p99="$(to_us "$p99")" -v dc=$((c1 - c0)) -v dor=$((o1 - o0)) \
     -v tck="$CLK_TCK" -v wall="$wall" -v wrk_s="$wrk_s" -v err="$errors" -v busy=$((b1 - b0)) \
-    -v max_other="$BENCH_OTHER_CPU_MAX" -v detail="${detail:--}" 'BEGIN {
+    -v max_other="$BENCH_OTHER_CPU_MAX" -v detail="${detail:--}" -v ds=$((s1 - s0)) -v dx=$((x1 - x0)) 'BEGIN {
       cpu_us = dc * 1e6 / tck
       # What the measured cores did beyond the proxy, the origin and wrk, in % of one core.
       other = 100 * (busy * 1e6 / tck - cpu_us - dor * 1e6 / tck - wrk_s * 1e6) / wall
-      printf "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%s\t%s\n", kind, name, round, rps, p50, p99,
+      printf "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%s\t%s\t%.1f\t%.3f\n", kind, name, round, rps, p50, p99,
         cpu_us / req, 100 * cpu_us / wall, 100 * (dor * 1e6 / tck) / wall, 100 * wrk_s * 1e6 / wall, err, req,
-        other, (other > max_other ? "yes" : "no"), detail }')
+        other, (other > max_other ? "yes" : "no"), detail, (dc > 0 ? 100 * ds / dc : 0), dx / req }')
   printf '%s\n' "$line" >>"$RUNS_TSV"
   # The same, readable, on stderr as the bench goes.
-  awk -F'\t' '{ printf "    %-8s %-8s r%-2s %8s req/s  p50 %6sus  p99 %6sus  %6s us/req  proxy %5s%%  origin %5s%%  wrk %5s%%  other %5s%%%s  errors %s\n",
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, ($14 == "yes" ? " (DISTURBED)" : ""), $11 ($11 > 0 ? " (" $15 ")" : "") }' <<<"$line" >&2
+  awk -F'\t' '{ printf "    %-8s %-8s r%-2s %8s req/s  p50 %6sus  p99 %6sus  %6s us/req (kernel %4s%%, %s switches/req)  proxy %5s%%  origin %5s%%  wrk %5s%%  other %5s%%%s  errors %s\n",
+    $1, $2, $3, $4, $5, $6, $7, $16, $17, $8, $9, $10, $13, ($14 == "yes" ? " (DISTURBED)" : ""), $11 ($11 > 0 ? " (" $15 ")" : "") }' <<<"$line" >&2
 }
 
 # idle_mem TARGET ADDR PID: RSS of the target with BENCH_IDLE_CONNS idle keep-alive client
@@ -152,8 +155,10 @@ num() {
 # print_throughput_table TARGET...: medians over the measured rounds, and ratios to nginx.
 print_throughput_table() {
   local t base=nginx
-  declare -A RPS P50 P99 CPU PCT ERR MIN MAX
+  declare -A RPS P50 P99 CPU PCT ERR MIN MAX KER CSW
   for t in "$@"; do
+    KER[$t]=$(column_of run "$t" 16 | median)
+    CSW[$t]=$(column_of run "$t" 17 | median)
     RPS[$t]=$(column_of run "$t" 4 | median)
     P50[$t]=$(column_of run "$t" 5 | median)
     P99[$t]=$(column_of run "$t" 6 | median)
@@ -163,11 +168,12 @@ print_throughput_table() {
     MIN[$t]=$(column_of run "$t" 4 | sort -g | head -n 1)
     MAX[$t]=$(column_of run "$t" 4 | sort -g | tail -n 1)
   done
-  printf '| target | runs used | req/s | req/s min–max | p50 µs | p99 µs | CPU µs/req | proxy core busy | errors | req/s vs nginx | p99 vs nginx | CPU/req vs nginx |\n'
-  printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+  printf '| target | runs used | req/s | req/s min–max | p50 µs | p99 µs | CPU µs/req | kernel share | switches/req | proxy core busy | errors | req/s vs nginx | p99 vs nginx | CPU/req vs nginx |\n'
+  printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
   for t in "$@"; do
-    printf '| %s | %s | %s | %s–%s | %s | %s | %s | %s%% | %s | %s | %s | %s |\n' "$t" "$(runs_used run "$t")" "$(num %.0f "${RPS[$t]}")" \
+    printf '| %s | %s | %s | %s–%s | %s | %s | %s | %s%% | %s | %s%% | %s | %s | %s | %s |\n' "$t" "$(runs_used run "$t")" "$(num %.0f "${RPS[$t]}")" \
       "${MIN[$t]}" "${MAX[$t]}" "$(num %.0f "${P50[$t]}")" "$(num %.0f "${P99[$t]}")" "$(num %.2f "${CPU[$t]}")" \
+      "$(num %.0f "${KER[$t]}")" "$(num %.3f "${CSW[$t]}")" \
       "$(num %.1f "${PCT[$t]}")" "${ERR[$t]}" \
       "$(ratio "${RPS[$t]}" "${RPS[$base]:--}")" "$(ratio "${P99[$t]}" "${P99[$base]:--}")" \
       "$(ratio "${CPU[$t]}" "${CPU[$base]:--}")"
