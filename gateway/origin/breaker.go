@@ -80,7 +80,7 @@ const (
 // The copy is handed over off the request path. ReportEvent sends on a channel
 // whose reader, hystrix's metrics goroutine, is usually parked: each send woke
 // it, which woke an idle thread to run it, and on the proxy's core that thread
-// pre-empted the event loop (bench/README.md, "hystrix's wake-ups": ~4 context
+// pre-empted the event loop (bench/README.md, "Thread wake-ups under load": ~4 context
 // switches per copy, most of Gozer's switches under load). So the loop only
 // queues the sampled outcome (pending), and ForwardSamples, called every
 // 100 ms by the server's tick goroutine, sends what queued.

@@ -314,7 +314,7 @@ func TestBreakerMirrorSamples(t *testing.T) {
 }
 
 // A forwarder that falls behind loses copies beyond maxPendingSamples; the
-// queue never grows past it, and what was queued arrives in order.
+// queue never grows past it, and nothing is sent twice.
 func TestBreakerMirrorBound(t *testing.T) {
 	b := testBreaker(BreakerConfig{RequestVolumeThreshold: 1 << 20, HystrixSample: time.Millisecond})
 	rec := &recordingSink{}
