@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Who wakes a running process's threads, and why: the count bench/README.md ("Thread wake-ups
-# under load") reads to find a proxy's extra context switches.
+# The wake-ups a running process makes of its own threads, and why: the count
+# bench/README.md ("Thread wake-ups under load") reads to find a proxy's extra context
+# switches.
 #
 #   bash bench/wakeups.sh PID [SECONDS]     (SECONDS: 4; needs perf and root)
 #
-# Records sched:sched_wakeup (with the waker's stack) and futex syscalls of PID's threads
-# over the interval, then prints, per woken thread of PID, how many wake-ups came from a
-# futex wake (Go: another thread readied work, wakep → startm), a timer (hrtimer: a sleep
-# ending, Go's sysmon), or epoll (data arrived for a thread blocked in epoll_wait), per
-# second; then the callers behind the futex wakes (the Go frames right under
-# runtime.wakep), which name the code that readied a goroutine. Read with the load running.
+# Records sched:sched_wakeup (with the waker's stack) and futex syscalls while PID's threads
+# run, over the interval, then prints, per woken thread of PID, how many wake-ups came from a
+# futex wake (Go: one of its threads readied work, wakep → startm), a timer (hrtimer: a sleep
+# ending, Go's sysmon), or epoll, per second; then the callers behind the futex wakes (the
+# first frame that is not the runtime's), which name the code that readied a goroutine.
+# perf records an event in the context it happens in: a thread woken by another process
+# (data it wrote to a socket this process waits on) or from another core is not counted here;
+# bench/threads.sh counts every switch. Read with the load running.
 set -euo pipefail
 pid=${1:?usage: bench/wakeups.sh PID [SECONDS]}
 secs=${2:-4}
