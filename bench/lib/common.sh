@@ -151,14 +151,14 @@ proc_split() {
   local u=0 s=0 n=0 p t k v rest
   local -a f
   for p in $(proc_tree "$1"); do
-    read -r rest <"/proc/$p/stat" 2>/dev/null || continue
+    read -r rest 2>/dev/null <"/proc/$p/stat" || continue # (a process may end meanwhile)
     rest=${rest##*) }
     read -r -a f <<<"$rest"
     u=$((u + f[11])) s=$((s + f[12]))
     for t in /proc/"$p"/task/*/status; do
       while read -r k v _; do
         case $k in voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) n=$((n + v)) ;; esac
-      done <"$t" 2>/dev/null || true
+      done 2>/dev/null <"$t" || true # (a thread may end meanwhile)
     done
   done
   echo "$u $s $n"

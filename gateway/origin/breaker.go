@@ -87,8 +87,9 @@ const (
 //
 // A Breaker is safe for concurrent use: every event loop calls AllowAt and ReportAt
 // on the request path; they use atomics only and do not allocate (the sampled
-// hystrix copy, at most once per HystrixSample per origin, takes a mutex that
-// only ForwardSamples contends for). ForwardSamples is for one goroutine.
+// hystrix copy, at most once per HystrixSample per origin, holds a mutex for
+// an append; ForwardSamples holds it for a swap). ForwardSamples is for one
+// goroutine.
 type Breaker struct {
 	name    string
 	enabled bool
