@@ -202,7 +202,8 @@ target_failed() {
   unset "TARGET_PID[$name]"
 }
 
-printf '%s\n' "$RUNS_HEADER" >"$RUNS_TSV"
+WRK_SPLIT_COLUMNS=1 # kernel_pct and ctxsw_req: the throughput table shows them
+printf '%s%s\n' "$RUNS_HEADER" "$RUNS_SPLIT_HEADER" >"$RUNS_TSV"
 : >"$MEM_TSV"
 
 # measure_one KIND NAME ROUND: a wrk run; a target that dies or gives no result is dropped.
@@ -407,7 +408,7 @@ report() {
   if ((${#MEASURED[@]})); then print_throughput_table "${MEASURED[@]}"; fi
   printf '\n"runs used": a run during which other jobs took more than %s%% of a core on cores %s (from /proc/stat, less the CPU time of the proxy, the origin and wrk) is marked disturbed and left out of the medians, unless every run of that target was.\n' \
     "$BENCH_OTHER_CPU_MAX" "${BENCH_CORES[*]}"
-  printf '\n"proxy core busy" is the proxy'"'"'s CPU time over wall time: near 100%% means the proxy was the bottleneck. "kernel share" is the part of its CPU time spent in the kernel (stime), "switches/req" its threads'"'"' context switches per request (voluntary and involuntary, /proc/PID/task/*/status): on the proxy'"'"'s one core each is a thread pre-empting another (bench/README.md, "Thread wake-ups under load").\n'
+  printf '\n"proxy core busy" is the proxy'"'"'s CPU time over wall time: near 100%% means the proxy was the bottleneck. "kernel share" is the part of its CPU time spent in the kernel (stime), "switches/req" its threads'"'"' context switches per request (/proc/PID/task/*/status: voluntary, a thread blocking, and involuntary, a thread pre-empted by another on the proxy'"'"'s core; bench/README.md, "Thread wake-ups under load").\n'
   if [[ " ${MEASURED[*]} " == *-lua* ]]; then
     printf '\n## Lua filters: CPU per request (medians of the table above)\n\n'
     print_lua_table "${MEASURED[@]}"

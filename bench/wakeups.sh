@@ -18,12 +18,21 @@ pid=${1:?usage: bench/wakeups.sh PID [SECONDS]}
 secs=${2:-4}
 data=$(mktemp /tmp/wakeups.XXXXXX)
 trap 'rm -f "$data"' EXIT
-perf record -q -e sched:sched_wakeup -e syscalls:sys_enter_futex -g -p "$pid" -o "$data" -- sleep "$secs" >/dev/null 2>&1
-comm=$(cat "/proc/$pid/comm")
-perf script -i "$data" 2>/dev/null | awk -v comm="$comm" -v secs="$secs" '
-  function flush() { if (rec && target ~ ("^" comm " ")) { n[target " " cause]++; if (cause == "futex") who[waker]++ } rec = 0 }
+if ! perf record -q -e sched:sched_wakeup -e syscalls:sys_enter_futex -g -p "$pid" -o "$data" -- sleep "$secs" >"$data.log" 2>&1; then
+  echo "wakeups.sh: perf record failed (perf installed? root? tracepoints readable?):" >&2
+  cat "$data.log" >&2
+  rm -f "$data.log"
+  exit 1
+fi
+rm -f "$data.log"
+tids=" $(ls "/proc/$pid/task" | tr '\n' ' ')" # the process's threads: what counts as woken
+perf script -i "$data" 2>/dev/null | awk -v tids="$tids" -v secs="$secs" '
+  function flush() {
+    if (rec && index(tids, " " tid " ")) { n[target " " cause]++; if (cause == "futex") who[waker]++ }
+    rec = 0
+  }
   /sched:sched_wakeup/ { flush(); rec = 1; target = $0; sub(/.*comm=/, "", target); sub(/ prio.*/, "", target)
-                         cause = "other"; waker = ""; seen = 0; next }
+                         tid = target; sub(/.*pid=/, "", tid); cause = "other"; waker = ""; seen = 0; next }
   /sys_enter_futex/ { flush(); next }
   rec && /futex_wake/ { if (cause == "other") cause = "futex" }
   rec && /hrtimer_wakeup/ { if (cause == "other") cause = "timer" }

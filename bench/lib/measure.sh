@@ -4,11 +4,15 @@
 # summary tables. Sourced by run.sh, never run.
 
 # Columns of $RUNS_TSV, one line per wrk run.
+# Scripts that add columns of their own (compress.sh, tls.sh) append them after these 15.
+# With WRK_SPLIT_COLUMNS=1 (run.sh, which adds RUNS_SPLIT_HEADER) wrk_run writes two more:
+# kernel_pct, the proxy's stime share of its CPU, and ctxsw_req, its threads' context
+# switches per request (a Go proxy's extra ones are its scheduler's: bench/README.md,
+# "Thread wake-ups under load"). The run's line on stderr shows both either way.
 # shellcheck disable=SC2034 # used by run.sh
-# kernel_pct: the proxy's stime share of its CPU; ctxsw_req: its threads' context switches
-# per request (a Go proxy's extra ones are its scheduler's: bench/README.md, "Thread wake-ups
-# under load").
-RUNS_HEADER=$'kind\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\torigin_cpu_pct\twrk_cpu_pct\terrors\trequests\tother_cpu_pct\tdisturbed\terror_detail\tkernel_pct\tctxsw_req'
+RUNS_HEADER=$'kind\ttarget\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tproxy_cpu_pct\torigin_cpu_pct\twrk_cpu_pct\terrors\trequests\tother_cpu_pct\tdisturbed\terror_detail'
+# shellcheck disable=SC2034 # used by run.sh
+RUNS_SPLIT_HEADER=$'\tkernel_pct\tctxsw_req'
 
 # to_us converts a wrk latency ("812.00us", "1.23ms", "1.01s") to microseconds.
 to_us() {
@@ -81,7 +85,11 @@ wrk_run() {
       printf "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%s\t%s\t%.1f\t%.3f\n", kind, name, round, rps, p50, p99,
         cpu_us / req, 100 * cpu_us / wall, 100 * (dor * 1e6 / tck) / wall, 100 * wrk_s * 1e6 / wall, err, req,
         other, (other > max_other ? "yes" : "no"), detail, (dc > 0 ? 100 * ds / dc : 0), dx / req }')
-  printf '%s\n' "$line" >>"$RUNS_TSV"
+  if [[ ${WRK_SPLIT_COLUMNS:-0} == 1 ]]; then
+    printf '%s\n' "$line" >>"$RUNS_TSV"
+  else
+    cut -f1-15 <<<"$line" >>"$RUNS_TSV"
+  fi
   # The same, readable, on stderr as the bench goes.
   awk -F'\t' '{ printf "    %-8s %-8s r%-2s %8s req/s  p50 %6sus  p99 %6sus  %6s us/req (kernel %4s%%, %s switches/req)  proxy %5s%%  origin %5s%%  wrk %5s%%  other %5s%%%s  errors %s\n",
     $1, $2, $3, $4, $5, $6, $7, $16, $17, $8, $9, $10, $13, ($14 == "yes" ? " (DISTURBED)" : ""), $11 ($11 > 0 ? " (" $15 ")" : "") }' <<<"$line" >&2

@@ -214,8 +214,8 @@ func (l *Loop) startBatch(L *glua.LState, s *suspension, all bool) int {
 // CPU in `BENCH_PROFILE=gozer-async BENCH_SUITE=async bash bench/run.sh`).
 // A stack deeper than the buffer before the base counts as nested (refused).
 // The buffer is as short as the call from the coroutine's own VM loop needs
-// (the base is its 6th frame: ctx.http, callGFunction, the OP_CALL handler,
-// the VM loop, threadRun), with room for two more: runtime.Callers unwinds
+// (the base is its 6th frame: batch, ctx.http, callGFunction, the OP_CALL
+// handler, the VM loop, threadRun), with room for two more: runtime.Callers unwinds
 // as many frames as the buffer holds, and the ~20 below the base (the loop's
 // callback, gnet) cost 5 % of gozer-async's CPU with a buffer of 24. A
 // gopher-lua upgrade that deepens the call fails the async tests (every

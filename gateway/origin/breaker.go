@@ -88,8 +88,7 @@ const (
 // A Breaker is safe for concurrent use: every event loop calls AllowAt and ReportAt
 // on the request path; they use atomics only and do not allocate (the sampled
 // hystrix copy, at most once per HystrixSample per origin, holds a mutex for
-// an append; ForwardSamples holds it for a swap). ForwardSamples is for one
-// goroutine.
+// an append; ForwardSamples holds it for a swap).
 type Breaker struct {
 	name    string
 	enabled bool
@@ -105,7 +104,7 @@ type Breaker struct {
 	// takes them; at most maxPendingSamples: beyond, a late forwarder loses copies).
 	pendingMu sync.Mutex
 	pending   []hystrixEvent
-	spare     []hystrixEvent // ForwardSamples' own: the slice it sends from
+	spare     []hystrixEvent // the slice the last ForwardSamples sent from, for reuse
 
 	// st is the state: 0 closed; > 0 open since st (unix ns); < 0 half-open, the
 	// trial let through at -st. One word so that a transition is one CAS.
@@ -285,21 +284,26 @@ func (b *Breaker) mirror(outcome Outcome, start, end int64) {
 }
 
 // ForwardSamples hands the queued outcomes to hystrix-go's circuit (its metrics
-// goroutine applies them). Call it from one goroutine, periodically: the server
-// does every 100 ms, for the origins of the configuration in service.
+// goroutine applies them). The server calls it every 100 ms for the origins of
+// the configuration in service, and once for those a reload replaced; two
+// calls at once each send what they took, nothing twice.
 func (b *Breaker) ForwardSamples() {
 	if b.sink == nil {
 		return
 	}
 	b.pendingMu.Lock()
 	out := b.pending
-	b.pending = b.spare[:0]
+	b.pending, b.spare = b.spare[:0], nil // spare: the slice the last call sent from
 	b.pendingMu.Unlock()
 	for _, e := range out {
 		// A full hystrix channel only loses this sample; hystrix's numbers are advisory.
 		_ = b.sink.ReportEvent(e.ev, time.Unix(0, e.start), time.Duration(e.end-e.start))
 	}
-	b.spare = out
+	b.pendingMu.Lock()
+	if b.spare == nil {
+		b.spare = out[:0]
+	}
+	b.pendingMu.Unlock()
 }
 
 // Enabled reports whether the breaker judges at all (breaker.enabled); a

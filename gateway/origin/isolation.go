@@ -50,7 +50,9 @@ func DefaultIsolationConfig() IsolationConfig {
 //
 //	Admit → Pick → AttemptDone → [TryRetry → Pick → AttemptDone]… → Finish
 //
-// All of them are safe for concurrent use, lock-free and allocation-free.
+// All of them are safe for concurrent use and allocation-free; lock-free but
+// for the breaker's sampled hystrix copy (Breaker: an append under a mutex, at
+// most once per millisecond per origin).
 type Isolation struct {
 	Name      string
 	Discovery *Discovery

@@ -240,7 +240,8 @@ func (t *Table) Close() {
 }
 
 // ForwardSamples hands each origin's sampled breaker outcomes to hystrix-go
-// (Breaker.ForwardSamples). One goroutine calls it: the server's tick.
+// (Breaker.ForwardSamples): the server's tick, and its reloads for the table
+// they replaced.
 func (t *Table) ForwardSamples() {
 	for _, o := range t.List {
 		if o.Iso != nil {

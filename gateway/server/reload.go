@@ -181,6 +181,9 @@ func (r *reloader) swap(prev, next *loop.Snapshot) {
 		s.hub.Sender.SetOrigin(up)
 	}
 	origin.Activate(prev.Origins, next.Origins)
+	// The tick forwards the table in service only: what the replaced table's
+	// breakers queued goes now (the ones carried over are in both).
+	prev.Origins.ForwardSamples()
 }
 
 // restartOnly names the settings that differ between the configuration in

@@ -469,16 +469,17 @@ func (s *Server) tickLoop() {
 			s.shared.Peers.Sweep(now.UnixNano()) // clients kept for a penalty that ended
 			s.access.ReportDrops(now, s.log)
 		}
-		// The breakers' sampled outcomes reach hystrix-go from here, not from
-		// the loops (origin.Breaker: a send from a loop woke a thread).
-		if snap := s.shared.Snapshot(); snap != nil && snap.Origins != nil {
-			snap.Origins.ForwardSamples()
-		}
 		s.loopsMu.Lock()
 		loops := s.loops
 		s.loopsMu.Unlock()
 		for _, l := range loops {
 			_ = l.EL.Execute(context.Background(), l.TickTask())
+		}
+		// The breakers' sampled outcomes reach hystrix-go from here, not from
+		// the loops (origin.Breaker: a send from a loop woke a thread); after
+		// the loops' ticks, which it would otherwise delay.
+		if snap := s.shared.Snapshot(); snap != nil && snap.Origins != nil {
+			snap.Origins.ForwardSamples()
 		}
 	}
 }
