@@ -128,25 +128,16 @@ stop_all_started() {
 CLK_TCK=$(getconf CLK_TCK)
 
 # cpu_ticks PID prints utime+stime (clock ticks) summed over PID and its descendants.
-# /proc/PID/stat of a process already sums all of its threads. Fields 14 and 15 count
-# from the start of the line; the command name (field 2) may hold spaces, so cut the
-# line after its closing parenthesis first: then utime and stime are fields 12 and 13.
-cpu_ticks() {
-  local total=0 p rest
-  local -a f
-  for p in $(proc_tree "$1"); do
-    rest=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-    rest=${rest##*) }
-    read -r -a f <<<"$rest"
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
-}
+cpu_ticks() { proc_split "$1" ticks; }
 
 # proc_split PID prints "utime stime switches" summed over PID and its descendants: CPU
 # ticks in user and in kernel mode, and context switches (voluntary + involuntary) of every
-# thread (a process's own status line counts only its main thread's). Read without forks
-# but the process tree's, so that the harness stays out of the measured window.
+# thread (a process's own status line counts only its main thread's); with a second
+# argument "ticks", only utime+stime, no thread read. /proc/PID/stat of a process already
+# sums all of its threads' ticks. Fields 14 and 15 count from the start of the line; the
+# command name (field 2) may hold spaces, so the line is cut after its closing parenthesis
+# first: then utime and stime are fields 12 and 13. Read without forks but the process
+# tree's, so that the harness stays out of the measured window.
 proc_split() {
   local u=0 s=0 n=0 p t k v rest
   local -a f
@@ -155,13 +146,14 @@ proc_split() {
     rest=${rest##*) }
     read -r -a f <<<"$rest"
     u=$((u + f[11])) s=$((s + f[12]))
+    [[ ${2:-} == ticks ]] && continue
     for t in /proc/"$p"/task/*/status; do
       while read -r k v _; do
         case $k in voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) n=$((n + v)) ;; esac
       done 2>/dev/null <"$t" || true # (a thread may end meanwhile)
     done
   done
-  echo "$u $s $n"
+  if [[ ${2:-} == ticks ]]; then echo "$((u + s))"; else echo "$u $s $n"; fi
 }
 
 # cores_busy_ticks CPU... prints the busy ticks (user nice system irq softirq steal) of

@@ -212,7 +212,7 @@ func (c *Conn) done(closeAfter bool) {
 	if c.state == stClosed {
 		return
 	}
-	if closeAfter || c.drainClose.on() || c.peerClosed() {
+	if closeAfter || c.drainClose.on() || tlsconn.PeerDone(c.c) {
 		c.uncork()
 		c.closeWhenFlushed()
 		return
@@ -234,14 +234,6 @@ func (c *Conn) done(closeAfter bool) {
 	if c.c.InboundBuffered() > 0 {
 		c.nextPipelined() // a pipelined request is already here
 	}
-}
-
-// peerClosed reports whether a TLS client sent its close_notify and every
-// request it sent before is read: it sends no more, so the connection
-// closes once the answers left, as a plain one does at the client's EOF.
-func (c *Conn) peerClosed() bool {
-	tc, ok := c.c.(*tlsconn.Conn)
-	return ok && tc.PeerClosed() && c.c.InboundBuffered() == 0
 }
 
 // OnPeerClosed implements tlsconn.PeerCloser: the client sent its

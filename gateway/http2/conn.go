@@ -257,7 +257,7 @@ func (c *Conn) OnData() {
 		// After the flush: a write the socket does not take whole makes
 		// gnet read the connection again, which would undo the pause.
 		c.waitTurn()
-	} else if c.state == stOpen && c.peerClosed() {
+	} else if c.state == stOpen && tlsconn.PeerDone(c.c) { // the client sends no more
 		c.goAway() // the streams it began finish; then it closes, flushed
 	}
 }
@@ -267,13 +267,6 @@ func (c *Conn) OnData() {
 // flight finish, then the connection closes, flushed (a partial preface or
 // frame can no longer end).
 func (c *Conn) OnPeerClosed() { c.goAway() }
-
-// peerClosed reports whether a TLS client sent its close_notify and every
-// frame before it is read: it sends no more.
-func (c *Conn) peerClosed() bool {
-	tc, ok := c.c.(*tlsconn.Conn)
-	return ok && tc.PeerClosed() && c.c.InboundBuffered() == 0 // a partial frame never ends now
-}
 
 // frameLen is the payload length in a frame's header (b holds 9 bytes).
 func frameLen(b []byte) int { return int(b[0])<<16 | int(b[1])<<8 | int(b[2]) }

@@ -419,6 +419,15 @@ func (c *Conn) recordError(err error) {
 // it read, as a plain one's EOF would have. Loop goroutine.
 func (c *Conn) PeerClosed() bool { return c.notified }
 
+// PeerDone reports whether gc is a TLS client connection whose client sent
+// its close_notify and whose every byte before it the kind has read: the
+// client sends no more, and a kind closes once its answers left, as after a
+// plain connection's EOF. Loop goroutine.
+func PeerDone(gc gnet.Conn) bool {
+	c, ok := gc.(*Conn)
+	return ok && c.notified && c.InboundBuffered() == 0
+}
+
 // PeerCloser is a kind that closes its client's connection itself once the
 // client sent its close_notify and the kind read what came before it:
 // OnPeerClosed is called then, once, at the end of that callback. It closes
