@@ -158,7 +158,8 @@ func TestTLSMaxHandshakes(t *testing.T) {
 	ca := newTestCA(t)
 	cert, key, _ := ca.issue(t, "localhost", false, "localhost")
 	o := startOrigin(t, "o")
-	g := tlsGozer(t, o.Addr, map[string]string{"handshake_timeout": "2s", "max_handshakes": "3"}, [2]string{cert, key})
+	// No eviction here (TestTLSHandshakeEviction has it): the 4th is refused.
+	g := tlsGozer(t, o.Addr, map[string]string{"handshake_timeout": "2s", "max_handshakes": "3", "evict_handshakes_after": "500ms"}, [2]string{cert, key})
 	for range 3 {
 		c := dialTCP(t, g.HTTPSAddr) // connected, silent: each holds a handshake
 		_ = c
@@ -187,6 +188,96 @@ func TestTLSMaxHandshakes(t *testing.T) {
 	waitFor(t, 5*time.Second, "its slot back", func() bool { return g.tlsStats(t).Handshakes.InProgress == 0 })
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the slot came back after %v: at the timeout, not at the close", d)
+	}
+}
+
+// TestTLSHandshakeEviction: max_handshakes taken by connections that send
+// nothing (from one address here; in an attack from many, which
+// max_requests_per_ip cannot stop) shut HTTPS only until they have run
+// evict_handshakes_after, not for a whole handshake_timeout: then a real
+// client takes the place of the oldest, which is closed, counted and logged;
+// a handshake younger than that is never evicted.
+func TestTLSHandshakeEviction(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	cert, key, _ := ca.issue(t, "localhost", false, "localhost")
+	o := startOrigin(t, "o")
+	cfg := oneOrigin(nil, o.Addr)
+	cfg.Server = map[string]string{"event_loops": "1"} // one loop: its oldest is the first dialled
+	cfg.HTTPS = map[string]string{"certificates": certList([2]string{cert, key}),
+		"handshake_timeout": "60s", "max_handshakes": "3", "evict_handshakes_after": "500ms"}
+	g := startGozer(t, cfg)
+	closed := make(chan int, 3)
+	for i := range 3 {
+		c := dialTCP(t, g.HTTPSAddr)
+		waitFor(t, 5*time.Second, "the silent connection's handshake", func() bool { return g.tlsStats(t).Handshakes.InProgress == int64(i+1) })
+		go func() {
+			if expectClosed(c, 30*time.Second) == nil {
+				closed <- i
+			}
+		}()
+	}
+	client := httpsClient(t, ca, "localhost", nil)
+	start := time.Now()
+	var last error
+	if !eventually(20*time.Second, func() bool {
+		resp, err := client.Get(g.httpsURL("/"))
+		if err != nil {
+			last = err // closed at accept: nothing old enough to evict yet
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatalf("no HTTPS request got through while silent connections held every slot: %v", last)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("the client got in after %v: at the silent ones' timeout, not by evicting one", d)
+	}
+	select {
+	case i := <-closed:
+		if i != 0 {
+			t.Errorf("silent connection %d was evicted, want the oldest (0)", i)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no silent connection was closed")
+	}
+	s := g.tlsStats(t)
+	if s.Handshakes.Evicted < 1 || s.Handshakes.Failures["evicted"] < 1 {
+		t.Errorf("evicted_handshakes_total %d, handshake_failures_by_reason %v: want an eviction counted", s.Handshakes.Evicted, s.Handshakes.Failures)
+	}
+	if s.Handshakes.InProgress > 3 {
+		t.Errorf("%d handshakes in progress, over max_handshakes 3", s.Handshakes.InProgress)
+	}
+	g.waitLog(t, "handshake closed to make room")
+	// The client's handshake is over: two silent ones and one newer slot
+	// left. A fresh silent connection is young; the next client evicts the
+	// oldest remaining silent one (1), never the fresh one.
+	client.CloseIdleConnections()
+	fresh := dialTCP(t, g.HTTPSAddr)
+	waitFor(t, 5*time.Second, "3 handshakes in progress again", func() bool { return g.tlsStats(t).Handshakes.InProgress == 3 })
+	if !eventually(20*time.Second, func() bool {
+		resp, err := client.Get(g.httpsURL("/"))
+		if err == nil {
+			resp.Body.Close()
+		}
+		client.CloseIdleConnections() // a new connection, hence a new handshake, each time
+		return err == nil && resp.StatusCode == 200
+	}) {
+		t.Fatal("a second client never got in")
+	}
+	select {
+	case i := <-closed:
+		if i != 1 {
+			t.Errorf("silent connection %d was evicted second, want 1", i)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no second silent connection was closed")
+	}
+	_ = fresh.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var ne net.Error
+	if _, err := fresh.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("the fresh silent connection: %v, want it still open", err)
 	}
 }
 

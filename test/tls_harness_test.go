@@ -182,6 +182,8 @@ type tlsStats struct {
 		Refused    int64 `json:"refused_too_many_handshakes_total"`
 		// RefusedPerIP: over server.max_requests_per_ip.
 		RefusedPerIP int64 `json:"refused_handshakes_per_ip_total"`
+		// Evicted: closed to make room for a newer connection.
+		Evicted int64 `json:"evicted_handshakes_total"`
 		// ClosedOnRecordError: a bad record, an alert, a key update flood.
 		ClosedOnRecordError int64            `json:"closed_on_record_error_total"`
 		Failures            map[string]int64 `json:"handshake_failures_by_reason"`

@@ -52,6 +52,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad listener", base + "listeners:\n  proxy: {addr: \"8080\"}\n", "listeners.proxy.addr"},
 		{"ticket keys rotated under a second", base + "listeners:\n  https: {addr: \":8443\", ticket_key_rotation: 500ms}\n",
 			"listeners.https.ticket_key_rotation"},
+		{"negative handshake eviction age", base + "listeners:\n  https: {addr: \":8443\", evict_handshakes_after: -1s}\n",
+			"listeners.https.evict_handshakes_after"},
 		{"sample ratio over 1", base + "tracing: {sample_ratio: 1.5}\n", "tracing.sample_ratio"},
 		{"negative sample ratio", base + "tracing: {sample_ratio: -0.1}\n", "tracing.sample_ratio"},
 		{"negative passport threshold", base + "tracing: {passport_threshold: -1s}\n", "tracing.passport_threshold"},

@@ -18,10 +18,17 @@ type HTTPSListener struct {
 	MinVersion       string        `yaml:"min_version"`
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// MaxHandshakes bounds the handshakes in progress node-wide: each holds a
-	// short-lived goroutine (see gateway/tlsconn). Past it, new connections
-	// are closed at once and counted.
-	MaxHandshakes  int  `yaml:"max_handshakes"`
-	SessionTickets bool `yaml:"session_tickets"`
+	// short-lived goroutine (see gateway/tlsconn). Past it, a new connection
+	// evicts an old handshake (EvictHandshakesAfter) or is closed at once;
+	// both are counted.
+	MaxHandshakes int `yaml:"max_handshakes"`
+	// EvictHandshakesAfter: with max_handshakes in progress, a new connection
+	// takes the place of its event loop's oldest handshake once that one has
+	// run this long (closed and counted as evicted), instead of being closed
+	// itself: silent or slow connections from many addresses cannot keep
+	// every slot for a whole handshake_timeout. 0: never evict.
+	EvictHandshakesAfter time.Duration `yaml:"evict_handshakes_after"`
+	SessionTickets       bool          `yaml:"session_tickets"`
 	// TicketKeyRotation: a new session-ticket key this often; the two before
 	// it still resume, so a ticket resumes for two to three rotations. At
 	// least a second (a test's); Gozer warns below a minute.
@@ -48,15 +55,16 @@ func (h HTTPSListener) Enabled() bool { return h.Addr != "" }
 
 func httpsDefaults() HTTPSListener {
 	return HTTPSListener{
-		DevCertDir:        ".gozer",
-		MinVersion:        "1.2",
-		HandshakeTimeout:  10 * time.Second,
-		MaxHandshakes:     4096,
-		SessionTickets:    true,
-		TicketKeyRotation: time.Hour,
-		CertCheckInterval: 10 * time.Second,
-		ClientAuth:        "off",
-		H2:                true,
+		DevCertDir:           ".gozer",
+		MinVersion:           "1.2",
+		HandshakeTimeout:     10 * time.Second,
+		MaxHandshakes:        4096,
+		EvictHandshakesAfter: time.Second,
+		SessionTickets:       true,
+		TicketKeyRotation:    time.Hour,
+		CertCheckInterval:    10 * time.Second,
+		ClientAuth:           "off",
+		H2:                   true,
 	}
 }
 
@@ -76,6 +84,9 @@ func (c *Config) validateHTTPS(bad reporter) {
 	}
 	if h.MaxHandshakes <= 0 {
 		bad("listeners.https.max_handshakes", "must be positive, got %d", h.MaxHandshakes)
+	}
+	if h.EvictHandshakesAfter < 0 {
+		bad("listeners.https.evict_handshakes_after", "must be 0 (never evict) or positive, got %s", h.EvictHandshakesAfter)
 	}
 	if h.SessionTickets && h.TicketKeyRotation < time.Second {
 		bad("listeners.https.ticket_key_rotation", "must be at least 1s, got %s", h.TicketKeyRotation)

@@ -90,7 +90,7 @@ func (s *Server) buildTLS() error {
 	// records (and CPU) per response; an edge serving APIs prefers the CPU.
 	cfg.DynamicRecordSizingDisabled = true
 	s.certs = store
-	s.tls = tlsconn.NewServer(cfg, h.HandshakeTimeout, h.MaxHandshakes)
+	s.tls = tlsconn.NewServer(cfg, h.HandshakeTimeout, h.MaxHandshakes, h.EvictHandshakesAfter)
 	for _, w := range ticketWarnings(h) {
 		s.log.Warn().Str("listener", "https").Msg(w)
 	}

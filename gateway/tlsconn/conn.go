@@ -78,6 +78,12 @@ type Conn struct {
 	// keyUpdates counts the peer's KeyUpdate requests answered
 	// (keyupdate.go), barrenN its records without data (records.go).
 	keyUpdates, barrenN perWindow
+	// The loop's handshakes in progress, oldest first (evict.go): hsStart is
+	// when this one began (the loop's clock), qPrev and qNext its neighbours
+	// while queued; evicted: closed to make room for a newer connection.
+	hsStart         int64
+	qPrev, qNext    *Conn
+	queued, evicted bool
 	// dialed: a client connection (to an origin) whose handshake ran in the
 	// dialling goroutine (Dial); it has no Server.
 	dialed bool
@@ -97,23 +103,26 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	c := &Conn{Conn: gc, l: l, srv: srv, ready: ready, ctx: ctx}
 	c.w.c = c
 	gc.SetContext(c)
-	if !srv.admit() {
-		c.state = stClosed // OnClose releases the counts taken at accept
-		l.Shared.Sampled.Warn("tls_max_handshakes").Str("client", gc.RemoteAddr().String()).
-			Int64("max_handshakes", srv.max).Msg("connection closed: too many TLS handshakes in progress")
-		_ = gc.Close()
-		return c
-	}
 	// A handshake in progress is a request in flight of its client's address
 	// (server.max_requests_per_ip): one address holding silent connections
 	// cannot take every max_handshakes slot and shut HTTPS for everyone.
+	// Checked first, so that a connection refused for its address evicts
+	// nobody.
 	peer, _ := ctx.(*peers.Peer)
 	if !l.Shared.Peers.Begin(peer, l.Now()) {
-		srv.release()
 		srv.stats.refusedPerIP.Add(1)
-		c.state = stClosed
+		c.state = stClosed // OnClose releases the counts taken at accept
 		l.Shared.Sampled.Warn("tls_handshakes_per_ip").Str("client", gc.RemoteAddr().String()).
 			Msg("connection closed: its address has server.max_requests_per_ip handshakes and requests in flight")
+		_ = gc.Close()
+		return c
+	}
+	if !srv.admit() && !srv.evictFor(l, gc.RemoteAddr().String()) {
+		l.Shared.Peers.End(peer)
+		srv.stats.refused.Add(1)
+		c.state = stClosed
+		l.Shared.Sampled.Warn("tls_max_handshakes").Str("client", gc.RemoteAddr().String()).
+			Int64("max_handshakes", srv.max).Msg("connection closed: too many TLS handshakes in progress")
 		_ = gc.Close()
 		return c
 	}
@@ -125,6 +134,8 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	// gone once the socket closes).
 	hs.client = gc.RemoteAddr().String()
 	c.w.hs, c.tc = hs, tc
+	c.hsStart = l.Now()
+	srv.queue(l).push(c)
 	hs.arm(srv.timeout)
 	return c
 }
@@ -192,8 +203,13 @@ func (c *Conn) OnClose(err error) {
 	c.releasePlain()
 	if hs := c.w.hs; hs != nil {
 		if done, _, _ := hs.result(); !done && prev == stHandshake {
-			c.srv.failed("client_closed") // mid-handshake: the goroutine's read ends now
+			reason := "client_closed" // mid-handshake: the goroutine's read ends now
+			if c.evicted {
+				reason = "evicted"
+			}
+			c.srv.failed(reason)
 		}
+		c.dequeue()
 		hs.close()
 	}
 	k, ok := c.ctx.(Kind)
@@ -238,6 +254,7 @@ func (c *Conn) handshakeData() {
 	if !done {
 		return
 	}
+	c.dequeue() // done: no longer a handshake to evict
 	if err != nil {
 		c.handshakeFailed(err)
 		return

@@ -16,16 +16,19 @@ import (
 // uses, the bound on handshakes in progress, and the counters. Safe for
 // concurrent use.
 type Server struct {
-	config  *tls.Config
-	timeout time.Duration
-	max     int64
+	config     *tls.Config
+	timeout    time.Duration
+	max        int64
+	evictAfter time.Duration // evict.go; 0: never
 
 	inProgress atomic.Int64
 	stats      counters
+	queues     sync.Map // *loop.Loop → *hsQueue, each used only by its loop (evict.go)
 }
 
 type counters struct {
 	handshakes, resumed, refused, closedAlert atomic.Int64
+	evicted                                   atomic.Int64 // evict.go
 	refusedPerIP                              atomic.Int64 // over server.max_requests_per_ip
 	mu                                        sync.Mutex
 	failures                                  map[string]int64 // by reason
@@ -34,8 +37,10 @@ type counters struct {
 
 // NewServer returns the shared side of a TLS listener. config is used as is
 // (shared by every loop, so session tickets resume on any of them).
-func NewServer(config *tls.Config, handshakeTimeout time.Duration, maxHandshakes int) *Server {
-	return &Server{config: config, timeout: handshakeTimeout, max: int64(maxHandshakes),
+// evictAfter: see evict.go (0: a connection past maxHandshakes is always
+// closed).
+func NewServer(config *tls.Config, handshakeTimeout time.Duration, maxHandshakes int, evictAfter time.Duration) *Server {
+	return &Server{config: config, timeout: handshakeTimeout, max: int64(maxHandshakes), evictAfter: evictAfter,
 		stats: counters{failures: map[string]int64{}, versions: map[string]int64{}}}
 }
 
@@ -47,6 +52,7 @@ type Stats struct {
 	MaxHandshakes             int64            `json:"max_handshakes"`
 	RefusedTooManyHandshakes  int64            `json:"refused_too_many_handshakes_total"`
 	RefusedPerIP              int64            `json:"refused_handshakes_per_ip_total"`
+	EvictedHandshakes         int64            `json:"evicted_handshakes_total"`
 	HandshakeFailuresByReason map[string]int64 `json:"handshake_failures_by_reason"`
 	HandshakesByVersion       map[string]int64 `json:"handshakes_by_version"`
 	ClosedOnRecordErrorTotal  int64            `json:"closed_on_record_error_total"`
@@ -58,7 +64,7 @@ func (s *Server) Stats() Stats {
 		HandshakesTotal: s.stats.handshakes.Load(), ResumedTotal: s.stats.resumed.Load(),
 		HandshakesInProgress: s.inProgress.Load(), MaxHandshakes: s.max,
 		RefusedTooManyHandshakes: s.stats.refused.Load(), ClosedOnRecordErrorTotal: s.stats.closedAlert.Load(),
-		RefusedPerIP:              s.stats.refusedPerIP.Load(),
+		RefusedPerIP: s.stats.refusedPerIP.Load(), EvictedHandshakes: s.stats.evicted.Load(),
 		HandshakeFailuresByReason: map[string]int64{}, HandshakesByVersion: map[string]int64{},
 	}
 	s.stats.mu.Lock()
@@ -72,11 +78,11 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// admit takes a handshake slot; false when max_handshakes are in progress.
+// admit takes a handshake slot; false when max_handshakes are in progress
+// (the caller evicts or refuses, and counts which).
 func (s *Server) admit() bool {
 	if s.inProgress.Add(1) > s.max {
 		s.inProgress.Add(-1)
-		s.stats.refused.Add(1)
 		return false
 	}
 	return true

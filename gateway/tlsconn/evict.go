@@ -1,0 +1,118 @@
+package tlsconn
+
+import (
+	"time"
+
+	"gozer/gateway/loop"
+)
+
+// Handshake eviction (listeners.https.evict_handshakes_after).
+//
+// max_handshakes bounds the goroutines and memory that handshakes take, and
+// server.max_requests_per_ip stops one address from taking every slot. Many
+// addresses still can (a /64 each is cheap): connections that send nothing,
+// or a ClientHello a byte at a time, hold their slots for a whole
+// handshake_timeout, and every client meanwhile is closed at accept. So once
+// the slots are full, a new connection takes the place of its loop's oldest
+// handshake if that one has run at least evictAfter: a real client finishes
+// in a round trip or two, so under a flood the oldest handshakes are the
+// flood's. A burst of real clients younger than evictAfter still meets the
+// plain refusal, as before.
+//
+// Each loop keeps its handshakes in the order they started, a list threaded
+// through the Conns (no allocation, O(1) removal), which only that loop's
+// goroutine touches. A loop evicts only its own: gnet spreads new
+// connections over the loops, so each holds its share of a flood.
+
+// hsQueue is one loop's handshakes in progress, oldest first. Loop goroutine
+// only.
+type hsQueue struct{ head, tail *Conn }
+
+// push appends c, whose handshake just started.
+func (q *hsQueue) push(c *Conn) {
+	c.qPrev, c.qNext, c.queued = q.tail, nil, true
+	if q.tail != nil {
+		q.tail.qNext = c
+	} else {
+		q.head = c
+	}
+	q.tail = c
+}
+
+// remove takes c out if it is in; any number of calls.
+func (q *hsQueue) remove(c *Conn) {
+	if !c.queued {
+		return
+	}
+	if c.qPrev != nil {
+		c.qPrev.qNext = c.qNext
+	} else {
+		q.head = c.qNext
+	}
+	if c.qNext != nil {
+		c.qNext.qPrev = c.qPrev
+	} else {
+		q.tail = c.qPrev
+	}
+	c.qPrev, c.qNext, c.queued = nil, nil, false
+}
+
+// victim is the oldest handshake still running (busy reports whether it is)
+// that started at least after ago as of now (the loop's clock, ns); nil when
+// there is none or after is 0 (never evict). A finished one stays on the
+// list until the loop takes its connection over, and is passed by: its
+// client is in.
+func (q *hsQueue) victim(now int64, after time.Duration, busy func(*Conn) bool) *Conn {
+	if after <= 0 {
+		return nil
+	}
+	for c := q.head; c != nil && now-c.hsStart >= int64(after); c = c.qNext {
+		if busy(c) {
+			return c
+		}
+	}
+	return nil
+}
+
+// handshaking reports whether c's handshake goroutine has not finished.
+func handshaking(c *Conn) bool {
+	done, _, _ := c.w.hs.result()
+	return !done
+}
+
+// dequeue takes c off its loop's list, if it is on it. Loop goroutine.
+func (c *Conn) dequeue() {
+	if c.queued {
+		c.srv.queue(c.l).remove(c)
+	}
+}
+
+// queue is loop l's handshake list, made on first use. Loop goroutine.
+func (s *Server) queue(l *loop.Loop) *hsQueue {
+	if q, ok := s.queues.Load(l); ok {
+		return q.(*hsQueue)
+	}
+	q, _ := s.queues.LoadOrStore(l, &hsQueue{})
+	return q.(*hsQueue)
+}
+
+// evictFor makes room for a new connection on l when every slot is taken:
+// it closes l's oldest handshake if it is old enough, and reports whether it
+// did. The new connection then takes a slot at once, over the bound until
+// the evicted handshake's goroutine gives its own back (it ends as soon as
+// it sees the close). Loop goroutine.
+func (s *Server) evictFor(l *loop.Loop, newcomer string) bool {
+	now := l.Now()
+	v := s.queue(l).victim(now, s.evictAfter, handshaking)
+	if v == nil {
+		return false
+	}
+	s.stats.evicted.Add(1)
+	l.Shared.Sampled.Warn("tls_handshake_evicted").Str("client", v.w.hs.client).Str("for", newcomer).
+		Dur("age", time.Duration(now-v.hsStart)).Int64("max_handshakes", s.max).
+		Msg("handshake closed to make room: max_handshakes in progress, and it was the loop's oldest")
+	v.evicted = true
+	_ = l.EL.Close(v.Conn) // OnClose: off the list, and the goroutine's reads end
+	s.inProgress.Add(1)
+	return true
+}
