@@ -150,40 +150,59 @@ func TestTLSBadInput(t *testing.T) {
 	}
 }
 
-// TestTLSMaxHandshakes: past listeners.https.max_handshakes in progress, new
-// connections are closed at once and counted; when the stalled ones time out,
-// handshakes succeed again.
+// TestTLSMaxHandshakes: a connection takes a handshake slot once its first
+// record (the ClientHello) is all in, not at accept: silent connections and
+// ones that send part of a hello and stall take none (counted as awaiting
+// their hello), and past listeners.https.max_handshakes in progress (here
+// without eviction) a new client's hello closes it, counted; when the
+// stalled ones time out, handshakes succeed again.
 func TestTLSMaxHandshakes(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t)
 	cert, key, _ := ca.issue(t, "localhost", false, "localhost")
 	o := startOrigin(t, "o")
 	// No eviction here (TestTLSHandshakeEviction has it): the 4th is refused.
-	g := tlsGozer(t, o.Addr, map[string]string{"handshake_timeout": "2s", "max_handshakes": "3", "evict_handshakes_after": "500ms"}, [2]string{cert, key})
+	g := tlsGozer(t, o.Addr, map[string]string{"handshake_timeout": "2s", "max_handshakes": "3", "evict_handshakes_after": "0s"}, [2]string{cert, key})
 	for range 3 {
-		c := dialTCP(t, g.HTTPSAddr) // connected, silent: each holds a handshake
-		_ = c
+		dialTCP(t, g.HTTPSAddr) // connected, silent
+	}
+	sendHello(t, g.HTTPSAddr, 5)  // a record header
+	sendHello(t, g.HTTPSAddr, 60) // a hello cut short
+	waitFor(t, 5*time.Second, "5 connections awaiting their hello", func() bool { return g.tlsStats(t).Handshakes.AwaitingHello == 5 })
+	c := httpsClient(t, ca, "localhost", nil)
+	if resp, _ := fetch(t, c, "GET", g.httpsURL("/"), nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("beside silent connections: status %d", resp.StatusCode)
+	}
+	c.CloseIdleConnections()
+	if s := g.tlsStats(t); s.Handshakes.InProgress != 0 || s.Handshakes.Refused != 0 {
+		t.Errorf("with those only: %d handshakes in progress, %d refused; want 0, 0", s.Handshakes.InProgress, s.Handshakes.Refused)
+	}
+	for range 3 {
+		sendHello(t, g.HTTPSAddr, -1) // a whole ClientHello, then nothing: each holds a handshake
 	}
 	waitFor(t, 5*time.Second, "3 handshakes in progress", func() bool { return g.tlsStats(t).Handshakes.InProgress == 3 })
-	over := dialTCP(t, g.HTTPSAddr)
-	if err := expectClosed(over, 5*time.Second); err != nil {
-		t.Fatalf("a 4th connection: %v", err)
+	if err := expectClosed(sendHello(t, g.HTTPSAddr, -1), 5*time.Second); err != nil {
+		t.Fatalf("a 4th handshake: %v", err)
 	}
 	if s := g.tlsStats(t); s.Handshakes.Refused != 1 {
 		t.Errorf("refused_too_many_handshakes_total %d, want 1", s.Handshakes.Refused)
 	}
 	g.waitLog(t, "too many TLS handshakes")
-	waitFor(t, 5*time.Second, "the stalled handshakes time out", func() bool { return g.tlsStats(t).Handshakes.InProgress == 0 })
-	c := httpsClient(t, ca, "localhost", nil)
+	waitFor(t, 5*time.Second, "the stalled handshakes time out", func() bool {
+		s := g.tlsStats(t)
+		return s.Handshakes.InProgress == 0 && s.Handshakes.AwaitingHello == 0
+	})
+	if s := g.tlsStats(t); s.Handshakes.Failures["timeout"] != 8 {
+		t.Errorf("handshake_failures_by_reason %v: want 8 timeouts (5 awaiting their hello, 3 stalled)", s.Handshakes.Failures)
+	}
 	if resp, _ := fetch(t, c, "GET", g.httpsURL("/"), nil, nil); resp.StatusCode != 200 {
 		t.Fatalf("after the timeouts: status %d", resp.StatusCode)
 	}
-	// A client that goes away before its ClientHello gives its slot back at
-	// once, not at the 2s timeout (its handshake goroutine, not started yet,
-	// starts to end).
-	silent := dialTCP(t, g.HTTPSAddr)
-	waitFor(t, 5*time.Second, "the silent connection's handshake", func() bool { return g.tlsStats(t).Handshakes.InProgress == 1 })
-	_ = silent.Close()
+	// A client that goes away in the middle of its handshake gives its slot
+	// back at once, not at the 2s timeout (its goroutine's read ends).
+	stalled := sendHello(t, g.HTTPSAddr, -1)
+	waitFor(t, 5*time.Second, "the stalled handshake", func() bool { return g.tlsStats(t).Handshakes.InProgress == 1 })
+	_ = stalled.Close()
 	start := time.Now()
 	waitFor(t, 5*time.Second, "its slot back", func() bool { return g.tlsStats(t).Handshakes.InProgress == 0 })
 	if d := time.Since(start); d > time.Second {
@@ -191,12 +210,29 @@ func TestTLSMaxHandshakes(t *testing.T) {
 	}
 }
 
-// TestTLSHandshakeEviction: max_handshakes taken by connections that send
-// nothing (from one address here; in an attack from many, which
-// max_requests_per_ip cannot stop) shut HTTPS only until they have run
-// evict_handshakes_after, not for a whole handshake_timeout: then a real
-// client takes the place of the oldest, which is closed, counted and logged;
-// a handshake younger than that is never evicted.
+// sendHello connects and sends the first n bytes of a ClientHello record
+// (n < 0: all of it), then nothing. With all of it the handshake starts,
+// answers, and waits for the client's next flight: it holds a slot. With
+// less it has not started: it holds none.
+func sendHello(t testing.TB, addr string, n int) net.Conn {
+	t.Helper()
+	c := dialTCP(t, addr)
+	hello := clientHello(t)
+	if n >= 0 {
+		hello = hello[:n]
+	}
+	if _, err := c.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestTLSHandshakeEviction: max_handshakes taken by handshakes that stall
+// (from one address here; in an attack from many, which max_requests_per_ip
+// cannot stop) shut HTTPS only until they have run evict_handshakes_after,
+// not for a whole handshake_timeout: then a real client takes the place of
+// the oldest, which is closed, counted and logged; a handshake younger than
+// that is never evicted.
 func TestTLSHandshakeEviction(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t)
@@ -209,8 +245,8 @@ func TestTLSHandshakeEviction(t *testing.T) {
 	g := startGozer(t, cfg)
 	closed := make(chan int, 3)
 	for i := range 3 {
-		c := dialTCP(t, g.HTTPSAddr)
-		waitFor(t, 5*time.Second, "the silent connection's handshake", func() bool { return g.tlsStats(t).Handshakes.InProgress == int64(i+1) })
+		c := sendHello(t, g.HTTPSAddr, -1)
+		waitFor(t, 5*time.Second, "the stalled handshake", func() bool { return g.tlsStats(t).Handshakes.InProgress == int64(i+1) })
 		go func() {
 			if expectClosed(c, 30*time.Second) == nil {
 				closed <- i
@@ -223,24 +259,24 @@ func TestTLSHandshakeEviction(t *testing.T) {
 	if !eventually(20*time.Second, func() bool {
 		resp, err := client.Get(g.httpsURL("/"))
 		if err != nil {
-			last = err // closed at accept: nothing old enough to evict yet
+			last = err // closed: nothing old enough to evict yet
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	}) {
-		t.Fatalf("no HTTPS request got through while silent connections held every slot: %v", last)
+		t.Fatalf("no HTTPS request got through while stalled handshakes held every slot: %v", last)
 	}
 	if d := time.Since(start); d > 15*time.Second {
-		t.Errorf("the client got in after %v: at the silent ones' timeout, not by evicting one", d)
+		t.Errorf("the client got in after %v: at the stalled ones' timeout, not by evicting one", d)
 	}
 	select {
 	case i := <-closed:
 		if i != 0 {
-			t.Errorf("silent connection %d was evicted, want the oldest (0)", i)
+			t.Errorf("stalled handshake %d was evicted, want the oldest (0)", i)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("no silent connection was closed")
+		t.Fatal("no stalled handshake was closed")
 	}
 	s := g.tlsStats(t)
 	if s.Handshakes.Evicted < 1 || s.Handshakes.Failures["evicted"] < 1 {
@@ -250,11 +286,11 @@ func TestTLSHandshakeEviction(t *testing.T) {
 		t.Errorf("%d handshakes in progress, over max_handshakes 3", s.Handshakes.InProgress)
 	}
 	g.waitLog(t, "handshake closed to make room")
-	// The client's handshake is over: two silent ones and one newer slot
-	// left. A fresh silent connection is young; the next client evicts the
-	// oldest remaining silent one (1), never the fresh one.
+	// The client's handshake is over: two stalled ones and a free slot. A
+	// fresh stalled one is young; the next client evicts the oldest remaining
+	// stalled one (1), never the fresh one.
 	client.CloseIdleConnections()
-	fresh := dialTCP(t, g.HTTPSAddr)
+	fresh := sendHello(t, g.HTTPSAddr, -1)
 	waitFor(t, 5*time.Second, "3 handshakes in progress again", func() bool { return g.tlsStats(t).Handshakes.InProgress == 3 })
 	if !eventually(20*time.Second, func() bool {
 		resp, err := client.Get(g.httpsURL("/"))
@@ -269,15 +305,15 @@ func TestTLSHandshakeEviction(t *testing.T) {
 	select {
 	case i := <-closed:
 		if i != 1 {
-			t.Errorf("silent connection %d was evicted second, want 1", i)
+			t.Errorf("stalled handshake %d was evicted second, want 1", i)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("no second silent connection was closed")
+		t.Fatal("no second stalled handshake was closed")
 	}
-	_ = fresh.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_ = fresh.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	var ne net.Error
-	if _, err := fresh.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
-		t.Errorf("the fresh silent connection: %v, want it still open", err)
+	if _, err := io.Copy(io.Discard, fresh); !errors.As(err, &ne) || !ne.Timeout() { // its server flight, then nothing
+		t.Errorf("the fresh stalled handshake: %v, want it still open", err)
 	}
 }
 
@@ -359,9 +395,9 @@ func TestTLSHandshakesPerIP(t *testing.T) {
 	g := startGozer(t, cfg)
 	var silent []net.Conn
 	for range 3 {
-		silent = append(silent, dialTCP(t, g.HTTPSAddr)) // connected, silent: each holds a handshake
+		silent = append(silent, dialTCP(t, g.HTTPSAddr)) // connected, silent: each counts against its address
 	}
-	waitFor(t, 5*time.Second, "3 handshakes in progress", func() bool { return g.tlsStats(t).Handshakes.InProgress == 3 })
+	waitFor(t, 5*time.Second, "3 connections awaiting their hello", func() bool { return g.tlsStats(t).Handshakes.AwaitingHello == 3 })
 	if err := expectClosed(dialTCP(t, g.HTTPSAddr), 5*time.Second); err != nil {
 		t.Fatalf("a 4th connection from the same address: %v", err)
 	}
@@ -388,7 +424,7 @@ func TestTLSHandshakesPerIP(t *testing.T) {
 	for _, c := range silent {
 		_ = c.Close()
 	}
-	waitFor(t, 5*time.Second, "the silent handshakes to end", func() bool { return g.tlsStats(t).Handshakes.InProgress == 0 })
+	waitFor(t, 5*time.Second, "the silent connections to end", func() bool { return g.tlsStats(t).Handshakes.AwaitingHello == 0 })
 	if s := get("127.0.0.1"); s != 200 {
 		t.Fatalf("the address, once its silent connections went: status %d, want 200", s)
 	}

@@ -184,6 +184,8 @@ type tlsStats struct {
 		RefusedPerIP int64 `json:"refused_handshakes_per_ip_total"`
 		// Evicted: closed to make room for a newer connection.
 		Evicted int64 `json:"evicted_handshakes_total"`
+		// AwaitingHello: connections that sent nothing yet (no slot).
+		AwaitingHello int64 `json:"connections_awaiting_hello"`
 		// ClosedOnRecordError: a bad record, an alert, a key update flood.
 		ClosedOnRecordError int64            `json:"closed_on_record_error_total"`
 		Failures            map[string]int64 `json:"handshake_failures_by_reason"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -113,6 +114,12 @@ func (a *attack) slot(i int) {
 			o = a.slowBody(c)
 		case "slowhead":
 			o = a.slowHead(c)
+		case "silent":
+			o = a.silent(c)
+		case "halfhello":
+			o = a.halfHello(c)
+		case "hello":
+			o = a.stalledHello(c)
 		default:
 			o = a.slowRead(c)
 		}
@@ -226,6 +233,65 @@ func (a *attack) slowHead(c net.Conn) outcome {
 	}, func(hp *headParser) outcome {
 		return a.afterAnswer(c, hp) // the head never ended: any answer is a refusal
 	})
+}
+
+// tlsRecordHeader opens a TLS handshake record of 512 bytes (a ClientHello's),
+// which halfHello never sends.
+var tlsRecordHeader = []byte{0x16, 0x03, 0x01, 0x02, 0x00}
+
+// halfHello sends the header of a ClientHello's record and nothing more: at a
+// TLS port, a handshake that starts and stalls, holding its slot.
+func (a *attack) halfHello(c net.Conn) outcome {
+	if err := a.write(c, tlsRecordHeader); err != nil {
+		return a.afterWriteError(c, &headParser{}, err)
+	}
+	return a.silent(c)
+}
+
+// stalledHello sends a whole ClientHello (crypto/tls's, made once) and never
+// the client's next flight: at a TLS port, a handshake that runs, answers,
+// and waits for the client until the server's handshake timeout, or an
+// eviction, ends it.
+func (a *attack) stalledHello(c net.Conn) outcome {
+	if err := a.write(c, clientHello()); err != nil {
+		return a.afterWriteError(c, &headParser{}, err)
+	}
+	return a.silent(c)
+}
+
+// clientHello is the first record crypto/tls's client sends (SNI localhost),
+// made once through a pipe.
+var clientHello = sync.OnceValue(func() []byte {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() { _ = tls.Client(a, &tls.Config{ServerName: "localhost"}).Handshake() }()
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(b, hdr); err != nil {
+		panic(err)
+	}
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	if _, err := io.ReadFull(b, body); err != nil {
+		panic(err)
+	}
+	return append(hdr, body...)
+})
+
+// silent sends nothing and reads until the server ends the connection: at a TLS
+// port, a handshake that never starts.
+func (a *attack) silent(c net.Conn) outcome {
+	var hp headParser
+	buf := make([]byte, 1024)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			a.bytesIn.Add(int64(n))
+			hp.feed(buf[:n])
+		}
+		if err != nil {
+			return outcome{hp.answer(), endHow(err)}
+		}
+	}
 }
 
 // trickle writes head, then what piece gives (nothing when empty) every cfg.every,

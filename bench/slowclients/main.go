@@ -5,6 +5,9 @@
 //	slowclients -mode slowbody -target 127.0.0.1:8080 [-n 4000] [-src 127.0.0.2-127.0.0.17]
 //	slowclients -mode slowread -target 127.0.0.1:8080 [-n 4000] [-src ...]
 //	slowclients -mode slowhead -target 127.0.0.1:8080 [-n 4000] [-src ...]
+//	slowclients -mode silent   -target 127.0.0.1:8443 [-n 8000] [-src ...]   (a TLS port)
+//	slowclients -mode halfhello -target 127.0.0.1:8443 [-n 8000] [-src ...]  (a TLS port)
+//	slowclients -mode hello    -target 127.0.0.1:8443 [-n 8000] [-src ...]   (a TLS port)
 //	slowclients -mode ordinary -target 127.0.0.1:8080 -d 15s [-c 16]
 //	slowclients -mode report   -kind "slowbody slowread slowhead" -dir DIR   (bench/slowclients.sh's tables)
 //
@@ -14,7 +17,11 @@
 // receive buffer of 4 KiB and reads -bytes bytes every -every (1s). slowhead is the
 // classic slowloris, slowhttptest -H: each connection sends "GET / HTTP/1.1" and Host,
 // then -bytes bytes of further header lines ("X-a: b", cut anywhere) every -every (1s),
-// never the empty line that ends the head. All three keep -n connections open: when the server answers or closes one, the attacker records how
+// never the empty line that ends the head. Aimed at a TLS port (bench/tlsflood.sh):
+// silent connects and sends nothing at all; halfhello sends the 5-byte header of a
+// ClientHello's record and never the rest; hello sends a whole ClientHello and never the
+// client's next flight, a handshake that runs and stalls until the server's handshake
+// timeout, or an eviction, ends it. All six keep -n connections open: when the server answers or closes one, the attacker records how
 // (status line, X-Gozer-Status, close or reset) and how long it lived, and opens another
 // (-reconnect). Connections go out round-robin from the -src addresses, as a botnet's
 // would: a per-IP cap must not be what stops them in the bench if it would not in life.
@@ -76,7 +83,7 @@ type config struct {
 func main() {
 	var cfg config
 	var src string
-	flag.StringVar(&cfg.mode, "mode", "", "slowbody, slowread, slowhead, ordinary or report")
+	flag.StringVar(&cfg.mode, "mode", "", "slowbody, slowread, slowhead, silent, halfhello, hello, ordinary or report")
 	flag.StringVar(&cfg.target, "target", "127.0.0.1:8080", "server host:port")
 	flag.StringVar(&cfg.path, "path", "", "request path (default: /sink for slowbody, /bytes?n=1048576 for slowread, / for slowhead and ordinary)")
 	flag.StringVar(&cfg.host, "host", "", "Host header (default: -target)")
@@ -111,12 +118,13 @@ func main() {
 	}
 
 	switch cfg.mode {
-	case "slowbody", "slowread", "slowhead":
+	case "slowbody", "slowread", "slowhead", "silent", "halfhello", "hello":
 		if cfg.path == "" {
 			cfg.path = map[string]string{"slowbody": "/sink", "slowread": "/bytes?n=1048576", "slowhead": "/"}[cfg.mode]
 		}
 		if cfg.every == 0 {
-			cfg.every = map[string]time.Duration{"slowbody": 10 * time.Second, "slowread": time.Second, "slowhead": time.Second}[cfg.mode]
+			cfg.every = map[string]time.Duration{"slowbody": 10 * time.Second, "slowread": time.Second, "slowhead": time.Second,
+				"silent": time.Second, "halfhello": time.Second, "hello": time.Second}[cfg.mode] // (unused by the last three)
 		}
 		if cfg.n <= 0 || cfg.bytes <= 0 || cfg.every <= 0 || cfg.rate <= 0 || cfg.contentLen <= 0 {
 			fail("-n, -bytes, -every, -rate and -content-length must be positive")
@@ -141,7 +149,7 @@ func main() {
 			fail("report: %v", err)
 		}
 	default:
-		fail("-mode must be slowbody, slowread, slowhead, ordinary or report")
+		fail("-mode must be slowbody, slowread, slowhead, silent, halfhello, hello, ordinary or report")
 	}
 }
 

@@ -18,15 +18,16 @@ type HTTPSListener struct {
 	MinVersion       string        `yaml:"min_version"`
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// MaxHandshakes bounds the handshakes in progress node-wide: each holds a
-	// short-lived goroutine (see gateway/tlsconn). Past it, a new connection
-	// evicts an old handshake (EvictHandshakesAfter) or is closed at once;
-	// both are counted.
+	// short-lived goroutine (see gateway/tlsconn), from the client's first
+	// bytes. Past it, a new handshake evicts an old one
+	// (EvictHandshakesAfter) or its connection is closed at once; both are
+	// counted.
 	MaxHandshakes int `yaml:"max_handshakes"`
-	// EvictHandshakesAfter: with max_handshakes in progress, a new connection
-	// takes the place of its event loop's oldest handshake once that one has
-	// run this long (closed and counted as evicted), instead of being closed
-	// itself: silent or slow connections from many addresses cannot keep
-	// every slot for a whole handshake_timeout. 0: never evict.
+	// EvictHandshakesAfter: with max_handshakes in progress, a new handshake
+	// takes the place of its event loop's oldest once that one has run this
+	// long (closed and counted as evicted), instead of being refused itself:
+	// handshakes stalled from many addresses cannot keep every slot for a
+	// whole handshake_timeout. 0: never evict.
 	EvictHandshakesAfter time.Duration `yaml:"evict_handshakes_after"`
 	SessionTickets       bool          `yaml:"session_tickets"`
 	// TicketKeyRotation: a new session-ticket key this often; the two before

@@ -84,6 +84,9 @@ type Conn struct {
 	hsStart         int64
 	qPrev, qNext    *Conn
 	queued, evicted bool
+	// silent: accepted, and the client's first record not all in yet
+	// (helloReady; counted in the server's awaiting; no slot).
+	silent bool
 	// dialed: a client connection (to an origin) whose handshake ran in the
 	// dialling goroutine (Dial); it has no Server.
 	dialed bool
@@ -104,10 +107,8 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	c.w.c = c
 	gc.SetContext(c)
 	// A handshake in progress is a request in flight of its client's address
-	// (server.max_requests_per_ip): one address holding silent connections
-	// cannot take every max_handshakes slot and shut HTTPS for everyone.
-	// Checked first, so that a connection refused for its address evicts
-	// nobody.
+	// (server.max_requests_per_ip), from accept: one address cannot hold
+	// silent connections without bound.
 	peer, _ := ctx.(*peers.Peer)
 	if !l.Shared.Peers.Begin(peer, l.Now()) {
 		srv.stats.refusedPerIP.Add(1)
@@ -117,15 +118,12 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 		_ = gc.Close()
 		return c
 	}
-	if !srv.admit() && !srv.evictFor(l, gc.RemoteAddr().String()) {
-		l.Shared.Peers.End(peer)
-		srv.stats.refused.Add(1)
-		c.state = stClosed
-		l.Shared.Sampled.Warn("tls_max_handshakes").Str("client", gc.RemoteAddr().String()).
-			Int64("max_handshakes", srv.max).Msg("connection closed: too many TLS handshakes in progress")
-		_ = gc.Close()
-		return c
-	}
+	// No max_handshakes slot yet: that is for the goroutine, which starts at
+	// the client's first bytes (takeSlot). A silent connection holds memory
+	// only, bounded by the per-address and connection limits and by
+	// handshake_timeout, and cannot keep other clients' handshakes out.
+	c.silent = true
+	srv.awaiting.Add(1)
 	tc := tls.Server(&c.w, srv.config)
 	var hs *handshake
 	hs = newHandshake(func() { c.handshake(hs, tc, peer) })
@@ -134,8 +132,6 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	// gone once the socket closes).
 	hs.client = gc.RemoteAddr().String()
 	c.w.hs, c.tc = hs, tc
-	c.hsStart = l.Now()
-	srv.queue(l).push(c)
 	hs.arm(srv.timeout)
 	return c
 }
@@ -156,7 +152,9 @@ func (c *Conn) handshake(hs *handshake, tc *tls.Conn, peer *peers.Peer) {
 		c.countFailure(hs, err)
 	}
 	hs.finish(err)
-	c.srv.release()
+	if hs.slotted() {
+		c.srv.release()
+	}
 	c.l.Shared.Peers.End(peer) // atomic: any goroutine
 	_ = c.Conn.Wake(nil)       // a no-op when the socket is gone
 }
@@ -210,6 +208,7 @@ func (c *Conn) OnClose(err error) {
 			c.srv.failed(reason)
 		}
 		c.dequeue()
+		c.heard()
 		hs.close()
 	}
 	k, ok := c.ctx.(Kind)
@@ -231,6 +230,59 @@ func (c *Conn) OnClose(err error) {
 	k.OnClose(err)
 }
 
+// takeSlot: the client's first record is in (helloReady). Its handshake
+// goroutine needs one of max_handshakes slots: taken, or made by evicting
+// an old handshake (evict.go); false when neither, and the connection is
+// closed. A goroutine the timeout started already takes none.
+func (c *Conn) takeSlot() bool {
+	c.heard()
+	srv, hs := c.srv, c.w.hs
+	if hs.started() {
+		return true
+	}
+	if !srv.admit() && !srv.evictFor(c.l, hs.client) {
+		srv.stats.refused.Add(1)
+		c.l.Shared.Sampled.Warn("tls_max_handshakes").Str("client", hs.client).
+			Int64("max_handshakes", srv.max).Msg("connection closed: too many TLS handshakes in progress")
+		c.state = stClosed
+		_ = c.l.EL.Close(c.Conn)
+		return false
+	}
+	c.hsStart = c.l.Now()
+	srv.queue(c.l).push(c)
+	return true
+}
+
+// maxRecord is the longest record length a header may announce (RFC 8446
+// 5.2: 2^14 + 256 for a protected record; a ClientHello's is plaintext, at
+// most 2^14, and a header past this bound is an error crypto/tls reports).
+const maxRecord = 1<<14 + 256
+
+// helloReady reports whether the client's first bytes, b, are enough to
+// start its handshake: a whole first record, or bytes crypto/tls will refuse
+// at once (not a handshake record: plain HTTP, garbage; a length past
+// maxRecord). Until then the connection holds no max_handshakes slot: a
+// client that sends a record header, or a ClientHello a byte at a time, and
+// stalls costs what a silent one does (gnet's buffer of what it sent, at
+// most a record), and a flood of them cannot keep real clients' handshakes
+// out. A real client sends its ClientHello in one go.
+func helloReady(b []byte) bool {
+	if len(b) < 5 {
+		return false
+	}
+	n := int(b[3])<<8 | int(b[4])
+	return b[0] != 22 || n > maxRecord || len(b) >= 5+n
+}
+
+// heard: the connection no longer awaits its first record (it came, or the
+// connection closed).
+func (c *Conn) heard() {
+	if c.silent {
+		c.silent = false
+		c.srv.awaiting.Add(-1)
+	}
+}
+
 // handshakeData feeds the goroutine, or takes the connection over once it is
 // done.
 func (c *Conn) handshakeData() {
@@ -238,8 +290,20 @@ func (c *Conn) handshakeData() {
 	if buf, _ := c.Conn.Peek(-1); len(buf) > 0 {
 		fed := 0
 		if done, _, _ := hs.result(); !done {
+			first := c.silent
+			if first && !helloReady(buf) {
+				return // its first record is not all in yet: no slot until it is
+			}
+			if first && !c.takeSlot() {
+				return // refused: closed
+			}
 			fed = hs.feed(buf)
-			hs.start() // the first bytes: see handshake.start
+			// The first bytes start the goroutine (see handshake.start), with
+			// the slot takeSlot took, unless the timeout started it already.
+			if first && c.queued && !hs.startSlotted() {
+				c.srv.release()
+				c.dequeue()
+			}
 		}
 		loop.Consume(c.Conn, fed)
 		if fed < len(buf) {

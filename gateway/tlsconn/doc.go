@@ -35,11 +35,13 @@
 //     the loop does not write to meanwhile (through gnet's AsyncWrite when the
 //     socket is full: hswrite.go); when it ends it wakes the loop, which takes
 //     the connection over. Its cost is
-//     bounded: at most listeners.https.max_handshakes at once node-wide (past
-//     that a new connection evicts its loop's oldest handshake once that one
-//     has run evict_handshakes_after, evict.go, or is closed at once; both are
-//     counted; each counts as a request in flight of its address,
-//     server.max_requests_per_ip), each ended by
+//     bounded: at most listeners.https.max_handshakes at once node-wide, a
+//     slot taken at the client's first bytes (a silent connection holds
+//     none); past that a new handshake evicts its loop's oldest once that one
+//     has run evict_handshakes_after (evict.go), or its connection is closed
+//     at once; both are counted; a connection counts as a request in flight
+//     of its address, server.max_requests_per_ip, until its handshake is
+//     done; each ended by
 //     listeners.https.handshake_timeout, a ClientHello over 64 KiB ends it. An
 //     idle device holds no goroutine, only this Conn and its tls.Conn. The
 //     handshake's public-key work runs off the loop, so a burst of handshakes

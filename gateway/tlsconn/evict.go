@@ -8,16 +8,17 @@ import (
 
 // Handshake eviction (listeners.https.evict_handshakes_after).
 //
-// max_handshakes bounds the goroutines and memory that handshakes take, and
-// server.max_requests_per_ip stops one address from taking every slot. Many
-// addresses still can (a /64 each is cheap): connections that send nothing,
-// or a ClientHello a byte at a time, hold their slots for a whole
-// handshake_timeout, and every client meanwhile is closed at accept. So once
-// the slots are full, a new connection takes the place of its loop's oldest
-// handshake if that one has run at least evictAfter: a real client finishes
-// in a round trip or two, so under a flood the oldest handshakes are the
-// flood's. A burst of real clients younger than evictAfter still meets the
-// plain refusal, as before.
+// max_handshakes bounds the goroutines and memory that handshakes take; a
+// connection takes its slot with its first bytes (takeSlot), so connections
+// that send nothing take none. server.max_requests_per_ip stops one address
+// from taking every slot; many addresses still can (a /64 each is cheap),
+// with handshakes that stall (a ClientHello cut short, a byte at a time),
+// each holding its slot for a whole handshake_timeout while every other
+// client is refused. So once the slots are full, a new handshake takes the
+// place of its loop's oldest if that one has run at least evictAfter: a real
+// client finishes in a round trip or two, so under a flood the oldest
+// handshakes are the flood's. A burst of real clients younger than
+// evictAfter still meets the plain refusal.
 //
 // Each loop keeps its handshakes in the order they started, a list threaded
 // through the Conns (no allocation, O(1) removal), which only that loop's
@@ -96,9 +97,9 @@ func (s *Server) queue(l *loop.Loop) *hsQueue {
 	return q.(*hsQueue)
 }
 
-// evictFor makes room for a new connection on l when every slot is taken:
+// evictFor makes room for a new handshake on l when every slot is taken:
 // it closes l's oldest handshake if it is old enough, and reports whether it
-// did. The new connection then takes a slot at once, over the bound until
+// did. The new one then takes a slot at once, over the bound until
 // the evicted handshake's goroutine gives its own back (it ends as soon as
 // it sees the close). Loop goroutine.
 func (s *Server) evictFor(l *loop.Loop, newcomer string) bool {

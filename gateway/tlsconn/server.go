@@ -21,7 +21,8 @@ type Server struct {
 	max        int64
 	evictAfter time.Duration // evict.go; 0: never
 
-	inProgress atomic.Int64
+	inProgress atomic.Int64 // handshakes holding a slot (their goroutine started)
+	awaiting   atomic.Int64 // connections that sent nothing yet (no slot)
 	stats      counters
 	queues     sync.Map // *loop.Loop → *hsQueue, each used only by its loop (evict.go)
 }
@@ -53,6 +54,7 @@ type Stats struct {
 	RefusedTooManyHandshakes  int64            `json:"refused_too_many_handshakes_total"`
 	RefusedPerIP              int64            `json:"refused_handshakes_per_ip_total"`
 	EvictedHandshakes         int64            `json:"evicted_handshakes_total"`
+	AwaitingHello             int64            `json:"connections_awaiting_hello"`
 	HandshakeFailuresByReason map[string]int64 `json:"handshake_failures_by_reason"`
 	HandshakesByVersion       map[string]int64 `json:"handshakes_by_version"`
 	ClosedOnRecordErrorTotal  int64            `json:"closed_on_record_error_total"`
@@ -65,6 +67,7 @@ func (s *Server) Stats() Stats {
 		HandshakesInProgress: s.inProgress.Load(), MaxHandshakes: s.max,
 		RefusedTooManyHandshakes: s.stats.refused.Load(), ClosedOnRecordErrorTotal: s.stats.closedAlert.Load(),
 		RefusedPerIP: s.stats.refusedPerIP.Load(), EvictedHandshakes: s.stats.evicted.Load(),
+		AwaitingHello:             s.awaiting.Load(),
 		HandshakeFailuresByReason: map[string]int64{}, HandshakesByVersion: map[string]int64{},
 	}
 	s.stats.mu.Lock()

@@ -173,6 +173,7 @@ type handshake struct {
 	done   bool         // the goroutine finished; err is its result
 	err    error
 	run    func()        // the goroutine's body until start takes it (then nil)
+	slot   bool          // started by startSlotted: it holds a max_handshakes slot
 	notify chan struct{} // one token: in grew or closed changed
 	timer  *time.Timer
 	expire chan struct{} // closed when the handshake timeout fires
@@ -210,6 +211,37 @@ func (hs *handshake) start() {
 	if run != nil {
 		go run()
 	}
+}
+
+// startSlotted is start for the loop at the client's first bytes, once it
+// took a max_handshakes slot for the goroutine: false when the goroutine had
+// started already (the timeout or the close came first), and then it does
+// not hold the slot, which the caller gives back.
+func (hs *handshake) startSlotted() bool {
+	hs.mu.Lock()
+	run := hs.run
+	hs.run = nil
+	hs.slot = run != nil
+	hs.mu.Unlock()
+	if run != nil {
+		go run()
+	}
+	return run != nil
+}
+
+// started reports whether the goroutine was started. Any goroutine.
+func (hs *handshake) started() bool {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.run == nil
+}
+
+// slotted reports whether the goroutine holds a max_handshakes slot.
+// Handshake goroutine.
+func (hs *handshake) slotted() bool {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.slot
 }
 
 // read blocks until the loop fed bytes, the socket closed or time ran out.
