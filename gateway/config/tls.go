@@ -18,8 +18,8 @@ type HTTPSListener struct {
 	MinVersion       string        `yaml:"min_version"`
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// MaxHandshakes bounds the handshakes in progress node-wide: each holds a
-	// short-lived goroutine (see gateway/tlsconn), from the client's first
-	// bytes. Past it, a new handshake evicts an old one
+	// short-lived goroutine (see gateway/tlsconn), from when the client's
+	// first record is all in. Past it, a new handshake evicts an old one
 	// (EvictHandshakesAfter) or its connection is closed at once; both are
 	// counted.
 	MaxHandshakes int `yaml:"max_handshakes"`

@@ -84,9 +84,11 @@ type Conn struct {
 	hsStart         int64
 	qPrev, qNext    *Conn
 	queued, evicted bool
-	// silent: accepted, and the client's first record not all in yet
-	// (helloReady; counted in the server's awaiting; no slot).
-	silent bool
+	// silent: accepted, and the client's hello not all in yet (hello.go;
+	// counted in the server's awaiting; no slot); waitBytes: what it sent
+	// meanwhile, counted in the server's waitBytes.
+	silent    bool
+	waitBytes int64
 	// dialed: a client connection (to an origin) whose handshake ran in the
 	// dialling goroutine (Dial); it has no Server.
 	dialed bool
@@ -118,10 +120,11 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 		_ = gc.Close()
 		return c
 	}
-	// No max_handshakes slot yet: that is for the goroutine, which starts at
-	// the client's first bytes (takeSlot). A silent connection holds memory
-	// only, bounded by the per-address and connection limits and by
-	// handshake_timeout, and cannot keep other clients' handshakes out.
+	// No max_handshakes slot yet: that is for the goroutine, which starts
+	// once the client's ClientHello is all in (hello.go). Until then the
+	// connection holds memory only, bounded by the per-address and connection
+	// limits and by handshake_timeout, and cannot keep other clients'
+	// handshakes out.
 	c.silent = true
 	srv.awaiting.Add(1)
 	tc := tls.Server(&c.w, srv.config)
@@ -138,7 +141,7 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 
 // handshake runs crypto/tls's server handshake; then it gives back the slot
 // and peer's count New took, and wakes the loop, which takes over (OnData). Its own goroutine (started by handshake.start, at the
-// client's first bytes), bounded by the handshake timeout.
+// client's hello), bounded by the handshake timeout.
 func (c *Conn) handshake(hs *handshake, tc *tls.Conn, peer *peers.Peer) {
 	err := tc.Handshake()
 	// Counted (and a failure logged) here, not when the loop takes over: a
@@ -230,83 +233,27 @@ func (c *Conn) OnClose(err error) {
 	k.OnClose(err)
 }
 
-// takeSlot: the client's first record is in (helloReady). Its handshake
-// goroutine needs one of max_handshakes slots: taken, or made by evicting
-// an old handshake (evict.go); false when neither, and the connection is
-// closed. A goroutine the timeout started already takes none.
-func (c *Conn) takeSlot() bool {
-	c.heard()
-	srv, hs := c.srv, c.w.hs
-	if hs.started() {
-		return true
-	}
-	if !srv.admit() && !srv.evictFor(c.l, hs.client) {
-		srv.stats.refused.Add(1)
-		c.l.Shared.Sampled.Warn("tls_max_handshakes").Str("client", hs.client).
-			Int64("max_handshakes", srv.max).Msg("connection closed: too many TLS handshakes in progress")
-		c.state = stClosed
-		_ = c.l.EL.Close(c.Conn)
-		return false
-	}
-	c.hsStart = c.l.Now()
-	srv.queue(c.l).push(c)
-	return true
-}
-
-// maxRecord is the longest record length a header may announce (RFC 8446
-// 5.2: 2^14 + 256 for a protected record; a ClientHello's is plaintext, at
-// most 2^14, and a header past this bound is an error crypto/tls reports).
-const maxRecord = 1<<14 + 256
-
-// helloReady reports whether the client's first bytes, b, are enough to
-// start its handshake: a whole first record, or bytes crypto/tls will refuse
-// at once (not a handshake record: plain HTTP, garbage; a length past
-// maxRecord). Until then the connection holds no max_handshakes slot: a
-// client that sends a record header, or a ClientHello a byte at a time, and
-// stalls costs what a silent one does (gnet's buffer of what it sent, at
-// most a record), and a flood of them cannot keep real clients' handshakes
-// out. A real client sends its ClientHello in one go.
-func helloReady(b []byte) bool {
-	if len(b) < 5 {
-		return false
-	}
-	n := int(b[3])<<8 | int(b[4])
-	return b[0] != 22 || n > maxRecord || len(b) >= 5+n
-}
-
-// heard: the connection no longer awaits its first record (it came, or the
-// connection closed).
-func (c *Conn) heard() {
-	if c.silent {
-		c.silent = false
-		c.srv.awaiting.Add(-1)
-	}
-}
-
 // handshakeData feeds the goroutine, or takes the connection over once it is
 // done.
 func (c *Conn) handshakeData() {
 	hs := c.w.hs
 	if buf, _ := c.Conn.Peek(-1); len(buf) > 0 {
-		fed := 0
+		n, fed := len(buf), 0
 		if done, _, _ := hs.result(); !done {
-			first := c.silent
-			if first && !helloReady(buf) {
-				return // its first record is not all in yet: no slot until it is
-			}
-			if first && !c.takeSlot() {
-				return // refused: closed
-			}
 			fed = hs.feed(buf)
-			// The first bytes start the goroutine (see handshake.start), with
-			// the slot takeSlot took, unless the timeout started it already.
-			if first && c.queued && !hs.startSlotted() {
-				c.srv.release()
-				c.dequeue()
+			if c.silent {
+				// Taken out of gnet's buffer at once: a Peek of a buffer that
+				// kept bytes copies them all, each time (hello.go).
+				loop.Consume(c.Conn, fed)
+				took := fed
+				n, fed = n-took, 0
+				if !c.awaitHello(took) {
+					return // not all in yet (all taken: helloBudget < maxFedIn), or closed
+				}
 			}
 		}
 		loop.Consume(c.Conn, fed)
-		if fed < len(buf) {
+		if fed < n {
 			// The rest waits in gnet's buffer, and the client is not read
 			// until the loop takes over (it decrypts them then): the
 			// handshake has more than it may read already (maxHandshakeIn),

@@ -29,15 +29,15 @@
 //     Writes go through tls.Conn.Write straight to gnet's Write on the loop.
 //   - The handshake, which crypto/tls cannot suspend (an error during it is
 //     final), runs in a short-lived goroutine per handshaking connection,
-//     started when the client's first bytes arrive (or the socket closes, or
+//     started when the client's ClientHello is in (or the socket closes, or
 //     the timeout fires: a silent client holds no goroutine). It reads what
 //     the loop hands it and writes its flights straight to the socket, which
 //     the loop does not write to meanwhile (through gnet's AsyncWrite when the
 //     socket is full: hswrite.go); when it ends it wakes the loop, which takes
 //     the connection over. Its cost is
 //     bounded: at most listeners.https.max_handshakes at once node-wide, a
-//     slot taken at the client's first bytes (a silent connection holds
-//     none); past that a new handshake evicts its loop's oldest once that one
+//     slot taken once the client's ClientHello is all in (a silent
+//     connection, or one that sent part of a hello, holds none: hello.go); past that a new handshake evicts its loop's oldest once that one
 //     has run evict_handshakes_after (evict.go), or its connection is closed
 //     at once; both are counted; a connection counts as a request in flight
 //     of its address, server.max_requests_per_ip, until its handshake is

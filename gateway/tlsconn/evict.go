@@ -9,15 +9,16 @@ import (
 // Handshake eviction (listeners.https.evict_handshakes_after).
 //
 // max_handshakes bounds the goroutines and memory that handshakes take; a
-// connection takes its slot with its first bytes (takeSlot), so connections
-// that send nothing take none. server.max_requests_per_ip stops one address
-// from taking every slot; many addresses still can (a /64 each is cheap),
-// with handshakes that stall (a ClientHello cut short, a byte at a time),
-// each holding its slot for a whole handshake_timeout while every other
-// client is refused. So once the slots are full, a new handshake takes the
-// place of its loop's oldest if that one has run at least evictAfter: a real
-// client finishes in a round trip or two, so under a flood the oldest
-// handshakes are the flood's. A burst of real clients younger than
+// connection takes its slot once its ClientHello is in (hello.go), so
+// connections that send nothing, or part of a hello, take none.
+// server.max_requests_per_ip stops one address from taking every slot; many
+// addresses still can (a /64 each is cheap), with handshakes that stall (a
+// whole ClientHello, then never the client's next flight), each holding its
+// slot for a whole handshake_timeout while every other client is refused.
+// So once the slots are full, a new handshake takes the place of its loop's
+// oldest if that one has run at least evictAfter: a real client finishes in
+// a round trip or two, so under a flood the oldest handshakes are the
+// flood's. A burst of real clients younger than
 // evictAfter still meets the plain refusal.
 //
 // Each loop keeps its handshakes in the order they started, a list threaded

@@ -72,30 +72,3 @@ func TestHandshakeQueueVictim(t *testing.T) {
 		})
 	}
 }
-
-// TestHelloReady: a handshake starts (and takes a slot) once the client's
-// first record is all in, or at once on what crypto/tls refuses anyway.
-func TestHelloReady(t *testing.T) {
-	hello := append([]byte{22, 3, 1, 1, 2}, make([]byte, 258)...) // a 258-byte body (0x0102)
-	cases := []struct {
-		name string
-		b    []byte
-		want bool
-	}{
-		{"a whole record", hello, true},
-		{"a whole record and more", append(append([]byte{}, hello...), 22, 3), true},
-		{"one byte short", hello[:len(hello)-1], false},
-		{"the header only", hello[:5], false},
-		{"less than a header", hello[:3], false},
-		{"nothing", nil, false},
-		{"not a handshake record", append([]byte{23}, hello[1:8]...), true},
-		{"plain HTTP", []byte("GET / HTTP/1.1\r\n"), true},
-		{"a length past any record's", []byte{22, 3, 1, 0x48, 0x01}, true},
-		{"the longest a record may be, its header only", []byte{22, 3, 1, 0x41, 0x00}, false},
-	}
-	for _, tc := range cases {
-		if got := helloReady(tc.b); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}

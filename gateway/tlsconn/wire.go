@@ -197,10 +197,10 @@ func (hs *handshake) arm(timeout time.Duration) {
 	})
 }
 
-// start runs the handshake goroutine, once: when the client's first bytes
-// arrive (the loop feeds them first, so it finds them at once), when the
+// start runs the handshake goroutine, once: when the client's ClientHello
+// is in (the loop feeds it first, so it finds it at once), when the
 // socket closes, or when the time is up, whichever comes first. Starting it
-// at the first bytes rather than at accept spares every handshake one park
+// at the hello rather than at accept spares every handshake one park
 // and wake-up of the goroutine (and a connection that sends nothing holds
 // no goroutine). Any goroutine.
 func (hs *handshake) start() {
@@ -227,6 +227,24 @@ func (hs *handshake) startSlotted() bool {
 		go run()
 	}
 	return run != nil
+}
+
+// inputReady reports whether what the client sent so far is enough to
+// start the goroutine (helloReady). Loop goroutine, before the start.
+func (hs *handshake) inputReady() bool {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return helloReady(hs.in)
+}
+
+// expired reports whether the handshake timeout fired. Any goroutine.
+func (hs *handshake) expired() bool {
+	select {
+	case <-hs.expire:
+		return true
+	default:
+		return false
+	}
 }
 
 // started reports whether the goroutine was started. Any goroutine.

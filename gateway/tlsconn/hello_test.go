@@ -1,0 +1,79 @@
+package tlsconn
+
+import (
+	"bytes"
+	"testing"
+)
+
+// record is a TLS record of type typ around body.
+func record(typ byte, body []byte) []byte {
+	return append([]byte{typ, 3, 1, byte(len(body) >> 8), byte(len(body))}, body...)
+}
+
+// helloMsg is a ClientHello handshake message of size bytes after its header.
+func helloMsg(size int) []byte {
+	return append([]byte{1, byte(size >> 16), byte(size >> 8), byte(size)}, bytes.Repeat([]byte{7}, size)...)
+}
+
+// TestHelloReady: a handshake starts (and takes a slot) once the client's
+// ClientHello is all in, over one record or several, or at once on what
+// crypto/tls refuses as soon as it reads it.
+func TestHelloReady(t *testing.T) {
+	msg := helloMsg(300)
+	whole := record(22, msg)
+	split := append(record(22, msg[:100]), record(22, msg[100:])...)
+	tiny := []byte{}
+	for _, b := range msg[:50] {
+		tiny = append(tiny, record(22, []byte{b})...)
+	}
+	cases := []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"a whole hello", whole, true},
+		{"a whole hello and more", append(append([]byte{}, whole...), 22, 3), true},
+		{"one byte short", whole[:len(whole)-1], false},
+		{"the header only", whole[:5], false},
+		{"less than a header", whole[:3], false},
+		{"nothing", nil, false},
+		{"a hello over two records", split, true},
+		{"its first record only", split[:105], false},
+		{"the second record's header too", split[:110], false},
+		{"a 1-byte record: a whole record, not a whole hello", []byte{22, 3, 1, 0, 1, 1}, false},
+		{"a hello in 1-byte records, 50 of them", tiny, false},
+		{"a hello announced past maxHelloWait", record(22, helloMsg(maxHelloWait + 1)[:10]), true},
+		{"a first message that is not a hello", record(22, []byte{2, 0, 0, 5}), true},
+		{"an empty handshake record", record(22, nil), true},
+		{"an alert record, whole", record(21, []byte{2, 40}), true},
+		{"an alert record, cut", record(21, []byte{2, 40})[:6], false},
+		{"application data", append([]byte{23}, whole[1:8]...), true},
+		{"plain HTTP", []byte("GET / HTTP/1.1\r\n"), true},
+		{"a length past maxCiphertext", []byte{22, 3, 1, 0x48, 0x01}, true},
+		{"the longest record, its header only", []byte{22, 3, 1, 0x48, 0x00}, false},
+		{"helloBudget bytes of a hello in tiny records", bytes.Repeat([]byte{22, 3, 1, 0, 1, 7}, helloBudget/6+1), true},
+	}
+	for _, tc := range cases {
+		if got := helloReady(tc.b); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// FuzzHelloReady: helloReady never panics, and once it says ready, more
+// bytes never make it take that back (the loop starts the handshake at the
+// first yes).
+func FuzzHelloReady(f *testing.F) {
+	msg := helloMsg(300)
+	f.Add(record(22, msg), []byte{22})
+	f.Add(append(record(22, msg[:100]), record(22, msg[100:])...), []byte{})
+	f.Add([]byte{22, 3, 1, 0, 1, 1}, []byte{22, 3, 1, 0, 1, 0})
+	f.Add(record(21, []byte{2, 40}), []byte{1})
+	f.Add([]byte("GET / HTTP/1.1\r\n"), []byte("\r\n"))
+	f.Add([]byte{22, 3, 1, 0x48, 0x01}, []byte{0})
+	f.Fuzz(func(t *testing.T, b, more []byte) {
+		if helloReady(b) && !helloReady(append(append([]byte{}, b...), more...)) {
+			t.Fatalf("ready with %x, not with %x more", b, more)
+		}
+	})
+}
