@@ -376,6 +376,26 @@ func TestTLSHandshakeEviction(t *testing.T) {
 	if _, err := io.Copy(io.Discard, fresh); !errors.As(err, &ne) || !ne.Timeout() { // its server flight, then nothing
 		t.Errorf("the fresh stalled handshake: %v, want it still open", err)
 	}
+	// Every slot taken again, stalled handshake 2 well past the age: bytes
+	// that are no hello (plain HTTP here) evict nobody; they are closed.
+	sendHello(t, g.HTTPSAddr, -1)
+	waitFor(t, 5*time.Second, "3 handshakes in progress again", func() bool { return g.tlsStats(t).Handshakes.InProgress == 3 })
+	evicted := g.tlsStats(t).Handshakes.Evicted
+	plain := dialTCP(t, g.HTTPSAddr)
+	if _, err := plain.Write([]byte("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := expectClosed(plain, 5*time.Second); err != nil {
+		t.Fatalf("plain HTTP with every slot taken: %v", err)
+	}
+	if s := g.tlsStats(t); s.Handshakes.Evicted != evicted {
+		t.Errorf("plain HTTP evicted a handshake: evicted_handshakes_total %d, was %d", s.Handshakes.Evicted, evicted)
+	}
+	select {
+	case i := <-closed:
+		t.Errorf("stalled handshake %d was closed for plain HTTP bytes", i)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 // clientHello is a real TLS ClientHello record (what crypto/tls sends first).

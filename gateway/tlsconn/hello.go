@@ -30,16 +30,27 @@ const (
 	helloBudget = maxHelloWait + 4<<10
 )
 
+// What a connection's first bytes are (helloState).
+const (
+	helloWait  = iota // not enough yet
+	helloWhole        // a whole ClientHello message
+	helloOther        // enough to start anyway: crypto/tls refuses these at once, or they are all a waiting connection may hold
+)
+
 // helloReady reports whether b, the client's first bytes, are enough to
-// start its handshake: a whole ClientHello message (over one record or
-// several), helloBudget bytes, or bytes crypto/tls refuses as soon as it
-// reads them (a record type other than handshake or alert, a length past
-// maxCiphertext, an empty handshake record, a first message that is not a
-// ClientHello, a hello announced past maxHelloWait). An alert record must be
-// whole. Once true, it stays true for any bytes appended (FuzzHelloReady).
-func helloReady(b []byte) bool {
+// start its handshake (helloState is not helloWait). Once true, it stays
+// true for any bytes appended (FuzzHelloReady).
+func helloReady(b []byte) bool { return helloState(b) != helloWait }
+
+// helloState classifies b, the client's first bytes: a whole ClientHello
+// message (over one record or several), or bytes crypto/tls refuses as soon
+// as it reads them (a record type other than handshake or alert, a length
+// past maxCiphertext, an empty handshake record, a first message that is not
+// a ClientHello, a whole alert record), or a hello announced past
+// maxHelloWait, or helloBudget bytes; else not enough yet.
+func helloState(b []byte) int {
 	if len(b) >= helloBudget {
-		return true
+		return helloOther
 	}
 	var hdr [4]byte // the handshake message's header, from the records' bodies
 	seen := 0       // bytes of the message seen so far
@@ -47,9 +58,11 @@ func helloReady(b []byte) bool {
 		typ, n := b[0], int(b[3])<<8|int(b[4])
 		switch {
 		case typ != 22 && typ != 21, n > maxCiphertext, typ == 22 && n == 0:
-			return true
+			return helloOther
+		case typ == 21 && len(b) >= 5+n: // an alert: crypto/tls reads it whole, then ends
+			return helloOther
 		case typ == 21:
-			return len(b) >= 5+n // an alert: crypto/tls reads it whole, then ends
+			return helloWait
 		}
 		body := b[5:min(len(b), 5+n)]
 		for i := 0; i < len(body) && seen+i < 4; i++ {
@@ -58,16 +71,19 @@ func helloReady(b []byte) bool {
 		seen += len(body)
 		if seen >= 4 {
 			size := int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
-			if hdr[0] != 1 || size > maxHelloWait || seen >= 4+size {
-				return true
+			switch {
+			case hdr[0] != 1 || size > maxHelloWait:
+				return helloOther
+			case seen >= 4+size:
+				return helloWhole
 			}
 		}
 		if len(body) < n {
-			return false
+			return helloWait
 		}
 		b = b[5+n:]
 	}
-	return false
+	return helloWait
 }
 
 // awaitHello: n more bytes of a connection that awaits its ClientHello went
@@ -82,10 +98,14 @@ func (c *Conn) awaitHello(n int) bool {
 		c.refuse("connection closed: the node holds its budget of bytes from clients whose ClientHello is not all in")
 		return false
 	}
-	if !hs.inputReady() {
+	state := hs.inputState()
+	if state == helloWait {
 		return false
 	}
-	if !c.takeSlot() {
+	// Only a whole hello may evict: bytes that crypto/tls will refuse at
+	// once, or a hello it must read in pieces, must not close a real
+	// client's handshake to make room.
+	if !c.takeSlot(state == helloWhole) {
 		return false
 	}
 	// The hello starts the goroutine (see handshake.start), with the slot
@@ -99,15 +119,15 @@ func (c *Conn) awaitHello(n int) bool {
 
 // takeSlot: the client's hello is in (helloReady). Its handshake goroutine
 // needs one of max_handshakes slots: taken, or made by evicting an old
-// handshake (evict.go); false when neither, and the connection is closed. A
-// goroutine the timeout started already takes none.
-func (c *Conn) takeSlot() bool {
+// handshake (evict.go) when mayEvict; false when neither, and the
+// connection is closed. A goroutine the timeout started already takes none.
+func (c *Conn) takeSlot(mayEvict bool) bool {
 	c.heard()
 	srv, hs := c.srv, c.w.hs
 	if hs.started() || hs.expired() {
 		return true // timed out: the timer's goroutine ends it, without a slot
 	}
-	if !srv.admit() && !srv.evictFor(c.l, hs.client) {
+	if !srv.admit() && (!mayEvict || !srv.evictFor(c.l, hs.client)) {
 		c.refuse("connection closed: too many TLS handshakes in progress")
 		return false
 	}

@@ -58,6 +58,23 @@ func TestHelloReady(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+	// Of those ready, only whole hellos may evict (awaitHello).
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want int
+	}{
+		{"a whole hello", whole, helloWhole},
+		{"a hello over two records", split, helloWhole},
+		{"plain HTTP", []byte("GET / HTTP/1.1\r\n"), helloOther},
+		{"an alert", record(21, []byte{2, 40}), helloOther},
+		{"a hello announced past maxHelloWait", record(22, helloMsg(maxHelloWait + 1)[:10]), helloOther},
+		{"helloBudget bytes", bytes.Repeat([]byte{22, 3, 1, 0, 1, 7}, helloBudget/6+1), helloOther},
+	} {
+		if got := helloState(tc.b); got != tc.want {
+			t.Errorf("%s: state %d, want %d", tc.name, got, tc.want)
+		}
+	}
 }
 
 // FuzzHelloReady: helloReady never panics, and once it says ready, more

@@ -229,12 +229,12 @@ func (hs *handshake) startSlotted() bool {
 	return run != nil
 }
 
-// inputReady reports whether what the client sent so far is enough to
-// start the goroutine (helloReady). Loop goroutine, before the start.
-func (hs *handshake) inputReady() bool {
+// inputState is what the client sent so far (helloState). Loop goroutine,
+// before the start.
+func (hs *handshake) inputState() int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return helloReady(hs.in)
+	return helloState(hs.in)
 }
 
 // expired reports whether the handshake timeout fired. Any goroutine.
