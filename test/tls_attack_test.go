@@ -332,14 +332,7 @@ func TestTLSHandshakeEviction(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("the client got in after %v: at the stalled ones' timeout, not by evicting one", d)
 	}
-	select {
-	case i := <-closed:
-		if i != 0 {
-			t.Errorf("stalled handshake %d was evicted, want the oldest (0)", i)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no stalled handshake was closed")
-	}
+	wantEvicted(t, closed, 0) // the oldest
 	s := g.tlsStats(t)
 	if s.Handshakes.Evicted < 1 || s.Handshakes.Failures["evicted"] < 1 {
 		t.Errorf("evicted_handshakes_total %d, handshake_failures_by_reason %v: want an eviction counted", s.Handshakes.Evicted, s.Handshakes.Failures)
@@ -363,14 +356,7 @@ func TestTLSHandshakeEviction(t *testing.T) {
 	}) {
 		t.Fatal("a second client never got in")
 	}
-	select {
-	case i := <-closed:
-		if i != 1 {
-			t.Errorf("stalled handshake %d was evicted second, want 1", i)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no second stalled handshake was closed")
-	}
+	wantEvicted(t, closed, 1) // the oldest left
 	_ = fresh.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	var ne net.Error
 	if _, err := io.Copy(io.Discard, fresh); !errors.As(err, &ne) || !ne.Timeout() { // its server flight, then nothing
@@ -395,6 +381,20 @@ func TestTLSHandshakeEviction(t *testing.T) {
 	case i := <-closed:
 		t.Errorf("stalled handshake %d was closed for plain HTTP bytes", i)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// wantEvicted waits for the next stalled handshake closed, which must be
+// number want.
+func wantEvicted(t *testing.T, closed <-chan int, want int) {
+	t.Helper()
+	select {
+	case i := <-closed:
+		if i != want {
+			t.Errorf("stalled handshake %d was evicted, want %d", i, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no stalled handshake was closed (want %d)", want)
 	}
 }
 
