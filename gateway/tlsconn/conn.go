@@ -139,9 +139,11 @@ func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
 	return c
 }
 
-// handshake runs crypto/tls's server handshake; then it gives back the slot
-// and peer's count New took, and wakes the loop, which takes over (OnData). Its own goroutine (started by handshake.start, at the
-// client's hello), bounded by the handshake timeout.
+// handshake runs crypto/tls's server handshake; then it gives back its
+// slot (when it holds one: takeSlot) and the peer's count New took, and
+// wakes the loop, which takes over (OnData). Its own goroutine (started at
+// the client's hello, the close or the timeout: handshake.start), bounded by
+// the handshake timeout.
 func (c *Conn) handshake(hs *handshake, tc *tls.Conn, peer *peers.Peer) {
 	err := tc.Handshake()
 	// Counted (and a failure logged) here, not when the loop takes over: a
