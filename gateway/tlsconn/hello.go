@@ -95,7 +95,7 @@ func (c *Conn) awaitHello(n int) bool {
 	srv, hs := c.srv, c.w.hs
 	c.waitBytes += int64(n)
 	if srv.waitBytes.Add(int64(n)) > srv.maxWaitBytes {
-		c.refuse("connection closed: the node holds its budget of bytes from clients whose ClientHello is not all in")
+		c.refuse("tls_hello_budget", "connection closed: the node holds its budget of bytes from clients whose ClientHello is not all in")
 		return false
 	}
 	state := hs.inputState()
@@ -128,7 +128,7 @@ func (c *Conn) takeSlot(mayEvict bool) bool {
 		return true // timed out: the timer's goroutine ends it, without a slot
 	}
 	if !srv.admit() && (!mayEvict || !srv.evictFor(c.l, hs.client)) {
-		c.refuse("connection closed: too many TLS handshakes in progress")
+		c.refuse("tls_max_handshakes", "connection closed: too many TLS handshakes in progress")
 		return false
 	}
 	c.hsStart = c.l.Now()
@@ -137,11 +137,12 @@ func (c *Conn) takeSlot(mayEvict bool) bool {
 }
 
 // refuse closes a connection that awaits its hello or a slot, counted and
-// logged (sampled) with why.
-func (c *Conn) refuse(why string) {
+// logged with why (sampled per key: one reason's flood does not hide the
+// other's line).
+func (c *Conn) refuse(key, why string) {
 	srv := c.srv
 	srv.stats.refused.Add(1)
-	c.l.Shared.Sampled.Warn("tls_max_handshakes").Str("client", c.w.hs.client).
+	c.l.Shared.Sampled.Warn(key).Str("client", c.w.hs.client).
 		Int64("max_handshakes", srv.max).Msg(why)
 	c.state = stClosed
 	_ = c.l.EL.Close(c.Conn) // OnClose: heard, and the accept's counts
