@@ -59,27 +59,20 @@ func (q *hsQueue) remove(c *Conn) {
 	c.qPrev, c.qNext, c.queued = nil, nil, false
 }
 
-// victim is the oldest handshake still running (busy reports whether it is)
-// that started at least after ago as of now (the loop's clock, ns); nil when
-// there is none or after is 0 (never evict). A finished one stays on the
-// list until the loop takes its connection over, and is passed by: its
-// client is in.
-func (q *hsQueue) victim(now int64, after time.Duration, busy func(*Conn) bool) *Conn {
+// victim is the oldest handshake still running that started at least after
+// ago as of now (the loop's clock, ns); nil when there is none or after is 0
+// (never evict). A finished one stays on the list until the loop takes its
+// connection over, and is passed by: its client is in.
+func (q *hsQueue) victim(now int64, after time.Duration) *Conn {
 	if after <= 0 {
 		return nil
 	}
 	for c := q.head; c != nil && now-c.hsStart >= int64(after); c = c.qNext {
-		if busy(c) {
+		if done, _, _ := c.w.hs.result(); !done {
 			return c
 		}
 	}
 	return nil
-}
-
-// handshaking reports whether c's handshake goroutine has not finished.
-func handshaking(c *Conn) bool {
-	done, _, _ := c.w.hs.result()
-	return !done
 }
 
 // dequeue takes c off its loop's list, if it is on it. Loop goroutine.
@@ -105,7 +98,7 @@ func (s *Server) queue(l *loop.Loop) *hsQueue {
 // it sees the close). Loop goroutine.
 func (s *Server) evictFor(l *loop.Loop, newcomer string) bool {
 	now := l.Now()
-	v := s.queue(l).victim(now, s.evictAfter, handshaking)
+	v := s.queue(l).victim(now, s.evictAfter)
 	if v == nil {
 		return false
 	}

@@ -33,17 +33,17 @@ func TestHandshakeQueueVictim(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			q := &hsQueue{}
 			for _, x := range []*Conn{a, b, c, d} {
+				x.w.hs = newHandshake(nil) // running
 				q.push(x)
 			}
 			for _, x := range tc.removed {
 				q.remove(x)
 				q.remove(x) // twice: a no-op
 			}
-			done := map[*Conn]bool{}
 			for _, x := range tc.done {
-				done[x] = true
+				x.w.hs.done = true // as finish leaves it
 			}
-			got := q.victim(tc.now, tc.after, func(x *Conn) bool { return !done[x] })
+			got := q.victim(tc.now, tc.after)
 			if got != tc.want {
 				t.Errorf("victim %s, want %s", name[got], name[tc.want])
 			}

@@ -3,7 +3,7 @@ package tlsconn
 // A connection's wait for its ClientHello, before it holds a handshake slot.
 //
 // A handshake's goroutine, and with it one of max_handshakes slots, starts
-// only once the client's ClientHello is all in (helloReady). Until then the
+// only once the client's ClientHello is all in (helloState). Until then the
 // connection costs memory only: its Conn and tls.Conn, and the bytes it sent
 // (in the handshake's input, taken out of gnet's buffer at once, so that a
 // client sending a byte at a time does not make every read copy all it sent
@@ -37,17 +37,13 @@ const (
 	helloOther        // enough to start anyway: crypto/tls refuses these at once, or they are all a waiting connection may hold
 )
 
-// helloReady reports whether b, the client's first bytes, are enough to
-// start its handshake (helloState is not helloWait). Once true, it stays
-// true for any bytes appended (FuzzHelloReady).
-func helloReady(b []byte) bool { return helloState(b) != helloWait }
-
 // helloState classifies b, the client's first bytes: a whole ClientHello
 // message (over one record or several), or bytes crypto/tls refuses as soon
 // as it reads them (a record type other than handshake or alert, a length
 // past maxCiphertext, an empty handshake record, a first message that is not
 // a ClientHello, a whole alert record), or a hello announced past
-// maxHelloWait, or helloBudget bytes; else not enough yet.
+// maxHelloWait, or helloBudget bytes; else not enough yet. Once it is no
+// longer helloWait, it never is again for any bytes appended (FuzzHelloReady).
 func helloState(b []byte) int {
 	if len(b) >= helloBudget {
 		return helloOther
@@ -94,7 +90,7 @@ func helloState(b []byte) int {
 func (c *Conn) awaitHello(n int) bool {
 	srv, hs := c.srv, c.w.hs
 	c.waitBytes += int64(n)
-	if srv.waitBytes.Add(int64(n)) > srv.maxWaitBytes {
+	if srv.waitBytes.Add(int64(n)) > srv.max*helloBudget {
 		c.refuse("tls_hello_budget", "connection closed: the node holds its budget of bytes from clients whose ClientHello is not all in")
 		return false
 	}
@@ -117,7 +113,7 @@ func (c *Conn) awaitHello(n int) bool {
 	return true
 }
 
-// takeSlot: the client's hello is in (helloReady). Its handshake goroutine
+// takeSlot: the client's hello is in (helloState). Its handshake goroutine
 // needs one of max_handshakes slots: taken, or made by evicting an old
 // handshake (evict.go) when mayEvict; false when neither, and the
 // connection is closed. A goroutine the timeout started already takes none.

@@ -5,6 +5,9 @@ import (
 	"testing"
 )
 
+// helloReady: enough of a hello to start the handshake.
+func helloReady(b []byte) bool { return helloState(b) != helloWait }
+
 // record is a TLS record of type typ around body.
 func record(typ byte, body []byte) []byte {
 	return append([]byte{typ, 3, 1, byte(len(body) >> 8), byte(len(body))}, body...)

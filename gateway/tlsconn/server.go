@@ -23,11 +23,9 @@ type Server struct {
 
 	inProgress atomic.Int64 // handshakes holding a slot (their goroutine started)
 	awaiting   atomic.Int64 // connections whose hello is not all in yet (no slot; hello.go)
-	waitBytes  atomic.Int64 // bytes those hold
-	// maxWaitBytes bounds waitBytes: helloBudget per slot.
-	maxWaitBytes int64
-	stats        counters
-	queues       sync.Map // *loop.Loop → *hsQueue, each used only by its loop (evict.go)
+	waitBytes  atomic.Int64 // bytes those hold, at most max × helloBudget
+	stats      counters
+	queues     sync.Map // *loop.Loop → *hsQueue, each used only by its loop (evict.go)
 }
 
 type counters struct {
@@ -45,8 +43,7 @@ type counters struct {
 // closed).
 func NewServer(config *tls.Config, handshakeTimeout time.Duration, maxHandshakes int, evictAfter time.Duration) *Server {
 	return &Server{config: config, timeout: handshakeTimeout, max: int64(maxHandshakes), evictAfter: evictAfter,
-		maxWaitBytes: int64(maxHandshakes) * helloBudget,
-		stats:        counters{failures: map[string]int64{}, versions: map[string]int64{}}}
+		stats: counters{failures: map[string]int64{}, versions: map[string]int64{}}}
 }
 
 // Stats is the TLS listener's counters, for the admin API.
