@@ -26,7 +26,8 @@
 # -mode full (TLS 1.3, one GET per connection, the certificate verified, 2 s timeout)
 # with TLSF_CLIENTS workers for TLSF_DURATION seconds, on core 1 with the attacker.
 # Reported per phase: handshakes completed per second, failed connections, and Gozer's
-# /admin/tls counters at the end (in progress, awaiting hello, refused, evicted, timed out).
+# /admin/tls counters at the end (in progress, awaiting hello, refused, evicted: all, and those
+# evicted for their address's share; timed out).
 #
 # Knobs: TLSF_MAX (1024), TLSF_FLOOD (2048), TLSF_SOURCES (32), TLSF_CLIENTS (8),
 # TLSF_DURATION (10), TLSF_PORT_BASE (18780: origin, Gozer plain, HTTPS, admin).
@@ -95,8 +96,9 @@ phase() { # NAME EVICT ATTACK (none, silent, halfhello)
   out=$(taskset -c 1 "$WORK/tlsload" -mode full -addr "$HTTPS" -servername localhost -ca "$WORK/cert.pem" \
     -c "$CLIENTS" -d "${DUR}s" -timeout 2s -sources 10 2>&1 || true) # exit 3: nothing got through
   r() { awk -v k="$1" '$1 == "result" && $2 == k { $1 = $2 = ""; sub(/^ +/, ""); print; exit }' <<<"$out"; }
-  rows+=("$(printf '%-30s %9s %8s %9s %9s %9s %9s %9s' "$1" "$(r rate)" "$(r errors)" "$(stat handshakes_in_progress)" \
-    "$(stat connections_awaiting_hello)" "$(stat refused_too_many_handshakes_total)" "$(stat evicted_handshakes_total)" "$(stat f:timeout)")")
+  rows+=("$(printf '%-30s %9s %8s %9s %9s %9s %9s %9s %9s' "$1" "$(r rate)" "$(r errors)" "$(stat handshakes_in_progress)" \
+    "$(stat connections_awaiting_hello)" "$(stat refused_too_many_handshakes_total)" "$(stat evicted_handshakes_total)" \
+    "$(stat evicted_from_busy_addresses_total)" "$(stat f:timeout)")")
   echo "$1: $(r handshakes) handshakes, $(r errors) errors ($(r errors_by_stage)), first error: $(r first_error)" >&2
   [[ -n $atk ]] && stop "$atk"
   stop "$gozer"
@@ -107,5 +109,5 @@ phase "halfhello flood" 1s halfhello
 phase "hello flood, eviction off" 0s hello
 phase "hello flood, eviction 1s" 1s hello
 echo "tlsflood.sh: floods of $FLOOD connections from $SOURCES addresses against max_handshakes $MAX (handshake_timeout 10s); $CLIENTS tlsload workers, full TLS 1.3 handshakes, ${DUR}s per phase"
-printf '%-30s %9s %8s %9s %9s %9s %9s %9s\n' phase "hs/s" errors "in prog." awaiting refused evicted "timed out"
+printf '%-30s %9s %8s %9s %9s %9s %9s %9s %9s\n' phase "hs/s" errors "in prog." awaiting refused evicted "for share" "timed out"
 printf '%s\n' "${rows[@]}"

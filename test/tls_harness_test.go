@@ -184,6 +184,8 @@ type tlsStats struct {
 		RefusedPerIP int64 `json:"refused_handshakes_per_ip_total"`
 		// Evicted: closed to make room for a newer connection.
 		Evicted int64 `json:"evicted_handshakes_total"`
+		// EvictedBusy: those of them evicted for their address's share.
+		EvictedBusy int64 `json:"evicted_from_busy_addresses_total"`
 		// AwaitingHello: connections that sent nothing yet (no slot).
 		AwaitingHello int64 `json:"connections_awaiting_hello"`
 		// ClosedOnRecordError: a bad record, an alert, a key update flood.

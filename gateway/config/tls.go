@@ -25,9 +25,10 @@ type HTTPSListener struct {
 	MaxHandshakes int `yaml:"max_handshakes"`
 	// EvictHandshakesAfter: with max_handshakes in progress, a new handshake
 	// takes the place of its event loop's oldest once that one has run this
-	// long (closed and counted as evicted), instead of being refused itself:
-	// handshakes stalled from many addresses cannot keep every slot for a
-	// whole handshake_timeout. 0: never evict.
+	// long (closed and counted as evicted), else of one whose address holds
+	// more than twice the newcomer's in flight, instead of being refused
+	// itself: handshakes stalled from many addresses cannot keep every slot
+	// for a whole handshake_timeout. 0: never evict (by age or by share).
 	EvictHandshakesAfter time.Duration `yaml:"evict_handshakes_after"`
 	SessionTickets       bool          `yaml:"session_tickets"`
 	// TicketKeyRotation: a new session-ticket key this often; the two before

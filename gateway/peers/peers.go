@@ -193,6 +193,15 @@ func (t *Table) CloseAddr(a netip.Addr) {
 	s.mu.Unlock()
 }
 
+// InFlight is what p has in flight on the node: requests, and TLS handshakes
+// (Begin counted each); 0 for nil. Any goroutine.
+func (p *Peer) InFlight() int32 {
+	if p == nil {
+		return 0
+	}
+	return p.inflight.Load()
+}
+
 // Begin counts a request in flight from p at now (unix ns); false (nothing
 // counted) when p has max_requests_per_ip in flight already, or a sixteenth
 // of it while p is penalized. A nil p is not limited.

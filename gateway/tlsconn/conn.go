@@ -80,10 +80,13 @@ type Conn struct {
 	keyUpdates, barrenN perWindow
 	// The loop's handshakes in progress, oldest first (evict.go): hsStart is
 	// when this one began (the loop's clock), qPrev and qNext its neighbours
-	// while queued; evicted: closed to make room for a newer connection.
+	// while queued; evicted: closed to make room for a newer connection;
+	// peer: the client's address as accept counted it (the HTTPS listener
+	// counts every one), whose share of the node eviction weighs.
 	hsStart         int64
 	qPrev, qNext    *Conn
 	queued, evicted bool
+	peer            *peers.Peer
 	// silent: accepted, and the client's hello not all in yet (hello.go;
 	// counted in the server's awaiting; no slot); waitBytes: what it sent
 	// meanwhile, counted in the server's waitBytes.
@@ -105,13 +108,13 @@ const (
 // (the kind finds it with Context, as on a plain connection). Loop
 // goroutine, in OnOpen.
 func New(gc gnet.Conn, l *loop.Loop, srv *Server, ctx any, ready Ready) *Conn {
-	c := &Conn{Conn: gc, l: l, srv: srv, ready: ready, ctx: ctx}
+	peer, _ := ctx.(*peers.Peer)
+	c := &Conn{Conn: gc, l: l, srv: srv, ready: ready, ctx: ctx, peer: peer}
 	c.w.c = c
 	gc.SetContext(c)
 	// A handshake in progress is a request in flight of its client's address
 	// (server.max_requests_per_ip), from accept: one address cannot hold
 	// silent connections without bound.
-	peer, _ := ctx.(*peers.Peer)
 	if !l.Shared.Peers.Begin(peer, l.Now()) {
 		srv.stats.refusedPerIP.Add(1)
 		c.state = stClosed // OnClose releases the counts taken at accept

@@ -15,16 +15,34 @@ import (
 // addresses still can (a /64 each is cheap), with handshakes that stall (a
 // whole ClientHello, then never the client's next flight), each holding its
 // slot for a whole handshake_timeout while every other client is refused.
-// So once the slots are full, a new handshake takes the place of its loop's
-// oldest if that one has run at least evictAfter: a real client finishes in
-// a round trip or two, so under a flood the oldest handshakes are the
-// flood's. A burst of real clients younger than
-// evictAfter still meets the plain refusal.
+// So once the slots are full, a new handshake takes the place of one of its
+// loop's, in this order:
+//
+//   - the oldest, if it has run at least evictAfter: a real client finishes
+//     in a round trip or two, so under a flood the oldest handshakes are the
+//     flood's;
+//   - else, one whose address holds more than twice what the newcomer's does
+//     in flight on the node (requests and handshakes: peers.Peer.InFlight),
+//     the most of those among the loop's fairScan oldest: a flood that opens
+//     handshakes faster than evictAfter can age them comes from addresses
+//     that each hold many, and a client with little in flight is not refused
+//     for them. Equals never evict each other this way, so the flood's own
+//     reconnects still meet the refusal.
+//
+// A burst of real clients from addresses that hold little, younger than
+// evictAfter, still meets the plain refusal. Addresses are weighed whatever
+// server.max_requests_per_ip is (accept counts every HTTPS client's); a
+// crowd behind one NAT address is one busy address, whose handshakes a
+// full table may evict for a client with little in flight.
 //
 // Each loop keeps its handshakes in the order they started, a list threaded
 // through the Conns (no allocation, O(1) removal), which only that loop's
 // goroutine touches. A loop evicts only its own: gnet spreads new
 // connections over the loops, so each holds its share of a flood.
+
+// fairScan bounds how many of a loop's handshakes a newcomer looks through
+// for the address holding the most (a few microseconds at most).
+const fairScan = 256
 
 // hsQueue is one loop's handshakes in progress, oldest first. Loop goroutine
 // only.
@@ -75,6 +93,23 @@ func (q *hsQueue) victim(now int64, after time.Duration) *Conn {
 	return nil
 }
 
+// hog is the running handshake, among the fairScan oldest, whose client's
+// address holds the most in flight on the node, if that is more than twice
+// mine (the newcomer's address's, itself counted); nil otherwise.
+func (q *hsQueue) hog(mine int32) *Conn {
+	var best *Conn
+	most, n := 2*mine, 0
+	for c := q.head; c != nil && n < fairScan; c, n = c.qNext, n+1 {
+		// The count first: an atomic load, where result takes a lock.
+		if k := c.peer.InFlight(); k > most {
+			if done, _, _ := c.w.hs.result(); !done {
+				best, most = c, k
+			}
+		}
+	}
+	return best
+}
+
 // dequeue takes c off its loop's list, if it is on it. Loop goroutine.
 func (c *Conn) dequeue() {
 	if c.queued {
@@ -91,21 +126,32 @@ func (s *Server) queue(l *loop.Loop) *hsQueue {
 	return q.(*hsQueue)
 }
 
-// evictFor makes room for a new handshake on l when every slot is taken:
-// it closes l's oldest handshake if it is old enough, and reports whether it
-// did. The new one then takes a slot at once, over the bound until
-// the evicted handshake's goroutine gives its own back (it ends as soon as
-// it sees the close). Loop goroutine.
-func (s *Server) evictFor(l *loop.Loop, newcomer string) bool {
-	now := l.Now()
-	v := s.queue(l).victim(now, s.evictAfter)
+// evictFor makes room for nc, a new handshake on l, when every slot is
+// taken: it closes one of l's handshakes (the oldest past evictAfter, else
+// one of an address holding far more than nc's: see above), and reports
+// whether it did. nc then takes a slot at once, over the bound until the
+// evicted handshake's goroutine gives its own back (it ends as soon as it
+// sees the close). Loop goroutine.
+func (s *Server) evictFor(l *loop.Loop, nc *Conn) bool {
+	if s.evictAfter <= 0 {
+		return false // never evict
+	}
+	now, q := l.Now(), s.queue(l)
+	v, why := q.victim(now, s.evictAfter), "it was the loop's oldest"
+	if v == nil && nc.peer != nil {
+		v, why = q.hog(nc.peer.InFlight()), "its address holds more than twice the newcomer's in flight"
+		if v != nil {
+			s.stats.evictedBusy.Add(1)
+		}
+	}
 	if v == nil {
 		return false
 	}
 	s.stats.evicted.Add(1)
-	l.Shared.Sampled.Warn("tls_handshake_evicted").Str("client", v.w.hs.client).Str("for", newcomer).
-		Dur("age", time.Duration(now-v.hsStart)).Int64("max_handshakes", s.max).
-		Msg("handshake closed to make room: max_handshakes in progress, and it was the loop's oldest")
+	l.Shared.Sampled.Warn("tls_handshake_evicted").Str("client", v.w.hs.client).Str("for", nc.w.hs.client).
+		Dur("age", time.Duration(now-v.hsStart)).Int32("address_in_flight", v.peer.InFlight()).
+		Int32("newcomer_in_flight", nc.peer.InFlight()).Int64("max_handshakes", s.max).
+		Msg("handshake closed to make room: max_handshakes in progress, and " + why)
 	v.evicted = true
 	_ = l.EL.Close(v.Conn) // OnClose: off the list, and the goroutine's reads end
 	s.inProgress.Add(1)

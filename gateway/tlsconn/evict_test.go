@@ -1,8 +1,11 @@
 package tlsconn
 
 import (
+	"net/netip"
 	"testing"
 	"time"
+
+	"gozer/gateway/peers"
 )
 
 // TestHandshakeQueueVictim: the queue keeps handshakes oldest first through
@@ -68,6 +71,61 @@ func TestHandshakeQueueVictim(t *testing.T) {
 			}
 			if q.head != nil || q.tail != nil {
 				t.Fatal("the list is not empty once every handshake left it")
+			}
+		})
+	}
+}
+
+// TestHandshakeQueueHog: when nothing is old enough, the handshake to evict
+// is the running one whose address holds the most in flight, if that is
+// more than twice the newcomer's; never a finished one, never one of an
+// address that holds as much as the newcomer's or just a little more, never
+// one whose address is not counted (no peer: a nil Peer holds nothing).
+func TestHandshakeQueueHog(t *testing.T) {
+	tbl := peers.New(0, 0)
+	peer := func(ip string, inFlight int) *peers.Peer {
+		p, _ := tbl.Open(netip.MustParseAddr(ip))
+		for range inFlight {
+			tbl.Begin(p, 0)
+		}
+		return p
+	}
+	busy, busier, small := peer("192.0.2.1", 7), peer("192.0.2.2", 9), peer("192.0.2.3", 1)
+	cases := []struct {
+		name  string
+		peers []*peers.Peer // the loop's handshakes, oldest first
+		done  []int         // those finished
+		mine  int32         // the newcomer's address's in flight
+		want  int           // index into peers; -1: none
+	}{
+		{"the busiest address's", []*peers.Peer{busy, busier, small}, nil, 1, 1},
+		{"oldest of the busiest's", []*peers.Peer{busier, busy, busier}, nil, 1, 0},
+		{"a finished one passed by", []*peers.Peer{busier, busy}, []int{0}, 1, 1},
+		{"over twice the newcomer's", []*peers.Peer{busy}, nil, 3, 0},
+		{"not over twice", []*peers.Peer{busy, busier}, nil, 5, -1},
+		{"equals", []*peers.Peer{busier}, nil, 9, -1},
+		{"small addresses only", []*peers.Peer{small, small}, nil, 1, -1},
+		{"addresses not counted", []*peers.Peer{nil, nil}, nil, 0, -1},
+		{"none running", []*peers.Peer{busier}, []int{0}, 1, -1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &hsQueue{}
+			conns := make([]*Conn, len(tc.peers))
+			for i, p := range tc.peers {
+				conns[i] = &Conn{peer: p}
+				conns[i].w.hs = newHandshake(nil)
+				q.push(conns[i])
+			}
+			for _, i := range tc.done {
+				conns[i].w.hs.done = true
+			}
+			var want *Conn
+			if tc.want >= 0 {
+				want = conns[tc.want]
+			}
+			if got := q.hog(tc.mine); got != want {
+				t.Errorf("hog %p, want %p (handshake %d)", got, want, tc.want)
 			}
 		})
 	}

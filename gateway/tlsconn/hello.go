@@ -123,7 +123,7 @@ func (c *Conn) takeSlot(mayEvict bool) bool {
 	if hs.started() || hs.expired() {
 		return true // timed out: the timer's goroutine ends it, without a slot
 	}
-	if !srv.admit() && (!mayEvict || !srv.evictFor(c.l, hs.client)) {
+	if !srv.admit() && (!mayEvict || !srv.evictFor(c.l, c)) {
 		c.refuse("tls_max_handshakes", "connection closed: too many TLS handshakes in progress")
 		return false
 	}

@@ -30,7 +30,7 @@ type Server struct {
 
 type counters struct {
 	handshakes, resumed, refused, closedAlert atomic.Int64
-	evicted                                   atomic.Int64 // evict.go
+	evicted, evictedBusy                      atomic.Int64 // evict.go: all, and those for their address's share
 	refusedPerIP                              atomic.Int64 // over server.max_requests_per_ip
 	mu                                        sync.Mutex
 	failures                                  map[string]int64 // by reason
@@ -55,6 +55,7 @@ type Stats struct {
 	RefusedTooManyHandshakes  int64            `json:"refused_too_many_handshakes_total"`
 	RefusedPerIP              int64            `json:"refused_handshakes_per_ip_total"`
 	EvictedHandshakes         int64            `json:"evicted_handshakes_total"`
+	EvictedBusyAddress        int64            `json:"evicted_from_busy_addresses_total"`
 	AwaitingHello             int64            `json:"connections_awaiting_hello"`
 	HandshakeFailuresByReason map[string]int64 `json:"handshake_failures_by_reason"`
 	HandshakesByVersion       map[string]int64 `json:"handshakes_by_version"`
@@ -68,6 +69,7 @@ func (s *Server) Stats() Stats {
 		HandshakesInProgress: s.inProgress.Load(), MaxHandshakes: s.max,
 		RefusedTooManyHandshakes: s.stats.refused.Load(), ClosedOnRecordErrorTotal: s.stats.closedAlert.Load(),
 		RefusedPerIP: s.stats.refusedPerIP.Load(), EvictedHandshakes: s.stats.evicted.Load(),
+		EvictedBusyAddress:        s.stats.evictedBusy.Load(),
 		AwaitingHello:             s.awaiting.Load(),
 		HandshakeFailuresByReason: map[string]int64{}, HandshakesByVersion: map[string]int64{},
 	}
