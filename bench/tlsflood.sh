@@ -78,12 +78,14 @@ YAML
   echo "tlsflood.sh: gozer did not start"; cat "$WORK/gozer.log"; exit 1
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; } # KiB
 stat() { curl -sf "http://$ADMIN/admin/tls" | python3 -c "import json,sys; h=json.load(sys.stdin)['handshakes']; print(h['$1'] if '$1' in h else h['handshake_failures_by_reason'].get('${1#f:}', 0))"; }
 
-rows=()
+rows=() mem=()
 phase() { # NAME EVICT ATTACK (none, silent, halfhello)
   start_gozer "$2"
-  local atk=
+  local atk= rss0
+  rss0=$(rss "$gozer")
   if [[ $3 != none ]]; then
     taskset -c 1 "$WORK/slowclients" -mode "$3" -target "$HTTPS" -n "$FLOOD" -src "127.0.1.1-127.0.1.$SOURCES" \
       -rate 2000 >"$WORK/attack.json" 2>"$WORK/attack.log" & atk=$!; pids+=("$atk")
@@ -91,6 +93,13 @@ phase() { # NAME EVICT ATTACK (none, silent, halfhello)
     [[ $3 == hello ]] || key=connections_awaiting_hello
     for _ in $(seq 300); do [[ $(stat $key) -ge $MAX ]] && { ok=1; break; }; sleep 0.1; done
     [[ -n $ok ]] || { echo "tlsflood.sh: the $3 flood never got in place ($key $(stat $key), want $MAX)"; tail -3 "$WORK/attack.log"; exit 1; }
+    # Gozer's memory per flood connection: its RSS once the flood is in place (all of it
+    # open), less what it had before, over the connections it holds.
+    sleep 2
+    local held=$(($(stat connections_awaiting_hello) + $(stat handshakes_in_progress))) rss1
+    rss1=$(rss "$gozer")
+    mem+=("$(printf '%-30s RSS %6d -> %6d KiB with %4d flood connections held: %5.1f KiB each' "$1" "$rss0" "$rss1" "$held" \
+      "$(awk -v a="$rss0" -v b="$rss1" -v n="$held" 'BEGIN { print (b - a) / n }')")")
   fi
   local out
   out=$(taskset -c 1 "$WORK/tlsload" -mode full -addr "$HTTPS" -servername localhost -ca "$WORK/cert.pem" \
@@ -111,3 +120,4 @@ phase "hello flood, eviction 1s" 1s hello
 echo "tlsflood.sh: floods of $FLOOD connections from $SOURCES addresses against max_handshakes $MAX (handshake_timeout 10s); $CLIENTS tlsload workers, full TLS 1.3 handshakes, ${DUR}s per phase"
 printf '%-30s %9s %8s %9s %9s %9s %9s %9s %9s\n' phase "hs/s" errors "in prog." awaiting refused evicted "for share" "timed out"
 printf '%s\n' "${rows[@]}"
+printf '%s\n' "${mem[@]}"
