@@ -10,7 +10,8 @@
 #   hello      connections that send a whole ClientHello and stall: each holds a slot (its
 #              handshake goroutine); run with eviction off (evict_handshakes_after 0s) and
 #              on (1s, the default)
-# TestTLSMaxHandshakes and TestTLSHandshakeEviction are the same attacks at CI's scale.
+# TestTLSMaxHandshakes, TestTLSHandshakeEviction and TestTLSHandshakeEvictionBusyAddress are
+# the same attacks at CI's scale.
 #
 #   bash bench/tlsflood.sh                          (~1.5 minutes)
 #   TLSF_DURATION=4 bash bench/tlsflood.sh          (shorter phases)
@@ -27,7 +28,9 @@
 # with TLSF_CLIENTS workers for TLSF_DURATION seconds, on core 1 with the attacker.
 # Reported per phase: handshakes completed per second, failed connections, and Gozer's
 # /admin/tls counters at the end (in progress, awaiting hello, refused, evicted: all, and those
-# evicted for their address's share; timed out).
+# evicted for their address's share; timed out); and per flood phase Gozer's RSS before the
+# flood and 2 s after it is in place, over the flood connections it holds then (approximate:
+# RSS, with the GC's headroom, and connections refused and re-dialled meanwhile).
 #
 # Knobs: TLSF_MAX (1024), TLSF_FLOOD (2048), TLSF_SOURCES (32), TLSF_CLIENTS (8),
 # TLSF_DURATION (10), TLSF_PORT_BASE (18780: origin, Gozer plain, HTTPS, admin).

@@ -19,16 +19,17 @@ type HTTPSListener struct {
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// MaxHandshakes bounds the handshakes in progress node-wide: each holds a
 	// short-lived goroutine (see gateway/tlsconn), from when the client's
-	// first record is all in. Past it, a new handshake evicts an old one
+	// ClientHello is all in. Past it, a new handshake evicts another
 	// (EvictHandshakesAfter) or its connection is closed at once; both are
 	// counted.
 	MaxHandshakes int `yaml:"max_handshakes"`
 	// EvictHandshakesAfter: with max_handshakes in progress, a new handshake
 	// takes the place of its event loop's oldest once that one has run this
-	// long (closed and counted as evicted), else of one whose address holds
-	// more than twice the newcomer's in flight, instead of being refused
-	// itself: handshakes stalled from many addresses cannot keep every slot
-	// for a whole handshake_timeout. 0: never evict (by age or by share).
+	// long (closed and counted as evicted), else of one that has run a
+	// quarter of it and whose address holds more than twice the newcomer's in
+	// flight, instead of being refused itself: handshakes stalled from many
+	// addresses cannot keep every slot for a whole handshake_timeout. 0:
+	// never evict (by age or by share).
 	EvictHandshakesAfter time.Duration `yaml:"evict_handshakes_after"`
 	SessionTickets       bool          `yaml:"session_tickets"`
 	// TicketKeyRotation: a new session-ticket key this often; the two before

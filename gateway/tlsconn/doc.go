@@ -38,8 +38,9 @@
 //     bounded: at most listeners.https.max_handshakes at once node-wide, a
 //     slot taken once the client's ClientHello is all in (a silent
 //     connection, or one that sent part of a hello, holds none: hello.go); past that a new handshake evicts its loop's oldest once that one
-//     has run evict_handshakes_after, else one whose address holds more
-//     than twice the newcomer's in flight (evict.go), or its connection is closed
+//     has run evict_handshakes_after, else one past a quarter of that whose
+//     address holds more than twice the newcomer's in flight (evict.go), or
+//     its connection is closed
 //     at once; both are counted; a connection counts as a request in flight
 //     of its address, server.max_requests_per_ip, until its handshake is
 //     done; each ended by

@@ -21,16 +21,22 @@ import (
 //   - the oldest, if it has run at least evictAfter: a real client finishes
 //     in a round trip or two, so under a flood the oldest handshakes are the
 //     flood's;
-//   - else, one whose address holds more than twice what the newcomer's does
-//     in flight on the node (requests and handshakes: peers.Peer.InFlight),
-//     the most of those among the loop's fairScan oldest: a flood that opens
-//     handshakes faster than evictAfter can age them comes from addresses
-//     that each hold many, and a client with little in flight is not refused
-//     for them. Equals never evict each other this way, so the flood's own
-//     reconnects still meet the refusal.
+//   - else, one that has run at least a quarter of evictAfter and whose
+//     address holds more than twice what the newcomer's does in flight on
+//     the node (requests and handshakes: peers.Peer.InFlight), the most of
+//     those among the loop's fairScan oldest: a flood that opens handshakes
+//     faster than evictAfter can age them, from addresses that each hold
+//     many, does not refuse a client with little in flight. Equals never
+//     evict each other this way, so the flood's own reconnects still meet the
+//     refusal; and the quarter keeps a handshake that is merely running (a
+//     real client a round trip away, behind a busy NAT address) from being
+//     closed the moment it starts.
 //
-// A burst of real clients from addresses that hold little, younger than
-// evictAfter, still meets the plain refusal. Addresses are weighed whatever
+// A flood spread so thin that each address holds at most twice what a
+// client holds (a few thousand addresses at the default bound) gains
+// nothing from the share rule: only age then makes room. A burst of real
+// clients from addresses that hold little, younger than evictAfter, still
+// meets the plain refusal. Addresses are weighed whatever
 // server.max_requests_per_ip is (accept counts every HTTPS client's); a
 // crowd behind one NAT address is one busy address, whose handshakes a
 // full table may evict for a client with little in flight.
@@ -93,13 +99,14 @@ func (q *hsQueue) victim(now int64, after time.Duration) *Conn {
 	return nil
 }
 
-// hog is the running handshake, among the fairScan oldest, whose client's
-// address holds the most in flight on the node, if that is more than twice
-// mine (the newcomer's address's, itself counted); nil otherwise.
-func (q *hsQueue) hog(mine int32) *Conn {
+// hog is the running handshake, among the fairScan oldest, that started
+// at or before born (the loop's clock) and whose client's address holds the
+// most in flight on the node, if that is more than twice mine (the
+// newcomer's address's, itself counted); nil otherwise.
+func (q *hsQueue) hog(mine int32, born int64) *Conn {
 	var best *Conn
 	most, n := 2*mine, 0
-	for c := q.head; c != nil && n < fairScan; c, n = c.qNext, n+1 {
+	for c := q.head; c != nil && n < fairScan && c.hsStart <= born; c, n = c.qNext, n+1 {
 		// The count first: an atomic load, where result takes a lock.
 		if k := c.peer.InFlight(); k > most {
 			if done, _, _ := c.w.hs.result(); !done {
@@ -128,30 +135,32 @@ func (s *Server) queue(l *loop.Loop) *hsQueue {
 
 // evictFor makes room for nc, a new handshake on l, when every slot is
 // taken: it closes one of l's handshakes (the oldest past evictAfter, else
-// one of an address holding far more than nc's: see above), and reports
-// whether it did. nc then takes a slot at once, over the bound until the
-// evicted handshake's goroutine gives its own back (it ends as soon as it
-// sees the close). Loop goroutine.
+// one past a quarter of it whose address holds more than twice what nc's
+// does: see above), and reports whether it did. nc then takes a slot at
+// once, over the bound until the evicted handshake's goroutine gives its
+// own back (it ends as soon as it sees the close). Loop goroutine.
 func (s *Server) evictFor(l *loop.Loop, nc *Conn) bool {
 	if s.evictAfter <= 0 {
 		return false // never evict
 	}
 	now, q := l.Now(), s.queue(l)
-	v, why := q.victim(now, s.evictAfter), "it was the loop's oldest"
+	v, busy := q.victim(now, s.evictAfter), false
 	if v == nil && nc.peer != nil {
-		v, why = q.hog(nc.peer.InFlight()), "its address holds more than twice the newcomer's in flight"
-		if v != nil {
-			s.stats.evictedBusy.Add(1)
-		}
+		v, busy = q.hog(nc.peer.InFlight(), now-int64(s.evictAfter/4)), true
 	}
 	if v == nil {
 		return false
 	}
-	s.stats.evicted.Add(1)
-	l.Shared.Sampled.Warn("tls_handshake_evicted").Str("client", v.w.hs.client).Str("for", nc.w.hs.client).
+	s.stats.evicted.Add(1) // before the part, so that a read never sees more busy than all
+	// One sampling key each: a flood of one kind must not hide the other's line.
+	key, msg := "tls_handshake_evicted", "handshake closed to make room: max_handshakes in progress, and it was the loop's oldest"
+	if busy {
+		s.stats.evictedBusy.Add(1)
+		key, msg = "tls_handshake_evicted_busy", "handshake closed to make room: max_handshakes in progress, and its address holds more than twice the newcomer's in flight"
+	}
+	l.Shared.Sampled.Warn(key).Str("client", v.w.hs.client).Str("for", nc.w.hs.client).
 		Dur("age", time.Duration(now-v.hsStart)).Int32("address_in_flight", v.peer.InFlight()).
-		Int32("newcomer_in_flight", nc.peer.InFlight()).Int64("max_handshakes", s.max).
-		Msg("handshake closed to make room: max_handshakes in progress, and " + why)
+		Int32("newcomer_in_flight", nc.peer.InFlight()).Int64("max_handshakes", s.max).Msg(msg)
 	v.evicted = true
 	_ = l.EL.Close(v.Conn) // OnClose: off the list, and the goroutine's reads end
 	s.inProgress.Add(1)

@@ -76,11 +76,12 @@ func TestHandshakeQueueVictim(t *testing.T) {
 	}
 }
 
-// TestHandshakeQueueHog: when nothing is old enough, the handshake to evict
-// is the running one whose address holds the most in flight, if that is
-// more than twice the newcomer's; never a finished one, never one of an
-// address that holds as much as the newcomer's or just a little more, never
-// one whose address is not counted (no peer: a nil Peer holds nothing).
+// TestHandshakeQueueHog: when nothing is old enough for age, the handshake
+// to evict is the running one, old enough for its share, whose address
+// holds the most in flight, if that is more than twice the newcomer's;
+// never a finished one, a young one, one past the first fairScan, one of an
+// address that holds as much as the newcomer's or just up to twice, nor one
+// whose address is not counted (a nil Peer holds nothing).
 func TestHandshakeQueueHog(t *testing.T) {
 	tbl := peers.New(0, 0)
 	peer := func(ip string, inFlight int) *peers.Peer {
@@ -90,42 +91,51 @@ func TestHandshakeQueueHog(t *testing.T) {
 		}
 		return p
 	}
-	busy, busier, small := peer("192.0.2.1", 7), peer("192.0.2.2", 9), peer("192.0.2.3", 1)
+	busy, busier, small := peer("192.0.2.1", 6), peer("192.0.2.2", 9), peer("192.0.2.3", 1)
+	type hs struct {
+		peer  *peers.Peer
+		start int64 // the loop's clock
+		done  bool
+	}
+	const born = 100 // handshakes started after it are too young
+	many := make([]hs, fairScan+1)
+	for i := range many {
+		many[i] = hs{small, 0, false}
+	}
+	many[fairScan] = hs{busier, 0, false} // past the scan
 	cases := []struct {
-		name  string
-		peers []*peers.Peer // the loop's handshakes, oldest first
-		done  []int         // those finished
-		mine  int32         // the newcomer's address's in flight
-		want  int           // index into peers; -1: none
+		name string
+		hss  []hs // the loop's handshakes, oldest first
+		mine int32
+		want int // index into hss; -1: none
 	}{
-		{"the busiest address's", []*peers.Peer{busy, busier, small}, nil, 1, 1},
-		{"oldest of the busiest's", []*peers.Peer{busier, busy, busier}, nil, 1, 0},
-		{"a finished one passed by", []*peers.Peer{busier, busy}, []int{0}, 1, 1},
-		{"over twice the newcomer's", []*peers.Peer{busy}, nil, 3, 0},
-		{"not over twice", []*peers.Peer{busy, busier}, nil, 5, -1},
-		{"equals", []*peers.Peer{busier}, nil, 9, -1},
-		{"small addresses only", []*peers.Peer{small, small}, nil, 1, -1},
-		{"addresses not counted", []*peers.Peer{nil, nil}, nil, 0, -1},
-		{"none running", []*peers.Peer{busier}, []int{0}, 1, -1},
+		{"the busiest address's", []hs{{busy, 0, false}, {busier, 0, false}, {small, 0, false}}, 1, 1},
+		{"the oldest of the busiest's", []hs{{busier, 0, false}, {busy, 0, false}, {busier, 50, false}}, 1, 0},
+		{"a finished one passed by", []hs{{busier, 0, true}, {busy, 0, false}}, 1, 1},
+		{"over twice the newcomer's", []hs{{busy, 0, false}}, 2, 0},
+		{"exactly twice", []hs{{busy, 0, false}}, 3, -1},
+		{"equals", []hs{{busier, 0, false}}, 9, -1},
+		{"small addresses only", []hs{{small, 0, false}, {small, 0, false}}, 1, -1},
+		{"too young", []hs{{busier, born + 1, false}}, 1, -1},
+		{"born exactly then", []hs{{busier, born, false}}, 1, 0},
+		{"the young behind an old one", []hs{{busy, 0, false}, {busier, born + 1, false}}, 1, 0},
+		{"past the first fairScan", many, 1, -1},
+		{"addresses not counted", []hs{{nil, 0, false}}, 0, -1},
+		{"none running", []hs{{busier, 0, true}}, 1, -1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			q := &hsQueue{}
-			conns := make([]*Conn, len(tc.peers))
-			for i, p := range tc.peers {
-				conns[i] = &Conn{peer: p}
-				conns[i].w.hs = newHandshake(nil)
-				q.push(conns[i])
+			index := map[*Conn]int{nil: -1}
+			for i, h := range tc.hss {
+				c := &Conn{peer: h.peer, hsStart: h.start}
+				c.w.hs = newHandshake(nil)
+				c.w.hs.done = h.done // as finish leaves it
+				q.push(c)
+				index[c] = i
 			}
-			for _, i := range tc.done {
-				conns[i].w.hs.done = true
-			}
-			var want *Conn
-			if tc.want >= 0 {
-				want = conns[tc.want]
-			}
-			if got := q.hog(tc.mine); got != want {
-				t.Errorf("hog %p, want %p (handshake %d)", got, want, tc.want)
+			if got := index[q.hog(tc.mine, born)]; got != tc.want {
+				t.Errorf("hog is handshake %d, want %d", got, tc.want)
 			}
 		})
 	}

@@ -68,8 +68,10 @@ func (s *Server) Stats() Stats {
 		HandshakesTotal: s.stats.handshakes.Load(), ResumedTotal: s.stats.resumed.Load(),
 		HandshakesInProgress: s.inProgress.Load(), MaxHandshakes: s.max,
 		RefusedTooManyHandshakes: s.stats.refused.Load(), ClosedOnRecordErrorTotal: s.stats.closedAlert.Load(),
-		RefusedPerIP: s.stats.refusedPerIP.Load(), EvictedHandshakes: s.stats.evicted.Load(),
-		EvictedBusyAddress:        s.stats.evictedBusy.Load(),
+		RefusedPerIP: s.stats.refusedPerIP.Load(),
+		// The part loaded before the whole (evictFor adds to the whole first):
+		// a read never shows more evicted for their share than evicted.
+		EvictedBusyAddress: s.stats.evictedBusy.Load(), EvictedHandshakes: s.stats.evicted.Load(),
 		AwaitingHello:             s.awaiting.Load(),
 		HandshakeFailuresByReason: map[string]int64{}, HandshakesByVersion: map[string]int64{},
 	}
