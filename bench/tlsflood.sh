@@ -5,7 +5,7 @@
 # Three attacks, from bench/slowclients:
 #   silent     connections that send nothing
 #   halfhello  connections that send a ClientHello's 5-byte record header and stall
-#              (both take no handshake slot: a slot is taken once the client's first record
+#              (both take no handshake slot: a slot is taken once the client's ClientHello
 #              is all in; they cost memory until handshake_timeout)
 #   hello      connections that send a whole ClientHello and stall: each holds a slot (its
 #              handshake goroutine); run with eviction off (evict_handshakes_after 0s) and

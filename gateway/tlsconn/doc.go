@@ -41,7 +41,8 @@
 //     has run evict_handshakes_after, else one past a quarter of that whose
 //     address holds more than twice the newcomer's in flight (evict.go), or
 //     its connection is closed
-//     at once; both are counted; a connection counts as a request in flight
+//     at once; all are counted (an evicting handshake runs over the bound
+//     until the evicted one's goroutine ends); a connection counts as a request in flight
 //     of its address, server.max_requests_per_ip, until its handshake is
 //     done; each ended by
 //     listeners.https.handshake_timeout, a ClientHello over 64 KiB ends it. An

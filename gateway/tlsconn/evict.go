@@ -47,7 +47,9 @@ import (
 // connections over the loops, so each holds its share of a flood.
 
 // fairScan bounds how many of a loop's handshakes a newcomer looks through
-// for the address holding the most (a few microseconds at most).
+// for the address holding the most: at most that many list steps and atomic
+// loads (unmeasured), for each newcomer with a whole hello that finds the
+// table full and no handshake old enough, refused ones included.
 const fairScan = 256
 
 // hsQueue is one loop's handshakes in progress, oldest first. Loop goroutine
@@ -84,7 +86,7 @@ func (q *hsQueue) remove(c *Conn) {
 }
 
 // victim is the oldest handshake still running that started at least after
-// ago as of now (the loop's clock, ns); nil when there is none or after is 0
+// ago as of now (the loop's monotonic clock, ns); nil when there is none or after is 0
 // (never evict). A finished one stays on the list until the loop takes its
 // connection over, and is passed by: its client is in.
 func (q *hsQueue) victim(now int64, after time.Duration) *Conn {
@@ -100,7 +102,7 @@ func (q *hsQueue) victim(now int64, after time.Duration) *Conn {
 }
 
 // hog is the running handshake, among the fairScan oldest, that started
-// at or before born (the loop's clock) and whose client's address holds the
+// at or before born (the loop's monotonic clock) and whose client's address holds the
 // most in flight on the node, if that is more than twice mine (the
 // newcomer's address's, itself counted); nil otherwise.
 func (q *hsQueue) hog(mine int32, born int64) *Conn {
@@ -143,7 +145,7 @@ func (s *Server) evictFor(l *loop.Loop, nc *Conn) bool {
 	if s.evictAfter <= 0 {
 		return false // never evict
 	}
-	now, q := l.Now(), s.queue(l)
+	now, q := l.Mono(), s.queue(l)
 	v, busy := q.victim(now, s.evictAfter), false
 	if v == nil && nc.peer != nil {
 		v, busy = q.hog(nc.peer.InFlight(), now-int64(s.evictAfter/4)), true

@@ -127,7 +127,7 @@ func (c *Conn) takeSlot(mayEvict bool) bool {
 		c.refuse("tls_max_handshakes", "connection closed: too many TLS handshakes in progress")
 		return false
 	}
-	c.hsStart = c.l.Now()
+	c.hsStart = c.l.Mono() // ages only: a step of the wall clock must not make all old, or none
 	srv.queue(c.l).push(c)
 	return true
 }
