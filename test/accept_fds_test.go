@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -128,4 +129,43 @@ func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
 	if !strings.Contains(g.output(), `"method":"GET","path":"/hang","status":499`) { // the access log's (the process log's "request failed" has no method)
 		t.Errorf("the in-flight request's access-log line was lost when the loops stopped:\n%s", tail(g.output(), 3000))
 	}
+}
+
+// TestAdminListenerSurvivesEMFILE: the admin listener's own connections take
+// every descriptor, so its accept meets EMFILE. It waits (logged) instead of
+// stopping for good: once those connections close, the health check and the
+// admin API answer again, and so does the proxy.
+func TestAdminListenerSurvivesEMFILE(t *testing.T) {
+	t.Parallel()
+	g := startGozer(t, openFilesSqueeze(t, nil, nil))
+	var held []net.Conn
+	for range 200 {
+		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
+		if err != nil {
+			break
+		}
+		held = append(held, c)
+	}
+	g.waitLog(t, "admin listener: no descriptor for a new connection; trying again")
+	for _, c := range held {
+		_ = c.Close()
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	if !eventually(20*time.Second, func() bool {
+		resp, err := client.Get("http://" + g.AdminAddr + "/healthcheck")
+		if err != nil {
+			last = err
+			return false
+		}
+		resp.Body.Close()
+		last = fmt.Errorf("status %d", resp.StatusCode)
+		return resp.StatusCode == 200
+	}) {
+		t.Fatalf("the admin listener never answered again after EMFILE: %v\n%s", last, tail(g.output(), 2000))
+	}
+	if strings.Contains(g.output(), "admin listener stopped") {
+		t.Error("the admin listener stopped on EMFILE")
+	}
+	waitServesAgain(t, g)
 }

@@ -126,13 +126,14 @@ type Server struct {
 // New returns the admin server for ln (over TLS when src.ListenerTLS says
 // so); Serve starts it.
 func New(ln net.Listener, src Sources) *Server {
+	var sampled *telemetry.Sampled
+	if src.Shared != nil {
+		sampled = src.Shared.Sampled
+	}
+	ln = newRetryListener(ln, sampled) // accept.go
 	a := &Server{ln: ln, src: src}
 	a.sampler = newSampler(a.src.collect, sampleInterval)
 	if t := src.ListenerTLS; t != nil {
-		var sampled *telemetry.Sampled
-		if src.Shared != nil {
-			sampled = src.Shared.Sampled
-		}
 		a.tlsLn = newTLSListener(ln, t.Config, sampled)
 		a.ln = a.tlsLn
 	}

@@ -1,0 +1,80 @@
+package admin
+
+import (
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// scripted is a listener whose Accept returns errs in turn, then a
+// connection (TestAdminListenerSurvivesEMFILE meets the real EMFILE).
+type scripted struct {
+	net.Listener
+	errs []error
+}
+
+func (s *scripted) Accept() (net.Conn, error) {
+	if len(s.errs) > 0 {
+		err := s.errs[0]
+		s.errs = s.errs[1:]
+		return nil, err
+	}
+	a, b := net.Pipe()
+	_ = b.Close()
+	return a, nil
+}
+
+// TestRetryListener: shortages of descriptors or memory are waited out with
+// a doubling backoff (at most acceptRetryMost); any other error ends Accept.
+func TestRetryListener(t *testing.T) {
+	emfile := &net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	cases := []struct {
+		name    string
+		errs    []error
+		wantErr error
+		waits   []time.Duration
+	}{
+		{"a connection at once", nil, nil, nil},
+		{"EMFILE twice, then a connection", []error{emfile, emfile}, nil, []time.Duration{5 * time.Millisecond, 10 * time.Millisecond}},
+		{"ENFILE, ENOBUFS, ENOMEM", []error{syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM}, nil,
+			[]time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond}},
+		{"closed: the end", []error{net.ErrClosed}, net.ErrClosed, nil},
+		{"a shortage, then closed", []error{emfile, net.ErrClosed}, net.ErrClosed, []time.Duration{5 * time.Millisecond}},
+		{"the backoff stops at a second", repeat(emfile, 10), nil, []time.Duration{5 * time.Millisecond, 10 * time.Millisecond,
+			20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond, 320 * time.Millisecond,
+			640 * time.Millisecond, time.Second, time.Second}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var waits []time.Duration
+			l := newRetryListener(&scripted{errs: tc.errs}, nil)
+			l.sleep = func(d time.Duration) { waits = append(waits, d) }
+			c, err := l.Accept()
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (c != nil) {
+				t.Fatalf("Accept: %v, %v; want error %v", c, err, tc.wantErr)
+			}
+			if c != nil {
+				_ = c.Close()
+			}
+			if len(waits) != len(tc.waits) {
+				t.Fatalf("waited %v, want %v", waits, tc.waits)
+			}
+			for i := range waits {
+				if waits[i] != tc.waits[i] {
+					t.Fatalf("waited %v, want %v", waits, tc.waits)
+				}
+			}
+		})
+	}
+}
+
+func repeat(err error, n int) []error {
+	out := make([]error, n)
+	for i := range out {
+		out[i] = err
+	}
+	return out
+}
