@@ -145,6 +145,7 @@ func TestAdminListenerSurvivesEMFILE(t *testing.T) {
 			break
 		}
 		held = append(held, c)
+		t.Cleanup(func() { _ = c.Close() })
 	}
 	g.waitLog(t, "admin listener: no descriptor for a new connection; trying again")
 	for _, c := range held {

@@ -71,6 +71,30 @@ func TestRetryListener(t *testing.T) {
 	}
 }
 
+// TestRetryListenerCloseEndsWait: Close ends a backoff wait at once, not
+// when it runs out.
+func TestRetryListenerCloseEndsWait(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newRetryListener(ln, nil)
+	done := make(chan struct{})
+	go func() {
+		l.sleep(time.Minute)
+		close(done)
+	}()
+	_ = l.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a wait of a minute did not end at Close")
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
+	}
+}
+
 func repeat(err error, n int) []error {
 	out := make([]error, n)
 	for i := range out {
