@@ -79,10 +79,11 @@ type Conn struct {
 	// (keyupdate.go), barrenN its records without data (records.go).
 	keyUpdates, barrenN perWindow
 	// The loop's handshakes in progress, oldest first (evict.go): hsStart is
-	// when this one began (the loop's monotonic clock, Loop.Mono), qPrev and qNext its neighbours
-	// while queued; evicted: closed to make room for a newer connection;
-	// peer: the client's address as accept counted it (the HTTPS listener
-	// counts every one), whose share of the node eviction weighs.
+	// when this one began (the loop's monotonic clock, Loop.Mono), qPrev and
+	// qNext its neighbours while queued; evicted: closed to make room for a
+	// newer connection; peer: the client's address as accept counted it (the
+	// HTTPS listener counts every one), whose share of the node eviction
+	// weighs.
 	hsStart         int64
 	qPrev, qNext    *Conn
 	queued, evicted bool

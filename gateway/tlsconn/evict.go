@@ -86,8 +86,8 @@ func (q *hsQueue) remove(c *Conn) {
 }
 
 // victim is the oldest handshake still running that started at least after
-// ago as of now (the loop's monotonic clock, ns); nil when there is none or after is 0
-// (never evict). A finished one stays on the list until the loop takes its
+// ago as of now (the loop's monotonic clock, ns); nil when there is none or
+// after is 0 (never evict). A finished one stays on the list until the loop takes its
 // connection over, and is passed by: its client is in.
 func (q *hsQueue) victim(now int64, after time.Duration) *Conn {
 	if after <= 0 {
@@ -101,10 +101,10 @@ func (q *hsQueue) victim(now int64, after time.Duration) *Conn {
 	return nil
 }
 
-// hog is the running handshake, among the fairScan oldest, that started
-// at or before born (the loop's monotonic clock) and whose client's address holds the
-// most in flight on the node, if that is more than twice mine (the
-// newcomer's address's, itself counted); nil otherwise.
+// hog is the running handshake, among the fairScan oldest, that started at
+// or before born (the loop's monotonic clock) and whose client's address
+// holds the most in flight on the node, if that is more than twice mine
+// (the newcomer's address's, itself counted); nil otherwise.
 func (q *hsQueue) hog(mine int32, born int64) *Conn {
 	var best *Conn
 	most, n := 2*mine, 0
