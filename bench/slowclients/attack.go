@@ -240,7 +240,8 @@ func (a *attack) slowHead(c net.Conn) outcome {
 var tlsRecordHeader = []byte{0x16, 0x03, 0x01, 0x02, 0x00}
 
 // halfHello sends the header of a ClientHello's record and nothing more: at a
-// TLS port, a handshake that starts and stalls, holding its slot.
+// TLS port, a connection whose hello never comes (Gozer: no handshake slot,
+// its memory until the handshake timeout).
 func (a *attack) halfHello(c net.Conn) outcome {
 	if err := a.write(c, tlsRecordHeader); err != nil {
 		return a.afterWriteError(c, &headParser{}, err)

@@ -45,22 +45,38 @@ const (
 // maxHelloWait, or helloBudget bytes; else not enough yet. Once it is no
 // longer helloWait, it never is again for any bytes appended (FuzzHelloReady).
 func helloState(b []byte) int {
+	var s helloScan
+	return s.state(b)
+}
+
+// helloScan is helloState over bytes that grow, read once: each call goes
+// on after the whole records the calls before read, so a hello cut into
+// tiny records, a read each, costs its length once, not its length for
+// every read. Whoever holds the bytes (the handshake, under its lock).
+type helloScan struct {
+	off  int     // b[:off] is whole records already read
+	seen int     // bytes of the handshake message in them
+	hdr  [4]byte // the message's header, from the records' bodies
+}
+
+// state is helloState(b); b is what an earlier call had, and perhaps more.
+func (s *helloScan) state(b []byte) int {
 	if len(b) >= helloBudget {
 		return helloOther
 	}
-	var hdr [4]byte // the handshake message's header, from the records' bodies
-	seen := 0       // bytes of the message seen so far
-	for len(b) >= 5 {
-		typ, n := b[0], int(b[3])<<8|int(b[4])
+	for len(b)-s.off >= 5 {
+		r := b[s.off:]
+		typ, n := r[0], int(r[3])<<8|int(r[4])
 		switch {
 		case typ != 22 && typ != 21, n > maxCiphertext, typ == 22 && n == 0:
 			return helloOther
-		case typ == 21 && len(b) >= 5+n: // an alert: crypto/tls reads it whole, then ends
+		case typ == 21 && len(r) >= 5+n: // an alert: crypto/tls reads it whole, then ends
 			return helloOther
 		case typ == 21:
 			return helloWait
 		}
-		body := b[5:min(len(b), 5+n)]
+		body := r[5:min(len(r), 5+n)]
+		hdr, seen := s.hdr, s.seen // kept only once the record is whole
 		for i := 0; i < len(body) && seen+i < 4; i++ {
 			hdr[seen+i] = body[i]
 		}
@@ -77,7 +93,7 @@ func helloState(b []byte) int {
 		if len(body) < n {
 			return helloWait
 		}
-		b = b[5+n:]
+		s.off, s.seen, s.hdr = s.off+5+n, seen, hdr
 	}
 	return helloWait
 }

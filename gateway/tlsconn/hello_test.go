@@ -80,9 +80,40 @@ func TestHelloReady(t *testing.T) {
 	}
 }
 
-// FuzzHelloReady: helloReady never panics, and once it says ready, more
-// bytes never make it take that back (the loop starts the handshake at the
-// first yes).
+// TestHelloScanByteByByte: a scan fed a byte at a time (a read each) says
+// what a scan from scratch says over every prefix, and reads each whole
+// record once.
+func TestHelloScanByteByByte(t *testing.T) {
+	msg := helloMsg(300)
+	tiny := []byte{}
+	for _, b := range msg {
+		tiny = append(tiny, record(22, []byte{b})...)
+	}
+	for _, b := range [][]byte{record(22, msg), append(record(22, msg[:100]), record(22, msg[100:])...), tiny,
+		[]byte("GET / HTTP/1.1\r\n"), record(21, []byte{2, 40})} {
+		var s helloScan
+		for i := range len(b) + 1 {
+			if got, want := s.state(b[:i]), helloState(b[:i]); got != want {
+				t.Fatalf("%d bytes of %x: state %d, from scratch %d", i, b[:min(len(b), 16)], got, want)
+			}
+			if s.off > i {
+				t.Fatalf("%d bytes: read on from %d", i, s.off)
+			}
+		}
+	}
+	// The tiny records: each read once, the scan past all but the last.
+	var s helloScan
+	for i := range len(tiny) {
+		s.state(tiny[:i])
+	}
+	if s.off != len(tiny)-6 {
+		t.Errorf("a hello in 1-byte records: the scan stands at %d, want %d", s.off, len(tiny)-6)
+	}
+}
+
+// FuzzHelloReady: helloReady never panics; once it says ready, more bytes
+// never make it take that back (the loop starts the handshake at the first
+// yes); and a scan read on after more bytes agrees with one from scratch.
 func FuzzHelloReady(f *testing.F) {
 	msg := helloMsg(300)
 	f.Add(record(22, msg), []byte{22})
@@ -92,8 +123,17 @@ func FuzzHelloReady(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\n"), []byte("\r\n"))
 	f.Add([]byte{22, 3, 1, 0x48, 0x01}, []byte{0})
 	f.Fuzz(func(t *testing.T, b, more []byte) {
-		if helloReady(b) && !helloReady(append(append([]byte{}, b...), more...)) {
+		all := append(append([]byte{}, b...), more...)
+		if helloReady(b) && !helloReady(all) {
 			t.Fatalf("ready with %x, not with %x more", b, more)
+		}
+		// Read on from where it stopped (inputState), the scan agrees with
+		// one over all the bytes at once, whenever the first said wait.
+		var s helloScan
+		if s.state(b) == helloWait {
+			if got, want := s.state(all), helloState(all); got != want {
+				t.Fatalf("%x then %x more: state %d, read at once %d", b, more, got, want)
+			}
 		}
 	})
 }

@@ -174,6 +174,7 @@ type handshake struct {
 	err    error
 	run    func()        // the goroutine's body until start takes it (then nil)
 	slot   bool          // started by startSlotted: it holds a max_handshakes slot
+	scan   helloScan     // how far inputState read in (hello.go)
 	notify chan struct{} // one token: in grew or closed changed
 	timer  *time.Timer
 	expire chan struct{} // closed when the handshake timeout fires
@@ -203,25 +204,23 @@ func (hs *handshake) arm(timeout time.Duration) {
 // at the hello rather than at accept spares every handshake one park
 // and wake-up of the goroutine (and a connection that sends nothing holds
 // no goroutine). Any goroutine.
-func (hs *handshake) start() {
-	hs.mu.Lock()
-	run := hs.run
-	hs.run = nil
-	hs.mu.Unlock()
-	if run != nil {
-		go run()
-	}
-}
+func (hs *handshake) start() { hs.launch(false) }
 
-// startSlotted is start for the loop at the client's first bytes, once it
-// took a max_handshakes slot for the goroutine: false when the goroutine had
+// startSlotted is start for the loop at the client's hello, once it took a
+// max_handshakes slot for the goroutine: false when the goroutine had
 // started already (the timeout or the close came first), and then it does
 // not hold the slot, which the caller gives back.
-func (hs *handshake) startSlotted() bool {
+func (hs *handshake) startSlotted() bool { return hs.launch(true) }
+
+// launch starts the goroutine unless it was started; slot: it holds a
+// max_handshakes slot. Reports whether this call started it.
+func (hs *handshake) launch(slot bool) bool {
 	hs.mu.Lock()
 	run := hs.run
 	hs.run = nil
-	hs.slot = run != nil
+	if run != nil {
+		hs.slot = slot
+	}
 	hs.mu.Unlock()
 	if run != nil {
 		go run()
@@ -229,12 +228,13 @@ func (hs *handshake) startSlotted() bool {
 	return run != nil
 }
 
-// inputState is what the client sent so far (helloState). Loop goroutine,
-// before the start.
+// inputState is what the client sent so far (helloState), read on from
+// where the last call stopped. Loop goroutine, before the start (until
+// then in only grows).
 func (hs *handshake) inputState() int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return helloState(hs.in)
+	return hs.scan.state(hs.in)
 }
 
 // expired reports whether the handshake timeout fired. Any goroutine.
