@@ -137,3 +137,30 @@ func FuzzHelloReady(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkHelloScanTinyRecords: the loop's cost of classifying a hello of
+// ~20 KiB sent in 1-byte records, a read each (an attacker's), read on from
+// where the last read stopped against read from scratch every time:
+// go test -run '^$' -bench HelloScanTinyRecords ./gateway/tlsconn/
+func BenchmarkHelloScanTinyRecords(b *testing.B) {
+	msg := helloMsg(3300)
+	tiny := []byte{}
+	for _, c := range msg {
+		tiny = append(tiny, record(22, []byte{c})...)
+	}
+	b.Run("resumed", func(b *testing.B) {
+		for range b.N {
+			var s helloScan
+			for i := range len(tiny) {
+				s.state(tiny[:i])
+			}
+		}
+	})
+	b.Run("from-scratch", func(b *testing.B) {
+		for range b.N {
+			for i := range len(tiny) {
+				helloState(tiny[:i])
+			}
+		}
+	})
+}
