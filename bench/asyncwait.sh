@@ -16,7 +16,14 @@
 # holder and the plain load.
 #
 # Per round (BENCH_ROUNDS, interleaved: baseline, waiting, baseline, waiting ...):
-#   baseline  the plain load alone, once per ASYNC_LOADS entry:
+#   baseline  with ASYNC_CONTROL=1 (the default), the control holder first: the same wrk
+#             holder as below, aimed at the side service itself (GET /auth?delay=...s on its
+#             port, not through Gozer), holds ASYNC_WAITERS requests there, so that the load
+#             core carries the same held connections, timers and goroutines in both phases and
+#             only Gozer's share differs (without it the load core's own extra work lifted the
+#             plain p99 by 1.08-1.37 in a 4-round check with Gozer holding nothing; a run counts
+#             only if the control holder had ASYNC_WAITERS connections at the side service
+#             before and after it); then the plain load, once per ASYNC_LOADS entry:
 #               open  bench/slowclients -mode ordinary: an open loop at ASYNC_RATE requests/s
 #                     over ASYNC_OPEN_CONNS keep-alive connections, each request timed from
 #                     when it was due (no coordinated omission); below capacity, so it
@@ -59,6 +66,11 @@
 #                            anyway, and the runs say how disturbed they were. On a machine
 #                            where other benchmarks come and go, raise it (e.g. 1800)
 #   ASYNC_TARGET=1.10        the verdict's bound on p99 with waiters / baseline
+#   ASYNC_CONTROL=1          1: the baseline runs with the control holder (above); 0: the
+#                            baseline runs alone (the comparison before 2026-12-06)
+#   ASYNC_WAIT_VIA=gozer     side: the waiting phase's holder is the control holder too, so
+#                            Gozer holds nothing; with ASYNC_CONTROL=0 that measures what the
+#                            held requests cost the load core alone (the harness's own share)
 #   ASYNC_GOZER_GOMAXPROCS   GOMAXPROCS for Gozer (default unset: Gozer's own, event loops + 1)
 #   ASYNC_PORT_BASE=18680    bench origin BASE, Gozer BASE+1, its admin BASE+2, side BASE+3
 #   BENCH_OTHER_CPU_MAX=10   a run during which other jobs took more than this % of Gozer's
@@ -93,6 +105,8 @@ ASYNC_CALL_TIMEOUT=${ASYNC_CALL_TIMEOUT:-60}
 ASYNC_RAMP_SECS=${ASYNC_RAMP_SECS:-30}
 ASYNC_QUIET_WAIT=${ASYNC_QUIET_WAIT:-60}
 ASYNC_TARGET=${ASYNC_TARGET:-1.10}
+ASYNC_CONTROL=${ASYNC_CONTROL:-1}
+ASYNC_WAIT_VIA=${ASYNC_WAIT_VIA:-gozer}
 ASYNC_GOZER_GOMAXPROCS=${ASYNC_GOZER_GOMAXPROCS:-}
 ASYNC_PORT_BASE=${ASYNC_PORT_BASE:-18680}
 
@@ -103,6 +117,8 @@ done
 ((BENCH_ROUNDS >= 1 && BENCH_DURATION >= 1 && ASYNC_WAITERS >= 1)) || { echo "BENCH_ROUNDS, BENCH_DURATION and ASYNC_WAITERS must be at least 1" >&2; exit 2; }
 ((ASYNC_CALL_TIMEOUT > ASYNC_DELAY_SECS)) ||
   { echo "ASYNC_CALL_TIMEOUT ($ASYNC_CALL_TIMEOUT) must exceed ASYNC_DELAY_SECS ($ASYNC_DELAY_SECS): the held calls would time out" >&2; exit 2; }
+[[ $ASYNC_CONTROL == [01] ]] || { echo "ASYNC_CONTROL must be 0 or 1, not '$ASYNC_CONTROL'" >&2; exit 2; }
+[[ $ASYNC_WAIT_VIA == gozer || $ASYNC_WAIT_VIA == side ]] || { echo "ASYNC_WAIT_VIA must be gozer or side, not '$ASYNC_WAIT_VIA'" >&2; exit 2; }
 read -r -a LOADS <<<"$ASYNC_LOADS"
 ((${#LOADS[@]})) || { echo "ASYNC_LOADS is empty" >&2; exit 2; }
 for l in "${LOADS[@]}"; do
@@ -135,7 +151,7 @@ done
 # The command that reproduces this run: the main knobs always, the others when changed.
 COMMAND="BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION ASYNC_LOADS=\"$ASYNC_LOADS\" ASYNC_RATE=$ASYNC_RATE ASYNC_WAITERS=$ASYNC_WAITERS ASYNC_DELAY_SECS=$ASYNC_DELAY_SECS"
 for kv in "BENCH_WARMUP 3" "ASYNC_OPEN_CONNS 32" "ASYNC_OPEN_NICE -10" "ASYNC_WRK_CONNS 32" "ASYNC_CALL_TIMEOUT 60" "ASYNC_RAMP_SECS 30" "ASYNC_QUIET_WAIT 60" \
-  "ASYNC_TARGET 1.10" "ASYNC_GOZER_GOMAXPROCS " "ASYNC_PORT_BASE 18680" "BENCH_OTHER_CPU_MAX 10" "BENCH_RETRY_BUDGET 120" "ASYNC_PHASE_TRIES 3"; do
+  "ASYNC_TARGET 1.10" "ASYNC_CONTROL 1" "ASYNC_WAIT_VIA gozer" "ASYNC_GOZER_GOMAXPROCS " "ASYNC_PORT_BASE 18680" "BENCH_OTHER_CPU_MAX 10" "BENCH_RETRY_BUDGET 120" "ASYNC_PHASE_TRIES 3"; do
   name=${kv%% *}
   [[ ${!name} == "${kv#* }" ]] || COMMAND+=" $name='${!name}'"
 done
@@ -313,6 +329,7 @@ wait_http "gozer (through to the origin)" "$GOZER_PID" "http://127.0.0.1:$GOZER_
   die "gozer does not reach the origin"
 PLAIN_URL="http://127.0.0.1:$GOZER_PORT/"
 WAIT_URL="http://127.0.0.1:$GOZER_PORT/wait/${ASYNC_DELAY_SECS}s"
+CONTROL_URL="http://127.0.0.1:$SIDE_PORT/auth?delay=${ASYNC_DELAY_SECS}s"
 
 # suspended prints GET /admin/async's "suspended" (requests waiting in async filters), or "?".
 suspended() {
@@ -320,6 +337,31 @@ suspended() {
   n=$(curl -s -m 2 "http://127.0.0.1:$ADMIN_PORT/admin/async" 2>/dev/null |
     awk '/"suspended":/ { v = $0; sub(/.*"suspended":[ \t]*/, "", v); sub(/[^0-9].*/, "", v); print v; exit }') || true
   echo "${n:-?}"
+}
+
+# control_held prints how many connections the running holder has open to the side service
+# (the control's requests wait there, not in Gozer): 0 without a holder, "?" when ss fails.
+control_held() {
+  local n
+  [[ -n $HOLDER_PID ]] || { echo 0; return; }
+  n=$(ss -Htnp state established "( dport = :$SIDE_PORT )" 2>/dev/null | grep -c "pid=$HOLDER_PID,") || true
+  echo "${n:-?}"
+}
+
+# hold_kind PHASE prints the holder a phase runs with: wait (through Gozer), control (at the
+# side service itself) or none.
+hold_kind() {
+  case $1-$ASYNC_CONTROL-$ASYNC_WAIT_VIA in
+    wait-*-gozer) echo wait ;;
+    wait-*-side | base-1-*) echo control ;;
+    *) echo none ;;
+  esac
+}
+
+# held PHASE prints what holds requests during PHASE: the control holder's connections at the
+# side service, else the requests suspended in Gozer.
+held() {
+  if [[ $(hold_kind "$1") == control ]]; then control_held; else suspended; fi
 }
 
 # side_calls prints how many /auth requests the side service has served (a direct call, counted too).
@@ -367,7 +409,7 @@ log "work check: $WORK_NOTE_ASYNC"
 # --- measurements -------------------------------------------------------------------------
 
 # One line per load run.
-printf 'phase\tload\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tgozer_pct\torigin_pct\tside_pct\tholder_pct\tclient_pct\tother_proxy_pct\tother_all_pct\tdisturbed\terrors\trequests\tsusp_before\tsusp_after\theld\trss_kib\tlate\tmax_us\tdetail\n' >"$RUNS_TSV"
+printf 'phase\tload\tround\treq_s\tp50_us\tp99_us\tcpu_us_req\tgozer_pct\torigin_pct\tside_pct\tholder_pct\tclient_pct\tother_proxy_pct\tother_all_pct\tdisturbed\terrors\trequests\theld_before\theld_after\theld\trss_kib\tlate\tmax_us\tdetail\n' >"$RUNS_TSV"
 # One line per waiting phase.
 printf 'round\tramp_s\tsusp_held\trss_before_kib\trss_held_kib\tgozer_admit_ms\tholder_cpu_ms\tholder_life_s\tside_cpu_ms\trelease_s\tgozer_release_ms\tsusp_after_release\tholder_note\n' >"$HOLD_TSV"
 
@@ -383,7 +425,7 @@ jnum() { grep -o "\"$1\":[-0-9.e+]*" "$2" | head -n 1 | cut -d: -f2; }
 load_run() {
   local phase=$1 load=$2 round=$3 secs=${4:-$BENCH_DURATION}
   local out=$WORK/$phase-$load-$round.txt g0 g1 o0 o1 d0 d1 h0=0 h1=0 bp0 bp1 ba0 ba1 t0 t1 s0 s1 lpid rc=0 hpid=$HOLDER_PID
-  s0=$(suspended)
+  s0=$(held "$phase")
   g0=$(cpu_ticks "$GOZER_PID"); o0=$(cpu_ticks "$ORIGIN_PID"); d0=$(cpu_ticks "$SIDE_PID")
   [[ -n $hpid ]] && h0=$(cpu_ticks "$hpid")
   bp0=$(cores_busy_ticks "$PROXY_CPU"); ba0=$(cores_busy_ticks "${BENCH_CORES[@]}"); t0=$(date +%s%N)
@@ -402,7 +444,7 @@ load_run() {
   t1=$(date +%s%N); bp1=$(cores_busy_ticks "$PROXY_CPU"); ba1=$(cores_busy_ticks "${BENCH_CORES[@]}")
   g1=$(cpu_ticks "$GOZER_PID"); o1=$(cpu_ticks "$ORIGIN_PID"); d1=$(cpu_ticks "$SIDE_PID")
   [[ -n $hpid ]] && h1=$(cpu_ticks "$hpid")
-  s1=$(suspended)
+  s1=$(held "$phase")
   ((rc == 0)) || warn "$load exited with status $rc ($phase round $round)"
 
   local requests rps p50 p99 maxl errors late=- detail
@@ -433,7 +475,7 @@ load_run() {
   fi
   local client_s held=- line
   client_s=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$out.times")
-  if [[ $phase == wait ]]; then
+  if [[ $(hold_kind "$phase") != none ]]; then
     held=no
     [[ $s0 =~ ^[0-9]+$ && $s1 =~ ^[0-9]+$ ]] && ((s0 >= ASYNC_WAITERS && s1 >= ASYNC_WAITERS)) && held=yes
   fi
@@ -451,32 +493,43 @@ load_run() {
         other0, otherall, (other0 > max ? "yes" : "no"), err, req, s0, s1, held, rss, late, maxl, detail }')
   printf '%s\n' "$line" >>"$RUNS_TSV"
   LAST_OTHER0=$(cut -f13 <<<"$line")
-  awk -F'\t' '{ printf "    %-4s %-4s r%-2s %7s req/s  p50 %6sus  p99 %6sus  max %7sus  %6s us/req  gozer %5s%%  client %5s%%  holder %4s%%  other(core0) %5s%%%s  suspended %s->%s  errors %s%s\n",
-    $1, $2, $3, $4, $5, $6, $23, $7, $8, $12, $11, $13, ($15 == "yes" ? " (DISTURBED)" : ""), $18, $19, $16, ($20 == "no" ? "  WAITERS NOT HELD" : "") }' <<<"$line" >&2
+  awk -F'\t' '{ printf "    %-4s %-4s r%-2s %7s req/s  p50 %6sus  p99 %6sus  max %7sus  %6s us/req  gozer %5s%%  client %5s%%  holder %4s%%  other(core0) %5s%%%s  held %s->%s  errors %s%s\n",
+    $1, $2, $3, $4, $5, $6, $23, $7, $8, $12, $11, $13, ($15 == "yes" ? " (DISTURBED)" : ""), $18, $19, $16, ($20 == "no" ? "  NOT HELD" : "") }' <<<"$line" >&2
 }
 
-# hold_start ROUND: the holder opens ASYNC_WAITERS connections, each with one GET /wait/...;
-# waits until Gozer reports that many suspended. Records the ramp in HOLD_*.
+# hold_start ROUND [KIND]: the holder opens ASYNC_WAITERS connections, each with one request
+# that waits ASYNC_DELAY_SECS at the side service: KIND wait (the default), GET /wait/... through
+# Gozer's async filter, until Gozer reports that many suspended (the ramp is recorded in
+# HOLD_*); KIND control, GET /auth?delay=... at the side service itself, until the holder has
+# that many connections there.
 hold_start() {
-  local round=$1 end t0 g0 n="?"
+  local round=$1 kind=${2:-wait} end t0 g0 n="?" url=$WAIT_URL
+  [[ $kind == control ]] && url=$CONTROL_URL
   HOLD_RSS0=$(rss_kib "$GOZER_PID")
   g0=$(cpu_ticks "$GOZER_PID"); HOLD_SIDE0=$(cpu_ticks "$SIDE_PID")
   t0=$(date +%s%N)
-  bg_start "$WORK/holder-$round.txt" taskset -c "$LOADGEN_CPU" wrk -t1 -c"$ASYNC_WAITERS" -d3600s \
-    --timeout "$((ASYNC_CALL_TIMEOUT + 60))s" "$WAIT_URL"
+  HOLD_OUT=$WORK/holder-$kind-$round.txt
+  bg_start "$HOLD_OUT" taskset -c "$LOADGEN_CPU" wrk -t1 -c"$ASYNC_WAITERS" -d3600s \
+    --timeout "$((ASYNC_CALL_TIMEOUT + 60))s" "$url"
   HOLDER_PID=$BG_PID
   HOLD_T0=$t0
   end=$((SECONDS + ASYNC_RAMP_SECS))
   while :; do
-    n=$(suspended)
+    if [[ $kind == control ]]; then n=$(control_held); else n=$(suspended); fi
     if [[ $n =~ ^[0-9]+$ ]] && ((n >= ASYNC_WAITERS)); then break; fi
-    alive "$HOLDER_PID" || die "the holder (wrk) exited: $(tail -n 5 "$WORK/holder-$round.txt")"
+    alive "$HOLDER_PID" || die "the holder (wrk) exited: $(tail -n 5 "$HOLD_OUT")"
     alive "$GOZER_PID" || die "gozer died while the holder ramped up: $(tail -n 5 "$WORK/gozer.log")"
     if ((SECONDS >= end)); then
+      [[ $kind == control ]] && die "the control holder has $n connections at the side service, not $ASYNC_WAITERS, ${ASYNC_RAMP_SECS}s after it started"
       die "Gozer reports suspended $n, not $ASYNC_WAITERS, ${ASYNC_RAMP_SECS}s after the holder started (gozer log: $(tail -n 3 "$WORK/gozer.log" | tr '\n' ' '))"
     fi
     sleep 0.1
   done
+  if [[ $kind == control ]]; then
+    sleep 1 # as for the waiters: the connects settle first
+    log "  control: $n requests waiting at the side service itself, $(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')s after the holder started"
+    return 0
+  fi
   HOLD_RAMP=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
   HOLD_ADMIT=$(awk -v d=$(($(cpu_ticks "$GOZER_PID") - g0)) -v tck="$CLK_TCK" 'BEGIN { printf "%.0f", d * 1000 / tck }')
   HOLD_SUSP=$n
@@ -485,10 +538,11 @@ hold_start() {
   log "  $HOLD_SUSP requests suspended ${HOLD_RAMP}s after the holder started (Gozer: ${HOLD_ADMIT} ms CPU to admit them; RSS ${HOLD_RSS0} -> ${HOLD_RSS1} KiB)"
 }
 
-# hold_stop ROUND: the holder stops (SIGINT: wrk prints its summary and closes its
-# connections); Gozer abandons the waiting requests; wait until none is suspended.
+# hold_stop ROUND [KIND]: the holder stops (SIGINT: wrk prints its summary and closes its
+# connections); for KIND wait, Gozer abandons the waiting requests: wait until none is
+# suspended, and record the phase in HOLD_TSV.
 hold_stop() {
-  local round=$1 hcpu life g0 t0 end n="?" side note
+  local round=$1 kind=${2:-wait} hcpu life g0 t0 end n="?" side note
   hcpu=$(awk -v d="$(cpu_ticks "$HOLDER_PID")" -v tck="$CLK_TCK" 'BEGIN { printf "%.0f", d * 1000 / tck }')
   side=$(awk -v d=$(($(cpu_ticks "$SIDE_PID") - HOLD_SIDE0)) -v tck="$CLK_TCK" 'BEGIN { printf "%.0f", d * 1000 / tck }')
   life=$(awk -v a="$HOLD_T0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
@@ -501,7 +555,12 @@ hold_stop() {
   HOLDER_PID=""
   # What the holder got: a request answered while held is a waiter that left early.
   note=$(awk '/ requests in / { r = $1 } /Non-2xx/ { n = $NF } /Socket errors/ { sub(/.*Socket errors: /, ""); s = $0 }
-    END { printf "%s answered while held%s%s", (r == "" ? "?" : r), (n ? ", " n " non-2xx" : ""), (s != "" ? ", socket errors: " s : "") }' "$WORK/holder-$round.txt")
+    END { printf "%s answered while held%s%s", (r == "" ? "?" : r), (n ? ", " n " non-2xx" : ""), (s != "" ? ", socket errors: " s : "") }' "$HOLD_OUT")
+  if [[ $kind == control ]]; then
+    log "  control holder stopped after ${life}s ($hcpu ms CPU; $note)"
+    sleep 1 # the side service's goroutines end before the waiting phase
+    return 0
+  fi
   end=$((SECONDS + 30))
   while :; do
     n=$(suspended)
@@ -572,23 +631,24 @@ log "warm-up: ${BENCH_WARMUP}s of each load (${LOADS[*]})"
 for l in "${LOADS[@]}"; do load_run warm "$l" 0 "$BENCH_WARMUP" || die "the $l load gave no result in the warm-up"; done
 
 # run_phase PHASE ROUND: wait for Gozer's core to be quiet, then (waiting phase: start the
-# holder) each load once (then stop the holder). A phase during which other jobs disturbed a
+# holder; baseline with ASYNC_CONTROL=1: the control holder) each load once (then stop it). A phase during which other jobs disturbed a
 # run is done again, whole (a fresh holder: a waiting phase must end before the held requests
 # are answered), up to ASYNC_PHASE_TRIES times while the retry budget lasts; every run stays
 # in the table, and the selection prefers the clean ones.
 RETRY_LEFT=$BENCH_RETRY_BUDGET
 run_phase() {
-  local phase=$1 round=$2 try l disturbed cost=$((${#LOADS[@]} * BENCH_DURATION))
+  local phase=$1 round=$2 try l disturbed cost=$((${#LOADS[@]} * BENCH_DURATION)) kind
+  kind=$(hold_kind "$phase")
   for ((try = 1; ; try++)); do
     wait_quiet
-    if [[ $phase == wait ]]; then hold_start "$round"; fi
+    [[ $kind == none ]] || hold_start "$round" "$kind"
     disturbed=""
     for l in "${LOADS[@]}"; do
       load_run "$phase" "$l" "$round" || die "the $l load gave no result ($phase round $round)"
       alive "$GOZER_PID" || die "gozer died during the $l load ($phase round $round): $(tail -n 5 "$WORK/gozer.log")"
       if awk -v o="$LAST_OTHER0" -v max="$BENCH_OTHER_CPU_MAX" 'BEGIN { exit !(o > max) }'; then disturbed+=" $l (${LAST_OTHER0}%)"; fi
     done
-    if [[ $phase == wait ]]; then hold_stop "$round"; fi
+    [[ $kind == none ]] || hold_stop "$round" "$kind"
     [[ -n $disturbed ]] || return 0
     if ((try >= ASYNC_PHASE_TRIES || RETRY_LEFT < cost)); then
       log "  other jobs disturbed$disturbed; no more tries for this phase (${RETRY_LEFT}s of retry budget left)"
@@ -673,16 +733,20 @@ report() {
   fi
   echo "Layout: Gozer pinned to core $PROXY_CPU (event_loops 1, GOMAXPROCS ${ASYNC_GOZER_GOMAXPROCS:-unset, Gozer picks}), one async Lua filter (\`inbound/10_asyncwait.lua\`: \`should_filter\` = path starts with /wait/; \`apply\` = \`ctx.http{ origin = \"side\", path = \"/auth?delay=D\", timeout = $ASYNC_CALL_TIMEOUT }\`, then the request goes on to the origin)."
   echo "On core $LOADGEN_CPU: the bench origin (nginx, one worker, $ORIGIN_BODY_BYTES-byte body), the side service (gateway/cmd/demo-origin \`/auth?delay=D\`), the plain load and the holder."
-  echo "Plain requests (\`GET /\`) run only the filter's \`should_filter\` and are proxied. Per round: **baseline** = each plain load alone; **waiting** = the holder (\`wrk -t1 -c$ASYNC_WAITERS --timeout $((ASYNC_CALL_TIMEOUT + 60))s\`, \`GET /wait/${ASYNC_DELAY_SECS}s\`: each request waits ${ASYNC_DELAY_SECS} s at the side service, longer than the phase) holds $ASYNC_WAITERS requests suspended (\`GET /admin/async\` \"suspended\" ≥ $ASYNC_WAITERS before and after each run, or the run does not count), the same plain loads run again, then the holder leaves (Gozer abandons the side calls) and \"suspended\" returns to 0 before the next baseline."
+  local base_desc="each plain load alone (\`ASYNC_CONTROL=0\`: the load core does not carry the holder's connections then)"
+  ((ASYNC_CONTROL)) && base_desc="the control holder (the same \`wrk\` holder, aimed at the side service itself: \`GET /auth?delay=${ASYNC_DELAY_SECS}s\` on its port, not through Gozer) holds $ASYNC_WAITERS requests there (its connections at the side service ≥ $ASYNC_WAITERS before and after each run, or the run does not count), then each plain load runs; so the load core carries the same held connections in both phases, and only Gozer's share of the waiting differs"
+  local wait_desc=""
+  [[ $ASYNC_WAIT_VIA == side ]] && wait_desc=" **\`ASYNC_WAIT_VIA=side\`: the waiting phase ran the control holder too, at the side service itself, so Gozer held nothing in either phase: the ratio is the harness's own share.**"
+  echo "Plain requests (\`GET /\`) run only the filter's \`should_filter\` and are proxied. Per round: **baseline** = $base_desc; **waiting** = the holder (\`wrk -t1 -c$ASYNC_WAITERS --timeout $((ASYNC_CALL_TIMEOUT + 60))s\`, \`GET /wait/${ASYNC_DELAY_SECS}s\`: each request waits ${ASYNC_DELAY_SECS} s at the side service, longer than the phase) holds $ASYNC_WAITERS requests suspended (\`GET /admin/async\` \"suspended\" ≥ $ASYNC_WAITERS before and after each run, or the run does not count), the same plain loads run again, then the holder leaves (Gozer abandons the side calls) and \"suspended\" returns to 0 before the next baseline.$wait_desc"
   echo "$BENCH_ROUNDS rounds (baseline, waiting, baseline, waiting …), ${BENCH_DURATION} s per run, ${BENCH_WARMUP} s warm-up of each load first; figures are medians over the rounds. CPU µs/req = Gozer's utime+stime (/proc/PID/stat, $CLK_TCK ticks/s) during the run / requests completed."
   echo
   echo "Other jobs: before each phase the script waited until no other benchmark ran and other jobs left Gozer's core alone (up to ${ASYNC_QUIET_WAIT} s): ${QUIET_WAITED} s of waiting in all, $QUIET_GAVE_UP phase(s) measured anyway; $(awk -F'\t' '$1 != "warm" { n++; if ($15 == "yes") d++ } END { printf "%d of %d runs disturbed", d, n }' "$RUNS_TSV"), a phase with a disturbed run done again (whole, after waiting for quiet) up to $ASYNC_PHASE_TRIES times while the retry budget (${BENCH_RETRY_BUDGET} s of runs) lasted."
   echo
   echo "Work check: $WORK_NOTE_ASYNC."
   echo
-  echo "## The target: p99 of plain requests with $ASYNC_WAITERS waiting / alone ≤ $ASYNC_TARGET"
+  echo "## The target: p99 of plain requests with $ASYNC_WAITERS waiting in Gozer / baseline ≤ $ASYNC_TARGET"
   echo
-  echo "| plain load | p99 alone µs | p99 with waiters µs | **ratio of medians** | per-round ratios: median (min–max), rounds | verdict |"
+  echo "| plain load | p99 baseline µs | p99 with waiters µs | **ratio of medians** | per-round ratios: median (min–max), rounds | verdict |"
   echo "|---|---:|---:|---:|---:|---|"
   for l in "${LOADS[@]}"; do
     b=$(med base "$l" 6) w=$(med wait "$l" 6)
@@ -702,13 +766,13 @@ report() {
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for l in "${LOADS[@]}"; do
     for p in base wait; do
-      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s |\n' "$l" "$([[ $p == base ]] && echo alone || echo "$ASYNC_WAITERS waiting")" \
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s |\n' "$l" "$([[ $p == base ]] && echo "baseline$( ((ASYNC_CONTROL)) && echo " ($ASYNC_WAITERS at the side service)" || echo ", alone")" || echo "$ASYNC_WAITERS waiting in Gozer")" \
         "$(runs_counted "$p" "$l")" "$(num %.0f "$(med "$p" "$l" 4)")" "$(num %.0f "$(med "$p" "$l" 5)")" "$(num %.0f "$(med "$p" "$l" 6)")" \
         "$(num %.0f "$(med "$p" "$l" 23)")" "$(num %.2f "$(med "$p" "$l" 7)")" "$(num %.1f "$(med "$p" "$l" 8)")" "$(num %.1f "$(med "$p" "$l" 12)")" \
         "$(num %.1f "$(med "$p" "$l" 11)")" "$(awk -F'\t' -v p="$p" -v l="$l" '$1 == p && $2 == l { s += $16 } END { print s + 0 }' "$RUNS_TSV")" \
         "$(if [[ $l == open ]]; then awk -F'\t' -v p="$p" -v l="$l" '$1 == p && $2 == l { s += $22 } END { print s + 0 }' "$RUNS_TSV"; else echo -; fi)"
     done
-    printf '| %s | **with waiters / alone** | | **%s** | **%s** | **%s** | | **%s** | | | | | |\n' "$l" \
+    printf '| %s | **with waiters / baseline** | | **%s** | **%s** | **%s** | | **%s** | | | | | |\n' "$l" \
       "$(ratio "$(med wait "$l" 4)" "$(med base "$l" 4)")" "$(ratio "$(med wait "$l" 5)" "$(med base "$l" 5)")" \
       "$(ratio "$(med wait "$l" 6)" "$(med base "$l" 6)")" "$(ratio "$(med wait "$l" 7)" "$(med base "$l" 7)")"
   done
@@ -750,10 +814,12 @@ report() {
   echo
   echo "## Every run"
   echo
-  echo "| phase | load | round | req/s | p50 µs | p99 µs | max µs | CPU µs/req | Gozer core | origin | side | holder | client | other jobs, Gozer's core | other jobs, both cores | disturbed | suspended before → after | counted | errors | requests | late |"
+  echo "| phase | load | round | req/s | p50 µs | p99 µs | max µs | CPU µs/req | Gozer core | origin | side | holder | client | other jobs, Gozer's core | other jobs, both cores | disturbed | held before → after | counted | errors | requests | late |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|"
   awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s%% | %s%% | %s%% | %s%% | %s | %s → %s | %s | %s | %s | %s |\n",
-    $1, $2, $3, $4, $5, $6, $23, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, $19, ($1 == "warm" ? "warm-up" : ($20 == "no" ? "NO: waiters not held" : "yes")), $16 ($16 > 0 ? " (" $24 ")" : ""), $17, $22 }' "$RUNS_TSV"
+    $1, $2, $3, $4, $5, $6, $23, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, $19, ($1 == "warm" ? "warm-up" : ($20 == "no" ? "NO: not held" : "yes")), $16 ($16 > 0 ? " (" $24 ")" : ""), $17, $22 }' "$RUNS_TSV"
+  echo
+  echo "\"held before → after\": the requests suspended in Gozer (GET /admin/async) for a waiting run; the control holder's connections at the side service (\`ss\`) for a baseline run with the control."
   echo
   echo "\"other jobs, Gozer's core\": core $PROXY_CPU's busy time (/proc/stat) less Gozer's CPU time, in % of the core; above $BENCH_OTHER_CPU_MAX % a run is disturbed, and a figure is the median over the clean runs when at least $NEED_RUNS rounds have one, else over the $NEED_RUNS least disturbed. \"both cores\": the same over cores ${BENCH_CORES[*]}, less every process of the bench."
   echo
