@@ -113,7 +113,7 @@ bench-tls:
 bench-ws:
 	bash bench/ws.sh
 
-## bench-asyncwait: p99 of plain requests while 1,000 requests wait in an async filter (issue 13: <= 1.10 x alone)
+## bench-asyncwait: p99 of plain requests while 1,000 requests wait in an async filter (issue 13: <= 1.10 x a baseline whose load core holds as many at the side service)
 .PHONY: bench-asyncwait
 bench-asyncwait:
 	bash bench/asyncwait.sh

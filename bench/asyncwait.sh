@@ -20,10 +20,13 @@
 #             holder as below, aimed at the side service itself (GET /auth?delay=...s on its
 #             port, not through Gozer), holds ASYNC_WAITERS requests there, so that the load
 #             core carries the same held connections, timers and goroutines in both phases and
-#             only Gozer's share differs (without it the load core's own extra work lifted the
-#             plain p99 by 1.08-1.37 in a 4-round check with Gozer holding nothing; a run counts
-#             only if the control holder had ASYNC_WAITERS connections at the side service
-#             before and after it); then the plain load, once per ASYNC_LOADS entry:
+#             only Gozer's share differs (with Gozer holding nothing, ASYNC_CONTROL=0
+#             ASYNC_WAIT_VIA=side ASYNC_LOADS=wrk BENCH_ROUNDS=8, the load core's own extra work
+#             lifted the closed loop's p99 1.15 on medians, 1.12 within rounds, on 2026-12-06);
+#             the ramp waits until the side service has counted ASYNC_WAITERS /auth calls (its
+#             X-Auth-Calls), and a run counts only if the holder had ASYNC_WAITERS connections
+#             at the side service before and after it and none of its requests was answered
+#             while it held them; then the plain load, once per ASYNC_LOADS entry:
 #               open  bench/slowclients -mode ordinary: an open loop at ASYNC_RATE requests/s
 #                     over ASYNC_OPEN_CONNS keep-alive connections, each request timed from
 #                     when it was due (no coordinated omission); below capacity, so it
@@ -36,8 +39,10 @@
 #             than the phase, so none is answered while we measure) starts; once GET
 #             /admin/async reports "suspended" >= ASYNC_WAITERS, the same plain loads run
 #             again; then the holder stops (its clients leave: Gozer abandons their side
-#             calls) and we wait for "suspended" to come back to 0.
-# A waiting run counts only if "suspended" was >= ASYNC_WAITERS before and after it.
+#             calls) and we wait for "suspended" to come back to 0. With ASYNC_WAIT_VIA=side
+#             the holder is the control holder instead (Gozer holds nothing).
+# A waiting run counts only if "suspended" was >= ASYNC_WAITERS before and after it (with
+# ASYNC_WAIT_VIA=side: as a control run) and the holder had none of its requests answered.
 # Results: stdout and bench/results/asyncwait-latest.txt (the exact command at the top), a
 # timestamped copy, the runs as TSV (asyncwait-latest-runs.tsv). The verdict: p99 with
 # waiters / baseline p99 <= ASYNC_TARGET (1.10), from the medians and from the ratios within
@@ -82,7 +87,7 @@
 #   BENCH_KEEP_TMP=1         keep configs, logs and raw outputs
 #
 # Exit status: non-zero when the harness failed (a build, the origin, the side service or
-# Gozer not starting, the work check failing, the holder never holding ASYNC_WAITERS, a
+# Gozer not starting, the work check failing, a holder (either) never holding ASYNC_WAITERS, a
 # listener left behind). Missing the target is a result, not a failure.
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
@@ -157,11 +162,12 @@ for kv in "BENCH_WARMUP 3" "ASYNC_OPEN_CONNS 32" "ASYNC_OPEN_NICE -10" "ASYNC_WR
 done
 COMMAND+=" bash bench/asyncwait.sh"
 
-# A waiting phase must end before the held requests are answered: ramp (a few seconds),
-# each load once, perhaps a redo each, and the admin polls between.
+# A phase with a holder (waiting, and baseline with the control) must end before the held
+# requests are answered: ramp (a few seconds), each load once, perhaps a redo each, and the
+# admin polls between.
 PHASE_SECS=$((5 + 2 * ${#LOADS[@]} * (BENCH_DURATION + 1)))
 if ((ASYNC_DELAY_SECS < PHASE_SECS + 5)); then
-  echo "WARNING: ASYNC_DELAY_SECS=$ASYNC_DELAY_SECS may not outlast a waiting phase (~${PHASE_SECS}s): runs whose waiters were answered before they ended do not count" >&2
+  echo "WARNING: ASYNC_DELAY_SECS=$ASYNC_DELAY_SECS may not outlast a phase with a holder (~${PHASE_SECS}s): runs whose held requests were answered before they ended do not count" >&2
 fi
 
 # --- machine, limits, temp dir, cleanup --------------------------------------------------
@@ -342,10 +348,10 @@ suspended() {
 # control_held prints how many connections the running holder has open to the side service
 # (the control's requests wait there, not in Gozer): 0 without a holder, "?" when ss fails.
 control_held() {
-  local n
+  local out
   [[ -n $HOLDER_PID ]] || { echo 0; return; }
-  n=$(ss -Htnp state established "( dport = :$SIDE_PORT )" 2>/dev/null | grep -c "pid=$HOLDER_PID,") || true
-  echo "${n:-?}"
+  out=$(ss -Htnp state established "( dport = :$SIDE_PORT )" 2>/dev/null) || { echo '?'; return; }
+  grep -c "pid=$HOLDER_PID," <<<"$out" || true
 }
 
 # hold_kind PHASE prints the holder a phase runs with: wait (through Gozer), control (at the
@@ -500,11 +506,16 @@ load_run() {
 # hold_start ROUND [KIND]: the holder opens ASYNC_WAITERS connections, each with one request
 # that waits ASYNC_DELAY_SECS at the side service: KIND wait (the default), GET /wait/... through
 # Gozer's async filter, until Gozer reports that many suspended (the ramp is recorded in
-# HOLD_*); KIND control, GET /auth?delay=... at the side service itself, until the holder has
-# that many connections there.
+# HOLD_*); KIND control, GET /auth?delay=... at the side service itself, until the side
+# service has counted that many /auth calls more (X-Auth-Calls, which counts a call as it
+# starts waiting; each probe counts itself) and the holder has that many connections there.
+# HOLD_ROW0 is the runs table's length: hold_stop marks the runs after it.
 hold_start() {
-  local round=$1 kind=${2:-wait} end t0 g0 n="?" url=$WAIT_URL
+  local round=$1 kind=${2:-wait} end t0 g0 n="?" url=$WAIT_URL c0 c probes=0
   [[ $kind == control ]] && url=$CONTROL_URL
+  HOLD_ROW0=$(wc -l <"$RUNS_TSV")
+  c0=$(side_calls)
+  [[ $c0 =~ ^[0-9]+$ ]] || die "the side service does not report its /auth calls (X-Auth-Calls)"
   HOLD_RSS0=$(rss_kib "$GOZER_PID")
   g0=$(cpu_ticks "$GOZER_PID"); HOLD_SIDE0=$(cpu_ticks "$SIDE_PID")
   t0=$(date +%s%N)
@@ -515,12 +526,18 @@ hold_start() {
   HOLD_T0=$t0
   end=$((SECONDS + ASYNC_RAMP_SECS))
   while :; do
-    if [[ $kind == control ]]; then n=$(control_held); else n=$(suspended); fi
+    if [[ $kind == control ]]; then
+      c=$(side_calls) probes=$((probes + 1)) n="?"
+      # The calls counted first: their connections are all made by then.
+      [[ $c =~ ^[0-9]+$ ]] && ((c - c0 - probes >= ASYNC_WAITERS)) && n=$(control_held)
+    else
+      n=$(suspended)
+    fi
     if [[ $n =~ ^[0-9]+$ ]] && ((n >= ASYNC_WAITERS)); then break; fi
     alive "$HOLDER_PID" || die "the holder (wrk) exited: $(tail -n 5 "$HOLD_OUT")"
     alive "$GOZER_PID" || die "gozer died while the holder ramped up: $(tail -n 5 "$WORK/gozer.log")"
     if ((SECONDS >= end)); then
-      [[ $kind == control ]] && die "the control holder has $n connections at the side service, not $ASYNC_WAITERS, ${ASYNC_RAMP_SECS}s after it started"
+      [[ $kind == control ]] && die "the control holder has $((${c:-$c0} - c0 - probes)) calls waiting at the side service and $n connections there, not $ASYNC_WAITERS, ${ASYNC_RAMP_SECS}s after it started"
       die "Gozer reports suspended $n, not $ASYNC_WAITERS, ${ASYNC_RAMP_SECS}s after the holder started (gozer log: $(tail -n 3 "$WORK/gozer.log" | tr '\n' ' '))"
     fi
     sleep 0.1
@@ -556,6 +573,15 @@ hold_stop() {
   # What the holder got: a request answered while held is a waiter that left early.
   note=$(awk '/ requests in / { r = $1 } /Non-2xx/ { n = $NF } /Socket errors/ { sub(/.*Socket errors: /, ""); s = $0 }
     END { printf "%s answered while held%s%s", (r == "" ? "?" : r), (n ? ", " n " non-2xx" : ""), (s != "" ? ", socket errors: " s : "") }' "$HOLD_OUT")
+  # A held request answered (or a holder that gave no count) means the phase did not hold
+  # what it claims all through: its runs do not count.
+  local answered
+  answered=$(awk '/ requests in / { print $1; exit }' "$HOLD_OUT")
+  if [[ ${answered:-?} != 0 ]]; then
+    warn "the holder had ${answered:-an unknown number of} requests answered while it held them: the runs of this phase do not count"
+    awk -F'\t' -v OFS='\t' -v from="$HOLD_ROW0" 'NR > from { $20 = "no" } { print }' "$RUNS_TSV" >"$RUNS_TSV.tmp"
+    mv "$RUNS_TSV.tmp" "$RUNS_TSV"
+  fi
   if [[ $kind == control ]]; then
     log "  control holder stopped after ${life}s ($hcpu ms CPU; $note)"
     sleep 1 # the side service's goroutines end before the waiting phase
@@ -734,26 +760,41 @@ report() {
   echo "Layout: Gozer pinned to core $PROXY_CPU (event_loops 1, GOMAXPROCS ${ASYNC_GOZER_GOMAXPROCS:-unset, Gozer picks}), one async Lua filter (\`inbound/10_asyncwait.lua\`: \`should_filter\` = path starts with /wait/; \`apply\` = \`ctx.http{ origin = \"side\", path = \"/auth?delay=D\", timeout = $ASYNC_CALL_TIMEOUT }\`, then the request goes on to the origin)."
   echo "On core $LOADGEN_CPU: the bench origin (nginx, one worker, $ORIGIN_BODY_BYTES-byte body), the side service (gateway/cmd/demo-origin \`/auth?delay=D\`), the plain load and the holder."
   local base_desc="each plain load alone (\`ASYNC_CONTROL=0\`: the load core does not carry the holder's connections then)"
-  ((ASYNC_CONTROL)) && base_desc="the control holder (the same \`wrk\` holder, aimed at the side service itself: \`GET /auth?delay=${ASYNC_DELAY_SECS}s\` on its port, not through Gozer) holds $ASYNC_WAITERS requests there (its connections at the side service ≥ $ASYNC_WAITERS before and after each run, or the run does not count), then each plain load runs; so the load core carries the same held connections in both phases, and only Gozer's share of the waiting differs"
-  local wait_desc=""
-  [[ $ASYNC_WAIT_VIA == side ]] && wait_desc=" **\`ASYNC_WAIT_VIA=side\`: the waiting phase ran the control holder too, at the side service itself, so Gozer held nothing in either phase: the ratio is the harness's own share.**"
-  echo "Plain requests (\`GET /\`) run only the filter's \`should_filter\` and are proxied. Per round: **baseline** = $base_desc; **waiting** = the holder (\`wrk -t1 -c$ASYNC_WAITERS --timeout $((ASYNC_CALL_TIMEOUT + 60))s\`, \`GET /wait/${ASYNC_DELAY_SECS}s\`: each request waits ${ASYNC_DELAY_SECS} s at the side service, longer than the phase) holds $ASYNC_WAITERS requests suspended (\`GET /admin/async\` \"suspended\" ≥ $ASYNC_WAITERS before and after each run, or the run does not count), the same plain loads run again, then the holder leaves (Gozer abandons the side calls) and \"suspended\" returns to 0 before the next baseline.$wait_desc"
+  ((ASYNC_CONTROL)) && base_desc="the control holder (the same \`wrk\` holder, aimed at the side service itself: \`GET /auth?delay=${ASYNC_DELAY_SECS}s\` on its port, not through Gozer) holds $ASYNC_WAITERS requests there (the side service counted $ASYNC_WAITERS \`/auth\` calls more, and the holder's connections there were ≥ $ASYNC_WAITERS before and after each run, none of its requests answered, or the run does not count), then each plain load runs; so the load core carries the same held connections in both phases, and only Gozer's share of the waiting differs"
+  local wait_desc="the holder (\`wrk -t1 -c$ASYNC_WAITERS --timeout $((ASYNC_CALL_TIMEOUT + 60))s\`, \`GET /wait/${ASYNC_DELAY_SECS}s\`: each request waits ${ASYNC_DELAY_SECS} s at the side service, longer than the phase) holds $ASYNC_WAITERS requests suspended (\`GET /admin/async\` \"suspended\" ≥ $ASYNC_WAITERS before and after each run, none of its requests answered, or the run does not count), the same plain loads run again, then the holder leaves (Gozer abandons the side calls) and \"suspended\" returns to 0 before the next baseline."
+  if [[ $ASYNC_WAIT_VIA == side ]]; then
+    wait_desc="**\`ASYNC_WAIT_VIA=side\`: the control holder, at the side service itself (as the baseline's control is described), so Gozer held nothing**"
+    if ((ASYNC_CONTROL)); then
+      wait_desc+=" (with the control in the baseline too, both phases are the same: **the ratio shows only run-to-run noise**)"
+    else
+      wait_desc+=" (against a baseline alone: **the ratio is what holding the requests costs the load core**, the harness's own share, not Gozer's)"
+    fi
+    wait_desc+="; the same plain loads run again, then the holder leaves."
+  fi
+  echo "Plain requests (\`GET /\`) run only the filter's \`should_filter\` and are proxied. Per round: **baseline** = $base_desc; **waiting** = $wait_desc"
   echo "$BENCH_ROUNDS rounds (baseline, waiting, baseline, waiting …), ${BENCH_DURATION} s per run, ${BENCH_WARMUP} s warm-up of each load first; figures are medians over the rounds. CPU µs/req = Gozer's utime+stime (/proc/PID/stat, $CLK_TCK ticks/s) during the run / requests completed."
   echo
   echo "Other jobs: before each phase the script waited until no other benchmark ran and other jobs left Gozer's core alone (up to ${ASYNC_QUIET_WAIT} s): ${QUIET_WAITED} s of waiting in all, $QUIET_GAVE_UP phase(s) measured anyway; $(awk -F'\t' '$1 != "warm" { n++; if ($15 == "yes") d++ } END { printf "%d of %d runs disturbed", d, n }' "$RUNS_TSV"), a phase with a disturbed run done again (whole, after waiting for quiet) up to $ASYNC_PHASE_TRIES times while the retry budget (${BENCH_RETRY_BUDGET} s of runs) lasted."
   echo
   echo "Work check: $WORK_NOTE_ASYNC."
   echo
-  echo "## The target: p99 of plain requests with $ASYNC_WAITERS waiting in Gozer / baseline ≤ $ASYNC_TARGET"
+  # WAITING names the waiting phase; with ASYNC_WAIT_VIA=side there is no target to judge.
+  local waiting="$ASYNC_WAITERS waiting in Gozer" side=0
+  [[ $ASYNC_WAIT_VIA == side ]] && waiting="$ASYNC_WAITERS held at the side service" side=1
+  if ((side)); then
+    echo "## Gozer holding nothing: p99 of plain requests with $ASYNC_WAITERS held at the side service / baseline (no target: ASYNC_WAIT_VIA=side)"
+  else
+    echo "## The target: p99 of plain requests with $ASYNC_WAITERS waiting in Gozer / baseline ≤ $ASYNC_TARGET"
+  fi
   echo
-  echo "| plain load | p99 baseline µs | p99 with waiters µs | **ratio of medians** | per-round ratios: median (min–max), rounds | verdict |"
+  echo "| plain load | p99 baseline µs | p99 waiting phase µs | **ratio of medians** | per-round ratios: median (min–max), rounds | verdict |"
   echo "|---|---:|---:|---:|---:|---|"
   for l in "${LOADS[@]}"; do
     b=$(med base "$l" 6) w=$(med wait "$l" 6)
     pr=$(round_pairs "$l" 6)
     pmed=$(median <<<"$pr") pmin=$(sort -g <<<"$pr" | head -n 1) pmax=$(sort -g <<<"$pr" | tail -n 1)
     printf '| %s | %s | %s | **%s** | %s (%s–%s), %s | %s |\n' "$l" "$(num %.0f "$b")" "$(num %.0f "$w")" "$(ratio "$w" "$b")" \
-      "$(num %.2f "$pmed")" "$(num %.2f "$pmin")" "$(num %.2f "$pmax")" "$(grep -c . <<<"$pr" || true)" "$(verdict "$(ratio "$w" "$b")" "$(num %.2f "$pmed")")"
+      "$(num %.2f "$pmed")" "$(num %.2f "$pmin")" "$(num %.2f "$pmax")" "$(grep -c . <<<"$pr" || true)" "$(if ((side)); then echo n/a; else verdict "$(ratio "$w" "$b")" "$(num %.2f "$pmed")"; fi)"
   done
   echo
   for l in "${LOADS[@]}"; do echo "- $l: $(load_desc "$l")"; done
@@ -766,13 +807,13 @@ report() {
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for l in "${LOADS[@]}"; do
     for p in base wait; do
-      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s |\n' "$l" "$([[ $p == base ]] && echo "baseline$( ((ASYNC_CONTROL)) && echo " ($ASYNC_WAITERS at the side service)" || echo ", alone")" || echo "$ASYNC_WAITERS waiting in Gozer")" \
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s | %s |\n' "$l" "$([[ $p == base ]] && echo "baseline$( ((ASYNC_CONTROL)) && echo " ($ASYNC_WAITERS at the side service)" || echo ", alone")" || echo "$waiting")" \
         "$(runs_counted "$p" "$l")" "$(num %.0f "$(med "$p" "$l" 4)")" "$(num %.0f "$(med "$p" "$l" 5)")" "$(num %.0f "$(med "$p" "$l" 6)")" \
         "$(num %.0f "$(med "$p" "$l" 23)")" "$(num %.2f "$(med "$p" "$l" 7)")" "$(num %.1f "$(med "$p" "$l" 8)")" "$(num %.1f "$(med "$p" "$l" 12)")" \
         "$(num %.1f "$(med "$p" "$l" 11)")" "$(awk -F'\t' -v p="$p" -v l="$l" '$1 == p && $2 == l { s += $16 } END { print s + 0 }' "$RUNS_TSV")" \
         "$(if [[ $l == open ]]; then awk -F'\t' -v p="$p" -v l="$l" '$1 == p && $2 == l { s += $22 } END { print s + 0 }' "$RUNS_TSV"; else echo -; fi)"
     done
-    printf '| %s | **with waiters / baseline** | | **%s** | **%s** | **%s** | | **%s** | | | | | |\n' "$l" \
+    printf '| %s | **waiting phase / baseline** | | **%s** | **%s** | **%s** | | **%s** | | | | | |\n' "$l" \
       "$(ratio "$(med wait "$l" 4)" "$(med base "$l" 4)")" "$(ratio "$(med wait "$l" 5)" "$(med base "$l" 5)")" \
       "$(ratio "$(med wait "$l" 6)" "$(med base "$l" 6)")" "$(ratio "$(med wait "$l" 7)" "$(med base "$l" 7)")"
   done
@@ -792,6 +833,10 @@ report() {
   echo
   echo "## The $ASYNC_WAITERS waiters"
   echo
+  if ((side)); then
+    echo "None: Gozer held nothing (\`ASYNC_WAIT_VIA=side\`)."
+    echo
+  fi
   echo "| round | ramp s | suspended | Gozer RSS before KiB | RSS with waiters KiB | **RSS per waiter** | Gozer CPU to admit them | per waiter | holder CPU, whole life | holder life s | side service CPU | release s | Gozer CPU to release them | holder |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   awk -F'\t' -v n="$ASYNC_WAITERS" 'NR > 1 { printf "| %s | %s | %s | %s | %s | **%.1f KiB** | %s ms | %.1f µs | %s ms | %s | %s ms | %s | %s ms | %s |\n",
@@ -819,7 +864,7 @@ report() {
   awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s%% | %s%% | %s%% | %s%% | %s | %s → %s | %s | %s | %s | %s |\n",
     $1, $2, $3, $4, $5, $6, $23, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, $19, ($1 == "warm" ? "warm-up" : ($20 == "no" ? "NO: not held" : "yes")), $16 ($16 > 0 ? " (" $24 ")" : ""), $17, $22 }' "$RUNS_TSV"
   echo
-  echo "\"held before → after\": the requests suspended in Gozer (GET /admin/async) for a waiting run; the control holder's connections at the side service (\`ss\`) for a baseline run with the control."
+  echo "\"held before → after\": the requests suspended in Gozer (GET /admin/async) for a run whose holder waits through Gozer; the control holder's connections at the side service (\`ss\`) for a run with the control holder; for a baseline alone (\`ASYNC_CONTROL=0\`), the requests suspended in Gozer (0 → 0), not checked. \"NO: not held\": fewer than $ASYNC_WAITERS before or after the run, or the holder had requests answered while it held them."
   echo
   echo "\"other jobs, Gozer's core\": core $PROXY_CPU's busy time (/proc/stat) less Gozer's CPU time, in % of the core; above $BENCH_OTHER_CPU_MAX % a run is disturbed, and a figure is the median over the clean runs when at least $NEED_RUNS rounds have one, else over the $NEED_RUNS least disturbed. \"both cores\": the same over cores ${BENCH_CORES[*]}, less every process of the bench."
   echo
