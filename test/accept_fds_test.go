@@ -2,10 +2,15 @@ package test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -94,25 +99,21 @@ func TestAcceptOnLoopsOriginOpenFiles(t *testing.T) {
 
 // TestAcceptOnLoopsEngineDiesExits: when the loops stop by themselves, the
 // process exits non-zero (a supervisor restarts it) instead of staying up with
-// a health check that answers 200. Triggered as in production: the admin
-// listener's connections (which the open-file reserve must cover, and do not
-// meet the ceiling) take every descriptor, so the next accept4 on a loop
-// meets EMFILE, which gnet does not survive. A request in flight then ends
-// with its connection: its access-log line, written after the loops' last
-// tick, must still come out before the process exits.
+// a health check that answers 200. The process's own accounting keeps its
+// accept4 clear of the open-file limit (TestAcceptOnLoopsOriginOpenFiles,
+// TestAdminConnectionsKeepToTheReserve), so the test takes the descriptors
+// from outside, as a leak or a library's files would: it lowers the running
+// process's limit to its lowest free descriptor (prlimit --pid), and the next
+// accept4 on a loop meets EMFILE, which gnet does not survive. A request in
+// flight then ends with its connection: its access-log line, written after
+// the loops' last tick, must still come out before the process exits.
 func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
 	t.Parallel()
 	g := startGozer(t, openFilesSqueeze(t, nil, nil))
 	hung := dialRaw(t, g.ProxyAddr)
 	hung.send("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
 	waitFor(t, 10*time.Second, "/hang in flight", func() bool { return g.adminOrigin(t, "demo").InFlight == 1 })
-	for range 200 {
-		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
-		if err != nil {
-			break
-		}
-		defer c.Close()
-	}
+	g.setOpenFileLimit(t, g.lowestFreeFD(t))
 	waitFor(t, 20*time.Second, "gozer exits", func() bool {
 		if c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second); err == nil {
 			_ = c.Close()
@@ -131,26 +132,23 @@ func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
 	}
 }
 
-// TestAdminListenerSurvivesEMFILE: the admin listener's own connections take
-// every descriptor, so its accept meets EMFILE. It waits (logged) instead of
-// stopping for good: once those connections close, the health check and the
-// admin API answer again, and so does the proxy.
+// TestAdminListenerSurvivesEMFILE: the admin listener's accept meets EMFILE
+// (the process's limit lowered under it to its lowest free descriptor, as in
+// TestAcceptOnLoopsEngineDiesExits; no proxy client arrives meanwhile, so the
+// loops never accept). It waits (logged) instead of stopping for good: once
+// descriptors free (the limit back), the health check and the admin API
+// answer again, and so does the proxy.
 func TestAdminListenerSurvivesEMFILE(t *testing.T) {
 	t.Parallel()
 	g := startGozer(t, openFilesSqueeze(t, nil, nil))
-	var held []net.Conn
-	for range 200 {
-		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
-		if err != nil {
-			break
-		}
-		held = append(held, c)
-		t.Cleanup(func() { _ = c.Close() })
+	g.setOpenFileLimit(t, g.lowestFreeFD(t))
+	c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second) // queued in the backlog
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = c.Close() })
 	g.waitLog(t, "admin listener: no descriptor for a new connection; trying again")
-	for _, c := range held {
-		_ = c.Close()
-	}
+	g.setOpenFileLimit(t, 160)
 	client := &http.Client{Timeout: 2 * time.Second}
 	var last error
 	if !eventually(20*time.Second, func() bool {
@@ -169,4 +167,98 @@ func TestAdminListenerSurvivesEMFILE(t *testing.T) {
 		t.Error("the admin listener stopped on EMFILE")
 	}
 	waitServesAgain(t, g)
+}
+
+// TestAdminConnectionsKeepToTheReserve: the admin listener keeps half the
+// descriptors the loops reserve under the open-file limit free (160 here: the
+// loops refuse clients from descriptor 96, the admin listener from 128). A
+// burst of 200 admin connections (a push-API caller's pool growing), which
+// used to take every descriptor so that the next accept4 on a loop met
+// EMFILE and the process lost its loops, now gets 503s past descriptor 128,
+// counted in /admin/edge; the loops keep answering meanwhile (a client past
+// their own ceiling gets their 503), and serve as before once the burst ends.
+func TestAdminConnectionsKeepToTheReserve(t *testing.T) {
+	t.Parallel()
+	g := startGozer(t, openFilesSqueeze(t, nil, nil))
+	var held []net.Conn
+	for range 200 {
+		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("admin connection %d: %v", len(held)+1, err)
+		}
+		held = append(held, c)
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	// Those refused got their 503 and were closed; the ones served wait for
+	// a request. Read in parallel: a read past its deadline does not look at
+	// what arrived.
+	var refusedN atomic.Int64
+	var reads sync.WaitGroup
+	for _, c := range held {
+		reads.Add(1)
+		go func() {
+			defer reads.Done()
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			b := make([]byte, 12)
+			if n, _ := io.ReadFull(c, b); string(b[:n]) == "HTTP/1.1 503" {
+				refusedN.Add(1)
+			}
+		}()
+	}
+	reads.Wait()
+	refused := refusedN.Load()
+	if refused == 0 || refused == 200 {
+		t.Errorf("%d of 200 admin connections answered 503; want those past descriptor 128, and only those", refused)
+	}
+	// The loops are alive: a client gets an answer while the burst holds.
+	c := dialRaw(t, g.ProxyAddr)
+	c.send(request("GET", "/counter"))
+	if resp, _, err := c.readResponse("GET"); err != nil {
+		t.Errorf("a proxy client during the burst got no answer: %v", err)
+	} else {
+		t.Logf("a proxy client during the burst: %s", resp.Status)
+	}
+	for _, c := range held {
+		_ = c.Close()
+	}
+	waitServesAgain(t, g)
+	if out := g.output(); strings.Contains(out, "event loops stopped") || strings.Contains(out, "too many open files") {
+		t.Fatalf("the process ran out of descriptors:\n%s", tail(out, 2000))
+	}
+	if e := g.adminEdge(t); e.AdminOpenFiles < refused {
+		t.Errorf("/admin/edge refused_admin_open_files_total %d, want at least the %d answered 503", e.AdminOpenFiles, refused)
+	}
+	g.waitLog(t, "admin listener: connection closed, too close to the open-file limit")
+}
+
+// lowestFreeFD is the lowest descriptor number the process has free: the one
+// its next socket would get.
+func (g *gozer) lowestFreeFD(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", g.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[int]bool{}
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			used[n] = true
+		}
+	}
+	n := 0
+	for used[n] {
+		n++
+	}
+	return n
+}
+
+// setOpenFileLimit sets the running process's soft open-file limit, the one
+// a new descriptor is checked against (the hard one stays: raising the soft
+// limit back needs no privilege).
+func (g *gozer) setOpenFileLimit(t *testing.T, n int) {
+	t.Helper()
+	pid := strconv.Itoa(g.cmd.Process.Pid)
+	if out, err := exec.Command("prlimit", "--pid", pid, fmt.Sprintf("--nofile=%d:", n)).CombinedOutput(); err != nil {
+		t.Fatalf("prlimit --pid %s --nofile=%d: %v: %s", pid, n, err, out)
+	}
 }

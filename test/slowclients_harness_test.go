@@ -24,6 +24,7 @@ type edgeStats struct {
 	Parked               int64            `json:"parked_origin_connections"`
 	ProxyRefused         int64            `json:"proxy_protocol_refused_total"`
 	OriginOpenFiles      int64            `json:"refused_origin_open_files_total"`
+	AdminOpenFiles       int64            `json:"refused_admin_open_files_total"`
 	Requests             map[string]int64 `json:"requests_without_origin_by_cause"`
 }
 

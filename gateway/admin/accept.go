@@ -4,8 +4,11 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"gozer/gateway/telemetry"
 )
@@ -18,6 +21,17 @@ import (
 // instead, with net/http's backoff (net/http does it for EMFILE and ENFILE;
 // ENOBUFS and ENOMEM pass too): what is queued stays in the kernel's backlog
 // until a descriptor frees.
+//
+// Keeping clear of the limit. With accept_on_loops, the loops refuse client
+// connections from a descriptor number on (loop.Shared.FDCeiling) so that
+// their accept4 always finds one free: gnet stops every loop at EMFILE. The
+// admin listener does the same half-way up that reserve
+// (loop.Shared.AdminFDCeiling): a connection it accepts with a descriptor
+// that high is closed at once (a plain-HTTP 503 first, when the listener is
+// not TLS), logged and counted. Linux hands out the lowest free number, so
+// that descriptor means as many are in use, whatever holds them: admin
+// connections served, idle or hijacked, the push API's forwards to other
+// nodes. A burst of push-API callers then costs them 503s, not the loops.
 
 // Backoff between accepts that met a shortage: doubled each time, reset by
 // a success.
@@ -37,12 +51,25 @@ type retryListener struct {
 	sleep  func(time.Duration)
 	closed chan struct{}
 	once   sync.Once
+
+	// ceiling: a connection whose descriptor number reaches it is closed at
+	// once (0: none), after answer when not nil; refused counts them.
+	ceiling int
+	answer  []byte
+	refused *atomic.Int64
 }
 
 func newRetryListener(ln net.Listener, log *telemetry.Sampled) *retryListener {
 	l := &retryListener{Listener: ln, log: log, closed: make(chan struct{})}
 	l.sleep = l.pause
 	return l
+}
+
+// refuseFrom makes the listener close the connections whose descriptor
+// reaches ceiling (0: none), writing answer first when not nil (the socket is
+// new: one write that does not wait), counted in refused. Before Accept.
+func (l *retryListener) refuseFrom(ceiling int, answer []byte, refused *atomic.Int64) {
+	l.ceiling, l.answer, l.refused = ceiling, answer, refused
 }
 
 // Close closes the listener and ends a wait in Accept.
@@ -67,6 +94,9 @@ func (l *retryListener) Accept() (net.Conn, error) {
 	delay := acceptRetryFirst
 	for {
 		c, err := l.Listener.Accept()
+		if err == nil && l.tooHigh(c) {
+			continue
+		}
 		if err == nil || !shortage(err) {
 			return c, err
 		}
@@ -77,6 +107,38 @@ func (l *retryListener) Accept() (net.Conn, error) {
 		l.sleep(delay)
 		delay = min(2*delay, acceptRetryMost)
 	}
+}
+
+// tooHigh closes c, and reports so, when its descriptor reaches the ceiling.
+func (l *retryListener) tooHigh(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if l.ceiling <= 0 || !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	_ = rc.Control(func(d uintptr) { fd = int(d) })
+	if fd < l.ceiling {
+		return false
+	}
+	if l.answer != nil {
+		_ = rc.Write(func(d uintptr) bool {
+			_, _ = unix.Write(int(d), l.answer) // what fits; never wait
+			return true
+		})
+	}
+	_ = c.Close()
+	if l.refused != nil {
+		l.refused.Add(1)
+	}
+	if l.log != nil {
+		l.log.Warn("admin_accept_open_files").Int("fd", fd).Int("ceiling", l.ceiling).Str("client", c.RemoteAddr().String()).
+			Msg("admin listener: connection closed, too close to the open-file limit")
+	}
+	return true
 }
 
 // shortage reports whether err is the system running short of what a new

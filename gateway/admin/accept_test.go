@@ -2,8 +2,10 @@ package admin
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -101,4 +103,81 @@ func repeat(err error, n int) []error {
 		out[i] = err
 	}
 	return out
+}
+
+// TestRetryListenerRefusesNearTheLimit: a connection whose descriptor reaches
+// the ceiling is answered (when an answer is set), closed and counted, and
+// Accept goes on to the next; under the ceiling, or with none, it is handed
+// on untouched.
+func TestRetryListenerRefusesNearTheLimit(t *testing.T) {
+	cases := []struct {
+		name         string
+		ceiling      int
+		answer       string
+		wantRead     string
+		wantAccepted bool
+	}{
+		{"no ceiling", 0, "503", "", true},
+		{"under the ceiling", 1 << 30, "503", "", true},
+		{"at it, with an answer", 1, "HTTP/1.1 503 x\r\n\r\n", "HTTP/1.1 503 x\r\n\r\n", false},
+		{"at it, silent (TLS)", 1, "", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var refused atomic.Int64
+			l := newRetryListener(ln, nil)
+			var answer []byte
+			if tc.answer != "" {
+				answer = []byte(tc.answer)
+			}
+			l.refuseFrom(tc.ceiling, answer, &refused)
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				c, err := l.Accept()
+				if err == nil {
+					accepted <- c
+				}
+				close(accepted)
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if tc.wantAccepted {
+				if s := <-accepted; s == nil {
+					t.Fatal("not accepted")
+				} else {
+					_ = s.Close()
+				}
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := io.ReadAll(c)
+			if tc.wantAccepted {
+				_ = l.Close()
+			} else if err != nil || string(got) != tc.wantRead {
+				t.Errorf("the client read %q (%v), want %q then the close", got, err, tc.wantRead)
+			}
+			if !tc.wantAccepted {
+				_ = l.Close()
+				if s := <-accepted; s != nil {
+					t.Error("a connection at the ceiling was handed on")
+				}
+			}
+			if want := int64(btoi(!tc.wantAccepted)); refused.Load() != want {
+				t.Errorf("refused %d, want %d", refused.Load(), want)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -63,6 +64,13 @@ const (
 	// none of which reads one.
 	adminMaxBody = 1 << 20
 )
+
+// answerOpenFiles is what a plain-HTTP admin connection refused near the
+// open-file limit gets before it is closed (accept.go).
+var answerOpenFiles = func() []byte {
+	body := "admin listener: too close to the open-file limit\n"
+	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+}()
 
 // Sources are what the admin listener shows and serves. Any goroutine.
 type Sources struct {
@@ -130,7 +138,15 @@ func New(ln net.Listener, src Sources) *Server {
 	if src.Shared != nil {
 		sampled = src.Shared.Sampled
 	}
-	ln = newRetryListener(ln, sampled) // accept.go
+	rl := newRetryListener(ln, sampled) // accept.go
+	if src.Shared != nil {
+		var answer []byte
+		if src.ListenerTLS == nil {
+			answer = answerOpenFiles
+		}
+		rl.refuseFrom(src.Shared.AdminFDCeiling, answer, &src.Shared.AdminOpenFiles)
+	}
+	ln = rl
 	a := &Server{ln: ln, src: src}
 	a.sampler = newSampler(a.src.collect, sampleInterval)
 	if t := src.ListenerTLS; t != nil {

@@ -130,6 +130,9 @@ type edgeView struct {
 	// OriginOpenFiles: origin connections not opened, too close to the
 	// open-file limit (accept_on_loops).
 	OriginOpenFiles int64 `json:"refused_origin_open_files_total"`
+	// AdminOpenFiles: admin connections closed at accept, and push-API
+	// forwards not dialled, too close to the open-file limit (accept_on_loops).
+	AdminOpenFiles int64 `json:"refused_admin_open_files_total"`
 	// Clients are the client addresses (an IPv6 client by its /64) with a
 	// connection open; the per-client caps and what they refused.
 	Clients              int   `json:"clients"`
@@ -177,7 +180,7 @@ func (a *Server) edge(w http.ResponseWriter, _ *http.Request) {
 	ps := sh.Peers.Stats()
 	writeAdminJSON(w, edgeView{
 		Connections: sh.Clients.Load(), MaxConnections: sh.Snapshot().Config.Server.MaxConnections,
-		RefusedMax: sh.RefusedMax.Load(), OriginOpenFiles: sh.OriginOpenFiles.Load(), Clients: ps.Clients, MaxConnectionsPerIP: ps.MaxConnsPerIP,
+		RefusedMax: sh.RefusedMax.Load(), OriginOpenFiles: sh.OriginOpenFiles.Load(), AdminOpenFiles: sh.AdminOpenFiles.Load(), Clients: ps.Clients, MaxConnectionsPerIP: ps.MaxConnsPerIP,
 		MaxRequestsPerIP: ps.MaxRequestsPerIP, RefusedConnectionsIP: ps.RefusedConns, RefusedRequestsIP: ps.RefusedRequests,
 		Buffered: max(0, sh.Buffered.Load()), BufferedBudget: sh.Budget, Parked: sh.Parked.Load(),
 		ProxyRefused: sh.ProxyRefused.Load(), Requests: a.src.Counts.Snapshot()[telemetry.NoOrigin],

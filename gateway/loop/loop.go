@@ -81,6 +81,14 @@ type Shared struct {
 	// (and side calls) failed by it.
 	FDCeiling       int
 	OriginOpenFiles atomic.Int64
+	// AdminFDCeiling, set with FDCeiling, is the descriptor number from which
+	// the admin listener closes a connection it accepted (gateway/admin,
+	// accept.go): half-way from FDCeiling to the open-file limit, so that
+	// the admin side (its connections, hijacked or not, and the push API's
+	// forwards) keeps the other half of the reserve free for the loops'
+	// accept4. AdminOpenFiles counts what it closed and refused.
+	AdminFDCeiling int
+	AdminOpenFiles atomic.Int64
 	// InterimForwarded counts the origins' interim answers (1xx but 100 and
 	// 101: 103 Early Hints) passed to clients; InterimDropped those not
 	// passed for the client's sake: over the cap per request, or toward a

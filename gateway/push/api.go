@@ -182,6 +182,10 @@ type API struct {
 
 	topics      *Topics
 	topicPushes atomic.Uint64
+
+	// The forwards' descriptor ceiling (LimitDials): 0, none.
+	dialCeiling atomic.Int64
+	dialRefused atomic.Pointer[atomic.Int64]
 }
 
 // NewAPI returns the push API for cfg. It starts no goroutine: run SweepLoop
@@ -205,7 +209,7 @@ func NewAPI(cfg APIConfig) *API {
 		a.max = defaultMaxMessage
 	}
 	if a.client == nil {
-		a.client = defaultForwardClient()
+		a.client = defaultForwardClient(a.dialControl)
 	}
 	return a
 }

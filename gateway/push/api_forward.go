@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -327,11 +328,11 @@ func setErr(m map[string]string, node string, err error) map[string]string {
 // and overall timeouts, keep-alive connections to the other nodes, no proxy
 // from the environment (the nodes talk to each other directly) and no
 // redirects (a node that redirects is misconfigured).
-func defaultForwardClient() *http.Client {
+func defaultForwardClient(control func(network, address string, c syscall.RawConn) error) *http.Client {
 	return &http.Client{
 		Timeout: forwardTimeout,
 		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:           (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second, Control: control}).DialContext,
 			MaxIdleConns:          256,
 			MaxIdleConnsPerHost:   16,
 			IdleConnTimeout:       90 * time.Second,
@@ -339,6 +340,39 @@ func defaultForwardClient() *http.Client {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// errOpenFiles fails a forward whose socket came too close to the open-file
+// limit (LimitDials).
+var errOpenFiles = errors.New("too close to the open-file limit")
+
+// LimitDials makes the default forward client refuse a socket whose
+// descriptor number reaches ceiling (0: none), counted in refused: the
+// forwards belong to the admin listener's side, which keeps half the
+// loops' open-file reserve free (gateway/admin, accept.go). Call it before
+// the admin listener serves; any goroutine.
+func (a *API) LimitDials(ceiling int, refused *atomic.Int64) {
+	a.dialRefused.Store(refused)
+	a.dialCeiling.Store(int64(ceiling))
+}
+
+// dialControl is the default forward client's dialer Control (LimitDials).
+func (a *API) dialControl(_, _ string, rc syscall.RawConn) error {
+	ceiling := a.dialCeiling.Load()
+	if ceiling <= 0 {
+		return nil
+	}
+	over := false
+	if err := rc.Control(func(fd uintptr) { over = int64(fd) >= ceiling }); err != nil {
+		return err
+	}
+	if !over {
+		return nil
+	}
+	if r := a.dialRefused.Load(); r != nil {
+		r.Add(1)
+	}
+	return errOpenFiles
 }
 
 // logSampler lets through at most one log line per logEvery and counts the

@@ -42,9 +42,13 @@ package server
 //     health checks, logs, Go's runtime. Origin connections (requests and
 //     side calls) keep under the same ceiling (Shared.FDCeiling,
 //     originconn.ErrOpenFiles: the request fails with a 503), so clients
-//     holding origin requests cannot eat the reserve. It bounds; it does not
-//     make EMFILE impossible (many admin connections could still), so if the
-//     loops stop, Done says so: the health check answers 503 and main exits
+//     holding origin requests cannot eat the reserve; and the admin side (its
+//     connections, the push API's forwards) keeps under a second ceiling
+//     half-way up the reserve (Shared.AdminFDCeiling; gateway/admin,
+//     accept.go), so that a burst of push-API callers cannot either. It
+//     bounds; it does not make EMFILE impossible (a descriptor leak, a
+//     library's files, the limit lowered under the process), so if the loops
+//     stop, Done says so: the health check answers 503 and main exits
 //     non-zero, for the supervisor to restart Gozer. The limit is read once,
 //     at start (a raised limit needs a restart to be used).
 //   - Drain: gnet closes its listeners only with the engine, and that closes
@@ -101,7 +105,8 @@ func (s *Server) startLoopEngine() error {
 		return fmt.Errorf("listen proxy %s: %w", s.cfg.Listeners.Proxy.Addr, err)
 	}
 	addrs := []string{"tcp://" + proxy}
-	le := &loopEngine{booted: make(chan struct{}), done: make(chan error, 1), fdCeiling: fdCeiling()}
+	ceiling, adminCeiling := fdCeilings()
+	le := &loopEngine{booted: make(chan struct{}), done: make(chan error, 1), fdCeiling: ceiling}
 	s.died = make(chan error, 1)
 	s.proxyAddr = proxy
 	if h := &s.cfg.Listeners.HTTPS; h.Enabled() {
@@ -117,6 +122,7 @@ func (s *Server) startLoopEngine() error {
 	}
 	s.loopEng = le
 	s.shared.FDCeiling = le.fdCeiling // origin dials keep under it too (originconn.ErrOpenFiles)
+	s.shared.AdminFDCeiling = adminCeiling
 	opts := append(loopEngineOptions(s.cfg.Server.EventLoops, gnetLogger{s.log}),
 		gnet.WithTicker(true)) // the first tick says the loops run
 	go func() {
@@ -209,16 +215,18 @@ func listenAddr(addr string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// fdCeiling is the descriptor number from which a loop refuses a connection:
-// the open-file limit less a reserve for the descriptors that are not client
-// connections (package comment, "The open-file limit").
-func fdCeiling() int {
+// fdCeilings returns the descriptor number from which a loop refuses a
+// connection, the open-file limit less a reserve for the descriptors that are
+// not client connections, and the one from which the admin listener refuses
+// one, half-way up the reserve (package comment, "The open-file limit").
+func fdCeilings() (loops, admin int) {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
-		return 1 << 30
+		return 1 << 30, 1 << 30
 	}
-	reserve := max(int(lim.Cur)/16, 64)
-	return max(int(lim.Cur)-reserve, 16)
+	limit := int(lim.Cur)
+	loops = max(limit-max(limit/16, 64), 16)
+	return loops, loops + (limit-loops)/2
 }
 
 // OnBoot keeps the engine (accept_on_loops): Shutdown stops it.

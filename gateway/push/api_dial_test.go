@@ -1,0 +1,60 @@
+package push
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+)
+
+// TestForwardDialsKeepUnderTheCeiling: with LimitDials, the default forward
+// client refuses a socket whose descriptor reaches the ceiling (counted), and
+// dials as before under it.
+func TestForwardDialsKeepUnderTheCeiling(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"))
+			_ = c.Close()
+		}
+	}()
+	url := "http://" + ln.Addr().String() + "/"
+	cases := []struct {
+		name    string
+		ceiling int
+		refuse  bool
+	}{
+		{"no ceiling", 0, false},
+		{"under it", 1 << 30, false},
+		{"at it", 1, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			api := NewAPI(APIConfig{Registry: NewRegistry(0), Topics: NewTopics(0, nil)})
+			var refused atomic.Int64
+			api.LimitDials(tc.ceiling, &refused)
+			resp, err := api.client.Get(url)
+			if resp != nil {
+				resp.Body.Close()
+			}
+			switch {
+			case tc.refuse && !errors.Is(err, errOpenFiles):
+				t.Errorf("forward at the ceiling: %v, want %v", err, errOpenFiles)
+			case !tc.refuse && (err != nil || resp.StatusCode != http.StatusNoContent):
+				t.Errorf("forward under the ceiling: %v", err)
+			}
+			if want := map[bool]int64{true: 1, false: 0}[tc.refuse]; refused.Load() != want {
+				t.Errorf("refused %d, want %d", refused.Load(), want)
+			}
+		})
+	}
+}
