@@ -113,8 +113,14 @@ func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
 	hung := dialRaw(t, g.ProxyAddr)
 	hung.send("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
 	waitFor(t, 10*time.Second, "/hang in flight", func() bool { return g.adminOrigin(t, "demo").InFlight == 1 })
-	g.setOpenFileLimit(t, g.lowestFreeFD(t))
+	// Each try lowers the limit to the lowest free descriptor again: one the
+	// process freed after the last look (a connection's close) would
+	// otherwise let the next accept4 through.
 	waitFor(t, 20*time.Second, "gozer exits", func() bool {
+		if g.exited() {
+			return true
+		}
+		g.setOpenFileLimit(t, g.lowestFreeFD(t))
 		if c, err := net.DialTimeout("tcp", g.ProxyAddr, time.Second); err == nil {
 			_ = c.Close()
 		}
@@ -141,14 +147,20 @@ func TestAcceptOnLoopsEngineDiesExits(t *testing.T) {
 func TestAdminListenerSurvivesEMFILE(t *testing.T) {
 	t.Parallel()
 	g := startGozer(t, openFilesSqueeze(t, nil, nil))
-	g.setOpenFileLimit(t, g.lowestFreeFD(t))
-	c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second) // queued in the backlog
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	g.waitLog(t, "admin listener: no descriptor for a new connection; trying again")
-	g.setOpenFileLimit(t, 160)
+	// As in TestAcceptOnLoopsEngineDiesExits, each try lowers the limit to
+	// the lowest free descriptor again and queues one more admin connection.
+	waitFor(t, 20*time.Second, "the admin listener's accept meets EMFILE", func() bool {
+		g.setOpenFileLimit(t, g.lowestFreeFD(t))
+		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return eventually(time.Second, func() bool {
+			return strings.Contains(g.output(), "admin listener: no descriptor for a new connection; trying again")
+		})
+	})
+	g.setOpenFileLimit(t, squeezedOpenFiles)
 	client := &http.Client{Timeout: 2 * time.Second}
 	var last error
 	if !eventually(20*time.Second, func() bool {
@@ -180,6 +192,7 @@ func TestAdminListenerSurvivesEMFILE(t *testing.T) {
 func TestAdminConnectionsKeepToTheReserve(t *testing.T) {
 	t.Parallel()
 	g := startGozer(t, openFilesSqueeze(t, nil, nil))
+	base := g.lowestFreeFD(t) // the admin connections take descriptors from here up
 	var held []net.Conn
 	for range 200 {
 		c, err := net.DialTimeout("tcp", g.AdminAddr, 5*time.Second)
@@ -206,9 +219,11 @@ func TestAdminConnectionsKeepToTheReserve(t *testing.T) {
 		}()
 	}
 	reads.Wait()
+	// Those from descriptor 128 on, give or take the few the process opens
+	// or closes meanwhile.
 	refused := refusedN.Load()
-	if refused == 0 || refused == 200 {
-		t.Errorf("%d of 200 admin connections answered 503; want those past descriptor 128, and only those", refused)
+	if want := int64(200 - (128 - base)); refused < want-8 || refused > want+8 {
+		t.Errorf("%d of 200 admin connections answered 503; want those past descriptor 128: %d (from descriptor %d up)", refused, want, base)
 	}
 	// The loops are alive: a client gets an answer while the burst holds.
 	c := dialRaw(t, g.ProxyAddr)
@@ -258,7 +273,7 @@ func (g *gozer) lowestFreeFD(t *testing.T) int {
 func (g *gozer) setOpenFileLimit(t *testing.T, n int) {
 	t.Helper()
 	pid := strconv.Itoa(g.cmd.Process.Pid)
-	if out, err := exec.Command("prlimit", "--pid", pid, fmt.Sprintf("--nofile=%d:", n)).CombinedOutput(); err != nil {
+	if out, err := exec.Command("prlimit", "--pid", pid, fmt.Sprintf("--nofile=%d:", n)).CombinedOutput(); err != nil && !g.exited() {
 		t.Fatalf("prlimit --pid %s --nofile=%d: %v: %s", pid, n, err, out)
 	}
 }

@@ -205,6 +205,10 @@ func waitServesAgain(t *testing.T, g *gozer) {
 // openFilesSqueeze is the open-file tests' Gozer: one origin (its keys
 // more), accepting on the loops (server keys more), under a limit of 160
 // descriptors (prlimit), so that a few hundred connections reach it.
+// squeezedOpenFiles is openFilesSqueeze's open-file limit: the loops refuse
+// clients from descriptor 96, the admin side from 128.
+const squeezedOpenFiles = 160
+
 func openFilesSqueeze(t *testing.T, origin, server map[string]string) config {
 	t.Helper()
 	o := startOrigin(t, "o1")
@@ -213,6 +217,6 @@ func openFilesSqueeze(t *testing.T, origin, server map[string]string) config {
 	for k, v := range server {
 		cfg.Server[k] = v
 	}
-	cfg.Prefix = []string{"prlimit", "--nofile=160:160"}
+	cfg.Prefix = []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", squeezedOpenFiles, squeezedOpenFiles)}
 	return cfg
 }

@@ -124,18 +124,27 @@ func (l *retryListener) tooHigh(c net.Conn) bool {
 	if fd < l.ceiling {
 		return false
 	}
+	client := c.RemoteAddr()
 	if l.answer != nil {
 		_ = rc.Write(func(d uintptr) bool {
 			_, _ = unix.Write(int(d), l.answer) // what fits; never wait
 			return true
 		})
 	}
+	// What the client sent while queued is read off first (once, without
+	// waiting): closing a socket with unread data sends a reset, which may
+	// cost the client the answer.
+	_ = rc.Read(func(d uintptr) bool {
+		var buf [4096]byte
+		_, _ = unix.Read(int(d), buf[:])
+		return true
+	})
 	_ = c.Close()
 	if l.refused != nil {
 		l.refused.Add(1)
 	}
 	if l.log != nil {
-		l.log.Warn("admin_accept_open_files").Int("fd", fd).Int("ceiling", l.ceiling).Str("client", c.RemoteAddr().String()).
+		l.log.Warn("admin_accept_open_files").Int("fd", fd).Int("ceiling", l.ceiling).Stringer("client", client).
 			Msg("admin listener: connection closed, too close to the open-file limit")
 	}
 	return true

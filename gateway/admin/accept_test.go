@@ -163,6 +163,13 @@ func TestRetryListenerRefusesNearTheLimit(t *testing.T) {
 				t.Errorf("the client read %q (%v), want %q then the close", got, err, tc.wantRead)
 			}
 			if !tc.wantAccepted {
+				// Accept goes on waiting for the next connection: it must not
+				// end (an error would stop fasthttp's Serve for good).
+				select {
+				case s := <-accepted:
+					t.Fatalf("Accept returned (%v) after a refusal instead of waiting for the next connection", s)
+				case <-time.After(100 * time.Millisecond):
+				}
 				_ = l.Close()
 				if s := <-accepted; s != nil {
 					t.Error("a connection at the ceiling was handed on")

@@ -224,9 +224,13 @@ func fdCeilings() (loops, admin int) {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
 		return 1 << 30, 1 << 30
 	}
-	limit := int(lim.Cur)
+	return ceilingsFor(int(lim.Cur))
+}
+
+// ceilingsFor is fdCeilings for an open-file limit.
+func ceilingsFor(limit int) (loops, admin int) {
 	loops = max(limit-max(limit/16, 64), 16)
-	return loops, loops + (limit-loops)/2
+	return loops, max(loops, loops+(limit-loops)/2)
 }
 
 // OnBoot keeps the engine (accept_on_loops): Shutdown stops it.
