@@ -2,8 +2,8 @@ package push
 
 import (
 	"errors"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 )
@@ -12,22 +12,11 @@ import (
 // client refuses a socket whose descriptor reaches the ceiling (counted), and
 // dials as before under it.
 func TestForwardDialsKeepUnderTheCeiling(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"))
-			_ = c.Close()
-		}
-	}()
-	url := "http://" + ln.Addr().String() + "/"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	url := srv.URL + "/"
 	cases := []struct {
 		name    string
 		ceiling int
