@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -58,27 +57,7 @@ func TestAcceptOnLoopsOriginOpenFiles(t *testing.T) {
 	// their 503 (they were refused before they sent), and those whose origin
 	// dial reaches it get theirs; the rest hang at the origin until the test
 	// ends (their reads time out).
-	var mu sync.Mutex
-	status := map[string]int{}
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			got := "no answer"
-			if _, err := fmt.Fprint(c, request("GET", "/hang")); err == nil {
-				b := make([]byte, 12)
-				if n, _ := c.Read(b); n > 0 {
-					got = string(b[:n])
-				}
-			}
-			mu.Lock()
-			status[got]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	status := answersOf(conns, request("GET", "/hang"), 5*time.Second)
 	close(stop)
 	churn.Wait()
 	t.Logf("answers to /hang: %v", status)
@@ -203,25 +182,9 @@ func TestAdminConnectionsKeepToTheReserve(t *testing.T) {
 		t.Cleanup(func() { _ = c.Close() })
 	}
 	// Those refused got their 503 and were closed; the ones served wait for
-	// a request. Read in parallel: a read past its deadline does not look at
-	// what arrived.
-	var refusedN atomic.Int64
-	var reads sync.WaitGroup
-	for _, c := range held {
-		reads.Add(1)
-		go func() {
-			defer reads.Done()
-			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			b := make([]byte, 12)
-			if n, _ := io.ReadFull(c, b); string(b[:n]) == "HTTP/1.1 503" {
-				refusedN.Add(1)
-			}
-		}()
-	}
-	reads.Wait()
-	// Those from descriptor 128 on, give or take the few the process opens
-	// or closes meanwhile.
-	refused := refusedN.Load()
+	// a request (no answer). Those from descriptor 128 on, give or take the
+	// few the process opens or closes meanwhile.
+	refused := int64(answersOf(held, "", 2*time.Second)["HTTP/1.1 503"])
 	if want := int64(200 - (128 - base)); refused < want-8 || refused > want+8 {
 		t.Errorf("%d of 200 admin connections answered 503; want those past descriptor 128: %d (from descriptor %d up)", refused, want, base)
 	}
@@ -276,4 +239,33 @@ func (g *gozer) setOpenFileLimit(t *testing.T, n int) {
 	if out, err := exec.Command("prlimit", "--pid", pid, fmt.Sprintf("--nofile=%d:", n)).CombinedOutput(); err != nil && !g.exited() {
 		t.Fatalf("prlimit --pid %s --nofile=%d: %v: %s", pid, n, err, out)
 	}
+}
+
+// answersOf sends req (if not empty) on every connection at once and counts
+// the first 12 bytes of what each got back within timeout ("HTTP/1.1 503"),
+// "no answer" for none. In parallel: a read past its deadline does not look
+// at what arrived.
+func answersOf(conns []net.Conn, req string, timeout time.Duration) map[string]int {
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.SetDeadline(time.Now().Add(timeout))
+			answer := "no answer"
+			if _, err := io.WriteString(c, req); err == nil || req == "" {
+				b := make([]byte, 12)
+				if n, _ := io.ReadFull(c, b); n > 0 {
+					answer = string(b[:n])
+				}
+			}
+			mu.Lock()
+			got[answer]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return got
 }
