@@ -2,8 +2,8 @@
 # The p99 target of async filters (issue 13): "While 1,000 requests wait on a slow side
 # service, the p99 of plain proxied requests on the same loop rises by no more than 10%."
 #
-#   bash bench/asyncwait.sh                      (~4 minutes on 2 cores)
-#   BENCH_ROUNDS=1 BENCH_DURATION=3 BENCH_WARMUP=1 bash bench/asyncwait.sh   (smoke, ~1 minute)
+#   bash bench/asyncwait.sh                      (~4.5 minutes on 2 cores)
+#   BENCH_ROUNDS=1 BENCH_DURATION=3 BENCH_WARMUP=1 ASYNC_LOADS=wrk bash bench/asyncwait.sh   (smoke, ~40 s)
 #
 # One Gozer, built from the working tree, pinned to core 0 with server.event_loops 1, runs
 # ONE async Lua filter (inbound 10_asyncwait.lua, async = true): should_filter is true for
@@ -836,9 +836,10 @@ report() {
   if ((side)); then
     echo "None: Gozer held nothing (\`ASYNC_WAIT_VIA=side\`)."
     echo
+  else
+    echo "| round | ramp s | suspended | Gozer RSS before KiB | RSS with waiters KiB | **RSS per waiter** | Gozer CPU to admit them | per waiter | holder CPU, whole life | holder life s | side service CPU | release s | Gozer CPU to release them | holder |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   fi
-  echo "| round | ramp s | suspended | Gozer RSS before KiB | RSS with waiters KiB | **RSS per waiter** | Gozer CPU to admit them | per waiter | holder CPU, whole life | holder life s | side service CPU | release s | Gozer CPU to release them | holder |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   awk -F'\t' -v n="$ASYNC_WAITERS" 'NR > 1 { printf "| %s | %s | %s | %s | %s | **%.1f KiB** | %s ms | %.1f µs | %s ms | %s | %s ms | %s | %s ms | %s |\n",
       $1, $2, $3, $4, $5, ($5 - $4) / n, $6, $6 * 1000 / n, $7, $8, $9, $10, $11, $13 }' "$HOLD_TSV"
   echo

@@ -202,13 +202,16 @@ func waitServesAgain(t *testing.T, g *gozer) {
 	}
 }
 
+// squeezedOpenFiles is openFilesSqueeze's open-file limit: the loops refuse
+// clients from descriptor 96, the admin side from 128 (squeezedAdminCeiling).
+const (
+	squeezedOpenFiles    = 160
+	squeezedAdminCeiling = 96 + (squeezedOpenFiles-96)/2
+)
+
 // openFilesSqueeze is the open-file tests' Gozer: one origin (its keys
 // more), accepting on the loops (server keys more), under a limit of 160
 // descriptors (prlimit), so that a few hundred connections reach it.
-// squeezedOpenFiles is openFilesSqueeze's open-file limit: the loops refuse
-// clients from descriptor 96, the admin side from 128.
-const squeezedOpenFiles = 160
-
 func openFilesSqueeze(t *testing.T, origin, server map[string]string) config {
 	t.Helper()
 	o := startOrigin(t, "o1")

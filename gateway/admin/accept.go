@@ -41,7 +41,8 @@ const (
 )
 
 // retryListener is a listener whose Accept waits out EMFILE, ENFILE,
-// ENOBUFS and ENOMEM. Accept is called by fasthttp's one accepting
+// ENOBUFS and ENOMEM, and refuses the connections whose descriptor reaches
+// its ceiling (refuseFrom, tooHigh). Accept is called by fasthttp's one accepting
 // goroutine; Close, from any goroutine, ends a wait at once (a shutdown
 // must not sit out a second of backoff: fasthttp's Shutdown waits for the
 // pending Accept).
@@ -88,8 +89,9 @@ func (l *retryListener) pause(d time.Duration) {
 	}
 }
 
-// Accept returns the next connection, or the listener's first error that is
-// not a shortage (net.ErrClosed once closed).
+// Accept returns the next connection under the ceiling (one at or above it
+// is refused and Accept waits for the next), or the listener's first error
+// that is not a shortage (net.ErrClosed once closed).
 func (l *retryListener) Accept() (net.Conn, error) {
 	delay := acceptRetryFirst
 	for {

@@ -108,19 +108,24 @@ func repeat(err error, n int) []error {
 // TestRetryListenerRefusesNearTheLimit: a connection whose descriptor reaches
 // the ceiling is answered (when an answer is set), closed and counted, and
 // Accept goes on to the next; under the ceiling, or with none, it is handed
-// on untouched.
+// on untouched. A client whose request was queued before the accept still
+// reads the answer and a clean close (what it sent is read off first: a close
+// over unread data would reset the connection).
 func TestRetryListenerRefusesNearTheLimit(t *testing.T) {
+	const answer503 = "HTTP/1.1 503 x\r\n\r\n"
 	cases := []struct {
 		name         string
 		ceiling      int
 		answer       string
+		send         string
 		wantRead     string
 		wantAccepted bool
 	}{
-		{"no ceiling", 0, "503", "", true},
-		{"under the ceiling", 1 << 30, "503", "", true},
-		{"at it, with an answer", 1, "HTTP/1.1 503 x\r\n\r\n", "HTTP/1.1 503 x\r\n\r\n", false},
-		{"at it, silent (TLS)", 1, "", "", false},
+		{"no ceiling", 0, "503", "", "", true},
+		{"under the ceiling", 1 << 30, "503", "", "", true},
+		{"at it, with an answer", 1, answer503, "", answer503, false},
+		{"at it, the client's request queued", 1, answer503, "POST /push/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", answer503, false},
+		{"at it, silent (TLS)", 1, "", "", "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +140,15 @@ func TestRetryListenerRefusesNearTheLimit(t *testing.T) {
 				answer = []byte(tc.answer)
 			}
 			l.refuseFrom(tc.ceiling, answer, &refused)
+			// Connected (in the backlog) and sent before the accept.
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, tc.send); err != nil {
+				t.Fatal(err)
+			}
 			accepted := make(chan net.Conn, 1)
 			go func() {
 				c, err := l.Accept()
@@ -143,11 +157,6 @@ func TestRetryListenerRefusesNearTheLimit(t *testing.T) {
 				}
 				close(accepted)
 			}()
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
 			if tc.wantAccepted {
 				if s := <-accepted; s == nil {
 					t.Fatal("not accepted")

@@ -115,7 +115,8 @@ type APIConfig struct {
 	// cluster registry failures.
 	Log zerolog.Logger
 	// Client forwards requests to the other nodes; nil: a client with a 1 s
-	// dial and 2 s overall timeout, no proxy, no redirects.
+	// dial and 2 s overall timeout, no proxy, no redirects, whose dials
+	// LimitDials bounds (it does nothing to a Client given here).
 	Client *http.Client
 	// ClusterSecret signs this node's forwards and checks the others' (with
 	// Cluster; empty: forwards are refused).
