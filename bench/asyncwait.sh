@@ -575,10 +575,9 @@ hold_stop() {
     END { printf "%s answered while held%s%s", (r == "" ? "?" : r), (n ? ", " n " non-2xx" : ""), (s != "" ? ", socket errors: " s : "") }' "$HOLD_OUT")
   # A held request answered (or a holder that gave no count) means the phase did not hold
   # what it claims all through: its runs do not count.
-  local answered
-  answered=$(awk '/ requests in / { print $1; exit }' "$HOLD_OUT")
-  if [[ ${answered:-?} != 0 ]]; then
-    warn "the holder had ${answered:-an unknown number of} requests answered while it held them: the runs of this phase do not count"
+  local answered=${note%% *} # the note's count, or "?"
+  if [[ $answered != 0 ]]; then
+    warn "the holder had $answered requests answered while it held them (?: it gave no count): the runs of this phase do not count"
     awk -F'\t' -v OFS='\t' -v from="$HOLD_ROW0" 'NR > from { $20 = "no" } { print }' "$RUNS_TSV" >"$RUNS_TSV.tmp"
     mv "$RUNS_TSV.tmp" "$RUNS_TSV"
   fi

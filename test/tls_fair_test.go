@@ -66,10 +66,10 @@ func TestTLSHandshakeEvictionBusyAddress(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the evicted one's slot back", func() bool { return g.tlsStats(t).Handshakes.InProgress == 2 })
 	g.waitLog(t, "its address holds more than twice the newcomer's in flight")
-	select {
+	select { // evicted_handshakes_total 1 above says no other was closed; this names it if one was
 	case i := <-closed:
 		t.Errorf("stalled handshake %d was closed too", i)
-	case <-time.After(200 * time.Millisecond):
+	default:
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gozer/gateway/loop"
 	"gozer/gateway/telemetry"
 )
 
@@ -121,9 +122,8 @@ func (l *retryListener) tooHigh(c net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	fd := -1
-	_ = rc.Control(func(d uintptr) { fd = int(d) })
-	if fd < l.ceiling {
+	fd, at := loop.AtCeiling(rc, l.ceiling)
+	if !at {
 		return false
 	}
 	client := c.RemoteAddr()

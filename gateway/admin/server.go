@@ -135,16 +135,14 @@ type Server struct {
 // so); Serve starts it.
 func New(ln net.Listener, src Sources) *Server {
 	var sampled *telemetry.Sampled
-	if src.Shared != nil {
-		sampled = src.Shared.Sampled
-	}
-	rl := newRetryListener(ln, sampled) // accept.go
-	if src.Shared != nil {
-		var answer []byte
+	rl := newRetryListener(ln, nil) // accept.go
+	if sh := src.Shared; sh != nil {
+		sampled, rl.log = sh.Sampled, sh.Sampled
+		var answer []byte // a TLS client cannot read a plain 503
 		if src.ListenerTLS == nil {
 			answer = answerOpenFiles
 		}
-		rl.refuseFrom(src.Shared.AdminFDCeiling, answer, &src.Shared.AdminOpenFiles)
+		rl.refuseFrom(sh.AdminFDCeiling, answer, &sh.AdminOpenFiles)
 	}
 	ln = rl
 	a := &Server{ln: ln, src: src}

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/panjf2000/gnet/v2"
@@ -247,7 +246,7 @@ func (c *Conn) dial() {
 		hctx, c.certAsked = origin.WatchCertRequest(hctx)
 	}
 	go func() {
-		d := net.Dialer{Timeout: timeout, Control: ceilingCheck(l.Shared.FDCeiling, &l.Shared.OriginOpenFiles)}
+		d := net.Dialer{Timeout: timeout, Control: loop.DialCeiling(l.Shared.FDCeiling, &l.Shared.OriginOpenFiles)}
 		conn, err := d.Dial("tcp", addr)
 		if err != nil {
 			fail(err)
@@ -278,33 +277,10 @@ func (c *Conn) dial() {
 }
 
 // ErrOpenFiles fails a dial whose socket came too close to the open-file
-// limit: with accept_on_loops the descriptors left are the loops' accept4's,
-// and an accept4 that meets EMFILE stops every loop (server/accept.go), so an
-// origin socket gives way instead; its request fails, the gateway goes on.
-var ErrOpenFiles = errors.New("too close to the open-file limit")
-
-// ceilingCheck is the dialer's Control: it runs right after socket(), before
-// connect, so a socket at or above the open-file ceiling is refused (Go
-// closes it) before it can sit out a connect_timeout toward an origin that
-// drops SYNs: dials in flight hold descriptors too, and enough of them would
-// leave the loops' accept4 an EMFILE (ErrOpenFiles, counted in refused).
-// A ceiling of 0 checks nothing.
-func ceilingCheck(ceiling int, refused *atomic.Int64) func(string, string, syscall.RawConn) error {
-	if ceiling == 0 {
-		return nil
-	}
-	return func(_, _ string, rc syscall.RawConn) error {
-		over := false
-		if err := rc.Control(func(fd uintptr) { over = int(fd) >= ceiling }); err != nil {
-			return err
-		}
-		if over {
-			refused.Add(1)
-			return ErrOpenFiles
-		}
-		return nil
-	}
-}
+// limit (loop.DialCeiling): dials in flight hold descriptors too, and enough
+// of them would leave the loops' accept4 an EMFILE, so an origin socket gives
+// way instead; its request fails, the gateway goes on.
+var ErrOpenFiles = loop.ErrOpenFiles
 
 func (c *Conn) onDialFailed(err error) {
 	c.closed = true

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -184,9 +185,8 @@ type API struct {
 	topics      *Topics
 	topicPushes atomic.Uint64
 
-	// The forwards' descriptor ceiling (LimitDials): 0, none.
-	dialCeiling atomic.Int64
-	dialRefused atomic.Pointer[atomic.Int64]
+	// dialLimit is the default forward client's dialer Control (LimitDials).
+	dialLimit atomic.Pointer[func(string, string, syscall.RawConn) error]
 }
 
 // NewAPI returns the push API for cfg. It starts no goroutine: run SweepLoop

@@ -6,11 +6,13 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+
+	"gozer/gateway/loop"
 )
 
-// TestForwardDialsKeepUnderTheCeiling: with LimitDials, the default forward
-// client refuses a socket whose descriptor reaches the ceiling (counted), and
-// dials as before under it.
+// TestForwardDialsKeepUnderTheCeiling: with LimitDials (the server's
+// loop.DialCeiling), the default forward client refuses a socket whose
+// descriptor reaches the ceiling (counted), and dials as before under it.
 func TestForwardDialsKeepUnderTheCeiling(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
@@ -30,14 +32,14 @@ func TestForwardDialsKeepUnderTheCeiling(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			api := NewAPI(APIConfig{Registry: NewRegistry(0), Topics: NewTopics(0, nil)})
 			var refused atomic.Int64
-			api.LimitDials(tc.ceiling, &refused)
+			api.LimitDials(loop.DialCeiling(tc.ceiling, &refused))
 			resp, err := api.client.Get(url)
 			if resp != nil {
 				resp.Body.Close()
 			}
 			switch {
-			case tc.refuse && !errors.Is(err, errOpenFiles):
-				t.Errorf("forward at the ceiling: %v, want %v", err, errOpenFiles)
+			case tc.refuse && !errors.Is(err, loop.ErrOpenFiles):
+				t.Errorf("forward at the ceiling: %v, want %v", err, loop.ErrOpenFiles)
 			case !tc.refuse && (err != nil || resp.StatusCode != http.StatusNoContent):
 				t.Errorf("forward under the ceiling: %v", err)
 			}

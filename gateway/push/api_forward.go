@@ -342,37 +342,21 @@ func defaultForwardClient(control func(network, address string, c syscall.RawCon
 	}
 }
 
-// errOpenFiles fails a forward whose socket came too close to the open-file
-// limit (LimitDials).
-var errOpenFiles = errors.New("too close to the open-file limit")
-
-// LimitDials makes the default forward client refuse a socket whose
-// descriptor number reaches ceiling (0: none), counted in refused: the
-// forwards belong to the admin listener's side, which keeps half the
-// loops' open-file reserve free (gateway/admin, accept.go). Call it before
-// the admin listener serves; any goroutine.
-func (a *API) LimitDials(ceiling int, refused *atomic.Int64) {
-	a.dialRefused.Store(refused)
-	a.dialCeiling.Store(int64(ceiling))
+// LimitDials gives the default forward client's dialer a Control (nil:
+// none): the server's open-file ceiling of the admin side
+// (loop.DialCeiling), which keeps half the loops' reserve free
+// (gateway/admin, accept.go). Call it before the admin listener serves; any
+// goroutine.
+func (a *API) LimitDials(control func(network, address string, c syscall.RawConn) error) {
+	a.dialLimit.Store(&control)
 }
 
-// dialControl is the default forward client's dialer Control (LimitDials).
-func (a *API) dialControl(_, _ string, rc syscall.RawConn) error {
-	ceiling := a.dialCeiling.Load()
-	if ceiling <= 0 {
-		return nil
+// dialControl is the default forward client's dialer Control: LimitDials's.
+func (a *API) dialControl(network, address string, rc syscall.RawConn) error {
+	if f := a.dialLimit.Load(); f != nil && *f != nil {
+		return (*f)(network, address, rc)
 	}
-	over := false
-	if err := rc.Control(func(fd uintptr) { over = int64(fd) >= ceiling }); err != nil {
-		return err
-	}
-	if !over {
-		return nil
-	}
-	if r := a.dialRefused.Load(); r != nil {
-		r.Add(1)
-	}
-	return errOpenFiles
+	return nil
 }
 
 // logSampler lets through at most one log line per logEvery and counts the

@@ -234,10 +234,8 @@ func (s *Server) Start() error {
 	if err := s.startLoops(); err != nil {
 		return err
 	}
-	if s.hub != nil && s.hub.API != nil {
-		// The admin side's forwards keep under its ceiling (gateway/admin, accept.go).
-		s.hub.API.LimitDials(s.shared.AdminFDCeiling, &s.shared.AdminOpenFiles)
-	}
+	// The admin side's forwards keep under its ceiling (gateway/admin, accept.go).
+	s.hub.API.LimitDials(loop.DialCeiling(s.shared.AdminFDCeiling, &s.shared.AdminOpenFiles))
 	if err := s.listen(); err != nil {
 		_ = s.stopLoops()
 		return err
